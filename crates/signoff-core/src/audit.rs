@@ -1,0 +1,173 @@
+//! The audit vocabulary: what happened to whom, from where, and who caused it.
+//!
+//! Every event is both stored (so `GET /auth/audit` can show users their own history) and
+//! emitted as a structured log line under the `audit` target. Events never carry secrets:
+//! session *ids* are public, session *secrets* never appear.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::secret::{SessionId, UserId};
+use crate::store::Session;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    Register,
+    /// Someone tried to register an address that already has an account.
+    RegisterExisting,
+    Login,
+    LoginFailed,
+    Logout,
+    /// A session ended by something other than its own logout.
+    SessionRevoked,
+    SessionExpired,
+}
+
+impl AuditKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::Register => "register",
+            AuditKind::RegisterExisting => "register_existing",
+            AuditKind::Login => "login",
+            AuditKind::LoginFailed => "login_failed",
+            AuditKind::Logout => "logout",
+            AuditKind::SessionRevoked => "session_revoked",
+            AuditKind::SessionExpired => "session_expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        ALL_KINDS.iter().copied().find(|k| k.as_str() == s)
+    }
+}
+
+const ALL_KINDS: &[AuditKind] = &[
+    AuditKind::Register,
+    AuditKind::RegisterExisting,
+    AuditKind::Login,
+    AuditKind::LoginFailed,
+    AuditKind::Logout,
+    AuditKind::SessionRevoked,
+    AuditKind::SessionExpired,
+];
+
+/// Who caused it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Actor {
+    /// The session itself (its own logout).
+    #[serde(rename = "self")]
+    SelfSession,
+    /// Another session of the same user.
+    OtherSession,
+    /// A security policy (password change, expiry, superseded by a new sign-in).
+    Policy,
+    Admin,
+    /// Detected token reuse.
+    Reuse,
+    /// Nobody in particular: registration, sign-in.
+    User,
+}
+
+impl Actor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Actor::SelfSession => "self",
+            Actor::OtherSession => "other_session",
+            Actor::Policy => "policy",
+            Actor::Admin => "admin",
+            Actor::Reuse => "reuse",
+            Actor::User => "user",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Actor::SelfSession, Actor::OtherSession, Actor::Policy, Actor::Admin, Actor::Reuse, Actor::User]
+            .into_iter()
+            .find(|a| a.as_str() == s)
+    }
+}
+
+/// Where a request came from, for session records and audit events.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: String,
+    pub user_agent: Option<String>,
+}
+
+/// One audit record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    pub kind: AuditKind,
+    pub at: OffsetDateTime,
+    pub user_id: Option<UserId>,
+    pub session_id: Option<SessionId>,
+    /// The logout scope, for logouts.
+    pub scope: Option<String>,
+    /// Why, in a stable word (`local`, `bad_password`, `expired`, `superseded`, …).
+    pub reason: Option<String>,
+    pub actor: Actor,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl AuditEvent {
+    /// An event of `kind` caused by `actor`, from `client`, at `at`; the builder methods below
+    /// fill in the rest.
+    pub fn new(kind: AuditKind, actor: Actor, at: OffsetDateTime, client: &ClientInfo) -> Self {
+        Self {
+            kind,
+            at,
+            user_id: None,
+            session_id: None,
+            scope: None,
+            reason: None,
+            actor,
+            ip: (!client.ip.is_empty()).then(|| client.ip.clone()),
+            user_agent: client.user_agent.clone(),
+        }
+    }
+
+    pub fn user(mut self, id: &UserId) -> Self {
+        self.user_id = Some(id.clone());
+        self
+    }
+
+    pub fn session(mut self, id: &SessionId) -> Self {
+        self.session_id = Some(id.clone());
+        self
+    }
+
+    pub fn scope(mut self, scope: &str) -> Self {
+        self.scope = Some(scope.to_owned());
+        self
+    }
+
+    pub fn reason(mut self, reason: &str) -> Self {
+        self.reason = Some(reason.to_owned());
+        self
+    }
+
+    /// This event, about `session` (its user and id filled in).
+    pub fn about(&self, session: &Session) -> Self {
+        self.clone().user(&session.user_id).session(&session.id)
+    }
+
+    /// Writes the structured log line for this event.
+    pub fn log(&self) {
+        tracing::info!(
+            target: "audit",
+            event = self.kind.as_str(),
+            user_id = self.user_id.as_ref().map(UserId::as_str),
+            session_id = self.session_id.as_ref().map(SessionId::as_str),
+            scope = self.scope.as_deref(),
+            reason = self.reason.as_deref(),
+            actor = self.actor.as_str(),
+            ip = self.ip.as_deref(),
+            user_agent = self.user_agent.as_deref(),
+            "audit"
+        );
+    }
+}

@@ -1,0 +1,25 @@
+//! The lifecycle's typed errors. The HTTP edge maps each to the contract's stable codes.
+
+use crate::password::Weakness;
+use crate::store::StoreError;
+use time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("too many failed attempts; retry after {0}")]
+    Throttled(Duration),
+    #[error("weak password: {}", .0.message())]
+    WeakPassword(Weakness),
+    #[error("invalid e-mail address")]
+    InvalidEmail,
+    #[error("not signed in")]
+    Unauthenticated,
+    #[error("not found")]
+    NotFound,
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("internal: {0}")]
+    Internal(String),
+}

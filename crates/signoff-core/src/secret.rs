@@ -1,0 +1,177 @@
+//! Secrets and identifiers.
+//!
+//! A session is known by two values: a public [`SessionId`] (shown in session lists, used to
+//! revoke one session) and a [`SessionSecret`] that only the browser holds, in its cookie. The
+//! store keeps the secret's SHA-256 [`SecretHash`], never the secret, so a leaked database does
+//! not yield usable cookies. The CSRF token is derived from the secret, so it needs no storage
+//! and dies with the session.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+use std::fmt;
+use subtle::ConstantTimeEq;
+
+const SECRET_LEN: usize = 32;
+/// Length of a 32-byte secret in unpadded base64url.
+pub const ENCODED_SECRET_LEN: usize = 43;
+
+/// Fills `N` bytes from the operating system's CSPRNG.
+///
+/// Failing to obtain randomness is not recoverable for an auth service: better to stop than
+/// to hand out guessable secrets.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    #[allow(clippy::expect_used)]
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    bytes
+}
+
+/// An opaque public identifier: 128 random bits in base64url.
+pub fn random_id() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<16>())
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn generate() -> Self {
+                Self(random_id())
+            }
+            pub fn from_string(s: String) -> Self {
+                Self(s)
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A user's public id.
+    UserId
+);
+id_type!(
+    /// A session's public id; it grants nothing by itself.
+    SessionId
+);
+
+/// The bearer secret of a session, as carried by the session cookie.
+#[derive(Clone)]
+pub struct SessionSecret([u8; SECRET_LEN]);
+
+impl SessionSecret {
+    pub fn generate() -> Self {
+        Self(random_bytes())
+    }
+
+    /// Parses the cookie form; anything that is not exactly 32 bytes of base64url is `None`.
+    pub fn parse(encoded: &str) -> Option<Self> {
+        if encoded.len() != ENCODED_SECRET_LEN {
+            return None;
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(encoded).ok()?;
+        Some(Self(bytes.try_into().ok()?))
+    }
+
+    /// The cookie form. Only the HTTP edge should call this, to set the cookie.
+    pub fn expose(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    /// What the store keeps.
+    pub fn hash(&self) -> SecretHash {
+        SecretHash::of(b"signoff/session/v1", &self.0)
+    }
+
+    /// The session's CSRF token: derived from the secret under another label, so it can be put
+    /// in pages without revealing the secret and needs no storage of its own.
+    pub fn csrf_token(&self) -> String {
+        URL_SAFE_NO_PAD.encode(SecretHash::of(b"signoff/csrf/v1", &self.0).0)
+    }
+
+    /// Compares a presented CSRF token with this session's, in constant time.
+    pub fn csrf_token_matches(&self, presented: &str) -> bool {
+        ct_eq_str(&self.csrf_token(), presented)
+    }
+}
+
+impl fmt::Debug for SessionSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionSecret(<redacted>)")
+    }
+}
+
+/// SHA-256 of a secret under a domain-separation label.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SecretHash(pub [u8; 32]);
+
+impl SecretHash {
+    pub fn of(label: &[u8], secret: &[u8]) -> Self {
+        let mut h = Sha256::new();
+        h.update((label.len() as u64).to_be_bytes());
+        h.update(label);
+        h.update(secret);
+        Self(h.finalize().into())
+    }
+
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        Some(Self(bytes.try_into().ok()?))
+    }
+}
+
+impl fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretHash(<redacted>)")
+    }
+}
+
+/// Constant-time string equality (length is not hidden; every token we compare has a fixed
+/// public length).
+pub fn ct_eq_str(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_round_trip_and_reject_garbage() {
+        let s = SessionSecret::generate();
+        let enc = s.expose();
+        assert_eq!(enc.len(), ENCODED_SECRET_LEN);
+        let back = SessionSecret::parse(&enc).map(|b| b.hash());
+        assert_eq!(back, Some(s.hash()));
+        assert!(SessionSecret::parse("short").is_none());
+        assert!(SessionSecret::parse(&"!".repeat(ENCODED_SECRET_LEN)).is_none());
+        assert!(SessionSecret::parse(&format!("{enc}A")).is_none());
+    }
+
+    #[test]
+    fn csrf_token_differs_from_secret_and_hash() {
+        let s = SessionSecret::generate();
+        assert_ne!(s.csrf_token(), s.expose());
+        assert!(s.csrf_token_matches(&s.csrf_token()));
+        assert!(!s.csrf_token_matches(&SessionSecret::generate().csrf_token()));
+        assert!(!s.csrf_token_matches(""));
+    }
+}

@@ -1,0 +1,108 @@
+//! Application state, the router, and serving with graceful shutdown.
+
+use axum::Router;
+use axum::routing::{get, post};
+use signoff_core::throttle::ThrottlePolicy;
+use signoff_core::{Authority, Clock, SessionPolicy, Store};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::{edge, routes};
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    authority: Authority,
+    config: Config,
+    metrics: Metrics,
+}
+
+impl AppState {
+    pub async fn new(config: Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let policy = SessionPolicy {
+            idle_timeout: config.idle_timeout,
+            absolute_lifetime: config.session_lifetime,
+            ..SessionPolicy::default()
+        };
+        let throttle = ThrottlePolicy {
+            max_failures_per_account: config.login_max_failures_per_account,
+            max_failures_per_ip: config.login_max_failures_per_ip,
+            window: config.login_failure_window,
+        };
+        let authority = Authority::new(store, clock, policy, throttle).await?;
+        Ok(Self(Arc::new(Inner { authority, config, metrics: Metrics::default() })))
+    }
+
+    pub fn authority(&self) -> &Authority {
+        &self.0.authority
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(routes::auth::routes())
+        .merge(routes::sessions::routes())
+        .merge(routes::ops::routes())
+        .merge(routes::demo::routes())
+        .route("/api/me", get(routes::auth::me))
+        .route("/auth/logout", post(routes::logout::logout).get(routes::logout::logout_page))
+        .fallback(edge::not_found)
+        .method_not_allowed_fallback(edge::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), edge::edge))
+        .with_state(state)
+}
+
+/// Background work owned by a running server; aborted when dropped.
+pub struct Background(Vec<JoinHandle<()>>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Starts the periodic sweep of expired sessions.
+pub fn spawn_background(state: &AppState) -> Background {
+    let state = state.clone();
+    let sweeper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            match state.authority().sweep_expired().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(ended = n, "expired sessions swept"),
+                Err(e) => tracing::error!(error = %e, "session sweep failed"),
+            }
+        }
+    });
+    Background(vec![sweeper])
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let _background = spawn_background(&state);
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,305 @@
+//! Configuration: documented defaults, overridden by a TOML file, overridden by `SIGNOFF_*`
+//! environment variables. Every key is listed once, in [`KEYS`]; unknown keys in the file are
+//! an error, so a typo never silently falls back to a default.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use time::Duration;
+use url::Url;
+
+/// `(key, default, meaning)`. The environment variable is `SIGNOFF_` + the key in upper case.
+pub const KEYS: &[(&str, &str, &str)] = &[
+    ("listen", "127.0.0.1:8080", "address to bind"),
+    (
+        "public_url",
+        "http://localhost:8080",
+        "the origin browsers use; cookie security and the origin check derive from it",
+    ),
+    ("database_url", "sqlite://signoff.db", "sqlite://PATH (created and migrated on start) or postgres://…"),
+    ("redis_url", "", "optional Redis for the denylist and cross-node fan-out"),
+    ("admin_token", "", "bearer key of the admin API and introspection; empty turns the admin API off"),
+    (
+        "refresh_reuse_grace_seconds",
+        "5",
+        "how long the immediate predecessor of a rotated refresh token is honoured; 0 turns it off",
+    ),
+    (
+        "insecure_dev",
+        "false",
+        "allow a plain-http public URL other than localhost (cookies lose Secure and the __Host- prefix)",
+    ),
+    ("session_cookie", "__Host-signoff_session", "name of the session cookie"),
+    ("remember_cookie", "__Host-signoff_remember", "name of the remember-me cookie"),
+    ("session_idle_timeout_seconds", "1800", "a session unused this long ends"),
+    ("session_lifetime_seconds", "36000", "a session ends this long after sign-in, however busy"),
+    ("login_max_failures_per_account", "5", "failed sign-ins per account per window before 429"),
+    ("login_max_failures_per_ip", "50", "failed sign-ins per client address per window before 429"),
+    ("login_failure_window_seconds", "900", "the window of the two limits above"),
+    ("redirect_allowlist", "", "comma-separated origins that return_to may point to besides the public URL"),
+    ("clear_site_data", "\"cache\", \"cookies\", \"storage\"", "value of Clear-Site-Data on logout"),
+    ("trust_proxy", "false", "take the client address from the last X-Forwarded-For entry"),
+    ("max_body_bytes", "65536", "largest request body accepted"),
+    ("log_format", "text", "text or json"),
+    ("log_level", "info", "error, warn, info, debug or trace"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config file: {0}")]
+    Parse(String),
+    #[error("unknown configuration key `{0}`")]
+    UnknownKey(String),
+    #[error("`{key}`: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The server's settings, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub public_url: Url,
+    /// `scheme://host[:port]` of `public_url`, as browsers send it in `Origin`.
+    pub public_origin: String,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub admin_token: Option<String>,
+    pub refresh_reuse_grace: Duration,
+    /// Whether cookies carry `Secure` (false only with `insecure_dev` on plain http).
+    pub cookie_secure: bool,
+    pub session_cookie: String,
+    pub remember_cookie: String,
+    pub idle_timeout: Duration,
+    pub session_lifetime: Duration,
+    pub login_max_failures_per_account: u32,
+    pub login_max_failures_per_ip: u32,
+    pub login_failure_window: Duration,
+    /// Origins `return_to` may name, the public origin included.
+    pub redirect_allowlist: Vec<String>,
+    pub clear_site_data: String,
+    pub trust_proxy: bool,
+    pub max_body_bytes: usize,
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+impl Config {
+    /// Reads the optional file, then the environment (which wins).
+    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let mut values: BTreeMap<&'static str, String> = KEYS.iter().map(|(k, d, _)| (*k, (*d).to_owned())).collect();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+            let table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+            for (k, v) in table {
+                let key = known(&k).ok_or(ConfigError::UnknownKey(k))?;
+                let v = match v {
+                    toml::Value::Array(items) => {
+                        items.into_iter().map(|i| scalar(key, i)).collect::<Result<Vec<_>, _>>()?.join(",")
+                    }
+                    other => scalar(key, other)?,
+                };
+                values.insert(key, v);
+            }
+        }
+        for (name, v) in env {
+            if let Some(k) = name.strip_prefix("SIGNOFF_")
+                && let Some(key) = known(&k.to_ascii_lowercase())
+            {
+                values.insert(key, v);
+            }
+        }
+        Self::from_values(&values)
+    }
+
+    /// Defaults only; tests adjust the fields they need.
+    pub fn defaults() -> Self {
+        Self::load(None, std::iter::empty()).unwrap_or_else(|e| unreachable!("defaults are valid: {e}"))
+    }
+
+    fn from_values(v: &BTreeMap<&'static str, String>) -> Result<Self, ConfigError> {
+        let get = |k: &'static str| v.get(k).map(|s| s.trim()).unwrap_or_default();
+        let opt = |k: &'static str| Some(get(k).to_owned()).filter(|s| !s.is_empty());
+        let public_url = Url::parse(get("public_url")).map_err(|e| invalid("public_url", e))?;
+        let public_origin = public_url.origin().ascii_serialization();
+        if !matches!(public_url.scheme(), "http" | "https") || public_origin == "null" {
+            return Err(invalid("public_url", "must be an http or https URL"));
+        }
+        let insecure_dev = parse_bool("insecure_dev", get("insecure_dev"))?;
+        let local = matches!(public_url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        let cookie_secure = public_url.scheme() == "https" || local;
+        if !cookie_secure && !insecure_dev {
+            return Err(invalid(
+                "public_url",
+                "plain http is only allowed for localhost; set SIGNOFF_INSECURE_DEV=true for other development hosts",
+            ));
+        }
+        let cookie_name = |k: &'static str| -> Result<String, ConfigError> {
+            let name = get(k);
+            let name = if cookie_secure { name.to_owned() } else { name.trim_start_matches("__Host-").to_owned() };
+            let token_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+            if name.is_empty() || !name.chars().all(token_char) {
+                return Err(invalid(k, "not a valid cookie name"));
+            }
+            Ok(name)
+        };
+        let mut redirect_allowlist = vec![public_origin.clone()];
+        for item in get("redirect_allowlist").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let origin = Url::parse(item).map_err(|e| invalid("redirect_allowlist", e))?.origin().ascii_serialization();
+            if origin == "null" {
+                return Err(invalid("redirect_allowlist", format!("`{item}` is not an http(s) origin")));
+            }
+            redirect_allowlist.push(origin);
+        }
+        let session_cookie = cookie_name("session_cookie")?;
+        let remember_cookie = cookie_name("remember_cookie")?;
+        if session_cookie == remember_cookie {
+            return Err(invalid("remember_cookie", "must differ from session_cookie"));
+        }
+        Ok(Self {
+            listen: get("listen").parse().map_err(|e| invalid("listen", e))?,
+            public_url,
+            public_origin,
+            database_url: get("database_url").to_owned(),
+            redis_url: opt("redis_url"),
+            admin_token: opt("admin_token"),
+            refresh_reuse_grace: seconds("refresh_reuse_grace_seconds", get("refresh_reuse_grace_seconds"), 0)?,
+            cookie_secure,
+            session_cookie,
+            remember_cookie,
+            idle_timeout: seconds("session_idle_timeout_seconds", get("session_idle_timeout_seconds"), 60)?,
+            session_lifetime: seconds("session_lifetime_seconds", get("session_lifetime_seconds"), 60)?,
+            login_max_failures_per_account: number(
+                "login_max_failures_per_account",
+                get("login_max_failures_per_account"),
+            )?,
+            login_max_failures_per_ip: number("login_max_failures_per_ip", get("login_max_failures_per_ip"))?,
+            login_failure_window: seconds("login_failure_window_seconds", get("login_failure_window_seconds"), 1)?,
+            redirect_allowlist,
+            clear_site_data: get("clear_site_data").to_owned(),
+            trust_proxy: parse_bool("trust_proxy", get("trust_proxy"))?,
+            max_body_bytes: number("max_body_bytes", get("max_body_bytes"))?,
+            log_format: match get("log_format") {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => return Err(invalid("log_format", format!("`{other}` is not text or json"))),
+            },
+            log_level: match get("log_level") {
+                l @ ("error" | "warn" | "info" | "debug" | "trace") => l.to_owned(),
+                other => return Err(invalid("log_level", format!("`{other}` is not a level"))),
+            },
+        })
+    }
+}
+
+/// A TOML scalar as the string an environment variable would carry.
+fn scalar(key: &'static str, v: toml::Value) -> Result<String, ConfigError> {
+    match v {
+        toml::Value::String(s) => Ok(s),
+        toml::Value::Integer(i) => Ok(i.to_string()),
+        toml::Value::Float(f) => Ok(f.to_string()),
+        toml::Value::Boolean(b) => Ok(b.to_string()),
+        _ => Err(invalid(key, "expected a string, number, boolean or list of those")),
+    }
+}
+
+fn known(key: &str) -> Option<&'static str> {
+    KEYS.iter().map(|(k, _, _)| *k).find(|k| *k == key)
+}
+
+fn invalid(key: &'static str, problem: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid { key, problem: problem.to_string() }
+}
+
+fn parse_bool(key: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err(invalid(key, format!("`{v}` is not a boolean"))),
+    }
+}
+
+fn number<T: std::str::FromStr>(key: &'static str, v: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    v.parse().map_err(|e| invalid(key, e))
+}
+
+fn seconds(key: &'static str, v: &str, min: i64) -> Result<Duration, ConfigError> {
+    let n: i64 = number(key, v)?;
+    if n < min {
+        return Err(invalid(key, format!("must be at least {min}")));
+    }
+    Ok(Duration::seconds(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn readme_documents_every_key() {
+        let readme = include_str!("../../../README.md");
+        for (key, _, _) in KEYS {
+            let var = format!("`SIGNOFF_{}`", key.to_ascii_uppercase());
+            assert!(readme.contains(&var), "README.md does not document {var}");
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::defaults();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.public_origin, "http://localhost:8080");
+        assert_eq!(c.database_url, "sqlite://signoff.db");
+        assert_eq!(c.session_cookie, "__Host-signoff_session");
+        assert!(c.cookie_secure);
+        assert!(c.admin_token.is_none());
+    }
+
+    #[test]
+    fn environment_wins_over_file_and_unknown_file_keys_fail() {
+        let dir = std::env::temp_dir().join(format!("signoff-config-{}", signoff_core::secret::random_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("signoff.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\nlog_format = \"json\"\nredirect_allowlist = [\"https://app.example.com\"]\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&file), env(&[("SIGNOFF_LISTEN", "127.0.0.1:9100")])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.redirect_allowlist, vec!["http://localhost:8080", "https://app.example.com"]);
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        assert!(matches!(Config::load(Some(&file), env(&[])), Err(ConfigError::UnknownKey(_))));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn plain_http_elsewhere_needs_the_insecure_switch() {
+        let e = Config::load(None, env(&[("SIGNOFF_PUBLIC_URL", "http://example.test")]));
+        assert!(matches!(e, Err(ConfigError::Invalid { key: "public_url", .. })));
+        let c =
+            Config::load(None, env(&[("SIGNOFF_PUBLIC_URL", "http://example.test"), ("SIGNOFF_INSECURE_DEV", "1")]))
+                .unwrap();
+        assert!(!c.cookie_secure);
+        assert_eq!(c.session_cookie, "signoff_session");
+        let c = Config::load(None, env(&[("SIGNOFF_PUBLIC_URL", "https://auth.example.com")])).unwrap();
+        assert!(c.cookie_secure);
+        assert!(Config::load(None, env(&[("SIGNOFF_SESSION_IDLE_TIMEOUT_SECONDS", "abc")])).is_err());
+    }
+}

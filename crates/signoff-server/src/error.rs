@@ -1,0 +1,132 @@
+//! The one error type of the HTTP edge, mapping to the contract's stable error codes.
+//!
+//! Conversion only builds the response. Internal failures carry their detail in a response
+//! extension; the edge middleware logs it with the request id and sends a generic body, so no
+//! internals ever reach a client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use signoff_core::CoreError;
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400 with a stable code.
+    BadRequest(&'static str, String),
+    Unauthenticated,
+    InvalidCredentials,
+    /// 401 for bearer-protected resources.
+    InvalidToken,
+    Throttled {
+        retry_after_secs: u64,
+    },
+    Csrf,
+    NotFound,
+    /// 405; `Some` sets `Allow` (otherwise the router adds the route's own).
+    MethodNotAllowed(Option<&'static str>),
+    Unprocessable(&'static str, String),
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    /// 500; the string goes to the log only.
+    Internal(String),
+}
+
+/// Attached to 5xx responses so the edge can log what went wrong.
+#[derive(Debug, Clone)]
+pub struct InternalDetail(pub String);
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::BadRequest("invalid_request", message.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(..) => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated | Self::InvalidCredentials | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Csrf => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unprocessable(..) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(code, _) | Self::Unprocessable(code, _) => code,
+            Self::Unauthenticated => "unauthenticated",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::InvalidToken => "invalid_token",
+            Self::Throttled { .. } => "too_many_attempts",
+            Self::Csrf => "csrf",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Self::BadRequest(_, m) | Self::Unprocessable(_, m) => m.clone(),
+            Self::Unauthenticated => "not signed in".into(),
+            Self::InvalidCredentials => "e-mail or password is wrong".into(),
+            Self::InvalidToken => "the access token is not valid".into(),
+            Self::Throttled { .. } => "too many failed attempts; try again later".into(),
+            Self::Csrf => "cross-site request refused".into(),
+            Self::NotFound => "not found".into(),
+            Self::MethodNotAllowed(_) => "method not allowed".into(),
+            Self::PayloadTooLarge => "request body too large".into(),
+            Self::UnsupportedMediaType => "send application/json or application/x-www-form-urlencoded".into(),
+            Self::Internal(_) => "internal error".into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.code(), "message": self.message() });
+        let mut res = (self.status(), axum::Json(body)).into_response();
+        let headers = res.headers_mut();
+        match &self {
+            Self::Throttled { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            Self::InvalidToken => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+            }
+            Self::MethodNotAllowed(Some(allow)) => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Self::Internal(detail) => {
+                res.extensions_mut().insert(InternalDetail(detail.clone()));
+            }
+            _ => {}
+        }
+        res
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        match e {
+            CoreError::InvalidCredentials => Self::InvalidCredentials,
+            CoreError::Throttled(wait) => {
+                Self::Throttled { retry_after_secs: u64::try_from(wait.whole_seconds()).unwrap_or(0).max(1) }
+            }
+            CoreError::WeakPassword(w) => Self::Unprocessable("weak_password", w.message().into()),
+            CoreError::InvalidEmail => Self::Unprocessable("invalid_email", "not a valid e-mail address".into()),
+            CoreError::Unauthenticated => Self::Unauthenticated,
+            CoreError::NotFound => Self::NotFound,
+            CoreError::Store(e) => Self::Internal(format!("store: {e}")),
+            CoreError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

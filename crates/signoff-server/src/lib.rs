@@ -1,0 +1,27 @@
+//! The signoff HTTP server: the contract's edge over the lifecycle core.
+//!
+//! Layout:
+//! - [`app`]: state, router, serving with graceful shutdown and background tasks.
+//! - [`edge`]: middleware every request passes (request id, headers, panics, access log).
+//! - [`routes`]: handlers, one module per part of the contract, plus the demo site.
+//! - [`extract`], [`cookies`], [`csrf`], [`redirect`]: the request-facing rules.
+//! - [`error`]: the one `ApiError` and its mapping to stable codes.
+//! - [`views`], [`html`]: response shapes.
+//! - [`config`], [`backend`], [`metrics`]: operations.
+
+pub mod app;
+pub mod backend;
+pub mod config;
+pub mod cookies;
+pub mod csrf;
+pub mod edge;
+pub mod error;
+pub mod extract;
+pub mod html;
+pub mod metrics;
+pub mod redirect;
+pub mod routes;
+pub mod views;
+
+pub use app::{AppState, router, serve};
+pub use config::Config;

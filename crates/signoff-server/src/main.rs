@@ -1,0 +1,115 @@
+//! The `signoff` binary: `serve` runs the server; the other subcommands administer the store.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use signoff_core::SystemClock;
+use signoff_server::config::{Config, LogFormat};
+use signoff_server::{AppState, backend};
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "signoff", version, about = "A session authority whose logout really logs out")]
+struct Cli {
+    /// Configuration file (TOML); SIGNOFF_* environment variables override it.
+    #[arg(long, global = true, env = "SIGNOFF_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve,
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user. The password is read from the first line of standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref(), std::env::vars()).context("invalid configuration")?;
+    init_logging(&config);
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::User { command: UserCommand::Create { email } } => create_user(config, &email).await,
+    }
+}
+
+fn init_logging(config: &Config) {
+    let level: tracing::Level = config.log_level.parse().unwrap_or(tracing::Level::INFO);
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = backend::open_store(&config.database_url).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(listen = %config.listen, public_url = %config.public_url, "signoff listening");
+    let state = AppState::new(config, store, Arc::new(SystemClock)).await?;
+    signoff_server::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("signoff stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+async fn create_user(config: Config, email: &str) -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin().lock().read_line(&mut password).context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    let store = backend::open_store(&config.database_url).await?;
+    let state = AppState::new(config, store, Arc::new(SystemClock)).await?;
+    let user = state.authority().create_user(email, password, &cli_client()).await.map_err(|e| match e {
+        signoff_core::CoreError::Store(signoff_core::StoreError::Conflict) => {
+            anyhow::anyhow!("that e-mail already has an account")
+        }
+        e => anyhow::anyhow!("{e}"),
+    })?;
+    println!("{}", serde_json::json!({ "id": user.id, "email": user.email }));
+    Ok(())
+}
+
+/// Audit events of CLI actions name the CLI as their client.
+fn cli_client() -> signoff_core::ClientInfo {
+    signoff_core::ClientInfo {
+        ip: "cli".into(),
+        user_agent: Some(format!("signoff-cli/{}", env!("CARGO_PKG_VERSION"))),
+    }
+}

@@ -1,0 +1,52 @@
+//! A few process counters, rendered in the Prometheus text format at `/metrics`.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Responses by status class: index 0 = 1xx … 4 = 5xx.
+    responses: [AtomicU64; 5],
+    pub logins: AtomicU64,
+    pub login_failures: AtomicU64,
+    pub logouts: AtomicU64,
+    pub sessions_ended: AtomicU64,
+    pub csrf_refusals: AtomicU64,
+    pub panics: AtomicU64,
+}
+
+impl Metrics {
+    pub fn response(&self, status: u16) {
+        if let Some(c) = self.responses.get(usize::from(status / 100).saturating_sub(1)) {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Relaxed);
+    }
+
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP signoff_http_responses_total HTTP responses by status class.\n");
+        out.push_str("# TYPE signoff_http_responses_total counter\n");
+        for (i, c) in self.responses.iter().enumerate() {
+            let _ = writeln!(out, "signoff_http_responses_total{{class=\"{}xx\"}} {}", i + 1, c.load(Relaxed));
+        }
+        for (name, help, c) in [
+            ("signoff_logins_total", "Successful sign-ins.", &self.logins),
+            ("signoff_login_failures_total", "Failed or throttled sign-ins.", &self.login_failures),
+            ("signoff_logouts_total", "Logout requests answered.", &self.logouts),
+            ("signoff_sessions_ended_total", "Sessions ended by logout or revocation.", &self.sessions_ended),
+            ("signoff_csrf_refusals_total", "Requests refused by the cross-site check.", &self.csrf_refusals),
+            ("signoff_panics_total", "Handler panics turned into 500.", &self.panics),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", c.load(Relaxed));
+        }
+        out
+    }
+}

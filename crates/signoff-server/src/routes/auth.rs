@@ -1,0 +1,118 @@
+//! Accounts and sign-in: `POST /auth/register`, `POST /auth/login`, `GET /auth/session`,
+//! `GET /api/me`.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{current_session, demo, require_session};
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Client, Input, Wants, flex_bool};
+use crate::metrics::Metrics;
+use crate::{cookies, csrf, redirect, views};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(register))
+        .route("/auth/login", post(login))
+        .route("/auth/session", get(session))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Credentials {
+    email: Option<String>,
+    password: Option<String>,
+    #[serde(default, deserialize_with = "flex_bool")]
+    remember_me: bool,
+    return_to: Option<String>,
+}
+
+impl Credentials {
+    fn required(&self) -> ApiResult<(&str, &str)> {
+        match (&self.email, &self.password) {
+            (Some(e), Some(p)) => Ok((e, p)),
+            _ => Err(ApiError::bad_request("email and password are required")),
+        }
+    }
+}
+
+async fn register(
+    State(state): State<AppState>,
+    wants: Wants,
+    Client(client): Client,
+    headers: HeaderMap,
+    Input(body): Input<Credentials>,
+) -> ApiResult<Response> {
+    csrf::check_origin(&headers, state.config())?;
+    let (email, password) = body.required()?;
+    match state.authority().register(email, password, &client).await {
+        Ok(user) if wants.json => {
+            Ok((StatusCode::CREATED, axum::Json(json!({ "user": views::user(&user) }))).into_response())
+        }
+        Ok(_) => Ok(Redirect::to("/login?registered=1").into_response()),
+        Err(e) => {
+            let e = ApiError::from(e);
+            if wants.html && e.status() == StatusCode::UNPROCESSABLE_ENTITY {
+                return Ok(demo::register_page(e.status(), Some(&e.message()), Some(email)));
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn login(
+    State(state): State<AppState>,
+    wants: Wants,
+    Client(client): Client,
+    headers: HeaderMap,
+    Input(body): Input<Credentials>,
+) -> ApiResult<Response> {
+    csrf::check_origin(&headers, state.config())?;
+    let (email, password) = body.required()?;
+    // Remember-me tokens arrive with the "log out everywhere" work; the flag is accepted now.
+    let _ = body.remember_me;
+    let previous = cookies::session_secret(&headers, state.config());
+    let ctx = match state.authority().login(email, password, previous.as_ref(), &client).await {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            Metrics::inc(&state.metrics().login_failures);
+            let e = ApiError::from(e);
+            if wants.html {
+                let mut page =
+                    demo::login_page(e.status(), Some(&e.message()), None, body.return_to.as_deref(), Some(email));
+                if let ApiError::Throttled { retry_after_secs } = e {
+                    page.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.into());
+                }
+                return Ok(page);
+            }
+            return Err(e);
+        }
+    };
+    Metrics::inc(&state.metrics().logins);
+    let cookie = cookies::set_session(state.config(), &ctx.secret);
+    let mut res = if wants.json {
+        axum::Json(views::signed_in(state.authority(), &ctx)).into_response()
+    } else {
+        Redirect::to(&redirect::validate(body.return_to.as_deref(), "/app", state.config())).into_response()
+    };
+    res.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(res)
+}
+
+async fn session(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let ctx = require_session(&state, &headers).await?;
+    Ok(axum::Json(views::signed_in(state.authority(), &ctx)).into_response())
+}
+
+/// The demo protected resource: a session cookie (bearer tokens arrive with the token work).
+pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    match current_session(&state, &headers, true).await? {
+        Some(ctx) => Ok(axum::Json(json!({ "user": views::user(&ctx.user) })).into_response()),
+        None => Err(ApiError::InvalidToken),
+    }
+}

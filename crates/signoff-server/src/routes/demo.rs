@@ -1,0 +1,182 @@
+//! The demo site: plain server-rendered pages that exercise the whole contract without
+//! JavaScript. Protected pages are `no-store` (the edge's default) and leave for `/login` when
+//! there is no session.
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use std::collections::HashMap;
+
+use super::current_session;
+use crate::app::AppState;
+use crate::error::ApiResult;
+use crate::html::{csrf_field, esc, notice, page};
+use crate::{redirect, views};
+
+const CSS: &str = include_str!("../../assets/demo.css");
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/app") }))
+        .route("/login", get(login))
+        .route("/register", get(register))
+        .route("/app", get(app))
+        .route("/app/sessions", get(sessions))
+        .route("/demo.css", get(css))
+}
+
+type Params = Query<HashMap<String, String>>;
+
+async fn css() -> Response {
+    let mut res = ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    res
+}
+
+/// The sign-in form, with an optional error and notice.
+pub fn login_page(
+    status: StatusCode,
+    error: Option<&str>,
+    info: Option<&str>,
+    return_to: Option<&str>,
+    email: Option<&str>,
+) -> Response {
+    let return_field = return_to
+        .map(|r| format!("<input type=\"hidden\" name=\"return_to\" value=\"{}\">", esc(r)))
+        .unwrap_or_default();
+    let body = format!(
+        "<h1>Sign in</h1>{}{}\
+         <form method=\"post\" action=\"/auth/login\" class=\"card\">{return_field}\
+         <label>E-mail <input type=\"email\" name=\"email\" autocomplete=\"username\" required value=\"{}\"></label>\
+         <label>Password <input type=\"password\" name=\"password\" autocomplete=\"current-password\" required></label>\
+         <label class=\"check\"><input type=\"checkbox\" name=\"remember_me\" value=\"true\"> Keep me signed in on this device</label>\
+         <button type=\"submit\">Sign in</button></form>\
+         <p>No account yet? <a href=\"/register\">Create one</a>.</p>",
+        notice("error", error),
+        notice("info", info),
+        esc(email.unwrap_or_default()),
+    );
+    page(status, "Sign in", None, &body)
+}
+
+/// The registration form, with an optional error.
+pub fn register_page(status: StatusCode, error: Option<&str>, email: Option<&str>) -> Response {
+    let body = format!(
+        "<h1>Create an account</h1>{}\
+         <form method=\"post\" action=\"/auth/register\" class=\"card\">\
+         <label>E-mail <input type=\"email\" name=\"email\" autocomplete=\"username\" required value=\"{}\"></label>\
+         <label>Password <input type=\"password\" name=\"password\" autocomplete=\"new-password\" minlength=\"8\" required></label>\
+         <p class=\"hint\">At least 8 characters; common passwords are refused.</p>\
+         <button type=\"submit\">Create account</button></form>\
+         <p>Already registered? <a href=\"/login\">Sign in</a>.</p>",
+        notice("error", error),
+        esc(email.unwrap_or_default()),
+    );
+    page(status, "Create an account", None, &body)
+}
+
+async fn login(State(state): State<AppState>, headers: HeaderMap, Query(q): Params) -> ApiResult<Response> {
+    let info = if q.contains_key("logged_out") {
+        Some("You have been signed out.")
+    } else if q.contains_key("revoked") {
+        Some("You were signed out because this session was ended elsewhere.")
+    } else if q.contains_key("registered") {
+        Some("Account created. You can sign in now.")
+    } else {
+        None
+    };
+    if let Some(ctx) = current_session(&state, &headers, false).await? {
+        let body = format!(
+            "<h1>Sign in</h1><p>You are signed in as <strong>{}</strong>. <a href=\"/app\">Continue to the app</a>.</p>",
+            esc(&ctx.user.email)
+        );
+        return Ok(page(StatusCode::OK, "Sign in", Some(&ctx.user.email), &body));
+    }
+    let return_to = q.get("return_to").map(|r| redirect::validate(Some(r), "/app", state.config()));
+    Ok(login_page(StatusCode::OK, None, info, return_to.as_deref(), None))
+}
+
+async fn register() -> Response {
+    register_page(StatusCode::OK, None, None)
+}
+
+fn to_login(from: &str) -> Response {
+    Redirect::to(&format!(
+        "/login?return_to={}",
+        percent_encoding::utf8_percent_encode(from, percent_encoding::NON_ALPHANUMERIC)
+    ))
+    .into_response()
+}
+
+fn logout_forms(csrf: &str) -> String {
+    let field = csrf_field(csrf);
+    format!(
+        "<div class=\"actions\">\
+         <form method=\"post\" action=\"/auth/logout\">{field}<input type=\"hidden\" name=\"scope\" value=\"local\">\
+         <button type=\"submit\">Sign out</button></form>\
+         <form method=\"post\" action=\"/auth/logout\">{field}<input type=\"hidden\" name=\"scope\" value=\"global\">\
+         <button type=\"submit\" class=\"danger\">Sign out everywhere</button></form></div>"
+    )
+}
+
+async fn app(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let Some(ctx) = current_session(&state, &headers, true).await? else {
+        return Ok(to_login("/app"));
+    };
+    let s = &ctx.session;
+    let body = format!(
+        "<h1>Welcome</h1><section class=\"card protected\" data-protected>\
+         <p>You are signed in as <strong>{email}</strong>.</p>\
+         <dl><dt>Session</dt><dd><code>{id}</code></dd>\
+         <dt>Signed in</dt><dd>{created}</dd><dt>Ends</dt><dd>{expires}</dd></dl>\
+         <p>This page is sent with <code>Cache-Control: no-store</code>: after you sign out, Back cannot show it.</p>\
+         </section><p><a href=\"/app/sessions\">See your devices</a></p>{forms}",
+        email = esc(&ctx.user.email),
+        id = esc(s.id.as_str()),
+        created = views::rfc3339(s.created_at),
+        expires = views::rfc3339(state.authority().effective_expiry(s)),
+        forms = logout_forms(&ctx.csrf_token()),
+    );
+    Ok(page(StatusCode::OK, "App", Some(&ctx.user.email), &body))
+}
+
+async fn sessions(State(state): State<AppState>, headers: HeaderMap, Query(q): Params) -> ApiResult<Response> {
+    let Some(ctx) = current_session(&state, &headers, true).await? else {
+        return Ok(to_login("/app/sessions"));
+    };
+    let authority = state.authority();
+    let field = csrf_field(&ctx.csrf_token());
+    let mut rows = String::new();
+    for s in authority.sessions_of(&ctx.user.id).await? {
+        let d = views::device(s.user_agent.as_deref());
+        let current = s.id == ctx.session.id;
+        rows.push_str(&format!(
+            "<li class=\"device{cls}\"><div><strong>{browser} on {os}</strong> ({kind}){this}<br>\
+             <small>IP {ip} · last active {last} · signed in {created}</small></div>\
+             <form method=\"post\" action=\"/auth/sessions/{id}/revoke\">{field}<button type=\"submit\">{label}</button></form></li>",
+            cls = if current { " current" } else { "" },
+            browser = esc(&d.browser),
+            os = esc(&d.os),
+            kind = d.kind,
+            this = if current { " <span class=\"badge\">this device</span>" } else { "" },
+            ip = esc(s.ip.as_deref().unwrap_or("unknown")),
+            last = views::rfc3339(s.last_active_at),
+            created = views::rfc3339(s.created_at),
+            id = esc(s.id.as_str()),
+            label = if current { "Sign out" } else { "Revoke" },
+        ));
+    }
+    let info = q.contains_key("revoked").then_some("Session revoked.");
+    let body = format!(
+        "<h1>Your devices</h1>{}<ul class=\"devices\" data-protected>{rows}</ul>\
+         <div class=\"actions\">\
+         <form method=\"post\" action=\"/auth/logout\">{field}<input type=\"hidden\" name=\"scope\" value=\"others\">\
+         <button type=\"submit\">Sign out all other devices</button></form>\
+         <form method=\"post\" action=\"/auth/logout\">{field}<input type=\"hidden\" name=\"scope\" value=\"global\">\
+         <button type=\"submit\" class=\"danger\">Sign out everywhere</button></form></div>",
+        notice("info", info),
+    );
+    Ok(page(StatusCode::OK, "Devices", Some(&ctx.user.email), &body))
+}

@@ -1,0 +1,91 @@
+//! `POST /auth/logout`: the one door out, for forms and API callers alike.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::json;
+use signoff_core::LogoutScope;
+
+use super::current_session;
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Client, Input, Wants};
+use crate::metrics::Metrics;
+use crate::{cookies, csrf, html, redirect};
+
+#[derive(Debug, Deserialize)]
+pub struct LogoutBody {
+    scope: Option<String>,
+    return_to: Option<String>,
+    csrf_token: Option<String>,
+    /// Revoked along with the session once refresh tokens exist.
+    #[allow(dead_code)]
+    refresh_token: Option<String>,
+}
+
+/// Ends the caller's session(s). Order matters: input, then the cross-site checks, and only
+/// then any change, so a refused request changes nothing and sets no cookie.
+pub async fn logout(
+    State(state): State<AppState>,
+    wants: Wants,
+    Client(client): Client,
+    headers: HeaderMap,
+    Input(body): Input<LogoutBody>,
+) -> ApiResult<Response> {
+    let config = state.config();
+    let scope = match body.scope.as_deref() {
+        None | Some("") => LogoutScope::Local,
+        Some(s) => {
+            LogoutScope::parse(s).ok_or_else(|| ApiError::bad_request("scope must be local, others or global"))?
+        }
+    };
+    let ctx = current_session(&state, &headers, false).await?;
+    let checked = match &ctx {
+        Some(ctx) => csrf::check(&headers, config, ctx, body.csrf_token.as_deref()),
+        None => csrf::check_origin(&headers, config),
+    };
+    if let Err(e) = checked {
+        Metrics::inc(&state.metrics().csrf_refusals);
+        return Err(e);
+    }
+
+    let ended = state.authority().logout(ctx.as_ref(), scope, &client).await?;
+    Metrics::inc(&state.metrics().logouts);
+    Metrics::add(&state.metrics().sessions_ended, ended);
+
+    let clears_browser = ctx.is_none() || scope.ends_current();
+    let mut res = if wants.json {
+        axum::Json(json!({ "revoked": ended })).into_response()
+    } else {
+        let default = if clears_browser { "/login?logged_out=1" } else { "/app/sessions" };
+        Redirect::to(&redirect::validate(body.return_to.as_deref(), default, config)).into_response()
+    };
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::VARY, HeaderValue::from_static("Cookie, Authorization"));
+    if clears_browser {
+        for c in cookies::clear_all(config) {
+            h.append(header::SET_COOKIE, c);
+        }
+        if let Ok(v) = HeaderValue::from_str(&config.clear_site_data) {
+            h.insert("clear-site-data", v);
+        }
+    }
+    Ok(res)
+}
+
+/// `GET /auth/logout` changes nothing: `405` with `Allow: POST`, and for people a page with
+/// the form that does log out.
+pub async fn logout_page(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let ctx = current_session(&state, &headers, false).await?;
+    let token = ctx.as_ref().map(|c| html::csrf_field(&c.csrf_token())).unwrap_or_default();
+    let body = format!(
+        "<h1>Sign out?</h1><p>Signing out needs a button press, so that no link or image can do it for you.</p>\
+         <form method=\"post\" action=\"/auth/logout\">{token}<button type=\"submit\">Sign out</button></form>"
+    );
+    let mut res =
+        html::page(StatusCode::METHOD_NOT_ALLOWED, "Sign out", ctx.as_ref().map(|c| c.user.email.as_str()), &body);
+    res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+    Ok(res)
+}

@@ -1,0 +1,277 @@
+//! `POST /auth/logout`, rule by rule.
+
+use crate::support::*;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use sqlx::Row;
+
+const DELETED_SESSION: &str =
+    "__Host-signoff_session=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT";
+const DELETED_REMEMBER: &str = "__Host-signoff_remember=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT";
+
+fn assert_clears_browser(res: &Res) {
+    let cookies = res.set_cookies();
+    assert!(cookies.contains(&DELETED_SESSION.to_owned()), "{cookies:?}");
+    assert!(cookies.contains(&DELETED_REMEMBER.to_owned()), "{cookies:?}");
+    assert_eq!(cookies.len(), 2);
+    assert_eq!(res.header("clear-site-data"), Some("\"cache\", \"cookies\", \"storage\""));
+    assert_eq!(res.header("cache-control"), Some("no-store"));
+}
+
+async fn session_rows(s: &TestServer) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM sessions").fetch_one(&s.db().await).await.expect("count")
+}
+
+#[tokio::test]
+async fn json_logout_deletes_the_session_row_and_clears_everything() {
+    let s = TestServer::start().await;
+    let mut b = s.signed_in("rose@example.com").await;
+    let stolen = b.session_cookie().cloned().expect("cookie");
+    assert_eq!(session_rows(&s).await, 1);
+    let res = b.post_json("/auth/logout", &json!({})).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.json(), json!({"revoked": 1}));
+    assert_clears_browser(&res);
+    assert_eq!(res.header("vary"), Some("Cookie, Authorization"));
+    assert_eq!(session_rows(&s).await, 0, "the row is gone, not just the cookie");
+    assert!(b.session_cookie().is_none());
+
+    // Replaying the copied cookie gets 401, everywhere.
+    let mut thief = s.browser();
+    thief.jar.insert("__Host-signoff_session".into(), stolen);
+    assert_eq!(thief.session_status().await, StatusCode::UNAUTHORIZED);
+    assert_eq!(thief.get_json("/api/me").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(thief.get_json("/auth/sessions").await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn form_logout_redirects_303_to_validated_return_to() {
+    let s = TestServer::start().await;
+    let mut b = s.signed_in("sam@example.com").await;
+    let res = b.post_form("/auth/logout", &[]).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert_eq!(res.location(), Some("/login?logged_out=1"));
+    assert_clears_browser(&res);
+
+    let mut b = s.browser();
+    b.login("sam@example.com", PASSWORD).await;
+    let res = b.post_form("/auth/logout", &[("return_to", "/goodbye?x=1")]).await;
+    assert_eq!(res.location(), Some("/goodbye?x=1"));
+    let mut b = s.browser();
+    b.login("sam@example.com", PASSWORD).await;
+    let res = b.post_form("/auth/logout", &[("return_to", "https://evil.example/")]).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert_eq!(res.location(), Some("/login?logged_out=1"));
+    assert_eq!(b.session_status().await, StatusCode::UNAUTHORIZED, "a refused return_to still logs out");
+}
+
+#[tokio::test]
+async fn logout_without_a_live_session_succeeds_quietly() {
+    let s = TestServer::start().await;
+    // No session at all.
+    let mut anon = s.browser();
+    let res = anon.post_json("/auth/logout", &json!({})).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.json(), json!({"revoked": 0}));
+    assert_clears_browser(&res);
+    let res = anon.post_form("/auth/logout", &[]).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert_clears_browser(&res);
+
+    // An already revoked one (logged out twice).
+    let mut b = s.signed_in("tina@example.com").await;
+    let cookie = b.session_cookie().cloned().expect("cookie");
+    b.post_json("/auth/logout", &json!({})).await;
+    b.jar.insert("__Host-signoff_session".into(), cookie);
+    let res = b.post_json("/auth/logout", &json!({})).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_clears_browser(&res);
+
+    // An expired one.
+    let mut b = s.browser();
+    b.login("tina@example.com", PASSWORD).await;
+    s.clock.advance(time::Duration::hours(11));
+    let res = b.post_form("/auth/logout", &[]).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert_clears_browser(&res);
+
+    // Garbage.
+    let mut g = s.browser();
+    g.jar.insert("__Host-signoff_session".into(), "%%%garbage%%%".into());
+    let res = g.post_json("/auth/logout", &json!({})).await;
+    assert_eq!(res.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn get_logout_changes_nothing() {
+    let s = TestServer::start().await;
+    let mut b = s.signed_in("uma@example.com").await;
+    let res = b.get("/auth/logout").await;
+    assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(res.header("allow"), Some("POST"));
+    assert!(res.set_cookies().is_empty());
+    assert!(res.header("clear-site-data").is_none());
+    assert!(res.text.contains("method=\"post\""), "offers the POST form");
+    assert_eq!(b.session_status().await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn cross_site_logout_is_refused_without_any_change() {
+    let s = TestServer::start().await;
+    let mut b = s.signed_in("vera@example.com").await;
+    let token = b.csrf.clone().expect("csrf");
+    let cases: Vec<(&str, reqwest::RequestBuilder)> = vec![
+        (
+            "foreign Origin",
+            b.bare(Method::POST, "/auth/logout")
+                .header("origin", "https://evil.example")
+                .header("x-csrf-token", &token),
+        ),
+        ("Origin: null", b.bare(Method::POST, "/auth/logout").header("origin", "null").header("x-csrf-token", &token)),
+        (
+            "cross-site fetch",
+            b.bare(Method::POST, "/auth/logout").header("sec-fetch-site", "cross-site").header("x-csrf-token", &token),
+        ),
+        (
+            "same-site fetch",
+            b.bare(Method::POST, "/auth/logout").header("sec-fetch-site", "same-site").header("x-csrf-token", &token),
+        ),
+        ("no token", b.request(Method::POST, "/auth/logout")),
+        (
+            "a forged second Origin",
+            b.request(Method::POST, "/auth/logout")
+                .header("origin", "https://evil.example")
+                .header("x-csrf-token", &token),
+        ),
+        ("wrong token", b.request(Method::POST, "/auth/logout").header("x-csrf-token", "A".repeat(43))),
+        (
+            "wrong form token",
+            b.bare(Method::POST, "/auth/logout")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("csrf_token=nope"),
+        ),
+    ];
+    for (what, rb) in cases {
+        let res = b.send(rb).await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN, "{what}");
+        assert_eq!(res.json()["error"], "csrf", "{what}");
+        assert!(res.set_cookies().is_empty(), "{what}: no cookie change");
+        assert!(res.header("clear-site-data").is_none(), "{what}");
+        assert_eq!(b.session_status().await, StatusCode::OK, "{what}: session intact");
+    }
+    // A cross-site page auto-submitting a form has no token and the wrong origin.
+    let rb = b
+        .bare(Method::POST, "/auth/logout")
+        .header("origin", "http://127.0.0.1:9")
+        .header("sec-fetch-site", "cross-site")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("scope=global");
+    assert_eq!(b.send(rb).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(b.session_status().await, StatusCode::OK);
+    // Without a session, only the origin check applies.
+    let mut anon = s.browser();
+    let rb = anon.bare(Method::POST, "/auth/logout").header("origin", "https://evil.example");
+    let res = anon.send(rb).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert!(res.set_cookies().is_empty());
+}
+
+#[tokio::test]
+async fn json_logout_refuses_text_plain_bodies() {
+    let s = TestServer::start().await;
+    let mut b = s.signed_in("wade@example.com").await;
+    let rb = b
+        .request(Method::POST, "/auth/logout")
+        .header("content-type", "text/plain")
+        .header("x-csrf-token", b.csrf.clone().expect("csrf"))
+        .body("{}");
+    let res = b.send(rb).await;
+    assert_eq!(res.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(res.set_cookies().is_empty());
+    assert_eq!(b.session_status().await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn scopes_others_and_global() {
+    let s = TestServer::start().await;
+    let mut a = s.signed_in("xena@example.com").await;
+    let mut b = s.browser();
+    b.login("xena@example.com", PASSWORD).await;
+    let mut c = s.browser();
+    c.login("xena@example.com", PASSWORD).await;
+    let mut stranger = s.signed_in("yuri@example.com").await;
+
+    let res = a.post_json("/auth/logout", &json!({"scope": "others"})).await;
+    assert_eq!(res.json(), json!({"revoked": 2}));
+    assert!(res.set_cookies().is_empty(), "others clears nothing here");
+    assert!(res.header("clear-site-data").is_none());
+    assert_eq!(a.session_status().await, StatusCode::OK);
+    assert_eq!(b.session_status().await, StatusCode::UNAUTHORIZED);
+    assert_eq!(c.session_status().await, StatusCode::UNAUTHORIZED);
+
+    let mut d = s.browser();
+    d.login("xena@example.com", PASSWORD).await;
+    let res = a.post_json("/auth/logout", &json!({"scope": "global"})).await;
+    assert_eq!(res.json(), json!({"revoked": 2}));
+    assert_clears_browser(&res);
+    assert_eq!(a.session_status().await, StatusCode::UNAUTHORIZED);
+    assert_eq!(d.session_status().await, StatusCode::UNAUTHORIZED);
+    assert_eq!(stranger.session_status().await, StatusCode::OK, "another user is never touched");
+
+    let res = stranger.post_json("/auth/logout", &json!({"scope": "sideways"})).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert_eq!(stranger.session_status().await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn no_request_sent_after_the_logout_response_succeeds_with_that_session() {
+    let s = TestServer::start().await;
+    let mut b = s.signed_in("zoe@example.com").await;
+    let cookie = b.session_cookie().cloned().expect("cookie");
+    // Hammer the session from other tasks while logging out; every request that starts after
+    // the logout answer arrived must fail.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let mut w = s.browser();
+        w.jar.insert("__Host-signoff_session".into(), cookie.clone());
+        let done = done.clone();
+        workers.push(tokio::spawn(async move {
+            let mut late_successes = 0;
+            for _ in 0..200 {
+                let after_logout = done.load(std::sync::atomic::Ordering::SeqCst);
+                let status = w.session_status().await;
+                if after_logout && status == StatusCode::OK {
+                    late_successes += 1;
+                }
+                if after_logout {
+                    break;
+                }
+            }
+            late_successes
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let res = b.post_json("/auth/logout", &json!({})).await;
+    assert_eq!(res.status, StatusCode::OK);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    for w in workers {
+        assert_eq!(w.await.expect("worker"), 0);
+    }
+}
+
+#[tokio::test]
+async fn every_logout_is_an_audit_event() {
+    let s = TestServer::start().await;
+    let mut b = s.signed_in("abby@example.com").await;
+    let sid = b.get_json("/auth/session").await.json()["session"]["id"].as_str().expect("id").to_owned();
+    b.post_json("/auth/logout", &json!({})).await;
+    let db = s.db().await;
+    let row = sqlx::query("SELECT * FROM audit_events WHERE kind = 'logout'").fetch_one(&db).await.expect("event");
+    assert_eq!(row.get::<String, _>("session_id"), sid);
+    assert_eq!(row.get::<String, _>("scope"), "local");
+    assert_eq!(row.get::<String, _>("reason"), "local");
+    assert_eq!(row.get::<String, _>("actor"), "self");
+    assert_eq!(row.get::<String, _>("ip"), "127.0.0.1");
+    assert!(row.get::<String, _>("user_agent").contains("Chrome"));
+}

@@ -1,0 +1,13 @@
+//! Integration tests: the real router on a loopback port over a real SQLite file, driven over
+//! HTTP. One module per part of the contract.
+
+mod support;
+
+mod accounts;
+mod audit;
+mod demo;
+mod errors;
+mod logout;
+mod ops;
+mod redirects;
+mod sessions;

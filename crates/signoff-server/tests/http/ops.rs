@@ -1,0 +1,73 @@
+//! Operations endpoints, security headers and the OpenAPI document.
+
+use crate::support::*;
+use reqwest::StatusCode;
+use serde_json::json;
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let s = TestServer::start().await;
+    let mut b = s.browser();
+    assert_eq!(b.get("/healthz").await.status, StatusCode::OK);
+    let ready = b.get("/readyz").await;
+    assert_eq!(ready.status, StatusCode::OK);
+    assert_eq!(ready.json()["status"], "ready");
+    b.post_json("/auth/login", &json!({"email": "x@example.com", "password": "nope nope"})).await;
+    let metrics = b.get("/metrics").await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    assert!(metrics.header("content-type").is_some_and(|c| c.starts_with("text/plain")));
+    assert!(metrics.text.contains("signoff_login_failures_total 1"), "{}", metrics.text);
+    assert!(metrics.text.contains("signoff_http_responses_total{class=\"4xx\"} 1"));
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let s = TestServer::start().await;
+    let mut b = s.browser();
+    for path in ["/login", "/healthz", "/auth/session", "/nope", "/openapi.json", "/demo.css"] {
+        let res = b.get(path).await;
+        assert_eq!(res.header("x-content-type-options"), Some("nosniff"), "{path}");
+        assert_eq!(res.header("referrer-policy"), Some("no-referrer"), "{path}");
+        assert!(res.header("content-security-policy").is_some_and(|c| c.contains("frame-ancestors 'none'")), "{path}");
+        assert!(res.header("x-request-id").is_some(), "{path}");
+        assert!(res.header("strict-transport-security").is_none(), "no HSTS on plain http");
+    }
+    let login = b.get("/login").await;
+    assert!(login.header("content-type").is_some_and(|c| c.starts_with("text/html")));
+    assert_eq!(login.header("cache-control"), Some("no-store"));
+
+    let https = TestServer::with(|c| {
+        c.public_url = "https://auth.example.com".parse().expect("url");
+        c.public_origin = "https://auth.example.com".into();
+    })
+    .await;
+    let res = https.browser().get("/login").await;
+    assert!(res.header("strict-transport-security").is_some_and(|h| h.contains("max-age=")));
+}
+
+#[tokio::test]
+async fn openapi_describes_every_route_of_the_contract() {
+    let s = TestServer::start().await;
+    let res = s.browser().get("/openapi.json").await;
+    assert_eq!(res.status, StatusCode::OK);
+    let doc = res.json();
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, method) in [
+        ("/auth/register", "post"),
+        ("/auth/login", "post"),
+        ("/auth/logout", "post"),
+        ("/auth/session", "get"),
+        ("/auth/sessions", "get"),
+        ("/auth/sessions/{id}", "delete"),
+        ("/auth/sessions/{id}/revoke", "post"),
+        ("/auth/audit", "get"),
+        ("/api/me", "get"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+        ("/openapi.json", "get"),
+    ] {
+        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing from /openapi.json");
+    }
+}

@@ -1,0 +1,245 @@
+//! A real server on a loopback port over a real SQLite file, and a small browser-like client
+//! that keeps cookies the way the tests need to see them.
+
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use signoff_core::ManualClock;
+use signoff_server::{AppState, Config};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestServer {
+    pub base: String,
+    pub origin: String,
+    pub clock: ManualClock,
+    pub db_url: String,
+    dir: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    /// Starts a server whose configuration `adjust` may change (the public URL and database
+    /// are set first).
+    pub async fn with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = std::env::temp_dir().join(format!("signoff-test-{}", signoff_core::secret::random_id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let db_url = format!("sqlite://{}", dir.join("signoff.db").display());
+        Self::start_on(dir, db_url, adjust).await
+    }
+
+    async fn start_on(dir: PathBuf, db_url: String, adjust: impl FnOnce(&mut Config)) -> Self {
+        // Server logs go to the test's captured output, shown when a test fails.
+        let _ = tracing_subscriber::fmt().with_test_writer().with_max_level(tracing::Level::INFO).try_init();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut config = Config::defaults();
+        config.listen = addr;
+        config.public_url = format!("http://127.0.0.1:{}", addr.port()).parse().expect("url");
+        config.public_origin = config.public_url.origin().ascii_serialization();
+        config.redirect_allowlist = vec![config.public_origin.clone()];
+        config.database_url = db_url.clone();
+        adjust(&mut config);
+        let origin = config.public_origin.clone();
+        let clock = ManualClock::new(OffsetDateTime::now_utc());
+        let store = signoff_server::backend::open_store(&db_url).await.expect("store");
+        let state = AppState::new(config, store, Arc::new(clock.clone())).await.expect("state");
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(async move {
+            signoff_server::serve(listener, state, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("serve");
+        });
+        Self { base: format!("http://{addr}"), origin, clock, db_url, dir, shutdown: Some(tx) }
+    }
+
+    pub fn browser(&self) -> Browser {
+        Browser::new(self)
+    }
+
+    /// Registers an account over HTTP and returns its e-mail.
+    pub async fn register(&self, email: &str) -> String {
+        let res = self
+            .browser()
+            .post_json("/auth/register", &serde_json::json!({"email": email, "password": PASSWORD}))
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+        email.to_owned()
+    }
+
+    /// A registered user signed in over the JSON API.
+    pub async fn signed_in(&self, email: &str) -> Browser {
+        self.register(email).await;
+        let mut b = self.browser();
+        b.login(email, PASSWORD).await;
+        b
+    }
+
+    /// Opens the server's database directly, to look at what it stored.
+    pub async fn db(&self) -> sqlx::SqlitePool {
+        sqlx::SqlitePool::connect(&self.db_url).await.expect("open db")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Res {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+}
+
+impl Res {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok().map(str::to_owned)).collect()
+    }
+
+    pub fn location(&self) -> Option<&str> {
+        self.header("location")
+    }
+}
+
+/// A browser-like client: a cookie jar (applied by hand, so tests see every attribute),
+/// `Origin` and `Sec-Fetch-Site` like a same-origin page unless told otherwise.
+pub struct Browser {
+    http: reqwest::Client,
+    pub base: String,
+    pub origin: String,
+    pub jar: BTreeMap<String, String>,
+    pub csrf: Option<String>,
+    pub user_agent: String,
+}
+
+impl Browser {
+    fn new(server: &TestServer) -> Self {
+        Self {
+            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
+            base: server.base.clone(),
+            origin: server.origin.clone(),
+            jar: BTreeMap::new(),
+            csrf: None,
+            user_agent:
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+                    .into(),
+        }
+    }
+
+    pub fn session_cookie(&self) -> Option<&String> {
+        self.jar.get("__Host-signoff_session")
+    }
+
+    /// A request carrying the jar's cookies and same-origin browser headers.
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let same_origin = method != Method::GET;
+        let rb = self.bare(method, path);
+        if same_origin { rb.header("origin", &self.origin).header("sec-fetch-site", "same-origin") } else { rb }
+    }
+
+    /// A request carrying the jar's cookies and no `Origin` or `Sec-Fetch-Site`.
+    pub fn bare(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let mut rb =
+            self.http.request(method.clone(), format!("{}{}", self.base, path)).header("user-agent", &self.user_agent);
+        if !self.jar.is_empty() {
+            let cookie = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+            rb = rb.header("cookie", cookie);
+        }
+        rb
+    }
+
+    /// Sends and updates the jar from `Set-Cookie` (a `Max-Age=0` removes the cookie).
+    pub async fn send(&mut self, rb: reqwest::RequestBuilder) -> Res {
+        let res = rb.send().await.expect("request");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        for sc in headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()) {
+            let (pair, attrs) = sc.split_once(';').unwrap_or((sc, ""));
+            let (name, value) = pair.split_once('=').expect("cookie pair");
+            if attrs.contains("Max-Age=0") {
+                self.jar.remove(name);
+            } else {
+                self.jar.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        Res { status, headers, text }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Res {
+        let rb = self.request(Method::GET, path);
+        self.send(rb).await
+    }
+
+    pub async fn get_json(&mut self, path: &str) -> Res {
+        let rb = self.request(Method::GET, path).header("accept", "application/json");
+        self.send(rb).await
+    }
+
+    pub async fn post_json(&mut self, path: &str, body: &Value) -> Res {
+        let mut rb = self.request(Method::POST, path).header("accept", "application/json").json(body);
+        if let Some(t) = &self.csrf {
+            rb = rb.header("x-csrf-token", t);
+        }
+        self.send(rb).await
+    }
+
+    /// A browser form post: form-encoded, `Accept: text/html`, CSRF token in the body.
+    pub async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Res {
+        let mut fields: Vec<(String, String)> = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        if let Some(t) = &self.csrf
+            && !fields.iter().any(|(k, _)| k == "csrf_token")
+        {
+            fields.push(("csrf_token".into(), t.clone()));
+        }
+        let body = fields.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&");
+        let rb = self
+            .request(Method::POST, path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "text/html,application/xhtml+xml")
+            .body(body);
+        self.send(rb).await
+    }
+
+    pub async fn login(&mut self, email: &str, password: &str) -> Res {
+        let res = self.post_json("/auth/login", &serde_json::json!({"email": email, "password": password})).await;
+        assert_eq!(res.status, StatusCode::OK, "login: {}", res.text);
+        self.csrf = res.json()["csrf_token"].as_str().map(str::to_owned);
+        res
+    }
+
+    /// `GET /auth/session` status: 200 while the session lives.
+    pub async fn session_status(&mut self) -> StatusCode {
+        self.get_json("/auth/session").await.status
+    }
+}
+
+pub fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}

@@ -1,0 +1,35 @@
+//! A minimal forward-only migrator: numbered SQL files embedded in the binary, each applied
+//! once inside its own transaction and recorded in `signoff_migrations`.
+
+use signoff_core::store::StoreError;
+use sqlx::SqlitePool;
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+
+pub async fn run(pool: &SqlitePool) -> Result<(), StoreError> {
+    let e = |e: sqlx::Error| StoreError::Backend(format!("migration: {e}"));
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS signoff_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )
+    .execute(pool)
+    .await
+    .map_err(e)?;
+    for (version, sql) in MIGRATIONS {
+        let mut tx = pool.begin().await.map_err(e)?;
+        let done: Option<i64> = sqlx::query_scalar("SELECT version FROM signoff_migrations WHERE version = ?")
+            .bind(version)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(e)?;
+        if done.is_none() {
+            sqlx::raw_sql(*sql).execute(&mut *tx).await.map_err(e)?;
+            sqlx::query("INSERT INTO signoff_migrations (version, applied_at) VALUES (?, strftime('%s','now'))")
+                .bind(version)
+                .execute(&mut *tx)
+                .await
+                .map_err(e)?;
+        }
+        tx.commit().await.map_err(e)?;
+    }
+    Ok(())
+}
