@@ -5,6 +5,7 @@ mod support;
 
 mod accounts;
 mod audit;
+mod binary;
 mod demo;
 mod errors;
 mod logout;
