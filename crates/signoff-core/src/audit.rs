@@ -23,6 +23,14 @@ pub enum AuditKind {
     /// A session ended by something other than its own logout.
     SessionRevoked,
     SessionExpired,
+    /// A session kept its place but got a new id and secret.
+    SessionRotated,
+    PasswordChanged,
+    EmailChanged,
+    SecurityReport,
+    AdminRevoke,
+    /// An already-used remember-me validator came back: the series was revoked.
+    RememberTokenReuse,
 }
 
 impl AuditKind {
@@ -35,6 +43,12 @@ impl AuditKind {
             AuditKind::Logout => "logout",
             AuditKind::SessionRevoked => "session_revoked",
             AuditKind::SessionExpired => "session_expired",
+            AuditKind::SessionRotated => "session_rotated",
+            AuditKind::PasswordChanged => "password_changed",
+            AuditKind::EmailChanged => "email_changed",
+            AuditKind::SecurityReport => "security_report",
+            AuditKind::AdminRevoke => "admin_revoke",
+            AuditKind::RememberTokenReuse => "remember_token_reuse",
         }
     }
 
@@ -51,7 +65,16 @@ const ALL_KINDS: &[AuditKind] = &[
     AuditKind::Logout,
     AuditKind::SessionRevoked,
     AuditKind::SessionExpired,
+    AuditKind::SessionRotated,
+    AuditKind::PasswordChanged,
+    AuditKind::EmailChanged,
+    AuditKind::SecurityReport,
+    AuditKind::AdminRevoke,
+    AuditKind::RememberTokenReuse,
 ];
+
+/// Longest free text an event keeps.
+pub const MAX_DETAIL: usize = 1000;
 
 /// Who caused it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -108,6 +131,8 @@ pub struct AuditEvent {
     pub scope: Option<String>,
     /// Why, in a stable word (`local`, `bad_password`, `expired`, `superseded`, …).
     pub reason: Option<String>,
+    /// Free text from a person (a security report's details, an admin's reason), capped.
+    pub detail: Option<String>,
     pub actor: Actor,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
@@ -124,6 +149,7 @@ impl AuditEvent {
             session_id: None,
             scope: None,
             reason: None,
+            detail: None,
             actor,
             ip: (!client.ip.is_empty()).then(|| client.ip.clone()),
             user_agent: client.user_agent.clone(),
@@ -150,6 +176,15 @@ impl AuditEvent {
         self
     }
 
+    /// Attaches free text, cut to [`MAX_DETAIL`] characters.
+    pub fn detail(mut self, text: &str) -> Self {
+        let text = text.trim();
+        if !text.is_empty() {
+            self.detail = Some(text.chars().take(MAX_DETAIL).collect());
+        }
+        self
+    }
+
     /// This event, about `session` (its user and id filled in).
     pub fn about(&self, session: &Session) -> Self {
         self.clone().user(&session.user_id).session(&session.id)
@@ -164,6 +199,7 @@ impl AuditEvent {
             session_id = self.session_id.as_ref().map(SessionId::as_str),
             scope = self.scope.as_deref(),
             reason = self.reason.as_deref(),
+            detail = self.detail.as_deref(),
             actor = self.actor.as_str(),
             ip = self.ip.as_deref(),
             user_agent = self.user_agent.as_deref(),

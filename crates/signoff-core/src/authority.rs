@@ -13,8 +13,11 @@ use crate::clock::Clock;
 use crate::email;
 use crate::error::CoreError;
 use crate::password::{self, Passwords};
+use crate::policy::{Ends, Trigger};
+use crate::remember::RememberSecret;
+use crate::revocation::{Revocation, RevocationHub};
 use crate::secret::{SessionId, SessionSecret, UserId};
-use crate::store::{Session, SessionFilter, Store, StoreError, User};
+use crate::store::{RememberFilter, RememberToken, Session, SessionFilter, Store, StoreError, Tx, User};
 use crate::throttle::{LoginThrottle, ThrottlePolicy};
 
 /// How long sessions live.
@@ -26,6 +29,10 @@ pub struct SessionPolicy {
     pub absolute_lifetime: Duration,
     /// `last_active_at` is written at most this often, so validation stays read-mostly.
     pub touch_interval: Duration,
+    /// How long a remember-me series lasts.
+    pub remember_lifetime: Duration,
+    /// How long the immediate predecessor of a rotated token is still honoured (racing tabs).
+    pub race_grace: Duration,
 }
 
 impl Default for SessionPolicy {
@@ -34,6 +41,8 @@ impl Default for SessionPolicy {
             idle_timeout: Duration::minutes(30),
             absolute_lifetime: Duration::hours(10),
             touch_interval: Duration::minutes(1),
+            remember_lifetime: Duration::days(30),
+            race_grace: Duration::seconds(5),
         }
     }
 }
@@ -50,6 +59,27 @@ impl SessionContext {
     pub fn csrf_token(&self) -> String {
         self.secret.csrf_token()
     }
+}
+
+/// A new session, and the remember-me token to set with it, if any.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub ctx: SessionContext,
+    pub remember: Option<RememberSecret>,
+}
+
+/// What a remember-me cookie led to.
+#[derive(Debug)]
+pub enum Resume {
+    /// A fresh session (and the rotated token, unless this was a tab racing a rotation).
+    Resumed(Box<SignedIn>),
+    /// Unknown or expired: no session; the cookie is useless.
+    Invalid,
+    /// Another request rotated this token a moment ago: no session here, the other request's
+    /// answer carries the new cookies.
+    LostRace,
+    /// An already-used validator: the series and its session were revoked.
+    Theft,
 }
 
 /// Which sessions a logout ends.
@@ -93,6 +123,53 @@ pub struct Authority {
     passwords: Passwords,
     throttle: LoginThrottle,
     policy: SessionPolicy,
+    hub: RevocationHub,
+}
+
+/// Changes in flight: one store transaction plus the audit events and revocations to announce
+/// once it commits. Dropping it uncommitted rolls everything back and announces nothing.
+struct Batch<'a> {
+    authority: &'a Authority,
+    tx: Box<dyn Tx>,
+    events: Vec<AuditEvent>,
+    revoked: Vec<Revocation>,
+    rekeyed: Vec<(SessionId, SessionId)>,
+}
+
+impl Batch<'_> {
+    async fn audit(&mut self, event: AuditEvent) -> Result<(), CoreError> {
+        self.tx.append_audit(&event).await?;
+        self.events.push(event);
+        Ok(())
+    }
+
+    /// Ends the sessions matching `filter`, one `event` per ended session.
+    async fn end(&mut self, filter: SessionFilter<'_>, event: &AuditEvent) -> Result<u64, CoreError> {
+        let ended = self.tx.end_sessions(filter).await?;
+        for s in &ended {
+            self.audit(event.about(s)).await?;
+            self.revoked.push(Revocation {
+                session_id: s.id.clone(),
+                user_id: s.user_id.clone(),
+                reason: event.reason.clone().unwrap_or_else(|| event.kind.as_str().to_owned()),
+                at: event.at,
+            });
+        }
+        Ok(ended.len() as u64)
+    }
+
+    /// Commits, then logs the events and tells watchers of ended sessions.
+    async fn commit(self) -> Result<(), CoreError> {
+        self.tx.commit().await?;
+        for e in &self.events {
+            e.log();
+        }
+        for (old, new) in &self.rekeyed {
+            self.authority.hub.rekey(old, new);
+        }
+        self.authority.hub.publish(&self.revoked);
+        Ok(())
+    }
 }
 
 impl Authority {
@@ -102,7 +179,29 @@ impl Authority {
         policy: SessionPolicy,
         throttle: ThrottlePolicy,
     ) -> Result<Self, CoreError> {
-        Ok(Self { store, clock, passwords: Passwords::new().await?, throttle: LoginThrottle::new(throttle), policy })
+        Ok(Self {
+            store,
+            clock,
+            passwords: Passwords::new().await?,
+            throttle: LoginThrottle::new(throttle),
+            policy,
+            hub: RevocationHub::default(),
+        })
+    }
+
+    /// Where ended sessions are announced.
+    pub fn hub(&self) -> &RevocationHub {
+        &self.hub
+    }
+
+    async fn batch(&self) -> Result<Batch<'_>, CoreError> {
+        Ok(Batch {
+            authority: self,
+            tx: self.store.begin().await?,
+            events: Vec::new(),
+            revoked: Vec::new(),
+            rekeyed: Vec::new(),
+        })
     }
 
     /// Now, to the millisecond: the precision stores keep, so a record read back equals the
@@ -142,9 +241,10 @@ impl Authority {
         password::check_policy(password, &email).map_err(CoreError::WeakPassword)?;
         let hash = self.passwords.hash(password).await?;
         let user = User { id: UserId::generate(), email, token_version: 0, created_at: self.now() };
-        let event = self.event(AuditKind::Register, Actor::User, client).user(&user.id);
-        self.store.create_user(&user, &hash, &event).await?;
-        event.log();
+        let mut batch = self.batch().await?;
+        batch.tx.create_user(&user, &hash).await?;
+        batch.audit(self.event(AuditKind::Register, Actor::User, client).user(&user.id)).await?;
+        batch.commit().await?;
         Ok(user)
     }
 
@@ -167,46 +267,76 @@ impl Authority {
 
     // ---- sign-in --------------------------------------------------------------------------
 
-    /// Checks credentials and opens a brand-new session. `previous` is whatever session secret
-    /// the client sent along: it is never reused, and if it is live it is ended, so a planted
-    /// cookie cannot survive a sign-in.
+    /// Checks credentials and opens a brand-new session. `previous` and `previous_remember`
+    /// are whatever session and remember-me secrets the client sent along: they are never
+    /// reused, and are ended if live, so a planted cookie cannot survive a sign-in.
     pub async fn login(
         &self,
         raw_email: &str,
         password: &str,
-        previous: Option<&SessionSecret>,
+        remember_me: bool,
+        previous: (Option<&SessionSecret>, Option<&RememberSecret>),
         client: &ClientInfo,
-    ) -> Result<SessionContext, CoreError> {
-        let now = self.now();
+    ) -> Result<SignedIn, CoreError> {
         // An unparseable address is just another wrong credential: same answer, same cost.
         let key = email::normalize(raw_email).unwrap_or_else(|| raw_email.trim().to_lowercase());
-        if let Some(wait) = self.throttle.check(&key, &client.ip, now) {
+        let account = self.check_password(&key, password, client).await?;
+        let user = account.ok_or(CoreError::InvalidCredentials)?;
+
+        let old = match previous.0 {
+            Some(secret) => self.peek(secret).await?,
+            None => None,
+        };
+        let mut batch = self.batch().await?;
+        if let Some(old) = old {
+            let event = self.event(AuditKind::SessionRevoked, Actor::Policy, client).reason("superseded");
+            batch.end(SessionFilter::One { user: &old.user.id, id: &old.session.id }, &event).await?;
+        }
+        if let Some(r) = previous.1 {
+            batch.tx.delete_remember(RememberFilter::Selector(r.selector())).await?;
+        }
+        let signed_in = self.open_session(&mut batch, user, remember_me, "password", client).await?;
+        batch.commit().await?;
+        Ok(signed_in)
+    }
+
+    /// Verifies a password under the sign-in limits. `Ok(None)` never happens for a wrong
+    /// password: that is `InvalidCredentials`, counted against the account and the address.
+    async fn check_password(&self, key: &str, password: &str, client: &ClientInfo) -> Result<Option<User>, CoreError> {
+        let now = self.now();
+        if let Some(wait) = self.throttle.check(key, &client.ip, now) {
             tracing::warn!(target: "audit", event = "login_throttled", ip = %client.ip, "sign-in refused: too many failures");
             return Err(CoreError::Throttled(wait));
         }
-        let account = self.store.user_by_email(&key).await?;
+        let account = self.store.user_by_email(key).await?;
         let ok = self.passwords.verify(password, account.as_ref().map(|a| a.password_hash.as_str())).await?;
-        let user = match account {
-            Some(account) if ok => account.user,
+        match account {
+            Some(account) if ok => {
+                self.throttle.record_success(key);
+                Ok(Some(account.user))
+            }
             other => {
-                self.throttle.record_failure(&key, &client.ip, now);
+                self.throttle.record_failure(key, &client.ip, now);
                 let event = self.event(AuditKind::LoginFailed, Actor::User, client).reason("bad_credentials");
                 match other {
                     Some(account) => self.record(event.user(&account.user.id)).await?,
                     None => event.log(),
                 }
-                return Err(CoreError::InvalidCredentials);
+                Err(CoreError::InvalidCredentials)
             }
-        };
-        self.throttle.record_success(&key);
-
-        if let Some(previous) = previous
-            && let Some(old) = self.peek(previous).await?
-        {
-            let event = self.event(AuditKind::SessionRevoked, Actor::Policy, client).reason("superseded");
-            self.end(SessionFilter::One { user: &old.user.id, id: &old.session.id }, event).await?;
         }
+    }
 
+    /// Inserts a new session for `user` (and a new remember-me series if asked) in `batch`.
+    async fn open_session(
+        &self,
+        batch: &mut Batch<'_>,
+        user: User,
+        remember_me: bool,
+        how: &str,
+        client: &ClientInfo,
+    ) -> Result<SignedIn, CoreError> {
+        let now = self.now();
         let secret = SessionSecret::generate();
         let session = Session {
             id: SessionId::generate(),
@@ -218,10 +348,86 @@ impl Authority {
             ip: Some(client.ip.clone()),
             user_agent: client.user_agent.clone(),
         };
-        let event = self.event(AuditKind::Login, Actor::User, client).reason("password").about(&session);
-        self.store.insert_session(&session, &event).await?;
-        event.log();
-        Ok(SessionContext { session, user, secret })
+        batch.tx.insert_session(&session).await?;
+        let remember = if remember_me {
+            let r = RememberSecret::generate();
+            batch
+                .tx
+                .insert_remember(&RememberToken {
+                    selector: r.selector().to_owned(),
+                    validator_hash: r.validator_hash(),
+                    user_id: user.id.clone(),
+                    session_id: session.id.clone(),
+                    created_at: now,
+                    expires_at: now + self.policy.remember_lifetime,
+                    previous_hash: None,
+                    rotated_at: None,
+                })
+                .await?;
+            Some(r)
+        } else {
+            None
+        };
+        batch.audit(self.event(AuditKind::Login, Actor::User, client).reason(how).about(&session)).await?;
+        Ok(SignedIn { ctx: SessionContext { session, user, secret }, remember })
+    }
+
+    /// Signs a browser back in from its remember-me cookie, rotating the validator. See
+    /// [`crate::remember`] for the theft rule and the race grace.
+    pub async fn resume(&self, presented: &RememberSecret, client: &ClientInfo) -> Result<Resume, CoreError> {
+        let now = self.now();
+        let Some(token) = self.store.remember_by_selector(presented.selector()).await? else {
+            return Ok(Resume::Invalid);
+        };
+        let Some(user) = self.store.user_by_id(&token.user_id).await?.map(|c| c.user) else {
+            return Ok(Resume::Invalid);
+        };
+        let mut batch = self.batch().await?;
+        if now >= token.expires_at {
+            batch.tx.delete_remember(RememberFilter::Selector(&token.selector)).await?;
+            batch.commit().await?;
+            return Ok(Resume::Invalid);
+        }
+        let hash = presented.validator_hash();
+        if hash.ct_eq(&token.validator_hash) {
+            let user_id = user.id.clone();
+            let mut signed_in = self.open_session(&mut batch, user, false, "remember_me", client).await?;
+            let next = presented.rotated();
+            let swapped = batch
+                .tx
+                .rotate_remember(
+                    &token.selector,
+                    &token.validator_hash,
+                    &next.validator_hash(),
+                    &signed_in.ctx.session.id,
+                    now,
+                )
+                .await?;
+            if !swapped {
+                return Ok(Resume::LostRace);
+            }
+            // The session the series backed before, if it still lives, is replaced. The token is
+            // already bound to the new session, so ending the old one leaves it alone.
+            let event = self.event(AuditKind::SessionRevoked, Actor::Policy, client).reason("superseded");
+            batch.end(SessionFilter::One { user: &user_id, id: &token.session_id }, &event).await?;
+            batch.commit().await?;
+            signed_in.remember = Some(next);
+            return Ok(Resume::Resumed(Box::new(signed_in)));
+        }
+        let racing = token.previous_hash.is_some_and(|p| p.ct_eq(&hash))
+            && token.rotated_at.is_some_and(|at| now - at <= self.policy.race_grace);
+        if racing {
+            let signed_in = self.open_session(&mut batch, user, false, "remember_me", client).await?;
+            batch.commit().await?;
+            return Ok(Resume::Resumed(Box::new(signed_in)));
+        }
+        // An old validator is back: the cookie was copied. The series and its session die.
+        batch.tx.delete_remember(RememberFilter::Selector(&token.selector)).await?;
+        let event = self.event(AuditKind::SessionRevoked, Actor::Reuse, client).reason("remember_token_reuse");
+        batch.end(SessionFilter::One { user: &user.id, id: &token.session_id }, &event).await?;
+        batch.audit(self.event(AuditKind::RememberTokenReuse, Actor::Reuse, client).user(&user.id)).await?;
+        batch.commit().await?;
+        Ok(Resume::Theft)
     }
 
     // ---- authentication -------------------------------------------------------------------
@@ -244,7 +450,9 @@ impl Authority {
         let now = self.now();
         if !self.is_live(&session, now) {
             let event = self.event(AuditKind::SessionExpired, Actor::Policy, &ClientInfo::default()).reason("expired");
-            self.end(SessionFilter::One { user: &user.id, id: &session.id }, event).await?;
+            let mut batch = self.batch().await?;
+            batch.end(SessionFilter::One { user: &user.id, id: &session.id }, &event).await?;
+            batch.commit().await?;
             return Ok(None);
         }
         if touch && now - session.last_active_at >= self.policy.touch_interval {
@@ -257,15 +465,22 @@ impl Authority {
     // ---- logout and revocation ------------------------------------------------------------
 
     /// Ends sessions for a logout and returns how many ended. `current` is the caller's
-    /// session, if it has a live one; without one this is a quiet no-op that still leaves an
-    /// audit line in the log.
+    /// session, if it has a live one; `remember` the remember-me cookie it sent, which dies
+    /// with any scope that ends this browser's session. Without a session this is a quiet
+    /// success that still leaves an audit line in the log.
     pub async fn logout(
         &self,
         current: Option<&SessionContext>,
         scope: LogoutScope,
+        remember: Option<&RememberSecret>,
         client: &ClientInfo,
     ) -> Result<u64, CoreError> {
+        let mut batch = self.batch().await?;
+        if let Some(r) = remember.filter(|_| current.is_none() || scope.ends_current()) {
+            batch.tx.delete_remember(RememberFilter::Selector(r.selector())).await?;
+        }
         let Some(ctx) = current else {
+            batch.commit().await?;
             self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason("no_session").log();
             return Ok(0);
         };
@@ -276,13 +491,17 @@ impl Authority {
                 .event(AuditKind::SessionRevoked, Actor::OtherSession, client)
                 .scope(scope.as_str())
                 .reason("logout");
-            ended += self.end(SessionFilter::AllOf { user, keep: Some(&ctx.session.id) }, event).await?;
+            ended += batch.end(SessionFilter::AllOf { user, keep: Some(&ctx.session.id) }, &event).await?;
         }
         if scope.ends_current() {
             let event =
-                self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason(scope.as_str());
-            ended += self.end(SessionFilter::One { user, id: &ctx.session.id }, event).await?;
+                self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason("logout");
+            ended += batch.end(SessionFilter::One { user, id: &ctx.session.id }, &event).await?;
         }
+        if scope == LogoutScope::Global {
+            batch.tx.bump_token_version(user).await?;
+        }
+        batch.commit().await?;
         Ok(ended)
     }
 
@@ -300,26 +519,145 @@ impl Authority {
         }
         let actor = if *id == ctx.session.id { Actor::SelfSession } else { Actor::OtherSession };
         let event = self.event(AuditKind::SessionRevoked, actor, client).reason("revoked");
-        match self.end(SessionFilter::One { user: &ctx.user.id, id }, event).await? {
-            0 => Err(CoreError::NotFound),
-            _ => Ok(()),
+        let mut batch = self.batch().await?;
+        let ended = batch.end(SessionFilter::One { user: &ctx.user.id, id }, &event).await?;
+        batch.commit().await?;
+        if ended == 0 { Err(CoreError::NotFound) } else { Ok(()) }
+    }
+
+    /// Changes the password: the current session survives with a new id, everything else of
+    /// the user ends (see [`Trigger::PasswordChanged`]).
+    pub async fn change_password(
+        &self,
+        ctx: &SessionContext,
+        current_password: &str,
+        new_password: &str,
+        client: &ClientInfo,
+    ) -> Result<SessionContext, CoreError> {
+        self.check_password(&ctx.user.email, current_password, client).await?;
+        password::check_policy(new_password, &ctx.user.email).map_err(CoreError::WeakPassword)?;
+        let hash = self.passwords.hash(new_password).await?;
+        let mut batch = self.batch().await?;
+        batch.tx.set_password(&ctx.user.id, &hash).await?;
+        let rotated = self.apply(&mut batch, Trigger::PasswordChanged, &ctx.user.id, Some(ctx), client).await?;
+        batch.audit(self.event(AuditKind::PasswordChanged, Actor::User, client).about(&ctx.session)).await?;
+        batch.commit().await?;
+        rotated.ok_or(CoreError::Unauthenticated)
+    }
+
+    /// Changes the e-mail address, with the same consequences as a password change.
+    pub async fn change_email(
+        &self,
+        ctx: &SessionContext,
+        current_password: &str,
+        new_email: &str,
+        client: &ClientInfo,
+    ) -> Result<SessionContext, CoreError> {
+        let email = email::normalize(new_email).ok_or(CoreError::InvalidEmail)?;
+        self.check_password(&ctx.user.email, current_password, client).await?;
+        let mut batch = self.batch().await?;
+        match batch.tx.set_email(&ctx.user.id, &email).await {
+            Err(StoreError::Conflict) => return Err(CoreError::EmailTaken),
+            other => other?,
         }
+        let rotated = self.apply(&mut batch, Trigger::EmailChanged, &ctx.user.id, Some(ctx), client).await?;
+        batch.audit(self.event(AuditKind::EmailChanged, Actor::User, client).about(&ctx.session)).await?;
+        batch.commit().await?;
+        let mut rotated = rotated.ok_or(CoreError::Unauthenticated)?;
+        rotated.user.email = email;
+        Ok(rotated)
+    }
+
+    /// A user reports a security concern: every session and token of theirs ends, this one too.
+    pub async fn report_concern(
+        &self,
+        ctx: &SessionContext,
+        details: &str,
+        client: &ClientInfo,
+    ) -> Result<u64, CoreError> {
+        let mut batch = self.batch().await?;
+        let before = batch.revoked.len();
+        self.apply(&mut batch, Trigger::SecurityReport, &ctx.user.id, Some(ctx), client).await?;
+        let ended = (batch.revoked.len() - before) as u64;
+        batch
+            .audit(self.event(AuditKind::SecurityReport, Actor::User, client).about(&ctx.session).detail(details))
+            .await?;
+        batch.commit().await?;
+        Ok(ended)
+    }
+
+    /// An administrator ends every session and token of a user.
+    pub async fn admin_revoke(&self, user: &UserId, reason: &str, client: &ClientInfo) -> Result<u64, CoreError> {
+        if self.store.user_by_id(user).await?.is_none() {
+            return Err(CoreError::NotFound);
+        }
+        let mut batch = self.batch().await?;
+        self.apply(&mut batch, Trigger::AdminRevoke, user, None, client).await?;
+        let ended = batch.revoked.len() as u64;
+        batch.audit(self.event(AuditKind::AdminRevoke, Actor::Admin, client).user(user).detail(reason)).await?;
+        batch.commit().await?;
+        Ok(ended)
+    }
+
+    /// Carries out a trigger's [`Consequences`](crate::policy::Consequences) inside `batch`.
+    /// Returns the rotated current session, when the policy keeps and rotates it.
+    async fn apply(
+        &self,
+        batch: &mut Batch<'_>,
+        trigger: Trigger,
+        user: &UserId,
+        current: Option<&SessionContext>,
+        client: &ClientInfo,
+    ) -> Result<Option<SessionContext>, CoreError> {
+        let c = trigger.consequences();
+        let keep = match c.ends {
+            Ends::Others => current.map(|ctx| &ctx.session.id),
+            Ends::All => None,
+        };
+        let event = self.event(AuditKind::SessionRevoked, trigger.actor(), client).reason(trigger.reason());
+        batch.end(SessionFilter::AllOf { user, keep }, &event).await?;
+        if !c.notify {
+            batch.revoked.clear();
+        }
+        if c.revoke_all_tokens {
+            batch.tx.delete_remember(RememberFilter::AllOfUser(user)).await?;
+        }
+        let token_version = if c.bump_token_version { Some(batch.tx.bump_token_version(user).await?) } else { None };
+        let (true, Some(ctx)) = (c.rotate_current && keep.is_some(), current) else {
+            return Ok(None);
+        };
+        let secret = SessionSecret::generate();
+        let id = SessionId::generate();
+        if !batch.tx.rotate_session(&ctx.session.id, &id, &secret.hash()).await? {
+            return Ok(None);
+        }
+        batch
+            .audit(
+                self.event(AuditKind::SessionRotated, Actor::Policy, client)
+                    .reason(trigger.reason())
+                    .about(&ctx.session),
+            )
+            .await?;
+        batch.rekeyed.push((ctx.session.id.clone(), id.clone()));
+        let mut rotated = ctx.clone();
+        rotated.session.id = id;
+        rotated.session.secret_hash = secret.hash();
+        rotated.secret = secret;
+        if let Some(v) = token_version {
+            rotated.user.token_version = v;
+        }
+        Ok(Some(rotated))
     }
 
     /// Deletes every session past its end; run periodically by the server.
     pub async fn sweep_expired(&self) -> Result<u64, CoreError> {
         let now = self.now();
         let event = self.event(AuditKind::SessionExpired, Actor::Policy, &ClientInfo::default()).reason("expired");
-        self.end(SessionFilter::Expired { now, idle_cutoff: now - self.policy.idle_timeout }, event).await
-    }
-
-    /// The one way sessions end: deleted and audited in one store transaction, then logged.
-    async fn end(&self, filter: SessionFilter<'_>, event: AuditEvent) -> Result<u64, CoreError> {
-        let ended = self.store.end_sessions(filter, &event).await?;
-        for s in &ended {
-            event.about(s).log();
-        }
-        Ok(ended.len() as u64)
+        let mut batch = self.batch().await?;
+        let ended =
+            batch.end(SessionFilter::Expired { now, idle_cutoff: now - self.policy.idle_timeout }, &event).await?;
+        batch.commit().await?;
+        Ok(ended)
     }
 
     // ---- reading --------------------------------------------------------------------------
@@ -338,8 +676,19 @@ impl Authority {
 
     /// Stores and logs an event that goes with no other change.
     async fn record(&self, event: AuditEvent) -> Result<(), CoreError> {
-        self.store.append_audit(&event).await?;
-        event.log();
-        Ok(())
+        let mut batch = self.batch().await?;
+        batch.audit(event).await?;
+        batch.commit().await
+    }
+
+    /// A user by e-mail address, normalised first (for the CLI).
+    pub async fn user_by_email(&self, raw_email: &str) -> Result<Option<User>, CoreError> {
+        let Some(email) = email::normalize(raw_email) else { return Ok(None) };
+        Ok(self.store.user_by_email(&email).await?.map(|c| c.user))
+    }
+
+    /// A user by id (for the admin API).
+    pub async fn user(&self, id: &UserId) -> Result<Option<User>, CoreError> {
+        Ok(self.store.user_by_id(id).await?.map(|c| c.user))
     }
 }

@@ -14,6 +14,8 @@ pub enum CoreError {
     WeakPassword(Weakness),
     #[error("invalid e-mail address")]
     InvalidEmail,
+    #[error("that e-mail address is taken")]
+    EmailTaken,
     #[error("not signed in")]
     Unauthenticated,
     #[error("not found")]

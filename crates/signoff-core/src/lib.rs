@@ -10,6 +10,9 @@
 //! - [`secret`]: random secrets, their hashes and constant-time comparison.
 //! - [`password`]: argon2id hashing and the password policy.
 //! - [`email`]: e-mail normalisation.
+//! - [`policy`]: what each security trigger ends and revokes.
+//! - [`remember`]: remember-me tokens (selector:validator).
+//! - [`revocation`]: telling open pages that their session ended.
 //! - [`throttle`]: failed sign-in limits per account and per client address.
 //! - [`audit`]: the audit event vocabulary.
 //! - [`clock`]: time as a parameter, so expiry is testable without sleeping.
@@ -20,14 +23,19 @@ pub mod clock;
 pub mod email;
 pub mod error;
 pub mod password;
+pub mod policy;
+pub mod remember;
+pub mod revocation;
 pub mod secret;
 pub mod store;
 pub mod throttle;
 
 pub use audit::ClientInfo;
 pub use audit::{Actor, AuditEvent, AuditKind};
-pub use authority::{Authority, LogoutScope, SessionContext, SessionPolicy};
+pub use authority::{Authority, LogoutScope, Resume, SessionContext, SessionPolicy, SignedIn};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::CoreError;
+pub use policy::Trigger;
+pub use revocation::{Revocation, RevocationHub};
 pub use secret::{SessionId, SessionSecret, UserId};
-pub use store::{Session, SessionFilter, Store, StoreError, User};
+pub use store::{RememberToken, Session, SessionFilter, Store, StoreError, Tx, User};

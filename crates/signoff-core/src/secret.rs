@@ -136,6 +136,11 @@ impl SecretHash {
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
         Some(Self(bytes.try_into().ok()?))
     }
+
+    /// Constant-time equality, for comparing a presented secret's hash with a stored one.
+    pub fn ct_eq(&self, other: &Self) -> bool {
+        bool::from(self.0.ct_eq(&other.0))
+    }
 }
 
 impl fmt::Debug for SecretHash {

@@ -1,9 +1,9 @@
 //! What the lifecycle needs from storage, and the records it keeps there.
 //!
-//! Backends (SQLite now, PostgreSQL next) implement these traits; nothing in the core knows
-//! which one it talks to. Every method is a single statement or transaction, so a backend
-//! never leaves a half-written change behind. In particular, ending many sessions of one
-//! user is one statement on an indexed column, not a loop.
+//! Backends (SQLite now, PostgreSQL next) implement [`Store`] for reads and [`Tx`] for changes.
+//! Every change happens inside a transaction together with its audit events, so a backend never
+//! leaves a half-written change behind: the core opens a [`Tx`], makes its changes, and commits
+//! once. Ending many sessions of one user is one statement on an indexed column, not a loop.
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -16,12 +16,12 @@ use crate::secret::{SecretHash, SessionId, UserId};
 pub struct User {
     pub id: UserId,
     pub email: String,
-    /// Bumped by "log out everywhere" and security events; tokens carry it.
+    /// Bumped by "log out everywhere" and security events; access tokens carry it.
     pub token_version: i64,
     pub created_at: OffsetDateTime,
 }
 
-/// A user with the password hash, for sign-in only.
+/// A user with the password hash, for checking a password.
 #[derive(Debug, Clone)]
 pub struct UserCredentials {
     pub user: User,
@@ -41,17 +41,25 @@ pub struct Session {
     pub user_agent: Option<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// A uniqueness rule was hit (an e-mail that is taken).
-    #[error("conflict")]
-    Conflict,
-    /// The backend failed; the message is for operators' logs only.
-    #[error("backend: {0}")]
-    Backend(String),
+/// A remember-me series: a stable public `selector` and a validator that changes on every
+/// use. Only the validator's hash is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RememberToken {
+    pub selector: String,
+    pub validator_hash: SecretHash,
+    pub user_id: UserId,
+    /// The session this token last created (or was issued with).
+    pub session_id: SessionId,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    /// The validator this one replaced, and when: honoured only inside the race grace.
+    pub previous_hash: Option<SecretHash>,
+    pub rotated_at: Option<OffsetDateTime>,
 }
 
-/// Which sessions [`SessionStore::end_sessions`] ends.
+/// Which sessions [`Tx::end_sessions`] ends. Remember-me tokens bound to the ended sessions go
+/// with them (for [`SessionFilter::AllOf`], every remember-me token of the user not bound to
+/// `keep`); expiry leaves remember-me tokens alone, since outliving a session is their purpose.
 #[derive(Debug, Clone, Copy)]
 pub enum SessionFilter<'a> {
     /// One session of one user (a session id of another user matches nothing).
@@ -62,42 +70,78 @@ pub enum SessionFilter<'a> {
     Expired { now: OffsetDateTime, idle_cutoff: OffsetDateTime },
 }
 
-/// Every change a store makes is recorded in the audit log in the same transaction: either
-/// both land or neither does.
-#[async_trait]
-pub trait UserStore: Send + Sync {
-    /// Inserts a user; `Conflict` when the e-mail is taken.
-    async fn create_user(&self, user: &User, password_hash: &str, audit: &AuditEvent) -> Result<(), StoreError>;
-    async fn user_by_email(&self, email: &str) -> Result<Option<UserCredentials>, StoreError>;
-    async fn user_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError>;
+/// Which remember-me tokens [`Tx::delete_remember`] deletes.
+#[derive(Debug, Clone, Copy)]
+pub enum RememberFilter<'a> {
+    Selector(&'a str),
+    AllOfUser(&'a UserId),
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was hit (an e-mail that is taken).
+    #[error("conflict")]
+    Conflict,
+    /// The backend failed; the message is for operators' logs only.
+    #[error("backend: {0}")]
+    Backend(String),
+}
+
+/// Reads, and the door to changes.
 #[async_trait]
-pub trait SessionStore: Send + Sync {
-    async fn insert_session(&self, session: &Session, audit: &AuditEvent) -> Result<(), StoreError>;
+pub trait Store: Send + Sync + 'static {
+    /// Cheap reachability check for readiness probes.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Opens a transaction; dropping it without [`Tx::commit`] rolls back.
+    async fn begin(&self) -> Result<Box<dyn Tx>, StoreError>;
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserCredentials>, StoreError>;
+    async fn user_by_id(&self, id: &UserId) -> Result<Option<UserCredentials>, StoreError>;
     /// The session with this secret hash and its user, whether or not it has expired.
     async fn session_by_hash(&self, hash: &SecretHash) -> Result<Option<(Session, User)>, StoreError>;
-    /// Records activity; never moves `last_active_at` backwards.
-    async fn touch_session(&self, id: &SessionId, at: OffsetDateTime) -> Result<(), StoreError>;
-    /// Deletes the sessions matching `filter` in one statement and appends one audit event per
-    /// ended session (`audit` with that session's user and id filled in), in one transaction.
-    /// Returns the sessions it ended.
-    async fn end_sessions(&self, filter: SessionFilter<'_>, audit: &AuditEvent) -> Result<Vec<Session>, StoreError>;
     /// Sessions of `user`, most recently active first (expired ones included; callers filter).
     async fn user_sessions(&self, user: &UserId) -> Result<Vec<Session>, StoreError>;
-}
-
-#[async_trait]
-pub trait AuditStore: Send + Sync {
-    /// Appends an event that goes with no other change (a failed sign-in).
-    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    async fn remember_by_selector(&self, selector: &str) -> Result<Option<RememberToken>, StoreError>;
+    /// Records activity outside any transaction; never moves `last_active_at` backwards.
+    async fn touch_session(&self, id: &SessionId, at: OffsetDateTime) -> Result<(), StoreError>;
     /// A user's events, newest first.
     async fn user_audit(&self, user: &UserId, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
 }
 
-/// Everything a backend provides.
+/// Changes, made together or not at all.
 #[async_trait]
-pub trait Store: UserStore + SessionStore + AuditStore + 'static {
-    /// Cheap reachability check for readiness probes.
-    async fn ping(&self) -> Result<(), StoreError>;
+pub trait Tx: Send {
+    /// Inserts a user; `Conflict` when the e-mail is taken.
+    async fn create_user(&mut self, user: &User, password_hash: &str) -> Result<(), StoreError>;
+    async fn set_password(&mut self, user: &UserId, password_hash: &str) -> Result<(), StoreError>;
+    /// `Conflict` when the e-mail is taken.
+    async fn set_email(&mut self, user: &UserId, email: &str) -> Result<(), StoreError>;
+    /// Increments the user's token version and returns the new value.
+    async fn bump_token_version(&mut self, user: &UserId) -> Result<i64, StoreError>;
+
+    async fn insert_session(&mut self, session: &Session) -> Result<(), StoreError>;
+    /// Gives a session a new id and secret, keeping everything else; `false` if it is gone.
+    async fn rotate_session(&mut self, old: &SessionId, new: &SessionId, hash: &SecretHash)
+    -> Result<bool, StoreError>;
+    /// Deletes the sessions matching `filter` (and their remember-me tokens, see
+    /// [`SessionFilter`]) in one statement each; returns the sessions it ended.
+    async fn end_sessions(&mut self, filter: SessionFilter<'_>) -> Result<Vec<Session>, StoreError>;
+
+    async fn insert_remember(&mut self, token: &RememberToken) -> Result<(), StoreError>;
+    /// Replaces the validator of a series (remembering the old one as `previous_hash`, rotated
+    /// `at`) and binds it to `session`, only if the stored validator is still `expected`
+    /// (compare-and-swap); `false` when it was not.
+    async fn rotate_remember(
+        &mut self,
+        selector: &str,
+        expected: &SecretHash,
+        validator_hash: &SecretHash,
+        session: &SessionId,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Returns how many tokens it deleted.
+    async fn delete_remember(&mut self, filter: RememberFilter<'_>) -> Result<u64, StoreError>;
+
+    async fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError>;
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

@@ -8,11 +8,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::{edge, routes};
+use crate::{edge, remember, routes};
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -22,6 +23,9 @@ struct Inner {
     authority: Authority,
     config: Config,
     metrics: Metrics,
+    /// Flips to `true` when the server starts shutting down, so long-lived responses (event
+    /// streams) end and graceful shutdown can finish.
+    shutdown: watch::Sender<bool>,
 }
 
 impl AppState {
@@ -29,6 +33,8 @@ impl AppState {
         let policy = SessionPolicy {
             idle_timeout: config.idle_timeout,
             absolute_lifetime: config.session_lifetime,
+            remember_lifetime: config.remember_me,
+            race_grace: config.refresh_reuse_grace,
             ..SessionPolicy::default()
         };
         let throttle = ThrottlePolicy {
@@ -37,7 +43,8 @@ impl AppState {
             window: config.login_failure_window,
         };
         let authority = Authority::new(store, clock, policy, throttle).await?;
-        Ok(Self(Arc::new(Inner { authority, config, metrics: Metrics::default() })))
+        let (shutdown, _) = watch::channel(false);
+        Ok(Self(Arc::new(Inner { authority, config, metrics: Metrics::default(), shutdown })))
     }
 
     pub fn authority(&self) -> &Authority {
@@ -51,6 +58,14 @@ impl AppState {
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
     }
+
+    /// Resolves once the server is shutting down.
+    pub fn shutdown_signal(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.shutdown.subscribe();
+        async move {
+            let _ = rx.wait_for(|down| *down).await;
+        }
+    }
 }
 
 /// The whole HTTP surface.
@@ -62,8 +77,12 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::demo::routes())
         .route("/api/me", get(routes::auth::me))
         .route("/auth/logout", post(routes::logout::logout).get(routes::logout::logout_page))
+        .merge(routes::account::routes())
+        .merge(routes::events::routes())
+        .merge(routes::admin::routes())
         .fallback(edge::not_found)
         .method_not_allowed_fallback(edge::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), remember::resume))
         .layer(axum::middleware::from_fn_with_state(state.clone(), edge::edge))
         .with_state(state)
 }
@@ -103,6 +122,11 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let _background = spawn_background(&state);
+    let notify = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        notify.0.shutdown.send_replace(true);
+    };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

@@ -3,6 +3,7 @@
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use signoff_core::SessionSecret;
+use signoff_core::remember::RememberSecret;
 
 use crate::config::Config;
 
@@ -22,10 +23,9 @@ pub fn session_secret(headers: &HeaderMap, config: &Config) -> Option<SessionSec
     values(headers, &config.session_cookie).find_map(SessionSecret::parse)
 }
 
-/// Whether the request carries any signoff cookie at all (valid or not).
-pub fn any_present(headers: &HeaderMap, config: &Config) -> bool {
-    values(headers, &config.session_cookie).next().is_some()
-        || values(headers, &config.remember_cookie).next().is_some()
+/// The first well-formed remember-me token among the remember-me cookies sent.
+pub fn remember_secret(headers: &HeaderMap, config: &Config) -> Option<RememberSecret> {
+    values(headers, &config.remember_cookie).find_map(RememberSecret::parse)
 }
 
 fn attributes(config: &Config) -> &'static str {
@@ -37,11 +37,60 @@ pub fn set_session(config: &Config, secret: &SessionSecret) -> HeaderValue {
     header_value(format!("{}={}; {}", config.session_cookie, secret.expose(), attributes(config)))
 }
 
-/// `Set-Cookie` values deleting every signoff cookie, with the attributes they were set with.
+/// `Set-Cookie` for a remember-me token, living as long as the series.
+pub fn set_remember(config: &Config, secret: &RememberSecret) -> HeaderValue {
+    header_value(format!(
+        "{}={}; {}; Max-Age={}",
+        config.remember_cookie,
+        secret.expose(),
+        attributes(config),
+        config.remember_me.whole_seconds()
+    ))
+}
+
+/// `Set-Cookie` values for a sign-in: the session, and the remember-me token if there is one.
+pub fn set_signed_in(config: &Config, signed_in: &signoff_core::SignedIn) -> Vec<HeaderValue> {
+    let mut out = vec![set_session(config, &signed_in.ctx.secret)];
+    out.extend(signed_in.remember.as_ref().map(|r| set_remember(config, r)));
+    out
+}
+
+/// `Set-Cookie` deleting the cookie `name`, with the attributes it was set with.
+pub fn clear(config: &Config, name: &str) -> HeaderValue {
+    header_value(format!("{name}=; {}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT", attributes(config)))
+}
+
+/// `Set-Cookie` values deleting every signoff cookie.
 pub fn clear_all(config: &Config) -> [HeaderValue; 2] {
-    [&config.session_cookie, &config.remember_cookie].map(|name| {
-        header_value(format!("{name}=; {}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT", attributes(config)))
-    })
+    [clear(config, &config.session_cookie), clear(config, &config.remember_cookie)]
+}
+
+/// Makes a response forget this browser's sign-in: every signoff cookie deleted,
+/// `Clear-Site-Data`, and no caching.
+pub fn clear_browser(headers: &mut HeaderMap, config: &Config) {
+    for c in clear_all(config) {
+        headers.append(header::SET_COOKIE, c);
+    }
+    if let Ok(v) = HeaderValue::from_str(&config.clear_site_data) {
+        headers.insert("clear-site-data", v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::VARY, HeaderValue::from_static("Cookie, Authorization"));
+}
+
+/// A `Cookie` header value naming only `secret` as the session, with every other cookie of
+/// `headers` kept except signoff's own.
+pub fn with_session(headers: &HeaderMap, config: &Config, secret: &SessionSecret) -> HeaderValue {
+    let mut pairs = vec![format!("{}={}", config.session_cookie, secret.expose())];
+    for v in headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()) {
+        for pair in v.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let name = pair.split('=').next().unwrap_or_default().trim();
+            if name != config.session_cookie && name != config.remember_cookie {
+                pairs.push(pair.to_owned());
+            }
+        }
+    }
+    header_value(pairs.join("; "))
 }
 
 fn header_value(s: String) -> HeaderValue {
@@ -61,7 +110,6 @@ mod tests {
         h.append(header::COOKIE, HeaderValue::from_static("a=b; __Host-signoff_session=garbage; ;=;x"));
         h.append(header::COOKIE, HeaderValue::from_bytes(b"__Host-signoff_session=\xff").unwrap());
         assert!(session_secret(&h, &config).is_none());
-        assert!(any_present(&h, &config));
         let s = SessionSecret::generate();
         h.append(header::COOKIE, HeaderValue::try_from(format!("__Host-signoff_session={}", s.expose())).unwrap());
         assert_eq!(session_secret(&h, &config).map(|x| x.hash()), Some(s.hash()));

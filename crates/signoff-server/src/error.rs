@@ -25,6 +25,8 @@ pub enum ApiError {
     /// 405; `Some` sets `Allow` (otherwise the router adds the route's own).
     MethodNotAllowed(Option<&'static str>),
     Unprocessable(&'static str, String),
+    /// 409 with a stable code.
+    Conflict(&'static str, String),
     PayloadTooLarge,
     UnsupportedMediaType,
     /// 500; the string goes to the log only.
@@ -49,6 +51,7 @@ impl ApiError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unprocessable(..) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict(..) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -57,7 +60,7 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            Self::BadRequest(code, _) | Self::Unprocessable(code, _) => code,
+            Self::BadRequest(code, _) | Self::Unprocessable(code, _) | Self::Conflict(code, _) => code,
             Self::Unauthenticated => "unauthenticated",
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidToken => "invalid_token",
@@ -73,7 +76,7 @@ impl ApiError {
 
     pub fn message(&self) -> String {
         match self {
-            Self::BadRequest(_, m) | Self::Unprocessable(_, m) => m.clone(),
+            Self::BadRequest(_, m) | Self::Unprocessable(_, m) | Self::Conflict(_, m) => m.clone(),
             Self::Unauthenticated => "not signed in".into(),
             Self::InvalidCredentials => "e-mail or password is wrong".into(),
             Self::InvalidToken => "the access token is not valid".into(),
@@ -121,6 +124,7 @@ impl From<CoreError> for ApiError {
             }
             CoreError::WeakPassword(w) => Self::Unprocessable("weak_password", w.message().into()),
             CoreError::InvalidEmail => Self::Unprocessable("invalid_email", "not a valid e-mail address".into()),
+            CoreError::EmailTaken => Self::Conflict("email_taken", "that e-mail address is taken".into()),
             CoreError::Unauthenticated => Self::Unauthenticated,
             CoreError::NotFound => Self::NotFound,
             CoreError::Store(e) => Self::Internal(format!("store: {e}")),

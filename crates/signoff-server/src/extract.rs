@@ -103,25 +103,29 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
-        let forwarded = state
-            .config()
-            .trust_proxy
-            .then(|| {
-                parts.headers.get("x-forwarded-for")?.to_str().ok()?.rsplit(',').next().map(|s| s.trim().to_owned())
-            })
-            .flatten()
-            .filter(|s| s.parse::<std::net::IpAddr>().is_ok());
-        let ip = forwarded.or(peer).unwrap_or_else(|| "unknown".to_owned());
-        let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|ua| {
-            let mut end = ua.len().min(MAX_USER_AGENT);
-            while !ua.is_char_boundary(end) {
-                end -= 1;
-            }
-            ua[..end].to_owned()
-        });
-        Ok(Client(ClientInfo { ip, user_agent }))
+        Ok(Client(client_info(&parts.headers, &parts.extensions, &state)))
     }
+}
+
+/// The client's address (the peer, or with `trust_proxy` the last `X-Forwarded-For` entry)
+/// and its user agent, cut to a sane length.
+pub fn client_info(headers: &HeaderMap, extensions: &axum::http::Extensions, state: &AppState) -> ClientInfo {
+    let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    let forwarded = state
+        .config()
+        .trust_proxy
+        .then(|| headers.get("x-forwarded-for")?.to_str().ok()?.rsplit(',').next().map(|s| s.trim().to_owned()))
+        .flatten()
+        .filter(|s| s.parse::<std::net::IpAddr>().is_ok());
+    let ip = forwarded.or(peer).unwrap_or_else(|| "unknown".to_owned());
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|ua| {
+        let mut end = ua.len().min(MAX_USER_AGENT);
+        while !ua.is_char_boundary(end) {
+            end -= 1;
+        }
+        ua[..end].to_owned()
+    });
+    ClientInfo { ip, user_agent }
 }
 
 /// What kind of answer the caller wants.

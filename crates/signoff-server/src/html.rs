@@ -20,20 +20,23 @@ pub fn esc(s: &str) -> String {
 }
 
 /// A whole page. `body` must already be escaped HTML. `signed_in` is the e-mail shown in the
-/// header, if any.
+/// header, if any; such pages also load `/signoff.js`, which takes the page to `/login` the
+/// moment its session ends anywhere.
 pub fn page(status: StatusCode, title: &str, signed_in: Option<&str>, body: &str) -> Response {
     let nav = match signed_in {
         Some(email) => format!(
-            "<nav><a href=\"/app\">App</a><a href=\"/app/sessions\">Devices</a>\
+            "<nav><a href=\"/app\">App</a><a href=\"/app/sessions\">Devices</a><a href=\"/app/security\">Security</a>\
              <span class=\"who\">{}</span></nav>",
             esc(email)
         ),
         None => "<nav><a href=\"/login\">Sign in</a><a href=\"/register\">Create account</a></nav>".to_owned(),
     };
+    let script = if signed_in.is_some() { "<script src=\"/signoff.js\" defer></script>" } else { "" };
+    let watch = if signed_in.is_some() { " data-signoff-watch" } else { "" };
     let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+        "<!doctype html>\n<html lang=\"en\"{watch}><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title} · signoff</title><link rel=\"stylesheet\" href=\"/demo.css\"></head>\
+         <title>{title} · signoff</title><link rel=\"stylesheet\" href=\"/demo.css\">{script}</head>\
          <body><header><a class=\"brand\" href=\"/\">signoff</a>{nav}</header><main>{body}</main>\
          <footer>signoff demo · sessions that really end</footer></body></html>\n",
         title = esc(title),

@@ -20,6 +20,7 @@ pub mod extract;
 pub mod html;
 pub mod metrics;
 pub mod redirect;
+pub mod remember;
 pub mod routes;
 pub mod views;
 

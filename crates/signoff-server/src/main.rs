@@ -28,6 +28,27 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Administrative actions.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// End every session and token of a user (a reported security concern).
+    Revoke {
+        /// The user's e-mail address.
+        #[arg(long, required_unless_present = "user_id", conflicts_with = "user_id")]
+        email: Option<String>,
+        /// The user's id.
+        #[arg(long)]
+        user_id: Option<String>,
+        /// Why, recorded in the user's audit log.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -47,6 +68,9 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve(config).await,
         Command::User { command: UserCommand::Create { email } } => create_user(config, &email).await,
+        Command::Admin { command: AdminCommand::Revoke { email, user_id, reason } } => {
+            admin_revoke(config, email.as_deref(), user_id, &reason).await
+        }
     }
 }
 
@@ -103,6 +127,26 @@ async fn create_user(config: Config, email: &str) -> anyhow::Result<()> {
         e => anyhow::anyhow!("{e}"),
     })?;
     println!("{}", serde_json::json!({ "id": user.id, "email": user.email }));
+    Ok(())
+}
+
+async fn admin_revoke(
+    config: Config,
+    email: Option<&str>,
+    user_id: Option<String>,
+    reason: &str,
+) -> anyhow::Result<()> {
+    let store = backend::open_store(&config.database_url).await?;
+    let state = AppState::new(config, store, Arc::new(SystemClock)).await?;
+    let authority = state.authority();
+    let user = match (email, user_id) {
+        (Some(email), _) => authority.user_by_email(email).await?,
+        (None, Some(id)) => authority.user(&signoff_core::UserId::from_string(id)).await?,
+        (None, None) => None,
+    }
+    .context("no such user")?;
+    let ended = authority.admin_revoke(&user.id, reason, &cli_client()).await?;
+    println!("{}", serde_json::json!({ "user": { "id": user.id, "email": user.email }, "revoked": ended }));
     Ok(())
 }
 

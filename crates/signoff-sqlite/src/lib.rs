@@ -1,22 +1,25 @@
 //! The embedded SQLite store of signoff: one file, created and migrated on start.
 //!
-//! Implements the `signoff_core::store` traits with plain `sqlx` queries. Times are stored as
+//! Implements `signoff_core::store::{Store, Tx}` with plain `sqlx` queries. Times are stored as
 //! Unix milliseconds, secret hashes as 32-byte blobs.
 
 mod migrate;
+mod rows;
 
 use async_trait::async_trait;
-use signoff_core::audit::{Actor, AuditEvent, AuditKind};
+use signoff_core::audit::AuditEvent;
 use signoff_core::secret::SecretHash;
 use signoff_core::store::{
-    AuditStore, Session, SessionFilter, SessionStore, Store, StoreError, User, UserCredentials, UserStore,
+    RememberFilter, RememberToken, Session, SessionFilter, Store, StoreError, Tx, User, UserCredentials,
 };
 use signoff_core::{SessionId, UserId};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 use time::OffsetDateTime;
+
+use rows::{audit_from, backend, db_err, ms, remember_from, session_from, user_from};
 
 /// A signoff store in one SQLite file.
 #[derive(Debug, Clone)]
@@ -40,25 +43,6 @@ impl SqliteStore {
     }
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
-fn db_err(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
-        _ => backend(e),
-    }
-}
-
-fn ms(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-fn from_ms(v: i64) -> Result<OffsetDateTime, StoreError> {
-    OffsetDateTime::from_unix_timestamp_nanos(v as i128 * 1_000_000).map_err(backend)
-}
-
 // Column lists as macros so every query stays a `&'static str` built with `concat!`.
 macro_rules! session_columns {
     () => {
@@ -73,113 +57,42 @@ macro_rules! session_returning {
 }
 macro_rules! user_columns {
     () => {
-        "u.id AS u_id, u.email, u.token_version, u.created_at AS u_created_at"
+        "u.id AS u_id, u.email, u.token_version, u.created_at AS u_created_at, u.password_hash"
+    };
+}
+macro_rules! remember_columns {
+    () => {
+        "selector, validator_hash, previous_hash, rotated_at, user_id, session_id, created_at, expires_at"
     };
 }
 
-fn session_from(row: &SqliteRow) -> Result<Session, StoreError> {
-    let hash: Vec<u8> = row.try_get("secret_hash").map_err(backend)?;
-    Ok(Session {
-        id: SessionId::from_string(row.try_get("id").map_err(backend)?),
-        user_id: UserId::from_string(row.try_get("user_id").map_err(backend)?),
-        secret_hash: SecretHash::from_slice(&hash).ok_or_else(|| backend("corrupt secret hash"))?,
-        created_at: from_ms(row.try_get("created_at").map_err(backend)?)?,
-        last_active_at: from_ms(row.try_get("last_active_at").map_err(backend)?)?,
-        expires_at: from_ms(row.try_get("expires_at").map_err(backend)?)?,
-        ip: row.try_get("ip").map_err(backend)?,
-        user_agent: row.try_get("user_agent").map_err(backend)?,
-    })
-}
-
-fn user_from(row: &SqliteRow) -> Result<User, StoreError> {
-    Ok(User {
-        id: UserId::from_string(row.try_get("u_id").map_err(backend)?),
-        email: row.try_get("email").map_err(backend)?,
-        token_version: row.try_get("token_version").map_err(backend)?,
-        created_at: from_ms(row.try_get("u_created_at").map_err(backend)?)?,
-    })
-}
-
-async fn insert_audit(conn: &mut SqliteConnection, e: &AuditEvent) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO audit_events (user_id, session_id, kind, scope, reason, actor, ip, user_agent, at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(e.user_id.as_ref().map(UserId::as_str))
-    .bind(e.session_id.as_ref().map(SessionId::as_str))
-    .bind(e.kind.as_str())
-    .bind(e.scope.as_deref())
-    .bind(e.reason.as_deref())
-    .bind(e.actor.as_str())
-    .bind(e.ip.as_deref())
-    .bind(e.user_agent.as_deref())
-    .bind(ms(e.at))
-    .execute(conn)
-    .await
-    .map_err(db_err)?;
-    Ok(())
-}
-
 #[async_trait]
-impl UserStore for SqliteStore {
-    async fn create_user(&self, user: &User, password_hash: &str, audit: &AuditEvent) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
-        sqlx::query("INSERT INTO users (id, email, password_hash, token_version, created_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(user.id.as_str())
-            .bind(&user.email)
-            .bind(password_hash)
-            .bind(user.token_version)
-            .bind(ms(user.created_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_err)
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
+        Ok(Box::new(SqliteTx { tx: self.pool.begin().await.map_err(db_err)? }))
     }
 
     async fn user_by_email(&self, email: &str) -> Result<Option<UserCredentials>, StoreError> {
-        let row = sqlx::query(concat!("SELECT ", user_columns!(), ", u.password_hash FROM users u WHERE u.email = ?"))
+        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users u WHERE u.email = ?"))
             .bind(email)
             .fetch_optional(&self.pool)
             .await
             .map_err(db_err)?;
-        row.map(|r| {
-            Ok(UserCredentials { user: user_from(&r)?, password_hash: r.try_get("password_hash").map_err(backend)? })
-        })
-        .transpose()
+        row.as_ref().map(user_from).transpose()
     }
 
-    async fn user_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+    async fn user_by_id(&self, id: &UserId) -> Result<Option<UserCredentials>, StoreError> {
         let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users u WHERE u.id = ?"))
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await
             .map_err(db_err)?;
         row.as_ref().map(user_from).transpose()
-    }
-}
-
-#[async_trait]
-impl SessionStore for SqliteStore {
-    async fn insert_session(&self, s: &Session, audit: &AuditEvent) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
-        sqlx::query(
-            "INSERT INTO sessions (id, secret_hash, user_id, created_at, last_active_at, expires_at, ip, user_agent) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(s.id.as_str())
-        .bind(&s.secret_hash.0[..])
-        .bind(s.user_id.as_str())
-        .bind(ms(s.created_at))
-        .bind(ms(s.last_active_at))
-        .bind(ms(s.expires_at))
-        .bind(s.ip.as_deref())
-        .bind(s.user_agent.as_deref())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_err)
     }
 
     async fn session_by_hash(&self, hash: &SecretHash) -> Result<Option<(Session, User)>, StoreError> {
@@ -188,55 +101,13 @@ impl SessionStore for SqliteStore {
             session_columns!(),
             ", ",
             user_columns!(),
-            " FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.secret_hash = ?"
+            " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.secret_hash = ?"
         ))
         .bind(&hash.0[..])
         .fetch_optional(&self.pool)
         .await
         .map_err(db_err)?;
-        row.map(|r| Ok((session_from(&r)?, user_from(&r)?))).transpose()
-    }
-
-    async fn touch_session(&self, id: &SessionId, at: OffsetDateTime) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sessions SET last_active_at = max(last_active_at, ?) WHERE id = ?")
-            .bind(ms(at))
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(())
-    }
-
-    async fn end_sessions(&self, filter: SessionFilter<'_>, audit: &AuditEvent) -> Result<Vec<Session>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let query = match filter {
-            SessionFilter::One { user, id } => sqlx::query(concat!(
-                "DELETE FROM sessions WHERE id = ? AND user_id = ? RETURNING ",
-                session_returning!()
-            ))
-            .bind(id.as_str())
-            .bind(user.as_str()),
-            SessionFilter::AllOf { user, keep } => sqlx::query(concat!(
-                "DELETE FROM sessions WHERE user_id = ? AND id IS NOT ? RETURNING ",
-                session_returning!()
-            ))
-            .bind(user.as_str())
-            .bind(keep.map(SessionId::as_str)),
-            SessionFilter::Expired { now, idle_cutoff } => sqlx::query(concat!(
-                "DELETE FROM sessions WHERE expires_at <= ? OR last_active_at <= ? RETURNING ",
-                session_returning!()
-            ))
-            .bind(ms(now))
-            .bind(ms(idle_cutoff)),
-        };
-        let rows = query.fetch_all(&mut *tx).await.map_err(db_err)?;
-        let ended = rows.iter().map(session_from).collect::<Result<Vec<_>, _>>()?;
-        for session in &ended {
-            insert_audit(&mut tx, &audit.about(session)).await?;
-        }
-        tx.commit().await.map_err(db_err)?;
-        Ok(ended)
+        row.map(|r| Ok((session_from(&r)?, user_from(&r)?.user))).transpose()
     }
 
     async fn user_sessions(&self, user: &UserId) -> Result<Vec<Session>, StoreError> {
@@ -251,18 +122,29 @@ impl SessionStore for SqliteStore {
         .map_err(db_err)?;
         rows.iter().map(session_from).collect()
     }
-}
 
-#[async_trait]
-impl AuditStore for SqliteStore {
-    async fn append_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(db_err)?;
-        insert_audit(&mut conn, e).await
+    async fn remember_by_selector(&self, selector: &str) -> Result<Option<RememberToken>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", remember_columns!(), " FROM remember_tokens WHERE selector = ?"))
+            .bind(selector)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(remember_from).transpose()
+    }
+
+    async fn touch_session(&self, id: &SessionId, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET last_active_at = max(last_active_at, ?) WHERE id = ?")
+            .bind(ms(at))
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
     }
 
     async fn user_audit(&self, user: &UserId, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
         let rows = sqlx::query(
-            "SELECT user_id, session_id, kind, scope, reason, actor, ip, user_agent, at FROM audit_events \
+            "SELECT user_id, session_id, kind, scope, reason, detail, actor, ip, user_agent, at FROM audit_events \
              WHERE user_id = ? ORDER BY seq DESC LIMIT ?",
         )
         .bind(user.as_str())
@@ -270,33 +152,221 @@ impl AuditStore for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                let kind: String = r.try_get("kind").map_err(backend)?;
-                let actor: String = r.try_get("actor").map_err(backend)?;
-                Ok(AuditEvent {
-                    kind: AuditKind::parse(&kind).ok_or_else(|| backend(format!("unknown audit kind {kind}")))?,
-                    at: from_ms(r.try_get("at").map_err(backend)?)?,
-                    user_id: r.try_get::<Option<String>, _>("user_id").map_err(backend)?.map(UserId::from_string),
-                    session_id: r
-                        .try_get::<Option<String>, _>("session_id")
-                        .map_err(backend)?
-                        .map(SessionId::from_string),
-                    scope: r.try_get("scope").map_err(backend)?,
-                    reason: r.try_get("reason").map_err(backend)?,
-                    actor: Actor::parse(&actor).ok_or_else(|| backend(format!("unknown actor {actor}")))?,
-                    ip: r.try_get("ip").map_err(backend)?,
-                    user_agent: r.try_get("user_agent").map_err(backend)?,
-                })
-            })
-            .collect()
+        rows.iter().map(audit_from).collect()
+    }
+}
+
+/// One open SQLite transaction.
+struct SqliteTx {
+    tx: Transaction<'static, Sqlite>,
+}
+
+impl SqliteTx {
+    fn conn(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
     }
 }
 
 #[async_trait]
-impl Store for SqliteStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_err)?;
+impl Tx for SqliteTx {
+    async fn create_user(&mut self, user: &User, password_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO users (id, email, password_hash, token_version, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(user.id.as_str())
+            .bind(&user.email)
+            .bind(password_hash)
+            .bind(user.token_version)
+            .bind(ms(user.created_at))
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
         Ok(())
+    }
+
+    async fn set_password(&mut self, user: &UserId, password_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(user.as_str())
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn set_email(&mut self, user: &UserId, email: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET email = ? WHERE id = ?")
+            .bind(email)
+            .bind(user.as_str())
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn bump_token_version(&mut self, user: &UserId) -> Result<i64, StoreError> {
+        sqlx::query_scalar("UPDATE users SET token_version = token_version + 1 WHERE id = ? RETURNING token_version")
+            .bind(user.as_str())
+            .fetch_one(self.conn())
+            .await
+            .map_err(db_err)
+    }
+
+    async fn insert_session(&mut self, s: &Session) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (id, secret_hash, user_id, created_at, last_active_at, expires_at, ip, user_agent) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(s.id.as_str())
+        .bind(&s.secret_hash.0[..])
+        .bind(s.user_id.as_str())
+        .bind(ms(s.created_at))
+        .bind(ms(s.last_active_at))
+        .bind(ms(s.expires_at))
+        .bind(s.ip.as_deref())
+        .bind(s.user_agent.as_deref())
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn rotate_session(
+        &mut self,
+        old: &SessionId,
+        new: &SessionId,
+        hash: &SecretHash,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE sessions SET id = ?, secret_hash = ? WHERE id = ?")
+            .bind(new.as_str())
+            .bind(&hash.0[..])
+            .bind(old.as_str())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query("UPDATE remember_tokens SET session_id = ? WHERE session_id = ?")
+            .bind(new.as_str())
+            .bind(old.as_str())
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn end_sessions(&mut self, filter: SessionFilter<'_>) -> Result<Vec<Session>, StoreError> {
+        let (sessions, remember) = match filter {
+            SessionFilter::One { user, id } => (
+                sqlx::query(concat!(
+                    "DELETE FROM sessions WHERE id = ? AND user_id = ? RETURNING ",
+                    session_returning!()
+                ))
+                .bind(id.as_str())
+                .bind(user.as_str()),
+                Some(
+                    sqlx::query("DELETE FROM remember_tokens WHERE session_id = ? AND user_id = ?")
+                        .bind(id.as_str())
+                        .bind(user.as_str()),
+                ),
+            ),
+            SessionFilter::AllOf { user, keep } => (
+                sqlx::query(concat!(
+                    "DELETE FROM sessions WHERE user_id = ? AND id IS NOT ? RETURNING ",
+                    session_returning!()
+                ))
+                .bind(user.as_str())
+                .bind(keep.map(SessionId::as_str)),
+                Some(
+                    sqlx::query("DELETE FROM remember_tokens WHERE user_id = ? AND session_id IS NOT ?")
+                        .bind(user.as_str())
+                        .bind(keep.map(SessionId::as_str)),
+                ),
+            ),
+            SessionFilter::Expired { now, idle_cutoff } => (
+                sqlx::query(concat!(
+                    "DELETE FROM sessions WHERE expires_at <= ? OR last_active_at <= ? RETURNING ",
+                    session_returning!()
+                ))
+                .bind(ms(now))
+                .bind(ms(idle_cutoff)),
+                None,
+            ),
+        };
+        let rows = sessions.fetch_all(self.conn()).await.map_err(db_err)?;
+        if let Some(remember) = remember {
+            remember.execute(self.conn()).await.map_err(db_err)?;
+        }
+        rows.iter().map(session_from).collect()
+    }
+
+    async fn insert_remember(&mut self, t: &RememberToken) -> Result<(), StoreError> {
+        sqlx::query(concat!("INSERT INTO remember_tokens (", remember_columns!(), ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"))
+            .bind(&t.selector)
+            .bind(&t.validator_hash.0[..])
+            .bind(t.previous_hash.as_ref().map(|h| h.0.to_vec()))
+            .bind(t.rotated_at.map(ms))
+            .bind(t.user_id.as_str())
+            .bind(t.session_id.as_str())
+            .bind(ms(t.created_at))
+            .bind(ms(t.expires_at))
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn rotate_remember(
+        &mut self,
+        selector: &str,
+        expected: &SecretHash,
+        validator_hash: &SecretHash,
+        session: &SessionId,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE remember_tokens SET validator_hash = ?, previous_hash = validator_hash, rotated_at = ?, \
+             session_id = ? WHERE selector = ? AND validator_hash = ?",
+        )
+        .bind(&validator_hash.0[..])
+        .bind(ms(at))
+        .bind(session.as_str())
+        .bind(selector)
+        .bind(&expected.0[..])
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_remember(&mut self, filter: RememberFilter<'_>) -> Result<u64, StoreError> {
+        let query = match filter {
+            RememberFilter::Selector(s) => sqlx::query("DELETE FROM remember_tokens WHERE selector = ?").bind(s),
+            RememberFilter::AllOfUser(u) => {
+                sqlx::query("DELETE FROM remember_tokens WHERE user_id = ?").bind(u.as_str())
+            }
+        };
+        Ok(query.execute(self.conn()).await.map_err(db_err)?.rows_affected())
+    }
+
+    async fn append_audit(&mut self, e: &AuditEvent) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_events (user_id, session_id, kind, scope, reason, detail, actor, ip, user_agent, at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(e.user_id.as_ref().map(UserId::as_str))
+        .bind(e.session_id.as_ref().map(SessionId::as_str))
+        .bind(e.kind.as_str())
+        .bind(e.scope.as_deref())
+        .bind(e.reason.as_deref())
+        .bind(e.detail.as_deref())
+        .bind(e.actor.as_str())
+        .bind(e.ip.as_deref())
+        .bind(e.user_agent.as_deref())
+        .bind(ms(e.at))
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(db_err)
     }
 }

@@ -4,7 +4,8 @@
 use signoff_core::store::StoreError;
 use sqlx::SqlitePool;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../migrations/0001_init.sql")), (2, include_str!("../migrations/0002_remember_me.sql"))];
 
 pub async fn run(pool: &SqlitePool) -> Result<(), StoreError> {
     let e = |e: sqlx::Error| StoreError::Backend(format!("migration: {e}"));

@@ -74,11 +74,11 @@ async fn login(
 ) -> ApiResult<Response> {
     csrf::check_origin(&headers, state.config())?;
     let (email, password) = body.required()?;
-    // Remember-me tokens arrive with the "log out everywhere" work; the flag is accepted now.
-    let _ = body.remember_me;
     let previous = cookies::session_secret(&headers, state.config());
-    let ctx = match state.authority().login(email, password, previous.as_ref(), &client).await {
-        Ok(ctx) => ctx,
+    let previous_remember = cookies::remember_secret(&headers, state.config());
+    let previous = (previous.as_ref(), previous_remember.as_ref());
+    let signed_in = match state.authority().login(email, password, body.remember_me, previous, &client).await {
+        Ok(signed_in) => signed_in,
         Err(e) => {
             Metrics::inc(&state.metrics().login_failures);
             let e = ApiError::from(e);
@@ -94,14 +94,23 @@ async fn login(
         }
     };
     Metrics::inc(&state.metrics().logins);
-    let cookie = cookies::set_session(state.config(), &ctx.secret);
     let mut res = if wants.json {
-        axum::Json(views::signed_in(state.authority(), &ctx)).into_response()
+        axum::Json(views::signed_in(state.authority(), &signed_in.ctx)).into_response()
     } else {
         Redirect::to(&redirect::validate(body.return_to.as_deref(), "/app", state.config())).into_response()
     };
-    res.headers_mut().append(header::SET_COOKIE, cookie);
+    for cookie in cookies::set_signed_in(state.config(), &signed_in) {
+        res.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    if signed_in.remember.is_none() && previous_remember_sent(&headers, state.config()) {
+        res.headers_mut().append(header::SET_COOKIE, cookies::clear(state.config(), &state.config().remember_cookie));
+    }
     Ok(res)
+}
+
+/// Whether the request carried a remember-me cookie (which the sign-in just revoked).
+fn previous_remember_sent(headers: &HeaderMap, config: &crate::config::Config) -> bool {
+    cookies::values(headers, &config.remember_cookie).next().is_some()
 }
 
 async fn session(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {

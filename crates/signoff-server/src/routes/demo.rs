@@ -14,8 +14,10 @@ use crate::app::AppState;
 use crate::error::ApiResult;
 use crate::html::{csrf_field, esc, notice, page};
 use crate::{redirect, views};
+use signoff_core::SessionContext;
 
 const CSS: &str = include_str!("../../assets/demo.css");
+const SCRIPT: &str = include_str!("../../assets/signoff.js");
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -24,10 +26,18 @@ pub fn routes() -> Router<AppState> {
         .route("/register", get(register))
         .route("/app", get(app))
         .route("/app/sessions", get(sessions))
+        .route("/app/security", get(security))
         .route("/demo.css", get(css))
+        .route("/signoff.js", get(script))
 }
 
 type Params = Query<HashMap<String, String>>;
+
+async fn script() -> Response {
+    let mut res = ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], SCRIPT).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    res
+}
 
 async fn css() -> Response {
     let mut res = ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS).into_response();
@@ -82,6 +92,8 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Query(q): Para
         Some("You have been signed out.")
     } else if q.contains_key("revoked") {
         Some("You were signed out because this session was ended elsewhere.")
+    } else if q.contains_key("reported") {
+        Some("Thank you. Every session of your account has been ended; sign in again to continue.")
     } else if q.contains_key("registered") {
         Some("Account created. You can sign in now.")
     } else {
@@ -179,4 +191,40 @@ async fn sessions(State(state): State<AppState>, headers: HeaderMap, Query(q): P
         notice("info", info),
     );
     Ok(page(StatusCode::OK, "Devices", Some(&ctx.user.email), &body))
+}
+
+/// The security page: change password, change e-mail, report a concern.
+pub fn security_page(ctx: &SessionContext, status: StatusCode, error: Option<&str>, info: Option<&str>) -> Response {
+    let field = csrf_field(&ctx.csrf_token());
+    let body = format!(
+        "<h1>Security</h1>{}{}\
+         <form method=\"post\" action=\"/auth/password\" class=\"card\" data-protected>{field}<h2>Change password</h2>\
+         <label>Current password <input type=\"password\" name=\"current_password\" autocomplete=\"current-password\" required></label>\
+         <label>New password <input type=\"password\" name=\"new_password\" autocomplete=\"new-password\" minlength=\"8\" required></label>\
+         <p class=\"hint\">Every other device is signed out.</p><button type=\"submit\">Change password</button></form>\
+         <form method=\"post\" action=\"/auth/email\" class=\"card\">{field}<h2>Change e-mail</h2>\
+         <label>New e-mail <input type=\"email\" name=\"new_email\" autocomplete=\"email\" required value=\"{email}\"></label>\
+         <label>Current password <input type=\"password\" name=\"current_password\" autocomplete=\"current-password\" required></label>\
+         <p class=\"hint\">Every other device is signed out.</p><button type=\"submit\">Change e-mail</button></form>\
+         <form method=\"post\" action=\"/auth/security-report\" class=\"card\">{field}<h2>Report a concern</h2>\
+         <label>What happened? (optional) <textarea name=\"details\" rows=\"3\" maxlength=\"1000\"></textarea></label>\
+         <p class=\"hint\">Signs out every device, this one included, and revokes every token.</p>\
+         <button type=\"submit\" class=\"danger\">Report and sign out everywhere</button></form>",
+        notice("error", error),
+        notice("info", info),
+        email = esc(&ctx.user.email),
+    );
+    page(status, "Security", Some(&ctx.user.email), &body)
+}
+
+async fn security(State(state): State<AppState>, headers: HeaderMap, Query(q): Params) -> ApiResult<Response> {
+    let Some(ctx) = current_session(&state, &headers, true).await? else {
+        return Ok(to_login("/app/security"));
+    };
+    let info = match q.get("changed").map(String::as_str) {
+        Some("password") => Some("Password changed. Every other device has been signed out."),
+        Some("email") => Some("E-mail changed. Every other device has been signed out."),
+        _ => None,
+    };
+    Ok(security_page(&ctx, StatusCode::OK, None, info))
 }

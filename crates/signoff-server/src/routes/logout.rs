@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 use signoff_core::LogoutScope;
 
-use super::current_session;
+use super::{csrf_guard, current_session};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Client, Input, Wants};
@@ -41,16 +41,13 @@ pub async fn logout(
         }
     };
     let ctx = current_session(&state, &headers, false).await?;
-    let checked = match &ctx {
-        Some(ctx) => csrf::check(&headers, config, ctx, body.csrf_token.as_deref()),
-        None => csrf::check_origin(&headers, config),
-    };
-    if let Err(e) = checked {
-        Metrics::inc(&state.metrics().csrf_refusals);
-        return Err(e);
+    match &ctx {
+        Some(ctx) => csrf_guard(&state, &headers, ctx, body.csrf_token.as_deref())?,
+        None => csrf::check_origin(&headers, config).inspect_err(|_| Metrics::inc(&state.metrics().csrf_refusals))?,
     }
 
-    let ended = state.authority().logout(ctx.as_ref(), scope, &client).await?;
+    let remember = cookies::remember_secret(&headers, config);
+    let ended = state.authority().logout(ctx.as_ref(), scope, remember.as_ref(), &client).await?;
     Metrics::inc(&state.metrics().logouts);
     Metrics::add(&state.metrics().sessions_ended, ended);
 
@@ -65,12 +62,7 @@ pub async fn logout(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::VARY, HeaderValue::from_static("Cookie, Authorization"));
     if clears_browser {
-        for c in cookies::clear_all(config) {
-            h.append(header::SET_COOKIE, c);
-        }
-        if let Ok(v) = HeaderValue::from_str(&config.clear_site_data) {
-            h.insert("clear-site-data", v);
-        }
+        cookies::clear_browser(h, config);
     }
     Ok(res)
 }

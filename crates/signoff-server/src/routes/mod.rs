@@ -1,7 +1,10 @@
 //! Handlers, grouped by the part of the contract they serve.
 
+pub mod account;
+pub mod admin;
 pub mod auth;
 pub mod demo;
+pub mod events;
 pub mod logout;
 pub mod ops;
 pub mod sessions;
@@ -10,8 +13,9 @@ use axum::http::HeaderMap;
 use signoff_core::SessionContext;
 
 use crate::app::AppState;
-use crate::cookies;
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::Metrics;
+use crate::{cookies, csrf};
 
 /// The live session named by the request's session cookie, if any. `touch` records activity;
 /// logout and read-only pages that must not change state pass `false`.
@@ -27,4 +31,14 @@ pub async fn current_session(state: &AppState, headers: &HeaderMap, touch: bool)
 /// Like [`current_session`] with `touch`, but a missing session is `401 unauthenticated`.
 pub async fn require_session(state: &AppState, headers: &HeaderMap) -> ApiResult<SessionContext> {
     current_session(state, headers, true).await?.ok_or(ApiError::Unauthenticated)
+}
+
+/// The cross-site checks of a cookie-authenticated change, counted when they refuse.
+pub fn csrf_guard(
+    state: &AppState,
+    headers: &HeaderMap,
+    ctx: &SessionContext,
+    body_token: Option<&str>,
+) -> ApiResult<()> {
+    csrf::check(headers, state.config(), ctx, body_token).inspect_err(|_| Metrics::inc(&state.metrics().csrf_refusals))
 }

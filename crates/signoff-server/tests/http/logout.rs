@@ -270,7 +270,7 @@ async fn every_logout_is_an_audit_event() {
     let row = sqlx::query("SELECT * FROM audit_events WHERE kind = 'logout'").fetch_one(&db).await.expect("event");
     assert_eq!(row.get::<String, _>("session_id"), sid);
     assert_eq!(row.get::<String, _>("scope"), "local");
-    assert_eq!(row.get::<String, _>("reason"), "local");
+    assert_eq!(row.get::<String, _>("reason"), "logout");
     assert_eq!(row.get::<String, _>("actor"), "self");
     assert_eq!(row.get::<String, _>("ip"), "127.0.0.1");
     assert!(row.get::<String, _>("user_agent").contains("Chrome"));

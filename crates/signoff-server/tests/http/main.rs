@@ -8,6 +8,7 @@ mod audit;
 mod binary;
 mod demo;
 mod errors;
+mod everywhere;
 mod logout;
 mod ops;
 mod redirects;

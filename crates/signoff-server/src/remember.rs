@@ -1,0 +1,65 @@
+//! Signing a browser back in from its remember-me cookie.
+//!
+//! A middleware, so every handler sees an ordinary session: when a request carries a
+//! remember-me cookie but no live session, the authority resumes the series, the request is
+//! handed on carrying the new session cookie, and the response sets the new cookies. A reused
+//! (stolen) token clears the browser instead.
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use signoff_core::Resume;
+
+use crate::app::AppState;
+use crate::cookies;
+use crate::error::ApiError;
+use crate::extract::client_info;
+
+/// Paths that never resume: sign-in and logout decide about sessions themselves, and assets
+/// and probes have no use for one.
+fn skips(path: &str) -> bool {
+    matches!(path, "/auth/logout" | "/auth/login" | "/demo.css" | "/signoff.js" | "/healthz" | "/readyz" | "/metrics")
+}
+
+pub async fn resume(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let config = state.config();
+    if skips(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let Some(remember) = cookies::remember_secret(req.headers(), config) else {
+        return next.run(req).await;
+    };
+    if let Some(secret) = cookies::session_secret(req.headers(), config) {
+        match state.authority().peek(&secret).await {
+            Ok(Some(_)) => return next.run(req).await,
+            Ok(None) => {}
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    }
+    let client = client_info(req.headers(), req.extensions(), &state);
+    match state.authority().resume(&remember, &client).await {
+        Ok(Resume::Resumed(signed_in)) => {
+            let cookie = cookies::with_session(req.headers(), config, &signed_in.ctx.secret);
+            req.headers_mut().insert(header::COOKIE, cookie);
+            let mut res = next.run(req).await;
+            for c in cookies::set_signed_in(config, &signed_in) {
+                res.headers_mut().append(header::SET_COOKIE, c);
+            }
+            res
+        }
+        Ok(Resume::LostRace) => next.run(req).await,
+        Ok(Resume::Invalid) => {
+            let mut res = next.run(req).await;
+            res.headers_mut().append(header::SET_COOKIE, cookies::clear(config, &config.remember_cookie));
+            res
+        }
+        Ok(Resume::Theft) => {
+            req.headers_mut().remove(header::COOKIE);
+            let mut res = next.run(req).await;
+            cookies::clear_browser(res.headers_mut(), config);
+            res
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}

@@ -1,0 +1,97 @@
+//! Converting between SQLite rows and core records.
+
+use signoff_core::audit::{Actor, AuditEvent, AuditKind};
+use signoff_core::secret::SecretHash;
+use signoff_core::store::{RememberToken, Session, StoreError, User, UserCredentials};
+use signoff_core::{SessionId, UserId};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+use time::OffsetDateTime;
+
+pub fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+pub fn db_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
+        _ => backend(e),
+    }
+}
+
+pub fn ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn from_ms(v: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(v as i128 * 1_000_000).map_err(backend)
+}
+
+fn get<'r, T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>>(
+    row: &'r SqliteRow,
+    col: &str,
+) -> Result<T, StoreError> {
+    row.try_get(col).map_err(backend)
+}
+
+fn hash(row: &SqliteRow, col: &str) -> Result<SecretHash, StoreError> {
+    let bytes: Vec<u8> = get(row, col)?;
+    SecretHash::from_slice(&bytes).ok_or_else(|| backend(format!("corrupt hash in {col}")))
+}
+
+pub fn session_from(row: &SqliteRow) -> Result<Session, StoreError> {
+    Ok(Session {
+        id: SessionId::from_string(get(row, "id")?),
+        user_id: UserId::from_string(get(row, "user_id")?),
+        secret_hash: hash(row, "secret_hash")?,
+        created_at: from_ms(get(row, "created_at")?)?,
+        last_active_at: from_ms(get(row, "last_active_at")?)?,
+        expires_at: from_ms(get(row, "expires_at")?)?,
+        ip: get(row, "ip")?,
+        user_agent: get(row, "user_agent")?,
+    })
+}
+
+pub fn user_from(row: &SqliteRow) -> Result<UserCredentials, StoreError> {
+    Ok(UserCredentials {
+        user: User {
+            id: UserId::from_string(get(row, "u_id")?),
+            email: get(row, "email")?,
+            token_version: get(row, "token_version")?,
+            created_at: from_ms(get(row, "u_created_at")?)?,
+        },
+        password_hash: get(row, "password_hash")?,
+    })
+}
+
+pub fn remember_from(row: &SqliteRow) -> Result<RememberToken, StoreError> {
+    let previous: Option<Vec<u8>> = get(row, "previous_hash")?;
+    let rotated_at: Option<i64> = get(row, "rotated_at")?;
+    Ok(RememberToken {
+        selector: get(row, "selector")?,
+        validator_hash: hash(row, "validator_hash")?,
+        previous_hash: previous.as_deref().and_then(SecretHash::from_slice),
+        rotated_at: rotated_at.map(from_ms).transpose()?,
+        user_id: UserId::from_string(get(row, "user_id")?),
+        session_id: SessionId::from_string(get(row, "session_id")?),
+        created_at: from_ms(get(row, "created_at")?)?,
+        expires_at: from_ms(get(row, "expires_at")?)?,
+    })
+}
+
+pub fn audit_from(r: &SqliteRow) -> Result<AuditEvent, StoreError> {
+    let kind: String = get(r, "kind")?;
+    let actor: String = get(r, "actor")?;
+    Ok(AuditEvent {
+        kind: AuditKind::parse(&kind).ok_or_else(|| backend(format!("unknown audit kind {kind}")))?,
+        at: from_ms(get(r, "at")?)?,
+        user_id: get::<Option<String>>(r, "user_id")?.map(UserId::from_string),
+        session_id: get::<Option<String>>(r, "session_id")?.map(SessionId::from_string),
+        scope: get(r, "scope")?,
+        reason: get(r, "reason")?,
+        detail: get(r, "detail")?,
+        actor: Actor::parse(&actor).ok_or_else(|| backend(format!("unknown actor {actor}")))?,
+        ip: get(r, "ip")?,
+        user_agent: get(r, "user_agent")?,
+    })
+}
