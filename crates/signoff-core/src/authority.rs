@@ -158,8 +158,12 @@ impl Batch<'_> {
         Ok(ended.len() as u64)
     }
 
-    /// Commits, then logs the events and tells watchers of ended sessions.
-    async fn commit(self) -> Result<(), CoreError> {
+    /// Commits (with the ended sessions on the revocation feed), then logs the events and
+    /// tells this process's watchers of ended sessions; other processes learn from the feed.
+    async fn commit(mut self) -> Result<(), CoreError> {
+        if !self.revoked.is_empty() {
+            self.tx.record_revocations(&self.revoked).await?;
+        }
         self.tx.commit().await?;
         for e in &self.events {
             e.log();
@@ -658,6 +662,33 @@ impl Authority {
             batch.end(SessionFilter::Expired { now, idle_cutoff: now - self.policy.idle_timeout }, &event).await?;
         batch.commit().await?;
         Ok(ended)
+    }
+
+    /// Publishes revocations that other processes recorded after feed position `after`, and
+    /// returns the new position. The server calls this in a loop; publishing a revocation this
+    /// process already announced is harmless (its watchers are gone).
+    pub async fn relay_revocations(&self, after: i64) -> Result<i64, CoreError> {
+        let mut position = after;
+        loop {
+            let batch = self.store.revocations_since(position, 500).await?;
+            let Some((last, _)) = batch.last() else { return Ok(position) };
+            position = *last;
+            let revoked: Vec<Revocation> = batch.into_iter().map(|(_, r)| r).collect();
+            self.hub.publish(&revoked);
+            if revoked.len() < 500 {
+                return Ok(position);
+            }
+        }
+    }
+
+    /// Where the revocation feed ends now (a new process starts relaying from here).
+    pub async fn revocation_head(&self) -> Result<i64, CoreError> {
+        Ok(self.store.revocation_head().await?)
+    }
+
+    /// Drops feed entries older than an hour: every process has relayed them long since.
+    pub async fn trim_revocation_feed(&self) -> Result<u64, CoreError> {
+        Ok(self.store.trim_revocations(self.now() - Duration::hours(1)).await?)
     }
 
     // ---- reading --------------------------------------------------------------------------

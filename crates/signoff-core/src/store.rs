@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::audit::AuditEvent;
+use crate::revocation::Revocation;
 use crate::secret::{SecretHash, SessionId, UserId};
 
 /// A user as the lifecycle sees it (no password hash).
@@ -106,6 +107,14 @@ pub trait Store: Send + Sync + 'static {
     async fn touch_session(&self, id: &SessionId, at: OffsetDateTime) -> Result<(), StoreError>;
     /// A user's events, newest first.
     async fn user_audit(&self, user: &UserId, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Revocations recorded after position `after` of the feed, oldest first, at most `limit`,
+    /// each with its position.
+    async fn revocations_since(&self, after: i64, limit: u32) -> Result<Vec<(i64, Revocation)>, StoreError>;
+    /// The feed's newest position (0 when empty).
+    async fn revocation_head(&self) -> Result<i64, StoreError>;
+    /// Drops feed entries older than `before`.
+    async fn trim_revocations(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
 }
 
 /// Changes, made together or not at all.
@@ -143,5 +152,7 @@ pub trait Tx: Send {
     async fn delete_remember(&mut self, filter: RememberFilter<'_>) -> Result<u64, StoreError>;
 
     async fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Appends ended sessions to the revocation feed.
+    async fn record_revocations(&mut self, revoked: &[Revocation]) -> Result<(), StoreError>;
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

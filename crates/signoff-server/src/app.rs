@@ -98,21 +98,41 @@ impl Drop for Background {
     }
 }
 
-/// Starts the periodic sweep of expired sessions.
-pub fn spawn_background(state: &AppState) -> Background {
-    let state = state.clone();
+/// Starts the background work: the periodic sweep of expired sessions (and of the old
+/// revocation feed), and the relay that tails the revocation feed so sessions ended by other
+/// processes reach this one's event streams.
+pub async fn spawn_background(state: &AppState) -> Background {
+    let sweeping = state.clone();
     let sweeper = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
-            match state.authority().sweep_expired().await {
+            let authority = sweeping.authority();
+            match authority.sweep_expired().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(ended = n, "expired sessions swept"),
                 Err(e) => tracing::error!(error = %e, "session sweep failed"),
             }
+            if let Err(e) = authority.trim_revocation_feed().await {
+                tracing::error!(error = %e, "revocation feed trim failed");
+            }
         }
     });
-    Background(vec![sweeper])
+    let relaying = state.clone();
+    let interval = relaying.config().revocation_poll;
+    let mut position = relaying.authority().revocation_head().await.unwrap_or_default();
+    let relay = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match relaying.authority().relay_revocations(position).await {
+                Ok(next) => position = next,
+                Err(e) => tracing::warn!(error = %e, "revocation relay failed; retrying"),
+            }
+        }
+    });
+    Background(vec![sweeper, relay])
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish.
@@ -121,7 +141,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let _background = spawn_background(&state);
+    let _background = spawn_background(&state).await;
     let notify = state.clone();
     let shutdown = async move {
         shutdown.await;

@@ -35,6 +35,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("session_lifetime_seconds", "36000", "a session ends this long after sign-in, however busy"),
     ("remember_me_seconds", "2592000", "how long a remember-me token lasts (30 days)"),
     ("events_keepalive_seconds", "15", "interval of keep-alive comments on /auth/events"),
+    (
+        "revocation_poll_millis",
+        "250",
+        "how often this process reads the revocation feed for sessions ended by other processes",
+    ),
     ("login_max_failures_per_account", "5", "failed sign-ins per account per window before 429"),
     ("login_max_failures_per_ip", "50", "failed sign-ins per client address per window before 429"),
     ("login_failure_window_seconds", "900", "the window of the two limits above"),
@@ -83,6 +88,7 @@ pub struct Config {
     pub session_lifetime: Duration,
     pub remember_me: Duration,
     pub events_keepalive: Duration,
+    pub revocation_poll: std::time::Duration,
     pub login_max_failures_per_account: u32,
     pub login_max_failures_per_ip: u32,
     pub login_failure_window: Duration,
@@ -183,6 +189,10 @@ impl Config {
             session_lifetime: seconds("session_lifetime_seconds", get("session_lifetime_seconds"), 60)?,
             remember_me: seconds("remember_me_seconds", get("remember_me_seconds"), 60)?,
             events_keepalive: seconds("events_keepalive_seconds", get("events_keepalive_seconds"), 1)?,
+            revocation_poll: match number::<u64>("revocation_poll_millis", get("revocation_poll_millis"))? {
+                ms @ 10.. => std::time::Duration::from_millis(ms),
+                _ => return Err(invalid("revocation_poll_millis", "must be at least 10")),
+            },
             login_max_failures_per_account: number(
                 "login_max_failures_per_account",
                 get("login_max_failures_per_account"),

@@ -12,14 +12,14 @@ use signoff_core::secret::SecretHash;
 use signoff_core::store::{
     RememberFilter, RememberToken, Session, SessionFilter, Store, StoreError, Tx, User, UserCredentials,
 };
-use signoff_core::{SessionId, UserId};
+use signoff_core::{Revocation, SessionId, UserId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 use time::OffsetDateTime;
 
-use rows::{audit_from, backend, db_err, ms, remember_from, session_from, user_from};
+use rows::{audit_from, backend, db_err, ms, remember_from, revocation_from, session_from, user_from};
 
 /// A signoff store in one SQLite file.
 #[derive(Debug, Clone)]
@@ -153,6 +153,31 @@ impl Store for SqliteStore {
         .await
         .map_err(db_err)?;
         rows.iter().map(audit_from).collect()
+    }
+
+    async fn revocations_since(&self, after: i64, limit: u32) -> Result<Vec<(i64, Revocation)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, session_id, user_id, reason, at FROM revocations WHERE seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(revocation_from).collect()
+    }
+
+    async fn revocation_head(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM revocations").fetch_one(&self.pool).await.map_err(db_err)
+    }
+
+    async fn trim_revocations(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM revocations WHERE at < ?")
+            .bind(ms(before))
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
     }
 }
 
@@ -363,6 +388,20 @@ impl Tx for SqliteTx {
         .execute(self.conn())
         .await
         .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn record_revocations(&mut self, revoked: &[Revocation]) -> Result<(), StoreError> {
+        for r in revoked {
+            sqlx::query("INSERT INTO revocations (session_id, user_id, reason, at) VALUES (?, ?, ?, ?)")
+                .bind(r.session_id.as_str())
+                .bind(r.user_id.as_str())
+                .bind(&r.reason)
+                .bind(ms(r.at))
+                .execute(self.conn())
+                .await
+                .map_err(db_err)?;
+        }
         Ok(())
     }
 

@@ -4,8 +4,11 @@
 use signoff_core::store::StoreError;
 use sqlx::SqlitePool;
 
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/0001_init.sql")), (2, include_str!("../migrations/0002_remember_me.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_remember_me.sql")),
+    (3, include_str!("../migrations/0003_revocation_feed.sql")),
+];
 
 pub async fn run(pool: &SqlitePool) -> Result<(), StoreError> {
     let e = |e: sqlx::Error| StoreError::Backend(format!("migration: {e}"));
@@ -33,4 +36,24 @@ pub async fn run(pool: &SqlitePool) -> Result<(), StoreError> {
         tx.commit().await.map_err(e)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_migration_file_is_listed_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| f.ends_with(".sql"))
+            .collect();
+        files.sort();
+        assert_eq!(files.len(), super::MIGRATIONS.len(), "{files:?}");
+        for (i, (version, sql)) in super::MIGRATIONS.iter().enumerate() {
+            assert_eq!(*version, i as i64 + 1);
+            let text = std::fs::read_to_string(format!("{dir}/{}", files[i])).unwrap();
+            assert_eq!(text, *sql, "{} is listed as version {version}", files[i]);
+        }
+    }
 }

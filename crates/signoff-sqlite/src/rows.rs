@@ -3,7 +3,7 @@
 use signoff_core::audit::{Actor, AuditEvent, AuditKind};
 use signoff_core::secret::SecretHash;
 use signoff_core::store::{RememberToken, Session, StoreError, User, UserCredentials};
-use signoff_core::{SessionId, UserId};
+use signoff_core::{Revocation, SessionId, UserId};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 use time::OffsetDateTime;
@@ -94,4 +94,16 @@ pub fn audit_from(r: &SqliteRow) -> Result<AuditEvent, StoreError> {
         ip: get(r, "ip")?,
         user_agent: get(r, "user_agent")?,
     })
+}
+
+pub fn revocation_from(r: &SqliteRow) -> Result<(i64, Revocation), StoreError> {
+    Ok((
+        get(r, "seq")?,
+        Revocation {
+            session_id: SessionId::from_string(get(r, "session_id")?),
+            user_id: UserId::from_string(get(r, "user_id")?),
+            reason: get(r, "reason")?,
+            at: from_ms(get(r, "at")?)?,
+        },
+    ))
 }

@@ -259,6 +259,7 @@ async fn the_admin_api_is_off_without_a_key() {
 async fn the_cli_admin_revoke_ends_every_session() {
     let s = TestServer::start().await;
     let mut b = s.signed_in("cli-victim@example.com").await;
+    let stream = listen(&b).await;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_signoff"))
         .args(["admin", "revoke", "--email", "CLI-victim@example.com", "--reason", "lost laptop"])
         .env("SIGNOFF_DATABASE_URL", &s.db_url)
@@ -268,6 +269,9 @@ async fn the_cli_admin_revoke_ends_every_session() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let printed: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(printed["revoked"], 1);
+    // Another process ended the session: the server learns it from the revocation feed.
+    let (text, _) = stream.await.expect("listener");
+    assert!(text.contains("event: revoked") && text.contains("admin_revoke"), "{text:?}");
     assert_eq!(b.session_status().await, StatusCode::UNAUTHORIZED);
     assert_eq!(token_version(&s, "cli-victim@example.com").await, 1);
     let missing = std::process::Command::new(env!("CARGO_BIN_EXE_signoff"))

@@ -1,0 +1,29 @@
+#!/usr/bin/env python3
+"""Rewrites the configuration table in README.md from KEYS in crates/signoff-server/src/config.rs.
+
+Run after adding or changing a configuration key; a unit test fails while README.md lacks one.
+"""
+import pathlib
+import re
+
+root = pathlib.Path(__file__).resolve().parent.parent
+src = (root / "crates/signoff-server/src/config.rs").read_text()
+keys = re.findall(r'\(\s*"([a-z_]+)",\s*"((?:[^"\\]|\\.)*)",\s*"((?:[^"\\]|\\.)*)",?\s*\)', src)
+
+
+def show(default):
+    default = default.replace('\\"', '"')
+    return f"`{default}`" if default else "(none)"
+
+
+rows = [f"| `SIGNOFF_{k.upper()}` | `{k}` | {show(d)} | {m} |" for k, d, m in keys]
+table = "\n".join(
+    ["<!-- config-table:start -->", "| variable | file key | default | meaning |", "|---|---|---|---|"]
+    + rows
+    + ["| `SIGNOFF_CONFIG` | | (none) | path of the TOML configuration file |", "<!-- config-table:end -->"]
+)
+readme = root / "README.md"
+text = readme.read_text()
+text = re.sub(r"<!-- config-table:start -->.*?<!-- config-table:end -->", lambda _: table, text, flags=re.S)
+readme.write_text(text)
+print(f"{len(keys)} keys written")
