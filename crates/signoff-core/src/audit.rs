@@ -31,6 +31,10 @@ pub enum AuditKind {
     AdminRevoke,
     /// An already-used remember-me validator came back: the series was revoked.
     RememberTokenReuse,
+    /// An already-rotated refresh token came back: its family and session were revoked.
+    RefreshTokenReuse,
+    /// An access or refresh token was revoked (RFC 7009).
+    TokenRevoked,
 }
 
 impl AuditKind {
@@ -49,6 +53,8 @@ impl AuditKind {
             AuditKind::SecurityReport => "security_report",
             AuditKind::AdminRevoke => "admin_revoke",
             AuditKind::RememberTokenReuse => "remember_token_reuse",
+            AuditKind::RefreshTokenReuse => "refresh_token_reuse",
+            AuditKind::TokenRevoked => "token_revoked",
         }
     }
 
@@ -71,6 +77,8 @@ const ALL_KINDS: &[AuditKind] = &[
     AuditKind::SecurityReport,
     AuditKind::AdminRevoke,
     AuditKind::RememberTokenReuse,
+    AuditKind::RefreshTokenReuse,
+    AuditKind::TokenRevoked,
 ];
 
 /// Longest free text an event keeps.

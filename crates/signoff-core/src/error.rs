@@ -16,6 +16,9 @@ pub enum CoreError {
     InvalidEmail,
     #[error("that e-mail address is taken")]
     EmailTaken,
+    /// A token grant failed (RFC 6749 `invalid_grant`).
+    #[error("invalid grant")]
+    InvalidGrant,
     #[error("not signed in")]
     Unauthenticated,
     #[error("not found")]

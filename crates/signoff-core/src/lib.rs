@@ -13,6 +13,7 @@
 //! - [`policy`]: what each security trigger ends and revokes.
 //! - [`remember`]: remember-me tokens (selector:validator).
 //! - [`revocation`]: telling open pages that their session ended.
+//! - [`token`]: EdDSA access tokens (JWT) and the keyring.
 //! - [`throttle`]: failed sign-in limits per account and per client address.
 //! - [`audit`]: the audit event vocabulary.
 //! - [`clock`]: time as a parameter, so expiry is testable without sleeping.
@@ -29,13 +30,17 @@ pub mod revocation;
 pub mod secret;
 pub mod store;
 pub mod throttle;
+pub mod token;
 
 pub use audit::ClientInfo;
 pub use audit::{Actor, AuditEvent, AuditKind};
-pub use authority::{Authority, LogoutScope, Resume, SessionContext, SessionPolicy, SignedIn};
+pub use authority::{
+    AccessContext, Authority, LogoutScope, Presented, Resume, SessionContext, SessionPolicy, SignedIn, TokenPair,
+    TokenPolicy,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::CoreError;
 pub use policy::Trigger;
-pub use revocation::{Revocation, RevocationHub};
+pub use revocation::{FeedEntry, Revocation, RevocationHub};
 pub use secret::{SessionId, SessionSecret, UserId};
 pub use store::{RememberToken, Session, SessionFilter, Store, StoreError, Tx, User};

@@ -22,6 +22,17 @@ pub struct Revocation {
     pub at: OffsetDateTime,
 }
 
+/// One entry of the revocation feed: anything that stops a credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedEntry {
+    /// A session ended.
+    Session(Revocation),
+    /// An access token was revoked; it stays denied until `exp` (Unix seconds).
+    Token { issuer: String, jti: String, exp: i64 },
+    /// A user's token version moved on; older access tokens are dead.
+    TokenVersion { user_id: UserId, version: i64 },
+}
+
 #[derive(Debug, Default)]
 pub struct RevocationHub {
     watchers: Mutex<HashMap<SessionId, Vec<oneshot::Sender<Revocation>>>>,

@@ -74,6 +74,41 @@ id_type!(
     SessionId
 );
 
+/// 256 random bits, shown to their holder once as base64url and stored only as a labelled hash
+/// (refresh tokens use it as is).
+#[derive(Clone)]
+pub struct Secret([u8; SECRET_LEN]);
+
+impl Secret {
+    pub fn generate() -> Self {
+        Self(random_bytes())
+    }
+
+    /// Parses the base64url form; anything that is not exactly 32 bytes is `None`.
+    pub fn parse(encoded: &str) -> Option<Self> {
+        if encoded.len() != ENCODED_SECRET_LEN {
+            return None;
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(encoded).ok()?;
+        Some(Self(bytes.try_into().ok()?))
+    }
+
+    /// The form given to the holder. Only the HTTP edge should call this.
+    pub fn expose(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    pub fn hash(&self, label: &[u8]) -> SecretHash {
+        SecretHash::of(label, &self.0)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
 /// The bearer secret of a session, as carried by the session cookie.
 #[derive(Clone)]
 pub struct SessionSecret([u8; SECRET_LEN]);

@@ -9,8 +9,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::audit::AuditEvent;
-use crate::revocation::Revocation;
+use crate::revocation::FeedEntry;
 use crate::secret::{SecretHash, SessionId, UserId};
+use crate::token::SigningKeyPair;
 
 /// A user as the lifecycle sees it (no password hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,9 +59,24 @@ pub struct RememberToken {
     pub rotated_at: Option<OffsetDateTime>,
 }
 
-/// Which sessions [`Tx::end_sessions`] ends. Remember-me tokens bound to the ended sessions go
-/// with them (for [`SessionFilter::AllOf`], every remember-me token of the user not bound to
-/// `keep`); expiry leaves remember-me tokens alone, since outliving a session is their purpose.
+/// A refresh token. Current while `used_at` is `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    pub id: String,
+    pub token_hash: SecretHash,
+    pub family_id: String,
+    pub session_id: SessionId,
+    pub user_id: UserId,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
+    pub replaced_by: Option<String>,
+}
+
+/// Which sessions [`Tx::end_sessions`] ends. Refresh tokens of the ended sessions go with them.
+/// So do remember-me tokens bound to them (for [`SessionFilter::AllOf`], every remember-me
+/// token of the user not bound to `keep`); expiry leaves remember-me tokens alone, since
+/// outliving a session is their purpose.
 #[derive(Debug, Clone, Copy)]
 pub enum SessionFilter<'a> {
     /// One session of one user (a session id of another user matches nothing).
@@ -108,13 +124,21 @@ pub trait Store: Send + Sync + 'static {
     /// A user's events, newest first.
     async fn user_audit(&self, user: &UserId, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
 
-    /// Revocations recorded after position `after` of the feed, oldest first, at most `limit`,
-    /// each with its position.
-    async fn revocations_since(&self, after: i64, limit: u32) -> Result<Vec<(i64, Revocation)>, StoreError>;
+    /// Feed entries recorded after position `after`, oldest first, at most `limit`, each with
+    /// its position.
+    async fn revocations_since(&self, after: i64, limit: u32) -> Result<Vec<(i64, FeedEntry)>, StoreError>;
     /// The feed's newest position (0 when empty).
     async fn revocation_head(&self) -> Result<i64, StoreError>;
-    /// Drops feed entries older than `before`.
-    async fn trim_revocations(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+    /// Drops feed entries older than `before`, and denylist entries past their expiry.
+    async fn trim_revocations(&self, before: OffsetDateTime, now: OffsetDateTime) -> Result<u64, StoreError>;
+
+    async fn session_by_id(&self, id: &SessionId) -> Result<Option<(Session, User)>, StoreError>;
+    async fn refresh_by_hash(&self, hash: &SecretHash) -> Result<Option<RefreshToken>, StoreError>;
+    async fn refresh_by_id(&self, id: &str) -> Result<Option<RefreshToken>, StoreError>;
+    /// Every signing key, retired ones included.
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyPair>, StoreError>;
+    /// Denied access tokens that have not expired by `now` (Unix seconds): `(issuer, jti, exp)`.
+    async fn denied_tokens(&self, now: i64) -> Result<Vec<(String, String, i64)>, StoreError>;
 }
 
 /// Changes, made together or not at all.
@@ -152,7 +176,21 @@ pub trait Tx: Send {
     async fn delete_remember(&mut self, filter: RememberFilter<'_>) -> Result<u64, StoreError>;
 
     async fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError>;
-    /// Appends ended sessions to the revocation feed.
-    async fn record_revocations(&mut self, revoked: &[Revocation]) -> Result<(), StoreError>;
+    /// Appends entries to the revocation feed; `at` dates those that carry no time of their own.
+    async fn record_revocations(&mut self, entries: &[FeedEntry], at: OffsetDateTime) -> Result<(), StoreError>;
+
+    async fn insert_refresh(&mut self, token: &RefreshToken) -> Result<(), StoreError>;
+    /// Marks a current refresh token used and replaced by `successor`, only if it is still
+    /// current (compare-and-swap); `false` when another request got there first.
+    async fn consume_refresh(&mut self, id: &str, successor: &str, at: OffsetDateTime) -> Result<bool, StoreError>;
+    /// Deletes a whole refresh family; returns how many tokens it held.
+    async fn revoke_refresh_family(&mut self, family: &str) -> Result<u64, StoreError>;
+    /// Deletes every refresh token of a user.
+    async fn revoke_user_refresh(&mut self, user: &UserId) -> Result<u64, StoreError>;
+    /// Denies an access token until `exp` (Unix seconds).
+    async fn deny_token(&mut self, issuer: &str, jti: &str, exp: i64) -> Result<(), StoreError>;
+    async fn insert_signing_key(&mut self, key: &SigningKeyPair) -> Result<(), StoreError>;
+    /// Retires every unretired key except `keep`.
+    async fn retire_signing_keys(&mut self, keep: &str, at: OffsetDateTime) -> Result<u64, StoreError>;
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

@@ -3,7 +3,7 @@
 use axum::Router;
 use axum::routing::{get, post};
 use signoff_core::throttle::ThrottlePolicy;
-use signoff_core::{Authority, Clock, SessionPolicy, Store};
+use signoff_core::{Authority, Clock, SessionPolicy, Store, TokenPolicy};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +42,14 @@ impl AppState {
             max_failures_per_ip: config.login_max_failures_per_ip,
             window: config.login_failure_window,
         };
-        let authority = Authority::new(store, clock, policy, throttle).await?;
+        let tokens = TokenPolicy {
+            issuer: config.public_origin.clone(),
+            audience: config.token_audience.clone(),
+            access_ttl: config.access_token_ttl,
+            refresh_ttl: config.refresh_token_ttl,
+            reuse_grace: config.refresh_reuse_grace,
+        };
+        let authority = Authority::new(store, clock, policy, throttle, tokens).await?;
         let (shutdown, _) = watch::channel(false);
         Ok(Self(Arc::new(Inner { authority, config, metrics: Metrics::default(), shutdown })))
     }
@@ -80,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::account::routes())
         .merge(routes::events::routes())
         .merge(routes::admin::routes())
+        .merge(routes::tokens::routes())
         .fallback(edge::not_found)
         .method_not_allowed_fallback(edge::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), remember::resume))
@@ -115,6 +123,10 @@ pub async fn spawn_background(state: &AppState) -> Background {
             }
             if let Err(e) = authority.trim_revocation_feed().await {
                 tracing::error!(error = %e, "revocation feed trim failed");
+            }
+            // Pick up keys rotated by another process.
+            if let Err(e) = authority.reload_keys().await {
+                tracing::error!(error = %e, "signing key reload failed");
             }
         }
     });

@@ -24,6 +24,9 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "5",
         "how long the immediate predecessor of a rotated refresh token is honoured; 0 turns it off",
     ),
+    ("access_token_ttl_seconds", "900", "lifetime of access tokens (JWT, EdDSA)"),
+    ("refresh_token_ttl_seconds", "2592000", "lifetime of a refresh token (never beyond its session's)"),
+    ("token_audience", "", "the aud claim of access tokens; empty means the public origin"),
     (
         "insecure_dev",
         "false",
@@ -80,6 +83,10 @@ pub struct Config {
     pub redis_url: Option<String>,
     pub admin_token: Option<String>,
     pub refresh_reuse_grace: Duration,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    /// `aud` of access tokens; `iss` is always the public origin.
+    pub token_audience: String,
     /// Whether cookies carry `Secure` (false only with `insecure_dev` on plain http).
     pub cookie_secure: bool,
     pub session_cookie: String,
@@ -174,7 +181,9 @@ impl Config {
         if session_cookie == remember_cookie {
             return Err(invalid("remember_cookie", "must differ from session_cookie"));
         }
+        let token_audience = opt("token_audience").unwrap_or_else(|| public_origin.clone());
         Ok(Self {
+            token_audience,
             listen: get("listen").parse().map_err(|e| invalid("listen", e))?,
             public_url,
             public_origin,
@@ -182,6 +191,8 @@ impl Config {
             redis_url: opt("redis_url"),
             admin_token: opt("admin_token"),
             refresh_reuse_grace: seconds("refresh_reuse_grace_seconds", get("refresh_reuse_grace_seconds"), 0)?,
+            access_token_ttl: seconds("access_token_ttl_seconds", get("access_token_ttl_seconds"), 30)?,
+            refresh_token_ttl: seconds("refresh_token_ttl_seconds", get("refresh_token_ttl_seconds"), 60)?,
             cookie_secure,
             session_cookie,
             remember_cookie,

@@ -125,6 +125,9 @@ impl From<CoreError> for ApiError {
             CoreError::WeakPassword(w) => Self::Unprocessable("weak_password", w.message().into()),
             CoreError::InvalidEmail => Self::Unprocessable("invalid_email", "not a valid e-mail address".into()),
             CoreError::EmailTaken => Self::Conflict("email_taken", "that e-mail address is taken".into()),
+            CoreError::InvalidGrant => {
+                Self::BadRequest("invalid_grant", "the grant is invalid, expired or revoked".into())
+            }
             CoreError::Unauthenticated => Self::Unauthenticated,
             CoreError::NotFound => Self::NotFound,
             CoreError::Store(e) => Self::Internal(format!("store: {e}")),

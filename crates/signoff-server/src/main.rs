@@ -28,11 +28,22 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Manage the access-token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Administrative actions.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Start signing with a new key; tokens of the old one stay valid until they expire.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -68,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve(config).await,
         Command::User { command: UserCommand::Create { email } } => create_user(config, &email).await,
+        Command::Keys { command: KeysCommand::Rotate } => rotate_keys(config).await,
         Command::Admin { command: AdminCommand::Revoke { email, user_id, reason } } => {
             admin_revoke(config, email.as_deref(), user_id, &reason).await
         }
@@ -127,6 +139,14 @@ async fn create_user(config: Config, email: &str) -> anyhow::Result<()> {
         e => anyhow::anyhow!("{e}"),
     })?;
     println!("{}", serde_json::json!({ "id": user.id, "email": user.email }));
+    Ok(())
+}
+
+async fn rotate_keys(config: Config) -> anyhow::Result<()> {
+    let store = backend::open_store(&config.database_url).await?;
+    let state = AppState::new(config, store, Arc::new(SystemClock)).await?;
+    let kid = state.authority().rotate_signing_key().await?;
+    println!("{}", serde_json::json!({ "kid": kid }));
     Ok(())
 }
 

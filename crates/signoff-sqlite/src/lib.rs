@@ -8,18 +8,23 @@ mod rows;
 
 use async_trait::async_trait;
 use signoff_core::audit::AuditEvent;
+use signoff_core::revocation::FeedEntry;
 use signoff_core::secret::SecretHash;
+use signoff_core::store::RefreshToken;
 use signoff_core::store::{
     RememberFilter, RememberToken, Session, SessionFilter, Store, StoreError, Tx, User, UserCredentials,
 };
-use signoff_core::{Revocation, SessionId, UserId};
+use signoff_core::token::SigningKeyPair;
+use signoff_core::{SessionId, UserId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 use time::OffsetDateTime;
 
-use rows::{audit_from, backend, db_err, ms, remember_from, revocation_from, session_from, user_from};
+use rows::{
+    audit_from, backend, db_err, feed_from, ms, refresh_from, remember_from, session_from, signing_key_from, user_from,
+};
 
 /// A signoff store in one SQLite file.
 #[derive(Debug, Clone)]
@@ -155,29 +160,85 @@ impl Store for SqliteStore {
         rows.iter().map(audit_from).collect()
     }
 
-    async fn revocations_since(&self, after: i64, limit: u32) -> Result<Vec<(i64, Revocation)>, StoreError> {
+    async fn revocations_since(&self, after: i64, limit: u32) -> Result<Vec<(i64, FeedEntry)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, session_id, user_id, reason, at FROM revocations WHERE seq > ? ORDER BY seq LIMIT ?",
+            "SELECT seq, kind, subject, user_id, issuer, reason, value, at FROM revocations WHERE seq > ? ORDER BY seq LIMIT ?",
         )
         .bind(after)
         .bind(limit)
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
-        rows.iter().map(revocation_from).collect()
+        rows.iter().map(feed_from).collect()
     }
 
     async fn revocation_head(&self) -> Result<i64, StoreError> {
         sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM revocations").fetch_one(&self.pool).await.map_err(db_err)
     }
 
-    async fn trim_revocations(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+    async fn trim_revocations(&self, before: OffsetDateTime, now: OffsetDateTime) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM revocations WHERE at < ?")
             .bind(ms(before))
             .execute(&self.pool)
             .await
             .map_err(db_err)?;
+        sqlx::query("DELETE FROM denied_tokens WHERE exp < ?")
+            .bind(now.unix_timestamp() - 60)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
         Ok(done.rows_affected())
+    }
+
+    async fn session_by_id(&self, id: &SessionId) -> Result<Option<(Session, User)>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            ", ",
+            user_columns!(),
+            " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.map(|r| Ok((session_from(&r)?, user_from(&r)?.user))).transpose()
+    }
+
+    async fn refresh_by_hash(&self, hash: &SecretHash) -> Result<Option<RefreshToken>, StoreError> {
+        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = ?")
+            .bind(&hash.0[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(refresh_from).transpose()
+    }
+
+    async fn refresh_by_id(&self, id: &str) -> Result<Option<RefreshToken>, StoreError> {
+        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(refresh_from).transpose()
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyPair>, StoreError> {
+        let rows = sqlx::query("SELECT kid, private_key, created_at, retired_at FROM signing_keys")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(signing_key_from).collect()
+    }
+
+    async fn denied_tokens(&self, now: i64) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT issuer, jti, exp FROM denied_tokens WHERE exp >= ?")
+                .bind(now - 60)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err)?;
+        Ok(rows)
     }
 }
 
@@ -318,7 +379,15 @@ impl Tx for SqliteTx {
         if let Some(remember) = remember {
             remember.execute(self.conn()).await.map_err(db_err)?;
         }
-        rows.iter().map(session_from).collect()
+        let ended = rows.iter().map(session_from).collect::<Result<Vec<_>, _>>()?;
+        if !ended.is_empty() {
+            // Refresh tokens die with their sessions, whatever ended them.
+            sqlx::query("DELETE FROM refresh_tokens WHERE session_id NOT IN (SELECT id FROM sessions)")
+                .execute(self.conn())
+                .await
+                .map_err(db_err)?;
+        }
+        Ok(ended)
     }
 
     async fn insert_remember(&mut self, t: &RememberToken) -> Result<(), StoreError> {
@@ -391,18 +460,124 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
-    async fn record_revocations(&mut self, revoked: &[Revocation]) -> Result<(), StoreError> {
-        for r in revoked {
-            sqlx::query("INSERT INTO revocations (session_id, user_id, reason, at) VALUES (?, ?, ?, ?)")
-                .bind(r.session_id.as_str())
-                .bind(r.user_id.as_str())
-                .bind(&r.reason)
-                .bind(ms(r.at))
+    async fn record_revocations(&mut self, entries: &[FeedEntry], at: OffsetDateTime) -> Result<(), StoreError> {
+        for e in entries {
+            let (kind, subject, user, issuer, reason, value, at) = match e {
+                FeedEntry::Session(r) => (
+                    "session",
+                    r.session_id.as_str(),
+                    Some(r.user_id.as_str()),
+                    None,
+                    Some(r.reason.as_str()),
+                    None,
+                    r.at,
+                ),
+                FeedEntry::Token { issuer, jti, exp } => {
+                    ("token", jti.as_str(), None, Some(issuer.as_str()), None, Some(*exp), at)
+                }
+                FeedEntry::TokenVersion { user_id, version } => {
+                    ("token_version", user_id.as_str(), Some(user_id.as_str()), None, None, Some(*version), at)
+                }
+            };
+            sqlx::query(
+                "INSERT INTO revocations (kind, subject, user_id, issuer, reason, value, at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(kind)
+            .bind(subject)
+            .bind(user)
+            .bind(issuer)
+            .bind(reason)
+            .bind(value)
+            .bind(ms(at))
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    async fn insert_refresh(&mut self, t: &RefreshToken) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (id, token_hash, family_id, session_id, user_id, created_at, expires_at, used_at, replaced_by) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&t.id)
+        .bind(&t.token_hash.0[..])
+        .bind(&t.family_id)
+        .bind(t.session_id.as_str())
+        .bind(t.user_id.as_str())
+        .bind(ms(t.created_at))
+        .bind(ms(t.expires_at))
+        .bind(t.used_at.map(ms))
+        .bind(t.replaced_by.as_deref())
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn consume_refresh(&mut self, id: &str, successor: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE refresh_tokens SET used_at = ?, replaced_by = ? WHERE id = ? AND used_at IS NULL")
+                .bind(ms(at))
+                .bind(successor)
+                .bind(id)
                 .execute(self.conn())
                 .await
                 .map_err(db_err)?;
-        }
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn revoke_refresh_family(&mut self, family: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM refresh_tokens WHERE family_id = ?")
+            .bind(family)
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn revoke_user_refresh(&mut self, user: &UserId) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM refresh_tokens WHERE user_id = ?")
+            .bind(user.as_str())
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn deny_token(&mut self, issuer: &str, jti: &str, exp: i64) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO denied_tokens (issuer, jti, exp) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+            .bind(issuer)
+            .bind(jti)
+            .bind(exp)
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
         Ok(())
+    }
+
+    async fn insert_signing_key(&mut self, key: &SigningKeyPair) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO signing_keys (kid, private_key, created_at, retired_at) VALUES (?, ?, ?, ?)")
+            .bind(&key.kid)
+            .bind(&key.private_bytes()[..])
+            .bind(ms(key.created_at))
+            .bind(key.retired_at.map(ms))
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn retire_signing_keys(&mut self, keep: &str, at: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL AND kid != ?")
+            .bind(ms(at))
+            .bind(keep)
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {

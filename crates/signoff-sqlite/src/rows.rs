@@ -1,8 +1,11 @@
 //! Converting between SQLite rows and core records.
 
 use signoff_core::audit::{Actor, AuditEvent, AuditKind};
+use signoff_core::revocation::FeedEntry;
 use signoff_core::secret::SecretHash;
+use signoff_core::store::RefreshToken;
 use signoff_core::store::{RememberToken, Session, StoreError, User, UserCredentials};
+use signoff_core::token::SigningKeyPair;
 use signoff_core::{Revocation, SessionId, UserId};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -23,7 +26,7 @@ pub fn ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-fn from_ms(v: i64) -> Result<OffsetDateTime, StoreError> {
+pub fn from_ms(v: i64) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::from_unix_timestamp_nanos(v as i128 * 1_000_000).map_err(backend)
 }
 
@@ -96,14 +99,51 @@ pub fn audit_from(r: &SqliteRow) -> Result<AuditEvent, StoreError> {
     })
 }
 
-pub fn revocation_from(r: &SqliteRow) -> Result<(i64, Revocation), StoreError> {
-    Ok((
-        get(r, "seq")?,
-        Revocation {
-            session_id: SessionId::from_string(get(r, "session_id")?),
-            user_id: UserId::from_string(get(r, "user_id")?),
-            reason: get(r, "reason")?,
+pub fn feed_from(r: &SqliteRow) -> Result<(i64, FeedEntry), StoreError> {
+    let kind: String = get(r, "kind")?;
+    let subject: String = get(r, "subject")?;
+    let value: Option<i64> = get(r, "value")?;
+    let entry = match kind.as_str() {
+        "session" => FeedEntry::Session(Revocation {
+            session_id: SessionId::from_string(subject),
+            user_id: UserId::from_string(get::<Option<String>>(r, "user_id")?.unwrap_or_default()),
+            reason: get::<Option<String>>(r, "reason")?.unwrap_or_default(),
             at: from_ms(get(r, "at")?)?,
+        }),
+        "token" => FeedEntry::Token {
+            issuer: get::<Option<String>>(r, "issuer")?.unwrap_or_default(),
+            jti: subject,
+            exp: value.unwrap_or_default(),
         },
+        "token_version" => {
+            FeedEntry::TokenVersion { user_id: UserId::from_string(subject), version: value.unwrap_or_default() }
+        }
+        other => return Err(backend(format!("unknown feed entry kind {other}"))),
+    };
+    Ok((get(r, "seq")?, entry))
+}
+
+pub fn refresh_from(r: &SqliteRow) -> Result<RefreshToken, StoreError> {
+    Ok(RefreshToken {
+        id: get(r, "id")?,
+        token_hash: hash(r, "token_hash")?,
+        family_id: get(r, "family_id")?,
+        session_id: SessionId::from_string(get(r, "session_id")?),
+        user_id: UserId::from_string(get(r, "user_id")?),
+        created_at: from_ms(get(r, "created_at")?)?,
+        expires_at: from_ms(get(r, "expires_at")?)?,
+        used_at: get::<Option<i64>>(r, "used_at")?.map(from_ms).transpose()?,
+        replaced_by: get(r, "replaced_by")?,
+    })
+}
+
+pub fn signing_key_from(r: &SqliteRow) -> Result<SigningKeyPair, StoreError> {
+    let private: Vec<u8> = get(r, "private_key")?;
+    let private: [u8; 32] = private.try_into().map_err(|_| backend("corrupt signing key"))?;
+    Ok(SigningKeyPair::from_parts(
+        get(r, "kid")?,
+        private,
+        from_ms(get(r, "created_at")?)?,
+        get::<Option<i64>>(r, "retired_at")?.map(from_ms).transpose()?,
     ))
 }

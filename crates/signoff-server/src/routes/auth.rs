@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{current_session, demo, require_session};
+use super::{bearer, current_session, demo, require_session};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Client, Input, Wants, flex_bool};
@@ -118,10 +118,13 @@ async fn session(State(state): State<AppState>, headers: HeaderMap) -> ApiResult
     Ok(axum::Json(views::signed_in(state.authority(), &ctx)).into_response())
 }
 
-/// The demo protected resource: a session cookie (bearer tokens arrive with the token work).
+/// The demo protected resource: a bearer access token, or else a session cookie. Any failure
+/// is the same `401 invalid_token`, whichever check failed.
 pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    match current_session(&state, &headers, true).await? {
-        Some(ctx) => Ok(axum::Json(json!({ "user": views::user(&ctx.user) })).into_response()),
-        None => Err(ApiError::InvalidToken),
-    }
+    let user = match bearer(&headers) {
+        Some(token) => state.authority().verify_access(token).await.map(|ctx| ctx.user).ok(),
+        None => current_session(&state, &headers, true).await?.map(|ctx| ctx.user),
+    };
+    let user = user.ok_or(ApiError::InvalidToken)?;
+    Ok(axum::Json(json!({ "user": views::user(&user) })).into_response())
 }

@@ -5,9 +5,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::json;
-use signoff_core::LogoutScope;
+use signoff_core::{LogoutScope, Presented};
 
-use super::{csrf_guard, current_session};
+use super::{bearer, csrf_guard, current_session};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Client, Input, Wants};
@@ -19,8 +19,7 @@ pub struct LogoutBody {
     scope: Option<String>,
     return_to: Option<String>,
     csrf_token: Option<String>,
-    /// Revoked along with the session once refresh tokens exist.
-    #[allow(dead_code)]
+    /// Revoked (its whole family) along with the session.
     refresh_token: Option<String>,
 }
 
@@ -40,18 +39,35 @@ pub async fn logout(
             LogoutScope::parse(s).ok_or_else(|| ApiError::bad_request("scope must be local, others or global"))?
         }
     };
-    let ctx = current_session(&state, &headers, false).await?;
-    match &ctx {
-        Some(ctx) => csrf_guard(&state, &headers, ctx, body.csrf_token.as_deref())?,
-        None => csrf::check_origin(&headers, config).inspect_err(|_| Metrics::inc(&state.metrics().csrf_refusals))?,
-    }
-
+    let authority = state.authority();
     let remember = cookies::remember_secret(&headers, config);
-    let ended = state.authority().logout(ctx.as_ref(), scope, remember.as_ref(), &client).await?;
+    // A bearer caller is not cookie-authenticated: no CSRF token, and its access token dies.
+    let (session, access) = match bearer(&headers) {
+        Some(token) => {
+            let access = authority.signed_claims(token).await;
+            let session = authority.verify_access(token).await.ok().map(|ctx| ctx.session);
+            (session, access)
+        }
+        None => {
+            let ctx = current_session(&state, &headers, false).await?;
+            match &ctx {
+                Some(ctx) => csrf_guard(&state, &headers, ctx, body.csrf_token.as_deref())?,
+                None => csrf::check_origin(&headers, config)
+                    .inspect_err(|_| Metrics::inc(&state.metrics().csrf_refusals))?,
+            }
+            (ctx.map(|c| c.session), None)
+        }
+    };
+    let presented = Presented {
+        remember: remember.as_ref(),
+        access: access.as_ref(),
+        refresh_token: body.refresh_token.as_deref(),
+    };
+    let ended = authority.logout(session.as_ref(), scope, &presented, &client).await?;
     Metrics::inc(&state.metrics().logouts);
     Metrics::add(&state.metrics().sessions_ended, ended);
 
-    let clears_browser = ctx.is_none() || scope.ends_current();
+    let clears_browser = session.is_none() || scope.ends_current();
     let mut res = if wants.json {
         axum::Json(json!({ "revoked": ended })).into_response()
     } else {

@@ -8,6 +8,7 @@ pub mod events;
 pub mod logout;
 pub mod ops;
 pub mod sessions;
+pub mod tokens;
 
 use axum::http::HeaderMap;
 use signoff_core::SessionContext;
@@ -41,4 +42,11 @@ pub fn csrf_guard(
     body_token: Option<&str>,
 ) -> ApiResult<()> {
     csrf::check(headers, state.config(), ctx, body_token).inspect_err(|_| Metrics::inc(&state.metrics().csrf_refusals))
+}
+
+/// The token of an `Authorization: Bearer` header, if there is one.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }

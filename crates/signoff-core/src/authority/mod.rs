@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
+mod tokens;
+
 pub use crate::audit::ClientInfo;
 use crate::audit::{Actor, AuditEvent, AuditKind};
 use crate::clock::Clock;
@@ -15,10 +17,11 @@ use crate::error::CoreError;
 use crate::password::{self, Passwords};
 use crate::policy::{Ends, Trigger};
 use crate::remember::RememberSecret;
-use crate::revocation::{Revocation, RevocationHub};
+use crate::revocation::{FeedEntry, Revocation, RevocationHub};
 use crate::secret::{SessionId, SessionSecret, UserId};
 use crate::store::{RememberFilter, RememberToken, Session, SessionFilter, Store, StoreError, Tx, User};
 use crate::throttle::{LoginThrottle, ThrottlePolicy};
+pub use tokens::{AccessContext, Presented, TokenPair, TokenPolicy, TokenState};
 
 /// How long sessions live.
 #[derive(Debug, Clone, Copy)]
@@ -124,6 +127,7 @@ pub struct Authority {
     throttle: LoginThrottle,
     policy: SessionPolicy,
     hub: RevocationHub,
+    tokens: TokenState,
 }
 
 /// Changes in flight: one store transaction plus the audit events and revocations to announce
@@ -133,6 +137,8 @@ struct Batch<'a> {
     tx: Box<dyn Tx>,
     events: Vec<AuditEvent>,
     revoked: Vec<Revocation>,
+    /// Token denials and token-version bumps, for the feed and the in-memory checks.
+    token_feed: Vec<FeedEntry>,
     rekeyed: Vec<(SessionId, SessionId)>,
 }
 
@@ -160,11 +166,29 @@ impl Batch<'_> {
 
     /// Commits (with the ended sessions on the revocation feed), then logs the events and
     /// tells this process's watchers of ended sessions; other processes learn from the feed.
+    /// Bumps a user's token version: every access token issued before dies.
+    async fn bump_token_version(&mut self, user: &UserId) -> Result<i64, CoreError> {
+        let version = self.tx.bump_token_version(user).await?;
+        self.token_feed.push(FeedEntry::TokenVersion { user_id: user.clone(), version });
+        Ok(version)
+    }
+
+    /// Denies one access token until it expires.
+    async fn deny(&mut self, issuer: &str, jti: &str, exp: i64) -> Result<(), CoreError> {
+        self.tx.deny_token(issuer, jti, exp).await?;
+        self.token_feed.push(FeedEntry::Token { issuer: issuer.to_owned(), jti: jti.to_owned(), exp });
+        Ok(())
+    }
+
     async fn commit(mut self) -> Result<(), CoreError> {
-        if !self.revoked.is_empty() {
-            self.tx.record_revocations(&self.revoked).await?;
+        let mut feed: Vec<FeedEntry> = self.revoked.iter().cloned().map(FeedEntry::Session).collect();
+        feed.append(&mut self.token_feed.clone());
+        if !feed.is_empty() {
+            self.tx.record_revocations(&feed, self.authority.now()).await?;
         }
         self.tx.commit().await?;
+        // In-memory checks first: a request answered after this returns must already see it.
+        self.authority.tokens.apply(&self.token_feed);
         for e in &self.events {
             e.log();
         }
@@ -177,20 +201,27 @@ impl Batch<'_> {
 }
 
 impl Authority {
+    /// Builds the authority over `store`, loading (or on first start creating) the signing
+    /// keys and the denylist.
     pub async fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         policy: SessionPolicy,
         throttle: ThrottlePolicy,
+        token_policy: TokenPolicy,
     ) -> Result<Self, CoreError> {
-        Ok(Self {
+        let tokens = TokenState::new(token_policy);
+        let authority = Self {
             store,
             clock,
             passwords: Passwords::new().await?,
             throttle: LoginThrottle::new(throttle),
             policy,
             hub: RevocationHub::default(),
-        })
+            tokens,
+        };
+        authority.load_token_state().await?;
+        Ok(authority)
     }
 
     /// Where ended sessions are announced.
@@ -204,6 +235,7 @@ impl Authority {
             tx: self.store.begin().await?,
             events: Vec::new(),
             revoked: Vec::new(),
+            token_feed: Vec::new(),
             rekeyed: Vec::new(),
         })
     }
@@ -468,42 +500,43 @@ impl Authority {
 
     // ---- logout and revocation ------------------------------------------------------------
 
-    /// Ends sessions for a logout and returns how many ended. `current` is the caller's
-    /// session, if it has a live one; `remember` the remember-me cookie it sent, which dies
-    /// with any scope that ends this browser's session. Without a session this is a quiet
-    /// success that still leaves an audit line in the log.
+    /// Ends sessions for a logout and returns how many ended. `current` is the caller's live
+    /// session (by cookie or by access token), if any. `credentials` are what it presented:
+    /// with any scope that ends this session they die too (the access token is denied until it
+    /// expires, the refresh token's family and the remember-me series are revoked). Without a
+    /// session this is a quiet success that still leaves an audit line in the log.
     pub async fn logout(
         &self,
-        current: Option<&SessionContext>,
+        current: Option<&Session>,
         scope: LogoutScope,
-        remember: Option<&RememberSecret>,
+        credentials: &Presented<'_>,
         client: &ClientInfo,
     ) -> Result<u64, CoreError> {
         let mut batch = self.batch().await?;
-        if let Some(r) = remember.filter(|_| current.is_none() || scope.ends_current()) {
-            batch.tx.delete_remember(RememberFilter::Selector(r.selector())).await?;
+        if current.is_none() || scope.ends_current() {
+            self.revoke_presented(&mut batch, credentials).await?;
         }
-        let Some(ctx) = current else {
+        let Some(session) = current else {
             batch.commit().await?;
             self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason("no_session").log();
             return Ok(0);
         };
-        let user = &ctx.user.id;
+        let user = &session.user_id;
         let mut ended = 0;
         if scope != LogoutScope::Local {
             let event = self
                 .event(AuditKind::SessionRevoked, Actor::OtherSession, client)
                 .scope(scope.as_str())
                 .reason("logout");
-            ended += batch.end(SessionFilter::AllOf { user, keep: Some(&ctx.session.id) }, &event).await?;
+            ended += batch.end(SessionFilter::AllOf { user, keep: Some(&session.id) }, &event).await?;
         }
         if scope.ends_current() {
             let event =
                 self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason("logout");
-            ended += batch.end(SessionFilter::One { user, id: &ctx.session.id }, &event).await?;
+            ended += batch.end(SessionFilter::One { user, id: &session.id }, &event).await?;
         }
         if scope == LogoutScope::Global {
-            batch.tx.bump_token_version(user).await?;
+            batch.bump_token_version(user).await?;
         }
         batch.commit().await?;
         Ok(ended)
@@ -626,7 +659,10 @@ impl Authority {
         if c.revoke_all_tokens {
             batch.tx.delete_remember(RememberFilter::AllOfUser(user)).await?;
         }
-        let token_version = if c.bump_token_version { Some(batch.tx.bump_token_version(user).await?) } else { None };
+        if c.revoke_all_tokens {
+            batch.tx.revoke_user_refresh(user).await?;
+        }
+        let token_version = if c.bump_token_version { Some(batch.bump_token_version(user).await?) } else { None };
         let (true, Some(ctx)) = (c.rotate_current && keep.is_some(), current) else {
             return Ok(None);
         };
@@ -664,18 +700,29 @@ impl Authority {
         Ok(ended)
     }
 
-    /// Publishes revocations that other processes recorded after feed position `after`, and
-    /// returns the new position. The server calls this in a loop; publishing a revocation this
-    /// process already announced is harmless (its watchers are gone).
+    /// Applies what other processes put on the revocation feed after position `after` (ended
+    /// sessions to the hub, denied tokens and token versions to the in-memory checks) and
+    /// returns the new position. The server calls this in a loop; applying an entry this
+    /// process already applied is harmless.
     pub async fn relay_revocations(&self, after: i64) -> Result<i64, CoreError> {
         let mut position = after;
         loop {
-            let batch = self.store.revocations_since(position, 500).await?;
-            let Some((last, _)) = batch.last() else { return Ok(position) };
+            let entries = self.store.revocations_since(position, 500).await?;
+            let Some((last, _)) = entries.last() else { return Ok(position) };
             position = *last;
-            let revoked: Vec<Revocation> = batch.into_iter().map(|(_, r)| r).collect();
+            let count = entries.len();
+            let (sessions, tokens): (Vec<FeedEntry>, Vec<FeedEntry>) =
+                entries.into_iter().map(|(_, e)| e).partition(|e| matches!(e, FeedEntry::Session(_)));
+            self.tokens.apply(&tokens);
+            let revoked: Vec<Revocation> = sessions
+                .into_iter()
+                .filter_map(|e| match e {
+                    FeedEntry::Session(r) => Some(r),
+                    _ => None,
+                })
+                .collect();
             self.hub.publish(&revoked);
-            if revoked.len() < 500 {
+            if count < 500 {
                 return Ok(position);
             }
         }
@@ -688,7 +735,9 @@ impl Authority {
 
     /// Drops feed entries older than an hour: every process has relayed them long since.
     pub async fn trim_revocation_feed(&self) -> Result<u64, CoreError> {
-        Ok(self.store.trim_revocations(self.now() - Duration::hours(1)).await?)
+        let now = self.now();
+        self.tokens.forget_expired(now.unix_timestamp());
+        Ok(self.store.trim_revocations(now - Duration::hours(1), now).await?)
     }
 
     // ---- reading --------------------------------------------------------------------------

@@ -1,0 +1,461 @@
+//! The token half of the authority: grants, verification, revocation, keys.
+//!
+//! Hot-path rule: verifying an access token reads the keyring, the denylist and the token
+//! versions from memory ([`TokenState`]). They are kept exact by the same batches that revoke
+//! (in this process) and by the revocation feed (from other processes).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Instant;
+use time::{Duration, OffsetDateTime};
+
+use super::{Authority, Batch, ClientInfo, SignedIn};
+use crate::audit::{Actor, AuditKind};
+use crate::email;
+use crate::error::CoreError;
+use crate::remember::RememberSecret;
+use crate::revocation::FeedEntry;
+use crate::secret::{Secret, SecretHash, SessionId, UserId, random_id};
+use crate::store::{RefreshToken, RememberFilter, Session, SessionFilter, User};
+use crate::token::{Claims, Keyring, SigningKeyPair, TokenError};
+
+const REFRESH_LABEL: &[u8] = b"signoff/refresh/v1";
+/// An unknown `kid` reloads the keys from the store at most this often.
+const KEY_RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Lifetimes and names of tokens.
+#[derive(Debug, Clone)]
+pub struct TokenPolicy {
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    /// How long the immediate predecessor of a rotated refresh token is still honoured.
+    pub reuse_grace: Duration,
+}
+
+/// What the token grants hand out.
+#[derive(Debug, Clone)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub expires_in: i64,
+    pub refresh_token: String,
+    pub session_id: SessionId,
+}
+
+/// A verified access token, its user and its live session.
+#[derive(Debug, Clone)]
+pub struct AccessContext {
+    pub claims: Claims,
+    pub user: User,
+    pub session: Session,
+}
+
+/// Credentials a logout presented, besides the session itself.
+#[derive(Debug, Default)]
+pub struct Presented<'a> {
+    pub remember: Option<&'a RememberSecret>,
+    pub access: Option<&'a Claims>,
+    pub refresh_token: Option<&'a str>,
+}
+
+/// The in-memory side of token checks.
+#[derive(Debug)]
+pub struct TokenState {
+    policy: TokenPolicy,
+    keyring: RwLock<Arc<Keyring>>,
+    last_reload: Mutex<Option<Instant>>,
+    /// `(issuer, jti)` → `exp` of denied tokens that have not expired.
+    denied: RwLock<HashMap<(String, String), i64>>,
+    /// Token versions of users seen so far.
+    versions: RwLock<HashMap<UserId, i64>>,
+}
+
+impl TokenState {
+    pub fn new(policy: TokenPolicy) -> Self {
+        Self {
+            policy,
+            keyring: RwLock::default(),
+            last_reload: Mutex::new(None),
+            denied: RwLock::default(),
+            versions: RwLock::default(),
+        }
+    }
+
+    fn keyring(&self) -> Arc<Keyring> {
+        self.keyring.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Applies denials and version bumps (from this process's batches or from the feed).
+    pub(super) fn apply(&self, entries: &[FeedEntry]) {
+        for e in entries {
+            match e {
+                FeedEntry::Token { issuer, jti, exp } => {
+                    self.denied
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert((issuer.clone(), jti.clone()), *exp);
+                }
+                FeedEntry::TokenVersion { user_id, version } => {
+                    let mut versions = self.versions.write().unwrap_or_else(PoisonError::into_inner);
+                    let v = versions.entry(user_id.clone()).or_insert(*version);
+                    *v = (*v).max(*version);
+                }
+                FeedEntry::Session(_) => {}
+            }
+        }
+    }
+
+    pub(super) fn forget_expired(&self, now: i64) {
+        self.denied.write().unwrap_or_else(PoisonError::into_inner).retain(|_, exp| *exp + 60 > now);
+    }
+
+    fn is_denied(&self, issuer: &str, jti: &str) -> bool {
+        self.denied.read().unwrap_or_else(PoisonError::into_inner).contains_key(&(issuer.to_owned(), jti.to_owned()))
+    }
+
+    fn version(&self, user: &UserId) -> Option<i64> {
+        self.versions.read().unwrap_or_else(PoisonError::into_inner).get(user).copied()
+    }
+
+    fn remember_version(&self, user: &UserId, version: i64) {
+        let mut versions = self.versions.write().unwrap_or_else(PoisonError::into_inner);
+        let v = versions.entry(user.clone()).or_insert(version);
+        *v = (*v).max(version);
+    }
+}
+
+impl Authority {
+    pub fn token_policy(&self) -> &TokenPolicy {
+        &self.tokens.policy
+    }
+
+    /// Loads the keys (creating the first one on first start) and the denylist.
+    pub(super) async fn load_token_state(&self) -> Result<(), CoreError> {
+        let mut keys = self.store.signing_keys().await?;
+        if !keys.iter().any(|k| k.retired_at.is_none()) {
+            let key = SigningKeyPair::generate(self.now());
+            let mut tx = self.store.begin().await?;
+            tx.insert_signing_key(&key).await?;
+            tx.commit().await?;
+            tracing::info!(kid = %key.kid, "generated the first access-token signing key");
+            keys.push(key);
+        }
+        *self.tokens.keyring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(Keyring::new(keys));
+        let denied = self.store.denied_tokens(self.now().unix_timestamp()).await?;
+        let mut map = self.tokens.denied.write().unwrap_or_else(PoisonError::into_inner);
+        for (issuer, jti, exp) in denied {
+            map.insert((issuer, jti), exp);
+        }
+        Ok(())
+    }
+
+    /// Re-reads the keys from the store (after a rotation by another process).
+    pub async fn reload_keys(&self) -> Result<(), CoreError> {
+        let keys = self.store.signing_keys().await?;
+        *self.tokens.keyring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(Keyring::new(keys));
+        Ok(())
+    }
+
+    /// Starts signing with a new key; the old ones keep verifying until their tokens expire.
+    pub async fn rotate_signing_key(&self) -> Result<String, CoreError> {
+        let key = SigningKeyPair::generate(self.now());
+        let mut tx = self.store.begin().await?;
+        tx.insert_signing_key(&key).await?;
+        tx.retire_signing_keys(&key.kid, self.now()).await?;
+        tx.commit().await?;
+        self.reload_keys().await?;
+        tracing::info!(kid = %key.kid, "rotated the access-token signing key");
+        Ok(key.kid)
+    }
+
+    /// The public keys that may verify live tokens, as a JWK set.
+    pub fn jwks(&self) -> serde_json::Value {
+        let ring = self.tokens.keyring();
+        let keys: Vec<_> = ring.verifiers(self.now(), self.tokens.policy.access_ttl).map(SigningKeyPair::jwk).collect();
+        serde_json::json!({ "keys": keys })
+    }
+
+    // ---- grants ---------------------------------------------------------------------------
+
+    /// The `password` grant: a new session with a refresh family and an access token.
+    pub async fn password_grant(
+        &self,
+        raw_email: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<TokenPair, CoreError> {
+        let key = email::normalize(raw_email).unwrap_or_else(|| raw_email.trim().to_lowercase());
+        let user = self.check_password(&key, password, client).await?.ok_or(CoreError::InvalidCredentials)?;
+        let mut batch = self.batch().await?;
+        let SignedIn { ctx, .. } = self.open_session(&mut batch, user, false, "password_grant", client).await?;
+        let refresh = self.new_refresh(&mut batch, &ctx.session, &random_id()).await?;
+        batch.commit().await?;
+        self.pair(&ctx.user, &ctx.session.id, refresh)
+    }
+
+    /// The `refresh_token` grant: rotates the refresh token (compare-and-swap, so of two
+    /// racing uses exactly one wins) and issues a new access token. A token that was already
+    /// rotated is theft — its family and session are revoked — unless it is the immediate
+    /// predecessor of the family's current token, presented within the grace.
+    pub async fn refresh_grant(&self, presented: &str, client: &ClientInfo) -> Result<TokenPair, CoreError> {
+        let now = self.now();
+        let secret = Secret::parse(presented).ok_or(CoreError::InvalidGrant)?;
+        let token = self.store.refresh_by_hash(&secret.hash(REFRESH_LABEL)).await?.ok_or(CoreError::InvalidGrant)?;
+        if now >= token.expires_at {
+            return Err(CoreError::InvalidGrant);
+        }
+        let Some((session, user)) = self.store.session_by_id(&token.session_id).await? else {
+            return Err(CoreError::InvalidGrant);
+        };
+        if !self.is_live(&session, now) {
+            return Err(CoreError::InvalidGrant);
+        }
+        if token.used_at.is_none() {
+            let mut batch = self.batch().await?;
+            let successor_id = random_id();
+            if batch.tx.consume_refresh(&token.id, &successor_id, now).await? {
+                let refresh = self.new_refresh_with_id(&mut batch, &session, &token.family_id, successor_id).await?;
+                batch.commit().await?;
+                self.store.touch_session(&session.id, now).await?;
+                return self.pair(&user, &session.id, refresh);
+            }
+            drop(batch);
+        }
+        // Already used: a racing tab inside the grace, or a thief.
+        let token = self.store.refresh_by_id(&token.id).await?.ok_or(CoreError::InvalidGrant)?;
+        if self.within_grace(&token, now).await? {
+            let mut batch = self.batch().await?;
+            let refresh = self.new_refresh(&mut batch, &session, &token.family_id).await?;
+            batch.commit().await?;
+            return self.pair(&user, &session.id, refresh);
+        }
+        let mut batch = self.batch().await?;
+        batch.tx.revoke_refresh_family(&token.family_id).await?;
+        let event = self.event(AuditKind::SessionRevoked, Actor::Reuse, client).reason("refresh_token_reuse");
+        batch.end(SessionFilter::One { user: &user.id, id: &session.id }, &event).await?;
+        batch.audit(self.event(AuditKind::RefreshTokenReuse, Actor::Reuse, client).about(&session)).await?;
+        batch.commit().await?;
+        Err(CoreError::InvalidGrant)
+    }
+
+    async fn within_grace(&self, token: &RefreshToken, now: OffsetDateTime) -> Result<bool, CoreError> {
+        let grace = self.tokens.policy.reuse_grace;
+        let (Some(used_at), Some(successor)) = (token.used_at, token.replaced_by.as_deref()) else {
+            return Ok(false);
+        };
+        if grace <= Duration::ZERO || now - used_at > grace {
+            return Ok(false);
+        }
+        // Only the immediate predecessor: its successor must still be current.
+        Ok(self.store.refresh_by_id(successor).await?.is_some_and(|s| s.used_at.is_none()))
+    }
+
+    async fn new_refresh(&self, batch: &mut Batch<'_>, session: &Session, family: &str) -> Result<Secret, CoreError> {
+        self.new_refresh_with_id(batch, session, family, random_id()).await
+    }
+
+    async fn new_refresh_with_id(
+        &self,
+        batch: &mut Batch<'_>,
+        session: &Session,
+        family: &str,
+        id: String,
+    ) -> Result<Secret, CoreError> {
+        let now = self.now();
+        let secret = Secret::generate();
+        batch
+            .tx
+            .insert_refresh(&RefreshToken {
+                id,
+                token_hash: secret.hash(REFRESH_LABEL),
+                family_id: family.to_owned(),
+                session_id: session.id.clone(),
+                user_id: session.user_id.clone(),
+                created_at: now,
+                expires_at: (now + self.tokens.policy.refresh_ttl).min(session.expires_at),
+                used_at: None,
+                replaced_by: None,
+            })
+            .await?;
+        Ok(secret)
+    }
+
+    fn pair(&self, user: &User, session: &SessionId, refresh: Secret) -> Result<TokenPair, CoreError> {
+        let p = &self.tokens.policy;
+        let claims =
+            Claims::new(&p.issuer, &p.audience, &user.id, session, user.token_version, self.now(), p.access_ttl);
+        self.tokens.remember_version(&user.id, user.token_version);
+        let access_token =
+            self.tokens.keyring().sign(&claims).ok_or_else(|| CoreError::Internal("no signing key".into()))?;
+        Ok(TokenPair {
+            access_token,
+            expires_in: p.access_ttl.whole_seconds(),
+            refresh_token: refresh.expose(),
+            session_id: session.clone(),
+        })
+    }
+
+    // ---- verification ---------------------------------------------------------------------
+
+    /// Signature, time, issuer and audience; then the denylist and the token version from
+    /// memory; then the session, which must be live.
+    pub async fn verify_access(&self, token: &str) -> Result<AccessContext, TokenError> {
+        let claims = self.check_signature(token).await?;
+        let p = &self.tokens.policy;
+        if self.tokens.is_denied(&p.issuer, &claims.jti) {
+            return Err(TokenError::Revoked);
+        }
+        let version = match self.tokens.version(&claims.sub) {
+            Some(v) => v,
+            None => {
+                let user = self.store.user_by_id(&claims.sub).await.map_err(|_| TokenError::Revoked)?;
+                let v = user.ok_or(TokenError::Revoked)?.user.token_version;
+                self.tokens.remember_version(&claims.sub, v);
+                self.tokens.version(&claims.sub).unwrap_or(v)
+            }
+        };
+        if claims.tv != version {
+            return Err(TokenError::Revoked);
+        }
+        let (session, user) = self
+            .store
+            .session_by_id(&claims.sid)
+            .await
+            .map_err(|_| TokenError::Revoked)?
+            .filter(|(s, _)| s.user_id == claims.sub && self.is_live(s, self.now()))
+            .ok_or(TokenError::Revoked)?;
+        Ok(AccessContext { claims, user, session })
+    }
+
+    /// Signature, time, issuer and audience only.
+    async fn check_signature(&self, token: &str) -> Result<Claims, TokenError> {
+        let p = &self.tokens.policy;
+        let now = self.now();
+        match self.tokens.keyring().verify(token, &p.issuer, &p.audience, now, p.access_ttl) {
+            Err(TokenError::UnknownKey) if self.may_reload_keys() => {
+                self.reload_keys().await.map_err(|_| TokenError::UnknownKey)?;
+                self.tokens.keyring().verify(token, &p.issuer, &p.audience, now, p.access_ttl)
+            }
+            other => other,
+        }
+    }
+
+    fn may_reload_keys(&self) -> bool {
+        let mut last = self.tokens.last_reload.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|t| t.elapsed() < KEY_RELOAD_EVERY) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+
+    /// The claims of a correctly signed, unexpired access token of ours, whether or not it
+    /// was revoked (logout and revocation need no more).
+    pub async fn signed_claims(&self, token: &str) -> Option<Claims> {
+        self.check_signature(token).await.ok()
+    }
+
+    // ---- revocation -----------------------------------------------------------------------
+
+    /// RFC 7009: revokes an access token (its `jti` denied until `exp`) or a refresh token (its
+    /// family). Unknown or invalid tokens are quietly ignored. `hint` picks which to try first.
+    pub async fn revoke_token(&self, token: &str, hint: Option<&str>, client: &ClientInfo) -> Result<(), CoreError> {
+        let refresh_first = hint == Some("refresh_token");
+        for attempt in if refresh_first { [true, false] } else { [false, true] } {
+            let done = if attempt {
+                self.revoke_refresh(token, client).await?
+            } else {
+                self.revoke_access(token, client).await?
+            };
+            if done {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn revoke_access(&self, token: &str, client: &ClientInfo) -> Result<bool, CoreError> {
+        let Some(claims) = self.signed_claims(token).await else { return Ok(false) };
+        let mut batch = self.batch().await?;
+        batch.deny(&self.tokens.policy.issuer, &claims.jti, claims.exp).await?;
+        batch
+            .audit(
+                self.event(AuditKind::TokenRevoked, Actor::SelfSession, client)
+                    .user(&claims.sub)
+                    .session(&claims.sid)
+                    .reason("access_token"),
+            )
+            .await?;
+        batch.commit().await?;
+        Ok(true)
+    }
+
+    async fn revoke_refresh(&self, token: &str, client: &ClientInfo) -> Result<bool, CoreError> {
+        let Some(secret) = Secret::parse(token) else { return Ok(false) };
+        let Some(found) = self.store.refresh_by_hash(&secret.hash(REFRESH_LABEL)).await? else { return Ok(false) };
+        let mut batch = self.batch().await?;
+        batch.tx.revoke_refresh_family(&found.family_id).await?;
+        batch
+            .audit(
+                self.event(AuditKind::TokenRevoked, Actor::SelfSession, client)
+                    .user(&found.user_id)
+                    .session(&found.session_id)
+                    .reason("refresh_token"),
+            )
+            .await?;
+        batch.commit().await?;
+        Ok(true)
+    }
+
+    /// Inside a logout batch: kills the credentials the caller presented.
+    pub(super) async fn revoke_presented(
+        &self,
+        batch: &mut Batch<'_>,
+        presented: &Presented<'_>,
+    ) -> Result<(), CoreError> {
+        if let Some(r) = presented.remember {
+            batch.tx.delete_remember(RememberFilter::Selector(r.selector())).await?;
+        }
+        if let Some(claims) = presented.access {
+            batch.deny(&self.tokens.policy.issuer, &claims.jti, claims.exp).await?;
+        }
+        if let Some(found) = match presented.refresh_token.and_then(Secret::parse) {
+            Some(secret) => self.store.refresh_by_hash(&secret.hash(REFRESH_LABEL)).await?,
+            None => None,
+        } {
+            batch.tx.revoke_refresh_family(&found.family_id).await?;
+        }
+        Ok(())
+    }
+
+    /// RFC 7662: what an access or refresh token is, if it is active.
+    pub async fn introspect(&self, token: &str) -> Result<serde_json::Value, CoreError> {
+        if let Ok(ctx) = self.verify_access(token).await {
+            let c = &ctx.claims;
+            return Ok(serde_json::json!({
+                "active": true, "token_type": "access_token", "sub": c.sub, "sid": c.sid, "jti": c.jti,
+                "exp": c.exp, "iat": c.iat, "iss": c.iss, "aud": c.aud, "tv": c.tv, "username": ctx.user.email,
+            }));
+        }
+        let now = self.now();
+        if let Some(secret) = Secret::parse(token)
+            && let Some(t) = self.store.refresh_by_hash(&secret.hash(REFRESH_LABEL)).await?
+            && t.used_at.is_none()
+            && now < t.expires_at
+            && let Some((session, _)) = self.store.session_by_id(&t.session_id).await?
+            && self.is_live(&session, now)
+        {
+            return Ok(serde_json::json!({
+                "active": true, "token_type": "refresh_token", "sub": t.user_id, "sid": t.session_id,
+                "exp": t.expires_at.unix_timestamp(), "iat": t.created_at.unix_timestamp(),
+            }));
+        }
+        Ok(serde_json::json!({ "active": false }))
+    }
+
+    /// A refresh token's hash, for tests and tools that look at the store.
+    pub fn refresh_hash(token: &str) -> Option<SecretHash> {
+        Secret::parse(token).map(|s| s.hash(REFRESH_LABEL))
+    }
+}

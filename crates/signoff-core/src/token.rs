@@ -1,0 +1,301 @@
+//! Access tokens: compact JWTs signed with Ed25519 (`alg: EdDSA`).
+//!
+//! Encoding is done here, on purpose narrowly: one algorithm, pinned. Verification refuses
+//! any header whose `alg` is not exactly `EdDSA` (so no `none`, no HMAC keyed with the public
+//! key), any unknown `kid`, any `crit`, and never follows `jku`, `x5u` or an embedded `jwk`.
+//! Base64url must be canonical and unpadded, signatures are checked with `verify_strict`
+//! (non-canonical and small-order encodings refused). Whether a signed token is still honoured
+//! (denylist, live session, token version) is the authority's business, not this module's.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use time::{Duration, OffsetDateTime};
+
+use crate::secret::{SessionId, UserId, random_bytes, random_id};
+
+/// Longest token we look at; anything longer is refused unparsed.
+const MAX_TOKEN_LEN: usize = 4096;
+/// Clock skew tolerated on `exp`, `nbf` and `iat`.
+pub const LEEWAY: Duration = Duration::seconds(10);
+
+/// The claims signoff puts in every access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: UserId,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    pub jti: String,
+    pub sid: SessionId,
+    pub tv: i64,
+}
+
+impl Claims {
+    pub fn new(
+        iss: &str,
+        aud: &str,
+        user: &UserId,
+        session: &SessionId,
+        tv: i64,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Self {
+        let iat = now.unix_timestamp();
+        Self {
+            iss: iss.to_owned(),
+            sub: user.clone(),
+            aud: aud.to_owned(),
+            iat,
+            exp: iat + ttl.whole_seconds(),
+            nbf: None,
+            jti: random_id(),
+            sid: session.clone(),
+            tv,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default)]
+    typ: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    crit: Option<serde_json::Value>,
+}
+
+/// Why a token was refused. Callers answer every one the same way; this is for logs and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("malformed")]
+    Malformed,
+    #[error("algorithm not allowed")]
+    Algorithm,
+    #[error("unknown key")]
+    UnknownKey,
+    #[error("bad signature")]
+    Signature,
+    #[error("expired")]
+    Expired,
+    #[error("not yet valid")]
+    NotYetValid,
+    #[error("wrong issuer or audience")]
+    Audience,
+    #[error("revoked")]
+    Revoked,
+}
+
+/// One Ed25519 key pair with its `kid`.
+#[derive(Clone)]
+pub struct SigningKeyPair {
+    pub kid: String,
+    key: SigningKey,
+    pub created_at: OffsetDateTime,
+    /// When it stopped signing; it still verifies until its last token expires.
+    pub retired_at: Option<OffsetDateTime>,
+}
+
+impl SigningKeyPair {
+    pub fn generate(now: OffsetDateTime) -> Self {
+        Self { kid: random_id(), key: SigningKey::from_bytes(&random_bytes()), created_at: now, retired_at: None }
+    }
+
+    pub fn from_parts(
+        kid: String,
+        private: [u8; 32],
+        created_at: OffsetDateTime,
+        retired_at: Option<OffsetDateTime>,
+    ) -> Self {
+        Self { kid, key: SigningKey::from_bytes(&private), created_at, retired_at }
+    }
+
+    /// The private key, for the store only.
+    pub fn private_bytes(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
+    pub fn public_bytes(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    /// The public key as a JWK.
+    pub fn jwk(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": URL_SAFE_NO_PAD.encode(self.public_bytes()),
+            "kid": self.kid,
+            "alg": "EdDSA",
+            "use": "sig",
+        })
+    }
+}
+
+impl fmt::Debug for SigningKeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKeyPair")
+            .field("kid", &self.kid)
+            .field("private", &"<redacted>")
+            .field("retired_at", &self.retired_at)
+            .finish()
+    }
+}
+
+/// The keys a process signs and verifies with.
+#[derive(Debug, Clone, Default)]
+pub struct Keyring {
+    /// Newest first; the first unretired key signs.
+    keys: Vec<SigningKeyPair>,
+}
+
+impl Keyring {
+    pub fn new(mut keys: Vec<SigningKeyPair>) -> Self {
+        keys.sort_by_key(|k| std::cmp::Reverse(k.created_at));
+        Self { keys }
+    }
+
+    pub fn signer(&self) -> Option<&SigningKeyPair> {
+        self.keys.iter().find(|k| k.retired_at.is_none())
+    }
+
+    /// Keys that may still have valid tokens out: unretired, or retired less than `ttl` (plus
+    /// leeway) ago.
+    pub fn verifiers(&self, now: OffsetDateTime, ttl: Duration) -> impl Iterator<Item = &SigningKeyPair> {
+        self.keys.iter().filter(move |k| k.retired_at.is_none_or(|at| now < at + ttl + LEEWAY))
+    }
+
+    pub fn knows(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid == kid)
+    }
+
+    /// Signs `claims` with the current key.
+    pub fn sign(&self, claims: &Claims) -> Option<String> {
+        let key = self.signer()?;
+        let header = Header { alg: "EdDSA".into(), typ: Some("JWT".into()), kid: Some(key.kid.clone()), crit: None };
+        let mut out = String::with_capacity(400);
+        out.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).ok()?));
+        out.push('.');
+        out.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).ok()?));
+        let signature = key.key.sign(out.as_bytes());
+        out.push('.');
+        out.push_str(&URL_SAFE_NO_PAD.encode(signature.to_bytes()));
+        Some(out)
+    }
+
+    /// Checks form, algorithm, key, signature, time and audience; returns the claims.
+    pub fn verify(
+        &self,
+        token: &str,
+        iss: &str,
+        aud: &str,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<Claims, TokenError> {
+        let claims = self.verify_signature(token, now, ttl)?;
+        let t = now.unix_timestamp();
+        let leeway = LEEWAY.whole_seconds();
+        if claims.exp + leeway <= t {
+            return Err(TokenError::Expired);
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > t + leeway) || claims.iat > t + leeway {
+            return Err(TokenError::NotYetValid);
+        }
+        if claims.iss != iss || claims.aud != aud {
+            return Err(TokenError::Audience);
+        }
+        Ok(claims)
+    }
+
+    fn verify_signature(&self, token: &str, now: OffsetDateTime, ttl: Duration) -> Result<Claims, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Malformed);
+        }
+        let mut parts = token.split('.');
+        let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(TokenError::Malformed);
+        };
+        let header: Header = decode_json(h)?;
+        if header.alg != "EdDSA" {
+            return Err(TokenError::Algorithm);
+        }
+        if header.crit.is_some() {
+            return Err(TokenError::Malformed);
+        }
+        let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
+        let key = self.verifiers(now, ttl).find(|k| k.kid == kid).ok_or(TokenError::UnknownKey)?;
+        let sig: [u8; 64] = decode(s)?.try_into().map_err(|_| TokenError::Signature)?;
+        let verifying: VerifyingKey = key.key.verifying_key();
+        let signed = &token[..h.len() + 1 + c.len()];
+        verifying.verify_strict(signed.as_bytes(), &Signature::from_bytes(&sig)).map_err(|_| TokenError::Signature)?;
+        decode_json(c)
+    }
+}
+
+fn decode(part: &str) -> Result<Vec<u8>, TokenError> {
+    URL_SAFE_NO_PAD.decode(part).map_err(|_| TokenError::Malformed)
+}
+
+fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, TokenError> {
+    serde_json::from_slice(&decode(part)?).map_err(|_| TokenError::Malformed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (Keyring, Claims, OffsetDateTime) {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let ring = Keyring::new(vec![SigningKeyPair::generate(now)]);
+        let claims = Claims::new(
+            "https://auth.example",
+            "https://auth.example",
+            &UserId::generate(),
+            &SessionId::generate(),
+            3,
+            now,
+            Duration::minutes(15),
+        );
+        (ring, claims, now)
+    }
+
+    #[test]
+    fn round_trip_and_refusals() {
+        let (ring, claims, now) = setup();
+        let ttl = Duration::minutes(15);
+        let token = ring.sign(&claims).unwrap();
+        let iss = "https://auth.example";
+        assert_eq!(ring.verify(&token, iss, iss, now, ttl), Ok(claims.clone()));
+        assert_eq!(ring.verify(&token, iss, "other", now, ttl), Err(TokenError::Audience));
+        assert_eq!(ring.verify(&token, iss, iss, now + Duration::minutes(16), ttl), Err(TokenError::Expired));
+        let mut tampered = token.clone();
+        tampered.insert(token.find('.').unwrap() + 5, 'A');
+        assert!(ring.verify(&tampered, iss, iss, now, ttl).is_err());
+        let other = Keyring::new(vec![SigningKeyPair::generate(now)]);
+        assert_eq!(other.verify(&token, iss, iss, now, ttl), Err(TokenError::UnknownKey));
+        assert_eq!(ring.verify(&format!("{token}="), iss, iss, now, ttl), Err(TokenError::Malformed));
+        assert_eq!(ring.verify("a.b", iss, iss, now, ttl), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn retired_keys_verify_until_their_tokens_expire_and_do_not_sign() {
+        let (ring, claims, now) = setup();
+        let ttl = Duration::minutes(15);
+        let token = ring.sign(&claims).unwrap();
+        let mut old = ring.keys[0].clone();
+        old.retired_at = Some(now);
+        let new = SigningKeyPair::generate(now + Duration::seconds(1));
+        let ring = Keyring::new(vec![old, new.clone()]);
+        assert_eq!(ring.signer().map(|k| &k.kid), Some(&new.kid));
+        let iss = "https://auth.example";
+        assert!(ring.verify(&token, iss, iss, now + Duration::minutes(5), ttl).is_ok());
+        assert_eq!(ring.verifiers(now + Duration::minutes(16), ttl).count(), 1);
+    }
+}

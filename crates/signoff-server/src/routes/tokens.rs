@@ -1,0 +1,112 @@
+//! The token endpoints: `POST /auth/token` (password and refresh_token grants), `POST
+//! /auth/revoke` (RFC 7009), `POST /auth/introspect` (RFC 7662, admin key) and
+//! `GET /.well-known/jwks.json`.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::admin::require_admin;
+use crate::app::AppState;
+use crate::csrf;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Client, Input};
+use crate::metrics::Metrics;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/auth/token", post(token))
+        .route("/auth/revoke", post(revoke))
+        .route("/auth/introspect", post(introspect))
+        .route("/.well-known/jwks.json", get(jwks))
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenRequest {
+    grant_type: Option<String>,
+    email: Option<String>,
+    /// RFC 6749 spells the account `username`; either is accepted.
+    username: Option<String>,
+    password: Option<String>,
+    refresh_token: Option<String>,
+}
+
+async fn token(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Input(body): Input<TokenRequest>,
+) -> ApiResult<Response> {
+    // A browser page elsewhere must not be able to sign someone in to tokens either.
+    csrf::check_origin(&headers, state.config())?;
+    let authority = state.authority();
+    let pair = match body.grant_type.as_deref() {
+        Some("password") => {
+            let email = body.email.as_deref().or(body.username.as_deref());
+            let (Some(email), Some(password)) = (email, body.password.as_deref()) else {
+                return Err(ApiError::bad_request("email and password are required"));
+            };
+            authority.password_grant(email, password, &client).await.map_err(|e| match e {
+                signoff_core::CoreError::InvalidCredentials => {
+                    Metrics::inc(&state.metrics().login_failures);
+                    ApiError::from(signoff_core::CoreError::InvalidGrant)
+                }
+                e => ApiError::from(e),
+            })?
+        }
+        Some("refresh_token") => {
+            let refresh =
+                body.refresh_token.as_deref().ok_or_else(|| ApiError::bad_request("refresh_token is required"))?;
+            authority.refresh_grant(refresh, &client).await?
+        }
+        Some(_) => return Err(ApiError::BadRequest("unsupported_grant_type", "use password or refresh_token".into())),
+        None => return Err(ApiError::bad_request("grant_type is required")),
+    };
+    let mut res = axum::Json(json!({
+        "access_token": pair.access_token,
+        "token_type": "Bearer",
+        "expires_in": pair.expires_in,
+        "refresh_token": pair.refresh_token,
+    }))
+    .into_response();
+    res.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(res)
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenBody {
+    token: Option<String>,
+    token_type_hint: Option<String>,
+}
+
+/// RFC 7009: `200` for any token, valid or not; possession is the right to revoke.
+async fn revoke(
+    State(state): State<AppState>,
+    Client(client): Client,
+    Input(body): Input<TokenBody>,
+) -> ApiResult<Response> {
+    let token = body.token.as_deref().ok_or_else(|| ApiError::bad_request("token is required"))?;
+    state.authority().revoke_token(token, body.token_type_hint.as_deref(), &client).await?;
+    Ok(axum::Json(json!({})).into_response())
+}
+
+/// RFC 7662, for resource servers holding the admin key.
+async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Input(body): Input<TokenBody>,
+) -> ApiResult<Response> {
+    require_admin(&state, &headers)?;
+    let token = body.token.as_deref().ok_or_else(|| ApiError::bad_request("token is required"))?;
+    Ok(axum::Json(state.authority().introspect(token).await?).into_response())
+}
+
+async fn jwks(State(state): State<AppState>) -> Response {
+    let mut res = axum::Json(state.authority().jwks()).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    res
+}
