@@ -64,11 +64,11 @@ impl Claims {
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
     alg: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     typ: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     kid: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     crit: Option<serde_json::Value>,
 }
 

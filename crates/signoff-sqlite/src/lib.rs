@@ -42,10 +42,26 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
+        restrict_permissions(options.get_filename())?;
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(backend)?;
         migrate::run(&pool).await?;
         Ok(Self { pool })
     }
+}
+
+/// The database holds signing keys and secret hashes: owner-only, like a key file. It is
+/// created (or tightened) before SQLite opens it, so the `-wal` and `-shm` files SQLite makes
+/// beside it get the same mode.
+fn restrict_permissions(path: &std::path::Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    if !path.as_os_str().is_empty() && path != std::path::Path::new(":memory:") {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(backend)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(backend)?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 // Column lists as macros so every query stays a `&'static str` built with `concat!`.

@@ -13,3 +13,4 @@ mod logout;
 mod ops;
 mod redirects;
 mod sessions;
+mod tokens;

@@ -47,6 +47,7 @@ impl TestServer {
         config.public_url = format!("http://127.0.0.1:{}", addr.port()).parse().expect("url");
         config.public_origin = config.public_url.origin().ascii_serialization();
         config.redirect_allowlist = vec![config.public_origin.clone()];
+        config.token_audience = config.public_origin.clone();
         config.database_url = db_url.clone();
         adjust(&mut config);
         let origin = config.public_origin.clone();
@@ -62,6 +63,28 @@ impl TestServer {
             .expect("serve");
         });
         Self { base: format!("http://{addr}"), origin, clock, db_url, dir, shutdown: Some(tx) }
+    }
+
+    /// Stops this server and starts another on the same database file (and directory) with
+    /// the same public origin, as a restarted deployment would be (the port differs).
+    pub async fn restart(mut self) -> Self {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let dir = std::mem::take(&mut self.dir);
+        let db_url = std::mem::take(&mut self.db_url);
+        // Give the old server a moment to stop accepting before the new one opens the file.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let origin = self.origin.clone();
+        let mut next = Self::start_on(dir, db_url, |c| {
+            c.public_url = origin.parse().expect("origin");
+            c.public_origin = origin.clone();
+            c.redirect_allowlist = vec![origin.clone()];
+            c.token_audience = origin.clone();
+        })
+        .await;
+        next.origin = self.origin.clone();
+        next
     }
 
     pub fn browser(&self) -> Browser {
@@ -97,7 +120,9 @@ impl Drop for TestServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
