@@ -10,6 +10,7 @@ mod demo;
 mod errors;
 mod everywhere;
 mod logout;
+mod nodes;
 mod ops;
 mod redirects;
 mod sessions;

@@ -87,6 +87,20 @@ impl TestServer {
         next
     }
 
+    /// A second server process on the same database and public origin: another node.
+    pub async fn sibling(&self) -> Self {
+        let origin = self.origin.clone();
+        let mut node = Self::start_on(PathBuf::new(), self.db_url.clone(), |c| {
+            c.public_url = origin.parse().expect("origin");
+            c.public_origin = origin.clone();
+            c.redirect_allowlist = vec![origin.clone()];
+            c.token_audience = origin.clone();
+        })
+        .await;
+        node.origin = self.origin.clone();
+        node
+    }
+
     pub fn browser(&self) -> Browser {
         Browser::new(self)
     }

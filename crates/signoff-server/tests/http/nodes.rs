@@ -1,0 +1,70 @@
+//! Two server processes sharing one database behave as two nodes: what one revokes, the other
+//! refuses on its next request (after the revocation feed's short poll) and tells its streams.
+
+use crate::support::*;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Polls `/api/me` on `node` with `access` until it is refused; returns how long that took.
+async fn refused_within(node: &mut Browser, access: &str, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let rb = node.bare(Method::GET, "/api/me").header("authorization", format!("Bearer {access}"));
+        if node.send(rb).await.status == StatusCode::UNAUTHORIZED {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "still accepted after {limit:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn grant(b: &mut Browser, email: &str) -> String {
+    let res =
+        b.post_json("/auth/token", &json!({"grant_type": "password", "email": email, "password": PASSWORD})).await;
+    res.json()["access_token"].as_str().expect("token").to_owned()
+}
+
+#[tokio::test]
+async fn a_revocation_on_one_node_reaches_the_other() {
+    let a = TestServer::with(|c| c.revocation_poll = Duration::from_millis(20)).await;
+    a.register("nodes@example.com").await;
+    let b = a.sibling().await;
+    let (mut on_a, mut on_b) = (a.browser(), b.browser());
+
+    // A denied jti.
+    let t = grant(&mut on_a, "nodes@example.com").await;
+    let rb = on_b.bare(Method::GET, "/api/me").header("authorization", format!("Bearer {t}"));
+    assert_eq!(on_b.send(rb).await.status, StatusCode::OK, "node B accepts A's token");
+    on_a.post_json("/auth/revoke", &json!({"token": t})).await;
+    let took = refused_within(&mut on_b, &t, Duration::from_secs(2)).await;
+    println!("denylist reached node B after {took:?}");
+
+    // A token-version bump (global logout on A).
+    let t1 = grant(&mut on_a, "nodes@example.com").await;
+    let t2 = grant(&mut on_b, "nodes@example.com").await;
+    let rb = on_b.bare(Method::GET, "/api/me").header("authorization", format!("Bearer {t2}"));
+    assert_eq!(on_b.send(rb).await.status, StatusCode::OK);
+    let rb = on_a
+        .bare(Method::POST, "/auth/logout")
+        .header("authorization", format!("Bearer {t1}"))
+        .json(&json!({"scope": "global"}));
+    assert_eq!(on_a.send(rb).await.status, StatusCode::OK);
+    refused_within(&mut on_b, &t2, Duration::from_secs(2)).await;
+
+    // A session ended on A closes its event stream on B.
+    let mut web = b.browser();
+    web.login("nodes@example.com", PASSWORD).await;
+    let mut stream = web.request(Method::GET, "/auth/events").send().await.expect("events");
+    let mut on_a_web = a.browser();
+    on_a_web.login("nodes@example.com", PASSWORD).await;
+    on_a_web.post_json("/auth/logout", &json!({"scope": "others"})).await;
+    let mut text = String::new();
+    let started = Instant::now();
+    while !text.contains("event: revoked") && started.elapsed() < Duration::from_secs(2) {
+        if let Ok(Ok(Some(chunk))) = tokio::time::timeout(Duration::from_secs(2), stream.chunk()).await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+    assert!(text.contains("event: revoked"), "{text:?}");
+}
