@@ -71,7 +71,9 @@ pub fn clear_browser(headers: &mut HeaderMap, config: &Config) {
     for c in clear_all(config) {
         headers.append(header::SET_COOKIE, c);
     }
-    if let Ok(v) = HeaderValue::from_str(&config.clear_site_data) {
+    if !config.clear_site_data.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&config.clear_site_data)
+    {
         headers.insert("clear-site-data", v);
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -61,7 +61,9 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
 /// said otherwise (static assets do).
 fn secure_headers(h: &mut HeaderMap, https: bool) {
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Not `no-referrer`: under it browsers send `Origin: null` on same-origin form posts, which
+    // the cross-site check must refuse. `same-origin` keeps URLs from other sites all the same.
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));

@@ -31,7 +31,11 @@ pub fn page(status: StatusCode, title: &str, signed_in: Option<&str>, body: &str
         ),
         None => "<nav><a href=\"/login\">Sign in</a><a href=\"/register\">Create account</a></nav>".to_owned(),
     };
-    let script = if signed_in.is_some() { "<script src=\"/signoff.js\" defer></script>" } else { "" };
+    let script = if signed_in.is_some() {
+        "<script src=\"/signoff.js\" defer></script><script src=\"/demo.js\" defer></script>"
+    } else {
+        ""
+    };
     let watch = if signed_in.is_some() { " data-signoff-watch" } else { "" };
     let html = format!(
         "<!doctype html>\n<html lang=\"en\"{watch}><head><meta charset=\"utf-8\">\

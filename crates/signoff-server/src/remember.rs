@@ -19,7 +19,10 @@ use crate::extract::client_info;
 /// Paths that never resume: sign-in and logout decide about sessions themselves, and assets
 /// and probes have no use for one.
 fn skips(path: &str) -> bool {
-    matches!(path, "/auth/logout" | "/auth/login" | "/demo.css" | "/signoff.js" | "/healthz" | "/readyz" | "/metrics")
+    matches!(
+        path,
+        "/auth/logout" | "/auth/login" | "/demo.css" | "/demo.js" | "/signoff.js" | "/healthz" | "/readyz" | "/metrics"
+    )
 }
 
 pub async fn resume(State(state): State<AppState>, mut req: Request, next: Next) -> Response {

@@ -18,6 +18,7 @@ use signoff_core::SessionContext;
 
 const CSS: &str = include_str!("../../assets/demo.css");
 const SCRIPT: &str = include_str!("../../assets/signoff.js");
+const DEMO_SCRIPT: &str = include_str!("../../assets/demo.js");
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -28,13 +29,14 @@ pub fn routes() -> Router<AppState> {
         .route("/app/sessions", get(sessions))
         .route("/app/security", get(security))
         .route("/demo.css", get(css))
-        .route("/signoff.js", get(script))
+        .route("/signoff.js", get(|| async { script(SCRIPT) }))
+        .route("/demo.js", get(|| async { script(DEMO_SCRIPT) }))
 }
 
 type Params = Query<HashMap<String, String>>;
 
-async fn script() -> Response {
-    let mut res = ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], SCRIPT).into_response();
+fn script(source: &'static str) -> Response {
+    let mut res = ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], source).into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
     res
 }

@@ -27,7 +27,7 @@ async fn every_response_carries_the_security_headers() {
     for path in ["/login", "/healthz", "/auth/session", "/nope", "/openapi.json", "/demo.css"] {
         let res = b.get(path).await;
         assert_eq!(res.header("x-content-type-options"), Some("nosniff"), "{path}");
-        assert_eq!(res.header("referrer-policy"), Some("no-referrer"), "{path}");
+        assert_eq!(res.header("referrer-policy"), Some("same-origin"), "{path}");
         assert!(res.header("content-security-policy").is_some_and(|c| c.contains("frame-ancestors 'none'")), "{path}");
         assert!(res.header("x-request-id").is_some(), "{path}");
         assert!(res.header("strict-transport-security").is_none(), "no HSTS on plain http");

@@ -1,0 +1,121 @@
+// The e2e harness: a real `signoff serve` process on a loopback port over a fresh SQLite file,
+// and Debian's Chromium driven by playwright-core. Every scenario saves a screenshot of each
+// open page when it fails (e2e/artifacts/).
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const root = join(here, '..', '..');
+export const artifacts = join(root, 'e2e', 'artifacts');
+export const PASSWORD = 'correct horse battery staple';
+
+const binary = process.env.SIGNOFF_BIN || join(root, 'target', 'debug', 'signoff');
+const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
+  '--no-first-run', '--disable-component-update', '--disable-sync'];
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts signoff; `env` adds SIGNOFF_* settings. */
+export async function startServer(env = {}) {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'signoff-e2e-'));
+  const base = `http://127.0.0.1:${port}`;
+  const child = spawn(binary, ['serve'], {
+    env: {
+      ...process.env,
+      SIGNOFF_LISTEN: `127.0.0.1:${port}`,
+      SIGNOFF_PUBLIC_URL: base,
+      SIGNOFF_DATABASE_URL: `sqlite://${join(dir, 'e2e.db')}`,
+      SIGNOFF_LOG_LEVEL: 'warn',
+      ...env,
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  child.stderr.on('data', (d) => { log += d; });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const res = await fetch(`${base}/readyz`);
+      if (res.ok) break;
+    } catch { /* not up yet */ }
+    if (child.exitCode !== null) throw new Error(`signoff exited: ${log}`);
+    if (Date.now() > deadline) throw new Error(`signoff did not start: ${log}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    base,
+    port,
+    log: () => log,
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Launches Chromium; `bfcache: true` removes Playwright's default --disable-back-forward-cache. */
+export function launch({ bfcache = false } = {}) {
+  return chromium.launch({
+    executablePath: chromiumPath,
+    args: FLAGS,
+    ...(bfcache ? { ignoreDefaultArgs: ['--disable-back-forward-cache'] } : {}),
+  });
+}
+
+export async function register(server, email) {
+  const res = await fetch(`${server.base}/auth/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify({ email, password: PASSWORD }),
+  });
+  if (res.status !== 201) throw new Error(`register ${email}: ${res.status}`);
+}
+
+/** Signs in through the demo's form, as a person would. */
+export async function signIn(page, server, email, { remember = false } = {}) {
+  await page.goto(`${server.base}/login`);
+  await page.fill('input[name=email]', email);
+  await page.fill('input[name=password]', PASSWORD);
+  if (remember) await page.check('input[name=remember_me]');
+  await Promise.all([page.waitForURL(`${server.base}/app`), page.click('form[action="/auth/login"] button[type=submit]')]);
+}
+
+let shot = 0;
+/** Runs `body(t)` and, if it throws, saves a screenshot of every open page first. */
+export async function scenario(name, browsers, body) {
+  try {
+    await body();
+  } catch (e) {
+    mkdirSync(artifacts, { recursive: true });
+    for (const b of browsers()) {
+      for (const ctx of b.contexts()) {
+        for (const page of ctx.pages()) {
+          const file = join(artifacts, `${name.replace(/\W+/g, '-')}-${++shot}.png`);
+          await page.screenshot({ path: file, fullPage: true }).catch(() => {});
+          console.error(`screenshot: ${file} (${page.url()})`);
+        }
+      }
+    }
+    throw e;
+  }
+}
+
+export const sessionCookieName = '__Host-signoff_session';
