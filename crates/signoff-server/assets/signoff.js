@@ -129,6 +129,13 @@
   function logout(options) {
     options = options || {};
     var scope = options.scope || 'local';
+    var endsHere = scope !== 'others';
+    // Our own logout ends this session: its event stream will say so, and must not win the
+    // race to navigate (this page leaves for returnTo, not for the "signed out" notice).
+    if (endsHere) {
+      leaving = true;
+      if (source) { source.close(); source = null; }
+    }
     return csrfToken().then(function (token) {
       var headers = { 'Content-Type': 'application/json', Accept: 'application/json' };
       if (token) headers['X-CSRF-Token'] = token;
@@ -139,11 +146,15 @@
       return fetch(config.logoutUrl, { method: 'POST', credentials: 'same-origin', headers: headers, body: JSON.stringify(body) });
     }).then(function (res) {
       if (res.status === 403) throw new Error('signoff: logout refused (cross-site check)');
-      if (scope === 'others') return res.json();
+      if (!endsHere) return res.json();
       return cleanup().then(function () {
         announce('logout');
         leave(options.returnTo || config.loginUrl + '?logged_out=1');
       });
+    }).catch(function (e) {
+      // Still signed in: keep watching, and let the caller decide.
+      if (endsHere) { leaving = false; watch(); }
+      throw e;
     });
   }
 
