@@ -17,7 +17,9 @@
  *
  * Token mode (SPAs talking to APIs): signoff.tokens.login(email, password) keeps the access
  * token in memory only, refreshes it before it expires with one refresh in flight across all
- * tabs (Web Locks), and signoff.tokens.fetch(url, init) sends it.
+ * tabs (Web Locks), and signoff.tokens.fetch(url, init) sends it. The refresh token is kept in
+ * IndexedDB, whose transactions every tab sees at once (localStorage reaches other tabs a
+ * moment late, which would make them present an already-rotated token).
  */
 (function (global) {
   'use strict';
@@ -33,7 +35,8 @@
     cachePrefixes: null,
     unregisterServiceWorkers: false,
     channel: 'signoff',
-    refreshTokenKey: 'signoff:refresh',
+    refreshTokenKey: 'refresh',
+    database: 'signoff',
     refreshEarlySeconds: 60
   };
   var hooks = [];
@@ -65,7 +68,7 @@
       var doomed = [];
       for (var i = 0; i < localStorage.length; i++) {
         var key = localStorage.key(i);
-        if (key !== null && (key === config.refreshTokenKey || matches(key, config.storageKeys))) doomed.push(key);
+        if (key !== null && matches(key, config.storageKeys)) doomed.push(key);
       }
       doomed.forEach(function (k) { localStorage.removeItem(k); });
     } catch (_) { /* storage may be disabled */ }
@@ -76,8 +79,10 @@
     access = null;
     if (refreshTimer) clearTimeout(refreshTimer);
     clearLocalStorage();
+    var work0 = forgetRefreshToken();
     if (config.clearSessionStorage) { try { sessionStorage.clear(); } catch (_) { /* disabled */ } }
     var work = hooks.map(function (fn) { try { return Promise.resolve(fn()); } catch (e) { return Promise.reject(e); } });
+    work.push(work0);
     if (global.caches && caches.keys) {
       work.push(caches.keys().then(function (names) {
         return Promise.all(names.filter(function (n) {
@@ -140,10 +145,11 @@
       var headers = { 'Content-Type': 'application/json', Accept: 'application/json' };
       if (token) headers['X-CSRF-Token'] = token;
       if (access) headers.Authorization = 'Bearer ' + access.token;
-      var body = { scope: scope };
-      var refresh = storedRefreshToken();
-      if (refresh) body.refresh_token = refresh;
-      return fetch(config.logoutUrl, { method: 'POST', credentials: 'same-origin', headers: headers, body: JSON.stringify(body) });
+      return storedRefreshToken().then(function (refresh) {
+        var body = { scope: scope };
+        if (refresh) body.refresh_token = refresh;
+        return fetch(config.logoutUrl, { method: 'POST', credentials: 'same-origin', headers: headers, body: JSON.stringify(body) });
+      });
     }).then(function (res) {
       if (res.status === 403) throw new Error('signoff: logout refused (cross-site check)');
       if (!endsHere) return res.json();
@@ -197,17 +203,43 @@
 
   // ---- token mode ------------------------------------------------------------------------
 
-  function storedRefreshToken() {
-    try { return localStorage.getItem(config.refreshTokenKey); } catch (_) { return null; }
+  // A tiny key-value store in IndexedDB: strongly consistent across tabs.
+  function store(mode, fn) {
+    return new Promise(function (resolve, reject) {
+      if (!global.indexedDB) { reject(new Error('no IndexedDB')); return; }
+      var open = indexedDB.open(config.database, 1);
+      open.onupgradeneeded = function () { open.result.createObjectStore('kv'); };
+      open.onerror = function () { reject(open.error); };
+      open.onsuccess = function () {
+        var db = open.result;
+        var tx = db.transaction('kv', mode);
+        var req = fn(tx.objectStore('kv'));
+        tx.oncomplete = function () { db.close(); resolve(req && req.result); };
+        tx.onerror = tx.onabort = function () { db.close(); reject(tx.error); };
+      };
+    });
   }
 
+  function storedRefreshToken() {
+    return store('readonly', function (kv) { return kv.get(config.refreshTokenKey); }).catch(function () { return null; });
+  }
+
+  function keepRefreshToken(token) {
+    return store('readwrite', function (kv) { return kv.put(token, config.refreshTokenKey); });
+  }
+
+  function forgetRefreshToken() {
+    return store('readwrite', function (kv) { return kv.delete(config.refreshTokenKey); }).catch(function () { return null; });
+  }
+
+  /** Takes a grant's answer: the access token into memory, the refresh token into IndexedDB
+   * (resolved once the write is committed, so the next lock holder reads it). */
   function accept(body) {
     access = { token: body.access_token, expiresAt: Date.now() + body.expires_in * 1000 };
-    try { localStorage.setItem(config.refreshTokenKey, body.refresh_token); } catch (_) { /* memory only */ }
     if (refreshTimer) clearTimeout(refreshTimer);
     var wait = Math.max(1, body.expires_in - config.refreshEarlySeconds) * 1000;
     refreshTimer = setTimeout(function () { refresh().catch(function () { /* reported via signedOut */ }); }, wait);
-    return access.token;
+    return keepRefreshToken(body.refresh_token).then(function () { return access.token; });
   }
 
   function grant(params) {
@@ -224,11 +256,12 @@
    * refresh token only once it holds the lock, so no tab presents a rotated token. */
   function refresh() {
     var run = function () {
-      var token = storedRefreshToken();
-      if (!token) return Promise.reject(new Error('signoff: no refresh token'));
-      return grant({ grant_type: 'refresh_token', refresh_token: token }).then(accept, function (e) {
-        signedOut('refresh_failed');
-        throw e;
+      return storedRefreshToken().then(function (token) {
+        if (!token) throw new Error('signoff: no refresh token');
+        return grant({ grant_type: 'refresh_token', refresh_token: token }).then(accept, function (e) {
+          signedOut('refresh_failed');
+          throw e;
+        });
       });
     };
     if (navigator.locks && navigator.locks.request) return navigator.locks.request('signoff-refresh', run);
@@ -250,7 +283,9 @@
         return fetch(url, init);
       });
     },
-    refresh: refresh
+    refresh: refresh,
+    /** Whether this browser holds a refresh token. */
+    stored: function () { return storedRefreshToken().then(function (t) { return !!t; }); }
   };
 
   var api = { configure: configure, onLogout: onLogout, logout: logout, watch: watch, cleanup: cleanup, checkSession: checkSession, tokens: tokens, config: config };
