@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -96,6 +97,21 @@ export async function signIn(page, server, email, { remember = false } = {}) {
   await page.fill('input[name=password]', PASSWORD);
   if (remember) await page.check('input[name=remember_me]');
   await Promise.all([page.waitForURL(`${server.base}/app`), page.click('form[action="/auth/login"] button[type=submit]')]);
+}
+
+/** One server and one browser shared by a test file's scenarios, stopped after them.
+ * Returns an object whose `server` and `browser` are set once `before` has run. */
+export function suite(env = {}, options = {}) {
+  const ctx = { server: null, browser: null };
+  before(async () => {
+    ctx.server = await startServer(env);
+    ctx.browser = await launch(options);
+  });
+  after(async () => {
+    await ctx.browser?.close();
+    await ctx.server?.stop();
+  });
+  return ctx;
 }
 
 let shot = 0;

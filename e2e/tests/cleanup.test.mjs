@@ -1,19 +1,10 @@
 // After logout the browser forgets: storage, Cache Storage and the cookie jar. The server here
 // sends no Clear-Site-Data, so the cleanup below is signoff.js's own work.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launch, register, signIn, scenario, sessionCookieName } from '../lib/harness.mjs';
+import { suite, register, signIn, scenario, sessionCookieName } from '../lib/harness.mjs';
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer({ SIGNOFF_CLEAR_SITE_DATA: '' });
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const t = suite({ SIGNOFF_CLEAR_SITE_DATA: '' });
 
 const appData = (page) =>
   page.evaluate(async () => ({
@@ -23,11 +14,11 @@ const appData = (page) =>
   }));
 
 test('after logout, storage, Cache Storage and the cookie jar hold none of the app\'s data', () =>
-  scenario('cleanup', () => [browser], async () => {
-    await register(server, 'clean@example.com');
-    const ctx = await browser.newContext();
+  scenario('cleanup', () => [t.browser], async () => {
+    await register(t.server, 'clean@example.com');
+    const ctx = await t.browser.newContext();
     const page = await ctx.newPage();
-    await signIn(page, server, 'clean@example.com');
+    await signIn(page, t.server, 'clean@example.com');
     await page.waitForFunction(async () => (await caches.keys()).includes('demo-api'));
     const before = await appData(page);
     assert.deepEqual(before.local.sort(), ['demo:draft', 'demo:profile']);
@@ -42,14 +33,14 @@ test('after logout, storage, Cache Storage and the cookie jar hold none of the a
   }));
 
 test('a copied session cookie replayed after logout gets 401', () =>
-  scenario('replay', () => [browser], async () => {
-    await register(server, 'replay@example.com');
-    const ctx = await browser.newContext();
+  scenario('replay', () => [t.browser], async () => {
+    await register(t.server, 'replay@example.com');
+    const ctx = await t.browser.newContext();
     const page = await ctx.newPage();
-    await signIn(page, server, 'replay@example.com');
+    await signIn(page, t.server, 'replay@example.com');
     const stolen = (await ctx.cookies()).find((c) => c.name === sessionCookieName);
     assert.ok(stolen);
-    const replay = () => fetch(`${server.base}/auth/session`, { headers: { cookie: `${stolen.name}=${stolen.value}`, accept: 'application/json' } });
+    const replay = () => fetch(`${t.server.base}/auth/session`, { headers: { cookie: `${stolen.name}=${stolen.value}`, accept: 'application/json' } });
     assert.equal((await replay()).status, 200);
     await Promise.all([page.waitForURL(/\/login\?logged_out=1/), page.click('button:text-is("Sign out")')]);
     assert.equal((await replay()).status, 401);

@@ -1,35 +1,26 @@
 // Two devices (two browser contexts) signed in as one user.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launch, register, signIn, scenario } from '../lib/harness.mjs';
+import { suite, register, signIn, scenario } from '../lib/harness.mjs';
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const t = suite();
 
 const UA_LAPTOP = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36';
 const UA_PHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1';
 
 async function twoDevices(email) {
-  await register(server, email);
-  const laptop = await browser.newContext({ userAgent: UA_LAPTOP });
-  const phone = await browser.newContext({ userAgent: UA_PHONE });
+  await register(t.server, email);
+  const laptop = await t.browser.newContext({ userAgent: UA_LAPTOP });
+  const phone = await t.browser.newContext({ userAgent: UA_PHONE });
   const a = await laptop.newPage();
   const b = await phone.newPage();
-  await signIn(a, server, email);
-  await signIn(b, server, email);
+  await signIn(a, t.server, email);
+  await signIn(b, t.server, email);
   return { laptop, phone, a, b };
 }
 
 test('logging out on one device leaves the other signed in', () =>
-  scenario('one-device-logout', () => [browser], async () => {
+  scenario('one-device-logout', () => [t.browser], async () => {
     const { laptop, phone, a, b } = await twoDevices('devices1@example.com');
     await Promise.all([a.waitForURL(/\/login\?logged_out=1/), a.click('button:text-is("Sign out")')]);
     assert.match(await a.textContent('main'), /You have been signed out/);
@@ -41,7 +32,7 @@ test('logging out on one device leaves the other signed in', () =>
   }));
 
 test('"log out everywhere" on one device sends the other to /login by itself within 2 s', () =>
-  scenario('everywhere', () => [browser], async () => {
+  scenario('everywhere', () => [t.browser], async () => {
     const { laptop, phone, a, b } = await twoDevices('devices2@example.com');
     // Give the phone's event stream a moment to connect.
     await b.waitForFunction(() => window.signoff && true);
@@ -58,9 +49,9 @@ test('"log out everywhere" on one device sends the other to /login by itself wit
   }));
 
 test('the sessions page lists both devices with their browsers, and revoking one works', () =>
-  scenario('sessions-page', () => [browser], async () => {
+  scenario('sessions-page', () => [t.browser], async () => {
     const { laptop, phone, a, b } = await twoDevices('devices3@example.com');
-    await a.goto(`${server.base}/app/sessions`);
+    await a.goto(`${t.server.base}/app/sessions`);
     const rows = a.locator('li.device');
     assert.equal(await rows.count(), 2);
     const text = await a.textContent('ul.devices');

@@ -1,32 +1,23 @@
 // signoff.js in token mode: the access token lives in memory only, and refreshes from several
 // tabs never present a rotated refresh token (one refresh in flight across tabs). The server
 // runs with no reuse grace, so a single stale refresh would revoke the whole family.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launch, register, scenario, PASSWORD } from '../lib/harness.mjs';
+import { suite, register, scenario, PASSWORD } from '../lib/harness.mjs';
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer({ SIGNOFF_REFRESH_REUSE_GRACE_SECONDS: '0' });
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const t = suite({ SIGNOFF_REFRESH_REUSE_GRACE_SECONDS: '0' });
 
 async function tabWithClient(ctx) {
   const page = await ctx.newPage();
-  await page.goto(`${server.base}/login`);
+  await page.goto(`${t.server.base}/login`);
   await page.addScriptTag({ url: '/signoff.js' });
   return page;
 }
 
 test('token mode keeps the access token in memory and serialises refreshes across tabs', () =>
-  scenario('token-mode', () => [browser], async () => {
-    await register(server, 'spa@example.com');
-    const ctx = await browser.newContext();
+  scenario('token-mode', () => [t.browser], async () => {
+    await register(t.server, 'spa@example.com');
+    const ctx = await t.browser.newContext();
     const one = await tabWithClient(ctx);
     const me = await one.evaluate(async ([email, password]) => {
       await signoff.tokens.login(email, password);

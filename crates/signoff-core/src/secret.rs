@@ -110,48 +110,38 @@ impl fmt::Debug for Secret {
 }
 
 /// The bearer secret of a session, as carried by the session cookie.
-#[derive(Clone)]
-pub struct SessionSecret([u8; SECRET_LEN]);
+#[derive(Clone, Debug)]
+pub struct SessionSecret(Secret);
 
 impl SessionSecret {
     pub fn generate() -> Self {
-        Self(random_bytes())
+        Self(Secret::generate())
     }
 
     /// Parses the cookie form; anything that is not exactly 32 bytes of base64url is `None`.
     pub fn parse(encoded: &str) -> Option<Self> {
-        if encoded.len() != ENCODED_SECRET_LEN {
-            return None;
-        }
-        let bytes = URL_SAFE_NO_PAD.decode(encoded).ok()?;
-        Some(Self(bytes.try_into().ok()?))
+        Secret::parse(encoded).map(Self)
     }
 
     /// The cookie form. Only the HTTP edge should call this, to set the cookie.
     pub fn expose(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.0)
+        self.0.expose()
     }
 
     /// What the store keeps.
     pub fn hash(&self) -> SecretHash {
-        SecretHash::of(b"signoff/session/v1", &self.0)
+        self.0.hash(b"signoff/session/v1")
     }
 
     /// The session's CSRF token: derived from the secret under another label, so it can be put
     /// in pages without revealing the secret and needs no storage of its own.
     pub fn csrf_token(&self) -> String {
-        URL_SAFE_NO_PAD.encode(SecretHash::of(b"signoff/csrf/v1", &self.0).0)
+        URL_SAFE_NO_PAD.encode(self.0.hash(b"signoff/csrf/v1").0)
     }
 
     /// Compares a presented CSRF token with this session's, in constant time.
     pub fn csrf_token_matches(&self, presented: &str) -> bool {
         ct_eq_str(&self.csrf_token(), presented)
-    }
-}
-
-impl fmt::Debug for SessionSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SessionSecret(<redacted>)")
     }
 }
 

@@ -75,28 +75,14 @@ impl TestServer {
         let db_url = std::mem::take(&mut self.db_url);
         // Give the old server a moment to stop accepting before the new one opens the file.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let origin = self.origin.clone();
-        let mut next = Self::start_on(dir, db_url, |c| {
-            c.public_url = origin.parse().expect("origin");
-            c.public_origin = origin.clone();
-            c.redirect_allowlist = vec![origin.clone()];
-            c.token_audience = origin.clone();
-        })
-        .await;
+        let mut next = Self::start_on(dir, db_url, same_origin(&self.origin)).await;
         next.origin = self.origin.clone();
         next
     }
 
     /// A second server process on the same database and public origin: another node.
     pub async fn sibling(&self) -> Self {
-        let origin = self.origin.clone();
-        let mut node = Self::start_on(PathBuf::new(), self.db_url.clone(), |c| {
-            c.public_url = origin.parse().expect("origin");
-            c.public_origin = origin.clone();
-            c.redirect_allowlist = vec![origin.clone()];
-            c.token_audience = origin.clone();
-        })
-        .await;
+        let mut node = Self::start_on(PathBuf::new(), self.db_url.clone(), same_origin(&self.origin)).await;
         node.origin = self.origin.clone();
         node
     }
@@ -126,6 +112,17 @@ impl TestServer {
     /// Opens the server's database directly, to look at what it stored.
     pub async fn db(&self) -> sqlx::SqlitePool {
         sqlx::SqlitePool::connect(&self.db_url).await.expect("open db")
+    }
+}
+
+/// Configures a server to present itself as `origin`, whatever port it listens on.
+fn same_origin(origin: &str) -> impl FnOnce(&mut Config) + use<> {
+    let origin = origin.to_owned();
+    move |c| {
+        c.public_url = origin.parse().expect("origin");
+        c.public_origin = origin.clone();
+        c.redirect_allowlist = vec![origin.clone()];
+        c.token_audience = origin;
     }
 }
 
