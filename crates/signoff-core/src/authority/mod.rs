@@ -353,10 +353,12 @@ impl Authority {
             }
             other => {
                 self.throttle.record_failure(key, &client.ip, now);
+                // Stored either way (bounded by the limiter, which refuses before this point); an
+                // unknown account's event has no user, so only operators ever see it.
                 let event = self.event(AuditKind::LoginFailed, Actor::User, client).reason("bad_credentials");
                 match other {
                     Some(account) => self.record(event.user(&account.user.id)).await?,
-                    None => event.log(),
+                    None => self.record(event.reason("unknown_account")).await?,
                 }
                 Err(CoreError::InvalidCredentials)
             }

@@ -49,6 +49,22 @@ async fn users_see_their_own_events_newest_first() {
 }
 
 #[tokio::test]
+async fn failed_sign_ins_for_unknown_accounts_are_stored_for_operators() {
+    let s = TestServer::start().await;
+    let res = s
+        .browser()
+        .post_json("/auth/login", &json!({"email": "ghost@example.com", "password": "whatever it is"}))
+        .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    let (user, reason, ip): (Option<String>, String, String) =
+        sqlx::query_as("SELECT user_id, reason, ip FROM audit_events WHERE kind = 'login_failed'")
+            .fetch_one(&s.db().await)
+            .await
+            .expect("event");
+    assert_eq!((user, reason.as_str(), ip.as_str()), (None, "unknown_account", "127.0.0.1"));
+}
+
+#[tokio::test]
 async fn sign_ins_over_a_live_session_and_expiry_are_audited() {
     let s = TestServer::start().await;
     let mut b = s.signed_in("cleo@example.com").await;
