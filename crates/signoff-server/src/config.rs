@@ -66,6 +66,22 @@ pub enum ConfigError {
     Invalid { key: &'static str, problem: String },
 }
 
+/// The admin bearer key; `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminKey(pub String);
+
+impl AdminKey {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AdminKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminKey(<redacted>)")
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -81,7 +97,7 @@ pub struct Config {
     pub public_origin: String,
     pub database_url: String,
     pub redis_url: Option<String>,
-    pub admin_token: Option<String>,
+    pub admin_token: Option<AdminKey>,
     pub refresh_reuse_grace: Duration,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
@@ -189,7 +205,7 @@ impl Config {
             public_origin,
             database_url: get("database_url").to_owned(),
             redis_url: opt("redis_url"),
-            admin_token: opt("admin_token"),
+            admin_token: opt("admin_token").map(AdminKey),
             refresh_reuse_grace: seconds("refresh_reuse_grace_seconds", get("refresh_reuse_grace_seconds"), 0)?,
             access_token_ttl: seconds("access_token_ttl_seconds", get("access_token_ttl_seconds"), 30)?,
             refresh_token_ttl: seconds("refresh_token_ttl_seconds", get("refresh_token_ttl_seconds"), 60)?,

@@ -26,7 +26,7 @@ pub fn routes() -> Router<AppState> {
 
 /// The admin key must be configured and presented exactly; compared in constant time.
 pub fn require_admin(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
-    let Some(key) = state.config().admin_token.as_deref() else {
+    let Some(key) = state.config().admin_token.as_ref().map(|k| k.expose()) else {
         return Err(ApiError::NotFound);
     };
     let presented = headers

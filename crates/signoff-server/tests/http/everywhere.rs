@@ -206,7 +206,7 @@ async fn a_security_report_ends_every_session_including_this_one() {
 
 #[tokio::test]
 async fn admin_revoke_over_http_and_the_admin_session_list() {
-    let s = TestServer::with(|c| c.admin_token = Some("k".repeat(43))).await;
+    let s = TestServer::with(|c| c.admin_token = Some(signoff_server::config::AdminKey("k".repeat(43)))).await;
     let mut victim = s.signed_in("victim@example.com").await;
     let mut second = sign_in_again(&s, "victim@example.com").await;
     let mut stranger = s.signed_in("fine@example.com").await;

@@ -298,7 +298,7 @@ async fn a_revoked_token_stays_revoked_after_a_restart() {
 #[tokio::test]
 async fn introspection_needs_the_admin_key_and_reports_liveness() {
     let key = "i".repeat(43);
-    let s = TestServer::with(|c| c.admin_token = Some("i".repeat(43))).await;
+    let s = TestServer::with(|c| c.admin_token = Some(signoff_server::config::AdminKey("i".repeat(43)))).await;
     s.register("intro@example.com").await;
     let mut b = s.browser();
     let t = grant(&mut b, "intro@example.com").await;
