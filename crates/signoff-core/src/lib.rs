@@ -7,6 +7,7 @@
 //! Layout:
 //! - [`authority`]: the one place where sign-in, authentication and logout happen.
 //! - [`store`]: the storage traits and the records they hold.
+//! - [`session_cache`]: live sessions in memory, kept exact by revocation events.
 //! - [`secret`]: random secrets, their hashes and constant-time comparison.
 //! - [`password`]: argon2id hashing and the password policy.
 //! - [`email`]: e-mail normalisation.
@@ -28,6 +29,7 @@ pub mod policy;
 pub mod remember;
 pub mod revocation;
 pub mod secret;
+pub mod session_cache;
 pub mod store;
 pub mod throttle;
 pub mod token;

@@ -19,6 +19,7 @@ use crate::policy::{Ends, Trigger};
 use crate::remember::RememberSecret;
 use crate::revocation::{FeedEntry, Revocation, RevocationHub};
 use crate::secret::{SessionId, SessionSecret, UserId};
+use crate::session_cache::SessionCache;
 use crate::store::{RememberFilter, RememberToken, Session, SessionFilter, Store, StoreError, Tx, User};
 use crate::throttle::{LoginThrottle, ThrottlePolicy};
 pub use tokens::{AccessContext, Presented, TokenPair, TokenPolicy, TokenState};
@@ -128,6 +129,7 @@ pub struct Authority {
     policy: SessionPolicy,
     hub: RevocationHub,
     tokens: TokenState,
+    sessions: SessionCache,
 }
 
 /// Changes in flight: one store transaction plus the audit events and revocations to announce
@@ -139,6 +141,8 @@ struct Batch<'a> {
     revoked: Vec<Revocation>,
     /// Token denials and token-version bumps, for the feed and the in-memory checks.
     token_feed: Vec<FeedEntry>,
+    /// Ended sessions are not announced to their open pages (the feed and caches still learn).
+    quiet: bool,
     rekeyed: Vec<(SessionId, SessionId)>,
 }
 
@@ -192,10 +196,15 @@ impl Batch<'_> {
         for e in &self.events {
             e.log();
         }
+        // The cache forgets ended (and re-keyed) sessions before anyone is told they ended.
+        let gone = self.revoked.iter().map(|r| &r.session_id).chain(self.rekeyed.iter().map(|(old, _)| old));
+        self.authority.sessions.remove(gone);
         for (old, new) in &self.rekeyed {
             self.authority.hub.rekey(old, new);
         }
-        self.authority.hub.publish(&self.revoked);
+        if !self.quiet {
+            self.authority.hub.publish(&self.revoked);
+        }
         Ok(())
     }
 }
@@ -219,6 +228,7 @@ impl Authority {
             policy,
             hub: RevocationHub::default(),
             tokens,
+            sessions: SessionCache::default(),
         };
         authority.load_token_state().await?;
         Ok(authority)
@@ -236,6 +246,7 @@ impl Authority {
             events: Vec::new(),
             revoked: Vec::new(),
             token_feed: Vec::new(),
+            quiet: false,
             rekeyed: Vec::new(),
         })
     }
@@ -482,10 +493,24 @@ impl Authority {
     }
 
     async fn lookup(&self, secret: &SessionSecret, touch: bool) -> Result<Option<SessionContext>, CoreError> {
-        let Some((mut session, user)) = self.store.session_by_hash(&secret.hash()).await? else {
+        let hash = secret.hash();
+        let now = self.now();
+        let found = match self.sessions.get(&hash) {
+            // A cached entry may be stale about activity seen by another node: before calling a
+            // cached session expired, ask the store.
+            Some(hit) if self.is_live(&hit.0, now) => Some(hit),
+            _ => {
+                let generation = self.sessions.generation();
+                let read = self.store.session_by_hash(&hash).await?;
+                if let Some((s, u)) = &read {
+                    self.sessions.insert(generation, s, u);
+                }
+                read
+            }
+        };
+        let Some((mut session, user)) = found else {
             return Ok(None);
         };
-        let now = self.now();
         if !self.is_live(&session, now) {
             let event = self.event(AuditKind::SessionExpired, Actor::Policy, &ClientInfo::default()).reason("expired");
             let mut batch = self.batch().await?;
@@ -495,9 +520,23 @@ impl Authority {
         }
         if touch && now - session.last_active_at >= self.policy.touch_interval {
             self.store.touch_session(&session.id, now).await?;
+            self.sessions.touch(&session.id, now);
             session.last_active_at = now;
         }
         Ok(Some(SessionContext { session, user, secret: secret.clone() }))
+    }
+
+    /// A session and its user by the session's public id, from the cache when it can.
+    pub(crate) async fn session_by_id(&self, id: &SessionId) -> Result<Option<(Session, User)>, CoreError> {
+        if let Some(hit) = self.sessions.get_by_id(id).filter(|(s, _)| self.is_live(s, self.now())) {
+            return Ok(Some(hit));
+        }
+        let generation = self.sessions.generation();
+        let read = self.store.session_by_id(id).await?;
+        if let Some((s, u)) = &read {
+            self.sessions.insert(generation, s, u);
+        }
+        Ok(read)
     }
 
     // ---- logout and revocation ------------------------------------------------------------
@@ -655,9 +694,7 @@ impl Authority {
         };
         let event = self.event(AuditKind::SessionRevoked, trigger.actor(), client).reason(trigger.reason());
         batch.end(SessionFilter::AllOf { user, keep }, &event).await?;
-        if !c.notify {
-            batch.revoked.clear();
-        }
+        batch.quiet |= !c.notify;
         if c.revoke_all_tokens {
             batch.tx.delete_remember(RememberFilter::AllOfUser(user)).await?;
         }
@@ -723,6 +760,7 @@ impl Authority {
                     _ => None,
                 })
                 .collect();
+            self.sessions.remove(revoked.iter().map(|r| &r.session_id));
             self.hub.publish(&revoked);
             if count < 500 {
                 return Ok(position);

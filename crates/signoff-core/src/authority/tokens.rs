@@ -319,7 +319,6 @@ impl Authority {
             return Err(TokenError::Revoked);
         }
         let (session, user) = self
-            .store
             .session_by_id(&claims.sid)
             .await
             .map_err(|_| TokenError::Revoked)?

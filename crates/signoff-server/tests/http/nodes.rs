@@ -68,3 +68,33 @@ async fn a_revocation_on_one_node_reaches_the_other() {
     }
     assert!(text.contains("event: revoked"), "{text:?}");
 }
+
+#[tokio::test]
+async fn cached_sessions_follow_revocations_and_activity_on_other_nodes() {
+    let a = TestServer::with(|c| c.revocation_poll = Duration::from_millis(20)).await;
+    a.register("cache@example.com").await;
+    let b = a.sibling().await;
+    let mut on_a = a.browser();
+    on_a.login("cache@example.com", PASSWORD).await;
+    let mut on_b = b.browser();
+    on_b.jar = on_a.jar.clone();
+    on_b.csrf = on_a.csrf.clone();
+    assert_eq!(on_a.session_status().await, StatusCode::OK, "node A caches the session");
+    assert_eq!(on_b.session_status().await, StatusCode::OK, "node B caches the session");
+
+    // Activity on B only, for longer than the idle timeout: A's cached copy is stale, and A must
+    // ask the store before calling the session idle.
+    for _ in 0..4 {
+        a.clock.advance(time::Duration::minutes(10));
+        assert_eq!(on_b.session_status().await, StatusCode::OK);
+    }
+    assert_eq!(on_a.session_status().await, StatusCode::OK, "A must not expire a session active on B");
+
+    // Logout on A: B forgets its cached copy once the feed reaches it.
+    on_a.post_json("/auth/logout", &json!({})).await;
+    let started = Instant::now();
+    while on_b.session_status().await != StatusCode::UNAUTHORIZED {
+        assert!(started.elapsed() < Duration::from_secs(2), "node B still accepts the cookie");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

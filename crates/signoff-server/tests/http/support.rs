@@ -38,6 +38,15 @@ impl TestServer {
     }
 
     async fn start_on(dir: PathBuf, db_url: String, adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with_clock(dir, db_url, adjust, ManualClock::new(OffsetDateTime::now_utc())).await
+    }
+
+    async fn start_with_clock(
+        dir: PathBuf,
+        db_url: String,
+        adjust: impl FnOnce(&mut Config),
+        clock: ManualClock,
+    ) -> Self {
         // Server logs go to the test's captured output, shown when a test fails.
         let _ = tracing_subscriber::fmt().with_test_writer().with_max_level(tracing::Level::INFO).try_init();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -51,7 +60,6 @@ impl TestServer {
         config.database_url = db_url.clone();
         adjust(&mut config);
         let origin = config.public_origin.clone();
-        let clock = ManualClock::new(OffsetDateTime::now_utc());
         let store = signoff_server::backend::open_store(&db_url).await.expect("store");
         let state = AppState::new(config, store, Arc::new(clock.clone())).await.expect("state");
         let (tx, rx) = oneshot::channel();
@@ -80,9 +88,11 @@ impl TestServer {
         next
     }
 
-    /// A second server process on the same database and public origin: another node.
+    /// A second server process on the same database and public origin: another node (sharing
+    /// this one's clock, as nodes share real time).
     pub async fn sibling(&self) -> Self {
-        let mut node = Self::start_on(PathBuf::new(), self.db_url.clone(), same_origin(&self.origin)).await;
+        let (db, origin, clock) = (self.db_url.clone(), same_origin(&self.origin), self.clock.clone());
+        let mut node = Self::start_with_clock(PathBuf::new(), db, origin, clock).await;
         node.origin = self.origin.clone();
         node
     }
