@@ -4,6 +4,7 @@
 //! versions from memory ([`TokenState`]). They are kept exact by the same batches that revoke
 //! (in this process) and by the revocation feed (from other processes).
 
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
@@ -69,7 +70,13 @@ pub struct TokenState {
     denied: RwLock<HashMap<(String, String), i64>>,
     /// Token versions of users seen so far.
     versions: RwLock<HashMap<UserId, i64>>,
+    /// SHA-256 of token bytes whose signature already verified → their claims, so a token
+    /// used again skips the Ed25519 check (everything else is still checked every time).
+    verified: Mutex<HashMap<[u8; 32], Claims>>,
 }
+
+/// Above this many remembered signatures the memo starts over.
+const VERIFIED_CAPACITY: usize = 50_000;
 
 impl TokenState {
     pub fn new(policy: TokenPolicy) -> Self {
@@ -79,6 +86,7 @@ impl TokenState {
             last_reload: Mutex::new(None),
             denied: RwLock::default(),
             versions: RwLock::default(),
+            verified: Mutex::default(),
         }
     }
 
@@ -108,6 +116,7 @@ impl TokenState {
 
     pub(super) fn forget_expired(&self, now: i64) {
         self.denied.write().unwrap_or_else(PoisonError::into_inner).retain(|_, exp| *exp + 60 > now);
+        self.verified.lock().unwrap_or_else(PoisonError::into_inner).retain(|_, c| c.exp + 60 > now);
     }
 
     fn is_denied(&self, issuer: &str, jti: &str) -> bool {
@@ -329,8 +338,27 @@ impl Authority {
 
     /// Signature, time, issuer and audience only.
     async fn check_signature(&self, token: &str) -> Result<Claims, TokenError> {
-        let p = &self.tokens.policy;
         let now = self.now();
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let memo = self.tokens.verified.lock().unwrap_or_else(PoisonError::into_inner).get(&digest).cloned();
+        if let Some(claims) = memo {
+            // Same bytes, same signature: only time needs checking again.
+            if claims.exp + crate::token::LEEWAY.whole_seconds() > now.unix_timestamp() {
+                return Ok(claims);
+            }
+            return Err(TokenError::Expired);
+        }
+        let claims = self.verify_signature(token, now).await?;
+        let mut memo = self.tokens.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        if memo.len() >= VERIFIED_CAPACITY {
+            memo.clear();
+        }
+        memo.insert(digest, claims.clone());
+        Ok(claims)
+    }
+
+    async fn verify_signature(&self, token: &str, now: OffsetDateTime) -> Result<Claims, TokenError> {
+        let p = &self.tokens.policy;
         match self.tokens.keyring().verify(token, &p.issuer, &p.audience, now, p.access_ttl) {
             Err(TokenError::UnknownKey) if self.may_reload_keys() => {
                 self.reload_keys().await.map_err(|_| TokenError::UnknownKey)?;
