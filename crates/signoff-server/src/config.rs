@@ -17,7 +17,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "the origin browsers use; cookie security and the origin check derive from it",
     ),
     ("database_url", "sqlite://signoff.db", "sqlite://PATH (created and migrated on start) or postgres://…"),
-    ("redis_url", "", "optional Redis for the denylist and cross-node fan-out"),
+    (
+        "redis_url",
+        "",
+        "optional Redis (redis://host:port), checked by /readyz; revocations fan out through the database feed",
+    ),
     ("admin_token", "", "bearer key of the admin API and introspection; empty turns the admin API off"),
     (
         "refresh_reuse_grace_seconds",

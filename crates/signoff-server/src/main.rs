@@ -104,6 +104,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(listen = %config.listen, public_url = %config.public_url, "signoff listening");
+    if config.redis_url.is_some() {
+        tracing::warn!(
+            "SIGNOFF_REDIS_URL is only checked by /readyz for now; revocations reach other processes through \
+             the database's revocation feed"
+        );
+    }
     let state = AppState::new(config, store, Arc::new(SystemClock)).await?;
     signoff_server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("signoff stopped");
