@@ -172,10 +172,6 @@ impl Keyring {
         self.keys.iter().filter(move |k| k.retired_at.is_none_or(|at| now < at + ttl + LEEWAY))
     }
 
-    pub fn knows(&self, kid: &str) -> bool {
-        self.keys.iter().any(|k| k.kid == kid)
-    }
-
     /// Signs `claims` with the current key.
     pub fn sign(&self, claims: &Claims) -> Option<String> {
         let key = self.signer()?;

@@ -30,8 +30,12 @@ impl Metrics {
         counter.fetch_add(n, Relaxed);
     }
 
-    pub fn render(&self) -> String {
+    /// The Prometheus text; `event_streams` is the number of sessions with open event streams.
+    pub fn render(&self, event_streams: usize) -> String {
         let mut out = String::new();
+        out.push_str("# HELP signoff_event_stream_sessions Sessions with an open /auth/events stream.\n");
+        out.push_str("# TYPE signoff_event_stream_sessions gauge\n");
+        let _ = writeln!(out, "signoff_event_stream_sessions {event_streams}");
         out.push_str("# HELP signoff_http_responses_total HTTP responses by status class.\n");
         out.push_str("# TYPE signoff_http_responses_total counter\n");
         for (i, c) in self.responses.iter().enumerate() {

@@ -258,10 +258,6 @@ impl Authority {
         now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(now)
     }
 
-    pub fn policy(&self) -> &SessionPolicy {
-        &self.policy
-    }
-
     pub async fn ready(&self) -> Result<(), CoreError> {
         Ok(self.store.ping().await?)
     }

@@ -16,7 +16,7 @@ use crate::email;
 use crate::error::CoreError;
 use crate::remember::RememberSecret;
 use crate::revocation::FeedEntry;
-use crate::secret::{Secret, SecretHash, SessionId, UserId, random_id};
+use crate::secret::{Secret, SessionId, UserId, random_id};
 use crate::store::{RefreshToken, RememberFilter, Session, SessionFilter, User};
 use crate::token::{Claims, Keyring, SigningKeyPair, TokenError};
 
@@ -135,10 +135,6 @@ impl TokenState {
 }
 
 impl Authority {
-    pub fn token_policy(&self) -> &TokenPolicy {
-        &self.tokens.policy
-    }
-
     /// Loads the keys (creating the first one on first start) and the denylist.
     pub(super) async fn load_token_state(&self) -> Result<(), CoreError> {
         let mut keys = self.store.signing_keys().await?;
@@ -479,10 +475,5 @@ impl Authority {
             }));
         }
         Ok(serde_json::json!({ "active": false }))
-    }
-
-    /// A refresh token's hash, for tests and tools that look at the store.
-    pub fn refresh_hash(token: &str) -> Option<SecretHash> {
-        Secret::parse(token).map(|s| s.hash(REFRESH_LABEL))
     }
 }

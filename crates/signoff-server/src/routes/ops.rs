@@ -62,7 +62,11 @@ async fn redis_ping(url: &str) -> Result<(), String> {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics().render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics().render(state.authority().hub().watched_sessions()),
+    )
+        .into_response()
 }
 
 async fn openapi() -> Response {

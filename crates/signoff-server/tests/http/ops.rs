@@ -18,6 +18,7 @@ async fn health_readiness_and_metrics() {
     assert!(metrics.header("content-type").is_some_and(|c| c.starts_with("text/plain")));
     assert!(metrics.text.contains("signoff_login_failures_total 1"), "{}", metrics.text);
     assert!(metrics.text.contains("signoff_http_responses_total{class=\"4xx\"} 1"));
+    assert!(metrics.text.contains("signoff_event_stream_sessions 0"));
 }
 
 #[tokio::test]
