@@ -7,6 +7,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::app::AppState;
@@ -15,15 +17,18 @@ use crate::metrics::Metrics;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+/// Pages may load their own scripts, styles and images, and nothing else; nobody may frame them.
+const CSP_HTML: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// Everything else (JSON, scripts, styles) renders nothing: the strictest policy, and short.
+const CSP_OTHER: &str = "default-src 'none'; frame-ancestors 'none'";
 
 pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let request_id = hex(&signoff_core::secret::random_bytes::<8>());
+    let request_id = next_request_id();
     let method = req.method().clone();
-    let route =
-        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
 
     let mut res = match AssertUnwindSafe(next.run(req)).catch_unwind().await {
         Ok(res) => res,
@@ -65,7 +70,8 @@ fn secure_headers(h: &mut HeaderMap, https: bool) {
     // the cross-site check must refuse. `same-origin` keeps URLs from other sites all the same.
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    let html = h.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(if html { CSP_HTML } else { CSP_OTHER }));
     h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
     if https {
         h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=63072000; includeSubDomains"));
@@ -76,8 +82,13 @@ fn secure_headers(h: &mut HeaderMap, https: bool) {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Request ids: a random per-process prefix and a counter. Unique and cheap (no system call
+/// per request); they identify a request in the logs and need not be unguessable.
+fn next_request_id() -> String {
+    static PREFIX: OnceLock<u32> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| u32::from_le_bytes(signoff_core::secret::random_bytes::<4>()));
+    format!("{prefix:08x}{:08x}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 pub async fn not_found() -> ApiError {
