@@ -3,6 +3,7 @@
 //! Layout:
 //! - [`app`]: state, router, serving with graceful shutdown and background tasks.
 //! - [`edge`]: middleware every request passes (request id, headers, panics, access log).
+//! - [`remember`]: middleware that signs a browser back in from its remember-me cookie.
 //! - [`routes`]: handlers, one module per part of the contract, plus the demo site.
 //! - [`extract`], [`cookies`], [`csrf`], [`redirect`]: the request-facing rules.
 //! - [`error`]: the one `ApiError` and its mapping to stable codes.
