@@ -185,8 +185,8 @@ impl Batch<'_> {
     }
 
     async fn commit(mut self) -> Result<(), CoreError> {
-        let mut feed: Vec<FeedEntry> = self.revoked.iter().cloned().map(FeedEntry::Session).collect();
-        feed.append(&mut self.token_feed.clone());
+        let feed: Vec<FeedEntry> =
+            self.revoked.iter().cloned().map(FeedEntry::Session).chain(self.token_feed.iter().cloned()).collect();
         if !feed.is_empty() {
             self.tx.record_revocations(&feed, self.authority.now()).await?;
         }
@@ -495,14 +495,7 @@ impl Authority {
             // A cached entry may be stale about activity seen by another node: before calling a
             // cached session expired, ask the store.
             Some(hit) if self.is_live(&hit.0, now) => Some(hit),
-            _ => {
-                let generation = self.sessions.generation();
-                let read = self.store.session_by_hash(&hash).await?;
-                if let Some((s, u)) = &read {
-                    self.sessions.insert(generation, s, u);
-                }
-                read
-            }
+            _ => self.read_through(self.store.session_by_hash(&hash)).await?,
         };
         let Some((mut session, user)) = found else {
             return Ok(None);
@@ -527,12 +520,22 @@ impl Authority {
         if let Some(hit) = self.sessions.get_by_id(id).filter(|(s, _)| self.is_live(s, self.now())) {
             return Ok(Some(hit));
         }
+        self.read_through(self.store.session_by_id(id)).await
+    }
+
+    /// Reads a session from the store and caches it, unless a removal raced the read (see
+    /// [`SessionCache::insert`]). `read` must be a lazy future: the generation is taken before
+    /// it is first polled, so before the store is asked.
+    async fn read_through(
+        &self,
+        read: impl std::future::Future<Output = Result<Option<(Session, User)>, StoreError>>,
+    ) -> Result<Option<(Session, User)>, CoreError> {
         let generation = self.sessions.generation();
-        let read = self.store.session_by_id(id).await?;
-        if let Some((s, u)) = &read {
+        let found = read.await?;
+        if let Some((s, u)) = &found {
             self.sessions.insert(generation, s, u);
         }
-        Ok(read)
+        Ok(found)
     }
 
     // ---- logout and revocation ------------------------------------------------------------

@@ -35,8 +35,8 @@ pub struct TokenPolicy {
     pub reuse_grace: Duration,
 }
 
-/// What the token grants hand out.
-#[derive(Debug, Clone)]
+/// What the token grants hand out. Not `Debug`: it holds the tokens themselves.
+#[derive(Clone)]
 pub struct TokenPair {
     pub access_token: String,
     pub expires_in: i64,
@@ -52,8 +52,8 @@ pub struct AccessContext {
     pub session: Session,
 }
 
-/// Credentials a logout presented, besides the session itself.
-#[derive(Debug, Default)]
+/// Credentials a logout presented, besides the session itself. Not `Debug`: it holds secrets.
+#[derive(Default)]
 pub struct Presented<'a> {
     pub remember: Option<&'a RememberSecret>,
     pub access: Option<&'a Claims>,
@@ -66,8 +66,9 @@ pub struct TokenState {
     policy: TokenPolicy,
     keyring: RwLock<Arc<Keyring>>,
     last_reload: Mutex<Option<Instant>>,
-    /// `(issuer, jti)` → `exp` of denied tokens that have not expired.
-    denied: RwLock<HashMap<(String, String), i64>>,
+    /// issuer → jti → `exp` of denied tokens that have not expired: keyed on `(iss, jti)`,
+    /// nested so the hot path can probe it with borrowed strings.
+    denied: RwLock<HashMap<String, HashMap<String, i64>>>,
     /// Token versions of users seen so far.
     versions: RwLock<HashMap<UserId, i64>>,
     /// SHA-256 of token bytes whose signature already verified → their claims, so a token
@@ -98,12 +99,7 @@ impl TokenState {
     pub(super) fn apply(&self, entries: &[FeedEntry]) {
         for e in entries {
             match e {
-                FeedEntry::Token { issuer, jti, exp } => {
-                    self.denied
-                        .write()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .insert((issuer.clone(), jti.clone()), *exp);
-                }
+                FeedEntry::Token { issuer, jti, exp } => self.deny(issuer, jti, *exp),
                 FeedEntry::TokenVersion { user_id, version } => {
                     let mut versions = self.versions.write().unwrap_or_else(PoisonError::into_inner);
                     let v = versions.entry(user_id.clone()).or_insert(*version);
@@ -115,12 +111,23 @@ impl TokenState {
     }
 
     pub(super) fn forget_expired(&self, now: i64) {
-        self.denied.write().unwrap_or_else(PoisonError::into_inner).retain(|_, exp| *exp + 60 > now);
+        let mut denied = self.denied.write().unwrap_or_else(PoisonError::into_inner);
+        for jtis in denied.values_mut() {
+            jtis.retain(|_, exp| *exp + 60 > now);
+        }
+        denied.retain(|_, jtis| !jtis.is_empty());
+        drop(denied);
         self.verified.lock().unwrap_or_else(PoisonError::into_inner).retain(|_, c| c.exp + 60 > now);
     }
 
+    fn deny(&self, issuer: &str, jti: &str, exp: i64) {
+        let mut denied = self.denied.write().unwrap_or_else(PoisonError::into_inner);
+        denied.entry(issuer.to_owned()).or_default().insert(jti.to_owned(), exp);
+    }
+
     fn is_denied(&self, issuer: &str, jti: &str) -> bool {
-        self.denied.read().unwrap_or_else(PoisonError::into_inner).contains_key(&(issuer.to_owned(), jti.to_owned()))
+        let denied = self.denied.read().unwrap_or_else(PoisonError::into_inner);
+        denied.get(issuer).is_some_and(|jtis| jtis.contains_key(jti))
     }
 
     fn version(&self, user: &UserId) -> Option<i64> {
@@ -147,10 +154,8 @@ impl Authority {
             keys.push(key);
         }
         *self.tokens.keyring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(Keyring::new(keys));
-        let denied = self.store.denied_tokens(self.now().unix_timestamp()).await?;
-        let mut map = self.tokens.denied.write().unwrap_or_else(PoisonError::into_inner);
-        for (issuer, jti, exp) in denied {
-            map.insert((issuer, jti), exp);
+        for (issuer, jti, exp) in self.store.denied_tokens(self.now().unix_timestamp()).await? {
+            self.tokens.deny(&issuer, &jti, exp);
         }
         Ok(())
     }

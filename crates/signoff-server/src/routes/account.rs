@@ -24,21 +24,24 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/security-report", post(security_report))
 }
 
-#[derive(Debug, Deserialize)]
+/// Carries secrets: deliberately not `Debug`, so it can never be logged by accident.
+#[derive(Deserialize)]
 struct PasswordBody {
     current_password: Option<String>,
     new_password: Option<String>,
     csrf_token: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Carries secrets: deliberately not `Debug`, so it can never be logged by accident.
+#[derive(Deserialize)]
 struct EmailBody {
     current_password: Option<String>,
     new_email: Option<String>,
     csrf_token: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Carries secrets: deliberately not `Debug`, so it can never be logged by accident.
+#[derive(Deserialize)]
 struct ReportBody {
     details: Option<String>,
     csrf_token: Option<String>,

@@ -23,7 +23,8 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/session", get(session))
 }
 
-#[derive(Debug, Deserialize)]
+/// Carries secrets: deliberately not `Debug`, so it can never be logged by accident.
+#[derive(Deserialize)]
 pub struct Credentials {
     email: Option<String>,
     password: Option<String>,

@@ -14,7 +14,8 @@ use crate::extract::{Client, Input, Wants};
 use crate::metrics::Metrics;
 use crate::{cookies, csrf, html, redirect};
 
-#[derive(Debug, Deserialize)]
+/// Carries secrets: deliberately not `Debug`, so it can never be logged by accident.
+#[derive(Deserialize)]
 pub struct LogoutBody {
     scope: Option<String>,
     return_to: Option<String>,
@@ -43,11 +44,11 @@ pub async fn logout(
     let remember = cookies::remember_secret(&headers, config);
     // A bearer caller is not cookie-authenticated: no CSRF token, and its access token dies.
     let (session, access) = match bearer(&headers) {
-        Some(token) => {
-            let access = authority.signed_claims(token).await;
-            let session = authority.verify_access(token).await.ok().map(|ctx| ctx.session);
-            (session, access)
-        }
+        Some(token) => match authority.verify_access(token).await {
+            Ok(ctx) => (Some(ctx.session), Some(ctx.claims)),
+            // Its session may be gone already; a genuinely signed token is still denied.
+            Err(_) => (None, authority.signed_claims(token).await),
+        },
         None => {
             let ctx = current_session(&state, &headers, false).await?;
             match &ctx {

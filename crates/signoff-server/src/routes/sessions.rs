@@ -50,7 +50,8 @@ async fn revoke(
     Ok(res)
 }
 
-#[derive(Debug, Deserialize)]
+/// Carries secrets: deliberately not `Debug`, so it can never be logged by accident.
+#[derive(Deserialize)]
 struct RevokeForm {
     csrf_token: Option<String>,
 }

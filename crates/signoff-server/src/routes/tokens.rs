@@ -25,7 +25,8 @@ pub fn routes() -> Router<AppState> {
         .route("/.well-known/jwks.json", get(jwks))
 }
 
-#[derive(Debug, Deserialize)]
+/// Carries secrets: deliberately not `Debug`, so it can never be logged by accident.
+#[derive(Deserialize)]
 struct TokenRequest {
     grant_type: Option<String>,
     email: Option<String>,
@@ -77,7 +78,8 @@ async fn token(
     Ok(res)
 }
 
-#[derive(Debug, Deserialize)]
+/// Carries secrets: deliberately not `Debug`, so it can never be logged by accident.
+#[derive(Deserialize)]
 struct TokenBody {
     token: Option<String>,
     token_type_hint: Option<String>,
