@@ -35,6 +35,8 @@ pub enum AuditKind {
     RefreshTokenReuse,
     /// An access or refresh token was revoked (RFC 7009).
     TokenRevoked,
+    /// An operator withdrew an access-token signing key (its `kid` is the reason).
+    KeyRevoked,
 }
 
 impl AuditKind {
@@ -55,6 +57,7 @@ impl AuditKind {
             AuditKind::RememberTokenReuse => "remember_token_reuse",
             AuditKind::RefreshTokenReuse => "refresh_token_reuse",
             AuditKind::TokenRevoked => "token_revoked",
+            AuditKind::KeyRevoked => "key_revoked",
         }
     }
 
@@ -78,6 +81,7 @@ const ALL_KINDS: &[AuditKind] = &[
     AuditKind::AdminRevoke,
     AuditKind::RememberTokenReuse,
     AuditKind::RefreshTokenReuse,
+    AuditKind::KeyRevoked,
     AuditKind::TokenRevoked,
 ];
 

@@ -8,7 +8,7 @@ use time::Duration;
 pub enum CoreError {
     #[error("invalid credentials")]
     InvalidCredentials,
-    #[error("too many failed attempts; retry after {0}")]
+    #[error("too many attempts; retry after {0}")]
     Throttled(Duration),
     #[error("weak password: {}", .0.message())]
     WeakPassword(Weakness),
@@ -23,6 +23,9 @@ pub enum CoreError {
     Unauthenticated,
     #[error("not found")]
     NotFound,
+    /// Too many requests are waiting for scarce work (password hashing); retry after this.
+    #[error("busy; retry after {0}")]
+    Busy(Duration),
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("internal: {0}")]

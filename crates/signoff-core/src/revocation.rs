@@ -31,6 +31,8 @@ pub enum FeedEntry {
     Token { issuer: String, jti: String, exp: i64 },
     /// A user's token version moved on; older access tokens are dead.
     TokenVersion { user_id: UserId, version: i64 },
+    /// The signing keys changed (a rotation, or `kid` withdrawn): every process reloads them.
+    Keys { kid: String },
 }
 
 #[derive(Debug, Default)]
@@ -40,13 +42,17 @@ pub struct RevocationHub {
 
 impl RevocationHub {
     /// Resolves when `session` ends (the sender is dropped unanswered only if the hub is).
-    pub fn watch(&self, session: &SessionId) -> oneshot::Receiver<Revocation> {
+    /// `None` when the session already has `max` open watchers.
+    pub fn watch(&self, session: &SessionId, max: usize) -> Option<oneshot::Receiver<Revocation>> {
         let (tx, rx) = oneshot::channel();
         let mut watchers = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
         let list = watchers.entry(session.clone()).or_default();
         list.retain(|w| !w.is_closed());
+        if list.len() >= max {
+            return None;
+        }
         list.push(tx);
-        rx
+        Some(rx)
     }
 
     pub fn publish(&self, revoked: &[Revocation]) {
@@ -89,7 +95,8 @@ mod tests {
         let hub = RevocationHub::default();
         let a = SessionId::generate();
         let b = SessionId::generate();
-        let (wa1, wa2, mut wb) = (hub.watch(&a), hub.watch(&a), hub.watch(&b));
+        let (wa1, wa2, mut wb) = (hub.watch(&a, 2).unwrap(), hub.watch(&a, 2).unwrap(), hub.watch(&b, 2).unwrap());
+        assert!(hub.watch(&a, 2).is_none(), "at most two watchers per session");
         let r = Revocation {
             session_id: a.clone(),
             user_id: UserId::generate(),

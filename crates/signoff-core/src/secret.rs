@@ -101,6 +101,15 @@ impl Secret {
     pub fn hash(&self, label: &[u8]) -> SecretHash {
         SecretHash::of(label, &self.0)
     }
+
+    /// A secret made elsewhere (derived from other secrets); the caller vouches for its entropy.
+    pub(crate) fn from_bytes(bytes: [u8; SECRET_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8; SECRET_LEN] {
+        &self.0
+    }
 }
 
 impl fmt::Debug for Secret {

@@ -101,6 +101,7 @@ mod tests {
             expires_at: now,
             ip: None,
             user_agent: None,
+            series: None,
         };
         (session, user)
     }

@@ -41,6 +41,9 @@ pub struct Session {
     pub expires_at: OffsetDateTime,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The remember-me series (its selector) this session was opened from or with: the session
+    /// lives only while the series does.
+    pub series: Option<String>,
 }
 
 /// A remember-me series: a stable public `selector` and a validator that changes on every
@@ -57,6 +60,11 @@ pub struct RememberToken {
     /// The validator this one replaced, and when: honoured only inside the race grace.
     pub previous_hash: Option<SecretHash>,
     pub rotated_at: Option<OffsetDateTime>,
+    /// Whether a racing request already used the grace of the last rotation (once only).
+    pub grace_used: bool,
+    /// Where the series was last used, so it can be listed as a device.
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 /// A refresh token. Current while `used_at` is `None`.
@@ -71,27 +79,45 @@ pub struct RefreshToken {
     pub expires_at: OffsetDateTime,
     pub used_at: Option<OffsetDateTime>,
     pub replaced_by: Option<String>,
+    /// Set at rotation: the random salt the successor's secret was derived from (with this
+    /// token's secret, which is never stored), so the grace can hand out the same successor.
+    pub successor_salt: Option<[u8; 32]>,
+    /// Whether the grace of this token's rotation was used (once only).
+    pub grace_used: bool,
 }
 
 /// Which sessions [`Tx::end_sessions`] ends. Refresh tokens of the ended sessions go with them.
-/// So do remember-me tokens bound to them (for [`SessionFilter::AllOf`], every remember-me
-/// token of the user not bound to `keep`); expiry leaves remember-me tokens alone, since
-/// outliving a session is their purpose.
+/// So do the remember-me series they back: for [`SessionFilter::One`] the series whose
+/// `session_id` is that session (whether or not the session was still there), for
+/// [`SessionFilter::AllOf`] every series of the user except the kept sessions'. A deleted
+/// series takes every session opened from it along (see [`Tx::delete_remember`]). Expiry leaves
+/// remember-me series alone, since outliving a session is their purpose.
 #[derive(Debug, Clone, Copy)]
 pub enum SessionFilter<'a> {
     /// One session of one user (a session id of another user matches nothing).
     One { user: &'a UserId, id: &'a SessionId },
-    /// Every session of a user, except `keep`.
-    AllOf { user: &'a UserId, keep: Option<&'a SessionId> },
+    /// Every session of a user, except those in `keep`.
+    AllOf { user: &'a UserId, keep: &'a [SessionId] },
     /// Every session past its absolute end, or idle since before `idle_cutoff`.
     Expired { now: OffsetDateTime, idle_cutoff: OffsetDateTime },
+    /// The oldest sessions of a user beyond the newest `keep` (the per-user cap).
+    OldestBeyond { user: &'a UserId, keep: u32 },
 }
 
-/// Which remember-me tokens [`Tx::delete_remember`] deletes.
+/// Which remember-me series [`Tx::delete_remember`] deletes.
 #[derive(Debug, Clone, Copy)]
 pub enum RememberFilter<'a> {
     Selector(&'a str),
     AllOfUser(&'a UserId),
+}
+
+/// What [`Tx::end_sessions`] and [`Tx::delete_remember`] ended.
+#[derive(Debug, Default)]
+pub struct Ended {
+    /// Every session deleted, those taken along by a deleted series included.
+    pub sessions: Vec<Session>,
+    /// How many remember-me series were deleted.
+    pub series: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +144,8 @@ pub trait Store: Send + Sync + 'static {
     async fn session_by_hash(&self, hash: &SecretHash) -> Result<Option<(Session, User)>, StoreError>;
     /// Sessions of `user`, most recently active first (expired ones included; callers filter).
     async fn user_sessions(&self, user: &UserId) -> Result<Vec<Session>, StoreError>;
-    async fn remember_by_selector(&self, selector: &str) -> Result<Option<RememberToken>, StoreError>;
+    /// Every remember-me series of a user (expired ones included; callers filter).
+    async fn user_remember(&self, user: &UserId) -> Result<Vec<RememberToken>, StoreError>;
     /// Records activity outside any transaction; never moves `last_active_at` backwards.
     async fn touch_session(&self, id: &SessionId, at: OffsetDateTime) -> Result<(), StoreError>;
     /// A user's events, newest first.
@@ -134,7 +161,6 @@ pub trait Store: Send + Sync + 'static {
 
     async fn session_by_id(&self, id: &SessionId) -> Result<Option<(Session, User)>, StoreError>;
     async fn refresh_by_hash(&self, hash: &SecretHash) -> Result<Option<RefreshToken>, StoreError>;
-    async fn refresh_by_id(&self, id: &str) -> Result<Option<RefreshToken>, StoreError>;
     /// Every signing key, retired ones included.
     async fn signing_keys(&self) -> Result<Vec<SigningKeyPair>, StoreError>;
     /// Denied access tokens that have not expired by `now` (Unix seconds): `(issuer, jti, exp)`.
@@ -142,8 +168,18 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Changes, made together or not at all.
+///
+/// Reads through a `Tx` see the newest committed state and hold it until the transaction ends
+/// (SQLite takes the write lock at `BEGIN IMMEDIATE`; PostgreSQL reads `FOR UPDATE`), so a
+/// decision taken on them cannot be overtaken by a revocation committing meanwhile.
 #[async_trait]
 pub trait Tx: Send {
+    async fn user_by_id(&mut self, id: &UserId) -> Result<Option<User>, StoreError>;
+    async fn session_by_id(&mut self, id: &SessionId) -> Result<Option<(Session, User)>, StoreError>;
+    async fn remember_by_selector(&mut self, selector: &str) -> Result<Option<RememberToken>, StoreError>;
+    async fn refresh_by_hash(&mut self, hash: &SecretHash) -> Result<Option<RefreshToken>, StoreError>;
+    async fn refresh_by_id(&mut self, id: &str) -> Result<Option<RefreshToken>, StoreError>;
+
     /// Inserts a user; `Conflict` when the e-mail is taken.
     async fn create_user(&mut self, user: &User, password_hash: &str) -> Result<(), StoreError>;
     async fn set_password(&mut self, user: &UserId, password_hash: &str) -> Result<(), StoreError>;
@@ -156,33 +192,45 @@ pub trait Tx: Send {
     /// Gives a session a new id and secret, keeping everything else; `false` if it is gone.
     async fn rotate_session(&mut self, old: &SessionId, new: &SessionId, hash: &SecretHash)
     -> Result<bool, StoreError>;
-    /// Deletes the sessions matching `filter` (and their remember-me tokens, see
-    /// [`SessionFilter`]) in one statement each; returns the sessions it ended.
-    async fn end_sessions(&mut self, filter: SessionFilter<'_>) -> Result<Vec<Session>, StoreError>;
+    /// Deletes the sessions matching `filter` (and the remember-me series they back, with the
+    /// sessions bound to those, see [`SessionFilter`]) in one statement each.
+    async fn end_sessions(&mut self, filter: SessionFilter<'_>) -> Result<Ended, StoreError>;
 
     async fn insert_remember(&mut self, token: &RememberToken) -> Result<(), StoreError>;
     /// Replaces the validator of a series (remembering the old one as `previous_hash`, rotated
-    /// `at`) and binds it to `session`, only if the stored validator is still `expected`
-    /// (compare-and-swap); `false` when it was not.
+    /// `at`, its grace unused) and binds it to `session` used from `ip`/`user_agent`, only if the
+    /// stored validator is still `expected` (compare-and-swap); `false` when it was not.
     async fn rotate_remember(
         &mut self,
         selector: &str,
         expected: &SecretHash,
         validator_hash: &SecretHash,
-        session: &SessionId,
+        session: &Session,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
-    /// Returns how many tokens it deleted.
-    async fn delete_remember(&mut self, filter: RememberFilter<'_>) -> Result<u64, StoreError>;
+    /// Marks the grace of a series' last rotation used, only if `previous` is still its
+    /// predecessor and the grace is unused (compare-and-swap); `false` otherwise.
+    async fn use_remember_grace(&mut self, selector: &str, previous: &SecretHash) -> Result<bool, StoreError>;
+    /// Deletes series, and every session opened from them.
+    async fn delete_remember(&mut self, filter: RememberFilter<'_>) -> Result<Ended, StoreError>;
 
     async fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError>;
     /// Appends entries to the revocation feed; `at` dates those that carry no time of their own.
     async fn record_revocations(&mut self, entries: &[FeedEntry], at: OffsetDateTime) -> Result<(), StoreError>;
 
     async fn insert_refresh(&mut self, token: &RefreshToken) -> Result<(), StoreError>;
-    /// Marks a current refresh token used and replaced by `successor`, only if it is still
-    /// current (compare-and-swap); `false` when another request got there first.
-    async fn consume_refresh(&mut self, id: &str, successor: &str, at: OffsetDateTime) -> Result<bool, StoreError>;
+    /// Marks a current refresh token used and replaced by `successor` (derived with `salt`),
+    /// only if it is still current (compare-and-swap); `false` when another request got there
+    /// first.
+    async fn consume_refresh(
+        &mut self,
+        id: &str,
+        successor: &str,
+        salt: &[u8; 32],
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Marks the grace of a used refresh token taken, only if it was not (compare-and-swap).
+    async fn use_refresh_grace(&mut self, id: &str) -> Result<bool, StoreError>;
     /// Deletes a whole refresh family; returns how many tokens it held.
     async fn revoke_refresh_family(&mut self, family: &str) -> Result<u64, StoreError>;
     /// Deletes every refresh token of a user.
@@ -192,5 +240,7 @@ pub trait Tx: Send {
     async fn insert_signing_key(&mut self, key: &SigningKeyPair) -> Result<(), StoreError>;
     /// Retires every unretired key except `keep`.
     async fn retire_signing_keys(&mut self, keep: &str, at: OffsetDateTime) -> Result<u64, StoreError>;
+    /// Deletes a key (withdrawn after a compromise); `false` when there was none.
+    async fn delete_signing_key(&mut self, kid: &str) -> Result<bool, StoreError>;
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

@@ -1,92 +1,206 @@
-//! Limits on failed sign-in attempts, per account and per client address.
+//! Rate limits: failed sign-ins, registrations and e-mail changes, counted in fixed windows.
 //!
-//! Only failures count: a correct password is never throttled by its own success, and a
-//! success clears the account's counter. Once a key reaches its limit inside the window,
-//! further attempts for it are refused without checking the password until the window ends.
+//! Sign-in counts only failures, per (account, client address), per client address, and per
+//! account from everywhere together. The last limit sits far above the first (100 against 5 by
+//! default), so an attacker guessing from one address locks out only themselves, and the owner
+//! keeps signing in from their own address; a success clears its (account, address) counter.
 //! Unknown accounts are counted exactly like known ones, so the limiter reveals nothing about
-//! which addresses exist.
+//! which addresses exist. IPv6 clients are counted by their /64, the block one host usually
+//! holds.
+//!
+//! Registrations and e-mail changes count every attempt, whatever its outcome, so the answer to
+//! "is this address taken?" cannot be read from which attempts were throttled.
 //!
 //! The counters live in process memory: right for the embedded single-node default. A
-//! multi-node deployment shares them through the distributed store later; the interface is
-//! this type's three methods.
+//! multi-node deployment shares them through the distributed store later.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use time::{Duration, OffsetDateTime};
 
-/// How many failures are allowed per window.
+/// How many failed sign-ins are allowed per window, and how many registrations and e-mail
+/// changes per hour.
 #[derive(Debug, Clone, Copy)]
 pub struct ThrottlePolicy {
-    pub max_failures_per_account: u32,
+    pub max_failures_per_account_and_ip: u32,
     pub max_failures_per_ip: u32,
+    pub max_failures_per_account: u32,
     pub window: Duration,
+    pub register_max_per_ip: u32,
+    pub register_max_per_email: u32,
+    pub email_change_max_per_account: u32,
 }
 
 impl Default for ThrottlePolicy {
     fn default() -> Self {
-        Self { max_failures_per_account: 5, max_failures_per_ip: 50, window: Duration::minutes(15) }
+        Self {
+            max_failures_per_account_and_ip: 5,
+            max_failures_per_ip: 50,
+            max_failures_per_account: 100,
+            window: Duration::minutes(15),
+            register_max_per_ip: 10,
+            register_max_per_email: 3,
+            email_change_max_per_account: 5,
+        }
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    started: OffsetDateTime,
-    failures: u32,
+/// Every limit of the authority.
+#[derive(Debug)]
+pub struct Limits {
+    pub login: LoginThrottle,
+    /// Registrations by client address and by target e-mail.
+    pub register_ip: Limit,
+    pub register_email: Limit,
+    /// E-mail changes by account, whatever their outcome.
+    pub email_change: Limit,
+    /// At most one stored `register_existing` event per account per hour.
+    pub register_existing: Limit,
 }
 
-/// Keys are tagged so an address and an e-mail can never collide.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
-    Account(String),
-    Ip(String),
+impl Limits {
+    pub fn new(p: ThrottlePolicy) -> Self {
+        let hour = Duration::hours(1);
+        Self {
+            login: LoginThrottle::new(p),
+            register_ip: Limit::new(p.register_max_per_ip, hour),
+            register_email: Limit::new(p.register_max_per_email, hour),
+            email_change: Limit::new(p.email_change_max_per_account, hour),
+            register_existing: Limit::new(1, hour),
+        }
+    }
 }
 
 /// Entries beyond this count trigger a purge of expired windows.
 const PURGE_ABOVE: usize = 50_000;
 
-#[derive(Debug, Default)]
+/// Counters of `max` events per `window`, by key.
+#[derive(Debug)]
+pub struct Limit {
+    max: u32,
+    window: Duration,
+    counts: Mutex<HashMap<String, (OffsetDateTime, u32)>>,
+}
+
+impl Limit {
+    pub fn new(max: u32, window: Duration) -> Self {
+        Self { max, window, counts: Mutex::default() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (OffsetDateTime, u32)>> {
+        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `Some(wait)` when `key` has used up its window.
+    pub fn over(&self, key: &str, now: OffsetDateTime) -> Option<Duration> {
+        let counts = self.lock();
+        let (started, n) = counts.get(key)?;
+        (*n >= self.max && now < *started + self.window).then(|| *started + self.window - now)
+    }
+
+    /// Counts one event for `key`.
+    pub fn hit(&self, key: &str, now: OffsetDateTime) {
+        let mut counts = self.lock();
+        if counts.len() > PURGE_ABOVE {
+            let window = self.window;
+            counts.retain(|_, (started, _)| now < *started + window);
+        }
+        let w = counts.entry(key.to_owned()).or_insert((now, 0));
+        if now >= w.0 + self.window {
+            *w = (now, 0);
+        }
+        w.1 += 1;
+    }
+
+    /// Counts an attempt unless `key` is over its limit already (then `Err(wait)`).
+    pub fn take(&self, key: &str, now: OffsetDateTime) -> Result<(), Duration> {
+        match self.over(key, now) {
+            Some(wait) => Err(wait),
+            None => {
+                self.hit(key, now);
+                Ok(())
+            }
+        }
+    }
+
+    pub fn clear(&self, key: &str) {
+        self.lock().remove(key);
+    }
+}
+
+/// Checks several limits and counts in all of them only when none is over: `Err(wait)` with
+/// the longest wait otherwise.
+pub fn take_all(limits: &[(&Limit, &str)], now: OffsetDateTime) -> Result<(), Duration> {
+    if let Some(wait) = limits.iter().filter_map(|(l, k)| l.over(k, now)).max() {
+        return Err(wait);
+    }
+    for (l, k) in limits {
+        l.hit(k, now);
+    }
+    Ok(())
+}
+
+/// The key a client address is counted under: IPv4 as is, IPv6 by its /64.
+pub fn address_key(ip: &str) -> String {
+    match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_default(),
+        _ => ip.to_owned(),
+    }
+}
+
+/// Failed sign-in limits.
+#[derive(Debug)]
 pub struct LoginThrottle {
-    policy: ThrottlePolicy,
-    windows: Mutex<HashMap<Key, Window>>,
+    per_account_and_ip: Limit,
+    per_ip: Limit,
+    per_account: Limit,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        Self::new(ThrottlePolicy::default())
+    }
 }
 
 impl LoginThrottle {
-    pub fn new(policy: ThrottlePolicy) -> Self {
-        Self { policy, windows: Mutex::default() }
+    pub fn new(p: ThrottlePolicy) -> Self {
+        Self {
+            per_account_and_ip: Limit::new(p.max_failures_per_account_and_ip, p.window),
+            per_ip: Limit::new(p.max_failures_per_ip, p.window),
+            per_account: Limit::new(p.max_failures_per_account, p.window),
+        }
     }
 
-    /// `Some(wait)` when either the account or the address is over its limit.
+    fn pair(account: &str, ip: &str) -> String {
+        format!("{}\n{account}", address_key(ip))
+    }
+
+    /// `Some(wait)` when any of the three limits is reached.
     pub fn check(&self, account: &str, ip: &str, now: OffsetDateTime) -> Option<Duration> {
-        let windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
-        let over = |key: Key, max: u32| {
-            windows
-                .get(&key)
-                .filter(|w| w.failures >= max && now < w.started + self.policy.window)
-                .map(|w| w.started + self.policy.window - now)
-        };
-        let a = over(Key::Account(account.to_owned()), self.policy.max_failures_per_account);
-        let i = over(Key::Ip(ip.to_owned()), self.policy.max_failures_per_ip);
-        a.into_iter().chain(i).max()
+        [
+            self.per_account_and_ip.over(&Self::pair(account, ip), now),
+            self.per_ip.over(&address_key(ip), now),
+            self.per_account.over(account, now),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
     }
 
     pub fn record_failure(&self, account: &str, ip: &str, now: OffsetDateTime) {
-        let mut windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
-        if windows.len() > PURGE_ABOVE {
-            let window = self.policy.window;
-            windows.retain(|_, w| now < w.started + window);
-        }
-        for key in [Key::Account(account.to_owned()), Key::Ip(ip.to_owned())] {
-            let w = windows.entry(key).or_insert(Window { started: now, failures: 0 });
-            if now >= w.started + self.policy.window {
-                *w = Window { started: now, failures: 0 };
-            }
-            w.failures += 1;
-        }
+        self.per_account_and_ip.hit(&Self::pair(account, ip), now);
+        self.per_ip.hit(&address_key(ip), now);
+        self.per_account.hit(account, now);
     }
 
-    pub fn record_success(&self, account: &str) {
-        let mut windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
-        windows.remove(&Key::Account(account.to_owned()));
+    /// A correct password from this address clears this address's count for the account.
+    pub fn record_success(&self, account: &str, ip: &str) {
+        self.per_account_and_ip.clear(&Self::pair(account, ip));
     }
 }
 
@@ -95,22 +209,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn locks_after_limit_and_reopens_after_window() {
+    fn one_address_cannot_lock_the_owner_out_and_the_account_limit_sits_above() {
         let t = LoginThrottle::new(ThrottlePolicy {
-            max_failures_per_account: 2,
+            max_failures_per_account_and_ip: 2,
             max_failures_per_ip: 3,
+            max_failures_per_account: 4,
             window: Duration::minutes(10),
+            ..ThrottlePolicy::default()
         });
         let now = OffsetDateTime::UNIX_EPOCH;
-        assert!(t.check("a", "ip", now).is_none());
-        t.record_failure("a", "ip", now);
-        t.record_failure("a", "ip", now);
-        assert_eq!(t.check("a", "ip", now + Duration::minutes(1)), Some(Duration::minutes(9)));
-        assert!(t.check("b", "other", now).is_none());
-        t.record_failure("b", "ip", now);
-        assert!(t.check("c", "ip", now).is_some(), "address limit reached");
-        assert!(t.check("a", "ip2", now + Duration::minutes(10)).is_none());
-        t.record_success("a");
-        assert!(t.check("a", "ip2", now).is_none());
+        t.record_failure("a", "1.1.1.1", now);
+        t.record_failure("a", "1.1.1.1", now);
+        assert_eq!(t.check("a", "1.1.1.1", now + Duration::minutes(1)), Some(Duration::minutes(9)));
+        assert!(t.check("a", "2.2.2.2", now).is_none(), "the owner elsewhere is not locked out");
+        t.record_failure("b", "1.1.1.1", now);
+        assert!(t.check("c", "1.1.1.1", now).is_some(), "address limit reached");
+        t.record_failure("a", "3.3.3.3", now);
+        t.record_failure("a", "4.4.4.4", now);
+        assert!(t.check("a", "5.5.5.5", now).is_some(), "account-wide limit reached");
+        assert!(t.check("a", "5.5.5.5", now + Duration::minutes(10)).is_none(), "windows end");
+    }
+
+    #[test]
+    fn ipv6_counts_by_slash_64() {
+        assert_eq!(address_key("2001:db8:1:2:aaaa::1"), address_key("2001:db8:1:2:bbbb::2"));
+        assert_ne!(address_key("2001:db8:1:2::1"), address_key("2001:db8:1:3::1"));
+        assert_eq!(address_key("::ffff:10.0.0.1"), "10.0.0.1");
+        assert_eq!(address_key("10.0.0.1"), "10.0.0.1");
+    }
+
+    #[test]
+    fn take_counts_every_attempt_and_refuses_over_the_limit() {
+        let l = Limit::new(2, Duration::hours(1));
+        let now = OffsetDateTime::UNIX_EPOCH;
+        assert!(l.take("k", now).is_ok());
+        assert!(l.take("k", now).is_ok());
+        assert_eq!(l.take("k", now + Duration::minutes(30)), Err(Duration::minutes(30)));
+        assert!(l.take("k", now + Duration::hours(1)).is_ok());
+        let other = Limit::new(1, Duration::hours(1));
+        assert!(take_all(&[(&l, "x"), (&other, "y")], now).is_ok());
+        assert!(take_all(&[(&l, "x"), (&other, "y")], now).is_err());
+        assert!(l.over("x", now).is_none(), "a refused attempt is not counted in the other limits");
     }
 }

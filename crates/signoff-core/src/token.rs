@@ -83,6 +83,8 @@ pub enum TokenError {
     UnknownKey,
     #[error("bad signature")]
     Signature,
+    #[error("lifetime longer than the configured one")]
+    Lifetime,
     #[error("expired")]
     Expired,
     #[error("not yet valid")]
@@ -162,6 +164,15 @@ impl Keyring {
         Self { keys }
     }
 
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(|k| k.kid.as_str())
+    }
+
+    /// When each key (in the order of [`kids`](Self::kids)) was retired.
+    pub fn retirements(&self) -> impl Iterator<Item = Option<OffsetDateTime>> + '_ {
+        self.keys.iter().map(|k| k.retired_at)
+    }
+
     pub fn signer(&self) -> Option<&SigningKeyPair> {
         self.keys.iter().find(|k| k.retired_at.is_none())
     }
@@ -204,6 +215,27 @@ impl Keyring {
         if claims.nbf.is_some_and(|nbf| nbf > t + leeway) || claims.iat > t + leeway {
             return Err(TokenError::NotYetValid);
         }
+        if claims.iss != iss || claims.aud != aud {
+            return Err(TokenError::Audience);
+        }
+        // We never sign a longer lifetime: a longer one was not issued under this policy.
+        if claims.exp - claims.iat > ttl.whole_seconds() + leeway {
+            return Err(TokenError::Lifetime);
+        }
+        Ok(claims)
+    }
+
+    /// Form, algorithm, key, signature, issuer and audience, but not time: for a logout that
+    /// presents an expired token of ours (its session still ends).
+    pub fn verify_ignoring_time(
+        &self,
+        token: &str,
+        iss: &str,
+        aud: &str,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<Claims, TokenError> {
+        let claims = self.verify_signature(token, now, ttl)?;
         if claims.iss != iss || claims.aud != aud {
             return Err(TokenError::Audience);
         }

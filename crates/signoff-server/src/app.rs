@@ -2,9 +2,9 @@
 
 use axum::Router;
 use axum::routing::{get, post};
+use signoff_core::password::Passwords;
 use signoff_core::throttle::ThrottlePolicy;
 use signoff_core::{Authority, Clock, SessionPolicy, Store, TokenPolicy};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::{edge, remember, routes};
+use crate::{edge, listener, remember, routes};
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -33,14 +33,21 @@ impl AppState {
         let policy = SessionPolicy {
             idle_timeout: config.idle_timeout,
             absolute_lifetime: config.session_lifetime,
+            // Activity is recorded often enough that a session in use never idles out, however
+            // short the idle timeout is configured.
+            touch_interval: SessionPolicy::default().touch_interval.min(config.idle_timeout / 4),
             remember_lifetime: config.remember_me,
-            race_grace: config.refresh_reuse_grace,
-            ..SessionPolicy::default()
+            race_grace: config.remember_reuse_grace,
+            max_sessions_per_user: config.max_sessions_per_user,
         };
         let throttle = ThrottlePolicy {
-            max_failures_per_account: config.login_max_failures_per_account,
+            max_failures_per_account_and_ip: config.login_max_failures_per_account_and_ip,
             max_failures_per_ip: config.login_max_failures_per_ip,
+            max_failures_per_account: config.login_max_failures_per_account,
             window: config.login_failure_window,
+            register_max_per_ip: config.register_max_per_ip,
+            register_max_per_email: config.register_max_per_email,
+            email_change_max_per_account: config.email_change_max_per_account,
         };
         let tokens = TokenPolicy {
             issuer: config.public_origin.clone(),
@@ -49,7 +56,8 @@ impl AppState {
             refresh_ttl: config.refresh_token_ttl,
             reuse_grace: config.refresh_reuse_grace,
         };
-        let authority = Authority::new(store, clock, policy, throttle, tokens).await?;
+        let passwords = Passwords::new(config.password_hash_concurrency, config.password_hash_queue).await?;
+        let authority = Authority::new(store, clock, policy, throttle, tokens, passwords).await?;
         let (shutdown, _) = watch::channel(false);
         Ok(Self(Arc::new(Inner { authority, config, metrics: Metrics::default(), shutdown })))
     }
@@ -132,7 +140,7 @@ pub async fn spawn_background(state: &AppState) -> Background {
     });
     let relaying = state.clone();
     let interval = relaying.config().revocation_poll;
-    let mut position = relaying.authority().revocation_head().await.unwrap_or_default();
+    let mut position = relaying.authority().feed_start();
     let relay = tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -159,6 +167,11 @@ pub async fn serve(
         shutdown.await;
         notify.0.shutdown.send_replace(true);
     };
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let c = state.config();
+    let limits = listener::Limits {
+        max_connections: c.max_connections,
+        header_read_timeout: c.header_read_timeout,
+        keepalive_timeout: c.keepalive_timeout,
+    };
+    listener::serve(listener, router(state), limits, shutdown).await
 }

@@ -28,6 +28,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "5",
         "how long the immediate predecessor of a rotated refresh token is honoured; 0 turns it off",
     ),
+    (
+        "remember_reuse_grace_seconds",
+        "5",
+        "how long the previous remember-me validator is honoured, once, for a tab racing its rotation; 0 turns it off",
+    ),
     ("access_token_ttl_seconds", "900", "lifetime of access tokens (JWT, EdDSA)"),
     ("refresh_token_ttl_seconds", "2592000", "lifetime of a refresh token (never beyond its session's)"),
     ("token_audience", "", "the aud claim of access tokens; empty means the public origin"),
@@ -47,9 +52,40 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "250",
         "how often this process reads the revocation feed for sessions ended by other processes",
     ),
-    ("login_max_failures_per_account", "5", "failed sign-ins per account per window before 429"),
-    ("login_max_failures_per_ip", "50", "failed sign-ins per client address per window before 429"),
-    ("login_failure_window_seconds", "900", "the window of the two limits above"),
+    (
+        "login_max_failures_per_account_and_ip",
+        "5",
+        "failed sign-ins per account from one client address (IPv6: its /64) per window before 429",
+    ),
+    ("login_max_failures_per_ip", "50", "failed sign-ins per client address (IPv6: its /64) per window before 429"),
+    (
+        "login_max_failures_per_account",
+        "100",
+        "failed sign-ins per account from all addresses together per window before 429",
+    ),
+    ("login_failure_window_seconds", "900", "the window of the three limits above"),
+    ("register_max_per_ip", "10", "registrations per client address (IPv6: its /64) per hour"),
+    ("register_max_per_email", "3", "registration attempts per e-mail address per hour"),
+    ("email_change_max_per_account", "5", "e-mail change attempts per account per hour, whatever their outcome"),
+    ("max_sessions_per_user", "100", "live sessions per user; signing in beyond it ends the oldest"),
+    ("max_event_streams_per_session", "8", "open /auth/events streams per session; more are refused with 429"),
+    (
+        "password_hash_concurrency",
+        "0",
+        "password hashes (argon2id, 19 MiB each) computed at once; 0 means twice the number of cores",
+    ),
+    ("password_hash_queue_millis", "2000", "how long a sign-in waits for a hashing slot before 503 with Retry-After"),
+    ("max_connections", "1024", "open client connections; further ones wait in the listen backlog"),
+    (
+        "header_read_timeout_seconds",
+        "10",
+        "a client must send a request's headers within this time (counted from when the connection is ready)",
+    ),
+    (
+        "keepalive_timeout_seconds",
+        "5",
+        "an idle keep-alive connection is closed after this long (or the header timeout, if shorter)",
+    ),
     ("redirect_allowlist", "", "comma-separated origins that return_to may point to besides the public URL"),
     ("clear_site_data", "\"cache\", \"cookies\", \"storage\"", "value of Clear-Site-Data on logout"),
     ("trust_proxy", "false", "take the client address from the last X-Forwarded-For entry"),
@@ -57,6 +93,9 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("log_format", "text", "text or json"),
     ("log_level", "info", "error, warn, info, debug or trace"),
 ];
+
+/// A shorter admin key could be guessed; 32 characters of hex are 128 bits.
+pub const MIN_ADMIN_KEY_CHARS: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -103,6 +142,7 @@ pub struct Config {
     pub redis_url: Option<String>,
     pub admin_token: Option<AdminKey>,
     pub refresh_reuse_grace: Duration,
+    pub remember_reuse_grace: Duration,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     /// `aud` of access tokens; `iss` is always the public origin.
@@ -116,9 +156,21 @@ pub struct Config {
     pub remember_me: Duration,
     pub events_keepalive: Duration,
     pub revocation_poll: std::time::Duration,
-    pub login_max_failures_per_account: u32,
+    pub login_max_failures_per_account_and_ip: u32,
     pub login_max_failures_per_ip: u32,
+    pub login_max_failures_per_account: u32,
     pub login_failure_window: Duration,
+    pub register_max_per_ip: u32,
+    pub register_max_per_email: u32,
+    pub email_change_max_per_account: u32,
+    pub max_sessions_per_user: u32,
+    pub max_event_streams_per_session: usize,
+    /// Concurrent password hashes (resolved: never 0).
+    pub password_hash_concurrency: usize,
+    pub password_hash_queue: std::time::Duration,
+    pub max_connections: usize,
+    pub header_read_timeout: std::time::Duration,
+    pub keepalive_timeout: std::time::Duration,
     /// Origins `return_to` may name, the public origin included.
     pub redirect_allowlist: Vec<String>,
     pub clear_site_data: String,
@@ -209,8 +261,17 @@ impl Config {
             public_origin,
             database_url: get("database_url").to_owned(),
             redis_url: opt("redis_url"),
-            admin_token: opt("admin_token").map(AdminKey),
+            admin_token: match opt("admin_token") {
+                Some(key) if key.chars().count() < MIN_ADMIN_KEY_CHARS => {
+                    return Err(invalid(
+                        "admin_token",
+                        format!("must be at least {MIN_ADMIN_KEY_CHARS} characters (e.g. `openssl rand -hex 32`)"),
+                    ));
+                }
+                key => key.map(AdminKey),
+            },
             refresh_reuse_grace: seconds("refresh_reuse_grace_seconds", get("refresh_reuse_grace_seconds"), 0)?,
+            remember_reuse_grace: seconds("remember_reuse_grace_seconds", get("remember_reuse_grace_seconds"), 0)?,
             access_token_ttl: seconds("access_token_ttl_seconds", get("access_token_ttl_seconds"), 30)?,
             refresh_token_ttl: seconds("refresh_token_ttl_seconds", get("refresh_token_ttl_seconds"), 60)?,
             cookie_secure,
@@ -224,12 +285,28 @@ impl Config {
                 ms @ 10.. => std::time::Duration::from_millis(ms),
                 _ => return Err(invalid("revocation_poll_millis", "must be at least 10")),
             },
-            login_max_failures_per_account: number(
-                "login_max_failures_per_account",
-                get("login_max_failures_per_account"),
-            )?,
-            login_max_failures_per_ip: number("login_max_failures_per_ip", get("login_max_failures_per_ip"))?,
+            login_max_failures_per_account_and_ip: positive("login_max_failures_per_account_and_ip", &get)?,
+            login_max_failures_per_ip: positive("login_max_failures_per_ip", &get)?,
+            login_max_failures_per_account: positive("login_max_failures_per_account", &get)?,
             login_failure_window: seconds("login_failure_window_seconds", get("login_failure_window_seconds"), 1)?,
+            register_max_per_ip: positive("register_max_per_ip", &get)?,
+            register_max_per_email: positive("register_max_per_email", &get)?,
+            email_change_max_per_account: positive("email_change_max_per_account", &get)?,
+            max_sessions_per_user: positive("max_sessions_per_user", &get)?,
+            max_event_streams_per_session: positive::<usize>("max_event_streams_per_session", &get)?,
+            password_hash_concurrency: match number::<usize>(
+                "password_hash_concurrency",
+                get("password_hash_concurrency"),
+            )? {
+                0 => 2 * std::thread::available_parallelism().map_or(1, usize::from),
+                n => n,
+            },
+            password_hash_queue: std::time::Duration::from_millis(positive("password_hash_queue_millis", &get)?),
+            max_connections: positive("max_connections", &get)?,
+            header_read_timeout: seconds("header_read_timeout_seconds", get("header_read_timeout_seconds"), 1)?
+                .unsigned_abs(),
+            keepalive_timeout: seconds("keepalive_timeout_seconds", get("keepalive_timeout_seconds"), 1)?
+                .unsigned_abs(),
             redirect_allowlist,
             clear_site_data: get("clear_site_data").to_owned(),
             trust_proxy: parse_bool("trust_proxy", get("trust_proxy"))?,
@@ -279,6 +356,19 @@ where
     T::Err: std::fmt::Display,
 {
     v.parse().map_err(|e| invalid(key, e))
+}
+
+/// A whole number of at least 1.
+fn positive<'a, T>(key: &'static str, get: &impl Fn(&'static str) -> &'a str) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + From<u8>,
+    T::Err: std::fmt::Display,
+{
+    let n: T = number(key, get(key))?;
+    if n < T::from(1u8) {
+        return Err(invalid(key, "must be at least 1"));
+    }
+    Ok(n)
 }
 
 fn seconds(key: &'static str, v: &str, min: i64) -> Result<Duration, ConfigError> {

@@ -20,6 +20,8 @@ pub enum ApiError {
     Throttled {
         retry_after_secs: u64,
     },
+    /// 429: the session has as many event streams open as it may.
+    TooManyStreams,
     Csrf,
     NotFound,
     /// 405; `Some` sets `Allow` (otherwise the router adds the route's own).
@@ -29,6 +31,10 @@ pub enum ApiError {
     Conflict(&'static str, String),
     PayloadTooLarge,
     UnsupportedMediaType,
+    /// 503 with `Retry-After`: scarce work (password hashing) is saturated.
+    Busy {
+        retry_after_secs: u64,
+    },
     /// 500; the string goes to the log only.
     Internal(String),
 }
@@ -46,7 +52,7 @@ impl ApiError {
         match self {
             Self::BadRequest(..) => StatusCode::BAD_REQUEST,
             Self::Unauthenticated | Self::InvalidCredentials | Self::InvalidToken => StatusCode::UNAUTHORIZED,
-            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Throttled { .. } | Self::TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
             Self::Csrf => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -54,6 +60,7 @@ impl ApiError {
             Self::Conflict(..) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -65,11 +72,13 @@ impl ApiError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidToken => "invalid_token",
             Self::Throttled { .. } => "too_many_attempts",
+            Self::TooManyStreams => "too_many_streams",
             Self::Csrf => "csrf",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Busy { .. } => "busy",
             Self::Internal(_) => "internal",
         }
     }
@@ -80,12 +89,14 @@ impl ApiError {
             Self::Unauthenticated => "not signed in".into(),
             Self::InvalidCredentials => "e-mail or password is wrong".into(),
             Self::InvalidToken => "the access token is not valid".into(),
-            Self::Throttled { .. } => "too many failed attempts; try again later".into(),
+            Self::Throttled { .. } => "too many attempts; try again later".into(),
+            Self::TooManyStreams => "this session has too many open event streams".into(),
             Self::Csrf => "cross-site request refused".into(),
             Self::NotFound => "not found".into(),
             Self::MethodNotAllowed(_) => "method not allowed".into(),
             Self::PayloadTooLarge => "request body too large".into(),
             Self::UnsupportedMediaType => "send application/json or application/x-www-form-urlencoded".into(),
+            Self::Busy { .. } => "the server is busy; try again in a moment".into(),
             Self::Internal(_) => "internal error".into(),
         }
     }
@@ -97,7 +108,7 @@ impl IntoResponse for ApiError {
         let mut res = (self.status(), axum::Json(body)).into_response();
         let headers = res.headers_mut();
         match &self {
-            Self::Throttled { retry_after_secs } => {
+            Self::Throttled { retry_after_secs } | Self::Busy { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             Self::InvalidToken => {
@@ -127,6 +138,9 @@ impl From<CoreError> for ApiError {
             CoreError::EmailTaken => Self::Conflict("email_taken", "that e-mail address is taken".into()),
             CoreError::InvalidGrant => {
                 Self::BadRequest("invalid_grant", "the grant is invalid, expired or revoked".into())
+            }
+            CoreError::Busy(wait) => {
+                Self::Busy { retry_after_secs: u64::try_from(wait.whole_seconds()).unwrap_or(0).max(1) }
             }
             CoreError::Unauthenticated => Self::Unauthenticated,
             CoreError::NotFound => Self::NotFound,

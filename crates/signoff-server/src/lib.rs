@@ -19,6 +19,7 @@ pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod html;
+pub mod listener;
 pub mod metrics;
 pub mod redirect;
 pub mod remember;

@@ -44,6 +44,11 @@ enum Command {
 enum KeysCommand {
     /// Start signing with a new key; tokens of the old one stay valid until they expire.
     Rotate,
+    /// Withdraw a compromised key: every token it signed stops working at once, everywhere.
+    Revoke {
+        /// The key's id (`kid` in the JWKS and in token headers).
+        kid: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -80,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => serve(config).await,
         Command::User { command: UserCommand::Create { email } } => create_user(config, &email).await,
         Command::Keys { command: KeysCommand::Rotate } => rotate_keys(config).await,
+        Command::Keys { command: KeysCommand::Revoke { kid } } => revoke_key(config, &kid).await,
         Command::Admin { command: AdminCommand::Revoke { email, user_id, reason } } => {
             admin_revoke(config, email.as_deref(), user_id, &reason).await
         }
@@ -153,6 +159,17 @@ async fn rotate_keys(config: Config) -> anyhow::Result<()> {
     let state = AppState::new(config, store, Arc::new(SystemClock)).await?;
     let kid = state.authority().rotate_signing_key().await?;
     println!("{}", serde_json::json!({ "kid": kid }));
+    Ok(())
+}
+
+async fn revoke_key(config: Config, kid: &str) -> anyhow::Result<()> {
+    let store = backend::open_store(&config.database_url).await?;
+    let state = AppState::new(config, store, Arc::new(SystemClock)).await?;
+    let replacement = state.authority().revoke_signing_key(kid).await.map_err(|e| match e {
+        signoff_core::CoreError::NotFound => anyhow::anyhow!("no signing key with kid {kid}"),
+        e => anyhow::anyhow!("{e}"),
+    })?;
+    println!("{}", serde_json::json!({ "revoked": kid, "new_signing_kid": replacement }));
     Ok(())
 }
 

@@ -23,9 +23,12 @@ fn accept(raw: &str, config: &Config) -> Option<String> {
     }
     // Decode repeatedly: a target may be decoded again by whoever handles it next.
     let mut decoded = raw.to_owned();
+    if dot_segments(&decoded) {
+        return None;
+    }
     for _ in 0..3 {
         let next = percent_encoding::percent_decode_str(&decoded).decode_utf8_lossy().into_owned();
-        if suspicious(&next) || next.starts_with("//") {
+        if suspicious(&next) || next.starts_with("//") || dot_segments(&next) {
             return None;
         }
         if next == decoded {
@@ -51,6 +54,13 @@ fn accept(raw: &str, config: &Config) -> Option<String> {
     }
     let origin = url.origin().ascii_serialization();
     config.redirect_allowlist.contains(&origin).then(|| url.to_string())
+}
+
+/// A path with `.` or `..` segments: resolved, `/..//evil.com` becomes `//evil.com`, which
+/// browsers and proxies may read as another host. No page of ours needs them.
+fn dot_segments(s: &str) -> bool {
+    let path = s.split(['?', '#']).next().unwrap_or_default();
+    path.split('/').any(|seg| seg == "." || seg == "..")
 }
 
 /// Characters browsers strip or reinterpret inside URLs: backslashes (read as `/`) and

@@ -6,7 +6,7 @@
 //! (stolen) token clears the browser instead.
 
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use signoff_core::Resume;
@@ -16,18 +16,28 @@ use crate::cookies;
 use crate::error::ApiError;
 use crate::extract::client_info;
 
-/// Paths that never resume: sign-in and logout decide about sessions themselves, and assets
+/// Requests that never resume: only safe methods do (a state-changing request must pass its
+/// origin and CSRF checks before anything changes, and it could not pass them with a session
+/// made on the spot anyway); sign-in and logout decide about sessions themselves, and assets
 /// and probes have no use for one.
-fn skips(path: &str) -> bool {
-    matches!(
-        path,
-        "/auth/logout" | "/auth/login" | "/demo.css" | "/demo.js" | "/signoff.js" | "/healthz" | "/readyz" | "/metrics"
-    )
+fn skips(method: &Method, path: &str) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD)
+        || matches!(
+            path,
+            "/auth/logout"
+                | "/auth/login"
+                | "/demo.css"
+                | "/demo.js"
+                | "/signoff.js"
+                | "/healthz"
+                | "/readyz"
+                | "/metrics"
+        )
 }
 
 pub async fn resume(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let config = state.config();
-    if skips(req.uri().path()) {
+    if skips(req.method(), req.uri().path()) {
         return next.run(req).await;
     }
     let Some(remember) = cookies::remember_secret(req.headers(), config) else {

@@ -57,15 +57,22 @@ pub fn device(user_agent: Option<&str>) -> Device {
     }
 }
 
-/// One entry of `GET /auth/sessions`.
-pub fn listed_session(authority: &Authority, s: &Session, current: bool) -> Value {
-    let d = device(s.user_agent.as_deref());
-    let mut v = session(authority, s);
-    v["current"] = json!(current);
-    v["ip"] = json!(s.ip);
-    v["user_agent"] = json!(s.user_agent);
-    v["device"] = json!({ "browser": d.browser, "os": d.os, "kind": d.kind });
-    v
+/// One entry of `GET /auth/sessions`: a live session, or a remembered device whose session
+/// has ended (`signed_in: false`; its remember-me cookie can still sign it back in).
+pub fn listed_device(d: &signoff_core::Device, current: bool) -> Value {
+    let parsed = device(d.user_agent.as_deref());
+    json!({
+        "id": d.id,
+        "current": current,
+        "created_at": rfc3339(d.created_at),
+        "last_active_at": rfc3339(d.last_active_at),
+        "expires_at": rfc3339(d.expires_at),
+        "ip": d.ip,
+        "user_agent": d.user_agent,
+        "device": { "browser": parsed.browser, "os": parsed.os, "kind": parsed.kind },
+        "signed_in": d.signed_in,
+        "remembered": d.remembered,
+    })
 }
 
 pub fn audit_event(e: &AuditEvent) -> Value {

@@ -12,12 +12,12 @@ use signoff_core::revocation::FeedEntry;
 use signoff_core::secret::SecretHash;
 use signoff_core::store::RefreshToken;
 use signoff_core::store::{
-    RememberFilter, RememberToken, Session, SessionFilter, Store, StoreError, Tx, User, UserCredentials,
+    Ended, RememberFilter, RememberToken, Session, SessionFilter, Store, StoreError, Tx, User, UserCredentials,
 };
 use signoff_core::token::SigningKeyPair;
 use signoff_core::{SessionId, UserId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -67,13 +67,13 @@ fn restrict_permissions(path: &std::path::Path) -> Result<(), StoreError> {
 // Column lists as macros so every query stays a `&'static str` built with `concat!`.
 macro_rules! session_columns {
     () => {
-        "s.id, s.secret_hash, s.user_id, s.created_at, s.last_active_at, s.expires_at, s.ip, s.user_agent"
+        "s.id, s.secret_hash, s.user_id, s.created_at, s.last_active_at, s.expires_at, s.ip, s.user_agent, s.series"
     };
 }
 // RETURNING cannot name a table alias.
 macro_rules! session_returning {
     () => {
-        "id, secret_hash, user_id, created_at, last_active_at, expires_at, ip, user_agent"
+        "id, secret_hash, user_id, created_at, last_active_at, expires_at, ip, user_agent, series"
     };
 }
 macro_rules! user_columns {
@@ -83,7 +83,8 @@ macro_rules! user_columns {
 }
 macro_rules! remember_columns {
     () => {
-        "selector, validator_hash, previous_hash, rotated_at, user_id, session_id, created_at, expires_at"
+        "selector, validator_hash, previous_hash, rotated_at, user_id, session_id, created_at, expires_at, grace_used, \
+         ip, user_agent"
     };
 }
 
@@ -95,7 +96,9 @@ impl Store for SqliteStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
-        Ok(Box::new(SqliteTx { tx: self.pool.begin().await.map_err(db_err)? }))
+        // IMMEDIATE: the write lock is taken at once, so every read inside the transaction sees
+        // the newest commit and nothing commits under it (see `Tx`).
+        Ok(Box::new(SqliteTx { tx: self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)? }))
     }
 
     async fn user_by_email(&self, email: &str) -> Result<Option<UserCredentials>, StoreError> {
@@ -108,12 +111,7 @@ impl Store for SqliteStore {
     }
 
     async fn user_by_id(&self, id: &UserId) -> Result<Option<UserCredentials>, StoreError> {
-        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users u WHERE u.id = ?"))
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(user_from).transpose()
+        read::user_by_id(&self.pool, id).await
     }
 
     async fn session_by_hash(&self, hash: &SecretHash) -> Result<Option<(Session, User)>, StoreError> {
@@ -144,13 +142,13 @@ impl Store for SqliteStore {
         rows.iter().map(session_from).collect()
     }
 
-    async fn remember_by_selector(&self, selector: &str) -> Result<Option<RememberToken>, StoreError> {
-        let row = sqlx::query(concat!("SELECT ", remember_columns!(), " FROM remember_tokens WHERE selector = ?"))
-            .bind(selector)
-            .fetch_optional(&self.pool)
+    async fn user_remember(&self, user: &UserId) -> Result<Vec<RememberToken>, StoreError> {
+        let rows = sqlx::query(concat!("SELECT ", remember_columns!(), " FROM remember_tokens WHERE user_id = ?"))
+            .bind(user.as_str())
+            .fetch_all(&self.pool)
             .await
             .map_err(db_err)?;
-        row.as_ref().map(remember_from).transpose()
+        rows.iter().map(remember_from).collect()
     }
 
     async fn touch_session(&self, id: &SessionId, at: OffsetDateTime) -> Result<(), StoreError> {
@@ -207,36 +205,11 @@ impl Store for SqliteStore {
     }
 
     async fn session_by_id(&self, id: &SessionId) -> Result<Option<(Session, User)>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            session_columns!(),
-            ", ",
-            user_columns!(),
-            " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?"
-        ))
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?;
-        row.map(|r| Ok((session_from(&r)?, user_from(&r)?.user))).transpose()
+        read::session_by_id(&self.pool, id).await
     }
 
     async fn refresh_by_hash(&self, hash: &SecretHash) -> Result<Option<RefreshToken>, StoreError> {
-        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = ?")
-            .bind(&hash.0[..])
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(refresh_from).transpose()
-    }
-
-    async fn refresh_by_id(&self, id: &str) -> Result<Option<RefreshToken>, StoreError> {
-        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(refresh_from).transpose()
+        read::refresh_by_hash(&self.pool, hash).await
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyPair>, StoreError> {
@@ -267,10 +240,100 @@ impl SqliteTx {
     fn conn(&mut self) -> &mut SqliteConnection {
         &mut self.tx
     }
+
+    /// Ends every session opened from one of `selectors` (series that were just deleted).
+    async fn end_series_sessions(&mut self, selectors: &[String], ended: &mut Ended) -> Result<(), StoreError> {
+        for selector in selectors {
+            let rows = sqlx::query(concat!("DELETE FROM sessions WHERE series = ? RETURNING ", session_returning!()))
+                .bind(selector)
+                .fetch_all(self.conn())
+                .await
+                .map_err(db_err)?;
+            for row in &rows {
+                ended.sessions.push(session_from(row)?);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads shared by the pool (`Store`) and an open transaction (`Tx`).
+mod read {
+    use super::*;
+    use sqlx::SqliteExecutor;
+
+    pub async fn user_by_id(e: impl SqliteExecutor<'_>, id: &UserId) -> Result<Option<UserCredentials>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users u WHERE u.id = ?"))
+            .bind(id.as_str())
+            .fetch_optional(e)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    pub async fn session_by_id(
+        e: impl SqliteExecutor<'_>,
+        id: &SessionId,
+    ) -> Result<Option<(Session, User)>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            ", ",
+            user_columns!(),
+            " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(e)
+        .await
+        .map_err(db_err)?;
+        row.map(|r| Ok((session_from(&r)?, user_from(&r)?.user))).transpose()
+    }
+
+    pub async fn refresh_by_hash(
+        e: impl SqliteExecutor<'_>,
+        hash: &SecretHash,
+    ) -> Result<Option<RefreshToken>, StoreError> {
+        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = ?")
+            .bind(&hash.0[..])
+            .fetch_optional(e)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(refresh_from).transpose()
+    }
 }
 
 #[async_trait]
 impl Tx for SqliteTx {
+    async fn user_by_id(&mut self, id: &UserId) -> Result<Option<User>, StoreError> {
+        Ok(read::user_by_id(self.conn(), id).await?.map(|c| c.user))
+    }
+
+    async fn session_by_id(&mut self, id: &SessionId) -> Result<Option<(Session, User)>, StoreError> {
+        read::session_by_id(self.conn(), id).await
+    }
+
+    async fn remember_by_selector(&mut self, selector: &str) -> Result<Option<RememberToken>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", remember_columns!(), " FROM remember_tokens WHERE selector = ?"))
+            .bind(selector)
+            .fetch_optional(self.conn())
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(remember_from).transpose()
+    }
+
+    async fn refresh_by_hash(&mut self, hash: &SecretHash) -> Result<Option<RefreshToken>, StoreError> {
+        read::refresh_by_hash(self.conn(), hash).await
+    }
+
+    async fn refresh_by_id(&mut self, id: &str) -> Result<Option<RefreshToken>, StoreError> {
+        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE id = ?")
+            .bind(id)
+            .fetch_optional(self.conn())
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(refresh_from).transpose()
+    }
+
     async fn create_user(&mut self, user: &User, password_hash: &str) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO users (id, email, password_hash, token_version, created_at) VALUES (?, ?, ?, ?, ?)")
             .bind(user.id.as_str())
@@ -314,8 +377,8 @@ impl Tx for SqliteTx {
 
     async fn insert_session(&mut self, s: &Session) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO sessions (id, secret_hash, user_id, created_at, last_active_at, expires_at, ip, user_agent) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id, secret_hash, user_id, created_at, last_active_at, expires_at, ip, user_agent, \
+             series) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(s.id.as_str())
         .bind(&s.secret_hash.0[..])
@@ -325,6 +388,7 @@ impl Tx for SqliteTx {
         .bind(ms(s.expires_at))
         .bind(s.ip.as_deref())
         .bind(s.user_agent.as_deref())
+        .bind(s.series.as_deref())
         .execute(self.conn())
         .await
         .map_err(db_err)?;
@@ -353,7 +417,7 @@ impl Tx for SqliteTx {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn end_sessions(&mut self, filter: SessionFilter<'_>) -> Result<Vec<Session>, StoreError> {
+    async fn end_sessions(&mut self, filter: SessionFilter<'_>) -> Result<Ended, StoreError> {
         let (sessions, remember) = match filter {
             SessionFilter::One { user, id } => (
                 sqlx::query(concat!(
@@ -363,24 +427,34 @@ impl Tx for SqliteTx {
                 .bind(id.as_str())
                 .bind(user.as_str()),
                 Some(
-                    sqlx::query("DELETE FROM remember_tokens WHERE session_id = ? AND user_id = ?")
+                    sqlx::query("DELETE FROM remember_tokens WHERE session_id = ? AND user_id = ? RETURNING selector")
                         .bind(id.as_str())
                         .bind(user.as_str()),
                 ),
             ),
-            SessionFilter::AllOf { user, keep } => (
-                sqlx::query(concat!(
-                    "DELETE FROM sessions WHERE user_id = ? AND id IS NOT ? RETURNING ",
-                    session_returning!()
-                ))
-                .bind(user.as_str())
-                .bind(keep.map(SessionId::as_str)),
-                Some(
-                    sqlx::query("DELETE FROM remember_tokens WHERE user_id = ? AND session_id IS NOT ?")
+            SessionFilter::AllOf { user, keep } => {
+                let keep =
+                    serde_json::to_string(&keep.iter().map(SessionId::as_str).collect::<Vec<_>>()).map_err(backend)?;
+                (
+                    sqlx::query(concat!(
+                        "DELETE FROM sessions WHERE user_id = ? AND id NOT IN (SELECT value FROM json_each(?)) \
+                         RETURNING ",
+                        session_returning!()
+                    ))
+                    .bind(user.as_str())
+                    .bind(keep.clone()),
+                    // The kept sessions' own series survive (the kept sessions are not deleted).
+                    Some(
+                        sqlx::query(
+                            "DELETE FROM remember_tokens WHERE user_id = ? AND selector NOT IN (SELECT series FROM \
+                             sessions WHERE id IN (SELECT value FROM json_each(?)) AND series IS NOT NULL) \
+                             RETURNING selector",
+                        )
                         .bind(user.as_str())
-                        .bind(keep.map(SessionId::as_str)),
-                ),
-            ),
+                        .bind(keep),
+                    ),
+                )
+            }
             SessionFilter::Expired { now, idle_cutoff } => (
                 sqlx::query(concat!(
                     "DELETE FROM sessions WHERE expires_at <= ? OR last_active_at <= ? RETURNING ",
@@ -390,13 +464,37 @@ impl Tx for SqliteTx {
                 .bind(ms(idle_cutoff)),
                 None,
             ),
+            SessionFilter::OldestBeyond { user, keep } => (
+                sqlx::query(concat!(
+                    "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE user_id = ? \
+                     ORDER BY created_at DESC, id LIMIT -1 OFFSET ?) RETURNING ",
+                    session_returning!()
+                ))
+                .bind(user.as_str())
+                .bind(keep),
+                None,
+            ),
         };
         let rows = sessions.fetch_all(self.conn()).await.map_err(db_err)?;
+        let mut ended = Ended { sessions: rows.iter().map(session_from).collect::<Result<Vec<_>, _>>()?, series: 0 };
+        let mut selectors: Vec<String> = Vec::new();
         if let Some(remember) = remember {
-            remember.execute(self.conn()).await.map_err(db_err)?;
+            selectors = remember.fetch_all(self.conn()).await.map_err(db_err)?.iter().map(|r| r.get(0)).collect();
+        } else if let SessionFilter::OldestBeyond { .. } = filter {
+            // Sessions ended by the cap take the series they back along.
+            for s in &ended.sessions {
+                let gone: Vec<String> =
+                    sqlx::query_scalar("DELETE FROM remember_tokens WHERE session_id = ? RETURNING selector")
+                        .bind(s.id.as_str())
+                        .fetch_all(self.conn())
+                        .await
+                        .map_err(db_err)?;
+                selectors.extend(gone);
+            }
         }
-        let ended = rows.iter().map(session_from).collect::<Result<Vec<_>, _>>()?;
-        if !ended.is_empty() {
+        ended.series = selectors.len() as u64;
+        self.end_series_sessions(&selectors, &mut ended).await?;
+        if !ended.sessions.is_empty() {
             // Refresh tokens die with their sessions, whatever ended them.
             sqlx::query("DELETE FROM refresh_tokens WHERE session_id NOT IN (SELECT id FROM sessions)")
                 .execute(self.conn())
@@ -407,18 +505,25 @@ impl Tx for SqliteTx {
     }
 
     async fn insert_remember(&mut self, t: &RememberToken) -> Result<(), StoreError> {
-        sqlx::query(concat!("INSERT INTO remember_tokens (", remember_columns!(), ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"))
-            .bind(&t.selector)
-            .bind(&t.validator_hash.0[..])
-            .bind(t.previous_hash.as_ref().map(|h| h.0.to_vec()))
-            .bind(t.rotated_at.map(ms))
-            .bind(t.user_id.as_str())
-            .bind(t.session_id.as_str())
-            .bind(ms(t.created_at))
-            .bind(ms(t.expires_at))
-            .execute(self.conn())
-            .await
-            .map_err(db_err)?;
+        sqlx::query(concat!(
+            "INSERT INTO remember_tokens (",
+            remember_columns!(),
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&t.selector)
+        .bind(&t.validator_hash.0[..])
+        .bind(t.previous_hash.as_ref().map(|h| h.0.to_vec()))
+        .bind(t.rotated_at.map(ms))
+        .bind(t.user_id.as_str())
+        .bind(t.session_id.as_str())
+        .bind(ms(t.created_at))
+        .bind(ms(t.expires_at))
+        .bind(t.grace_used)
+        .bind(t.ip.as_deref())
+        .bind(t.user_agent.as_deref())
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
         Ok(())
     }
 
@@ -427,16 +532,18 @@ impl Tx for SqliteTx {
         selector: &str,
         expected: &SecretHash,
         validator_hash: &SecretHash,
-        session: &SessionId,
+        session: &Session,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE remember_tokens SET validator_hash = ?, previous_hash = validator_hash, rotated_at = ?, \
-             session_id = ? WHERE selector = ? AND validator_hash = ?",
+             grace_used = 0, session_id = ?, ip = ?, user_agent = ? WHERE selector = ? AND validator_hash = ?",
         )
         .bind(&validator_hash.0[..])
         .bind(ms(at))
-        .bind(session.as_str())
+        .bind(session.id.as_str())
+        .bind(session.ip.as_deref())
+        .bind(session.user_agent.as_deref())
         .bind(selector)
         .bind(&expected.0[..])
         .execute(self.conn())
@@ -445,14 +552,37 @@ impl Tx for SqliteTx {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn delete_remember(&mut self, filter: RememberFilter<'_>) -> Result<u64, StoreError> {
+    async fn use_remember_grace(&mut self, selector: &str, previous: &SecretHash) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE remember_tokens SET grace_used = 1 WHERE selector = ? AND previous_hash = ? AND grace_used = 0",
+        )
+        .bind(selector)
+        .bind(&previous.0[..])
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_remember(&mut self, filter: RememberFilter<'_>) -> Result<Ended, StoreError> {
         let query = match filter {
-            RememberFilter::Selector(s) => sqlx::query("DELETE FROM remember_tokens WHERE selector = ?").bind(s),
+            RememberFilter::Selector(s) => {
+                sqlx::query_scalar("DELETE FROM remember_tokens WHERE selector = ? RETURNING selector").bind(s)
+            }
             RememberFilter::AllOfUser(u) => {
-                sqlx::query("DELETE FROM remember_tokens WHERE user_id = ?").bind(u.as_str())
+                sqlx::query_scalar("DELETE FROM remember_tokens WHERE user_id = ? RETURNING selector").bind(u.as_str())
             }
         };
-        Ok(query.execute(self.conn()).await.map_err(db_err)?.rows_affected())
+        let selectors: Vec<String> = query.fetch_all(self.conn()).await.map_err(db_err)?;
+        let mut ended = Ended { sessions: Vec::new(), series: selectors.len() as u64 };
+        self.end_series_sessions(&selectors, &mut ended).await?;
+        if !ended.sessions.is_empty() {
+            sqlx::query("DELETE FROM refresh_tokens WHERE session_id NOT IN (SELECT id FROM sessions)")
+                .execute(self.conn())
+                .await
+                .map_err(db_err)?;
+        }
+        Ok(ended)
     }
 
     async fn append_audit(&mut self, e: &AuditEvent) -> Result<(), StoreError> {
@@ -494,6 +624,7 @@ impl Tx for SqliteTx {
                 FeedEntry::TokenVersion { user_id, version } => {
                     ("token_version", user_id.as_str(), Some(user_id.as_str()), None, None, Some(*version), at)
                 }
+                FeedEntry::Keys { kid } => ("keys", kid.as_str(), None, None, None, None, at),
             };
             sqlx::query(
                 "INSERT INTO revocations (kind, subject, user_id, issuer, reason, value, at) \
@@ -515,8 +646,8 @@ impl Tx for SqliteTx {
 
     async fn insert_refresh(&mut self, t: &RefreshToken) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO refresh_tokens (id, token_hash, family_id, session_id, user_id, created_at, expires_at, used_at, replaced_by) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO refresh_tokens (id, token_hash, family_id, session_id, user_id, created_at, expires_at, \
+             used_at, replaced_by, successor_salt, grace_used) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&t.id)
         .bind(&t.token_hash.0[..])
@@ -527,21 +658,43 @@ impl Tx for SqliteTx {
         .bind(ms(t.expires_at))
         .bind(t.used_at.map(ms))
         .bind(t.replaced_by.as_deref())
+        .bind(t.successor_salt.as_ref().map(|s| s.to_vec()))
+        .bind(t.grace_used)
         .execute(self.conn())
         .await
         .map_err(db_err)?;
         Ok(())
     }
 
-    async fn consume_refresh(&mut self, id: &str, successor: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE refresh_tokens SET used_at = ?, replaced_by = ? WHERE id = ? AND used_at IS NULL")
-                .bind(ms(at))
-                .bind(successor)
-                .bind(id)
-                .execute(self.conn())
-                .await
-                .map_err(db_err)?;
+    async fn consume_refresh(
+        &mut self,
+        id: &str,
+        successor: &str,
+        salt: &[u8; 32],
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = ?, replaced_by = ?, successor_salt = ?, grace_used = 0 \
+             WHERE id = ? AND used_at IS NULL",
+        )
+        .bind(ms(at))
+        .bind(successor)
+        .bind(&salt[..])
+        .bind(id)
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn use_refresh_grace(&mut self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET grace_used = 1 WHERE id = ? AND used_at IS NOT NULL AND grace_used = 0",
+        )
+        .bind(id)
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -594,6 +747,15 @@ impl Tx for SqliteTx {
             .await
             .map_err(db_err)?;
         Ok(done.rows_affected())
+    }
+
+    async fn delete_signing_key(&mut self, kid: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM signing_keys WHERE kid = ?")
+            .bind(kid)
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {

@@ -9,6 +9,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_remember_me.sql")),
     (3, include_str!("../migrations/0003_revocation_feed.sql")),
     (4, include_str!("../migrations/0004_tokens.sql")),
+    (5, include_str!("../migrations/0005_bound_credentials.sql")),
 ];
 
 pub async fn run(pool: &SqlitePool) -> Result<(), StoreError> {

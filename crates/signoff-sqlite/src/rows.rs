@@ -52,6 +52,7 @@ pub fn session_from(row: &SqliteRow) -> Result<Session, StoreError> {
         expires_at: from_ms(get(row, "expires_at")?)?,
         ip: get(row, "ip")?,
         user_agent: get(row, "user_agent")?,
+        series: get(row, "series")?,
     })
 }
 
@@ -79,6 +80,9 @@ pub fn remember_from(row: &SqliteRow) -> Result<RememberToken, StoreError> {
         session_id: SessionId::from_string(get(row, "session_id")?),
         created_at: from_ms(get(row, "created_at")?)?,
         expires_at: from_ms(get(row, "expires_at")?)?,
+        grace_used: get(row, "grace_used")?,
+        ip: get(row, "ip")?,
+        user_agent: get(row, "user_agent")?,
     })
 }
 
@@ -118,6 +122,7 @@ pub fn feed_from(r: &SqliteRow) -> Result<(i64, FeedEntry), StoreError> {
         "token_version" => {
             FeedEntry::TokenVersion { user_id: UserId::from_string(subject), version: value.unwrap_or_default() }
         }
+        "keys" => FeedEntry::Keys { kid: subject },
         other => return Err(backend(format!("unknown feed entry kind {other}"))),
     };
     Ok((get(r, "seq")?, entry))
@@ -134,6 +139,8 @@ pub fn refresh_from(r: &SqliteRow) -> Result<RefreshToken, StoreError> {
         expires_at: from_ms(get(r, "expires_at")?)?,
         used_at: get::<Option<i64>>(r, "used_at")?.map(from_ms).transpose()?,
         replaced_by: get(r, "replaced_by")?,
+        successor_salt: get::<Option<Vec<u8>>>(r, "successor_salt")?.and_then(|s| s.try_into().ok()),
+        grace_used: get(r, "grace_used")?,
     })
 }
 

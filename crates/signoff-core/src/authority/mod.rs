@@ -20,8 +20,8 @@ use crate::remember::RememberSecret;
 use crate::revocation::{FeedEntry, Revocation, RevocationHub};
 use crate::secret::{SessionId, SessionSecret, UserId};
 use crate::session_cache::SessionCache;
-use crate::store::{RememberFilter, RememberToken, Session, SessionFilter, Store, StoreError, Tx, User};
-use crate::throttle::{LoginThrottle, ThrottlePolicy};
+use crate::store::{Ended, RememberFilter, RememberToken, Session, SessionFilter, Store, StoreError, Tx, User};
+use crate::throttle::{Limits, ThrottlePolicy, address_key, take_all};
 pub use tokens::{AccessContext, Presented, TokenPair, TokenPolicy, TokenState};
 
 /// How long sessions live.
@@ -35,8 +35,11 @@ pub struct SessionPolicy {
     pub touch_interval: Duration,
     /// How long a remember-me series lasts.
     pub remember_lifetime: Duration,
-    /// How long the immediate predecessor of a rotated token is still honoured (racing tabs).
+    /// How long the immediate predecessor of a rotated remember-me validator is still honoured
+    /// (once, for a racing tab); zero turns the grace off.
     pub race_grace: Duration,
+    /// Live sessions a user may have; signing in beyond it ends the oldest.
+    pub max_sessions_per_user: u32,
 }
 
 impl Default for SessionPolicy {
@@ -47,6 +50,7 @@ impl Default for SessionPolicy {
             touch_interval: Duration::minutes(1),
             remember_lifetime: Duration::days(30),
             race_grace: Duration::seconds(5),
+            max_sessions_per_user: 100,
         }
     }
 }
@@ -84,6 +88,23 @@ pub enum Resume {
     LostRace,
     /// An already-used validator: the series and its session were revoked.
     Theft,
+}
+
+/// A device the user is signed in on: a live session, or a remember-me series that can sign
+/// the device back in although its session has ended. Its id is the session's (for a series,
+/// the session it last backed), so `DELETE /auth/sessions/{id}` revokes either.
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub id: SessionId,
+    pub created_at: OffsetDateTime,
+    pub last_active_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// Whether a live session stands behind it (otherwise only a remember-me series).
+    pub signed_in: bool,
+    /// Whether a remember-me series can sign it back in.
+    pub remembered: bool,
 }
 
 /// Which sessions a logout ends.
@@ -125,11 +146,14 @@ pub struct Authority {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     passwords: Passwords,
-    throttle: LoginThrottle,
+    limits: Limits,
     policy: SessionPolicy,
     hub: RevocationHub,
     tokens: TokenState,
     sessions: SessionCache,
+    /// The revocation feed's head, read before the denylist and keys were loaded: relaying
+    /// from here cannot miss an entry committed while they loaded.
+    feed_start: i64,
 }
 
 /// Changes in flight: one store transaction plus the audit events and revocations to announce
@@ -153,9 +177,22 @@ impl Batch<'_> {
         Ok(())
     }
 
-    /// Ends the sessions matching `filter`, one `event` per ended session.
+    /// Ends the sessions matching `filter` (with the remember-me series they back and the
+    /// sessions bound to those), one `event` per ended session.
     async fn end(&mut self, filter: SessionFilter<'_>, event: &AuditEvent) -> Result<u64, CoreError> {
         let ended = self.tx.end_sessions(filter).await?;
+        self.ended(ended, event).await
+    }
+
+    /// Deletes remember-me series and ends every session opened from them, one `event` each.
+    async fn drop_series(&mut self, filter: RememberFilter<'_>, event: &AuditEvent) -> Result<u64, CoreError> {
+        let ended = self.tx.delete_remember(filter).await?;
+        self.ended(ended, event).await
+    }
+
+    /// Audits and queues for announcement what a store call ended.
+    async fn ended(&mut self, ended: Ended, event: &AuditEvent) -> Result<u64, CoreError> {
+        let ended = ended.sessions;
         for s in &ended {
             self.audit(event.about(s)).await?;
             self.revoked.push(Revocation {
@@ -218,17 +255,20 @@ impl Authority {
         policy: SessionPolicy,
         throttle: ThrottlePolicy,
         token_policy: TokenPolicy,
+        passwords: Passwords,
     ) -> Result<Self, CoreError> {
         let tokens = TokenState::new(token_policy);
+        let feed_start = store.revocation_head().await?;
         let authority = Self {
             store,
             clock,
-            passwords: Passwords::new().await?,
-            throttle: LoginThrottle::new(throttle),
+            passwords,
+            limits: Limits::new(throttle),
             policy,
             hub: RevocationHub::default(),
             tokens,
             sessions: SessionCache::default(),
+            feed_start,
         };
         authority.load_token_state().await?;
         Ok(authority)
@@ -294,11 +334,19 @@ impl Authority {
     /// Self-service registration. An address that already has an account gets the same
     /// answer as a new one (a user with a fresh id, never stored), so registration cannot be
     /// used to find out who has an account; the owner's audit log records the attempt.
+    /// Attempts are limited per client address and per target address, whatever their outcome,
+    /// and repeated attempts on one account leave one audit event per hour.
     pub async fn register(&self, raw_email: &str, password: &str, client: &ClientInfo) -> Result<User, CoreError> {
+        let target = email::normalize(raw_email).ok_or(CoreError::InvalidEmail)?;
+        let l = &self.limits;
+        take_all(&[(&l.register_ip, &address_key(&client.ip)), (&l.register_email, &target)], self.now())
+            .map_err(CoreError::Throttled)?;
         match self.create_user(raw_email, password, client).await {
             Err(CoreError::Store(StoreError::Conflict)) => {
-                let email = email::normalize(raw_email).ok_or(CoreError::InvalidEmail)?;
-                if let Some(existing) = self.store.user_by_email(&email).await? {
+                let email = target;
+                if let Some(existing) = self.store.user_by_email(&email).await?
+                    && l.register_existing.take(existing.user.id.as_str(), self.now()).is_ok()
+                {
                     self.record(self.event(AuditKind::RegisterExisting, Actor::User, client).user(&existing.user.id))
                         .await?;
                 }
@@ -331,14 +379,14 @@ impl Authority {
             None => None,
         };
         let mut batch = self.batch().await?;
+        let event = self.event(AuditKind::SessionRevoked, Actor::Policy, client).reason("superseded");
         if let Some(old) = old {
-            let event = self.event(AuditKind::SessionRevoked, Actor::Policy, client).reason("superseded");
             batch.end(SessionFilter::One { user: &old.user.id, id: &old.session.id }, &event).await?;
         }
         if let Some(r) = previous.1 {
-            batch.tx.delete_remember(RememberFilter::Selector(r.selector())).await?;
+            batch.drop_series(RememberFilter::Selector(r.selector()), &event).await?;
         }
-        let signed_in = self.open_session(&mut batch, user, remember_me, "password", client).await?;
+        let signed_in = self.open_session(&mut batch, user, None, remember_me, "password", client).await?;
         batch.commit().await?;
         Ok(signed_in)
     }
@@ -347,7 +395,7 @@ impl Authority {
     /// password: that is `InvalidCredentials`, counted against the account and the address.
     async fn check_password(&self, key: &str, password: &str, client: &ClientInfo) -> Result<Option<User>, CoreError> {
         let now = self.now();
-        if let Some(wait) = self.throttle.check(key, &client.ip, now) {
+        if let Some(wait) = self.limits.login.check(key, &client.ip, now) {
             tracing::warn!(target: "audit", event = "login_throttled", ip = %client.ip, "sign-in refused: too many failures");
             return Err(CoreError::Throttled(wait));
         }
@@ -355,11 +403,11 @@ impl Authority {
         let ok = self.passwords.verify(password, account.as_ref().map(|a| a.password_hash.as_str())).await?;
         match account {
             Some(account) if ok => {
-                self.throttle.record_success(key);
+                self.limits.login.record_success(key, &client.ip);
                 Ok(Some(account.user))
             }
             other => {
-                self.throttle.record_failure(key, &client.ip, now);
+                self.limits.login.record_failure(key, &client.ip, now);
                 // Stored either way (bounded by the limiter, which refuses before this point); an
                 // unknown account's event has no user, so only operators ever see it.
                 let event = self.event(AuditKind::LoginFailed, Actor::User, client).reason("bad_credentials");
@@ -372,17 +420,20 @@ impl Authority {
         }
     }
 
-    /// Inserts a new session for `user` (and a new remember-me series if asked) in `batch`.
+    /// Inserts a new session for `user` in `batch`: opened from the remember-me series `series`,
+    /// or with a new series if `remember_me`. Beyond the per-user cap the oldest sessions end.
     async fn open_session(
         &self,
         batch: &mut Batch<'_>,
         user: User,
+        series: Option<&str>,
         remember_me: bool,
         how: &str,
         client: &ClientInfo,
     ) -> Result<SignedIn, CoreError> {
         let now = self.now();
         let secret = SessionSecret::generate();
+        let remember = remember_me.then(RememberSecret::generate);
         let session = Session {
             id: SessionId::generate(),
             user_id: user.id.clone(),
@@ -392,10 +443,10 @@ impl Authority {
             expires_at: now + self.policy.absolute_lifetime,
             ip: Some(client.ip.clone()),
             user_agent: client.user_agent.clone(),
+            series: series.or(remember.as_ref().map(RememberSecret::selector)).map(str::to_owned),
         };
         batch.tx.insert_session(&session).await?;
-        let remember = if remember_me {
-            let r = RememberSecret::generate();
+        if let Some(r) = &remember {
             batch
                 .tx
                 .insert_remember(&RememberToken {
@@ -407,36 +458,46 @@ impl Authority {
                     expires_at: now + self.policy.remember_lifetime,
                     previous_hash: None,
                     rotated_at: None,
+                    grace_used: false,
+                    ip: session.ip.clone(),
+                    user_agent: session.user_agent.clone(),
                 })
                 .await?;
-            Some(r)
-        } else {
-            None
-        };
+        }
         batch.audit(self.event(AuditKind::Login, Actor::User, client).reason(how).about(&session)).await?;
+        let cap = self.event(AuditKind::SessionRevoked, Actor::Policy, client).reason("session_limit");
+        batch
+            .end(SessionFilter::OldestBeyond { user: &user.id, keep: self.policy.max_sessions_per_user }, &cap)
+            .await?;
         Ok(SignedIn { ctx: SessionContext { session, user, secret }, remember })
     }
 
     /// Signs a browser back in from its remember-me cookie, rotating the validator. See
     /// [`crate::remember`] for the theft rule and the race grace.
+    ///
+    /// Everything is read and decided inside one transaction: a revocation that committed
+    /// first has deleted the series (nothing is created), one that commits after finds the new
+    /// session bound to the series and ends it with it.
     pub async fn resume(&self, presented: &RememberSecret, client: &ClientInfo) -> Result<Resume, CoreError> {
         let now = self.now();
-        let Some(token) = self.store.remember_by_selector(presented.selector()).await? else {
-            return Ok(Resume::Invalid);
-        };
-        let Some(user) = self.store.user_by_id(&token.user_id).await?.map(|c| c.user) else {
-            return Ok(Resume::Invalid);
-        };
         let mut batch = self.batch().await?;
+        let Some(token) = batch.tx.remember_by_selector(presented.selector()).await? else {
+            return Ok(Resume::Invalid);
+        };
+        let Some(user) = batch.tx.user_by_id(&token.user_id).await? else {
+            return Ok(Resume::Invalid);
+        };
         if now >= token.expires_at {
-            batch.tx.delete_remember(RememberFilter::Selector(&token.selector)).await?;
+            let event = self.event(AuditKind::SessionRevoked, Actor::Policy, client).reason("remember_expired");
+            batch.drop_series(RememberFilter::Selector(&token.selector), &event).await?;
             batch.commit().await?;
             return Ok(Resume::Invalid);
         }
         let hash = presented.validator_hash();
         if hash.ct_eq(&token.validator_hash) {
             let user_id = user.id.clone();
-            let mut signed_in = self.open_session(&mut batch, user, false, "remember_me", client).await?;
+            let mut signed_in =
+                self.open_session(&mut batch, user, Some(&token.selector), false, "remember_me", client).await?;
             let next = presented.rotated();
             let swapped = batch
                 .tx
@@ -444,14 +505,14 @@ impl Authority {
                     &token.selector,
                     &token.validator_hash,
                     &next.validator_hash(),
-                    &signed_in.ctx.session.id,
+                    &signed_in.ctx.session,
                     now,
                 )
                 .await?;
             if !swapped {
                 return Ok(Resume::LostRace);
             }
-            // The session the series backed before, if it still lives, is replaced. The token is
+            // The session the series backed before, if it still lives, is replaced. The series is
             // already bound to the new session, so ending the old one leaves it alone.
             let event = self.event(AuditKind::SessionRevoked, Actor::Policy, client).reason("superseded");
             batch.end(SessionFilter::One { user: &user_id, id: &token.session_id }, &event).await?;
@@ -459,17 +520,24 @@ impl Authority {
             signed_in.remember = Some(next);
             return Ok(Resume::Resumed(Box::new(signed_in)));
         }
-        let racing = token.previous_hash.is_some_and(|p| p.ct_eq(&hash))
-            && token.rotated_at.is_some_and(|at| now - at <= self.policy.race_grace);
+        let grace = self.policy.race_grace;
+        let racing = grace > Duration::ZERO
+            && token.previous_hash.is_some_and(|p| p.ct_eq(&hash))
+            && token.rotated_at.is_some_and(|at| now - at <= grace);
         if racing {
-            let signed_in = self.open_session(&mut batch, user, false, "remember_me", client).await?;
+            // Once per rotation: a second racer (or a replayed copy) gets nothing.
+            if !batch.tx.use_remember_grace(&token.selector, &hash).await? {
+                return Ok(Resume::LostRace);
+            }
+            let signed_in =
+                self.open_session(&mut batch, user, Some(&token.selector), false, "remember_me", client).await?;
             batch.commit().await?;
             return Ok(Resume::Resumed(Box::new(signed_in)));
         }
-        // An old validator is back: the cookie was copied. The series and its session die.
-        batch.tx.delete_remember(RememberFilter::Selector(&token.selector)).await?;
+        // An old validator is back: the cookie was copied. The series and every session opened
+        // from it die.
         let event = self.event(AuditKind::SessionRevoked, Actor::Reuse, client).reason("remember_token_reuse");
-        batch.end(SessionFilter::One { user: &user.id, id: &token.session_id }, &event).await?;
+        batch.drop_series(RememberFilter::Selector(&token.selector), &event).await?;
         batch.audit(self.event(AuditKind::RememberTokenReuse, Actor::Reuse, client).user(&user.id)).await?;
         batch.commit().await?;
         Ok(Resume::Theft)
@@ -540,66 +608,84 @@ impl Authority {
 
     // ---- logout and revocation ------------------------------------------------------------
 
-    /// Ends sessions for a logout and returns how many ended. `current` is the caller's live
-    /// session (by cookie or by access token), if any. `credentials` are what it presented:
-    /// with any scope that ends this session they die too (the access token is denied until it
-    /// expires, the refresh token's family and the remember-me series are revoked). Without a
-    /// session this is a quiet success that still leaves an audit line in the log.
+    /// Ends sessions for a logout and returns how many ended. `current` are the caller's live
+    /// sessions: the cookie's and the access token's, when a request carries both (each after
+    /// its own check). `credentials` are what it presented besides: with any scope that ends
+    /// the current sessions they die too (the access token is denied until it expires, the
+    /// refresh token's session and family end, the remember-me series ends with every session
+    /// opened from it). Without a session this still kills what was presented.
     pub async fn logout(
         &self,
-        current: Option<&Session>,
+        current: &[Session],
         scope: LogoutScope,
         credentials: &Presented<'_>,
         client: &ClientInfo,
     ) -> Result<u64, CoreError> {
         let mut batch = self.batch().await?;
-        if current.is_none() || scope.ends_current() {
-            self.revoke_presented(&mut batch, credentials).await?;
+        let mut ended = 0;
+        if current.is_empty() || scope.ends_current() {
+            let event =
+                self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason("logout");
+            ended += self.revoke_presented(&mut batch, credentials, &event).await?;
         }
-        let Some(session) = current else {
+        if current.is_empty() {
             batch.commit().await?;
             self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason("no_session").log();
-            return Ok(0);
-        };
-        let user = &session.user_id;
-        let mut ended = 0;
+            return Ok(ended);
+        }
+        let mut users: Vec<&UserId> = current.iter().map(|s| &s.user_id).collect();
+        users.dedup();
         if scope != LogoutScope::Local {
             let event = self
                 .event(AuditKind::SessionRevoked, Actor::OtherSession, client)
                 .scope(scope.as_str())
                 .reason("logout");
-            ended += batch.end(SessionFilter::AllOf { user, keep: Some(&session.id) }, &event).await?;
+            for user in &users {
+                let keep: Vec<SessionId> =
+                    current.iter().filter(|s| &s.user_id == *user).map(|s| s.id.clone()).collect();
+                ended += batch.end(SessionFilter::AllOf { user, keep: &keep }, &event).await?;
+            }
         }
         if scope.ends_current() {
             let event =
                 self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason("logout");
-            ended += batch.end(SessionFilter::One { user, id: &session.id }, &event).await?;
+            for session in current {
+                ended += batch.end(SessionFilter::One { user: &session.user_id, id: &session.id }, &event).await?;
+            }
         }
         if scope == LogoutScope::Global {
-            batch.bump_token_version(user).await?;
+            for user in users {
+                batch.bump_token_version(user).await?;
+            }
         }
         batch.commit().await?;
         Ok(ended)
     }
 
-    /// Ends one session of the caller's user, by its public id. Another user's session and an
-    /// unknown or expired id are the same `NotFound`, so ids of other users cannot be probed.
+    /// Ends one of the caller's devices by its id: a live session (with the remember-me series
+    /// it backs), or a remembered device whose session is gone (its series). Another user's
+    /// ids and unknown ids are the same `NotFound`, so ids of other users cannot be probed.
     pub async fn revoke_session(
         &self,
         ctx: &SessionContext,
         id: &SessionId,
         client: &ClientInfo,
     ) -> Result<(), CoreError> {
-        let live = self.sessions_of(&ctx.user.id).await?.iter().any(|s| s.id == *id);
-        if !live {
-            return Err(CoreError::NotFound);
-        }
         let actor = if *id == ctx.session.id { Actor::SelfSession } else { Actor::OtherSession };
         let event = self.event(AuditKind::SessionRevoked, actor, client).reason("revoked");
         let mut batch = self.batch().await?;
-        let ended = batch.end(SessionFilter::One { user: &ctx.user.id, id }, &event).await?;
+        let ended = batch.tx.end_sessions(SessionFilter::One { user: &ctx.user.id, id }).await?;
+        let only_series = ended.sessions.is_empty();
+        if only_series && ended.series == 0 {
+            return Err(CoreError::NotFound);
+        }
+        batch.ended(ended, &event).await?;
+        if only_series {
+            // A remembered device without a live session: record its end all the same.
+            batch.audit(event.user(&ctx.user.id).session(id)).await?;
+        }
         batch.commit().await?;
-        if ended == 0 { Err(CoreError::NotFound) } else { Ok(()) }
+        Ok(())
     }
 
     /// Changes the password: the current session survives with a new id, everything else of
@@ -630,6 +716,9 @@ impl Authority {
         new_email: &str,
         client: &ClientInfo,
     ) -> Result<SessionContext, CoreError> {
+        // Every attempt counts, whatever its outcome, so probing which addresses are taken is slow
+        // and the limit itself tells nothing.
+        self.limits.email_change.take(ctx.user.id.as_str(), self.now()).map_err(CoreError::Throttled)?;
         let email = email::normalize(new_email).ok_or(CoreError::InvalidEmail)?;
         self.check_password(&ctx.user.email, current_password, client).await?;
         let mut batch = self.batch().await?;
@@ -688,16 +777,14 @@ impl Authority {
     ) -> Result<Option<SessionContext>, CoreError> {
         let c = trigger.consequences();
         let keep = match c.ends {
-            Ends::Others => current.map(|ctx| &ctx.session.id),
+            Ends::Others => current.map(|ctx| std::slice::from_ref(&ctx.session.id)),
             Ends::All => None,
         };
         let event = self.event(AuditKind::SessionRevoked, trigger.actor(), client).reason(trigger.reason());
-        batch.end(SessionFilter::AllOf { user, keep }, &event).await?;
+        batch.end(SessionFilter::AllOf { user, keep: keep.unwrap_or_default() }, &event).await?;
         batch.quiet |= !c.notify;
         if c.revoke_all_tokens {
-            batch.tx.delete_remember(RememberFilter::AllOfUser(user)).await?;
-        }
-        if c.revoke_all_tokens {
+            batch.drop_series(RememberFilter::AllOfUser(user), &event).await?;
             batch.tx.revoke_user_refresh(user).await?;
         }
         let token_version = if c.bump_token_version { Some(batch.bump_token_version(user).await?) } else { None };
@@ -751,6 +838,9 @@ impl Authority {
             let count = entries.len();
             let (sessions, tokens): (Vec<FeedEntry>, Vec<FeedEntry>) =
                 entries.into_iter().map(|(_, e)| e).partition(|e| matches!(e, FeedEntry::Session(_)));
+            if tokens.iter().any(|e| matches!(e, FeedEntry::Keys { .. })) {
+                self.reload_keys().await?;
+            }
             self.tokens.apply(&tokens);
             let revoked: Vec<Revocation> = sessions
                 .into_iter()
@@ -767,9 +857,11 @@ impl Authority {
         }
     }
 
-    /// Where the revocation feed ends now (a new process starts relaying from here).
-    pub async fn revocation_head(&self) -> Result<i64, CoreError> {
-        Ok(self.store.revocation_head().await?)
+    /// Where this process starts relaying the revocation feed: its head when the process
+    /// started, read before the in-memory state was loaded (re-applying an entry is harmless,
+    /// missing one is not).
+    pub fn feed_start(&self) -> i64 {
+        self.feed_start
     }
 
     /// Drops feed entries older than an hour: every process has relayed them long since.
@@ -787,6 +879,41 @@ impl Authority {
         let mut sessions = self.store.user_sessions(user).await?;
         sessions.retain(|s| self.is_live(s, now));
         Ok(sessions)
+    }
+
+    /// Every device a user is signed in on, most recently active first: live sessions, and
+    /// remember-me series whose session has ended (they can still sign the device back in).
+    pub async fn devices_of(&self, user: &UserId) -> Result<Vec<Device>, CoreError> {
+        let now = self.now();
+        let sessions = self.sessions_of(user).await?;
+        let series = self.store.user_remember(user).await?;
+        let mut devices: Vec<Device> = sessions
+            .iter()
+            .map(|s| Device {
+                id: s.id.clone(),
+                created_at: s.created_at,
+                last_active_at: s.last_active_at,
+                expires_at: self.effective_expiry(s),
+                ip: s.ip.clone(),
+                user_agent: s.user_agent.clone(),
+                signed_in: true,
+                remembered: series.iter().any(|t| t.session_id == s.id && now < t.expires_at),
+            })
+            .collect();
+        for t in series.iter().filter(|t| now < t.expires_at && !sessions.iter().any(|s| s.id == t.session_id)) {
+            devices.push(Device {
+                id: t.session_id.clone(),
+                created_at: t.created_at,
+                last_active_at: t.rotated_at.unwrap_or(t.created_at),
+                expires_at: t.expires_at,
+                ip: t.ip.clone(),
+                user_agent: t.user_agent.clone(),
+                signed_in: false,
+                remembered: true,
+            });
+        }
+        devices.sort_by(|a, b| b.last_active_at.cmp(&a.last_active_at).then(b.created_at.cmp(&a.created_at)));
+        Ok(devices)
     }
 
     pub async fn audit_of(&self, user: &UserId, limit: u32) -> Result<Vec<AuditEvent>, CoreError> {

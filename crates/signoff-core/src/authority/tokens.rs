@@ -16,11 +16,23 @@ use crate::email;
 use crate::error::CoreError;
 use crate::remember::RememberSecret;
 use crate::revocation::FeedEntry;
-use crate::secret::{Secret, SessionId, UserId, random_id};
+use crate::secret::{Secret, SessionId, UserId, random_bytes, random_id};
 use crate::store::{RefreshToken, RememberFilter, Session, SessionFilter, User};
 use crate::token::{Claims, Keyring, SigningKeyPair, TokenError};
 
 const REFRESH_LABEL: &[u8] = b"signoff/refresh/v1";
+const SUCCESSOR_LABEL: &[u8] = b"signoff/refresh/successor/v1";
+
+/// The successor of a refresh token: 256 bits derived from a random salt (stored with the
+/// predecessor) and the predecessor's secret (never stored). Only someone presenting the
+/// predecessor can derive it again; the store alone cannot.
+fn successor_of(predecessor: &Secret, salt: &[u8; 32]) -> Secret {
+    let mut h = Sha256::new();
+    h.update(SUCCESSOR_LABEL);
+    h.update(salt);
+    h.update(predecessor.bytes());
+    Secret::from_bytes(h.finalize().into())
+}
 /// An unknown `kid` reloads the keys from the store at most this often.
 const KEY_RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -73,7 +85,16 @@ pub struct TokenState {
     versions: RwLock<HashMap<UserId, i64>>,
     /// SHA-256 of token bytes whose signature already verified → their claims, so a token
     /// used again skips the Ed25519 check (everything else is still checked every time).
-    verified: Mutex<HashMap<[u8; 32], Claims>>,
+    verified: Mutex<Memo>,
+}
+
+/// The signature memo, emptied whenever the keyring is replaced (a withdrawn key's tokens
+/// must not live on in it); `generation` stops a check that began before the replacement from
+/// inserting after it.
+#[derive(Debug, Default)]
+struct Memo {
+    generation: u64,
+    claims: HashMap<[u8; 32], Claims>,
 }
 
 /// Above this many remembered signatures the memo starts over.
@@ -95,6 +116,14 @@ impl TokenState {
         self.keyring.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
+    /// Replaces the keyring and forgets every remembered signature.
+    fn set_keyring(&self, keys: Vec<SigningKeyPair>) {
+        let mut memo = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        *self.keyring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(Keyring::new(keys));
+        memo.generation += 1;
+        memo.claims.clear();
+    }
+
     /// Applies denials and version bumps (from this process's batches or from the feed).
     pub(super) fn apply(&self, entries: &[FeedEntry]) {
         for e in entries {
@@ -105,7 +134,7 @@ impl TokenState {
                     let v = versions.entry(user_id.clone()).or_insert(*version);
                     *v = (*v).max(*version);
                 }
-                FeedEntry::Session(_) => {}
+                FeedEntry::Session(_) | FeedEntry::Keys { .. } => {}
             }
         }
     }
@@ -117,7 +146,7 @@ impl TokenState {
         }
         denied.retain(|_, jtis| !jtis.is_empty());
         drop(denied);
-        self.verified.lock().unwrap_or_else(PoisonError::into_inner).retain(|_, c| c.exp + 60 > now);
+        self.verified.lock().unwrap_or_else(PoisonError::into_inner).claims.retain(|_, c| c.exp + 60 > now);
     }
 
     fn deny(&self, issuer: &str, jti: &str, exp: i64) {
@@ -153,30 +182,69 @@ impl Authority {
             tracing::info!(kid = %key.kid, "generated the first access-token signing key");
             keys.push(key);
         }
-        *self.tokens.keyring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(Keyring::new(keys));
+        self.tokens.set_keyring(keys);
         for (issuer, jti, exp) in self.store.denied_tokens(self.now().unix_timestamp()).await? {
             self.tokens.deny(&issuer, &jti, exp);
         }
         Ok(())
     }
 
-    /// Re-reads the keys from the store (after a rotation by another process).
+    /// Re-reads the keys from the store (after a rotation or withdrawal by another process).
     pub async fn reload_keys(&self) -> Result<(), CoreError> {
         let keys = self.store.signing_keys().await?;
-        *self.tokens.keyring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(Keyring::new(keys));
+        let kids = |ring: &Keyring| ring.kids().map(str::to_owned).collect::<Vec<_>>();
+        let unchanged = {
+            let ring = self.tokens.keyring();
+            let mut now: Vec<_> = keys.iter().map(|k| (k.kid.clone(), k.retired_at)).collect();
+            let mut before: Vec<_> = kids(&ring).into_iter().zip(ring.retirements()).collect();
+            now.sort();
+            before.sort();
+            now == before
+        };
+        if !unchanged {
+            self.tokens.set_keyring(keys);
+        }
         Ok(())
     }
 
     /// Starts signing with a new key; the old ones keep verifying until their tokens expire.
+    /// Every process is told through the revocation feed and reloads at once.
     pub async fn rotate_signing_key(&self) -> Result<String, CoreError> {
         let key = SigningKeyPair::generate(self.now());
-        let mut tx = self.store.begin().await?;
-        tx.insert_signing_key(&key).await?;
-        tx.retire_signing_keys(&key.kid, self.now()).await?;
-        tx.commit().await?;
+        let mut batch = self.batch().await?;
+        batch.tx.insert_signing_key(&key).await?;
+        batch.tx.retire_signing_keys(&key.kid, self.now()).await?;
+        batch.token_feed.push(FeedEntry::Keys { kid: key.kid.clone() });
+        batch.commit().await?;
         self.reload_keys().await?;
         tracing::info!(kid = %key.kid, "rotated the access-token signing key");
         Ok(key.kid)
+    }
+
+    /// Withdraws a compromised key: it is deleted, so every token it signed fails verification
+    /// on every process (told through the revocation feed) and it leaves the JWKS. When it was
+    /// the signing key, a new one takes over in the same transaction. `NotFound` for an
+    /// unknown `kid`.
+    pub async fn revoke_signing_key(&self, kid: &str) -> Result<Option<String>, CoreError> {
+        let mut batch = self.batch().await?;
+        let signer = self.tokens.keyring().signer().map(|k| k.kid.clone());
+        let mut replacement = None;
+        if signer.as_deref() == Some(kid) || signer.is_none() {
+            let key = SigningKeyPair::generate(self.now());
+            batch.tx.insert_signing_key(&key).await?;
+            batch.tx.retire_signing_keys(&key.kid, self.now()).await?;
+            replacement = Some(key.kid);
+        }
+        if !batch.tx.delete_signing_key(kid).await? {
+            return Err(CoreError::NotFound);
+        }
+        batch.token_feed.push(FeedEntry::Keys { kid: kid.to_owned() });
+        let event = self.event(AuditKind::KeyRevoked, Actor::Admin, &ClientInfo::default()).reason(kid);
+        batch.audit(event).await?;
+        batch.commit().await?;
+        self.reload_keys().await?;
+        tracing::warn!(kid, "withdrew an access-token signing key; its tokens are dead");
+        Ok(replacement)
     }
 
     /// The public keys that may verify live tokens, as a JWK set.
@@ -198,49 +266,68 @@ impl Authority {
         let key = email::normalize(raw_email).unwrap_or_else(|| raw_email.trim().to_lowercase());
         let user = self.check_password(&key, password, client).await?.ok_or(CoreError::InvalidCredentials)?;
         let mut batch = self.batch().await?;
-        let SignedIn { ctx, .. } = self.open_session(&mut batch, user, false, "password_grant", client).await?;
-        let refresh = self.new_refresh(&mut batch, &ctx.session, &random_id()).await?;
+        let SignedIn { ctx, .. } = self.open_session(&mut batch, user, None, false, "password_grant", client).await?;
+        let refresh = Secret::generate();
+        self.insert_refresh(&mut batch, &ctx.session, &random_id(), random_id(), &refresh).await?;
         batch.commit().await?;
         self.pair(&ctx.user, &ctx.session.id, refresh)
     }
 
-    /// The `refresh_token` grant: rotates the refresh token (compare-and-swap, so of two
-    /// racing uses exactly one wins) and issues a new access token. A token that was already
-    /// rotated is theft — its family and session are revoked — unless it is the immediate
-    /// predecessor of the family's current token, presented within the grace.
+    /// The `refresh_token` grant: rotates the refresh token and issues a new access token.
+    ///
+    /// Everything is read and decided inside one transaction (compare-and-swap), so a token
+    /// whose family, session or user was revoked by a commit before is refused, and nothing is
+    /// ever inserted into a family that no longer exists. A token that was already rotated is
+    /// theft (its family and session end), with one exception: the immediate predecessor,
+    /// presented inside the grace, once per rotation, gets the same successor back (derived
+    /// from the salt kept at rotation and the presented secret), so the family never forks.
     pub async fn refresh_grant(&self, presented: &str, client: &ClientInfo) -> Result<TokenPair, CoreError> {
         let now = self.now();
         let secret = Secret::parse(presented).ok_or(CoreError::InvalidGrant)?;
-        let token = self.store.refresh_by_hash(&secret.hash(REFRESH_LABEL)).await?.ok_or(CoreError::InvalidGrant)?;
+        let mut batch = self.batch().await?;
+        let token = batch.tx.refresh_by_hash(&secret.hash(REFRESH_LABEL)).await?.ok_or(CoreError::InvalidGrant)?;
         if now >= token.expires_at {
             return Err(CoreError::InvalidGrant);
         }
-        let Some((session, user)) = self.store.session_by_id(&token.session_id).await? else {
+        let Some((session, user)) = batch.tx.session_by_id(&token.session_id).await? else {
             return Err(CoreError::InvalidGrant);
         };
         if !self.is_live(&session, now) {
             return Err(CoreError::InvalidGrant);
         }
         if token.used_at.is_none() {
-            let mut batch = self.batch().await?;
+            let salt = random_bytes::<32>();
             let successor_id = random_id();
-            if batch.tx.consume_refresh(&token.id, &successor_id, now).await? {
-                let refresh = self.new_refresh_with_id(&mut batch, &session, &token.family_id, successor_id).await?;
-                batch.commit().await?;
-                self.store.touch_session(&session.id, now).await?;
-                return self.pair(&user, &session.id, refresh);
+            if !batch.tx.consume_refresh(&token.id, &successor_id, &salt, now).await? {
+                return Err(CoreError::InvalidGrant);
             }
-            drop(batch);
+            let successor = successor_of(&secret, &salt);
+            self.insert_refresh(&mut batch, &session, &token.family_id, successor_id, &successor).await?;
+            batch.commit().await?;
+            self.store.touch_session(&session.id, now).await?;
+            return self.pair(&user, &session.id, successor);
         }
         // Already used: a racing tab inside the grace, or a thief.
-        let token = self.store.refresh_by_id(&token.id).await?.ok_or(CoreError::InvalidGrant)?;
-        if self.within_grace(&token, now).await? {
-            let mut batch = self.batch().await?;
-            let refresh = self.new_refresh(&mut batch, &session, &token.family_id).await?;
+        let successor = match token.replaced_by.as_deref() {
+            Some(id) => batch.tx.refresh_by_id(id).await?,
+            None => None,
+        };
+        let grace = self.tokens.policy.reuse_grace;
+        let immediate = successor.as_ref().is_some_and(|s| s.used_at.is_none());
+        let in_grace = grace > Duration::ZERO && token.used_at.is_some_and(|at| now - at <= grace);
+        if immediate && in_grace {
+            // Once per rotation; a second racer (or a replayed copy) gets nothing.
+            let (Some(salt), Some(successor)) = (token.successor_salt, successor) else {
+                return Err(CoreError::InvalidGrant);
+            };
+            let again = successor_of(&secret, &salt);
+            if !again.hash(REFRESH_LABEL).ct_eq(&successor.token_hash) || !batch.tx.use_refresh_grace(&token.id).await?
+            {
+                return Err(CoreError::InvalidGrant);
+            }
             batch.commit().await?;
-            return self.pair(&user, &session.id, refresh);
+            return self.pair(&user, &session.id, again);
         }
-        let mut batch = self.batch().await?;
         batch.tx.revoke_refresh_family(&token.family_id).await?;
         let event = self.event(AuditKind::SessionRevoked, Actor::Reuse, client).reason("refresh_token_reuse");
         batch.end(SessionFilter::One { user: &user.id, id: &session.id }, &event).await?;
@@ -249,31 +336,15 @@ impl Authority {
         Err(CoreError::InvalidGrant)
     }
 
-    async fn within_grace(&self, token: &RefreshToken, now: OffsetDateTime) -> Result<bool, CoreError> {
-        let grace = self.tokens.policy.reuse_grace;
-        let (Some(used_at), Some(successor)) = (token.used_at, token.replaced_by.as_deref()) else {
-            return Ok(false);
-        };
-        if grace <= Duration::ZERO || now - used_at > grace {
-            return Ok(false);
-        }
-        // Only the immediate predecessor: its successor must still be current.
-        Ok(self.store.refresh_by_id(successor).await?.is_some_and(|s| s.used_at.is_none()))
-    }
-
-    async fn new_refresh(&self, batch: &mut Batch<'_>, session: &Session, family: &str) -> Result<Secret, CoreError> {
-        self.new_refresh_with_id(batch, session, family, random_id()).await
-    }
-
-    async fn new_refresh_with_id(
+    async fn insert_refresh(
         &self,
         batch: &mut Batch<'_>,
         session: &Session,
         family: &str,
         id: String,
-    ) -> Result<Secret, CoreError> {
+        secret: &Secret,
+    ) -> Result<(), CoreError> {
         let now = self.now();
-        let secret = Secret::generate();
         batch
             .tx
             .insert_refresh(&RefreshToken {
@@ -286,9 +357,11 @@ impl Authority {
                 expires_at: (now + self.tokens.policy.refresh_ttl).min(session.expires_at),
                 used_at: None,
                 replaced_by: None,
+                successor_salt: None,
+                grace_used: false,
             })
             .await?;
-        Ok(secret)
+        Ok(())
     }
 
     fn pair(&self, user: &User, session: &SessionId, refresh: Secret) -> Result<TokenPair, CoreError> {
@@ -341,7 +414,10 @@ impl Authority {
     async fn check_signature(&self, token: &str) -> Result<Claims, TokenError> {
         let now = self.now();
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let memo = self.tokens.verified.lock().unwrap_or_else(PoisonError::into_inner).get(&digest).cloned();
+        let (generation, memo) = {
+            let memo = self.tokens.verified.lock().unwrap_or_else(PoisonError::into_inner);
+            (memo.generation, memo.claims.get(&digest).cloned())
+        };
         if let Some(claims) = memo {
             // Same bytes, same signature: only time needs checking again.
             if claims.exp + crate::token::LEEWAY.whole_seconds() > now.unix_timestamp() {
@@ -351,10 +427,12 @@ impl Authority {
         }
         let claims = self.verify_signature(token, now).await?;
         let mut memo = self.tokens.verified.lock().unwrap_or_else(PoisonError::into_inner);
-        if memo.len() >= VERIFIED_CAPACITY {
-            memo.clear();
+        if memo.generation == generation {
+            if memo.claims.len() >= VERIFIED_CAPACITY {
+                memo.claims.clear();
+            }
+            memo.claims.insert(digest, claims.clone());
         }
-        memo.insert(digest, claims.clone());
         Ok(claims)
     }
 
@@ -382,6 +460,27 @@ impl Authority {
     /// was revoked (logout and revocation need no more).
     pub async fn signed_claims(&self, token: &str) -> Option<Claims> {
         self.check_signature(token).await.ok()
+    }
+
+    /// What a logout presenting `token` as its bearer ends: the claims of a token we signed
+    /// (expired or revoked ones too: its `jti` is denied all the same), and its session if that
+    /// still lives for the same user and token version. A token that fails the signature
+    /// check is ignored.
+    pub async fn bearer_for_logout(&self, token: &str) -> Option<(Claims, Option<Session>)> {
+        if let Ok(ctx) = self.verify_access(token).await {
+            return Some((ctx.claims, Some(ctx.session)));
+        }
+        let p = &self.tokens.policy;
+        let claims =
+            self.tokens.keyring().verify_ignoring_time(token, &p.issuer, &p.audience, self.now(), p.access_ttl).ok()?;
+        let session = self
+            .session_by_id(&claims.sid)
+            .await
+            .ok()
+            .flatten()
+            .filter(|(s, u)| s.user_id == claims.sub && u.token_version == claims.tv && self.is_live(s, self.now()))
+            .map(|(s, _)| s);
+        Some((claims, session))
     }
 
     // ---- revocation -----------------------------------------------------------------------
@@ -419,42 +518,50 @@ impl Authority {
         Ok(true)
     }
 
+    /// RFC 7009 §2.1: revoking a refresh token also invalidates the access tokens of the same
+    /// grant. A refresh family belongs to exactly one session (the grant), so the session ends:
+    /// its access tokens (they carry its `sid`) die with it, on every node.
     async fn revoke_refresh(&self, token: &str, client: &ClientInfo) -> Result<bool, CoreError> {
         let Some(secret) = Secret::parse(token) else { return Ok(false) };
-        let Some(found) = self.store.refresh_by_hash(&secret.hash(REFRESH_LABEL)).await? else { return Ok(false) };
         let mut batch = self.batch().await?;
+        let Some(found) = batch.tx.refresh_by_hash(&secret.hash(REFRESH_LABEL)).await? else { return Ok(false) };
+        let event = self
+            .event(AuditKind::TokenRevoked, Actor::SelfSession, client)
+            .user(&found.user_id)
+            .session(&found.session_id)
+            .reason("refresh_token");
         batch.tx.revoke_refresh_family(&found.family_id).await?;
-        batch
-            .audit(
-                self.event(AuditKind::TokenRevoked, Actor::SelfSession, client)
-                    .user(&found.user_id)
-                    .session(&found.session_id)
-                    .reason("refresh_token"),
-            )
-            .await?;
+        let ended = batch.end(SessionFilter::One { user: &found.user_id, id: &found.session_id }, &event).await?;
+        if ended == 0 {
+            batch.audit(event).await?;
+        }
         batch.commit().await?;
         Ok(true)
     }
 
-    /// Inside a logout batch: kills the credentials the caller presented.
+    /// Inside a logout batch: kills the credentials the caller presented besides its sessions,
+    /// and returns how many sessions that ended. The refresh token's session (its grant) ends
+    /// with its family; the remember-me series ends with every session opened from it.
     pub(super) async fn revoke_presented(
         &self,
         batch: &mut Batch<'_>,
         presented: &Presented<'_>,
-    ) -> Result<(), CoreError> {
+        event: &crate::audit::AuditEvent,
+    ) -> Result<u64, CoreError> {
+        let mut ended = 0;
         if let Some(r) = presented.remember {
-            batch.tx.delete_remember(RememberFilter::Selector(r.selector())).await?;
+            ended += batch.drop_series(RememberFilter::Selector(r.selector()), event).await?;
         }
         if let Some(claims) = presented.access {
             batch.deny(&self.tokens.policy.issuer, &claims.jti, claims.exp).await?;
         }
-        if let Some(found) = match presented.refresh_token.and_then(Secret::parse) {
-            Some(secret) => self.store.refresh_by_hash(&secret.hash(REFRESH_LABEL)).await?,
-            None => None,
-        } {
+        if let Some(secret) = presented.refresh_token.and_then(Secret::parse)
+            && let Some(found) = batch.tx.refresh_by_hash(&secret.hash(REFRESH_LABEL)).await?
+        {
             batch.tx.revoke_refresh_family(&found.family_id).await?;
+            ended += batch.end(SessionFilter::One { user: &found.user_id, id: &found.session_id }, event).await?;
         }
-        Ok(())
+        Ok(ended)
     }
 
     /// RFC 7662: what an access or refresh token is, if it is active.

@@ -52,8 +52,7 @@ async fn sessions(
     require_admin(&state, &headers)?;
     let id = user(&state, id).await?;
     let authority = state.authority();
-    let list: Vec<_> =
-        authority.sessions_of(&id).await?.iter().map(|s| views::listed_session(authority, s, false)).collect();
+    let list: Vec<_> = authority.devices_of(&id).await?.iter().map(|d| views::listed_device(d, false)).collect();
     Ok(axum::Json(json!({ "sessions": list })).into_response())
 }
 

@@ -163,12 +163,12 @@ async fn sessions(State(state): State<AppState>, headers: HeaderMap, Query(q): P
     let authority = state.authority();
     let field = csrf_field(&ctx.csrf_token());
     let mut rows = String::new();
-    for s in authority.sessions_of(&ctx.user.id).await? {
+    for s in authority.devices_of(&ctx.user.id).await? {
         let d = views::device(s.user_agent.as_deref());
         let current = s.id == ctx.session.id;
         rows.push_str(&format!(
             "<li class=\"device{cls}\"><div><strong>{browser} on {os}</strong> ({kind}){this}<br>\
-             <small>IP {ip} · last active {last} · signed in {created}</small></div>\
+             <small>IP {ip} · last active {last} · signed in {created}{remembered}</small></div>\
              <form method=\"post\" action=\"/auth/sessions/{id}/revoke\">{field}<button type=\"submit\">{label}</button></form></li>",
             cls = if current { " current" } else { "" },
             browser = esc(&d.browser),
@@ -178,6 +178,7 @@ async fn sessions(State(state): State<AppState>, headers: HeaderMap, Query(q): P
             ip = esc(s.ip.as_deref().unwrap_or("unknown")),
             last = views::rfc3339(s.last_active_at),
             created = views::rfc3339(s.created_at),
+            remembered = if s.signed_in { "" } else { " · remembered, signs back in on its next visit" },
             id = esc(s.id.as_str()),
             label = if current { "Sign out" } else { "Revoke" },
         ));

@@ -7,7 +7,7 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -17,7 +17,7 @@ use std::convert::Infallible;
 
 use super::require_session;
 use crate::app::AppState;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::views;
 
 pub fn routes() -> Router<AppState> {
@@ -27,7 +27,9 @@ pub fn routes() -> Router<AppState> {
 async fn events(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let ctx = require_session(&state, &headers).await?;
     let authority = state.authority();
-    let watch = authority.hub().watch(&ctx.session.id);
+    let Some(watch) = authority.hub().watch(&ctx.session.id, state.config().max_event_streams_per_session) else {
+        return Err(ApiError::TooManyStreams);
+    };
     // The session may have ended between the check above and the registration.
     let gone_already = authority.peek(&ctx.secret).await?.is_none();
     let shutdown = state.shutdown_signal();
@@ -48,7 +50,12 @@ async fn events(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<
     let keep_alive = KeepAlive::new()
         .interval(std::time::Duration::from_secs(state.config().events_keepalive.whole_seconds().unsigned_abs()))
         .text("keep-alive");
-    Ok(Sse::new(stream).keep_alive(keep_alive).into_response())
+    let mut res = Sse::new(stream).keep_alive(keep_alive).into_response();
+    // It speaks of one signed-in session: never stored, never shared (the SSE default is no-cache).
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::VARY, HeaderValue::from_static("Cookie, Authorization"));
+    Ok(res)
 }
 
 fn revoked_event(reason: &str, at: &str) -> Event {

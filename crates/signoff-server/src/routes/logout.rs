@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::json;
-use signoff_core::{LogoutScope, Presented};
+use signoff_core::{LogoutScope, Presented, Session};
 
 use super::{bearer, csrf_guard, current_session};
 use crate::app::AppState;
@@ -42,33 +42,36 @@ pub async fn logout(
     };
     let authority = state.authority();
     let remember = cookies::remember_secret(&headers, config);
-    // A bearer caller is not cookie-authenticated: no CSRF token, and its access token dies.
-    let (session, access) = match bearer(&headers) {
-        Some(token) => match authority.verify_access(token).await {
-            Ok(ctx) => (Some(ctx.session), Some(ctx.claims)),
-            // Its session may be gone already; a genuinely signed token is still denied.
-            Err(_) => (None, authority.signed_claims(token).await),
-        },
-        None => {
-            let ctx = current_session(&state, &headers, false).await?;
-            match &ctx {
-                Some(ctx) => csrf_guard(&state, &headers, ctx, body.csrf_token.as_deref())?,
-                None => csrf::check_origin(&headers, config)
-                    .inspect_err(|_| Metrics::inc(&state.metrics().csrf_refusals))?,
-            }
-            (ctx.map(|c| c.session), None)
-        }
+    // Every session the request presents ends, or nothing does: the cookie's after its
+    // cross-site checks (a failure refuses the whole request), the bearer token's as is.
+    let cookie = current_session(&state, &headers, false).await?;
+    let bearer = match bearer(&headers) {
+        Some(token) => authority.bearer_for_logout(token).await,
+        None => None,
     };
+    match &cookie {
+        Some(ctx) => csrf_guard(&state, &headers, ctx, body.csrf_token.as_deref())?,
+        None if bearer.is_none() => {
+            csrf::check_origin(&headers, config).inspect_err(|_| Metrics::inc(&state.metrics().csrf_refusals))?
+        }
+        None => {}
+    }
+    let mut current: Vec<Session> = cookie.map(|c| c.session).into_iter().collect();
+    let access = bearer.map(|(claims, session)| {
+        current.extend(session.filter(|s| !current.iter().any(|c| c.id == s.id)));
+        claims
+    });
     let presented = Presented {
         remember: remember.as_ref(),
         access: access.as_ref(),
         refresh_token: body.refresh_token.as_deref(),
     };
-    let ended = authority.logout(session.as_ref(), scope, &presented, &client).await?;
+    let ended = authority.logout(&current, scope, &presented, &client).await?;
     Metrics::inc(&state.metrics().logouts);
     Metrics::add(&state.metrics().sessions_ended, ended);
 
-    let clears_browser = session.is_none() || scope.ends_current();
+    // Cookies go only with what this logout ended: every presented session, or none was live.
+    let clears_browser = current.is_empty() || scope.ends_current();
     let mut res = if wants.json {
         axum::Json(json!({ "revoked": ended })).into_response()
     } else {

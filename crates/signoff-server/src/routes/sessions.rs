@@ -29,8 +29,8 @@ pub fn routes() -> Router<AppState> {
 async fn list(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let ctx = require_session(&state, &headers).await?;
     let authority = state.authority();
-    let sessions = authority.sessions_of(&ctx.user.id).await?;
-    let list: Vec<_> = sessions.iter().map(|s| views::listed_session(authority, s, s.id == ctx.session.id)).collect();
+    let devices = authority.devices_of(&ctx.user.id).await?;
+    let list: Vec<_> = devices.iter().map(|d| views::listed_device(d, d.id == ctx.session.id)).collect();
     Ok(axum::Json(json!({ "sessions": list })).into_response())
 }
 

@@ -331,7 +331,9 @@ async fn event_streams_send_keep_alives_and_need_a_session() {
     assert_eq!(anon.get_json("/auth/events").await.status, StatusCode::UNAUTHORIZED);
     let b = s.signed_in("quiet@example.com").await;
     let mut res = b.request(Method::GET, "/auth/events").send().await.expect("events");
-    assert_eq!(res.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-cache"));
+    let header = |name: &str| res.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    assert_eq!(header("cache-control").as_deref(), Some("no-store"), "the contract's header, not SSE's no-cache");
+    assert_eq!(header("vary").as_deref(), Some("Cookie, Authorization"));
     let started = Instant::now();
     let mut text = String::new();
     while !text.contains(": keep-alive") && started.elapsed() < Duration::from_secs(4) {
@@ -343,8 +345,35 @@ async fn event_streams_send_keep_alives_and_need_a_session() {
 }
 
 #[tokio::test]
+async fn a_session_may_hold_only_so_many_event_streams() {
+    let s = TestServer::with(|c| c.max_event_streams_per_session = 3).await;
+    let b = s.signed_in("streams@example.com").await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let res = b.request(Method::GET, "/auth/events").send().await.expect("events");
+        assert_eq!(res.status(), StatusCode::OK);
+        open.push(res);
+    }
+    for _ in 0..50 {
+        let res = b.request(Method::GET, "/auth/events").send().await.expect("events");
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+    // A stream that closes frees its place.
+    drop(open.pop());
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let res = b.request(Method::GET, "/auth/events").send().await.expect("events");
+        if res.status() == StatusCode::OK {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a closed stream's place was never freed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
 async fn remember_me_resumes_rotates_and_catches_a_copied_token() {
-    let s = TestServer::with(|c| c.refresh_reuse_grace = time::Duration::seconds(5)).await;
+    let s = TestServer::with(|c| c.remember_reuse_grace = time::Duration::seconds(5)).await;
     s.register("keep@example.com").await;
     let mut b = s.browser();
     let res = b

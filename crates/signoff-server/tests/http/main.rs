@@ -9,6 +9,7 @@ mod binary;
 mod demo;
 mod errors;
 mod everywhere;
+mod holes;
 mod logout;
 mod nodes;
 mod ops;

@@ -1,0 +1,235 @@
+//! Accepting connections with bounds an anonymous client cannot stretch: a cap on open
+//! connections, a deadline for a request's headers (slowloris), and a keep-alive idle timeout.
+//!
+//! - The cap is a semaphore: at `max_connections` the loop stops accepting and new clients wait
+//!   in the kernel's listen backlog until a connection closes (the timeouts below make sure
+//!   one does). The same permits tell graceful shutdown when every connection has finished.
+//! - hyper's header-read timer runs from the moment a connection is ready for a request (just
+//!   accepted, or its previous response sent) until the request's headers are complete.
+//! - [`Idle`] wraps the socket: while no request is in flight (none being handled, no response
+//!   body still streaming, so event streams are never cut), a connection that sends nothing for
+//!   `keepalive_timeout` is closed.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::time::{Instant, Sleep};
+
+/// The connection bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub keepalive_timeout: Duration,
+}
+
+/// Serves `app` on `listener` within `limits` until `shutdown` resolves, then lets open
+/// connections finish their requests and close.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let (closing, closed) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let mut closed = closed.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let in_flight = Arc::new(InFlight::default());
+            let io = TokioIo::new(Idle::new(stream, in_flight.clone(), limits.keepalive_timeout));
+            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                let guard = InFlight::enter(&in_flight);
+                let mut app = app.clone();
+                async move {
+                    let res = tower_service::Service::call(&mut app, req).await;
+                    res.map(|r: Response<Body>| r.map(|b| Body::new(Tracked { inner: b, _guard: guard })))
+                }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .serve_connection(io, service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = closed.wait_for(|c| *c) => conn.as_mut().graceful_shutdown(),
+            }
+            let _ = conn.await;
+        });
+    }
+    let _ = closing.send(true);
+    // Every permit back means every connection has finished.
+    let _ = slots.acquire_many(u32::try_from(limits.max_connections).unwrap_or(u32::MAX)).await;
+    Ok(())
+}
+
+/// Requests of one connection being handled or still streaming their response, and when the
+/// last one ended.
+#[derive(Debug)]
+struct InFlight {
+    count: AtomicUsize,
+    last_done: Mutex<Instant>,
+}
+
+impl Default for InFlight {
+    fn default() -> Self {
+        Self { count: AtomicUsize::new(0), last_done: Mutex::new(Instant::now()) }
+    }
+}
+
+impl InFlight {
+    fn enter(this: &Arc<Self>) -> InFlightGuard {
+        this.count.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(this.clone())
+    }
+
+    /// When the connection went idle, if it is idle.
+    fn idle_since(&self) -> Option<Instant> {
+        (self.count.load(Ordering::SeqCst) == 0).then(|| *self.last_done.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        *self.0.last_done.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+        self.0.count.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A response body that keeps its request counted as in flight until it is done.
+struct Tracked {
+    inner: Body,
+    _guard: InFlightGuard,
+}
+
+impl http_body::Body for Tracked {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A socket that fails its reads once the connection has been idle (no request in flight,
+/// nothing received) for `timeout`, which makes hyper close it.
+struct Idle {
+    inner: TcpStream,
+    in_flight: Arc<InFlight>,
+    timeout: Duration,
+    last_read: Instant,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl Idle {
+    fn new(inner: TcpStream, in_flight: Arc<InFlight>, timeout: Duration) -> Self {
+        let now = Instant::now();
+        Self { inner, in_flight, timeout, last_read: now, timer: Box::pin(tokio::time::sleep_until(now + timeout)) }
+    }
+}
+
+impl AsyncRead for Idle {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                if buf.filled().len() > before {
+                    this.last_read = Instant::now();
+                }
+                return Poll::Ready(r);
+            }
+            Poll::Pending => {}
+        }
+        loop {
+            let deadline = match this.in_flight.idle_since() {
+                Some(done) => done.max(this.last_read) + this.timeout,
+                // A request is being answered: check again a timeout from now.
+                None => Instant::now() + this.timeout,
+            };
+            if Instant::now() >= deadline {
+                return Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "keep-alive idle")));
+            }
+            this.timer.as_mut().reset(deadline);
+            if this.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Idle {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}

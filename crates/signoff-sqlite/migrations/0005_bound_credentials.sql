@@ -1,0 +1,12 @@
+-- Remember-me series are devices: every session opened from a series names it and dies with it,
+-- and a series remembers where it was last used so it can be listed when no session is live.
+ALTER TABLE sessions ADD COLUMN series TEXT;
+CREATE INDEX sessions_by_series ON sessions (series) WHERE series IS NOT NULL;
+ALTER TABLE remember_tokens ADD COLUMN ip TEXT;
+ALTER TABLE remember_tokens ADD COLUMN user_agent TEXT;
+-- The race grace of a rotation is honoured once: set when a racing request used it.
+ALTER TABLE remember_tokens ADD COLUMN grace_used INTEGER NOT NULL DEFAULT 0;
+-- A rotated refresh token keeps the random salt its successor was derived from, so a racing
+-- tab presenting it inside the grace gets the same successor back (never a fork).
+ALTER TABLE refresh_tokens ADD COLUMN successor_salt BLOB;
+ALTER TABLE refresh_tokens ADD COLUMN grace_used INTEGER NOT NULL DEFAULT 0;
