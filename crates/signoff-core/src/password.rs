@@ -1,11 +1,11 @@
 //! Password hashing (argon2id with OWASP's parameters) and the password policy.
 //!
-//! Hashing takes tens of milliseconds of CPU on purpose, so it runs on tokio's blocking pool,
-//! never on a runtime worker.
+//! Hashing takes tens of milliseconds of CPU and 19 MiB on purpose, so it runs on tokio's
+//! blocking pool, never on a runtime worker, a bounded number at a time in reused memory.
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use std::sync::Arc;
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use std::sync::{Arc, Mutex, PoisonError};
 use time::Duration;
 use tokio::sync::Semaphore;
 
@@ -75,9 +75,15 @@ pub fn check_policy(password: &str, email: &str) -> Result<(), Weakness> {
     Ok(())
 }
 
-/// Hashes and verifies passwords, a bounded number at a time: argon2id takes 19 MiB and tens of
-/// milliseconds per hash, so unbounded parallel sign-ins would exhaust memory and starve
-/// everything else. A request that cannot get a slot within the queue deadline is refused
+/// argon2's working memory for one hash (19 MiB with the default parameters).
+type Memory = Vec<Block>;
+
+/// Hashes and verifies passwords, a bounded number at a time, each in working memory that is
+/// allocated once and reused. argon2id touches 19 MiB per hash: unbounded parallel sign-ins
+/// would exhaust memory and starve everything else, and even a bounded number of fresh 19 MiB
+/// allocations fragments the allocator's heaps until the process holds many times that (64
+/// sign-ins through four slots measured 830 MiB). So there are `concurrency` slots, each with
+/// its own memory, and a request that cannot get a slot within the queue deadline is refused
 /// with [`CoreError::Busy`] (503 with `Retry-After`).
 #[derive(Clone)]
 pub struct Passwords {
@@ -85,39 +91,68 @@ pub struct Passwords {
     /// "no such account" costs the same time as "wrong password".
     dummy_hash: Arc<str>,
     slots: Arc<Semaphore>,
+    /// Working memory of the slots not in use (made on first use, at most one per slot).
+    memory: Arc<Mutex<Vec<Memory>>>,
     queue: std::time::Duration,
 }
 
 impl Passwords {
     /// `concurrency` hashes at once (at least one); a request waits at most `queue` for a slot.
     pub async fn new(concurrency: usize, queue: std::time::Duration) -> Result<Self, CoreError> {
-        let random = crate::secret::random_id();
-        let dummy_hash = Self::hash_blocking(random).await?;
-        Ok(Self { dummy_hash: dummy_hash.into(), slots: Arc::new(Semaphore::new(concurrency.max(1))), queue })
+        let mut passwords = Self {
+            dummy_hash: Arc::from(""),
+            slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            memory: Arc::default(),
+            queue,
+        };
+        passwords.dummy_hash = passwords.hash(&crate::secret::random_id()).await?.into();
+        Ok(passwords)
     }
 
-    async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, CoreError> {
-        match tokio::time::timeout(self.queue, self.slots.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(permit),
-            Ok(Err(_)) => Err(CoreError::Internal("password hashing closed".into())),
-            Err(_) => Err(CoreError::Busy(Duration::seconds(1))),
-        }
-    }
-
-    pub async fn hash(&self, password: &str) -> Result<String, CoreError> {
-        let _slot = self.slot().await?;
-        Self::hash_blocking(password.to_owned()).await
-    }
-
-    async fn hash_blocking(password: String) -> Result<String, CoreError> {
-        tokio::task::spawn_blocking(move || {
-            Argon2::default()
-                .hash_password(password.as_bytes())
-                .map(|h| h.to_string())
-                .map_err(|e| CoreError::Internal(format!("argon2 hash: {e}")))
+    /// Runs `work` on the blocking pool in a slot's working memory.
+    async fn in_slot<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Memory) -> T + Send + 'static,
+    ) -> Result<T, CoreError> {
+        let _slot = match tokio::time::timeout(self.queue, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) => return Err(CoreError::Internal("password hashing closed".into())),
+            Err(_) => return Err(CoreError::Busy(Duration::seconds(1))),
+        };
+        let pool = self.memory.clone();
+        let taken = pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let (out, memory) = tokio::task::spawn_blocking(move || {
+            let mut memory = taken.unwrap_or_else(|| vec![Block::default(); Params::default().block_count()]);
+            (work(&mut memory), memory)
         })
         .await
-        .map_err(|e| CoreError::Internal(format!("hashing task: {e}")))?
+        .map_err(|e| CoreError::Internal(format!("hashing task: {e}")))?;
+        pool.lock().unwrap_or_else(PoisonError::into_inner).push(memory);
+        Ok(out)
+    }
+
+    /// A PHC string of argon2id with OWASP's parameters (m=19456 KiB, t=2, p=1) and a random
+    /// 128-bit salt.
+    pub async fn hash(&self, password: &str) -> Result<String, CoreError> {
+        let password = password.to_owned();
+        let salt = crate::secret::random_bytes::<16>();
+        self.in_slot(move |memory| {
+            let params = Params::default();
+            let mut out = [0u8; 32];
+            let blocks = memory.get_mut(..params.block_count()).ok_or_else(|| internal("memory"))?;
+            Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+                .hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, blocks)
+                .map_err(internal)?;
+            let phc = PasswordHash {
+                algorithm: Algorithm::Argon2id.ident(),
+                version: Some(Version::V0x13.into()),
+                params: ParamsString::try_from(&params).map_err(internal)?,
+                salt: Some(Salt::new(&salt).map_err(internal)?),
+                hash: Some(Output::new(&out).map_err(internal)?),
+            };
+            Ok(phc.to_string())
+        })
+        .await?
     }
 
     /// Verifies `password` against `hash`, or against the dummy hash when there is no account.
@@ -129,14 +164,34 @@ impl Passwords {
         let real = hash.is_some();
         let hash: String = hash.unwrap_or(&self.dummy_hash).to_owned();
         let password = password.to_owned();
-        let _slot = self.slot().await?;
-        let ok = tokio::task::spawn_blocking(move || {
-            Argon2::default().verify_password(password.as_bytes(), hash.as_str()).is_ok()
-        })
-        .await
-        .map_err(|e| CoreError::Internal(format!("verify task: {e}")))?;
+        let ok = self.in_slot(move |memory| matches(&password, &hash, memory)).await??;
         Ok(real && ok)
     }
+}
+
+fn internal(e: impl std::fmt::Display) -> CoreError {
+    CoreError::Internal(format!("argon2: {e}"))
+}
+
+/// Recomputes a stored PHC hash over `password` in `memory` (or fresh memory, for stronger
+/// parameters than ours) and compares in constant time.
+fn matches(password: &str, stored: &str, memory: &mut Memory) -> Result<bool, CoreError> {
+    let phc = PasswordHash::new(stored).map_err(internal)?;
+    let (Some(salt), Some(expected)) = (&phc.salt, &phc.hash) else {
+        return Err(internal("stored hash without salt or output"));
+    };
+    let params = Params::try_from(&phc).map_err(internal)?;
+    let algorithm = Algorithm::try_from(phc.algorithm.as_str()).map_err(internal)?;
+    let version = phc.version.map(Version::try_from).transpose().map_err(internal)?.unwrap_or_default();
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    let mut out = vec![0u8; expected.len()];
+    match memory.get_mut(..params.block_count()) {
+        Some(blocks) => argon2.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, blocks),
+        None => argon2.hash_password_into(password.as_bytes(), salt, &mut out),
+    }
+    .map_err(internal)?;
+    // `Output` compares in constant time.
+    Ok(Output::new(&out).map_err(internal)? == *expected)
 }
 
 #[cfg(test)]

@@ -313,6 +313,19 @@ mod tests {
     }
 
     #[test]
+    fn a_lifetime_beyond_the_configured_one_is_refused() {
+        let (ring, claims, now) = setup();
+        let iss = "https://auth.example";
+        let token = ring.sign(&claims).unwrap();
+        assert!(ring.verify(&token, iss, iss, now, Duration::minutes(15)).is_ok());
+        assert_eq!(ring.verify(&token, iss, iss, now, Duration::minutes(5)), Err(TokenError::Lifetime));
+        let mut long = claims.clone();
+        long.exp = long.iat + Duration::days(365).whole_seconds();
+        let token = ring.sign(&long).unwrap();
+        assert_eq!(ring.verify(&token, iss, iss, now, Duration::minutes(15)), Err(TokenError::Lifetime));
+    }
+
+    #[test]
     fn retired_keys_verify_until_their_tokens_expire_and_do_not_sign() {
         let (ring, claims, now) = setup();
         let ttl = Duration::minutes(15);

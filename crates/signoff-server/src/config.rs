@@ -427,6 +427,17 @@ mod tests {
     }
 
     #[test]
+    fn a_short_admin_key_is_refused() {
+        for short in ["k", "0123456789abcdef0123456789abcde"] {
+            let e = Config::load(None, env(&[("SIGNOFF_ADMIN_TOKEN", short)]));
+            assert!(matches!(e, Err(ConfigError::Invalid { key: "admin_token", .. })), "{short:?}");
+        }
+        let c = Config::load(None, env(&[("SIGNOFF_ADMIN_TOKEN", &"k".repeat(32))])).unwrap();
+        assert!(c.admin_token.is_some());
+        assert!(Config::load(None, env(&[("SIGNOFF_ADMIN_TOKEN", "")])).unwrap().admin_token.is_none());
+    }
+
+    #[test]
     fn plain_http_elsewhere_needs_the_insecure_switch() {
         let e = Config::load(None, env(&[("SIGNOFF_PUBLIC_URL", "http://example.test")]));
         assert!(matches!(e, Err(ConfigError::Invalid { key: "public_url", .. })));

@@ -39,8 +39,12 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
     };
 
     let status = res.status();
-    if status.is_server_error() {
-        let detail = res.extensions().get::<InternalDetail>().map(|d| d.0.clone()).unwrap_or_default();
+    let detail = || res.extensions().get::<InternalDetail>().map(|d| d.0.clone()).unwrap_or_default();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // Shed load (password hashing saturated) or not ready: worth a look, not an alarm.
+        tracing::warn!(request_id = %request_id, %method, route = %route, detail = %detail(), "request refused: unavailable");
+    } else if status.is_server_error() {
+        let detail = detail();
         tracing::error!(request_id = %request_id, %method, route = %route, status = status.as_u16(), detail = %detail,
             "request failed");
         if status == StatusCode::INTERNAL_SERVER_ERROR {

@@ -334,10 +334,13 @@ impl Authority {
     /// Self-service registration. An address that already has an account gets the same
     /// answer as a new one (a user with a fresh id, never stored), so registration cannot be
     /// used to find out who has an account; the owner's audit log records the attempt.
-    /// Attempts are limited per client address and per target address, whatever their outcome,
+    /// Valid attempts are limited per client address and per target address, whatever their outcome,
     /// and repeated attempts on one account leave one audit event per hour.
     pub async fn register(&self, raw_email: &str, password: &str, client: &ClientInfo) -> Result<User, CoreError> {
         let target = email::normalize(raw_email).ok_or(CoreError::InvalidEmail)?;
+        // Input is judged first (cheap, and tells nothing about accounts): a person trying a few
+        // passwords against the policy is not throttled for it.
+        password::check_policy(password, &target).map_err(CoreError::WeakPassword)?;
         let l = &self.limits;
         take_all(&[(&l.register_ip, &address_key(&client.ip)), (&l.register_email, &target)], self.now())
             .map_err(CoreError::Throttled)?;

@@ -50,3 +50,60 @@ async fn serve_reads_the_environment_logs_json_and_stops_gracefully_on_sigterm()
     assert!(lines.iter().any(|l| l["message"] == "signoff stopped"));
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
+
+/// Peak resident memory of a process, from `/proc/PID/status` (`VmHWM`), in MiB.
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    kib / 1024
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn sixty_four_parallel_sign_ins_keep_memory_bounded() {
+    let dir = std::env::temp_dir().join(format!("signoff-mem-{}", signoff_core::secret::random_id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_signoff"))
+        .arg("serve")
+        .env("SIGNOFF_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SIGNOFF_PUBLIC_URL", &base)
+        .env("SIGNOFF_DATABASE_URL", format!("sqlite://{}", dir.join("mem.db").display()))
+        .env("SIGNOFF_LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn signoff");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http.get(format!("{base}/readyz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let account = serde_json::json!({"email": "mem@example.com", "password": "correct horse battery staple"});
+    let res = http.post(format!("{base}/auth/register")).json(&account).send().await.expect("register");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let before = peak_rss_mib(child.id());
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..64 {
+        let (http, url, account) = (http.clone(), format!("{base}/auth/login"), account.clone());
+        set.spawn(async move { http.post(url).json(&account).send().await.expect("login").status() });
+    }
+    let statuses = set.join_all().await;
+    let peak = peak_rss_mib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::SERVICE_UNAVAILABLE), "{statuses:?}");
+    assert!(statuses.iter().filter(|s| **s == StatusCode::OK).count() >= 32, "most are served: {statuses:?}");
+    // 64 argon2id hashes at once need 64 × 19 MiB; a bounded pool needs a few of them.
+    assert!(peak < 200, "peak memory {peak} MiB (before the storm {before} MiB)");
+}

@@ -59,6 +59,20 @@ async fn idle_sessions_expire() {
 }
 
 #[tokio::test]
+async fn a_short_idle_timeout_never_ends_a_session_in_use() {
+    // Activity was recorded at most once a minute: with a one-minute idle timeout, a session
+    // used every 50 seconds idled out. The recording interval now scales with the timeout.
+    let s = TestServer::with(|c| c.idle_timeout = Duration::seconds(60)).await;
+    let mut b = s.signed_in("brisk@example.com").await;
+    for i in 0..6 {
+        s.clock.advance(Duration::seconds(50));
+        assert_eq!(b.session_status().await, StatusCode::OK, "use {i}, every 50 s");
+    }
+    s.clock.advance(Duration::seconds(61));
+    assert_eq!(b.session_status().await, StatusCode::UNAUTHORIZED, "idle longer than the timeout");
+}
+
+#[tokio::test]
 async fn sessions_end_at_their_absolute_lifetime_however_busy() {
     let s = TestServer::with(|c| c.session_lifetime = Duration::hours(2)).await;
     let mut b = s.signed_in("liam@example.com").await;
