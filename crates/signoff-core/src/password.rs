@@ -109,26 +109,29 @@ impl Passwords {
         Ok(passwords)
     }
 
-    /// Runs `work` on the blocking pool in a slot's working memory.
+    /// Runs `work` on the blocking pool in a slot's working memory. The slot is held by the
+    /// blocking task itself: a caller that goes away (a client hanging up) does not free it
+    /// while the hash still runs.
     async fn in_slot<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Memory) -> T + Send + 'static,
     ) -> Result<T, CoreError> {
-        let _slot = match tokio::time::timeout(self.queue, self.slots.clone().acquire_owned()).await {
+        let slot = match tokio::time::timeout(self.queue, self.slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => permit,
             Ok(Err(_)) => return Err(CoreError::Internal("password hashing closed".into())),
             Err(_) => return Err(CoreError::Busy(Duration::seconds(1))),
         };
         let pool = self.memory.clone();
-        let taken = pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        let (out, memory) = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            let taken = pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
             let mut memory = taken.unwrap_or_else(|| vec![Block::default(); Params::default().block_count()]);
-            (work(&mut memory), memory)
+            let out = work(&mut memory);
+            pool.lock().unwrap_or_else(PoisonError::into_inner).push(memory);
+            out
         })
         .await
-        .map_err(|e| CoreError::Internal(format!("hashing task: {e}")))?;
-        pool.lock().unwrap_or_else(PoisonError::into_inner).push(memory);
-        Ok(out)
+        .map_err(|e| CoreError::Internal(format!("hashing task: {e}")))
     }
 
     /// A PHC string of argon2id with OWASP's parameters (m=19456 KiB, t=2, p=1) and a random

@@ -33,25 +33,54 @@ pub enum FeedEntry {
     TokenVersion { user_id: UserId, version: i64 },
     /// The signing keys changed (a rotation, or `kid` withdrawn): every process reloads them.
     Keys { kid: String },
+    /// A session kept its place under a new id: the old id (and its secret) is dead.
+    Rekeyed { old: SessionId, new: SessionId },
+}
+
+/// How many event streams may be open: per session, per user, in all.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLimits {
+    pub per_session: usize,
+    pub per_user: usize,
+    pub total: usize,
+}
+
+/// One open watcher: whose it is, and where to send the news.
+#[derive(Debug)]
+struct Watcher {
+    user: UserId,
+    tx: oneshot::Sender<Revocation>,
 }
 
 #[derive(Debug, Default)]
 pub struct RevocationHub {
-    watchers: Mutex<HashMap<SessionId, Vec<oneshot::Sender<Revocation>>>>,
+    watchers: Mutex<HashMap<SessionId, Vec<Watcher>>>,
 }
 
 impl RevocationHub {
-    /// Resolves when `session` ends (the sender is dropped unanswered only if the hub is).
-    /// `None` when the session already has `max` open watchers.
-    pub fn watch(&self, session: &SessionId, max: usize) -> Option<oneshot::Receiver<Revocation>> {
-        let (tx, rx) = oneshot::channel();
+    /// Resolves when `session` (of `user`) ends (the sender is dropped unanswered only if the
+    /// hub is). `None` when a limit is reached: open streams hold connections, so one user
+    /// must not be able to take them all.
+    pub fn watch(
+        &self,
+        session: &SessionId,
+        user: &UserId,
+        limits: StreamLimits,
+    ) -> Option<oneshot::Receiver<Revocation>> {
         let mut watchers = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
-        let list = watchers.entry(session.clone()).or_default();
-        list.retain(|w| !w.is_closed());
-        if list.len() >= max {
+        let (mut total, mut of_user) = (0, 0);
+        watchers.retain(|_, list| {
+            list.retain(|w| !w.tx.is_closed());
+            total += list.len();
+            of_user += list.iter().filter(|w| w.user == *user).count();
+            !list.is_empty()
+        });
+        let of_session = watchers.get(session).map_or(0, Vec::len);
+        if of_session >= limits.per_session || of_user >= limits.per_user || total >= limits.total {
             return None;
         }
-        list.push(tx);
+        let (tx, rx) = oneshot::channel();
+        watchers.entry(session.clone()).or_default().push(Watcher { user: user.clone(), tx });
         Some(rx)
     }
 
@@ -62,7 +91,7 @@ impl RevocationHub {
         let mut watchers = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
         for r in revoked {
             for w in watchers.remove(&r.session_id).unwrap_or_default() {
-                let _ = w.send(r.clone());
+                let _ = w.tx.send(r.clone());
             }
         }
     }
@@ -79,7 +108,7 @@ impl RevocationHub {
     pub fn watched_sessions(&self) -> usize {
         let mut watchers = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
         watchers.retain(|_, list| {
-            list.retain(|w| !w.is_closed());
+            list.retain(|w| !w.tx.is_closed());
             !list.is_empty()
         });
         watchers.len()
@@ -95,8 +124,18 @@ mod tests {
         let hub = RevocationHub::default();
         let a = SessionId::generate();
         let b = SessionId::generate();
-        let (wa1, wa2, mut wb) = (hub.watch(&a, 2).unwrap(), hub.watch(&a, 2).unwrap(), hub.watch(&b, 2).unwrap());
-        assert!(hub.watch(&a, 2).is_none(), "at most two watchers per session");
+        let u = UserId::generate();
+        let limits = StreamLimits { per_session: 2, per_user: 3, total: 4 };
+        let (wa1, wa2, mut wb) = (
+            hub.watch(&a, &u, limits).unwrap(),
+            hub.watch(&a, &u, limits).unwrap(),
+            hub.watch(&b, &u, limits).unwrap(),
+        );
+        assert!(hub.watch(&a, &u, limits).is_none(), "at most two watchers per session");
+        assert!(hub.watch(&SessionId::generate(), &u, limits).is_none(), "at most three per user");
+        let other = UserId::generate();
+        let _wc = hub.watch(&SessionId::generate(), &other, limits).unwrap();
+        assert!(hub.watch(&SessionId::generate(), &UserId::generate(), limits).is_none(), "at most four in all");
         let r = Revocation {
             session_id: a.clone(),
             user_id: UserId::generate(),
@@ -107,6 +146,6 @@ mod tests {
         assert_eq!(wa1.await.unwrap(), r);
         assert_eq!(wa2.await.unwrap(), r);
         assert!(wb.try_recv().is_err());
-        assert_eq!(hub.watched_sessions(), 1);
+        assert_eq!(hub.watched_sessions(), 2, "b and the other user's session");
     }
 }

@@ -100,6 +100,9 @@ pub enum SessionFilter<'a> {
     AllOf { user: &'a UserId, keep: &'a [SessionId] },
     /// Every session past its absolute end, or idle since before `idle_cutoff`.
     Expired { now: OffsetDateTime, idle_cutoff: OffsetDateTime },
+    /// One session that has expired: like [`SessionFilter::One`], but the remember-me series
+    /// it backs lives on (signing the device back in is its purpose).
+    Lapsed { user: &'a UserId, id: &'a SessionId },
     /// The oldest sessions of a user beyond the newest `keep` (the per-user cap).
     OldestBeyond { user: &'a UserId, keep: u32 },
 }
@@ -125,6 +128,9 @@ pub enum StoreError {
     /// A uniqueness rule was hit (an e-mail that is taken).
     #[error("conflict")]
     Conflict,
+    /// The backend is saturated (locked, or no connection free in time): retrying may work.
+    #[error("busy: {0}")]
+    Busy(String),
     /// The backend failed; the message is for operators' logs only.
     #[error("backend: {0}")]
     Backend(String),
@@ -144,6 +150,9 @@ pub trait Store: Send + Sync + 'static {
     async fn session_by_hash(&self, hash: &SecretHash) -> Result<Option<(Session, User)>, StoreError>;
     /// Sessions of `user`, most recently active first (expired ones included; callers filter).
     async fn user_sessions(&self, user: &UserId) -> Result<Vec<Session>, StoreError>;
+    /// A remember-me series by its selector (a cheap look before a transaction; decisions are
+    /// made on the `Tx` read).
+    async fn remember_by_selector(&self, selector: &str) -> Result<Option<RememberToken>, StoreError>;
     /// Every remember-me series of a user (expired ones included; callers filter).
     async fn user_remember(&self, user: &UserId) -> Result<Vec<RememberToken>, StoreError>;
     /// Records activity outside any transaction; never moves `last_active_at` backwards.
@@ -174,7 +183,7 @@ pub trait Store: Send + Sync + 'static {
 /// decision taken on them cannot be overtaken by a revocation committing meanwhile.
 #[async_trait]
 pub trait Tx: Send {
-    async fn user_by_id(&mut self, id: &UserId) -> Result<Option<User>, StoreError>;
+    async fn user_by_id(&mut self, id: &UserId) -> Result<Option<UserCredentials>, StoreError>;
     async fn session_by_id(&mut self, id: &SessionId) -> Result<Option<(Session, User)>, StoreError>;
     async fn remember_by_selector(&mut self, selector: &str) -> Result<Option<RememberToken>, StoreError>;
     async fn refresh_by_hash(&mut self, hash: &SecretHash) -> Result<Option<RefreshToken>, StoreError>;
@@ -189,6 +198,8 @@ pub trait Tx: Send {
     async fn bump_token_version(&mut self, user: &UserId) -> Result<i64, StoreError>;
 
     async fn insert_session(&mut self, session: &Session) -> Result<(), StoreError>;
+    /// Detaches a session from its remember-me series, so it survives the series' deletion.
+    async fn unbind_series(&mut self, session: &SessionId) -> Result<(), StoreError>;
     /// Gives a session a new id and secret, keeping everything else; `false` if it is gone.
     async fn rotate_session(&mut self, old: &SessionId, new: &SessionId, hash: &SecretHash)
     -> Result<bool, StoreError>;
@@ -242,5 +253,7 @@ pub trait Tx: Send {
     async fn retire_signing_keys(&mut self, keep: &str, at: OffsetDateTime) -> Result<u64, StoreError>;
     /// Deletes a key (withdrawn after a compromise); `false` when there was none.
     async fn delete_signing_key(&mut self, kid: &str) -> Result<bool, StoreError>;
+    /// Whether an unretired key (one that signs) is left.
+    async fn has_signer(&mut self) -> Result<bool, StoreError>;
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

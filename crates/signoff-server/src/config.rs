@@ -69,6 +69,12 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("email_change_max_per_account", "5", "e-mail change attempts per account per hour, whatever their outcome"),
     ("max_sessions_per_user", "100", "live sessions per user; signing in beyond it ends the oldest"),
     ("max_event_streams_per_session", "8", "open /auth/events streams per session; more are refused with 429"),
+    ("max_event_streams_per_user", "32", "open /auth/events streams per user, all sessions together"),
+    (
+        "max_event_streams",
+        "512",
+        "open /auth/events streams in all; keep it well below max_connections so streams cannot take every slot",
+    ),
     (
         "password_hash_concurrency",
         "0",
@@ -165,6 +171,8 @@ pub struct Config {
     pub email_change_max_per_account: u32,
     pub max_sessions_per_user: u32,
     pub max_event_streams_per_session: usize,
+    pub max_event_streams_per_user: usize,
+    pub max_event_streams: usize,
     /// Concurrent password hashes (resolved: never 0).
     pub password_hash_concurrency: usize,
     pub password_hash_queue: std::time::Duration,
@@ -294,6 +302,8 @@ impl Config {
             email_change_max_per_account: positive("email_change_max_per_account", &get)?,
             max_sessions_per_user: positive("max_sessions_per_user", &get)?,
             max_event_streams_per_session: positive::<usize>("max_event_streams_per_session", &get)?,
+            max_event_streams_per_user: positive::<usize>("max_event_streams_per_user", &get)?,
+            max_event_streams: positive::<usize>("max_event_streams", &get)?,
             password_hash_concurrency: match number::<usize>(
                 "password_hash_concurrency",
                 get("password_hash_concurrency"),

@@ -31,6 +31,8 @@ pub enum ApiError {
     Conflict(&'static str, String),
     PayloadTooLarge,
     UnsupportedMediaType,
+    /// 408: the request body did not arrive in time.
+    RequestTimeout,
     /// 503 with `Retry-After`: scarce work (password hashing) is saturated.
     Busy {
         retry_after_secs: u64,
@@ -59,6 +61,7 @@ impl ApiError {
             Self::Unprocessable(..) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(..) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -77,6 +80,7 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Busy { .. } => "busy",
             Self::Internal(_) => "internal",
@@ -95,6 +99,7 @@ impl ApiError {
             Self::NotFound => "not found".into(),
             Self::MethodNotAllowed(_) => "method not allowed".into(),
             Self::PayloadTooLarge => "request body too large".into(),
+            Self::RequestTimeout => "the request body did not arrive in time".into(),
             Self::UnsupportedMediaType => "send application/json or application/x-www-form-urlencoded".into(),
             Self::Busy { .. } => "the server is busy; try again in a moment".into(),
             Self::Internal(_) => "internal error".into(),
@@ -144,6 +149,8 @@ impl From<CoreError> for ApiError {
             }
             CoreError::Unauthenticated => Self::Unauthenticated,
             CoreError::NotFound => Self::NotFound,
+            // A saturated store is load to shed, not a fault: 503 with Retry-After (the edge logs it).
+            CoreError::Store(signoff_core::StoreError::Busy(_)) => Self::Busy { retry_after_secs: 1 },
             CoreError::Store(e) => Self::Internal(format!("store: {e}")),
             CoreError::Internal(e) => Self::Internal(e),
         }

@@ -17,7 +17,8 @@ const MAX_USER_AGENT: usize = 512;
 
 /// A POST body decoded from `application/json` or `application/x-www-form-urlencoded`.
 /// An empty body without a content type reads as an empty object. Anything else is a 4xx:
-/// other media types 415, too large 413, bad syntax or invalid UTF-8 400.
+/// other media types 415, too large 413, bad syntax or invalid UTF-8 400, not sent within the
+/// header-read timeout 408.
 #[derive(Debug)]
 pub struct Input<T>(pub T);
 
@@ -27,7 +28,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Input<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let media = media_type(req.headers());
         let limit = state.config().max_body_bytes;
-        let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| ApiError::PayloadTooLarge)?;
+        // A body must arrive as promptly as the headers did: one that never comes would hold
+        // its connection (and its slot under the connection cap) for good.
+        let deadline = state.config().header_read_timeout;
+        let bytes = tokio::time::timeout(deadline, axum::body::to_bytes(req.into_body(), limit))
+            .await
+            .map_err(|_| ApiError::RequestTimeout)?
+            .map_err(|_| ApiError::PayloadTooLarge)?;
         let value = match media.as_deref() {
             Some("application/json") => serde_json::from_slice::<serde_json::Value>(&bytes)
                 .map_err(|_| ApiError::bad_request("malformed JSON body"))?,

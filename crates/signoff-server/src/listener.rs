@@ -27,6 +27,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 
+/// How long in-flight requests may take to finish once shutdown begins.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// The connection bounds.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -95,8 +98,12 @@ pub async fn serve(
         });
     }
     let _ = closing.send(true);
-    // Every permit back means every connection has finished.
-    let _ = slots.acquire_many(u32::try_from(limits.max_connections).unwrap_or(u32::MAX)).await;
+    // Every permit back means every connection has finished; one that will not finish (a
+    // client that stops reading) is cut when the grace ends.
+    let all = slots.acquire_many(u32::try_from(limits.max_connections).unwrap_or(u32::MAX));
+    if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
+        tracing::warn!("connections still open after the shutdown grace; closing them");
+    }
     Ok(())
 }
 

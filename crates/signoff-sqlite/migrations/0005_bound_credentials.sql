@@ -10,3 +10,7 @@ ALTER TABLE remember_tokens ADD COLUMN grace_used INTEGER NOT NULL DEFAULT 0;
 -- tab presenting it inside the grace gets the same successor back (never a fork).
 ALTER TABLE refresh_tokens ADD COLUMN successor_salt BLOB;
 ALTER TABLE refresh_tokens ADD COLUMN grace_used INTEGER NOT NULL DEFAULT 0;
+-- A session that kept its place under a new id (after a password or e-mail change) goes on the
+-- feed too, so other processes forget the old id at once:
+--   kind 'rekeyed': subject = the old session id, next = its new id
+ALTER TABLE revocations ADD COLUMN next TEXT;

@@ -142,6 +142,15 @@ impl Store for SqliteStore {
         rows.iter().map(session_from).collect()
     }
 
+    async fn remember_by_selector(&self, selector: &str) -> Result<Option<RememberToken>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", remember_columns!(), " FROM remember_tokens WHERE selector = ?"))
+            .bind(selector)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(remember_from).transpose()
+    }
+
     async fn user_remember(&self, user: &UserId) -> Result<Vec<RememberToken>, StoreError> {
         let rows = sqlx::query(concat!("SELECT ", remember_columns!(), " FROM remember_tokens WHERE user_id = ?"))
             .bind(user.as_str())
@@ -176,7 +185,8 @@ impl Store for SqliteStore {
 
     async fn revocations_since(&self, after: i64, limit: u32) -> Result<Vec<(i64, FeedEntry)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, kind, subject, user_id, issuer, reason, value, at FROM revocations WHERE seq > ? ORDER BY seq LIMIT ?",
+            "SELECT seq, kind, subject, user_id, issuer, reason, value, at, next FROM revocations WHERE seq > ? \
+             ORDER BY seq LIMIT ?",
         )
         .bind(after)
         .bind(limit)
@@ -304,8 +314,8 @@ mod read {
 
 #[async_trait]
 impl Tx for SqliteTx {
-    async fn user_by_id(&mut self, id: &UserId) -> Result<Option<User>, StoreError> {
-        Ok(read::user_by_id(self.conn(), id).await?.map(|c| c.user))
+    async fn user_by_id(&mut self, id: &UserId) -> Result<Option<UserCredentials>, StoreError> {
+        read::user_by_id(self.conn(), id).await
     }
 
     async fn session_by_id(&mut self, id: &SessionId) -> Result<Option<(Session, User)>, StoreError> {
@@ -395,6 +405,15 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
+    async fn unbind_series(&mut self, session: &SessionId) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET series = NULL WHERE id = ?")
+            .bind(session.as_str())
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     async fn rotate_session(
         &mut self,
         old: &SessionId,
@@ -455,6 +474,15 @@ impl Tx for SqliteTx {
                     ),
                 )
             }
+            SessionFilter::Lapsed { user, id } => (
+                sqlx::query(concat!(
+                    "DELETE FROM sessions WHERE id = ? AND user_id = ? RETURNING ",
+                    session_returning!()
+                ))
+                .bind(id.as_str())
+                .bind(user.as_str()),
+                None,
+            ),
             SessionFilter::Expired { now, idle_cutoff } => (
                 sqlx::query(concat!(
                     "DELETE FROM sessions WHERE expires_at <= ? OR last_active_at <= ? RETURNING ",
@@ -625,10 +653,15 @@ impl Tx for SqliteTx {
                     ("token_version", user_id.as_str(), Some(user_id.as_str()), None, None, Some(*version), at)
                 }
                 FeedEntry::Keys { kid } => ("keys", kid.as_str(), None, None, None, None, at),
+                FeedEntry::Rekeyed { old, .. } => ("rekeyed", old.as_str(), None, None, None, None, at),
+            };
+            let next = match e {
+                FeedEntry::Rekeyed { new, .. } => Some(new.as_str()),
+                _ => None,
             };
             sqlx::query(
-                "INSERT INTO revocations (kind, subject, user_id, issuer, reason, value, at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO revocations (kind, subject, user_id, issuer, reason, value, at, next) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(kind)
             .bind(subject)
@@ -637,6 +670,7 @@ impl Tx for SqliteTx {
             .bind(reason)
             .bind(value)
             .bind(ms(at))
+            .bind(next)
             .execute(self.conn())
             .await
             .map_err(db_err)?;
@@ -756,6 +790,13 @@ impl Tx for SqliteTx {
             .await
             .map_err(db_err)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn has_signer(&mut self) -> Result<bool, StoreError> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM signing_keys WHERE retired_at IS NULL)")
+            .fetch_one(self.conn())
+            .await
+            .map_err(db_err)
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {

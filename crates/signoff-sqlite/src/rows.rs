@@ -18,6 +18,13 @@ pub fn backend(e: impl std::fmt::Display) -> StoreError {
 pub fn db_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
+        // SQLITE_BUSY, SQLITE_LOCKED and their extended codes (the primary code is the low byte).
+        sqlx::Error::Database(d)
+            if d.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| matches!(c & 0xff, 5 | 6)) =>
+        {
+            StoreError::Busy(e.to_string())
+        }
+        sqlx::Error::PoolTimedOut => StoreError::Busy(e.to_string()),
         _ => backend(e),
     }
 }
@@ -123,6 +130,10 @@ pub fn feed_from(r: &SqliteRow) -> Result<(i64, FeedEntry), StoreError> {
             FeedEntry::TokenVersion { user_id: UserId::from_string(subject), version: value.unwrap_or_default() }
         }
         "keys" => FeedEntry::Keys { kid: subject },
+        "rekeyed" => FeedEntry::Rekeyed {
+            old: SessionId::from_string(subject),
+            new: SessionId::from_string(get::<Option<String>>(r, "next")?.unwrap_or_default()),
+        },
         other => return Err(backend(format!("unknown feed entry kind {other}"))),
     };
     Ok((get(r, "seq")?, entry))

@@ -18,9 +18,11 @@ use crate::password::{self, Passwords};
 use crate::policy::{Ends, Trigger};
 use crate::remember::RememberSecret;
 use crate::revocation::{FeedEntry, Revocation, RevocationHub};
-use crate::secret::{SessionId, SessionSecret, UserId};
+use crate::secret::{self, SessionId, SessionSecret, UserId};
 use crate::session_cache::SessionCache;
-use crate::store::{Ended, RememberFilter, RememberToken, Session, SessionFilter, Store, StoreError, Tx, User};
+use crate::store::{
+    Ended, RememberFilter, RememberToken, Session, SessionFilter, Store, StoreError, Tx, User, UserCredentials,
+};
 use crate::throttle::{Limits, ThrottlePolicy, address_key, take_all};
 pub use tokens::{AccessContext, Presented, TokenPair, TokenPolicy, TokenState};
 
@@ -146,7 +148,7 @@ pub struct Authority {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     passwords: Passwords,
-    limits: Limits,
+    limits: Arc<Limits>,
     policy: SessionPolicy,
     hub: RevocationHub,
     tokens: TokenState,
@@ -222,8 +224,15 @@ impl Batch<'_> {
     }
 
     async fn commit(mut self) -> Result<(), CoreError> {
-        let feed: Vec<FeedEntry> =
-            self.revoked.iter().cloned().map(FeedEntry::Session).chain(self.token_feed.iter().cloned()).collect();
+        let rekeyed = self.rekeyed.iter().map(|(old, new)| FeedEntry::Rekeyed { old: old.clone(), new: new.clone() });
+        let feed: Vec<FeedEntry> = self
+            .revoked
+            .iter()
+            .cloned()
+            .map(FeedEntry::Session)
+            .chain(self.token_feed.iter().cloned())
+            .chain(rekeyed)
+            .collect();
         if !feed.is_empty() {
             self.tx.record_revocations(&feed, self.authority.now()).await?;
         }
@@ -263,7 +272,7 @@ impl Authority {
             store,
             clock,
             passwords,
-            limits: Limits::new(throttle),
+            limits: Arc::new(Limits::new(throttle)),
             policy,
             hub: RevocationHub::default(),
             tokens,
@@ -374,8 +383,7 @@ impl Authority {
     ) -> Result<SignedIn, CoreError> {
         // An unparseable address is just another wrong credential: same answer, same cost.
         let key = email::normalize(raw_email).unwrap_or_else(|| raw_email.trim().to_lowercase());
-        let account = self.check_password(&key, password, client).await?;
-        let user = account.ok_or(CoreError::InvalidCredentials)?;
+        let user = self.check_password(&key, password, client).await?.user;
 
         let old = match previous.0 {
             Some(secret) => self.peek(secret).await?,
@@ -390,27 +398,42 @@ impl Authority {
             batch.drop_series(RememberFilter::Selector(r.selector()), &event).await?;
         }
         let signed_in = self.open_session(&mut batch, user, None, remember_me, "password", client).await?;
+        self.cap_sessions(&mut batch, &signed_in.ctx.user.id, client).await?;
         batch.commit().await?;
         Ok(signed_in)
     }
 
-    /// Verifies a password under the sign-in limits. `Ok(None)` never happens for a wrong
-    /// password: that is `InvalidCredentials`, counted against the account and the address.
-    async fn check_password(&self, key: &str, password: &str, client: &ClientInfo) -> Result<Option<User>, CoreError> {
+    /// Verifies a password under the sign-in limits and returns the account with the hash it
+    /// matched. A wrong password or an unknown account is `InvalidCredentials`, counted against
+    /// the account and the address. The look-up, the hash and the counting run as a task of
+    /// their own, so a client that hangs up while its password is hashed is counted all the
+    /// same (only failures count: successful sign-ins are never throttled).
+    async fn check_password(
+        &self,
+        key: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<UserCredentials, CoreError> {
         let now = self.now();
         if let Some(wait) = self.limits.login.check(key, &client.ip, now) {
             tracing::warn!(target: "audit", event = "login_throttled", ip = %client.ip, "sign-in refused: too many failures");
             return Err(CoreError::Throttled(wait));
         }
-        let account = self.store.user_by_email(key).await?;
-        let ok = self.passwords.verify(password, account.as_ref().map(|a| a.password_hash.as_str())).await?;
-        match account {
-            Some(account) if ok => {
-                self.limits.login.record_success(key, &client.ip);
-                Ok(Some(account.user))
+        let (store, passwords, limits) = (self.store.clone(), self.passwords.clone(), self.limits.clone());
+        let (key_owned, ip, password) = (key.to_owned(), client.ip.clone(), password.to_owned());
+        let checked = tokio::spawn(async move {
+            let account = store.user_by_email(&key_owned).await?;
+            let ok = passwords.verify(&password, account.as_ref().map(|a| a.password_hash.as_str())).await?;
+            match &account {
+                Some(_) if ok => limits.login.record_success(&key_owned, &ip),
+                _ => limits.login.record_failure(&key_owned, &ip, now),
             }
+            Ok::<_, CoreError>((account, ok))
+        });
+        let (account, ok) = checked.await.map_err(|e| CoreError::Internal(format!("password check: {e}")))??;
+        match account {
+            Some(account) if ok => Ok(account),
             other => {
-                self.limits.login.record_failure(key, &client.ip, now);
                 // Stored either way (bounded by the limiter, which refuses before this point); an
                 // unknown account's event has no user, so only operators ever see it.
                 let event = self.event(AuditKind::LoginFailed, Actor::User, client).reason("bad_credentials");
@@ -424,7 +447,7 @@ impl Authority {
     }
 
     /// Inserts a new session for `user` in `batch`: opened from the remember-me series `series`,
-    /// or with a new series if `remember_me`. Beyond the per-user cap the oldest sessions end.
+    /// or with a new series if `remember_me`. The caller applies the per-user cap last.
     async fn open_session(
         &self,
         batch: &mut Batch<'_>,
@@ -468,11 +491,15 @@ impl Authority {
                 .await?;
         }
         batch.audit(self.event(AuditKind::Login, Actor::User, client).reason(how).about(&session)).await?;
-        let cap = self.event(AuditKind::SessionRevoked, Actor::Policy, client).reason("session_limit");
-        batch
-            .end(SessionFilter::OldestBeyond { user: &user.id, keep: self.policy.max_sessions_per_user }, &cap)
-            .await?;
         Ok(SignedIn { ctx: SessionContext { session, user, secret }, remember })
+    }
+
+    /// Ends a user's oldest sessions beyond the per-user cap. Called last in a sign-in's batch,
+    /// after its compare-and-swaps, so the new session (the newest) always stays.
+    async fn cap_sessions(&self, batch: &mut Batch<'_>, user: &UserId, client: &ClientInfo) -> Result<(), CoreError> {
+        let event = self.event(AuditKind::SessionRevoked, Actor::Policy, client).reason("session_limit");
+        batch.end(SessionFilter::OldestBeyond { user, keep: self.policy.max_sessions_per_user }, &event).await?;
+        Ok(())
     }
 
     /// Signs a browser back in from its remember-me cookie, rotating the validator. See
@@ -483,11 +510,15 @@ impl Authority {
     /// session bound to the series and ends it with it.
     pub async fn resume(&self, presented: &RememberSecret, client: &ClientInfo) -> Result<Resume, CoreError> {
         let now = self.now();
+        // A cheap look first: an unknown selector (anyone can send one) takes no write lock.
+        if self.store.remember_by_selector(presented.selector()).await?.is_none() {
+            return Ok(Resume::Invalid);
+        }
         let mut batch = self.batch().await?;
         let Some(token) = batch.tx.remember_by_selector(presented.selector()).await? else {
             return Ok(Resume::Invalid);
         };
-        let Some(user) = batch.tx.user_by_id(&token.user_id).await? else {
+        let Some(user) = batch.tx.user_by_id(&token.user_id).await?.map(|c| c.user) else {
             return Ok(Resume::Invalid);
         };
         if now >= token.expires_at {
@@ -519,6 +550,7 @@ impl Authority {
             // already bound to the new session, so ending the old one leaves it alone.
             let event = self.event(AuditKind::SessionRevoked, Actor::Policy, client).reason("superseded");
             batch.end(SessionFilter::One { user: &user_id, id: &token.session_id }, &event).await?;
+            self.cap_sessions(&mut batch, &user_id, client).await?;
             batch.commit().await?;
             signed_in.remember = Some(next);
             return Ok(Resume::Resumed(Box::new(signed_in)));
@@ -534,6 +566,7 @@ impl Authority {
             }
             let signed_in =
                 self.open_session(&mut batch, user, Some(&token.selector), false, "remember_me", client).await?;
+            self.cap_sessions(&mut batch, &signed_in.ctx.user.id, client).await?;
             batch.commit().await?;
             return Ok(Resume::Resumed(Box::new(signed_in)));
         }
@@ -574,7 +607,7 @@ impl Authority {
         if !self.is_live(&session, now) {
             let event = self.event(AuditKind::SessionExpired, Actor::Policy, &ClientInfo::default()).reason("expired");
             let mut batch = self.batch().await?;
-            batch.end(SessionFilter::One { user: &user.id, id: &session.id }, &event).await?;
+            batch.end(SessionFilter::Lapsed { user: &user.id, id: &session.id }, &event).await?;
             batch.commit().await?;
             return Ok(None);
         }
@@ -691,6 +724,22 @@ impl Authority {
         Ok(())
     }
 
+    /// The check behind a password or e-mail change, made again inside its transaction: the
+    /// caller's session still lives and the password it proved is still the account's. The
+    /// proof (an argon2 run) happened before the transaction; anything that committed since
+    /// (another password change, a revocation of this session) makes this change `401`, with
+    /// nothing written.
+    async fn still_current(
+        batch: &mut Batch<'_>,
+        ctx: &SessionContext,
+        verified: &UserCredentials,
+    ) -> Result<(), CoreError> {
+        let live = batch.tx.session_by_id(&ctx.session.id).await?.is_some_and(|(s, _)| s.user_id == ctx.user.id);
+        let now = batch.tx.user_by_id(&ctx.user.id).await?;
+        let same = now.is_some_and(|n| secret::ct_eq_str(&n.password_hash, &verified.password_hash));
+        if live && same { Ok(()) } else { Err(CoreError::Unauthenticated) }
+    }
+
     /// Changes the password: the current session survives with a new id, everything else of
     /// the user ends (see [`Trigger::PasswordChanged`]).
     pub async fn change_password(
@@ -700,10 +749,11 @@ impl Authority {
         new_password: &str,
         client: &ClientInfo,
     ) -> Result<SessionContext, CoreError> {
-        self.check_password(&ctx.user.email, current_password, client).await?;
+        let verified = self.check_password(&ctx.user.email, current_password, client).await?;
         password::check_policy(new_password, &ctx.user.email).map_err(CoreError::WeakPassword)?;
         let hash = self.passwords.hash(new_password).await?;
         let mut batch = self.batch().await?;
+        Self::still_current(&mut batch, ctx, &verified).await?;
         batch.tx.set_password(&ctx.user.id, &hash).await?;
         let rotated = self.apply(&mut batch, Trigger::PasswordChanged, &ctx.user.id, Some(ctx), client).await?;
         batch.audit(self.event(AuditKind::PasswordChanged, Actor::User, client).about(&ctx.session)).await?;
@@ -723,8 +773,9 @@ impl Authority {
         // and the limit itself tells nothing.
         self.limits.email_change.take(ctx.user.id.as_str(), self.now()).map_err(CoreError::Throttled)?;
         let email = email::normalize(new_email).ok_or(CoreError::InvalidEmail)?;
-        self.check_password(&ctx.user.email, current_password, client).await?;
+        let verified = self.check_password(&ctx.user.email, current_password, client).await?;
         let mut batch = self.batch().await?;
+        Self::still_current(&mut batch, ctx, &verified).await?;
         match batch.tx.set_email(&ctx.user.id, &email).await {
             Err(StoreError::Conflict) => return Err(CoreError::EmailTaken),
             other => other?,
@@ -787,6 +838,10 @@ impl Authority {
         batch.end(SessionFilter::AllOf { user, keep: keep.unwrap_or_default() }, &event).await?;
         batch.quiet |= !c.notify;
         if c.revoke_all_tokens {
+            // The kept session outlives every series, its own included: unbind it first.
+            if let Some(ctx) = current.filter(|_| keep.is_some()) {
+                batch.tx.unbind_series(&ctx.session.id).await?;
+            }
             batch.drop_series(RememberFilter::AllOfUser(user), &event).await?;
             batch.tx.revoke_user_refresh(user).await?;
         }
@@ -797,7 +852,8 @@ impl Authority {
         let secret = SessionSecret::generate();
         let id = SessionId::generate();
         if !batch.tx.rotate_session(&ctx.session.id, &id, &secret.hash()).await? {
-            return Ok(None);
+            // The session ended under us: nothing of this change may commit.
+            return Err(CoreError::Unauthenticated);
         }
         batch
             .audit(
@@ -845,6 +901,13 @@ impl Authority {
                 self.reload_keys().await?;
             }
             self.tokens.apply(&tokens);
+            for e in &tokens {
+                if let FeedEntry::Rekeyed { old, new } = e {
+                    // The old id's secret is dead here too; open pages follow the new id.
+                    self.sessions.remove([old]);
+                    self.hub.rekey(old, new);
+                }
+            }
             let revoked: Vec<Revocation> = sessions
                 .into_iter()
                 .filter_map(|e| match e {

@@ -134,7 +134,7 @@ impl TokenState {
                     let v = versions.entry(user_id.clone()).or_insert(*version);
                     *v = (*v).max(*version);
                 }
-                FeedEntry::Session(_) | FeedEntry::Keys { .. } => {}
+                FeedEntry::Session(_) | FeedEntry::Keys { .. } | FeedEntry::Rekeyed { .. } => {}
             }
         }
     }
@@ -227,16 +227,16 @@ impl Authority {
     /// unknown `kid`.
     pub async fn revoke_signing_key(&self, kid: &str) -> Result<Option<String>, CoreError> {
         let mut batch = self.batch().await?;
-        let signer = self.tokens.keyring().signer().map(|k| k.kid.clone());
-        let mut replacement = None;
-        if signer.as_deref() == Some(kid) || signer.is_none() {
-            let key = SigningKeyPair::generate(self.now());
-            batch.tx.insert_signing_key(&key).await?;
-            batch.tx.retire_signing_keys(&key.kid, self.now()).await?;
-            replacement = Some(key.kid);
-        }
         if !batch.tx.delete_signing_key(kid).await? {
             return Err(CoreError::NotFound);
+        }
+        // Decided on the store as it is now, inside the transaction: if no signing key is left
+        // (this was it), a new one takes over.
+        let mut replacement = None;
+        if !batch.tx.has_signer().await? {
+            let key = SigningKeyPair::generate(self.now());
+            batch.tx.insert_signing_key(&key).await?;
+            replacement = Some(key.kid);
         }
         batch.token_feed.push(FeedEntry::Keys { kid: kid.to_owned() });
         let event = self.event(AuditKind::KeyRevoked, Actor::Admin, &ClientInfo::default()).reason(kid);
@@ -264,9 +264,10 @@ impl Authority {
         client: &ClientInfo,
     ) -> Result<TokenPair, CoreError> {
         let key = email::normalize(raw_email).unwrap_or_else(|| raw_email.trim().to_lowercase());
-        let user = self.check_password(&key, password, client).await?.ok_or(CoreError::InvalidCredentials)?;
+        let user = self.check_password(&key, password, client).await?.user;
         let mut batch = self.batch().await?;
         let SignedIn { ctx, .. } = self.open_session(&mut batch, user, None, false, "password_grant", client).await?;
+        self.cap_sessions(&mut batch, &ctx.user.id, client).await?;
         let refresh = Secret::generate();
         self.insert_refresh(&mut batch, &ctx.session, &random_id(), random_id(), &refresh).await?;
         batch.commit().await?;
@@ -284,8 +285,13 @@ impl Authority {
     pub async fn refresh_grant(&self, presented: &str, client: &ClientInfo) -> Result<TokenPair, CoreError> {
         let now = self.now();
         let secret = Secret::parse(presented).ok_or(CoreError::InvalidGrant)?;
+        let hash = secret.hash(REFRESH_LABEL);
+        // A cheap look first: an unknown token (anyone can send one) takes no write lock.
+        if self.store.refresh_by_hash(&hash).await?.is_none() {
+            return Err(CoreError::InvalidGrant);
+        }
         let mut batch = self.batch().await?;
-        let token = batch.tx.refresh_by_hash(&secret.hash(REFRESH_LABEL)).await?.ok_or(CoreError::InvalidGrant)?;
+        let token = batch.tx.refresh_by_hash(&hash).await?.ok_or(CoreError::InvalidGrant)?;
         if now >= token.expires_at {
             return Err(CoreError::InvalidGrant);
         }
@@ -523,8 +529,12 @@ impl Authority {
     /// its access tokens (they carry its `sid`) die with it, on every node.
     async fn revoke_refresh(&self, token: &str, client: &ClientInfo) -> Result<bool, CoreError> {
         let Some(secret) = Secret::parse(token) else { return Ok(false) };
+        let hash = secret.hash(REFRESH_LABEL);
+        if self.store.refresh_by_hash(&hash).await?.is_none() {
+            return Ok(false);
+        }
         let mut batch = self.batch().await?;
-        let Some(found) = batch.tx.refresh_by_hash(&secret.hash(REFRESH_LABEL)).await? else { return Ok(false) };
+        let Some(found) = batch.tx.refresh_by_hash(&hash).await? else { return Ok(false) };
         let event = self
             .event(AuditKind::TokenRevoked, Actor::SelfSession, client)
             .user(&found.user_id)

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::stream;
 use serde_json::json;
+use signoff_core::revocation::StreamLimits;
 use std::convert::Infallible;
 
 use super::require_session;
@@ -27,7 +28,13 @@ pub fn routes() -> Router<AppState> {
 async fn events(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let ctx = require_session(&state, &headers).await?;
     let authority = state.authority();
-    let Some(watch) = authority.hub().watch(&ctx.session.id, state.config().max_event_streams_per_session) else {
+    let c = state.config();
+    let limits = StreamLimits {
+        per_session: c.max_event_streams_per_session,
+        per_user: c.max_event_streams_per_user,
+        total: c.max_event_streams,
+    };
+    let Some(watch) = authority.hub().watch(&ctx.session.id, &ctx.user.id, limits) else {
         return Err(ApiError::TooManyStreams);
     };
     // The session may have ended between the check above and the registration.

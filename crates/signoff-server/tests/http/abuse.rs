@@ -303,3 +303,72 @@ async fn idle_connections_cannot_lock_clients_out_beyond_the_connection_cap() {
         assert!(closed_within(&mut c, Duration::from_secs(8)).await.is_some(), "an idle connection stayed open");
     }
 }
+
+#[tokio::test]
+async fn a_client_hanging_up_while_its_password_is_hashed_is_counted_all_the_same() {
+    let s = TestServer::start().await;
+    let email = s.register("hangup@example.com").await;
+    let http = reqwest::Client::new();
+    for _ in 0..8 {
+        let rb = http
+            .post(format!("{}/auth/login", s.base))
+            .header("origin", &s.origin)
+            .json(&json!({"email": email, "password": "a wrong guess"}));
+        // Gone before argon2 can answer.
+        let _ = tokio::time::timeout(Duration::from_millis(5), rb.send()).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut b = s.browser();
+    let res = b.post_json("/auth/login", &json!({"email": email, "password": PASSWORD})).await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS, "abandoned guesses still count");
+}
+
+#[tokio::test]
+async fn a_request_body_that_never_arrives_times_out() {
+    let s = TestServer::with(|c| c.header_read_timeout = Duration::from_secs(1)).await;
+    let mut stream = TcpStream::connect(addr(&s)).await.expect("connect");
+    stream
+        .write_all(
+            b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n{",
+        )
+        .await
+        .expect("write");
+    let started = Instant::now();
+    let mut buf = vec![0u8; 4096];
+    let n =
+        tokio::time::timeout(Duration::from_secs(4), stream.read(&mut buf)).await.expect("an answer").expect("read");
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(closed_within(&mut stream, Duration::from_secs(4)).await.is_some(), "the connection is freed");
+}
+
+#[tokio::test]
+async fn one_user_cannot_hold_every_event_stream() {
+    let s = TestServer::with(|c| {
+        c.max_event_streams_per_session = 3;
+        c.max_event_streams_per_user = 4;
+    })
+    .await;
+    let email = s.register("hog@example.com").await;
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for _ in 0..3 {
+        let mut b = s.browser();
+        b.login(&email, PASSWORD).await;
+        for _ in 0..3 {
+            let res = b.request(Method::GET, "/auth/events").send().await.expect("events");
+            if res.status() == StatusCode::TOO_MANY_REQUESTS {
+                refused += 1;
+            } else {
+                assert_eq!(res.status(), StatusCode::OK);
+                open.push(res);
+            }
+        }
+    }
+    assert_eq!(open.len(), 4, "four streams for the user in all");
+    assert_eq!(refused, 5);
+    let other = s.signed_in("someone-else@example.com").await;
+    let res = other.request(Method::GET, "/auth/events").send().await.expect("events");
+    assert_eq!(res.status(), StatusCode::OK, "another user still gets one");
+}

@@ -448,3 +448,85 @@ async fn key_rotation_and_withdrawal_reach_a_running_server_at_once() {
     assert_eq!(kid_of(&third.access), replacement);
     assert_eq!(me(&s, &third.access).await, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn racing_password_changes_commit_at_most_one_and_never_on_a_stale_check() {
+    let s = TestServer::start().await;
+    for round in 0..3 {
+        let email = s.register(&format!("pw-race-{round}@example.com")).await;
+        let mut victim = s.browser();
+        victim.login(&email, PASSWORD).await;
+        let mut attacker = s.browser();
+        attacker.login(&email, PASSWORD).await;
+        let mut set = JoinSet::new();
+        let http = client();
+        for i in 0..12 {
+            let (b, new) = if i == 5 {
+                (&victim, "victim passphrase kept safe".to_owned())
+            } else {
+                (&attacker, format!("attacker passphrase number {i}"))
+            };
+            let rb = http
+                .post(format!("{}/auth/password", s.base))
+                .header("origin", &s.origin)
+                .header("accept", "application/json")
+                .header("cookie", format!("{SESSION}={}", b.session_cookie().expect("cookie")))
+                .header("x-csrf-token", b.csrf.clone().expect("csrf"))
+                .json(&json!({"current_password": PASSWORD, "new_password": new}));
+            set.spawn(async move { (rb.send().await.expect("change").status(), new) });
+        }
+        let answers = set.join_all().await;
+        let won: Vec<&String> = answers.iter().filter(|(st, _)| *st == StatusCode::OK).map(|(_, n)| n).collect();
+        assert_eq!(won.len(), 1, "round {round}: {} password changes committed: {answers:?}", won.len());
+        // Losers are refused: their session ended, or the password they prove is no longer the
+        // account's (and so many wrong passwords from one address meet the sign-in limit).
+        let refused = [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS];
+        assert!(answers.iter().all(|(st, _)| *st == StatusCode::OK || refused.contains(st)), "{answers:?}");
+        let mut check = s.browser();
+        check.login(&email, won[0]).await;
+        assert_eq!(live_sessions(&s, &email).await, 2, "round {round}: the winner's rotated session and this one");
+    }
+}
+
+#[tokio::test]
+async fn a_password_change_from_a_remembered_session_keeps_that_session() {
+    let s = TestServer::start().await;
+    let email = s.register("rm-pw@example.com").await;
+    let mut b = s.browser();
+    b.post_json("/auth/login", &json!({"email": email, "password": PASSWORD, "remember_me": true})).await;
+    b.csrf = b.get_json("/auth/session").await.json()["csrf_token"].as_str().map(str::to_owned);
+    let old_remember = b.jar.get(REMEMBER).cloned().expect("remember");
+    let res = b
+        .post_json("/auth/password", &json!({"current_password": PASSWORD, "new_password": "another fine passphrase"}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(b.session_status().await, StatusCode::OK, "the changing session lives on, rotated");
+    let mut replay = s.browser();
+    replay.jar.insert(REMEMBER.into(), old_remember);
+    assert_eq!(replay.session_status().await, StatusCode::UNAUTHORIZED, "every remember-me series died");
+    assert_eq!(live_sessions(&s, &email).await, 1);
+}
+
+#[tokio::test]
+async fn an_idled_out_session_cookie_does_not_destroy_its_remember_me_series() {
+    let s = TestServer::start().await;
+    let email = s.register("idle-rm@example.com").await;
+    let mut b = s.browser();
+    b.post_json("/auth/login", &json!({"email": email, "password": PASSWORD, "remember_me": true})).await;
+    // The browser stays open past the idle timeout: it still sends both cookies.
+    s.clock.advance(time::Duration::minutes(31));
+    assert!(b.session_cookie().is_some());
+    assert_eq!(b.session_status().await, StatusCode::OK, "signed back in from the remember-me cookie");
+    assert_eq!(live_sessions(&s, &email).await, 1);
+}
+
+#[tokio::test]
+async fn resuming_at_the_session_cap_keeps_the_series() {
+    let s = TestServer::with(|c| c.max_sessions_per_user = 1).await;
+    let email = s.register("cap-rm@example.com").await;
+    let (mut b, _) = remembered(&s, &email).await;
+    for i in 0..3 {
+        assert_eq!(b.session_status().await, StatusCode::OK, "resume {i} at the cap");
+        b.jar.remove(SESSION);
+    }
+}

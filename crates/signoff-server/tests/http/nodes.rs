@@ -98,3 +98,28 @@ async fn cached_sessions_follow_revocations_and_activity_on_other_nodes() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[tokio::test]
+async fn a_session_rotated_on_one_node_leaves_its_old_cookie_dead_on_the_other() {
+    let a = TestServer::with(|c| c.revocation_poll = Duration::from_millis(20)).await;
+    a.register("rekey@example.com").await;
+    let b = a.sibling().await;
+    let mut victim = a.browser();
+    victim.login("rekey@example.com", PASSWORD).await;
+    // A thief holds a copy of the cookie and uses it through node B, which caches the session.
+    let mut thief = b.browser();
+    thief.jar = victim.jar.clone();
+    assert_eq!(thief.session_status().await, StatusCode::OK);
+    // The victim changes the password on node A: their session lives on under a new id, and
+    // the copied cookie (the old id's secret) must die everywhere.
+    let res = victim
+        .post_json("/auth/password", &json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(victim.session_status().await, StatusCode::OK);
+    let started = Instant::now();
+    while thief.session_status().await != StatusCode::UNAUTHORIZED {
+        assert!(started.elapsed() < Duration::from_secs(2), "node B still accepts the rotated-away cookie");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
