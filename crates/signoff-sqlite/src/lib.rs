@@ -251,8 +251,10 @@ impl SqliteTx {
         &mut self.tx
     }
 
-    /// Ends every session opened from one of `selectors` (series that were just deleted).
-    async fn end_series_sessions(&mut self, selectors: &[String], ended: &mut Ended) -> Result<(), StoreError> {
+    /// What follows every deletion of sessions or series: the sessions opened from the deleted
+    /// series (`selectors`) end too, and refresh tokens die with their sessions, whatever ended
+    /// them.
+    async fn cascade(&mut self, selectors: &[String], ended: &mut Ended) -> Result<(), StoreError> {
         for selector in selectors {
             let rows = sqlx::query(concat!("DELETE FROM sessions WHERE series = ? RETURNING ", session_returning!()))
                 .bind(selector)
@@ -262,6 +264,12 @@ impl SqliteTx {
             for row in &rows {
                 ended.sessions.push(session_from(row)?);
             }
+        }
+        if !ended.sessions.is_empty() {
+            sqlx::query("DELETE FROM refresh_tokens WHERE session_id NOT IN (SELECT id FROM sessions)")
+                .execute(self.conn())
+                .await
+                .map_err(db_err)?;
         }
         Ok(())
     }
@@ -521,14 +529,7 @@ impl Tx for SqliteTx {
             }
         }
         ended.series = selectors.len() as u64;
-        self.end_series_sessions(&selectors, &mut ended).await?;
-        if !ended.sessions.is_empty() {
-            // Refresh tokens die with their sessions, whatever ended them.
-            sqlx::query("DELETE FROM refresh_tokens WHERE session_id NOT IN (SELECT id FROM sessions)")
-                .execute(self.conn())
-                .await
-                .map_err(db_err)?;
-        }
+        self.cascade(&selectors, &mut ended).await?;
         Ok(ended)
     }
 
@@ -603,13 +604,7 @@ impl Tx for SqliteTx {
         };
         let selectors: Vec<String> = query.fetch_all(self.conn()).await.map_err(db_err)?;
         let mut ended = Ended { sessions: Vec::new(), series: selectors.len() as u64 };
-        self.end_series_sessions(&selectors, &mut ended).await?;
-        if !ended.sessions.is_empty() {
-            sqlx::query("DELETE FROM refresh_tokens WHERE session_id NOT IN (SELECT id FROM sessions)")
-                .execute(self.conn())
-                .await
-                .map_err(db_err)?;
-        }
+        self.cascade(&selectors, &mut ended).await?;
         Ok(ended)
     }
 

@@ -2,9 +2,18 @@
 //! refuses on its next request (after the revocation feed's short poll) and tells its streams.
 
 use crate::support::*;
+use async_trait::async_trait;
+use base64::Engine;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use signoff_core::audit::AuditEvent;
+use signoff_core::secret::SecretHash;
+use signoff_core::store::{RefreshToken, RememberToken, Session, Store, StoreError, Tx, User, UserCredentials};
+use signoff_core::token::SigningKeyPair;
+use signoff_core::{FeedEntry, SessionId, UserId};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use time::OffsetDateTime;
 
 /// Polls `/api/me` on `node` with `access` until it is refused; returns how long that took.
 async fn refused_within(node: &mut Browser, access: &str, limit: Duration) -> Duration {
@@ -122,4 +131,118 @@ async fn a_session_rotated_on_one_node_leaves_its_old_cookie_dead_on_the_other()
         assert!(started.elapsed() < Duration::from_secs(2), "node B still accepts the rotated-away cookie");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// A store through which "another process" denies a token right after this process has
+/// loaded its denylist at start: the narrow window a starting process must not lose.
+struct DeniedWhileLoading {
+    inner: Arc<dyn Store>,
+    pending: Mutex<Option<(String, String, i64)>>,
+}
+
+#[async_trait]
+impl Store for DeniedWhileLoading {
+    async fn denied_tokens(&self, now: i64) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let loaded = self.inner.denied_tokens(now).await?;
+        let pending = self.pending.lock().expect("lock").take();
+        if let Some((issuer, jti, exp)) = pending {
+            let mut tx = self.inner.begin().await?;
+            tx.deny_token(&issuer, &jti, exp).await?;
+            tx.record_revocations(&[FeedEntry::Token { issuer, jti, exp }], OffsetDateTime::now_utc()).await?;
+            tx.commit().await?;
+        }
+        Ok(loaded)
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+    async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
+        self.inner.begin().await
+    }
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserCredentials>, StoreError> {
+        self.inner.user_by_email(email).await
+    }
+    async fn user_by_id(&self, id: &UserId) -> Result<Option<UserCredentials>, StoreError> {
+        self.inner.user_by_id(id).await
+    }
+    async fn session_by_hash(&self, hash: &SecretHash) -> Result<Option<(Session, User)>, StoreError> {
+        self.inner.session_by_hash(hash).await
+    }
+    async fn user_sessions(&self, user: &UserId) -> Result<Vec<Session>, StoreError> {
+        self.inner.user_sessions(user).await
+    }
+    async fn remember_by_selector(&self, selector: &str) -> Result<Option<RememberToken>, StoreError> {
+        self.inner.remember_by_selector(selector).await
+    }
+    async fn user_remember(&self, user: &UserId) -> Result<Vec<RememberToken>, StoreError> {
+        self.inner.user_remember(user).await
+    }
+    async fn touch_session(&self, id: &SessionId, at: OffsetDateTime) -> Result<(), StoreError> {
+        self.inner.touch_session(id, at).await
+    }
+    async fn user_audit(&self, user: &UserId, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
+        self.inner.user_audit(user, limit).await
+    }
+    async fn revocations_since(&self, after: i64, limit: u32) -> Result<Vec<(i64, FeedEntry)>, StoreError> {
+        self.inner.revocations_since(after, limit).await
+    }
+    async fn revocation_head(&self) -> Result<i64, StoreError> {
+        self.inner.revocation_head().await
+    }
+    async fn trim_revocations(&self, before: OffsetDateTime, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.inner.trim_revocations(before, now).await
+    }
+    async fn session_by_id(&self, id: &SessionId) -> Result<Option<(Session, User)>, StoreError> {
+        self.inner.session_by_id(id).await
+    }
+    async fn refresh_by_hash(&self, hash: &SecretHash) -> Result<Option<RefreshToken>, StoreError> {
+        self.inner.refresh_by_hash(hash).await
+    }
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyPair>, StoreError> {
+        self.inner.signing_keys().await
+    }
+}
+
+#[tokio::test]
+async fn a_token_denied_while_a_process_starts_is_still_refused_by_it() {
+    let a = TestServer::start().await;
+    a.register("starting@example.com").await;
+    let mut on_a = a.browser();
+    let token = grant(&mut on_a, "starting@example.com").await;
+    let payload = token.split('.').nth(1).expect("payload");
+    let claims: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("b64"))
+            .expect("claims");
+    let denial = (
+        claims["iss"].as_str().expect("iss").to_owned(),
+        claims["jti"].as_str().expect("jti").to_owned(),
+        claims["exp"].as_i64().expect("exp"),
+    );
+    // Node B starts on the same database; node A's denial commits just after B loaded its
+    // denylist. B must still apply it, from the revocation feed.
+    let inner = signoff_server::backend::open_store(&a.db_url).await.expect("store");
+    let store = Arc::new(DeniedWhileLoading { inner, pending: Mutex::new(Some(denial)) });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let mut config = signoff_server::Config::defaults();
+    config.public_url = a.origin.parse().expect("origin");
+    config.public_origin = a.origin.clone();
+    config.token_audience = a.origin.clone();
+    config.revocation_poll = Duration::from_millis(20);
+    let state = signoff_server::AppState::new(config, store, Arc::new(signoff_core::SystemClock)).await.expect("state");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(signoff_server::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        let res = http.get(format!("{base}/api/me")).bearer_auth(&token).send().await.expect("me");
+        if res.status() == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(2), "node B never applied the denial");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(());
 }
