@@ -92,6 +92,11 @@ impl Limit {
         self.counts.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Events counted for `key` in its current window.
+    pub fn count(&self, key: &str, now: OffsetDateTime) -> u32 {
+        self.lock().get(key).filter(|(started, _)| now < *started + self.window).map_or(0, |(_, n)| *n)
+    }
+
     /// `Some(wait)` when `key` has used up its window.
     pub fn over(&self, key: &str, now: OffsetDateTime) -> Option<Duration> {
         let counts = self.lock();
@@ -154,11 +159,37 @@ pub fn address_key(ip: &str) -> String {
 }
 
 /// Failed sign-in limits.
+///
+/// Attempts in flight count against the limits as if they will fail: otherwise a burst of
+/// parallel guesses would all pass the check before the first failure is recorded, and one
+/// address would get as many guesses as the server can hash, not five. An attempt that would
+/// only fit once others finish is refused as busy (`503`, retry in a second), not throttled:
+/// successful sign-ins never count.
 #[derive(Debug)]
 pub struct LoginThrottle {
     per_account_and_ip: Limit,
     per_ip: Limit,
     per_account: Limit,
+    /// Attempts started and not finished, by the same keys (tagged per limit).
+    pending: Mutex<HashMap<String, u32>>,
+}
+
+/// Why a sign-in attempt may not start now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Too many failures: wait this long.
+    Throttled(Duration),
+    /// Too many attempts in flight to stay within the limits if they all fail.
+    Busy,
+}
+
+/// How a started attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Failed,
+    Succeeded,
+    /// It could not be checked (the store or the hashing pool refused).
+    Unchecked,
 }
 
 impl Default for LoginThrottle {
@@ -173,6 +204,57 @@ impl LoginThrottle {
             per_account_and_ip: Limit::new(p.max_failures_per_account_and_ip, p.window),
             per_ip: Limit::new(p.max_failures_per_ip, p.window),
             per_account: Limit::new(p.max_failures_per_account, p.window),
+            pending: Mutex::default(),
+        }
+    }
+
+    /// The three limits with the key each counts this attempt under.
+    fn keyed(&self, account: &str, ip: &str) -> [(&Limit, String, String); 3] {
+        let pair = Self::pair(account, ip);
+        let ip = address_key(ip);
+        [
+            (&self.per_account_and_ip, format!("p\n{pair}"), pair),
+            (&self.per_ip, format!("i\n{ip}"), ip),
+            (&self.per_account, format!("a\n{account}"), account.to_owned()),
+        ]
+    }
+
+    /// Starts an attempt, unless the failures so far, or those plus the attempts in flight,
+    /// reach a limit. Every `Ok` must be followed by one [`finish`](Self::finish).
+    pub fn begin(&self, account: &str, ip: &str, now: OffsetDateTime) -> Result<(), Refusal> {
+        if let Some(wait) = self.check(account, ip, now) {
+            return Err(Refusal::Throttled(wait));
+        }
+        let keyed = self.keyed(account, ip);
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        for (limit, tag, key) in &keyed {
+            if limit.count(key, now) + pending.get(tag).copied().unwrap_or(0) >= limit.max {
+                return Err(Refusal::Busy);
+            }
+        }
+        for (_, tag, _) in keyed {
+            *pending.entry(tag).or_insert(0) += 1;
+        }
+        Ok(())
+    }
+
+    /// Ends an attempt started by [`begin`](Self::begin) and counts its outcome.
+    pub fn finish(&self, account: &str, ip: &str, outcome: Outcome, now: OffsetDateTime) {
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            for (_, tag, _) in self.keyed(account, ip) {
+                if let Some(n) = pending.get_mut(&tag) {
+                    *n -= 1;
+                    if *n == 0 {
+                        pending.remove(&tag);
+                    }
+                }
+            }
+        }
+        match outcome {
+            Outcome::Failed => self.record_failure(account, ip, now),
+            Outcome::Succeeded => self.record_success(account, ip),
+            Outcome::Unchecked => {}
         }
     }
 
@@ -228,6 +310,23 @@ mod tests {
         t.record_failure("a", "4.4.4.4", now);
         assert!(t.check("a", "5.5.5.5", now).is_some(), "account-wide limit reached");
         assert!(t.check("a", "5.5.5.5", now + Duration::minutes(10)).is_none(), "windows end");
+    }
+
+    #[test]
+    fn attempts_in_flight_count_until_they_finish() {
+        let t = LoginThrottle::new(ThrottlePolicy { max_failures_per_account_and_ip: 2, ..ThrottlePolicy::default() });
+        let now = OffsetDateTime::UNIX_EPOCH;
+        assert_eq!(t.begin("a", "1.1.1.1", now), Ok(()));
+        assert_eq!(t.begin("a", "1.1.1.1", now), Ok(()));
+        assert_eq!(t.begin("a", "1.1.1.1", now), Err(Refusal::Busy), "two in flight could both fail");
+        assert_eq!(t.begin("a", "2.2.2.2", now), Ok(()), "another address is not held up");
+        t.finish("a", "1.1.1.1", Outcome::Succeeded, now);
+        assert_eq!(t.begin("a", "1.1.1.1", now), Ok(()), "a success frees its place");
+        t.finish("a", "1.1.1.1", Outcome::Failed, now);
+        t.finish("a", "1.1.1.1", Outcome::Failed, now);
+        assert!(matches!(t.begin("a", "1.1.1.1", now), Err(Refusal::Throttled(_))));
+        t.finish("a", "2.2.2.2", Outcome::Unchecked, now);
+        assert_eq!(t.begin("a", "2.2.2.2", now), Ok(()));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::session_cache::SessionCache;
 use crate::store::{
     Ended, RememberFilter, RememberToken, Session, SessionFilter, Store, StoreError, Tx, User, UserCredentials,
 };
-use crate::throttle::{Limits, ThrottlePolicy, address_key, take_all};
+use crate::throttle::{Limits, Outcome, Refusal, ThrottlePolicy, address_key, take_all};
 pub use tokens::{AccessContext, Presented, TokenPair, TokenPolicy, TokenState};
 
 /// How long sessions live.
@@ -405,9 +405,11 @@ impl Authority {
 
     /// Verifies a password under the sign-in limits and returns the account with the hash it
     /// matched. A wrong password or an unknown account is `InvalidCredentials`, counted against
-    /// the account and the address. The look-up, the hash and the counting run as a task of
-    /// their own, so a client that hangs up while its password is hashed is counted all the
-    /// same (only failures count: successful sign-ins are never throttled).
+    /// the account and the address. Attempts in flight count as if they will fail (a burst of
+    /// parallel guesses gets no more tries than the limit; the excess is `Busy`), and the
+    /// look-up, the hash and the counting run as a task of their own, so a client that hangs
+    /// up while its password is hashed is counted all the same. Only failures are recorded:
+    /// successful sign-ins are never throttled.
     async fn check_password(
         &self,
         key: &str,
@@ -415,20 +417,30 @@ impl Authority {
         client: &ClientInfo,
     ) -> Result<UserCredentials, CoreError> {
         let now = self.now();
-        if let Some(wait) = self.limits.login.check(key, &client.ip, now) {
-            tracing::warn!(target: "audit", event = "login_throttled", ip = %client.ip, "sign-in refused: too many failures");
-            return Err(CoreError::Throttled(wait));
+        match self.limits.login.begin(key, &client.ip, now) {
+            Ok(()) => {}
+            Err(Refusal::Throttled(wait)) => {
+                tracing::warn!(target: "audit", event = "login_throttled", ip = %client.ip, "sign-in refused: too many failures");
+                return Err(CoreError::Throttled(wait));
+            }
+            Err(Refusal::Busy) => return Err(CoreError::Busy(Duration::seconds(1))),
         }
         let (store, passwords, limits) = (self.store.clone(), self.passwords.clone(), self.limits.clone());
         let (key_owned, ip, password) = (key.to_owned(), client.ip.clone(), password.to_owned());
         let checked = tokio::spawn(async move {
-            let account = store.user_by_email(&key_owned).await?;
-            let ok = passwords.verify(&password, account.as_ref().map(|a| a.password_hash.as_str())).await?;
-            match &account {
-                Some(_) if ok => limits.login.record_success(&key_owned, &ip),
-                _ => limits.login.record_failure(&key_owned, &ip, now),
+            let checked = async {
+                let account = store.user_by_email(&key_owned).await?;
+                let ok = passwords.verify(&password, account.as_ref().map(|a| a.password_hash.as_str())).await?;
+                Ok::<_, CoreError>((account, ok))
             }
-            Ok::<_, CoreError>((account, ok))
+            .await;
+            let outcome = match &checked {
+                Ok((Some(_), true)) => Outcome::Succeeded,
+                Ok(_) => Outcome::Failed,
+                Err(_) => Outcome::Unchecked,
+            };
+            limits.login.finish(&key_owned, &ip, outcome, now);
+            checked
         });
         let (account, ok) = checked.await.map_err(|e| CoreError::Internal(format!("password check: {e}")))??;
         match account {

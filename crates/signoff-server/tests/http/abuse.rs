@@ -372,3 +372,36 @@ async fn one_user_cannot_hold_every_event_stream() {
     let res = other.request(Method::GET, "/auth/events").send().await.expect("events");
     assert_eq!(res.status(), StatusCode::OK, "another user still gets one");
 }
+
+#[tokio::test]
+async fn parallel_guesses_get_no_more_tries_than_the_limit() {
+    let s = TestServer::start().await;
+    let email = s.register("burst@example.com").await;
+    let http = reqwest::Client::new();
+    for round in 0..3 {
+        let mut set = JoinSet::new();
+        for i in 0..100 {
+            let (http, base, origin, email) = (http.clone(), s.base.clone(), s.origin.clone(), email.clone());
+            set.spawn(async move {
+                let res = http
+                    .post(format!("{base}/auth/login"))
+                    .header("origin", origin)
+                    .header("accept", "application/json")
+                    .json(&json!({"email": email, "password": format!("guess {round} {i}")}))
+                    .send()
+                    .await
+                    .expect("login");
+                res.status()
+            });
+        }
+        let statuses = set.join_all().await;
+        let checked = statuses.iter().filter(|st| **st == StatusCode::UNAUTHORIZED).count();
+        let refused = [StatusCode::TOO_MANY_REQUESTS, StatusCode::SERVICE_UNAVAILABLE];
+        assert!(statuses.iter().all(|st| *st == StatusCode::UNAUTHORIZED || refused.contains(st)), "{statuses:?}");
+        assert!(checked <= 5, "round {round}: 100 parallel guesses had {checked} passwords checked");
+        if round == 0 {
+            assert_eq!(checked, 5, "the limit's five tries were used");
+        }
+        s.clock.advance(time::Duration::minutes(16));
+    }
+}

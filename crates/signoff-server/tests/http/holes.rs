@@ -451,7 +451,9 @@ async fn key_rotation_and_withdrawal_reach_a_running_server_at_once() {
 
 #[tokio::test]
 async fn racing_password_changes_commit_at_most_one_and_never_on_a_stale_check() {
-    let s = TestServer::start().await;
+    // The victim and the attacker sign in from different addresses (each address gets five
+    // password checks in flight at once).
+    let s = TestServer::with(|c| c.trust_proxy = true).await;
     for round in 0..3 {
         let email = s.register(&format!("pw-race-{round}@example.com")).await;
         let mut victim = s.browser();
@@ -461,13 +463,14 @@ async fn racing_password_changes_commit_at_most_one_and_never_on_a_stale_check()
         let mut set = JoinSet::new();
         let http = client();
         for i in 0..12 {
-            let (b, new) = if i == 5 {
-                (&victim, "victim passphrase kept safe".to_owned())
+            let (b, new, ip) = if i == 5 {
+                (&victim, "victim passphrase kept safe".to_owned(), "198.51.100.5")
             } else {
-                (&attacker, format!("attacker passphrase number {i}"))
+                (&attacker, format!("attacker passphrase number {i}"), "203.0.113.66")
             };
             let rb = http
                 .post(format!("{}/auth/password", s.base))
+                .header("x-forwarded-for", ip)
                 .header("origin", &s.origin)
                 .header("accept", "application/json")
                 .header("cookie", format!("{SESSION}={}", b.session_cookie().expect("cookie")))
@@ -479,8 +482,9 @@ async fn racing_password_changes_commit_at_most_one_and_never_on_a_stale_check()
         let won: Vec<&String> = answers.iter().filter(|(st, _)| *st == StatusCode::OK).map(|(_, n)| n).collect();
         assert_eq!(won.len(), 1, "round {round}: {} password changes committed: {answers:?}", won.len());
         // Losers are refused: their session ended, or the password they prove is no longer the
-        // account's (and so many wrong passwords from one address meet the sign-in limit).
-        let refused = [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS];
+        // account's (and so many wrong passwords from one address meet the sign-in limit, or
+        // find its five checks in flight taken).
+        let refused = [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS, StatusCode::SERVICE_UNAVAILABLE];
         assert!(answers.iter().all(|(st, _)| *st == StatusCode::OK || refused.contains(st)), "{answers:?}");
         let mut check = s.browser();
         check.login(&email, won[0]).await;
