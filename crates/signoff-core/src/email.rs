@@ -25,9 +25,29 @@ pub fn normalize(raw: &str) -> Option<String> {
     Some(email)
 }
 
+/// What a sign-in attempt is looked up and counted under: the normalised address, or for
+/// input that is no address (it matches no account), a fixed-size digest of it, so any input
+/// costs the same and the limiter's keys stay small.
+pub fn account_key(raw: &str) -> String {
+    normalize(raw).unwrap_or_else(|| {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(raw.trim().to_lowercase().as_bytes());
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        format!("not-an-address:{hex}")
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::normalize;
+    use super::{account_key, normalize};
+
+    #[test]
+    fn account_keys_are_addresses_or_small_digests() {
+        assert_eq!(account_key(" Ada@Example.com"), "ada@example.com");
+        let junk = account_key(&"x".repeat(60_000));
+        assert!(junk.starts_with("not-an-address:") && junk.len() < 64, "{junk}");
+        assert_eq!(account_key("NOPE"), account_key("nope"));
+    }
 
     #[test]
     fn normalises_and_validates() {

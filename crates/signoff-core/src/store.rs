@@ -112,6 +112,13 @@ pub enum SessionFilter<'a> {
 pub enum RememberFilter<'a> {
     Selector(&'a str),
     AllOfUser(&'a UserId),
+    /// Every series past its end.
+    Expired(OffsetDateTime),
+    /// A user's least recently used series beyond the newest `keep` (the per-user cap).
+    OldestBeyond {
+        user: &'a UserId,
+        keep: u32,
+    },
 }
 
 /// What [`Tx::end_sessions`] and [`Tx::delete_remember`] ended.

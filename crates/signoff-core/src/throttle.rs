@@ -183,6 +183,43 @@ pub enum Refusal {
     Busy,
 }
 
+/// A sign-in attempt in flight: ends as `Unchecked` when dropped without
+/// [`Attempt::finish`] (a panic, a cancelled task), so the in-flight count never leaks.
+#[derive(Debug)]
+pub struct Attempt {
+    limits: std::sync::Arc<Limits>,
+    account: String,
+    ip: String,
+    now: OffsetDateTime,
+    done: bool,
+}
+
+impl Attempt {
+    /// Starts an attempt under `limits.login` (see [`LoginThrottle::begin`]).
+    pub fn begin(
+        limits: &std::sync::Arc<Limits>,
+        account: &str,
+        ip: &str,
+        now: OffsetDateTime,
+    ) -> Result<Self, Refusal> {
+        limits.login.begin(account, ip, now)?;
+        Ok(Self { limits: limits.clone(), account: account.to_owned(), ip: ip.to_owned(), now, done: false })
+    }
+
+    pub fn finish(mut self, outcome: Outcome) {
+        self.done = true;
+        self.limits.login.finish(&self.account, &self.ip, outcome, self.now);
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if !self.done {
+            self.limits.login.finish(&self.account, &self.ip, Outcome::Unchecked, self.now);
+        }
+    }
+}
+
 /// How a started attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -238,23 +275,23 @@ impl LoginThrottle {
         Ok(())
     }
 
-    /// Ends an attempt started by [`begin`](Self::begin) and counts its outcome.
+    /// Ends an attempt started by [`begin`](Self::begin) and counts its outcome. The outcome
+    /// is recorded before the attempt leaves the in-flight count, under the same lock, so no
+    /// [`begin`](Self::begin) sees it in neither.
     pub fn finish(&self, account: &str, ip: &str, outcome: Outcome, now: OffsetDateTime) {
-        {
-            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            for (_, tag, _) in self.keyed(account, ip) {
-                if let Some(n) = pending.get_mut(&tag) {
-                    *n -= 1;
-                    if *n == 0 {
-                        pending.remove(&tag);
-                    }
-                }
-            }
-        }
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         match outcome {
             Outcome::Failed => self.record_failure(account, ip, now),
             Outcome::Succeeded => self.record_success(account, ip),
             Outcome::Unchecked => {}
+        }
+        for (_, tag, _) in self.keyed(account, ip) {
+            if let Some(n) = pending.get_mut(&tag) {
+                *n -= 1;
+                if *n == 0 {
+                    pending.remove(&tag);
+                }
+            }
         }
     }
 

@@ -93,6 +93,10 @@ pub enum TokenError {
     Audience,
     #[error("revoked")]
     Revoked,
+    /// The checks could not be made (the store is unreachable or saturated): refuse with 503,
+    /// never accept, and never call a good token invalid.
+    #[error("cannot check now")]
+    Unavailable,
 }
 
 /// One Ed25519 key pair with its `kid`.

@@ -601,6 +601,15 @@ impl Tx for SqliteTx {
             RememberFilter::AllOfUser(u) => {
                 sqlx::query_scalar("DELETE FROM remember_tokens WHERE user_id = ? RETURNING selector").bind(u.as_str())
             }
+            RememberFilter::Expired(now) => {
+                sqlx::query_scalar("DELETE FROM remember_tokens WHERE expires_at <= ? RETURNING selector").bind(ms(now))
+            }
+            RememberFilter::OldestBeyond { user, keep } => sqlx::query_scalar(
+                "DELETE FROM remember_tokens WHERE selector IN (SELECT selector FROM remember_tokens WHERE user_id = ? \
+                 ORDER BY coalesce(rotated_at, created_at) DESC, selector LIMIT -1 OFFSET ?) RETURNING selector",
+            )
+            .bind(user.as_str())
+            .bind(keep),
         };
         let selectors: Vec<String> = query.fetch_all(self.conn()).await.map_err(db_err)?;
         let mut ended = Ended { sessions: Vec::new(), series: selectors.len() as u64 };
@@ -649,6 +658,7 @@ impl Tx for SqliteTx {
                 }
                 FeedEntry::Keys { kid } => ("keys", kid.as_str(), None, None, None, None, at),
                 FeedEntry::Rekeyed { old, .. } => ("rekeyed", old.as_str(), None, None, None, None, at),
+                FeedEntry::Unknown { .. } => continue,
             };
             let next = match e {
                 FeedEntry::Rekeyed { new, .. } => Some(new.as_str()),

@@ -134,7 +134,7 @@ pub fn feed_from(r: &SqliteRow) -> Result<(i64, FeedEntry), StoreError> {
             old: SessionId::from_string(subject),
             new: SessionId::from_string(get::<Option<String>>(r, "next")?.unwrap_or_default()),
         },
-        other => return Err(backend(format!("unknown feed entry kind {other}"))),
+        other => FeedEntry::Unknown { kind: other.to_owned() },
     };
     Ok((get(r, "seq")?, entry))
 }

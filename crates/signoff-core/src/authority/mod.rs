@@ -23,7 +23,7 @@ use crate::session_cache::SessionCache;
 use crate::store::{
     Ended, RememberFilter, RememberToken, Session, SessionFilter, Store, StoreError, Tx, User, UserCredentials,
 };
-use crate::throttle::{Limits, Outcome, Refusal, ThrottlePolicy, address_key, take_all};
+use crate::throttle::{Attempt, Limits, Outcome, Refusal, ThrottlePolicy, address_key, take_all};
 pub use tokens::{AccessContext, Presented, TokenPair, TokenPolicy, TokenState};
 
 /// How long sessions live.
@@ -255,6 +255,15 @@ impl Batch<'_> {
     }
 }
 
+/// Stores an audit event that goes with no other change, then logs it.
+async fn store_event(store: &dyn Store, event: AuditEvent) -> Result<(), CoreError> {
+    let mut tx = store.begin().await?;
+    tx.append_audit(&event).await?;
+    tx.commit().await?;
+    event.log();
+    Ok(())
+}
+
 impl Authority {
     /// Builds the authority over `store`, loading (or on first start creating) the signing
     /// keys and the denylist.
@@ -382,7 +391,7 @@ impl Authority {
         client: &ClientInfo,
     ) -> Result<SignedIn, CoreError> {
         // An unparseable address is just another wrong credential: same answer, same cost.
-        let key = email::normalize(raw_email).unwrap_or_else(|| raw_email.trim().to_lowercase());
+        let key = email::account_key(raw_email);
         let user = self.check_password(&key, password, client).await?.user;
 
         let old = match previous.0 {
@@ -416,46 +425,45 @@ impl Authority {
         password: &str,
         client: &ClientInfo,
     ) -> Result<UserCredentials, CoreError> {
-        let now = self.now();
-        match self.limits.login.begin(key, &client.ip, now) {
-            Ok(()) => {}
+        let attempt = match Attempt::begin(&self.limits, key, &client.ip, self.now()) {
+            Ok(attempt) => attempt,
             Err(Refusal::Throttled(wait)) => {
                 tracing::warn!(target: "audit", event = "login_throttled", ip = %client.ip, "sign-in refused: too many failures");
                 return Err(CoreError::Throttled(wait));
             }
             Err(Refusal::Busy) => return Err(CoreError::Busy(Duration::seconds(1))),
-        }
-        let (store, passwords, limits) = (self.store.clone(), self.passwords.clone(), self.limits.clone());
-        let (key_owned, ip, password) = (key.to_owned(), client.ip.clone(), password.to_owned());
+        };
+        let (store, passwords) = (self.store.clone(), self.passwords.clone());
+        let (key, password) = (key.to_owned(), password.to_owned());
+        let failed = self.event(AuditKind::LoginFailed, Actor::User, client).reason("bad_credentials");
         let checked = tokio::spawn(async move {
             let checked = async {
-                let account = store.user_by_email(&key_owned).await?;
+                let account = store.user_by_email(&key).await?;
                 let ok = passwords.verify(&password, account.as_ref().map(|a| a.password_hash.as_str())).await?;
                 Ok::<_, CoreError>((account, ok))
             }
             .await;
-            let outcome = match &checked {
-                Ok((Some(_), true)) => Outcome::Succeeded,
-                Ok(_) => Outcome::Failed,
-                Err(_) => Outcome::Unchecked,
-            };
-            limits.login.finish(&key_owned, &ip, outcome, now);
-            checked
-        });
-        let (account, ok) = checked.await.map_err(|e| CoreError::Internal(format!("password check: {e}")))??;
-        match account {
-            Some(account) if ok => Ok(account),
-            other => {
-                // Stored either way (bounded by the limiter, which refuses before this point); an
-                // unknown account's event has no user, so only operators ever see it.
-                let event = self.event(AuditKind::LoginFailed, Actor::User, client).reason("bad_credentials");
-                match other {
-                    Some(account) => self.record(event.user(&account.user.id)).await?,
-                    None => self.record(event.reason("unknown_account")).await?,
+            match checked {
+                Ok((Some(account), true)) => {
+                    attempt.finish(Outcome::Succeeded);
+                    Ok(account)
                 }
-                Err(CoreError::InvalidCredentials)
+                Ok((account, _)) => {
+                    attempt.finish(Outcome::Failed);
+                    // Stored either way (bounded by the limiter, which refuses before this
+                    // point); an unknown account's event has no user, so only operators see it.
+                    let event = match account {
+                        Some(account) => failed.user(&account.user.id),
+                        None => failed.reason("unknown_account"),
+                    };
+                    store_event(&*store, event).await?;
+                    Err(CoreError::InvalidCredentials)
+                }
+                // Dropping the attempt ends it unchecked.
+                Err(e) => Err(e),
             }
-        }
+        });
+        checked.await.map_err(|e| CoreError::Internal(format!("password check: {e}")))?
     }
 
     /// Inserts a new session for `user` in `batch`: opened from the remember-me series `series`,
@@ -510,7 +518,11 @@ impl Authority {
     /// after its compare-and-swaps, so the new session (the newest) always stays.
     async fn cap_sessions(&self, batch: &mut Batch<'_>, user: &UserId, client: &ClientInfo) -> Result<(), CoreError> {
         let event = self.event(AuditKind::SessionRevoked, Actor::Policy, client).reason("session_limit");
-        batch.end(SessionFilter::OldestBeyond { user, keep: self.policy.max_sessions_per_user }, &event).await?;
+        let keep = self.policy.max_sessions_per_user;
+        batch.end(SessionFilter::OldestBeyond { user, keep }, &event).await?;
+        // Remembered devices count too (a series outlives its session): the least recently used
+        // beyond the cap go, with whatever sessions they back.
+        batch.drop_series(RememberFilter::OldestBeyond { user, keep }, &event).await?;
         Ok(())
     }
 
@@ -890,8 +902,10 @@ impl Authority {
         let now = self.now();
         let event = self.event(AuditKind::SessionExpired, Actor::Policy, &ClientInfo::default()).reason("expired");
         let mut batch = self.batch().await?;
-        let ended =
+        let mut ended =
             batch.end(SessionFilter::Expired { now, idle_cutoff: now - self.policy.idle_timeout }, &event).await?;
+        // Remember-me series past their end can sign nobody in: they go too.
+        ended += batch.drop_series(RememberFilter::Expired(now), &event).await?;
         batch.commit().await?;
         Ok(ended)
     }
@@ -1000,9 +1014,7 @@ impl Authority {
 
     /// Stores and logs an event that goes with no other change.
     async fn record(&self, event: AuditEvent) -> Result<(), CoreError> {
-        let mut batch = self.batch().await?;
-        batch.audit(event).await?;
-        batch.commit().await
+        store_event(&*self.store, event).await
     }
 
     /// A user by e-mail address, normalised first (for the CLI).

@@ -123,7 +123,12 @@ async fn session(State(state): State<AppState>, headers: HeaderMap) -> ApiResult
 /// is the same `401 invalid_token`, whichever check failed.
 pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let user = match bearer(&headers) {
-        Some(token) => state.authority().verify_access(token).await.map(|ctx| ctx.user).ok(),
+        Some(token) => match state.authority().verify_access(token).await {
+            Ok(ctx) => Some(ctx.user),
+            // Fail closed without calling a good token bad: the client retries, not re-logs in.
+            Err(signoff_core::token::TokenError::Unavailable) => return Err(ApiError::Busy { retry_after_secs: 1 }),
+            Err(_) => None,
+        },
         None => current_session(&state, &headers, true).await?.map(|ctx| ctx.user),
     };
     let user = user.ok_or(ApiError::InvalidToken)?;

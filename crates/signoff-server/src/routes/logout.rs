@@ -46,7 +46,7 @@ pub async fn logout(
     // cross-site checks (a failure refuses the whole request), the bearer token's as is.
     let cookie = current_session(&state, &headers, false).await?;
     let bearer = match bearer(&headers) {
-        Some(token) => authority.bearer_for_logout(token).await,
+        Some(token) => authority.bearer_for_logout(token).await?,
         None => None,
     };
     match &cookie {

@@ -321,6 +321,35 @@ async fn a_client_hanging_up_while_its_password_is_hashed_is_counted_all_the_sam
     let mut b = s.browser();
     let res = b.post_json("/auth/login", &json!({"email": email, "password": PASSWORD})).await;
     assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS, "abandoned guesses still count");
+    // And each one is in the owner's audit log.
+    s.clock.advance(time::Duration::minutes(16));
+    b.login(&email, PASSWORD).await;
+    let events = b.get_json("/auth/audit").await.json()["events"].clone();
+    let failed = events.as_array().expect("events").iter().filter(|e| e["type"] == "login_failed").count();
+    assert!(failed >= 5, "{failed} abandoned guesses audited: {events}");
+}
+
+#[tokio::test]
+async fn remembered_devices_are_capped_per_user_too() {
+    let s = TestServer::with(|c| c.max_sessions_per_user = 3).await;
+    let email = s.register("many-devices@example.com").await;
+    let mut cookies = Vec::new();
+    for _ in 0..6 {
+        let mut b = s.browser();
+        b.post_json("/auth/login", &json!({"email": email, "password": PASSWORD, "remember_me": true})).await;
+        cookies.push(b.jar.get("__Host-signoff_remember").cloned().expect("remember"));
+        // Each session idles out; its series would live on for 30 days.
+        s.clock.advance(time::Duration::minutes(31));
+    }
+    let series: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM remember_tokens").fetch_one(&s.db().await).await.expect("count");
+    assert_eq!(series, 3, "only the three most recently used remembered devices are kept");
+    let mut oldest = s.browser();
+    oldest.jar.insert("__Host-signoff_remember".into(), cookies[0].clone());
+    assert_eq!(oldest.session_status().await, StatusCode::UNAUTHORIZED, "the oldest device was dropped");
+    let mut newest = s.browser();
+    newest.jar.insert("__Host-signoff_remember".into(), cookies[5].clone());
+    assert_eq!(newest.session_status().await, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -246,3 +246,19 @@ async fn a_token_denied_while_a_process_starts_is_still_refused_by_it() {
     }
     let _ = stop.send(());
 }
+
+#[tokio::test]
+async fn a_feed_entry_of_an_unknown_kind_does_not_stall_the_relay() {
+    let a = TestServer::with(|c| c.revocation_poll = Duration::from_millis(20)).await;
+    a.register("future@example.com").await;
+    let b = a.sibling().await;
+    let (mut on_a, mut on_b) = (a.browser(), b.browser());
+    let t = grant(&mut on_a, "future@example.com").await;
+    // A newer version sharing the database writes a kind this one does not know.
+    sqlx::query("INSERT INTO revocations (kind, subject, at) VALUES ('from_a_newer_version', 'x', 0)")
+        .execute(&a.db().await)
+        .await
+        .expect("insert");
+    on_a.post_json("/auth/revoke", &json!({"token": t})).await;
+    refused_within(&mut on_b, &t, Duration::from_secs(2)).await;
+}
