@@ -534,3 +534,17 @@ async fn resuming_at_the_session_cap_keeps_the_series() {
         b.jar.remove(SESSION);
     }
 }
+
+#[tokio::test]
+async fn a_zero_remember_me_grace_turns_the_grace_off() {
+    let s = TestServer::with(|c| c.remember_reuse_grace = time::Duration::ZERO).await;
+    let email = s.register("no-grace@example.com").await;
+    let (mut b, predecessor) = remembered(&s, &email).await;
+    assert_eq!(b.session_status().await, StatusCode::OK, "resumed and rotated");
+    // The predecessor a moment later is theft at once: the series and its sessions end.
+    let mut racer = s.browser();
+    racer.jar.insert(REMEMBER.into(), predecessor);
+    assert_eq!(racer.session_status().await, StatusCode::UNAUTHORIZED);
+    assert_eq!(b.session_status().await, StatusCode::UNAUTHORIZED);
+    assert_eq!(live_sessions(&s, &email).await, 0);
+}
