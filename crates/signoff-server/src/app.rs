@@ -172,6 +172,7 @@ pub async fn serve(
         max_connections: c.max_connections,
         header_read_timeout: c.header_read_timeout,
         keepalive_timeout: c.keepalive_timeout,
+        open: state.metrics().open_connections.clone(),
     };
     listener::serve(listener, router(state), limits, shutdown).await
 }

@@ -30,12 +30,13 @@ use tokio::time::{Instant, Sleep};
 /// How long in-flight requests may take to finish once shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// The connection bounds.
-#[derive(Debug, Clone, Copy)]
+/// The connection bounds, and where to report how many connections are open.
+#[derive(Debug, Clone)]
 pub struct Limits {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub keepalive_timeout: Duration,
+    pub open: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Serves `app` on `listener` within `limits` until `shutdown` resolves, then lets open
@@ -72,10 +73,13 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let mut closed = closed.clone();
+        let (header_read_timeout, keepalive_timeout) = (limits.header_read_timeout, limits.keepalive_timeout);
+        let open = OpenGuard::new(limits.open.clone());
         tokio::spawn(async move {
             let _permit = permit;
+            let _open = open;
             let in_flight = Arc::new(InFlight::default());
-            let io = TokioIo::new(Idle::new(stream, in_flight.clone(), limits.keepalive_timeout));
+            let io = TokioIo::new(Idle::new(stream, in_flight.clone(), keepalive_timeout));
             let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 let guard = InFlight::enter(&in_flight);
@@ -87,7 +91,7 @@ pub async fn serve(
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout)
+                .header_read_timeout(header_read_timeout)
                 .serve_connection(io, service);
             tokio::pin!(conn);
             tokio::select! {
@@ -105,6 +109,22 @@ pub async fn serve(
         tracing::warn!("connections still open after the shutdown grace; closing them");
     }
     Ok(())
+}
+
+/// Counts a connection as open for as long as it lives.
+struct OpenGuard(Arc<std::sync::atomic::AtomicU64>);
+
+impl OpenGuard {
+    fn new(open: Arc<std::sync::atomic::AtomicU64>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        Self(open)
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Requests of one connection being handled or still streaming their response, and when the

@@ -1,6 +1,7 @@
 //! A few process counters, rendered in the Prometheus text format at `/metrics`.
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 #[derive(Debug, Default)]
@@ -13,12 +14,23 @@ pub struct Metrics {
     pub sessions_ended: AtomicU64,
     pub csrf_refusals: AtomicU64,
     pub panics: AtomicU64,
+    /// `429` answers: a limit was reached (sign-in failures, registrations, streams, …).
+    pub throttled: AtomicU64,
+    /// `503` answers: load shed (hashing slots, attempts in flight, a saturated store).
+    pub busy: AtomicU64,
+    /// Client connections open now (kept by the listener).
+    pub open_connections: Arc<AtomicU64>,
 }
 
 impl Metrics {
     pub fn response(&self, status: u16) {
         if let Some(c) = self.responses.get(usize::from(status / 100).saturating_sub(1)) {
             c.fetch_add(1, Relaxed);
+        }
+        match status {
+            429 => Self::inc(&self.throttled),
+            503 => Self::inc(&self.busy),
+            _ => {}
         }
     }
 
@@ -36,6 +48,9 @@ impl Metrics {
         out.push_str("# HELP signoff_event_stream_sessions Sessions with an open /auth/events stream.\n");
         out.push_str("# TYPE signoff_event_stream_sessions gauge\n");
         let _ = writeln!(out, "signoff_event_stream_sessions {event_streams}");
+        out.push_str("# HELP signoff_open_connections Client connections open now.\n");
+        out.push_str("# TYPE signoff_open_connections gauge\n");
+        let _ = writeln!(out, "signoff_open_connections {}", self.open_connections.load(Relaxed));
         out.push_str("# HELP signoff_http_responses_total HTTP responses by status class.\n");
         out.push_str("# TYPE signoff_http_responses_total counter\n");
         for (i, c) in self.responses.iter().enumerate() {
@@ -48,6 +63,8 @@ impl Metrics {
             ("signoff_sessions_ended_total", "Sessions ended by logout or revocation.", &self.sessions_ended),
             ("signoff_csrf_refusals_total", "Requests refused by the cross-site check.", &self.csrf_refusals),
             ("signoff_panics_total", "Handler panics turned into 500.", &self.panics),
+            ("signoff_throttled_total", "Requests refused with 429 (a rate or resource limit).", &self.throttled),
+            ("signoff_busy_total", "Requests refused with 503 (load shed).", &self.busy),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", c.load(Relaxed));
         }

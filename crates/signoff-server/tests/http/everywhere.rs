@@ -358,6 +358,8 @@ async fn a_session_may_hold_only_so_many_event_streams() {
         let res = b.request(Method::GET, "/auth/events").send().await.expect("events");
         assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     }
+    let metrics = s.browser().get("/metrics").await.text;
+    assert!(metrics.contains("signoff_throttled_total 50"), "operators see the refusals: {metrics}");
     // A stream that closes frees its place.
     drop(open.pop());
     let deadline = Instant::now() + Duration::from_secs(3);

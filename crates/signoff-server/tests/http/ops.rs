@@ -19,6 +19,15 @@ async fn health_readiness_and_metrics() {
     assert!(metrics.text.contains("signoff_login_failures_total 1"), "{}", metrics.text);
     assert!(metrics.text.contains("signoff_http_responses_total{class=\"4xx\"} 1"));
     assert!(metrics.text.contains("signoff_event_stream_sessions 0"));
+    let open: u64 = metrics
+        .text
+        .lines()
+        .find_map(|l| l.strip_prefix("signoff_open_connections "))
+        .and_then(|v| v.parse().ok())
+        .expect("open connections gauge");
+    assert!(open >= 1, "at least this request's own connection");
+    assert!(metrics.text.contains("signoff_throttled_total 0"));
+    assert!(metrics.text.contains("signoff_busy_total 0"));
 }
 
 #[tokio::test]
