@@ -72,6 +72,15 @@ impl SessionCache {
         }
     }
 
+    /// Forgets everything (a change this process cannot interpret came by): validation reads the
+    /// store again until the cache refills.
+    pub fn clear(&self) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.by_hash.clear();
+        inner.by_id.clear();
+    }
+
     /// Forgets sessions that ended (or changed id).
     pub fn remove<'a>(&self, ids: impl IntoIterator<Item = &'a SessionId>) {
         let mut inner = self.lock();

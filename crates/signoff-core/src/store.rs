@@ -103,8 +103,9 @@ pub enum SessionFilter<'a> {
     /// One session that has expired: like [`SessionFilter::One`], but the remember-me series
     /// it backs lives on (signing the device back in is its purpose).
     Lapsed { user: &'a UserId, id: &'a SessionId },
-    /// The oldest sessions of a user beyond the newest `keep` (the per-user cap).
-    OldestBeyond { user: &'a UserId, keep: u32 },
+    /// The oldest sessions of a user beyond the newest `keep` (the per-user cap), never `spare`
+    /// (the session being opened), which counts as the newest.
+    OldestBeyond { user: &'a UserId, keep: u32, spare: &'a SessionId },
 }
 
 /// Which remember-me series [`Tx::delete_remember`] deletes.
@@ -114,10 +115,12 @@ pub enum RememberFilter<'a> {
     AllOfUser(&'a UserId),
     /// Every series past its end.
     Expired(OffsetDateTime),
-    /// A user's least recently used series beyond the newest `keep` (the per-user cap).
+    /// A user's least recently used series beyond the newest `keep` (the per-user cap), never
+    /// `spare` (the series being used), which counts as the newest.
     OldestBeyond {
         user: &'a UserId,
         keep: u32,
+        spare: Option<&'a str>,
     },
 }
 

@@ -6,6 +6,8 @@ ALTER TABLE remember_tokens ADD COLUMN ip TEXT;
 ALTER TABLE remember_tokens ADD COLUMN user_agent TEXT;
 -- The race grace of a rotation is honoured once: set when a racing request used it.
 ALTER TABLE remember_tokens ADD COLUMN grace_used INTEGER NOT NULL DEFAULT 0;
+-- Expired series are swept.
+CREATE INDEX remember_by_expiry ON remember_tokens (expires_at);
 -- A rotated refresh token keeps the random salt its successor was derived from, so a racing
 -- tab presenting it inside the grace gets the same successor back (never a fork).
 ALTER TABLE refresh_tokens ADD COLUMN successor_salt BLOB;

@@ -500,14 +500,15 @@ impl Tx for SqliteTx {
                 .bind(ms(idle_cutoff)),
                 None,
             ),
-            SessionFilter::OldestBeyond { user, keep } => (
+            SessionFilter::OldestBeyond { user, keep, spare } => (
                 sqlx::query(concat!(
-                    "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE user_id = ? \
+                    "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE user_id = ? AND id <> ? \
                      ORDER BY created_at DESC, id LIMIT -1 OFFSET ?) RETURNING ",
                     session_returning!()
                 ))
                 .bind(user.as_str())
-                .bind(keep),
+                .bind(spare.as_str())
+                .bind(keep.saturating_sub(1)),
                 None,
             ),
         };
@@ -604,12 +605,15 @@ impl Tx for SqliteTx {
             RememberFilter::Expired(now) => {
                 sqlx::query_scalar("DELETE FROM remember_tokens WHERE expires_at <= ? RETURNING selector").bind(ms(now))
             }
-            RememberFilter::OldestBeyond { user, keep } => sqlx::query_scalar(
+            // The spared series counts as the newest: one place fewer for the others.
+            RememberFilter::OldestBeyond { user, keep, spare } => sqlx::query_scalar(
                 "DELETE FROM remember_tokens WHERE selector IN (SELECT selector FROM remember_tokens WHERE user_id = ? \
-                 ORDER BY coalesce(rotated_at, created_at) DESC, selector LIMIT -1 OFFSET ?) RETURNING selector",
+                 AND selector IS NOT ? ORDER BY coalesce(rotated_at, created_at) DESC, selector LIMIT -1 OFFSET ?) \
+                 RETURNING selector",
             )
             .bind(user.as_str())
-            .bind(keep),
+            .bind(spare)
+            .bind(if spare.is_some() { keep.saturating_sub(1) } else { keep }),
         };
         let selectors: Vec<String> = query.fetch_all(self.conn()).await.map_err(db_err)?;
         let mut ended = Ended { sessions: Vec::new(), series: selectors.len() as u64 };

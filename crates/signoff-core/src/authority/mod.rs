@@ -407,7 +407,7 @@ impl Authority {
             batch.drop_series(RememberFilter::Selector(r.selector()), &event).await?;
         }
         let signed_in = self.open_session(&mut batch, user, None, remember_me, "password", client).await?;
-        self.cap_sessions(&mut batch, &signed_in.ctx.user.id, client).await?;
+        self.cap_sessions(&mut batch, &signed_in, client).await?;
         batch.commit().await?;
         Ok(signed_in)
     }
@@ -456,7 +456,12 @@ impl Authority {
                         Some(account) => failed.user(&account.user.id),
                         None => failed.reason("unknown_account"),
                     };
-                    store_event(&*store, event).await?;
+                    if let Err(e) = store_event(&*store, event.clone()).await {
+                        // The client may be gone: leave a trace in the log at least.
+                        event.log();
+                        tracing::error!(error = %e, "could not store a failed sign-in's audit event");
+                        return Err(e);
+                    }
                     Err(CoreError::InvalidCredentials)
                 }
                 // Dropping the attempt ends it unchecked.
@@ -472,7 +477,7 @@ impl Authority {
         &self,
         batch: &mut Batch<'_>,
         user: User,
-        series: Option<&str>,
+        series: Option<(&str, OffsetDateTime)>,
         remember_me: bool,
         how: &str,
         client: &ClientInfo,
@@ -486,10 +491,16 @@ impl Authority {
             secret_hash: secret.hash(),
             created_at: now,
             last_active_at: now,
-            expires_at: now + self.policy.absolute_lifetime,
+            // A session opened from a series ends no later than the series (it lives only while
+            // the series does).
+            expires_at: series
+                .map_or(now + self.policy.absolute_lifetime, |(_, end)| end.min(now + self.policy.absolute_lifetime)),
             ip: Some(client.ip.clone()),
             user_agent: client.user_agent.clone(),
-            series: series.or(remember.as_ref().map(RememberSecret::selector)).map(str::to_owned),
+            series: series
+                .map(|(selector, _)| selector)
+                .or(remember.as_ref().map(RememberSecret::selector))
+                .map(str::to_owned),
         };
         batch.tx.insert_session(&session).await?;
         if let Some(r) = &remember {
@@ -514,15 +525,17 @@ impl Authority {
         Ok(SignedIn { ctx: SessionContext { session, user, secret }, remember })
     }
 
-    /// Ends a user's oldest sessions beyond the per-user cap. Called last in a sign-in's batch,
-    /// after its compare-and-swaps, so the new session (the newest) always stays.
-    async fn cap_sessions(&self, batch: &mut Batch<'_>, user: &UserId, client: &ClientInfo) -> Result<(), CoreError> {
+    /// Ends a user's oldest sessions and least recently used remember-me series beyond the
+    /// per-user cap. Called last in a sign-in's batch, after its compare-and-swaps; the session
+    /// just opened and its series are spared whatever the clock says (ties included).
+    async fn cap_sessions(&self, batch: &mut Batch<'_>, new: &SignedIn, client: &ClientInfo) -> Result<(), CoreError> {
         let event = self.event(AuditKind::SessionRevoked, Actor::Policy, client).reason("session_limit");
+        let (user, session) = (&new.ctx.user.id, &new.ctx.session);
         let keep = self.policy.max_sessions_per_user;
-        batch.end(SessionFilter::OldestBeyond { user, keep }, &event).await?;
-        // Remembered devices count too (a series outlives its session): the least recently used
-        // beyond the cap go, with whatever sessions they back.
-        batch.drop_series(RememberFilter::OldestBeyond { user, keep }, &event).await?;
+        batch.end(SessionFilter::OldestBeyond { user, keep, spare: &session.id }, &event).await?;
+        // Remembered devices count too (a series outlives its session).
+        let spare = session.series.as_deref();
+        batch.drop_series(RememberFilter::OldestBeyond { user, keep, spare }, &event).await?;
         Ok(())
     }
 
@@ -554,8 +567,9 @@ impl Authority {
         let hash = presented.validator_hash();
         if hash.ct_eq(&token.validator_hash) {
             let user_id = user.id.clone();
-            let mut signed_in =
-                self.open_session(&mut batch, user, Some(&token.selector), false, "remember_me", client).await?;
+            let mut signed_in = self
+                .open_session(&mut batch, user, Some((&token.selector, token.expires_at)), false, "remember_me", client)
+                .await?;
             let next = presented.rotated();
             let swapped = batch
                 .tx
@@ -574,7 +588,7 @@ impl Authority {
             // already bound to the new session, so ending the old one leaves it alone.
             let event = self.event(AuditKind::SessionRevoked, Actor::Policy, client).reason("superseded");
             batch.end(SessionFilter::One { user: &user_id, id: &token.session_id }, &event).await?;
-            self.cap_sessions(&mut batch, &user_id, client).await?;
+            self.cap_sessions(&mut batch, &signed_in, client).await?;
             batch.commit().await?;
             signed_in.remember = Some(next);
             return Ok(Resume::Resumed(Box::new(signed_in)));
@@ -588,9 +602,10 @@ impl Authority {
             if !batch.tx.use_remember_grace(&token.selector, &hash).await? {
                 return Ok(Resume::LostRace);
             }
-            let signed_in =
-                self.open_session(&mut batch, user, Some(&token.selector), false, "remember_me", client).await?;
-            self.cap_sessions(&mut batch, &signed_in.ctx.user.id, client).await?;
+            let signed_in = self
+                .open_session(&mut batch, user, Some((&token.selector, token.expires_at)), false, "remember_me", client)
+                .await?;
+            self.cap_sessions(&mut batch, &signed_in, client).await?;
             batch.commit().await?;
             return Ok(Resume::Resumed(Box::new(signed_in)));
         }
@@ -925,6 +940,13 @@ impl Authority {
                 entries.into_iter().map(|(_, e)| e).partition(|e| matches!(e, FeedEntry::Session(_)));
             if tokens.iter().any(|e| matches!(e, FeedEntry::Keys { .. })) {
                 self.reload_keys().await?;
+            }
+            if let Some(FeedEntry::Unknown { kind }) = tokens.iter().find(|e| matches!(e, FeedEntry::Unknown { .. })) {
+                // Written by a newer version: what it revoked is unknown here, so trust no cache
+                // and let validation read the store until the caches refill.
+                tracing::warn!(kind, "a revocation-feed entry of a kind this version does not know; dropping caches");
+                self.sessions.clear();
+                self.tokens.distrust();
             }
             self.tokens.apply(&tokens);
             for e in &tokens {

@@ -135,11 +135,17 @@ impl TokenState {
                     *v = (*v).max(*version);
                 }
                 FeedEntry::Session(_) | FeedEntry::Keys { .. } | FeedEntry::Rekeyed { .. } => {}
-                FeedEntry::Unknown { kind } => {
-                    tracing::warn!(kind, "passing over a revocation-feed entry of a kind this version does not know");
-                }
+                FeedEntry::Unknown { .. } => {}
             }
         }
+    }
+
+    /// Forgets the token versions and remembered signatures, so checks read the store again.
+    pub(super) fn distrust(&self) {
+        self.versions.write().unwrap_or_else(PoisonError::into_inner).clear();
+        let mut memo = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        memo.generation += 1;
+        memo.claims.clear();
     }
 
     pub(super) fn forget_expired(&self, now: i64) {
@@ -269,8 +275,9 @@ impl Authority {
         let key = email::account_key(raw_email);
         let user = self.check_password(&key, password, client).await?.user;
         let mut batch = self.batch().await?;
-        let SignedIn { ctx, .. } = self.open_session(&mut batch, user, None, false, "password_grant", client).await?;
-        self.cap_sessions(&mut batch, &ctx.user.id, client).await?;
+        let signed_in = self.open_session(&mut batch, user, None, false, "password_grant", client).await?;
+        self.cap_sessions(&mut batch, &signed_in, client).await?;
+        let SignedIn { ctx, .. } = signed_in;
         let refresh = Secret::generate();
         self.insert_refresh(&mut batch, &ctx.session, &random_id(), random_id(), &refresh).await?;
         batch.commit().await?;
@@ -449,7 +456,8 @@ impl Authority {
         let p = &self.tokens.policy;
         match self.tokens.keyring().verify(token, &p.issuer, &p.audience, now, p.access_ttl) {
             Err(TokenError::UnknownKey) if self.may_reload_keys() => {
-                self.reload_keys().await.map_err(|_| TokenError::UnknownKey)?;
+                // A store that cannot answer is no verdict on the token.
+                self.reload_keys().await.map_err(|_| TokenError::Unavailable)?;
                 self.tokens.keyring().verify(token, &p.issuer, &p.audience, now, p.access_ttl)
             }
             other => other,
@@ -490,7 +498,8 @@ impl Authority {
         };
         let session = self
             .session_by_id(&claims.sid)
-            .await?
+            .await
+            .map_err(|_| CoreError::Busy(Duration::seconds(1)))?
             .filter(|(s, u)| s.user_id == claims.sub && u.token_version == claims.tv && self.is_live(s, self.now()))
             .map(|(s, _)| s);
         Ok(Some((claims, session)))

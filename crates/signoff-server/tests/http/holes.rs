@@ -548,3 +548,39 @@ async fn a_zero_remember_me_grace_turns_the_grace_off() {
     assert_eq!(b.session_status().await, StatusCode::UNAUTHORIZED);
     assert_eq!(live_sessions(&s, &email).await, 0);
 }
+
+#[tokio::test]
+async fn a_session_resumed_from_a_series_ends_no_later_than_the_series() {
+    let s = TestServer::with(|c| {
+        c.remember_me = time::Duration::hours(2);
+        c.idle_timeout = time::Duration::hours(10);
+    })
+    .await;
+    let email = s.register("series-end@example.com").await;
+    let (mut b, _) = remembered(&s, &email).await;
+    let series_end = signoff_core::Clock::now(&s.clock) + time::Duration::hours(2);
+    s.clock.advance(time::Duration::minutes(90));
+    let res = b.get_json("/auth/session").await;
+    assert_eq!(res.status, StatusCode::OK, "resumed");
+    let expires = res.json()["session"]["expires_at"].as_str().expect("expires_at").to_owned();
+    let expires = time::OffsetDateTime::parse(&expires, &time::format_description::well_known::Rfc3339).expect("time");
+    assert!(expires <= series_end, "the resumed session ends at {expires}, after its series ({series_end})");
+    s.clock.advance(time::Duration::minutes(31));
+    assert_eq!(b.session_status().await, StatusCode::UNAUTHORIZED, "it ended with the series");
+}
+
+#[tokio::test]
+async fn the_caps_never_drop_the_session_or_series_just_opened() {
+    // A frozen clock makes every sign-in a tie on time.
+    let s = TestServer::with(|c| c.max_sessions_per_user = 2).await;
+    let email = s.register("tie@example.com").await;
+    for i in 0..12 {
+        let mut b = s.browser();
+        let res = b.post_json("/auth/login", &json!({"email": email, "password": PASSWORD, "remember_me": true})).await;
+        assert_eq!(res.status, StatusCode::OK);
+        assert_eq!(b.session_status().await, StatusCode::OK, "sign-in {i}: the new session survived the cap");
+        b.jar.remove(SESSION);
+        assert_eq!(b.session_status().await, StatusCode::OK, "sign-in {i}: the new series survived the cap");
+    }
+    assert_eq!(live_sessions(&s, &email).await, 2);
+}
