@@ -18,10 +18,13 @@
 //! - [`throttle`]: failed sign-in limits per account and per client address.
 //! - [`audit`]: the audit event vocabulary.
 //! - [`clock`]: time as a parameter, so expiry is testable without sleeping.
+//! - `conformance` (feature `conformance`): the suite every store runs.
 
 pub mod audit;
 pub mod authority;
 pub mod clock;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod email;
 pub mod error;
 pub mod password;

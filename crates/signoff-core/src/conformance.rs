@@ -1,0 +1,368 @@
+//! What every [`Store`] must do, as one suite each backend runs (the tower-sessions way):
+//! `signoff-sqlite`'s tests call [`run`], and so will every other store. It drives the traits
+//! directly, so a backend is judged on the contract the lifecycle relies on — the
+//! compare-and-swaps, the cascades from remember-me series to their sessions, the filters,
+//! the feed's order — not on how its SQL looks.
+//!
+//! Compiled only with the `conformance` feature (stores enable it for their tests).
+
+use std::future::Future;
+use std::sync::Arc;
+use time::{Duration, OffsetDateTime};
+
+use crate::audit::{Actor, AuditEvent, AuditKind, ClientInfo};
+use crate::revocation::{FeedEntry, Revocation};
+use crate::secret::{SecretHash, SessionId, UserId, random_id};
+use crate::store::{RefreshToken, RememberFilter, RememberToken, Session, SessionFilter, Store, StoreError, Tx, User};
+use crate::token::SigningKeyPair;
+
+/// Runs every check, each on a fresh, empty store from `fresh`.
+pub async fn run<F, Fut>(fresh: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn Store>>,
+{
+    users(fresh().await).await;
+    session_filters(fresh().await).await;
+    series_take_their_sessions_along(fresh().await).await;
+    remember_compare_and_swap(fresh().await).await;
+    refresh_compare_and_swap(fresh().await).await;
+    feed_keeps_order_and_kinds(fresh().await).await;
+    keys_and_denials(fresh().await).await;
+    an_uncommitted_transaction_leaves_nothing(fresh().await).await;
+}
+
+/// A fixed instant, to the millisecond (what stores keep).
+fn t0() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn hash() -> SecretHash {
+    SecretHash::of(b"conformance", random_id().as_bytes())
+}
+
+async fn tx(store: &Arc<dyn Store>) -> Box<dyn Tx> {
+    store.begin().await.unwrap_or_else(|e| panic!("begin: {e}"))
+}
+
+async fn user(store: &Arc<dyn Store>, email: &str) -> User {
+    let user = User { id: UserId::generate(), email: email.into(), token_version: 0, created_at: t0() };
+    let mut t = tx(store).await;
+    t.create_user(&user, "hash").await.unwrap_or_else(|e| panic!("create_user: {e}"));
+    t.commit().await.unwrap_or_else(|e| panic!("commit: {e}"));
+    user
+}
+
+fn session(user: &UserId, created: OffsetDateTime, series: Option<&str>) -> Session {
+    Session {
+        id: SessionId::generate(),
+        user_id: user.clone(),
+        secret_hash: hash(),
+        created_at: created,
+        last_active_at: created,
+        expires_at: created + Duration::hours(10),
+        ip: Some("192.0.2.1".into()),
+        user_agent: None,
+        series: series.map(str::to_owned),
+    }
+}
+
+fn series(user: &UserId, session: &SessionId, created: OffsetDateTime) -> RememberToken {
+    RememberToken {
+        selector: random_id(),
+        validator_hash: hash(),
+        user_id: user.clone(),
+        session_id: session.clone(),
+        created_at: created,
+        expires_at: created + Duration::days(30),
+        previous_hash: None,
+        rotated_at: None,
+        grace_used: false,
+        ip: None,
+        user_agent: None,
+    }
+}
+
+async fn insert_sessions(store: &Arc<dyn Store>, sessions: &[&Session]) {
+    let mut t = tx(store).await;
+    for s in sessions {
+        t.insert_session(s).await.unwrap_or_else(|e| panic!("insert_session: {e}"));
+    }
+    t.commit().await.unwrap_or_else(|e| panic!("commit: {e}"));
+}
+
+async fn live(store: &Arc<dyn Store>, id: &SessionId) -> bool {
+    store.session_by_id(id).await.unwrap_or_else(|e| panic!("session_by_id: {e}")).is_some()
+}
+
+fn ids(sessions: &[Session]) -> Vec<SessionId> {
+    let mut ids: Vec<SessionId> = sessions.iter().map(|s| s.id.clone()).collect();
+    ids.sort();
+    ids
+}
+
+fn sorted(mut ids: Vec<SessionId>) -> Vec<SessionId> {
+    ids.sort();
+    ids
+}
+
+async fn users(store: Arc<dyn Store>) {
+    let a = user(&store, "a@example.com").await;
+    let mut t = tx(&store).await;
+    let twin = User { id: UserId::generate(), ..a.clone() };
+    assert!(matches!(t.create_user(&twin, "h").await, Err(StoreError::Conflict)), "a taken e-mail is Conflict");
+    drop(t);
+    let found = store.user_by_email("a@example.com").await.expect("read").expect("user");
+    assert_eq!(found.user, a);
+    let mut t = tx(&store).await;
+    assert_eq!(t.bump_token_version(&a.id).await.expect("bump"), 1);
+    assert_eq!(t.bump_token_version(&a.id).await.expect("bump"), 2);
+    t.set_password(&a.id, "new hash").await.expect("set_password");
+    let seen = t.user_by_id(&a.id).await.expect("read").expect("user");
+    assert_eq!((seen.user.token_version, seen.password_hash.as_str()), (2, "new hash"), "a Tx reads its own writes");
+    t.commit().await.expect("commit");
+    let b = user(&store, "b@example.com").await;
+    let mut t = tx(&store).await;
+    assert!(matches!(t.set_email(&b.id, "a@example.com").await, Err(StoreError::Conflict)));
+}
+
+async fn session_filters(store: Arc<dyn Store>) {
+    let a = user(&store, "a@example.com").await;
+    let b = user(&store, "b@example.com").await;
+    let s: Vec<Session> = (0..5).map(|i| session(&a.id, t0() + Duration::seconds(i), None)).collect();
+    let other = session(&b.id, t0(), None);
+    insert_sessions(&store, &s.iter().chain([&other]).collect::<Vec<_>>()).await;
+
+    // Activity never moves backwards.
+    store.touch_session(&s[0].id, t0() + Duration::minutes(5)).await.expect("touch");
+    store.touch_session(&s[0].id, t0() + Duration::minutes(1)).await.expect("touch");
+    let (seen, _) = store.session_by_hash(&s[0].secret_hash).await.expect("read").expect("session");
+    assert_eq!(seen.last_active_at, t0() + Duration::minutes(5));
+    assert_eq!(store.user_sessions(&a.id).await.expect("list")[0].id, s[0].id, "most recently active first");
+
+    let mut t = tx(&store).await;
+    let none = t.end_sessions(SessionFilter::One { user: &a.id, id: &other.id }).await.expect("end");
+    assert!(none.sessions.is_empty(), "another user's session id matches nothing");
+    // The cap: the newest `keep` stay, the spared one counting as the newest.
+    let capped = t.end_sessions(SessionFilter::OldestBeyond { user: &a.id, keep: 3, spare: &s[0].id }).await;
+    assert_eq!(ids(&capped.expect("cap").sessions), sorted(vec![s[1].id.clone(), s[2].id.clone()]));
+    let kept = [s[0].id.clone(), s[3].id.clone()];
+    let all = t.end_sessions(SessionFilter::AllOf { user: &a.id, keep: &kept }).await.expect("all of");
+    assert_eq!(ids(&all.sessions), vec![s[4].id.clone()], "every session but the kept ones");
+    let expired = t
+        .end_sessions(SessionFilter::Expired { now: t0() + Duration::hours(11), idle_cutoff: t0() })
+        .await
+        .expect("expired");
+    assert_eq!(ids(&expired.sessions), sorted(vec![s[0].id.clone(), s[3].id.clone(), other.id.clone()]));
+    t.commit().await.expect("commit");
+    assert!(store.user_sessions(&a.id).await.expect("list").is_empty());
+}
+
+async fn series_take_their_sessions_along(store: Arc<dyn Store>) {
+    let a = user(&store, "a@example.com").await;
+    // Series X backs session sx and was used by a racing tab (sx2); series Y backs sy; k is a
+    // session with no series.
+    let sx = session(&a.id, t0(), None);
+    let x = series(&a.id, &sx.id, t0());
+    let sx = Session { series: Some(x.selector.clone()), ..sx };
+    let sx2 = session(&a.id, t0(), Some(&x.selector));
+    let sy = session(&a.id, t0(), None);
+    let y = series(&a.id, &sy.id, t0());
+    let sy = Session { series: Some(y.selector.clone()), ..sy };
+    let k = session(&a.id, t0(), None);
+    insert_sessions(&store, &[&sx, &sx2, &sy, &k]).await;
+    let mut t = tx(&store).await;
+    t.insert_remember(&x).await.expect("insert");
+    t.insert_remember(&y).await.expect("insert");
+    t.commit().await.expect("commit");
+
+    // Ending a session that holds a series deletes the series and every session opened from it.
+    let mut t = tx(&store).await;
+    let ended = t.end_sessions(SessionFilter::One { user: &a.id, id: &sx.id }).await.expect("end");
+    assert_eq!(ended.series, 1);
+    assert_eq!(ids(&ended.sessions), sorted(vec![sx.id.clone(), sx2.id.clone()]), "the racer's session went along");
+    // A lapsed session leaves its series alone.
+    let lapsed = t.end_sessions(SessionFilter::Lapsed { user: &a.id, id: &sy.id }).await.expect("lapsed");
+    assert_eq!((lapsed.sessions.len(), lapsed.series), (1, 0));
+    t.commit().await.expect("commit");
+    assert!(store.remember_by_selector(&y.selector).await.expect("read").is_some(), "Y outlives its session");
+    assert!(store.remember_by_selector(&x.selector).await.expect("read").is_none());
+    assert_eq!(store.user_remember(&a.id).await.expect("list").len(), 1);
+
+    // A session resumed from Y, then Y deleted: the session goes with it and is reported.
+    let sy2 = session(&a.id, t0(), Some(&y.selector));
+    insert_sessions(&store, &[&sy2]).await;
+    let mut t = tx(&store).await;
+    let ended = t.delete_remember(RememberFilter::Selector(&y.selector)).await.expect("delete");
+    assert_eq!((ids(&ended.sessions), ended.series), (vec![sy2.id.clone()], 1));
+    t.commit().await.expect("commit");
+    assert!(live(&store, &k.id).await, "a session with no series is untouched");
+
+    // AllOf keeps the kept session's series, an unbound session survives its series, and the
+    // cap and the sweep pick the right series.
+    let z_holder = session(&a.id, t0(), None);
+    let z = series(&a.id, &z_holder.id, t0());
+    let z_holder = Session { series: Some(z.selector.clone()), ..z_holder };
+    let w = series(&a.id, &SessionId::generate(), t0() - Duration::days(40));
+    let v = series(&a.id, &SessionId::generate(), t0() + Duration::seconds(1));
+    insert_sessions(&store, &[&z_holder]).await;
+    let mut t = tx(&store).await;
+    for r in [&z, &w, &v] {
+        t.insert_remember(r).await.expect("insert");
+    }
+    let kept = [z_holder.id.clone()];
+    let all = t.end_sessions(SessionFilter::AllOf { user: &a.id, keep: &kept }).await.expect("all of");
+    assert_eq!((ids(&all.sessions), all.series), (vec![k.id.clone()], 2), "W and V go, Z (kept) stays");
+    t.commit().await.expect("commit");
+    let mut t = tx(&store).await;
+    t.unbind_series(&z_holder.id).await.expect("unbind");
+    let ended = t.delete_remember(RememberFilter::AllOfUser(&a.id)).await.expect("delete");
+    assert_eq!((ended.sessions.len(), ended.series), (0, 1), "an unbound session survives its series");
+    t.commit().await.expect("commit");
+    assert!(live(&store, &z_holder.id).await);
+
+    let mut t = tx(&store).await;
+    let old = series(&a.id, &SessionId::generate(), t0() - Duration::days(40));
+    let newer = series(&a.id, &SessionId::generate(), t0());
+    let spared = series(&a.id, &SessionId::generate(), t0() - Duration::days(1));
+    for r in [&old, &newer, &spared] {
+        t.insert_remember(r).await.expect("insert");
+    }
+    let swept = t.delete_remember(RememberFilter::Expired(t0())).await.expect("sweep");
+    assert_eq!(swept.series, 1, "only the series past its end");
+    let capped = t
+        .delete_remember(RememberFilter::OldestBeyond { user: &a.id, keep: 1, spare: Some(&spared.selector) })
+        .await
+        .expect("cap");
+    assert_eq!(capped.series, 1, "keep one: the spared series, though not the newest");
+    t.commit().await.expect("commit");
+    assert!(store.remember_by_selector(&spared.selector).await.expect("read").is_some());
+}
+
+async fn remember_compare_and_swap(store: Arc<dyn Store>) {
+    let a = user(&store, "a@example.com").await;
+    let s = session(&a.id, t0(), None);
+    let r = series(&a.id, &s.id, t0());
+    insert_sessions(&store, &[&s]).await;
+    let mut t = tx(&store).await;
+    t.insert_remember(&r).await.expect("insert");
+    let next = hash();
+    let s2 = session(&a.id, t0(), Some(&r.selector));
+    assert!(!t.rotate_remember(&r.selector, &hash(), &next, &s2, t0()).await.expect("cas"), "wrong validator");
+    assert!(t.rotate_remember(&r.selector, &r.validator_hash, &next, &s2, t0()).await.expect("cas"));
+    assert!(!t.rotate_remember(&r.selector, &r.validator_hash, &hash(), &s2, t0()).await.expect("cas"), "once");
+    let seen = t.remember_by_selector(&r.selector).await.expect("read").expect("series");
+    assert_eq!(
+        (seen.validator_hash, seen.previous_hash, seen.session_id.clone()),
+        (next, Some(r.validator_hash), s2.id)
+    );
+    assert!(!t.use_remember_grace(&r.selector, &hash()).await.expect("grace"), "not the predecessor");
+    assert!(t.use_remember_grace(&r.selector, &r.validator_hash).await.expect("grace"));
+    assert!(!t.use_remember_grace(&r.selector, &r.validator_hash).await.expect("grace"), "the grace is used once");
+    assert!(t.rotate_remember(&r.selector, &next, &hash(), &s, t0()).await.expect("cas"));
+    let seen = t.remember_by_selector(&r.selector).await.expect("read").expect("series");
+    assert!(!seen.grace_used, "a rotation opens a new grace");
+    t.commit().await.expect("commit");
+}
+
+async fn refresh_compare_and_swap(store: Arc<dyn Store>) {
+    let a = user(&store, "a@example.com").await;
+    let s = session(&a.id, t0(), None);
+    insert_sessions(&store, &[&s]).await;
+    let token = |id: &str, family: &str| RefreshToken {
+        id: id.into(),
+        token_hash: hash(),
+        family_id: family.into(),
+        session_id: s.id.clone(),
+        user_id: a.id.clone(),
+        created_at: t0(),
+        expires_at: t0() + Duration::days(1),
+        used_at: None,
+        replaced_by: None,
+        successor_salt: None,
+        grace_used: false,
+    };
+    let (first, other) = (token("r1", "f"), token("o1", "g"));
+    let mut t = tx(&store).await;
+    t.insert_refresh(&first).await.expect("insert");
+    t.insert_refresh(&other).await.expect("insert");
+    assert!(!t.use_refresh_grace("r1").await.expect("grace"), "no grace before a rotation");
+    assert!(t.consume_refresh("r1", "r2", &[7; 32], t0()).await.expect("cas"));
+    assert!(!t.consume_refresh("r1", "r3", &[8; 32], t0()).await.expect("cas"), "of two uses one wins");
+    let used = t.refresh_by_id("r1").await.expect("read").expect("token");
+    assert_eq!((used.replaced_by.as_deref(), used.successor_salt), (Some("r2"), Some([7; 32])));
+    assert!(t.use_refresh_grace("r1").await.expect("grace"));
+    assert!(!t.use_refresh_grace("r1").await.expect("grace"), "the grace is used once");
+    assert_eq!(t.revoke_refresh_family("f").await.expect("revoke"), 1);
+    assert!(t.refresh_by_hash(&first.token_hash).await.expect("read").is_none());
+    // Ending a session ends its refresh tokens.
+    t.end_sessions(SessionFilter::One { user: &a.id, id: &s.id }).await.expect("end");
+    assert!(t.refresh_by_id("o1").await.expect("read").is_none(), "refresh tokens die with their session");
+    t.commit().await.expect("commit");
+}
+
+async fn feed_keeps_order_and_kinds(store: Arc<dyn Store>) {
+    let head = store.revocation_head().await.expect("head");
+    let u = UserId::generate();
+    let entries = vec![
+        FeedEntry::Session(Revocation {
+            session_id: SessionId::generate(),
+            user_id: u.clone(),
+            reason: "logout".into(),
+            at: t0(),
+        }),
+        FeedEntry::Token { issuer: "https://a.example".into(), jti: "j".into(), exp: 1_800_000_900 },
+        FeedEntry::TokenVersion { user_id: u, version: 3 },
+        FeedEntry::Keys { kid: "k".into() },
+        FeedEntry::Rekeyed { old: SessionId::generate(), new: SessionId::generate() },
+    ];
+    let mut t = tx(&store).await;
+    t.record_revocations(&entries[..2], t0()).await.expect("record");
+    t.commit().await.expect("commit");
+    let mut t = tx(&store).await;
+    t.record_revocations(&entries[2..], t0()).await.expect("record");
+    t.commit().await.expect("commit");
+    let read = store.revocations_since(head, 100).await.expect("read");
+    let seqs: Vec<i64> = read.iter().map(|(seq, _)| *seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "positions rise: {seqs:?}");
+    assert_eq!(read.into_iter().map(|(_, e)| e).collect::<Vec<_>>(), entries, "every kind round-trips, in order");
+    assert_eq!(store.revocation_head().await.expect("head"), seqs[4]);
+    assert_eq!(store.revocations_since(seqs[1], 2).await.expect("page").len(), 2, "paged after a position");
+    assert_eq!(store.trim_revocations(t0() + Duration::seconds(1), t0()).await.expect("trim"), 5);
+}
+
+async fn keys_and_denials(store: Arc<dyn Store>) {
+    let (k1, k2) = (SigningKeyPair::generate(t0()), SigningKeyPair::generate(t0() + Duration::seconds(1)));
+    let mut t = tx(&store).await;
+    assert!(!t.has_signer().await.expect("signer"));
+    t.insert_signing_key(&k1).await.expect("insert");
+    t.insert_signing_key(&k2).await.expect("insert");
+    assert_eq!(t.retire_signing_keys(&k2.kid, t0()).await.expect("retire"), 1);
+    assert!(t.has_signer().await.expect("signer"));
+    assert!(t.delete_signing_key(&k2.kid).await.expect("delete"));
+    assert!(!t.delete_signing_key(&k2.kid).await.expect("delete"), "gone is gone");
+    assert!(!t.has_signer().await.expect("signer"), "only a retired key is left");
+    t.deny_token("https://a.example", "j1", 100).await.expect("deny");
+    t.deny_token("https://a.example", "j1", 100).await.expect("denying twice is harmless");
+    t.deny_token("https://a.example", "j2", 1_000).await.expect("deny");
+    t.commit().await.expect("commit");
+    let keys = store.signing_keys().await.expect("keys");
+    assert_eq!((keys.len(), keys[0].kid.as_str(), keys[0].retired_at), (1, k1.kid.as_str(), Some(t0())));
+    let denied = store.denied_tokens(500).await.expect("denied");
+    assert_eq!(denied, vec![("https://a.example".to_owned(), "j2".to_owned(), 1_000)], "expired denials are left out");
+}
+
+async fn an_uncommitted_transaction_leaves_nothing(store: Arc<dyn Store>) {
+    let a = user(&store, "a@example.com").await;
+    let s = session(&a.id, t0(), None);
+    let mut t = tx(&store).await;
+    t.insert_session(&s).await.expect("insert");
+    t.append_audit(&AuditEvent::new(AuditKind::Login, Actor::User, t0(), &ClientInfo::default()).user(&a.id))
+        .await
+        .expect("audit");
+    t.bump_token_version(&a.id).await.expect("bump");
+    drop(t);
+    assert!(!live(&store, &s.id).await);
+    assert!(store.user_audit(&a.id, 10).await.expect("audit").is_empty());
+    assert_eq!(store.user_by_id(&a.id).await.expect("read").expect("user").user.token_version, 0);
+}
