@@ -1,0 +1,843 @@
+//! The PostgreSQL store of signoff: the same `Store`/`Tx` contract as the SQLite store
+//! (`signoff_core::conformance` checks both), on a `PgPool`.
+//!
+//! Where SQLite's single writer serialises transactions, PostgreSQL runs them side by side at
+//! READ COMMITTED, so every read a `Tx` makes to decide about a credential locks its row
+//! (`FOR UPDATE`): a revocation that wants the row waits for the decision to commit, and a
+//! decision that comes second sees the revocation. The revocation feed takes its positions
+//! from a one-row counter, so position order is commit order. Times are Unix milliseconds,
+//! secret hashes 32-byte `BYTEA`.
+
+mod migrate;
+mod rows;
+
+use async_trait::async_trait;
+use signoff_core::audit::AuditEvent;
+use signoff_core::revocation::FeedEntry;
+use signoff_core::secret::SecretHash;
+use signoff_core::store::{
+    Ended, RefreshToken, RememberFilter, RememberToken, Session, SessionFilter, Store, StoreError, Tx, User,
+    UserCredentials,
+};
+use signoff_core::token::SigningKeyPair;
+use signoff_core::{SessionId, UserId};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+use rows::{audit_from, db_err, feed_from, ms, refresh_from, remember_from, session_from, signing_key_from, user_from};
+
+/// A signoff store in one PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// Pool settings.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolOptions {
+    pub max_connections: u32,
+    /// How long a request waits for a connection before it is answered `503`.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self { max_connections: 16, acquire_timeout: Duration::from_secs(2) }
+    }
+}
+
+impl PgStore {
+    /// Connects to a `postgres://` URL and applies migrations. Errors never repeat the URL (it
+    /// may hold a password).
+    pub async fn connect(url: &str, options: PoolOptions) -> Result<Self, StoreError> {
+        let connect =
+            PgConnectOptions::from_str(url).map_err(|_| StoreError::Backend("invalid PostgreSQL URL".into()))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(db_err)?;
+        migrate::run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+macro_rules! session_columns {
+    () => {
+        "s.id, s.secret_hash, s.user_id, s.created_at, s.last_active_at, s.expires_at, s.ip, s.user_agent, s.series"
+    };
+}
+macro_rules! session_returning {
+    () => {
+        "id, secret_hash, user_id, created_at, last_active_at, expires_at, ip, user_agent, series"
+    };
+}
+macro_rules! user_columns {
+    () => {
+        "u.id AS u_id, u.email, u.token_version, u.created_at AS u_created_at, u.password_hash"
+    };
+}
+macro_rules! remember_columns {
+    () => {
+        "selector, validator_hash, previous_hash, rotated_at, user_id, session_id, created_at, expires_at, grace_used, \
+         ip, user_agent"
+    };
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
+        Ok(Box::new(PgTx { tx: self.pool.begin().await.map_err(db_err)? }))
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserCredentials>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users u WHERE u.email = $1"))
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn user_by_id(&self, id: &UserId) -> Result<Option<UserCredentials>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users u WHERE u.id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn session_by_hash(&self, hash: &SecretHash) -> Result<Option<(Session, User)>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            ", ",
+            user_columns!(),
+            " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.secret_hash = $1"
+        ))
+        .bind(&hash.0[..])
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.map(|r| Ok((session_from(&r)?, user_from(&r)?.user))).transpose()
+    }
+
+    async fn user_sessions(&self, user: &UserId) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions s WHERE s.user_id = $1 ORDER BY s.last_active_at DESC, s.created_at DESC"
+        ))
+        .bind(user.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(session_from).collect()
+    }
+
+    async fn remember_by_selector(&self, selector: &str) -> Result<Option<RememberToken>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", remember_columns!(), " FROM remember_tokens WHERE selector = $1"))
+            .bind(selector)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(remember_from).transpose()
+    }
+
+    async fn user_remember(&self, user: &UserId) -> Result<Vec<RememberToken>, StoreError> {
+        let rows = sqlx::query(concat!("SELECT ", remember_columns!(), " FROM remember_tokens WHERE user_id = $1"))
+            .bind(user.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(remember_from).collect()
+    }
+
+    async fn touch_session(&self, id: &SessionId, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET last_active_at = GREATEST(last_active_at, $1) WHERE id = $2")
+            .bind(ms(at))
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn user_audit(&self, user: &UserId, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT user_id, session_id, kind, scope, reason, detail, actor, ip, user_agent, at FROM audit_events \
+             WHERE user_id = $1 ORDER BY seq DESC LIMIT $2",
+        )
+        .bind(user.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(audit_from).collect()
+    }
+
+    async fn revocations_since(&self, after: i64, limit: u32) -> Result<Vec<(i64, FeedEntry)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, kind, subject, user_id, issuer, reason, value, at, next FROM revocations WHERE seq > $1 \
+             ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(feed_from).collect()
+    }
+
+    async fn revocation_head(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT seq FROM revocation_counter WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn trim_revocations(&self, before: OffsetDateTime, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM revocations WHERE at < $1")
+            .bind(ms(before))
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        sqlx::query("DELETE FROM denied_tokens WHERE exp < $1")
+            .bind(now.unix_timestamp() - 60)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn session_by_id(&self, id: &SessionId) -> Result<Option<(Session, User)>, StoreError> {
+        read::session_by_id(&self.pool, id, false).await
+    }
+
+    async fn refresh_by_hash(&self, hash: &SecretHash) -> Result<Option<RefreshToken>, StoreError> {
+        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1")
+            .bind(&hash.0[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(refresh_from).transpose()
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyPair>, StoreError> {
+        let rows = sqlx::query("SELECT kid, private_key, created_at, retired_at FROM signing_keys")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(signing_key_from).collect()
+    }
+
+    async fn denied_tokens(&self, now: i64) -> Result<Vec<(String, String, i64)>, StoreError> {
+        sqlx::query_as("SELECT issuer, jti, exp FROM denied_tokens WHERE exp >= $1")
+            .bind(now - 60)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+}
+
+mod read {
+    use super::*;
+    use sqlx::PgExecutor;
+
+    /// A session and its user, its row locked (`FOR UPDATE OF s`) when `lock` (inside a `Tx`).
+    pub async fn session_by_id(
+        e: impl PgExecutor<'_>,
+        id: &SessionId,
+        lock: bool,
+    ) -> Result<Option<(Session, User)>, StoreError> {
+        macro_rules! by_id {
+            () => {
+                concat!(
+                    "SELECT ",
+                    session_columns!(),
+                    ", ",
+                    user_columns!(),
+                    " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
+                )
+            };
+        }
+        let sql = if lock { concat!(by_id!(), " FOR UPDATE OF s") } else { by_id!() };
+        let row = sqlx::query(sql).bind(id.as_str()).fetch_optional(e).await.map_err(db_err)?;
+        row.map(|r| Ok((session_from(&r)?, user_from(&r)?.user))).transpose()
+    }
+}
+
+/// One open PostgreSQL transaction.
+struct PgTx {
+    tx: Transaction<'static, Postgres>,
+}
+
+impl PgTx {
+    fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// What follows every deletion of sessions or series: the sessions opened from the deleted
+    /// series end too (a statement of its own, so it sees every session committed before it,
+    /// those resumed from a series a moment ago included), and refresh tokens die with their
+    /// sessions.
+    async fn cascade(&mut self, selectors: &[String], ended: &mut Ended) -> Result<(), StoreError> {
+        if !selectors.is_empty() {
+            let rows =
+                sqlx::query(concat!("DELETE FROM sessions WHERE series = ANY($1) RETURNING ", session_returning!()))
+                    .bind(selectors)
+                    .fetch_all(self.conn())
+                    .await
+                    .map_err(db_err)?;
+            for row in &rows {
+                ended.sessions.push(session_from(row)?);
+            }
+        }
+        if !ended.sessions.is_empty() {
+            let ids: Vec<&str> = ended.sessions.iter().map(|s| s.id.as_str()).collect();
+            sqlx::query("DELETE FROM refresh_tokens WHERE session_id = ANY($1)")
+                .bind(&ids)
+                .execute(self.conn())
+                .await
+                .map_err(db_err)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Tx for PgTx {
+    async fn user_by_id(&mut self, id: &UserId) -> Result<Option<UserCredentials>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users u WHERE u.id = $1 FOR UPDATE"))
+            .bind(id.as_str())
+            .fetch_optional(self.conn())
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn session_by_id(&mut self, id: &SessionId) -> Result<Option<(Session, User)>, StoreError> {
+        read::session_by_id(self.conn(), id, true).await
+    }
+
+    async fn remember_by_selector(&mut self, selector: &str) -> Result<Option<RememberToken>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            remember_columns!(),
+            " FROM remember_tokens WHERE selector = $1 FOR UPDATE"
+        ))
+        .bind(selector)
+        .fetch_optional(self.conn())
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(remember_from).transpose()
+    }
+
+    async fn refresh_by_hash(&mut self, hash: &SecretHash) -> Result<Option<RefreshToken>, StoreError> {
+        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE")
+            .bind(&hash.0[..])
+            .fetch_optional(self.conn())
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(refresh_from).transpose()
+    }
+
+    async fn refresh_by_id(&mut self, id: &str) -> Result<Option<RefreshToken>, StoreError> {
+        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(self.conn())
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(refresh_from).transpose()
+    }
+
+    async fn create_user(&mut self, user: &User, password_hash: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO users (id, email, password_hash, token_version, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(user.id.as_str())
+        .bind(&user.email)
+        .bind(password_hash)
+        .bind(user.token_version)
+        .bind(ms(user.created_at))
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn set_password(&mut self, user: &UserId, password_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(user.as_str())
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn set_email(&mut self, user: &UserId, email: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET email = $1 WHERE id = $2")
+            .bind(email)
+            .bind(user.as_str())
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn bump_token_version(&mut self, user: &UserId) -> Result<i64, StoreError> {
+        sqlx::query_scalar("UPDATE users SET token_version = token_version + 1 WHERE id = $1 RETURNING token_version")
+            .bind(user.as_str())
+            .fetch_one(self.conn())
+            .await
+            .map_err(db_err)
+    }
+
+    async fn insert_session(&mut self, s: &Session) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (id, secret_hash, user_id, created_at, last_active_at, expires_at, ip, user_agent, \
+             series) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(s.id.as_str())
+        .bind(&s.secret_hash.0[..])
+        .bind(s.user_id.as_str())
+        .bind(ms(s.created_at))
+        .bind(ms(s.last_active_at))
+        .bind(ms(s.expires_at))
+        .bind(s.ip.as_deref())
+        .bind(s.user_agent.as_deref())
+        .bind(s.series.as_deref())
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn unbind_series(&mut self, session: &SessionId) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET series = NULL WHERE id = $1")
+            .bind(session.as_str())
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn rotate_session(
+        &mut self,
+        old: &SessionId,
+        new: &SessionId,
+        hash: &SecretHash,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE sessions SET id = $1, secret_hash = $2 WHERE id = $3")
+            .bind(new.as_str())
+            .bind(&hash.0[..])
+            .bind(old.as_str())
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        sqlx::query("UPDATE remember_tokens SET session_id = $1 WHERE session_id = $2")
+            .bind(new.as_str())
+            .bind(old.as_str())
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn end_sessions(&mut self, filter: SessionFilter<'_>) -> Result<Ended, StoreError> {
+        let rows = match filter {
+            SessionFilter::One { user, id } | SessionFilter::Lapsed { user, id } => {
+                sqlx::query(concat!(
+                    "DELETE FROM sessions WHERE id = $1 AND user_id = $2 RETURNING ",
+                    session_returning!()
+                ))
+                .bind(id.as_str())
+                .bind(user.as_str())
+                .fetch_all(self.conn())
+                .await
+            }
+            SessionFilter::AllOf { user, keep } => {
+                let keep: Vec<&str> = keep.iter().map(SessionId::as_str).collect();
+                sqlx::query(concat!(
+                    "DELETE FROM sessions WHERE user_id = $1 AND id <> ALL($2) RETURNING ",
+                    session_returning!()
+                ))
+                .bind(user.as_str())
+                .bind(&keep)
+                .fetch_all(self.conn())
+                .await
+            }
+            SessionFilter::Expired { now, idle_cutoff } => {
+                sqlx::query(concat!(
+                    "DELETE FROM sessions WHERE expires_at <= $1 OR last_active_at <= $2 RETURNING ",
+                    session_returning!()
+                ))
+                .bind(ms(now))
+                .bind(ms(idle_cutoff))
+                .fetch_all(self.conn())
+                .await
+            }
+            SessionFilter::OldestBeyond { user, keep, spare } => {
+                sqlx::query(concat!(
+                    "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE user_id = $1 AND id <> $2 \
+                     ORDER BY created_at DESC, id OFFSET $3) RETURNING ",
+                    session_returning!()
+                ))
+                .bind(user.as_str())
+                .bind(spare.as_str())
+                .bind(i64::from(keep.saturating_sub(1)))
+                .fetch_all(self.conn())
+                .await
+            }
+        }
+        .map_err(db_err)?;
+        let mut ended = Ended { sessions: rows.iter().map(session_from).collect::<Result<Vec<_>, _>>()?, series: 0 };
+        // The series the ended sessions back go with them (see `SessionFilter`).
+        let selectors: Vec<String> = match filter {
+            SessionFilter::One { user, id } => {
+                sqlx::query_scalar(
+                    "DELETE FROM remember_tokens WHERE session_id = $1 AND user_id = $2 RETURNING selector",
+                )
+                .bind(id.as_str())
+                .bind(user.as_str())
+                .fetch_all(self.conn())
+                .await
+            }
+            SessionFilter::AllOf { user, keep } => {
+                let keep: Vec<&str> = keep.iter().map(SessionId::as_str).collect();
+                sqlx::query_scalar(
+                    "DELETE FROM remember_tokens WHERE user_id = $1 AND selector NOT IN (SELECT series FROM sessions \
+                     WHERE id = ANY($2) AND series IS NOT NULL) RETURNING selector",
+                )
+                .bind(user.as_str())
+                .bind(&keep)
+                .fetch_all(self.conn())
+                .await
+            }
+            SessionFilter::OldestBeyond { .. } => {
+                let ids: Vec<&str> = ended.sessions.iter().map(|s| s.id.as_str()).collect();
+                sqlx::query_scalar("DELETE FROM remember_tokens WHERE session_id = ANY($1) RETURNING selector")
+                    .bind(&ids)
+                    .fetch_all(self.conn())
+                    .await
+            }
+            SessionFilter::Expired { .. } | SessionFilter::Lapsed { .. } => Ok(Vec::new()),
+        }
+        .map_err(db_err)?;
+        ended.series = selectors.len() as u64;
+        self.cascade(&selectors, &mut ended).await?;
+        Ok(ended)
+    }
+
+    async fn insert_remember(&mut self, t: &RememberToken) -> Result<(), StoreError> {
+        sqlx::query(concat!(
+            "INSERT INTO remember_tokens (",
+            remember_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(&t.selector)
+        .bind(&t.validator_hash.0[..])
+        .bind(t.previous_hash.as_ref().map(|h| h.0.to_vec()))
+        .bind(t.rotated_at.map(ms))
+        .bind(t.user_id.as_str())
+        .bind(t.session_id.as_str())
+        .bind(ms(t.created_at))
+        .bind(ms(t.expires_at))
+        .bind(t.grace_used)
+        .bind(t.ip.as_deref())
+        .bind(t.user_agent.as_deref())
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn rotate_remember(
+        &mut self,
+        selector: &str,
+        expected: &SecretHash,
+        validator_hash: &SecretHash,
+        session: &Session,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE remember_tokens SET validator_hash = $1, previous_hash = validator_hash, rotated_at = $2, \
+             grace_used = FALSE, session_id = $3, ip = $4, user_agent = $5 WHERE selector = $6 AND validator_hash = $7",
+        )
+        .bind(&validator_hash.0[..])
+        .bind(ms(at))
+        .bind(session.id.as_str())
+        .bind(session.ip.as_deref())
+        .bind(session.user_agent.as_deref())
+        .bind(selector)
+        .bind(&expected.0[..])
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn use_remember_grace(&mut self, selector: &str, previous: &SecretHash) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE remember_tokens SET grace_used = TRUE WHERE selector = $1 AND previous_hash = $2 \
+             AND NOT grace_used",
+        )
+        .bind(selector)
+        .bind(&previous.0[..])
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_remember(&mut self, filter: RememberFilter<'_>) -> Result<Ended, StoreError> {
+        let selectors: Vec<String> = match filter {
+            RememberFilter::Selector(s) => {
+                sqlx::query_scalar("DELETE FROM remember_tokens WHERE selector = $1 RETURNING selector")
+                    .bind(s)
+                    .fetch_all(self.conn())
+                    .await
+            }
+            RememberFilter::AllOfUser(u) => {
+                sqlx::query_scalar("DELETE FROM remember_tokens WHERE user_id = $1 RETURNING selector")
+                    .bind(u.as_str())
+                    .fetch_all(self.conn())
+                    .await
+            }
+            RememberFilter::Expired(now) => {
+                sqlx::query_scalar("DELETE FROM remember_tokens WHERE expires_at <= $1 RETURNING selector")
+                    .bind(ms(now))
+                    .fetch_all(self.conn())
+                    .await
+            }
+            RememberFilter::OldestBeyond { user, keep, spare } => {
+                sqlx::query_scalar(
+                    "DELETE FROM remember_tokens WHERE selector IN (SELECT selector FROM remember_tokens \
+                     WHERE user_id = $1 AND selector IS DISTINCT FROM $2 \
+                     ORDER BY coalesce(rotated_at, created_at) DESC, selector OFFSET $3) RETURNING selector",
+                )
+                .bind(user.as_str())
+                .bind(spare)
+                .bind(i64::from(if spare.is_some() { keep.saturating_sub(1) } else { keep }))
+                .fetch_all(self.conn())
+                .await
+            }
+        }
+        .map_err(db_err)?;
+        let mut ended = Ended { sessions: Vec::new(), series: selectors.len() as u64 };
+        self.cascade(&selectors, &mut ended).await?;
+        Ok(ended)
+    }
+
+    async fn append_audit(&mut self, e: &AuditEvent) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_events (user_id, session_id, kind, scope, reason, detail, actor, ip, user_agent, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(e.user_id.as_ref().map(UserId::as_str))
+        .bind(e.session_id.as_ref().map(SessionId::as_str))
+        .bind(e.kind.as_str())
+        .bind(e.scope.as_deref())
+        .bind(e.reason.as_deref())
+        .bind(e.detail.as_deref())
+        .bind(e.actor.as_str())
+        .bind(e.ip.as_deref())
+        .bind(e.user_agent.as_deref())
+        .bind(ms(e.at))
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn record_revocations(&mut self, entries: &[FeedEntry], at: OffsetDateTime) -> Result<(), StoreError> {
+        let known: Vec<&FeedEntry> = entries.iter().filter(|e| !matches!(e, FeedEntry::Unknown { .. })).collect();
+        if known.is_empty() {
+            return Ok(());
+        }
+        // The counter's row lock orders appending transactions: positions follow commit order.
+        let last: i64 = sqlx::query_scalar("UPDATE revocation_counter SET seq = seq + $1 WHERE id = 1 RETURNING seq")
+            .bind(known.len() as i64)
+            .fetch_one(self.conn())
+            .await
+            .map_err(db_err)?;
+        for (seq, e) in (last - known.len() as i64 + 1..).zip(known) {
+            let (kind, subject, user, issuer, reason, value, at, next) = match e {
+                FeedEntry::Session(r) => (
+                    "session",
+                    r.session_id.as_str(),
+                    Some(r.user_id.as_str()),
+                    None,
+                    Some(r.reason.as_str()),
+                    None,
+                    r.at,
+                    None,
+                ),
+                FeedEntry::Token { issuer, jti, exp } => {
+                    ("token", jti.as_str(), None, Some(issuer.as_str()), None, Some(*exp), at, None)
+                }
+                FeedEntry::TokenVersion { user_id, version } => {
+                    ("token_version", user_id.as_str(), Some(user_id.as_str()), None, None, Some(*version), at, None)
+                }
+                FeedEntry::Keys { kid } => ("keys", kid.as_str(), None, None, None, None, at, None),
+                FeedEntry::Rekeyed { old, new } => {
+                    ("rekeyed", old.as_str(), None, None, None, None, at, Some(new.as_str()))
+                }
+                FeedEntry::Unknown { .. } => continue,
+            };
+            sqlx::query(
+                "INSERT INTO revocations (seq, kind, subject, user_id, issuer, reason, value, at, next) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(seq)
+            .bind(kind)
+            .bind(subject)
+            .bind(user)
+            .bind(issuer)
+            .bind(reason)
+            .bind(value)
+            .bind(ms(at))
+            .bind(next)
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    async fn insert_refresh(&mut self, t: &RefreshToken) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (id, token_hash, family_id, session_id, user_id, created_at, expires_at, \
+             used_at, replaced_by, successor_salt, grace_used) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&t.id)
+        .bind(&t.token_hash.0[..])
+        .bind(&t.family_id)
+        .bind(t.session_id.as_str())
+        .bind(t.user_id.as_str())
+        .bind(ms(t.created_at))
+        .bind(ms(t.expires_at))
+        .bind(t.used_at.map(ms))
+        .bind(t.replaced_by.as_deref())
+        .bind(t.successor_salt.as_ref().map(|s| s.to_vec()))
+        .bind(t.grace_used)
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn consume_refresh(
+        &mut self,
+        id: &str,
+        successor: &str,
+        salt: &[u8; 32],
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $1, replaced_by = $2, successor_salt = $3, grace_used = FALSE \
+             WHERE id = $4 AND used_at IS NULL",
+        )
+        .bind(ms(at))
+        .bind(successor)
+        .bind(&salt[..])
+        .bind(id)
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn use_refresh_grace(&mut self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET grace_used = TRUE WHERE id = $1 AND used_at IS NOT NULL AND NOT grace_used",
+        )
+        .bind(id)
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn revoke_refresh_family(&mut self, family: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM refresh_tokens WHERE family_id = $1")
+            .bind(family)
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn revoke_user_refresh(&mut self, user: &UserId) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1")
+            .bind(user.as_str())
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn deny_token(&mut self, issuer: &str, jti: &str, exp: i64) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO denied_tokens (issuer, jti, exp) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(issuer)
+            .bind(jti)
+            .bind(exp)
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn insert_signing_key(&mut self, key: &SigningKeyPair) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO signing_keys (kid, private_key, created_at, retired_at) VALUES ($1, $2, $3, $4)")
+            .bind(&key.kid)
+            .bind(&key.private_bytes()[..])
+            .bind(ms(key.created_at))
+            .bind(key.retired_at.map(ms))
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn retire_signing_keys(&mut self, keep: &str, at: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL AND kid <> $2")
+            .bind(ms(at))
+            .bind(keep)
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn delete_signing_key(&mut self, kid: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
+            .bind(kid)
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn has_signer(&mut self) -> Result<bool, StoreError> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM signing_keys WHERE retired_at IS NULL)")
+            .fetch_one(self.conn())
+            .await
+            .map_err(db_err)
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(db_err)
+    }
+}

@@ -1,0 +1,43 @@
+//! Forward-only migrations embedded in the binary, each applied once in its own transaction
+//! and recorded in `signoff_migrations`. An advisory lock makes nodes that start together
+//! take turns.
+
+use signoff_core::store::StoreError;
+use sqlx::PgPool;
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_schema.sql"))];
+
+/// Any fixed number, the same for every node: the key of the migration lock.
+const LOCK: i64 = 0x5167_6e6f_6666;
+
+pub async fn run(pool: &PgPool) -> Result<(), StoreError> {
+    let e = |e: sqlx::Error| StoreError::Backend(format!("migration: {e}"));
+    for (version, sql) in MIGRATIONS {
+        let mut tx = pool.begin().await.map_err(e)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LOCK).execute(&mut *tx).await.map_err(e)?;
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS signoff_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(e)?;
+        let done: Option<i64> = sqlx::query_scalar("SELECT version FROM signoff_migrations WHERE version = $1")
+            .bind(version)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(e)?;
+        if done.is_none() {
+            sqlx::raw_sql(*sql).execute(&mut *tx).await.map_err(e)?;
+            sqlx::query(
+                "INSERT INTO signoff_migrations (version, applied_at) \
+                 VALUES ($1, (extract(epoch FROM now()) * 1000)::BIGINT)",
+            )
+            .bind(version)
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+        }
+        tx.commit().await.map_err(e)?;
+    }
+    Ok(())
+}
