@@ -193,6 +193,11 @@ pub trait Store: Send + Sync + 'static {
 /// decision taken on them cannot be overtaken by a revocation committing meanwhile.
 #[async_trait]
 pub trait Tx: Send {
+    /// Takes the user's lock until the transaction ends. Every transaction that decides about a
+    /// user's credentials takes it first (the authority's `batch_for`), so concurrent ones queue
+    /// in one order instead of deadlocking over their rows. A no-op where transactions are
+    /// serial anyway (SQLite).
+    async fn lock_user(&mut self, user: &UserId) -> Result<(), StoreError>;
     async fn user_by_id(&mut self, id: &UserId) -> Result<Option<UserCredentials>, StoreError>;
     async fn session_by_id(&mut self, id: &SessionId) -> Result<Option<(Session, User)>, StoreError>;
     async fn remember_by_selector(&mut self, selector: &str) -> Result<Option<RememberToken>, StoreError>;

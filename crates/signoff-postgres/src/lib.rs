@@ -317,8 +317,18 @@ impl PgTx {
 
 #[async_trait]
 impl Tx for PgTx {
+    async fn lock_user(&mut self, user: &UserId) -> Result<(), StoreError> {
+        // NO KEY UPDATE: inserting a session or token (a foreign key to the user) still works.
+        sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(user.as_str())
+            .fetch_optional(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     async fn user_by_id(&mut self, id: &UserId) -> Result<Option<UserCredentials>, StoreError> {
-        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users u WHERE u.id = $1 FOR UPDATE"))
+        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users u WHERE u.id = $1 FOR NO KEY UPDATE"))
             .bind(id.as_str())
             .fetch_optional(self.conn())
             .await

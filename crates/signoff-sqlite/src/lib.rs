@@ -322,6 +322,11 @@ mod read {
 
 #[async_trait]
 impl Tx for SqliteTx {
+    async fn lock_user(&mut self, _user: &UserId) -> Result<(), StoreError> {
+        // `BEGIN IMMEDIATE` already made this transaction the only writer.
+        Ok(())
+    }
+
     async fn user_by_id(&mut self, id: &UserId) -> Result<Option<UserCredentials>, StoreError> {
         read::user_by_id(self.conn(), id).await
     }

@@ -297,6 +297,20 @@ impl Authority {
         &self.hub
     }
 
+    /// A batch that first takes the locks of `users` (in one global order), as every batch that
+    /// decides about a user's credentials must: concurrent ones then queue instead of
+    /// deadlocking (see [`Tx::lock_user`]).
+    async fn batch_for(&self, users: &[&UserId]) -> Result<Batch<'_>, CoreError> {
+        let mut users = users.to_vec();
+        users.sort();
+        users.dedup();
+        let mut batch = self.batch().await?;
+        for user in users {
+            batch.tx.lock_user(user).await?;
+        }
+        Ok(batch)
+    }
+
     async fn batch(&self) -> Result<Batch<'_>, CoreError> {
         Ok(Batch {
             authority: self,
@@ -398,7 +412,8 @@ impl Authority {
             Some(secret) => self.peek(secret).await?,
             None => None,
         };
-        let mut batch = self.batch().await?;
+        let users: Vec<&UserId> = std::iter::once(&user.id).chain(old.as_ref().map(|o| &o.user.id)).collect();
+        let mut batch = self.batch_for(&users).await?;
         let event = self.event(AuditKind::SessionRevoked, Actor::Policy, client).reason("superseded");
         if let Some(old) = old {
             batch.end(SessionFilter::One { user: &old.user.id, id: &old.session.id }, &event).await?;
@@ -548,10 +563,10 @@ impl Authority {
     pub async fn resume(&self, presented: &RememberSecret, client: &ClientInfo) -> Result<Resume, CoreError> {
         let now = self.now();
         // A cheap look first: an unknown selector (anyone can send one) takes no write lock.
-        if self.store.remember_by_selector(presented.selector()).await?.is_none() {
+        let Some(seen) = self.store.remember_by_selector(presented.selector()).await? else {
             return Ok(Resume::Invalid);
-        }
-        let mut batch = self.batch().await?;
+        };
+        let mut batch = self.batch_for(&[&seen.user_id]).await?;
         let Some(token) = batch.tx.remember_by_selector(presented.selector()).await? else {
             return Ok(Resume::Invalid);
         };
@@ -645,7 +660,7 @@ impl Authority {
         };
         if !self.is_live(&session, now) {
             let event = self.event(AuditKind::SessionExpired, Actor::Policy, &ClientInfo::default()).reason("expired");
-            let mut batch = self.batch().await?;
+            let mut batch = self.batch_for(&[&user.id]).await?;
             batch.end(SessionFilter::Lapsed { user: &user.id, id: &session.id }, &event).await?;
             batch.commit().await?;
             return Ok(None);
@@ -696,7 +711,8 @@ impl Authority {
         credentials: &Presented<'_>,
         client: &ClientInfo,
     ) -> Result<u64, CoreError> {
-        let mut batch = self.batch().await?;
+        let users: Vec<&UserId> = current.iter().map(|s| &s.user_id).collect();
+        let mut batch = self.batch_for(&users).await?;
         let mut ended = 0;
         if current.is_empty() || scope.ends_current() {
             let event =
@@ -748,7 +764,7 @@ impl Authority {
     ) -> Result<(), CoreError> {
         let actor = if *id == ctx.session.id { Actor::SelfSession } else { Actor::OtherSession };
         let event = self.event(AuditKind::SessionRevoked, actor, client).reason("revoked");
-        let mut batch = self.batch().await?;
+        let mut batch = self.batch_for(&[&ctx.user.id]).await?;
         let ended = batch.tx.end_sessions(SessionFilter::One { user: &ctx.user.id, id }).await?;
         let only_series = ended.sessions.is_empty();
         if only_series && ended.series == 0 {
@@ -791,7 +807,7 @@ impl Authority {
         let verified = self.check_password(&ctx.user.email, current_password, client).await?;
         password::check_policy(new_password, &ctx.user.email).map_err(CoreError::WeakPassword)?;
         let hash = self.passwords.hash(new_password).await?;
-        let mut batch = self.batch().await?;
+        let mut batch = self.batch_for(&[&ctx.user.id]).await?;
         Self::still_current(&mut batch, ctx, &verified).await?;
         batch.tx.set_password(&ctx.user.id, &hash).await?;
         let rotated = self.apply(&mut batch, Trigger::PasswordChanged, &ctx.user.id, Some(ctx), client).await?;
@@ -813,7 +829,7 @@ impl Authority {
         self.limits.email_change.take(ctx.user.id.as_str(), self.now()).map_err(CoreError::Throttled)?;
         let email = email::normalize(new_email).ok_or(CoreError::InvalidEmail)?;
         let verified = self.check_password(&ctx.user.email, current_password, client).await?;
-        let mut batch = self.batch().await?;
+        let mut batch = self.batch_for(&[&ctx.user.id]).await?;
         Self::still_current(&mut batch, ctx, &verified).await?;
         match batch.tx.set_email(&ctx.user.id, &email).await {
             Err(StoreError::Conflict) => return Err(CoreError::EmailTaken),
@@ -834,7 +850,7 @@ impl Authority {
         details: &str,
         client: &ClientInfo,
     ) -> Result<u64, CoreError> {
-        let mut batch = self.batch().await?;
+        let mut batch = self.batch_for(&[&ctx.user.id]).await?;
         let before = batch.revoked.len();
         self.apply(&mut batch, Trigger::SecurityReport, &ctx.user.id, Some(ctx), client).await?;
         let ended = (batch.revoked.len() - before) as u64;
@@ -850,7 +866,7 @@ impl Authority {
         if self.store.user_by_id(user).await?.is_none() {
             return Err(CoreError::NotFound);
         }
-        let mut batch = self.batch().await?;
+        let mut batch = self.batch_for(&[user]).await?;
         self.apply(&mut batch, Trigger::AdminRevoke, user, None, client).await?;
         let ended = batch.revoked.len() as u64;
         batch.audit(self.event(AuditKind::AdminRevoke, Actor::Admin, client).user(user).detail(reason)).await?;

@@ -274,7 +274,7 @@ impl Authority {
     ) -> Result<TokenPair, CoreError> {
         let key = email::account_key(raw_email);
         let user = self.check_password(&key, password, client).await?.user;
-        let mut batch = self.batch().await?;
+        let mut batch = self.batch_for(&[&user.id]).await?;
         let signed_in = self.open_session(&mut batch, user, None, false, "password_grant", client).await?;
         self.cap_sessions(&mut batch, &signed_in, client).await?;
         let SignedIn { ctx, .. } = signed_in;
@@ -297,10 +297,10 @@ impl Authority {
         let secret = Secret::parse(presented).ok_or(CoreError::InvalidGrant)?;
         let hash = secret.hash(REFRESH_LABEL);
         // A cheap look first: an unknown token (anyone can send one) takes no write lock.
-        if self.store.refresh_by_hash(&hash).await?.is_none() {
+        let Some(seen) = self.store.refresh_by_hash(&hash).await? else {
             return Err(CoreError::InvalidGrant);
-        }
-        let mut batch = self.batch().await?;
+        };
+        let mut batch = self.batch_for(&[&seen.user_id]).await?;
         let token = batch.tx.refresh_by_hash(&hash).await?.ok_or(CoreError::InvalidGrant)?;
         if now >= token.expires_at {
             return Err(CoreError::InvalidGrant);
@@ -546,10 +546,10 @@ impl Authority {
     async fn revoke_refresh(&self, token: &str, client: &ClientInfo) -> Result<bool, CoreError> {
         let Some(secret) = Secret::parse(token) else { return Ok(false) };
         let hash = secret.hash(REFRESH_LABEL);
-        if self.store.refresh_by_hash(&hash).await?.is_none() {
+        let Some(seen) = self.store.refresh_by_hash(&hash).await? else {
             return Ok(false);
-        }
-        let mut batch = self.batch().await?;
+        };
+        let mut batch = self.batch_for(&[&seen.user_id]).await?;
         let Some(found) = batch.tx.refresh_by_hash(&hash).await? else { return Ok(false) };
         let event = self
             .event(AuditKind::TokenRevoked, Actor::SelfSession, client)

@@ -1,0 +1,94 @@
+//! Races on PostgreSQL, through the authority: where SQLite runs one writer at a time,
+//! PostgreSQL runs transactions side by side, so the guarantees must come from row locks taken
+//! in one order. Each round races 60 resumes from one remember-me cookie (its current and its
+//! previous validator) against "log out everywhere"; the logout must succeed (no deadlock
+//! turned into 503) and nothing resumed may outlive it.
+
+use signoff_core::password::Passwords;
+use signoff_core::remember::RememberSecret;
+use signoff_core::store::Store;
+use signoff_core::throttle::ThrottlePolicy;
+use signoff_core::{Authority, ClientInfo, LogoutScope, Presented, Resume, SessionPolicy, SystemClock, TokenPolicy};
+use signoff_postgres::{PgStore, PoolOptions};
+use sqlx::Connection;
+use std::sync::Arc;
+use std::time::Duration;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn authority(store: Arc<dyn Store>) -> Arc<Authority> {
+    let tokens = TokenPolicy {
+        issuer: "https://auth.example".into(),
+        audience: "https://auth.example".into(),
+        access_ttl: time::Duration::minutes(15),
+        refresh_ttl: time::Duration::days(30),
+        reuse_grace: time::Duration::seconds(5),
+    };
+    let passwords = Passwords::new(4, Duration::from_secs(10)).await.expect("passwords");
+    let policy = SessionPolicy::default();
+    let authority = Authority::new(store, Arc::new(SystemClock), policy, ThrottlePolicy::default(), tokens, passwords);
+    Arc::new(authority.await.expect("authority"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resumes_racing_a_global_logout_leave_nothing_alive() {
+    let server =
+        std::env::var("SIGNOFF_TEST_POSTGRES_URL").expect("SIGNOFF_TEST_POSTGRES_URL must name a PostgreSQL server");
+    let db = format!("signoff_races_{}", hex(&signoff_core::secret::random_bytes::<8>()));
+    let mut admin = sqlx::PgConnection::connect(&server).await.expect("the PostgreSQL server answers");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&mut admin).await.expect("create");
+    let mut url = url::Url::parse(&server).expect("url");
+    url.set_path(&format!("/{db}"));
+    let options = PoolOptions { max_connections: 24, acquire_timeout: Duration::from_secs(10) };
+    let store = Arc::new(PgStore::connect(url.as_str(), options).await.expect("store"));
+    let auth = authority(store).await;
+    let client = ClientInfo { ip: "192.0.2.1".into(), user_agent: None };
+    let user = auth.create_user("race@example.com", PASSWORD, &client).await.expect("user");
+
+    for round in 0..5 {
+        let browser = auth.login(&user.email, PASSWORD, true, (None, None), &client).await.expect("login");
+        let previous = browser.remember.clone().expect("remember");
+        let current = match auth.resume(&previous, &client).await.expect("resume") {
+            Resume::Resumed(s) => s.remember.clone().expect("rotated"),
+            other => panic!("round {round}: first resume gave {other:?}"),
+        };
+        let owner = auth.login(&user.email, PASSWORD, false, (None, None), &client).await.expect("owner");
+        let mut racers = tokio::task::JoinSet::new();
+        for i in 0..60 {
+            let (auth, client) = (auth.clone(), client.clone());
+            let cookie: RememberSecret = if i % 2 == 0 { previous.clone() } else { current.clone() };
+            racers.spawn(async move { auth.resume(&cookie, &client).await });
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let ended = auth
+            .logout(std::slice::from_ref(&owner.ctx.session), LogoutScope::Global, &Presented::default(), &client)
+            .await;
+        assert!(ended.is_ok(), "round {round}: the logout failed: {ended:?}");
+        let mut resumed = Vec::new();
+        for r in racers.join_all().await {
+            match r {
+                Ok(Resume::Resumed(s)) => resumed.push(s.ctx.secret.clone()),
+                Ok(_) => {}
+                // A racer may be refused as busy; it created nothing.
+                Err(signoff_core::CoreError::Store(signoff_core::StoreError::Busy(_))) => {}
+                Err(e) => panic!("round {round}: a resume failed: {e}"),
+            }
+        }
+        for (i, secret) in resumed.iter().enumerate() {
+            assert!(
+                auth.peek(secret).await.expect("peek").is_none(),
+                "round {round}: resumed session {i} outlived the logout"
+            );
+        }
+        assert!(auth.sessions_of(&user.id).await.expect("sessions").is_empty(), "round {round}: a session survived");
+    }
+    drop(auth);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {db} WITH (FORCE)")))
+        .execute(&mut admin)
+        .await
+        .expect("drop");
+}
