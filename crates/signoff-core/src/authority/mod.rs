@@ -406,14 +406,16 @@ impl Authority {
     ) -> Result<SignedIn, CoreError> {
         // An unparseable address is just another wrong credential: same answer, same cost.
         let key = email::account_key(raw_email);
-        let user = self.check_password(&key, password, client).await?.user;
+        let verified = self.check_password(&key, password, client).await?;
 
         let old = match previous.0 {
             Some(secret) => self.peek(secret).await?,
             None => None,
         };
-        let users: Vec<&UserId> = std::iter::once(&user.id).chain(old.as_ref().map(|o| &o.user.id)).collect();
+        let users: Vec<&UserId> = std::iter::once(&verified.user.id).chain(old.as_ref().map(|o| &o.user.id)).collect();
         let mut batch = self.batch_for(&users).await?;
+        // A password changed since it was checked opens nothing.
+        let user = Self::password_still(&mut batch, &verified).await?;
         let event = self.event(AuditKind::SessionRevoked, Actor::Policy, client).reason("superseded");
         if let Some(old) = old {
             batch.end(SessionFilter::One { user: &old.user.id, id: &old.session.id }, &event).await?;
@@ -779,19 +781,27 @@ impl Authority {
         Ok(())
     }
 
+    /// The password a request proved before its transaction (argon2 is slow) is still the
+    /// account's, read inside it; returns the user as it is now. A password changed meanwhile
+    /// makes the request fail as if the password were wrong, with nothing written.
+    async fn password_still(batch: &mut Batch<'_>, verified: &UserCredentials) -> Result<User, CoreError> {
+        match batch.tx.user_by_id(&verified.user.id).await? {
+            Some(now) if secret::ct_eq_str(&now.password_hash, &verified.password_hash) => Ok(now.user),
+            _ => Err(CoreError::InvalidCredentials),
+        }
+    }
+
     /// The check behind a password or e-mail change, made again inside its transaction: the
-    /// caller's session still lives and the password it proved is still the account's. The
-    /// proof (an argon2 run) happened before the transaction; anything that committed since
-    /// (another password change, a revocation of this session) makes this change `401`, with
-    /// nothing written.
+    /// caller's session still lives and the password it proved is still the account's.
+    /// Anything that committed since (another password change, a revocation of this session)
+    /// makes this change `401`, with nothing written.
     async fn still_current(
         batch: &mut Batch<'_>,
         ctx: &SessionContext,
         verified: &UserCredentials,
     ) -> Result<(), CoreError> {
         let live = batch.tx.session_by_id(&ctx.session.id).await?.is_some_and(|(s, _)| s.user_id == ctx.user.id);
-        let now = batch.tx.user_by_id(&ctx.user.id).await?;
-        let same = now.is_some_and(|n| secret::ct_eq_str(&n.password_hash, &verified.password_hash));
+        let same = Self::password_still(batch, verified).await.is_ok();
         if live && same { Ok(()) } else { Err(CoreError::Unauthenticated) }
     }
 

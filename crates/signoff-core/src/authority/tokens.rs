@@ -273,8 +273,9 @@ impl Authority {
         client: &ClientInfo,
     ) -> Result<TokenPair, CoreError> {
         let key = email::account_key(raw_email);
-        let user = self.check_password(&key, password, client).await?.user;
-        let mut batch = self.batch_for(&[&user.id]).await?;
+        let verified = self.check_password(&key, password, client).await?;
+        let mut batch = self.batch_for(&[&verified.user.id]).await?;
+        let user = Self::password_still(&mut batch, &verified).await?;
         let signed_in = self.open_session(&mut batch, user, None, false, "password_grant", client).await?;
         self.cap_sessions(&mut batch, &signed_in, client).await?;
         let SignedIn { ctx, .. } = signed_in;

@@ -584,3 +584,36 @@ async fn the_caps_never_drop_the_session_or_series_just_opened() {
     }
     assert_eq!(live_sessions(&s, &email).await, 2);
 }
+
+#[tokio::test]
+async fn a_sign_in_with_the_old_password_racing_a_password_change_opens_nothing_after_it() {
+    let s = TestServer::with(|c| c.trust_proxy = true).await;
+    let http = client();
+    for round in 0..6 {
+        let email = s.register(&format!("pw-change-race-{round}@example.com")).await;
+        let mut victim = s.browser();
+        victim.login(&email, PASSWORD).await;
+        let mut set = JoinSet::new();
+        for i in 0..30 {
+            let rb = http
+                .post(format!("{}/auth/login", s.base))
+                .header("x-forwarded-for", format!("198.51.{round}.{i}"))
+                .header("origin", &s.origin)
+                .header("accept", "application/json")
+                .json(&json!({"email": email, "password": PASSWORD}));
+            set.spawn(async move { rb.send().await.expect("login").status() });
+        }
+        let res = victim
+            .post_json(
+                "/auth/password",
+                &json!({"current_password": PASSWORD, "new_password": "a fresh passphrase here"}),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+        let statuses = set.join_all().await;
+        let refused = [StatusCode::UNAUTHORIZED, StatusCode::SERVICE_UNAVAILABLE];
+        assert!(statuses.iter().all(|st| *st == StatusCode::OK || refused.contains(st)), "{statuses:?}");
+        // Sign-ins that committed before the change were ended by it; later ones opened nothing.
+        assert_eq!(live_sessions(&s, &email).await, 1, "round {round}: only the victim's own session is left");
+    }
+}
