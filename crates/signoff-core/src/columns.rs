@@ -1,0 +1,187 @@
+//! The core records as rows of the SQL stores' shared schema (SQLite and PostgreSQL name and
+//! type their columns alike), read once here for every store. A store only says how to read
+//! one column of its row type ([`Columns`]); times are Unix milliseconds, hashes 32 bytes.
+//! Strings name columns, never carry data into SQL.
+
+use time::OffsetDateTime;
+
+use crate::audit::{Actor, AuditEvent, AuditKind};
+use crate::revocation::{FeedEntry, Revocation};
+use crate::secret::{SecretHash, SessionId, UserId};
+use crate::store::{RefreshToken, RememberToken, Session, StoreError, User, UserCredentials};
+use crate::token::SigningKeyPair;
+
+/// One row of a store's driver: its columns by name, `None` for SQL `NULL`.
+pub trait Columns {
+    fn text(&self, col: &str) -> Result<Option<String>, StoreError>;
+    fn int(&self, col: &str) -> Result<Option<i64>, StoreError>;
+    fn bytes(&self, col: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// A boolean (SQLite keeps it as an integer, PostgreSQL as `BOOLEAN`).
+    fn flag(&self, col: &str) -> Result<Option<bool>, StoreError>;
+}
+
+/// A value read from one column.
+pub trait FromColumn: Sized {
+    fn from_column(row: &impl Columns, col: &str) -> Result<Self, StoreError>;
+}
+
+fn required<T>(value: Option<T>, col: &str) -> Result<T, StoreError> {
+    value.ok_or_else(|| backend(format!("{col} is NULL")))
+}
+
+macro_rules! from_column {
+    ($t:ty, $method:ident) => {
+        impl FromColumn for Option<$t> {
+            fn from_column(row: &impl Columns, col: &str) -> Result<Self, StoreError> {
+                row.$method(col)
+            }
+        }
+        impl FromColumn for $t {
+            fn from_column(row: &impl Columns, col: &str) -> Result<Self, StoreError> {
+                required(row.$method(col)?, col)
+            }
+        }
+    };
+}
+from_column!(String, text);
+from_column!(i64, int);
+from_column!(Vec<u8>, bytes);
+from_column!(bool, flag);
+
+fn get<T: FromColumn>(row: &impl Columns, col: &str) -> Result<T, StoreError> {
+    T::from_column(row, col)
+}
+
+pub fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+pub fn ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+pub fn from_ms(v: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(v as i128 * 1_000_000).map_err(backend)
+}
+
+fn hash(row: &impl Columns, col: &str) -> Result<SecretHash, StoreError> {
+    let bytes: Vec<u8> = get(row, col)?;
+    SecretHash::from_slice(&bytes).ok_or_else(|| backend(format!("corrupt hash in {col}")))
+}
+
+pub fn session_from(row: &impl Columns) -> Result<Session, StoreError> {
+    Ok(Session {
+        id: SessionId::from_string(get(row, "id")?),
+        user_id: UserId::from_string(get(row, "user_id")?),
+        secret_hash: hash(row, "secret_hash")?,
+        created_at: from_ms(get(row, "created_at")?)?,
+        last_active_at: from_ms(get(row, "last_active_at")?)?,
+        expires_at: from_ms(get(row, "expires_at")?)?,
+        ip: get(row, "ip")?,
+        user_agent: get(row, "user_agent")?,
+        series: get(row, "series")?,
+    })
+}
+
+pub fn user_from(row: &impl Columns) -> Result<UserCredentials, StoreError> {
+    Ok(UserCredentials {
+        user: User {
+            id: UserId::from_string(get(row, "u_id")?),
+            email: get(row, "email")?,
+            token_version: get(row, "token_version")?,
+            created_at: from_ms(get(row, "u_created_at")?)?,
+        },
+        password_hash: get(row, "password_hash")?,
+    })
+}
+
+pub fn remember_from(row: &impl Columns) -> Result<RememberToken, StoreError> {
+    let previous: Option<Vec<u8>> = get(row, "previous_hash")?;
+    let rotated_at: Option<i64> = get(row, "rotated_at")?;
+    Ok(RememberToken {
+        selector: get(row, "selector")?,
+        validator_hash: hash(row, "validator_hash")?,
+        previous_hash: previous.as_deref().and_then(SecretHash::from_slice),
+        rotated_at: rotated_at.map(from_ms).transpose()?,
+        user_id: UserId::from_string(get(row, "user_id")?),
+        session_id: SessionId::from_string(get(row, "session_id")?),
+        created_at: from_ms(get(row, "created_at")?)?,
+        expires_at: from_ms(get(row, "expires_at")?)?,
+        grace_used: get(row, "grace_used")?,
+        ip: get(row, "ip")?,
+        user_agent: get(row, "user_agent")?,
+    })
+}
+
+pub fn audit_from(r: &impl Columns) -> Result<AuditEvent, StoreError> {
+    let kind: String = get(r, "kind")?;
+    let actor: String = get(r, "actor")?;
+    Ok(AuditEvent {
+        kind: AuditKind::parse(&kind).ok_or_else(|| backend(format!("unknown audit kind {kind}")))?,
+        at: from_ms(get(r, "at")?)?,
+        user_id: get::<Option<String>>(r, "user_id")?.map(UserId::from_string),
+        session_id: get::<Option<String>>(r, "session_id")?.map(SessionId::from_string),
+        scope: get(r, "scope")?,
+        reason: get(r, "reason")?,
+        detail: get(r, "detail")?,
+        actor: Actor::parse(&actor).ok_or_else(|| backend(format!("unknown actor {actor}")))?,
+        ip: get(r, "ip")?,
+        user_agent: get(r, "user_agent")?,
+    })
+}
+
+pub fn feed_from(r: &impl Columns) -> Result<(i64, FeedEntry), StoreError> {
+    let kind: String = get(r, "kind")?;
+    let subject: String = get(r, "subject")?;
+    let value: Option<i64> = get(r, "value")?;
+    let entry = match kind.as_str() {
+        "session" => FeedEntry::Session(Revocation {
+            session_id: SessionId::from_string(subject),
+            user_id: UserId::from_string(get::<Option<String>>(r, "user_id")?.unwrap_or_default()),
+            reason: get::<Option<String>>(r, "reason")?.unwrap_or_default(),
+            at: from_ms(get(r, "at")?)?,
+        }),
+        "token" => FeedEntry::Token {
+            issuer: get::<Option<String>>(r, "issuer")?.unwrap_or_default(),
+            jti: subject,
+            exp: value.unwrap_or_default(),
+        },
+        "token_version" => {
+            FeedEntry::TokenVersion { user_id: UserId::from_string(subject), version: value.unwrap_or_default() }
+        }
+        "keys" => FeedEntry::Keys { kid: subject },
+        "rekeyed" => FeedEntry::Rekeyed {
+            old: SessionId::from_string(subject),
+            new: SessionId::from_string(get::<Option<String>>(r, "next")?.unwrap_or_default()),
+        },
+        other => FeedEntry::Unknown { kind: other.to_owned() },
+    };
+    Ok((get(r, "seq")?, entry))
+}
+
+pub fn refresh_from(r: &impl Columns) -> Result<RefreshToken, StoreError> {
+    Ok(RefreshToken {
+        id: get(r, "id")?,
+        token_hash: hash(r, "token_hash")?,
+        family_id: get(r, "family_id")?,
+        session_id: SessionId::from_string(get(r, "session_id")?),
+        user_id: UserId::from_string(get(r, "user_id")?),
+        created_at: from_ms(get(r, "created_at")?)?,
+        expires_at: from_ms(get(r, "expires_at")?)?,
+        used_at: get::<Option<i64>>(r, "used_at")?.map(from_ms).transpose()?,
+        replaced_by: get(r, "replaced_by")?,
+        successor_salt: get::<Option<Vec<u8>>>(r, "successor_salt")?.and_then(|s| s.try_into().ok()),
+        grace_used: get(r, "grace_used")?,
+    })
+}
+
+pub fn signing_key_from(r: &impl Columns) -> Result<SigningKeyPair, StoreError> {
+    let private: Vec<u8> = get(r, "private_key")?;
+    let private: [u8; 32] = private.try_into().map_err(|_| backend("corrupt signing key"))?;
+    Ok(SigningKeyPair::from_parts(
+        get(r, "kid")?,
+        private,
+        from_ms(get(r, "created_at")?)?,
+        get::<Option<i64>>(r, "retired_at")?.map(from_ms).transpose()?,
+    ))
+}
