@@ -412,7 +412,15 @@ impl Authority {
             Some(secret) => self.peek(secret).await?,
             None => None,
         };
-        let users: Vec<&UserId> = std::iter::once(&verified.user.id).chain(old.as_ref().map(|o| &o.user.id)).collect();
+        // The leftover remember-me series is deleted too: its owner's lock goes with the others.
+        let leftover = match previous.1 {
+            Some(r) => self.store.remember_by_selector(r.selector()).await?.map(|t| t.user_id),
+            None => None,
+        };
+        let users: Vec<&UserId> = std::iter::once(&verified.user.id)
+            .chain(old.as_ref().map(|o| &o.user.id))
+            .chain(leftover.as_ref())
+            .collect();
         let mut batch = self.batch_for(&users).await?;
         // A password changed since it was checked opens nothing.
         let user = Self::password_still(&mut batch, &verified).await?;
@@ -713,7 +721,13 @@ impl Authority {
         credentials: &Presented<'_>,
         client: &ClientInfo,
     ) -> Result<u64, CoreError> {
-        let users: Vec<&UserId> = current.iter().map(|s| &s.user_id).collect();
+        // The owners of the presented credentials are locked too: they may have no live session.
+        let owners = if current.is_empty() || scope.ends_current() {
+            self.presented_owners(credentials).await?
+        } else {
+            Vec::new()
+        };
+        let users: Vec<&UserId> = current.iter().map(|s| &s.user_id).chain(&owners).collect();
         let mut batch = self.batch_for(&users).await?;
         let mut ended = 0;
         if current.is_empty() || scope.ends_current() {
@@ -801,7 +815,13 @@ impl Authority {
         verified: &UserCredentials,
     ) -> Result<(), CoreError> {
         let live = batch.tx.session_by_id(&ctx.session.id).await?.is_some_and(|(s, _)| s.user_id == ctx.user.id);
-        let same = Self::password_still(batch, verified).await.is_ok();
+        let same = verified.user.id == ctx.user.id
+            && match Self::password_still(batch, verified).await {
+                Ok(_) => true,
+                Err(CoreError::InvalidCredentials) => false,
+                // A store that cannot answer is no verdict (503, not 401).
+                Err(e) => return Err(e),
+            };
         if live && same { Ok(()) } else { Err(CoreError::Unauthenticated) }
     }
 

@@ -566,6 +566,23 @@ impl Authority {
         Ok(true)
     }
 
+    /// Whose the remember-me series and refresh token a logout presents are (a plain read, to
+    /// take their users' locks before the logout's transaction).
+    pub(super) async fn presented_owners(&self, presented: &Presented<'_>) -> Result<Vec<UserId>, CoreError> {
+        let mut owners = Vec::new();
+        if let Some(r) = presented.remember
+            && let Some(t) = self.store.remember_by_selector(r.selector()).await?
+        {
+            owners.push(t.user_id);
+        }
+        if let Some(secret) = presented.refresh_token.and_then(Secret::parse)
+            && let Some(t) = self.store.refresh_by_hash(&secret.hash(REFRESH_LABEL)).await?
+        {
+            owners.push(t.user_id);
+        }
+        Ok(owners)
+    }
+
     /// Inside a logout batch: kills the credentials the caller presented besides its sessions,
     /// and returns how many sessions that ended. The refresh token's session (its grant) ends
     /// with its family; the remember-me series ends with every session opened from it.
