@@ -317,14 +317,19 @@ async fn feed_keeps_order_and_kinds(store: Arc<dyn Store>) {
         FeedEntry::Rekeyed { old: SessionId::generate(), new: SessionId::generate() },
     ];
     let mut t = tx(&store).await;
-    t.record_revocations(&entries[..2], t0()).await.expect("record");
+    let first = t.record_revocations(&entries[..2], t0()).await.expect("record");
     t.commit().await.expect("commit");
     let mut t = tx(&store).await;
-    t.record_revocations(&entries[2..], t0()).await.expect("record");
+    assert_eq!(t.record_revocations(&[], t0()).await.expect("record nothing"), 0, "nothing written, no position");
+    let second = t.record_revocations(&entries[2..], t0()).await.expect("record");
     t.commit().await.expect("commit");
     let read = store.revocations_since(head, 100).await.expect("read");
     let seqs: Vec<i64> = read.iter().map(|(seq, _)| *seq).collect();
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "positions rise: {seqs:?}");
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "positions rise with no gap (a gap means a lost entry): {seqs:?}"
+    );
+    assert_eq!((first, second), (seqs[1], seqs[4]), "each append returns its last position");
     assert_eq!(read.into_iter().map(|(_, e)| e).collect::<Vec<_>>(), entries, "every kind round-trips, in order");
     assert_eq!(store.revocation_head().await.expect("head"), seqs[4]);
     assert_eq!(store.revocations_since(seqs[1], 2).await.expect("page").len(), 2, "paged after a position");

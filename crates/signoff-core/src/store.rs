@@ -242,7 +242,8 @@ pub trait Tx: Send {
 
     async fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError>;
     /// Appends entries to the revocation feed; `at` dates those that carry no time of their own.
-    async fn record_revocations(&mut self, entries: &[FeedEntry], at: OffsetDateTime) -> Result<(), StoreError>;
+    /// Returns the position of the last entry written (0 when none was).
+    async fn record_revocations(&mut self, entries: &[FeedEntry], at: OffsetDateTime) -> Result<i64, StoreError>;
 
     async fn insert_refresh(&mut self, token: &RefreshToken) -> Result<(), StoreError>;
     /// Marks a current refresh token used and replaced by `successor` (derived with `salt`),

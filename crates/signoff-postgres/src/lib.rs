@@ -8,8 +8,11 @@
 //! from a one-row counter, so position order is commit order. Times are Unix milliseconds,
 //! secret hashes 32-byte `BYTEA`.
 
+mod cluster;
 mod migrate;
 mod rows;
+
+pub use cluster::PgCluster;
 
 use async_trait::async_trait;
 use signoff_core::audit::AuditEvent;
@@ -33,6 +36,8 @@ use rows::{audit_from, db_err, feed_from, ms, refresh_from, remember_from, sessi
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// A few connections of their own for the node protocol (leases, fan-out).
+    cluster: PgPool,
 }
 
 /// Pool settings.
@@ -58,11 +63,23 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await
             .map_err(db_err)?;
         migrate::run(&pool).await?;
-        Ok(Self { pool })
+        // Leases and acknowledgements must not queue behind requests, nor hang: their own
+        // pool, and a statement that takes over a second is cancelled (the lease then lapses,
+        // which is safe).
+        let cluster = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(1))
+            .connect_lazy_with(connect.options([("statement_timeout", "1000")]));
+        Ok(Self { pool, cluster })
+    }
+
+    /// Leases and `LISTEN/NOTIFY` fan-out on this database, for running as one of several nodes.
+    pub fn cluster(&self) -> PgCluster {
+        PgCluster::new(self.cluster.clone())
     }
 }
 
@@ -671,10 +688,10 @@ impl Tx for PgTx {
         Ok(())
     }
 
-    async fn record_revocations(&mut self, entries: &[FeedEntry], at: OffsetDateTime) -> Result<(), StoreError> {
+    async fn record_revocations(&mut self, entries: &[FeedEntry], at: OffsetDateTime) -> Result<i64, StoreError> {
         let known: Vec<&FeedEntry> = entries.iter().filter(|e| !matches!(e, FeedEntry::Unknown { .. })).collect();
         if known.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         // The counter's row lock orders appending transactions: positions follow commit order.
         let last: i64 = sqlx::query_scalar("UPDATE revocation_counter SET seq = seq + $1 WHERE id = 1 RETURNING seq")
@@ -723,7 +740,7 @@ impl Tx for PgTx {
             .await
             .map_err(db_err)?;
         }
-        Ok(())
+        Ok(last)
     }
 
     async fn insert_refresh(&mut self, t: &RefreshToken) -> Result<(), StoreError> {

@@ -12,16 +12,22 @@ use sqlx::postgres::PgRow;
 pub use signoff_core::columns::{backend, ms};
 
 /// Unique violations are conflicts; lock and serialisation failures, deadlocks, cancelled
-/// statements and an exhausted pool are load (`Busy`, answered 503): a retry may succeed.
+/// statements, an exhausted pool and a lost or refused connection (the server going away,
+/// `pg_terminate_backend`, a failover) are `Busy`, answered 503: a retry may succeed.
 pub fn db_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
         sqlx::Error::Database(d)
-            if d.code().is_some_and(|c| matches!(c.as_ref(), "40001" | "40P01" | "55P03" | "57014")) =>
+            if d.code().is_some_and(|c| {
+                matches!(c.as_ref(), "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03")
+                    || c.starts_with("08")
+            }) =>
         {
             StoreError::Busy(e.to_string())
         }
-        sqlx::Error::PoolTimedOut => StoreError::Busy(e.to_string()),
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => {
+            StoreError::Busy(e.to_string())
+        }
         _ => backend(e),
     }
 }

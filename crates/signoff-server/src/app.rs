@@ -4,13 +4,14 @@ use axum::Router;
 use axum::routing::{get, post};
 use signoff_core::password::Passwords;
 use signoff_core::throttle::ThrottlePolicy;
-use signoff_core::{Authority, Clock, SessionPolicy, Store, TokenPolicy};
+use signoff_core::{Authority, Clock, SessionPolicy, TokenPolicy};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::backend::Backend;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::{edge, listener, remember, routes};
@@ -29,7 +30,9 @@ struct Inner {
 }
 
 impl AppState {
-    pub async fn new(config: Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+    /// Builds the state over a backend (or a bare store, for one process).
+    pub async fn new(config: Config, backend: impl Into<Backend>, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let backend = backend.into();
         let policy = SessionPolicy {
             idle_timeout: config.idle_timeout,
             absolute_lifetime: config.session_lifetime,
@@ -57,7 +60,12 @@ impl AppState {
             reuse_grace: config.refresh_reuse_grace,
         };
         let passwords = Passwords::new(config.password_hash_concurrency, config.password_hash_queue).await?;
-        let authority = Authority::new(store, clock, policy, throttle, tokens, passwords).await?;
+        let cluster = backend.cluster(&config);
+        let mut authority = Authority::new(backend.store, clock, policy, throttle, tokens, passwords).await?;
+        if let Some(cluster) = cluster {
+            tracing::info!(node = cluster.node(), "joining the other nodes on this database");
+            authority = authority.with_cluster(cluster);
+        }
         let (shutdown, _) = watch::channel(false);
         Ok(Self(Arc::new(Inner { authority, config, metrics: Metrics::default(), shutdown })))
     }
@@ -115,8 +123,8 @@ impl Drop for Background {
 }
 
 /// Starts the background work: the periodic sweep of expired sessions (and of the old
-/// revocation feed), and the relay that tails the revocation feed so sessions ended by other
-/// processes reach this one's event streams.
+/// revocation feed), and the follower of the revocation feed, so what other processes revoke
+/// reaches this one's caches and event streams (with its fan-out listener on several nodes).
 pub async fn spawn_background(state: &AppState) -> Background {
     let sweeping = state.clone();
     let sweeper = tokio::spawn(async move {
@@ -138,21 +146,19 @@ pub async fn spawn_background(state: &AppState) -> Background {
             }
         }
     });
-    let relaying = state.clone();
-    let interval = relaying.config().revocation_poll;
-    let mut position = relaying.authority().feed_start();
-    let relay = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            match relaying.authority().relay_revocations(position).await {
-                Ok(next) => position = next,
-                Err(e) => tracing::warn!(error = %e, "revocation relay failed; retrying"),
-            }
-        }
-    });
-    Background(vec![sweeper, relay])
+    // The fan-out listener feeds the follower; without a cluster there is none and the
+    // follower polls the feed.
+    let (signals, received) = tokio::sync::mpsc::channel(64);
+    let mut tasks = vec![sweeper];
+    if let Some(fanout) = state.authority().cluster().map(|c| c.fanout().clone()) {
+        tasks.push(tokio::spawn(async move { fanout.listen(signals).await }));
+    }
+    let following = state.clone();
+    tasks.push(tokio::spawn(async move {
+        let poll = following.config().revocation_poll;
+        following.authority().follow_feed(received, poll).await;
+    }));
+    Background(tasks)
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish.
@@ -174,5 +180,9 @@ pub async fn serve(
         keepalive_timeout: c.keepalive_timeout,
         open: state.metrics().open_connections.clone(),
     };
-    listener::serve(listener, router(state), limits, shutdown).await
+    let leaving = state.clone();
+    let served = listener::serve(listener, router(state), limits, shutdown).await;
+    // No revoker should wait for a node that is gone.
+    leaving.authority().leave_cluster().await;
+    served
 }

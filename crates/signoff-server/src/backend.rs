@@ -1,20 +1,76 @@
-//! The one place where the storage backend is chosen, from the database URL.
+//! The one place where backends are chosen: the store from the database URL's scheme, and, on
+//! PostgreSQL, the node protocol's leases and fan-out (Redis when configured, else the
+//! database's `LISTEN/NOTIFY`).
 
 use signoff_core::Store;
+use signoff_core::cluster::{Cluster, ClusterPolicy, Fanout, Leases};
 use std::sync::Arc;
+
+use crate::config::Config;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
-    #[error("unsupported database URL scheme in `{0}` (use sqlite://PATH)")]
+    #[error("unsupported database URL scheme `{0}` (use sqlite://PATH or postgres://…)")]
     Unsupported(String),
     #[error("cannot open the store: {0}")]
     Open(#[from] signoff_core::StoreError),
 }
 
-pub async fn open_store(database_url: &str) -> Result<Arc<dyn Store>, BackendError> {
-    if database_url.starts_with("sqlite:") {
-        return Ok(Arc::new(signoff_sqlite::SqliteStore::connect(database_url).await?));
+/// What a process runs on: a store, and for several nodes the protocol's two halves.
+pub struct Backend {
+    pub store: Arc<dyn Store>,
+    pub cluster: Option<(Arc<dyn Leases>, Arc<dyn Fanout>)>,
+}
+
+impl From<Arc<dyn Store>> for Backend {
+    /// A store alone: one process (SQLite, or a test).
+    fn from(store: Arc<dyn Store>) -> Self {
+        Self { store, cluster: None }
     }
-    let scheme = database_url.split(':').next().unwrap_or_default();
-    Err(BackendError::Unsupported(format!("{scheme}:…")))
+}
+
+impl Backend {
+    /// The node protocol's membership with the configured timings, if this backend has one.
+    pub fn cluster(&self, config: &Config) -> Option<Cluster> {
+        let (leases, fanout) = self.cluster.clone()?;
+        let lease = config.node_lease;
+        let policy = ClusterPolicy {
+            lease,
+            renew_every: lease / 4,
+            margin: lease / 10,
+            ack_wait: config.node_ack_wait,
+            poll: config.revocation_poll,
+        };
+        Some(Cluster::new(leases, fanout, policy))
+    }
+}
+
+/// Opens what `config` names. Errors never repeat the URLs (they may hold passwords).
+pub async fn open(config: &Config) -> Result<Backend, BackendError> {
+    let url = config.database_url.expose();
+    if url.starts_with("sqlite:") {
+        let store: Arc<dyn Store> = Arc::new(signoff_sqlite::SqliteStore::connect(url).await?);
+        return Ok(store.into());
+    }
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let options = signoff_postgres::PoolOptions {
+            max_connections: config.database_max_connections,
+            acquire_timeout: config.database_acquire_timeout,
+        };
+        let store = signoff_postgres::PgStore::connect(url, options).await?;
+        let leases = Arc::new(store.cluster());
+        let fanout: Arc<dyn Fanout> = match &config.redis_url {
+            Some(redis) => Arc::new(signoff_redis::RedisFanout::new(redis.expose(), &config.redis_key_prefix)?),
+            None => leases.clone(),
+        };
+        return Ok(Backend { store: Arc::new(store), cluster: Some((leases, fanout)) });
+    }
+    Err(BackendError::Unsupported(url.split(':').next().unwrap_or_default().to_owned()))
+}
+
+/// Opens the store of a database URL alone (tools and tests).
+pub async fn open_store(database_url: &str) -> Result<Arc<dyn Store>, BackendError> {
+    let mut config = Config::defaults();
+    config.database_url = crate::config::SecretUrl(database_url.to_owned());
+    Ok(open(&config).await?.store)
 }

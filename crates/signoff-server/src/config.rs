@@ -20,7 +20,32 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     (
         "redis_url",
         "",
-        "optional Redis (redis://host:port), checked by /readyz; revocations fan out through the database feed",
+        "optional Redis (redis://[:password@]host:port) carrying revocation hints between nodes; without it PostgreSQL LISTEN/NOTIFY does",
+    ),
+    (
+        "redis_key_prefix",
+        "signoff",
+        "prefix of the Redis channel (`PREFIX:revocations`), so deployments can share a Redis",
+    ),
+    (
+        "database_max_connections",
+        "16",
+        "PostgreSQL connections per node for requests (the node protocol keeps up to 4 more)",
+    ),
+    (
+        "database_acquire_timeout_millis",
+        "2000",
+        "how long a request waits for a PostgreSQL connection before 503 with Retry-After",
+    ),
+    (
+        "node_lease_millis",
+        "2000",
+        "PostgreSQL: a node's lease; renewed every quarter of it. A node that stops (paused, cut off) is waited out for at most this long",
+    ),
+    (
+        "node_ack_wait_millis",
+        "100",
+        "PostgreSQL: how long a revocation waits for every node's acknowledgement before fencing the late ones",
     ),
     ("admin_token", "", "bearer key of the admin API and introspection; empty turns the admin API off"),
     (
@@ -131,6 +156,38 @@ impl std::fmt::Debug for AdminKey {
     }
 }
 
+/// A database or Redis URL: `Debug` and `Display` hide its password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(pub String);
+
+impl SecretUrl {
+    /// The URL itself, for connecting only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match Url::parse(&self.0) {
+            Ok(mut url) => {
+                if url.password().is_some() {
+                    let _ = url.set_password(Some("redacted"));
+                }
+                f.write_str(url.as_str())
+            }
+            // Unparsable: it might still hold a secret, so show only the scheme.
+            Err(_) => write!(f, "{}:<redacted>", self.0.split(':').next().unwrap_or_default()),
+        }
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretUrl({self})")
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -144,8 +201,13 @@ pub struct Config {
     pub public_url: Url,
     /// `scheme://host[:port]` of `public_url`, as browsers send it in `Origin`.
     pub public_origin: String,
-    pub database_url: String,
-    pub redis_url: Option<String>,
+    pub database_url: SecretUrl,
+    pub redis_url: Option<SecretUrl>,
+    pub redis_key_prefix: String,
+    pub database_max_connections: u32,
+    pub database_acquire_timeout: std::time::Duration,
+    pub node_lease: std::time::Duration,
+    pub node_ack_wait: std::time::Duration,
     pub admin_token: Option<AdminKey>,
     pub refresh_reuse_grace: Duration,
     pub remember_reuse_grace: Duration,
@@ -267,8 +329,22 @@ impl Config {
             listen: get("listen").parse().map_err(|e| invalid("listen", e))?,
             public_url,
             public_origin,
-            database_url: get("database_url").to_owned(),
-            redis_url: opt("redis_url"),
+            database_url: SecretUrl(get("database_url").to_owned()),
+            redis_url: opt("redis_url").map(SecretUrl),
+            redis_key_prefix: match get("redis_key_prefix") {
+                p if !p.is_empty() && p.chars().all(|c| c.is_ascii_graphic()) => p.to_owned(),
+                _ => return Err(invalid("redis_key_prefix", "must be non-empty printable ASCII without spaces")),
+            },
+            database_max_connections: positive("database_max_connections", &get)?,
+            database_acquire_timeout: std::time::Duration::from_millis(positive(
+                "database_acquire_timeout_millis",
+                &get,
+            )?),
+            node_lease: match number::<u64>("node_lease_millis", get("node_lease_millis"))? {
+                ms @ 400..=600_000 => std::time::Duration::from_millis(ms),
+                _ => return Err(invalid("node_lease_millis", "must be between 400 and 600000")),
+            },
+            node_ack_wait: std::time::Duration::from_millis(positive("node_ack_wait_millis", &get)?),
             admin_token: match opt("admin_token") {
                 Some(key) if key.chars().count() < MIN_ADMIN_KEY_CHARS => {
                     return Err(invalid(
@@ -407,11 +483,29 @@ mod tests {
     }
 
     #[test]
+    fn database_and_redis_passwords_never_show() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("SIGNOFF_DATABASE_URL", "postgres://signoff:hunter2-secret@db.internal:5432/signoff"),
+                ("SIGNOFF_REDIS_URL", "redis://:r3dis-secret@cache:6379/0"),
+            ]),
+        )
+        .unwrap();
+        let shown = format!("{c:?} {} {}", c.database_url, c.redis_url.as_ref().unwrap());
+        assert!(!shown.contains("hunter2-secret") && !shown.contains("r3dis-secret"), "{shown}");
+        assert!(shown.contains("postgres://signoff:redacted@db.internal:5432/signoff"), "{shown}");
+        assert_eq!(c.database_url.expose(), "postgres://signoff:hunter2-secret@db.internal:5432/signoff");
+        let odd = SecretUrl("postgres://u:p@[bad".into());
+        assert_eq!(odd.to_string(), "postgres:<redacted>");
+    }
+
+    #[test]
     fn defaults_match_the_contract() {
         let c = Config::defaults();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.public_origin, "http://localhost:8080");
-        assert_eq!(c.database_url, "sqlite://signoff.db");
+        assert_eq!(c.database_url.expose(), "sqlite://signoff.db");
         assert_eq!(c.session_cookie, "__Host-signoff_session");
         assert!(c.cookie_secure);
         assert!(c.admin_token.is_none());

@@ -105,18 +105,13 @@ fn init_logging(config: &Config) {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let store = backend::open_store(&config.database_url).await?;
+    let backend = backend::open(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(listen = %config.listen, public_url = %config.public_url, "signoff listening");
-    if config.redis_url.is_some() {
-        tracing::warn!(
-            "SIGNOFF_REDIS_URL is only checked by /readyz for now; revocations reach other processes through \
-             the database's revocation feed"
-        );
-    }
-    let state = AppState::new(config, store, Arc::new(SystemClock)).await?;
+    tracing::info!(database = %config.database_url, redis = ?config.redis_url.as_ref().map(ToString::to_string), "backends");
+    let state = AppState::new(config, backend, Arc::new(SystemClock)).await?;
     signoff_server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("signoff stopped");
     Ok(())
@@ -142,8 +137,8 @@ async fn create_user(config: Config, email: &str) -> anyhow::Result<()> {
     let mut password = String::new();
     std::io::stdin().lock().read_line(&mut password).context("reading the password from standard input")?;
     let password = password.trim_end_matches(['\r', '\n']);
-    let store = backend::open_store(&config.database_url).await?;
-    let state = AppState::new(config, store, Arc::new(SystemClock)).await?;
+    let backend = backend::open(&config).await?;
+    let state = AppState::new(config, backend, Arc::new(SystemClock)).await?;
     let user = state.authority().create_user(email, password, &cli_client()).await.map_err(|e| match e {
         signoff_core::CoreError::Store(signoff_core::StoreError::Conflict) => {
             anyhow::anyhow!("that e-mail already has an account")
@@ -155,16 +150,16 @@ async fn create_user(config: Config, email: &str) -> anyhow::Result<()> {
 }
 
 async fn rotate_keys(config: Config) -> anyhow::Result<()> {
-    let store = backend::open_store(&config.database_url).await?;
-    let state = AppState::new(config, store, Arc::new(SystemClock)).await?;
+    let backend = backend::open(&config).await?;
+    let state = AppState::new(config, backend, Arc::new(SystemClock)).await?;
     let kid = state.authority().rotate_signing_key().await?;
     println!("{}", serde_json::json!({ "kid": kid }));
     Ok(())
 }
 
 async fn revoke_key(config: Config, kid: &str) -> anyhow::Result<()> {
-    let store = backend::open_store(&config.database_url).await?;
-    let state = AppState::new(config, store, Arc::new(SystemClock)).await?;
+    let backend = backend::open(&config).await?;
+    let state = AppState::new(config, backend, Arc::new(SystemClock)).await?;
     let replacement = state.authority().revoke_signing_key(kid).await.map_err(|e| match e {
         signoff_core::CoreError::NotFound => anyhow::anyhow!("no signing key with kid {kid}"),
         e => anyhow::anyhow!("{e}"),
@@ -179,8 +174,8 @@ async fn admin_revoke(
     user_id: Option<String>,
     reason: &str,
 ) -> anyhow::Result<()> {
-    let store = backend::open_store(&config.database_url).await?;
-    let state = AppState::new(config, store, Arc::new(SystemClock)).await?;
+    let backend = backend::open(&config).await?;
+    let state = AppState::new(config, backend, Arc::new(SystemClock)).await?;
     let authority = state.authority();
     let user = match (email, user_id) {
         (Some(email), _) => authority.user_by_email(email).await?,

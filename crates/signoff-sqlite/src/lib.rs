@@ -647,7 +647,8 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
-    async fn record_revocations(&mut self, entries: &[FeedEntry], at: OffsetDateTime) -> Result<(), StoreError> {
+    async fn record_revocations(&mut self, entries: &[FeedEntry], at: OffsetDateTime) -> Result<i64, StoreError> {
+        let mut last = 0;
         for e in entries {
             let (kind, subject, user, issuer, reason, value, at) = match e {
                 FeedEntry::Session(r) => (
@@ -673,7 +674,7 @@ impl Tx for SqliteTx {
                 FeedEntry::Rekeyed { new, .. } => Some(new.as_str()),
                 _ => None,
             };
-            sqlx::query(
+            let done = sqlx::query(
                 "INSERT INTO revocations (kind, subject, user_id, issuer, reason, value, at, next) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )
@@ -688,8 +689,9 @@ impl Tx for SqliteTx {
             .execute(self.conn())
             .await
             .map_err(db_err)?;
+            last = done.last_insert_rowid();
         }
-        Ok(())
+        Ok(last)
     }
 
     async fn insert_refresh(&mut self, t: &RefreshToken) -> Result<(), StoreError> {

@@ -7,11 +7,13 @@
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
+mod sync;
 mod tokens;
 
 pub use crate::audit::ClientInfo;
 use crate::audit::{Actor, AuditEvent, AuditKind};
 use crate::clock::Clock;
+use crate::cluster::Cluster;
 use crate::email;
 use crate::error::CoreError;
 use crate::password::{self, Passwords};
@@ -153,9 +155,12 @@ pub struct Authority {
     hub: RevocationHub,
     tokens: TokenState,
     sessions: SessionCache,
-    /// The revocation feed's head, read before the denylist and keys were loaded: relaying
-    /// from here cannot miss an entry committed while they loaded.
-    feed_start: i64,
+    /// How far this process has applied the revocation feed. It starts at the feed's head as
+    /// read before the denylist and keys were loaded: following from there cannot miss an
+    /// entry committed while they loaded.
+    feed: tokio::sync::Mutex<sync::FeedCursor>,
+    /// Set when this process is one node of several (see [`crate::cluster`]).
+    cluster: Option<Cluster>,
 }
 
 /// Changes in flight: one store transaction plus the audit events and revocations to announce
@@ -233,9 +238,7 @@ impl Batch<'_> {
             .chain(self.token_feed.iter().cloned())
             .chain(rekeyed)
             .collect();
-        if !feed.is_empty() {
-            self.tx.record_revocations(&feed, self.authority.now()).await?;
-        }
+        let seq = if feed.is_empty() { 0 } else { self.tx.record_revocations(&feed, self.authority.now()).await? };
         self.tx.commit().await?;
         // In-memory checks first: a request answered after this returns must already see it.
         self.authority.tokens.apply(&self.token_feed);
@@ -250,6 +253,10 @@ impl Batch<'_> {
         }
         if !self.quiet {
             self.authority.hub.publish(&self.revoked);
+        }
+        // Success is answered only once every other node has applied it too.
+        if seq > 0 {
+            self.authority.propagate(seq).await?;
         }
         Ok(())
     }
@@ -286,7 +293,8 @@ impl Authority {
             hub: RevocationHub::default(),
             tokens,
             sessions: SessionCache::default(),
-            feed_start,
+            feed: tokio::sync::Mutex::new(sync::FeedCursor::new(feed_start)),
+            cluster: None,
         };
         authority.load_token_state().await?;
         Ok(authority)
@@ -657,6 +665,7 @@ impl Authority {
     }
 
     async fn lookup(&self, secret: &SessionSecret, touch: bool) -> Result<Option<SessionContext>, CoreError> {
+        self.vouch().await?;
         let hash = secret.hash();
         let now = self.now();
         let found = match self.sessions.get(&hash) {
@@ -685,6 +694,7 @@ impl Authority {
 
     /// A session and its user by the session's public id, from the cache when it can.
     pub(crate) async fn session_by_id(&self, id: &SessionId) -> Result<Option<(Session, User)>, CoreError> {
+        self.vouch().await?;
         if let Some(hit) = self.sessions.get_by_id(id).filter(|(s, _)| self.is_live(s, self.now())) {
             return Ok(Some(hit));
         }
@@ -969,59 +979,6 @@ impl Authority {
         ended += batch.drop_series(RememberFilter::Expired(now), &event).await?;
         batch.commit().await?;
         Ok(ended)
-    }
-
-    /// Applies what other processes put on the revocation feed after position `after` (ended
-    /// sessions to the hub, denied tokens and token versions to the in-memory checks) and
-    /// returns the new position. The server calls this in a loop; applying an entry this
-    /// process already applied is harmless.
-    pub async fn relay_revocations(&self, after: i64) -> Result<i64, CoreError> {
-        let mut position = after;
-        loop {
-            let entries = self.store.revocations_since(position, 500).await?;
-            let Some((last, _)) = entries.last() else { return Ok(position) };
-            position = *last;
-            let count = entries.len();
-            let (sessions, tokens): (Vec<FeedEntry>, Vec<FeedEntry>) =
-                entries.into_iter().map(|(_, e)| e).partition(|e| matches!(e, FeedEntry::Session(_)));
-            if tokens.iter().any(|e| matches!(e, FeedEntry::Keys { .. })) {
-                self.reload_keys().await?;
-            }
-            if let Some(FeedEntry::Unknown { kind }) = tokens.iter().find(|e| matches!(e, FeedEntry::Unknown { .. })) {
-                // Written by a newer version: what it revoked is unknown here, so trust no cache
-                // and let validation read the store until the caches refill.
-                tracing::warn!(kind, "a revocation-feed entry of a kind this version does not know; dropping caches");
-                self.sessions.clear();
-                self.tokens.distrust();
-            }
-            self.tokens.apply(&tokens);
-            for e in &tokens {
-                if let FeedEntry::Rekeyed { old, new } = e {
-                    // The old id's secret is dead here too; open pages follow the new id.
-                    self.sessions.remove([old]);
-                    self.hub.rekey(old, new);
-                }
-            }
-            let revoked: Vec<Revocation> = sessions
-                .into_iter()
-                .filter_map(|e| match e {
-                    FeedEntry::Session(r) => Some(r),
-                    _ => None,
-                })
-                .collect();
-            self.sessions.remove(revoked.iter().map(|r| &r.session_id));
-            self.hub.publish(&revoked);
-            if count < 500 {
-                return Ok(position);
-            }
-        }
-    }
-
-    /// Where this process starts relaying the revocation feed: its head when the process
-    /// started, read before the in-memory state was loaded (re-applying an entry is harmless,
-    /// missing one is not).
-    pub fn feed_start(&self) -> i64 {
-        self.feed_start
     }
 
     /// Drops feed entries older than an hour: every process has relayed them long since.

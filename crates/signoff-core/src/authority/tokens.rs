@@ -158,7 +158,7 @@ impl TokenState {
         self.verified.lock().unwrap_or_else(PoisonError::into_inner).claims.retain(|_, c| c.exp + 60 > now);
     }
 
-    fn deny(&self, issuer: &str, jti: &str, exp: i64) {
+    pub(super) fn deny(&self, issuer: &str, jti: &str, exp: i64) {
         let mut denied = self.denied.write().unwrap_or_else(PoisonError::into_inner);
         denied.entry(issuer.to_owned()).or_default().insert(jti.to_owned(), exp);
     }
@@ -401,6 +401,8 @@ impl Authority {
     /// Signature, time, issuer and audience; then the denylist and the token version from
     /// memory; then the session, which must be live.
     pub async fn verify_access(&self, token: &str) -> Result<AccessContext, TokenError> {
+        // Keys, denylist and versions answer from memory only while this node vouches for them.
+        self.vouch().await.map_err(|_| TokenError::Unavailable)?;
         let claims = self.check_signature(token).await?;
         let p = &self.tokens.policy;
         if self.tokens.is_denied(&p.issuer, &claims.jti) {

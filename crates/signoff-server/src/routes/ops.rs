@@ -34,9 +34,17 @@ async fn readyz(State(state): State<AppState>) -> Response {
         return not_ready("store", e.to_string());
     }
     if let Some(url) = &state.config().redis_url
-        && let Err(e) = redis_ping(url).await
+        && let Err(e) = redis_ping(url.expose()).await
     {
         return not_ready("redis", e);
+    }
+    if let Some(since) = state.authority().cluster().and_then(|c| c.jeopardy_since()) {
+        // Requests are still answered (after reading the feed), but a load balancer should
+        // prefer the nodes that can vouch for their caches.
+        let ms = since.elapsed().as_millis() as u64;
+        tracing::debug!(jeopardy_ms = ms, "not ready: caches not vouched for");
+        let body = json!({ "error": "not_ready", "message": "catching up with the other nodes" });
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
     }
     axum::Json(json!({ "status": "ready" })).into_response()
 }

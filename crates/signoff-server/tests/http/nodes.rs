@@ -229,7 +229,13 @@ async fn a_token_denied_while_a_process_starts_is_still_refused_by_it() {
     config.public_origin = a.origin.clone();
     config.token_audience = a.origin.clone();
     config.revocation_poll = Duration::from_millis(20);
-    let state = signoff_server::AppState::new(config, store, Arc::new(signoff_core::SystemClock)).await.expect("state");
+    let state = signoff_server::AppState::new(
+        config,
+        store as Arc<dyn signoff_core::Store>,
+        Arc::new(signoff_core::SystemClock),
+    )
+    .await
+    .expect("state");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(signoff_server::serve(listener, state, async {
         let _ = stopped.await;

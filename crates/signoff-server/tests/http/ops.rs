@@ -34,13 +34,16 @@ async fn health_readiness_and_metrics() {
 async fn readiness_checks_a_configured_redis() {
     // Nothing listens on this port: bind it, note it, let it go.
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let s = TestServer::with(|c| c.redis_url = Some(format!("redis://127.0.0.1:{port}"))).await;
+    let s = TestServer::with(|c| {
+        c.redis_url = Some(signoff_server::config::SecretUrl(format!("redis://127.0.0.1:{port}")))
+    })
+    .await;
     let res = s.browser().get("/readyz").await;
     assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(res.json()["error"], "not_ready");
     assert!(!res.text.contains("refused"), "no internals in the body: {}", res.text);
     if let Ok(url) = std::env::var("SIGNOFF_TEST_REDIS_URL") {
-        let s = TestServer::with(|c| c.redis_url = Some(url)).await;
+        let s = TestServer::with(|c| c.redis_url = Some(signoff_server::config::SecretUrl(url))).await;
         assert_eq!(
             s.browser().get("/readyz").await.status,
             StatusCode::OK,

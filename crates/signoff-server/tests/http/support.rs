@@ -57,7 +57,7 @@ impl TestServer {
         config.public_origin = config.public_url.origin().ascii_serialization();
         config.redirect_allowlist = vec![config.public_origin.clone()];
         config.token_audience = config.public_origin.clone();
-        config.database_url = db_url.clone();
+        config.database_url = signoff_server::config::SecretUrl(db_url.clone());
         adjust(&mut config);
         let origin = config.public_origin.clone();
         let store = signoff_server::backend::open_store(&db_url).await.expect("store");

@@ -1,0 +1,335 @@
+//! The authority's half of the node protocol (see [`crate::cluster`]): following the revocation
+//! feed, vouching for the in-memory checks before they answer, and proving a revocation has
+//! reached every node before it is answered.
+
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+use super::Authority;
+use crate::cluster::{Cluster, Signal};
+use crate::error::CoreError;
+use crate::revocation::{FeedEntry, Revocation};
+
+/// How far this process has applied the feed, and when the last successful catch-up began.
+#[derive(Debug)]
+pub(super) struct FeedCursor {
+    pub(super) applied: i64,
+    caught_up_from: Option<Instant>,
+}
+
+impl FeedCursor {
+    pub(super) fn new(applied: i64) -> Self {
+        Self { applied, caught_up_from: None }
+    }
+}
+
+/// Entries read from the feed per round trip.
+const PAGE: u32 = 500;
+
+impl Authority {
+    /// Makes this authority one node of several: it vouches for its caches only under its lease
+    /// and proves every revocation it commits to the other nodes' leases.
+    pub fn with_cluster(mut self, cluster: Cluster) -> Self {
+        self.cluster = Some(cluster);
+        self
+    }
+
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
+    }
+
+    /// Whether the in-memory checks may answer now (always, for a single node).
+    pub fn vouches(&self) -> bool {
+        self.cluster.as_ref().is_none_or(Cluster::vouches)
+    }
+
+    /// Before answering from memory: when this node cannot vouch for its caches, reads the
+    /// feed up to the database's present first (one read, shared by the requests waiting for
+    /// it), so whatever was revoked before this request arrived is applied. `Busy` (503) when
+    /// the database cannot be read.
+    pub(super) async fn vouch(&self) -> Result<(), CoreError> {
+        if self.vouches() {
+            return Ok(());
+        }
+        let arrived = Instant::now();
+        let mut cursor = self.feed.lock().await;
+        // A catch-up that began after this request arrived has read everything it must see.
+        if cursor.caught_up_from.is_some_and(|from| from >= arrived) {
+            return Ok(());
+        }
+        self.catch_up_locked(&mut cursor).await.map_err(|e| {
+            tracing::warn!(error = %e, "cannot vouch for the caches: the revocation feed is unreadable");
+            CoreError::Busy(time::Duration::seconds(1))
+        })?;
+        Ok(())
+    }
+
+    /// Applies every feed entry after the applied position and returns the new one.
+    pub async fn catch_up(&self) -> Result<i64, CoreError> {
+        let mut cursor = self.feed.lock().await;
+        self.catch_up_locked(&mut cursor).await
+    }
+
+    async fn catch_up_locked(&self, cursor: &mut FeedCursor) -> Result<i64, CoreError> {
+        let started = Instant::now();
+        loop {
+            let entries = self.store.revocations_since(cursor.applied, PAGE).await?;
+            let Some(&(last, _)) = entries.last() else { break };
+            if entries.first().is_some_and(|(first, _)| *first != cursor.applied + 1) {
+                // Positions have no gaps: entries were trimmed before this node read them, so
+                // what they revoked is unknown here.
+                tracing::warn!(applied = cursor.applied, "revocation feed read past a gap; reloading every cache");
+                self.reload_everything().await?;
+            }
+            let full = entries.len() == PAGE as usize;
+            self.apply_feed(entries.into_iter().map(|(_, e)| e).collect()).await?;
+            cursor.applied = last;
+            if !full {
+                break;
+            }
+        }
+        cursor.caught_up_from = Some(started);
+        Ok(cursor.applied)
+    }
+
+    /// Applies feed entries to this process's caches and event streams (re-applying one is
+    /// harmless).
+    async fn apply_feed(&self, entries: Vec<FeedEntry>) -> Result<(), CoreError> {
+        let (sessions, tokens): (Vec<FeedEntry>, Vec<FeedEntry>) =
+            entries.into_iter().partition(|e| matches!(e, FeedEntry::Session(_)));
+        if tokens.iter().any(|e| matches!(e, FeedEntry::Keys { .. })) {
+            self.reload_keys().await?;
+        }
+        if let Some(FeedEntry::Unknown { kind }) = tokens.iter().find(|e| matches!(e, FeedEntry::Unknown { .. })) {
+            // Written by a newer version: what it revoked is unknown here, so trust no cache
+            // and let validation read the store until the caches refill.
+            tracing::warn!(kind, "a revocation-feed entry of a kind this version does not know; dropping caches");
+            self.sessions.clear();
+            self.tokens.distrust();
+        }
+        self.tokens.apply(&tokens);
+        for e in &tokens {
+            if let FeedEntry::Rekeyed { old, new } = e {
+                // The old id's secret is dead here too; open pages follow the new id.
+                self.sessions.remove([old]);
+                self.hub.rekey(old, new);
+            }
+        }
+        let revoked: Vec<Revocation> = sessions
+            .into_iter()
+            .filter_map(|e| match e {
+                FeedEntry::Session(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        self.sessions.remove(revoked.iter().map(|r| &r.session_id));
+        self.hub.publish(&revoked);
+        Ok(())
+    }
+
+    /// After a commit that put entries up to `seq` on the feed: returns once every other node
+    /// has applied them or has been fenced and its lease has run out. `Busy` (503) when that
+    /// cannot be proven (the revocation is committed; repeating it is safe).
+    pub(super) async fn propagate(&self, seq: i64) -> Result<(), CoreError> {
+        let Some(cluster) = &self.cluster else { return Ok(()) };
+        let unproven = |e: crate::StoreError| {
+            tracing::error!(seq, error = %e, "revocation committed but its propagation is unproven; answering 503");
+            CoreError::Busy(time::Duration::seconds(1))
+        };
+        if let Err(e) = cluster.fanout.publish(seq).await {
+            // Nodes that miss the hint read the feed on their poll, or are fenced below.
+            tracing::warn!(seq, error = %e, "revocation hint not published");
+        }
+        let deadline = Instant::now() + cluster.policy.ack_wait;
+        let mut pause = Duration::from_micros(250);
+        loop {
+            if cluster.leases.behind(&cluster.node, seq).await.map_err(unproven)? == 0 {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(Duration::from_millis(5));
+        }
+        let remaining = cluster.leases.fence_behind(&cluster.node, seq).await.map_err(unproven)?;
+        if !remaining.is_zero() {
+            tracing::warn!(
+                seq,
+                wait_ms = remaining.as_millis() as u64,
+                "a node did not acknowledge a revocation: fenced, waiting out its lease"
+            );
+            // The fenced node stops trusting its caches a margin before this.
+            tokio::time::sleep(remaining).await;
+        }
+        Ok(())
+    }
+
+    /// Follows the feed for as long as the process runs: applies what the fan-out announces
+    /// (or the poll finds), keeps the lease renewed with the applied position (the
+    /// acknowledgement revokers wait for), and goes into jeopardy whenever it cannot vouch.
+    /// Without a cluster it just polls the feed.
+    pub async fn follow_feed(&self, mut signals: mpsc::Receiver<Signal>, poll: Duration) {
+        let Some(cluster) = &self.cluster else {
+            let mut tick = tokio::time::interval(poll);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = self.catch_up().await {
+                    tracing::warn!(error = %e, "revocation relay failed; retrying");
+                }
+            }
+        };
+        let mut follower = Follower { authority: self, cluster, listening: false, incarnation: None, applied: 0 };
+        let mut renew = tokio::time::interval(cluster.policy.renew_every);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut poll = tokio::time::interval(cluster.policy.poll);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut fanout_gone = false;
+        loop {
+            tokio::select! {
+                signal = signals.recv(), if !fanout_gone => match signal {
+                    Some(Signal::Connected) => {
+                        follower.listening = true;
+                        follower.join().await;
+                    }
+                    Some(Signal::Head(seq)) => {
+                        if seq > follower.applied {
+                            follower.advance().await;
+                        }
+                    }
+                    Some(Signal::Lost) => follower.leave("fan-out lost").await,
+                    None => {
+                        // The listener ended: no hints from now on, so no lease either.
+                        fanout_gone = true;
+                        follower.leave("fan-out ended").await;
+                    }
+                },
+                _ = renew.tick() => follower.renew().await,
+                _ = poll.tick() => follower.advance().await,
+            }
+        }
+    }
+
+    /// Gives this node's lease up (at shutdown), so no revoker waits for it.
+    pub async fn leave_cluster(&self) {
+        if let Some(cluster) = &self.cluster {
+            cluster.distrust("shutting down");
+            if let Err(e) = cluster.leases.release(&cluster.node, None).await {
+                tracing::warn!(error = %e, "could not release the node lease");
+            }
+        }
+    }
+
+    /// Replaces every cache with what the store holds now.
+    async fn reload_everything(&self) -> Result<(), CoreError> {
+        self.sessions.clear();
+        self.tokens.distrust();
+        self.reload_keys().await?;
+        for (issuer, jti, exp) in self.store.denied_tokens(self.now().unix_timestamp()).await? {
+            self.tokens.deny(&issuer, &jti, exp);
+        }
+        Ok(())
+    }
+}
+
+/// The follow loop's state.
+struct Follower<'a> {
+    authority: &'a Authority,
+    cluster: &'a Cluster,
+    /// Whether the fan-out is connected (messages from now on arrive).
+    listening: bool,
+    /// The lease held, if any.
+    incarnation: Option<i64>,
+    /// The position last acknowledged.
+    applied: i64,
+}
+
+impl Follower<'_> {
+    /// Takes a lease (a new incarnation), then catches up, then renews: only a node that
+    /// registered before reading the feed can be sure no revoker passed it by.
+    async fn join(&mut self) {
+        self.cluster.distrust("joining");
+        let incarnation =
+            i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX);
+        let c = self.cluster;
+        let applied = self.authority.feed.lock().await.applied;
+        if let Err(e) = c.leases.register(&c.node, incarnation, applied, c.policy.lease).await {
+            tracing::warn!(error = %e, "could not take a node lease; retrying");
+            self.incarnation = None;
+            return;
+        }
+        self.incarnation = Some(incarnation);
+        self.renew_lease().await;
+    }
+
+    /// Gives the lease up and distrusts the caches (fan-out lost: revokers must not wait for a
+    /// node that cannot hear them, and this node must not answer from memory meanwhile).
+    async fn leave(&mut self, why: &str) {
+        self.listening = false;
+        self.cluster.distrust(why);
+        if let Some(incarnation) = self.incarnation.take()
+            && let Err(e) = self.cluster.leases.release(&self.cluster.node, Some(incarnation)).await
+        {
+            // The lease runs out on its own; revokers fence it meanwhile.
+            tracing::warn!(error = %e, "could not release the node lease");
+        }
+    }
+
+    /// Reads the feed and acknowledges what was applied.
+    async fn advance(&mut self) {
+        match self.authority.catch_up().await {
+            Ok(applied) if applied > self.applied => self.renew().await,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "revocation feed unreadable; retrying"),
+        }
+    }
+
+    /// Renews the lease (taking a new one when it has none).
+    async fn renew(&mut self) {
+        if !self.listening {
+            // Without fan-out the node holds no lease and answers only after reading the feed.
+            let _ = self.authority.catch_up().await;
+            return;
+        }
+        if self.incarnation.is_none() || !self.renew_lease().await {
+            self.join().await;
+        }
+    }
+
+    /// Catches up, then renews the lease with the applied position. `false` when the renewal
+    /// was refused (fenced by a revoker, or run out during a pause or a slow database): what
+    /// this node holds may be stale and a revoker may have passed it by, so it is in jeopardy
+    /// and needs a new lease.
+    async fn renew_lease(&mut self) -> bool {
+        let Some(incarnation) = self.incarnation else { return false };
+        let applied = match self.authority.catch_up().await {
+            Ok(applied) => applied,
+            Err(e) => {
+                tracing::warn!(error = %e, "revocation feed unreadable; lease not renewed");
+                return true;
+            }
+        };
+        let c = self.cluster;
+        let sent = Instant::now();
+        match c.leases.renew(&c.node, incarnation, applied, c.policy.lease).await {
+            Ok(true) => {
+                self.applied = applied;
+                c.renewed(sent);
+                c.set_synced();
+                true
+            }
+            Ok(false) => {
+                c.distrust("lease lost");
+                self.incarnation = None;
+                false
+            }
+            Err(e) => {
+                // Trust runs out with the lease; the next tick tries again.
+                tracing::warn!(error = %e, "lease renewal failed");
+                true
+            }
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The node protocol's PostgreSQL half (see `signoff_core::cluster`): leases in `node_leases`,
+//! timed by the server's `clock_timestamp()`, and fan-out by `LISTEN/NOTIFY` when no Redis is
+//! configured. Both use a small pool of their own, so a saturated request pool never delays a
+//! renewal or an acknowledgement.
+
+use async_trait::async_trait;
+use signoff_core::cluster::{Fanout, Leases, Signal};
+use signoff_core::store::StoreError;
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+use crate::rows::db_err;
+
+/// The channel revocation hints are sent on.
+const CHANNEL: &str = "signoff_feed";
+
+/// Leases (and, without Redis, fan-out) on one PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PgCluster {
+    pool: PgPool,
+}
+
+impl PgCluster {
+    pub(crate) fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl Leases for PgCluster {
+    async fn register(&self, node: &str, incarnation: i64, applied: i64, lease: Duration) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO node_leases (node, incarnation, applied_seq, lease_until, fenced) \
+             VALUES ($1, $2, $3, clock_timestamp() + $4 * interval '1 millisecond', false) \
+             ON CONFLICT (node) DO UPDATE SET incarnation = excluded.incarnation, \
+             applied_seq = excluded.applied_seq, lease_until = excluded.lease_until, fenced = false",
+        )
+        .bind(node)
+        .bind(incarnation)
+        .bind(applied)
+        .bind(millis(lease))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        // Leases of nodes long gone (killed without releasing) are only clutter.
+        sqlx::query("DELETE FROM node_leases WHERE lease_until < clock_timestamp() - interval '1 hour'")
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn renew(&self, node: &str, incarnation: i64, applied: i64, lease: Duration) -> Result<bool, StoreError> {
+        // A lease that ran out stays out: a revoker may have passed it by as dead.
+        let done = sqlx::query(
+            "UPDATE node_leases SET lease_until = clock_timestamp() + $4 * interval '1 millisecond', \
+             applied_seq = GREATEST(applied_seq, $3) \
+             WHERE node = $1 AND incarnation = $2 AND NOT fenced AND lease_until > clock_timestamp()",
+        )
+        .bind(node)
+        .bind(incarnation)
+        .bind(applied)
+        .bind(millis(lease))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn behind(&self, node: &str, seq: i64) -> Result<u64, StoreError> {
+        // Fenced leases count too: until they run out, their nodes may still trust their caches.
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM node_leases WHERE node <> $1 AND applied_seq < $2 AND lease_until > clock_timestamp()",
+        )
+        .bind(node)
+        .bind(seq)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn fence_behind(&self, node: &str, seq: i64) -> Result<Duration, StoreError> {
+        let left: Option<i64> = sqlx::query_scalar(
+            "WITH fenced AS (UPDATE node_leases SET fenced = true \
+             WHERE node <> $1 AND applied_seq < $2 AND lease_until > clock_timestamp() RETURNING lease_until) \
+             SELECT ceil(extract(epoch FROM max(lease_until) - clock_timestamp()) * 1000)::BIGINT FROM fenced",
+        )
+        .bind(node)
+        .bind(seq)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(Duration::from_millis(u64::try_from(left.unwrap_or(0)).unwrap_or(0)))
+    }
+
+    async fn release(&self, node: &str, incarnation: Option<i64>) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM node_leases WHERE node = $1 AND ($2::BIGINT IS NULL OR incarnation = $2)")
+            .bind(node)
+            .bind(incarnation)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Fanout for PgCluster {
+    async fn publish(&self, seq: i64) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(seq.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn listen(&self, signals: mpsc::Sender<Signal>) {
+        while !signals.is_closed() {
+            let mut listener = match PgListener::connect_with(&self.pool).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot connect the revocation listener; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            if let Err(e) = listener.listen(CHANNEL).await {
+                tracing::warn!(error = %e, "cannot LISTEN for revocations; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            if signals.send(Signal::Connected).await.is_err() {
+                return;
+            }
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(n)) => {
+                        if let Ok(seq) = n.payload().parse::<i64>()
+                            && signals.send(Signal::Head(seq)).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    // Lost and (sqlx reconnects eagerly) listening again: what was sent in
+                    // between is gone, so the node must read the feed.
+                    Ok(None) => {
+                        tracing::warn!("revocation listener lost its connection");
+                        if signals.send(Signal::Lost).await.is_err() || signals.send(Signal::Connected).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "revocation listener failed; reconnecting");
+                        if signals.send(Signal::Lost).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
