@@ -35,6 +35,10 @@ pub trait Leases: Send + Sync + 'static {
     /// Extends the lease by `lease` from the database's now and records `applied`; `false` when
     /// the lease is fenced, has run out, or belongs to another incarnation (nothing changes then).
     async fn renew(&self, node: &str, incarnation: i64, applied: i64, lease: Duration) -> Result<bool, StoreError>;
+    /// Records `applied` without extending the lease (the acknowledgement a revoker waits for;
+    /// it may skip the disk flush: a lost acknowledgement only makes a revoker wait or fence).
+    /// `false` when the lease is fenced, has run out, or belongs to another incarnation.
+    async fn acknowledge(&self, node: &str, incarnation: i64, applied: i64) -> Result<bool, StoreError>;
     /// How many live leases other than `node`'s have not applied position `seq`.
     async fn behind(&self, node: &str, seq: i64) -> Result<u64, StoreError>;
     /// Fences every live lease other than `node`'s that has not applied `seq`, and says how long
@@ -52,6 +56,8 @@ pub enum Signal {
     Connected,
     /// The feed has reached this position.
     Head(i64),
+    /// A node acknowledged a position (revokers waiting here look at the leases again).
+    Acked,
     /// The connection was lost: messages may have been missed.
     Lost,
 }
@@ -61,6 +67,8 @@ pub enum Signal {
 pub trait Fanout: Send + Sync + 'static {
     /// Tells every node that the feed has reached `seq`.
     async fn publish(&self, seq: i64) -> Result<(), StoreError>;
+    /// Tells every node that this one acknowledged a position.
+    async fn publish_ack(&self) -> Result<(), StoreError>;
     /// Listens until `signals` is closed, reconnecting as needed; starts with
     /// [`Signal::Connected`] once listening and sends [`Signal::Lost`] whenever it stops.
     async fn listen(&self, signals: mpsc::Sender<Signal>);
@@ -107,6 +115,8 @@ pub struct Cluster {
     synced: AtomicBool,
     /// When the present jeopardy began, for the log and `/readyz`.
     jeopardy_since: Mutex<Option<Instant>>,
+    /// Woken when any node acknowledges: revokers waiting for acknowledgements look again.
+    pub(crate) acks: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -127,6 +137,7 @@ impl Cluster {
             trusted_until: AtomicU64::new(0),
             synced: AtomicBool::new(false),
             jeopardy_since: Mutex::new(Some(Instant::now())),
+            acks: tokio::sync::Notify::new(),
         }
     }
 
@@ -198,6 +209,9 @@ mod tests {
         async fn renew(&self, _: &str, _: i64, _: i64, _: Duration) -> Result<bool, StoreError> {
             Ok(true)
         }
+        async fn acknowledge(&self, _: &str, _: i64, _: i64) -> Result<bool, StoreError> {
+            Ok(true)
+        }
         async fn behind(&self, _: &str, _: i64) -> Result<u64, StoreError> {
             Ok(0)
         }
@@ -211,6 +225,9 @@ mod tests {
     #[async_trait]
     impl Fanout for Nothing {
         async fn publish(&self, _: i64) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn publish_ack(&self) -> Result<(), StoreError> {
             Ok(())
         }
         async fn listen(&self, _: mpsc::Sender<Signal>) {}

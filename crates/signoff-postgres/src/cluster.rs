@@ -73,6 +73,22 @@ impl Leases for PgCluster {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn acknowledge(&self, node: &str, incarnation: i64, applied: i64) -> Result<bool, StoreError> {
+        // No wait for the disk: a lost acknowledgement only makes a revoker wait (or fence).
+        let done = sqlx::query(
+            "UPDATE node_leases SET applied_seq = GREATEST(applied_seq, $3) \
+             WHERE node = $1 AND incarnation = $2 AND NOT fenced AND lease_until > clock_timestamp() \
+             AND set_config('synchronous_commit', 'off', true) IS NOT NULL",
+        )
+        .bind(node)
+        .bind(incarnation)
+        .bind(applied)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn behind(&self, node: &str, seq: i64) -> Result<u64, StoreError> {
         // Fenced leases count too: until they run out, their nodes may still trust their caches.
         let n: i64 = sqlx::query_scalar(
@@ -123,6 +139,11 @@ impl Fanout for PgCluster {
         Ok(())
     }
 
+    async fn publish_ack(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, 'ack')").bind(CHANNEL).execute(&self.pool).await.map_err(db_err)?;
+        Ok(())
+    }
+
     async fn listen(&self, signals: mpsc::Sender<Signal>) {
         while !signals.is_closed() {
             let mut listener = match PgListener::connect_with(&self.pool).await {
@@ -144,8 +165,12 @@ impl Fanout for PgCluster {
             loop {
                 match listener.try_recv().await {
                     Ok(Some(n)) => {
-                        if let Ok(seq) = n.payload().parse::<i64>()
-                            && signals.send(Signal::Head(seq)).await.is_err()
+                        let signal = match n.payload() {
+                            "ack" => Some(Signal::Acked),
+                            seq => seq.parse().ok().map(Signal::Head),
+                        };
+                        if let Some(signal) = signal
+                            && signals.send(signal).await.is_err()
                         {
                             return;
                         }

@@ -76,6 +76,17 @@ impl Fanout for RedisFanout {
         Ok(())
     }
 
+    async fn publish_ack(&self) -> Result<(), StoreError> {
+        let mut conn = self.publisher.clone();
+        redis::cmd("PUBLISH")
+            .arg(&self.channel)
+            .arg("ack")
+            .query_async::<i64>(&mut conn)
+            .await
+            .map_err(|e| StoreError::Busy(format!("redis publish: {e}")))?;
+        Ok(())
+    }
+
     async fn listen(&self, signals: mpsc::Sender<Signal>) {
         let (pushes, mut incoming) = mpsc::unbounded_channel::<PushInfo>();
         let config = manager_config().set_push_sender(pushes).set_automatic_resubscription();
@@ -100,12 +111,13 @@ impl Fanout for RedisFanout {
                             live = true;
                             Some(Signal::Connected)
                         }
-                        PushKind::Message if live => push
-                            .data
-                            .get(1)
-                            .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
-                            .and_then(|s| s.parse().ok())
-                            .map(Signal::Head),
+                        PushKind::Message if live => {
+                            match push.data.get(1).and_then(|v| redis::from_redis_value_ref::<String>(v).ok()) {
+                                Some(s) if s == "ack" => Some(Signal::Acked),
+                                Some(s) => s.parse().ok().map(Signal::Head),
+                                None => None,
+                            }
+                        }
                         PushKind::Disconnection => {
                             live = false;
                             tracing::warn!("Redis listener disconnected; reconnecting");

@@ -140,18 +140,21 @@ impl Authority {
             // Nodes that miss the hint read the feed on their poll, or are fenced below.
             tracing::warn!(seq, error = %e, "revocation hint not published");
         }
-        let deadline = Instant::now() + cluster.policy.ack_wait;
-        let mut pause = Duration::from_micros(250);
+        // Look at the leases whenever a node acknowledges (and every few milliseconds in case
+        // an acknowledgement's announcement was lost), until all caught up or time is up.
+        let deadline = tokio::time::Instant::now() + cluster.policy.ack_wait;
         loop {
+            let acked = cluster.acks.notified();
+            tokio::pin!(acked);
+            acked.as_mut().enable();
             if cluster.leases.behind(&cluster.node, seq).await.map_err(unproven)? == 0 {
                 return Ok(());
             }
-            let now = Instant::now();
+            let now = tokio::time::Instant::now();
             if now >= deadline {
                 break;
             }
-            tokio::time::sleep(pause.min(deadline - now)).await;
-            pause = (pause * 2).min(Duration::from_millis(5));
+            let _ = tokio::time::timeout_at(deadline.min(now + Duration::from_millis(5)), acked).await;
         }
         let remaining = cluster.leases.fence_behind(&cluster.node, seq).await.map_err(unproven)?;
         if !remaining.is_zero() {
@@ -199,6 +202,7 @@ impl Authority {
                             follower.advance().await;
                         }
                     }
+                    Some(Signal::Acked) => cluster.acks.notify_waiters(),
                     Some(Signal::Lost) => follower.leave("fan-out lost").await,
                     None => {
                         // The listener ended: no hints from now on, so no lease either.
@@ -279,10 +283,29 @@ impl Follower<'_> {
 
     /// Reads the feed and acknowledges what was applied.
     async fn advance(&mut self) {
-        match self.authority.catch_up().await {
-            Ok(applied) if applied > self.applied => self.renew().await,
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "revocation feed unreadable; retrying"),
+        let applied = match self.authority.catch_up().await {
+            Ok(applied) => applied,
+            Err(e) => return tracing::warn!(error = %e, "revocation feed unreadable; retrying"),
+        };
+        if applied <= self.applied || !self.listening {
+            return;
+        }
+        let Some(incarnation) = self.incarnation else { return self.join().await };
+        let c = self.cluster;
+        match c.leases.acknowledge(&c.node, incarnation, applied).await {
+            Ok(true) => {
+                self.applied = applied;
+                if let Err(e) = c.fanout.publish_ack().await {
+                    // Revokers look at the leases again within milliseconds anyway.
+                    tracing::debug!(error = %e, "acknowledgement not announced");
+                }
+            }
+            Ok(false) => {
+                c.distrust("lease lost");
+                self.incarnation = None;
+                self.join().await;
+            }
+            Err(e) => tracing::warn!(error = %e, "acknowledgement failed; the next renewal carries it"),
         }
     }
 

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Revocation latency across nodes: N `signoff` processes (release build) on one fresh
+PostgreSQL database, with Redis or without. Each round signs a user in, warms the session
+cookie on every node, then times `POST /auth/logout` (scope global) through one node and checks
+that every node refuses the cookie right after. Prints p50/p99/max per setting, plus the worst
+case with a node paused (SIGSTOP) for longer than its lease.
+
+Usage: bench/cluster.py [ROUNDS]   (needs PostgreSQL at $SIGNOFF_TEST_POSTGRES_URL, redis-server)
+The server processes share core 0 and this client runs on core 1 (taskset), as in bench/run.sh.
+"""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target/release/signoff")
+PG = os.environ.get("SIGNOFF_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+ORIGIN = "http://localhost:8080"
+PASSWORD = "correct horse battery staple"
+ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def psql(sql, db="postgres"):
+    u = urllib.parse.urlparse(PG)
+    subprocess.run(["psql", "-q", "-h", u.hostname, "-p", str(u.port or 5432), "-U", u.username or "postgres",
+                    "-d", db, "-c", sql], check=True, capture_output=True)
+
+
+class Conn:
+    """One keep-alive connection to a node (the client's own overhead stays small)."""
+
+    def __init__(self, port):
+        self.c = http.client.HTTPConnection("127.0.0.1", port)
+
+    def req(self, method, path, body=None, cookie=None, csrf=None):
+        h = {"Accept": "application/json", "Origin": ORIGIN}
+        if body is not None:
+            h["Content-Type"] = "application/json"
+            body = json.dumps(body)
+        if cookie:
+            h["Cookie"] = cookie
+        if csrf:
+            h["X-CSRF-Token"] = csrf
+        self.c.request(method, path, body=body, headers=h)
+        r = self.c.getresponse()
+        data = r.read()
+        return r.status, r.getheader("set-cookie") or "", data
+
+
+def run(n_nodes, redis, pause_rounds=0):
+    db = "signoff_bench_" + str(time.time_ns())
+    psql(f"CREATE DATABASE {db}")
+    u = urllib.parse.urlparse(PG)
+    db_url = f"postgres://{u.username or 'postgres'}@{u.hostname}:{u.port or 5432}/{db}"
+    procs, ports = [], []
+    rport = None
+    tmp = tempfile.mkdtemp()
+    try:
+        if redis:
+            rport = free_port()
+            procs.append(subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
+                                           "--appendonly", "no"], stdout=subprocess.DEVNULL))
+            time.sleep(0.3)
+        for i in range(n_nodes):
+            port = free_port()
+            env = dict(os.environ, SIGNOFF_LISTEN=f"127.0.0.1:{port}", SIGNOFF_PUBLIC_URL=ORIGIN,
+                       SIGNOFF_DATABASE_URL=db_url, SIGNOFF_LOG_LEVEL="warn", SIGNOFF_REGISTER_MAX_PER_IP="100000")
+            if redis:
+                env["SIGNOFF_REDIS_URL"] = f"redis://127.0.0.1:{rport}"
+            log = open(os.path.join(tmp, f"node{i}.log"), "w")
+            procs.append(subprocess.Popen(["taskset", "-c", "0", BIN, "serve"], env=env, stderr=log))
+            ports.append(port)
+        for p in ports:
+            for _ in range(200):
+                try:
+                    if Conn(p).req("GET", "/readyz")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.05)
+        conns = [Conn(p) for p in ports]
+        email = f"bench{time.time_ns()}@example.com"
+        assert conns[0].req("POST", "/auth/register", {"email": email, "password": PASSWORD})[0] == 201
+        lat, worst_pause, holes = [], [], 0
+        for r in range(ROUNDS + pause_rounds):
+            st, sc, body = conns[r % n_nodes].req("POST", "/auth/login", {"email": email, "password": PASSWORD})
+            assert st == 200, body
+            cookie = sc.split(";")[0]
+            csrf = json.loads(body)["csrf_token"]
+            for c in conns:
+                assert c.req("GET", "/api/me", cookie=cookie)[0] == 200
+            revoker = conns[(r + 1) % n_nodes]
+            paused = None
+            if r >= ROUNDS:
+                paused = procs[len(procs) - n_nodes + (r + 2) % n_nodes]
+                paused.send_signal(signal.SIGSTOP)
+            t = time.perf_counter()
+            st, _, body = revoker.req("POST", "/auth/logout", {"scope": "global"}, cookie=cookie, csrf=csrf)
+            ms = (time.perf_counter() - t) * 1000
+            assert st == 200, body
+            if paused:
+                paused.send_signal(signal.SIGCONT)
+                worst_pause.append(ms)
+                conns = [Conn(p) for p in ports]
+            else:
+                lat.append(ms)
+            for c in conns:
+                if c.req("GET", "/api/me", cookie=cookie)[0] == 200:
+                    holes += 1
+        lat.sort()
+        pct = lambda p: lat[min(len(lat) - 1, int(round((len(lat) - 1) * p)))]
+        label = f"{n_nodes} nodes, {'PostgreSQL + Redis' if redis else 'PostgreSQL only'}"
+        line = f"| {label} | {len(lat)} | {pct(0.5):.2f} | {pct(0.99):.2f} | {lat[-1]:.2f} |"
+        if worst_pause:
+            line += f" {max(worst_pause):.0f} |"
+        else:
+            line += " |"
+        print(line + (f" ACCEPTED AFTER REVOKE: {holes}" if holes else ""), flush=True)
+    finally:
+        for p in procs:
+            try:
+                p.send_signal(signal.SIGCONT)
+                p.kill()
+                p.wait()
+            except OSError:
+                pass
+        psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+if __name__ == "__main__":
+    subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "signoff"], cwd=ROOT, check=True)
+    os.sched_setaffinity(0, {1})
+    print(f"Global logout latency (ms), {ROUNDS} rounds each; cookie warmed on every node first.")
+    print("| setting | n | p50 | p99 | max | worst with a node paused |")
+    print("|---|---|---|---|---|---|")
+    run(1, False)
+    for redis in (False, True):
+        run(2, redis, pause_rounds=3)
+        run(3, redis, pause_rounds=3)

@@ -1,0 +1,314 @@
+//! Three `signoff` processes on one PostgreSQL database (with a private Redis, and once
+//! without): every credential is warmed on every node, revoked through one node, and then sent
+//! to every node by requests started after the revoke response. Faults are injected between
+//! the warm-up and the revocation: `CLIENT KILL`, a Redis restart (empty), a node paused with
+//! `SIGSTOP` for longer than its lease, and every database connection terminated. The count
+//! of revoked credentials accepted must be 0.
+//!
+//! Figures (logout latency, 503s, time to recover) are printed; run with `--nocapture`.
+
+mod harness;
+
+use futures_util::future::join_all;
+use harness::*;
+use reqwest::StatusCode;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// The nodes' lease in these tests (the default is 2 s; shorter keeps pauses short).
+const LEASE_MS: u64 = 1000;
+
+/// Serialises the scenarios: each runs three nodes, and two at once would starve two cores.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    ClientKill,
+    RedisRestart,
+    Pause,
+    DatabaseCut,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Revocation {
+    GlobalLogout,
+    AdminRevoke,
+    PasswordChange,
+    RevokeRefreshToken,
+    RevokeTokenSession,
+}
+
+impl Revocation {
+    const ALL: [Revocation; 5] = [
+        Self::GlobalLogout,
+        Self::AdminRevoke,
+        Self::PasswordChange,
+        Self::RevokeRefreshToken,
+        Self::RevokeTokenSession,
+    ];
+
+    /// Whether the browser's cookie and remember-me token die too (otherwise only the token
+    /// session's access and refresh tokens do, and the cookie must still work).
+    fn ends_browser(self) -> bool {
+        matches!(self, Self::GlobalLogout | Self::AdminRevoke | Self::PasswordChange)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    checks: u64,
+    /// Revoked credentials accepted: must stay empty.
+    accepted: Vec<String>,
+    refused_503: u64,
+    revoke_503: u64,
+    /// Live credentials (the control) refused with something other than 503.
+    control_failures: Vec<String>,
+    /// Revocation latency by kind, rounds without a fault.
+    logout_ms: std::collections::BTreeMap<String, Vec<f64>>,
+    faulted_ms: Vec<(Fault, f64)>,
+    recover_ms: Vec<(Fault, f64)>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn me_with_cookie(http: &reqwest::Client, node: &Node, cookie: &str) -> impl std::future::Future<Output = Res> + use<> {
+    send(http.get(format!("{}/api/me", node.base)).header("Cookie", cookie.to_owned()))
+}
+
+/// Warms every node with every credential. Refresh and remember-me tokens rotate on use, and
+/// a resume from remember-me supersedes the session it backed, so the newest of each is kept.
+async fn warm(http: &reqwest::Client, nodes: &[Node], c: &mut Credentials) {
+    for node in nodes {
+        let r = send(
+            http.post(format!("{}/auth/token", node.base))
+                .json(&json!({"grant_type": "refresh_token", "refresh_token": c.refresh})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "refresh warm-up on {}: {}", node.base, r.json);
+        c.refresh = r.json["refresh_token"].as_str().expect("refresh").to_owned();
+        c.access = r.json["access_token"].as_str().expect("access").to_owned();
+        let r = send(
+            http.get(format!("{}/auth/session", node.base)).header("Cookie", format!("{REMEMBER}={}", c.remember)),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "remember-me warm-up on {}: {}", node.base, r.json);
+        c.remember = r.cookie(REMEMBER).expect("rotated remember-me cookie").to_owned();
+        c.cookie = r.cookie(SESSION).expect("resumed session cookie").to_owned();
+        c.csrf = r.json["csrf_token"].as_str().expect("csrf").to_owned();
+    }
+    for node in nodes {
+        let r = me_with_cookie(http, node, &format!("{SESSION}={}", c.cookie)).await;
+        assert_eq!(r.status, StatusCode::OK, "cookie warm-up on {}: {}", node.base, r.json);
+        let r = send(http.get(format!("{}/api/me", node.base)).bearer_auth(&c.access)).await;
+        assert_eq!(r.status, StatusCode::OK, "access-token warm-up on {}: {}", node.base, r.json);
+    }
+}
+
+/// Revokes through `node`, retrying on 503 (revocations are idempotent); returns the latency
+/// of the attempt that succeeded and how many answered 503.
+async fn revoke(http: &reqwest::Client, node: &Node, kind: Revocation, c: &Credentials) -> (f64, u64) {
+    let mut unavailable = 0;
+    loop {
+        let cookie = format!("{SESSION}={}", c.cookie);
+        let req = match kind {
+            Revocation::GlobalLogout => http
+                .post(format!("{}/auth/logout", node.base))
+                .header("Cookie", &cookie)
+                .header("X-CSRF-Token", &c.csrf)
+                .json(&json!({"scope": "global"})),
+            Revocation::AdminRevoke => http
+                .post(format!("{}/admin/users/{}/revoke", node.base, c.user_id))
+                .bearer_auth(ADMIN_KEY)
+                .json(&json!({"reason": "cluster test"})),
+            Revocation::PasswordChange => http
+                .post(format!("{}/auth/password", node.base))
+                .header("Cookie", &cookie)
+                .header("X-CSRF-Token", &c.csrf)
+                .json(&json!({"current_password": PASSWORD, "new_password": "another quite strong passphrase 7"})),
+            Revocation::RevokeRefreshToken => http
+                .post(format!("{}/auth/revoke", node.base))
+                .json(&json!({"token": c.refresh, "token_type_hint": "refresh_token"})),
+            Revocation::RevokeTokenSession => http
+                .delete(format!("{}/auth/sessions/{}", node.base, c.token_session))
+                .header("Cookie", &cookie)
+                .header("X-CSRF-Token", &c.csrf),
+        };
+        let started = Instant::now();
+        let r = send(req).await;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        match r.status {
+            StatusCode::OK | StatusCode::NO_CONTENT => return (ms, unavailable),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                unavailable += 1;
+                assert!(unavailable < 50, "revocation kept answering 503");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            // A retried password change finds the password already changed: it was done.
+            StatusCode::UNAUTHORIZED if kind == Revocation::PasswordChange && unavailable > 0 => {
+                return (ms, unavailable);
+            }
+            other => panic!("{kind:?} through {} answered {other}: {}", node.base, r.json),
+        }
+    }
+}
+
+/// Sends every revoked credential to every node at once and records what was accepted.
+async fn check(http: &reqwest::Client, nodes: &[Node], kind: Revocation, c: &Credentials, round: usize, t: &mut Tally) {
+    let mut probes = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let access = send(http.get(format!("{}/api/me", node.base)).bearer_auth(&c.access));
+        let refresh = send(
+            http.post(format!("{}/auth/token", node.base))
+                .json(&json!({"grant_type": "refresh_token", "refresh_token": c.refresh})),
+        );
+        probes.push((i, "access token", Box::pin(access) as std::pin::Pin<Box<dyn std::future::Future<Output = Res>>>));
+        probes.push((i, "refresh token", Box::pin(refresh)));
+        let cookie = me_with_cookie(http, node, &format!("{SESSION}={}", c.cookie));
+        let remember = me_with_cookie(http, node, &format!("{REMEMBER}={}", c.remember));
+        probes.push((i, "session cookie", Box::pin(cookie)));
+        if kind.ends_browser() {
+            probes.push((i, "remember-me token", Box::pin(remember)));
+        }
+    }
+    let labels: Vec<(usize, &str)> = probes.iter().map(|(i, what, _)| (*i, *what)).collect();
+    let results = join_all(probes.into_iter().map(|(_, _, f)| f)).await;
+    for ((node, what), res) in labels.into_iter().zip(results) {
+        t.checks += 1;
+        let control = what == "session cookie" && !kind.ends_browser();
+        match (control, res.status) {
+            (_, StatusCode::SERVICE_UNAVAILABLE) => t.refused_503 += 1,
+            (false, StatusCode::OK) => {
+                t.accepted.push(format!("round {round}: {what} accepted by node {node} after {kind:?}"));
+            }
+            (false, _) => {}
+            (true, StatusCode::OK) => {}
+            (true, other) => t.control_failures.push(format!("round {round}: live cookie got {other} on node {node}")),
+        }
+    }
+}
+
+async fn scenario(with_redis: bool, rounds: usize) -> Tally {
+    let _serial = SERIAL.lock().await;
+    let db = Database::create().await;
+    let mut redis = with_redis.then(Redis::start);
+    let dir = temp_dir("cluster");
+    let redis_url = redis.as_ref().map(Redis::url);
+    let nodes: Vec<Node> = (0..3).map(|i| Node::start(&db.url, redis_url.as_deref(), LEASE_MS, &dir, i)).collect();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("client");
+    wait_ready(&http, &nodes).await;
+    let faults: &[Fault] = if with_redis {
+        &[Fault::None, Fault::ClientKill, Fault::RedisRestart, Fault::Pause, Fault::DatabaseCut, Fault::None]
+    } else {
+        &[Fault::None, Fault::Pause, Fault::DatabaseCut, Fault::None]
+    };
+    let mut t = Tally::default();
+    for round in 0..rounds {
+        let fault = faults[round % faults.len()];
+        let kind = Revocation::ALL[round % Revocation::ALL.len()];
+        let (home, revoker, paused) = (round % 3, (round + 1) % 3, (round + 2) % 3);
+        let mut c =
+            sign_up(&http, &nodes[home], &format!("c{round}-{}@example.com", signoff_core::secret::random_id())).await;
+        warm(&http, &nodes, &mut c).await;
+        let mut resume_at = None;
+        match fault {
+            Fault::None => {}
+            Fault::ClientKill => {
+                let r = redis.as_ref().expect("redis");
+                r.command("CLIENT KILL TYPE pubsub");
+                r.command("CLIENT KILL TYPE normal");
+            }
+            Fault::RedisRestart => redis.as_mut().expect("redis").restart(),
+            Fault::Pause => {
+                nodes[paused].signal("-STOP");
+                resume_at = Some(Instant::now() + Duration::from_millis(LEASE_MS + 600));
+            }
+            Fault::DatabaseCut => {
+                db.terminate_connections().await;
+            }
+        }
+        let (ms, unavailable) = revoke(&http, &nodes[revoker], kind, &c).await;
+        t.revoke_503 += unavailable;
+        if fault == Fault::None {
+            t.logout_ms.entry(format!("{kind:?}")).or_default().push(ms);
+        } else {
+            t.faulted_ms.push((fault, ms));
+        }
+        // Every probe below starts after the revoke response. A paused node's probes wait in
+        // its socket until it is continued, past its lease.
+        let continuing = resume_at.map(|at| {
+            let pid = nodes[paused].pid();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(at.into()).await;
+                let _ = std::process::Command::new("kill").args(["-CONT", &pid]).status();
+            })
+        });
+        check(&http, &nodes, kind, &c, round, &mut t).await;
+        if let Some(task) = continuing {
+            task.await.expect("continue");
+        }
+        let recovering = Instant::now();
+        wait_ready(&http, &nodes).await;
+        if fault != Fault::None {
+            t.recover_ms.push((fault, recovering.elapsed().as_secs_f64() * 1000.0));
+        }
+    }
+    if !t.accepted.is_empty() || !t.control_failures.is_empty() {
+        for n in &nodes {
+            eprintln!("--- {} log tail:\n{}", n.base, n.tail_log());
+        }
+    }
+    drop(nodes);
+    db.drop_it().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    t
+}
+
+fn report(name: &str, t: &mut Tally) {
+    let mut latency = Vec::new();
+    for (kind, ms) in &mut t.logout_ms {
+        ms.sort_by(f64::total_cmp);
+        latency.push(format!(
+            "{kind} (n={}) p50 {:.1} ms, max {:.1} ms",
+            ms.len(),
+            percentile(ms, 0.5),
+            ms.last().copied().unwrap_or(f64::NAN)
+        ));
+    }
+    let faulted: Vec<String> = t.faulted_ms.iter().map(|(f, ms)| format!("{f:?} {ms:.0} ms")).collect();
+    let recovered: Vec<String> = t.recover_ms.iter().map(|(f, ms)| format!("{f:?} {ms:.0} ms")).collect();
+    println!(
+        "{name}: {} probes, {} revoked credentials accepted, {} refused with 503; revocations answered 503 {} times \
+         (then retried)\n  revocation latency without faults: {}\n  \
+         with a fault just before: {}\n  back to ready after the fault: {}",
+        t.checks,
+        t.accepted.len(),
+        t.refused_503,
+        t.revoke_503,
+        latency.join("; "),
+        faulted.join(", "),
+        recovered.join(", "),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_with_redis_refuse_every_revoked_credential_through_faults() {
+    let mut t = scenario(true, 30).await;
+    report("three nodes, PostgreSQL + Redis", &mut t);
+    assert!(t.accepted.is_empty(), "revoked credentials accepted:\n{}", t.accepted.join("\n"));
+    assert!(t.control_failures.is_empty(), "live credentials refused:\n{}", t.control_failures.join("\n"));
+    assert!(t.checks >= 30 * 9, "every round probed every node");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_without_redis_refuse_every_revoked_credential_through_faults() {
+    let mut t = scenario(false, 16).await;
+    report("three nodes, PostgreSQL only (LISTEN/NOTIFY)", &mut t);
+    assert!(t.accepted.is_empty(), "revoked credentials accepted:\n{}", t.accepted.join("\n"));
+    assert!(t.control_failures.is_empty(), "live credentials refused:\n{}", t.control_failures.join("\n"));
+}
