@@ -264,6 +264,10 @@ pub trait Tx: Send {
     async fn revoke_user_refresh(&mut self, user: &UserId) -> Result<u64, StoreError>;
     /// Denies an access token until `exp` (Unix seconds).
     async fn deny_token(&mut self, issuer: &str, jti: &str, exp: i64) -> Result<(), StoreError>;
+    /// Takes the signing keys' lock until the transaction ends: key changes (the first key,
+    /// a rotation, a withdrawal) from several processes then happen one after the other, so
+    /// exactly one key signs. A no-op where transactions are serial anyway (SQLite).
+    async fn lock_signing_keys(&mut self) -> Result<(), StoreError>;
     async fn insert_signing_key(&mut self, key: &SigningKeyPair) -> Result<(), StoreError>;
     /// Retires every unretired key except `keep`.
     async fn retire_signing_keys(&mut self, keep: &str, at: OffsetDateTime) -> Result<u64, StoreError>;

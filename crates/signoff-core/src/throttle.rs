@@ -11,9 +11,13 @@
 //! Registrations and e-mail changes count every attempt, whatever its outcome, so the answer to
 //! "is this address taken?" cannot be read from which attempts were throttled.
 //!
-//! The counters live in process memory: right for the embedded single-node default. A
-//! multi-node deployment shares them through the distributed store later.
+//! The counters live in process memory, which is all one node needs. Several nodes also count
+//! in [`SharedCounters`] (PostgreSQL): a limit reached on any node is reached on all. Attempts
+//! in flight are counted per node only, so with N nodes a burst can exceed a sign-in limit by
+//! at most what the other N − 1 nodes have in flight.
 
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
@@ -70,6 +74,35 @@ impl Limits {
             register_existing: Limit::new(1, hour),
         }
     }
+}
+
+/// One counter as every node sees it: a key (a digest of the limit's tag and what it counts,
+/// so no e-mail address or client address is stored), its window and its maximum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counted {
+    pub key: String,
+    pub window: Duration,
+    pub max: u32,
+}
+
+impl Counted {
+    pub fn new(tag: &str, key: &str, limit: &Limit) -> Self {
+        let digest = Sha256::new().chain_update(tag).chain_update([0]).chain_update(key).finalize();
+        let key = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        Self { key, window: limit.window, max: limit.max }
+    }
+}
+
+/// Fixed-window counters shared by every node.
+#[async_trait]
+pub trait SharedCounters: Send + Sync + 'static {
+    /// The longest wait among the counters that reached their maximum in their current window.
+    async fn over(&self, counted: &[Counted], now: OffsetDateTime) -> Result<Option<Duration>, crate::StoreError>;
+    /// Counts one event in each (a counter whose window ended starts a new one at `now`).
+    async fn hit(&self, counted: &[Counted], now: OffsetDateTime) -> Result<(), crate::StoreError>;
+    async fn clear(&self, counted: &Counted) -> Result<(), crate::StoreError>;
+    /// Forgets counters whose window ended before `now`.
+    async fn purge(&self, now: OffsetDateTime) -> Result<u64, crate::StoreError>;
 }
 
 /// Entries beyond this count trigger a purge of expired windows.
@@ -131,6 +164,11 @@ impl Limit {
 
     pub fn clear(&self, key: &str) {
         self.lock().remove(key);
+    }
+
+    /// This limit's counter for `key`, as shared between nodes (`tag` names the limit).
+    pub fn counted(&self, tag: &str, key: &str) -> Counted {
+        Counted::new(tag, key, self)
     }
 }
 
@@ -254,6 +292,12 @@ impl LoginThrottle {
             (&self.per_ip, format!("i\n{ip}"), ip),
             (&self.per_account, format!("a\n{account}"), account.to_owned()),
         ]
+    }
+
+    /// The three counters of an attempt as shared between nodes, the (account, address) pair's
+    /// first.
+    pub fn counted(&self, account: &str, ip: &str) -> Vec<Counted> {
+        self.keyed(account, ip).iter().map(|(limit, tag, _)| Counted::new(tag, "", limit)).collect()
     }
 
     /// Starts an attempt, unless the failures so far, or those plus the attempts in flight,

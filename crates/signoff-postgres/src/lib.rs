@@ -9,6 +9,7 @@
 //! secret hashes 32-byte `BYTEA`.
 
 mod cluster;
+mod counters;
 mod migrate;
 mod rows;
 
@@ -75,6 +76,10 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(1))
             .connect_lazy_with(connect.options([("statement_timeout", "1000")]));
         Ok(Self { pool, cluster })
+    }
+
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     /// Leases and `LISTEN/NOTIFY` fan-out on this database, for running as one of several nodes.
@@ -339,6 +344,15 @@ impl Tx for PgTx {
         sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
             .bind(user.as_str())
             .fetch_optional(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn lock_signing_keys(&mut self) -> Result<(), StoreError> {
+        // Conflicts with itself and with writers, not with readers (verification reloads).
+        sqlx::query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
+            .execute(self.conn())
             .await
             .map_err(db_err)?;
         Ok(())

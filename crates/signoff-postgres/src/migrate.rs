@@ -5,8 +5,11 @@
 use signoff_core::store::StoreError;
 use sqlx::PgPool;
 
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/0001_schema.sql")), (2, include_str!("../migrations/0002_node_leases.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_schema.sql")),
+    (2, include_str!("../migrations/0002_node_leases.sql")),
+    (3, include_str!("../migrations/0003_rate_counters.sql")),
+];
 
 /// Any fixed number, the same for every node: the key of the migration lock.
 const LOCK: i64 = 0x5167_6e6f_6666;

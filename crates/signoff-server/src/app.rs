@@ -61,10 +61,13 @@ impl AppState {
         };
         let passwords = Passwords::new(config.password_hash_concurrency, config.password_hash_queue).await?;
         let cluster = backend.cluster(&config);
-        let mut authority = Authority::new(backend.store, clock, policy, throttle, tokens, passwords).await?;
+        let mut authority = Authority::new(backend.store.clone(), clock, policy, throttle, tokens, passwords).await?;
         if let Some(cluster) = cluster {
             tracing::info!(node = cluster.node(), "joining the other nodes on this database");
             authority = authority.with_cluster(cluster);
+        }
+        if let Some(counters) = backend.counters {
+            authority = authority.with_shared_counters(counters);
         }
         let (shutdown, _) = watch::channel(false);
         Ok(Self(Arc::new(Inner { authority, config, metrics: Metrics::default(), shutdown })))

@@ -4,6 +4,7 @@
 
 use signoff_core::Store;
 use signoff_core::cluster::{Cluster, ClusterPolicy, Fanout, Leases};
+use signoff_core::throttle::SharedCounters;
 use std::sync::Arc;
 
 use crate::config::Config;
@@ -16,16 +17,18 @@ pub enum BackendError {
     Open(#[from] signoff_core::StoreError),
 }
 
-/// What a process runs on: a store, and for several nodes the protocol's two halves.
+/// What a process runs on: a store, and for several nodes the protocol's two halves and the
+/// rate-limit counters they share.
 pub struct Backend {
     pub store: Arc<dyn Store>,
     pub cluster: Option<(Arc<dyn Leases>, Arc<dyn Fanout>)>,
+    pub counters: Option<Arc<dyn SharedCounters>>,
 }
 
 impl From<Arc<dyn Store>> for Backend {
     /// A store alone: one process (SQLite, or a test).
     fn from(store: Arc<dyn Store>) -> Self {
-        Self { store, cluster: None }
+        Self { store, cluster: None, counters: None }
     }
 }
 
@@ -57,13 +60,13 @@ pub async fn open(config: &Config) -> Result<Backend, BackendError> {
             max_connections: config.database_max_connections,
             acquire_timeout: config.database_acquire_timeout,
         };
-        let store = signoff_postgres::PgStore::connect(url, options).await?;
+        let store = Arc::new(signoff_postgres::PgStore::connect(url, options).await?);
         let leases = Arc::new(store.cluster());
         let fanout: Arc<dyn Fanout> = match &config.redis_url {
             Some(redis) => Arc::new(signoff_redis::RedisFanout::new(redis.expose(), &config.redis_key_prefix)?),
             None => leases.clone(),
         };
-        return Ok(Backend { store: Arc::new(store), cluster: Some((leases, fanout)) });
+        return Ok(Backend { store: store.clone(), cluster: Some((leases, fanout)), counters: Some(store) });
     }
     Err(BackendError::Unsupported(url.split(':').next().unwrap_or_default().to_owned()))
 }

@@ -327,6 +327,10 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
+    async fn lock_signing_keys(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     async fn user_by_id(&mut self, id: &UserId) -> Result<Option<UserCredentials>, StoreError> {
         read::user_by_id(self.conn(), id).await
     }

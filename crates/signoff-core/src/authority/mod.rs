@@ -25,7 +25,9 @@ use crate::session_cache::SessionCache;
 use crate::store::{
     Ended, RememberFilter, RememberToken, Session, SessionFilter, Store, StoreError, Tx, User, UserCredentials,
 };
-use crate::throttle::{Attempt, Limits, Outcome, Refusal, ThrottlePolicy, address_key, take_all};
+use crate::throttle::{
+    Attempt, Counted, Limits, Outcome, Refusal, SharedCounters, ThrottlePolicy, address_key, take_all,
+};
 pub use tokens::{AccessContext, Presented, TokenPair, TokenPolicy, TokenState};
 
 /// How long sessions live.
@@ -161,6 +163,8 @@ pub struct Authority {
     feed: tokio::sync::Mutex<sync::FeedCursor>,
     /// Set when this process is one node of several (see [`crate::cluster`]).
     cluster: Option<Cluster>,
+    /// Rate-limit counters every node sees (several nodes); the in-memory limits apply too.
+    counters: Option<Arc<dyn SharedCounters>>,
 }
 
 /// Changes in flight: one store transaction plus the audit events and revocations to announce
@@ -242,6 +246,15 @@ impl Batch<'_> {
         self.tx.commit().await?;
         // In-memory checks first: a request answered after this returns must already see it.
         self.authority.tokens.apply(&self.token_feed);
+        if self.token_feed.iter().any(|e| matches!(e, FeedEntry::Keys { .. })) {
+            self.authority.reload_keys().await.inspect_err(|_| {
+                // Committed, but this process still holds the old keys: until it has read the
+                // feed again it must not answer from memory.
+                if let Some(cluster) = &self.authority.cluster {
+                    cluster.distrust("signing keys not reloaded");
+                }
+            })?;
+        }
         for e in &self.events {
             e.log();
         }
@@ -295,6 +308,7 @@ impl Authority {
             sessions: SessionCache::default(),
             feed: tokio::sync::Mutex::new(sync::FeedCursor::new(feed_start)),
             cluster: None,
+            counters: None,
         };
         authority.load_token_state().await?;
         Ok(authority)
@@ -382,8 +396,13 @@ impl Authority {
         // passwords against the policy is not throttled for it.
         password::check_policy(password, &target).map_err(CoreError::WeakPassword)?;
         let l = &self.limits;
-        take_all(&[(&l.register_ip, &address_key(&client.ip)), (&l.register_email, &target)], self.now())
-            .map_err(CoreError::Throttled)?;
+        let ip = address_key(&client.ip);
+        take_all(&[(&l.register_ip, &ip), (&l.register_email, &target)], self.now()).map_err(CoreError::Throttled)?;
+        self.take_shared(&[
+            l.register_ip.counted("register-ip", &ip),
+            l.register_email.counted("register-email", &target),
+        ])
+        .await?;
         match self.create_user(raw_email, password, client).await {
             Err(CoreError::Store(StoreError::Conflict)) => {
                 let email = target;
@@ -458,6 +477,13 @@ impl Authority {
         password: &str,
         client: &ClientInfo,
     ) -> Result<UserCredentials, CoreError> {
+        let counted = self.limits.login.counted(key, &client.ip);
+        if let Some(counters) = &self.counters
+            && let Some(wait) = counters.over(&counted, self.now()).await?
+        {
+            tracing::warn!(target: "audit", event = "login_throttled", ip = %client.ip, "sign-in refused: too many failures (all nodes)");
+            return Err(CoreError::Throttled(wait));
+        }
         let attempt = match Attempt::begin(&self.limits, key, &client.ip, self.now()) {
             Ok(attempt) => attempt,
             Err(Refusal::Throttled(wait)) => {
@@ -466,8 +492,8 @@ impl Authority {
             }
             Err(Refusal::Busy) => return Err(CoreError::Busy(Duration::seconds(1))),
         };
-        let (store, passwords) = (self.store.clone(), self.passwords.clone());
-        let (key, password) = (key.to_owned(), password.to_owned());
+        let (store, passwords, counters) = (self.store.clone(), self.passwords.clone(), self.counters.clone());
+        let (key, password, now) = (key.to_owned(), password.to_owned(), self.now());
         let failed = self.event(AuditKind::LoginFailed, Actor::User, client).reason("bad_credentials");
         let checked = tokio::spawn(async move {
             let checked = async {
@@ -479,10 +505,20 @@ impl Authority {
             match checked {
                 Ok((Some(account), true)) => {
                     attempt.finish(Outcome::Succeeded);
+                    if let Some(counters) = &counters
+                        && let Err(e) = counters.clear(&counted[0]).await
+                    {
+                        tracing::warn!(error = %e, "could not clear a shared sign-in counter");
+                    }
                     Ok(account)
                 }
                 Ok((account, _)) => {
                     attempt.finish(Outcome::Failed);
+                    if let Some(counters) = &counters
+                        && let Err(e) = counters.hit(&counted, now).await
+                    {
+                        tracing::error!(error = %e, "could not count a failed sign-in on the shared counters");
+                    }
                     // Stored either way (bounded by the limiter, which refuses before this
                     // point); an unknown account's event has no user, so only operators see it.
                     let event = match account {
@@ -867,6 +903,7 @@ impl Authority {
         // Every attempt counts, whatever its outcome, so probing which addresses are taken is slow
         // and the limit itself tells nothing.
         self.limits.email_change.take(ctx.user.id.as_str(), self.now()).map_err(CoreError::Throttled)?;
+        self.take_shared(&[self.limits.email_change.counted("email-change", ctx.user.id.as_str())]).await?;
         let email = email::normalize(new_email).ok_or(CoreError::InvalidEmail)?;
         let verified = self.check_password(&ctx.user.email, current_password, client).await?;
         let mut batch = self.batch_for(&[&ctx.user.id]).await?;
@@ -981,9 +1018,28 @@ impl Authority {
         Ok(ended)
     }
 
+    /// Counts an attempt on the shared counters unless one is over its limit already.
+    async fn take_shared(&self, counted: &[Counted]) -> Result<(), CoreError> {
+        let Some(counters) = &self.counters else { return Ok(()) };
+        if let Some(wait) = counters.over(counted, self.now()).await? {
+            return Err(CoreError::Throttled(wait));
+        }
+        counters.hit(counted, self.now()).await?;
+        Ok(())
+    }
+
+    /// Counts rate limits on counters every node shares, besides this process's memory.
+    pub fn with_shared_counters(mut self, counters: Arc<dyn SharedCounters>) -> Self {
+        self.counters = Some(counters);
+        self
+    }
+
     /// Drops feed entries older than an hour: every process has relayed them long since.
     pub async fn trim_revocation_feed(&self) -> Result<u64, CoreError> {
         let now = self.now();
+        if let Some(counters) = &self.counters {
+            counters.purge(now).await?;
+        }
         self.tokens.forget_expired(now.unix_timestamp());
         Ok(self.store.trim_revocations(now - Duration::hours(1), now).await?)
     }

@@ -184,12 +184,17 @@ impl Authority {
     pub(super) async fn load_token_state(&self) -> Result<(), CoreError> {
         let mut keys = self.store.signing_keys().await?;
         if !keys.iter().any(|k| k.retired_at.is_none()) {
-            let key = SigningKeyPair::generate(self.now());
+            // Nodes starting together on a new database: the first to take the lock makes the
+            // key, the others find it.
             let mut tx = self.store.begin().await?;
-            tx.insert_signing_key(&key).await?;
+            tx.lock_signing_keys().await?;
+            if !tx.has_signer().await? {
+                let key = SigningKeyPair::generate(self.now());
+                tx.insert_signing_key(&key).await?;
+                tracing::info!(kid = %key.kid, "generated the first access-token signing key");
+            }
             tx.commit().await?;
-            tracing::info!(kid = %key.kid, "generated the first access-token signing key");
-            keys.push(key);
+            keys = self.store.signing_keys().await?;
         }
         self.tokens.set_keyring(keys);
         for (issuer, jti, exp) in self.store.denied_tokens(self.now().unix_timestamp()).await? {
@@ -221,6 +226,7 @@ impl Authority {
     pub async fn rotate_signing_key(&self) -> Result<String, CoreError> {
         let key = SigningKeyPair::generate(self.now());
         let mut batch = self.batch().await?;
+        batch.tx.lock_signing_keys().await?;
         batch.tx.insert_signing_key(&key).await?;
         batch.tx.retire_signing_keys(&key.kid, self.now()).await?;
         batch.token_feed.push(FeedEntry::Keys { kid: key.kid.clone() });
@@ -236,6 +242,7 @@ impl Authority {
     /// unknown `kid`.
     pub async fn revoke_signing_key(&self, kid: &str) -> Result<Option<String>, CoreError> {
         let mut batch = self.batch().await?;
+        batch.tx.lock_signing_keys().await?;
         if !batch.tx.delete_signing_key(kid).await? {
             return Err(CoreError::NotFound);
         }

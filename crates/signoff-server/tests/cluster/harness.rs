@@ -149,6 +149,18 @@ pub struct Node {
 
 impl Node {
     pub fn start(database_url: &str, redis_url: Option<&str>, lease_ms: u64, dir: &std::path::Path, i: usize) -> Self {
+        Self::start_with(database_url, redis_url, lease_ms, dir, i, &[])
+    }
+
+    /// Like [`start`](Self::start), with extra `SIGNOFF_*` settings that win over the defaults.
+    pub fn start_with(
+        database_url: &str,
+        redis_url: Option<&str>,
+        lease_ms: u64,
+        dir: &std::path::Path,
+        i: usize,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let port = free_port();
         let log = dir.join(format!("node{i}.log"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_signoff"));
@@ -168,6 +180,7 @@ impl Node {
         if let Some(url) = redis_url {
             cmd.env("SIGNOFF_REDIS_URL", url);
         }
+        cmd.envs(extra.iter().copied());
         let child = cmd.spawn().expect("start signoff");
         Self { base: format!("http://127.0.0.1:{port}"), log, child }
     }
@@ -192,6 +205,30 @@ impl Drop for Node {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs a `signoff` CLI command on the database and returns its JSON output.
+pub fn cli(database_url: &str, args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_signoff"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("SIGNOFF_PUBLIC_URL", ORIGIN)
+        .env("SIGNOFF_DATABASE_URL", database_url)
+        .env("SIGNOFF_LOG_LEVEL", "warn")
+        .output()
+        .expect("run the signoff CLI");
+    assert!(out.status.success(), "signoff {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON output")
+}
+
+/// The `kid` in a JWT's header.
+pub fn kid(jwt: &str) -> String {
+    use base64::Engine as _;
+    let header = jwt.split('.').next().expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).expect("base64url");
+    let header: Value = serde_json::from_slice(&bytes).expect("header");
+    header["kid"].as_str().unwrap_or_default().to_owned()
 }
 
 /// Waits until every node answers `/readyz` with 200.

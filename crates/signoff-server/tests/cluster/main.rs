@@ -312,3 +312,80 @@ async fn three_nodes_without_redis_refuse_every_revoked_credential_through_fault
     assert!(t.accepted.is_empty(), "revoked credentials accepted:\n{}", t.accepted.join("\n"));
     assert!(t.control_failures.is_empty(), "live credentials refused:\n{}", t.control_failures.join("\n"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_and_signing_keys_are_shared_by_every_node() {
+    let _serial = SERIAL.lock().await;
+    let db = Database::create().await;
+    let dir = temp_dir("cluster-shared");
+    let extra = [("SIGNOFF_REGISTER_MAX_PER_IP", "4"), ("SIGNOFF_LOGIN_MAX_FAILURES_PER_ACCOUNT_AND_IP", "5")];
+    let nodes: Vec<Node> = (0..2).map(|i| Node::start_with(&db.url, None, LEASE_MS, &dir, i, &extra)).collect();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("client");
+    wait_ready(&http, &nodes).await;
+    let register = |node: &Node, email: String| {
+        send(http.post(format!("{}/auth/register", node.base)).json(&json!({"email": email, "password": PASSWORD})))
+    };
+
+    // Four registrations from one address, two through each node: the fifth is refused by both.
+    for i in 0..4 {
+        let r = register(&nodes[i % 2], format!("shared{i}@example.com")).await;
+        assert_eq!(r.status, StatusCode::CREATED, "registration {i}: {}", r.json);
+    }
+    for node in &nodes {
+        let r = register(node, format!("late-{}@example.com", node.base.len())).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "the address used its registrations on the other node too");
+    }
+
+    // Five failed sign-ins for one account from one address, spread over both nodes: the sixth
+    // attempt is refused by either node.
+    let login = |node: &Node, password: &str| {
+        send(
+            http.post(format!("{}/auth/login", node.base))
+                .json(&json!({"email": "shared0@example.com", "password": password})),
+        )
+    };
+    for i in 0..5 {
+        let r = login(&nodes[i % 2], "wrong password entirely").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "failure {i}: {}", r.json);
+    }
+    for node in &nodes {
+        let r = login(node, "wrong password entirely").await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "failures on the other node count here: {}", r.json);
+    }
+
+    // A key rotated by one process signs on every node at once; withdrawing the old one kills
+    // its tokens on every node before the withdrawing process returns.
+    let grant = |node: &Node, email: &str| {
+        send(
+            http.post(format!("{}/auth/token", node.base))
+                .json(&json!({"grant_type": "password", "email": email, "password": PASSWORD})),
+        )
+    };
+    let old = grant(&nodes[0], "shared1@example.com").await;
+    assert_eq!(old.status, StatusCode::OK, "{}", old.json);
+    let old_token = old.json["access_token"].as_str().expect("token").to_owned();
+    let old_kid = kid(&old_token);
+    let rotated = cli(&db.url, &["keys", "rotate"]);
+    let new_kid = rotated["kid"].as_str().expect("kid").to_owned();
+    assert_ne!(new_kid, old_kid);
+    for node in &nodes {
+        let r = grant(node, "shared2@example.com").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+        assert_eq!(
+            kid(r.json["access_token"].as_str().expect("token")),
+            new_kid,
+            "{} signs with the new key",
+            node.base
+        );
+        let me = send(http.get(format!("{}/api/me", node.base)).bearer_auth(&old_token)).await;
+        assert_eq!(me.status, StatusCode::OK, "a rotated key's tokens live on until they expire");
+    }
+    cli(&db.url, &["keys", "revoke", &old_kid]);
+    for node in &nodes {
+        let me = send(http.get(format!("{}/api/me", node.base)).bearer_auth(&old_token)).await;
+        assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{} refuses a withdrawn key's token at once", node.base);
+    }
+    drop(nodes);
+    db.drop_it().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
