@@ -21,10 +21,14 @@ use async_trait::async_trait;
 use std::sync::Mutex;
 use std::sync::PoisonError;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 
 use crate::store::StoreError;
+
+fn wall_nanos(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
 
 /// Node leases, kept where the truth is (the database), timed by its clock.
 #[async_trait]
@@ -111,6 +115,12 @@ pub struct Cluster {
     epoch: Instant,
     /// Until when (nanoseconds since `epoch`) the caches are vouched for; 0 = not at all.
     trusted_until: AtomicU64,
+    /// The same end on the wall clock (Unix nanoseconds): the monotonic clock stands still
+    /// while the machine is suspended, the wall clock does not, and both must agree.
+    trusted_until_wall: AtomicU64,
+    /// Bumped by every [`distrust`](Self::distrust): a catch-up that began before one cannot
+    /// restore trust after it.
+    distrusts: AtomicU64,
     /// Whether fan-out is connected and the lease registered and caught up.
     synced: AtomicBool,
     /// When the present jeopardy began, for the log and `/readyz`.
@@ -135,6 +145,8 @@ impl Cluster {
             policy,
             epoch: Instant::now(),
             trusted_until: AtomicU64::new(0),
+            trusted_until_wall: AtomicU64::new(0),
+            distrusts: AtomicU64::new(0),
             synced: AtomicBool::new(false),
             jeopardy_since: Mutex::new(Some(Instant::now())),
             acks: tokio::sync::Notify::new(),
@@ -155,9 +167,17 @@ impl Cluster {
         u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// Whether this node may answer from memory right now: synced, and inside its lease.
+    /// Whether this node may answer from memory right now: synced, and inside its lease by
+    /// both clocks.
     pub fn vouches(&self) -> bool {
-        self.synced.load(Ordering::Acquire) && self.nanos(Instant::now()) < self.trusted_until.load(Ordering::Acquire)
+        self.synced.load(Ordering::Acquire)
+            && self.nanos(Instant::now()) < self.trusted_until.load(Ordering::Acquire)
+            && wall_nanos(SystemTime::now()) < self.trusted_until_wall.load(Ordering::Acquire)
+    }
+
+    /// Where distrust stands; pass it to [`set_synced`](Self::set_synced).
+    pub(crate) fn distrusts(&self) -> u64 {
+        self.distrusts.load(Ordering::Acquire)
     }
 
     /// Since when the node has not vouched for its caches (`None` while it does).
@@ -169,14 +189,20 @@ impl Cluster {
         Some(*since.get_or_insert_with(Instant::now))
     }
 
-    /// A renewal sent at `sent` succeeded: the caches are vouched for until `sent + L − margin`.
-    pub(crate) fn renewed(&self, sent: Instant) {
-        let until = sent + self.policy.lease.saturating_sub(self.policy.margin);
-        self.trusted_until.store(self.nanos(until), Ordering::Release);
+    /// A renewal sent at `sent` (`sent_wall` on the wall clock) succeeded: the caches are
+    /// vouched for until `sent + L − margin`.
+    pub(crate) fn renewed(&self, sent: Instant, sent_wall: SystemTime) {
+        let trust = self.policy.lease.saturating_sub(self.policy.margin);
+        self.trusted_until.store(self.nanos(sent + trust), Ordering::Release);
+        self.trusted_until_wall.store(wall_nanos(sent_wall + trust), Ordering::Release);
     }
 
-    /// Fully synced (registered, listening, caught up and renewed).
-    pub(crate) fn set_synced(&self) {
+    /// Fully synced (registered, listening, caught up and renewed), unless something distrusted
+    /// the caches since `distrusts` was read (before the catch-up began).
+    pub(crate) fn set_synced(&self, distrusts: u64) {
+        if self.distrusts() != distrusts {
+            return;
+        }
         self.synced.store(true, Ordering::Release);
         let began = self.jeopardy_since.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(began) = began {
@@ -186,6 +212,7 @@ impl Cluster {
 
     /// Enters jeopardy: from now on memory is trusted only after reading the feed.
     pub(crate) fn distrust(&self, why: &str) {
+        self.distrusts.fetch_add(1, Ordering::AcqRel);
         let was = self.synced.swap(false, Ordering::AcqRel);
         self.trusted_until.store(0, Ordering::Release);
         let mut since = self.jeopardy_since.lock().unwrap_or_else(PoisonError::into_inner);
@@ -242,19 +269,27 @@ mod tests {
         };
         let c = Cluster::new(std::sync::Arc::new(Nothing), std::sync::Arc::new(Nothing), policy);
         assert!(!c.vouches(), "a new node vouches for nothing");
-        c.renewed(Instant::now());
+        c.renewed(Instant::now(), SystemTime::now());
         assert!(!c.vouches(), "a lease alone is not enough: the node must have caught up");
-        c.set_synced();
+        c.set_synced(c.distrusts());
         assert!(c.vouches());
         assert!(c.jeopardy_since().is_none());
         std::thread::sleep(Duration::from_millis(220));
         assert!(!c.vouches(), "trust ends a margin before the lease does");
-        c.renewed(Instant::now());
+        c.renewed(Instant::now(), SystemTime::now());
         assert!(c.vouches());
+        c.renewed(Instant::now(), SystemTime::now() - Duration::from_secs(1));
+        assert!(!c.vouches(), "a wall clock past the lease (a suspended machine) ends trust too");
+        c.renewed(Instant::now(), SystemTime::now());
+        let before = c.distrusts();
         c.distrust("test");
         assert!(!c.vouches());
         assert!(c.jeopardy_since().is_some());
-        c.renewed(Instant::now());
+        c.renewed(Instant::now(), SystemTime::now());
         assert!(!c.vouches(), "after jeopardy a renewal alone does not restore trust");
+        c.set_synced(before);
+        assert!(!c.vouches(), "a catch-up that began before the distrust cannot restore trust");
+        c.set_synced(c.distrusts());
+        assert!(c.vouches());
     }
 }

@@ -37,7 +37,8 @@ use rows::{audit_from, db_err, feed_from, ms, refresh_from, remember_from, sessi
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
-    /// A few connections of their own for the node protocol (leases, fan-out).
+    /// A few connections of their own for the node protocol (leases, fan-out; the listener
+    /// holds one).
     cluster: PgPool,
 }
 
@@ -64,7 +65,8 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect.clone())
+            // A statement stuck on a dead connection or a lock ends in an error (503), not a hang.
+            .connect_with(connect.clone().options([("statement_timeout", "30000"), ("lock_timeout", "10000")]))
             .await
             .map_err(db_err)?;
         migrate::run(&pool).await?;
@@ -72,7 +74,7 @@ impl PgStore {
         // pool, and a statement that takes over a second is cancelled (the lease then lapses,
         // which is safe).
         let cluster = PgPoolOptions::new()
-            .max_connections(4)
+            .max_connections(6)
             .acquire_timeout(Duration::from_secs(1))
             .connect_lazy_with(connect.options([("statement_timeout", "1000")]));
         Ok(Self { pool, cluster })

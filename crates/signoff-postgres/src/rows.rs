@@ -12,15 +12,17 @@ use sqlx::postgres::PgRow;
 pub use signoff_core::columns::{backend, ms};
 
 /// Unique violations are conflicts; lock and serialisation failures, deadlocks, cancelled
-/// statements, an exhausted pool and a lost or refused connection (the server going away,
-/// `pg_terminate_backend`, a failover) are `Busy`, answered 503: a retry may succeed.
+/// statements, an exhausted pool, insufficient resources (too many connections), a read-only
+/// server (a replica just after a failover) and a lost or refused connection (the server
+/// going away, `pg_terminate_backend`) are `Busy`, answered 503: a retry may succeed.
 pub fn db_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
         sqlx::Error::Database(d)
             if d.code().is_some_and(|c| {
-                matches!(c.as_ref(), "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03")
+                matches!(c.as_ref(), "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03" | "25006")
                     || c.starts_with("08")
+                    || c.starts_with("53")
             }) =>
         {
             StoreError::Busy(e.to_string())

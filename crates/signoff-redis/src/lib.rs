@@ -41,15 +41,12 @@ fn manager_config() -> ConnectionManagerConfig {
         .set_max_delay(Duration::from_millis(200))
 }
 
-/// Turns on RESP3 (push messages), unless the URL already chose a protocol.
+/// Asks for RESP3 (push messages, which the listener needs), whatever protocol the URL named.
 fn resp3(url: &str) -> String {
-    if url.contains("protocol=") {
-        url.to_owned()
-    } else if url.contains('?') {
-        format!("{url}&protocol=resp3")
-    } else {
-        format!("{url}?protocol=resp3")
-    }
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut params: Vec<&str> = query.split('&').filter(|p| !p.is_empty() && !p.starts_with("protocol=")).collect();
+    params.push("protocol=resp3");
+    format!("{base}?{}", params.join("&"))
 }
 
 impl RedisFanout {
@@ -155,6 +152,21 @@ impl Fanout for RedisFanout {
     }
 }
 
+/// Whether the Redis at `url` answers `PING` within a second (with the URL's credentials).
+/// The error is for operators' logs and never repeats the URL.
+pub async fn ping(url: &str) -> Result<(), String> {
+    let client = Client::open(url).map_err(|_| "invalid Redis URL".to_owned())?;
+    let ping = async {
+        let mut conn = client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await.map_err(|e| e.to_string())
+    };
+    match tokio::time::timeout(Duration::from_secs(1), ping).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err("timed out".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::resp3;
@@ -163,6 +175,7 @@ mod tests {
     fn resp3_is_asked_for_unless_the_url_chose() {
         assert_eq!(resp3("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379?protocol=resp3");
         assert_eq!(resp3("redis://h/0?x=1"), "redis://h/0?x=1&protocol=resp3");
-        assert_eq!(resp3("redis://h?protocol=resp2"), "redis://h?protocol=resp2");
+        assert_eq!(resp3("redis://h?protocol=resp2"), "redis://h?protocol=resp3");
+        assert_eq!(resp3("redis://h?a=1&protocol=2&b=2"), "redis://h?a=1&b=2&protocol=resp3");
     }
 }

@@ -170,7 +170,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let _background = spawn_background(&state).await;
+    let background = spawn_background(&state).await;
     let notify = state.clone();
     let shutdown = async move {
         shutdown.await;
@@ -185,7 +185,9 @@ pub async fn serve(
     };
     let leaving = state.clone();
     let served = listener::serve(listener, router(state), limits, shutdown).await;
-    // No revoker should wait for a node that is gone.
+    // No revoker should wait for a node that is gone: stop following (so nothing takes the
+    // lease again), then give it up.
+    drop(background);
     leaving.authority().leave_cluster().await;
     served
 }

@@ -60,7 +60,9 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(REQUEST_ID, v);
     }
-    state.metrics().response(status.as_u16());
+    // A refusal that asks to come back (Retry-After) is shed load; `/readyz` saying "not yet"
+    // is not.
+    state.metrics().response(status.as_u16(), res.headers().contains_key(axum::http::header::RETRY_AFTER));
     tracing::info!(target: "access", request_id = %request_id, %method, route = %route, status = status.as_u16(),
         ms = started.elapsed().as_secs_f64() * 1000.0, "request");
     res

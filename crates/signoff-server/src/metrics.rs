@@ -23,13 +23,14 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn response(&self, status: u16) {
+    /// Counts a response; `retry_after` tells a shed 503 (busy) from another.
+    pub fn response(&self, status: u16, retry_after: bool) {
         if let Some(c) = self.responses.get(usize::from(status / 100).saturating_sub(1)) {
             c.fetch_add(1, Relaxed);
         }
         match status {
             429 => Self::inc(&self.throttled),
-            503 => Self::inc(&self.busy),
+            503 if retry_after => Self::inc(&self.busy),
             _ => {}
         }
     }

@@ -179,6 +179,10 @@ struct Batch<'a> {
     /// Ended sessions are not announced to their open pages (the feed and caches still learn).
     quiet: bool,
     rekeyed: Vec<(SessionId, SessionId)>,
+    /// A revocation the caller will be told succeeded: even when it finds nothing left to
+    /// revoke (a retry of one that committed and then answered 503), it answers only once
+    /// every node has applied the feed as far as it goes.
+    revoking: bool,
 }
 
 impl Batch<'_> {
@@ -270,6 +274,8 @@ impl Batch<'_> {
         // Success is answered only once every other node has applied it too.
         if seq > 0 {
             self.authority.propagate(seq).await?;
+        } else if self.revoking {
+            self.authority.propagate_head().await?;
         }
         Ok(())
     }
@@ -342,6 +348,7 @@ impl Authority {
             token_feed: Vec::new(),
             quiet: false,
             rekeyed: Vec::new(),
+            revoking: false,
         })
     }
 
@@ -775,6 +782,7 @@ impl Authority {
         };
         let users: Vec<&UserId> = current.iter().map(|s| &s.user_id).chain(&owners).collect();
         let mut batch = self.batch_for(&users).await?;
+        batch.revoking = true;
         let mut ended = 0;
         if current.is_empty() || scope.ends_current() {
             let event =

@@ -26,6 +26,13 @@ impl FeedCursor {
 /// Entries read from the feed per round trip.
 const PAGE: u32 = 500;
 
+/// How long a request waits for a catch-up before it is answered 503.
+const VOUCH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A node that has not read the feed for this long compares its position with the head: the
+/// entries after it may have been trimmed (the feed keeps an hour).
+const TRIM_SUSPICION: Duration = Duration::from_secs(600);
+
 impl Authority {
     /// Makes this authority one node of several: it vouches for its caches only under its lease
     /// and proves every revocation it commits to the other nodes' leases.
@@ -57,11 +64,17 @@ impl Authority {
         if cursor.caught_up_from.is_some_and(|from| from >= arrived) {
             return Ok(());
         }
-        self.catch_up_locked(&mut cursor).await.map_err(|e| {
-            tracing::warn!(error = %e, "cannot vouch for the caches: the revocation feed is unreadable");
-            CoreError::Busy(time::Duration::seconds(1))
-        })?;
-        Ok(())
+        match tokio::time::timeout(VOUCH_TIMEOUT, self.catch_up_locked(&mut cursor)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot vouch for the caches: the revocation feed is unreadable");
+                Err(CoreError::Busy(time::Duration::seconds(1)))
+            }
+            Err(_) => {
+                tracing::warn!("cannot vouch for the caches: reading the revocation feed timed out");
+                Err(CoreError::Busy(time::Duration::seconds(1)))
+            }
+        }
     }
 
     /// Applies every feed entry after the applied position and returns the new one.
@@ -72,10 +85,31 @@ impl Authority {
 
     async fn catch_up_locked(&self, cursor: &mut FeedCursor) -> Result<i64, CoreError> {
         let started = Instant::now();
+        let long_away = cursor.caught_up_from.is_none_or(|at| at.elapsed() > TRIM_SUSPICION);
         loop {
             let entries = self.store.revocations_since(cursor.applied, PAGE).await?;
-            let Some(&(last, _)) = entries.last() else { break };
-            if entries.first().is_some_and(|(first, _)| *first != cursor.applied + 1) {
+            let Some(&(last, _)) = entries.last() else {
+                if long_away {
+                    // Everything after this node's position may have been trimmed.
+                    let head = self.store.revocation_head().await?;
+                    if head > cursor.applied {
+                        tracing::warn!(
+                            applied = cursor.applied,
+                            head,
+                            "revocation feed trimmed past this node; reloading every cache"
+                        );
+                        self.reload_everything().await?;
+                        cursor.applied = head;
+                    }
+                }
+                break;
+            };
+            let mut expected = cursor.applied;
+            let contiguous = entries.iter().all(|(seq, _)| {
+                expected += 1;
+                *seq == expected
+            });
+            if !contiguous {
                 // Positions have no gaps: entries were trimmed before this node read them, so
                 // what they revoked is unknown here.
                 tracing::warn!(applied = cursor.applied, "revocation feed read past a gap; reloading every cache");
@@ -136,10 +170,14 @@ impl Authority {
             tracing::error!(seq, error = %e, "revocation committed but its propagation is unproven; answering 503");
             CoreError::Busy(time::Duration::seconds(1))
         };
-        if let Err(e) = cluster.fanout.publish(seq).await {
-            // Nodes that miss the hint read the feed on their poll, or are fenced below.
-            tracing::warn!(seq, error = %e, "revocation hint not published");
-        }
+        // The hint is sent on the side: a slow fan-out must not hold the revoker (nodes that
+        // miss it read the feed on their poll, or are fenced below).
+        let fanout = cluster.fanout.clone();
+        tokio::spawn(async move {
+            if let Err(e) = fanout.publish(seq).await {
+                tracing::warn!(seq, error = %e, "revocation hint not published");
+            }
+        });
         // Look at the leases whenever a node acknowledges (and every few milliseconds in case
         // an acknowledgement's announcement was lost), until all caught up or time is up.
         let deadline = tokio::time::Instant::now() + cluster.policy.ack_wait;
@@ -167,6 +205,17 @@ impl Authority {
             tokio::time::sleep(remaining).await;
         }
         Ok(())
+    }
+
+    /// Like [`propagate`](Self::propagate), up to the feed's head: for a revocation that found
+    /// nothing (left) to revoke, which may be the retry of one that committed and then could
+    /// not prove itself.
+    pub(super) async fn propagate_head(&self) -> Result<(), CoreError> {
+        if self.cluster.is_none() {
+            return Ok(());
+        }
+        let head = self.store.revocation_head().await?;
+        if head > 0 { self.propagate(head).await } else { Ok(()) }
     }
 
     /// Follows the feed for as long as the process runs: applies what the fan-out announces
@@ -295,10 +344,13 @@ impl Follower<'_> {
         match c.leases.acknowledge(&c.node, incarnation, applied).await {
             Ok(true) => {
                 self.applied = applied;
-                if let Err(e) = c.fanout.publish_ack().await {
-                    // Revokers look at the leases again within milliseconds anyway.
-                    tracing::debug!(error = %e, "acknowledgement not announced");
-                }
+                let fanout = c.fanout.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = fanout.publish_ack().await {
+                        // Revokers look at the leases again within milliseconds anyway.
+                        tracing::debug!(error = %e, "acknowledgement not announced");
+                    }
+                });
             }
             Ok(false) => {
                 c.distrust("lease lost");
@@ -327,6 +379,7 @@ impl Follower<'_> {
     /// and needs a new lease.
     async fn renew_lease(&mut self) -> bool {
         let Some(incarnation) = self.incarnation else { return false };
+        let distrusts = self.cluster.distrusts();
         let applied = match self.authority.catch_up().await {
             Ok(applied) => applied,
             Err(e) => {
@@ -335,12 +388,12 @@ impl Follower<'_> {
             }
         };
         let c = self.cluster;
-        let sent = Instant::now();
+        let (sent, sent_wall) = (Instant::now(), std::time::SystemTime::now());
         match c.leases.renew(&c.node, incarnation, applied, c.policy.lease).await {
             Ok(true) => {
                 self.applied = applied;
-                c.renewed(sent);
-                c.set_synced();
+                c.renewed(sent, sent_wall);
+                c.set_synced(distrusts);
                 true
             }
             Ok(false) => {

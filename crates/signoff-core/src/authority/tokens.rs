@@ -78,11 +78,15 @@ pub struct TokenState {
     policy: TokenPolicy,
     keyring: RwLock<Arc<Keyring>>,
     last_reload: Mutex<Option<Instant>>,
+    /// Held across a reload's read and install, so installs happen in the order of the reads:
+    /// a reload that read before a withdrawal can never install after one that read after it.
+    reloading: tokio::sync::Mutex<()>,
     /// issuer → jti → `exp` of denied tokens that have not expired: keyed on `(iss, jti)`,
     /// nested so the hot path can probe it with borrowed strings.
     denied: RwLock<HashMap<String, HashMap<String, i64>>>,
-    /// Token versions of users seen so far.
-    versions: RwLock<HashMap<UserId, i64>>,
+    /// Token versions of users seen so far, and how many times they were forgotten (a
+    /// read-through that began before a forgetting must not insert what it read after it).
+    versions: RwLock<(u64, HashMap<UserId, i64>)>,
     /// SHA-256 of token bytes whose signature already verified → their claims, so a token
     /// used again skips the Ed25519 check (everything else is still checked every time).
     verified: Mutex<Memo>,
@@ -106,6 +110,7 @@ impl TokenState {
             policy,
             keyring: RwLock::default(),
             last_reload: Mutex::new(None),
+            reloading: tokio::sync::Mutex::new(()),
             denied: RwLock::default(),
             versions: RwLock::default(),
             verified: Mutex::default(),
@@ -131,7 +136,7 @@ impl TokenState {
                 FeedEntry::Token { issuer, jti, exp } => self.deny(issuer, jti, *exp),
                 FeedEntry::TokenVersion { user_id, version } => {
                     let mut versions = self.versions.write().unwrap_or_else(PoisonError::into_inner);
-                    let v = versions.entry(user_id.clone()).or_insert(*version);
+                    let v = versions.1.entry(user_id.clone()).or_insert(*version);
                     *v = (*v).max(*version);
                 }
                 FeedEntry::Session(_) | FeedEntry::Keys { .. } | FeedEntry::Rekeyed { .. } => {}
@@ -142,7 +147,10 @@ impl TokenState {
 
     /// Forgets the token versions and remembered signatures, so checks read the store again.
     pub(super) fn distrust(&self) {
-        self.versions.write().unwrap_or_else(PoisonError::into_inner).clear();
+        let mut versions = self.versions.write().unwrap_or_else(PoisonError::into_inner);
+        versions.0 += 1;
+        versions.1.clear();
+        drop(versions);
         let mut memo = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
         memo.generation += 1;
         memo.claims.clear();
@@ -169,12 +177,22 @@ impl TokenState {
     }
 
     fn version(&self, user: &UserId) -> Option<i64> {
-        self.versions.read().unwrap_or_else(PoisonError::into_inner).get(user).copied()
+        self.versions.read().unwrap_or_else(PoisonError::into_inner).1.get(user).copied()
     }
 
-    fn remember_version(&self, user: &UserId, version: i64) {
+    /// Where forgetting stands; pass it back to [`remember_version`](Self::remember_version).
+    fn versions_generation(&self) -> u64 {
+        self.versions.read().unwrap_or_else(PoisonError::into_inner).0
+    }
+
+    /// Keeps a version read from the store, unless the versions were forgotten since
+    /// `generation` (then the next check reads again).
+    fn remember_version(&self, user: &UserId, version: i64, generation: u64) {
         let mut versions = self.versions.write().unwrap_or_else(PoisonError::into_inner);
-        let v = versions.entry(user.clone()).or_insert(version);
+        if versions.0 != generation {
+            return;
+        }
+        let v = versions.1.entry(user.clone()).or_insert(version);
         *v = (*v).max(version);
     }
 }
@@ -205,6 +223,7 @@ impl Authority {
 
     /// Re-reads the keys from the store (after a rotation or withdrawal by another process).
     pub async fn reload_keys(&self) -> Result<(), CoreError> {
+        let _one_at_a_time = self.tokens.reloading.lock().await;
         let keys = self.store.signing_keys().await?;
         let kids = |ring: &Keyring| ring.kids().map(str::to_owned).collect::<Vec<_>>();
         let unchanged = {
@@ -392,7 +411,6 @@ impl Authority {
         let p = &self.tokens.policy;
         let claims =
             Claims::new(&p.issuer, &p.audience, &user.id, session, user.token_version, self.now(), p.access_ttl);
-        self.tokens.remember_version(&user.id, user.token_version);
         let access_token =
             self.tokens.keyring().sign(&claims).ok_or_else(|| CoreError::Internal("no signing key".into()))?;
         Ok(TokenPair {
@@ -418,9 +436,10 @@ impl Authority {
         let version = match self.tokens.version(&claims.sub) {
             Some(v) => v,
             None => {
+                let generation = self.tokens.versions_generation();
                 let user = self.store.user_by_id(&claims.sub).await.map_err(|_| TokenError::Unavailable)?;
                 let v = user.ok_or(TokenError::Revoked)?.user.token_version;
-                self.tokens.remember_version(&claims.sub, v);
+                self.tokens.remember_version(&claims.sub, v, generation);
                 self.tokens.version(&claims.sub).unwrap_or(v)
             }
         };
@@ -531,7 +550,9 @@ impl Authority {
                 return Ok(());
             }
         }
-        Ok(())
+        // Nothing (left) to revoke, and still a success: perhaps a retry of a revocation that
+        // committed and then answered 503. Answer once every node is as far as the feed goes.
+        self.propagate_head().await
     }
 
     async fn revoke_access(&self, token: &str, client: &ClientInfo) -> Result<bool, CoreError> {

@@ -34,7 +34,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
         return not_ready("store", e.to_string());
     }
     if let Some(url) = &state.config().redis_url
-        && let Err(e) = redis_ping(url.expose()).await
+        && let Err(e) = signoff_redis::ping(url.expose()).await
     {
         return not_ready("redis", e);
     }
@@ -47,26 +47,6 @@ async fn readyz(State(state): State<AppState>) -> Response {
         return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
     }
     axum::Json(json!({ "status": "ready" })).into_response()
-}
-
-/// `PING` over a plain connection to the configured Redis, answered `+PONG` within a second.
-async fn redis_ping(url: &str) -> Result<(), String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let url = url::Url::parse(url).map_err(|e| e.to_string())?;
-    let host = url.host_str().ok_or("no host")?.to_owned();
-    let port = url.port().unwrap_or(6379);
-    let ping = async {
-        let mut conn = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(|e| e.to_string())?;
-        conn.write_all(b"PING\r\n").await.map_err(|e| e.to_string())?;
-        let mut buf = [0u8; 7];
-        conn.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
-        if &buf == b"+PONG\r\n" {
-            Ok(())
-        } else {
-            Err(format!("unexpected answer {:?}", String::from_utf8_lossy(&buf)))
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(1), ping).await.map_err(|_| "timed out".to_owned())?
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -329,3 +329,13 @@ pub fn claim(jwt: &str, name: &str) -> String {
     let claims: Value = serde_json::from_slice(&bytes).expect("claims");
     claims[name].as_str().unwrap_or_default().to_owned()
 }
+
+/// The test's HTTP client. Idle connections are dropped well before a node's keep-alive
+/// timeout closes them, so no request is sent on a connection the node is closing.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .pool_idle_timeout(Duration::from_secs(1))
+        .build()
+        .expect("client")
+}

@@ -1,9 +1,10 @@
 //! Three `signoff` processes on one PostgreSQL database (with a private Redis, and once
 //! without): every credential is warmed on every node, revoked through one node, and then sent
 //! to every node by requests started after the revoke response. Faults are injected between
-//! the warm-up and the revocation: `CLIENT KILL`, a Redis restart (empty), a node paused with
-//! `SIGSTOP` for longer than its lease, and every database connection terminated. The count
-//! of revoked credentials accepted must be 0.
+//! the warm-up and the revocation: `CLIENT KILL`, a Redis restart (empty), `CLIENT PAUSE` (no
+//! hint or acknowledgement announced), a node paused with `SIGSTOP` across the revocation for
+//! less than its lease (it must be fenced and waited out) and for longer, and every database
+//! connection terminated. The count of revoked credentials accepted must be 0.
 //!
 //! Figures (logout latency, 503s, time to recover) are printed; run with `--nocapture`.
 
@@ -26,6 +27,14 @@ enum Fault {
     None,
     ClientKill,
     RedisRestart,
+    /// Redis holds every write (publishes) for a while: no hint and no acknowledgement is
+    /// announced, so revokers must fence.
+    HintsLost,
+    /// A node stopped across the revocation for less than its lease, continued before the
+    /// revocation answers: only fencing and waiting out its lease keeps it from answering
+    /// from its caches.
+    ShortPause,
+    /// A node stopped for longer than its lease.
     Pause,
     DatabaseCut,
 }
@@ -37,21 +46,29 @@ enum Revocation {
     PasswordChange,
     RevokeRefreshToken,
     RevokeTokenSession,
+    /// RFC 7009 on the access token alone: only the denylist stops it (its session lives on).
+    RevokeAccessToken,
 }
 
 impl Revocation {
-    const ALL: [Revocation; 5] = [
+    const ALL: [Revocation; 6] = [
         Self::GlobalLogout,
         Self::AdminRevoke,
         Self::PasswordChange,
         Self::RevokeRefreshToken,
         Self::RevokeTokenSession,
+        Self::RevokeAccessToken,
     ];
 
     /// Whether the browser's cookie and remember-me token die too (otherwise only the token
     /// session's access and refresh tokens do, and the cookie must still work).
     fn ends_browser(self) -> bool {
         matches!(self, Self::GlobalLogout | Self::AdminRevoke | Self::PasswordChange)
+    }
+
+    /// Whether the refresh token dies too.
+    fn ends_refresh(self) -> bool {
+        self != Self::RevokeAccessToken
     }
 }
 
@@ -62,7 +79,8 @@ struct Tally {
     accepted: Vec<String>,
     refused_503: u64,
     revoke_503: u64,
-    /// Live credentials (the control) refused with something other than 503.
+    /// Live credentials (the control) refused with something other than 503, and answers that
+    /// are errors (5xx other than 503).
     control_failures: Vec<String>,
     /// Revocation latency by kind, rounds without a fault.
     logout_ms: std::collections::BTreeMap<String, Vec<f64>>,
@@ -138,6 +156,9 @@ async fn revoke(http: &reqwest::Client, node: &Node, kind: Revocation, c: &Crede
                 .delete(format!("{}/auth/sessions/{}", node.base, c.token_session))
                 .header("Cookie", &cookie)
                 .header("X-CSRF-Token", &c.csrf),
+            Revocation::RevokeAccessToken => http
+                .post(format!("{}/auth/revoke", node.base))
+                .json(&json!({"token": c.access, "token_type_hint": "access_token"})),
         };
         let started = Instant::now();
         let r = send(req).await;
@@ -168,7 +189,9 @@ async fn check(http: &reqwest::Client, nodes: &[Node], kind: Revocation, c: &Cre
                 .json(&json!({"grant_type": "refresh_token", "refresh_token": c.refresh})),
         );
         probes.push((i, "access token", Box::pin(access) as std::pin::Pin<Box<dyn std::future::Future<Output = Res>>>));
-        probes.push((i, "refresh token", Box::pin(refresh)));
+        if kind.ends_refresh() {
+            probes.push((i, "refresh token", Box::pin(refresh)));
+        }
         let cookie = me_with_cookie(http, node, &format!("{SESSION}={}", c.cookie));
         let remember = me_with_cookie(http, node, &format!("{REMEMBER}={}", c.remember));
         probes.push((i, "session cookie", Box::pin(cookie)));
@@ -183,6 +206,9 @@ async fn check(http: &reqwest::Client, nodes: &[Node], kind: Revocation, c: &Cre
         let control = what == "session cookie" && !kind.ends_browser();
         match (control, res.status) {
             (_, StatusCode::SERVICE_UNAVAILABLE) => t.refused_503 += 1,
+            (_, error) if error.is_server_error() => {
+                t.control_failures.push(format!("round {round}: {what} got {error} on node {node}"));
+            }
             (false, StatusCode::OK) => {
                 t.accepted.push(format!("round {round}: {what} accepted by node {node} after {kind:?}"));
             }
@@ -200,12 +226,20 @@ async fn scenario(with_redis: bool, rounds: usize) -> Tally {
     let dir = temp_dir("cluster");
     let redis_url = redis.as_ref().map(Redis::url);
     let nodes: Vec<Node> = (0..3).map(|i| Node::start(&db.url, redis_url.as_deref(), LEASE_MS, &dir, i)).collect();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("client");
+    let http = client();
     wait_ready(&http, &nodes).await;
     let faults: &[Fault] = if with_redis {
-        &[Fault::None, Fault::ClientKill, Fault::RedisRestart, Fault::Pause, Fault::DatabaseCut, Fault::None]
+        &[
+            Fault::None,
+            Fault::ClientKill,
+            Fault::RedisRestart,
+            Fault::ShortPause,
+            Fault::HintsLost,
+            Fault::Pause,
+            Fault::DatabaseCut,
+        ]
     } else {
-        &[Fault::None, Fault::Pause, Fault::DatabaseCut, Fault::None]
+        &[Fault::None, Fault::ShortPause, Fault::Pause, Fault::DatabaseCut, Fault::None]
     };
     let mut t = Tally::default();
     for round in 0..rounds {
@@ -224,6 +258,13 @@ async fn scenario(with_redis: bool, rounds: usize) -> Tally {
                 r.command("CLIENT KILL TYPE normal");
             }
             Fault::RedisRestart => redis.as_mut().expect("redis").restart(),
+            Fault::HintsLost => {
+                redis.as_ref().expect("redis").command("CLIENT PAUSE 1500 WRITE");
+            }
+            Fault::ShortPause => {
+                nodes[paused].signal("-STOP");
+                resume_at = Some(Instant::now() + Duration::from_millis(LEASE_MS / 3));
+            }
             Fault::Pause => {
                 nodes[paused].signal("-STOP");
                 resume_at = Some(Instant::now() + Duration::from_millis(LEASE_MS + 600));
@@ -232,7 +273,18 @@ async fn scenario(with_redis: bool, rounds: usize) -> Tally {
                 db.terminate_connections().await;
             }
         }
+        // A short pause is continued while the revocation waits (it must outwait the lease).
+        let early = (fault == Fault::ShortPause).then(|| {
+            let (pid, at) = (nodes[paused].pid(), resume_at.take().expect("resume time"));
+            tokio::spawn(async move {
+                tokio::time::sleep_until(at.into()).await;
+                let _ = std::process::Command::new("kill").args(["-CONT", &pid]).status();
+            })
+        });
         let (ms, unavailable) = revoke(&http, &nodes[revoker], kind, &c).await;
+        if let Some(task) = early {
+            task.await.expect("continue");
+        }
         t.revoke_503 += unavailable;
         if fault == Fault::None {
             t.logout_ms.entry(format!("{kind:?}")).or_default().push(ms);
@@ -298,16 +350,16 @@ fn report(name: &str, t: &mut Tally) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_with_redis_refuse_every_revoked_credential_through_faults() {
-    let mut t = scenario(true, 30).await;
+    let mut t = scenario(true, 42).await;
     report("three nodes, PostgreSQL + Redis", &mut t);
     assert!(t.accepted.is_empty(), "revoked credentials accepted:\n{}", t.accepted.join("\n"));
     assert!(t.control_failures.is_empty(), "live credentials refused:\n{}", t.control_failures.join("\n"));
-    assert!(t.checks >= 30 * 9, "every round probed every node");
+    assert!(t.checks >= 42 * 6, "every round probed every node");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_without_redis_refuse_every_revoked_credential_through_faults() {
-    let mut t = scenario(false, 16).await;
+    let mut t = scenario(false, 20).await;
     report("three nodes, PostgreSQL only (LISTEN/NOTIFY)", &mut t);
     assert!(t.accepted.is_empty(), "revoked credentials accepted:\n{}", t.accepted.join("\n"));
     assert!(t.control_failures.is_empty(), "live credentials refused:\n{}", t.control_failures.join("\n"));
@@ -320,7 +372,7 @@ async fn rate_limits_and_signing_keys_are_shared_by_every_node() {
     let dir = temp_dir("cluster-shared");
     let extra = [("SIGNOFF_REGISTER_MAX_PER_IP", "4"), ("SIGNOFF_LOGIN_MAX_FAILURES_PER_ACCOUNT_AND_IP", "5")];
     let nodes: Vec<Node> = (0..2).map(|i| Node::start_with(&db.url, None, LEASE_MS, &dir, i, &extra)).collect();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("client");
+    let http = client();
     wait_ready(&http, &nodes).await;
     let register = |node: &Node, email: String| {
         send(http.post(format!("{}/auth/register", node.base)).json(&json!({"email": email, "password": PASSWORD})))

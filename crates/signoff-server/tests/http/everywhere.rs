@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 async fn token_version(s: &TestServer, email: &str) -> i64 {
-    sqlx::query_scalar("SELECT token_version FROM users WHERE email = ?")
+    sqlx::query_scalar("SELECT token_version FROM users WHERE email = $1")
         .bind(email)
         .fetch_one(&s.db().await)
         .await
@@ -75,15 +75,16 @@ async fn global_logout_ends_ten_thousand_sessions_and_bumps_the_token_version() 
     let db = s.db().await;
     let user: String =
         sqlx::query_scalar("SELECT id FROM users WHERE email = 'many@example.com'").fetch_one(&db).await.expect("id");
-    sqlx::query(
+    let bulk = if crate::support::on_postgres() {
+        "INSERT INTO sessions (id, secret_hash, user_id, created_at, last_active_at, expires_at) \
+         SELECT 'bulk' || i, sha256(('bulk' || i)::bytea), $1, 0, (SELECT max(last_active_at) FROM sessions), \
+         99999999999999 FROM generate_series(1, 10000) AS i"
+    } else {
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000) \
          INSERT INTO sessions (id, secret_hash, user_id, created_at, last_active_at, expires_at) \
-         SELECT 'bulk' || i, randomblob(32), ?, 0, (SELECT max(last_active_at) FROM sessions), 99999999999999 FROM n",
-    )
-    .bind(&user)
-    .execute(&db)
-    .await
-    .expect("bulk insert");
+         SELECT 'bulk' || i, randomblob(32), $1, 0, (SELECT max(last_active_at) FROM sessions), 99999999999999 FROM n"
+    };
+    sqlx::query(bulk).bind(&user).execute(&db).await.expect("bulk insert");
     let mut other = s.signed_in("bystander@example.com").await;
     assert_eq!(token_version(&s, "many@example.com").await, 0);
     let res = a.post_json("/auth/logout", &json!({"scope": "global"})).await;

@@ -49,7 +49,7 @@ async fn lives(s: &TestServer, session: &str) -> bool {
 }
 
 async fn live_sessions(s: &TestServer, email: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.email = ?")
+    sqlx::query_scalar("SELECT count(*) FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.email = $1")
         .bind(email)
         .fetch_one(&s.db().await)
         .await

@@ -261,10 +261,13 @@ async fn a_feed_entry_of_an_unknown_kind_does_not_stall_the_relay() {
     let (mut on_a, mut on_b) = (a.browser(), b.browser());
     let t = grant(&mut on_a, "future@example.com").await;
     // A newer version sharing the database writes a kind this one does not know.
-    sqlx::query("INSERT INTO revocations (kind, subject, at) VALUES ('from_a_newer_version', 'x', 0)")
-        .execute(&a.db().await)
-        .await
-        .expect("insert");
+    let insert = if crate::support::on_postgres() {
+        "WITH c AS (UPDATE revocation_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq) \
+         INSERT INTO revocations (seq, kind, subject, at) SELECT seq, 'from_a_newer_version', 'x', 0 FROM c"
+    } else {
+        "INSERT INTO revocations (kind, subject, at) VALUES ('from_a_newer_version', 'x', 0)"
+    };
+    sqlx::query(insert).execute(&a.db().await).await.expect("insert");
     on_a.post_json("/auth/revoke", &json!({"token": t})).await;
     refused_within(&mut on_b, &t, Duration::from_secs(2)).await;
 }

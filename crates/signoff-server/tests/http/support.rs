@@ -1,5 +1,9 @@
-//! A real server on a loopback port over a real SQLite file, and a small browser-like client
-//! that keeps cookies the way the tests need to see them.
+//! A real server on a loopback port over a real store, and a small browser-like client that
+//! keeps cookies the way the tests need to see them.
+//!
+//! The store is a fresh SQLite file, or, with `SIGNOFF_TEST_BACKEND=postgres`, a fresh database
+//! on the PostgreSQL server `SIGNOFF_TEST_POSTGRES_URL` names (created per test, dropped after),
+//! opened through `backend.rs` like a deployment does: several nodes, leases and all.
 
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
@@ -20,7 +24,65 @@ pub struct TestServer {
     pub clock: ManualClock,
     pub db_url: String,
     dir: PathBuf,
+    /// The PostgreSQL database this server (and its siblings) runs on, dropped with the last.
+    database: Option<Arc<PgDatabase>>,
     shutdown: Option<oneshot::Sender<()>>,
+}
+
+/// Whether the suite runs on PostgreSQL (`SIGNOFF_TEST_BACKEND=postgres`) rather than SQLite.
+pub fn on_postgres() -> bool {
+    match std::env::var("SIGNOFF_TEST_BACKEND").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("SIGNOFF_TEST_BACKEND must be sqlite or postgres, not {other}"),
+    }
+}
+
+/// A database of its own on the test PostgreSQL server, dropped when the last server using it
+/// is.
+pub struct PgDatabase {
+    server: String,
+    name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    async fn create() -> Self {
+        use sqlx::Connection;
+        let server = std::env::var("SIGNOFF_TEST_POSTGRES_URL").expect(
+            "SIGNOFF_TEST_BACKEND=postgres needs SIGNOFF_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres)",
+        );
+        let name = format!("signoff_http_{}", signoff_core::secret::random_id().to_ascii_lowercase())
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect::<String>();
+        let mut admin = sqlx::PgConnection::connect(&server).await.expect("PostgreSQL must be reachable");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create");
+        let mut url = url::Url::parse(&server).expect("a postgres:// URL");
+        url.set_path(&format!("/{name}"));
+        Self { server, name, url: url.to_string() }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // Drop runs inside the test's runtime: the clean-up gets a thread and runtime of its own.
+        let done = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&server).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
+                }
+            });
+        });
+        let _ = done.join();
+    }
 }
 
 impl TestServer {
@@ -31,10 +93,26 @@ impl TestServer {
     /// Starts a server whose configuration `adjust` may change (the public URL and database
     /// are set first).
     pub async fn with(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::on(on_postgres(), adjust).await
+    }
+
+    /// A server on a SQLite file whatever the suite's backend (for what only SQLite has).
+    pub async fn on_sqlite() -> Self {
+        Self::on(false, |_| {}).await
+    }
+
+    async fn on(postgres: bool, adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = std::env::temp_dir().join(format!("signoff-test-{}", signoff_core::secret::random_id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let db_url = format!("sqlite://{}", dir.join("signoff.db").display());
-        Self::start_on(dir, db_url, adjust).await
+        let (db_url, database) = if postgres {
+            let db = Arc::new(PgDatabase::create().await);
+            (db.url.clone(), Some(db))
+        } else {
+            (format!("sqlite://{}", dir.join("signoff.db").display()), None)
+        };
+        let mut s = Self::start_on(dir, db_url, adjust).await;
+        s.database = database;
+        s
     }
 
     async fn start_on(dir: PathBuf, db_url: String, adjust: impl FnOnce(&mut Config)) -> Self {
@@ -60,8 +138,8 @@ impl TestServer {
         config.database_url = signoff_server::config::SecretUrl(db_url.clone());
         adjust(&mut config);
         let origin = config.public_origin.clone();
-        let store = signoff_server::backend::open_store(&db_url).await.expect("store");
-        let state = AppState::new(config, store, Arc::new(clock.clone())).await.expect("state");
+        let backend = signoff_server::backend::open(&config).await.expect("store");
+        let state = AppState::new(config, backend, Arc::new(clock.clone())).await.expect("state");
         let (tx, rx) = oneshot::channel();
         tokio::spawn(async move {
             signoff_server::serve(listener, state, async {
@@ -70,7 +148,27 @@ impl TestServer {
             .await
             .expect("serve");
         });
-        Self { base: format!("http://{addr}"), origin, clock, db_url, dir, shutdown: Some(tx) }
+        let server =
+            Self { base: format!("http://{addr}"), origin, clock, db_url, dir, database: None, shutdown: Some(tx) };
+        server.settle().await;
+        server
+    }
+
+    /// On several-node backends a node answers from memory only once it has joined the others
+    /// (`/readyz` says when): wait for that, as a load balancer would, for a few seconds at most
+    /// (a test of an unready node sees it unready).
+    async fn settle(&self) {
+        if !on_postgres() {
+            return;
+        }
+        let client = reqwest::Client::new();
+        for _ in 0..60 {
+            let ready = client.get(format!("{}/readyz", self.base)).send().await;
+            if ready.is_ok_and(|r| r.status() == StatusCode::OK) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// Stops this server and starts another on the same database file (and directory) with
@@ -85,6 +183,7 @@ impl TestServer {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let mut next = Self::start_on(dir, db_url, same_origin(&self.origin)).await;
         next.origin = self.origin.clone();
+        next.database = self.database.take();
         next
     }
 
@@ -94,6 +193,7 @@ impl TestServer {
         let (db, origin, clock) = (self.db_url.clone(), same_origin(&self.origin), self.clock.clone());
         let mut node = Self::start_with_clock(PathBuf::new(), db, origin, clock).await;
         node.origin = self.origin.clone();
+        node.database = self.database.clone();
         node
     }
 
@@ -119,9 +219,11 @@ impl TestServer {
         b
     }
 
-    /// Opens the server's database directly, to look at what it stored.
-    pub async fn db(&self) -> sqlx::SqlitePool {
-        sqlx::SqlitePool::connect(&self.db_url).await.expect("open db")
+    /// Opens the server's database directly, to look at what it stored (SQL with `$1`-style
+    /// parameters works on both backends).
+    pub async fn db(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::pool::PoolOptions::<sqlx::Any>::new().max_connections(2).connect(&self.db_url).await.expect("open db")
     }
 }
 

@@ -360,7 +360,8 @@ async fn key_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key
 #[tokio::test]
 async fn the_database_holding_the_keys_is_private_to_its_owner() {
     use std::os::unix::fs::PermissionsExt;
-    let s = TestServer::start().await;
+    // The embedded store's files (PostgreSQL keeps its own files private).
+    let s = TestServer::on_sqlite().await;
     let path = s.db_url.trim_start_matches("sqlite://");
     for file in [path.to_owned(), format!("{path}-wal"), format!("{path}-shm")] {
         let mode = std::fs::metadata(&file).expect("db file").permissions().mode() & 0o777;
