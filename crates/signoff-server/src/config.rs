@@ -30,7 +30,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     (
         "database_max_connections",
         "16",
-        "PostgreSQL connections per node for requests (the node protocol keeps up to 4 more)",
+        "PostgreSQL connections per node for requests (the node protocol keeps up to 6 more)",
     ),
     (
         "database_acquire_timeout_millis",

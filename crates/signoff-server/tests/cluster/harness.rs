@@ -68,13 +68,23 @@ impl Database {
         .expect("terminate");
         killed.into_iter().filter(|k| *k).count() as u64
     }
+}
 
-    pub async fn drop_it(&self) {
-        self.terminate_connections().await;
-        let mut admin = sqlx::PgConnection::connect(&self.server).await.expect("admin connection");
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
-            .execute(&mut admin)
-            .await;
+impl Drop for Database {
+    /// Dropped however the test ends (a failed assertion included), on a thread of its own:
+    /// this runs inside the test's runtime.
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        let done = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async {
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&server).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
+                }
+            });
+        });
+        let _ = done.join();
     }
 }
 

@@ -316,7 +316,6 @@ async fn scenario(with_redis: bool, rounds: usize) -> Tally {
         }
     }
     drop(nodes);
-    db.drop_it().await;
     let _ = std::fs::remove_dir_all(&dir);
     t
 }
@@ -438,6 +437,5 @@ async fn rate_limits_and_signing_keys_are_shared_by_every_node() {
         assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{} refuses a withdrawn key's token at once", node.base);
     }
     drop(nodes);
-    db.drop_it().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
