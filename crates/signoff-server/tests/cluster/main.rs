@@ -66,6 +66,12 @@ impl Revocation {
         matches!(self, Self::GlobalLogout | Self::AdminRevoke | Self::PasswordChange)
     }
 
+    /// Whether the browser's session itself ends (not rotated, as a password change does), so
+    /// its open event streams on every node must hear `revoked`.
+    fn ends_session(self) -> bool {
+        matches!(self, Self::GlobalLogout | Self::AdminRevoke)
+    }
+
     /// Whether the refresh token dies too.
     fn ends_refresh(self) -> bool {
         self != Self::RevokeAccessToken
@@ -84,6 +90,9 @@ struct Tally {
     control_failures: Vec<String>,
     /// Revocation latency by kind, rounds without a fault.
     logout_ms: std::collections::BTreeMap<String, Vec<f64>>,
+    /// Event streams opened before a revocation, and those that heard `revoked`.
+    streams: u64,
+    streams_told: u64,
     faulted_ms: Vec<(Fault, f64)>,
     recover_ms: Vec<(Fault, f64)>,
 }
@@ -249,6 +258,21 @@ async fn scenario(with_redis: bool, rounds: usize) -> Tally {
         let mut c =
             sign_up(&http, &nodes[home], &format!("c{round}-{}@example.com", signoff_core::secret::random_id())).await;
         warm(&http, &nodes, &mut c).await;
+        // The browser's open pages, one event stream on every node.
+        let mut streams = Vec::new();
+        if kind.ends_session() {
+            for node in &nodes {
+                let res = http
+                    .get(format!("{}/auth/events", node.base))
+                    .header("Cookie", format!("{SESSION}={}", c.cookie))
+                    .header("Accept", "text/event-stream")
+                    .send()
+                    .await
+                    .expect("events");
+                assert_eq!(res.status(), StatusCode::OK, "event stream on {}", node.base);
+                streams.push(res);
+            }
+        }
         let mut resume_at = None;
         match fault {
             Fault::None => {}
@@ -304,6 +328,26 @@ async fn scenario(with_redis: bool, rounds: usize) -> Tally {
         if let Some(task) = continuing {
             task.await.expect("continue");
         }
+        for (node, mut stream) in streams.into_iter().enumerate() {
+            t.streams += 1;
+            let mut seen = String::new();
+            let told = tokio::time::timeout(Duration::from_secs(10), async {
+                while let Ok(Some(chunk)) = stream.chunk().await {
+                    seen.push_str(&String::from_utf8_lossy(&chunk));
+                    if seen.contains("event: revoked") {
+                        return true;
+                    }
+                }
+                false
+            })
+            .await
+            .unwrap_or(false);
+            if told {
+                t.streams_told += 1;
+            } else {
+                t.control_failures.push(format!("round {round}: the event stream on node {node} did not hear revoked"));
+            }
+        }
         let recovering = Instant::now();
         wait_ready(&http, &nodes).await;
         if fault != Fault::None {
@@ -335,12 +379,14 @@ fn report(name: &str, t: &mut Tally) {
     let recovered: Vec<String> = t.recover_ms.iter().map(|(f, ms)| format!("{f:?} {ms:.0} ms")).collect();
     println!(
         "{name}: {} probes, {} revoked credentials accepted, {} refused with 503; revocations answered 503 {} times \
-         (then retried)\n  revocation latency without faults: {}\n  \
+         (then retried); {} of {} open event streams told\n  revocation latency without faults: {}\n  \
          with a fault just before: {}\n  back to ready after the fault: {}",
         t.checks,
         t.accepted.len(),
         t.refused_503,
         t.revoke_503,
+        t.streams_told,
+        t.streams,
         latency.join("; "),
         faulted.join(", "),
         recovered.join(", "),
