@@ -106,6 +106,11 @@ fn sorted(mut ids: Vec<SessionId>) -> Vec<SessionId> {
     ids
 }
 
+fn sorted_users(mut ids: Vec<UserId>) -> Vec<UserId> {
+    ids.sort();
+    ids
+}
+
 async fn users(store: Arc<dyn Store>) {
     let a = user(&store, "a@example.com").await;
     let mut t = tx(&store).await;
@@ -149,12 +154,20 @@ async fn session_filters(store: Arc<dyn Store>) {
     let kept = [s[0].id.clone(), s[3].id.clone()];
     let all = t.end_sessions(SessionFilter::AllOf { user: &a.id, keep: &kept }).await.expect("all of");
     assert_eq!(ids(&all.sessions), vec![s[4].id.clone()], "every session but the kept ones");
-    let expired = t
-        .end_sessions(SessionFilter::Expired { now: t0() + Duration::hours(11), idle_cutoff: t0() })
-        .await
-        .expect("expired");
-    assert_eq!(ids(&expired.sessions), sorted(vec![s[0].id.clone(), s[3].id.clone(), other.id.clone()]));
     t.commit().await.expect("commit");
+    let (now, idle_cutoff) = (t0() + Duration::hours(11), t0());
+    let mut owners = store.expired_owners(now, idle_cutoff, 10).await.expect("owners");
+    owners.sort();
+    assert_eq!(owners, sorted_users(vec![a.id.clone(), other.user_id.clone()]), "each owner once");
+    assert_eq!(store.expired_owners(now, idle_cutoff, 1).await.expect("owners").len(), 1, "at most the limit");
+    let mut t = tx(&store).await;
+    let expired = t.end_sessions(SessionFilter::Expired { user: &a.id, now, idle_cutoff }).await.expect("expired");
+    assert_eq!(ids(&expired.sessions), sorted(vec![s[0].id.clone(), s[3].id.clone()]), "only this user's");
+    let theirs =
+        t.end_sessions(SessionFilter::Expired { user: &other.user_id, now, idle_cutoff }).await.expect("expired");
+    assert_eq!(ids(&theirs.sessions), vec![other.id.clone()]);
+    t.commit().await.expect("commit");
+    assert!(store.expired_owners(now, idle_cutoff, 10).await.expect("owners").is_empty());
     assert!(store.user_sessions(&a.id).await.expect("list").is_empty());
 }
 
@@ -228,7 +241,7 @@ async fn series_take_their_sessions_along(store: Arc<dyn Store>) {
     for r in [&old, &newer, &spared] {
         t.insert_remember(r).await.expect("insert");
     }
-    let swept = t.delete_remember(RememberFilter::Expired(t0())).await.expect("sweep");
+    let swept = t.delete_remember(RememberFilter::Expired { user: &a.id, now: t0() }).await.expect("sweep");
     assert_eq!(swept.series, 1, "only the series past its end");
     let capped = t
         .delete_remember(RememberFilter::OldestBeyond { user: &a.id, keep: 1, spare: Some(&spared.selector) })

@@ -98,8 +98,8 @@ pub enum SessionFilter<'a> {
     One { user: &'a UserId, id: &'a SessionId },
     /// Every session of a user, except those in `keep`.
     AllOf { user: &'a UserId, keep: &'a [SessionId] },
-    /// Every session past its absolute end, or idle since before `idle_cutoff`.
-    Expired { now: OffsetDateTime, idle_cutoff: OffsetDateTime },
+    /// Every session of a user past its absolute end, or idle since before `idle_cutoff`.
+    Expired { user: &'a UserId, now: OffsetDateTime, idle_cutoff: OffsetDateTime },
     /// One session that has expired: like [`SessionFilter::One`], but the remember-me series
     /// it backs lives on (signing the device back in is its purpose).
     Lapsed { user: &'a UserId, id: &'a SessionId },
@@ -113,8 +113,11 @@ pub enum SessionFilter<'a> {
 pub enum RememberFilter<'a> {
     Selector(&'a str),
     AllOfUser(&'a UserId),
-    /// Every series past its end.
-    Expired(OffsetDateTime),
+    /// Every series of a user past its end.
+    Expired {
+        user: &'a UserId,
+        now: OffsetDateTime,
+    },
     /// A user's least recently used series beyond the newest `keep` (the per-user cap), never
     /// `spare` (the series being used), which counts as the newest.
     OldestBeyond {
@@ -169,6 +172,14 @@ pub trait Store: Send + Sync + 'static {
     async fn touch_session(&self, id: &SessionId, at: OffsetDateTime) -> Result<(), StoreError>;
     /// A user's events, newest first.
     async fn user_audit(&self, user: &UserId, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Up to `limit` users with a session past its end (or idle since before `idle_cutoff`) or a
+    /// remember-me series past its end: the sweep ends them user by user, under each user's lock.
+    async fn expired_owners(
+        &self,
+        now: OffsetDateTime,
+        idle_cutoff: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<UserId>, StoreError>;
 
     /// Feed entries recorded after position `after`, oldest first, at most `limit`, each with
     /// its position.

@@ -197,6 +197,25 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn expired_owners(
+        &self,
+        now: OffsetDateTime,
+        idle_cutoff: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<UserId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT user_id FROM sessions WHERE expires_at <= $1 OR last_active_at <= $2 \
+             UNION SELECT user_id FROM remember_tokens WHERE expires_at <= $1 LIMIT $3",
+        )
+        .bind(ms(now))
+        .bind(ms(idle_cutoff))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(ids.into_iter().map(UserId::from_string).collect())
+    }
+
     async fn user_audit(&self, user: &UserId, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT user_id, session_id, kind, scope, reason, detail, actor, ip, user_agent, at FROM audit_events \
@@ -499,52 +518,52 @@ impl Tx for PgTx {
     }
 
     async fn end_sessions(&mut self, filter: SessionFilter<'_>) -> Result<Ended, StoreError> {
-        let rows = match filter {
-            SessionFilter::One { user, id } | SessionFilter::Lapsed { user, id } => {
-                sqlx::query(concat!(
-                    "DELETE FROM sessions WHERE id = $1 AND user_id = $2 RETURNING ",
-                    session_returning!()
-                ))
-                .bind(id.as_str())
-                .bind(user.as_str())
-                .fetch_all(self.conn())
-                .await
-            }
-            SessionFilter::AllOf { user, keep } => {
-                let keep: Vec<&str> = keep.iter().map(SessionId::as_str).collect();
-                sqlx::query(concat!(
-                    "DELETE FROM sessions WHERE user_id = $1 AND id <> ALL($2) RETURNING ",
-                    session_returning!()
-                ))
-                .bind(user.as_str())
-                .bind(&keep)
-                .fetch_all(self.conn())
-                .await
-            }
-            SessionFilter::Expired { now, idle_cutoff } => {
-                sqlx::query(concat!(
-                    "DELETE FROM sessions WHERE expires_at <= $1 OR last_active_at <= $2 RETURNING ",
+        let rows =
+            match filter {
+                SessionFilter::One { user, id } | SessionFilter::Lapsed { user, id } => {
+                    sqlx::query(concat!(
+                        "DELETE FROM sessions WHERE id = $1 AND user_id = $2 RETURNING ",
+                        session_returning!()
+                    ))
+                    .bind(id.as_str())
+                    .bind(user.as_str())
+                    .fetch_all(self.conn())
+                    .await
+                }
+                SessionFilter::AllOf { user, keep } => {
+                    let keep: Vec<&str> = keep.iter().map(SessionId::as_str).collect();
+                    sqlx::query(concat!(
+                        "DELETE FROM sessions WHERE user_id = $1 AND id <> ALL($2) RETURNING ",
+                        session_returning!()
+                    ))
+                    .bind(user.as_str())
+                    .bind(&keep)
+                    .fetch_all(self.conn())
+                    .await
+                }
+                SessionFilter::Expired { user, now, idle_cutoff } => sqlx::query(concat!(
+                    "DELETE FROM sessions WHERE user_id = $3 AND (expires_at <= $1 OR last_active_at <= $2) RETURNING ",
                     session_returning!()
                 ))
                 .bind(ms(now))
                 .bind(ms(idle_cutoff))
-                .fetch_all(self.conn())
-                .await
-            }
-            SessionFilter::OldestBeyond { user, keep, spare } => {
-                sqlx::query(concat!(
-                    "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE user_id = $1 AND id <> $2 \
-                     ORDER BY created_at DESC, id OFFSET $3) RETURNING ",
-                    session_returning!()
-                ))
                 .bind(user.as_str())
-                .bind(spare.as_str())
-                .bind(i64::from(keep.saturating_sub(1)))
                 .fetch_all(self.conn())
-                .await
+                .await,
+                SessionFilter::OldestBeyond { user, keep, spare } => {
+                    sqlx::query(concat!(
+                        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE user_id = $1 AND id <> $2 \
+                     ORDER BY created_at DESC, id OFFSET $3) RETURNING ",
+                        session_returning!()
+                    ))
+                    .bind(user.as_str())
+                    .bind(spare.as_str())
+                    .bind(i64::from(keep.saturating_sub(1)))
+                    .fetch_all(self.conn())
+                    .await
+                }
             }
-        }
-        .map_err(db_err)?;
+            .map_err(db_err)?;
         let mut ended = Ended { sessions: rows.iter().map(session_from).collect::<Result<Vec<_>, _>>()?, series: 0 };
         // The series the ended sessions back go with them (see `SessionFilter`).
         let selectors: Vec<String> = match filter {
@@ -658,11 +677,14 @@ impl Tx for PgTx {
                     .fetch_all(self.conn())
                     .await
             }
-            RememberFilter::Expired(now) => {
-                sqlx::query_scalar("DELETE FROM remember_tokens WHERE expires_at <= $1 RETURNING selector")
-                    .bind(ms(now))
-                    .fetch_all(self.conn())
-                    .await
+            RememberFilter::Expired { user, now } => {
+                sqlx::query_scalar(
+                    "DELETE FROM remember_tokens WHERE user_id = $1 AND expires_at <= $2 RETURNING selector",
+                )
+                .bind(user.as_str())
+                .bind(ms(now))
+                .fetch_all(self.conn())
+                .await
             }
             RememberFilter::OldestBeyond { user, keep, spare } => {
                 sqlx::query_scalar(

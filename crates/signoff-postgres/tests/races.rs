@@ -2,13 +2,16 @@
 //! PostgreSQL runs transactions side by side, so the guarantees must come from row locks taken
 //! in one order. Each round races 60 resumes from one remember-me cookie (its current and its
 //! previous validator) against "log out everywhere"; the logout must succeed (no deadlock
-//! turned into 503) and nothing resumed may outlive it.
+//! turned into 503) and nothing resumed may outlive it. Another races the expiry sweep
+//! against refreshes and uses of the sessions it is ending.
 
 use signoff_core::password::Passwords;
 use signoff_core::remember::RememberSecret;
 use signoff_core::store::Store;
 use signoff_core::throttle::ThrottlePolicy;
-use signoff_core::{Authority, ClientInfo, LogoutScope, Presented, Resume, SessionPolicy, SystemClock, TokenPolicy};
+use signoff_core::{
+    Authority, ClientInfo, Clock, LogoutScope, ManualClock, Presented, Resume, SessionPolicy, SystemClock, TokenPolicy,
+};
 use signoff_postgres::{PgStore, PoolOptions};
 use sqlx::Connection;
 use std::sync::Arc;
@@ -21,6 +24,10 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 async fn authority(store: Arc<dyn Store>) -> Arc<Authority> {
+    authority_at(store, Arc::new(SystemClock)).await
+}
+
+async fn authority_at(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Arc<Authority> {
     let tokens = TokenPolicy {
         issuer: "https://auth.example".into(),
         audience: "https://auth.example".into(),
@@ -30,12 +37,13 @@ async fn authority(store: Arc<dyn Store>) -> Arc<Authority> {
     };
     let passwords = Passwords::new(4, Duration::from_secs(10)).await.expect("passwords");
     let policy = SessionPolicy::default();
-    let authority = Authority::new(store, Arc::new(SystemClock), policy, ThrottlePolicy::default(), tokens, passwords);
+    let throttle = ThrottlePolicy { max_failures_per_ip: 10_000, ..ThrottlePolicy::default() };
+    let authority = Authority::new(store, clock, policy, throttle, tokens, passwords);
     Arc::new(authority.await.expect("authority"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn resumes_racing_a_global_logout_leave_nothing_alive() {
+/// A store on a fresh database; the name is returned for the drop.
+async fn fresh_store() -> (Arc<PgStore>, String, sqlx::PgConnection) {
     let server =
         std::env::var("SIGNOFF_TEST_POSTGRES_URL").expect("SIGNOFF_TEST_POSTGRES_URL must name a PostgreSQL server");
     let db = format!("signoff_races_{}", hex(&signoff_core::secret::random_bytes::<8>()));
@@ -44,7 +52,53 @@ async fn resumes_racing_a_global_logout_leave_nothing_alive() {
     let mut url = url::Url::parse(&server).expect("url");
     url.set_path(&format!("/{db}"));
     let options = PoolOptions { max_connections: 24, acquire_timeout: Duration::from_secs(10) };
-    let store = Arc::new(PgStore::connect(url.as_str(), options).await.expect("store"));
+    (Arc::new(PgStore::connect(url.as_str(), options).await.expect("store")), db, admin)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_expiry_sweep_queues_behind_refreshes_and_uses_instead_of_deadlocking() {
+    let (store, db, mut admin) = fresh_store().await;
+    let clock = ManualClock::new(time::OffsetDateTime::now_utc());
+    let auth = authority_at(store, Arc::new(clock.clone())).await;
+    let client = ClientInfo { ip: "192.0.2.2".into(), user_agent: None };
+    for round in 0..4 {
+        let mut held = Vec::new();
+        for i in 0..24 {
+            let email = format!("sweep{round}-{i}@example.com");
+            auth.create_user(&email, PASSWORD, &client).await.expect("user");
+            let signed_in = auth.login(&email, PASSWORD, true, (None, None), &client).await.expect("login");
+            let tokens = auth.password_grant(&email, PASSWORD, &client).await.expect("grant");
+            held.push((signed_in.ctx.secret.clone(), tokens.refresh_token));
+        }
+        // Every session is now past its idle end: the sweep and their holders go for them at once.
+        clock.advance(SessionPolicy::default().idle_timeout + time::Duration::minutes(1));
+        let mut racers = tokio::task::JoinSet::new();
+        for (secret, refresh) in held {
+            let (a, b, client) = (auth.clone(), auth.clone(), client.clone());
+            racers.spawn(async move { a.refresh_grant(&refresh, &client).await.map(|_| ()) });
+            racers.spawn(async move { b.authenticate(&secret).await.map(|_| ()) });
+        }
+        let sweep = auth.sweep_expired().await;
+        assert!(sweep.is_ok(), "round {round}: the sweep failed: {sweep:?}");
+        for r in racers.join_all().await {
+            match r {
+                Ok(()) | Err(signoff_core::CoreError::InvalidGrant) => {}
+                Err(e) => panic!("round {round}: a refresh or use racing the sweep failed: {e}"),
+            }
+        }
+        let left = auth.sweep_expired().await.expect("sweep again");
+        assert_eq!(left, 0, "round {round}: the first sweep and the racers ended everything");
+    }
+    drop(auth);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {db} WITH (FORCE)")))
+        .execute(&mut admin)
+        .await
+        .expect("drop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resumes_racing_a_global_logout_leave_nothing_alive() {
+    let (store, db, mut admin) = fresh_store().await;
     let auth = authority(store).await;
     let client = ClientInfo { ip: "192.0.2.1".into(), user_agent: None };
     let user = auth.create_user("race@example.com", PASSWORD, &client).await.expect("user");

@@ -170,6 +170,26 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn expired_owners(
+        &self,
+        now: OffsetDateTime,
+        idle_cutoff: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<UserId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT user_id FROM sessions WHERE expires_at <= ? OR last_active_at <= ? \
+             UNION SELECT user_id FROM remember_tokens WHERE expires_at <= ? LIMIT ?",
+        )
+        .bind(ms(now))
+        .bind(ms(idle_cutoff))
+        .bind(ms(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(ids.into_iter().map(UserId::from_string).collect())
+    }
+
     async fn user_audit(&self, user: &UserId, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT user_id, session_id, kind, scope, reason, detail, actor, ip, user_agent, at FROM audit_events \
@@ -500,11 +520,12 @@ impl Tx for SqliteTx {
                 .bind(user.as_str()),
                 None,
             ),
-            SessionFilter::Expired { now, idle_cutoff } => (
+            SessionFilter::Expired { user, now, idle_cutoff } => (
                 sqlx::query(concat!(
-                    "DELETE FROM sessions WHERE expires_at <= ? OR last_active_at <= ? RETURNING ",
+                    "DELETE FROM sessions WHERE user_id = ? AND (expires_at <= ? OR last_active_at <= ?) RETURNING ",
                     session_returning!()
                 ))
+                .bind(user.as_str())
                 .bind(ms(now))
                 .bind(ms(idle_cutoff)),
                 None,
@@ -611,9 +632,11 @@ impl Tx for SqliteTx {
             RememberFilter::AllOfUser(u) => {
                 sqlx::query_scalar("DELETE FROM remember_tokens WHERE user_id = ? RETURNING selector").bind(u.as_str())
             }
-            RememberFilter::Expired(now) => {
-                sqlx::query_scalar("DELETE FROM remember_tokens WHERE expires_at <= ? RETURNING selector").bind(ms(now))
-            }
+            RememberFilter::Expired { user, now } => sqlx::query_scalar(
+                "DELETE FROM remember_tokens WHERE user_id = ? AND expires_at <= ? RETURNING selector",
+            )
+            .bind(user.as_str())
+            .bind(ms(now)),
             // The spared series counts as the newest: one place fewer for the others.
             RememberFilter::OldestBeyond { user, keep, spare } => sqlx::query_scalar(
                 "DELETE FROM remember_tokens WHERE selector IN (SELECT selector FROM remember_tokens WHERE user_id = ? \

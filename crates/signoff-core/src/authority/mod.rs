@@ -1013,17 +1013,28 @@ impl Authority {
         Ok(Some(rotated))
     }
 
-    /// Deletes every session past its end; run periodically by the server.
+    /// Deletes every session past its end, and every remember-me series past its end (it can
+    /// sign nobody in); run periodically by the server. One transaction per user, under that
+    /// user's lock like every other change to a user's credentials, so the sweep queues behind
+    /// a sign-in or a refresh instead of deadlocking with it.
     pub async fn sweep_expired(&self) -> Result<u64, CoreError> {
+        const USERS_PER_READ: u32 = 500;
         let now = self.now();
+        let idle_cutoff = now - self.policy.idle_timeout;
         let event = self.event(AuditKind::SessionExpired, Actor::Policy, &ClientInfo::default()).reason("expired");
-        let mut batch = self.batch().await?;
-        let mut ended =
-            batch.end(SessionFilter::Expired { now, idle_cutoff: now - self.policy.idle_timeout }, &event).await?;
-        // Remember-me series past their end can sign nobody in: they go too.
-        ended += batch.drop_series(RememberFilter::Expired(now), &event).await?;
-        batch.commit().await?;
-        Ok(ended)
+        let mut ended = 0;
+        loop {
+            let owners = self.store.expired_owners(now, idle_cutoff, USERS_PER_READ).await?;
+            for user in &owners {
+                let mut batch = self.batch_for(&[user]).await?;
+                ended += batch.end(SessionFilter::Expired { user, now, idle_cutoff }, &event).await?;
+                ended += batch.drop_series(RememberFilter::Expired { user, now }, &event).await?;
+                batch.commit().await?;
+            }
+            if owners.len() < USERS_PER_READ as usize {
+                return Ok(ended);
+            }
+        }
     }
 
     /// Counts an attempt on the shared counters unless one is over its limit already.

@@ -180,6 +180,14 @@ impl Store for DeniedWhileLoading {
     async fn touch_session(&self, id: &SessionId, at: OffsetDateTime) -> Result<(), StoreError> {
         self.inner.touch_session(id, at).await
     }
+    async fn expired_owners(
+        &self,
+        now: OffsetDateTime,
+        idle_cutoff: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<UserId>, StoreError> {
+        self.inner.expired_owners(now, idle_cutoff, limit).await
+    }
     async fn user_audit(&self, user: &UserId, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
         self.inner.user_audit(user, limit).await
     }
