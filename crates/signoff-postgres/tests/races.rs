@@ -13,15 +13,11 @@ use signoff_core::{
     Authority, ClientInfo, Clock, LogoutScope, ManualClock, Presented, Resume, SessionPolicy, SystemClock, TokenPolicy,
 };
 use signoff_postgres::{PgStore, PoolOptions};
-use sqlx::Connection;
+use signoff_testdb::TestDatabase;
 use std::sync::Arc;
 use std::time::Duration;
 
 const PASSWORD: &str = "correct horse battery staple";
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 async fn authority(store: Arc<dyn Store>) -> Arc<Authority> {
     authority_at(store, Arc::new(SystemClock)).await
@@ -42,22 +38,16 @@ async fn authority_at(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Arc<Autho
     Arc::new(authority.await.expect("authority"))
 }
 
-/// A store on a fresh database; the name is returned for the drop.
-async fn fresh_store() -> (Arc<PgStore>, String, sqlx::PgConnection) {
-    let server =
-        std::env::var("SIGNOFF_TEST_POSTGRES_URL").expect("SIGNOFF_TEST_POSTGRES_URL must name a PostgreSQL server");
-    let db = format!("signoff_races_{}", hex(&signoff_core::secret::random_bytes::<8>()));
-    let mut admin = sqlx::PgConnection::connect(&server).await.expect("the PostgreSQL server answers");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&mut admin).await.expect("create");
-    let mut url = url::Url::parse(&server).expect("url");
-    url.set_path(&format!("/{db}"));
+/// A store on a fresh database (dropped with the returned guard).
+async fn fresh_store() -> (Arc<PgStore>, TestDatabase) {
+    let db = TestDatabase::create("signoff_races").await;
     let options = PoolOptions { max_connections: 24, acquire_timeout: Duration::from_secs(10) };
-    (Arc::new(PgStore::connect(url.as_str(), options).await.expect("store")), db, admin)
+    (Arc::new(PgStore::connect(&db.url, options).await.expect("store")), db)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_expiry_sweep_queues_behind_refreshes_and_uses_instead_of_deadlocking() {
-    let (store, db, mut admin) = fresh_store().await;
+    let (store, _db) = fresh_store().await;
     let clock = ManualClock::new(time::OffsetDateTime::now_utc());
     let auth = authority_at(store, Arc::new(clock.clone())).await;
     let client = ClientInfo { ip: "192.0.2.2".into(), user_agent: None };
@@ -89,16 +79,11 @@ async fn the_expiry_sweep_queues_behind_refreshes_and_uses_instead_of_deadlockin
         let left = auth.sweep_expired().await.expect("sweep again");
         assert_eq!(left, 0, "round {round}: the first sweep and the racers ended everything");
     }
-    drop(auth);
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {db} WITH (FORCE)")))
-        .execute(&mut admin)
-        .await
-        .expect("drop");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn resumes_racing_a_global_logout_leave_nothing_alive() {
-    let (store, db, mut admin) = fresh_store().await;
+    let (store, _db) = fresh_store().await;
     let auth = authority(store).await;
     let client = ClientInfo { ip: "192.0.2.1".into(), user_agent: None };
     let user = auth.create_user("race@example.com", PASSWORD, &client).await.expect("user");
@@ -140,9 +125,4 @@ async fn resumes_racing_a_global_logout_leave_nothing_alive() {
         }
         assert!(auth.sessions_of(&user.id).await.expect("sessions").is_empty(), "round {round}: a session survived");
     }
-    drop(auth);
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {db} WITH (FORCE)")))
-        .execute(&mut admin)
-        .await
-        .expect("drop");
 }

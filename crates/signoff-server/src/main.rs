@@ -46,7 +46,9 @@ enum KeysCommand {
     Rotate,
     /// Withdraw a compromised key: every token it signed stops working at once, everywhere.
     Revoke {
-        /// The key's id (`kid` in the JWKS and in token headers).
+        /// The key's id (`kid` in the JWKS and in token headers). Key ids are base64url and
+        /// may begin with `-`.
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
 }
@@ -193,5 +195,19 @@ fn cli_client() -> signoff_core::ClientInfo {
     signoff_core::ClientInfo {
         ip: "cli".into(),
         user_agent: Some(format!("signoff-cli/{}", env!("CARGO_PKG_VERSION"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_id_may_begin_with_a_hyphen() {
+        // Key ids are base64url: one in 64 begins with `-`, and must not be taken for a flag.
+        let cli = Cli::try_parse_from(["signoff", "keys", "revoke", "-FiSJsaW-fygD8xqI7tyvg"]).expect("parses");
+        assert!(
+            matches!(cli.command, Command::Keys { command: KeysCommand::Revoke { kid } } if kid == "-FiSJsaW-fygD8xqI7tyvg")
+        );
     }
 }

@@ -5,7 +5,6 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sqlx::Connection;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,69 +23,7 @@ pub fn temp_dir(what: &str) -> PathBuf {
     dir
 }
 
-fn server_url() -> String {
-    std::env::var("SIGNOFF_TEST_POSTGRES_URL").expect(
-        "SIGNOFF_TEST_POSTGRES_URL must name a PostgreSQL server (e.g. postgres://postgres@127.0.0.1:5432/postgres)",
-    )
-}
-
-fn with_database(url: &str, db: &str) -> String {
-    let mut u = url::Url::parse(url).expect("a postgres:// URL");
-    u.set_path(&format!("/{db}"));
-    u.to_string()
-}
-
-/// A database of its own, dropped at the end.
-pub struct Database {
-    pub name: String,
-    pub url: String,
-    server: String,
-}
-
-impl Database {
-    pub async fn create() -> Self {
-        let server = server_url();
-        let name = format!("signoff_cluster_{}", signoff_core::secret::random_id().to_ascii_lowercase());
-        let name: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-        let mut admin = sqlx::PgConnection::connect(&server).await.expect("PostgreSQL must be reachable");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("create");
-        Self { url: with_database(&server, &name), name, server }
-    }
-
-    /// Cuts every connection to this database (the nodes' pools and listeners).
-    pub async fn terminate_connections(&self) -> u64 {
-        let mut admin = sqlx::PgConnection::connect(&self.server).await.expect("admin connection");
-        let killed: Vec<bool> = sqlx::query_scalar(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-        )
-        .bind(&self.name)
-        .fetch_all(&mut admin)
-        .await
-        .expect("terminate");
-        killed.into_iter().filter(|k| *k).count() as u64
-    }
-}
-
-impl Drop for Database {
-    /// Dropped however the test ends (a failed assertion included), on a thread of its own:
-    /// this runs inside the test's runtime.
-    fn drop(&mut self) {
-        let (server, name) = (self.server.clone(), self.name.clone());
-        let done = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async {
-                if let Ok(mut admin) = sqlx::PgConnection::connect(&server).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
-                }
-            });
-        });
-        let _ = done.join();
-    }
-}
+pub use signoff_testdb::TestDatabase as Database;
 
 /// A private `redis-server` that keeps nothing on disk.
 pub struct Redis {

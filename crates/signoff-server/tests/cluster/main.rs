@@ -230,7 +230,7 @@ async fn check(http: &reqwest::Client, nodes: &[Node], kind: Revocation, c: &Cre
 
 async fn scenario(with_redis: bool, rounds: usize) -> Tally {
     let _serial = SERIAL.lock().await;
-    let db = Database::create().await;
+    let db = Database::create("signoff_cluster").await;
     let mut redis = with_redis.then(Redis::start);
     let dir = temp_dir("cluster");
     let redis_url = redis.as_ref().map(Redis::url);
@@ -413,7 +413,7 @@ async fn three_nodes_without_redis_refuse_every_revoked_credential_through_fault
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_and_signing_keys_are_shared_by_every_node() {
     let _serial = SERIAL.lock().await;
-    let db = Database::create().await;
+    let db = Database::create("signoff_cluster").await;
     let dir = temp_dir("cluster-shared");
     let extra = [("SIGNOFF_REGISTER_MAX_PER_IP", "4"), ("SIGNOFF_LOGIN_MAX_FAILURES_PER_ACCOUNT_AND_IP", "5")];
     let nodes: Vec<Node> = (0..2).map(|i| Node::start_with(&db.url, None, LEASE_MS, &dir, i, &extra)).collect();

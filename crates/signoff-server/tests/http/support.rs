@@ -10,6 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use signoff_core::ManualClock;
 use signoff_server::{AppState, Config};
+use signoff_testdb::TestDatabase;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ pub struct TestServer {
     pub db_url: String,
     dir: PathBuf,
     /// The PostgreSQL database this server (and its siblings) runs on, dropped with the last.
-    database: Option<Arc<PgDatabase>>,
+    database: Option<Arc<TestDatabase>>,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -35,53 +36,6 @@ pub fn on_postgres() -> bool {
         Ok("postgres") => true,
         Ok("sqlite") | Err(_) => false,
         Ok(other) => panic!("SIGNOFF_TEST_BACKEND must be sqlite or postgres, not {other}"),
-    }
-}
-
-/// A database of its own on the test PostgreSQL server, dropped when the last server using it
-/// is.
-pub struct PgDatabase {
-    server: String,
-    name: String,
-    pub url: String,
-}
-
-impl PgDatabase {
-    async fn create() -> Self {
-        use sqlx::Connection;
-        let server = std::env::var("SIGNOFF_TEST_POSTGRES_URL").expect(
-            "SIGNOFF_TEST_BACKEND=postgres needs SIGNOFF_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres)",
-        );
-        let name = format!("signoff_http_{}", signoff_core::secret::random_id().to_ascii_lowercase())
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect::<String>();
-        let mut admin = sqlx::PgConnection::connect(&server).await.expect("PostgreSQL must be reachable");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("create");
-        let mut url = url::Url::parse(&server).expect("a postgres:// URL");
-        url.set_path(&format!("/{name}"));
-        Self { server, name, url: url.to_string() }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let (server, name) = (self.server.clone(), self.name.clone());
-        // Drop runs inside the test's runtime: the clean-up gets a thread and runtime of its own.
-        let done = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async {
-                use sqlx::Connection;
-                if let Ok(mut admin) = sqlx::PgConnection::connect(&server).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
-                }
-            });
-        });
-        let _ = done.join();
     }
 }
 
@@ -105,7 +59,7 @@ impl TestServer {
         let dir = std::env::temp_dir().join(format!("signoff-test-{}", signoff_core::secret::random_id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let (db_url, database) = if postgres {
-            let db = Arc::new(PgDatabase::create().await);
+            let db = Arc::new(TestDatabase::create("signoff_http").await);
             (db.url.clone(), Some(db))
         } else {
             (format!("sqlite://{}", dir.join("signoff.db").display()), None)
