@@ -26,6 +26,10 @@ use tokio::sync::mpsc;
 
 use crate::store::StoreError;
 
+/// Revokers looking at the lease table at once, per node (the protocol pool has 8 connections;
+/// the listener holds one, renewals, acknowledgements and hints need the rest).
+const LOOKERS: usize = 3;
+
 fn wall_nanos(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
@@ -127,6 +131,9 @@ pub struct Cluster {
     jeopardy_since: Mutex<Option<Instant>>,
     /// Woken when any node acknowledges: revokers waiting for acknowledgements look again.
     pub(crate) acks: tokio::sync::Notify,
+    /// How many revokers may look at the leases at once: a burst of logouts must not take every
+    /// protocol connection from this node's own renewals and acknowledgements.
+    pub(crate) lookers: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -150,6 +157,7 @@ impl Cluster {
             synced: AtomicBool::new(false),
             jeopardy_since: Mutex::new(Some(Instant::now())),
             acks: tokio::sync::Notify::new(),
+            lookers: tokio::sync::Semaphore::new(LOOKERS),
         }
     }
 

@@ -13,8 +13,10 @@
 //!
 //! The counters live in process memory, which is all one node needs. Several nodes also count
 //! in [`SharedCounters`] (PostgreSQL): a limit reached on any node is reached on all. Attempts
-//! in flight are counted per node only, so with N nodes a burst can exceed a sign-in limit by
-//! at most what the other N − 1 nodes have in flight.
+//! in flight are counted per node only, and the shared check and count are two steps, so a
+//! burst spread over N nodes can get up to about N times a limit's guesses in one window
+//! (each node admits what its own in-flight count allows); a shared count that cannot be
+//! written is logged and the local one still holds.
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -76,8 +78,9 @@ impl Limits {
     }
 }
 
-/// One counter as every node sees it: a key (a digest of the limit's tag and what it counts,
-/// so no e-mail address or client address is stored), its window and its maximum.
+/// One counter as every node sees it: a key (a SHA-256 digest of the limit's tag and what it
+/// counts: the table holds no e-mail address or client address in the clear, though a known
+/// one can be matched by hashing it), its window and its maximum.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Counted {
     pub key: String,

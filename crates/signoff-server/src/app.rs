@@ -117,6 +117,19 @@ pub fn router(state: AppState) -> Router {
 /// Background work owned by a running server; aborted when dropped.
 pub struct Background(Vec<JoinHandle<()>>);
 
+impl Background {
+    /// Stops the work and waits until it has stopped (a lease being taken in flight included).
+    pub async fn stop(mut self) {
+        let tasks = std::mem::take(&mut self.0);
+        for task in &tasks {
+            task.abort();
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
 impl Drop for Background {
     fn drop(&mut self) {
         for task in &self.0 {
@@ -187,7 +200,7 @@ pub async fn serve(
     let served = listener::serve(listener, router(state), limits, shutdown).await;
     // No revoker should wait for a node that is gone: stop following (so nothing takes the
     // lease again), then give it up.
-    drop(background);
+    background.stop().await;
     leaving.authority().leave_cluster().await;
     served
 }

@@ -30,7 +30,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     (
         "database_max_connections",
         "16",
-        "PostgreSQL connections per node for requests (the node protocol keeps up to 6 more)",
+        "PostgreSQL connections per node for requests (the node protocol keeps up to 8 more)",
     ),
     (
         "database_acquire_timeout_millis",
@@ -173,6 +173,17 @@ impl std::fmt::Display for SecretUrl {
             Ok(mut url) => {
                 if url.password().is_some() {
                     let _ = url.set_password(Some("redacted"));
+                }
+                // Drivers take secrets as query parameters too (`password`, `sslpassword`, …).
+                if url.query_pairs().any(|(k, _)| k.to_ascii_lowercase().contains("password")) {
+                    let pairs: Vec<(String, String)> = url
+                        .query_pairs()
+                        .map(|(k, v)| {
+                            let secret = k.to_ascii_lowercase().contains("password");
+                            (k.into_owned(), if secret { "redacted".to_owned() } else { v.into_owned() })
+                        })
+                        .collect();
+                    url.query_pairs_mut().clear().extend_pairs(pairs);
                 }
                 f.write_str(url.as_str())
             }
@@ -496,6 +507,8 @@ mod tests {
         assert!(!shown.contains("hunter2-secret") && !shown.contains("r3dis-secret"), "{shown}");
         assert!(shown.contains("postgres://signoff:redacted@db.internal:5432/signoff"), "{shown}");
         assert_eq!(c.database_url.expose(), "postgres://signoff:hunter2-secret@db.internal:5432/signoff");
+        let query = SecretUrl("postgres://db/x?sslmode=require&password=q-secret&sslpassword=k-secret".into());
+        assert_eq!(query.to_string(), "postgres://db/x?sslmode=require&password=redacted&sslpassword=redacted");
         let odd = SecretUrl("postgres://u:p@[bad".into());
         assert_eq!(odd.to_string(), "postgres:<redacted>");
     }

@@ -183,6 +183,11 @@ struct Batch<'a> {
     /// revoke (a retry of one that committed and then answered 503), it answers only once
     /// every node has applied the feed as far as it goes.
     revoking: bool,
+    /// Ends only what has expired: every node already refuses it from memory (an expiry is
+    /// judged on times no node can see later than the store: the absolute end never moves and
+    /// a cached `last_active_at` is never newer than the stored one), so the commit is not
+    /// proven to the other nodes (the feed still tells their event streams).
+    expiry: bool,
 }
 
 impl Batch<'_> {
@@ -272,7 +277,9 @@ impl Batch<'_> {
             self.authority.hub.publish(&self.revoked);
         }
         // Success is answered only once every other node has applied it too.
-        if seq > 0 {
+        if self.expiry {
+            // Nothing to prove (see `expiry`).
+        } else if seq > 0 {
             self.authority.propagate(seq).await?;
         } else if self.revoking {
             self.authority.propagate_head().await?;
@@ -349,6 +356,7 @@ impl Authority {
             quiet: false,
             rekeyed: Vec::new(),
             revoking: false,
+            expiry: false,
         })
     }
 
@@ -636,6 +644,8 @@ impl Authority {
         };
         if now >= token.expires_at {
             let event = self.event(AuditKind::SessionRevoked, Actor::Policy, client).reason("remember_expired");
+            // The series' sessions end no later than the series: all of it has expired.
+            batch.expiry = true;
             batch.drop_series(RememberFilter::Selector(&token.selector), &event).await?;
             batch.commit().await?;
             return Ok(Resume::Invalid);
@@ -723,6 +733,7 @@ impl Authority {
         if !self.is_live(&session, now) {
             let event = self.event(AuditKind::SessionExpired, Actor::Policy, &ClientInfo::default()).reason("expired");
             let mut batch = self.batch_for(&[&user.id]).await?;
+            batch.expiry = true;
             batch.end(SessionFilter::Lapsed { user: &user.id, id: &session.id }, &event).await?;
             batch.commit().await?;
             return Ok(None);
@@ -835,6 +846,7 @@ impl Authority {
         let actor = if *id == ctx.session.id { Actor::SelfSession } else { Actor::OtherSession };
         let event = self.event(AuditKind::SessionRevoked, actor, client).reason("revoked");
         let mut batch = self.batch_for(&[&ctx.user.id]).await?;
+        batch.revoking = true;
         let ended = batch.tx.end_sessions(SessionFilter::One { user: &ctx.user.id, id }).await?;
         let only_series = ended.sessions.is_empty();
         if only_series && ended.series == 0 {
@@ -1027,6 +1039,7 @@ impl Authority {
             let owners = self.store.expired_owners(now, idle_cutoff, USERS_PER_READ).await?;
             for user in &owners {
                 let mut batch = self.batch_for(&[user]).await?;
+                batch.expiry = true;
                 ended += batch.end(SessionFilter::Expired { user, now, idle_cutoff }, &event).await?;
                 ended += batch.drop_series(RememberFilter::Expired { user, now }, &event).await?;
                 batch.commit().await?;
@@ -1060,7 +1073,9 @@ impl Authority {
             counters.purge(now).await?;
         }
         self.tokens.forget_expired(now.unix_timestamp());
-        Ok(self.store.trim_revocations(now - Duration::hours(1), now).await?)
+        // Denials are kept an hour past their tokens' expiry, so a node whose clock lags another's
+        // (which trims) still finds every denial of a token it may consider unexpired.
+        Ok(self.store.trim_revocations(now - Duration::hours(1), now - Duration::hours(1)).await?)
     }
 
     // ---- reading --------------------------------------------------------------------------

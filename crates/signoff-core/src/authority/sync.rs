@@ -10,16 +10,18 @@ use crate::cluster::{Cluster, Signal};
 use crate::error::CoreError;
 use crate::revocation::{FeedEntry, Revocation};
 
-/// How far this process has applied the feed, and when the last successful catch-up began.
+/// How far this process has applied the feed, and when the last successful (and the last
+/// failed) catch-up began.
 #[derive(Debug)]
 pub(super) struct FeedCursor {
     pub(super) applied: i64,
     caught_up_from: Option<Instant>,
+    failed_from: Option<Instant>,
 }
 
 impl FeedCursor {
     pub(super) fn new(applied: i64) -> Self {
-        Self { applied, caught_up_from: None }
+        Self { applied, caught_up_from: None, failed_from: None }
     }
 }
 
@@ -28,10 +30,6 @@ const PAGE: u32 = 500;
 
 /// How long a request waits for a catch-up before it is answered 503.
 const VOUCH_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// A node that has not read the feed for this long compares its position with the head: the
-/// entries after it may have been trimmed (the feed keeps an hour).
-const TRIM_SUSPICION: Duration = Duration::from_secs(600);
 
 impl Authority {
     /// Makes this authority one node of several: it vouches for its caches only under its lease
@@ -59,48 +57,71 @@ impl Authority {
             return Ok(());
         }
         let arrived = Instant::now();
-        let mut cursor = self.feed.lock().await;
-        // A catch-up that began after this request arrived has read everything it must see.
-        if cursor.caught_up_from.is_some_and(|from| from >= arrived) {
-            return Ok(());
-        }
-        match tokio::time::timeout(VOUCH_TIMEOUT, self.catch_up_locked(&mut cursor)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => {
+        let unavailable = || CoreError::Busy(time::Duration::seconds(1));
+        // The wait for the lock counts too: behind a hung catch-up, requests get 503 in time.
+        let caught_up = tokio::time::timeout(VOUCH_TIMEOUT, async {
+            let mut cursor = self.feed.lock().await;
+            // A catch-up that began after this request arrived has read everything it must see;
+            // one that began after it and failed says the store is out of reach: no retry.
+            if cursor.caught_up_from.is_some_and(|from| from >= arrived) {
+                return Ok(());
+            }
+            if cursor.failed_from.is_some_and(|from| from >= arrived) {
+                return Err(unavailable());
+            }
+            self.catch_up_locked(&mut cursor).await.map(|_| ()).map_err(|e| {
                 tracing::warn!(error = %e, "cannot vouch for the caches: the revocation feed is unreadable");
-                Err(CoreError::Busy(time::Duration::seconds(1)))
-            }
-            Err(_) => {
-                tracing::warn!("cannot vouch for the caches: reading the revocation feed timed out");
-                Err(CoreError::Busy(time::Duration::seconds(1)))
-            }
-        }
+                unavailable()
+            })
+        })
+        .await;
+        caught_up.unwrap_or_else(|_| {
+            tracing::warn!("cannot vouch for the caches: reading the revocation feed timed out");
+            Err(unavailable())
+        })
     }
 
-    /// Applies every feed entry after the applied position and returns the new one.
+    /// Applies every feed entry after the applied position and returns the new one (`Busy`
+    /// when that takes longer than a request may wait).
     pub async fn catch_up(&self) -> Result<i64, CoreError> {
-        let mut cursor = self.feed.lock().await;
-        self.catch_up_locked(&mut cursor).await
+        tokio::time::timeout(VOUCH_TIMEOUT, async {
+            let mut cursor = self.feed.lock().await;
+            self.catch_up_locked(&mut cursor).await
+        })
+        .await
+        .unwrap_or(Err(CoreError::Busy(time::Duration::seconds(1))))
     }
 
     async fn catch_up_locked(&self, cursor: &mut FeedCursor) -> Result<i64, CoreError> {
         let started = Instant::now();
-        let long_away = cursor.caught_up_from.is_none_or(|at| at.elapsed() > TRIM_SUSPICION);
+        let result = self.read_feed(cursor, started).await;
+        if result.is_err() {
+            cursor.failed_from = Some(started);
+        }
+        result
+    }
+
+    async fn read_feed(&self, cursor: &mut FeedCursor, started: Instant) -> Result<i64, CoreError> {
         loop {
             let entries = self.store.revocations_since(cursor.applied, PAGE).await?;
             let Some(&(last, _)) = entries.last() else {
-                if long_away {
-                    // Everything after this node's position may have been trimmed.
-                    let head = self.store.revocation_head().await?;
-                    if head > cursor.applied {
-                        tracing::warn!(
-                            applied = cursor.applied,
-                            head,
-                            "revocation feed trimmed past this node; reloading every cache"
-                        );
-                        self.reload_everything().await?;
-                        cursor.applied = head;
-                    }
+                // Nothing after this node's position: unless it was all trimmed away (a node
+                // suspended for longer than the feed keeps, or one another node's clock ran
+                // ahead of), the head is where this node is. An entry committed between the
+                // two reads is no trim: the head is committed with its entries, so a second
+                // look finds them (and they are applied, and told to event streams, as usual).
+                let head = self.store.revocation_head().await?;
+                if head > cursor.applied && !self.store.revocations_since(cursor.applied, 1).await?.is_empty() {
+                    continue;
+                }
+                if head > cursor.applied {
+                    tracing::warn!(
+                        applied = cursor.applied,
+                        head,
+                        "revocation feed trimmed past this node; reloading every cache"
+                    );
+                    self.reload_everything().await?;
+                    cursor.applied = head;
                 }
                 break;
             };
@@ -185,7 +206,11 @@ impl Authority {
             let acked = cluster.acks.notified();
             tokio::pin!(acked);
             acked.as_mut().enable();
-            if cluster.leases.behind(&cluster.node, seq).await.map_err(unproven)? == 0 {
+            let behind = {
+                let _turn = cluster.lookers.acquire().await.map_err(|_| CoreError::Busy(time::Duration::seconds(1)))?;
+                cluster.leases.behind(&cluster.node, seq).await.map_err(unproven)?
+            };
+            if behind == 0 {
                 return Ok(());
             }
             let now = tokio::time::Instant::now();

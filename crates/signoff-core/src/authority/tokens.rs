@@ -282,6 +282,13 @@ impl Authority {
         Ok(replacement)
     }
 
+    /// [`jwks`](Self::jwks), once this node vouches for its keys (a withdrawn key must not be
+    /// served to relying parties by a node that has not applied the withdrawal).
+    pub async fn current_jwks(&self) -> Result<serde_json::Value, CoreError> {
+        self.vouch().await?;
+        Ok(self.jwks())
+    }
+
     /// The public keys that may verify live tokens, as a JWK set.
     pub fn jwks(&self) -> serde_json::Value {
         let ring = self.tokens.keyring();
@@ -556,7 +563,18 @@ impl Authority {
     }
 
     async fn revoke_access(&self, token: &str, client: &ClientInfo) -> Result<bool, CoreError> {
-        let Some(claims) = self.signed_claims(token).await else { return Ok(false) };
+        self.vouch().await?;
+        let claims = match self.signed_claims(token).await {
+            Some(claims) => claims,
+            // Perhaps signed with a key another node has just made, whose announcement this
+            // node has not applied yet: read the feed (which reloads the keys) and look again,
+            // rather than call a live token unknown and leave it alive.
+            None => {
+                self.catch_up().await?;
+                let Some(claims) = self.signed_claims(token).await else { return Ok(false) };
+                claims
+            }
+        };
         let mut batch = self.batch().await?;
         batch.deny(&self.tokens.policy.issuer, &claims.jti, claims.exp).await?;
         batch
@@ -581,6 +599,7 @@ impl Authority {
             return Ok(false);
         };
         let mut batch = self.batch_for(&[&seen.user_id]).await?;
+        batch.revoking = true;
         let Some(found) = batch.tx.refresh_by_hash(&hash).await? else { return Ok(false) };
         let event = self
             .event(AuditKind::TokenRevoked, Actor::SelfSession, client)

@@ -107,8 +107,8 @@ async fn introspect(
     Ok(axum::Json(state.authority().introspect(token).await?).into_response())
 }
 
-async fn jwks(State(state): State<AppState>) -> Response {
-    let mut res = axum::Json(state.authority().jwks()).into_response();
+async fn jwks(State(state): State<AppState>) -> ApiResult<Response> {
+    let mut res = axum::Json(state.authority().current_jwks().await?).into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
-    res
+    Ok(res)
 }

@@ -179,10 +179,17 @@ async fn revoke(http: &reqwest::Client, node: &Node, kind: Revocation, c: &Crede
                 assert!(unavailable < 50, "revocation kept answering 503");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            // A retried password change finds the password already changed: it was done.
-            StatusCode::UNAUTHORIZED if kind == Revocation::PasswordChange && unavailable > 0 => {
-                return (ms, unavailable);
-            }
+            // A retry finds the work done by the attempt that answered 503 (the password already
+            // changed, the session already gone), which was never proven to the other nodes: a
+            // logout that finds nothing to end proves the feed's head before it answers.
+            StatusCode::UNAUTHORIZED | StatusCode::NOT_FOUND if unavailable > 0 => loop {
+                let proof = send(http.post(format!("{}/auth/logout", node.base)).json(&json!({}))).await;
+                match proof.status {
+                    StatusCode::OK => return (ms, unavailable),
+                    StatusCode::SERVICE_UNAVAILABLE => tokio::time::sleep(Duration::from_millis(50)).await,
+                    other => panic!("the proving logout answered {other}: {}", proof.json),
+                }
+            },
             other => panic!("{kind:?} through {} answered {other}: {}", node.base, r.json),
         }
     }
