@@ -2,7 +2,8 @@
 //!
 //! This crate owns every rule about accounts, sessions, logout and audit. It knows nothing of
 //! HTTP, SQL or Redis: the HTTP edge (`signoff-server`) calls into [`Authority`], and stores
-//! (`signoff-sqlite`, later PostgreSQL) implement the traits in [`store`].
+//! (`signoff-sqlite`, `signoff-postgres`) implement the traits in [`store`]; several nodes
+//! follow the protocol in [`cluster`].
 //!
 //! Layout:
 //! - [`authority`]: the one place where sign-in, authentication and logout happen.

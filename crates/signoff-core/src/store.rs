@@ -1,6 +1,6 @@
 //! What the lifecycle needs from storage, and the records it keeps there.
 //!
-//! Backends (SQLite now, PostgreSQL next) implement [`Store`] for reads and [`Tx`] for changes.
+//! Backends (SQLite, PostgreSQL) implement [`Store`] for reads and [`Tx`] for changes.
 //! Every change happens inside a transaction together with its audit events, so a backend never
 //! leaves a half-written change behind: the core opens a [`Tx`], makes its changes, and commits
 //! once. Ending many sessions of one user is one statement on an indexed column, not a loop.

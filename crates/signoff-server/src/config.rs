@@ -75,7 +75,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     (
         "revocation_poll_millis",
         "250",
-        "how often this process reads the revocation feed for sessions ended by other processes",
+        "how often this process reads the revocation feed without a hint (on SQLite the only way other processes' revocations arrive; on PostgreSQL the backstop)",
     ),
     (
         "login_max_failures_per_account_and_ip",
