@@ -100,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::auth::routes())
         .merge(routes::sessions::routes())
         .merge(routes::ops::routes())
+        .merge(routes::gateway::routes())
         .merge(routes::demo::routes())
         .route("/api/me", get(routes::auth::me))
         .route("/auth/logout", post(routes::logout::logout).get(routes::logout::logout_page))

@@ -120,6 +120,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("redirect_allowlist", "", "comma-separated origins that return_to may point to besides the public URL"),
     ("clear_site_data", "\"cache\", \"cookies\", \"storage\"", "value of Clear-Site-Data on logout"),
     ("trust_proxy", "false", "take the client address from the last X-Forwarded-For entry"),
+    (
+        "trusted_proxies",
+        "127.0.0.0/8,::1/128",
+        "comma-separated CIDRs whose X-Forwarded-*/X-Original-* headers the forward-auth endpoints believe",
+    ),
     ("max_body_bytes", "65536", "largest request body accepted"),
     ("log_format", "text", "text or json"),
     ("log_level", "info", "error, warn, info, debug or trace"),
@@ -153,6 +158,51 @@ impl AdminKey {
 impl std::fmt::Debug for AdminKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("AdminKey(<redacted>)")
+    }
+}
+
+/// An address block (`10.0.0.0/8`, `::1/128`; a bare address is its own block).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        // An IPv4 peer seen as an IPv4-mapped IPv6 address is the same peer.
+        let ip = match ip {
+            V6(v6) => v6.to_ipv4_mapped().map_or(ip, V4),
+            v4 => v4,
+        };
+        let keep = |bits: u32, total: u32| if self.prefix == 0 { 0 } else { u128::MAX << (total - bits.min(total)) };
+        match (self.addr, ip) {
+            (V4(net), V4(ip)) => {
+                let mask = keep(u32::from(self.prefix), 32) as u32;
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (V6(net), V6(ip)) => {
+                let mask = keep(u32::from(self.prefix), 128);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (addr, prefix) = s.split_once('/').unwrap_or((s, ""));
+        let addr: std::net::IpAddr = addr.parse().map_err(|_| format!("`{s}` is not an address or CIDR block"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix =
+            if prefix.is_empty() { max } else { prefix.parse().map_err(|_| format!("bad prefix in `{s}`"))? };
+        if prefix > max {
+            return Err(format!("prefix too long in `{s}`"));
+        }
+        Ok(Self { addr, prefix })
     }
 }
 
@@ -256,6 +306,8 @@ pub struct Config {
     pub redirect_allowlist: Vec<String>,
     pub clear_site_data: String,
     pub trust_proxy: bool,
+    /// Peers whose forwarding headers the gateway endpoints believe.
+    pub trusted_proxies: Vec<Cidr>,
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
     pub log_level: String,
@@ -407,6 +459,12 @@ impl Config {
             redirect_allowlist,
             clear_site_data: get("clear_site_data").to_owned(),
             trust_proxy: parse_bool("trust_proxy", get("trust_proxy"))?,
+            trusted_proxies: get("trusted_proxies")
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse().map_err(|e| invalid("trusted_proxies", e)))
+                .collect::<Result<_, _>>()?,
             max_body_bytes: number("max_body_bytes", get("max_body_bytes"))?,
             log_format: match get("log_format") {
                 "text" => LogFormat::Text,
@@ -491,6 +549,22 @@ mod tests {
             let var = format!("`SIGNOFF_{}`", key.to_ascii_uppercase());
             assert!(readme.contains(&var), "README.md does not document {var}");
         }
+    }
+
+    #[test]
+    fn cidr_blocks_contain_what_they_should() {
+        let net: Cidr = "10.1.0.0/16".parse().unwrap();
+        assert!(net.contains("10.1.200.3".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.0.9".parse().unwrap()), "an IPv4-mapped peer is the IPv4 peer");
+        let one: Cidr = "::1".parse().unwrap();
+        assert!(one.contains("::1".parse().unwrap()) && !one.contains("::2".parse().unwrap()));
+        let any: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(any.contains("192.0.2.1".parse().unwrap()) && !any.contains("::1".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err() && "nonsense".parse::<Cidr>().is_err());
+        let c = Config::defaults();
+        assert!(c.trusted_proxies.iter().any(|n| n.contains("127.0.0.1".parse().unwrap())));
+        assert!(!c.trusted_proxies.iter().any(|n| n.contains("192.0.2.1".parse().unwrap())));
     }
 
     #[test]

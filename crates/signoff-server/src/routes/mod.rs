@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod demo;
 pub mod events;
+pub mod gateway;
 pub mod logout;
 pub mod ops;
 pub mod sessions;

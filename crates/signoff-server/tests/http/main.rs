@@ -10,6 +10,7 @@ mod binary;
 mod demo;
 mod errors;
 mod everywhere;
+mod gateway;
 mod holes;
 mod logout;
 mod nodes;
