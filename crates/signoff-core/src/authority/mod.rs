@@ -749,6 +749,11 @@ impl Authority {
     /// A session and its user by the session's public id, from the cache when it can.
     pub(crate) async fn session_by_id(&self, id: &SessionId) -> Result<Option<(Session, User)>, CoreError> {
         self.vouch().await?;
+        self.vouched_session_by_id(id).await
+    }
+
+    /// [`session_by_id`](Self::session_by_id) for a caller that has just vouched.
+    pub(crate) async fn vouched_session_by_id(&self, id: &SessionId) -> Result<Option<(Session, User)>, CoreError> {
         if let Some(hit) = self.sessions.get_by_id(id).filter(|(s, _)| self.is_live(s, self.now())) {
             return Ok(Some(hit));
         }

@@ -454,7 +454,7 @@ impl Authority {
             return Err(TokenError::Revoked);
         }
         let (session, user) = self
-            .session_by_id(&claims.sid)
+            .vouched_session_by_id(&claims.sid)
             .await
             .map_err(|_| TokenError::Unavailable)?
             .filter(|(s, _)| s.user_id == claims.sub && self.is_live(s, self.now()))
