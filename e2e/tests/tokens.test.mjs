@@ -42,7 +42,8 @@ test('token mode keeps the access token in memory and serialises refreshes acros
     assert.equal(after, 200, 'the family was never taken for stolen');
 
     // Logging out forgets the refresh token and revokes its family.
-    await Promise.all([one.waitForURL(/\/login\?logged_out=1/), one.evaluate(() => signoff.logout())]);
+    // The logout navigates away, so the evaluation must not wait for it (its page is gone by then).
+    await Promise.all([one.waitForURL(/\/login\?logged_out=1/), one.evaluate(() => { void signoff.logout(); })]);
     await one.addScriptTag({ url: '/signoff.js' });
     assert.equal(await one.evaluate(() => signoff.tokens.stored()), false);
     await ctx.close();
