@@ -19,7 +19,9 @@ use crate::extract::client_info;
 /// Requests that never resume: only safe methods do (a state-changing request must pass its
 /// origin and CSRF checks before anything changes, and it could not pass them with a session
 /// made on the spot anyway); sign-in and logout decide about sessions themselves, and assets
-/// and probes have no use for one.
+/// and probes have no use for one. Nor do the forward-auth endpoints: proxies pass none of
+/// their `Set-Cookie` to the browser, so a resume there would rotate the remember-me token
+/// behind the browser's back (and its next use would look like theft).
 fn skips(method: &Method, path: &str) -> bool {
     !matches!(*method, Method::GET | Method::HEAD)
         || matches!(
@@ -29,6 +31,8 @@ fn skips(method: &Method, path: &str) -> bool {
                 | "/demo.css"
                 | "/demo.js"
                 | "/signoff.js"
+                | "/authz/auth-request"
+                | "/authz/forward-auth"
                 | "/healthz"
                 | "/readyz"
                 | "/metrics"

@@ -183,7 +183,8 @@ struct Batch<'a> {
     /// revoke (a retry of one that committed and then answered 503), it answers only once
     /// every node has applied the feed as far as it goes.
     revoking: bool,
-    /// Ends only what has expired: every node already refuses it from memory (an expiry is
+    /// Ends only what has expired (cleared as soon as a live session is among what ends):
+    /// every node already refuses it from memory (an expiry is
     /// judged on times no node can see later than the store: the absolute end never moves and
     /// a cached `last_active_at` is never newer than the stored one), so the commit is not
     /// proven to the other nodes (the feed still tells their event streams).
@@ -213,6 +214,12 @@ impl Batch<'_> {
     /// Audits and queues for announcement what a store call ended.
     async fn ended(&mut self, ended: Ended, event: &AuditEvent) -> Result<u64, CoreError> {
         let ended = ended.sessions;
+        // A session ended with its expired series may itself still be live (the series can be
+        // configured shorter than a session): that is a revocation, and it is proven.
+        let now = self.authority.now();
+        if self.expiry && ended.iter().any(|s| self.authority.is_live(s, now)) {
+            self.expiry = false;
+        }
         for s in &ended {
             self.audit(event.about(s)).await?;
             self.revoked.push(Revocation {

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "correct horse battery staple";
 
+/// One proxy at a time: ports are picked free and then bound by another process.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
@@ -113,6 +116,7 @@ async fn start(proxy: &str) -> Setup {
             .env("SIGNOFF_PUBLIC_URL", &origin)
             .env("SIGNOFF_DATABASE_URL", format!("sqlite://{}", dir.join("signoff.db").display()))
             .env("SIGNOFF_LOG_LEVEL", "warn")
+            .env("SIGNOFF_TRUST_PROXY", "true")
             .stderr(std::fs::File::create(dir.join("signoff.log")).expect("log")),
         "signoff",
     )];
@@ -146,6 +150,7 @@ struct Res {
     status: StatusCode,
     location: Option<String>,
     cookie: Option<String>,
+    remember: Option<String>,
     json: Value,
 }
 
@@ -153,19 +158,22 @@ async fn send(req: reqwest::RequestBuilder) -> Res {
     let res = req.send().await.expect("request");
     let status = res.status();
     let location = res.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let cookie = res
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("__Host-signoff_session=") && !c.contains("Max-Age=0"))
-        .and_then(|c| c.split(';').next())
-        .map(str::to_owned);
+    let set = |name: &str| {
+        res.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with(name) && !c.contains("Max-Age=0"))
+            .and_then(|c| c.split(';').next())
+            .map(str::to_owned)
+    };
+    let (cookie, remember) = (set("__Host-signoff_session="), set("__Host-signoff_remember="));
     let json = res.json().await.unwrap_or(Value::Null);
-    Res { status, location, cookie, json }
+    Res { status, location, cookie, remember, json }
 }
 
 async fn exercise(proxy: &str) {
+    let _serial = SERIAL.lock().await;
     let s = start(proxy).await;
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let base = &s.proxy;
@@ -183,6 +191,8 @@ async fn exercise(proxy: &str) {
     assert_eq!(target, Some(format!("/login?return_to={back}").as_str()), "{proxy}");
     let api = send(http.get(format!("{base}/api/data")).header("accept", "application/json")).await;
     assert_eq!(api.status, StatusCode::UNAUTHORIZED, "{proxy}: API call without a credential");
+    let script = http.get(format!("{base}/signoff.js")).send().await.expect("request").status();
+    assert_eq!(script, StatusCode::OK, "{proxy}: the sign-in page's assets are served through the proxy");
 
     // Sign in through the proxy; the app sees who it is, and a forged identity header is replaced.
     let email = format!("{proxy}@example.com");
@@ -190,12 +200,28 @@ async fn exercise(proxy: &str) {
     let created = send(http.post(format!("{base}/auth/register")).header("origin", base).json(&body)).await;
     assert_eq!(created.status, StatusCode::CREATED, "{proxy}: register {}", created.json);
     let login = send(
-        http.post(format!("{base}/auth/login")).header("origin", base).header("accept", "application/json").json(&body),
+        http.post(format!("{base}/auth/login"))
+            .header("origin", base)
+            .header("accept", "application/json")
+            .json(&json!({"email": email, "password": PASSWORD, "remember_me": true})),
     )
     .await;
     assert_eq!(login.status, StatusCode::OK, "{proxy}: login {}", login.json);
-    let (cookie, csrf) =
-        (login.cookie.expect("session cookie"), login.json["csrf_token"].as_str().expect("csrf").to_owned());
+    assert!(login.cookie.is_some(), "{proxy}: signed in");
+    let remember = login.remember.clone().expect("remember-me cookie");
+    // The proxy passes no Set-Cookie of the auth answer to the browser, so asking with only the
+    // remember-me cookie must not resume there (it would rotate the token behind the browser's
+    // back): sign-in, which resumes where it can set the cookies.
+    let gate =
+        send(http.get(format!("{base}/app/reports")).header("cookie", &remember).header("accept", "text/html")).await;
+    assert_eq!(gate.status, StatusCode::FOUND, "{proxy}: no resume at the gate");
+    let resumed = send(http.get(format!("{base}/auth/session")).header("cookie", &remember)).await;
+    assert_eq!(resumed.status, StatusCode::OK, "{proxy}: the remember-me token is intact and resumes at signoff");
+    // The resume superseded the signed-in session: carry on with the resumed one.
+    let (cookie, csrf) = (
+        resumed.cookie.expect("resumed session cookie"),
+        resumed.json["csrf_token"].as_str().expect("csrf").to_owned(),
+    );
     let user = login.json["user"]["id"].as_str().expect("id").to_owned();
     let seen = send(
         http.get(format!("{base}/app/reports"))
