@@ -6,6 +6,7 @@
 use time::OffsetDateTime;
 
 use crate::audit::{Actor, AuditEvent, AuditKind};
+use crate::clients::RegisteredClient;
 use crate::revocation::{FeedEntry, Revocation};
 use crate::secret::{SecretHash, SessionId, UserId};
 use crate::store::{RefreshToken, RememberToken, Session, StoreError, User, UserCredentials};
@@ -150,6 +151,7 @@ pub fn feed_from(r: &impl Columns) -> Result<(i64, FeedEntry), StoreError> {
             FeedEntry::TokenVersion { user_id: UserId::from_string(subject), version: value.unwrap_or_default() }
         }
         "keys" => FeedEntry::Keys { kid: subject },
+        "client_removed" => FeedEntry::ClientRemoved { client_id: subject },
         "rekeyed" => FeedEntry::Rekeyed {
             old: SessionId::from_string(subject),
             new: SessionId::from_string(get::<Option<String>>(r, "next")?.unwrap_or_default()),
@@ -184,4 +186,16 @@ pub fn signing_key_from(r: &impl Columns) -> Result<SigningKeyPair, StoreError> 
         from_ms(get(r, "created_at")?)?,
         get::<Option<i64>>(r, "retired_at")?.map(from_ms).transpose()?,
     ))
+}
+
+pub fn client_from(r: &impl Columns) -> Result<RegisteredClient, StoreError> {
+    Ok(RegisteredClient {
+        id: get(r, "id")?,
+        name: get(r, "name")?,
+        secret_hash: hash(r, "secret_hash")?,
+        backchannel_logout_uri: get(r, "backchannel_logout_uri")?,
+        webhook_url: get(r, "webhook_url")?,
+        webhook_secret: get(r, "webhook_secret")?,
+        created_at: from_ms(get(r, "created_at")?)?,
+    })
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 use crate::audit::{Actor, AuditEvent, AuditKind, ClientInfo};
+use crate::clients::NewClient;
 use crate::revocation::{FeedEntry, Revocation};
 use crate::secret::{SecretHash, SessionId, UserId, random_id};
 use crate::store::{RefreshToken, RememberFilter, RememberToken, Session, SessionFilter, Store, StoreError, Tx, User};
@@ -29,6 +30,7 @@ where
     refresh_compare_and_swap(fresh().await).await;
     feed_keeps_order_and_kinds(fresh().await).await;
     keys_and_denials(fresh().await).await;
+    clients_are_kept_and_deleted(fresh().await).await;
     an_uncommitted_transaction_leaves_nothing(fresh().await).await;
 }
 
@@ -328,6 +330,7 @@ async fn feed_keeps_order_and_kinds(store: Arc<dyn Store>) {
         FeedEntry::TokenVersion { user_id: u, version: 3 },
         FeedEntry::Keys { kid: "k".into() },
         FeedEntry::Rekeyed { old: SessionId::generate(), new: SessionId::generate() },
+        FeedEntry::ClientRemoved { client_id: "c".into() },
     ];
     let mut t = tx(&store).await;
     let first = t.record_revocations(&entries[..2], t0()).await.expect("record");
@@ -342,11 +345,11 @@ async fn feed_keeps_order_and_kinds(store: Arc<dyn Store>) {
         seqs.windows(2).all(|w| w[1] == w[0] + 1),
         "positions rise with no gap (a gap means a lost entry): {seqs:?}"
     );
-    assert_eq!((first, second), (seqs[1], seqs[4]), "each append returns its last position");
+    assert_eq!((first, second), (seqs[1], seqs[5]), "each append returns its last position");
     assert_eq!(read.into_iter().map(|(_, e)| e).collect::<Vec<_>>(), entries, "every kind round-trips, in order");
-    assert_eq!(store.revocation_head().await.expect("head"), seqs[4]);
+    assert_eq!(store.revocation_head().await.expect("head"), seqs[5]);
     assert_eq!(store.revocations_since(seqs[1], 2).await.expect("page").len(), 2, "paged after a position");
-    assert_eq!(store.trim_revocations(t0() + Duration::seconds(1), t0()).await.expect("trim"), 5);
+    assert_eq!(store.trim_revocations(t0() + Duration::seconds(1), t0()).await.expect("trim"), 6);
 }
 
 async fn keys_and_denials(store: Arc<dyn Store>) {
@@ -368,6 +371,24 @@ async fn keys_and_denials(store: Arc<dyn Store>) {
     assert_eq!((keys.len(), keys[0].kid.as_str(), keys[0].retired_at), (1, k1.kid.as_str(), Some(t0())));
     let denied = store.denied_tokens(500).await.expect("denied");
     assert_eq!(denied, vec![("https://a.example".to_owned(), "j2".to_owned(), 1_000)], "expired denials are left out");
+}
+
+async fn clients_are_kept_and_deleted(store: Arc<dyn Store>) {
+    let a = NewClient::generate("a".into(), Some("https://a.example/bc".into()), None, t0()).client;
+    let b =
+        NewClient::generate("b".into(), None, Some("https://b.example/h".into()), t0() + Duration::seconds(1)).client;
+    let mut t = tx(&store).await;
+    t.insert_client(&a).await.expect("insert");
+    t.insert_client(&b).await.expect("insert");
+    t.commit().await.expect("commit");
+    assert_eq!(store.client_by_id(&a.id).await.expect("read"), Some(a.clone()), "every field round-trips");
+    assert_eq!(store.clients().await.expect("list"), vec![a.clone(), b.clone()], "oldest first");
+    let mut t = tx(&store).await;
+    assert!(t.delete_client(&a.id).await.expect("delete"));
+    assert!(!t.delete_client(&a.id).await.expect("delete"), "gone is gone");
+    t.commit().await.expect("commit");
+    assert_eq!(store.client_by_id(&a.id).await.expect("read"), None);
+    assert_eq!(store.clients().await.expect("list"), vec![b]);
 }
 
 async fn an_uncommitted_transaction_leaves_nothing(store: Arc<dyn Store>) {

@@ -15,6 +15,8 @@
 //! - [`policy`]: what each security trigger ends and revokes.
 //! - [`remember`]: remember-me tokens (selector:validator).
 //! - [`revocation`]: telling open pages that their session ended.
+//! - [`client_feed`]: the revocation feed relying services follow, held in memory.
+//! - [`clients`]: registered clients (relying applications) and their secrets.
 //! - [`token`]: EdDSA access tokens (JWT) and the keyring.
 //! - [`throttle`]: failed sign-in limits per account and per client address.
 //! - [`audit`]: the audit event vocabulary.
@@ -25,6 +27,8 @@
 
 pub mod audit;
 pub mod authority;
+pub mod client_feed;
+pub mod clients;
 pub mod clock;
 pub mod cluster;
 pub mod columns;

@@ -35,6 +35,8 @@ pub enum FeedEntry {
     Keys { kid: String },
     /// A session kept its place under a new id: the old id (and its secret) is dead.
     Rekeyed { old: SessionId, new: SessionId },
+    /// A registered client was deleted: its credentials are dead and its feed streams end.
+    ClientRemoved { client_id: String },
     /// A kind this version does not know (written by a newer process on the same database):
     /// passed over, so the relay moves on past it.
     Unknown { kind: String },

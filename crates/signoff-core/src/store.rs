@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::audit::AuditEvent;
+use crate::clients::RegisteredClient;
 use crate::revocation::FeedEntry;
 use crate::secret::{SecretHash, SessionId, UserId};
 use crate::token::SigningKeyPair;
@@ -195,6 +196,11 @@ pub trait Store: Send + Sync + 'static {
     async fn signing_keys(&self) -> Result<Vec<SigningKeyPair>, StoreError>;
     /// Denied access tokens that have not expired by `now` (Unix seconds): `(issuer, jti, exp)`.
     async fn denied_tokens(&self, now: i64) -> Result<Vec<(String, String, i64)>, StoreError>;
+
+    /// A registered client by id.
+    async fn client_by_id(&self, id: &str) -> Result<Option<RegisteredClient>, StoreError>;
+    /// Every registered client, oldest first.
+    async fn clients(&self) -> Result<Vec<RegisteredClient>, StoreError>;
 }
 
 /// Changes, made together or not at all.
@@ -286,5 +292,8 @@ pub trait Tx: Send {
     async fn delete_signing_key(&mut self, kid: &str) -> Result<bool, StoreError>;
     /// Whether an unretired key (one that signs) is left.
     async fn has_signer(&mut self) -> Result<bool, StoreError>;
+    async fn insert_client(&mut self, client: &RegisteredClient) -> Result<(), StoreError>;
+    /// Deletes a client; `false` when there was none with this id.
+    async fn delete_client(&mut self, id: &str) -> Result<bool, StoreError>;
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

@@ -9,6 +9,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_schema.sql")),
     (2, include_str!("../migrations/0002_node_leases.sql")),
     (3, include_str!("../migrations/0003_rate_counters.sql")),
+    (4, include_str!("../migrations/0004_clients.sql")),
 ];
 
 /// Any fixed number, the same for every node: the key of the migration lock.

@@ -2,6 +2,7 @@
 //! `signoff_core::columns`, shared with the other SQL store.
 
 use signoff_core::audit::AuditEvent;
+use signoff_core::clients::RegisteredClient;
 use signoff_core::columns::{self, Columns};
 use signoff_core::revocation::FeedEntry;
 use signoff_core::store::{RefreshToken, RememberToken, Session, StoreError, UserCredentials};
@@ -67,4 +68,5 @@ read! {
     feed_from -> (i64, FeedEntry),
     refresh_from -> RefreshToken,
     signing_key_from -> SigningKeyPair,
+    client_from -> RegisteredClient,
 }

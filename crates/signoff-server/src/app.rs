@@ -27,6 +27,7 @@ struct Inner {
     /// Flips to `true` when the server starts shutting down, so long-lived responses (event
     /// streams) end and graceful shutdown can finish.
     shutdown: watch::Sender<bool>,
+    feed_waits: Arc<routes::feed::FeedWaits>,
 }
 
 impl AppState {
@@ -70,7 +71,13 @@ impl AppState {
             authority = authority.with_shared_counters(counters);
         }
         let (shutdown, _) = watch::channel(false);
-        Ok(Self(Arc::new(Inner { authority, config, metrics: Metrics::default(), shutdown })))
+        Ok(Self(Arc::new(Inner {
+            authority,
+            config,
+            metrics: Metrics::default(),
+            shutdown,
+            feed_waits: Arc::default(),
+        })))
     }
 
     pub fn authority(&self) -> &Authority {
@@ -83,6 +90,11 @@ impl AppState {
 
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+
+    /// Open revocation-feed streams and waiting long-polls.
+    pub fn feed_waits(&self) -> &Arc<routes::feed::FeedWaits> {
+        &self.0.feed_waits
     }
 
     /// Resolves once the server is shutting down.
@@ -107,6 +119,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::account::routes())
         .merge(routes::events::routes())
         .merge(routes::admin::routes())
+        .merge(routes::clients::routes())
+        .merge(routes::feed::routes())
         .merge(routes::tokens::routes())
         .fallback(edge::not_found)
         .method_not_allowed_fallback(edge::method_not_allowed)

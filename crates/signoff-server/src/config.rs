@@ -125,6 +125,17 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "127.0.0.0/8,::1/128",
         "comma-separated CIDRs whose X-Forwarded-*/X-Original-* headers the forward-auth endpoints believe",
     ),
+    (
+        "allow_private_callbacks",
+        "false",
+        "let registered clients' callback URLs name private, loopback or link-local addresses (development and tests only)",
+    ),
+    (
+        "max_feed_waits_per_client",
+        "16",
+        "open /revocations/stream streams and waiting /revocations long-polls per registered client; more are refused with 429",
+    ),
+    ("max_feed_waits", "256", "open revocation-feed streams and waiting long-polls in all"),
     ("max_body_bytes", "65536", "largest request body accepted"),
     ("log_format", "text", "text or json"),
     ("log_level", "info", "error, warn, info, debug or trace"),
@@ -308,6 +319,9 @@ pub struct Config {
     pub trust_proxy: bool,
     /// Peers whose forwarding headers the gateway endpoints believe.
     pub trusted_proxies: Vec<Cidr>,
+    pub allow_private_callbacks: bool,
+    pub max_feed_waits_per_client: usize,
+    pub max_feed_waits: usize,
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
     pub log_level: String,
@@ -465,6 +479,9 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .map(|s| s.parse().map_err(|e| invalid("trusted_proxies", e)))
                 .collect::<Result<_, _>>()?,
+            allow_private_callbacks: parse_bool("allow_private_callbacks", get("allow_private_callbacks"))?,
+            max_feed_waits_per_client: positive::<usize>("max_feed_waits_per_client", &get)?,
+            max_feed_waits: positive::<usize>("max_feed_waits", &get)?,
             max_body_bytes: number("max_body_bytes", get("max_body_bytes"))?,
             log_format: match get("log_format") {
                 "text" => LogFormat::Text,

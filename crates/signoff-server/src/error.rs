@@ -17,6 +17,8 @@ pub enum ApiError {
     InvalidCredentials,
     /// 401 for bearer-protected resources.
     InvalidToken,
+    /// 401 for a registered client's Basic credentials (RFC 6749 `invalid_client`).
+    InvalidClient,
     Throttled {
         retry_after_secs: u64,
     },
@@ -53,7 +55,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(..) => StatusCode::BAD_REQUEST,
-            Self::Unauthenticated | Self::InvalidCredentials | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated | Self::InvalidCredentials | Self::InvalidToken | Self::InvalidClient => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::Throttled { .. } | Self::TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
             Self::Csrf => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -74,6 +78,7 @@ impl ApiError {
             Self::Unauthenticated => "unauthenticated",
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidToken => "invalid_token",
+            Self::InvalidClient => "invalid_client",
             Self::Throttled { .. } => "too_many_attempts",
             Self::TooManyStreams => "too_many_streams",
             Self::Csrf => "csrf",
@@ -93,8 +98,9 @@ impl ApiError {
             Self::Unauthenticated => "not signed in".into(),
             Self::InvalidCredentials => "e-mail or password is wrong".into(),
             Self::InvalidToken => "the access token is not valid".into(),
+            Self::InvalidClient => "client authentication failed".into(),
             Self::Throttled { .. } => "too many attempts; try again later".into(),
-            Self::TooManyStreams => "this session has too many open event streams".into(),
+            Self::TooManyStreams => "too many open event streams".into(),
             Self::Csrf => "cross-site request refused".into(),
             Self::NotFound => "not found".into(),
             Self::MethodNotAllowed(_) => "method not allowed".into(),
@@ -118,6 +124,9 @@ impl IntoResponse for ApiError {
             }
             Self::InvalidToken => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+            }
+            Self::InvalidClient => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"signoff\""));
             }
             Self::MethodNotAllowed(Some(allow)) => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));

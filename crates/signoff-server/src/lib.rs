@@ -7,11 +7,13 @@
 //! - [`routes`]: handlers, one module per part of the contract, plus the demo site.
 //! - [`extract`], [`cookies`], [`csrf`], [`redirect`]: the request-facing rules.
 //! - [`error`]: the one `ApiError` and its mapping to stable codes.
+//! - [`callback`]: registered clients' callback URLs and the SSRF guard.
 //! - [`views`], [`html`]: response shapes.
 //! - [`config`], [`backend`], [`metrics`]: operations.
 
 pub mod app;
 pub mod backend;
+pub mod callback;
 pub mod config;
 pub mod cookies;
 pub mod csrf;

@@ -33,6 +33,8 @@ fn skips(method: &Method, path: &str) -> bool {
                 | "/signoff.js"
                 | "/authz/auth-request"
                 | "/authz/forward-auth"
+                | "/revocations"
+                | "/revocations/stream"
                 | "/healthz"
                 | "/readyz"
                 | "/metrics"

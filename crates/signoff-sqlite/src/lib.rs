@@ -8,6 +8,7 @@ mod rows;
 
 use async_trait::async_trait;
 use signoff_core::audit::AuditEvent;
+use signoff_core::clients::RegisteredClient;
 use signoff_core::revocation::FeedEntry;
 use signoff_core::secret::SecretHash;
 use signoff_core::store::RefreshToken;
@@ -23,7 +24,8 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use rows::{
-    audit_from, backend, db_err, feed_from, ms, refresh_from, remember_from, session_from, signing_key_from, user_from,
+    audit_from, backend, client_from, db_err, feed_from, ms, refresh_from, remember_from, session_from,
+    signing_key_from, user_from,
 };
 
 /// A signoff store in one SQLite file.
@@ -258,6 +260,23 @@ impl Store for SqliteStore {
                 .await
                 .map_err(db_err)?;
         Ok(rows)
+    }
+
+    async fn client_by_id(&self, id: &str) -> Result<Option<RegisteredClient>, StoreError> {
+        let row = sqlx::query("SELECT id, name, secret_hash, backchannel_logout_uri, webhook_url, webhook_secret, created_at FROM clients WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(client_from).transpose()
+    }
+
+    async fn clients(&self) -> Result<Vec<RegisteredClient>, StoreError> {
+        let rows = sqlx::query("SELECT id, name, secret_hash, backchannel_logout_uri, webhook_url, webhook_secret, created_at FROM clients ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(client_from).collect()
     }
 }
 
@@ -694,6 +713,9 @@ impl Tx for SqliteTx {
                     ("token_version", user_id.as_str(), Some(user_id.as_str()), None, None, Some(*version), at)
                 }
                 FeedEntry::Keys { kid } => ("keys", kid.as_str(), None, None, None, None, at),
+                FeedEntry::ClientRemoved { client_id } => {
+                    ("client_removed", client_id.as_str(), None, None, None, None, at)
+                }
                 FeedEntry::Rekeyed { old, .. } => ("rekeyed", old.as_str(), None, None, None, None, at),
                 FeedEntry::Unknown { .. } => continue,
             };
@@ -840,6 +862,30 @@ impl Tx for SqliteTx {
             .fetch_one(self.conn())
             .await
             .map_err(db_err)
+    }
+
+    async fn insert_client(&mut self, client: &RegisteredClient) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO clients (id, name, secret_hash, backchannel_logout_uri, webhook_url, webhook_secret, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&client.id)
+        .bind(&client.name)
+        .bind(&client.secret_hash.0[..])
+        .bind(client.backchannel_logout_uri.as_deref())
+        .bind(client.webhook_url.as_deref())
+        .bind(client.webhook_secret.as_deref())
+        .bind(ms(client.created_at))
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn delete_client(&mut self, id: &str) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM clients WHERE id = ?").bind(id).execute(self.conn()).await.map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {

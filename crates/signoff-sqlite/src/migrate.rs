@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_revocation_feed.sql")),
     (4, include_str!("../migrations/0004_tokens.sql")),
     (5, include_str!("../migrations/0005_bound_credentials.sql")),
+    (6, include_str!("../migrations/0006_clients.sql")),
 ];
 
 pub async fn run(pool: &SqlitePool) -> Result<(), StoreError> {

@@ -7,11 +7,13 @@
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
+mod clients;
 mod sync;
 mod tokens;
 
 pub use crate::audit::ClientInfo;
 use crate::audit::{Actor, AuditEvent, AuditKind};
+use crate::client_feed::ClientFeed;
 use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::email;
@@ -165,7 +167,13 @@ pub struct Authority {
     cluster: Option<Cluster>,
     /// Rate-limit counters every node sees (several nodes); the in-memory limits apply too.
     counters: Option<Arc<dyn SharedCounters>>,
+    /// The feed relying services follow, as far as this process has applied it.
+    client_feed: ClientFeed,
 }
+
+/// How long past the access-token lifetime relying services are still told of a revocation:
+/// clocks of the nodes and of the verifiers differ.
+const FEED_CLOCK_MARGIN: Duration = Duration::minutes(2);
 
 /// Changes in flight: one store transaction plus the audit events and revocations to announce
 /// once it commits. Dropping it uncommitted rolls everything back and announces nothing.
@@ -260,6 +268,13 @@ impl Batch<'_> {
             .collect();
         let seq = if feed.is_empty() { 0 } else { self.tx.record_revocations(&feed, self.authority.now()).await? };
         self.tx.commit().await?;
+        if seq > 0 {
+            // Relying services' feed streams hear of it before the revoker is answered. A read
+            // that fails is retried by the feed follower; the checks below do not depend on it.
+            if let Err(e) = self.authority.catch_up().await {
+                tracing::warn!(seq, error = %e, "revocation committed; the feed is relayed on the next poll");
+            }
+        }
         // In-memory checks first: a request answered after this returns must already see it.
         self.authority.tokens.apply(&self.token_feed);
         if self.token_feed.iter().any(|e| matches!(e, FeedEntry::Keys { .. })) {
@@ -315,6 +330,7 @@ impl Authority {
         token_policy: TokenPolicy,
         passwords: Passwords,
     ) -> Result<Self, CoreError> {
+        let token_policy_ttl = token_policy.access_ttl;
         let tokens = TokenState::new(token_policy);
         let feed_start = store.revocation_head().await?;
         let authority = Self {
@@ -329,8 +345,10 @@ impl Authority {
             feed: tokio::sync::Mutex::new(sync::FeedCursor::new(feed_start)),
             cluster: None,
             counters: None,
+            client_feed: ClientFeed::new(token_policy_ttl + FEED_CLOCK_MARGIN),
         };
         authority.load_token_state().await?;
+        authority.start_client_feed(feed_start).await?;
         Ok(authority)
     }
 
@@ -1078,16 +1096,19 @@ impl Authority {
         self
     }
 
-    /// Drops feed entries older than an hour: every process has relayed them long since.
+    /// Drops feed entries older than an hour (or than the access-token lifetime and a margin,
+    /// when that is longer): every process has relayed them long since, and relying services
+    /// starting over are given every one that can still matter.
     pub async fn trim_revocation_feed(&self) -> Result<u64, CoreError> {
         let now = self.now();
+        let keep = Duration::hours(1).max(self.tokens.policy.access_ttl + FEED_CLOCK_MARGIN + Duration::minutes(3));
         if let Some(counters) = &self.counters {
             counters.purge(now).await?;
         }
         self.tokens.forget_expired(now.unix_timestamp());
         // Denials are kept an hour past their tokens' expiry, so a node whose clock lags another's
         // (which trims) still finds every denial of a token it may consider unexpired.
-        Ok(self.store.trim_revocations(now - Duration::hours(1), now - Duration::hours(1)).await?)
+        Ok(self.store.trim_revocations(now - keep, now - Duration::hours(1)).await?)
     }
 
     // ---- reading --------------------------------------------------------------------------

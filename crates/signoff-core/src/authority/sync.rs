@@ -122,6 +122,7 @@ impl Authority {
                     );
                     self.reload_everything().await?;
                     cursor.applied = head;
+                    self.client_feed.skip_to(head);
                 }
                 break;
             };
@@ -137,6 +138,9 @@ impl Authority {
                 self.reload_everything().await?;
             }
             let full = entries.len() == PAGE as usize;
+            // Relying services are told only what this process has applied (a gap moves their
+            // window's floor: clients behind it start over).
+            self.client_feed.apply(&entries, self.now());
             self.apply_feed(entries.into_iter().map(|(_, e)| e).collect()).await?;
             cursor.applied = last;
             if !full {

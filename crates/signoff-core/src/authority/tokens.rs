@@ -75,7 +75,7 @@ pub struct Presented<'a> {
 /// The in-memory side of token checks.
 #[derive(Debug)]
 pub struct TokenState {
-    policy: TokenPolicy,
+    pub(super) policy: TokenPolicy,
     keyring: RwLock<Arc<Keyring>>,
     last_reload: Mutex<Option<Instant>>,
     /// Held across a reload's read and install, so installs happen in the order of the reads:
@@ -139,7 +139,10 @@ impl TokenState {
                     let v = versions.1.entry(user_id.clone()).or_insert(*version);
                     *v = (*v).max(*version);
                 }
-                FeedEntry::Session(_) | FeedEntry::Keys { .. } | FeedEntry::Rekeyed { .. } => {}
+                FeedEntry::Session(_)
+                | FeedEntry::Keys { .. }
+                | FeedEntry::Rekeyed { .. }
+                | FeedEntry::ClientRemoved { .. } => {}
                 FeedEntry::Unknown { .. } => {}
             }
         }

@@ -3,8 +3,10 @@
 pub mod account;
 pub mod admin;
 pub mod auth;
+pub mod clients;
 pub mod demo;
 pub mod events;
+pub mod feed;
 pub mod gateway;
 pub mod logout;
 pub mod ops;

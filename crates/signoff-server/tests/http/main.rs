@@ -16,5 +16,6 @@ mod logout;
 mod nodes;
 mod ops;
 mod redirects;
+mod relying;
 mod sessions;
 mod tokens;

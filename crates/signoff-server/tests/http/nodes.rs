@@ -7,6 +7,7 @@ use base64::Engine;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use signoff_core::audit::AuditEvent;
+use signoff_core::clients::RegisteredClient;
 use signoff_core::secret::SecretHash;
 use signoff_core::store::{RefreshToken, RememberToken, Session, Store, StoreError, Tx, User, UserCredentials};
 use signoff_core::token::SigningKeyPair;
@@ -208,6 +209,12 @@ impl Store for DeniedWhileLoading {
     }
     async fn signing_keys(&self) -> Result<Vec<SigningKeyPair>, StoreError> {
         self.inner.signing_keys().await
+    }
+    async fn client_by_id(&self, id: &str) -> Result<Option<RegisteredClient>, StoreError> {
+        self.inner.client_by_id(id).await
+    }
+    async fn clients(&self) -> Result<Vec<RegisteredClient>, StoreError> {
+        self.inner.clients().await
     }
 }
 

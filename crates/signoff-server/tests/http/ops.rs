@@ -109,6 +109,13 @@ async fn openapi_describes_every_route_of_the_contract() {
         ("/readyz", "get"),
         ("/metrics", "get"),
         ("/openapi.json", "get"),
+        ("/authz/auth-request", "get"),
+        ("/authz/forward-auth", "get"),
+        ("/admin/clients", "get"),
+        ("/admin/clients", "post"),
+        ("/admin/clients/{client_id}", "delete"),
+        ("/revocations", "get"),
+        ("/revocations/stream", "get"),
     ] {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing from /openapi.json");
     }

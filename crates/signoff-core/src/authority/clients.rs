@@ -1,0 +1,99 @@
+//! Registered clients and the revocation feed they follow.
+
+use super::Authority;
+use crate::client_feed::{ClientFeed, Page};
+use crate::clients::{MAX_CLIENT_ID_LEN, NewClient, RegisteredClient};
+use crate::error::CoreError;
+use crate::revocation::FeedEntry;
+
+/// Entries read per round trip when the window is filled at start.
+const PAGE: u32 = 1_000;
+
+impl Authority {
+    /// Registers a client; the caller has checked its callback URLs.
+    pub async fn register_client(
+        &self,
+        name: String,
+        backchannel_logout_uri: Option<String>,
+        webhook_url: Option<String>,
+    ) -> Result<NewClient, CoreError> {
+        let new = NewClient::generate(name, backchannel_logout_uri, webhook_url, self.now());
+        let mut tx = self.store.begin().await?;
+        tx.insert_client(&new.client).await?;
+        tx.commit().await?;
+        tracing::info!(target: "signoff::audit", client_id = %new.client.id, name = %new.client.name, "client registered");
+        Ok(new)
+    }
+
+    pub async fn clients(&self) -> Result<Vec<RegisteredClient>, CoreError> {
+        Ok(self.store.clients().await?)
+    }
+
+    /// Deletes a client (`false` when there is none): once this returns, every node refuses its
+    /// credentials and has ended its feed streams.
+    pub async fn delete_client(&self, id: &str) -> Result<bool, CoreError> {
+        if id.len() > MAX_CLIENT_ID_LEN {
+            return Ok(false);
+        }
+        let mut batch = self.batch().await?;
+        if !batch.tx.delete_client(id).await? {
+            return Ok(false);
+        }
+        batch.token_feed.push(FeedEntry::ClientRemoved { client_id: id.to_owned() });
+        batch.commit().await?;
+        self.client_feed.remove(id);
+        tracing::info!(target: "signoff::audit", client_id = %id, "client deleted");
+        Ok(true)
+    }
+
+    /// The client these Basic credentials prove, if they do. Read from the store each time, so
+    /// a deleted client is refused at once on every node.
+    pub async fn authenticate_client(&self, id: &str, secret: &str) -> Result<Option<RegisteredClient>, CoreError> {
+        if id.is_empty() || id.len() > MAX_CLIENT_ID_LEN {
+            return Ok(None);
+        }
+        let client = self.store.client_by_id(id).await?;
+        Ok(client.filter(|c| c.secret_matches(secret) && !self.client_feed.removed(&c.id)))
+    }
+
+    /// The relying services' feed held by this process.
+    pub fn client_feed(&self) -> &ClientFeed {
+        &self.client_feed
+    }
+
+    /// A page of the feed for a client at `after`, answered only when this node vouches for
+    /// its copy of the feed (`Busy` otherwise). A client ahead of this node (it read another
+    /// node that had applied more) makes this node read the feed first, so it is never told
+    /// to start over from a state older than the one it holds.
+    pub async fn feed_page(&self, after: Option<i64>) -> Result<Page, CoreError> {
+        self.vouch().await?;
+        if after.is_some_and(|a| a > self.client_feed.head()) {
+            self.catch_up().await?;
+        }
+        Ok(self.client_feed.since(after, self.now()))
+    }
+
+    /// Whether this node may still say its feed is current (for open streams' heartbeats):
+    /// vouches, reading the feed first when it must.
+    pub async fn feed_current(&self) -> bool {
+        self.vouch().await.is_ok()
+    }
+
+    /// Fills the window with what the store still holds up to `head` (at start).
+    pub(super) async fn start_client_feed(&self, head: i64) -> Result<(), CoreError> {
+        let mut history = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self.store.revocations_since(after, PAGE).await?;
+            let full = page.len() == PAGE as usize;
+            let Some(&(last, _)) = page.last() else { break };
+            history.extend(page.into_iter().filter(|(seq, _)| *seq <= head));
+            if !full || last >= head {
+                break;
+            }
+            after = last;
+        }
+        self.client_feed.start(&history, head, self.now());
+        Ok(())
+    }
+}
