@@ -1,23 +1,18 @@
 //! Access tokens: compact JWTs signed with Ed25519 (`alg: EdDSA`).
 //!
-//! Encoding is done here, on purpose narrowly: one algorithm, pinned. Verification refuses
-//! any header whose `alg` is not exactly `EdDSA` (so no `none`, no HMAC keyed with the public
-//! key), any unknown `kid`, any `crit`, and never follows `jku`, `x5u` or an embedded `jwk`.
-//! Base64url must be canonical and unpadded, signatures are checked with `verify_strict`
-//! (non-canonical and small-order encodings refused). Whether a signed token is still honoured
-//! (denylist, live session, token version) is the authority's business, not this module's.
+//! The JWS layer (one algorithm, pinned; see `signoff_jwt`) is shared with the verifier
+//! library; this module adds the claims signoff issues, the keyring, and the checks of time,
+//! issuer and audience. Whether a signed token is still honoured (denylist, live session,
+//! token version) is the authority's business, not this module's.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
+use signoff_jwt::JwsError;
 use std::fmt;
 use time::{Duration, OffsetDateTime};
 
 use crate::secret::{SessionId, UserId, random_bytes, random_id};
 
-/// Longest token we look at; anything longer is refused unparsed.
-const MAX_TOKEN_LEN: usize = 4096;
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
 pub const LEEWAY: Duration = Duration::seconds(10);
 
@@ -59,17 +54,6 @@ impl Claims {
             tv,
         }
     }
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Header {
-    alg: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    typ: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    kid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    crit: Option<serde_json::Value>,
 }
 
 /// Why a token was refused. Callers answer every one the same way; this is for logs and tests.
@@ -134,14 +118,7 @@ impl SigningKeyPair {
 
     /// The public key as a JWK.
     pub fn jwk(&self) -> serde_json::Value {
-        serde_json::json!({
-            "kty": "OKP",
-            "crv": "Ed25519",
-            "x": URL_SAFE_NO_PAD.encode(self.public_bytes()),
-            "kid": self.kid,
-            "alg": "EdDSA",
-            "use": "sig",
-        })
+        signoff_jwt::jwk(&self.kid, &self.key.verifying_key())
     }
 }
 
@@ -190,15 +167,7 @@ impl Keyring {
     /// Signs `claims` with the current key.
     pub fn sign(&self, claims: &Claims) -> Option<String> {
         let key = self.signer()?;
-        let header = Header { alg: "EdDSA".into(), typ: Some("JWT".into()), kid: Some(key.kid.clone()), crit: None };
-        let mut out = String::with_capacity(400);
-        out.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).ok()?));
-        out.push('.');
-        out.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).ok()?));
-        let signature = key.key.sign(out.as_bytes());
-        out.push('.');
-        out.push_str(&URL_SAFE_NO_PAD.encode(signature.to_bytes()));
-        Some(out)
+        signoff_jwt::sign(claims, "JWT", &key.kid, &key.key)
     }
 
     /// Checks form, algorithm, key, signature, time and audience; returns the claims.
@@ -244,36 +213,14 @@ impl Keyring {
     }
 
     fn verify_signature(&self, token: &str, now: OffsetDateTime, ttl: Duration) -> Result<Claims, TokenError> {
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(TokenError::Malformed);
-        }
-        let mut parts = token.split('.');
-        let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-            return Err(TokenError::Malformed);
-        };
-        let header: Header = decode_json(h)?;
-        if header.alg != "EdDSA" {
-            return Err(TokenError::Algorithm);
-        }
-        if header.crit.is_some() {
-            return Err(TokenError::Malformed);
-        }
-        let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
-        let key = self.verifiers(now, ttl).find(|k| k.kid == kid).ok_or(TokenError::UnknownKey)?;
-        let sig: [u8; 64] = decode(s)?.try_into().map_err(|_| TokenError::Signature)?;
-        let verifying: VerifyingKey = key.key.verifying_key();
-        let signed = &token[..h.len() + 1 + c.len()];
-        verifying.verify_strict(signed.as_bytes(), &Signature::from_bytes(&sig)).map_err(|_| TokenError::Signature)?;
-        decode_json(c)
+        signoff_jwt::verify(token, |kid| self.verifiers(now, ttl).find(|k| k.kid == kid).map(|k| k.key.verifying_key()))
+            .map_err(|e| match e {
+                JwsError::Malformed => TokenError::Malformed,
+                JwsError::Algorithm => TokenError::Algorithm,
+                JwsError::UnknownKey => TokenError::UnknownKey,
+                JwsError::Signature => TokenError::Signature,
+            })
     }
-}
-
-fn decode(part: &str) -> Result<Vec<u8>, TokenError> {
-    URL_SAFE_NO_PAD.decode(part).map_err(|_| TokenError::Malformed)
-}
-
-fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, TokenError> {
-    serde_json::from_slice(&decode(part)?).map_err(|_| TokenError::Malformed)
 }
 
 #[cfg(test)]

@@ -1,0 +1,266 @@
+//! The Rust verifier library (`signoff-verify`) against a real `signoff serve` process: a
+//! revoked token is refused within milliseconds of the revoke response (p50/p99 over 1,000
+//! revocations), a session end and a token-version bump kill their tokens, the tower layer
+//! answers as the contract says, and a feed silenced with SIGSTOP makes the verifier refuse
+//! every token once its budget passes and accept again once the feed resumes.
+//!
+//! The Node library runs the same scenarios with node's test runner (`clients/node`).
+
+use axum::routing::get;
+use axum::{Extension, Router};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use signoff_verify::{Claims, Options, Verifier, VerifyError};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ADMIN: &str = "verifier-tests-admin-key-0123456789abcdef";
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A `signoff serve` process on a fresh SQLite file; stopped (and continued first, if it was
+/// stopped) on drop.
+struct Signoff {
+    base: String,
+    child: Child,
+    dir: std::path::PathBuf,
+    http: reqwest::Client,
+}
+
+impl Signoff {
+    async fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("signoff-verify-{}", signoff_core::secret::random_id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let base = format!("http://127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_signoff"))
+            .arg("serve")
+            .env("SIGNOFF_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SIGNOFF_PUBLIC_URL", &base)
+            .env("SIGNOFF_DATABASE_URL", format!("sqlite://{}", dir.join("v.db").display()))
+            .env("SIGNOFF_ADMIN_TOKEN", ADMIN)
+            .env("SIGNOFF_LOG_LEVEL", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn signoff");
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !http.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == StatusCode::OK) {
+            assert!(Instant::now() < deadline, "signoff did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self { base, child, dir, http }
+    }
+
+    async fn post(&self, path: &str, body: Value, bearer: Option<&str>) -> (StatusCode, Value) {
+        let mut rb = self.http.post(format!("{}{path}", self.base)).header("accept", "application/json").json(&body);
+        if let Some(token) = bearer {
+            rb = rb.bearer_auth(token);
+        }
+        let res = rb.send().await.expect("post");
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn client(&self) -> (String, String) {
+        let (status, body) = self.post("/admin/clients", json!({"name": "verifier"}), Some(ADMIN)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (body["client_id"].as_str().expect("id").into(), body["client_secret"].as_str().expect("secret").into())
+    }
+
+    async fn user(&self, email: &str) {
+        let (status, body) = self.post("/auth/register", json!({"email": email, "password": PASSWORD}), None).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    /// `(access, refresh)` from a password grant.
+    async fn grant(&self, email: &str) -> (String, String) {
+        let (status, body) = self
+            .post("/auth/token", json!({"grant_type": "password", "email": email, "password": PASSWORD}), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        (body["access_token"].as_str().expect("a").into(), body["refresh_token"].as_str().expect("r").into())
+    }
+
+    async fn refresh(&self, refresh: &str) -> (String, String) {
+        let (status, body) =
+            self.post("/auth/token", json!({"grant_type": "refresh_token", "refresh_token": refresh}), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        (body["access_token"].as_str().expect("a").into(), body["refresh_token"].as_str().expect("r").into())
+    }
+
+    async fn verifier(&self, stale_after: Duration) -> Verifier {
+        let (id, secret) = self.client().await;
+        let mut options = Options::new(&self.base, id, secret);
+        options.stale_after = stale_after;
+        let v = Verifier::start(options).await;
+        assert!(
+            wait_for(Duration::from_secs(5), || async { v.verify("x.y.z").await != Err(VerifyError::Stale) }).await
+        );
+        v
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().expect("kill");
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Signoff {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.child.id().to_string()]).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Polls `ok` every 100 µs until it holds (true) or `limit` passes (false).
+async fn wait_for<F, Fut>(limit: Duration, ok: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if ok().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_micros(100)).await;
+    }
+    false
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_is_refused_within_milliseconds_of_the_revoke_response() {
+    let s = Signoff::start().await;
+    s.user("lat@example.com").await;
+    let v = s.verifier(Duration::from_secs(10)).await;
+    let (_, mut refresh) = s.grant("lat@example.com").await;
+    let mut lags = Vec::with_capacity(1000);
+    for round in 0..1000 {
+        let (access, next) = s.refresh(&refresh).await;
+        refresh = next;
+        assert!(v.verify(&access).await.is_ok(), "round {round}: a fresh token is valid");
+        let (status, _) = s.post("/auth/revoke", json!({"token": access}), None).await;
+        assert_eq!(status, StatusCode::OK);
+        let answered = Instant::now();
+        let refused =
+            wait_for(Duration::from_secs(2), || async { v.verify(&access).await == Err(VerifyError::Revoked) }).await;
+        assert!(refused, "round {round}: still accepted 2 s after the revoke response");
+        lags.push(answered.elapsed());
+    }
+    lags.sort();
+    let (p50, p99, max) = (percentile(&lags, 0.5), percentile(&lags, 0.99), lags[lags.len() - 1]);
+    println!("rust verifier: revoke response -> refused, 1000 revocations: p50 {p50:?}, p99 {p99:?}, max {max:?}");
+    assert!(p99 < Duration::from_millis(100), "p99 {p99:?}");
+    assert!(v.held() <= 1001, "the verifier holds the revoked tokens: {}", v.held());
+    v.close();
+    assert_eq!(v.verify("x.y.z").await, Err(VerifyError::Stale), "a closed verifier trusts nothing");
+}
+
+#[tokio::test]
+async fn a_session_end_and_a_token_version_bump_kill_their_tokens_and_the_layer_says_so() {
+    let s = Signoff::start().await;
+    s.user("kill@example.com").await;
+    let v = s.verifier(Duration::from_secs(10)).await;
+
+    // Two tokens of one session: logging out with one ends the session, and the other (never
+    // presented to signoff) dies by its sid.
+    let (first, refresh) = s.grant("kill@example.com").await;
+    let (second, _) = s.refresh(&refresh).await;
+    let claims = v.verify(&second).await.expect("valid");
+    let (status, _) = s.post("/auth/logout", json!({}), Some(&first)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(wait_for(Duration::from_secs(1), || async { v.verify(&second).await == Err(VerifyError::Revoked) }).await);
+
+    // An admin revoke bumps the token version: every older token of the user dies.
+    let (third, _) = s.grant("kill@example.com").await;
+    assert!(v.verify(&third).await.is_ok());
+    let (status, body) =
+        s.post(&format!("/admin/users/{}/revoke", claims.sub), json!({"reason": "t"}), Some(ADMIN)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(wait_for(Duration::from_secs(1), || async { v.verify(&third).await == Err(VerifyError::Revoked) }).await);
+    let (fresh, _) = s.grant("kill@example.com").await;
+    assert!(v.verify(&fresh).await.is_ok(), "a token issued after the bump lives");
+
+    // Forgeries and foreign tokens are invalid, not revoked.
+    let mut forged = fresh.clone();
+    forged.pop();
+    forged.push(if fresh.ends_with('A') { 'B' } else { 'A' });
+    assert!(matches!(v.verify(&forged).await, Err(VerifyError::InvalidToken(_))));
+    assert!(matches!(v.verify("not.a.token").await, Err(VerifyError::InvalidToken(_))));
+
+    // The tower layer in an axum app.
+    let app =
+        Router::new().route("/whoami", get(|Extension(c): Extension<Claims>| async move { c.sub })).layer(v.layer());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let app_base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let whoami = |token: Option<String>| {
+        let (http, url) = (s.http.clone(), format!("{app_base}/whoami"));
+        async move {
+            let mut rb = http.get(url);
+            if let Some(t) = token {
+                rb = rb.bearer_auth(t);
+            }
+            let res = rb.send().await.expect("whoami");
+            let challenge = res.headers().get("www-authenticate").map(|h| h.to_str().expect("ascii").to_owned());
+            (res.status(), challenge, res.text().await.expect("body"))
+        }
+    };
+    let (status, _, body) = whoami(Some(fresh.clone())).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, claims.sub.as_str()));
+    for token in [None, Some(third.clone()), Some(forged)] {
+        let (status, challenge, body) = whoami(token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(challenge.as_deref(), Some("Bearer error=\"invalid_token\""));
+    }
+    v.close();
+    let (status, _, body) = whoami(Some(fresh)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "stale: {body}");
+    assert!(body.contains("\"stale\""));
+}
+
+#[tokio::test]
+async fn a_silenced_feed_makes_the_verifier_refuse_every_token_until_it_is_back() {
+    let s = Signoff::start().await;
+    s.user("stop@example.com").await;
+    let budget = Duration::from_secs(3);
+    let v = s.verifier(budget).await;
+    let (access, _) = s.grant("stop@example.com").await;
+    assert!(v.verify(&access).await.is_ok());
+
+    s.signal("-STOP");
+    let stopped = Instant::now();
+    assert!(wait_for(Duration::from_secs(10), || async { v.verify(&access).await == Err(VerifyError::Stale) }).await);
+    let refused_after = stopped.elapsed();
+    println!("rust verifier: feed stopped -> tokens refused after {refused_after:?} (budget {budget:?})");
+    // Heard from at most one heartbeat (2 s) before the stop, so refusal comes within the budget
+    // and never much before budget minus a heartbeat.
+    assert!(refused_after <= budget + Duration::from_millis(500), "{refused_after:?}");
+    assert!(refused_after >= budget - Duration::from_millis(2_100), "{refused_after:?}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(v.verify(&access).await, Err(VerifyError::Stale), "still stale while the feed is silent");
+
+    s.signal("-CONT");
+    let resumed = Instant::now();
+    assert!(wait_for(Duration::from_secs(10), || async { v.verify(&access).await.is_ok() }).await);
+    println!("rust verifier: feed resumed -> tokens accepted after {:?}", resumed.elapsed());
+
+    // A stop longer than the verifier's read timeout (5 s): it gives the connection up and
+    // resumes by position on a new one, which signoff answers once it runs again.
+    let (other, _) = s.grant("stop@example.com").await;
+    s.signal("-STOP");
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(v.verify(&other).await, Err(VerifyError::Stale));
+    s.signal("-CONT");
+    assert!(wait_for(Duration::from_secs(10), || async { v.verify(&access).await.is_ok() }).await);
+    let (status, _) = s.post("/auth/revoke", json!({"token": other}), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(wait_for(Duration::from_secs(1), || async { v.verify(&other).await == Err(VerifyError::Revoked) }).await);
+}

@@ -1,0 +1,214 @@
+//! Verify signoff access tokens inside your own service, revocations included.
+//!
+//! A JWT library alone accepts a revoked token until it expires. A [`Verifier`] also follows
+//! signoff's revocation feed (`GET /revocations/stream`, as a registered client) and keeps its
+//! state in memory: revoked `jti`s, ended sessions (`sid`) and each user's minimum token
+//! version (`tv`). It **fails closed**: once the feed has been silent for longer than
+//! [`Options::stale_after`], every token is refused with [`VerifyError::Stale`] until the
+//! feed is back and caught up.
+//!
+//! ```ignore
+//! let verifier = Verifier::start(Options::new("http://127.0.0.1:8080", client_id, client_secret)).await;
+//! let app = axum::Router::new().route("/whoami", get(whoami)).layer(verifier.layer());
+//! ```
+//!
+//! Tokens are checked as signoff checks them: `alg` pinned to EdDSA, the key from the JWKS
+//! (refetched on an unknown `kid`, at most once per [`Options::jwks_cooldown`], and at once
+//! when the feed says the keys changed), `iss`, `aud`, `exp`, `nbf` and `iat` with a leeway.
+//!
+//! Plain `http://` works out of the box; for `https://` enable a TLS feature of `reqwest` in
+//! your own `Cargo.toml` (Cargo unifies it with this crate's).
+
+mod feed;
+mod jwks;
+mod layer;
+
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use layer::{VerifyLayer, VerifyService};
+
+/// How to reach signoff and how strict to be.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// signoff's base URL (its `SIGNOFF_PUBLIC_URL`, or an internal address of it).
+    pub url: String,
+    /// The `iss` tokens must carry (signoff's public origin).
+    pub issuer: String,
+    /// The `aud` tokens must carry (signoff's `token_audience`; by default its public origin).
+    pub audience: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// Past this much silence of the feed, every token is refused as stale.
+    pub stale_after: Duration,
+    /// The JWKS is refetched for an unknown `kid` at most this often.
+    pub jwks_cooldown: Duration,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    pub leeway: Duration,
+    /// How long ended sessions and token versions are kept: longer than signoff's
+    /// access-token lifetime (15 minutes by default).
+    pub retain: Duration,
+}
+
+impl Options {
+    /// Options for signoff at `url` (also the expected issuer and audience), with the
+    /// defaults: stale after 10 s of silence, JWKS cooldown 30 s, leeway 10 s, retain 1 h.
+    pub fn new(url: impl Into<String>, client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        let url = url.into().trim_end_matches('/').to_owned();
+        Self {
+            issuer: url.clone(),
+            audience: url.clone(),
+            url,
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            stale_after: Duration::from_secs(10),
+            jwks_cooldown: Duration::from_secs(30),
+            leeway: Duration::from_secs(10),
+            retain: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// Not a valid signoff access token (form, signature, issuer, audience, time).
+    #[error("invalid token: {0}")]
+    InvalidToken(&'static str),
+    /// A valid token that signoff has revoked (the token, its session, or its token version).
+    #[error("token revoked")]
+    Revoked,
+    /// The revocation feed (or the JWKS) cannot be followed now: no token can be trusted.
+    #[error("the revocation feed is stale")]
+    Stale,
+}
+
+impl VerifyError {
+    /// The stable code: `invalid_token`, `revoked` or `stale`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidToken(_) => "invalid_token",
+            Self::Revoked => "revoked",
+            Self::Stale => "stale",
+        }
+    }
+}
+
+/// The claims of a verified token (put in request extensions by the layer).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    #[serde(deserialize_with = "audience")]
+    pub aud: Vec<String>,
+    pub iat: i64,
+    pub exp: i64,
+    #[serde(default)]
+    pub nbf: Option<i64>,
+    pub jti: String,
+    pub sid: String,
+    pub tv: i64,
+}
+
+fn audience<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Aud {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Aud::deserialize(d)? {
+        Aud::One(a) => vec![a],
+        Aud::Many(a) => a,
+    })
+}
+
+/// Verifies tokens; cheap to clone (all clones share one feed and one key cache).
+#[derive(Clone)]
+pub struct Verifier(Arc<Shared>);
+
+struct Shared {
+    options: Options,
+    http: reqwest::Client,
+    keys: jwks::Keys,
+    feed: feed::FeedState,
+    follower: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Verifier {
+    /// Starts following the feed and returns once it has caught up (or once
+    /// [`Options::stale_after`] has passed without that: tokens are then refused as stale
+    /// until it does). Must be called inside a Tokio runtime.
+    pub async fn start(options: Options) -> Self {
+        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build().unwrap_or_default();
+        let shared = Arc::new(Shared {
+            keys: jwks::Keys::new(format!("{}/.well-known/jwks.json", options.url), options.jwks_cooldown),
+            feed: feed::FeedState::default(),
+            follower: std::sync::Mutex::new(None),
+            http,
+            options,
+        });
+        let _ = shared.keys.refresh(&shared.http).await;
+        let caught_up = shared.feed.caught_up();
+        let follower = tokio::spawn(feed::follow(Arc::downgrade(&shared)));
+        *shared.follower.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(follower);
+        if tokio::time::timeout(shared.options.stale_after, caught_up).await.is_err() {
+            tracing::warn!(url = %shared.options.url, "signoff's revocation feed is not reachable yet; refusing tokens until it is");
+        }
+        Self(shared)
+    }
+
+    /// Checks `token`; its claims if it is valid and not revoked.
+    pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
+        let o = &self.0.options;
+        if !self.0.feed.fresh(o.stale_after) {
+            return Err(VerifyError::Stale);
+        }
+        let kid = signoff_jwt::kid(token).map_err(|_| VerifyError::InvalidToken("malformed"))?;
+        let key = match self.0.keys.get(&kid) {
+            Some(key) => key,
+            None => self.0.keys.fetch_for(&self.0.http, &kid).await?.ok_or(VerifyError::InvalidToken("unknown key"))?,
+        };
+        let claims: Claims =
+            signoff_jwt::verify(token, |_| Some(key)).map_err(|_| VerifyError::InvalidToken("bad signature"))?;
+        if claims.iss != o.issuer || !claims.aud.contains(&o.audience) {
+            return Err(VerifyError::InvalidToken("wrong issuer or audience"));
+        }
+        let now = unix_now();
+        let leeway = o.leeway.as_secs() as i64;
+        if claims.exp + leeway <= now {
+            return Err(VerifyError::InvalidToken("expired"));
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > now + leeway) || claims.iat > now + leeway {
+            return Err(VerifyError::InvalidToken("not yet valid"));
+        }
+        if self.0.feed.revokes(&claims) {
+            return Err(VerifyError::Revoked);
+        }
+        Ok(claims)
+    }
+
+    /// A tower layer that lets only requests with a valid `Authorization: Bearer` token
+    /// through, with their [`Claims`] in the request's extensions.
+    pub fn layer(&self) -> VerifyLayer {
+        VerifyLayer::new(self.clone())
+    }
+
+    /// How many revocation events this verifier holds (for metrics and tests).
+    pub fn held(&self) -> usize {
+        self.0.feed.held()
+    }
+
+    /// Stops following the feed; every later `verify` is refused as stale.
+    pub fn close(&self) {
+        if let Some(task) = self.0.follower.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+            task.abort();
+        }
+        self.0.feed.close();
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
