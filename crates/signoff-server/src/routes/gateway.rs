@@ -5,8 +5,9 @@
 //!   a 500): only `200`, `401` (with `Location: /login?return_to=…` from `X-Original-URL`) or
 //!   `403` (the check itself could not be made: fail closed, without sending people to sign in).
 //! - `GET /authz/forward-auth` (Caddy `forward_auth`, Traefik ForwardAuth): `200`; `302` to the
-//!   sign-in page for an unauthenticated HTML navigation; `401` otherwise; `503` when the check
-//!   could not be made.
+//!   sign-in page for an unauthenticated HTML navigation (`/login?…`, or on the public origin
+//!   for Traefik, which would resolve a relative one against signoff's own address); `401`
+//!   otherwise; `503` when the check could not be made.
 //!
 //! Every `200` carries all three identity headers (empty rather than missing: Caddy passes a
 //! literal placeholder to the app for a missing one). `X-Forwarded-*`/`X-Original-*` are
@@ -135,7 +136,13 @@ async fn forward_auth(State(state): State<AppState>, request: Parts) -> Response
                     }
                     _ => None,
                 };
-                let location = sign_in_location(&state, original.as_deref());
+                let mut location = sign_in_location(&state, original.as_deref());
+                // Traefik (which marks what it forwards with X-Forwarded-Server) resolves a
+                // relative Location against the auth server's own address, sending browsers to
+                // signoff's internal port: it gets the sign-in URL on the public origin.
+                if forwarded(&state, peer, headers, "x-forwarded-server").is_some() {
+                    location.insert_str(0, &state.config().public_origin);
+                }
                 let mut res = StatusCode::FOUND.into_response();
                 if let Ok(v) = HeaderValue::from_str(&location) {
                     res.headers_mut().insert(header::LOCATION, v);

@@ -109,6 +109,20 @@ async fn forward_auth_redirects_navigations_and_refuses_api_calls() {
         .header("x-forwarded-uri", "/phish");
     assert_eq!(anonymous.send(evil).await.location(), Some("/login?return_to=%2F"));
 
+    // Traefik (X-Forwarded-Server) would resolve a relative Location against signoff's own
+    // address: it gets the sign-in URL on the public origin.
+    let traefik = anonymous
+        .bare(Method::GET, "/authz/forward-auth")
+        .header("accept", "text/html")
+        .header("x-forwarded-method", "GET")
+        .header("x-forwarded-proto", "http")
+        .header("x-forwarded-host", &host)
+        .header("x-forwarded-uri", "/app/inbox?folder=2")
+        .header("x-forwarded-server", "traefik-1");
+    let res = anonymous.send(traefik).await;
+    assert_eq!(res.status, StatusCode::FOUND);
+    assert_eq!(res.location(), Some(format!("{}/login?return_to={}", s.origin, enc(&expected)).as_str()));
+
     let mut b = s.signed_in("fwd@example.com").await;
     let res = b.send(b.bare(Method::GET, "/authz/forward-auth")).await;
     assert_eq!(res.status, StatusCode::OK);

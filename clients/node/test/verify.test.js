@@ -1,0 +1,226 @@
+// signoff-verify against a real `signoff serve` process (SIGNOFF_BIN names the binary; the
+// suite fails without it). The same scenarios as the Rust verifier's tests.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import express from 'express';
+import { createVerifier, parseFrames, VerifyError } from '../src/index.js';
+
+const ADMIN = 'node-verifier-tests-admin-key-0123456789abcdef';
+const PASSWORD = 'correct horse battery staple';
+const BIN = process.env.SIGNOFF_BIN;
+assert.ok(BIN, 'SIGNOFF_BIN must name the signoff binary (cargo build --bin signoff)');
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function freePort() {
+  const srv = createServer();
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address();
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+const running = [];
+after(() => {
+  for (const s of running) s.stop();
+});
+
+async function startSignoff() {
+  const dir = mkdtempSync(join(tmpdir(), 'signoff-node-'));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const child = spawn(BIN, ['serve'], {
+    env: {
+      ...process.env,
+      SIGNOFF_LISTEN: `127.0.0.1:${port}`,
+      SIGNOFF_PUBLIC_URL: base,
+      SIGNOFF_DATABASE_URL: `sqlite://${join(dir, 'n.db')}`,
+      SIGNOFF_ADMIN_TOKEN: ADMIN,
+      SIGNOFF_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const s = {
+    base,
+    child,
+    signal: (sig) => child.kill(sig),
+    stop() {
+      try {
+        child.kill('SIGCONT');
+        child.kill('SIGKILL');
+      } catch {}
+      rmSync(dir, { recursive: true, force: true });
+    },
+    async post(path, body, bearer) {
+      const headers = { 'content-type': 'application/json', accept: 'application/json' };
+      if (bearer) headers.authorization = `Bearer ${bearer}`;
+      const res = await fetch(base + path, { method: 'POST', headers, body: JSON.stringify(body) });
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : null };
+    },
+  };
+  running.push(s);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      if ((await fetch(`${base}/readyz`)).status === 200) break;
+    } catch {}
+    assert.ok(Date.now() < deadline, 'signoff did not become ready');
+    await sleep(50);
+  }
+  return s;
+}
+
+async function setup(s, email, staleAfterMs = 10_000) {
+  let r = await s.post('/auth/register', { email, password: PASSWORD });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  r = await s.post('/admin/clients', { name: 'node' }, ADMIN);
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  const v = await createVerifier({ url: s.base, clientId: r.body.client_id, clientSecret: r.body.client_secret, staleAfterMs });
+  return v;
+}
+
+async function grant(s, email) {
+  const r = await s.post('/auth/token', { grant_type: 'password', email, password: PASSWORD });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return r.body;
+}
+
+async function refresh(s, token) {
+  const r = await s.post('/auth/token', { grant_type: 'refresh_token', refresh_token: token });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return r.body;
+}
+
+async function codeOf(v, token) {
+  try {
+    await v.verify(token);
+    return 'ok';
+  } catch (e) {
+    assert.ok(e instanceof VerifyError, String(e));
+    return e.code;
+  }
+}
+
+// Polls until `verify` gives `code` (true) or `limitMs` passes (false).
+async function waitFor(v, token, code, limitMs) {
+  const deadline = performance.now() + limitMs;
+  while (performance.now() < deadline) {
+    if ((await codeOf(v, token)) === code) return true;
+    await new Promise((r) => setImmediate(r));
+  }
+  return false;
+}
+
+const pct = (sorted, p) => sorted[Math.round((sorted.length - 1) * p)];
+
+test('frames are split, comments and revocation events only', () => {
+  const [frames, rest] = parseFrames(': reset 3\n\nid: 3\nevent: revocation\ndata: {"seq":3}\n\nevent: other\ndata: x\n\n: cur');
+  assert.deepEqual(frames, [{ comment: 'reset 3' }, { id: '3', data: '{"seq":3}' }]);
+  assert.equal(rest, ': cur');
+});
+
+test('a revoked token is refused within milliseconds of the revoke response (1,000 revocations)', async () => {
+  const s = await startSignoff();
+  const v = await setup(s, 'lat@example.com');
+  let { refresh_token: rt } = await grant(s, 'lat@example.com');
+  const lags = [];
+  for (let round = 0; round < 1000; round++) {
+    const pair = await refresh(s, rt);
+    rt = pair.refresh_token;
+    assert.equal(await codeOf(v, pair.access_token), 'ok', `round ${round}`);
+    const r = await s.post('/auth/revoke', { token: pair.access_token });
+    assert.equal(r.status, 200);
+    const answered = performance.now();
+    assert.ok(await waitFor(v, pair.access_token, 'revoked', 2000), `round ${round}: accepted 2 s after the revoke`);
+    lags.push(performance.now() - answered);
+  }
+  lags.sort((a, b) => a - b);
+  const [p50, p99, max] = [pct(lags, 0.5), pct(lags, 0.99), lags[lags.length - 1]];
+  console.log(`node verifier: revoke response -> refused, 1000 revocations: p50 ${p50.toFixed(3)} ms, p99 ${p99.toFixed(3)} ms, max ${max.toFixed(3)} ms`);
+  assert.ok(p99 < 100, `p99 ${p99} ms`);
+  await v.close();
+  assert.equal(await codeOf(v, 'x.y.z'), 'stale', 'a closed verifier trusts nothing');
+});
+
+test('a session end and a token-version bump kill their tokens; the express middleware answers 401 and 503', async () => {
+  const s = await startSignoff();
+  const v = await setup(s, 'kill@example.com');
+  const first = await grant(s, 'kill@example.com');
+  const second = await refresh(s, first.refresh_token);
+  const claims = await v.verify(second.access_token);
+  let r = await s.post('/auth/logout', {}, first.access_token);
+  assert.equal(r.status, 200);
+  assert.ok(await waitFor(v, second.access_token, 'revoked', 1000), 'the session ended: its other token dies by sid');
+
+  const third = await grant(s, 'kill@example.com');
+  assert.equal(await codeOf(v, third.access_token), 'ok');
+  r = await s.post(`/admin/users/${claims.sub}/revoke`, { reason: 't' }, ADMIN);
+  assert.equal(r.status, 200);
+  assert.ok(await waitFor(v, third.access_token, 'revoked', 1000), 'the token version moved on');
+  const fresh = await grant(s, 'kill@example.com');
+  assert.equal(await codeOf(v, fresh.access_token), 'ok', 'a token issued after the bump lives');
+  const forged = fresh.access_token.slice(0, -1) + (fresh.access_token.endsWith('A') ? 'B' : 'A');
+  assert.equal(await codeOf(v, forged), 'invalid_token');
+  assert.equal(await codeOf(v, 'not.a.token'), 'invalid_token');
+
+  const app = express();
+  app.get('/whoami', v.express(), (req, res) => res.json({ sub: req.auth.sub }));
+  const server = await new Promise((resolve) => {
+    const srv = app.listen(0, '127.0.0.1', () => resolve(srv));
+  });
+  const appBase = `http://127.0.0.1:${server.address().port}`;
+  const whoami = (token) => fetch(`${appBase}/whoami`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  let res = await whoami(fresh.access_token);
+  assert.equal(res.status, 200);
+  assert.deepEqual(await res.json(), { sub: claims.sub });
+  for (const token of [undefined, third.access_token, forged]) {
+    res = await whoami(token);
+    assert.equal(res.status, 401);
+    assert.equal(res.headers.get('www-authenticate'), 'Bearer error="invalid_token"');
+  }
+  await v.close();
+  res = await whoami(fresh.access_token);
+  assert.equal(res.status, 503);
+  assert.equal((await res.json()).error, 'stale');
+  server.close();
+});
+
+test('a silenced feed (SIGSTOP) makes the verifier refuse every token until the feed is back', async () => {
+  const s = await startSignoff();
+  const budget = 3000;
+  const v = await setup(s, 'stop@example.com', budget);
+  const { access_token: access } = await grant(s, 'stop@example.com');
+  assert.equal(await codeOf(v, access), 'ok');
+
+  s.signal('SIGSTOP');
+  const stopped = performance.now();
+  assert.ok(await waitFor(v, access, 'stale', 10_000));
+  const refusedAfter = performance.now() - stopped;
+  console.log(`node verifier: feed stopped -> tokens refused after ${refusedAfter.toFixed(0)} ms (budget ${budget} ms)`);
+  assert.ok(refusedAfter <= budget + 500 && refusedAfter >= budget - 2100, `${refusedAfter} ms`);
+  await sleep(1000);
+  assert.equal(await codeOf(v, access), 'stale', 'still stale while the feed is silent');
+  s.signal('SIGCONT');
+  const resumed = performance.now();
+  assert.ok(await waitFor(v, access, 'ok', 10_000));
+  console.log(`node verifier: feed resumed -> tokens accepted after ${(performance.now() - resumed).toFixed(1)} ms`);
+
+  // A stop longer than the read timeout: the verifier reconnects and resumes by position.
+  const { access_token: other } = await grant(s, 'stop@example.com');
+  s.signal('SIGSTOP');
+  await sleep(7000);
+  assert.equal(await codeOf(v, other), 'stale');
+  s.signal('SIGCONT');
+  assert.ok(await waitFor(v, access, 'ok', 10_000));
+  const r = await s.post('/auth/revoke', { token: other });
+  assert.equal(r.status, 200);
+  assert.ok(await waitFor(v, other, 'revoked', 1000));
+  await v.close();
+});
