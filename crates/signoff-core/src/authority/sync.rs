@@ -138,10 +138,11 @@ impl Authority {
                 self.reload_everything().await?;
             }
             let full = entries.len() == PAGE as usize;
-            // Relying services are told only what this process has applied (a gap moves their
-            // window's floor: clients behind it start over).
+            self.apply_feed(entries.iter().map(|(_, e)| e.clone()).collect()).await?;
+            // Relying services are told only what this process has applied (its keys reloaded
+            // before a verifier told of new keys asks for them; a gap moves the window's floor:
+            // clients behind it start over).
             self.client_feed.apply(&entries, self.now());
-            self.apply_feed(entries.into_iter().map(|(_, e)| e).collect()).await?;
             cursor.applied = last;
             if !full {
                 break;

@@ -492,3 +492,110 @@ async fn rate_limits_and_signing_keys_are_shared_by_every_node() {
     drop(nodes);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A verifier library (`signoff-verify`) following one node while the others revoke: each
+/// revocation is refused by it within milliseconds of the revoking node's answer, a withdrawn
+/// signing key too, and the node it follows paused past the verifier's budget makes it refuse
+/// every token until the node runs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verifier_following_one_node_hears_the_revocations_of_the_others() {
+    use signoff_verify::{Options, Verifier, VerifyError};
+    let _serial = SERIAL.lock().await;
+    let db = Database::create("signoff_cluster").await;
+    let redis = Redis::start();
+    let dir = temp_dir("cluster-verifier");
+    let nodes: Vec<Node> = (0..3).map(|i| Node::start(&db.url, Some(&redis.url()), LEASE_MS, &dir, i)).collect();
+    let http = client();
+    wait_ready(&http, &nodes).await;
+    let c = sign_up(&http, &nodes[0], "verifier@example.com").await;
+    let client = send(
+        http.post(format!("{}/admin/clients", nodes[1].base)).bearer_auth(ADMIN_KEY).json(&json!({"name": "api"})),
+    )
+    .await;
+    assert_eq!(client.status, StatusCode::CREATED, "{}", client.json);
+    let mut options = Options::new(
+        &nodes[2].base,
+        client.json["client_id"].as_str().expect("id"),
+        client.json["client_secret"].as_str().expect("secret"),
+    );
+    (options.issuer, options.audience) = (ORIGIN.into(), ORIGIN.into());
+    options.stale_after = Duration::from_secs(3);
+    let v = Verifier::start(options).await;
+    let refused = |token: String, why: VerifyError| {
+        let v = v.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline {
+                if v.verify(&token).await == Err(why.clone()) {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+            false
+        }
+    };
+
+    let mut refresh = c.refresh.clone();
+    let mut lags = Vec::new();
+    for round in 0..200 {
+        let node = &nodes[round % 2];
+        let r = send(
+            http.post(format!("{}/auth/token", node.base))
+                .json(&json!({"grant_type": "refresh_token", "refresh_token": refresh})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+        refresh = r.json["refresh_token"].as_str().expect("refresh").to_owned();
+        let access = r.json["access_token"].as_str().expect("access").to_owned();
+        assert!(v.verify(&access).await.is_ok(), "round {round}");
+        let out = send(http.post(format!("{}/auth/revoke", node.base)).json(&json!({"token": access}))).await;
+        assert_eq!(out.status, StatusCode::OK);
+        let answered = Instant::now();
+        assert!(refused(access, VerifyError::Revoked).await, "round {round}: still accepted 2 s after the revoke");
+        lags.push(answered.elapsed().as_secs_f64() * 1000.0);
+    }
+    lags.sort_by(f64::total_cmp);
+    println!(
+        "verifier on node 2, revocations on nodes 0 and 1 (200): p50 {:.2} ms, p99 {:.2} ms",
+        percentile(&lags, 0.5),
+        percentile(&lags, 0.99)
+    );
+
+    // A withdrawn signing key: its tokens die in the verifier too.
+    let old = send(
+        http.post(format!("{}/auth/token", nodes[0].base))
+            .json(&json!({"grant_type": "password", "email": "verifier@example.com", "password": PASSWORD})),
+    )
+    .await;
+    let old = old.json["access_token"].as_str().expect("token").to_owned();
+    assert!(v.verify(&old).await.is_ok());
+    cli(&db.url, &["keys", "rotate"]);
+    cli(&db.url, &["keys", "revoke", &kid(&old)]);
+    assert!(refused(old, VerifyError::InvalidToken("unknown key")).await, "a withdrawn key's token is refused");
+
+    // The followed node paused past the budget: stale; continued: fresh again.
+    let live = send(
+        http.post(format!("{}/auth/token", nodes[1].base))
+            .json(&json!({"grant_type": "password", "email": "verifier@example.com", "password": PASSWORD})),
+    )
+    .await;
+    let live = live.json["access_token"].as_str().expect("token").to_owned();
+    assert!(v.verify(&live).await.is_ok());
+    nodes[2].signal("-STOP");
+    let stopped = Instant::now();
+    while v.verify(&live).await != Err(VerifyError::Stale) {
+        assert!(stopped.elapsed() < Duration::from_secs(6), "still trusted {:?} after its node stopped", stopped.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    nodes[2].signal("-CONT");
+    let resumed = Instant::now();
+    while v.verify(&live).await.is_err() {
+        assert!(resumed.elapsed() < Duration::from_secs(10), "not trusted again after its node resumed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (stale_after, fresh_after) = (stopped.elapsed() - resumed.elapsed(), resumed.elapsed());
+    println!("verifier: stale {stale_after:?} after its node stopped, fresh {fresh_after:?} after it resumed");
+    v.close();
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
+}

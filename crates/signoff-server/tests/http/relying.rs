@@ -483,3 +483,44 @@ async fn the_stream_sends_the_state_then_each_revocation_resumes_by_last_event_i
     let frames = odd.until(|f| f.comment == "current").await;
     assert!(frames[0].comment.starts_with("reset "), "{frames:?}");
 }
+
+#[tokio::test]
+async fn any_node_serves_any_client_and_a_stream_resumes_on_another_node_by_position() {
+    let a = server(false).await;
+    let b = a.sibling().await;
+    let client = register_client(&a, "api").await;
+    a.register("nodes@example.com").await;
+
+    // The client's stream on node B hears of a revocation answered by node A.
+    let mut on_b = open_stream(&b, &client, None).await;
+    on_b.until(|f| f.comment == "current").await;
+    let t = grant(&a, "nodes@example.com").await;
+    revoke_access(&a, &t.access).await;
+    let frames = on_b.until(|f| f.event.as_deref() == Some("revocation") && f.data.contains(&t.jti)).await;
+    let seen = revocations(&frames).last().expect("event")["seq"].as_i64().expect("seq");
+    drop(on_b);
+
+    // More happens (on B); the client resumes on node A from the position B gave it.
+    let u = grant(&b, "nodes@example.com").await;
+    revoke_access(&b, &u.access).await;
+    let mut on_a = open_stream(&a, &client, Some(seen)).await;
+    // (On SQLite, node A reads what B wrote within its poll.)
+    let frames = on_a.until(|f| f.event.as_deref() == Some("revocation") && f.data.contains(&u.jti)).await;
+    assert!(frames.iter().all(|f| !f.comment.starts_with("reset")), "a position of another node is no reset");
+    let events = revocations(&frames);
+    assert!(events.iter().any(|e| e["jti"] == u.jti.as_str()), "{events:?}");
+    assert!(events.iter().all(|e| e["seq"].as_i64().expect("seq") > seen), "{events:?}");
+
+    // Polling: a position one node gave is good on the other, and a client just deleted on one
+    // is refused by the other at once.
+    let head_a = feed(&a, &client, "").await["head"].as_i64().expect("head");
+    let page = feed(&b, &client, &format!("?after={head_a}")).await;
+    assert_eq!(page["reset"], false, "{page}");
+    let mut on_b = open_stream(&b, &client, Some(head_a)).await;
+    on_b.until(|f| f.comment == "current").await;
+    assert_eq!(admin(&a, Method::DELETE, &format!("/admin/clients/{}", client.id), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(poll(&b, &client, "").await.status, StatusCode::UNAUTHORIZED);
+    // On PostgreSQL the delete is answered once every node has applied it; on SQLite within a poll.
+    assert!(on_b.ended_within(Duration::from_secs(2)).await, "node B ends the deleted client's stream");
+    drop(on_a);
+}
