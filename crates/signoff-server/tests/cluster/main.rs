@@ -584,7 +584,11 @@ async fn a_verifier_following_one_node_hears_the_revocations_of_the_others() {
     nodes[2].signal("-STOP");
     let stopped = Instant::now();
     while v.verify(&live).await != Err(VerifyError::Stale) {
-        assert!(stopped.elapsed() < Duration::from_secs(6), "still trusted {:?} after its node stopped", stopped.elapsed());
+        assert!(
+            stopped.elapsed() < Duration::from_secs(6),
+            "still trusted {:?} after its node stopped",
+            stopped.elapsed()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     nodes[2].signal("-CONT");

@@ -518,7 +518,10 @@ async fn any_node_serves_any_client_and_a_stream_resumes_on_another_node_by_posi
     assert_eq!(page["reset"], false, "{page}");
     let mut on_b = open_stream(&b, &client, Some(head_a)).await;
     on_b.until(|f| f.comment == "current").await;
-    assert_eq!(admin(&a, Method::DELETE, &format!("/admin/clients/{}", client.id), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        admin(&a, Method::DELETE, &format!("/admin/clients/{}", client.id), None).await.status,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(poll(&b, &client, "").await.status, StatusCode::UNAUTHORIZED);
     // On PostgreSQL the delete is answered once every node has applied it; on SQLite within a poll.
     assert!(on_b.ended_within(Duration::from_secs(2)).await, "node B ends the deleted client's stream");
