@@ -6,7 +6,7 @@
 // feed has been silent past `staleAfterMs`, every token is refused with code "stale" until the
 // feed is back and caught up.
 
-import { createRemoteJWKSet, jwtVerify, errors } from 'jose';
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, errors } from 'jose';
 
 /** Why a token was refused: `code` is "invalid_token", "revoked" or "stale". */
 export class VerifyError extends Error {
@@ -40,7 +40,9 @@ class FeedState {
     return t.jti.has(claims.jti) || t.sid.has(claims.sid) || (tv !== undefined && claims.tv < tv.tv);
   }
 
-  // Takes one frame; returns true when the signing keys changed.
+  // Takes one frame; returns what it means for the keys: null, { added: kid } or
+  // { withdrawn: kid }. Throws for an event that cannot be read (the stream is then given up:
+  // a revocation must never be passed over).
   frame(frame, retainMs, leewaySec) {
     const now = performance.now();
     if (frame.comment !== undefined) {
@@ -57,20 +59,16 @@ class FeedState {
         this.freshAt = now;
         prune(this.live, retainMs, leewaySec);
       }
-      return false;
+      return null;
     }
-    let event;
-    try {
-      event = JSON.parse(frame.data);
-    } catch {
-      return false;
-    }
+    const event = JSON.parse(frame.data);
     apply(this.live, event, now);
     if (this.building) apply(this.building, event, now);
     const seq = Number.parseInt(frame.id ?? '', 10);
     if (Number.isSafeInteger(seq)) this.position = seq;
     if (this.synced) this.freshAt = now;
-    return event.type === 'keys';
+    if (event.type !== 'keys' || typeof event.kid !== 'string') return null;
+    return event.withdrawn === true ? { withdrawn: event.kid } : { added: event.kid };
   }
 }
 
@@ -148,7 +146,15 @@ export async function createVerifier(options) {
   const jwks = createRemoteJWKSet(new URL(`${o.url}/.well-known/jwks.json`), {
     cooldownDuration: o.jwksCooldownMs,
     timeoutDuration: 5000,
+    // A cache between here and signoff must ask signoff again.
+    headers: { 'cache-control': 'no-cache' },
   });
+  // Keys the feed said were withdrawn: never trusted again, whatever a JWKS fetched from a
+  // lagging node or a cache still lists.
+  const withdrawn = new Set();
+  if (!o.url.startsWith('https://') && !/^http:\/\/(127\.|localhost|\[::1\])/.test(o.url)) {
+    console.warn(`signoff-verify: ${o.url} is plain http: client credentials and keys travel unprotected`);
+  }
   const state = new FeedState();
   let controller = null;
   let onFirstSync;
@@ -188,7 +194,9 @@ export async function createVerifier(options) {
           if (f.comment === 'current') {
             synced = true;
           }
-          if (state.frame(f, o.retainMs, o.leewaySec)) jwks.reload().catch(() => {});
+          const change = state.frame(f, o.retainMs, o.leewaySec);
+          if (change?.withdrawn) withdrawn.add(change.withdrawn);
+          if (change) jwks.reload().catch(() => {});
           if (f.comment === 'current') onFirstSync();
         }
         if (buf.length > 1 << 20) return synced;
@@ -197,6 +205,7 @@ export async function createVerifier(options) {
       return synced;
     } finally {
       clearTimeout(timer);
+      controller.abort();
       state.synced = false;
       state.building = null;
     }
@@ -220,6 +229,13 @@ export async function createVerifier(options) {
     if (typeof token !== 'string' || token.length === 0 || token.length > 4096) {
       throw new VerifyError('invalid_token', 'malformed');
     }
+    let kid;
+    try {
+      ({ kid } = decodeProtectedHeader(token));
+    } catch {
+      throw new VerifyError('invalid_token', 'malformed');
+    }
+    if (typeof kid !== 'string' || withdrawn.has(kid)) throw new VerifyError('invalid_token', 'unknown key');
     let payload;
     try {
       ({ payload } = await jwtVerify(token, jwks, {
@@ -236,6 +252,14 @@ export async function createVerifier(options) {
     if (typeof payload.iat === 'number' && payload.iat > Date.now() / 1000 + o.leewaySec) {
       throw new VerifyError('invalid_token', 'not yet valid');
     }
+    // A key withdrawn, or the feed gone silent, while this call waited for the JWKS.
+    if (withdrawn.has(kid)) throw new VerifyError('invalid_token', 'unknown key');
+    if (!state.fresh(o.staleAfterMs)) throw new VerifyError('stale', 'the revocation feed is stale');
+    // What the feed said about a token is kept for retainMs: a longer-lived token could
+    // outlive its revocation here.
+    if (payload.exp - payload.iat > o.retainMs / 1000) {
+      throw new VerifyError('invalid_token', 'lifetime longer than the verifier retains revocations');
+    }
     if (state.revokes(payload)) throw new VerifyError('revoked', 'token revoked');
     return payload;
   }
@@ -250,7 +274,6 @@ export async function createVerifier(options) {
         try {
           if (scheme?.toLowerCase() !== 'bearer' || !token) throw new VerifyError('invalid_token', 'no bearer token');
           req.auth = await verify(token.trim());
-          next();
         } catch (e) {
           const err = e instanceof VerifyError ? e : new VerifyError('invalid_token', 'invalid');
           res.setHeader('cache-control', 'no-store');
@@ -262,7 +285,9 @@ export async function createVerifier(options) {
             res.status(401);
           }
           res.json({ error: err.code, message: err.message });
+          return;
         }
+        next();
       };
     },
     /** How many revocation events are held (for metrics and tests). */

@@ -3,7 +3,7 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,6 +49,14 @@ async function startSignoff() {
   const s = {
     base,
     child,
+    // The signoff CLI on the same database (another process: the server reads its changes
+    // from the revocation feed).
+    cli: (...args) =>
+      JSON.parse(
+        execFileSync(BIN, args, {
+          env: { ...process.env, SIGNOFF_DATABASE_URL: `sqlite://${join(dir, 'n.db')}`, SIGNOFF_PUBLIC_URL: base, SIGNOFF_LOG_LEVEL: 'warn' },
+        }).toString(),
+      ),
     signal: (sig) => child.kill(sig),
     stop() {
       try {
@@ -190,6 +198,28 @@ test('a session end and a token-version bump kill their tokens; the express midd
   assert.equal(res.status, 503);
   assert.equal((await res.json()).error, 'stale');
   server.close();
+});
+
+test('a withdrawn signing key is refused at once, a rotated one keeps verifying', async () => {
+  const s = await startSignoff();
+  const v = await setup(s, 'keys@example.com');
+  const old = (await grant(s, 'keys@example.com')).access_token;
+  assert.equal(await codeOf(v, old), 'ok');
+  const { kid: newKid } = s.cli('keys', 'rotate');
+  // The server reads the CLI's rotation from the feed within its poll.
+  const kidOf = (t) => JSON.parse(Buffer.from(t.split('.')[0], 'base64url')).kid;
+  let fresh = (await grant(s, 'keys@example.com')).access_token;
+  for (let i = 0; kidOf(fresh) !== newKid && i < 40; i++) {
+    await sleep(50);
+    fresh = (await grant(s, 'keys@example.com')).access_token;
+  }
+  assert.equal(kidOf(fresh), newKid, 'the server signs with the new key');
+  assert.ok(await waitFor(v, fresh, 'ok', 2000), 'a token of the new key is accepted (unknown kid: JWKS refetched)');
+  assert.equal(await codeOf(v, old), 'ok', 'a rotated key still verifies its tokens');
+  s.cli('keys', 'revoke', kidOf(old));
+  assert.ok(await waitFor(v, old, 'invalid_token', 2000), 'the withdrawn key is refused');
+  assert.equal(await codeOf(v, fresh), 'ok');
+  await v.close();
 });
 
 test('a silenced feed (SIGSTOP) makes the verifier refuse every token until the feed is back', async () => {

@@ -16,6 +16,9 @@ use tokio::sync::watch;
 
 use crate::revocation::FeedEntry;
 
+/// How long after its `exp` a revoked token is still part of the whole state (seconds).
+const EXPIRED_MARGIN: i64 = 120;
+
 /// One event of the relying services' feed (the `type` of the contract).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FeedEvent {
@@ -25,9 +28,10 @@ pub enum FeedEvent {
     Session { sid: String, at: i64 },
     /// A user's token version moved to `tv`; tokens with a smaller one are dead.
     User { sub: String, tv: i64 },
-    /// The signing keys changed (a key added or withdrawn): refetch the JWKS. An extension of
-    /// the contract's three types; verifiers that do not know it pass over it.
-    Keys { kid: String },
+    /// The signing keys changed: `kid` added (refetch the JWKS) or withdrawn (refuse its tokens
+    /// at once, whatever a JWKS fetched from a lagging node or cache still says). An extension
+    /// of the contract's three types; verifiers that do not know it pass over it.
+    Keys { kid: String, withdrawn: bool },
 }
 
 impl FeedEvent {
@@ -37,7 +41,7 @@ impl FeedEvent {
             FeedEntry::Session(r) => Self::Session { sid: r.session_id.to_string(), at: r.at.unix_timestamp() },
             FeedEntry::Token { jti, exp, .. } => Self::Token { jti: jti.clone(), exp: *exp },
             FeedEntry::TokenVersion { user_id, version } => Self::User { sub: user_id.to_string(), tv: *version },
-            FeedEntry::Keys { kid } => Self::Keys { kid: kid.clone() },
+            FeedEntry::Keys { kid, withdrawn } => Self::Keys { kid: kid.clone(), withdrawn: *withdrawn },
             // The old id is dead: tokens naming it are refused like those of an ended session.
             FeedEntry::Rekeyed { old, .. } => Self::Session { sid: old.to_string(), at: now.unix_timestamp() },
             FeedEntry::ClientRemoved { .. } | FeedEntry::Unknown { .. } => return None,
@@ -51,7 +55,9 @@ impl FeedEvent {
             Self::Token { jti, exp } => json!({ "seq": seq, "type": "token", "jti": jti, "exp": exp }),
             Self::Session { sid, at } => json!({ "seq": seq, "type": "session", "sid": sid, "at": at }),
             Self::User { sub, tv } => json!({ "seq": seq, "type": "user", "sub": sub, "tv": tv }),
-            Self::Keys { kid } => json!({ "seq": seq, "type": "keys", "kid": kid }),
+            Self::Keys { kid, withdrawn } => {
+                json!({ "seq": seq, "type": "keys", "kid": kid, "withdrawn": withdrawn })
+            }
         }
     }
 }
@@ -83,6 +89,9 @@ struct Window {
     floor: i64,
     /// Clients deleted while this process ran: their open streams end.
     removed: HashSet<String>,
+    /// An entry of a kind this version does not know was applied: what it revoked cannot be
+    /// told, so this process no longer serves the feed (until it is upgraded).
+    poisoned: bool,
 }
 
 impl Window {
@@ -150,8 +159,18 @@ impl ClientFeed {
                 w.floor = w.floor.max(seq - 1);
             }
             w.head = *seq;
-            if let FeedEntry::ClientRemoved { client_id } = entry {
-                w.removed.insert(client_id.clone());
+            match entry {
+                FeedEntry::ClientRemoved { client_id } => {
+                    w.removed.insert(client_id.clone());
+                }
+                FeedEntry::Unknown { kind } => {
+                    tracing::error!(
+                        kind,
+                        "a revocation-feed entry of a kind this version does not know: no longer serving the feed to relying services"
+                    );
+                    w.poisoned = true;
+                }
+                _ => {}
             }
             if let Some(event) = FeedEvent::of(entry, now) {
                 w.events.push_back(Held { seq: *seq, event, arrived: now });
@@ -181,6 +200,11 @@ impl ClientFeed {
         self.lock().head
     }
 
+    /// Whether an entry of an unknown kind has been applied (see `Window::poisoned`).
+    pub fn poisoned(&self) -> bool {
+        self.lock().poisoned
+    }
+
     /// The events after `after` (oldest first), or, with no `after`, one behind the floor or
     /// one ahead of the head (a client of another database), the whole current state.
     pub fn since(&self, after: Option<i64>, now: OffsetDateTime) -> Page {
@@ -193,8 +217,9 @@ impl ClientFeed {
             .events
             .iter()
             .filter(|h| h.seq > from)
-            // A revoked token that has expired (with the verifiers' leeway) is nobody's concern.
-            .filter(|h| !(reset && matches!(h.event, FeedEvent::Token { exp, .. } if exp + 60 < now_secs)))
+            // A revoked token that has expired (by more than any verifier's clock may be off)
+            // is nobody's concern.
+            .filter(|h| !(reset && matches!(h.event, FeedEvent::Token { exp, .. } if exp + EXPIRED_MARGIN < now_secs)))
             .map(|h| (h.seq, h.event.clone()))
             .collect();
         Page { events, head: w.head, reset }

@@ -150,7 +150,10 @@ pub fn feed_from(r: &impl Columns) -> Result<(i64, FeedEntry), StoreError> {
         "token_version" => {
             FeedEntry::TokenVersion { user_id: UserId::from_string(subject), version: value.unwrap_or_default() }
         }
-        "keys" => FeedEntry::Keys { kid: subject },
+        "keys" => FeedEntry::Keys {
+            kid: subject,
+            withdrawn: get::<Option<String>>(r, "reason")?.as_deref() == Some("withdrawn"),
+        },
         "client_removed" => FeedEntry::ClientRemoved { client_id: subject },
         "rekeyed" => FeedEntry::Rekeyed {
             old: SessionId::from_string(subject),

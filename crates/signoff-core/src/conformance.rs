@@ -328,7 +328,8 @@ async fn feed_keeps_order_and_kinds(store: Arc<dyn Store>) {
         }),
         FeedEntry::Token { issuer: "https://a.example".into(), jti: "j".into(), exp: 1_800_000_900 },
         FeedEntry::TokenVersion { user_id: u, version: 3 },
-        FeedEntry::Keys { kid: "k".into() },
+        FeedEntry::Keys { kid: "k".into(), withdrawn: true },
+        FeedEntry::Keys { kid: "k2".into(), withdrawn: false },
         FeedEntry::Rekeyed { old: SessionId::generate(), new: SessionId::generate() },
         FeedEntry::ClientRemoved { client_id: "c".into() },
     ];
@@ -345,11 +346,11 @@ async fn feed_keeps_order_and_kinds(store: Arc<dyn Store>) {
         seqs.windows(2).all(|w| w[1] == w[0] + 1),
         "positions rise with no gap (a gap means a lost entry): {seqs:?}"
     );
-    assert_eq!((first, second), (seqs[1], seqs[5]), "each append returns its last position");
+    assert_eq!((first, second), (seqs[1], seqs[6]), "each append returns its last position");
     assert_eq!(read.into_iter().map(|(_, e)| e).collect::<Vec<_>>(), entries, "every kind round-trips, in order");
-    assert_eq!(store.revocation_head().await.expect("head"), seqs[5]);
+    assert_eq!(store.revocation_head().await.expect("head"), seqs[6]);
     assert_eq!(store.revocations_since(seqs[1], 2).await.expect("page").len(), 2, "paged after a position");
-    assert_eq!(store.trim_revocations(t0() + Duration::seconds(1), t0()).await.expect("trim"), 6);
+    assert_eq!(store.trim_revocations(t0() + Duration::seconds(1), t0()).await.expect("trim"), 7);
 }
 
 async fn keys_and_denials(store: Arc<dyn Store>) {

@@ -31,8 +31,9 @@ pub enum FeedEntry {
     Token { issuer: String, jti: String, exp: i64 },
     /// A user's token version moved on; older access tokens are dead.
     TokenVersion { user_id: UserId, version: i64 },
-    /// The signing keys changed (a rotation, or `kid` withdrawn): every process reloads them.
-    Keys { kid: String },
+    /// The signing keys changed (`kid` added by a rotation, or withdrawn): every process
+    /// reloads them.
+    Keys { kid: String, withdrawn: bool },
     /// A session kept its place under a new id: the old id (and its secret) is dead.
     Rekeyed { old: SessionId, new: SessionId },
     /// A registered client was deleted: its credentials are dead and its feed streams end.

@@ -781,7 +781,9 @@ impl Tx for PgTx {
                 FeedEntry::TokenVersion { user_id, version } => {
                     ("token_version", user_id.as_str(), Some(user_id.as_str()), None, None, Some(*version), at, None)
                 }
-                FeedEntry::Keys { kid } => ("keys", kid.as_str(), None, None, None, None, at, None),
+                FeedEntry::Keys { kid, withdrawn } => {
+                    ("keys", kid.as_str(), None, None, withdrawn.then_some("withdrawn"), None, at, None)
+                }
                 FeedEntry::ClientRemoved { client_id } => {
                     ("client_removed", client_id.as_str(), None, None, None, None, at, None)
                 }

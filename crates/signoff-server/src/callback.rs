@@ -102,6 +102,14 @@ fn is_public_v6(a: Ipv6Addr) -> bool {
     if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
         return is_public_v4(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8));
     }
+    // Local-use NAT64 (64:ff9b:1::/48), Teredo (2001::/32) and discard-only (100::/64) reach
+    // addresses that cannot be judged from here.
+    if (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1)
+        || (s[0] == 0x2001 && s[1] == 0)
+        || (s[0] == 0x100 && s[1..4] == [0, 0, 0])
+    {
+        return false;
+    }
     if s[0] == 0x2002 {
         return is_public_v4(Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8));
     }
@@ -145,6 +153,9 @@ mod tests {
             ("http://[fe80::1]/", CallbackError::Private),
             ("http://[64:ff9b::a9fe:a9fe]/", CallbackError::Private),
             ("http://[2002:7f00:1::]/", CallbackError::Private),
+            ("http://[64:ff9b:1::a00:1]/", CallbackError::Private),
+            ("http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/", CallbackError::Private),
+            ("http://[100::1]/", CallbackError::Private),
             ("http://localhost/", CallbackError::Private),
         ];
         for (url, why) in refused {

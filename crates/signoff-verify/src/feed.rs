@@ -42,7 +42,7 @@ impl Tables {
                     *entry = (*tv, now);
                 }
             }
-            Event::Keys | Event::Other => {}
+            Event::Keys { .. } | Event::Other => {}
         }
     }
 
@@ -72,9 +72,23 @@ enum Event {
         sub: String,
         tv: i64,
     },
-    Keys,
+    Keys {
+        kid: String,
+        #[serde(default)]
+        withdrawn: bool,
+    },
     #[serde(other)]
     Other,
+}
+
+/// What a frame asks of the key cache.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum KeyChange {
+    None,
+    /// A key was added: refetch the JWKS.
+    Added,
+    /// A key was withdrawn: never trust it again, then refetch.
+    Withdrawn(String),
 }
 
 #[derive(Debug, Default)]
@@ -146,8 +160,9 @@ impl FeedState {
         self.lock().position
     }
 
-    /// Takes one frame of the stream; `true` when the signing keys changed.
-    fn frame(&self, frame: &Frame, retain: Duration, leeway: i64) -> bool {
+    /// Takes one frame of the stream; what it means for the keys, or `Err` for an event that
+    /// cannot be read (the stream is then given up: a revocation must never be passed over).
+    fn frame(&self, frame: &Frame, retain: Duration, leeway: i64) -> Result<KeyChange, ()> {
         let now = Instant::now();
         let mut inner = self.lock();
         match frame {
@@ -173,8 +188,8 @@ impl FeedState {
             }
             Frame::Event { id, data } => {
                 let Ok(event) = serde_json::from_str::<Event>(data) else {
-                    tracing::warn!("a revocation-feed event this verifier cannot read; passed over");
-                    return false;
+                    tracing::warn!("a revocation-feed event this verifier cannot read; reconnecting");
+                    return Err(());
                 };
                 inner.live.apply(&event, now);
                 if let Some(state) = inner.building.as_mut() {
@@ -186,10 +201,14 @@ impl FeedState {
                 if inner.synced {
                     inner.fresh_at = Some(now);
                 }
-                return matches!(event, Event::Keys);
+                return Ok(match event {
+                    Event::Keys { kid, withdrawn: true } => KeyChange::Withdrawn(kid),
+                    Event::Keys { .. } => KeyChange::Added,
+                    _ => KeyChange::None,
+                });
             }
         }
-        false
+        Ok(KeyChange::None)
     }
 }
 
@@ -199,11 +218,13 @@ enum Frame {
     Event { id: Option<String>, data: String },
 }
 
-/// Splits complete frames off the front of `buf`.
-fn frames(buf: &mut String) -> Vec<Frame> {
+/// Splits complete frames off the front of `buf` (bytes, so a character split across chunks
+/// is decoded whole).
+fn frames(buf: &mut Vec<u8>) -> Vec<Frame> {
     let mut out = Vec::new();
-    while let Some(end) = buf.find("\n\n") {
-        let block: String = buf.drain(..end + 2).collect();
+    while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+        let raw: Vec<u8> = buf.drain(..end + 2).collect();
+        let block = String::from_utf8_lossy(&raw).replace('\r', "");
         let (mut id, mut event, mut data, mut comment) = (None, None, String::new(), None);
         for line in block.lines() {
             if let Some(c) = line.strip_prefix(':') {
@@ -274,7 +295,7 @@ async fn stream_once(shared: &Weak<Shared>) -> bool {
             return false;
         }
     };
-    let mut buf = String::new();
+    let mut buf = Vec::new();
     let mut synced = false;
     loop {
         let chunk = match tokio::time::timeout(READ_TIMEOUT, res.chunk()).await {
@@ -285,12 +306,19 @@ async fn stream_once(shared: &Weak<Shared>) -> bool {
                 return synced;
             }
         };
-        buf.push_str(&String::from_utf8_lossy(&chunk).replace('\r', ""));
+        buf.extend_from_slice(&chunk);
         let Some(s) = shared.upgrade() else { return synced };
         let (retain, leeway) = (s.options.retain, s.options.leeway.as_secs() as i64);
         for frame in frames(&mut buf) {
             synced |= matches!(&frame, Frame::Comment(c) if c == "current");
-            if s.feed.frame(&frame, retain, leeway) {
+            let change = match s.feed.frame(&frame, retain, leeway) {
+                Ok(change) => change,
+                Err(()) => return synced,
+            };
+            if let KeyChange::Withdrawn(kid) = &change {
+                s.keys.withdraw(kid);
+            }
+            if change != KeyChange::None {
                 let s = s.clone();
                 tokio::spawn(async move {
                     let _ = s.keys.refresh(&s.http).await;
@@ -310,22 +338,30 @@ mod tests {
 
     #[test]
     fn frames_are_split_and_a_reset_is_swapped_in_at_current() {
-        let mut buf = String::from(
+        let mut buf = Vec::from(
             ": reset 7\n\nid: 3\nevent: revocation\ndata: {\"seq\":3,\"type\":\"token\",\"jti\":\"j\",\"exp\":99999999999}\n\n\
              id: 5\nevent: revocation\ndata: {\"seq\":5,\"type\":\"session\",\"sid\":\"s\",\"at\":1}\n\n\
              id: 6\nevent: revocation\ndata: {\"seq\":6,\"type\":\"user\",\"sub\":\"u\",\"tv\":3}\n\n\
-             id: 7\nevent: revocation\ndata: {\"seq\":7,\"type\":\"brand-new\"}\n\n: current\n\n: heart",
+             id: 7\nevent: revocation\ndata: {\"seq\":7,\"type\":\"brand-new\"}\n\n: current\n\n: heart"
+                .as_bytes(),
         );
         let state = FeedState::default();
+        let withdrawal = Frame::Event {
+            id: Some("8".into()),
+            data: "{\"seq\":8,\"type\":\"keys\",\"kid\":\"k1\",\"withdrawn\":true}".into(),
+        };
+        let garbage = Frame::Event { id: Some("9".into()), data: "{not json".into() };
         let frames = frames(&mut buf);
         assert_eq!(frames.len(), 6);
-        assert_eq!(buf, ": heart", "an incomplete frame waits for the rest");
+        assert_eq!(buf, b": heart", "an incomplete frame waits for the rest");
         assert!(!state.fresh(Duration::from_secs(5)));
         for f in &frames {
-            state.frame(f, Duration::from_secs(60), 10);
+            assert!(state.frame(f, Duration::from_secs(60), 10).is_ok());
         }
+        assert_eq!(state.frame(&withdrawal, Duration::from_secs(60), 10), Ok(KeyChange::Withdrawn("k1".into())));
+        assert_eq!(state.frame(&garbage, Duration::from_secs(60), 10), Err(()), "never passed over");
         assert!(state.fresh(Duration::from_secs(5)));
-        assert_eq!(state.position(), Some(7));
+        assert_eq!(state.position(), Some(8));
         let claims = |jti: &str, sid: &str, sub: &str, tv: i64| Claims {
             iss: "i".into(),
             sub: sub.into(),

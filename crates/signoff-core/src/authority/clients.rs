@@ -1,5 +1,7 @@
 //! Registered clients and the revocation feed they follow.
 
+use std::time::{Duration, Instant};
+
 use super::Authority;
 use crate::client_feed::{ClientFeed, Page};
 use crate::clients::{MAX_CLIENT_ID_LEN, NewClient, RegisteredClient};
@@ -8,6 +10,9 @@ use crate::revocation::FeedEntry;
 
 /// Entries read per round trip when the window is filled at start.
 const PAGE: u32 = 1_000;
+
+/// How long a feed request waits for a read of the feed.
+const READ_LIMIT: Duration = Duration::from_secs(2);
 
 impl Authority {
     /// Registers a client; the caller has checked its callback URLs.
@@ -66,17 +71,40 @@ impl Authority {
     /// node that had applied more) makes this node read the feed first, so it is never told
     /// to start over from a state older than the one it holds.
     pub async fn feed_page(&self, after: Option<i64>) -> Result<Page, CoreError> {
+        let arrived = Instant::now();
         self.vouch().await?;
         if after.is_some_and(|a| a > self.client_feed.head()) {
-            self.catch_up().await?;
+            self.catch_up_since(arrived, READ_LIMIT).await?;
         }
+        self.window_current(arrived).await?;
         Ok(self.client_feed.since(after, self.now()))
     }
 
     /// Whether this node may still say its feed is current (for open streams' heartbeats):
     /// vouches, reading the feed first when it must.
     pub async fn feed_current(&self) -> bool {
-        self.vouch().await.is_ok()
+        let arrived = Instant::now();
+        self.vouch().await.is_ok() && self.window_current(arrived).await.is_ok()
+    }
+
+    /// The window holds everything this process committed and the feed was read lately, or
+    /// becomes so by one read; `Busy` otherwise (and always after a feed entry of a kind this
+    /// version does not know, which relying services would never hear of).
+    async fn window_current(&self, arrived: Instant) -> Result<(), CoreError> {
+        let busy = || CoreError::Busy(time::Duration::seconds(1));
+        if self.client_feed.poisoned() {
+            return Err(busy());
+        }
+        if self.feed_health.current(self.client_feed.head()) {
+            return Ok(());
+        }
+        self.catch_up_since(arrived, READ_LIMIT).await?;
+        if self.feed_health.current(self.client_feed.head()) {
+            Ok(())
+        } else {
+            tracing::warn!("the revocation feed's window is behind this process's commits; refusing relying services");
+            Err(busy())
+        }
     }
 
     /// Fills the window with what the store still holds up to `head` (at start).

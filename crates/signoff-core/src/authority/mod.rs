@@ -169,6 +169,7 @@ pub struct Authority {
     counters: Option<Arc<dyn SharedCounters>>,
     /// The feed relying services follow, as far as this process has applied it.
     client_feed: ClientFeed,
+    feed_health: sync::FeedHealth,
 }
 
 /// How long past the access-token lifetime relying services are still told of a revocation:
@@ -267,12 +268,19 @@ impl Batch<'_> {
             .chain(rekeyed)
             .collect();
         let seq = if feed.is_empty() { 0 } else { self.tx.record_revocations(&feed, self.authority.now()).await? };
+        let committed_at = std::time::Instant::now();
         self.tx.commit().await?;
         if seq > 0 {
-            // Relying services' feed streams hear of it before the revoker is answered. A read
-            // that fails is retried by the feed follower; the checks below do not depend on it.
-            if let Err(e) = self.authority.catch_up().await {
-                tracing::warn!(seq, error = %e, "revocation committed; the feed is relayed on the next poll");
+            // Relying services' feed streams hear of it before the revoker is answered (one read
+            // shared with whatever read began after the commit). Until the window has it, this
+            // process tells relying services nothing (`FeedHealth`); the checks below do not
+            // depend on it.
+            let a = self.authority;
+            a.feed_health.committed(seq);
+            if a.client_feed.head() < seq
+                && let Err(e) = a.catch_up_since(committed_at, std::time::Duration::from_millis(500)).await
+            {
+                tracing::warn!(seq, error = %e, "revocation committed; relaying it to the feed's clients on the next read");
             }
         }
         // In-memory checks first: a request answered after this returns must already see it.
@@ -346,6 +354,7 @@ impl Authority {
             cluster: None,
             counters: None,
             client_feed: ClientFeed::new(token_policy_ttl + FEED_CLOCK_MARGIN),
+            feed_health: sync::FeedHealth::new(),
         };
         authority.load_token_state().await?;
         authority.start_client_feed(feed_start).await?;

@@ -251,7 +251,7 @@ impl Authority {
         batch.tx.lock_signing_keys().await?;
         batch.tx.insert_signing_key(&key).await?;
         batch.tx.retire_signing_keys(&key.kid, self.now()).await?;
-        batch.token_feed.push(FeedEntry::Keys { kid: key.kid.clone() });
+        batch.token_feed.push(FeedEntry::Keys { kid: key.kid.clone(), withdrawn: false });
         batch.commit().await?;
         self.reload_keys().await?;
         tracing::info!(kid = %key.kid, "rotated the access-token signing key");
@@ -276,7 +276,7 @@ impl Authority {
             batch.tx.insert_signing_key(&key).await?;
             replacement = Some(key.kid);
         }
-        batch.token_feed.push(FeedEntry::Keys { kid: kid.to_owned() });
+        batch.token_feed.push(FeedEntry::Keys { kid: kid.to_owned(), withdrawn: true });
         let event = self.event(AuditKind::KeyRevoked, Actor::Admin, &ClientInfo::default()).reason(kid);
         batch.audit(event).await?;
         batch.commit().await?;
@@ -318,7 +318,7 @@ impl Authority {
         let refresh = Secret::generate();
         self.insert_refresh(&mut batch, &ctx.session, &random_id(), random_id(), &refresh).await?;
         batch.commit().await?;
-        self.pair(&ctx.user, &ctx.session.id, refresh)
+        self.pair(&ctx.user, &ctx.session, refresh)
     }
 
     /// The `refresh_token` grant: rotates the refresh token and issues a new access token.
@@ -358,7 +358,7 @@ impl Authority {
             self.insert_refresh(&mut batch, &session, &token.family_id, successor_id, &successor).await?;
             batch.commit().await?;
             self.store.touch_session(&session.id, now).await?;
-            return self.pair(&user, &session.id, successor);
+            return self.pair(&user, &session, successor);
         }
         // Already used: a racing tab inside the grace, or a thief.
         let successor = match token.replaced_by.as_deref() {
@@ -379,7 +379,7 @@ impl Authority {
                 return Err(CoreError::InvalidGrant);
             }
             batch.commit().await?;
-            return self.pair(&user, &session.id, again);
+            return self.pair(&user, &session, again);
         }
         batch.tx.revoke_refresh_family(&token.family_id).await?;
         let event = self.event(AuditKind::SessionRevoked, Actor::Reuse, client).reason("refresh_token_reuse");
@@ -417,15 +417,19 @@ impl Authority {
         Ok(())
     }
 
-    fn pair(&self, user: &User, session: &SessionId, refresh: Secret) -> Result<TokenPair, CoreError> {
+    fn pair(&self, user: &User, session: &Session, refresh: Secret) -> Result<TokenPair, CoreError> {
         let p = &self.tokens.policy;
-        let claims =
-            Claims::new(&p.issuer, &p.audience, &user.id, session, user.token_version, self.now(), p.access_ttl);
+        let now = self.now();
+        // An access token never outlives its session's absolute end: services that verify it
+        // themselves would otherwise honour it past that, until the sweep announced the end.
+        let ttl = p.access_ttl.min(session.expires_at - now).max(Duration::seconds(1));
+        let session = &session.id;
+        let claims = Claims::new(&p.issuer, &p.audience, &user.id, session, user.token_version, now, ttl);
         let access_token =
             self.tokens.keyring().sign(&claims).ok_or_else(|| CoreError::Internal("no signing key".into()))?;
         Ok(TokenPair {
             access_token,
-            expires_in: p.access_ttl.whole_seconds(),
+            expires_in: ttl.whole_seconds(),
             refresh_token: refresh.expose(),
             session_id: session.clone(),
         })

@@ -136,8 +136,11 @@ async fn poll(
         let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
         let shutdown = state.shutdown_signal();
         tokio::pin!(shutdown);
+        // `changed` was subscribed before the page was read: a change since then wakes at once.
         loop {
-            changed.borrow_and_update();
+            if feed.head() > page.head {
+                break;
+            }
             tokio::select! {
                 r = changed.changed() => if r.is_err() { break },
                 () = tokio::time::sleep_until(deadline) => break,
@@ -145,9 +148,6 @@ async fn poll(
             }
             if feed.removed(&client.id) {
                 return Err(ApiError::InvalidClient);
-            }
-            if feed.head() > page.head {
-                break;
             }
         }
         // Answered only as far as this node vouches, now.
