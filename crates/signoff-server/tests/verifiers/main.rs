@@ -189,9 +189,10 @@ async fn a_session_end_and_a_token_version_bump_kill_their_tokens_and_the_layer_
     assert!(v.verify(&fresh).await.is_ok(), "a token issued after the bump lives");
 
     // Forgeries and foreign tokens are invalid, not revoked.
-    let mut forged = fresh.clone();
-    forged.pop();
-    forged.push(if fresh.ends_with('A') { 'B' } else { 'A' });
+    // A character in the middle of the signature (the last one carries unused bits).
+    let at = fresh.len() - 20;
+    let swapped = if &fresh[at..=at] == "A" { "B" } else { "A" };
+    let forged = format!("{}{swapped}{}", &fresh[..at], &fresh[at + 1..]);
     assert!(matches!(v.verify(&forged).await, Err(VerifyError::InvalidToken(_))));
     assert!(matches!(v.verify("not.a.token").await, Err(VerifyError::InvalidToken(_))));
 
@@ -263,4 +264,77 @@ async fn a_silenced_feed_makes_the_verifier_refuse_every_token_until_it_is_back(
     let (status, _) = s.post("/auth/revoke", json!({"token": other}), None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(wait_for(Duration::from_secs(1), || async { v.verify(&other).await == Err(VerifyError::Revoked) }).await);
+}
+
+/// The `resource_server` example of `signoff-verify`, built by `cargo test --workspace` beside
+/// this test's `signoff` binary.
+fn resource_server_example() -> std::path::PathBuf {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_signoff"));
+    let example = bin.parent().expect("target dir").join("examples").join("resource_server");
+    assert!(
+        example.exists(),
+        "{} is missing: build it with `cargo build -p signoff-verify --example resource_server` (cargo test --workspace does)",
+        example.display()
+    );
+    example
+}
+
+#[tokio::test]
+async fn the_resource_server_example_serves_whoami_until_the_token_is_revoked_and_fails_closed() {
+    let s = Signoff::start().await;
+    s.user("example@example.com").await;
+    let (id, secret) = s.client().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let _example = KillOnDrop(
+        Command::new(resource_server_example())
+            .env("SIGNOFF_URL", &s.base)
+            .env("SIGNOFF_CLIENT_ID", id)
+            .env("SIGNOFF_CLIENT_SECRET", secret)
+            .env("SIGNOFF_STALE_AFTER_MS", "3000")
+            .env("LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start resource_server"),
+    );
+    let whoami = |token: &str| {
+        let req = s.http.get(format!("http://127.0.0.1:{port}/whoami")).bearer_auth(token.to_owned());
+        async move { req.send().await.map(|r| r.status()).ok() }
+    };
+    let (access, _) = s.grant("example@example.com").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while whoami(&access).await != Some(StatusCode::OK) {
+        assert!(Instant::now() < deadline, "the example never served the valid token");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, _) = s.post("/auth/revoke", json!({"token": access}), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let revoked = Instant::now();
+    while whoami(&access).await != Some(StatusCode::UNAUTHORIZED) {
+        assert!(revoked.elapsed() < Duration::from_secs(1), "the example still serves a revoked token");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let (live, _) = s.grant("example@example.com").await;
+    assert_eq!(whoami(&live).await, Some(StatusCode::OK));
+    s.signal("-STOP");
+    let stopped = Instant::now();
+    while whoami(&live).await != Some(StatusCode::SERVICE_UNAVAILABLE) {
+        assert!(stopped.elapsed() < Duration::from_secs(6), "the example still trusts a silent feed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.signal("-CONT");
+    let resumed = Instant::now();
+    while whoami(&live).await != Some(StatusCode::OK) {
+        assert!(resumed.elapsed() < Duration::from_secs(10), "the example never trusted the feed again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A child process killed when the test ends, however it ends.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
