@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use crate::audit::{Actor, AuditEvent, AuditKind};
 use crate::clients::RegisteredClient;
+use crate::outbox::{Delivery, DeliveryKind, DeliveryStatus};
 use crate::revocation::{FeedEntry, Revocation};
 use crate::secret::{SecretHash, SessionId, UserId};
 use crate::store::{RefreshToken, RememberToken, Session, StoreError, User, UserCredentials};
@@ -199,6 +200,24 @@ pub fn client_from(r: &impl Columns) -> Result<RegisteredClient, StoreError> {
         backchannel_logout_uri: get(r, "backchannel_logout_uri")?,
         webhook_url: get(r, "webhook_url")?,
         webhook_secret: get(r, "webhook_secret")?,
+        created_at: from_ms(get(r, "created_at")?)?,
+    })
+}
+
+pub fn delivery_from(r: &impl Columns) -> Result<Delivery, StoreError> {
+    let kind: String = get(r, "kind")?;
+    let status: String = get(r, "status")?;
+    Ok(Delivery {
+        id: get(r, "id")?,
+        client_id: get(r, "client_id")?,
+        kind: DeliveryKind::parse(&kind).ok_or_else(|| backend(format!("unknown delivery kind {kind}")))?,
+        event: get(r, "event")?,
+        url: get(r, "url")?,
+        payload: get(r, "payload")?,
+        status: DeliveryStatus::parse(&status).ok_or_else(|| backend(format!("unknown delivery status {status}")))?,
+        attempts: get(r, "attempts")?,
+        last_status_code: get(r, "last_status_code")?,
+        next_attempt_at: from_ms(get(r, "next_attempt_at")?)?,
         created_at: from_ms(get(r, "created_at")?)?,
     })
 }

@@ -12,6 +12,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::audit::{Actor, AuditEvent, AuditKind, ClientInfo};
 use crate::clients::NewClient;
+use crate::outbox::{DeliveryStatus, Notice, deliveries_for};
 use crate::revocation::{FeedEntry, Revocation};
 use crate::secret::{SecretHash, SessionId, UserId, random_id};
 use crate::store::{RefreshToken, RememberFilter, RememberToken, Session, SessionFilter, Store, StoreError, Tx, User};
@@ -31,6 +32,7 @@ where
     feed_keeps_order_and_kinds(fresh().await).await;
     keys_and_denials(fresh().await).await;
     clients_are_kept_and_deleted(fresh().await).await;
+    the_outbox_is_claimed_once_and_recorded(fresh().await).await;
     an_uncommitted_transaction_leaves_nothing(fresh().await).await;
 }
 
@@ -390,6 +392,59 @@ async fn clients_are_kept_and_deleted(store: Arc<dyn Store>) {
     t.commit().await.expect("commit");
     assert_eq!(store.client_by_id(&a.id).await.expect("read"), None);
     assert_eq!(store.clients().await.expect("list"), vec![b]);
+}
+
+async fn the_outbox_is_claimed_once_and_recorded(store: Arc<dyn Store>) {
+    let c =
+        NewClient::generate("a".into(), Some("https://a.example/bc".into()), Some("https://a.example/h".into()), t0())
+            .client;
+    let quiet = NewClient::generate("b".into(), None, None, t0()).client;
+    let mut t = tx(&store).await;
+    t.insert_client(&c).await.expect("insert");
+    t.insert_client(&quiet).await.expect("insert");
+    let recipients = t.callback_clients().await.expect("recipients");
+    assert_eq!(recipients, vec![c.clone()], "only clients with callback URLs");
+    let notice = Notice::SessionEnded { user_id: "u".into(), session_id: "s".into(), reason: "logout".into() };
+    let deliveries = deliveries_for(&[notice], &recipients, t0());
+    assert_eq!(deliveries.len(), 2);
+    t.enqueue_deliveries(&deliveries).await.expect("enqueue");
+    t.commit().await.expect("commit");
+    let claimed = store.claim_deliveries(t0(), t0() + Duration::seconds(60), 10).await.expect("claim");
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed.iter().all(|d| deliveries.contains(d)), "every field round-trips");
+    assert!(
+        store.claim_deliveries(t0(), t0() + Duration::seconds(60), 10).await.expect("claim").is_empty(),
+        "claimed once"
+    );
+    let later =
+        store.claim_deliveries(t0() + Duration::seconds(61), t0() + Duration::seconds(121), 10).await.expect("claim");
+    assert_eq!(later.len(), 2, "a claim that ran out is taken over");
+    let mut failed = later[0].clone();
+    failed.status = DeliveryStatus::Failed;
+    failed.attempts = 1;
+    failed.last_status_code = Some(400);
+    store.record_delivery(&failed).await.expect("record");
+    let mut retry = later[1].clone();
+    retry.attempts = 1;
+    retry.next_attempt_at = t0() + Duration::hours(1);
+    store.record_delivery(&retry).await.expect("record");
+    assert!(
+        store
+            .claim_deliveries(t0() + Duration::seconds(200), t0() + Duration::seconds(260), 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "a failed one and one not yet due stay put"
+    );
+    assert_eq!(store.delivery_counts().await.expect("counts"), (1, 1));
+    let listed = store.client_deliveries(&c.id, 10).await.expect("list");
+    assert_eq!(listed.len(), 2);
+    assert!(store.retry_delivery(&c.id, &failed.id, t0() + Duration::seconds(300)).await.expect("retry"));
+    assert!(!store.retry_delivery(&c.id, &failed.id, t0()).await.expect("retry"), "only a failed one");
+    assert!(!store.retry_delivery(&quiet.id, &retry.id, t0()).await.expect("retry"), "only the client's own");
+    store.drop_callback(&c.id, "https://a.example/h").await.expect("drop");
+    let after = store.client_by_id(&c.id).await.expect("read").expect("client");
+    assert_eq!((after.webhook_url, after.backchannel_logout_uri.as_deref()), (None, Some("https://a.example/bc")));
 }
 
 async fn an_uncommitted_transaction_leaves_nothing(store: Arc<dyn Store>) {

@@ -17,6 +17,7 @@
 //! - [`revocation`]: telling open pages that their session ended.
 //! - [`client_feed`]: the revocation feed relying services follow, held in memory.
 //! - [`clients`]: registered clients (relying applications) and their secrets.
+//! - [`outbox`]: logout notifications to clients (back-channel logout, webhooks) and retries.
 //! - [`token`]: EdDSA access tokens (JWT) and the keyring.
 //! - [`throttle`]: failed sign-in limits per account and per client address.
 //! - [`audit`]: the audit event vocabulary.
@@ -36,6 +37,7 @@ pub mod columns;
 pub mod conformance;
 pub mod email;
 pub mod error;
+pub mod outbox;
 pub mod password;
 pub mod policy;
 pub mod remember;

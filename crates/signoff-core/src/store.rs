@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::audit::AuditEvent;
 use crate::clients::RegisteredClient;
+use crate::outbox::Delivery;
 use crate::revocation::FeedEntry;
 use crate::secret::{SecretHash, SessionId, UserId};
 use crate::token::SigningKeyPair;
@@ -201,6 +202,27 @@ pub trait Store: Send + Sync + 'static {
     async fn client_by_id(&self, id: &str) -> Result<Option<RegisteredClient>, StoreError>;
     /// Every registered client, oldest first.
     async fn clients(&self) -> Result<Vec<RegisteredClient>, StoreError>;
+
+    /// Claims up to `limit` pending deliveries due by `now` that no worker holds, for this
+    /// worker until `until` (rows another transaction holds are skipped).
+    async fn claim_deliveries(
+        &self,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// Records an attempt's outcome and releases the claim.
+    async fn record_delivery(&self, delivery: &Delivery) -> Result<(), StoreError>;
+    /// A client's deliveries, newest first.
+    async fn client_deliveries(&self, client: &str, limit: u32) -> Result<Vec<Delivery>, StoreError>;
+    /// Makes a failed delivery of `client` pending again, due at `now`; `false` when there is no
+    /// such failed delivery.
+    async fn retry_delivery(&self, client: &str, id: &str, now: OffsetDateTime) -> Result<bool, StoreError>;
+    /// A URL answered `410 Gone`: the client's callbacks at it are removed and its pending
+    /// deliveries to it fail.
+    async fn drop_callback(&self, client: &str, url: &str) -> Result<(), StoreError>;
+    /// Deliveries pending and failed, for metrics.
+    async fn delivery_counts(&self) -> Result<(i64, i64), StoreError>;
 }
 
 /// Changes, made together or not at all.
@@ -293,6 +315,9 @@ pub trait Tx: Send {
     /// Whether an unretired key (one that signs) is left.
     async fn has_signer(&mut self) -> Result<bool, StoreError>;
     async fn insert_client(&mut self, client: &RegisteredClient) -> Result<(), StoreError>;
+    /// Clients with a back-channel logout or webhook URL (the outbox's recipients).
+    async fn callback_clients(&mut self) -> Result<Vec<RegisteredClient>, StoreError>;
+    async fn enqueue_deliveries(&mut self, deliveries: &[Delivery]) -> Result<(), StoreError>;
     /// Deletes a client; `false` when there was none with this id.
     async fn delete_client(&mut self, id: &str) -> Result<bool, StoreError>;
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;

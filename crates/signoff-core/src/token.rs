@@ -116,6 +116,11 @@ impl SigningKeyPair {
         self.key.verifying_key().to_bytes()
     }
 
+    /// Signs `claims` with this key as a compact JWS of type `typ` (e.g. `logout+jwt`).
+    pub fn sign_as<C: Serialize>(&self, claims: &C, typ: &str) -> Option<String> {
+        signoff_jwt::sign(claims, typ, &self.kid, &self.key)
+    }
+
     /// The public key as a JWK.
     pub fn jwk(&self) -> serde_json::Value {
         signoff_jwt::jwk(&self.kid, &self.key.verifying_key())

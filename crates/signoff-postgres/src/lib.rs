@@ -18,6 +18,7 @@ pub use cluster::PgCluster;
 use async_trait::async_trait;
 use signoff_core::audit::AuditEvent;
 use signoff_core::clients::RegisteredClient;
+use signoff_core::outbox::Delivery;
 use signoff_core::revocation::FeedEntry;
 use signoff_core::secret::SecretHash;
 use signoff_core::store::{
@@ -33,8 +34,8 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use rows::{
-    audit_from, client_from, db_err, feed_from, ms, refresh_from, remember_from, session_from, signing_key_from,
-    user_from,
+    audit_from, client_from, db_err, delivery_from, feed_from, ms, refresh_from, remember_from, session_from,
+    signing_key_from, user_from,
 };
 
 /// A signoff store in one PostgreSQL database.
@@ -316,6 +317,93 @@ impl Store for PgStore {
             .await
             .map_err(db_err)?;
         rows.iter().map(client_from).collect()
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE deliveries SET claimed_until = $1 WHERE id IN (\
+               SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $2 \
+               AND (claimed_until IS NULL OR claimed_until < $3) ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, client_id, kind, event, url, payload, status, attempts, last_status_code, next_attempt_at, created_at",
+        )
+        .bind(ms(until))
+        .bind(ms(now))
+        .bind(ms(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(delivery_from).collect()
+    }
+
+    async fn record_delivery(&self, d: &Delivery) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deliveries SET status = $1, attempts = $2, last_status_code = $3, next_attempt_at = $4, \
+             claimed_until = NULL WHERE id = $5",
+        )
+        .bind(d.status.as_str())
+        .bind(d.attempts)
+        .bind(d.last_status_code)
+        .bind(ms(d.next_attempt_at))
+        .bind(&d.id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn client_deliveries(&self, client: &str, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, client_id, kind, event, url, payload, status, attempts, last_status_code, next_attempt_at, created_at FROM deliveries WHERE client_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+        )
+        .bind(client)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(delivery_from).collect()
+    }
+
+    async fn retry_delivery(&self, client: &str, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, claimed_until = NULL \
+             WHERE client_id = $2 AND id = $3 AND status = 'failed'",
+        )
+        .bind(ms(now))
+        .bind(client)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn drop_callback(&self, client: &str, url: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        for sql in [
+            "UPDATE clients SET backchannel_logout_uri = NULL WHERE id = $1 AND backchannel_logout_uri = $2",
+            "UPDATE clients SET webhook_url = NULL WHERE id = $1 AND webhook_url = $2",
+            "UPDATE deliveries SET status = 'failed', claimed_until = NULL WHERE client_id = $1 AND url = $2 AND status = 'pending'",
+        ] {
+            sqlx::query(sql).bind(client).bind(url).execute(&mut *tx).await.map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn delivery_counts(&self) -> Result<(i64, i64), StoreError> {
+        let (pending, failed): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) FROM deliveries",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok((pending, failed))
     }
 }
 
@@ -948,6 +1036,40 @@ impl Tx for PgTx {
         .execute(self.conn())
         .await
         .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn callback_clients(&mut self) -> Result<Vec<RegisteredClient>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, secret_hash, backchannel_logout_uri, webhook_url, webhook_secret, created_at FROM clients \
+             WHERE backchannel_logout_uri IS NOT NULL OR webhook_url IS NOT NULL ORDER BY created_at, id",
+        )
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(client_from).collect()
+    }
+
+    async fn enqueue_deliveries(&mut self, deliveries: &[Delivery]) -> Result<(), StoreError> {
+        for d in deliveries {
+            sqlx::query(
+                "INSERT INTO deliveries (id, client_id, kind, event, url, payload, status, attempts, last_status_code, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(&d.id)
+            .bind(&d.client_id)
+            .bind(d.kind.as_str())
+            .bind(&d.event)
+            .bind(&d.url)
+            .bind(&d.payload)
+            .bind(d.status.as_str())
+            .bind(d.attempts)
+            .bind(d.last_status_code)
+            .bind(ms(d.next_attempt_at))
+            .bind(ms(d.created_at))
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        }
         Ok(())
     }
 

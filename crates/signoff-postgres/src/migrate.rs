@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_node_leases.sql")),
     (3, include_str!("../migrations/0003_rate_counters.sql")),
     (4, include_str!("../migrations/0004_clients.sql")),
+    (5, include_str!("../migrations/0005_outbox.sql")),
 ];
 
 /// Any fixed number, the same for every node: the key of the migration lock.

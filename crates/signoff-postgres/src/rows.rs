@@ -4,6 +4,7 @@
 use signoff_core::audit::AuditEvent;
 use signoff_core::clients::RegisteredClient;
 use signoff_core::columns::{self, Columns};
+use signoff_core::outbox::Delivery;
 use signoff_core::revocation::FeedEntry;
 use signoff_core::store::{RefreshToken, RememberToken, Session, StoreError, UserCredentials};
 use signoff_core::token::SigningKeyPair;
@@ -69,4 +70,5 @@ read! {
     refresh_from -> RefreshToken,
     signing_key_from -> SigningKeyPair,
     client_from -> RegisteredClient,
+    delivery_from -> Delivery,
 }

@@ -184,6 +184,8 @@ pub async fn spawn_background(state: &AppState) -> Background {
     if let Some(fanout) = state.authority().cluster().map(|c| c.fanout().clone()) {
         tasks.push(tokio::spawn(async move { fanout.listen(signals).await }));
     }
+    let delivering = state.clone();
+    tasks.push(tokio::spawn(crate::delivery::run(delivering)));
     let following = state.clone();
     tasks.push(tokio::spawn(async move {
         let poll = following.config().revocation_poll;

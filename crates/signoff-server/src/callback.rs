@@ -29,6 +29,13 @@ const MAX_URL_LEN: usize = 2048;
 
 /// Checks `raw` and returns it normalised.
 pub async fn check(raw: &str, allow_private: bool) -> Result<Url, CallbackError> {
+    checked(raw, allow_private).await.map(|(url, _)| url)
+}
+
+/// Checks `raw` and returns it with the addresses it resolved to (empty when private addresses
+/// are allowed or the host is an IP literal): a delivery connects only to these, so a DNS
+/// answer that changes between the check and the connection cannot reach a private address.
+pub async fn checked(raw: &str, allow_private: bool) -> Result<(Url, Vec<std::net::SocketAddr>), CallbackError> {
     if raw.len() > MAX_URL_LEN {
         return Err(CallbackError::Unparsable);
     }
@@ -41,13 +48,14 @@ pub async fn check(raw: &str, allow_private: bool) -> Result<Url, CallbackError>
     }
     let host = url.host().ok_or(CallbackError::Unparsable)?;
     if allow_private {
-        return Ok(url);
+        return Ok((url, Vec::new()));
     }
+    let port = url.port_or_known_default().unwrap_or(443);
+    let mut pinned = Vec::new();
     let addresses: Vec<IpAddr> = match host {
         Host::Ipv4(a) => vec![IpAddr::V4(a)],
         Host::Ipv6(a) => vec![IpAddr::V6(a)],
         Host::Domain(name) => {
-            let port = url.port_or_known_default().unwrap_or(443);
             let resolved = tokio::time::timeout(
                 std::time::Duration::from_secs(5),
                 tokio::net::lookup_host((name.trim_end_matches('.'), port)),
@@ -55,7 +63,8 @@ pub async fn check(raw: &str, allow_private: bool) -> Result<Url, CallbackError>
             .await
             .map_err(|_| CallbackError::Unresolvable)?
             .map_err(|_| CallbackError::Unresolvable)?;
-            resolved.map(|a| a.ip()).collect()
+            pinned = resolved.collect::<Vec<_>>();
+            pinned.iter().map(|a| a.ip()).collect()
         }
     };
     if addresses.is_empty() {
@@ -64,7 +73,7 @@ pub async fn check(raw: &str, allow_private: bool) -> Result<Url, CallbackError>
     if addresses.iter().any(|a| !is_public(*a)) {
         return Err(CallbackError::Private);
     }
-    Ok(url)
+    Ok((url, pinned))
 }
 
 /// Whether an address is globally routable: not private, loopback, link-local, shared,

@@ -8,6 +8,7 @@
 //! - [`extract`], [`cookies`], [`csrf`], [`redirect`]: the request-facing rules.
 //! - [`error`]: the one `ApiError` and its mapping to stable codes.
 //! - [`callback`]: registered clients' callback URLs and the SSRF guard.
+//! - [`delivery`]: the outbox worker (back-channel logout, webhooks).
 //! - [`views`], [`html`]: response shapes.
 //! - [`config`], [`backend`], [`metrics`]: operations.
 
@@ -17,6 +18,7 @@ pub mod callback;
 pub mod config;
 pub mod cookies;
 pub mod csrf;
+pub mod delivery;
 pub mod edge;
 pub mod error;
 pub mod extract;

@@ -9,6 +9,7 @@ mod rows;
 use async_trait::async_trait;
 use signoff_core::audit::AuditEvent;
 use signoff_core::clients::RegisteredClient;
+use signoff_core::outbox::Delivery;
 use signoff_core::revocation::FeedEntry;
 use signoff_core::secret::SecretHash;
 use signoff_core::store::RefreshToken;
@@ -24,7 +25,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use rows::{
-    audit_from, backend, client_from, db_err, feed_from, ms, refresh_from, remember_from, session_from,
+    audit_from, backend, client_from, db_err, delivery_from, feed_from, ms, refresh_from, remember_from, session_from,
     signing_key_from, user_from,
 };
 
@@ -277,6 +278,93 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?;
         rows.iter().map(client_from).collect()
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE deliveries SET claimed_until = ? WHERE id IN (\
+               SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? \
+               AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY next_attempt_at LIMIT ?) \
+             RETURNING id, client_id, kind, event, url, payload, status, attempts, last_status_code, next_attempt_at, created_at",
+        )
+        .bind(ms(until))
+        .bind(ms(now))
+        .bind(ms(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(delivery_from).collect()
+    }
+
+    async fn record_delivery(&self, d: &Delivery) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deliveries SET status = ?, attempts = ?, last_status_code = ?, next_attempt_at = ?, \
+             claimed_until = NULL WHERE id = ?",
+        )
+        .bind(d.status.as_str())
+        .bind(d.attempts)
+        .bind(d.last_status_code)
+        .bind(ms(d.next_attempt_at))
+        .bind(&d.id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn client_deliveries(&self, client: &str, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, client_id, kind, event, url, payload, status, attempts, last_status_code, next_attempt_at, created_at FROM deliveries WHERE client_id = ? ORDER BY created_at DESC, id DESC LIMIT ?",
+        )
+        .bind(client)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(delivery_from).collect()
+    }
+
+    async fn retry_delivery(&self, client: &str, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, claimed_until = NULL \
+             WHERE client_id = ? AND id = ? AND status = 'failed'",
+        )
+        .bind(ms(now))
+        .bind(client)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn drop_callback(&self, client: &str, url: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        for sql in [
+            "UPDATE clients SET backchannel_logout_uri = NULL WHERE id = ? AND backchannel_logout_uri = ?",
+            "UPDATE clients SET webhook_url = NULL WHERE id = ? AND webhook_url = ?",
+            "UPDATE deliveries SET status = 'failed', claimed_until = NULL WHERE client_id = ? AND url = ? AND status = 'pending'",
+        ] {
+            sqlx::query(sql).bind(client).bind(url).execute(&mut *tx).await.map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn delivery_counts(&self) -> Result<(i64, i64), StoreError> {
+        let (pending, failed): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) FROM deliveries",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok((pending, failed))
     }
 }
 
@@ -881,6 +969,40 @@ impl Tx for SqliteTx {
         .execute(self.conn())
         .await
         .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn callback_clients(&mut self) -> Result<Vec<RegisteredClient>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, secret_hash, backchannel_logout_uri, webhook_url, webhook_secret, created_at FROM clients \
+             WHERE backchannel_logout_uri IS NOT NULL OR webhook_url IS NOT NULL ORDER BY created_at, id",
+        )
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(client_from).collect()
+    }
+
+    async fn enqueue_deliveries(&mut self, deliveries: &[Delivery]) -> Result<(), StoreError> {
+        for d in deliveries {
+            sqlx::query(
+                "INSERT INTO deliveries (id, client_id, kind, event, url, payload, status, attempts, last_status_code, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&d.id)
+            .bind(&d.client_id)
+            .bind(d.kind.as_str())
+            .bind(&d.event)
+            .bind(&d.url)
+            .bind(&d.payload)
+            .bind(d.status.as_str())
+            .bind(d.attempts)
+            .bind(d.last_status_code)
+            .bind(ms(d.next_attempt_at))
+            .bind(ms(d.created_at))
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        }
         Ok(())
     }
 

@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/0004_tokens.sql")),
     (5, include_str!("../migrations/0005_bound_credentials.sql")),
     (6, include_str!("../migrations/0006_clients.sql")),
+    (7, include_str!("../migrations/0007_outbox.sql")),
 ];
 
 pub async fn run(pool: &SqlitePool) -> Result<(), StoreError> {

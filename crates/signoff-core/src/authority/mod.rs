@@ -8,6 +8,7 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 mod clients;
+mod notify;
 mod sync;
 mod tokens;
 
@@ -18,6 +19,7 @@ use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::email;
 use crate::error::CoreError;
+use crate::outbox::{self, Notice};
 use crate::password::{self, Passwords};
 use crate::policy::{Ends, Trigger};
 use crate::remember::RememberSecret;
@@ -170,6 +172,8 @@ pub struct Authority {
     /// The feed relying services follow, as far as this process has applied it.
     client_feed: ClientFeed,
     feed_health: sync::FeedHealth,
+    /// Woken when deliveries were enqueued, so the outbox worker sends them at once.
+    outbox_ready: tokio::sync::Notify,
 }
 
 /// How long past the access-token lifetime relying services are still told of a revocation:
@@ -198,6 +202,8 @@ struct Batch<'a> {
     /// a cached `last_active_at` is never newer than the stored one), so the commit is not
     /// proven to the other nodes (the feed still tells their event streams).
     expiry: bool,
+    /// What registered clients are told (the outbox), enqueued in the same transaction.
+    notices: Vec<Notice>,
 }
 
 impl Batch<'_> {
@@ -231,6 +237,11 @@ impl Batch<'_> {
         }
         for s in &ended {
             self.audit(event.about(s)).await?;
+            self.notices.push(Notice::SessionEnded {
+                user_id: s.user_id.to_string(),
+                session_id: s.id.to_string(),
+                reason: event.reason.clone().unwrap_or_else(|| event.kind.as_str().to_owned()),
+            });
             self.revoked.push(Revocation {
                 session_id: s.id.clone(),
                 user_id: s.user_id.clone(),
@@ -247,12 +258,14 @@ impl Batch<'_> {
     async fn bump_token_version(&mut self, user: &UserId) -> Result<i64, CoreError> {
         let version = self.tx.bump_token_version(user).await?;
         self.token_feed.push(FeedEntry::TokenVersion { user_id: user.clone(), version });
+        self.notices.push(Notice::TokenVersion { user_id: user.to_string(), tv: version });
         Ok(version)
     }
 
-    /// Denies one access token until it expires.
-    async fn deny(&mut self, issuer: &str, jti: &str, exp: i64) -> Result<(), CoreError> {
+    /// Denies one access token (of `user`) until it expires.
+    async fn deny(&mut self, issuer: &str, jti: &str, exp: i64, user: &UserId) -> Result<(), CoreError> {
         self.tx.deny_token(issuer, jti, exp).await?;
+        self.notices.push(Notice::TokenRevoked { user_id: user.to_string(), jti: jti.to_owned(), exp });
         self.token_feed.push(FeedEntry::Token { issuer: issuer.to_owned(), jti: jti.to_owned(), exp });
         Ok(())
     }
@@ -268,8 +281,18 @@ impl Batch<'_> {
             .chain(rekeyed)
             .collect();
         let seq = if feed.is_empty() { 0 } else { self.tx.record_revocations(&feed, self.authority.now()).await? };
+        let mut notified = false;
+        if !self.notices.is_empty() {
+            let clients = self.tx.callback_clients().await?;
+            let deliveries = outbox::deliveries_for(&self.notices, &clients, self.authority.now());
+            self.tx.enqueue_deliveries(&deliveries).await?;
+            notified = !deliveries.is_empty();
+        }
         let committed_at = std::time::Instant::now();
         self.tx.commit().await?;
+        if notified {
+            self.authority.outbox_ready.notify_one();
+        }
         if seq > 0 {
             // Relying services' feed streams hear of it before the revoker is answered (one read
             // shared with whatever read began after the commit). Until the window has it, this
@@ -355,6 +378,7 @@ impl Authority {
             counters: None,
             client_feed: ClientFeed::new(token_policy_ttl + FEED_CLOCK_MARGIN),
             feed_health: sync::FeedHealth::new(),
+            outbox_ready: tokio::sync::Notify::new(),
         };
         authority.load_token_state().await?;
         authority.start_client_feed(feed_start).await?;
@@ -391,6 +415,7 @@ impl Authority {
             rekeyed: Vec::new(),
             revoking: false,
             expiry: false,
+            notices: Vec::new(),
         })
     }
 

@@ -117,7 +117,7 @@ impl TokenState {
         }
     }
 
-    fn keyring(&self) -> Arc<Keyring> {
+    pub(super) fn keyring(&self) -> Arc<Keyring> {
         self.keyring.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
@@ -583,7 +583,7 @@ impl Authority {
             }
         };
         let mut batch = self.batch().await?;
-        batch.deny(&self.tokens.policy.issuer, &claims.jti, claims.exp).await?;
+        batch.deny(&self.tokens.policy.issuer, &claims.jti, claims.exp, &claims.sub).await?;
         batch
             .audit(
                 self.event(AuditKind::TokenRevoked, Actor::SelfSession, client)
@@ -653,7 +653,7 @@ impl Authority {
             ended += batch.drop_series(RememberFilter::Selector(r.selector()), event).await?;
         }
         if let Some(claims) = presented.access {
-            batch.deny(&self.tokens.policy.issuer, &claims.jti, claims.exp).await?;
+            batch.deny(&self.tokens.policy.issuer, &claims.jti, claims.exp, &claims.sub).await?;
         }
         if let Some(secret) = presented.refresh_token.and_then(Secret::parse)
             && let Some(found) = batch.tx.refresh_by_hash(&secret.hash(REFRESH_LABEL)).await?

@@ -6,7 +6,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::json;
 use signoff_core::clients::RegisteredClient;
@@ -19,7 +19,11 @@ use crate::extract::Input;
 use crate::views;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/admin/clients", get(list).post(register)).route("/admin/clients/{client_id}", delete(remove))
+    Router::new()
+        .route("/admin/clients", get(list).post(register))
+        .route("/admin/clients/{client_id}", delete(remove))
+        .route("/admin/clients/{client_id}/deliveries", get(deliveries))
+        .route("/admin/clients/{client_id}/deliveries/{delivery_id}/retry", post(retry))
 }
 
 /// Longest client name kept.
@@ -92,6 +96,47 @@ async fn remove(
     require_admin(&state, &headers)?;
     let Path(id) = id.map_err(|_| ApiError::NotFound)?;
     if state.authority().delete_client(&id).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+async fn deliveries(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
+    require_admin(&state, &headers)?;
+    let Path(id) = id.map_err(|_| ApiError::NotFound)?;
+    let list = state.authority().client_deliveries(&id).await?.ok_or(ApiError::NotFound)?;
+    let deliveries: Vec<_> = list
+        .iter()
+        .map(|d| {
+            json!({
+                "id": d.id,
+                "kind": d.kind.as_str(),
+                "event": d.event,
+                "status": d.status.as_str(),
+                "attempts": d.attempts,
+                "last_status_code": d.last_status_code,
+                "next_attempt_at": views::rfc3339(d.next_attempt_at),
+                "created_at": views::rfc3339(d.created_at),
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "deliveries": deliveries })).into_response())
+}
+
+/// Makes a failed delivery pending again (sent at once).
+async fn retry(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ids: Result<Path<(String, String)>, PathRejection>,
+) -> ApiResult<Response> {
+    require_admin(&state, &headers)?;
+    let Path((client, delivery)) = ids.map_err(|_| ApiError::NotFound)?;
+    if state.authority().retry_delivery(&client, &delivery).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::NotFound)

@@ -14,6 +14,7 @@ mod gateway;
 mod holes;
 mod logout;
 mod nodes;
+mod notify;
 mod ops;
 mod redirects;
 mod relying;

@@ -8,6 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use signoff_core::audit::AuditEvent;
 use signoff_core::clients::RegisteredClient;
+use signoff_core::outbox::Delivery;
 use signoff_core::secret::SecretHash;
 use signoff_core::store::{RefreshToken, RememberToken, Session, Store, StoreError, Tx, User, UserCredentials};
 use signoff_core::token::SigningKeyPair;
@@ -215,6 +216,29 @@ impl Store for DeniedWhileLoading {
     }
     async fn clients(&self) -> Result<Vec<RegisteredClient>, StoreError> {
         self.inner.clients().await
+    }
+    async fn claim_deliveries(
+        &self,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.inner.claim_deliveries(now, until, limit).await
+    }
+    async fn record_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        self.inner.record_delivery(delivery).await
+    }
+    async fn client_deliveries(&self, client: &str, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+        self.inner.client_deliveries(client, limit).await
+    }
+    async fn retry_delivery(&self, client: &str, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
+        self.inner.retry_delivery(client, id, now).await
+    }
+    async fn drop_callback(&self, client: &str, url: &str) -> Result<(), StoreError> {
+        self.inner.drop_callback(client, url).await
+    }
+    async fn delivery_counts(&self) -> Result<(i64, i64), StoreError> {
+        self.inner.delivery_counts().await
     }
 }
 

@@ -116,6 +116,8 @@ async fn openapi_describes_every_route_of_the_contract() {
         ("/admin/clients/{client_id}", "delete"),
         ("/revocations", "get"),
         ("/revocations/stream", "get"),
+        ("/admin/clients/{client_id}/deliveries", "get"),
+        ("/admin/clients/{client_id}/deliveries/{delivery_id}/retry", "post"),
     ] {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing from /openapi.json");
     }

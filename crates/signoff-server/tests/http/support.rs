@@ -144,8 +144,18 @@ impl TestServer {
     /// A second server process on the same database and public origin: another node (sharing
     /// this one's clock, as nodes share real time).
     pub async fn sibling(&self) -> Self {
+        self.sibling_with(|_| {}).await
+    }
+
+    /// Like [`sibling`](Self::sibling), with the configuration `adjust` changes (as deployments
+    /// configure every node alike).
+    pub async fn sibling_with(&self, adjust: impl FnOnce(&mut Config)) -> Self {
         let (db, origin, clock) = (self.db_url.clone(), same_origin(&self.origin), self.clock.clone());
-        let mut node = Self::start_with_clock(PathBuf::new(), db, origin, clock).await;
+        let configure = move |c: &mut Config| {
+            origin(c);
+            adjust(c);
+        };
+        let mut node = Self::start_with_clock(PathBuf::new(), db, configure, clock).await;
         node.origin = self.origin.clone();
         node.database = self.database.clone();
         node

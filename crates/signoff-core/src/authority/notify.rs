@@ -1,0 +1,126 @@
+//! The authority's half of logout notifications: the outbox worker claims deliveries, asks
+//! for logout tokens, and records what each attempt did.
+
+use serde::Serialize;
+use time::Duration;
+
+use super::Authority;
+use crate::clients::RegisteredClient;
+use crate::error::CoreError;
+use crate::outbox::{Attempt, Delivery, DeliveryStatus, GIVE_UP_AFTER, retry_delay};
+
+/// How long a worker holds the deliveries it claimed (another node's worker takes them over
+/// after that: a node that died mid-delivery leaves them to the others).
+const CLAIM: Duration = Duration::seconds(60);
+/// A `Retry-After` longer than this is taken as this.
+const MAX_RETRY_AFTER: Duration = Duration::hours(6);
+
+/// The claims of an OIDC Back-Channel Logout token.
+#[derive(Debug, Serialize)]
+struct LogoutClaims<'a> {
+    iss: &'a str,
+    aud: &'a str,
+    iat: i64,
+    exp: i64,
+    jti: &'a str,
+    sub: &'a str,
+    sid: &'a str,
+    events: serde_json::Value,
+}
+
+impl Authority {
+    /// Resolves when deliveries were enqueued (or at once, if they were since the last wait).
+    pub async fn deliveries_enqueued(&self) {
+        self.outbox_ready.notified().await;
+    }
+
+    /// Claims up to `limit` due deliveries for this worker.
+    pub async fn claim_deliveries(&self, limit: u32) -> Result<Vec<Delivery>, CoreError> {
+        let now = self.now();
+        Ok(self.store.claim_deliveries(now, now + CLAIM, limit).await?)
+    }
+
+    /// The client a delivery is for, if it is still registered.
+    pub async fn delivery_client(&self, delivery: &Delivery) -> Result<Option<RegisteredClient>, CoreError> {
+        Ok(self.store.client_by_id(&delivery.client_id).await?)
+    }
+
+    /// An OIDC Back-Channel Logout token for `client` (signed with the access-token key,
+    /// `typ: logout+jwt`, valid two minutes, never a `nonce`). `jti` is the delivery's id, so a
+    /// repeated delivery carries the same token id.
+    pub fn logout_token(&self, client: &str, sub: &str, sid: &str, jti: &str) -> Option<String> {
+        let keyring = self.tokens.keyring();
+        let key = keyring.signer()?;
+        let iat = self.now().unix_timestamp();
+        let claims = LogoutClaims {
+            iss: &self.tokens.policy.issuer,
+            aud: client,
+            iat,
+            exp: iat + 120,
+            jti,
+            sub,
+            sid,
+            events: serde_json::json!({ "http://schemas.openid.net/event/backchannel-logout": {} }),
+        };
+        key.sign_as(&claims, "logout+jwt")
+    }
+
+    /// Records what an attempt did: delivered, failed for good, or due again later (growing
+    /// delays, `Retry-After` honoured, given up a day and more after it was created).
+    pub async fn finish_delivery(&self, mut d: Delivery, attempt: Attempt) -> Result<(), CoreError> {
+        let now = self.now();
+        d.attempts += 1;
+        match attempt {
+            Attempt::Delivered(status) => {
+                d.status = DeliveryStatus::Delivered;
+                d.last_status_code = Some(i64::from(status));
+            }
+            Attempt::Refused(status) => {
+                d.status = DeliveryStatus::Failed;
+                d.last_status_code = Some(i64::from(status));
+                if status == 410 {
+                    tracing::warn!(client_id = %d.client_id, url = %d.url, "a callback URL answered 410 Gone: no more deliveries to it");
+                    self.store.drop_callback(&d.client_id, &d.url).await?;
+                }
+            }
+            Attempt::Abandoned => {
+                d.status = DeliveryStatus::Failed;
+            }
+            Attempt::Retry { status, retry_after } => {
+                d.last_status_code = status.map(i64::from);
+                let wait = retry_delay(d.attempts).max(retry_after.unwrap_or(Duration::ZERO).min(MAX_RETRY_AFTER));
+                if now + wait - d.created_at > GIVE_UP_AFTER {
+                    d.status = DeliveryStatus::Failed;
+                } else {
+                    d.next_attempt_at = now + wait;
+                }
+            }
+        }
+        if d.status == DeliveryStatus::Failed {
+            tracing::warn!(delivery = %d.id, client_id = %d.client_id, event = %d.event, status = ?d.last_status_code, attempts = d.attempts, "delivery failed");
+        }
+        Ok(self.store.record_delivery(&d).await?)
+    }
+
+    /// A client's deliveries, newest first (`None` for an unknown client).
+    pub async fn client_deliveries(&self, client: &str) -> Result<Option<Vec<Delivery>>, CoreError> {
+        if self.store.client_by_id(client).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.store.client_deliveries(client, 200).await?))
+    }
+
+    /// Makes a failed delivery pending again; `false` when there is no such failed delivery.
+    pub async fn retry_delivery(&self, client: &str, id: &str) -> Result<bool, CoreError> {
+        let retried = self.store.retry_delivery(client, id, self.now()).await?;
+        if retried {
+            self.outbox_ready.notify_one();
+        }
+        Ok(retried)
+    }
+
+    /// Deliveries pending and failed (for metrics).
+    pub async fn delivery_counts(&self) -> Result<(i64, i64), CoreError> {
+        Ok(self.store.delivery_counts().await?)
+    }
+}

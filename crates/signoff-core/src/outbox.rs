@@ -1,0 +1,221 @@
+//! The outbox of logout notifications: what relying applications are told when credentials
+//! die, written in the transaction that kills them, delivered later by a worker.
+//!
+//! Every ended session becomes, for each registered client, an OIDC back-channel logout (to its
+//! `backchannel_logout_uri`) and a `session.ended` webhook (to its `webhook_url`); a token
+//! version moving on becomes `user.token_version`, a revoked access token `token.revoked`. A
+//! delivery is a row: its id is the webhook's `webhook-id` and the logout token's `jti`, so a
+//! repeat (a worker that died after sending) is recognisable by the receiver.
+
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+
+use crate::clients::RegisteredClient;
+use crate::secret::{random_bytes, random_id};
+
+/// What a relying application is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    SessionEnded { user_id: String, session_id: String, reason: String },
+    TokenVersion { user_id: String, tv: i64 },
+    TokenRevoked { user_id: String, jti: String, exp: i64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryKind {
+    BackchannelLogout,
+    Webhook,
+}
+
+impl DeliveryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BackchannelLogout => "backchannel_logout",
+            Self::Webhook => "webhook",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "backchannel_logout" => Some(Self::BackchannelLogout),
+            "webhook" => Some(Self::Webhook),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Self::Pending),
+            "delivered" => Some(Self::Delivered),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// One notification to one client's endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// `msg_…`: the webhook's `webhook-id`, the logout token's `jti`.
+    pub id: String,
+    pub client_id: String,
+    pub kind: DeliveryKind,
+    /// `session.ended`, `user.token_version`, `token.revoked`, or `backchannel_logout`.
+    pub event: String,
+    pub url: String,
+    /// The webhook's JSON body, or `{"sub", "sid"}` of a logout token.
+    pub payload: String,
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    pub last_status_code: Option<i64>,
+    pub next_attempt_at: OffsetDateTime,
+    pub created_at: OffsetDateTime,
+}
+
+/// The deliveries `notices` make for `clients` (those with callback URLs).
+pub fn deliveries_for(notices: &[Notice], clients: &[RegisteredClient], now: OffsetDateTime) -> Vec<Delivery> {
+    let mut out = Vec::new();
+    for client in clients {
+        for notice in notices {
+            let new = |kind: DeliveryKind, event: &str, url: &str, payload: String| Delivery {
+                id: format!("msg_{}", random_id()),
+                client_id: client.id.clone(),
+                kind,
+                event: event.to_owned(),
+                url: url.to_owned(),
+                payload,
+                status: DeliveryStatus::Pending,
+                attempts: 0,
+                last_status_code: None,
+                next_attempt_at: now,
+                created_at: now,
+            };
+            if let (Some(url), Notice::SessionEnded { user_id, session_id, .. }) =
+                (&client.backchannel_logout_uri, notice)
+            {
+                let payload = json!({ "sub": user_id, "sid": session_id }).to_string();
+                out.push(new(DeliveryKind::BackchannelLogout, "backchannel_logout", url, payload));
+            }
+            if let Some(url) = &client.webhook_url {
+                let (event, data) = match notice {
+                    Notice::SessionEnded { user_id, session_id, reason } => {
+                        ("session.ended", json!({ "user_id": user_id, "session_id": session_id, "reason": reason }))
+                    }
+                    Notice::TokenVersion { user_id, tv } => {
+                        ("user.token_version", json!({ "user_id": user_id, "tv": tv }))
+                    }
+                    Notice::TokenRevoked { user_id, jti, exp } => {
+                        ("token.revoked", json!({ "user_id": user_id, "jti": jti, "exp": exp }))
+                    }
+                };
+                let timestamp = now
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_else(|_| now.unix_timestamp().to_string());
+                let body = json!({ "type": event, "timestamp": timestamp, "data": data }).to_string();
+                out.push(new(DeliveryKind::Webhook, event, url, body));
+            }
+        }
+    }
+    out
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// A `2xx`.
+    Delivered(u16),
+    /// Network error or timeout (`None`), `429`, `5xx`: try again, not before `retry_after`.
+    Retry { status: Option<u16>, retry_after: Option<Duration> },
+    /// Another `4xx`: the receiver refuses it; `410` also means the URL is gone for good.
+    Refused(u16),
+    /// Not sent and never will be: the client was deleted, or its URL no longer passes the
+    /// address check.
+    Abandoned,
+}
+
+impl Attempt {
+    pub fn of_status(status: u16, retry_after: Option<Duration>) -> Self {
+        match status {
+            200..=299 => Self::Delivered(status),
+            429 | 500..=599 => Self::Retry { status: Some(status), retry_after },
+            _ => Self::Refused(status),
+        }
+    }
+}
+
+/// Retries stop this long after a delivery was created (the contract: at least a day).
+pub const GIVE_UP_AFTER: Duration = Duration::hours(26);
+
+/// The wait before attempt `attempts + 1`: 2 s, then growing about fivefold to hours, with
+/// ±20 % jitter so deliveries failed together do not retry together.
+pub fn retry_delay(attempts: i64) -> Duration {
+    const STEPS: [i64; 9] = [2, 10, 60, 300, 1_800, 3_600, 7_200, 14_400, 21_600];
+    let base = STEPS[(attempts.max(1) - 1).min(STEPS.len() as i64 - 1) as usize];
+    let jitter = i64::from(u16::from_le_bytes(random_bytes::<2>())) % 41 - 20; // -20..=20 %
+    Duration::milliseconds(base * 1_000 * (100 + jitter) / 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clients::NewClient;
+
+    #[test]
+    fn every_notice_goes_to_every_endpoint_of_every_client() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let both = NewClient::generate(
+            "both".into(),
+            Some("https://a.example/bc".into()),
+            Some("https://a.example/hook".into()),
+            now,
+        )
+        .client;
+        let hooks = NewClient::generate("hooks".into(), None, Some("https://b.example/hook".into()), now).client;
+        let notices = [
+            Notice::SessionEnded { user_id: "u".into(), session_id: "s".into(), reason: "logout".into() },
+            Notice::TokenVersion { user_id: "u".into(), tv: 2 },
+            Notice::TokenRevoked { user_id: "u".into(), jti: "j".into(), exp: 9 },
+        ];
+        let d = deliveries_for(&notices, &[both.clone(), hooks], now);
+        let of = |client: &str, kind| d.iter().filter(|x| x.client_id == client && x.kind == kind).count();
+        assert_eq!(of(&both.id, DeliveryKind::BackchannelLogout), 1, "one logout token per ended session");
+        assert_eq!(of(&both.id, DeliveryKind::Webhook), 3);
+        assert_eq!(d.len(), 1 + 3 + 3);
+        let ended = d.iter().find(|x| x.event == "session.ended").expect("webhook");
+        let body: serde_json::Value = serde_json::from_str(&ended.payload).expect("json");
+        assert_eq!(body["data"], json!({"user_id": "u", "session_id": "s", "reason": "logout"}));
+        assert_eq!(body["timestamp"], "1970-01-01T00:00:00Z");
+        let mut ids: Vec<_> = d.iter().map(|x| x.id.clone()).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), d.len(), "every delivery has its own id");
+    }
+
+    #[test]
+    fn answers_are_classified_and_delays_grow() {
+        assert_eq!(Attempt::of_status(204, None), Attempt::Delivered(204));
+        assert_eq!(Attempt::of_status(503, None), Attempt::Retry { status: Some(503), retry_after: None });
+        assert!(matches!(Attempt::of_status(429, Some(Duration::seconds(7))), Attempt::Retry { .. }));
+        assert_eq!(Attempt::of_status(410, None), Attempt::Refused(410));
+        assert_eq!(Attempt::of_status(400, None), Attempt::Refused(400));
+        assert!(retry_delay(1) <= Duration::seconds(5), "first retry within 5 s");
+        assert!(retry_delay(4) > retry_delay(1) * 10);
+        assert!(retry_delay(50) >= Duration::hours(4), "hours later on");
+    }
+}

@@ -1,0 +1,154 @@
+//! The outbox worker: sends logout notifications (OIDC back-channel logout, Standard Webhooks)
+//! to registered clients, away from every request.
+//!
+//! It claims due deliveries (each for a minute, so on several nodes each is sent by one node,
+//! and one a dead node had claimed is taken over), sends them in parallel across endpoints and
+//! one at a time per endpoint, each with a timeout, and records the outcome; the authority
+//! decides what comes next (`signoff_core::outbox`). A delivery connects only to the addresses
+//! its URL resolved to when it was checked again just now (SSRF), never follows a redirect.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{KeyInit, Mac};
+use signoff_core::outbox::{Attempt, Delivery, DeliveryKind};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+use crate::app::AppState;
+use crate::callback;
+
+/// Deliveries claimed per round.
+const CLAIM: u32 = 64;
+/// Endpoints sent to at once.
+const PARALLEL: usize = 16;
+/// How long a receiver has to answer.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs for as long as the server does.
+pub async fn run(state: AppState) {
+    let parallel = Arc::new(Semaphore::new(PARALLEL));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let claimed = match state.authority().claim_deliveries(CLAIM).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim deliveries; retrying");
+                Vec::new()
+            }
+        };
+        let full = claimed.len() == CLAIM as usize;
+        // One endpoint's deliveries go one after the other; endpoints in parallel.
+        let mut by_url: HashMap<String, Vec<Delivery>> = HashMap::new();
+        for d in claimed {
+            by_url.entry(d.url.clone()).or_default().push(d);
+        }
+        let mut sending = Vec::new();
+        for (_, deliveries) in by_url {
+            let (state, parallel) = (state.clone(), parallel.clone());
+            sending.push(tokio::spawn(async move {
+                let Ok(_slot) = parallel.acquire_owned().await else { return };
+                for d in deliveries {
+                    let attempt = send(&state, &d).await;
+                    if let Err(e) = state.authority().finish_delivery(d, attempt).await {
+                        tracing::warn!(error = %e, "cannot record a delivery attempt; it is claimed again later");
+                    }
+                }
+            }));
+        }
+        for task in sending {
+            let _ = task.await;
+        }
+        if !full {
+            tokio::select! {
+                () = state.authority().deliveries_enqueued() => {}
+                _ = tick.tick() => {}
+            }
+        }
+    }
+}
+
+/// One attempt.
+async fn send(state: &AppState, d: &Delivery) -> Attempt {
+    let authority = state.authority();
+    let client = match authority.delivery_client(d).await {
+        Ok(Some(client)) => client,
+        Ok(None) => return Attempt::Abandoned,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read a delivery's client");
+            return Attempt::Retry { status: None, retry_after: None };
+        }
+    };
+    let (url, pinned) = match callback::checked(&d.url, state.config().allow_private_callbacks).await {
+        Ok(checked) => checked,
+        Err(callback::CallbackError::Unresolvable) => return Attempt::Retry { status: None, retry_after: None },
+        Err(e) => {
+            tracing::warn!(delivery = %d.id, url = %d.url, error = %e, "callback URL refused at delivery");
+            return Attempt::Abandoned;
+        }
+    };
+    let mut http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(TIMEOUT);
+    if let Some(host) = url.host_str() {
+        for addr in &pinned {
+            http = http.resolve(host, *addr);
+        }
+    }
+    let Ok(http) = http.build() else { return Attempt::Retry { status: None, retry_after: None } };
+    let request = match d.kind {
+        DeliveryKind::Webhook => {
+            let Some(secret) = client.webhook_secret.as_deref() else { return Attempt::Abandoned };
+            let timestamp = authority.now().unix_timestamp();
+            let Some(signature) = sign_webhook(secret, &d.id, timestamp, &d.payload) else {
+                return Attempt::Abandoned;
+            };
+            http.post(url)
+                .header("content-type", "application/json")
+                .header("webhook-id", &d.id)
+                .header("webhook-timestamp", timestamp.to_string())
+                .header("webhook-signature", signature)
+                .body(d.payload.clone())
+        }
+        DeliveryKind::BackchannelLogout => {
+            let ids: serde_json::Value = serde_json::from_str(&d.payload).unwrap_or_default();
+            let (Some(sub), Some(sid)) = (ids["sub"].as_str(), ids["sid"].as_str()) else {
+                return Attempt::Abandoned;
+            };
+            let Some(token) = authority.logout_token(&client.id, sub, sid, &d.id) else {
+                return Attempt::Retry { status: None, retry_after: None };
+            };
+            let body = format!("logout_token={token}");
+            http.post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("cache-control", "no-store")
+                .body(body)
+        }
+    };
+    match request.send().await {
+        Ok(res) => {
+            let retry_after = res
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .map(time::Duration::seconds);
+            let attempt = Attempt::of_status(res.status().as_u16(), retry_after);
+            tracing::info!(delivery = %d.id, client_id = %d.client_id, event = %d.event, status = res.status().as_u16(), "delivery attempted");
+            attempt
+        }
+        Err(e) => {
+            tracing::info!(delivery = %d.id, client_id = %d.client_id, error = %e, "delivery failed to connect; retrying later");
+            Attempt::Retry { status: None, retry_after: None }
+        }
+    }
+}
+
+/// `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` under a `whsec_` secret
+/// (Standard Webhooks).
+pub fn sign_webhook(secret: &str, id: &str, timestamp: i64, body: &str) -> Option<String> {
+    let key = STANDARD.decode(secret.strip_prefix("whsec_")?).ok()?;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).ok()?;
+    mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
+    Some(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+}

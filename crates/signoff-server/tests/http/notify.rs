@@ -1,0 +1,376 @@
+//! Logout notifications from the outbox to real receivers on loopback: OIDC back-channel logout
+//! tokens checked against the JWKS, Standard Webhooks signatures checked, retries with one
+//! `webhook-id`, a hanging receiver that never slows a logout, `410` and `4xx` outcomes, and the
+//! admin view and retry of deliveries.
+
+use crate::support::*;
+use axum::http::{HeaderMap, StatusCode as AxumStatus};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use hmac::{KeyInit, Mac};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+const ADMIN: &str = "0123456789abcdef0123456789abcdef0123456789b";
+
+/// What a receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    path: String,
+    headers: HeaderMap,
+    body: String,
+}
+
+/// A real HTTP receiver: answers with the scripted statuses in turn (then 200); `hang` makes it
+/// never answer.
+struct Receiver {
+    base: String,
+    got: mpsc::UnboundedReceiver<Received>,
+    script: Arc<Mutex<VecDeque<u16>>>,
+    hang: Arc<Mutex<bool>>,
+}
+
+async fn receiver() -> Receiver {
+    let (tx, got) = mpsc::unbounded_channel();
+    let script: Arc<Mutex<VecDeque<u16>>> = Arc::default();
+    let hang: Arc<Mutex<bool>> = Arc::default();
+    let (s, h) = (script.clone(), hang.clone());
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap, body: String| {
+        let (tx, s, h) = (tx.clone(), s.clone(), h.clone());
+        async move {
+            let _ = tx.send(Received { path: uri.path().to_owned(), headers, body });
+            if *h.lock().expect("lock") {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+            let status = s.lock().expect("lock").pop_front().unwrap_or(200);
+            AxumStatus::from_u16(status).expect("status")
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Receiver { base, got, script, hang }
+}
+
+impl Receiver {
+    async fn next(&mut self, within: Duration) -> Received {
+        tokio::time::timeout(within, self.got.recv()).await.expect("a delivery in time").expect("open")
+    }
+
+    async fn nothing_for(&mut self, d: Duration) -> bool {
+        tokio::time::timeout(d, self.got.recv()).await.is_err()
+    }
+}
+
+fn configure(c: &mut signoff_server::Config) {
+    c.admin_token = Some(signoff_server::config::AdminKey(ADMIN.into()));
+    c.allow_private_callbacks = true;
+}
+
+async fn server() -> TestServer {
+    TestServer::with(configure).await
+}
+
+async fn admin(s: &TestServer, method: Method, path: &str, body: Option<Value>) -> Res {
+    let mut b = s.browser();
+    let mut rb = b.bare(method, path).header("authorization", format!("Bearer {ADMIN}"));
+    if let Some(body) = body {
+        rb = rb.json(&body);
+    }
+    b.send(rb).await
+}
+
+/// Registers a client with both callbacks at `r`; its id and webhook secret.
+async fn client(s: &TestServer, r: &Receiver) -> (String, String) {
+    let body = json!({"name": "app", "backchannel_logout_uri": format!("{}/bc", r.base), "webhook_url": format!("{}/hook", r.base)});
+    let res = admin(s, Method::POST, "/admin/clients", Some(body)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    let j = res.json();
+    (j["client_id"].as_str().expect("id").to_owned(), j["webhook_secret"].as_str().expect("whsec").to_owned())
+}
+
+/// Checks a Standard Webhooks signature the way a receiver does.
+fn webhook_verified(secret: &str, got: &Received) -> bool {
+    let h = |n: &str| got.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let key = STANDARD.decode(secret.trim_start_matches("whsec_")).expect("base64");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).expect("key");
+    mac.update(format!("{}.{}.{}", h("webhook-id"), h("webhook-timestamp"), got.body).as_bytes());
+    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+    h("webhook-signature").split(' ').any(|sig| sig == expected)
+}
+
+/// The logout token's header and claims, its signature checked against the server's JWKS.
+async fn logout_token(s: &TestServer, got: &Received) -> (Value, Value) {
+    let token = got.body.strip_prefix("logout_token=").expect("form body");
+    let jwks: Value =
+        reqwest::get(format!("{}/.well-known/jwks.json", s.base)).await.expect("jwks").json().await.expect("json");
+    let keys = signoff_jwt::keys_of_jwks(&jwks);
+    let claims: Value = signoff_jwt::verify(token, |kid| keys.iter().find(|(k, _)| k == kid).map(|(_, key)| *key))
+        .expect("signed by a key of the JWKS");
+    let header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().expect("header")).expect("b64"))
+            .expect("json");
+    (header, claims)
+}
+
+#[tokio::test]
+async fn a_logout_reaches_the_client_as_a_backchannel_logout_token_and_a_signed_webhook() {
+    let s = server().await;
+    let mut r = receiver().await;
+    let (client_id, secret) = client(&s, &r).await;
+    let mut b = s.signed_in("notify@example.com").await;
+    let session = b.get_json("/auth/session").await.json();
+    let (user, sid) = (
+        session["user"]["id"].as_str().expect("u").to_owned(),
+        session["session"]["id"].as_str().expect("s").to_owned(),
+    );
+    let csrf = session["csrf_token"].as_str().expect("csrf").to_owned();
+    let rb = b
+        .request(Method::POST, "/auth/logout")
+        .header("x-csrf-token", csrf)
+        .header("accept", "application/json")
+        .json(&json!({}));
+    assert_eq!(b.send(rb).await.status, StatusCode::OK);
+
+    let mut got = [r.next(Duration::from_secs(5)).await, r.next(Duration::from_secs(5)).await];
+    got.sort_by(|a, b| a.path.cmp(&b.path));
+    let (bc, hook) = (&got[0], &got[1]);
+    assert_eq!(bc.path, "/bc");
+    assert_eq!(bc.headers["content-type"], "application/x-www-form-urlencoded");
+    let (header, claims) = logout_token(&s, bc).await;
+    assert_eq!(header["typ"], "logout+jwt");
+    assert_eq!(header["alg"], "EdDSA");
+    assert_eq!(claims["iss"], s.origin.as_str());
+    assert_eq!(claims["aud"], client_id.as_str());
+    assert_eq!((claims["sub"].as_str(), claims["sid"].as_str()), (Some(user.as_str()), Some(sid.as_str())));
+    assert_eq!(claims["events"], json!({"http://schemas.openid.net/event/backchannel-logout": {}}));
+    assert!(claims.get("nonce").is_none());
+    let (iat, exp) = (claims["iat"].as_i64().expect("iat"), claims["exp"].as_i64().expect("exp"));
+    assert!(exp > iat && exp - iat <= 120, "short-lived: {iat}..{exp}");
+    assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()));
+
+    assert_eq!(hook.path, "/hook");
+    assert!(webhook_verified(&secret, hook), "Standard Webhooks signature");
+    let body: Value = serde_json::from_str(&hook.body).expect("json");
+    assert_eq!(body["type"], "session.ended");
+    assert_eq!(body["data"], json!({"user_id": user, "session_id": sid, "reason": "logout"}));
+    assert!(body["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+
+    // The admin view: both delivered, once each.
+    let mut seen = json!(null);
+    for _ in 0..50 {
+        seen = admin(&s, Method::GET, &format!("/admin/clients/{client_id}/deliveries"), None).await.json();
+        if seen["deliveries"].as_array().is_some_and(|d| d.len() == 2 && d.iter().all(|x| x["status"] == "delivered")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let list = seen["deliveries"].as_array().expect("deliveries");
+    assert_eq!(list.len(), 2, "{seen}");
+    for d in list {
+        assert_eq!(
+            (d["status"].as_str(), d["attempts"].as_i64(), d["last_status_code"].as_i64()),
+            (Some("delivered"), Some(1), Some(200)),
+            "{d}"
+        );
+    }
+    let kinds: Vec<_> = list.iter().map(|d| d["kind"].as_str().expect("kind")).collect();
+    assert!(kinds.contains(&"backchannel_logout") && kinds.contains(&"webhook"));
+    assert!(r.nothing_for(Duration::from_millis(300)).await, "nothing delivered twice");
+    assert_eq!(admin(&s, Method::GET, "/admin/clients/nope/deliveries", None).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_failing_receiver_gets_retries_with_one_webhook_id_and_a_hanging_one_never_slows_a_logout() {
+    let s = server().await;
+    let mut r = receiver().await;
+    let hook = json!({"name": "hooks", "webhook_url": format!("{}/hook", r.base)});
+    let res = admin(&s, Method::POST, "/admin/clients", Some(hook)).await;
+    let (client_id, secret) = (
+        res.json()["client_id"].as_str().expect("id").to_owned(),
+        res.json()["webhook_secret"].as_str().expect("s").to_owned(),
+    );
+    r.script.lock().expect("lock").extend([503, 500]);
+    let mut b = s.signed_in("retry@example.com").await;
+    let user = b.get_json("/auth/session").await.json()["user"]["id"].as_str().expect("user").to_owned();
+    let res = admin(&s, Method::POST, &format!("/admin/users/{user}/revoke"), Some(json!({"reason": "x"}))).await;
+    assert_eq!(res.status, StatusCode::OK);
+    // Two webhooks (session.ended, user.token_version); each first answered 503 or 500.
+    let first = [r.next(Duration::from_secs(5)).await, r.next(Duration::from_secs(5)).await];
+    // Once both attempts are recorded, retries are due about 2 s later by the server's clock
+    // (moved on here).
+    let path = format!("/admin/clients/{client_id}/deliveries");
+    let mut recorded = false;
+    for _ in 0..100 {
+        let list = admin(&s, Method::GET, &path, None).await.json();
+        recorded = list["deliveries"].as_array().is_some_and(|d| {
+            d.len() == 2
+                && d.iter().all(|x| {
+                    x["status"] == "pending"
+                        && x["attempts"] == 1
+                        && x["last_status_code"].as_i64().is_some_and(|c| c >= 500)
+                })
+        });
+        if recorded {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(recorded, "both attempts recorded as pending with their 5xx");
+    assert!(r.nothing_for(Duration::from_millis(1500)).await, "no retry before it is due");
+    s.clock.advance(time::Duration::seconds(3));
+    let again = [r.next(Duration::from_secs(5)).await, r.next(Duration::from_secs(5)).await];
+    let ids = |v: &[Received]| {
+        let mut ids: Vec<String> = v.iter().map(|x| x.headers["webhook-id"].to_str().expect("id").to_owned()).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&first), ids(&again), "a retry carries the same webhook-id");
+    assert!(again.iter().all(|g| webhook_verified(&secret, g)));
+    let types: Vec<String> = again
+        .iter()
+        .map(|g| serde_json::from_str::<Value>(&g.body).expect("json")["type"].as_str().expect("t").to_owned())
+        .collect();
+    assert!(
+        types.contains(&"session.ended".to_owned()) && types.contains(&"user.token_version".to_owned()),
+        "{types:?}"
+    );
+    let mut done = false;
+    for _ in 0..50 {
+        let list = admin(&s, Method::GET, &format!("/admin/clients/{client_id}/deliveries"), None).await.json();
+        done = list["deliveries"]
+            .as_array()
+            .is_some_and(|d| d.iter().all(|x| x["status"] == "delivered" && x["attempts"] == 2));
+        if done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(done, "delivered on the second attempt");
+
+    // A receiver that never answers: the logout is as fast as ever.
+    *r.hang.lock().expect("lock") = true;
+    let mut b = s.signed_in("hang@example.com").await;
+    let csrf = b.get_json("/auth/session").await.json()["csrf_token"].as_str().expect("csrf").to_owned();
+    let started = Instant::now();
+    let rb = b
+        .request(Method::POST, "/auth/logout")
+        .header("x-csrf-token", csrf)
+        .header("accept", "application/json")
+        .json(&json!({}));
+    assert_eq!(b.send(rb).await.status, StatusCode::OK);
+    assert!(started.elapsed() < Duration::from_millis(500), "logout took {:?}", started.elapsed());
+    let _ = r.next(Duration::from_secs(5)).await;
+    assert_eq!(b.session_status().await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_refusal_fails_the_delivery_and_gone_stops_the_url_and_an_admin_can_retry() {
+    let s = server().await;
+    let mut r = receiver().await;
+    let hook = json!({"name": "hooks", "webhook_url": format!("{}/hook", r.base)});
+    let res = admin(&s, Method::POST, "/admin/clients", Some(hook)).await;
+    let client_id = res.json()["client_id"].as_str().expect("id").to_owned();
+    let path = format!("/admin/clients/{client_id}/deliveries");
+    let deliveries = || admin(&s, Method::GET, &path, None);
+
+    // 400: failed at once, no retry; an admin's retry sends it again.
+    r.script.lock().expect("lock").push_back(400);
+    let mut b = s.signed_in("refused@example.com").await;
+    let csrf = b.get_json("/auth/session").await.json()["csrf_token"].as_str().expect("csrf").to_owned();
+    let rb = b
+        .request(Method::POST, "/auth/logout")
+        .header("x-csrf-token", csrf)
+        .header("accept", "application/json")
+        .json(&json!({}));
+    assert_eq!(b.send(rb).await.status, StatusCode::OK);
+    let first = r.next(Duration::from_secs(5)).await;
+    let mut failed = Value::Null;
+    for _ in 0..50 {
+        let list = deliveries().await.json();
+        if let Some(d) = list["deliveries"].as_array().and_then(|d| d.iter().find(|x| x["status"] == "failed")) {
+            failed = d.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!((failed["last_status_code"].as_i64(), failed["attempts"].as_i64()), (Some(400), Some(1)), "{failed}");
+    s.clock.advance(time::Duration::hours(1));
+    assert!(r.nothing_for(Duration::from_millis(1500)).await, "a 4xx is not retried");
+    let id = failed["id"].as_str().expect("id");
+    let retried = admin(&s, Method::POST, &format!("/admin/clients/{client_id}/deliveries/{id}/retry"), None).await;
+    assert_eq!(retried.status, StatusCode::NO_CONTENT);
+    let again = r.next(Duration::from_secs(5)).await;
+    assert_eq!(again.headers["webhook-id"], first.headers["webhook-id"]);
+    let nope = admin(&s, Method::POST, &format!("/admin/clients/{client_id}/deliveries/{id}/retry"), None).await;
+    assert_eq!(nope.status, StatusCode::NOT_FOUND, "only a failed delivery can be retried");
+
+    // 410: the URL is gone for good, and the client no longer has it.
+    r.script.lock().expect("lock").push_back(410);
+    let mut b = s.signed_in("gone@example.com").await;
+    let csrf = b.get_json("/auth/session").await.json()["csrf_token"].as_str().expect("csrf").to_owned();
+    let rb = b
+        .request(Method::POST, "/auth/logout")
+        .header("x-csrf-token", csrf)
+        .header("accept", "application/json")
+        .json(&json!({}));
+    assert_eq!(b.send(rb).await.status, StatusCode::OK);
+    let _ = r.next(Duration::from_secs(5)).await;
+    let mut gone = false;
+    for _ in 0..50 {
+        let clients = admin(&s, Method::GET, "/admin/clients", None).await.json();
+        gone = clients["clients"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|x| x["client_id"] == client_id.as_str() && x["webhook_url"].is_null()));
+        if gone {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gone, "a 410 removes the webhook URL");
+    let mut b = s.signed_in("after@example.com").await;
+    let csrf = b.get_json("/auth/session").await.json()["csrf_token"].as_str().expect("csrf").to_owned();
+    let rb = b
+        .request(Method::POST, "/auth/logout")
+        .header("x-csrf-token", csrf)
+        .header("accept", "application/json")
+        .json(&json!({}));
+    assert_eq!(b.send(rb).await.status, StatusCode::OK);
+    assert!(r.nothing_for(Duration::from_millis(1500)).await, "nothing more is sent to a gone URL");
+}
+
+#[tokio::test]
+async fn two_nodes_draining_one_outbox_send_each_delivery_once() {
+    let a = server().await;
+    let b = a.sibling_with(configure).await;
+    let mut r = receiver().await;
+    let hook = json!({"name": "hooks", "webhook_url": format!("{}/hook", r.base)});
+    let res = admin(&a, Method::POST, "/admin/clients", Some(hook)).await;
+    assert_eq!(res.status, StatusCode::CREATED);
+    // Logouts through both nodes; both nodes' workers drain the one outbox.
+    a.register("twice@example.com").await;
+    for i in 0..20 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let mut browser = node.browser();
+        browser.login("twice@example.com", PASSWORD).await;
+        let csrf = browser.get_json("/auth/session").await.json()["csrf_token"].as_str().expect("csrf").to_owned();
+        let rb = browser
+            .request(Method::POST, "/auth/logout")
+            .header("x-csrf-token", csrf)
+            .header("accept", "application/json")
+            .json(&json!({}));
+        assert_eq!(browser.send(rb).await.status, StatusCode::OK);
+    }
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(r.next(Duration::from_secs(5)).await.headers["webhook-id"].to_str().expect("id").to_owned());
+    }
+    assert!(r.nothing_for(Duration::from_millis(1500)).await, "no delivery made twice");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 20, "each of the 20 logouts delivered once");
+}
