@@ -2,8 +2,9 @@
 //! to registered clients, away from every request.
 //!
 //! It claims due deliveries (each for a minute, so on several nodes each is sent by one node,
-//! and one a dead node had claimed is taken over), sends them in parallel across endpoints and
-//! one at a time per endpoint, each with a timeout, and records the outcome; the authority
+//! and one a dead node had claimed is taken over) and hands them to one queue per endpoint:
+//! endpoints are served in parallel, each endpoint's deliveries one at a time, each with a
+//! timeout, so a slow receiver holds only its own queue. It records each outcome; the authority
 //! decides what comes next (`signoff_core::outbox`). A delivery connects only to the addresses
 //! its URL resolved to when it was checked again just now (SSRF), never follows a redirect.
 
@@ -13,8 +14,9 @@ use hmac::{KeyInit, Mac};
 use signoff_core::outbox::{Attempt, Delivery, DeliveryKind};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::Semaphore;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::app::AppState;
 use crate::callback;
@@ -25,10 +27,23 @@ const CLAIM: u32 = 64;
 const PARALLEL: usize = 16;
 /// How long a receiver has to answer.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// Deliveries waiting for one endpoint; more are left claimed and taken up again once the
+/// claim runs out (so a slow endpoint cannot hold more than this many).
+const QUEUE_PER_ENDPOINT: usize = 4;
+/// A delivery is sent only this soon after it was claimed (the claim lasts 60 s; past this, it
+/// is left for the next claim rather than risk two nodes sending it at once).
+const SEND_WITHIN: Duration = Duration::from_secs(45);
+
+/// One endpoint's queue, drained by its own task in order.
+struct Lane {
+    queue: mpsc::Sender<(Delivery, Instant)>,
+    queued: Arc<AtomicUsize>,
+}
 
 /// Runs for as long as the server does.
 pub async fn run(state: AppState) {
     let parallel = Arc::new(Semaphore::new(PARALLEL));
+    let mut lanes: HashMap<String, Lane> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -40,26 +55,18 @@ pub async fn run(state: AppState) {
             }
         };
         let full = claimed.len() == CLAIM as usize;
-        // One endpoint's deliveries go one after the other; endpoints in parallel.
-        let mut by_url: HashMap<String, Vec<Delivery>> = HashMap::new();
+        let now = Instant::now();
+        // Idle endpoints' tasks end (their queue is dropped).
+        lanes.retain(|_, lane| lane.queued.load(Ordering::Relaxed) > 0);
         for d in claimed {
-            by_url.entry(d.url.clone()).or_default().push(d);
-        }
-        let mut sending = Vec::new();
-        for (_, deliveries) in by_url {
-            let (state, parallel) = (state.clone(), parallel.clone());
-            sending.push(tokio::spawn(async move {
-                let Ok(_slot) = parallel.acquire_owned().await else { return };
-                for d in deliveries {
-                    let attempt = send(&state, &d).await;
-                    if let Err(e) = state.authority().finish_delivery(d, attempt).await {
-                        tracing::warn!(error = %e, "cannot record a delivery attempt; it is claimed again later");
-                    }
-                }
-            }));
-        }
-        for task in sending {
-            let _ = task.await;
+            let lane = lanes.entry(d.url.clone()).or_insert_with(|| lane(&state, &parallel));
+            if lane.queued.load(Ordering::Relaxed) >= QUEUE_PER_ENDPOINT {
+                continue;
+            }
+            lane.queued.fetch_add(1, Ordering::Relaxed);
+            if lane.queue.try_send((d, now)).is_err() {
+                lane.queued.fetch_sub(1, Ordering::Relaxed);
+            }
         }
         if !full {
             tokio::select! {
@@ -68,6 +75,27 @@ pub async fn run(state: AppState) {
             }
         }
     }
+}
+
+/// Starts the task that sends one endpoint's deliveries one after the other.
+fn lane(state: &AppState, parallel: &Arc<Semaphore>) -> Lane {
+    let (queue, mut next) = mpsc::channel::<(Delivery, Instant)>(QUEUE_PER_ENDPOINT);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let (state, parallel, count) = (state.clone(), parallel.clone(), queued.clone());
+    tokio::spawn(async move {
+        while let Some((d, claimed)) = next.recv().await {
+            if let Ok(_slot) = parallel.clone().acquire_owned().await
+                && claimed.elapsed() < SEND_WITHIN
+            {
+                let attempt = send(&state, &d).await;
+                if let Err(e) = state.authority().finish_delivery(d, attempt).await {
+                    tracing::warn!(error = %e, "cannot record a delivery attempt; it is claimed again later");
+                }
+            }
+            count.fetch_sub(1, Ordering::Relaxed);
+        }
+    });
+    Lane { queue, queued }
 }
 
 /// One attempt.

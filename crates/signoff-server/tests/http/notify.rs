@@ -252,8 +252,12 @@ async fn a_failing_receiver_gets_retries_with_one_webhook_id_and_a_hanging_one_n
     }
     assert!(done, "delivered on the second attempt");
 
-    // A receiver that never answers: the logout is as fast as ever.
+    // A receiver that never answers: the logout is as fast as ever, and another client's
+    // endpoint is served meanwhile.
     *r.hang.lock().expect("lock") = true;
+    let mut other = receiver().await;
+    let hook = json!({"name": "other", "webhook_url": format!("{}/hook", other.base)});
+    assert_eq!(admin(&s, Method::POST, "/admin/clients", Some(hook)).await.status, StatusCode::CREATED);
     let mut b = s.signed_in("hang@example.com").await;
     let csrf = b.get_json("/auth/session").await.json()["csrf_token"].as_str().expect("csrf").to_owned();
     let started = Instant::now();
@@ -265,6 +269,18 @@ async fn a_failing_receiver_gets_retries_with_one_webhook_id_and_a_hanging_one_n
     assert_eq!(b.send(rb).await.status, StatusCode::OK);
     assert!(started.elapsed() < Duration::from_millis(500), "logout took {:?}", started.elapsed());
     let _ = r.next(Duration::from_secs(5)).await;
+    let served = other.next(Duration::from_secs(2)).await;
+    assert_eq!(serde_json::from_str::<Value>(&served.body).expect("json")["type"], "session.ended");
+    // And again, while the hanging endpoint still holds its first delivery.
+    let mut b2 = s.signed_in("hang2@example.com").await;
+    let csrf = b2.get_json("/auth/session").await.json()["csrf_token"].as_str().expect("csrf").to_owned();
+    let rb = b2
+        .request(Method::POST, "/auth/logout")
+        .header("x-csrf-token", csrf)
+        .header("accept", "application/json")
+        .json(&json!({}));
+    assert_eq!(b2.send(rb).await.status, StatusCode::OK);
+    let _ = other.next(Duration::from_secs(2)).await;
     assert_eq!(b.session_status().await, StatusCode::UNAUTHORIZED);
 }
 
