@@ -219,5 +219,6 @@ pub fn delivery_from(r: &impl Columns) -> Result<Delivery, StoreError> {
         last_status_code: get(r, "last_status_code")?,
         next_attempt_at: from_ms(get(r, "next_attempt_at")?)?,
         created_at: from_ms(get(r, "created_at")?)?,
+        claim: get(r, "claim_token")?,
     })
 }

@@ -411,7 +411,9 @@ async fn the_outbox_is_claimed_once_and_recorded(store: Arc<dyn Store>) {
     t.commit().await.expect("commit");
     let claimed = store.claim_deliveries(t0(), t0() + Duration::seconds(60), 10).await.expect("claim");
     assert_eq!(claimed.len(), 2);
-    assert!(claimed.iter().all(|d| deliveries.contains(d)), "every field round-trips");
+    assert!(claimed.iter().all(|d| d.claim.is_some()), "claimed under a token");
+    let unclaimed = |d: &crate::outbox::Delivery| crate::outbox::Delivery { claim: None, ..d.clone() };
+    assert!(claimed.iter().all(|d| deliveries.contains(&unclaimed(d))), "every field round-trips");
     assert!(
         store.claim_deliveries(t0(), t0() + Duration::seconds(60), 10).await.expect("claim").is_empty(),
         "claimed once"
@@ -419,15 +421,18 @@ async fn the_outbox_is_claimed_once_and_recorded(store: Arc<dyn Store>) {
     let later =
         store.claim_deliveries(t0() + Duration::seconds(61), t0() + Duration::seconds(121), 10).await.expect("claim");
     assert_eq!(later.len(), 2, "a claim that ran out is taken over");
+    let mut stale = claimed[0].clone();
+    stale.status = DeliveryStatus::Delivered;
+    assert!(!store.record_delivery(&stale).await.expect("record"), "only the claim's holder records");
     let mut failed = later[0].clone();
     failed.status = DeliveryStatus::Failed;
     failed.attempts = 1;
     failed.last_status_code = Some(400);
-    store.record_delivery(&failed).await.expect("record");
+    assert!(store.record_delivery(&failed).await.expect("record"));
     let mut retry = later[1].clone();
     retry.attempts = 1;
     retry.next_attempt_at = t0() + Duration::hours(1);
-    store.record_delivery(&retry).await.expect("record");
+    assert!(store.record_delivery(&retry).await.expect("record"));
     assert!(
         store
             .claim_deliveries(t0() + Duration::seconds(200), t0() + Duration::seconds(260), 10)
@@ -442,6 +447,13 @@ async fn the_outbox_is_claimed_once_and_recorded(store: Arc<dyn Store>) {
     assert!(store.retry_delivery(&c.id, &failed.id, t0() + Duration::seconds(300)).await.expect("retry"));
     assert!(!store.retry_delivery(&c.id, &failed.id, t0()).await.expect("retry"), "only a failed one");
     assert!(!store.retry_delivery(&quiet.id, &retry.id, t0()).await.expect("retry"), "only the client's own");
+    let mut delivered =
+        store.claim_deliveries(t0() + Duration::seconds(400), t0() + Duration::seconds(460), 10).await.expect("claim");
+    assert_eq!(delivered.len(), 1, "the retried one");
+    delivered[0].status = DeliveryStatus::Delivered;
+    assert!(store.record_delivery(&delivered[0]).await.expect("record"));
+    let pruned = store.prune_deliveries(t0() + Duration::seconds(301)).await.expect("prune");
+    assert_eq!(pruned, 1, "the delivered one (a retry restarts its clock, at 300 s)");
     store.drop_callback(&c.id, "https://a.example/h").await.expect("drop");
     let after = store.client_by_id(&c.id).await.expect("read").expect("client");
     assert_eq!((after.webhook_url, after.backchannel_logout_uri.as_deref()), (None, Some("https://a.example/bc")));

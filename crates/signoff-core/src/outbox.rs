@@ -87,6 +87,8 @@ pub struct Delivery {
     pub last_status_code: Option<i64>,
     pub next_attempt_at: OffsetDateTime,
     pub created_at: OffsetDateTime,
+    /// The claim this copy was read under (only its holder may record an attempt).
+    pub claim: Option<String>,
 }
 
 /// The deliveries `notices` make for `clients` (those with callback URLs).
@@ -106,6 +108,7 @@ pub fn deliveries_for(notices: &[Notice], clients: &[RegisteredClient], now: Off
                 last_status_code: None,
                 next_attempt_at: now,
                 created_at: now,
+                claim: None,
             };
             if let (Some(url), Notice::SessionEnded { user_id, session_id, .. }) =
                 (&client.backchannel_logout_uri, notice)
@@ -203,6 +206,7 @@ mod tests {
         assert_eq!(body["data"], json!({"user_id": "u", "session_id": "s", "reason": "logout"}));
         assert_eq!(body["timestamp"], "1970-01-01T00:00:00Z");
         let mut ids: Vec<_> = d.iter().map(|x| x.id.clone()).collect();
+        ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), d.len(), "every delivery has its own id");
     }

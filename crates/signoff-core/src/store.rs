@@ -211,8 +211,12 @@ pub trait Store: Send + Sync + 'static {
         until: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError>;
-    /// Records an attempt's outcome and releases the claim.
-    async fn record_delivery(&self, delivery: &Delivery) -> Result<(), StoreError>;
+    /// Records an attempt's outcome and releases the claim, if the delivery is still pending
+    /// under the claim it was read with (`false` otherwise: another worker took it over, or an
+    /// admin or a `410` changed it meanwhile).
+    async fn record_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError>;
+    /// Deletes delivered and failed deliveries created before `before`.
+    async fn prune_deliveries(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
     /// A client's deliveries, newest first.
     async fn client_deliveries(&self, client: &str, limit: u32) -> Result<Vec<Delivery>, StoreError>;
     /// Makes a failed delivery of `client` pending again, due at `now`; `false` when there is no

@@ -326,40 +326,51 @@ impl Store for PgStore {
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
         let rows = sqlx::query(
-            "UPDATE deliveries SET claimed_until = $1 WHERE id IN (\
+            "UPDATE deliveries SET claimed_until = $1, claim_token = $5 WHERE id IN (\
                SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $2 \
                AND (claimed_until IS NULL OR claimed_until < $3) ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
-             RETURNING id, client_id, kind, event, url, payload, status, attempts, last_status_code, next_attempt_at, created_at",
+             RETURNING id, client_id, kind, event, url, payload, status, attempts, last_status_code, next_attempt_at, created_at, claim_token",
         )
         .bind(ms(until))
         .bind(ms(now))
         .bind(ms(now))
         .bind(i64::from(limit))
+        .bind(signoff_core::secret::random_id())
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
         rows.iter().map(delivery_from).collect()
     }
 
-    async fn record_delivery(&self, d: &Delivery) -> Result<(), StoreError> {
-        sqlx::query(
+    async fn record_delivery(&self, d: &Delivery) -> Result<bool, StoreError> {
+        let done = sqlx::query(
             "UPDATE deliveries SET status = $1, attempts = $2, last_status_code = $3, next_attempt_at = $4, \
-             claimed_until = NULL WHERE id = $5",
+             claimed_until = NULL, claim_token = NULL WHERE id = $5 AND status = 'pending' AND claim_token = $6",
         )
         .bind(d.status.as_str())
         .bind(d.attempts)
         .bind(d.last_status_code)
         .bind(ms(d.next_attempt_at))
         .bind(&d.id)
+        .bind(d.claim.as_deref())
         .execute(&self.pool)
         .await
         .map_err(db_err)?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn prune_deliveries(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM deliveries WHERE status IN ('delivered', 'failed') AND created_at < $1")
+            .bind(ms(before))
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
     }
 
     async fn client_deliveries(&self, client: &str, limit: u32) -> Result<Vec<Delivery>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, client_id, kind, event, url, payload, status, attempts, last_status_code, next_attempt_at, created_at FROM deliveries WHERE client_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+            "SELECT id, client_id, kind, event, url, payload, status, attempts, last_status_code, next_attempt_at, created_at, claim_token FROM deliveries WHERE client_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
         )
         .bind(client)
         .bind(i64::from(limit))
@@ -371,7 +382,7 @@ impl Store for PgStore {
 
     async fn retry_delivery(&self, client: &str, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, claimed_until = NULL \
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, created_at = $1, attempts = 0, claimed_until = NULL, claim_token = NULL \
              WHERE client_id = $2 AND id = $3 AND status = 'failed'",
         )
         .bind(ms(now))
@@ -1074,6 +1085,11 @@ impl Tx for PgTx {
     }
 
     async fn delete_client(&mut self, id: &str) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM deliveries WHERE client_id = $1")
+            .bind(id)
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
         let done =
             sqlx::query("DELETE FROM clients WHERE id = $1").bind(id).execute(self.conn()).await.map_err(db_err)?;
         Ok(done.rows_affected() == 1)

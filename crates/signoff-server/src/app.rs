@@ -168,6 +168,11 @@ pub async fn spawn_background(state: &AppState) -> Background {
                 Ok(n) => tracing::info!(ended = n, "expired sessions swept"),
                 Err(e) => tracing::error!(error = %e, "session sweep failed"),
             }
+            match authority.prune_deliveries().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pruned = n, "finished deliveries older than a week deleted"),
+                Err(e) => tracing::error!(error = %e, "delivery prune failed"),
+            }
             if let Err(e) = authority.trim_revocation_feed().await {
                 tracing::error!(error = %e, "revocation feed trim failed");
             }

@@ -113,15 +113,23 @@ async fn send(state: &AppState, d: &Delivery) -> Attempt {
         Ok(checked) => checked,
         Err(callback::CallbackError::Unresolvable) => return Attempt::Retry { status: None, retry_after: None },
         Err(e) => {
-            tracing::warn!(delivery = %d.id, url = %d.url, error = %e, "callback URL refused at delivery");
+            tracing::warn!(delivery = %d.id, url = %redact(&d.url), error = %e, "callback URL refused at delivery");
             return Attempt::Abandoned;
         }
     };
+    // The URL may have been dropped (a 410) or changed since this delivery was written.
+    let current = match d.kind {
+        DeliveryKind::Webhook => client.webhook_url.as_deref(),
+        DeliveryKind::BackchannelLogout => client.backchannel_logout_uri.as_deref(),
+    };
+    if current != Some(d.url.as_str()) {
+        return Attempt::Abandoned;
+    }
     let mut http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(TIMEOUT);
-    if let Some(host) = url.host_str() {
-        for addr in &pinned {
-            http = http.resolve(host, *addr);
-        }
+    if let Some(host) = url.host_str()
+        && !pinned.is_empty()
+    {
+        http = http.resolve_to_addrs(host, &pinned);
     }
     let Ok(http) = http.build() else { return Attempt::Retry { status: None, retry_after: None } };
     let request = match d.kind {
@@ -166,10 +174,22 @@ async fn send(state: &AppState, d: &Delivery) -> Attempt {
             attempt
         }
         Err(e) => {
-            tracing::info!(delivery = %d.id, client_id = %d.client_id, error = %e, "delivery failed to connect; retrying later");
+            let why = if e.is_timeout() {
+                "timed out"
+            } else if e.is_connect() {
+                "could not connect"
+            } else {
+                "failed"
+            };
+            tracing::info!(delivery = %d.id, client_id = %d.client_id, why, "delivery not answered; retrying later");
             Attempt::Retry { status: None, retry_after: None }
         }
     }
+}
+
+/// A URL for the logs: its query (which may carry a token) left out.
+fn redact(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
 }
 
 /// `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` under a `whsec_` secret

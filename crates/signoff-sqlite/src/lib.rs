@@ -287,12 +287,13 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
         let rows = sqlx::query(
-            "UPDATE deliveries SET claimed_until = ? WHERE id IN (\
+            "UPDATE deliveries SET claimed_until = ?, claim_token = ? WHERE id IN (\
                SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? \
                AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY next_attempt_at LIMIT ?) \
-             RETURNING id, client_id, kind, event, url, payload, status, attempts, last_status_code, next_attempt_at, created_at",
+             RETURNING id, client_id, kind, event, url, payload, status, attempts, last_status_code, next_attempt_at, created_at, claim_token",
         )
         .bind(ms(until))
+        .bind(signoff_core::secret::random_id())
         .bind(ms(now))
         .bind(ms(now))
         .bind(i64::from(limit))
@@ -302,25 +303,35 @@ impl Store for SqliteStore {
         rows.iter().map(delivery_from).collect()
     }
 
-    async fn record_delivery(&self, d: &Delivery) -> Result<(), StoreError> {
-        sqlx::query(
+    async fn record_delivery(&self, d: &Delivery) -> Result<bool, StoreError> {
+        let done = sqlx::query(
             "UPDATE deliveries SET status = ?, attempts = ?, last_status_code = ?, next_attempt_at = ?, \
-             claimed_until = NULL WHERE id = ?",
+             claimed_until = NULL, claim_token = NULL WHERE id = ? AND status = 'pending' AND claim_token = ?",
         )
         .bind(d.status.as_str())
         .bind(d.attempts)
         .bind(d.last_status_code)
         .bind(ms(d.next_attempt_at))
         .bind(&d.id)
+        .bind(d.claim.as_deref())
         .execute(&self.pool)
         .await
         .map_err(db_err)?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn prune_deliveries(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM deliveries WHERE status IN ('delivered', 'failed') AND created_at < ?")
+            .bind(ms(before))
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
     }
 
     async fn client_deliveries(&self, client: &str, limit: u32) -> Result<Vec<Delivery>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, client_id, kind, event, url, payload, status, attempts, last_status_code, next_attempt_at, created_at FROM deliveries WHERE client_id = ? ORDER BY created_at DESC, id DESC LIMIT ?",
+            "SELECT id, client_id, kind, event, url, payload, status, attempts, last_status_code, next_attempt_at, created_at, claim_token FROM deliveries WHERE client_id = ? ORDER BY created_at DESC, id DESC LIMIT ?",
         )
         .bind(client)
         .bind(i64::from(limit))
@@ -332,9 +343,10 @@ impl Store for SqliteStore {
 
     async fn retry_delivery(&self, client: &str, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, claimed_until = NULL \
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, created_at = ?, attempts = 0, claimed_until = NULL, claim_token = NULL \
              WHERE client_id = ? AND id = ? AND status = 'failed'",
         )
+        .bind(ms(now))
         .bind(ms(now))
         .bind(client)
         .bind(id)
@@ -1007,6 +1019,11 @@ impl Tx for SqliteTx {
     }
 
     async fn delete_client(&mut self, id: &str) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM deliveries WHERE client_id = ?")
+            .bind(id)
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
         let done =
             sqlx::query("DELETE FROM clients WHERE id = ?").bind(id).execute(self.conn()).await.map_err(db_err)?;
         Ok(done.rows_affected() == 1)

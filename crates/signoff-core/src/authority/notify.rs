@@ -79,7 +79,8 @@ impl Authority {
                 d.status = DeliveryStatus::Failed;
                 d.last_status_code = Some(i64::from(status));
                 if status == 410 {
-                    tracing::warn!(client_id = %d.client_id, url = %d.url, "a callback URL answered 410 Gone: no more deliveries to it");
+                    let url = d.url.split(['?', '#']).next().unwrap_or_default();
+                    tracing::warn!(client_id = %d.client_id, url, "a callback URL answered 410 Gone: no more deliveries to it");
                     self.store.drop_callback(&d.client_id, &d.url).await?;
                 }
             }
@@ -89,17 +90,27 @@ impl Authority {
             Attempt::Retry { status, retry_after } => {
                 d.last_status_code = status.map(i64::from);
                 let wait = retry_delay(d.attempts).max(retry_after.unwrap_or(Duration::ZERO).min(MAX_RETRY_AFTER));
-                if now + wait - d.created_at > GIVE_UP_AFTER {
+                let deadline = d.created_at + GIVE_UP_AFTER;
+                if now >= deadline {
                     d.status = DeliveryStatus::Failed;
                 } else {
-                    d.next_attempt_at = now + wait;
+                    // The last wait ends at the deadline: one more try then, not a give-up early.
+                    d.next_attempt_at = (now + wait).min(deadline);
                 }
             }
         }
         if d.status == DeliveryStatus::Failed {
             tracing::warn!(delivery = %d.id, client_id = %d.client_id, event = %d.event, status = ?d.last_status_code, attempts = d.attempts, "delivery failed");
         }
-        Ok(self.store.record_delivery(&d).await?)
+        if !self.store.record_delivery(&d).await? {
+            tracing::info!(delivery = %d.id, "attempt not recorded: the delivery changed meanwhile (taken over, retried or its URL gone)");
+        }
+        Ok(())
+    }
+
+    /// Deletes finished deliveries older than a week.
+    pub async fn prune_deliveries(&self) -> Result<u64, CoreError> {
+        Ok(self.store.prune_deliveries(self.now() - Duration::days(7)).await?)
     }
 
     /// A client's deliveries, newest first (`None` for an unknown client).

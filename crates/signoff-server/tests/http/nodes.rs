@@ -225,8 +225,11 @@ impl Store for DeniedWhileLoading {
     ) -> Result<Vec<Delivery>, StoreError> {
         self.inner.claim_deliveries(now, until, limit).await
     }
-    async fn record_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+    async fn record_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError> {
         self.inner.record_delivery(delivery).await
+    }
+    async fn prune_deliveries(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        self.inner.prune_deliveries(before).await
     }
     async fn client_deliveries(&self, client: &str, limit: u32) -> Result<Vec<Delivery>, StoreError> {
         self.inner.client_deliveries(client, limit).await

@@ -390,3 +390,27 @@ async fn two_nodes_draining_one_outbox_send_each_delivery_once() {
     ids.dedup();
     assert_eq!(ids.len(), 20, "each of the 20 logouts delivered once");
 }
+
+#[tokio::test]
+async fn an_https_callback_is_called_over_tls() {
+    let s = server().await;
+    // A bare TCP listener: what arrives first is a TLS ClientHello (record type 0x16), not HTTP.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("https://127.0.0.1:{}/hook", listener.local_addr().expect("addr").port());
+    let res = admin(&s, Method::POST, "/admin/clients", Some(json!({"name": "tls", "webhook_url": url}))).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    let mut b = s.signed_in("tls@example.com").await;
+    let csrf = b.get_json("/auth/session").await.json()["csrf_token"].as_str().expect("csrf").to_owned();
+    let rb = b
+        .request(Method::POST, "/auth/logout")
+        .header("x-csrf-token", csrf)
+        .header("accept", "application/json")
+        .json(&json!({}));
+    assert_eq!(b.send(rb).await.status, StatusCode::OK);
+    let (mut socket, _) =
+        tokio::time::timeout(Duration::from_secs(5), listener.accept()).await.expect("in time").expect("accept");
+    let mut first = [0u8; 3];
+    tokio::io::AsyncReadExt::read_exact(&mut socket, &mut first).await.expect("read");
+    assert_eq!(first[0], 0x16, "a TLS handshake record, got {first:?}");
+    assert_eq!(first[1], 0x03, "TLS version major 3");
+}
