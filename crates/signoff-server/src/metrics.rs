@@ -20,6 +20,8 @@ pub struct Metrics {
     pub busy: AtomicU64,
     /// Client connections open now (kept by the listener).
     pub open_connections: Arc<AtomicU64>,
+    /// Deliveries pending and failed, read from the store at most once a second.
+    pub deliveries: Cached<(i64, i64)>,
 }
 
 impl Metrics {
@@ -70,5 +72,29 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", c.load(Relaxed));
         }
         out
+    }
+}
+
+/// A value read from the store, kept for a second so scrapes cannot turn into load.
+#[derive(Debug, Default)]
+pub struct Cached<T: Copy> {
+    value: tokio::sync::Mutex<Option<(std::time::Instant, Option<T>)>>,
+}
+
+impl<T: Copy> Cached<T> {
+    pub async fn get_or_refresh<F, Fut>(&self, read: F) -> Option<T>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let mut value = self.value.lock().await;
+        if let Some((at, v)) = *value
+            && at.elapsed() < std::time::Duration::from_secs(1)
+        {
+            return v;
+        }
+        let v = read().await;
+        *value = Some((std::time::Instant::now(), v));
+        v
     }
 }

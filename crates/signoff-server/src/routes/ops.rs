@@ -50,11 +50,21 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics().render(state.authority().hub().watched_sessions()),
-    )
-        .into_response()
+    let mut text = state.metrics().render(state.authority().hub().watched_sessions());
+    // The outbox, counted at most once a second however often this is asked.
+    let counts =
+        state.metrics().deliveries.get_or_refresh(|| async { state.authority().delivery_counts().await.ok() }).await;
+    if let Some((pending, failed)) = counts {
+        use std::fmt::Write;
+        let _ = write!(
+            text,
+            "# HELP signoff_deliveries_pending Logout notifications waiting to be delivered.\n\
+             # TYPE signoff_deliveries_pending gauge\nsignoff_deliveries_pending {pending}\n\
+             # HELP signoff_deliveries_failed Logout notifications that failed for good (kept a week).\n\
+             # TYPE signoff_deliveries_failed gauge\nsignoff_deliveries_failed {failed}\n"
+        );
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn openapi() -> Response {

@@ -108,3 +108,119 @@ async fn sixty_four_parallel_sign_ins_keep_memory_bounded() {
     // 64 argon2id hashes at once need 64 × 19 MiB; a bounded pool needs a few of them.
     assert!(peak < 200, "peak memory {peak} MiB (before the storm {before} MiB)");
 }
+
+/// Starts `signoff serve` on `port` over `db`, as a client of the outbox test would.
+fn spawn_notifying(port: u16, db: &std::path::Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_signoff"))
+        .arg("serve")
+        .env("SIGNOFF_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SIGNOFF_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+        .env("SIGNOFF_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("SIGNOFF_ADMIN_TOKEN", "outbox-test-admin-key-0123456789abcdef")
+        .env("SIGNOFF_ALLOW_PRIVATE_CALLBACKS", "true")
+        .env("SIGNOFF_LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn signoff")
+}
+
+async fn ready(http: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == StatusCode::OK) {
+        assert!(Instant::now() < deadline, "signoff did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The receiver is down during a logout, then signoff is killed with SIGKILL and started
+/// again: the notification, written with the logout, is delivered after the restart.
+#[tokio::test]
+async fn a_notification_survives_a_killed_process_and_is_delivered_after_the_restart() {
+    let dir = std::env::temp_dir().join(format!("signoff-outbox-{}", signoff_core::secret::random_id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let db = dir.join("outbox.db");
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let (port, hook_port) = (free(), free());
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut child = spawn_notifying(port, &db);
+    ready(&http, &base).await;
+    let admin = "Bearer outbox-test-admin-key-0123456789abcdef";
+    let res = http
+        .post(format!("{base}/admin/clients"))
+        .header("authorization", admin)
+        .json(&serde_json::json!({"name": "app", "webhook_url": format!("http://127.0.0.1:{hook_port}/hook")}))
+        .send()
+        .await
+        .expect("register client");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let client_id = res.json::<serde_json::Value>().await.expect("json")["client_id"].as_str().expect("id").to_owned();
+    let creds = serde_json::json!({"email": "outbox@example.com", "password": "correct horse battery staple"});
+    let res = http.post(format!("{base}/auth/register")).json(&creds).send().await.expect("register");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let grant = serde_json::json!({"grant_type": "password", "email": "outbox@example.com", "password": "correct horse battery staple"});
+    let tokens: serde_json::Value =
+        http.post(format!("{base}/auth/token")).json(&grant).send().await.expect("token").json().await.expect("json");
+    let access = tokens["access_token"].as_str().expect("access");
+    let res = http
+        .post(format!("{base}/auth/logout"))
+        .bearer_auth(access)
+        .header("accept", "application/json")
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(res.status(), StatusCode::OK);
+    // The receiver is down: the first attempt fails; then the process dies without warning.
+    let deliveries = format!("{base}/admin/clients/{client_id}/deliveries");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list: serde_json::Value = http
+            .get(&deliveries)
+            .header("authorization", admin)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        if list["deliveries"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|x| x["status"] == "pending" && x["attempts"] == 1))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failed first attempt: {list}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("wait");
+
+    // The receiver comes up, signoff starts again on the same database: it delivers.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", hook_port)).await.expect("bind the receiver's port");
+    let (got_tx, mut got) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let app = axum::Router::new().fallback(move |body: String| {
+        let got_tx = got_tx.clone();
+        async move {
+            let _ = got_tx.send(body);
+            axum::http::StatusCode::NO_CONTENT
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut child = spawn_notifying(port, &db);
+    ready(&http, &base).await;
+    // A bearer logout ends the session and denies the token: both are told.
+    let mut types = Vec::new();
+    for _ in 0..2 {
+        let body =
+            tokio::time::timeout(Duration::from_secs(30), got.recv()).await.expect("delivered after the restart");
+        let event: serde_json::Value = serde_json::from_str(&body.expect("body")).expect("json");
+        types.push(event["type"].as_str().expect("type").to_owned());
+    }
+    types.sort();
+    assert_eq!(types, ["session.ended", "token.revoked"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

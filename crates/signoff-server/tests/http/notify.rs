@@ -160,6 +160,45 @@ async fn a_logout_reaches_the_client_as_a_backchannel_logout_token_and_a_signed_
     assert_eq!(body["data"], json!({"user_id": user, "session_id": sid, "reason": "logout"}));
     assert!(body["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
 
+    // The same, checked by independent implementations: PyJWT and the Standard Webhooks
+    // reference package.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/notify_interop.py");
+    let received: Vec<Value> = got
+        .iter()
+        .map(|g| {
+            let headers: serde_json::Map<String, Value> =
+                g.headers.iter().map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or_default()))).collect();
+            json!({"path": g.path, "headers": headers, "body": g.body})
+        })
+        .collect();
+    let interop = |client: String, secret: String| {
+        let args = [script.to_owned(), format!("{}/.well-known/jwks.json", s.base), s.origin.clone(), client, secret];
+        let input = serde_json::to_vec(&received).expect("json");
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut child = std::process::Command::new("python3")
+                .args(&args)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()?;
+            child.stdin.take().expect("stdin").write_all(&input)?;
+            child.wait_with_output()
+        })
+    };
+    let out = interop(client_id.clone(), secret.clone())
+        .await
+        .expect("join")
+        .expect("python3 runs (pip install pyjwt cryptography standardwebhooks)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("notify interop ok"), "{text}");
+    // The checks can fail: another audience, another secret.
+    let other_secret = format!("whsec_{}", STANDARD.encode([7u8; 32]));
+    for (client, secret) in [("someone-else".to_owned(), secret.clone()), (client_id.clone(), other_secret)] {
+        let out = interop(client, secret).await.expect("join").expect("python3");
+        assert!(!out.status.success(), "a wrong audience or secret is refused");
+    }
+
     // The admin view: both delivered, once each.
     let mut seen = json!(null);
     for _ in 0..50 {
@@ -315,6 +354,9 @@ async fn a_refusal_fails_the_delivery_and_gone_stops_the_url_and_an_admin_can_re
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!((failed["last_status_code"].as_i64(), failed["attempts"].as_i64()), (Some(400), Some(1)), "{failed}");
+    let metrics = s.browser().get("/metrics").await.text;
+    assert!(metrics.contains("signoff_deliveries_failed 1"), "{metrics}");
+    assert!(metrics.contains("signoff_deliveries_pending 0"), "{metrics}");
     s.clock.advance(time::Duration::hours(1));
     assert!(r.nothing_for(Duration::from_millis(1500)).await, "a 4xx is not retried");
     let id = failed["id"].as_str().expect("id");
