@@ -84,6 +84,17 @@ async fn admin(s: &TestServer, method: Method, path: &str, body: Option<Value>) 
     b.send(rb).await
 }
 
+/// Logs `b` out through the JSON API (with its CSRF token).
+async fn log_out(b: &mut Browser) {
+    let csrf = b.get_json("/auth/session").await.json()["csrf_token"].as_str().expect("csrf").to_owned();
+    let rb = b
+        .request(Method::POST, "/auth/logout")
+        .header("x-csrf-token", csrf)
+        .header("accept", "application/json")
+        .json(&json!({}));
+    assert_eq!(b.send(rb).await.status, StatusCode::OK);
+}
+
 /// Registers a client with both callbacks at `r`; its id and webhook secret.
 async fn client(s: &TestServer, r: &Receiver) -> (String, String) {
     let body = json!({"name": "app", "backchannel_logout_uri": format!("{}/bc", r.base), "webhook_url": format!("{}/hook", r.base)});
@@ -312,13 +323,7 @@ async fn a_failing_receiver_gets_retries_with_one_webhook_id_and_a_hanging_one_n
     assert_eq!(serde_json::from_str::<Value>(&served.body).expect("json")["type"], "session.ended");
     // And again, while the hanging endpoint still holds its first delivery.
     let mut b2 = s.signed_in("hang2@example.com").await;
-    let csrf = b2.get_json("/auth/session").await.json()["csrf_token"].as_str().expect("csrf").to_owned();
-    let rb = b2
-        .request(Method::POST, "/auth/logout")
-        .header("x-csrf-token", csrf)
-        .header("accept", "application/json")
-        .json(&json!({}));
-    assert_eq!(b2.send(rb).await.status, StatusCode::OK);
+    log_out(&mut b2).await;
     let _ = other.next(Duration::from_secs(2)).await;
     assert_eq!(b.session_status().await, StatusCode::UNAUTHORIZED);
 }
@@ -336,13 +341,7 @@ async fn a_refusal_fails_the_delivery_and_gone_stops_the_url_and_an_admin_can_re
     // 400: failed at once, no retry; an admin's retry sends it again.
     r.script.lock().expect("lock").push_back(400);
     let mut b = s.signed_in("refused@example.com").await;
-    let csrf = b.get_json("/auth/session").await.json()["csrf_token"].as_str().expect("csrf").to_owned();
-    let rb = b
-        .request(Method::POST, "/auth/logout")
-        .header("x-csrf-token", csrf)
-        .header("accept", "application/json")
-        .json(&json!({}));
-    assert_eq!(b.send(rb).await.status, StatusCode::OK);
+    log_out(&mut b).await;
     let first = r.next(Duration::from_secs(5)).await;
     let mut failed = Value::Null;
     for _ in 0..50 {
@@ -370,13 +369,7 @@ async fn a_refusal_fails_the_delivery_and_gone_stops_the_url_and_an_admin_can_re
     // 410: the URL is gone for good, and the client no longer has it.
     r.script.lock().expect("lock").push_back(410);
     let mut b = s.signed_in("gone@example.com").await;
-    let csrf = b.get_json("/auth/session").await.json()["csrf_token"].as_str().expect("csrf").to_owned();
-    let rb = b
-        .request(Method::POST, "/auth/logout")
-        .header("x-csrf-token", csrf)
-        .header("accept", "application/json")
-        .json(&json!({}));
-    assert_eq!(b.send(rb).await.status, StatusCode::OK);
+    log_out(&mut b).await;
     let _ = r.next(Duration::from_secs(5)).await;
     let mut gone = false;
     for _ in 0..50 {
@@ -391,13 +384,7 @@ async fn a_refusal_fails_the_delivery_and_gone_stops_the_url_and_an_admin_can_re
     }
     assert!(gone, "a 410 removes the webhook URL");
     let mut b = s.signed_in("after@example.com").await;
-    let csrf = b.get_json("/auth/session").await.json()["csrf_token"].as_str().expect("csrf").to_owned();
-    let rb = b
-        .request(Method::POST, "/auth/logout")
-        .header("x-csrf-token", csrf)
-        .header("accept", "application/json")
-        .json(&json!({}));
-    assert_eq!(b.send(rb).await.status, StatusCode::OK);
+    log_out(&mut b).await;
     assert!(r.nothing_for(Duration::from_millis(1500)).await, "nothing more is sent to a gone URL");
 }
 
@@ -415,13 +402,7 @@ async fn two_nodes_draining_one_outbox_send_each_delivery_once() {
         let node = if i % 2 == 0 { &a } else { &b };
         let mut browser = node.browser();
         browser.login("twice@example.com", PASSWORD).await;
-        let csrf = browser.get_json("/auth/session").await.json()["csrf_token"].as_str().expect("csrf").to_owned();
-        let rb = browser
-            .request(Method::POST, "/auth/logout")
-            .header("x-csrf-token", csrf)
-            .header("accept", "application/json")
-            .json(&json!({}));
-        assert_eq!(browser.send(rb).await.status, StatusCode::OK);
+        log_out(&mut browser).await;
     }
     let mut ids = Vec::new();
     for _ in 0..20 {
@@ -442,13 +423,7 @@ async fn an_https_callback_is_called_over_tls() {
     let res = admin(&s, Method::POST, "/admin/clients", Some(json!({"name": "tls", "webhook_url": url}))).await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
     let mut b = s.signed_in("tls@example.com").await;
-    let csrf = b.get_json("/auth/session").await.json()["csrf_token"].as_str().expect("csrf").to_owned();
-    let rb = b
-        .request(Method::POST, "/auth/logout")
-        .header("x-csrf-token", csrf)
-        .header("accept", "application/json")
-        .json(&json!({}));
-    assert_eq!(b.send(rb).await.status, StatusCode::OK);
+    log_out(&mut b).await;
     let (mut socket, _) =
         tokio::time::timeout(Duration::from_secs(5), listener.accept()).await.expect("in time").expect("accept");
     let mut first = [0u8; 3];
