@@ -137,6 +137,8 @@ impl ClientFeed {
         w.events.clear();
         w.floor = history.first().map_or(head, |(seq, _)| seq - 1);
         w.head = head;
+        // A kind this version does not know: what it revoked cannot be told (as in `apply`).
+        w.poisoned |= history.iter().any(|(_, e)| matches!(e, FeedEntry::Unknown { .. }));
         for (seq, entry) in history.iter().filter(|(seq, _)| *seq <= head) {
             if let Some(event) = FeedEvent::of(entry, now) {
                 w.events.push_back(Held { seq: *seq, event, arrived: now });

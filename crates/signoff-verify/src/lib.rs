@@ -183,6 +183,19 @@ impl Verifier {
         if claims.nbf.is_some_and(|nbf| nbf > now + leeway) || claims.iat > now + leeway {
             return Err(VerifyError::InvalidToken("not yet valid"));
         }
+        // What the feed said about a token is kept for `retain`: a longer-lived token could
+        // outlive its revocation here.
+        if claims.exp - claims.iat > o.retain.as_secs() as i64 {
+            return Err(VerifyError::InvalidToken("lifetime longer than the verifier retains revocations"));
+        }
+        // Again: the key fetch above may have waited while a key was withdrawn or the feed
+        // went silent.
+        if self.0.keys.is_withdrawn(&kid) {
+            return Err(VerifyError::InvalidToken("unknown key"));
+        }
+        if !self.0.feed.fresh(o.stale_after) {
+            return Err(VerifyError::Stale);
+        }
         if self.0.feed.revokes(&claims) {
             return Err(VerifyError::Revoked);
         }
