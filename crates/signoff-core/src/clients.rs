@@ -25,6 +25,10 @@ pub struct RegisteredClient {
     pub webhook_url: Option<String>,
     /// `whsec_` + base64 of 32 random bytes (Standard Webhooks); set with `webhook_url`.
     pub webhook_secret: Option<String>,
+    /// The webhook secret before the last rotation, still signed with until
+    /// `previous_webhook_secret_until` (so receivers can switch over without losing one).
+    pub previous_webhook_secret: Option<String>,
+    pub previous_webhook_secret_until: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
 }
 
@@ -43,7 +47,7 @@ impl NewClient {
         now: OffsetDateTime,
     ) -> Self {
         let client_secret = Secret::generate();
-        let webhook_secret = webhook_url.as_ref().map(|_| format!("whsec_{}", STANDARD.encode(random_bytes::<32>())));
+        let webhook_secret = webhook_url.as_ref().map(|_| webhook_secret());
         Self {
             client: RegisteredClient {
                 id: random_id(),
@@ -52,11 +56,18 @@ impl NewClient {
                 backchannel_logout_uri,
                 webhook_url,
                 webhook_secret,
+                previous_webhook_secret: None,
+                previous_webhook_secret_until: None,
                 created_at: now,
             },
             client_secret,
         }
     }
+}
+
+/// A new webhook secret: `whsec_` + base64 of 32 random bytes (Standard Webhooks).
+pub fn webhook_secret() -> String {
+    format!("whsec_{}", STANDARD.encode(random_bytes::<32>()))
 }
 
 pub fn hash_secret(secret: &Secret) -> SecretHash {
@@ -69,6 +80,16 @@ impl RegisteredClient {
         let hash = Secret::parse(presented).map(|s| hash_secret(&s)).unwrap_or(SecretHash([0; 32]));
         // A stored hash is never all zeros, so a secret that does not parse never matches.
         hash.ct_eq(&self.secret_hash) && hash != SecretHash([0; 32])
+    }
+
+    /// The secrets a webhook is signed with at `now`: the current one, and the one before a
+    /// rotation until its overlap ends.
+    pub fn webhook_secrets(&self, now: OffsetDateTime) -> Vec<&str> {
+        let previous = match (&self.previous_webhook_secret, self.previous_webhook_secret_until) {
+            (Some(secret), Some(until)) if now < until => Some(secret.as_str()),
+            _ => None,
+        };
+        self.webhook_secret.as_deref().into_iter().chain(previous).collect()
     }
 }
 
@@ -89,5 +110,20 @@ mod tests {
         let plain = NewClient::generate("api".into(), None, None, OffsetDateTime::UNIX_EPOCH);
         assert!(plain.client.webhook_secret.is_none());
         assert_ne!(plain.client.id, n.client.id);
+    }
+
+    #[test]
+    fn a_rotated_webhook_secret_is_signed_with_until_its_overlap_ends() {
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(1);
+        let mut c = NewClient::generate("app".into(), None, Some("https://a.example/h".into()), now).client;
+        let old = c.webhook_secret.clone().expect("secret");
+        assert_eq!(c.webhook_secrets(now), vec![old.as_str()]);
+        c.previous_webhook_secret = Some(old.clone());
+        c.previous_webhook_secret_until = Some(now + time::Duration::hours(1));
+        c.webhook_secret = Some(webhook_secret());
+        let new = c.webhook_secret.clone().expect("secret");
+        assert_ne!(new, old);
+        assert_eq!(c.webhook_secrets(now), vec![new.as_str(), old.as_str()]);
+        assert_eq!(c.webhook_secrets(now + time::Duration::hours(1)), vec![new.as_str()]);
     }
 }

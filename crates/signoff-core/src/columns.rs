@@ -200,6 +200,10 @@ pub fn client_from(r: &impl Columns) -> Result<RegisteredClient, StoreError> {
         backchannel_logout_uri: get(r, "backchannel_logout_uri")?,
         webhook_url: get(r, "webhook_url")?,
         webhook_secret: get(r, "webhook_secret")?,
+        previous_webhook_secret: get(r, "previous_webhook_secret")?,
+        previous_webhook_secret_until: get::<Option<i64>>(r, "previous_webhook_secret_until")?
+            .map(from_ms)
+            .transpose()?,
         created_at: from_ms(get(r, "created_at")?)?,
     })
 }

@@ -12,7 +12,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::audit::{Actor, AuditEvent, AuditKind, ClientInfo};
 use crate::clients::NewClient;
-use crate::outbox::{DeliveryStatus, Notice, deliveries_for};
+use crate::outbox::{DeliveryPage, DeliveryStatus, Notice, deliveries_for, parse_cursor};
 use crate::revocation::{FeedEntry, Revocation};
 use crate::secret::{SecretHash, SessionId, UserId, random_id};
 use crate::store::{RefreshToken, RememberFilter, RememberToken, Session, SessionFilter, Store, StoreError, Tx, User};
@@ -442,8 +442,17 @@ async fn the_outbox_is_claimed_once_and_recorded(store: Arc<dyn Store>) {
         "a failed one and one not yet due stay put"
     );
     assert_eq!(store.delivery_counts().await.expect("counts"), (1, 1));
-    let listed = store.client_deliveries(&c.id, 10).await.expect("list");
+    let page = |status, before, limit| DeliveryPage { status, before, limit };
+    let listed = store.client_deliveries(&c.id, &page(None, None, 10)).await.expect("list");
     assert_eq!(listed.len(), 2);
+    let first = store.client_deliveries(&c.id, &page(None, None, 1)).await.expect("list");
+    let rest = store
+        .client_deliveries(&c.id, &page(None, parse_cursor(&first[0].cursor()), 10))
+        .await
+        .expect("list");
+    assert_eq!([first, rest].concat(), listed, "a cursor continues where a page ended");
+    let failed_only = store.client_deliveries(&c.id, &page(Some(DeliveryStatus::Failed), None, 10)).await.expect("list");
+    assert_eq!(failed_only.iter().map(|d| &d.id).collect::<Vec<_>>(), vec![&failed.id], "filtered by status");
     assert!(store.retry_delivery(&c.id, &failed.id, t0() + Duration::seconds(300)).await.expect("retry"));
     assert!(!store.retry_delivery(&c.id, &failed.id, t0()).await.expect("retry"), "only a failed one");
     assert!(!store.retry_delivery(&quiet.id, &retry.id, t0()).await.expect("retry"), "only the client's own");
@@ -454,9 +463,34 @@ async fn the_outbox_is_claimed_once_and_recorded(store: Arc<dyn Store>) {
     assert!(store.record_delivery(&delivered[0]).await.expect("record"));
     let pruned = store.prune_deliveries(t0() + Duration::seconds(301)).await.expect("prune");
     assert_eq!(pruned, 1, "the delivered one (a retry restarts its clock, at 300 s)");
+    let old = c.webhook_secret.clone();
+    let until = t0() + Duration::hours(1);
+    assert!(store.rotate_webhook_secret(&c.id, "whsec_new", until, t0()).await.expect("rotate"));
+    let rotated = store.client_by_id(&c.id).await.expect("read").expect("client");
+    assert_eq!(rotated.webhook_secret.as_deref(), Some("whsec_new"));
+    assert_eq!((rotated.previous_webhook_secret, rotated.previous_webhook_secret_until), (old, Some(until)));
+    assert!(store.rotate_webhook_secret(&c.id, "whsec_next", t0(), t0()).await.expect("rotate"));
+    let at_once = store.client_by_id(&c.id).await.expect("read").expect("client");
+    assert_eq!(at_once.webhook_secrets(t0()), vec!["whsec_next"], "no overlap asked: the old one is dropped");
+    assert_eq!(at_once.previous_webhook_secret, None);
+    assert!(!store.rotate_webhook_secret(&quiet.id, "whsec_x", until, t0()).await.expect("rotate"), "no webhook URL");
+    assert!(!store.rotate_webhook_secret("nobody", "whsec_x", until, t0()).await.expect("rotate"));
     store.drop_callback(&c.id, "https://a.example/h").await.expect("drop");
     let after = store.client_by_id(&c.id).await.expect("read").expect("client");
     assert_eq!((after.webhook_url, after.backchannel_logout_uri.as_deref()), (None, Some("https://a.example/bc")));
+    // Hundreds of deliveries in one transaction (many statements' worth of rows).
+    let many: Vec<Notice> = (0..700)
+        .map(|i| Notice::SessionEnded { user_id: "u".into(), session_id: format!("s{i}"), reason: "logout".into() })
+        .collect();
+    let recipients = vec![c.clone(), NewClient::generate("d".into(), Some("https://d.example/bc".into()), None, t0()).client];
+    let bulk = deliveries_for(&many, &recipients, t0() + Duration::days(30));
+    assert_eq!(bulk.len(), 700 * 3);
+    let mut t = tx(&store).await;
+    t.enqueue_deliveries(&bulk).await.expect("enqueue many");
+    t.commit().await.expect("commit");
+    let listed = store.client_deliveries(&c.id, &page(Some(DeliveryStatus::Pending), None, 5000)).await.expect("list");
+    let written = listed.iter().filter(|d| d.created_at == t0() + Duration::days(30)).count();
+    assert_eq!(written, 1400, "every row written");
 }
 
 async fn an_uncommitted_transaction_leaves_nothing(store: Arc<dyn Store>) {

@@ -91,6 +91,30 @@ pub struct Delivery {
     pub claim: Option<String>,
 }
 
+/// Which of a client's deliveries to list: newest first, `before` a cursor, of one status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryPage {
+    pub status: Option<DeliveryStatus>,
+    /// Only deliveries listed after this one (by creation time, then id, descending).
+    pub before: Option<(OffsetDateTime, String)>,
+    pub limit: u32,
+}
+
+impl Delivery {
+    /// The cursor that lists what comes after this delivery (`DeliveryPage::before`).
+    pub fn cursor(&self) -> String {
+        format!("{}.{}", (self.created_at.unix_timestamp_nanos() / 1_000_000), self.id)
+    }
+}
+
+/// Reads a cursor made by `Delivery::cursor`.
+pub fn parse_cursor(cursor: &str) -> Option<(OffsetDateTime, String)> {
+    let (ms, id) = cursor.split_once('.')?;
+    let ms: i64 = ms.parse().ok()?;
+    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
+    (!id.is_empty() && id.len() <= 64).then(|| (at, id.to_owned()))
+}
+
 /// The deliveries `notices` make for `clients` (those with callback URLs).
 pub fn deliveries_for(notices: &[Notice], clients: &[RegisteredClient], now: OffsetDateTime) -> Vec<Delivery> {
     let mut out = Vec::new();
@@ -221,5 +245,19 @@ mod tests {
         assert!(retry_delay(1) <= Duration::seconds(5), "first retry within 5 s");
         assert!(retry_delay(4) > retry_delay(1) * 10);
         assert!(retry_delay(50) >= Duration::hours(4), "hours later on");
+    }
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::milliseconds(1_700_000_000_123);
+        let d = deliveries_for(
+            &[Notice::TokenVersion { user_id: "u".into(), tv: 1 }],
+            &[NewClient::generate("c".into(), None, Some("https://a.example/h".into()), now).client],
+            now,
+        );
+        assert_eq!(parse_cursor(&d[0].cursor()), Some((now, d[0].id.clone())));
+        for bad in ["", "x", "1.", ".msg_a", "abc.msg_a", "99999999999999999999.msg_a"] {
+            assert_eq!(parse_cursor(bad), None, "{bad}");
+        }
     }
 }

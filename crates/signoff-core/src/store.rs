@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::audit::AuditEvent;
 use crate::clients::RegisteredClient;
-use crate::outbox::Delivery;
+use crate::outbox::{Delivery, DeliveryPage};
 use crate::revocation::FeedEntry;
 use crate::secret::{SecretHash, SessionId, UserId};
 use crate::token::SigningKeyPair;
@@ -217,8 +217,18 @@ pub trait Store: Send + Sync + 'static {
     async fn record_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError>;
     /// Deletes delivered and failed deliveries created before `before`.
     async fn prune_deliveries(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
-    /// A client's deliveries, newest first.
-    async fn client_deliveries(&self, client: &str, limit: u32) -> Result<Vec<Delivery>, StoreError>;
+    /// A page of a client's deliveries, newest first.
+    async fn client_deliveries(&self, client: &str, page: &DeliveryPage) -> Result<Vec<Delivery>, StoreError>;
+    /// Makes `secret` the client's webhook secret; the one it replaces is still signed with
+    /// until `previous_until` (dropped at once when that is not after `now`). `false` when the
+    /// client is unknown or has no webhook URL.
+    async fn rotate_webhook_secret(
+        &self,
+        client: &str,
+        secret: &str,
+        previous_until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
     /// Makes a failed delivery of `client` pending again, due at `now`; `false` when there is no
     /// such failed delivery.
     async fn retry_delivery(&self, client: &str, id: &str, now: OffsetDateTime) -> Result<bool, StoreError>;

@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_rate_counters.sql")),
     (4, include_str!("../migrations/0004_clients.sql")),
     (5, include_str!("../migrations/0005_outbox.sql")),
+    (6, include_str!("../migrations/0006_webhook_secret_rotation.sql")),
 ];
 
 /// Any fixed number, the same for every node: the key of the migration lock.

@@ -134,9 +134,15 @@ async fn send(state: &AppState, d: &Delivery) -> Attempt {
     let Ok(http) = http.build() else { return Attempt::Retry { status: None, retry_after: None } };
     let request = match d.kind {
         DeliveryKind::Webhook => {
-            let Some(secret) = client.webhook_secret.as_deref() else { return Attempt::Abandoned };
-            let timestamp = authority.now().unix_timestamp();
-            let Some(signature) = sign_webhook(secret, &d.id, timestamp, &d.payload) else {
+            let now = authority.now();
+            let timestamp = now.unix_timestamp();
+            // During a rotation, signed with the new secret and the old one.
+            let signatures: Option<Vec<String>> = client
+                .webhook_secrets(now)
+                .into_iter()
+                .map(|secret| sign_webhook(secret, &d.id, timestamp, &d.payload))
+                .collect();
+            let Some(signature) = signatures.filter(|s| !s.is_empty()).map(|s| s.join(" ")) else {
                 return Attempt::Abandoned;
             };
             http.post(url)

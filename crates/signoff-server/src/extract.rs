@@ -99,6 +99,24 @@ pub fn flex_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     }
 }
 
+/// Accepts a whole number, or the string of one that forms send; absent or empty is `None`.
+pub fn flex_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum N {
+        Num(u64),
+        Str(String),
+    }
+    match Option::<N>::deserialize(d)? {
+        None => Ok(None),
+        Some(N::Num(n)) => Ok(Some(n)),
+        Some(N::Str(s)) if s.trim().is_empty() => Ok(None),
+        Some(N::Str(s)) => {
+            s.trim().parse().map(Some).map_err(|_| serde::de::Error::custom("expected a whole number"))
+        }
+    }
+}
+
 /// The caller's address and user agent.
 pub struct Client(pub ClientInfo);
 

@@ -9,7 +9,7 @@ mod rows;
 use async_trait::async_trait;
 use signoff_core::audit::AuditEvent;
 use signoff_core::clients::RegisteredClient;
-use signoff_core::outbox::Delivery;
+use signoff_core::outbox::{Delivery, DeliveryPage};
 use signoff_core::revocation::FeedEntry;
 use signoff_core::secret::SecretHash;
 use signoff_core::store::RefreshToken;
@@ -82,6 +82,15 @@ macro_rules! session_returning {
 macro_rules! user_columns {
     () => {
         "u.id AS u_id, u.email, u.token_version, u.created_at AS u_created_at, u.password_hash"
+    };
+}
+/// Deliveries inserted per statement (11 parameters each).
+const ENQUEUE_CHUNK: usize = 500;
+
+macro_rules! client_columns {
+    () => {
+        "id, name, secret_hash, backchannel_logout_uri, webhook_url, webhook_secret, previous_webhook_secret, \
+         previous_webhook_secret_until, created_at"
     };
 }
 macro_rules! remember_columns {
@@ -264,7 +273,7 @@ impl Store for SqliteStore {
     }
 
     async fn client_by_id(&self, id: &str) -> Result<Option<RegisteredClient>, StoreError> {
-        let row = sqlx::query("SELECT id, name, secret_hash, backchannel_logout_uri, webhook_url, webhook_secret, created_at FROM clients WHERE id = ?")
+        let row = sqlx::query(concat!("SELECT ", client_columns!(), " FROM clients WHERE id = ?"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -273,7 +282,7 @@ impl Store for SqliteStore {
     }
 
     async fn clients(&self) -> Result<Vec<RegisteredClient>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, secret_hash, backchannel_logout_uri, webhook_url, webhook_secret, created_at FROM clients ORDER BY created_at, id")
+        let rows = sqlx::query(concat!("SELECT ", client_columns!(), " FROM clients ORDER BY created_at, id"))
             .fetch_all(&self.pool)
             .await
             .map_err(db_err)?;
@@ -329,16 +338,48 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
-    async fn client_deliveries(&self, client: &str, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+    async fn client_deliveries(&self, client: &str, page: &DeliveryPage) -> Result<Vec<Delivery>, StoreError> {
+        let (before_ms, before_id) = match &page.before {
+            Some((at, id)) => (Some(ms(*at)), Some(id.as_str())),
+            None => (None, None),
+        };
         let rows = sqlx::query(
-            "SELECT id, client_id, kind, event, url, payload, status, attempts, last_status_code, next_attempt_at, created_at, claim_token FROM deliveries WHERE client_id = ? ORDER BY created_at DESC, id DESC LIMIT ?",
+            "SELECT id, client_id, kind, event, url, payload, status, attempts, last_status_code, next_attempt_at, \
+             created_at, claim_token FROM deliveries WHERE client_id = ?1 AND (?2 IS NULL OR status = ?2) \
+             AND (?3 IS NULL OR created_at < ?3 OR (created_at = ?3 AND id < ?4)) \
+             ORDER BY created_at DESC, id DESC LIMIT ?5",
         )
         .bind(client)
-        .bind(i64::from(limit))
+        .bind(page.status.map(|s| s.as_str()))
+        .bind(before_ms)
+        .bind(before_id)
+        .bind(i64::from(page.limit))
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
         rows.iter().map(delivery_from).collect()
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        client: &str,
+        secret: &str,
+        previous_until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE clients SET previous_webhook_secret = CASE WHEN ?1 > ?2 THEN webhook_secret END, \
+             previous_webhook_secret_until = CASE WHEN ?1 > ?2 THEN ?1 END, webhook_secret = ?3 \
+             WHERE id = ?4 AND webhook_url IS NOT NULL",
+        )
+        .bind(ms(previous_until))
+        .bind(ms(now))
+        .bind(secret)
+        .bind(client)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn retry_delivery(&self, client: &str, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
@@ -985,10 +1026,11 @@ impl Tx for SqliteTx {
     }
 
     async fn callback_clients(&mut self) -> Result<Vec<RegisteredClient>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, name, secret_hash, backchannel_logout_uri, webhook_url, webhook_secret, created_at FROM clients \
-             WHERE backchannel_logout_uri IS NOT NULL OR webhook_url IS NOT NULL ORDER BY created_at, id",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients WHERE backchannel_logout_uri IS NOT NULL OR webhook_url IS NOT NULL ORDER BY created_at, id"
+        ))
         .fetch_all(self.conn())
         .await
         .map_err(db_err)?;
@@ -996,24 +1038,26 @@ impl Tx for SqliteTx {
     }
 
     async fn enqueue_deliveries(&mut self, deliveries: &[Delivery]) -> Result<(), StoreError> {
-        for d in deliveries {
-            sqlx::query(
-                "INSERT INTO deliveries (id, client_id, kind, event, url, payload, status, attempts, last_status_code, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&d.id)
-            .bind(&d.client_id)
-            .bind(d.kind.as_str())
-            .bind(&d.event)
-            .bind(&d.url)
-            .bind(&d.payload)
-            .bind(d.status.as_str())
-            .bind(d.attempts)
-            .bind(d.last_status_code)
-            .bind(ms(d.next_attempt_at))
-            .bind(ms(d.created_at))
-            .execute(self.conn())
-            .await
-            .map_err(db_err)?;
+        // Many rows per statement: a user with many sessions and many clients makes hundreds.
+        for chunk in deliveries.chunks(ENQUEUE_CHUNK) {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO deliveries (id, client_id, kind, event, url, payload, status, attempts, last_status_code, \
+                 next_attempt_at, created_at) ",
+            );
+            insert.push_values(chunk, |mut row, d| {
+                row.push_bind(d.id.clone())
+                    .push_bind(d.client_id.clone())
+                    .push_bind(d.kind.as_str())
+                    .push_bind(d.event.clone())
+                    .push_bind(d.url.clone())
+                    .push_bind(d.payload.clone())
+                    .push_bind(d.status.as_str())
+                    .push_bind(d.attempts)
+                    .push_bind(d.last_status_code)
+                    .push_bind(ms(d.next_attempt_at))
+                    .push_bind(ms(d.created_at));
+            });
+            insert.build().execute(self.conn()).await.map_err(db_err)?;
         }
         Ok(())
     }

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/0005_bound_credentials.sql")),
     (6, include_str!("../migrations/0006_clients.sql")),
     (7, include_str!("../migrations/0007_outbox.sql")),
+    (8, include_str!("../migrations/0008_webhook_secret_rotation.sql")),
 ];
 
 pub async fn run(pool: &SqlitePool) -> Result<(), StoreError> {

@@ -280,7 +280,7 @@ impl Batch<'_> {
             .chain(self.token_feed.iter().cloned())
             .chain(rekeyed)
             .collect();
-        let seq = if feed.is_empty() { 0 } else { self.tx.record_revocations(&feed, self.authority.now()).await? };
+        // The outbox first: recording revocations takes the feed's sequence, held until commit.
         let mut notified = false;
         if !self.notices.is_empty() {
             let clients = self.tx.callback_clients().await?;
@@ -288,6 +288,7 @@ impl Batch<'_> {
             self.tx.enqueue_deliveries(&deliveries).await?;
             notified = !deliveries.is_empty();
         }
+        let seq = if feed.is_empty() { 0 } else { self.tx.record_revocations(&feed, self.authority.now()).await? };
         let committed_at = std::time::Instant::now();
         self.tx.commit().await?;
         if notified {
@@ -1079,6 +1080,13 @@ impl Authority {
             )
             .await?;
         batch.rekeyed.push((ctx.session.id.clone(), id.clone()));
+        // The old id is dead (the feed says so too): an application that keyed its own session
+        // on it must end that, or it outlives every later logout of the new id.
+        batch.notices.push(Notice::SessionEnded {
+            user_id: user.to_string(),
+            session_id: ctx.session.id.to_string(),
+            reason: trigger.reason().to_owned(),
+        });
         let mut rotated = ctx.clone();
         rotated.session.id = id;
         rotated.session.secret_hash = secret.hash();

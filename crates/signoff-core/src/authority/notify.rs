@@ -2,12 +2,12 @@
 //! for logout tokens, and records what each attempt did.
 
 use serde::Serialize;
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 use super::Authority;
-use crate::clients::RegisteredClient;
+use crate::clients::{MAX_CLIENT_ID_LEN, RegisteredClient, webhook_secret};
 use crate::error::CoreError;
-use crate::outbox::{Attempt, Delivery, DeliveryStatus, GIVE_UP_AFTER, retry_delay};
+use crate::outbox::{Attempt, Delivery, DeliveryPage, DeliveryStatus, GIVE_UP_AFTER, retry_delay};
 
 /// How long a worker holds the deliveries it claimed (another node's worker takes them over
 /// after that: a node that died mid-delivery leaves them to the others).
@@ -113,12 +113,32 @@ impl Authority {
         Ok(self.store.prune_deliveries(self.now() - Duration::days(7)).await?)
     }
 
-    /// A client's deliveries, newest first (`None` for an unknown client).
-    pub async fn client_deliveries(&self, client: &str) -> Result<Option<Vec<Delivery>>, CoreError> {
-        if self.store.client_by_id(client).await?.is_none() {
+    /// A page of a client's deliveries, newest first (`None` for an unknown client).
+    pub async fn client_deliveries(&self, client: &str, page: &DeliveryPage) -> Result<Option<Vec<Delivery>>, CoreError> {
+        if client.len() > MAX_CLIENT_ID_LEN || self.store.client_by_id(client).await?.is_none() {
             return Ok(None);
         }
-        Ok(Some(self.store.client_deliveries(client, 200).await?))
+        Ok(Some(self.store.client_deliveries(client, page).await?))
+    }
+
+    /// Gives a client a new webhook secret; the old one is still signed with for `overlap`
+    /// (receivers accept either while they switch). `None` for an unknown client, `Some(None)`
+    /// for one without a webhook URL.
+    pub async fn rotate_webhook_secret(
+        &self,
+        client: &str,
+        overlap: Duration,
+    ) -> Result<Option<Option<(String, OffsetDateTime)>>, CoreError> {
+        if client.len() > MAX_CLIENT_ID_LEN || self.store.client_by_id(client).await?.is_none() {
+            return Ok(None);
+        }
+        let (secret, now) = (webhook_secret(), self.now());
+        let until = now + overlap;
+        if !self.store.rotate_webhook_secret(client, &secret, until, now).await? {
+            return Ok(Some(None));
+        }
+        tracing::info!(target: "signoff::audit", client_id = %client, overlap_seconds = overlap.whole_seconds(), "webhook secret rotated");
+        Ok(Some(Some((secret, until))))
     }
 
     /// Makes a failed delivery pending again; `false` when there is no such failed delivery.

@@ -2,20 +2,21 @@
 //! bearer key). The secrets are in the `201` answer and nowhere else, ever.
 
 use axum::Router;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::json;
 use signoff_core::clients::RegisteredClient;
+use signoff_core::outbox::{DeliveryPage, DeliveryStatus, parse_cursor};
 
 use super::admin::require_admin;
 use crate::app::AppState;
 use crate::callback;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Input;
+use crate::extract::{Input, flex_u64};
 use crate::views;
 
 pub fn routes() -> Router<AppState> {
@@ -24,10 +25,17 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/clients/{client_id}", delete(remove))
         .route("/admin/clients/{client_id}/deliveries", get(deliveries))
         .route("/admin/clients/{client_id}/deliveries/{delivery_id}/retry", post(retry))
+        .route("/admin/clients/{client_id}/webhook-secret", post(rotate_webhook_secret))
 }
 
 /// Longest client name kept.
 const MAX_NAME_CHARS: usize = 200;
+/// Deliveries listed per page unless asked otherwise, and at most.
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 200;
+/// How long a replaced webhook secret is still signed with, unless asked otherwise, and at most.
+const DEFAULT_OVERLAP: u64 = 24 * 3600;
+const MAX_OVERLAP: u64 = 7 * 24 * 3600;
 
 #[derive(Debug, Deserialize)]
 struct Registration {
@@ -102,14 +110,52 @@ async fn remove(
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliveriesQuery {
+    status: Option<String>,
+    before: Option<String>,
+    limit: Option<String>,
+}
+
+impl DeliveriesQuery {
+    fn page(self) -> ApiResult<DeliveryPage> {
+        let status = match self.status.as_deref() {
+            None | Some("") => None,
+            Some(s) => Some(
+                DeliveryStatus::parse(s)
+                    .ok_or_else(|| ApiError::bad_request("status: pending, delivered or failed"))?,
+            ),
+        };
+        let before = match self.before.as_deref() {
+            None | Some("") => None,
+            Some(c) => Some(parse_cursor(c).ok_or_else(|| ApiError::bad_request("before: not a cursor from `next`"))?),
+        };
+        let limit = match self.limit.as_deref() {
+            None | Some("") => DEFAULT_PAGE,
+            Some(n) => n
+                .parse()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE).contains(n))
+                .ok_or_else(|| ApiError::bad_request(format!("limit: 1 to {MAX_PAGE}")))?,
+        };
+        Ok(DeliveryPage { status, before, limit })
+    }
+}
+
+/// A page of a client's deliveries, newest first; `next` is the cursor of the page after.
 async fn deliveries(
     State(state): State<AppState>,
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
+    query: Result<Query<DeliveriesQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
     require_admin(&state, &headers)?;
     let Path(id) = id.map_err(|_| ApiError::NotFound)?;
-    let list = state.authority().client_deliveries(&id).await?.ok_or(ApiError::NotFound)?;
+    let Query(query) = query.map_err(|_| ApiError::bad_request("query: status, before, limit"))?;
+    let page = query.page()?;
+    let list = state.authority().client_deliveries(&id, &page).await?.ok_or(ApiError::NotFound)?;
+    let next = (list.len() == page.limit as usize).then(|| list.last().map(|d| d.cursor())).flatten();
     let deliveries: Vec<_> = list
         .iter()
         .map(|d| {
@@ -125,7 +171,39 @@ async fn deliveries(
             })
         })
         .collect();
-    Ok(axum::Json(json!({ "deliveries": deliveries })).into_response())
+    Ok(axum::Json(json!({ "deliveries": deliveries, "next": next })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct Rotation {
+    #[serde(default, deserialize_with = "flex_u64")]
+    overlap_seconds: Option<u64>,
+}
+
+/// A new webhook secret, shown this once; the old one is still signed with during the overlap
+/// (every webhook then carries both signatures), so receivers switch without losing one.
+async fn rotate_webhook_secret(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    Input(body): Input<Rotation>,
+) -> ApiResult<Response> {
+    require_admin(&state, &headers)?;
+    let Path(id) = id.map_err(|_| ApiError::NotFound)?;
+    let overlap = body.overlap_seconds.unwrap_or(DEFAULT_OVERLAP);
+    if overlap > MAX_OVERLAP {
+        return Err(ApiError::bad_request(format!("overlap_seconds: 0 to {MAX_OVERLAP}")));
+    }
+    let overlap = time::Duration::seconds(overlap as i64);
+    match state.authority().rotate_webhook_secret(&id, overlap).await? {
+        None => Err(ApiError::NotFound),
+        Some(None) => Err(ApiError::Unprocessable("no_webhook_url", "the client has no webhook URL".into())),
+        Some(Some((secret, until))) => Ok(axum::Json(json!({
+            "webhook_secret": secret,
+            "previous_valid_until": (overlap > time::Duration::ZERO).then(|| views::rfc3339(until)),
+        }))
+        .into_response()),
+    }
 }
 
 /// Makes a failed delivery pending again (sent at once).

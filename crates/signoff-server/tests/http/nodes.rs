@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use signoff_core::audit::AuditEvent;
 use signoff_core::clients::RegisteredClient;
-use signoff_core::outbox::Delivery;
+use signoff_core::outbox::{Delivery, DeliveryPage};
 use signoff_core::secret::SecretHash;
 use signoff_core::store::{RefreshToken, RememberToken, Session, Store, StoreError, Tx, User, UserCredentials};
 use signoff_core::token::SigningKeyPair;
@@ -231,8 +231,17 @@ impl Store for DeniedWhileLoading {
     async fn prune_deliveries(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         self.inner.prune_deliveries(before).await
     }
-    async fn client_deliveries(&self, client: &str, limit: u32) -> Result<Vec<Delivery>, StoreError> {
-        self.inner.client_deliveries(client, limit).await
+    async fn client_deliveries(&self, client: &str, page: &DeliveryPage) -> Result<Vec<Delivery>, StoreError> {
+        self.inner.client_deliveries(client, page).await
+    }
+    async fn rotate_webhook_secret(
+        &self,
+        client: &str,
+        secret: &str,
+        previous_until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.inner.rotate_webhook_secret(client, secret, previous_until, now).await
     }
     async fn retry_delivery(&self, client: &str, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
         self.inner.retry_delivery(client, id, now).await

@@ -114,6 +114,46 @@ fn webhook_verified(secret: &str, got: &Received) -> bool {
     h("webhook-signature").split(' ').any(|sig| sig == expected)
 }
 
+/// Runs the independent checks (PyJWT, the Standard Webhooks reference package) of
+/// `tests/interop/notify_interop.py` over what a receiver got; `kinds` must all be among it.
+fn interop(
+    s: &TestServer,
+    got: &[Received],
+    client: String,
+    secret: String,
+    kinds: &str,
+) -> tokio::task::JoinHandle<std::io::Result<std::process::Output>> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/notify_interop.py");
+    let received: Vec<Value> = got
+        .iter()
+        .map(|g| {
+            let headers: serde_json::Map<String, Value> =
+                g.headers.iter().map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or_default()))).collect();
+            json!({"path": g.path, "headers": headers, "body": g.body})
+        })
+        .collect();
+    let args = [
+        script.to_owned(),
+        format!("{}/.well-known/jwks.json", s.base),
+        s.origin.clone(),
+        client,
+        secret,
+        kinds.to_owned(),
+    ];
+    let input = serde_json::to_vec(&received).expect("json");
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = std::process::Command::new("python3")
+            .args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        child.stdin.take().expect("stdin").write_all(&input)?;
+        child.wait_with_output()
+    })
+}
+
 /// The logout token's header and claims, its signature checked against the server's JWKS.
 async fn logout_token(s: &TestServer, got: &Received) -> (Value, Value) {
     let token = got.body.strip_prefix("logout_token=").expect("form body");
@@ -173,30 +213,7 @@ async fn a_logout_reaches_the_client_as_a_backchannel_logout_token_and_a_signed_
 
     // The same, checked by independent implementations: PyJWT and the Standard Webhooks
     // reference package.
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/notify_interop.py");
-    let received: Vec<Value> = got
-        .iter()
-        .map(|g| {
-            let headers: serde_json::Map<String, Value> =
-                g.headers.iter().map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or_default()))).collect();
-            json!({"path": g.path, "headers": headers, "body": g.body})
-        })
-        .collect();
-    let interop = |client: String, secret: String| {
-        let args = [script.to_owned(), format!("{}/.well-known/jwks.json", s.base), s.origin.clone(), client, secret];
-        let input = serde_json::to_vec(&received).expect("json");
-        tokio::task::spawn_blocking(move || {
-            use std::io::Write;
-            let mut child = std::process::Command::new("python3")
-                .args(&args)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()?;
-            child.stdin.take().expect("stdin").write_all(&input)?;
-            child.wait_with_output()
-        })
-    };
+    let interop = |client: String, secret: String| interop(&s, &got, client, secret, "backchannel,webhook");
     let out = interop(client_id.clone(), secret.clone())
         .await
         .expect("join")
@@ -430,4 +447,176 @@ async fn an_https_callback_is_called_over_tls() {
     tokio::io::AsyncReadExt::read_exact(&mut socket, &mut first).await.expect("read");
     assert_eq!(first[0], 0x16, "a TLS handshake record, got {first:?}");
     assert_eq!(first[1], 0x03, "TLS version major 3");
+}
+
+/// Waits until every delivery of a client is delivered; the list.
+async fn all_delivered(s: &TestServer, client_id: &str, count: usize) -> Vec<Value> {
+    let path = format!("/admin/clients/{client_id}/deliveries?limit=200");
+    let mut list = Vec::new();
+    for _ in 0..100 {
+        list = admin(s, Method::GET, &path, None).await.json()["deliveries"].as_array().cloned().unwrap_or_default();
+        if list.len() == count && list.iter().all(|d| d["status"] == "delivered") {
+            return list;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("not all {count} delivered: {list:?}");
+}
+
+#[tokio::test]
+async fn a_rotated_webhook_secret_signs_with_both_until_the_overlap_ends() {
+    let s = server().await;
+    let mut r = receiver().await;
+    let hook = json!({"name": "hooks", "webhook_url": format!("{}/hook", r.base)});
+    let res = admin(&s, Method::POST, "/admin/clients", Some(hook)).await;
+    let (client_id, old) = (
+        res.json()["client_id"].as_str().expect("id").to_owned(),
+        res.json()["webhook_secret"].as_str().expect("s").to_owned(),
+    );
+    let rotate_path = format!("/admin/clients/{client_id}/webhook-secret");
+    let rotate = |body: Value| admin(&s, Method::POST, &rotate_path, Some(body));
+    let res = rotate(json!({"overlap_seconds": 3600})).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let new = res.json()["webhook_secret"].as_str().expect("new secret").to_owned();
+    assert!(new.starts_with("whsec_") && new != old);
+    assert!(res.json()["previous_valid_until"].as_str().is_some_and(|t| t.ends_with('Z')));
+
+    // During the overlap: both signatures, each accepted by the reference package.
+    let mut b = s.signed_in("rotate@example.com").await;
+    log_out(&mut b).await;
+    let during = r.next(Duration::from_secs(5)).await;
+    assert!(webhook_verified(&new, &during) && webhook_verified(&old, &during), "signed with both");
+    assert_eq!(during.headers["webhook-signature"].to_str().expect("sig").split(' ').count(), 2);
+    for secret in [&new, &old] {
+        let out = interop(&s, std::slice::from_ref(&during), client_id.clone(), secret.clone(), "webhook")
+            .await
+            .expect("join")
+            .expect("python3");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && text.contains("notify interop ok"), "{text}");
+    }
+    let stranger = format!("whsec_{}", STANDARD.encode([9u8; 32]));
+    let out = interop(&s, std::slice::from_ref(&during), client_id.clone(), stranger, "webhook")
+        .await
+        .expect("join")
+        .expect("python3");
+    assert!(!out.status.success(), "a third secret is refused");
+
+    // After it: the new secret only.
+    s.clock.advance(time::Duration::seconds(3601));
+    let mut b = s.signed_in("rotate2@example.com").await;
+    log_out(&mut b).await;
+    let after = r.next(Duration::from_secs(5)).await;
+    assert!(webhook_verified(&new, &after) && !webhook_verified(&old, &after), "the old secret has ended");
+
+    // Without an overlap the replaced secret stops at once.
+    let res = rotate(json!({"overlap_seconds": 0})).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res.json()["previous_valid_until"].is_null());
+    let newest = res.json()["webhook_secret"].as_str().expect("secret").to_owned();
+    let mut b = s.signed_in("rotate3@example.com").await;
+    log_out(&mut b).await;
+    let last = r.next(Duration::from_secs(5)).await;
+    assert!(webhook_verified(&newest, &last) && !webhook_verified(&new, &last));
+    assert_eq!(last.headers["webhook-signature"].to_str().expect("sig").split(' ').count(), 1);
+
+    // Bad asks.
+    assert_eq!(rotate(json!({"overlap_seconds": 8 * 24 * 3600})).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(rotate(json!({"overlap_seconds": "soon"})).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(rotate(json!({"overlap_seconds": -1})).await.status, StatusCode::BAD_REQUEST);
+    let unknown = admin(&s, Method::POST, "/admin/clients/nobody/webhook-secret", Some(json!({}))).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let bc = json!({"name": "bc only", "backchannel_logout_uri": format!("{}/bc", r.base)});
+    let bc_id = admin(&s, Method::POST, "/admin/clients", Some(bc)).await.json()["client_id"].as_str().expect("id").to_owned();
+    let res = admin(&s, Method::POST, &format!("/admin/clients/{bc_id}/webhook-secret"), Some(json!({}))).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text);
+    let mut anonymous = s.browser();
+    let rb = anonymous.bare(Method::POST, &format!("/admin/clients/{client_id}/webhook-secret"));
+    assert_eq!(anonymous.send(rb).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn deliveries_are_listed_in_pages_and_by_status() {
+    let s = server().await;
+    let mut r = receiver().await;
+    let hook = json!({"name": "hooks", "webhook_url": format!("{}/hook", r.base)});
+    let client_id = admin(&s, Method::POST, "/admin/clients", Some(hook)).await.json()["client_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    r.script.lock().expect("lock").push_back(400);
+    for i in 0..5 {
+        let mut b = s.signed_in(&format!("page{i}@example.com")).await;
+        log_out(&mut b).await;
+        let _ = r.next(Duration::from_secs(5)).await;
+    }
+    let path = format!("/admin/clients/{client_id}/deliveries");
+    let mut all = Vec::new();
+    for _ in 0..100 {
+        all = admin(&s, Method::GET, &path, None).await.json()["deliveries"].as_array().cloned().unwrap_or_default();
+        if all.len() == 5 && all.iter().all(|d| d["status"] != "pending") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(all.len(), 5);
+    // Two at a time, following `next`, gives the whole list in order.
+    let mut paged = Vec::new();
+    let mut next: Option<String> = None;
+    for _ in 0..5 {
+        let q = next.as_ref().map(|n| format!("&before={}", enc(n))).unwrap_or_default();
+        let page = admin(&s, Method::GET, &format!("{path}?limit=2{q}"), None).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        paged.extend(page.json()["deliveries"].as_array().cloned().unwrap_or_default());
+        next = page.json()["next"].as_str().map(str::to_owned);
+        if next.is_none() {
+            break;
+        }
+    }
+    assert_eq!(paged, all, "pages follow one another without a gap or a repeat");
+    let failed = admin(&s, Method::GET, &format!("{path}?status=failed"), None).await.json();
+    let failed = failed["deliveries"].as_array().cloned().unwrap_or_default();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["last_status_code"], 400);
+    let delivered = admin(&s, Method::GET, &format!("{path}?status=delivered&limit=200"), None).await.json();
+    assert_eq!(delivered["deliveries"].as_array().map(Vec::len), Some(4));
+    assert!(delivered["next"].is_null());
+    for bad in ["?limit=0", "?limit=201", "?limit=x", "?status=lost", "?before=zzz", "?colour=red"] {
+        let res = admin(&s, Method::GET, &format!("{path}{bad}"), None).await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{bad}: {}", res.text);
+    }
+}
+
+#[tokio::test]
+async fn a_password_change_announces_every_session_id_that_died_including_the_rotated_one() {
+    let s = server().await;
+    let mut r = receiver().await;
+    let bc = json!({"name": "bc", "backchannel_logout_uri": format!("{}/bc", r.base)});
+    let client_id =
+        admin(&s, Method::POST, "/admin/clients", Some(bc)).await.json()["client_id"].as_str().expect("id").to_owned();
+    let mut here = s.signed_in("rekey@example.com").await;
+    let mut there = s.browser();
+    there.login("rekey@example.com", PASSWORD).await;
+    let sid = |v: Value| v["session"]["id"].as_str().expect("sid").to_owned();
+    let (here_old, there_sid) = (sid(here.get_json("/auth/session").await.json()), sid(there.get_json("/auth/session").await.json()));
+    let res = here
+        .post_json("/auth/password", &json!({"current_password": PASSWORD, "new_password": "an entirely new passphrase"}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let here_new = sid(here.get_json("/auth/session").await.json());
+    assert_ne!(here_new, here_old, "the current session moved to a new id");
+    let mut announced = Vec::new();
+    for _ in 0..2 {
+        let got = r.next(Duration::from_secs(5)).await;
+        let (_, claims) = logout_token(&s, &got).await;
+        assert_eq!(claims["aud"], client_id.as_str());
+        announced.push(claims["sid"].as_str().expect("sid").to_owned());
+    }
+    announced.sort();
+    let mut expected = vec![here_old, there_sid];
+    expected.sort();
+    assert_eq!(announced, expected, "the other session and the old id of this one");
+    assert!(r.nothing_for(Duration::from_millis(800)).await, "the live new id is not announced");
+    assert_eq!(here.session_status().await, StatusCode::OK);
+    all_delivered(&s, &client_id, 2).await;
 }
