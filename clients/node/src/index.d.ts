@@ -39,3 +39,58 @@ export interface Verifier {
 
 export function createVerifier(options: VerifierOptions): Promise<Verifier>;
 export function parseFrames(buf: string): [Array<{ id?: string; data?: string; comment?: string }>, string];
+
+/** Why a notification was refused: "invalid" (answered 400) or "unavailable" (answered 503). */
+export class ReceiveError extends Error {
+  code: 'invalid' | 'unavailable';
+}
+
+export interface WebhookEvent {
+  type: 'session.ended' | 'user.token_version' | 'token.revoked';
+  timestamp: string;
+  data: Record<string, unknown>;
+}
+
+/** Checks a Standard Webhooks signature (any of `secrets`) over the raw body; the payload. */
+export function verifyWebhook(
+  secrets: string | string[],
+  headers: Record<string, string | string[] | undefined> | Headers,
+  body: string | Uint8Array,
+  options?: { toleranceSec?: number; now?: number },
+): WebhookEvent;
+
+export interface LogoutTokenOptions {
+  /** signoff's base URL (the JWKS is read from it). */
+  url: string;
+  /** Expected `iss` (default: `url`). */
+  issuer?: string;
+  /** Your client id: the logout token's `aud`. */
+  clientId: string;
+  leewaySec?: number;
+  jwksCooldownMs?: number;
+}
+
+export interface LogoutTokenClaims extends JWTPayload {
+  sub: string;
+  sid: string;
+  jti: string;
+  events: Record<string, object>;
+}
+
+export function createLogoutTokenVerifier(options: LogoutTokenOptions): (token: string) => Promise<LogoutTokenClaims>;
+
+type Handler = (req: any, res: any) => Promise<void>;
+
+export function logoutReceiver(
+  options: LogoutTokenOptions & {
+    onLogout: (logout: { sub: string; sid: string; jti: string; claims: LogoutTokenClaims }) => unknown;
+  },
+): Handler;
+
+export function webhookReceiver(options: {
+  secret?: string;
+  /** Several during a rotation. */
+  secrets?: string[];
+  onEvent: (event: WebhookEvent, meta: { id: string }) => unknown;
+  toleranceSec?: number;
+}): Handler;

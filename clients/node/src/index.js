@@ -303,3 +303,5 @@ export async function createVerifier(options) {
     },
   };
 }
+
+export { ReceiveError, createLogoutTokenVerifier, logoutReceiver, verifyWebhook, webhookReceiver } from './receive.js';

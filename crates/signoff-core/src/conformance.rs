@@ -409,17 +409,19 @@ async fn the_outbox_is_claimed_once_and_recorded(store: Arc<dyn Store>) {
     assert_eq!(deliveries.len(), 2);
     t.enqueue_deliveries(&deliveries).await.expect("enqueue");
     t.commit().await.expect("commit");
-    let claimed = store.claim_deliveries(t0(), t0() + Duration::seconds(60), 10).await.expect("claim");
+    let claimed = store.claim_deliveries(t0(), t0() + Duration::seconds(60), 10, 10).await.expect("claim");
     assert_eq!(claimed.len(), 2);
     assert!(claimed.iter().all(|d| d.claim.is_some()), "claimed under a token");
     let unclaimed = |d: &crate::outbox::Delivery| crate::outbox::Delivery { claim: None, ..d.clone() };
     assert!(claimed.iter().all(|d| deliveries.contains(&unclaimed(d))), "every field round-trips");
     assert!(
-        store.claim_deliveries(t0(), t0() + Duration::seconds(60), 10).await.expect("claim").is_empty(),
+        store.claim_deliveries(t0(), t0() + Duration::seconds(60), 10, 10).await.expect("claim").is_empty(),
         "claimed once"
     );
-    let later =
-        store.claim_deliveries(t0() + Duration::seconds(61), t0() + Duration::seconds(121), 10).await.expect("claim");
+    let later = store
+        .claim_deliveries(t0() + Duration::seconds(61), t0() + Duration::seconds(121), 10, 10)
+        .await
+        .expect("claim");
     assert_eq!(later.len(), 2, "a claim that ran out is taken over");
     let mut stale = claimed[0].clone();
     stale.status = DeliveryStatus::Delivered;
@@ -435,7 +437,7 @@ async fn the_outbox_is_claimed_once_and_recorded(store: Arc<dyn Store>) {
     assert!(store.record_delivery(&retry).await.expect("record"));
     assert!(
         store
-            .claim_deliveries(t0() + Duration::seconds(200), t0() + Duration::seconds(260), 10)
+            .claim_deliveries(t0() + Duration::seconds(200), t0() + Duration::seconds(260), 10, 10)
             .await
             .expect("claim")
             .is_empty(),
@@ -446,18 +448,18 @@ async fn the_outbox_is_claimed_once_and_recorded(store: Arc<dyn Store>) {
     let listed = store.client_deliveries(&c.id, &page(None, None, 10)).await.expect("list");
     assert_eq!(listed.len(), 2);
     let first = store.client_deliveries(&c.id, &page(None, None, 1)).await.expect("list");
-    let rest = store
-        .client_deliveries(&c.id, &page(None, parse_cursor(&first[0].cursor()), 10))
-        .await
-        .expect("list");
+    let rest = store.client_deliveries(&c.id, &page(None, parse_cursor(&first[0].cursor()), 10)).await.expect("list");
     assert_eq!([first, rest].concat(), listed, "a cursor continues where a page ended");
-    let failed_only = store.client_deliveries(&c.id, &page(Some(DeliveryStatus::Failed), None, 10)).await.expect("list");
+    let failed_only =
+        store.client_deliveries(&c.id, &page(Some(DeliveryStatus::Failed), None, 10)).await.expect("list");
     assert_eq!(failed_only.iter().map(|d| &d.id).collect::<Vec<_>>(), vec![&failed.id], "filtered by status");
     assert!(store.retry_delivery(&c.id, &failed.id, t0() + Duration::seconds(300)).await.expect("retry"));
     assert!(!store.retry_delivery(&c.id, &failed.id, t0()).await.expect("retry"), "only a failed one");
     assert!(!store.retry_delivery(&quiet.id, &retry.id, t0()).await.expect("retry"), "only the client's own");
-    let mut delivered =
-        store.claim_deliveries(t0() + Duration::seconds(400), t0() + Duration::seconds(460), 10).await.expect("claim");
+    let mut delivered = store
+        .claim_deliveries(t0() + Duration::seconds(400), t0() + Duration::seconds(460), 10, 10)
+        .await
+        .expect("claim");
     assert_eq!(delivered.len(), 1, "the retried one");
     delivered[0].status = DeliveryStatus::Delivered;
     assert!(store.record_delivery(&delivered[0]).await.expect("record"));
@@ -482,7 +484,8 @@ async fn the_outbox_is_claimed_once_and_recorded(store: Arc<dyn Store>) {
     let many: Vec<Notice> = (0..700)
         .map(|i| Notice::SessionEnded { user_id: "u".into(), session_id: format!("s{i}"), reason: "logout".into() })
         .collect();
-    let recipients = vec![c.clone(), NewClient::generate("d".into(), Some("https://d.example/bc".into()), None, t0()).client];
+    let recipients =
+        vec![c.clone(), NewClient::generate("d".into(), Some("https://d.example/bc".into()), None, t0()).client];
     let bulk = deliveries_for(&many, &recipients, t0() + Duration::days(30));
     assert_eq!(bulk.len(), 700 * 3);
     let mut t = tx(&store).await;
@@ -491,6 +494,24 @@ async fn the_outbox_is_claimed_once_and_recorded(store: Arc<dyn Store>) {
     let listed = store.client_deliveries(&c.id, &page(Some(DeliveryStatus::Pending), None, 5000)).await.expect("list");
     let written = listed.iter().filter(|d| d.created_at == t0() + Duration::days(30)).count();
     assert_eq!(written, 1400, "every row written");
+
+    // A claim takes at most `per_endpoint` per URL, so the one other endpoint is not crowded out.
+    let at = t0() + Duration::days(31);
+    let fair = store.claim_deliveries(at, at + Duration::seconds(60), 100, 3).await.expect("claim");
+    let to = |url: &str| fair.iter().filter(|d| d.url == url).count();
+    assert_eq!((to("https://a.example/bc"), to("https://d.example/bc")), (3, 3), "three per endpoint");
+    assert!(fair.iter().all(|d| d.claim == fair[0].claim), "one claim token per claim");
+    // Given back, they are claimable again at once; a release under another claim does nothing.
+    let back: Vec<String> = fair.iter().take(2).map(|d| d.id.clone()).collect();
+    store.release_deliveries("someone-else", &back).await.expect("release");
+    store.release_deliveries(fair[0].claim.as_deref().expect("claim"), &back).await.expect("release");
+    let again = store.claim_deliveries(at, at + Duration::seconds(60), 5000, 5000).await.expect("claim");
+    let mut ids: Vec<String> = again.iter().filter(|d| back.contains(&d.id)).map(|d| d.id.clone()).collect();
+    ids.sort();
+    let mut expected = back.clone();
+    expected.sort();
+    assert_eq!(ids, expected, "released ones are claimed again");
+    assert!(again.iter().all(|d| !fair[2..].iter().any(|f| f.id == d.id)), "the others stay claimed");
 }
 
 async fn an_uncommitted_transaction_leaves_nothing(store: Arc<dyn Store>) {

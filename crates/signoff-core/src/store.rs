@@ -203,14 +203,20 @@ pub trait Store: Send + Sync + 'static {
     /// Every registered client, oldest first.
     async fn clients(&self) -> Result<Vec<RegisteredClient>, StoreError>;
 
-    /// Claims up to `limit` pending deliveries due by `now` that no worker holds, for this
-    /// worker until `until` (rows another transaction holds are skipped).
+    /// Claims up to `limit` pending deliveries due by `now` that no worker holds, at most
+    /// `per_endpoint` of them to one URL (so a backlog at one endpoint never crowds out the
+    /// others), for this worker until `until` (rows another transaction holds are skipped).
+    /// Every delivery of one claim carries the same claim token.
     async fn claim_deliveries(
         &self,
         now: OffsetDateTime,
         until: OffsetDateTime,
         limit: u32,
+        per_endpoint: u32,
     ) -> Result<Vec<Delivery>, StoreError>;
+    /// Gives back deliveries of claim `claim` this worker will not send after all (they are due
+    /// again at once, for any worker).
+    async fn release_deliveries(&self, claim: &str, ids: &[String]) -> Result<(), StoreError>;
     /// Records an attempt's outcome and releases the claim, if the delivery is still pending
     /// under the claim it was read with (`false` otherwise: another worker took it over, or an
     /// admin or a `410` changed it meanwhile).

@@ -333,22 +333,47 @@ impl Store for PgStore {
         now: OffsetDateTime,
         until: OffsetDateTime,
         limit: u32,
+        per_endpoint: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
+        // The pending URLs one by one off the index (a loose index scan), then the oldest due
+        // few of each that no other transaction holds (SKIP LOCKED): a backlog at one URL never
+        // hides the others' deliveries.
         let rows = sqlx::query(
-            "UPDATE deliveries SET claimed_until = $1, claim_token = $5 WHERE id IN (\
-               SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $2 \
-               AND (claimed_until IS NULL OR claimed_until < $3) ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
-             RETURNING id, client_id, kind, event, url, payload, status, attempts, last_status_code, next_attempt_at, created_at, claim_token",
+            "WITH RECURSIVE urls(url) AS (\
+               (SELECT url FROM deliveries WHERE status = 'pending' ORDER BY url LIMIT 1) \
+               UNION ALL \
+               SELECT (SELECT d.url FROM deliveries d WHERE d.status = 'pending' AND d.url > urls.url ORDER BY d.url LIMIT 1) \
+               FROM urls WHERE urls.url IS NOT NULL), \
+             pick AS (SELECT c.id FROM urls CROSS JOIN LATERAL (\
+               SELECT id, next_attempt_at FROM deliveries WHERE status = 'pending' AND url = urls.url \
+               AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until < $2) \
+               ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) c \
+               ORDER BY c.next_attempt_at LIMIT $4) \
+             UPDATE deliveries d SET claimed_until = $1, claim_token = $5 FROM pick WHERE d.id = pick.id \
+             RETURNING d.id, d.client_id, d.kind, d.event, d.url, d.payload, d.status, d.attempts, d.last_status_code, \
+             d.next_attempt_at, d.created_at, d.claim_token",
         )
         .bind(ms(until))
         .bind(ms(now))
-        .bind(ms(now))
+        .bind(i64::from(per_endpoint))
         .bind(i64::from(limit))
         .bind(signoff_core::secret::random_id())
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
         rows.iter().map(delivery_from).collect()
+    }
+
+    async fn release_deliveries(&self, claim: &str, ids: &[String]) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deliveries SET claimed_until = NULL, claim_token = NULL WHERE claim_token = $1 AND id = ANY($2)",
+        )
+        .bind(claim)
+        .bind(ids)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
     }
 
     async fn record_delivery(&self, d: &Delivery) -> Result<bool, StoreError> {

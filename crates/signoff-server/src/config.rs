@@ -136,6 +136,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "open /revocations/stream streams and waiting /revocations long-polls per registered client; more are refused with 429",
     ),
     ("max_feed_waits", "256", "open revocation-feed streams and waiting long-polls in all"),
+    (
+        "delivery_claim_seconds",
+        "60",
+        "how long a node holds the logout notifications it took to send (at least 20); one it died holding is sent by another node after this",
+    ),
     ("max_body_bytes", "65536", "largest request body accepted"),
     ("log_format", "text", "text or json"),
     ("log_level", "info", "error, warn, info, debug or trace"),
@@ -322,6 +327,8 @@ pub struct Config {
     pub allow_private_callbacks: bool,
     pub max_feed_waits_per_client: usize,
     pub max_feed_waits: usize,
+    /// How long a node's outbox worker holds what it claimed (another node takes over after).
+    pub delivery_claim: std::time::Duration,
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
     pub log_level: String,
@@ -482,6 +489,9 @@ impl Config {
             allow_private_callbacks: parse_bool("allow_private_callbacks", get("allow_private_callbacks"))?,
             max_feed_waits_per_client: positive::<usize>("max_feed_waits_per_client", &get)?,
             max_feed_waits: positive::<usize>("max_feed_waits", &get)?,
+            delivery_claim: seconds("delivery_claim_seconds", get("delivery_claim_seconds"), 20)?
+                .try_into()
+                .map_err(|_| invalid("delivery_claim_seconds", "out of range"))?,
             max_body_bytes: number("max_body_bytes", get("max_body_bytes"))?,
             log_format: match get("log_format") {
                 "text" => LogFormat::Text,

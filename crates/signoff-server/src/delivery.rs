@@ -1,7 +1,7 @@
 //! The outbox worker: sends logout notifications (OIDC back-channel logout, Standard Webhooks)
 //! to registered clients, away from every request.
 //!
-//! It claims due deliveries (each for a minute, so on several nodes each is sent by one node,
+//! It claims due deliveries (each for `delivery_claim_seconds`, so on several nodes each is sent by one node,
 //! and one a dead node had claimed is taken over) and hands them to one queue per endpoint:
 //! endpoints are served in parallel, each endpoint's deliveries one at a time, each with a
 //! timeout, so a slow receiver holds only its own queue. It records each outcome; the authority
@@ -27,12 +27,13 @@ const CLAIM: u32 = 64;
 const PARALLEL: usize = 16;
 /// How long a receiver has to answer.
 const TIMEOUT: Duration = Duration::from_secs(10);
-/// Deliveries waiting for one endpoint; more are left claimed and taken up again once the
-/// claim runs out (so a slow endpoint cannot hold more than this many).
+/// Deliveries waiting for one endpoint, and the most claimed for one at a time (a backlog at
+/// one endpoint never crowds out the others); what a full queue cannot take is given back.
 const QUEUE_PER_ENDPOINT: usize = 4;
-/// A delivery is sent only this soon after it was claimed (the claim lasts 60 s; past this, it
-/// is left for the next claim rather than risk two nodes sending it at once).
-const SEND_WITHIN: Duration = Duration::from_secs(45);
+/// Time kept in hand at the end of a claim: a delivery is sent only while its claim has at least
+/// the timeout and this left (past that it is left for the next claim rather than risk two
+/// nodes sending it at once). The claim is `delivery_claim_seconds`, at least 20 s.
+const CLAIM_MARGIN: Duration = Duration::from_secs(5);
 
 /// One endpoint's queue, drained by its own task in order.
 struct Lane {
@@ -44,28 +45,43 @@ struct Lane {
 pub async fn run(state: AppState) {
     let parallel = Arc::new(Semaphore::new(PARALLEL));
     let mut lanes: HashMap<String, Lane> = HashMap::new();
+    let hold = state.config().delivery_claim;
+    let send_within = hold.saturating_sub(TIMEOUT + CLAIM_MARGIN);
+    let claim_for = time::Duration::try_from(hold).unwrap_or(time::Duration::MINUTE);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let claimed = match state.authority().claim_deliveries(CLAIM).await {
+        let claimed = match state.authority().claim_deliveries(CLAIM, QUEUE_PER_ENDPOINT as u32, claim_for).await {
             Ok(claimed) => claimed,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot claim deliveries; retrying");
                 Vec::new()
             }
         };
-        let full = claimed.len() == CLAIM as usize;
+        let mut full = claimed.len() == CLAIM as usize;
         let now = Instant::now();
         // Idle endpoints' tasks end (their queue is dropped).
         lanes.retain(|_, lane| lane.queued.load(Ordering::Relaxed) > 0);
+        let mut unsent: Vec<Delivery> = Vec::new();
         for d in claimed {
-            let lane = lanes.entry(d.url.clone()).or_insert_with(|| lane(&state, &parallel));
+            let lane = lanes.entry(d.url.clone()).or_insert_with(|| lane(&state, &parallel, send_within));
             if lane.queued.load(Ordering::Relaxed) >= QUEUE_PER_ENDPOINT {
+                unsent.push(d);
                 continue;
             }
             lane.queued.fetch_add(1, Ordering::Relaxed);
-            if lane.queue.try_send((d, now)).is_err() {
+            if let Err(e) = lane.queue.try_send((d, now)) {
                 lane.queued.fetch_sub(1, Ordering::Relaxed);
+                unsent.push(e.into_inner().0);
+            }
+        }
+        // What a full queue cannot take is given back at once (not held until the claim runs
+        // out), and the next round waits for the tick rather than claiming it straight back.
+        if let Some(claim) = unsent.first().and_then(|d| d.claim.clone()) {
+            full = false;
+            let ids: Vec<String> = unsent.into_iter().map(|d| d.id).collect();
+            if let Err(e) = state.authority().release_deliveries(&claim, &ids).await {
+                tracing::warn!(error = %e, "cannot give back deliveries; they are taken up once their claim runs out");
             }
         }
         if !full {
@@ -78,14 +94,14 @@ pub async fn run(state: AppState) {
 }
 
 /// Starts the task that sends one endpoint's deliveries one after the other.
-fn lane(state: &AppState, parallel: &Arc<Semaphore>) -> Lane {
+fn lane(state: &AppState, parallel: &Arc<Semaphore>, send_within: Duration) -> Lane {
     let (queue, mut next) = mpsc::channel::<(Delivery, Instant)>(QUEUE_PER_ENDPOINT);
     let queued = Arc::new(AtomicUsize::new(0));
     let (state, parallel, count) = (state.clone(), parallel.clone(), queued.clone());
     tokio::spawn(async move {
         while let Some((d, claimed)) = next.recv().await {
             if let Ok(_slot) = parallel.clone().acquire_owned().await
-                && claimed.elapsed() < SEND_WITHIN
+                && claimed.elapsed() < send_within
             {
                 let attempt = send(&state, &d).await;
                 if let Err(e) = state.authority().finish_delivery(d, attempt).await {

@@ -111,9 +111,7 @@ pub fn flex_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error
         None => Ok(None),
         Some(N::Num(n)) => Ok(Some(n)),
         Some(N::Str(s)) if s.trim().is_empty() => Ok(None),
-        Some(N::Str(s)) => {
-            s.trim().parse().map(Some).map_err(|_| serde::de::Error::custom("expected a whole number"))
-        }
+        Some(N::Str(s)) => s.trim().parse().map(Some).map_err(|_| serde::de::Error::custom("expected a whole number")),
     }
 }
 

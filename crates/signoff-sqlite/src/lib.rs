@@ -294,22 +294,47 @@ impl Store for SqliteStore {
         now: OffsetDateTime,
         until: OffsetDateTime,
         limit: u32,
+        per_endpoint: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
+        // The pending URLs one by one off the index (a loose index scan), then the oldest due
+        // few of each: a backlog at one URL never hides the others' deliveries.
         let rows = sqlx::query(
-            "UPDATE deliveries SET claimed_until = ?, claim_token = ? WHERE id IN (\
-               SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? \
-               AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY next_attempt_at LIMIT ?) \
+            "UPDATE deliveries SET claimed_until = ?1, claim_token = ?2 WHERE id IN (\
+               WITH RECURSIVE urls(url) AS (\
+                 SELECT min(url) FROM deliveries WHERE status = 'pending' \
+                 UNION ALL \
+                 SELECT (SELECT min(url) FROM deliveries WHERE status = 'pending' AND url > urls.url) FROM urls \
+                 WHERE urls.url IS NOT NULL) \
+               SELECT d.id FROM urls JOIN deliveries d ON d.id IN (\
+                 SELECT id FROM deliveries WHERE status = 'pending' AND url = urls.url AND next_attempt_at <= ?3 \
+                 AND (claimed_until IS NULL OR claimed_until < ?3) ORDER BY next_attempt_at LIMIT ?4) \
+               ORDER BY d.next_attempt_at LIMIT ?5) \
              RETURNING id, client_id, kind, event, url, payload, status, attempts, last_status_code, next_attempt_at, created_at, claim_token",
         )
         .bind(ms(until))
         .bind(signoff_core::secret::random_id())
         .bind(ms(now))
-        .bind(ms(now))
+        .bind(i64::from(per_endpoint))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
         rows.iter().map(delivery_from).collect()
+    }
+
+    async fn release_deliveries(&self, claim: &str, ids: &[String]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        for id in ids {
+            sqlx::query(
+                "UPDATE deliveries SET claimed_until = NULL, claim_token = NULL WHERE id = ? AND claim_token = ?",
+            )
+            .bind(id)
+            .bind(claim)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
     }
 
     async fn record_delivery(&self, d: &Delivery) -> Result<bool, StoreError> {

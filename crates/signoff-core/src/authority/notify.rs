@@ -9,9 +9,6 @@ use crate::clients::{MAX_CLIENT_ID_LEN, RegisteredClient, webhook_secret};
 use crate::error::CoreError;
 use crate::outbox::{Attempt, Delivery, DeliveryPage, DeliveryStatus, GIVE_UP_AFTER, retry_delay};
 
-/// How long a worker holds the deliveries it claimed (another node's worker takes them over
-/// after that: a node that died mid-delivery leaves them to the others).
-const CLAIM: Duration = Duration::seconds(60);
 /// A `Retry-After` longer than this is taken as this.
 const MAX_RETRY_AFTER: Duration = Duration::hours(6);
 
@@ -34,10 +31,21 @@ impl Authority {
         self.outbox_ready.notified().await;
     }
 
-    /// Claims up to `limit` due deliveries for this worker.
-    pub async fn claim_deliveries(&self, limit: u32) -> Result<Vec<Delivery>, CoreError> {
+    /// Claims up to `limit` due deliveries for this worker, for `hold` (another node's worker
+    /// takes them over after that: a node that died mid-delivery leaves them to the others).
+    pub async fn claim_deliveries(
+        &self,
+        limit: u32,
+        per_endpoint: u32,
+        hold: Duration,
+    ) -> Result<Vec<Delivery>, CoreError> {
         let now = self.now();
-        Ok(self.store.claim_deliveries(now, now + CLAIM, limit).await?)
+        Ok(self.store.claim_deliveries(now, now + hold, limit, per_endpoint).await?)
+    }
+
+    /// Gives back claimed deliveries this worker will not send (its queue for them is full).
+    pub async fn release_deliveries(&self, claim: &str, ids: &[String]) -> Result<(), CoreError> {
+        Ok(self.store.release_deliveries(claim, ids).await?)
     }
 
     /// The client a delivery is for, if it is still registered.
@@ -114,7 +122,11 @@ impl Authority {
     }
 
     /// A page of a client's deliveries, newest first (`None` for an unknown client).
-    pub async fn client_deliveries(&self, client: &str, page: &DeliveryPage) -> Result<Option<Vec<Delivery>>, CoreError> {
+    pub async fn client_deliveries(
+        &self,
+        client: &str,
+        page: &DeliveryPage,
+    ) -> Result<Option<Vec<Delivery>>, CoreError> {
         if client.len() > MAX_CLIENT_ID_LEN || self.store.client_by_id(client).await?.is_none() {
             return Ok(None);
         }

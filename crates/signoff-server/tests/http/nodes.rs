@@ -222,8 +222,12 @@ impl Store for DeniedWhileLoading {
         now: OffsetDateTime,
         until: OffsetDateTime,
         limit: u32,
+        per_endpoint: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
-        self.inner.claim_deliveries(now, until, limit).await
+        self.inner.claim_deliveries(now, until, limit, per_endpoint).await
+    }
+    async fn release_deliveries(&self, claim: &str, ids: &[String]) -> Result<(), StoreError> {
+        self.inner.release_deliveries(claim, ids).await
     }
     async fn record_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError> {
         self.inner.record_delivery(delivery).await

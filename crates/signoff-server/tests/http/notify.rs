@@ -527,7 +527,8 @@ async fn a_rotated_webhook_secret_signs_with_both_until_the_overlap_ends() {
     let unknown = admin(&s, Method::POST, "/admin/clients/nobody/webhook-secret", Some(json!({}))).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     let bc = json!({"name": "bc only", "backchannel_logout_uri": format!("{}/bc", r.base)});
-    let bc_id = admin(&s, Method::POST, "/admin/clients", Some(bc)).await.json()["client_id"].as_str().expect("id").to_owned();
+    let bc_id =
+        admin(&s, Method::POST, "/admin/clients", Some(bc)).await.json()["client_id"].as_str().expect("id").to_owned();
     let res = admin(&s, Method::POST, &format!("/admin/clients/{bc_id}/webhook-secret"), Some(json!({}))).await;
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text);
     let mut anonymous = s.browser();
@@ -598,9 +599,13 @@ async fn a_password_change_announces_every_session_id_that_died_including_the_ro
     let mut there = s.browser();
     there.login("rekey@example.com", PASSWORD).await;
     let sid = |v: Value| v["session"]["id"].as_str().expect("sid").to_owned();
-    let (here_old, there_sid) = (sid(here.get_json("/auth/session").await.json()), sid(there.get_json("/auth/session").await.json()));
+    let (here_old, there_sid) =
+        (sid(here.get_json("/auth/session").await.json()), sid(there.get_json("/auth/session").await.json()));
     let res = here
-        .post_json("/auth/password", &json!({"current_password": PASSWORD, "new_password": "an entirely new passphrase"}))
+        .post_json(
+            "/auth/password",
+            &json!({"current_password": PASSWORD, "new_password": "an entirely new passphrase"}),
+        )
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     let here_new = sid(here.get_json("/auth/session").await.json());

@@ -131,7 +131,8 @@ async fn openapi_describes_every_route_of_the_contract() {
     .await;
     let mut b = admin.browser();
     for (path, ops) in paths {
-        let concrete = path.split('/').map(|seg| if seg.starts_with('{') { "x" } else { seg }).collect::<Vec<_>>().join("/");
+        let concrete =
+            path.split('/').map(|seg| if seg.starts_with('{') { "x" } else { seg }).collect::<Vec<_>>().join("/");
         for (method, op) in ops.as_object().expect("operations") {
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
             let res = b.send(b.bare(m, &concrete)).await;

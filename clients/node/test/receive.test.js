@@ -1,0 +1,213 @@
+// The receivers of logout notifications against a real signoff: back-channel logout tokens and
+// webhooks it sends to an Express app on loopback, the webhook signatures checked by this
+// package and by the Standard Webhooks reference package (npm `standardwebhooks`).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import express from 'express';
+import { Webhook } from 'standardwebhooks';
+import { ReceiveError, createLogoutTokenVerifier, logoutReceiver, verifyWebhook, webhookReceiver } from '../src/index.js';
+import { ADMIN, PASSWORD, closers, sleep, startSignoff } from './signoff.js';
+
+const claimsOf = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
+
+// Polls `check` until it returns something truthy, for at most `ms`.
+async function until(check, ms, what) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const got = await check();
+    if (got) return got;
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+// signoff, an app receiving at /bc and /hook (handlers set once the client exists), a client
+// registered with both, and a user with a token.
+async function setup(email) {
+  const s = await startSignoff({ SIGNOFF_ALLOW_PRIVATE_CALLBACKS: 'true' });
+  const got = { logoutTokens: [], webhooks: [] };
+  const handlers = {};
+  const app = express();
+  app.post('/bc', express.urlencoded({ extended: false }), (req, res) => {
+    got.logoutTokens.push(req.body.logout_token);
+    return handlers.bc(req, res);
+  });
+  app.post('/hook', express.raw({ type: '*/*' }), (req, res) => {
+    got.webhooks.push({ headers: { ...req.headers }, body: req.body.toString('utf8') });
+    return handlers.hook(req, res);
+  });
+  const server = await new Promise((resolve) => {
+    const srv = app.listen(0, '127.0.0.1', () => resolve(srv));
+  });
+  closers.push(() => new Promise((r) => server.close(r)));
+  const appBase = `http://127.0.0.1:${server.address().port}`;
+  const r = await s.post(
+    '/admin/clients',
+    { name: 'node app', backchannel_logout_uri: `${appBase}/bc`, webhook_url: `${appBase}/hook` },
+    ADMIN,
+  );
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  const client = r.body;
+  assert.equal((await s.post('/auth/register', { email, password: PASSWORD })).status, 201);
+  return { s, got, handlers, client, appBase };
+}
+
+async function signIn(s, email) {
+  const r = await s.post('/auth/token', { grant_type: 'password', email, password: PASSWORD });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return r.body.access_token;
+}
+
+async function bearerLogout(s, token) {
+  const r = await s.post('/auth/logout', {}, token);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+}
+
+async function deliveries(s, clientId) {
+  const res = await fetch(`${s.base}/admin/clients/${clientId}/deliveries`, { headers: { authorization: `Bearer ${ADMIN}` } });
+  return (await res.json()).deliveries;
+}
+
+test('a logout reaches the app: the logout token verified, the webhook checked here and by standardwebhooks', async () => {
+  const { s, got, handlers, client } = await setup('recv@example.com');
+  const logouts = [];
+  const events = [];
+  handlers.bc = logoutReceiver({ url: s.base, clientId: client.client_id, onLogout: (l) => logouts.push(l) });
+  handlers.hook = webhookReceiver({ secret: client.webhook_secret, onEvent: (e, meta) => events.push({ e, meta }) });
+  const token = await signIn(s, 'recv@example.com');
+  const { sub, sid } = claimsOf(token);
+  await bearerLogout(s, token);
+
+  await until(() => logouts.length === 1 && events.some((x) => x.e.type === 'session.ended'), 10_000, 'both notifications');
+  assert.equal(logouts[0].sid, sid);
+  assert.equal(logouts[0].sub, sub);
+  assert.equal(logouts[0].claims.aud, client.client_id);
+  const ended = events.find((x) => x.e.type === 'session.ended');
+  assert.deepEqual(ended.e.data, { user_id: sub, session_id: sid, reason: 'logout' });
+  assert.match(ended.meta.id, /^msg_/);
+  await until(
+    async () => {
+      const list = await deliveries(s, client.client_id);
+      return list.length >= 2 && list.every((d) => d.status === 'delivered' && d.last_status_code >= 200 && d.last_status_code < 300);
+    },
+    5000,
+    'both recorded as delivered',
+  );
+
+  // The same webhook, checked by the reference package, and refused by both when altered.
+  const hook = got.webhooks.find((w) => JSON.parse(w.body).type === 'session.ended');
+  const reference = new Webhook(client.webhook_secret);
+  assert.deepEqual(reference.verify(hook.body, hook.headers), JSON.parse(hook.body));
+  assert.deepEqual(verifyWebhook(client.webhook_secret, hook.headers, hook.body), JSON.parse(hook.body));
+  const altered = hook.body.replace('logout', 'lagout');
+  assert.throws(() => reference.verify(altered, hook.headers));
+  assert.throws(() => verifyWebhook(client.webhook_secret, hook.headers, altered), ReceiveError);
+  const stranger = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+  assert.throws(() => verifyWebhook(stranger, hook.headers, hook.body), ReceiveError);
+  assert.throws(() => verifyWebhook(client.webhook_secret, { ...hook.headers, 'webhook-id': 'msg_other' }, hook.body), ReceiveError);
+
+  // A message the reference package signs is accepted here; one too old, or unsigned, is not.
+  const payload = JSON.stringify({ type: 'token.revoked', timestamp: new Date().toISOString(), data: { jti: 'j' } });
+  const at = new Date();
+  const headers = {
+    'webhook-id': 'msg_ref',
+    'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+    'webhook-signature': reference.sign('msg_ref', at, payload),
+  };
+  assert.deepEqual(verifyWebhook(client.webhook_secret, headers, payload), JSON.parse(payload));
+  assert.deepEqual(verifyWebhook(client.webhook_secret, headers, Buffer.from(payload)), JSON.parse(payload));
+  const old = new Date(at.getTime() - 10 * 60_000);
+  const stale = { ...headers, 'webhook-timestamp': String(Math.floor(old.getTime() / 1000)), 'webhook-signature': reference.sign('msg_ref', old, payload) };
+  assert.throws(() => verifyWebhook(client.webhook_secret, stale, payload), /tolerance/);
+  assert.throws(() => verifyWebhook(client.webhook_secret, { ...headers, 'webhook-signature': undefined }, payload), /missing/);
+});
+
+test('a repeat is handled once, a token not meant for this app is refused, a failing handler is retried', async () => {
+  const { s, got, handlers, client, appBase } = await setup('repeat@example.com');
+  const logouts = [];
+  let failNext = 0;
+  handlers.bc = logoutReceiver({
+    url: s.base,
+    clientId: client.client_id,
+    onLogout: (l) => {
+      if (failNext > 0) {
+        failNext -= 1;
+        throw new Error('the app store is down');
+      }
+      logouts.push(l);
+    },
+  });
+  handlers.hook = webhookReceiver({ secret: client.webhook_secret, onEvent: () => {} });
+  const token = await signIn(s, 'repeat@example.com');
+  await bearerLogout(s, token);
+  await until(() => logouts.length === 1, 10_000, 'the logout');
+  const logoutToken = got.logoutTokens[0];
+
+  const post = (body, type = 'application/x-www-form-urlencoded') =>
+    fetch(`${appBase}/bc`, { method: 'POST', headers: { 'content-type': type }, body });
+  // The same token again (a delivery repeated after a crash): 200, the handler not run again.
+  assert.equal((await post(`logout_token=${logoutToken}`)).status, 200);
+  assert.equal(logouts.length, 1);
+  // Not a logout token for this app: refused with 400.
+  for (const bad of [`logout_token=${token}`, 'logout_token=garbage', 'logout_token=', 'nothing=here']) {
+    assert.equal((await post(bad)).status, 400, bad);
+  }
+  const forOther = createLogoutTokenVerifier({ url: s.base, clientId: 'another-client' });
+  await assert.rejects(forOther(logoutToken), (e) => e instanceof ReceiveError && e.code === 'invalid');
+  const forUs = createLogoutTokenVerifier({ url: s.base, clientId: client.client_id });
+  assert.equal((await forUs(logoutToken)).jti, claimsOf(logoutToken).jti);
+  const wrongIssuer = createLogoutTokenVerifier({ url: s.base, issuer: 'https://elsewhere.example', clientId: client.client_id });
+  await assert.rejects(wrongIssuer(logoutToken), ReceiveError);
+  assert.equal(logouts.length, 1);
+
+  // The handler fails once: 503, and signoff tries again (within seconds) until it is handled.
+  failNext = 1;
+  const second = await signIn(s, 'repeat@example.com');
+  await bearerLogout(s, second);
+  await until(() => logouts.length === 2, 15_000, 'the retried logout');
+  assert.equal(logouts[1].sid, claimsOf(second).sid);
+  assert.equal(failNext, 0);
+  const list = await until(
+    async () => {
+      const l = await deliveries(s, client.client_id);
+      const bc = l.find((d) => d.kind === 'backchannel_logout' && d.attempts === 2);
+      return bc?.status === 'delivered' ? l : null;
+    },
+    5000,
+    'the retried delivery recorded',
+  );
+  assert.ok(list.some((d) => d.kind === 'backchannel_logout' && d.status === 'delivered' && d.attempts === 2));
+});
+
+test('during a webhook-secret rotation a receiver knowing either secret accepts', async () => {
+  const { s, got, handlers, client } = await setup('rotate@example.com');
+  handlers.bc = logoutReceiver({ url: s.base, clientId: client.client_id, onLogout: () => {} });
+  const oldSecret = client.webhook_secret;
+  const res = await fetch(`${s.base}/admin/clients/${client.client_id}/webhook-secret`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ overlap_seconds: 3600 }),
+  });
+  assert.equal(res.status, 200);
+  const newSecret = (await res.json()).webhook_secret;
+  const seenByOld = [];
+  const seenByNew = [];
+  const onlyOld = webhookReceiver({ secret: oldSecret, onEvent: (e) => seenByOld.push(e) });
+  const onlyNew = webhookReceiver({ secrets: [newSecret], onEvent: (e) => seenByNew.push(e) });
+  handlers.hook = async (req, res) => {
+    // Both receivers judge the same delivery (the raw body is already read by express.raw).
+    const sink = { statusCode: 0, setHeader() {}, end() {} };
+    await onlyOld(req, sink);
+    await onlyNew(req, res);
+  };
+  const token = await signIn(s, 'rotate@example.com');
+  await bearerLogout(s, token);
+  await until(() => seenByNew.some((e) => e.type === 'session.ended'), 10_000, 'the webhook');
+  assert.ok(seenByOld.some((e) => e.type === 'session.ended'), 'the old secret still verifies during the overlap');
+  const hook = got.webhooks.find((w) => JSON.parse(w.body).type === 'session.ended');
+  assert.equal(hook.headers['webhook-signature'].split(' ').length, 2);
+  for (const secret of [oldSecret, newSecret]) {
+    assert.deepEqual(new Webhook(secret).verify(hook.body, hook.headers), JSON.parse(hook.body));
+  }
+});
