@@ -100,13 +100,13 @@ fn lane(state: &AppState, parallel: &Arc<Semaphore>, send_within: Duration) -> L
     let (state, parallel, count) = (state.clone(), parallel.clone(), queued.clone());
     tokio::spawn(async move {
         while let Some((d, claimed)) = next.recv().await {
+            let send_by = claimed + send_within;
             if let Ok(_slot) = parallel.clone().acquire_owned().await
-                && claimed.elapsed() < send_within
+                && Instant::now() < send_by
+                && let Some(attempt) = send(&state, &d, send_by).await
+                && let Err(e) = state.authority().finish_delivery(d, attempt).await
             {
-                let attempt = send(&state, &d).await;
-                if let Err(e) = state.authority().finish_delivery(d, attempt).await {
-                    tracing::warn!(error = %e, "cannot record a delivery attempt; it is claimed again later");
-                }
+                tracing::warn!(error = %e, "cannot record a delivery attempt; it is claimed again later");
             }
             count.fetch_sub(1, Ordering::Relaxed);
         }
@@ -114,23 +114,32 @@ fn lane(state: &AppState, parallel: &Arc<Semaphore>, send_within: Duration) -> L
     Lane { queue, queued }
 }
 
-/// One attempt.
-async fn send(state: &AppState, d: &Delivery) -> Attempt {
+/// One attempt; `None` when it was not made after all because the claim would run out before
+/// the receiver's time to answer (the delivery is left for the next claim).
+async fn send(state: &AppState, d: &Delivery, send_by: Instant) -> Option<Attempt> {
+    let attempt = attempt(state, d, send_by).await;
+    if attempt.is_none() {
+        tracing::info!(delivery = %d.id, "claim too old to send within it; left for the next claim");
+    }
+    attempt
+}
+
+async fn attempt(state: &AppState, d: &Delivery, send_by: Instant) -> Option<Attempt> {
     let authority = state.authority();
     let client = match authority.delivery_client(d).await {
         Ok(Some(client)) => client,
-        Ok(None) => return Attempt::Abandoned,
+        Ok(None) => return Some(Attempt::Abandoned),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read a delivery's client");
-            return Attempt::Retry { status: None, retry_after: None };
+            return Some(Attempt::Retry { status: None, retry_after: None });
         }
     };
     let (url, pinned) = match callback::checked(&d.url, state.config().allow_private_callbacks).await {
         Ok(checked) => checked,
-        Err(callback::CallbackError::Unresolvable) => return Attempt::Retry { status: None, retry_after: None },
+        Err(callback::CallbackError::Unresolvable) => return Some(Attempt::Retry { status: None, retry_after: None }),
         Err(e) => {
             tracing::warn!(delivery = %d.id, url = %redact(&d.url), error = %e, "callback URL refused at delivery");
-            return Attempt::Abandoned;
+            return Some(Attempt::Abandoned);
         }
     };
     // The URL may have been dropped (a 410) or changed since this delivery was written.
@@ -139,7 +148,7 @@ async fn send(state: &AppState, d: &Delivery) -> Attempt {
         DeliveryKind::BackchannelLogout => client.backchannel_logout_uri.as_deref(),
     };
     if current != Some(d.url.as_str()) {
-        return Attempt::Abandoned;
+        return Some(Attempt::Abandoned);
     }
     let mut http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(TIMEOUT);
     if let Some(host) = url.host_str()
@@ -147,7 +156,7 @@ async fn send(state: &AppState, d: &Delivery) -> Attempt {
     {
         http = http.resolve_to_addrs(host, &pinned);
     }
-    let Ok(http) = http.build() else { return Attempt::Retry { status: None, retry_after: None } };
+    let Ok(http) = http.build() else { return Some(Attempt::Retry { status: None, retry_after: None }) };
     let request = match d.kind {
         DeliveryKind::Webhook => {
             let now = authority.now();
@@ -159,7 +168,7 @@ async fn send(state: &AppState, d: &Delivery) -> Attempt {
                 .map(|secret| sign_webhook(secret, &d.id, timestamp, &d.payload))
                 .collect();
             let Some(signature) = signatures.filter(|s| !s.is_empty()).map(|s| s.join(" ")) else {
-                return Attempt::Abandoned;
+                return Some(Attempt::Abandoned);
             };
             http.post(url)
                 .header("content-type", "application/json")
@@ -171,10 +180,10 @@ async fn send(state: &AppState, d: &Delivery) -> Attempt {
         DeliveryKind::BackchannelLogout => {
             let ids: serde_json::Value = serde_json::from_str(&d.payload).unwrap_or_default();
             let (Some(sub), Some(sid)) = (ids["sub"].as_str(), ids["sid"].as_str()) else {
-                return Attempt::Abandoned;
+                return Some(Attempt::Abandoned);
             };
             let Some(token) = authority.logout_token(&client.id, sub, sid, &d.id) else {
-                return Attempt::Retry { status: None, retry_after: None };
+                return Some(Attempt::Retry { status: None, retry_after: None });
             };
             let body = format!("logout_token={token}");
             http.post(url)
@@ -183,7 +192,11 @@ async fn send(state: &AppState, d: &Delivery) -> Attempt {
                 .body(body)
         }
     };
-    match request.send().await {
+    // Checked again here: the lookups above may have taken a while.
+    if Instant::now() >= send_by {
+        return None;
+    }
+    Some(match request.send().await {
         Ok(res) => {
             let retry_after = res
                 .headers()
@@ -206,7 +219,7 @@ async fn send(state: &AppState, d: &Delivery) -> Attempt {
             tracing::info!(delivery = %d.id, client_id = %d.client_id, why, "delivery not answered; retrying later");
             Attempt::Retry { status: None, retry_after: None }
         }
-    }
+    })
 }
 
 /// A URL for the logs: its query (which may carry a token) left out.

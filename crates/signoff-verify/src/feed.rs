@@ -265,6 +265,20 @@ pub(crate) async fn follow(shared: Weak<Shared>) {
     }
 }
 
+/// `application/x-www-form-urlencoded` encoding of one value (every byte but the unreserved
+/// ones as `%XX`).
+fn form_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// One connection; whether it reached `: current`.
 async fn stream_once(shared: &Weak<Shared>) -> bool {
     let request = {
@@ -273,7 +287,8 @@ async fn stream_once(shared: &Weak<Shared>) -> bool {
         let mut rb = s
             .http
             .get(format!("{}/revocations/stream", o.url))
-            .basic_auth(&o.client_id, Some(&o.client_secret))
+            // RFC 6749 2.3.1: each part form-encoded before Basic.
+            .basic_auth(form_encode(&o.client_id), Some(form_encode(&o.client_secret)))
             .header("accept", "text/event-stream");
         if let Some(position) = s.feed.position() {
             rb = rb.header("last-event-id", position.to_string());
@@ -335,6 +350,12 @@ async fn stream_once(shared: &Weak<Shared>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_credentials_are_form_encoded() {
+        assert_eq!(form_encode("abc-_.~XYZ09"), "abc-_.~XYZ09");
+        assert_eq!(form_encode("a b+c:d%é"), "a%20b%2Bc%3Ad%25%C3%A9");
+    }
 
     #[test]
     fn frames_are_split_and_a_reset_is_swapped_in_at_current() {

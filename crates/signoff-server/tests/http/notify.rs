@@ -625,3 +625,126 @@ async fn a_password_change_announces_every_session_id_that_died_including_the_ro
     assert_eq!(here.session_status().await, StatusCode::OK);
     all_delivered(&s, &client_id, 2).await;
 }
+
+/// The `sid`s of the next `count` logout tokens (each checked against the JWKS), sorted; and
+/// nothing more arrives.
+async fn announced(s: &TestServer, r: &mut Receiver, count: usize, case: &str) -> Vec<String> {
+    let mut sids = Vec::new();
+    for _ in 0..count {
+        let got = r.next(Duration::from_secs(5)).await;
+        let (header, claims) = logout_token(s, &got).await;
+        assert_eq!(header["typ"], "logout+jwt", "{case}");
+        sids.push(claims["sid"].as_str().expect("sid").to_owned());
+    }
+    assert!(r.nothing_for(Duration::from_millis(300)).await, "{case}: more than {count} logout tokens");
+    sids.sort();
+    sids
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+async fn sid_of(b: &mut Browser) -> String {
+    b.get_json("/auth/session").await.json()["session"]["id"].as_str().expect("sid").to_owned()
+}
+
+/// A second browser of `email`, signed in.
+async fn another(s: &TestServer, email: &str) -> Browser {
+    let mut b = s.browser();
+    b.login(email, PASSWORD).await;
+    b
+}
+
+/// Every way a session ends reaches a client as one logout token per ended session, with that
+/// session's `sid`.
+#[tokio::test]
+async fn every_way_a_session_ends_sends_one_logout_token_per_ended_session() {
+    let s = server().await;
+    let mut r = receiver().await;
+    let bc = json!({"name": "bc", "backchannel_logout_uri": format!("{}/bc", r.base)});
+    assert_eq!(admin(&s, Method::POST, "/admin/clients", Some(bc)).await.status, StatusCode::CREATED);
+
+    // Expiry (first: the clock moves on past every session's idle timeout).
+    let mut b = s.signed_in("expiry@example.com").await;
+    let sid = sid_of(&mut b).await;
+    s.clock.advance(time::Duration::hours(11));
+    assert_eq!(b.session_status().await, StatusCode::UNAUTHORIZED);
+    assert_eq!(announced(&s, &mut r, 1, "expiry").await, vec![sid]);
+
+    // Logout, each scope.
+    let mut a = s.signed_in("scopes@example.com").await;
+    let sid_a = sid_of(&mut a).await;
+    log_out(&mut a).await;
+    assert_eq!(announced(&s, &mut r, 1, "logout").await, vec![sid_a]);
+    let mut a = another(&s, "scopes@example.com").await;
+    let mut b = another(&s, "scopes@example.com").await;
+    let (sid_a, sid_b) = (sid_of(&mut a).await, sid_of(&mut b).await);
+    assert_eq!(a.post_json("/auth/logout", &json!({"scope": "others"})).await.status, StatusCode::OK);
+    assert_eq!(announced(&s, &mut r, 1, "logout others").await, vec![sid_b]);
+    let mut c = another(&s, "scopes@example.com").await;
+    let sid_c = sid_of(&mut c).await;
+    assert_eq!(a.post_json("/auth/logout", &json!({"scope": "global"})).await.status, StatusCode::OK);
+    assert_eq!(announced(&s, &mut r, 2, "logout global").await, sorted(vec![sid_a, sid_c]));
+
+    // Revoking one session from the device list.
+    let mut a = s.signed_in("one@example.com").await;
+    let mut b = another(&s, "one@example.com").await;
+    let sid_b = sid_of(&mut b).await;
+    let res = a.post_json(&format!("/auth/sessions/{sid_b}/revoke"), &json!({})).await;
+    assert!(res.status.is_success(), "{}", res.text);
+    assert_eq!(announced(&s, &mut r, 1, "revoke one").await, vec![sid_b]);
+
+    // Password and e-mail change: every other session, and the current one's old id.
+    for (email, path, body) in [
+        (
+            "pw@example.com",
+            "/auth/password",
+            json!({"current_password": PASSWORD, "new_password": "a fresh passphrase 42"}),
+        ),
+        ("mail@example.com", "/auth/email", json!({"current_password": PASSWORD, "new_email": "mail2@example.com"})),
+    ] {
+        let mut a = s.signed_in(email).await;
+        let mut b = another(&s, email).await;
+        let (old_a, sid_b) = (sid_of(&mut a).await, sid_of(&mut b).await);
+        let res = a.post_json(path, &body).await;
+        assert_eq!(res.status, StatusCode::OK, "{path}: {}", res.text);
+        let new_a = sid_of(&mut a).await;
+        assert_ne!(new_a, old_a, "{path}: the current session moved to a new id");
+        assert_eq!(announced(&s, &mut r, 2, path).await, sorted(vec![old_a, sid_b]), "{path}");
+    }
+
+    // A security report ends every session of the user, the reporting one too.
+    let mut a = s.signed_in("report@example.com").await;
+    let mut b = another(&s, "report@example.com").await;
+    let (sid_a, sid_b) = (sid_of(&mut a).await, sid_of(&mut b).await);
+    let res = a.post_json("/auth/security-report", &json!({"details": "not me"})).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(announced(&s, &mut r, 2, "security report").await, sorted(vec![sid_a, sid_b]));
+
+    // An admin's revoke.
+    let mut a = s.signed_in("admin@example.com").await;
+    let mut b = another(&s, "admin@example.com").await;
+    let (sid_a, sid_b) = (sid_of(&mut a).await, sid_of(&mut b).await);
+    let user = a.get_json("/auth/session").await.json()["user"]["id"].as_str().expect("user").to_owned();
+    let res = admin(&s, Method::POST, &format!("/admin/users/{user}/revoke"), Some(json!({"reason": "x"}))).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(announced(&s, &mut r, 2, "admin revoke").await, sorted(vec![sid_a, sid_b]));
+
+    // A refresh token presented again after it was rotated (theft): its session ends.
+    s.register("reuse@example.com").await;
+    let mut t = s.browser();
+    let grant = json!({"grant_type": "password", "email": "reuse@example.com", "password": PASSWORD});
+    let first = t.post_json("/auth/token", &grant).await.json();
+    let access = first["access_token"].as_str().expect("access");
+    let payload = URL_SAFE_NO_PAD.decode(access.split('.').nth(1).expect("payload")).expect("b64");
+    let sid = serde_json::from_slice::<Value>(&payload).expect("claims")["sid"].as_str().expect("sid").to_owned();
+    let old = first["refresh_token"].as_str().expect("refresh").to_owned();
+    let rotate = json!({"grant_type": "refresh_token", "refresh_token": old});
+    assert_eq!(t.post_json("/auth/token", &rotate).await.status, StatusCode::OK);
+    s.clock.advance(time::Duration::minutes(1)); // past the racing-tabs grace
+    let reuse = t.post_json("/auth/token", &rotate).await;
+    assert_eq!((reuse.status, reuse.json()["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    assert_eq!(announced(&s, &mut r, 1, "refresh reuse").await, vec![sid]);
+}
