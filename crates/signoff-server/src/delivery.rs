@@ -202,8 +202,7 @@ async fn attempt(state: &AppState, d: &Delivery, send_by: Instant) -> Option<Att
                 .headers()
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<i64>().ok())
-                .map(time::Duration::seconds);
+                .and_then(|v| retry_after(v, authority.now()));
             let attempt = Attempt::of_status(res.status().as_u16(), retry_after);
             tracing::info!(delivery = %d.id, client_id = %d.client_id, event = %d.event, status = res.status().as_u16(), "delivery attempted");
             attempt
@@ -222,6 +221,16 @@ async fn attempt(state: &AppState, d: &Delivery, send_by: Instant) -> Option<Att
     })
 }
 
+/// A `Retry-After` value (RFC 9110: seconds, or an HTTP date) as a wait from `now`.
+fn retry_after(value: &str, now: time::OffsetDateTime) -> Option<time::Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u32>() {
+        return Some(time::Duration::seconds(i64::from(seconds)));
+    }
+    let at = time::OffsetDateTime::from(httpdate::parse_http_date(value).ok()?);
+    Some((at - now).max(time::Duration::ZERO))
+}
+
 /// A URL for the logs: its query (which may carry a token) left out.
 fn redact(url: &str) -> &str {
     url.split(['?', '#']).next().unwrap_or(url)
@@ -234,4 +243,31 @@ pub fn sign_webhook(secret: &str, id: &str, timestamp: i64, body: &str) -> Optio
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).ok()?;
     mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
     Some(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_a_date() {
+        let now = time::OffsetDateTime::from_unix_timestamp(784_111_777).expect("time"); // Sun, 06 Nov 1994 08:49:37 GMT
+        assert_eq!(retry_after(" 120 ", now), Some(time::Duration::seconds(120)));
+        assert_eq!(retry_after("Sun, 06 Nov 1994 08:51:37 GMT", now), Some(time::Duration::seconds(120)));
+        assert_eq!(retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now), Some(time::Duration::ZERO), "a past date: now");
+        assert_eq!(retry_after("-5", now), None);
+        assert_eq!(retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn webhook_signatures_follow_the_standard() {
+        // The Standard Webhooks specification's example secret, id, timestamp and payload.
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let body = r#"{"test": 2432232314}"#;
+        assert_eq!(
+            sign_webhook(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body).as_deref(),
+            Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+        );
+        assert_eq!(sign_webhook("not_whsec", "id", 1, body), None);
+    }
 }

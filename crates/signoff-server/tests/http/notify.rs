@@ -10,6 +10,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{KeyInit, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use signoff_core::clock::Clock as _;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,35 +26,41 @@ struct Received {
     body: String,
 }
 
-/// A real HTTP receiver: answers with the scripted statuses in turn (then 200); `hang` makes it
-/// never answer.
+/// A real HTTP receiver: answers with the scripted statuses in turn (then 200), a failure with
+/// `retry_after` as its `Retry-After` if set; `hang` makes it never answer.
 struct Receiver {
     base: String,
     got: mpsc::UnboundedReceiver<Received>,
     script: Arc<Mutex<VecDeque<u16>>>,
     hang: Arc<Mutex<bool>>,
+    retry_after: Arc<Mutex<Option<String>>>,
 }
 
 async fn receiver() -> Receiver {
     let (tx, got) = mpsc::unbounded_channel();
     let script: Arc<Mutex<VecDeque<u16>>> = Arc::default();
     let hang: Arc<Mutex<bool>> = Arc::default();
-    let (s, h) = (script.clone(), hang.clone());
+    let retry_after: Arc<Mutex<Option<String>>> = Arc::default();
+    let (s, h, ra) = (script.clone(), hang.clone(), retry_after.clone());
     let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap, body: String| {
-        let (tx, s, h) = (tx.clone(), s.clone(), h.clone());
+        let (tx, s, h, ra) = (tx.clone(), s.clone(), h.clone(), ra.clone());
         async move {
             let _ = tx.send(Received { path: uri.path().to_owned(), headers, body });
             if *h.lock().expect("lock") {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
             }
-            let status = s.lock().expect("lock").pop_front().unwrap_or(200);
-            AxumStatus::from_u16(status).expect("status")
+            let status = AxumStatus::from_u16(s.lock().expect("lock").pop_front().unwrap_or(200)).expect("status");
+            let mut answer = HeaderMap::new();
+            if let (false, Some(v)) = (status.is_success(), ra.lock().expect("lock").clone()) {
+                answer.insert("retry-after", v.parse().expect("header"));
+            }
+            (status, answer)
         }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Receiver { base, got, script, hang }
+    Receiver { base, got, script, hang, retry_after }
 }
 
 impl Receiver {
@@ -747,4 +754,52 @@ async fn every_way_a_session_ends_sends_one_logout_token_per_ended_session() {
     let reuse = t.post_json("/auth/token", &rotate).await;
     assert_eq!((reuse.status, reuse.json()["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
     assert_eq!(announced(&s, &mut r, 1, "refresh reuse").await, vec![sid]);
+}
+
+#[tokio::test]
+async fn a_429_is_retried_no_sooner_than_its_retry_after() {
+    let s = server().await;
+    let mut r = receiver().await;
+    let hook = json!({"name": "hooks", "webhook_url": format!("{}/hook", r.base)});
+    let client_id = admin(&s, Method::POST, "/admin/clients", Some(hook)).await.json()["client_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    for (case, retry_after) in [("seconds", "120".to_owned()), ("date", String::new())] {
+        let wait = if retry_after.is_empty() {
+            // Two minutes from the server's clock, as an HTTP date.
+            let at = std::time::SystemTime::from(s.clock.now() + time::Duration::seconds(120));
+            httpdate::fmt_http_date(at)
+        } else {
+            retry_after
+        };
+        *r.retry_after.lock().expect("lock") = Some(wait);
+        r.script.lock().expect("lock").push_back(429);
+        let mut b = s.signed_in(&format!("busy-{case}@example.com")).await;
+        log_out(&mut b).await;
+        let first = r.next(Duration::from_secs(5)).await;
+        let path = format!("/admin/clients/{client_id}/deliveries?status=pending");
+        let mut pending = Value::Null;
+        for _ in 0..100 {
+            let list = admin(&s, Method::GET, &path, None).await.json();
+            if let Some(d) = list["deliveries"].as_array().and_then(|d| d.iter().find(|x| x["attempts"] == 1)) {
+                pending = d.clone();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(pending["last_status_code"], 429, "{case}: {pending}");
+        let at = |v: &Value| {
+            time::OffsetDateTime::parse(v.as_str().expect("time"), &time::format_description::well_known::Rfc3339)
+                .expect("rfc3339")
+        };
+        let delay = at(&pending["next_attempt_at"]) - s.clock.now();
+        assert!(delay >= time::Duration::seconds(115), "{case}: retried after {delay}, not the asked two minutes");
+        s.clock.advance(time::Duration::seconds(60));
+        assert!(r.nothing_for(Duration::from_millis(1500)).await, "{case}: retried before its Retry-After");
+        s.clock.advance(time::Duration::seconds(65));
+        let again = r.next(Duration::from_secs(5)).await;
+        assert_eq!(again.headers["webhook-id"], first.headers["webhook-id"], "{case}");
+        all_delivered(&s, &client_id, if case == "seconds" { 1 } else { 2 }).await;
+    }
 }
