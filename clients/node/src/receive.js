@@ -15,6 +15,8 @@ const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 const MAX_BODY = 64 * 1024;
 // Ids remembered to recognise repeats; the oldest go first past this.
 const MAX_SEEN = 100_000;
+// How long an id is remembered: signoff retries a delivery for 26 hours after it was written.
+const REMEMBER_SEC = 27 * 3600;
 
 /** Why a notification was refused: `code` is "invalid" (400) or "unavailable" (503). */
 export class ReceiveError extends Error {
@@ -97,9 +99,11 @@ export function verifyWebhook(secrets, headers, body, { toleranceSec = 300, now 
 /**
  * Checks OIDC Back-Channel Logout tokens from signoff: signature (EdDSA, a key of signoff's
  * JWKS), `typ: logout+jwt`, `iss`, `aud` = your client id, `iat`, `exp`, `jti`, the back-channel
- * logout event, `sub` and `sid`, and no `nonce`.
+ * logout event, `sub` and `sid`, and no `nonce`. A token signed with a key not seen yet makes
+ * it fetch the key set again, at most every `jwksCooldownMs` (5 s: logout tokens are rare, and
+ * until then such a token is answered 503 and retried by signoff).
  */
-export function createLogoutTokenVerifier({ url, issuer, clientId, leewaySec = 10, jwksCooldownMs = 30_000 }) {
+export function createLogoutTokenVerifier({ url, issuer, clientId, leewaySec = 10, jwksCooldownMs = 5_000 }) {
   const base = String(url).replace(/\/+$/, '');
   if (!clientId) throw new TypeError('clientId is required');
   const jwks = createRemoteJWKSet(new URL(`${base}/.well-known/jwks.json`), {
@@ -123,8 +127,17 @@ export function createLogoutTokenVerifier({ url, issuer, clientId, leewaySec = 1
         requiredClaims: ['iss', 'aud', 'iat', 'exp', 'jti', 'events', 'sub', 'sid'],
       }));
     } catch (e) {
-      if (e instanceof errors.JWKSTimeout || e?.code === 'ERR_JOSE_GENERIC' || e instanceof TypeError) {
-        throw new ReceiveError('unavailable', 'the signing keys cannot be fetched');
+      // No verdict without the key: a key signoff began to sign with since the last fetch (the
+      // key set is refetched at most every jwksCooldownMs), or a key set that cannot be had.
+      // Answered 503, so signoff tries again rather than dropping the logout.
+      if (
+        e instanceof errors.JWKSNoMatchingKey ||
+        e instanceof errors.JWKSInvalid ||
+        e instanceof errors.JWKSTimeout ||
+        e?.code === 'ERR_JOSE_GENERIC' ||
+        e instanceof TypeError
+      ) {
+        throw new ReceiveError('unavailable', 'the signing key cannot be had now');
       }
       throw new ReceiveError('invalid', e?.code ?? 'invalid logout token');
     }
@@ -190,7 +203,7 @@ export function logoutReceiver({ onLogout, ...options }) {
       const claims = await verifyLogoutToken(token);
       if (!seen.has(claims.jti)) {
         await onLogout({ sub: claims.sub, sid: claims.sid, jti: claims.jti, claims });
-        seen.add(claims.jti, claims.exp + 600);
+        seen.add(claims.jti, Date.now() / 1000 + REMEMBER_SEC);
       }
       answer(res, 200);
     } catch (e) {
@@ -218,7 +231,7 @@ export function webhookReceiver({ secret, secrets, onEvent, toleranceSec = 300 }
       const id = req.headers['webhook-id'];
       if (!seen.has(id)) {
         await onEvent(event, { id });
-        seen.add(id, Date.now() / 1000 + 2 * 86400);
+        seen.add(id, Date.now() / 1000 + REMEMBER_SEC);
       }
       answer(res, 204);
     } catch (e) {

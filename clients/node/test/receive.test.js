@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import express from 'express';
+import { createServer } from 'node:http';
 import { Webhook } from 'standardwebhooks';
 import { ReceiveError, createLogoutTokenVerifier, logoutReceiver, verifyWebhook, webhookReceiver } from '../src/index.js';
 import { ADMIN, PASSWORD, closers, sleep, startSignoff } from './signoff.js';
@@ -210,4 +211,79 @@ test('during a webhook-secret rotation a receiver knowing either secret accepts'
   for (const secret of [oldSecret, newSecret]) {
     assert.deepEqual(new Webhook(secret).verify(hook.body, hook.headers), JSON.parse(hook.body));
   }
+});
+
+test('mounted without a body parser, the receivers read the raw body themselves, within limits', async () => {
+  const { s, got, handlers, client } = await setup('raw@example.com');
+  handlers.bc = logoutReceiver({ url: s.base, clientId: client.client_id, onLogout: () => {} });
+  handlers.hook = webhookReceiver({ secret: client.webhook_secret, onEvent: () => {} });
+  await bearerLogout(s, await signIn(s, 'raw@example.com'));
+  await until(() => got.logoutTokens.length === 1 && got.webhooks.length === 1, 10_000, 'both notifications');
+
+  // A bare node:http server, no framework, no parser: what signoff sent, replayed to it.
+  const logouts = [];
+  const events = [];
+  const bc = logoutReceiver({ url: s.base, clientId: client.client_id, onLogout: (l) => logouts.push(l) });
+  const hook = webhookReceiver({ secret: client.webhook_secret, onEvent: (e) => events.push(e) });
+  const server = createServer((req, res) => (req.url === '/bc' ? bc(req, res) : hook(req, res)));
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(() => new Promise((r) => server.close(r)));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  const form = { 'content-type': 'application/x-www-form-urlencoded' };
+  const token = got.logoutTokens[0];
+  let res = await fetch(`${base}/bc`, { method: 'POST', headers: form, body: `logout_token=${token}` });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('cache-control'), 'no-store');
+  assert.equal(logouts.length, 1);
+  assert.equal(logouts[0].sid, claimsOf(token).sid);
+  const { headers, body } = got.webhooks[0];
+  const sent = { 'content-type': 'application/json', ...Object.fromEntries(Object.entries(headers).filter(([k]) => k.startsWith('webhook-'))) };
+  res = await fetch(`${base}/hook`, { method: 'POST', headers: sent, body });
+  assert.equal(res.status, 204);
+  assert.deepEqual(events, [JSON.parse(body)]);
+
+  // Not a form, too large, or a body that is not what was signed: 400, nothing handled.
+  res = await fetch(`${base}/bc`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ logout_token: token }) });
+  assert.equal(res.status, 400);
+  res = await fetch(`${base}/bc`, { method: 'POST', headers: form, body: `logout_token=${'a'.repeat(70 * 1024)}` });
+  assert.equal(res.status, 400);
+  res = await fetch(`${base}/hook`, { method: 'POST', headers: sent, body: body + ' ' });
+  assert.equal(res.status, 400);
+  assert.equal((await res.json()).error, 'invalid_request');
+  assert.equal(logouts.length, 1);
+  assert.equal(events.length, 1);
+});
+
+test('a logout token signed with a key the receiver has not fetched yet gets 503, and arrives once it has', async () => {
+  const { s, got, handlers, client } = await setup('newkey@example.com');
+  const logouts = [];
+  handlers.bc = logoutReceiver({ url: s.base, clientId: client.client_id, onLogout: (l) => logouts.push(l) });
+  handlers.hook = webhookReceiver({ secret: client.webhook_secret, onEvent: () => {} });
+  await bearerLogout(s, await signIn(s, 'newkey@example.com'));
+  await until(() => logouts.length === 1, 10_000, 'the first logout');
+  // A second receiver that fetches the key set now, and would not again for an hour.
+  const before = logoutReceiver({ url: s.base, clientId: client.client_id, jwksCooldownMs: 3_600_000, onLogout: () => {} });
+  const replay = (receiver, token) =>
+    new Promise((resolve) => {
+      const req = Object.assign(
+        (async function* () {
+          yield Buffer.from(`logout_token=${token}`);
+        })(),
+        { headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+      );
+      const res = { statusCode: 0, setHeader() {}, end: () => resolve(res.statusCode) };
+      receiver(req, res);
+    });
+  assert.equal(await replay(before, got.logoutTokens[0]), 200, 'the current key is known to it');
+  // signoff signs with a new key from now on (the CLI on the same database; the server reads
+  // the change from its feed).
+  const kidOf = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[0], 'base64url')).kid;
+  const { kid: newKid } = s.cli('keys', 'rotate');
+  await until(async () => kidOf((await signIn(s, 'newkey@example.com'))) === newKid, 5000, 'the new key in use');
+  await bearerLogout(s, await signIn(s, 'newkey@example.com'));
+  // The app's receiver (5 s cooldown) may answer 503 first; signoff's retry gets through.
+  await until(() => logouts.length === 2, 30_000, 'the second logout');
+  const fresh = got.logoutTokens[got.logoutTokens.length - 1];
+  assert.equal(kidOf(fresh), newKid, 'signed with the new key');
+  assert.equal(await replay(before, fresh), 503, 'an unknown key is no verdict: signoff will retry');
 });

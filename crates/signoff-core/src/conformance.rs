@@ -409,17 +409,17 @@ async fn the_outbox_is_claimed_once_and_recorded(store: Arc<dyn Store>) {
     assert_eq!(deliveries.len(), 2);
     t.enqueue_deliveries(&deliveries).await.expect("enqueue");
     t.commit().await.expect("commit");
-    let claimed = store.claim_deliveries(t0(), t0() + Duration::seconds(60), 10, 10).await.expect("claim");
+    let claimed = store.claim_deliveries(t0(), t0() + Duration::seconds(60), 10, 10, &[]).await.expect("claim");
     assert_eq!(claimed.len(), 2);
     assert!(claimed.iter().all(|d| d.claim.is_some()), "claimed under a token");
     let unclaimed = |d: &crate::outbox::Delivery| crate::outbox::Delivery { claim: None, ..d.clone() };
     assert!(claimed.iter().all(|d| deliveries.contains(&unclaimed(d))), "every field round-trips");
     assert!(
-        store.claim_deliveries(t0(), t0() + Duration::seconds(60), 10, 10).await.expect("claim").is_empty(),
+        store.claim_deliveries(t0(), t0() + Duration::seconds(60), 10, 10, &[]).await.expect("claim").is_empty(),
         "claimed once"
     );
     let later = store
-        .claim_deliveries(t0() + Duration::seconds(61), t0() + Duration::seconds(121), 10, 10)
+        .claim_deliveries(t0() + Duration::seconds(61), t0() + Duration::seconds(121), 10, 10, &[])
         .await
         .expect("claim");
     assert_eq!(later.len(), 2, "a claim that ran out is taken over");
@@ -437,7 +437,7 @@ async fn the_outbox_is_claimed_once_and_recorded(store: Arc<dyn Store>) {
     assert!(store.record_delivery(&retry).await.expect("record"));
     assert!(
         store
-            .claim_deliveries(t0() + Duration::seconds(200), t0() + Duration::seconds(260), 10, 10)
+            .claim_deliveries(t0() + Duration::seconds(200), t0() + Duration::seconds(260), 10, 10, &[])
             .await
             .expect("claim")
             .is_empty(),
@@ -457,7 +457,7 @@ async fn the_outbox_is_claimed_once_and_recorded(store: Arc<dyn Store>) {
     assert!(!store.retry_delivery(&c.id, &failed.id, t0()).await.expect("retry"), "only a failed one");
     assert!(!store.retry_delivery(&quiet.id, &retry.id, t0()).await.expect("retry"), "only the client's own");
     let mut delivered = store
-        .claim_deliveries(t0() + Duration::seconds(400), t0() + Duration::seconds(460), 10, 10)
+        .claim_deliveries(t0() + Duration::seconds(400), t0() + Duration::seconds(460), 10, 10, &[])
         .await
         .expect("claim");
     assert_eq!(delivered.len(), 1, "the retried one");
@@ -497,21 +497,58 @@ async fn the_outbox_is_claimed_once_and_recorded(store: Arc<dyn Store>) {
 
     // A claim takes at most `per_endpoint` per URL, so the one other endpoint is not crowded out.
     let at = t0() + Duration::days(31);
-    let fair = store.claim_deliveries(at, at + Duration::seconds(60), 100, 3).await.expect("claim");
+    // Every URL's first before any URL's second: a claim of 3 with 3 URLs due takes one each.
+    let first = store.claim_deliveries(at, at + Duration::seconds(60), 3, 3, &[]).await.expect("claim");
+    let mut urls: Vec<&str> = first.iter().map(|d| d.url.as_str()).collect();
+    urls.sort();
+    assert_eq!(urls, ["https://a.example/bc", "https://a.example/h", "https://d.example/bc"], "one per URL");
+    let skipped = store
+        .claim_deliveries(
+            at,
+            at + Duration::seconds(60),
+            100,
+            3,
+            &["https://a.example/bc".into(), "https://a.example/h".into()],
+        )
+        .await
+        .expect("claim");
+    assert!(!skipped.is_empty() && skipped.iter().all(|d| d.url == "https://d.example/bc"), "busy URLs are skipped");
+    let fair = store.claim_deliveries(at, at + Duration::seconds(60), 100, 3, &[]).await.expect("claim");
     let to = |url: &str| fair.iter().filter(|d| d.url == url).count();
     assert_eq!((to("https://a.example/bc"), to("https://d.example/bc")), (3, 3), "three per endpoint");
     assert!(fair.iter().all(|d| d.claim == fair[0].claim), "one claim token per claim");
-    // Given back, they are claimable again at once; a release under another claim does nothing.
+    // A release under another claim does nothing; under its own, they are claimable again.
     let back: Vec<String> = fair.iter().take(2).map(|d| d.id.clone()).collect();
     store.release_deliveries("someone-else", &back).await.expect("release");
+    let all = store.claim_deliveries(at, at + Duration::seconds(60), 5000, 5000, &[]).await.expect("claim");
+    assert!(all.iter().all(|d| !back.contains(&d.id)), "still held by their claim");
+    store
+        .release_deliveries(
+            &all[0].claim.clone().expect("claim"),
+            &all.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
+        )
+        .await
+        .expect("release");
     store.release_deliveries(fair[0].claim.as_deref().expect("claim"), &back).await.expect("release");
-    let again = store.claim_deliveries(at, at + Duration::seconds(60), 5000, 5000).await.expect("claim");
+    let again = store.claim_deliveries(at, at + Duration::seconds(60), 5000, 5000, &[]).await.expect("claim");
     let mut ids: Vec<String> = again.iter().filter(|d| back.contains(&d.id)).map(|d| d.id.clone()).collect();
     ids.sort();
     let mut expected = back.clone();
     expected.sort();
     assert_eq!(ids, expected, "released ones are claimed again");
     assert!(again.iter().all(|d| !fair[2..].iter().any(|f| f.id == d.id)), "the others stay claimed");
+
+    // A replaced webhook secret is forgotten once its overlap has ended, not before.
+    let hooked = NewClient::generate("e".into(), None, Some("https://e.example/h".into()), t0()).client;
+    let mut t = tx(&store).await;
+    t.insert_client(&hooked).await.expect("insert");
+    t.commit().await.expect("commit");
+    assert!(store.rotate_webhook_secret(&hooked.id, "whsec_e2", at + Duration::hours(1), at).await.expect("rotate"));
+    assert_eq!(store.forget_replaced_webhook_secrets(at).await.expect("forget"), 0);
+    assert_eq!(store.forget_replaced_webhook_secrets(at + Duration::hours(1)).await.expect("forget"), 1);
+    let after = store.client_by_id(&hooked.id).await.expect("read").expect("client");
+    assert_eq!((after.previous_webhook_secret, after.previous_webhook_secret_until), (None, None));
+    assert_eq!(after.webhook_secret.as_deref(), Some("whsec_e2"));
 }
 
 async fn an_uncommitted_transaction_leaves_nothing(store: Arc<dyn Store>) {

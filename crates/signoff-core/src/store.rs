@@ -203,16 +203,19 @@ pub trait Store: Send + Sync + 'static {
     /// Every registered client, oldest first.
     async fn clients(&self) -> Result<Vec<RegisteredClient>, StoreError>;
 
-    /// Claims up to `limit` pending deliveries due by `now` that no worker holds, at most
-    /// `per_endpoint` of them to one URL (so a backlog at one endpoint never crowds out the
-    /// others), for this worker until `until` (rows another transaction holds are skipped).
-    /// Every delivery of one claim carries the same claim token.
+    /// Claims up to `limit` pending deliveries due by `now` that no worker holds, for this
+    /// worker until `until` (rows another transaction holds are skipped): at most
+    /// `per_endpoint` to one URL and none to the URLs in `skip` (those this worker is still
+    /// busy with), each URL's oldest first before any URL's second (so a backlog at some
+    /// endpoints never crowds out the others). Every delivery of one claim carries the same
+    /// claim token.
     async fn claim_deliveries(
         &self,
         now: OffsetDateTime,
         until: OffsetDateTime,
         limit: u32,
         per_endpoint: u32,
+        skip: &[String],
     ) -> Result<Vec<Delivery>, StoreError>;
     /// Gives back deliveries of claim `claim` this worker will not send after all (they are due
     /// again at once, for any worker).
@@ -241,6 +244,8 @@ pub trait Store: Send + Sync + 'static {
     /// A URL answered `410 Gone`: the client's callbacks at it are removed and its pending
     /// deliveries to it fail.
     async fn drop_callback(&self, client: &str, url: &str) -> Result<(), StoreError>;
+    /// Forgets webhook secrets replaced by a rotation whose overlap ended before `now`.
+    async fn forget_replaced_webhook_secrets(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
     /// Deliveries pending and failed, for metrics.
     async fn delivery_counts(&self) -> Result<(i64, i64), StoreError>;
 }

@@ -334,21 +334,24 @@ impl Store for PgStore {
         until: OffsetDateTime,
         limit: u32,
         per_endpoint: u32,
+        skip: &[String],
     ) -> Result<Vec<Delivery>, StoreError> {
         // The pending URLs one by one off the index (a loose index scan), then the oldest due
-        // few of each that no other transaction holds (SKIP LOCKED): a backlog at one URL never
-        // hides the others' deliveries.
+        // few of each that no other transaction holds (SKIP LOCKED), ranked within their URL:
+        // every URL's first before any URL's second.
         let rows = sqlx::query(
             "WITH RECURSIVE urls(url) AS (\
                (SELECT url FROM deliveries WHERE status = 'pending' ORDER BY url LIMIT 1) \
                UNION ALL \
                SELECT (SELECT d.url FROM deliveries d WHERE d.status = 'pending' AND d.url > urls.url ORDER BY d.url LIMIT 1) \
                FROM urls WHERE urls.url IS NOT NULL), \
-             pick AS (SELECT c.id FROM urls CROSS JOIN LATERAL (\
-               SELECT id, next_attempt_at FROM deliveries WHERE status = 'pending' AND url = urls.url \
-               AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until < $2) \
-               ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) c \
-               ORDER BY c.next_attempt_at LIMIT $4) \
+             due AS (SELECT c.id, c.next_attempt_at, row_number() OVER (PARTITION BY urls.url ORDER BY c.next_attempt_at, c.id) AS rn \
+               FROM urls CROSS JOIN LATERAL (\
+                 SELECT id, next_attempt_at FROM deliveries WHERE status = 'pending' AND url = urls.url \
+                 AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until < $2) \
+                 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) c \
+               WHERE NOT (urls.url = ANY($6))), \
+             pick AS (SELECT id FROM due ORDER BY rn, next_attempt_at LIMIT $4) \
              UPDATE deliveries d SET claimed_until = $1, claim_token = $5 FROM pick WHERE d.id = pick.id \
              RETURNING d.id, d.client_id, d.kind, d.event, d.url, d.payload, d.status, d.attempts, d.last_status_code, \
              d.next_attempt_at, d.created_at, d.claim_token",
@@ -358,6 +361,7 @@ impl Store for PgStore {
         .bind(i64::from(per_endpoint))
         .bind(i64::from(limit))
         .bind(signoff_core::secret::random_id())
+        .bind(skip)
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
@@ -470,6 +474,18 @@ impl Store for PgStore {
             sqlx::query(sql).bind(client).bind(url).execute(&mut *tx).await.map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)
+    }
+
+    async fn forget_replaced_webhook_secrets(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE clients SET previous_webhook_secret = NULL, previous_webhook_secret_until = NULL \
+             WHERE previous_webhook_secret_until <= $1",
+        )
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
     }
 
     async fn delivery_counts(&self) -> Result<(i64, i64), StoreError> {

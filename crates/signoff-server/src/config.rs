@@ -139,7 +139,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     (
         "delivery_claim_seconds",
         "60",
-        "how long a node holds the logout notifications it took to send (at least 20); one it died holding is sent by another node after this",
+        "how long a node holds the logout notifications it took to send (20 to 3600); one it died holding is sent by another node after this",
     ),
     ("max_body_bytes", "65536", "largest request body accepted"),
     ("log_format", "text", "text or json"),
@@ -489,9 +489,10 @@ impl Config {
             allow_private_callbacks: parse_bool("allow_private_callbacks", get("allow_private_callbacks"))?,
             max_feed_waits_per_client: positive::<usize>("max_feed_waits_per_client", &get)?,
             max_feed_waits: positive::<usize>("max_feed_waits", &get)?,
-            delivery_claim: seconds("delivery_claim_seconds", get("delivery_claim_seconds"), 20)?
-                .try_into()
-                .map_err(|_| invalid("delivery_claim_seconds", "out of range"))?,
+            delivery_claim: match seconds("delivery_claim_seconds", get("delivery_claim_seconds"), 20)? {
+                d if d > Duration::hours(1) => return Err(invalid("delivery_claim_seconds", "must be at most 3600")),
+                d => d.try_into().map_err(|_| invalid("delivery_claim_seconds", "out of range"))?,
+            },
             max_body_bytes: number("max_body_bytes", get("max_body_bytes"))?,
             log_format: match get("log_format") {
                 "text" => LogFormat::Text,
@@ -642,6 +643,17 @@ mod tests {
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
         assert!(matches!(Config::load(Some(&file), env(&[])), Err(ConfigError::UnknownKey(_))));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_delivery_claim_is_bounded() {
+        for bad in ["19", "3601", "99999999999999", "-1", "soon"] {
+            let e = Config::load(None, env(&[("SIGNOFF_DELIVERY_CLAIM_SECONDS", bad)]));
+            assert!(matches!(e, Err(ConfigError::Invalid { key: "delivery_claim_seconds", .. })), "{bad:?}");
+        }
+        let c = Config::load(None, env(&[("SIGNOFF_DELIVERY_CLAIM_SECONDS", "20")])).unwrap();
+        assert_eq!(c.delivery_claim, std::time::Duration::from_secs(20));
+        assert_eq!(Config::load(None, env(&[])).unwrap().delivery_claim, std::time::Duration::from_secs(60));
     }
 
     #[test]

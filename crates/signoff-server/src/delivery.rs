@@ -51,7 +51,17 @@ pub async fn run(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let claimed = match state.authority().claim_deliveries(CLAIM, QUEUE_PER_ENDPOINT as u32, claim_for).await {
+        // Idle endpoints' tasks end (their queue is dropped); busy ones are not claimed for.
+        lanes.retain(|_, lane| lane.queued.load(Ordering::Relaxed) > 0);
+        let busy: Vec<String> = lanes
+            .iter()
+            .filter(|(_, lane)| lane.queued.load(Ordering::Relaxed) >= QUEUE_PER_ENDPOINT)
+            .map(|(url, _)| url.clone())
+            .collect();
+        // Read before the claim is asked for: its time to run out starts no later than this.
+        let now = Instant::now();
+        let claimed = match state.authority().claim_deliveries(CLAIM, QUEUE_PER_ENDPOINT as u32, claim_for, &busy).await
+        {
             Ok(claimed) => claimed,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot claim deliveries; retrying");
@@ -59,9 +69,6 @@ pub async fn run(state: AppState) {
             }
         };
         let mut full = claimed.len() == CLAIM as usize;
-        let now = Instant::now();
-        // Idle endpoints' tasks end (their queue is dropped).
-        lanes.retain(|_, lane| lane.queued.load(Ordering::Relaxed) > 0);
         let mut unsent: Vec<Delivery> = Vec::new();
         for d in claimed {
             let lane = lanes.entry(d.url.clone()).or_insert_with(|| lane(&state, &parallel, send_within));
@@ -77,12 +84,9 @@ pub async fn run(state: AppState) {
         }
         // What a full queue cannot take is given back at once (not held until the claim runs
         // out), and the next round waits for the tick rather than claiming it straight back.
-        if let Some(claim) = unsent.first().and_then(|d| d.claim.clone()) {
+        if !unsent.is_empty() {
             full = false;
-            let ids: Vec<String> = unsent.into_iter().map(|d| d.id).collect();
-            if let Err(e) = state.authority().release_deliveries(&claim, &ids).await {
-                tracing::warn!(error = %e, "cannot give back deliveries; they are taken up once their claim runs out");
-            }
+            give_back(&state, unsent).await;
         }
         if !full {
             tokio::select! {
@@ -101,12 +105,16 @@ fn lane(state: &AppState, parallel: &Arc<Semaphore>, send_within: Duration) -> L
     tokio::spawn(async move {
         while let Some((d, claimed)) = next.recv().await {
             let send_by = claimed + send_within;
-            if let Ok(_slot) = parallel.clone().acquire_owned().await
-                && Instant::now() < send_by
-                && let Some(attempt) = send(&state, &d, send_by).await
-                && let Err(e) = state.authority().finish_delivery(d, attempt).await
-            {
-                tracing::warn!(error = %e, "cannot record a delivery attempt; it is claimed again later");
+            let Ok(_slot) = parallel.clone().acquire_owned().await else { break };
+            let attempt = if Instant::now() < send_by { send(&state, &d, send_by).await } else { None };
+            match attempt {
+                Some(attempt) => {
+                    if let Err(e) = state.authority().finish_delivery(d, attempt).await {
+                        tracing::warn!(error = %e, "cannot record a delivery attempt; it is claimed again later");
+                    }
+                }
+                // Too late to send within its claim: given back for the next round.
+                None => give_back(&state, vec![d]).await,
             }
             count.fetch_sub(1, Ordering::Relaxed);
         }
@@ -114,12 +122,21 @@ fn lane(state: &AppState, parallel: &Arc<Semaphore>, send_within: Duration) -> L
     Lane { queue, queued }
 }
 
+/// Gives back claimed deliveries this worker will not send (due again at once, for any worker).
+async fn give_back(state: &AppState, deliveries: Vec<Delivery>) {
+    let Some(claim) = deliveries.first().and_then(|d| d.claim.clone()) else { return };
+    let ids: Vec<String> = deliveries.into_iter().map(|d| d.id).collect();
+    if let Err(e) = state.authority().release_deliveries(&claim, &ids).await {
+        tracing::warn!(error = %e, "cannot give back deliveries; they are taken up once their claim runs out");
+    }
+}
+
 /// One attempt; `None` when it was not made after all because the claim would run out before
-/// the receiver's time to answer (the delivery is left for the next claim).
+/// the receiver's time to answer.
 async fn send(state: &AppState, d: &Delivery, send_by: Instant) -> Option<Attempt> {
     let attempt = attempt(state, d, send_by).await;
     if attempt.is_none() {
-        tracing::info!(delivery = %d.id, "claim too old to send within it; left for the next claim");
+        tracing::info!(delivery = %d.id, "claim too old to send within it; given back");
     }
     attempt
 }

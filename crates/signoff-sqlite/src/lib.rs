@@ -295,9 +295,11 @@ impl Store for SqliteStore {
         until: OffsetDateTime,
         limit: u32,
         per_endpoint: u32,
+        skip: &[String],
     ) -> Result<Vec<Delivery>, StoreError> {
-        // The pending URLs one by one off the index (a loose index scan), then the oldest due
-        // few of each: a backlog at one URL never hides the others' deliveries.
+        let skip = serde_json::to_string(skip).map_err(backend)?;
+        // The pending URLs one by one off the index (a loose index scan), the oldest due few of
+        // each, ranked within their URL: every URL's first before any URL's second.
         let rows = sqlx::query(
             "UPDATE deliveries SET claimed_until = ?1, claim_token = ?2 WHERE id IN (\
                WITH RECURSIVE urls(url) AS (\
@@ -305,10 +307,13 @@ impl Store for SqliteStore {
                  UNION ALL \
                  SELECT (SELECT min(url) FROM deliveries WHERE status = 'pending' AND url > urls.url) FROM urls \
                  WHERE urls.url IS NOT NULL) \
-               SELECT d.id FROM urls JOIN deliveries d ON d.id IN (\
-                 SELECT id FROM deliveries WHERE status = 'pending' AND url = urls.url AND next_attempt_at <= ?3 \
-                 AND (claimed_until IS NULL OR claimed_until < ?3) ORDER BY next_attempt_at LIMIT ?4) \
-               ORDER BY d.next_attempt_at LIMIT ?5) \
+               SELECT id FROM (\
+                 SELECT d.id, d.next_attempt_at, row_number() OVER (PARTITION BY d.url ORDER BY d.next_attempt_at, d.id) AS rn \
+                 FROM urls JOIN deliveries d ON d.id IN (\
+                   SELECT id FROM deliveries WHERE status = 'pending' AND url = urls.url AND next_attempt_at <= ?3 \
+                   AND (claimed_until IS NULL OR claimed_until < ?3) ORDER BY next_attempt_at LIMIT ?4) \
+                 WHERE urls.url NOT IN (SELECT value FROM json_each(?6))) \
+               ORDER BY rn, next_attempt_at LIMIT ?5) \
              RETURNING id, client_id, kind, event, url, payload, status, attempts, last_status_code, next_attempt_at, created_at, claim_token",
         )
         .bind(ms(until))
@@ -316,6 +321,7 @@ impl Store for SqliteStore {
         .bind(ms(now))
         .bind(i64::from(per_endpoint))
         .bind(i64::from(limit))
+        .bind(skip)
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
@@ -432,6 +438,18 @@ impl Store for SqliteStore {
             sqlx::query(sql).bind(client).bind(url).execute(&mut *tx).await.map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)
+    }
+
+    async fn forget_replaced_webhook_secrets(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE clients SET previous_webhook_secret = NULL, previous_webhook_secret_until = NULL \
+             WHERE previous_webhook_secret_until <= ?",
+        )
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
     }
 
     async fn delivery_counts(&self) -> Result<(i64, i64), StoreError> {

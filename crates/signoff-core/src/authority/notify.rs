@@ -38,9 +38,10 @@ impl Authority {
         limit: u32,
         per_endpoint: u32,
         hold: Duration,
+        skip: &[String],
     ) -> Result<Vec<Delivery>, CoreError> {
         let now = self.now();
-        Ok(self.store.claim_deliveries(now, now + hold, limit, per_endpoint).await?)
+        Ok(self.store.claim_deliveries(now, now + hold, limit, per_endpoint, skip).await?)
     }
 
     /// Gives back claimed deliveries this worker will not send (its queue for them is full).
@@ -116,8 +117,13 @@ impl Authority {
         Ok(())
     }
 
-    /// Deletes finished deliveries older than a week.
+    /// Deletes finished deliveries older than a week, and webhook secrets whose overlap after a
+    /// rotation has ended (they sign nothing any more).
     pub async fn prune_deliveries(&self) -> Result<u64, CoreError> {
+        let forgotten = self.store.forget_replaced_webhook_secrets(self.now()).await?;
+        if forgotten > 0 {
+            tracing::info!(clients = forgotten, "replaced webhook secrets forgotten after their overlap");
+        }
         Ok(self.store.prune_deliveries(self.now() - Duration::days(7)).await?)
     }
 

@@ -223,8 +223,12 @@ impl Store for DeniedWhileLoading {
         until: OffsetDateTime,
         limit: u32,
         per_endpoint: u32,
+        skip: &[String],
     ) -> Result<Vec<Delivery>, StoreError> {
-        self.inner.claim_deliveries(now, until, limit, per_endpoint).await
+        self.inner.claim_deliveries(now, until, limit, per_endpoint, skip).await
+    }
+    async fn forget_replaced_webhook_secrets(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.inner.forget_replaced_webhook_secrets(now).await
     }
     async fn release_deliveries(&self, claim: &str, ids: &[String]) -> Result<(), StoreError> {
         self.inner.release_deliveries(claim, ids).await

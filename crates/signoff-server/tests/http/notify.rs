@@ -229,9 +229,13 @@ async fn a_logout_reaches_the_client_as_a_backchannel_logout_token_and_a_signed_
     assert!(out.status.success() && text.contains("notify interop ok"), "{text}");
     // The checks can fail: another audience, another secret.
     let other_secret = format!("whsec_{}", STANDARD.encode([7u8; 32]));
-    for (client, secret) in [("someone-else".to_owned(), secret.clone()), (client_id.clone(), other_secret)] {
+    for (client, secret, why) in [
+        ("someone-else".to_owned(), secret.clone(), "InvalidAudienceError"),
+        (client_id.clone(), other_secret, "No matching signature found"),
+    ] {
         let out = interop(client, secret).await.expect("join").expect("python3");
-        assert!(!out.status.success(), "a wrong audience or secret is refused");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!out.status.success() && text.contains(why), "refused for {why}: {text}");
     }
 
     // The admin view: both delivered, once each.
@@ -507,7 +511,8 @@ async fn a_rotated_webhook_secret_signs_with_both_until_the_overlap_ends() {
         .await
         .expect("join")
         .expect("python3");
-    assert!(!out.status.success(), "a third secret is refused");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success() && text.contains("No matching signature found"), "a third secret is refused: {text}");
 
     // After it: the new secret only.
     s.clock.advance(time::Duration::seconds(3601));
