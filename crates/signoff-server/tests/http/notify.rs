@@ -111,6 +111,15 @@ async fn client(s: &TestServer, r: &Receiver) -> (String, String) {
     (j["client_id"].as_str().expect("id").to_owned(), j["webhook_secret"].as_str().expect("whsec").to_owned())
 }
 
+/// Registers a client with a webhook at `r` only; its id and webhook secret.
+async fn hook_client(s: &TestServer, r: &Receiver) -> (String, String) {
+    let body = json!({"name": "hooks", "webhook_url": format!("{}/hook", r.base)});
+    let res = admin(s, Method::POST, "/admin/clients", Some(body)).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    let j = res.json();
+    (j["client_id"].as_str().expect("id").to_owned(), j["webhook_secret"].as_str().expect("whsec").to_owned())
+}
+
 /// Checks a Standard Webhooks signature the way a receiver does.
 fn webhook_verified(secret: &str, got: &Received) -> bool {
     let h = |n: &str| got.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
@@ -266,12 +275,7 @@ async fn a_logout_reaches_the_client_as_a_backchannel_logout_token_and_a_signed_
 async fn a_failing_receiver_gets_retries_with_one_webhook_id_and_a_hanging_one_never_slows_a_logout() {
     let s = server().await;
     let mut r = receiver().await;
-    let hook = json!({"name": "hooks", "webhook_url": format!("{}/hook", r.base)});
-    let res = admin(&s, Method::POST, "/admin/clients", Some(hook)).await;
-    let (client_id, secret) = (
-        res.json()["client_id"].as_str().expect("id").to_owned(),
-        res.json()["webhook_secret"].as_str().expect("s").to_owned(),
-    );
+    let (client_id, secret) = hook_client(&s, &r).await;
     r.script.lock().expect("lock").extend([503, 500]);
     let mut b = s.signed_in("retry@example.com").await;
     let user = b.get_json("/auth/session").await.json()["user"]["id"].as_str().expect("user").to_owned();
@@ -360,9 +364,7 @@ async fn a_failing_receiver_gets_retries_with_one_webhook_id_and_a_hanging_one_n
 async fn a_refusal_fails_the_delivery_and_gone_stops_the_url_and_an_admin_can_retry() {
     let s = server().await;
     let mut r = receiver().await;
-    let hook = json!({"name": "hooks", "webhook_url": format!("{}/hook", r.base)});
-    let res = admin(&s, Method::POST, "/admin/clients", Some(hook)).await;
-    let client_id = res.json()["client_id"].as_str().expect("id").to_owned();
+    let (client_id, _) = hook_client(&s, &r).await;
     let path = format!("/admin/clients/{client_id}/deliveries");
     let deliveries = || admin(&s, Method::GET, &path, None);
 
@@ -421,9 +423,7 @@ async fn two_nodes_draining_one_outbox_send_each_delivery_once() {
     let a = server().await;
     let b = a.sibling_with(configure).await;
     let mut r = receiver().await;
-    let hook = json!({"name": "hooks", "webhook_url": format!("{}/hook", r.base)});
-    let res = admin(&a, Method::POST, "/admin/clients", Some(hook)).await;
-    assert_eq!(res.status, StatusCode::CREATED);
+    hook_client(&a, &r).await;
     // Logouts through both nodes; both nodes' workers drain the one outbox.
     a.register("twice@example.com").await;
     for i in 0..20 {
@@ -478,12 +478,7 @@ async fn all_delivered(s: &TestServer, client_id: &str, count: usize) -> Vec<Val
 async fn a_rotated_webhook_secret_signs_with_both_until_the_overlap_ends() {
     let s = server().await;
     let mut r = receiver().await;
-    let hook = json!({"name": "hooks", "webhook_url": format!("{}/hook", r.base)});
-    let res = admin(&s, Method::POST, "/admin/clients", Some(hook)).await;
-    let (client_id, old) = (
-        res.json()["client_id"].as_str().expect("id").to_owned(),
-        res.json()["webhook_secret"].as_str().expect("s").to_owned(),
-    );
+    let (client_id, old) = hook_client(&s, &r).await;
     let rotate_path = format!("/admin/clients/{client_id}/webhook-secret");
     let rotate = |body: Value| admin(&s, Method::POST, &rotate_path, Some(body));
     let res = rotate(json!({"overlap_seconds": 3600})).await;
@@ -552,11 +547,7 @@ async fn a_rotated_webhook_secret_signs_with_both_until_the_overlap_ends() {
 async fn deliveries_are_listed_in_pages_and_by_status() {
     let s = server().await;
     let mut r = receiver().await;
-    let hook = json!({"name": "hooks", "webhook_url": format!("{}/hook", r.base)});
-    let client_id = admin(&s, Method::POST, "/admin/clients", Some(hook)).await.json()["client_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let (client_id, _) = hook_client(&s, &r).await;
     r.script.lock().expect("lock").push_back(400);
     for i in 0..5 {
         let mut b = s.signed_in(&format!("page{i}@example.com")).await;
@@ -765,11 +756,7 @@ async fn every_way_a_session_ends_sends_one_logout_token_per_ended_session() {
 async fn a_429_is_retried_no_sooner_than_its_retry_after() {
     let s = server().await;
     let mut r = receiver().await;
-    let hook = json!({"name": "hooks", "webhook_url": format!("{}/hook", r.base)});
-    let client_id = admin(&s, Method::POST, "/admin/clients", Some(hook)).await.json()["client_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let (client_id, _) = hook_client(&s, &r).await;
     for (case, retry_after) in [("seconds", "120".to_owned()), ("date", String::new())] {
         let wait = if retry_after.is_empty() {
             // Two minutes from the server's clock, as an HTTP date.
