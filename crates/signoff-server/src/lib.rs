@@ -24,6 +24,7 @@ pub mod error;
 pub mod extract;
 pub mod html;
 pub mod listener;
+pub mod logging;
 pub mod metrics;
 pub mod redirect;
 pub mod remember;

@@ -3,9 +3,9 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use signoff_core::SystemClock;
-use signoff_server::config::{Config, LogFormat};
+use signoff_server::config::Config;
 use signoff_server::{AppState, backend};
-use std::io::{BufRead, IsTerminal};
+use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -82,7 +82,7 @@ enum UserCommand {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref(), std::env::vars()).context("invalid configuration")?;
-    init_logging(&config);
+    let _logs = signoff_server::logging::init(&config);
     match cli.command {
         Command::Serve => serve(config).await,
         Command::User { command: UserCommand::Create { email } } => create_user(config, &email).await,
@@ -91,18 +91,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Admin { command: AdminCommand::Revoke { email, user_id, reason } } => {
             admin_revoke(config, email.as_deref(), user_id, &reason).await
         }
-    }
-}
-
-fn init_logging(config: &Config) {
-    let level: tracing::Level = config.log_level.parse().unwrap_or(tracing::Level::INFO);
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match config.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
-        LogFormat::Text => builder.init(),
     }
 }
 

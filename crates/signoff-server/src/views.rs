@@ -14,6 +14,19 @@ pub fn user(u: &User) -> Value {
     json!({ "id": u.id, "email": u.email })
 }
 
+/// What `user` gives, as a type to serialise directly on hot paths.
+#[derive(serde::Serialize)]
+pub struct UserView<'a> {
+    pub id: &'a str,
+    pub email: &'a str,
+}
+
+impl<'a> UserView<'a> {
+    pub fn of(u: &'a User) -> Self {
+        Self { id: u.id.as_str(), email: &u.email }
+    }
+}
+
 pub fn session(authority: &Authority, s: &Session) -> Value {
     json!({
         "id": s.id,
