@@ -1,92 +1,182 @@
 #!/usr/bin/env bash
-# Hot-path throughput on loopback: GET /api/me with a valid credential, measured with wrk.
-#   signoff, session cookie   — validation incl. revocation check
-#   signoff, bearer token     — JWT verification, denylist and token version from memory
-#   bare axum handler         — the ceiling (no session check at all)
-#   tower-sessions            — the reference (MemoryStore)
-#   signoff on PostgreSQL     — the same two checks on a node of a several-node deployment
-#                               (PostgreSQL + Redis, a second node running beside it): they
-#                               answer from memory too, so the figures should match SQLite's
-# Servers run on core 0 and wrk on core 1 (taskset), one server at a time under load.
-# Usage: bench/run.sh            (DURATION=10s CONNECTIONS=32 THREADS=1 to change the load)
-# Appends a dated table to bench/RESULTS.md. Needs wrk (apt-get install wrk), and PostgreSQL
-# at $SIGNOFF_TEST_POSTGRES_URL and redis-server for the PostgreSQL rows.
+# signoff's benchmark, one command: bench/run.sh [--smoke]
+#
+# Builds everything (release), starts every server on loopback pinned to core 1 and drives it
+# with wrk pinned to core 0, one server at a time, and appends a dated table to
+# bench/RESULTS.md in which every figure is a ratio to baselines measured in this same run:
+#   bare axum                      the ceiling: no session check at all
+#   tower-sessions, MemoryStore    checks nothing against revocation
+#   tower-sessions, SQLite store
+#   express-session, MemoryStore   (Node)
+#   express-session, connect-redis (Node, Redis)
+# Scenarios:
+#   1. GET /api/me with a session cookie: signoff in its default configuration (access log on,
+#      written to a file), signoff with SIGNOFF_LOG_LEVEL=warn, and a signoff node on PostgreSQL
+#      + Redis (a second node beside it issued the cookie);
+#   2. GET /api/me with a bearer token: one token reused, and a pool of 10,000 distinct tokens
+#      (each request the next token, round robin);
+#   3. GET /authz/auth-request (forward authentication) with a session cookie;
+#   7. instructions per request (valgrind --tool=callgrind) for scenarios 1 and 2: repeatable
+#      where wall-clock figures on a shared machine are not.
+# (Scenarios 4 to 6 and the verifier figures are in BENCHMARKS.md: bench/cluster.py, and the
+# test suites that print them.)
+#
+# --smoke (what CI runs): debug builds, one second per run, 100 pooled tokens, 100 callgrind
+# requests; it proves that every scenario builds and runs, and writes no results.
+#
+# Needs: wrk, valgrind, node/npm, redis-server, PostgreSQL at $SIGNOFF_TEST_POSTGRES_URL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${DURATION:-10s}
+SMOKE=false
+[ "${1:-}" = --smoke ] && SMOKE=true
+if $SMOKE; then
+  DURATION=1s POOL=100 CALLS=100 PROFILE=debug
+else
+  DURATION=${DURATION:-10s} POOL=${POOL:-10000} CALLS=${CALLS:-2000} PROFILE=release
+fi
 CONNECTIONS=${CONNECTIONS:-32}
-THREADS=${THREADS:-1}
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+for tool in wrk valgrind node npm redis-server psql taskset python3; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
+done
 
-cargo build --release --locked --bin signoff
-(cd bench && cargo build --release)
+if [ "$PROFILE" = release ]; then
+  cargo build --release --locked --bin signoff
+  (cd bench && cargo build --release --locked)
+else
+  cargo build --locked --bin signoff
+  (cd bench && cargo build --locked)
+fi
+(cd bench/node && npm ci --no-audit --no-fund --loglevel=error)
+SIGNOFF=target/$PROFILE/signoff
+BENCHBIN=bench/target/$PROFILE
 
 dir=$(mktemp -d)
 pids=()
-
-wait_for() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; exit 1; }
-
 PG=${SIGNOFF_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 pgdb="signoff_bench_$$"
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.3
+  psql -q "$PG" -c "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" >/dev/null 2>&1 || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
 psql -q "$PG" -c "CREATE DATABASE $pgdb"
 pg_url="${PG%/*}/$pgdb"
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; psql -q "$PG" -c "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" || true; rm -rf "$dir"; }
-trap cleanup EXIT
-redis-server --port 9109 --bind 127.0.0.1 --save '' --appendonly no >/dev/null & pids+=($!)
 
-# (taskset execs the server, so $! is the server itself and cleanup can kill it)
-on0="taskset -c 0"
-SIGNOFF_LISTEN=127.0.0.1:9100 SIGNOFF_PUBLIC_URL=http://127.0.0.1:9100 SIGNOFF_DATABASE_URL="sqlite://$dir/bench.db" \
-  SIGNOFF_LOG_LEVEL=error $on0 target/release/signoff serve & pids+=($!)
-$on0 bench/target/release/bare 127.0.0.1:9101 & pids+=($!)
-$on0 bench/target/release/tower_sessions 127.0.0.1:9102 & pids+=($!)
-for port in 9103 9104; do
-  SIGNOFF_LISTEN=127.0.0.1:$port SIGNOFF_PUBLIC_URL=http://127.0.0.1:9100 SIGNOFF_DATABASE_URL="$pg_url" \
-    SIGNOFF_REDIS_URL=redis://127.0.0.1:9109 SIGNOFF_LOG_LEVEL=error $on0 target/release/signoff serve & pids+=($!)
-done
-wait_for http://127.0.0.1:9100/readyz
-wait_for http://127.0.0.1:9103/readyz
-wait_for http://127.0.0.1:9104/readyz
-
-json='{"email":"bench@example.com","password":"correct horse battery staple"}'
-credentials() { # base URL -> sets cookie and access
-  local base=$1
-  curl -fs -o /dev/null -X POST "$base/auth/register" -H 'content-type: application/json' -d "$json"
-  cookie=$(curl -fs -D - -o /dev/null -X POST "$base/auth/login" -H 'content-type: application/json' -H 'accept: application/json' -d "$json" \
-    | sed -n 's/^set-cookie: \(__Host-signoff_session=[^;]*\).*/\1/ip')
-  access=$(curl -fs -X POST "$base/auth/token" -d grant_type=password --data-urlencode email=bench@example.com \
-    --data-urlencode 'password=correct horse battery staple' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+# Servers and their stores on core 1 (taskset execs them, so $! is the server itself).
+on1="taskset -c 1"
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_for() { # URL: until it answers anything
+  for _ in $(seq 1 300); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" != 000 ] && return 0
+    sleep 0.1
+  done
+  echo "bench: no answer from $1" >&2
+  exit 1
 }
-credentials http://127.0.0.1:9104
-pg_cookie=$cookie pg_access=$access
-credentials http://127.0.0.1:9100
-ts_cookie=$(curl -fs -D - -o /dev/null http://127.0.0.1:9102/login | sed -n 's/^set-cookie: \([^;]*\).*/\1/ip')
+
+REDIS_PORT=$(port)
+$on1 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >/dev/null & pids+=($!)
+signoff() { # PORT [ENV...]: a signoff server on SQLite, its log in $dir
+  local p=$1; shift
+  env SIGNOFF_LISTEN="127.0.0.1:$p" SIGNOFF_PUBLIC_URL="http://127.0.0.1:$p" "$@" \
+    $on1 "$SIGNOFF" serve 2>>"$dir/signoff-$p.log" & pids+=($!)
+}
+P_DEFAULT=$(port) P_QUIET=$(port) P_PG1=$(port) P_PG2=$(port)
+signoff "$P_DEFAULT" SIGNOFF_DATABASE_URL="sqlite://$dir/default.db"
+signoff "$P_QUIET" SIGNOFF_DATABASE_URL="sqlite://$dir/quiet.db" SIGNOFF_LOG_LEVEL=warn
+# Two nodes of one deployment: one database, one Redis, one public URL (the tokens' issuer).
+for p in "$P_PG1" "$P_PG2"; do
+  signoff "$p" SIGNOFF_DATABASE_URL="$pg_url" SIGNOFF_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" \
+    SIGNOFF_PUBLIC_URL="http://127.0.0.1:$P_PG1"
+done
+P_BARE=$(port) P_TSM=$(port) P_TSS=$(port) P_ESM=$(port) P_ESR=$(port)
+$on1 "$BENCHBIN/bare" "127.0.0.1:$P_BARE" & pids+=($!)
+$on1 "$BENCHBIN/tower_sessions" "127.0.0.1:$P_TSM" & pids+=($!)
+$on1 "$BENCHBIN/tower_sessions" "127.0.0.1:$P_TSS" "sqlite:$dir/tower.db" & pids+=($!)
+$on1 node bench/node/app.js "$P_ESM" & pids+=($!)
+$on1 node bench/node/app.js "$P_ESR" "redis://127.0.0.1:$REDIS_PORT" & pids+=($!)
+for p in "$P_DEFAULT" "$P_QUIET" "$P_PG1" "$P_PG2"; do wait_for "http://127.0.0.1:$p/readyz"; done
+for p in "$P_BARE" "$P_TSM" "$P_TSS" "$P_ESM" "$P_ESR"; do wait_for "http://127.0.0.1:$p/api/me"; done
+
+# Credentials. signoff: a cookie and an access token per server (the PostgreSQL pair: issued by
+# the second node, checked on the first); the baselines: their session cookie from /login.
+json='{"email":"bench@example.com","password":"correct horse battery staple"}'
+cookie_of() { # base -> session cookie of a new sign-in (registering first)
+  curl -fs -o /dev/null -X POST "$1/auth/register" -H 'content-type: application/json' -d "$json" || true
+  curl -fs -D - -o /dev/null -X POST "$1/auth/login" -H 'content-type: application/json' -H 'accept: application/json' -d "$json" \
+    | sed -n 's/^set-cookie: \(__Host-signoff_session=[^;]*\).*/\1/ip' | tr -d '\r'
+}
+token_of() { # base -> access token of a password grant
+  curl -fs -X POST "$1/auth/token" -d grant_type=password --data-urlencode email=bench@example.com \
+    --data-urlencode 'password=correct horse battery staple' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
+}
+baseline_cookie() { curl -fs -D - -o /dev/null "$1/login" | sed -n 's/^set-cookie: \([^;]*\).*/\1/ip' | tr -d '\r'; }
+default_cookie=$(cookie_of "http://127.0.0.1:$P_DEFAULT")
+default_token=$(token_of "http://127.0.0.1:$P_DEFAULT")
+quiet_cookie=$(cookie_of "http://127.0.0.1:$P_QUIET")
+pg_cookie=$(cookie_of "http://127.0.0.1:$P_PG2")
+pg_token=$(token_of "http://127.0.0.1:$P_PG2")
+# The pool: refresh grants (no password hash each), every access token distinct and valid.
+python3 bench/tokens.py "http://127.0.0.1:$P_DEFAULT" "$POOL" > "$dir/tokens.txt"
+tsm_cookie=$(baseline_cookie "http://127.0.0.1:$P_TSM")
+tss_cookie=$(baseline_cookie "http://127.0.0.1:$P_TSS")
+esm_cookie=$(baseline_cookie "http://127.0.0.1:$P_ESM")
+esr_cookie=$(baseline_cookie "http://127.0.0.1:$P_ESR")
 
 declare -A rps
-measure() {
-  local name=$1 url=$2 header=$3
+measure() { # name url header [wrk args...]: requests per second, after checking the answer is 200
+  local name=$1 url=$2 header=$3; shift 3
   local code
   code=$(curl -s -o /dev/null -w '%{http_code}' -H "$header" "$url")
-  [ "$code" = 200 ] || { echo "$name answered $code, not 200" >&2; exit 1; }
-  rps[$name]=$(taskset -c 1 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -H "$header" "$url" | awk '/Requests\/sec/ { print $2 }')
+  [ "$code" = 200 ] || { echo "bench: $name answered $code, not 200" >&2; exit 1; }
+  local out
+  out=$(taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -H "$header" "$url" "$@")
+  if echo "$out" | grep -q 'Non-2xx'; then echo "bench: $name: $(echo "$out" | grep Non-2xx)" >&2; exit 1; fi
+  rps[$name]=$(echo "$out" | awk '/Requests\/sec/ { print $2 }')
   echo "$name: ${rps[$name]} req/s"
 }
-measure bare http://127.0.0.1:9101/api/me "Cookie: session=anything"
-measure tower_sessions http://127.0.0.1:9102/api/me "Cookie: $ts_cookie"
-measure signoff_cookie http://127.0.0.1:9100/api/me "Cookie: $cookie"
-measure signoff_bearer http://127.0.0.1:9100/api/me "Authorization: Bearer $access"
-# Issued by the other node, checked on this one.
-measure signoff_pg_cookie http://127.0.0.1:9103/api/me "Cookie: $pg_cookie"
-measure signoff_pg_bearer http://127.0.0.1:9103/api/me "Authorization: Bearer $pg_access"
+me() { echo "http://127.0.0.1:$1/api/me"; }
+echo "== baselines"
+measure bare "$(me "$P_BARE")" "Cookie: session=anything"
+measure tower_sessions_memory "$(me "$P_TSM")" "Cookie: $tsm_cookie"
+measure tower_sessions_sqlite "$(me "$P_TSS")" "Cookie: $tss_cookie"
+measure express_session_memory "$(me "$P_ESM")" "Cookie: $esm_cookie"
+measure express_session_redis "$(me "$P_ESR")" "Cookie: $esr_cookie"
+echo "== 1. cookie"
+measure cookie_default "$(me "$P_DEFAULT")" "Cookie: $default_cookie"
+measure cookie_log_warn "$(me "$P_QUIET")" "Cookie: $quiet_cookie"
+measure cookie_pg_node "$(me "$P_PG1")" "Cookie: $pg_cookie"
+echo "== 2. bearer"
+measure bearer_reused "$(me "$P_DEFAULT")" "Authorization: Bearer $default_token"
+measure bearer_pool "$(me "$P_DEFAULT")" "Authorization: Bearer $default_token" -s bench/pool.lua -- "$dir/tokens.txt"
+measure bearer_pg_node "$(me "$P_PG1")" "Authorization: Bearer $pg_token"
+echo "== 3. forward auth"
+measure forward_auth "http://127.0.0.1:$P_DEFAULT/authz/auth-request" "Cookie: $default_cookie"
 
+echo "== 7. instructions per request (callgrind)"
+declare -A ir
+ir[cookie]=$(python3 bench/callgrind.py "$SIGNOFF" "$CALLS" cookie)
+ir[bearer]=$(python3 bench/callgrind.py "$SIGNOFF" "$CALLS" bearer)
+ir[bare]=$(python3 bench/callgrind.py "$BENCHBIN/bare" "$CALLS" bare)
+echo "instructions per request: cookie ${ir[cookie]}, bearer ${ir[bearer]}, bare axum ${ir[bare]}"
+
+if $SMOKE; then
+  echo "bench smoke: every scenario ran"
+  exit 0
+fi
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 {
   echo
-  echo "## $(date -u +%Y-%m-%d) — $(git rev-parse --short HEAD), $(nproc) cores, servers on core 0, wrk -t$THREADS -c$CONNECTIONS -d$DURATION on core 1"
+  echo "## $(date -u +%Y-%m-%d) — $(git rev-parse --short HEAD), $(nproc) cores, servers on core 1, wrk -t1 -c$CONNECTIONS -d$DURATION on core 0"
   echo
-  echo "| server | req/s | vs bare axum | vs tower-sessions |"
-  echo "|---|---|---|---|"
-  for n in bare tower_sessions signoff_cookie signoff_bearer signoff_pg_cookie signoff_pg_bearer; do
-    echo "| $n | ${rps[$n]} | $(ratio "${rps[$n]}" "${rps[bare]}") | $(ratio "${rps[$n]}" "${rps[tower_sessions]}") |"
+  echo "| scenario | req/s | vs bare axum | vs tower-sessions memory | vs tower-sessions SQLite | vs express-session memory | vs express-session Redis |"
+  echo "|---|---|---|---|---|---|---|"
+  for n in bare tower_sessions_memory tower_sessions_sqlite express_session_memory express_session_redis \
+    cookie_default cookie_log_warn cookie_pg_node bearer_reused bearer_pool bearer_pg_node forward_auth; do
+    echo "| $n | ${rps[$n]} | $(ratio "${rps[$n]}" "${rps[bare]}") | $(ratio "${rps[$n]}" "${rps[tower_sessions_memory]}") | $(ratio "${rps[$n]}" "${rps[tower_sessions_sqlite]}") | $(ratio "${rps[$n]}" "${rps[express_session_memory]}") | $(ratio "${rps[$n]}" "${rps[express_session_redis]}") |"
   done
+  echo
+  echo "Instructions per request (callgrind, $CALLS requests): cookie ${ir[cookie]}, bearer ${ir[bearer]}, bare axum ${ir[bare]}."
 } | tee -a bench/RESULTS.md
