@@ -55,16 +55,21 @@ pids=()
 PG=${SIGNOFF_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 pgdb="signoff_bench_$$"
 cleanup() {
+  local status=$?
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   sleep 0.3
-  psql -q "$PG" -c "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" >/dev/null 2>&1 || true
+  if [ "$status" != 0 ]; then # what the servers said, for the failure's cause
+    for log in "$dir"/*.log; do [ -f "$log" ] && { echo "--- $log" >&2; tail -n 20 "$log" >&2; }; done
+  fi
+  psql -q "$PG" -c "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" >/dev/null || echo "bench: could not drop $pgdb" >&2
   rm -rf "$dir"
 }
 trap cleanup EXIT
 psql -q "$PG" -c "CREATE DATABASE $pgdb"
 pg_url="${PG%/*}/$pgdb"
 
-# Servers and their stores on core 1 (taskset execs them, so $! is the server itself).
+# Servers and the Redis they use on core 1 (taskset execs them, so $! is the server itself);
+# the machine's PostgreSQL is not ours to pin (the nodes answer validation from memory).
 on1="taskset -c 1"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_for() { # URL: until it answers anything
@@ -92,6 +97,8 @@ for p in "$P_PG1" "$P_PG2"; do
     SIGNOFF_PUBLIC_URL="http://127.0.0.1:$P_PG1"
 done
 P_BARE=$(port) P_TSM=$(port) P_TSS=$(port) P_ESM=$(port) P_ESR=$(port)
+ports="$REDIS_PORT $P_DEFAULT $P_QUIET $P_PG1 $P_PG2 $P_BARE $P_TSM $P_TSS $P_ESM $P_ESR"
+[ "$(echo "$ports" | tr ' ' '\n' | sort -u | wc -l)" = 10 ] || { echo "bench: a port was handed out twice: $ports" >&2; exit 1; }
 $on1 "$BENCHBIN/bare" "127.0.0.1:$P_BARE" & pids+=($!)
 $on1 "$BENCHBIN/tower_sessions" "127.0.0.1:$P_TSM" & pids+=($!)
 $on1 "$BENCHBIN/tower_sessions" "127.0.0.1:$P_TSS" "sqlite:$dir/tower.db" & pids+=($!)
@@ -133,8 +140,10 @@ measure() { # name url header [wrk args...]: requests per second, after checking
   [ "$code" = 200 ] || { echo "bench: $name answered $code, not 200" >&2; exit 1; }
   local out
   out=$(taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -H "$header" "$url" "$@")
-  if echo "$out" | grep -q 'Non-2xx'; then echo "bench: $name: $(echo "$out" | grep Non-2xx)" >&2; exit 1; fi
+  # Every answer must be a 2xx, and no connection may fail or time out.
+  if echo "$out" | grep -Eq 'Non-2xx|Socket errors'; then echo "bench: $name: $(echo "$out" | grep -E 'Non-2xx|Socket errors')" >&2; exit 1; fi
   rps[$name]=$(echo "$out" | awk '/Requests\/sec/ { print $2 }')
+  [ -n "${rps[$name]}" ] || { echo "bench: $name: no figure from wrk: $out" >&2; exit 1; }
   echo "$name: ${rps[$name]} req/s"
 }
 me() { echo "http://127.0.0.1:$1/api/me"; }
@@ -151,6 +160,8 @@ measure cookie_pg_node "$(me "$P_PG1")" "Cookie: $pg_cookie"
 echo "== 2. bearer"
 measure bearer_reused "$(me "$P_DEFAULT")" "Authorization: Bearer $default_token"
 measure bearer_pool "$(me "$P_DEFAULT")" "Authorization: Bearer $default_token" -s bench/pool.lua -- "$dir/tokens.txt"
+# The control: the same script against the ceiling, for what the script costs wrk.
+measure bare_pool "$(me "$P_BARE")" "Authorization: Bearer $default_token" -s bench/pool.lua -- "$dir/tokens.txt"
 measure bearer_pg_node "$(me "$P_PG1")" "Authorization: Bearer $pg_token"
 echo "== 3. forward auth"
 measure forward_auth "http://127.0.0.1:$P_DEFAULT/authz/auth-request" "Cookie: $default_cookie"
@@ -166,17 +177,25 @@ if $SMOKE; then
   echo "bench smoke: every scenario ran"
   exit 0
 fi
-ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+# The table: every figure and its ratio to each baseline, computed at once (a failure fails).
+table=$(for n in bare tower_sessions_memory tower_sessions_sqlite express_session_memory express_session_redis \
+  cookie_default cookie_log_warn cookie_pg_node bearer_reused bearer_pool bare_pool bearer_pg_node forward_auth; do
+  echo "$n ${rps[$n]}"
+done | python3 -c '
+import sys
+rows = [line.split() for line in sys.stdin]
+rps = {n: float(v) for n, v in rows}
+bases = ["bare", "tower_sessions_memory", "tower_sessions_sqlite", "express_session_memory", "express_session_redis"]
+for n, v in rows:
+    print(f"| {n} | {float(v):,.0f} | " + " | ".join(f"{rps[n] / rps[b]:.2f}" for b in bases) + " |")
+')
 {
   echo
   echo "## $(date -u +%Y-%m-%d) — $(git rev-parse --short HEAD), $(nproc) cores, servers on core 1, wrk -t1 -c$CONNECTIONS -d$DURATION on core 0"
   echo
   echo "| scenario | req/s | vs bare axum | vs tower-sessions memory | vs tower-sessions SQLite | vs express-session memory | vs express-session Redis |"
   echo "|---|---|---|---|---|---|---|"
-  for n in bare tower_sessions_memory tower_sessions_sqlite express_session_memory express_session_redis \
-    cookie_default cookie_log_warn cookie_pg_node bearer_reused bearer_pool bearer_pg_node forward_auth; do
-    echo "| $n | ${rps[$n]} | $(ratio "${rps[$n]}" "${rps[bare]}") | $(ratio "${rps[$n]}" "${rps[tower_sessions_memory]}") | $(ratio "${rps[$n]}" "${rps[tower_sessions_sqlite]}") | $(ratio "${rps[$n]}" "${rps[express_session_memory]}") | $(ratio "${rps[$n]}" "${rps[express_session_redis]}") |"
-  done
+  echo "$table"
   echo
   echo "Instructions per request (callgrind, $CALLS requests): cookie ${ir[cookie]}, bearer ${ir[bearer]}, bare axum ${ir[bare]}."
 } | tee -a bench/RESULTS.md

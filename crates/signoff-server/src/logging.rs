@@ -1,11 +1,13 @@
 //! Where log lines go and how the busiest of them is written.
 //!
 //! Every request logs one access line, so the access line is on the hot path: in the text
-//! format it is written by [`AccessLine`] straight into the line buffer (the fields it knows,
-//! digits by hand), in the same layout as every other line (`<time>  INFO access: request
-//! request_id=… method=… route=… status=… ms=…`); every other event, and every event in the JSON
-//! format, is written by `tracing-subscriber`'s own formatter. Lines are handed to a thread of
-//! their own that writes them to stderr in batches ([`init`]).
+//! format written to a file or pipe it is written by [`AccessLine`] straight into the line
+//! buffer (the fields it knows, digits by hand), in the same layout as every other line
+//! (`<time>  INFO access: request request_id=… method=… route=… status=… ms=…`, a value quoted
+//! and escaped as the default formatter does when it holds anything but plain token
+//! characters); every other event, every event on a terminal and every event in the JSON format
+//! is written by `tracing-subscriber`'s own formatter. Lines are handed to a thread of their own
+//! that writes them to stderr in batches ([`init`]).
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
@@ -23,9 +25,11 @@ pub const ACCESS: &str = "access";
 
 /// Logs go to stderr from a thread of their own: a line is formatted where it is logged and
 /// queued, and the writer thread writes what has queued up in one go (flushing whenever the
-/// queue runs dry), so no request waits on stderr and a busy server makes one write per batch,
-/// not per line. Nothing is dropped: with the queue full, loggers wait (audit events are log
-/// lines too). The guard flushes what is left when it is dropped (at the end of `main`).
+/// queue runs dry), so a request does not wait on stderr and a busy server makes one write per
+/// batch, not per line. No line is dropped for being logged fast: with the queue full (128,000
+/// lines) loggers wait, as they waited on stderr before. When `main` returns, the guard gives
+/// the writer up to a second to write what is queued; lines still queued when the process is
+/// killed are lost (audit events are also kept in the store, in the transaction they record).
 pub fn init(config: &Config) -> tracing_appender::non_blocking::WorkerGuard {
     let level: tracing::Level = config.log_level.parse().unwrap_or(tracing::Level::INFO);
     let ansi = std::io::stderr().is_terminal();
@@ -67,16 +71,24 @@ where
 /// Writes an event's fields as ` message` then ` name=value`, as the default format does.
 struct Fields<'a>(&'a mut String);
 
+/// Whether a value can be written as it is: nothing that could end the line, open an escape
+/// sequence or be mistaken for the next field.
+fn plain(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_.-:{}*".contains(&b))
+}
+
 impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.0.push(' ');
-        } else {
-            self.0.push(' ');
+        self.0.push(' ');
+        if field.name() != "message" {
             self.0.push_str(field.name());
             self.0.push('=');
         }
-        self.0.push_str(value);
+        if plain(value) {
+            self.0.push_str(value);
+        } else {
+            let _ = write!(self.0, "{value:?}");
+        }
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
@@ -126,6 +138,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_plain_token_values_go_unquoted() {
+        assert!(plain("/admin/clients/{client_id}") && plain("GET") && plain("0a1b2c3d00000001"));
+        for v in ["a b", "x\ny", "\u{1b}[31m", "a=b", "", "\"q\""] {
+            assert!(!plain(v), "{v:?}");
+        }
+    }
+
+    #[test]
     fn the_timestamp_has_the_default_layout() {
         let t = OffsetDateTime::from_unix_timestamp_nanos(1_764_628_058_123_456_789).expect("time");
         let mut s = String::new();
@@ -160,10 +180,14 @@ mod tests {
             tracing::info!(target: "access", request_id = "0a1b2c3d00000001", method = "GET", route = "/api/me",
                 status = 200u16, ms = 0.0512, "request");
             tracing::warn!(request_id = "0a1b2c3d00000002", "something else");
+            // Anything but plain token characters is quoted and escaped: no forged line.
+            tracing::info!(target: "access", request_id = "x", method = "GET", route = "/a b\n0000  INFO forged",
+                status = 200u16, ms = 1.0, "request");
         });
         let text = String::from_utf8(buffer.0.lock().expect("lock").clone()).expect("utf-8");
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[2].ends_with(r#"route="/a b\n0000  INFO forged" status=200 ms=1.000"#), "{}", lines[2]);
         let (time, rest) = lines[0].split_once("  ").expect("time first");
         assert!(time.len() == 27 && time.ends_with('Z') && time.as_bytes()[10] == b'T', "{time}");
         assert_eq!(
