@@ -11,10 +11,11 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 }
 
 pub fn user(u: &User) -> Value {
-    json!({ "id": u.id, "email": u.email })
+    serde_json::to_value(UserView::of(u)).unwrap_or_default()
 }
 
-/// What `user` gives, as a type to serialise directly on hot paths.
+/// A user as the API shows it (`{id, email}`): serialised directly on hot paths, and through
+/// [`user`] where a JSON value is built.
 #[derive(serde::Serialize)]
 pub struct UserView<'a> {
     pub id: &'a str,
