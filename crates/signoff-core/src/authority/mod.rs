@@ -588,7 +588,9 @@ impl Authority {
                     Ok(account)
                 }
                 Ok((account, _)) => {
-                    attempt.finish(Outcome::Failed);
+                    // Recorded first, then finished: while the attempt is in flight it counts
+                    // as a failure anyway, so a failure the limiter counts is always on the
+                    // shared counters and in the audit log already.
                     if let Some(counters) = &counters
                         && let Err(e) = counters.hit(&counted, now).await
                     {
@@ -600,7 +602,9 @@ impl Authority {
                         Some(account) => failed.user(&account.user.id),
                         None => failed.reason("unknown_account"),
                     };
-                    if let Err(e) = store_event(&*store, event.clone()).await {
+                    let stored = store_event(&*store, event.clone()).await;
+                    attempt.finish(Outcome::Failed);
+                    if let Err(e) = stored {
                         // The client may be gone: leave a trace in the log at least.
                         event.log();
                         tracing::error!(error = %e, "could not store a failed sign-in's audit event");
