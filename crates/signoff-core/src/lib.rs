@@ -35,6 +35,7 @@ pub mod cluster;
 pub mod columns;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod denylist;
 pub mod email;
 pub mod error;
 pub mod outbox;

@@ -72,6 +72,15 @@ impl SessionCache {
         }
     }
 
+    /// How many sessions are cached.
+    pub fn len(&self) -> usize {
+        self.lock().by_hash.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Forgets everything (a change this process cannot interpret came by): validation reads the
     /// store again until the cache refills.
     pub fn clear(&self) {

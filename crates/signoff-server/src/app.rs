@@ -70,14 +70,11 @@ impl AppState {
         if let Some(counters) = backend.counters {
             authority = authority.with_shared_counters(counters);
         }
+        let metrics = Metrics::default();
+        let feed_read = metrics.feed_read.clone();
+        authority = authority.with_feed_read_timer(Arc::new(move |took| feed_read.observe(took.as_secs_f64())));
         let (shutdown, _) = watch::channel(false);
-        Ok(Self(Arc::new(Inner {
-            authority,
-            config,
-            metrics: Metrics::default(),
-            shutdown,
-            feed_waits: Arc::default(),
-        })))
+        Ok(Self(Arc::new(Inner { authority, config, metrics, shutdown, feed_waits: Arc::default() })))
     }
 
     pub fn authority(&self) -> &Authority {

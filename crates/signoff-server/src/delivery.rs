@@ -213,7 +213,15 @@ async fn attempt(state: &AppState, d: &Delivery, send_by: Instant) -> Option<Att
     if Instant::now() >= send_by {
         return None;
     }
-    Some(match request.send().await {
+    let started = Instant::now();
+    let sent = request.send().await;
+    let outcome = match &sent {
+        Ok(res) if res.status().is_success() => "delivered",
+        Ok(_) => "refused",
+        Err(_) => "unreachable",
+    };
+    state.metrics().delivery(outcome, started.elapsed());
+    Some(match sent {
         Ok(res) => {
             let retry_after = res
                 .headers()

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use crate::app::AppState;
 use crate::error::{ApiError, InternalDetail};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Operation};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Not among `http`'s named headers; parsed once, not per response.
@@ -31,6 +31,7 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
     let method = req.method().clone();
     let matched = req.extensions().get::<MatchedPath>().cloned();
     let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let operation = Operation::of(&method, route);
 
     let mut res = match AssertUnwindSafe(next.run(req)).catch_unwind().await {
         Ok(res) => res,
@@ -64,9 +65,14 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
     }
     // A refusal that asks to come back (Retry-After) is shed load; `/readyz` saying "not yet"
     // is not.
-    state.metrics().response(status.as_u16(), res.headers().contains_key(axum::http::header::RETRY_AFTER));
+    let metrics = state.metrics();
+    metrics.response(status.as_u16(), res.headers().contains_key(axum::http::header::RETRY_AFTER));
+    let took = started.elapsed();
+    if let Some(op) = operation {
+        metrics.observe(op, took);
+    }
     tracing::info!(target: crate::logging::ACCESS, request_id = request_id.as_str(), method = method.as_str(),
-        route = route, status = status.as_u16(), ms = started.elapsed().as_secs_f64() * 1000.0, "request");
+        route = route, status = status.as_u16(), ms = took.as_secs_f64() * 1000.0, "request");
     res
 }
 

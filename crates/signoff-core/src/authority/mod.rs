@@ -174,6 +174,19 @@ pub struct Authority {
     feed_health: sync::FeedHealth,
     /// Woken when deliveries were enqueued, so the outbox worker sends them at once.
     outbox_ready: tokio::sync::Notify,
+    /// Told how long each read of the revocation feed took (the server's metrics).
+    on_feed_read: Option<FeedReadTimer>,
+}
+
+/// Called with the duration of every read of the revocation feed.
+pub type FeedReadTimer = Arc<dyn Fn(std::time::Duration) + Send + Sync>;
+
+/// How full this process's caches are (for operators).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CacheSizes {
+    pub sessions: usize,
+    pub denied_tokens: usize,
+    pub verified_tokens: usize,
 }
 
 /// How long past the access-token lifetime relying services are still told of a revocation:
@@ -380,6 +393,7 @@ impl Authority {
             client_feed: ClientFeed::new(token_policy_ttl + FEED_CLOCK_MARGIN),
             feed_health: sync::FeedHealth::new(),
             outbox_ready: tokio::sync::Notify::new(),
+            on_feed_read: None,
         };
         authority.load_token_state().await?;
         authority.start_client_feed(feed_start).await?;
@@ -1137,6 +1151,18 @@ impl Authority {
     }
 
     /// Counts rate limits on counters every node shares, besides this process's memory.
+    /// Reports the duration of every read of the revocation feed to `timer`.
+    pub fn with_feed_read_timer(mut self, timer: FeedReadTimer) -> Self {
+        self.on_feed_read = Some(timer);
+        self
+    }
+
+    /// How full the caches are now.
+    pub fn cache_sizes(&self) -> CacheSizes {
+        let (denied_tokens, verified_tokens) = self.tokens.sizes();
+        CacheSizes { sessions: self.sessions.len(), denied_tokens, verified_tokens }
+    }
+
     pub fn with_shared_counters(mut self, counters: Arc<dyn SharedCounters>) -> Self {
         self.counters = Some(counters);
         self

@@ -109,6 +109,9 @@ impl Authority {
     async fn catch_up_locked(&self, cursor: &mut FeedCursor) -> Result<i64, CoreError> {
         let started = Instant::now();
         let result = self.read_feed(cursor, started).await;
+        if let Some(timer) = &self.on_feed_read {
+            timer(started.elapsed());
+        }
         match result {
             Ok(_) => self.feed_health.caught_up(started),
             Err(_) => cursor.failed_from = Some(started),

@@ -12,6 +12,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::{Authority, Batch, ClientInfo, SignedIn};
 use crate::audit::{Actor, AuditKind};
+use crate::denylist::Denylist;
 use crate::email;
 use crate::error::CoreError;
 use crate::remember::RememberSecret;
@@ -81,9 +82,8 @@ pub struct TokenState {
     /// Held across a reload's read and install, so installs happen in the order of the reads:
     /// a reload that read before a withdrawal can never install after one that read after it.
     reloading: tokio::sync::Mutex<()>,
-    /// issuer → jti → `exp` of denied tokens that have not expired: keyed on `(iss, jti)`,
-    /// nested so the hot path can probe it with borrowed strings.
-    denied: RwLock<HashMap<String, HashMap<String, i64>>>,
+    /// Denied tokens that have not expired, by `(iss, jti)`.
+    denied: Denylist,
     /// Token versions of users seen so far, and how many times they were forgotten (a
     /// read-through that began before a forgetting must not insert what it read after it).
     versions: RwLock<(u64, HashMap<UserId, i64>)>,
@@ -111,7 +111,7 @@ impl TokenState {
             keyring: RwLock::default(),
             last_reload: Mutex::new(None),
             reloading: tokio::sync::Mutex::new(()),
-            denied: RwLock::default(),
+            denied: Denylist::default(),
             versions: RwLock::default(),
             verified: Mutex::default(),
         }
@@ -160,23 +160,21 @@ impl TokenState {
     }
 
     pub(super) fn forget_expired(&self, now: i64) {
-        let mut denied = self.denied.write().unwrap_or_else(PoisonError::into_inner);
-        for jtis in denied.values_mut() {
-            jtis.retain(|_, exp| *exp + 60 > now);
-        }
-        denied.retain(|_, jtis| !jtis.is_empty());
-        drop(denied);
+        self.denied.forget_expired(now);
         self.verified.lock().unwrap_or_else(PoisonError::into_inner).claims.retain(|_, c| c.exp + 60 > now);
     }
 
     pub(super) fn deny(&self, issuer: &str, jti: &str, exp: i64) {
-        let mut denied = self.denied.write().unwrap_or_else(PoisonError::into_inner);
-        denied.entry(issuer.to_owned()).or_default().insert(jti.to_owned(), exp);
+        self.denied.deny(issuer, jti, exp);
     }
 
     fn is_denied(&self, issuer: &str, jti: &str) -> bool {
-        let denied = self.denied.read().unwrap_or_else(PoisonError::into_inner);
-        denied.get(issuer).is_some_and(|jtis| jtis.contains_key(jti))
+        self.denied.is_denied(issuer, jti)
+    }
+
+    /// How many tokens are denied in memory, and how many signatures are remembered.
+    pub(super) fn sizes(&self) -> (usize, usize) {
+        (self.denied.len(), self.verified.lock().unwrap_or_else(PoisonError::into_inner).claims.len())
     }
 
     fn version(&self, user: &UserId) -> Option<i64> {

@@ -2,12 +2,13 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
 use crate::app::AppState;
+use crate::metrics::Snapshot;
 
 /// The contract as OpenAPI 3.1, kept beside the code and checked against the router in tests.
 pub const OPENAPI: &str = include_str!("../../openapi.json");
@@ -49,22 +50,35 @@ async fn readyz(State(state): State<AppState>) -> Response {
     axum::Json(json!({ "status": "ready" })).into_response()
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
-    let mut text = state.metrics().render(state.authority().hub().watched_sessions());
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let authority = state.authority();
     // The outbox, counted at most once a second however often this is asked.
-    let counts =
-        state.metrics().deliveries.get_or_refresh(|| async { state.authority().delivery_counts().await.ok() }).await;
-    if let Some((pending, failed)) = counts {
-        use std::fmt::Write;
-        let _ = write!(
-            text,
-            "# HELP signoff_deliveries_pending Logout notifications waiting to be delivered.\n\
-             # TYPE signoff_deliveries_pending gauge\nsignoff_deliveries_pending {pending}\n\
-             # HELP signoff_deliveries_failed Logout notifications that failed for good (kept a week).\n\
-             # TYPE signoff_deliveries_failed gauge\nsignoff_deliveries_failed {failed}\n"
-        );
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    let deliveries =
+        state.metrics().deliveries.get_or_refresh(|| async { authority.delivery_counts().await.ok() }).await;
+    let caches = authority.cache_sizes();
+    let cluster = authority.cluster();
+    let snapshot = Snapshot {
+        event_stream_sessions: authority.hub().watched_sessions(),
+        cached_sessions: caches.sessions,
+        denied_tokens: caches.denied_tokens,
+        verified_tokens: caches.verified_tokens,
+        node_vouches: cluster.map(|c| c.vouches()),
+        jeopardy: cluster.and_then(|c| c.jeopardy_since()).map(|since| since.elapsed()),
+        feed_head: authority.client_feed().head(),
+    };
+    let text = state.metrics().render(snapshot, deliveries);
+    // OpenMetrics for a scraper that asks for it, the classic text type otherwise (the body
+    // parses as both).
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    let content_type = if openmetrics {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
+    ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
 async fn openapi() -> Response {

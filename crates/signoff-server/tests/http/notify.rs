@@ -386,6 +386,7 @@ async fn a_refusal_fails_the_delivery_and_gone_stops_the_url_and_an_admin_can_re
     let metrics = s.browser().get("/metrics").await.text;
     assert!(metrics.contains("signoff_deliveries_failed 1"), "{metrics}");
     assert!(metrics.contains("signoff_deliveries_pending 0"), "{metrics}");
+    assert!(metrics.contains("signoff_delivery_seconds_count{outcome=\"refused\"} 1"), "timed: {metrics}");
     s.clock.advance(time::Duration::hours(1));
     assert!(r.nothing_for(Duration::from_millis(1500)).await, "a 4xx is not retried");
     let id = failed["id"].as_str().expect("id");

@@ -28,6 +28,50 @@ async fn health_readiness_and_metrics() {
     assert!(open >= 1, "at least this request's own connection");
     assert!(metrics.text.contains("signoff_throttled_total 0"));
     assert!(metrics.text.contains("signoff_busy_total 0"));
+    assert!(metrics.text.ends_with("# EOF\n"));
+
+    // Latency histograms, by what a request did.
+    let email = s.register("metrics@example.com").await;
+    b.login(&email, PASSWORD).await;
+    for _ in 0..3 {
+        assert_eq!(b.get("/api/me").await.status, StatusCode::OK);
+    }
+    let mut t = s.browser();
+    let granted =
+        t.post_json("/auth/token", &json!({"grant_type": "password", "email": email, "password": PASSWORD})).await;
+    let access = granted.json()["access_token"].as_str().expect("access token").to_owned();
+    assert_eq!(t.post_json("/auth/revoke", &json!({"token": access})).await.status, StatusCode::OK);
+    let text = b.get("/metrics").await.text;
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+    };
+    assert_eq!(value("signoff_validation_seconds_count"), 3.0);
+    assert!(value("signoff_validation_seconds_sum") > 0.0);
+    assert_eq!(value("signoff_validation_seconds_bucket{le=\"+Inf\"}"), 3.0);
+    // The failed sign-in above, this one and the token's password grant.
+    assert_eq!(value("signoff_sign_in_seconds_count"), 3.0);
+    assert!(value("signoff_sign_in_seconds_bucket{le=\"0.0001\"}") < 3.0, "argon2id takes longer than 100 µs");
+    assert_eq!(value("signoff_logout_seconds_count"), 1.0);
+    assert_eq!(value("signoff_denied_tokens"), 1.0, "the revoked token's id");
+    assert!(value("signoff_cached_sessions") >= 1.0);
+    // A single process vouches for itself.
+    assert_eq!(value("signoff_node_vouches"), 1.0);
+    assert_eq!(value("signoff_node_jeopardy_seconds"), 0.0);
+    b.post_json("/auth/logout", &json!({})).await;
+    let text = b.get("/metrics").await.text;
+    assert!(text.contains("signoff_logout_seconds_count 2"), "{text}");
+
+    // A scraper that asks for OpenMetrics gets its media type.
+    let res = reqwest::Client::new()
+        .get(format!("{}/metrics", s.base))
+        .header("accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")
+        .send()
+        .await
+        .expect("metrics");
+    assert!(res.headers()["content-type"].to_str().expect("ascii").starts_with("application/openmetrics-text"));
 }
 
 #[tokio::test]
