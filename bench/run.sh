@@ -15,14 +15,22 @@
 #      + Redis (a second node beside it issued the cookie);
 #   2. GET /api/me with a bearer token: one token reused, and a pool of 10,000 distinct tokens
 #      (each request the next token, round robin);
-#   3. GET /authz/auth-request (forward authentication) with a session cookie;
+#   3. GET /authz/auth-request (forward authentication) with a session cookie, and the Node
+#      verifier library: verifications per second, and revocation propagation (revoke response
+#      to refusal, p50/p99) -- bench/node/verifier.mjs;
+#   4. logout latency (scope global) through one of 1, 2 and 3 nodes on PostgreSQL, with and
+#      without Redis (bench/cluster.py), and a global logout of a user with 1 to 100,000
+#      sessions on SQLite and on PostgreSQL (bench/global_logout.py);
+#   5. memory per denied access token after 1,000,000 revocations (the denylist, in process:
+#      crates/signoff-core/examples/denylist_memory.rs);
+#   6. validation latency (p99, GET /api/me with a cookie, two connections) alone and while a
+#      flood of sign-ins (argon2id) runs against the same server (bench/flood.lua);
 #   7. instructions per request (valgrind --tool=callgrind) for scenarios 1 and 2: repeatable
 #      where wall-clock figures on a shared machine are not.
-# (Scenarios 4 to 6 and the verifier figures are in BENCHMARKS.md: bench/cluster.py, and the
-# test suites that print them.)
 #
 # --smoke (what CI runs): debug builds, one second per run, 100 pooled tokens, 100 callgrind
-# requests; it proves that every scenario builds and runs, and writes no results.
+# requests, a few rounds and small sizes for scenarios 3 to 6; it proves that every scenario
+# builds and runs, and writes no results.
 #
 # Needs: wrk, valgrind, node/npm, redis-server, PostgreSQL at $SIGNOFF_TEST_POSTGRES_URL.
 set -euo pipefail
@@ -31,8 +39,10 @@ SMOKE=false
 [ "${1:-}" = --smoke ] && SMOKE=true
 if $SMOKE; then
   DURATION=1s POOL=100 CALLS=100 PROFILE=debug
+  VERIFY_SECONDS=1 VERIFY_ROUNDS=10 CLUSTER_ROUNDS=3 PAUSE_ROUNDS=1 SIZES=1,100 DENIED=10000
 else
   DURATION=${DURATION:-10s} POOL=${POOL:-10000} CALLS=${CALLS:-2000} PROFILE=release
+  VERIFY_SECONDS=5 VERIFY_ROUNDS=1000 CLUSTER_ROUNDS=200 PAUSE_ROUNDS=3 SIZES=1,100,10000,100000 DENIED=1000000
 fi
 CONNECTIONS=${CONNECTIONS:-32}
 for tool in wrk valgrind node npm redis-server psql taskset python3; do
@@ -41,12 +51,15 @@ done
 
 if [ "$PROFILE" = release ]; then
   cargo build --release --locked --bin signoff
+  cargo build --release --locked -p signoff-core --example denylist_memory
   (cd bench && cargo build --release --locked)
 else
   cargo build --locked --bin signoff
+  cargo build --locked -p signoff-core --example denylist_memory
   (cd bench && cargo build --locked)
 fi
 (cd bench/node && npm ci --no-audit --no-fund --loglevel=error)
+(cd clients/node && npm ci --no-audit --no-fund --loglevel=error)
 SIGNOFF=target/$PROFILE/signoff
 BENCHBIN=bench/target/$PROFILE
 
@@ -89,7 +102,8 @@ signoff() { # PORT [ENV...]: a signoff server on SQLite, its log in $dir
     $on1 "$SIGNOFF" serve 2>>"$dir/signoff-$p.log" & pids+=($!)
 }
 P_DEFAULT=$(port) P_QUIET=$(port) P_PG1=$(port) P_PG2=$(port)
-signoff "$P_DEFAULT" SIGNOFF_DATABASE_URL="sqlite://$dir/default.db"
+ADMIN=bench-admin-token-0123456789abcdef0123456789
+signoff "$P_DEFAULT" SIGNOFF_DATABASE_URL="sqlite://$dir/default.db" SIGNOFF_ADMIN_TOKEN="$ADMIN"
 signoff "$P_QUIET" SIGNOFF_DATABASE_URL="sqlite://$dir/quiet.db" SIGNOFF_LOG_LEVEL=warn
 # Two nodes of one deployment: one database, one Redis, one public URL (the tokens' issuer).
 for p in "$P_PG1" "$P_PG2"; do
@@ -165,6 +179,44 @@ measure bare_pool "$(me "$P_BARE")" "Authorization: Bearer $default_token" -s be
 measure bearer_pg_node "$(me "$P_PG1")" "Authorization: Bearer $pg_token"
 echo "== 3. forward auth"
 measure forward_auth "http://127.0.0.1:$P_DEFAULT/authz/auth-request" "Cookie: $default_cookie"
+echo "== 3. the Node verifier library (on core 0, against the default server)"
+verifier=$(taskset -c 0 node bench/node/verifier.mjs "http://127.0.0.1:$P_DEFAULT" "$ADMIN" "$VERIFY_SECONDS" "$VERIFY_ROUNDS")
+echo "node verifier: $verifier"
+
+echo "== 6. validation p99 alone, and under a sign-in flood"
+curl -fs -o /dev/null -X POST "http://127.0.0.1:$P_DEFAULT/auth/register" -H 'content-type: application/json' \
+  -d '{"email":"flood@example.com","password":"correct horse battery staple"}'
+p99() { # wrk output -> its 99th percentile latency in ms
+  awk '$1 == "99%" { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+    print (u == "us" ? v / 1000 : u == "s" ? v * 1000 : v) }'
+}
+latency() { # -> p99 ms of GET /api/me with the default cookie, two connections
+  local out
+  out=$(taskset -c 0 wrk -t1 -c2 -d"$DURATION" --latency -H "Cookie: $default_cookie" "$(me "$P_DEFAULT")")
+  if echo "$out" | grep -Eq 'Non-2xx|Socket errors'; then echo "bench: validation: $(echo "$out" | grep -E 'Non-2xx|Socket errors')" >&2; exit 1; fi
+  echo "$out" | p99
+}
+calm_p99=$(latency)
+flood_out="$dir/flood.txt"
+taskset -c 0 wrk -t1 -c8 -d"$(( ${DURATION%s} + 2 ))s" -s bench/flood.lua "http://127.0.0.1:$P_DEFAULT/auth/login" > "$flood_out" &
+flood=$!
+sleep 1
+flood_p99=$(latency)
+wait "$flood"
+signins=$(awk '/Requests\/sec/ { print $2 }' "$flood_out")
+refused=$(awk '/Non-2xx/ { print $NF }' "$flood_out")
+echo "validation p99: ${calm_p99} ms alone, ${flood_p99} ms under the flood (${signins} sign-in requests/s, ${refused:-0} of them refused busy)"
+[ -n "$calm_p99" ] && [ -n "$flood_p99" ] || { echo "bench: no latency figure" >&2; exit 1; }
+
+echo "== 5. memory per denied token"
+denylist=$(taskset -c 1 "target/$PROFILE/examples/denylist_memory" "$DENIED")
+echo "$denylist"
+
+echo "== 4. logout latency across nodes; global logout by sessions"
+cluster=$(python3 bench/cluster.py "$CLUSTER_ROUNDS" --bin "$SIGNOFF" --pause-rounds "$PAUSE_ROUNDS")
+echo "$cluster"
+global=$(python3 bench/global_logout.py "$SIGNOFF" "$SIZES")
+echo "$global"
 
 echo "== 7. instructions per request (callgrind)"
 declare -A ir
@@ -198,4 +250,14 @@ for n, v in rows:
   echo "$table"
   echo
   echo "Instructions per request (callgrind, $CALLS requests): cookie ${ir[cookie]}, bearer ${ir[bearer]}, bare axum ${ir[bare]}."
+  echo
+  echo "Node verifier (scenario 3): $verifier"
+  echo
+  echo "Validation p99 (scenario 6): ${calm_p99} ms alone, ${flood_p99} ms under a sign-in flood (${signins} sign-in requests/s, ${refused:-0} refused busy)."
+  echo
+  echo "Denylist (scenario 5): $denylist"
+  echo
+  echo "$cluster"
+  echo
+  echo "$global"
 } | tee -a bench/RESULTS.md

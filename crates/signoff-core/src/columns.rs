@@ -165,6 +165,54 @@ pub fn feed_from(r: &impl Columns) -> Result<(i64, FeedEntry), StoreError> {
     Ok((get(r, "seq")?, entry))
 }
 
+/// A feed entry as a row of `revocations` (times in Unix milliseconds); `None` for an entry of
+/// a kind this version does not know, which is never written back.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedRow<'a> {
+    pub kind: &'static str,
+    pub subject: &'a str,
+    pub user_id: Option<&'a str>,
+    pub issuer: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    pub value: Option<i64>,
+    pub at: i64,
+    pub next: Option<&'a str>,
+}
+
+/// The row of `e`; `at` dates the entries that carry no time of their own.
+pub fn feed_row(e: &FeedEntry, at: OffsetDateTime) -> Option<FeedRow<'_>> {
+    let row = |kind, subject| FeedRow {
+        kind,
+        subject,
+        user_id: None,
+        issuer: None,
+        reason: None,
+        value: None,
+        at: ms(at),
+        next: None,
+    };
+    Some(match e {
+        FeedEntry::Session(r) => FeedRow {
+            user_id: Some(r.user_id.as_str()),
+            reason: Some(r.reason.as_str()),
+            at: ms(r.at),
+            ..row("session", r.session_id.as_str())
+        },
+        FeedEntry::Token { issuer, jti, exp } => {
+            FeedRow { issuer: Some(issuer.as_str()), value: Some(*exp), ..row("token", jti.as_str()) }
+        }
+        FeedEntry::TokenVersion { user_id, version } => {
+            FeedRow { user_id: Some(user_id.as_str()), value: Some(*version), ..row("token_version", user_id.as_str()) }
+        }
+        FeedEntry::Keys { kid, withdrawn } => {
+            FeedRow { reason: withdrawn.then_some("withdrawn"), ..row("keys", kid.as_str()) }
+        }
+        FeedEntry::ClientRemoved { client_id } => row("client_removed", client_id.as_str()),
+        FeedEntry::Rekeyed { old, new } => FeedRow { next: Some(new.as_str()), ..row("rekeyed", old.as_str()) },
+        FeedEntry::Unknown { .. } => return None,
+    })
+}
+
 pub fn refresh_from(r: &impl Columns) -> Result<RefreshToken, StoreError> {
     Ok(RefreshToken {
         id: get(r, "id")?,

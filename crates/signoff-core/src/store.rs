@@ -305,7 +305,11 @@ pub trait Tx: Send {
     async fn delete_remember(&mut self, filter: RememberFilter<'_>) -> Result<Ended, StoreError>;
 
     async fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError>;
-    /// Appends entries to the revocation feed; `at` dates those that carry no time of their own.
+    /// Appends several events in one statement, in order (a global logout of a user with
+    /// thousands of sessions writes one event per session).
+    async fn append_audits(&mut self, events: &[AuditEvent]) -> Result<(), StoreError>;
+    /// Appends entries to the revocation feed, in order and in one statement; `at` dates those
+    /// that carry no time of their own.
     /// Returns the position of the last entry written (0 when none was).
     async fn record_revocations(&mut self, entries: &[FeedEntry], at: OffsetDateTime) -> Result<i64, StoreError>;
 

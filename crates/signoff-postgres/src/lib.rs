@@ -34,9 +34,14 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use rows::{
-    audit_from, client_from, db_err, delivery_from, feed_from, ms, refresh_from, remember_from, session_from,
-    signing_key_from, user_from,
+    FeedRow, audit_from, client_from, db_err, delivery_from, feed_from, feed_row, ms, refresh_from, remember_from,
+    session_from, signing_key_from, user_from,
 };
+
+/// One text column of several rows, for `UNNEST`.
+fn column<'a, T>(rows: &'a [T], f: impl Fn(&'a T) -> Option<&'a str>) -> Vec<Option<&'a str>> {
+    rows.iter().map(f).collect()
+}
 
 /// A signoff store in one PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -933,63 +938,63 @@ impl Tx for PgTx {
         Ok(())
     }
 
+    async fn append_audits(&mut self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        // One statement for any number: a column per array, rows in order (WITH ORDINALITY).
+        sqlx::query(
+            "INSERT INTO audit_events (user_id, session_id, kind, scope, reason, detail, actor, ip, user_agent, at) \
+             SELECT u, s, k, sc, r, d, a, i, ua, t FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+             $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[]) WITH ORDINALITY \
+             AS x(u, s, k, sc, r, d, a, i, ua, t, n) ORDER BY n",
+        )
+        .bind(column(events, |e| e.user_id.as_ref().map(UserId::as_str)))
+        .bind(column(events, |e| e.session_id.as_ref().map(SessionId::as_str)))
+        .bind(column(events, |e| Some(e.kind.as_str())))
+        .bind(column(events, |e| e.scope.as_deref()))
+        .bind(column(events, |e| e.reason.as_deref()))
+        .bind(column(events, |e| e.detail.as_deref()))
+        .bind(column(events, |e| Some(e.actor.as_str())))
+        .bind(column(events, |e| e.ip.as_deref()))
+        .bind(column(events, |e| e.user_agent.as_deref()))
+        .bind(events.iter().map(|e| ms(e.at)).collect::<Vec<i64>>())
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
     async fn record_revocations(&mut self, entries: &[FeedEntry], at: OffsetDateTime) -> Result<i64, StoreError> {
-        let known: Vec<&FeedEntry> = entries.iter().filter(|e| !matches!(e, FeedEntry::Unknown { .. })).collect();
-        if known.is_empty() {
+        let rows: Vec<FeedRow<'_>> = entries.iter().filter_map(|e| feed_row(e, at)).collect();
+        if rows.is_empty() {
             return Ok(0);
         }
         // The counter's row lock orders appending transactions: positions follow commit order.
         let last: i64 = sqlx::query_scalar("UPDATE revocation_counter SET seq = seq + $1 WHERE id = 1 RETURNING seq")
-            .bind(known.len() as i64)
+            .bind(rows.len() as i64)
             .fetch_one(self.conn())
             .await
             .map_err(db_err)?;
-        for (seq, e) in (last - known.len() as i64 + 1..).zip(known) {
-            let (kind, subject, user, issuer, reason, value, at, next) = match e {
-                FeedEntry::Session(r) => (
-                    "session",
-                    r.session_id.as_str(),
-                    Some(r.user_id.as_str()),
-                    None,
-                    Some(r.reason.as_str()),
-                    None,
-                    r.at,
-                    None,
-                ),
-                FeedEntry::Token { issuer, jti, exp } => {
-                    ("token", jti.as_str(), None, Some(issuer.as_str()), None, Some(*exp), at, None)
-                }
-                FeedEntry::TokenVersion { user_id, version } => {
-                    ("token_version", user_id.as_str(), Some(user_id.as_str()), None, None, Some(*version), at, None)
-                }
-                FeedEntry::Keys { kid, withdrawn } => {
-                    ("keys", kid.as_str(), None, None, withdrawn.then_some("withdrawn"), None, at, None)
-                }
-                FeedEntry::ClientRemoved { client_id } => {
-                    ("client_removed", client_id.as_str(), None, None, None, None, at, None)
-                }
-                FeedEntry::Rekeyed { old, new } => {
-                    ("rekeyed", old.as_str(), None, None, None, None, at, Some(new.as_str()))
-                }
-                FeedEntry::Unknown { .. } => continue,
-            };
-            sqlx::query(
-                "INSERT INTO revocations (seq, kind, subject, user_id, issuer, reason, value, at, next) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(seq)
-            .bind(kind)
-            .bind(subject)
-            .bind(user)
-            .bind(issuer)
-            .bind(reason)
-            .bind(value)
-            .bind(ms(at))
-            .bind(next)
-            .execute(self.conn())
-            .await
-            .map_err(db_err)?;
-        }
+        let first = last - rows.len() as i64 + 1;
+        // One statement for any number of entries.
+        sqlx::query(
+            "INSERT INTO revocations (seq, kind, subject, user_id, issuer, reason, value, at, next) \
+             SELECT $1 + n - 1, k, s, u, i, r, v, t, x FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::text[], $7::bigint[], $8::bigint[], $9::text[]) WITH ORDINALITY AS e(k, s, u, i, r, v, t, x, n)",
+        )
+        .bind(first)
+        .bind(column(&rows, |r| Some(r.kind)))
+        .bind(column(&rows, |r| Some(r.subject)))
+        .bind(column(&rows, |r| r.user_id))
+        .bind(column(&rows, |r| r.issuer))
+        .bind(column(&rows, |r| r.reason))
+        .bind(rows.iter().map(|r| r.value).collect::<Vec<Option<i64>>>())
+        .bind(rows.iter().map(|r| r.at).collect::<Vec<i64>>())
+        .bind(column(&rows, |r| r.next))
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
         Ok(last)
     }
 

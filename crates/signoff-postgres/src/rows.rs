@@ -11,7 +11,7 @@ use signoff_core::token::SigningKeyPair;
 use sqlx::Row as _;
 use sqlx::postgres::PgRow;
 
-pub use signoff_core::columns::{backend, ms};
+pub use signoff_core::columns::{FeedRow, backend, feed_row, ms};
 
 /// Unique violations are conflicts; lock and serialisation failures, deadlocks, cancelled
 /// statements, an exhausted pool, insufficient resources (too many connections), a read-only

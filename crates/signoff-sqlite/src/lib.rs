@@ -25,8 +25,8 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use rows::{
-    audit_from, backend, client_from, db_err, delivery_from, feed_from, ms, refresh_from, remember_from, session_from,
-    signing_key_from, user_from,
+    audit_from, backend, client_from, db_err, delivery_from, feed_from, feed_row, ms, refresh_from, remember_from,
+    session_from, signing_key_from, user_from,
 };
 
 /// A signoff store in one SQLite file.
@@ -877,56 +877,60 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
-    async fn record_revocations(&mut self, entries: &[FeedEntry], at: OffsetDateTime) -> Result<i64, StoreError> {
-        let mut last = 0;
-        for e in entries {
-            let (kind, subject, user, issuer, reason, value, at) = match e {
-                FeedEntry::Session(r) => (
-                    "session",
-                    r.session_id.as_str(),
-                    Some(r.user_id.as_str()),
-                    None,
-                    Some(r.reason.as_str()),
-                    None,
-                    r.at,
-                ),
-                FeedEntry::Token { issuer, jti, exp } => {
-                    ("token", jti.as_str(), None, Some(issuer.as_str()), None, Some(*exp), at)
-                }
-                FeedEntry::TokenVersion { user_id, version } => {
-                    ("token_version", user_id.as_str(), Some(user_id.as_str()), None, None, Some(*version), at)
-                }
-                FeedEntry::Keys { kid, withdrawn } => {
-                    ("keys", kid.as_str(), None, None, withdrawn.then_some("withdrawn"), None, at)
-                }
-                FeedEntry::ClientRemoved { client_id } => {
-                    ("client_removed", client_id.as_str(), None, None, None, None, at)
-                }
-                FeedEntry::Rekeyed { old, .. } => ("rekeyed", old.as_str(), None, None, None, None, at),
-                FeedEntry::Unknown { .. } => continue,
-            };
-            let next = match e {
-                FeedEntry::Rekeyed { new, .. } => Some(new.as_str()),
-                _ => None,
-            };
-            let done = sqlx::query(
-                "INSERT INTO revocations (kind, subject, user_id, issuer, reason, value, at, next) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(kind)
-            .bind(subject)
-            .bind(user)
-            .bind(issuer)
-            .bind(reason)
-            .bind(value)
-            .bind(ms(at))
-            .bind(next)
-            .execute(self.conn())
-            .await
-            .map_err(db_err)?;
-            last = done.last_insert_rowid();
+    async fn append_audits(&mut self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
         }
-        Ok(last)
+        // One statement for any number: the rows travel as one JSON array.
+        let rows: Vec<serde_json::Value> = events
+            .iter()
+            .map(|e| {
+                serde_json::json!([
+                    e.user_id.as_ref().map(UserId::as_str),
+                    e.session_id.as_ref().map(SessionId::as_str),
+                    e.kind.as_str(),
+                    e.scope,
+                    e.reason,
+                    e.detail,
+                    e.actor.as_str(),
+                    e.ip,
+                    e.user_agent,
+                    ms(e.at),
+                ])
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO audit_events (user_id, session_id, kind, scope, reason, detail, actor, ip, user_agent, at) \
+             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, \
+             value->>8, value->>9 FROM json_each(?) ORDER BY key",
+        )
+        .bind(serde_json::Value::Array(rows).to_string())
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn record_revocations(&mut self, entries: &[FeedEntry], at: OffsetDateTime) -> Result<i64, StoreError> {
+        let rows: Vec<serde_json::Value> = entries
+            .iter()
+            .filter_map(|e| feed_row(e, at))
+            .map(|r| serde_json::json!([r.kind, r.subject, r.user_id, r.issuer, r.reason, r.value, r.at, r.next]))
+            .collect();
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        // One statement for any number, positions in the entries' order (AUTOINCREMENT).
+        let done = sqlx::query(
+            "INSERT INTO revocations (kind, subject, user_id, issuer, reason, value, at, next) \
+             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7 \
+             FROM json_each(?) ORDER BY key",
+        )
+        .bind(serde_json::Value::Array(rows).to_string())
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(done.last_insert_rowid())
     }
 
     async fn insert_refresh(&mut self, t: &RefreshToken) -> Result<(), StoreError> {

@@ -11,7 +11,7 @@ use signoff_core::token::SigningKeyPair;
 use sqlx::Row as _;
 use sqlx::sqlite::SqliteRow;
 
-pub use signoff_core::columns::{backend, ms};
+pub use signoff_core::columns::{backend, feed_row, ms};
 
 pub fn db_err(e: sqlx::Error) -> StoreError {
     match &e {

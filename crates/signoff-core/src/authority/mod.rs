@@ -248,8 +248,12 @@ impl Batch<'_> {
         if self.expiry && ended.iter().any(|s| self.authority.is_live(s, now)) {
             self.expiry = false;
         }
+        let events: Vec<AuditEvent> = ended.iter().map(|s| event.about(s)).collect();
+        if !events.is_empty() {
+            self.tx.append_audits(&events).await?;
+            self.events.extend(events);
+        }
         for s in &ended {
-            self.audit(event.about(s)).await?;
             self.notices.push(Notice::SessionEnded {
                 user_id: s.user_id.to_string(),
                 session_id: s.id.to_string(),
