@@ -1,10 +1,13 @@
 //! Password hashing (argon2id with OWASP's parameters) and the password policy.
 //!
-//! Hashing takes tens of milliseconds of CPU and 19 MiB on purpose, so it runs on tokio's
-//! blocking pool, never on a runtime worker, a bounded number at a time in reused memory.
+//! Hashing takes tens of milliseconds of CPU and 19 MiB on purpose, so it runs on threads of
+//! its own, never on a runtime worker: a bounded number at a time, each in memory it reuses, at
+//! the lowest CPU priority so that a flood of sign-ins cannot slow validation down.
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use time::Duration;
 use tokio::sync::Semaphore;
@@ -78,40 +81,55 @@ pub fn check_policy(password: &str, email: &str) -> Result<(), Weakness> {
 /// argon2's working memory for one hash (19 MiB with the default parameters).
 type Memory = Vec<Block>;
 
+/// Work for a hashing thread, run in that thread's memory.
+type Job = Box<dyn FnOnce(&mut Memory) + Send>;
+
+/// The nice value of the hashing threads: the lowest priority. A runtime worker that wakes to
+/// validate a request preempts a hash at once, and hashes still get every cycle validation
+/// leaves. Under a load that keeps the CPU busy with other requests, sign-ins wait (and are
+/// refused as busy after the queue deadline) rather than validation.
+const HASHING_NICE: i32 = 19;
+
 /// Hashes and verifies passwords, a bounded number at a time, each in working memory that is
 /// allocated once and reused. argon2id touches 19 MiB per hash: unbounded parallel sign-ins
 /// would exhaust memory and starve everything else, and even a bounded number of fresh 19 MiB
 /// allocations fragments the allocator's heaps until the process holds many times that (64
-/// sign-ins through four slots measured 830 MiB). So there are `concurrency` slots, each with
-/// its own memory, and a request that cannot get a slot within the queue deadline is refused
+/// sign-ins through four slots measured 830 MiB). So there are `concurrency` threads, each
+/// with its own memory, and a request that cannot get one within the queue deadline is refused
 /// with [`CoreError::Busy`] (503 with `Retry-After`).
 #[derive(Clone)]
 pub struct Passwords {
     /// A hash of a random password, verified against when the account does not exist so that
     /// "no such account" costs the same time as "wrong password".
     dummy_hash: Arc<str>,
+    /// One permit per hashing thread: a job is sent only with a permit, so none waits in the
+    /// channel.
     slots: Arc<Semaphore>,
-    /// Working memory of the slots not in use (made on first use, at most one per slot).
-    memory: Arc<Mutex<Vec<Memory>>>,
+    jobs: mpsc::Sender<Job>,
     queue: std::time::Duration,
 }
 
 impl Passwords {
     /// `concurrency` hashes at once (at least one); a request waits at most `queue` for a slot.
     pub async fn new(concurrency: usize, queue: std::time::Duration) -> Result<Self, CoreError> {
-        let mut passwords = Self {
-            dummy_hash: Arc::from(""),
-            slots: Arc::new(Semaphore::new(concurrency.max(1))),
-            memory: Arc::default(),
-            queue,
-        };
+        let concurrency = concurrency.max(1);
+        let (jobs, inbox) = mpsc::channel::<Job>();
+        let inbox = Arc::new(Mutex::new(inbox));
+        for n in 0..concurrency {
+            let inbox = inbox.clone();
+            std::thread::Builder::new()
+                .name(format!("signoff-hash-{n}"))
+                .spawn(move || hashing_thread(&inbox))
+                .map_err(|e| CoreError::Internal(format!("cannot start a hashing thread: {e}")))?;
+        }
+        let mut passwords =
+            Self { dummy_hash: Arc::from(""), slots: Arc::new(Semaphore::new(concurrency)), jobs, queue };
         passwords.dummy_hash = passwords.hash(&crate::secret::random_id()).await?.into();
         Ok(passwords)
     }
 
-    /// Runs `work` on the blocking pool in a slot's working memory. The slot is held by the
-    /// blocking task itself: a caller that goes away (a client hanging up) does not free it
-    /// while the hash still runs.
+    /// Runs `work` on a hashing thread. The slot is held by the job itself: a caller that goes
+    /// away (a client hanging up) does not free it while the hash still runs.
     async fn in_slot<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Memory) -> T + Send + 'static,
@@ -121,17 +139,13 @@ impl Passwords {
             Ok(Err(_)) => return Err(CoreError::Internal("password hashing closed".into())),
             Err(_) => return Err(CoreError::Busy(Duration::seconds(1))),
         };
-        let pool = self.memory.clone();
-        tokio::task::spawn_blocking(move || {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |memory| {
             let _slot = slot;
-            let taken = pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
-            let mut memory = taken.unwrap_or_else(|| vec![Block::default(); Params::default().block_count()]);
-            let out = work(&mut memory);
-            pool.lock().unwrap_or_else(PoisonError::into_inner).push(memory);
-            out
-        })
-        .await
-        .map_err(|e| CoreError::Internal(format!("hashing task: {e}")))
+            let _ = done.send(work(memory));
+        });
+        self.jobs.send(job).map_err(|_| CoreError::Internal("the hashing threads are gone".into()))?;
+        answer.await.map_err(|_| CoreError::Internal("a hashing job failed".into()))
     }
 
     /// A PHC string of argon2id with OWASP's parameters (m=19456 KiB, t=2, p=1) and a random
@@ -169,6 +183,26 @@ impl Passwords {
         let password = password.to_owned();
         let ok = self.in_slot(move |memory| matches(&password, &hash, memory)).await??;
         Ok(real && ok)
+    }
+}
+
+/// A hashing thread: lowers its own priority, then runs jobs until every [`Passwords`] is gone.
+/// A job that panics is dropped (its caller hears of it) and the thread goes on.
+fn hashing_thread(inbox: &Mutex<mpsc::Receiver<Job>>) {
+    // PRIO_PROCESS with a thread id sets that thread's nice value (Linux); best effort.
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), HASHING_NICE) {
+        tracing::warn!(error = %e, "could not lower the priority of a password-hashing thread");
+    }
+    let mut memory: Memory = Vec::new();
+    loop {
+        let job = inbox.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        let Ok(job) = job else { return };
+        if memory.is_empty() {
+            memory = vec![Block::default(); Params::default().block_count()];
+        }
+        if std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut memory))).is_err() {
+            tracing::error!("a password-hashing job panicked");
+        }
     }
 }
 
