@@ -8,7 +8,7 @@
 //! undone by inserting the session it just ended.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use time::OffsetDateTime;
 
 use crate::secret::{SecretHash, SessionId};
@@ -17,9 +17,13 @@ use crate::store::{Session, User};
 /// Above this many entries the cache starts over (a crude bound; entries reload on demand).
 const CAPACITY: usize = 100_000;
 
+/// A cached session and its user, shared with the requests that use them (a hit clones two
+/// pointers, not the records).
+pub type Entry = (Arc<Session>, Arc<User>);
+
 #[derive(Debug, Default)]
 struct Inner {
-    by_hash: HashMap<SecretHash, (Session, User)>,
+    by_hash: HashMap<SecretHash, Entry>,
     by_id: HashMap<SessionId, SecretHash>,
     /// Bumped by every removal.
     generation: u64,
@@ -40,18 +44,18 @@ impl SessionCache {
         self.lock().generation
     }
 
-    pub fn get(&self, hash: &SecretHash) -> Option<(Session, User)> {
+    pub fn get(&self, hash: &SecretHash) -> Option<Entry> {
         self.lock().by_hash.get(hash).cloned()
     }
 
-    pub fn get_by_id(&self, id: &SessionId) -> Option<(Session, User)> {
+    pub fn get_by_id(&self, id: &SessionId) -> Option<Entry> {
         let inner = self.lock();
         let hash = inner.by_id.get(id)?;
         inner.by_hash.get(hash).cloned()
     }
 
     /// Caches what the store said, unless something was removed since `generation`.
-    pub fn insert(&self, generation: u64, session: &Session, user: &User) {
+    pub fn insert(&self, generation: u64, session: &Arc<Session>, user: &Arc<User>) {
         let mut inner = self.lock();
         if inner.generation != generation {
             return;
@@ -61,13 +65,15 @@ impl SessionCache {
             inner.by_id.clear();
         }
         inner.by_id.insert(session.id.clone(), session.secret_hash);
-        inner.by_hash.insert(session.secret_hash, (session.clone(), user.clone()));
+        inner.by_hash.insert(session.secret_hash, (Arc::clone(session), Arc::clone(user)));
     }
 
     pub fn touch(&self, id: &SessionId, at: OffsetDateTime) {
         let mut inner = self.lock();
         let Some(hash) = inner.by_id.get(id).copied() else { return };
         if let Some((s, _)) = inner.by_hash.get_mut(&hash) {
+            // Copies the record only if a request still holds it (once per touch interval).
+            let s = Arc::make_mut(s);
             s.last_active_at = s.last_active_at.max(at);
         }
     }
@@ -107,7 +113,7 @@ mod tests {
     use super::*;
     use crate::secret::UserId;
 
-    fn session() -> (Session, User) {
+    fn session() -> (Arc<Session>, Arc<User>) {
         let now = OffsetDateTime::UNIX_EPOCH;
         let user = User { id: UserId::generate(), email: "a@b.c".into(), token_version: 0, created_at: now };
         let session = Session {
@@ -121,7 +127,7 @@ mod tests {
             user_agent: None,
             series: None,
         };
-        (session, user)
+        (Arc::new(session), Arc::new(user))
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::policy::{Ends, Trigger};
 use crate::remember::RememberSecret;
 use crate::revocation::{FeedEntry, Revocation, RevocationHub};
 use crate::secret::{self, SessionId, SessionSecret, UserId};
-use crate::session_cache::SessionCache;
+use crate::session_cache::{Entry, SessionCache};
 use crate::store::{
     Ended, RememberFilter, RememberToken, Session, SessionFilter, Store, StoreError, Tx, User, UserCredentials,
 };
@@ -68,8 +68,8 @@ impl Default for SessionPolicy {
 /// An authenticated session with its user and the secret that proved it.
 #[derive(Debug, Clone)]
 pub struct SessionContext {
-    pub session: Session,
-    pub user: User,
+    pub session: Arc<Session>,
+    pub user: Arc<User>,
     pub secret: SessionSecret,
 }
 
@@ -688,7 +688,7 @@ impl Authority {
                 .await?;
         }
         batch.audit(self.event(AuditKind::Login, Actor::User, client).reason(how).about(&session)).await?;
-        Ok(SignedIn { ctx: SessionContext { session, user, secret }, remember })
+        Ok(SignedIn { ctx: SessionContext { session: Arc::new(session), user: Arc::new(user), secret }, remember })
     }
 
     /// Ends a user's oldest sessions and least recently used remember-me series beyond the
@@ -823,19 +823,19 @@ impl Authority {
         if touch && now - session.last_active_at >= self.policy.touch_interval {
             self.store.touch_session(&session.id, now).await?;
             self.sessions.touch(&session.id, now);
-            session.last_active_at = now;
+            Arc::make_mut(&mut session).last_active_at = now;
         }
         Ok(Some(SessionContext { session, user, secret: secret.clone() }))
     }
 
     /// A session and its user by the session's public id, from the cache when it can.
-    pub(crate) async fn session_by_id(&self, id: &SessionId) -> Result<Option<(Session, User)>, CoreError> {
+    pub(crate) async fn session_by_id(&self, id: &SessionId) -> Result<Option<Entry>, CoreError> {
         self.vouch().await?;
         self.vouched_session_by_id(id).await
     }
 
     /// [`session_by_id`](Self::session_by_id) for a caller that has just vouched.
-    pub(crate) async fn vouched_session_by_id(&self, id: &SessionId) -> Result<Option<(Session, User)>, CoreError> {
+    pub(crate) async fn vouched_session_by_id(&self, id: &SessionId) -> Result<Option<Entry>, CoreError> {
         if let Some(hit) = self.sessions.get_by_id(id).filter(|(s, _)| self.is_live(s, self.now())) {
             return Ok(Some(hit));
         }
@@ -848,9 +848,9 @@ impl Authority {
     async fn read_through(
         &self,
         read: impl std::future::Future<Output = Result<Option<(Session, User)>, StoreError>>,
-    ) -> Result<Option<(Session, User)>, CoreError> {
+    ) -> Result<Option<Entry>, CoreError> {
         let generation = self.sessions.generation();
-        let found = read.await?;
+        let found = read.await?.map(|(s, u)| (Arc::new(s), Arc::new(u)));
         if let Some((s, u)) = &found {
             self.sessions.insert(generation, s, u);
         }
@@ -867,7 +867,7 @@ impl Authority {
     /// opened from it). Without a session this still kills what was presented.
     pub async fn logout(
         &self,
-        current: &[Session],
+        current: &[Arc<Session>],
         scope: LogoutScope,
         credentials: &Presented<'_>,
         client: &ClientInfo,
@@ -1023,7 +1023,7 @@ impl Authority {
         batch.audit(self.event(AuditKind::EmailChanged, Actor::User, client).about(&ctx.session)).await?;
         batch.commit().await?;
         let mut rotated = rotated.ok_or(CoreError::Unauthenticated)?;
-        rotated.user.email = email;
+        Arc::make_mut(&mut rotated.user).email = email;
         Ok(rotated)
     }
 
@@ -1110,11 +1110,12 @@ impl Authority {
             reason: trigger.reason().to_owned(),
         });
         let mut rotated = ctx.clone();
-        rotated.session.id = id;
-        rotated.session.secret_hash = secret.hash();
+        let session = Arc::make_mut(&mut rotated.session);
+        session.id = id;
+        session.secret_hash = secret.hash();
         rotated.secret = secret;
         if let Some(v) = token_version {
-            rotated.user.token_version = v;
+            Arc::make_mut(&mut rotated.user).token_version = v;
         }
         Ok(Some(rotated))
     }

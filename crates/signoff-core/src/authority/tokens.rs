@@ -61,8 +61,8 @@ pub struct TokenPair {
 #[derive(Debug, Clone)]
 pub struct AccessContext {
     pub claims: Claims,
-    pub user: User,
-    pub session: Session,
+    pub user: Arc<User>,
+    pub session: Arc<Session>,
 }
 
 /// Credentials a logout presented, besides the session itself. Not `Debug`: it holds secrets.
@@ -524,7 +524,7 @@ impl Authority {
     /// (expired or revoked ones too: its `jti` is denied all the same), and its session if that
     /// still lives for the same user and token version. A token that fails the signature
     /// check is ignored.
-    pub async fn bearer_for_logout(&self, token: &str) -> Result<Option<(Claims, Option<Session>)>, CoreError> {
+    pub async fn bearer_for_logout(&self, token: &str) -> Result<Option<(Claims, Option<Arc<Session>>)>, CoreError> {
         match self.verify_access(token).await {
             Ok(ctx) => return Ok(Some((ctx.claims, Some(ctx.session)))),
             // A logout that cannot see what it would end refuses rather than half-succeeds.

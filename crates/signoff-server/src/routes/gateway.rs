@@ -44,7 +44,7 @@ async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Option<Identi
         return match state.authority().verify_access(token).await {
             Ok(ctx) => Ok(Some(Identity {
                 user: ctx.user.id.as_str().to_owned(),
-                email: ctx.user.email,
+                email: ctx.user.email.clone(),
                 session: ctx.session.id.as_str().to_owned(),
             })),
             Err(signoff_core::token::TokenError::Unavailable) => Err(ApiError::Busy { retry_after_secs: 1 }),
@@ -53,7 +53,7 @@ async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Option<Identi
     }
     Ok(current_session(state, headers, true).await?.map(|ctx| Identity {
         user: ctx.user.id.as_str().to_owned(),
-        email: ctx.user.email,
+        email: ctx.user.email.clone(),
         session: ctx.session.id.as_str().to_owned(),
     }))
 }

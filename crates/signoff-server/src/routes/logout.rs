@@ -56,7 +56,7 @@ pub async fn logout(
         }
         None => {}
     }
-    let mut current: Vec<Session> = cookie.map(|c| c.session).into_iter().collect();
+    let mut current: Vec<std::sync::Arc<Session>> = cookie.map(|c| c.session).into_iter().collect();
     let access = bearer.map(|(claims, session)| {
         current.extend(session.filter(|s| !current.iter().any(|c| c.id == s.id)));
         claims
