@@ -11,6 +11,7 @@ release binary first). The server processes share core 1 and this client runs on
 (taskset), as in bench/run.sh. A cookie accepted after its logout fails the run.
 """
 import argparse
+import shutil
 import http.client
 import json
 import os
@@ -33,6 +34,13 @@ _args.add_argument("--pause-rounds", type=int, default=3)
 ARGS = _args.parse_args()
 BIN = ARGS.bin or os.path.join(ROOT, "target/release/signoff")
 ROUNDS = ARGS.rounds
+
+
+def check(ok, why):
+    """A failed check fails the run (unlike `assert`, never optimised away)."""
+    if not ok:
+        print(f"bench: {why}", file=sys.stderr)
+        sys.exit(1)
 
 
 def free_port():
@@ -103,15 +111,15 @@ def run(n_nodes, redis, pause_rounds=0):
                 time.sleep(0.05)
         conns = [Conn(p) for p in ports]
         email = f"bench{time.time_ns()}@example.com"
-        assert conns[0].req("POST", "/auth/register", {"email": email, "password": PASSWORD})[0] == 201
+        check(conns[0].req("POST", "/auth/register", {"email": email, "password": PASSWORD})[0] == 201, "register")
         lat, worst_pause, holes = [], [], 0
         for r in range(ROUNDS + pause_rounds):
             st, sc, body = conns[r % n_nodes].req("POST", "/auth/login", {"email": email, "password": PASSWORD})
-            assert st == 200, body
+            check(st == 200, body)
             cookie = sc.split(";")[0]
             csrf = json.loads(body)["csrf_token"]
             for c in conns:
-                assert c.req("GET", "/api/me", cookie=cookie)[0] == 200
+                check(c.req("GET", "/api/me", cookie=cookie)[0] == 200, "a fresh session is refused")
             revoker = conns[(r + 1) % n_nodes]
             paused = None
             if r >= ROUNDS:
@@ -120,7 +128,7 @@ def run(n_nodes, redis, pause_rounds=0):
             t = time.perf_counter()
             st, _, body = revoker.req("POST", "/auth/logout", {"scope": "global"}, cookie=cookie, csrf=csrf)
             ms = (time.perf_counter() - t) * 1000
-            assert st == 200, body
+            check(st == 200, body)
             if paused:
                 paused.send_signal(signal.SIGCONT)
                 worst_pause.append(ms)
@@ -151,6 +159,7 @@ def run(n_nodes, redis, pause_rounds=0):
             except OSError:
                 pass
         psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

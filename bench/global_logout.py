@@ -29,6 +29,13 @@ PASSWORD = "correct horse battery staple"
 ROUNDS = 3
 
 
+def check(ok, why):
+    """A failed check fails the run (unlike `assert`, never optimised away)."""
+    if not ok:
+        print(f"bench: {why}", file=sys.stderr)
+        sys.exit(1)
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -131,23 +138,23 @@ def run(binary, kind, sizes, tmp):
             time.sleep(0.05)
         email = f"global{time.time_ns()}@example.com"
         st, _, body = request(port, "POST", "/auth/register", {"email": email, "password": PASSWORD})
-        assert st == 201, body
+        check(st == 201, body)
         user = json.loads(body)["user"]["id"] if "user" in json.loads(body) else json.loads(body)["id"]
         for n in sizes:
             took = []
             for _ in range(ROUNDS):
                 st, sc, body = request(port, "POST", "/auth/login", {"email": email, "password": PASSWORD})
-                assert st == 200, body
+                check(st == 200, body)
                 cookie, csrf = sc.split(";")[0], json.loads(body)["csrf_token"]
                 store.seed(user, n - 1)
-                assert store.left(user) == n, f"{store.left(user)} sessions seeded, not {n}"
+                check(store.left(user) == n, f"{store.left(user)} sessions seeded, not {n}")
                 t = time.perf_counter()
                 st, _, body = request(port, "POST", "/auth/logout", {"scope": "global"}, cookie=cookie, csrf=csrf)
                 took.append((time.perf_counter() - t) * 1000)
-                assert st == 200, body
+                check(st == 200, body)
                 left = store.left(user)
-                assert left == 0, f"{left} sessions outlived a global logout"
-                assert request(port, "GET", "/api/me", cookie=cookie)[0] == 401, "the cookie still works"
+                check(left == 0, f"{left} sessions outlived a global logout")
+                check(request(port, "GET", "/api/me", cookie=cookie)[0] == 401, "the cookie still works")
             took.sort()
             print(f"| {kind} | {n:,} | {took[len(took) // 2]:.1f} | {took[-1]:.1f} |", flush=True)
     finally:

@@ -34,6 +34,7 @@ where
     clients_are_kept_and_deleted(fresh().await).await;
     the_outbox_is_claimed_once_and_recorded(fresh().await).await;
     an_uncommitted_transaction_leaves_nothing(fresh().await).await;
+    audit_events_in_one_statement_keep_order_and_fields(fresh().await).await;
 }
 
 /// A fixed instant, to the millisecond (what stores keep).
@@ -564,4 +565,29 @@ async fn an_uncommitted_transaction_leaves_nothing(store: Arc<dyn Store>) {
     assert!(!live(&store, &s.id).await);
     assert!(store.user_audit(&a.id, 10).await.expect("audit").is_empty());
     assert_eq!(store.user_by_id(&a.id).await.expect("read").expect("user").user.token_version, 0);
+}
+
+async fn audit_events_in_one_statement_keep_order_and_fields(store: Arc<dyn Store>) {
+    let a = user(&store, "a@example.com").await;
+    let client = ClientInfo { ip: "2001:db8::1".into(), user_agent: Some("Mozilla/5.0 \"quoted\" \\ é 🙂".into()) };
+    let full = AuditEvent::new(AuditKind::SessionRevoked, Actor::Admin, t0(), &client)
+        .user(&a.id)
+        .session(&SessionId::generate())
+        .scope("global")
+        .reason("12345")
+        .detail("null");
+    let bare = AuditEvent::new(AuditKind::Login, Actor::User, t0() + Duration::milliseconds(1), &ClientInfo::default())
+        .user(&a.id);
+    // Many, as a global logout writes them: a statement's size must not depend on the count.
+    let mut events: Vec<AuditEvent> =
+        (0..1500).map(|i| if i % 2 == 0 { full.clone().reason(&format!("r{i}")) } else { bare.clone() }).collect();
+    events[0] = full.clone();
+    let mut t = tx(&store).await;
+    t.append_audits(&[]).await.expect("nothing to append");
+    t.append_audits(&events).await.expect("append");
+    t.commit().await.expect("commit");
+    let mut read = store.user_audit(&a.id, 2000).await.expect("audit");
+    read.reverse();
+    assert_eq!(read.len(), events.len());
+    assert!(read == events, "every field of every event, in the order written");
 }

@@ -84,19 +84,25 @@ type Memory = Vec<Block>;
 /// Work for a hashing thread, run in that thread's memory.
 type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 
-/// The nice value of the hashing threads: the lowest priority. A runtime worker that wakes to
-/// validate a request preempts a hash at once, and hashes still get every cycle validation
-/// leaves. Under a load that keeps the CPU busy with other requests, sign-ins wait (and are
-/// refused as busy after the queue deadline) rather than validation.
-const HASHING_NICE: i32 = 19;
+/// The nice value of the hashing threads. A runtime worker that wakes to validate a request
+/// preempts a hash at once, and hashes still get every cycle validation leaves and about a
+/// tenth of a core against each busy worker (not the 1.5 % of nice 19: a flood of other
+/// requests slows sign-ins down, it does not stop them).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+const HASHING_NICE: i32 = 10;
+
+/// A hash not answered within this (the CPU saturated by other work) is given up as busy; the
+/// job still holds its slot until it ends, so hashing stays bounded.
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Hashes and verifies passwords, a bounded number at a time, each in working memory that is
 /// allocated once and reused. argon2id touches 19 MiB per hash: unbounded parallel sign-ins
 /// would exhaust memory and starve everything else, and even a bounded number of fresh 19 MiB
 /// allocations fragments the allocator's heaps until the process holds many times that (64
-/// sign-ins through four slots measured 830 MiB). So there are `concurrency` threads, each
-/// with its own memory, and a request that cannot get one within the queue deadline is refused
-/// with [`CoreError::Busy`] (503 with `Retry-After`).
+/// sign-ins through four slots measured 830 MiB). So there are `concurrency` threads sharing a
+/// pool of working memories (no more than the most hashes ever run at once), and a request
+/// that cannot get a thread within the queue deadline is refused with [`CoreError::Busy`] (503
+/// with `Retry-After`).
 #[derive(Clone)]
 pub struct Passwords {
     /// A hash of a random password, verified against when the account does not exist so that
@@ -115,11 +121,12 @@ impl Passwords {
         let concurrency = concurrency.max(1);
         let (jobs, inbox) = mpsc::channel::<Job>();
         let inbox = Arc::new(Mutex::new(inbox));
+        let memories: Arc<Mutex<Vec<Memory>>> = Arc::default();
         for n in 0..concurrency {
-            let inbox = inbox.clone();
+            let (inbox, memories) = (inbox.clone(), memories.clone());
             std::thread::Builder::new()
                 .name(format!("signoff-hash-{n}"))
-                .spawn(move || hashing_thread(&inbox))
+                .spawn(move || hashing_thread(&inbox, &memories))
                 .map_err(|e| CoreError::Internal(format!("cannot start a hashing thread: {e}")))?;
         }
         let mut passwords =
@@ -145,7 +152,10 @@ impl Passwords {
             let _ = done.send(work(memory));
         });
         self.jobs.send(job).map_err(|_| CoreError::Internal("the hashing threads are gone".into()))?;
-        answer.await.map_err(|_| CoreError::Internal("a hashing job failed".into()))
+        match tokio::time::timeout(ANSWER_WITHIN, answer).await {
+            Ok(answer) => answer.map_err(|_| CoreError::Internal("a hashing job failed".into())),
+            Err(_) => Err(CoreError::Busy(Duration::seconds(1))),
+        }
     }
 
     /// A PHC string of argon2id with OWASP's parameters (m=19456 KiB, t=2, p=1) and a random
@@ -186,23 +196,24 @@ impl Passwords {
     }
 }
 
-/// A hashing thread: lowers its own priority, then runs jobs until every [`Passwords`] is gone.
+/// A hashing thread: lowers its own priority, then runs jobs until every [`Passwords`] is gone,
+/// each in a working memory taken from `memories` (made when none is free) and given back.
 /// A job that panics is dropped (its caller hears of it) and the thread goes on.
-fn hashing_thread(inbox: &Mutex<mpsc::Receiver<Job>>) {
+fn hashing_thread(inbox: &Mutex<mpsc::Receiver<Job>>, memories: &Mutex<Vec<Memory>>) {
     // PRIO_PROCESS with a thread id sets that thread's nice value (Linux); best effort.
+    #[cfg(target_os = "linux")]
     if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), HASHING_NICE) {
         tracing::warn!(error = %e, "could not lower the priority of a password-hashing thread");
     }
-    let mut memory: Memory = Vec::new();
     loop {
         let job = inbox.lock().unwrap_or_else(PoisonError::into_inner).recv();
         let Ok(job) = job else { return };
-        if memory.is_empty() {
-            memory = vec![Block::default(); Params::default().block_count()];
-        }
+        let taken = memories.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let mut memory = taken.unwrap_or_else(|| vec![Block::default(); Params::default().block_count()]);
         if std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut memory))).is_err() {
             tracing::error!("a password-hashing job panicked");
         }
+        memories.lock().unwrap_or_else(PoisonError::into_inner).push(memory);
     }
 }
 

@@ -67,6 +67,8 @@ pub struct Snapshot {
 
 pub struct Metrics {
     registry: Registry,
+    /// The outbox gauges, encoded only when the store was read.
+    outbox: Registry,
     /// Responses by status class: index 0 = 1xx … 4 = 5xx.
     responses: [Counter; 5],
     pub logins: Counter,
@@ -185,19 +187,25 @@ impl Default for Metrics {
             ),
             (
                 "signoff_node_vouches",
-                "1 while this node may answer from memory (absent on a single process)",
+                "1 while this node may answer from memory (always 1 on a single process)",
                 &gauges.node_vouches,
             ),
             ("signoff_feed_head", "The last revocation-feed position this process applied", &gauges.feed_head),
-            ("signoff_deliveries_pending", "Logout notifications waiting to be delivered", &gauges.deliveries_pending),
-            (
-                "signoff_deliveries_failed",
-                "Logout notifications that failed for good (kept a week)",
-                &gauges.deliveries_failed,
-            ),
         ] {
             registry.register(name, help, g.clone());
         }
+        // Shown only when the store answered: no stale figure passes for a current one.
+        let mut outbox = Registry::default();
+        outbox.register(
+            "signoff_deliveries_pending",
+            "Logout notifications waiting to be delivered",
+            gauges.deliveries_pending.clone(),
+        );
+        outbox.register(
+            "signoff_deliveries_failed",
+            "Logout notifications that failed for good (kept a week)",
+            gauges.deliveries_failed.clone(),
+        );
         registry.register_with_unit(
             "signoff_node_jeopardy",
             "How long this node has not vouched for its caches (0 while it does)",
@@ -206,6 +214,7 @@ impl Default for Metrics {
         );
         Self {
             registry,
+            outbox,
             responses,
             logins,
             login_failures,
@@ -276,14 +285,14 @@ impl Metrics {
         g.node_vouches.set(i64::from(s.node_vouches.unwrap_or(true)));
         g.jeopardy_seconds.set(s.jeopardy.map_or(0.0, |d| d.as_secs_f64()));
         g.feed_head.set(s.feed_head);
-        // Unread (the store did not answer): the last figures stay.
-        if let Some((pending, failed)) = deliveries {
-            g.deliveries_pending.set(pending);
-            g.deliveries_failed.set(failed);
-        }
         let mut out = String::with_capacity(8 * 1024);
         // Writing into a String cannot fail.
         let _ = encode_registry(&mut out, &self.registry);
+        if let Some((pending, failed)) = deliveries {
+            g.deliveries_pending.set(pending);
+            g.deliveries_failed.set(failed);
+            let _ = encode_registry(&mut out, &self.outbox);
+        }
         out.push_str("# EOF\n");
         out
     }
