@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::backend::Backend;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::{edge, listener, remember, routes};
+use crate::{edge, listener, routes};
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -121,7 +121,6 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::tokens::routes())
         .fallback(edge::not_found)
         .method_not_allowed_fallback(edge::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), remember::resume))
         .layer(axum::middleware::from_fn_with_state(state.clone(), edge::edge))
         .with_state(state)
 }

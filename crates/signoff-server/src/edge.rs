@@ -1,5 +1,6 @@
-//! The edge middleware every request passes: request id, panic containment, security and
-//! cache headers, generic 5xx bodies, the access log and response counters.
+//! The edge middleware every request passes: request id, panic containment, signing back in
+//! from a remember-me cookie (`remember::resume`), security and cache headers, generic 5xx
+//! bodies, the access log, response counters and latency histograms.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -27,13 +28,14 @@ const CSP_OTHER: &str = "default-src 'none'; frame-ancestors 'none'";
 
 pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let request_id = next_request_id();
+    let id = RequestId::next();
+    let request_id = id.as_str();
     let method = req.method().clone();
     let matched = req.extensions().get::<MatchedPath>().cloned();
     let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let operation = Operation::of(&method, route);
 
-    let mut res = match AssertUnwindSafe(next.run(req)).catch_unwind().await {
+    let mut res = match AssertUnwindSafe(crate::remember::resume(&state, req, next)).catch_unwind().await {
         Ok(res) => res,
         Err(_) => {
             Metrics::inc(&state.metrics().panics);
@@ -60,7 +62,7 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
         }
     }
     secure_headers(res.headers_mut(), state.config().public_url.scheme() == "https");
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
+    if let Ok(v) = HeaderValue::from_bytes(&id.0) {
         res.headers_mut().insert(REQUEST_ID, v);
     }
     // A refusal that asks to come back (Retry-After) is shed load; `/readyz` saying "not yet"
@@ -71,7 +73,7 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
     if let Some(op) = operation {
         metrics.observe(op, took);
     }
-    tracing::info!(target: crate::logging::ACCESS, request_id = request_id.as_str(), method = method.as_str(),
+    tracing::info!(target: crate::logging::ACCESS, request_id = request_id, method = method.as_str(),
         route = route, status = status.as_u16(), ms = took.as_secs_f64() * 1000.0, "request");
     res
 }
@@ -98,13 +100,28 @@ fn secure_headers(h: &mut HeaderMap, https: bool) {
     }
 }
 
-/// Request ids: a random per-process prefix and a counter. Unique and cheap (no system call
-/// per request); they identify a request in the logs and need not be unguessable.
-fn next_request_id() -> String {
-    static PREFIX: OnceLock<u32> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = *PREFIX.get_or_init(|| u32::from_le_bytes(signoff_core::secret::random_bytes::<4>()));
-    format!("{prefix:08x}{:08x}", COUNTER.fetch_add(1, Ordering::Relaxed))
+/// A request id: a random per-process prefix and a counter, as 16 hex digits. Unique and cheap
+/// (no system call, no allocation, no formatter per request); it identifies a request in the
+/// logs and need not be unguessable.
+struct RequestId([u8; 16]);
+
+impl RequestId {
+    fn next() -> Self {
+        static PREFIX: OnceLock<u32> = OnceLock::new();
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let prefix = *PREFIX.get_or_init(|| u32::from_le_bytes(signoff_core::secret::random_bytes::<4>()));
+        let n = (u64::from(prefix) << 32) | (COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff);
+        let mut out = [0u8; 16];
+        for (i, digit) in out.iter_mut().enumerate() {
+            *digit = b"0123456789abcdef"[((n >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        Self(out)
+    }
+
+    fn as_str(&self) -> &str {
+        // Hex digits only: always UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 pub async fn not_found() -> ApiError {
@@ -113,4 +130,18 @@ pub async fn not_found() -> ApiError {
 
 pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RequestId;
+
+    #[test]
+    fn request_ids_are_sixteen_hex_digits_and_distinct() {
+        let (a, b) = (RequestId::next(), RequestId::next());
+        assert_eq!(a.as_str().len(), 16);
+        assert!(a.as_str().bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(a.as_str(), b.as_str());
+        assert_eq!(a.as_str()[..8], b.as_str()[..8], "one process, one prefix");
+    }
 }

@@ -1,11 +1,11 @@
 //! Signing a browser back in from its remember-me cookie.
 //!
-//! A middleware, so every handler sees an ordinary session: when a request carries a
+//! Run by the edge middleware before the route, so every handler sees an ordinary session: when a request carries a
 //! remember-me cookie but no live session, the authority resumes the series, the request is
 //! handed on carrying the new session cookie, and the response sets the new cookies. A reused
 //! (stolen) token clears the browser instead.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -41,7 +41,9 @@ fn skips(method: &Method, path: &str) -> bool {
         )
 }
 
-pub async fn resume(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+/// Runs the rest of the request, first signing the browser back in if it should be (called by
+/// the edge middleware: one layer, not two, around every route).
+pub async fn resume(state: &AppState, mut req: Request, next: Next) -> Response {
     let config = state.config();
     if skips(req.method(), req.uri().path()) {
         return next.run(req).await;
@@ -56,7 +58,7 @@ pub async fn resume(State(state): State<AppState>, mut req: Request, next: Next)
             Err(e) => return ApiError::from(e).into_response(),
         }
     }
-    let client = client_info(req.headers(), req.extensions(), &state);
+    let client = client_info(req.headers(), req.extensions(), state);
     match state.authority().resume(&remember, &client).await {
         Ok(Resume::Resumed(signed_in)) => {
             let cookie = cookies::with_session(req.headers(), config, &signed_in.ctx.secret);
