@@ -114,22 +114,24 @@ fn previous_remember_sent(headers: &HeaderMap, config: &crate::config::Config) -
     cookies::values(headers, &config.remember_cookie).next().is_some()
 }
 
-async fn session(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    let ctx = require_session(&state, &headers).await?;
+async fn session(State(state): State<AppState>, req: axum::extract::Request) -> ApiResult<Response> {
+    let ctx = require_session(&state, req.headers()).await?;
     Ok(axum::Json(views::signed_in(state.authority(), &ctx)).into_response())
 }
 
 /// The demo protected resource: a bearer access token, or else a session cookie. Any failure
 /// is the same `401 invalid_token`, whichever check failed.
-pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    let user = match bearer(&headers) {
+/// Takes the request itself: a `HeaderMap` extractor would copy every header.
+pub async fn me(State(state): State<AppState>, req: axum::extract::Request) -> ApiResult<Response> {
+    let headers = req.headers();
+    let user = match bearer(headers) {
         Some(token) => match state.authority().verify_access(token).await {
             Ok(ctx) => Some(ctx.user),
             // Fail closed without calling a good token bad: the client retries, not re-logs in.
             Err(signoff_core::token::TokenError::Unavailable) => return Err(ApiError::Busy { retry_after_secs: 1 }),
             Err(_) => None,
         },
-        None => current_session(&state, &headers, true).await?.map(|ctx| ctx.user),
+        None => current_session(&state, headers, true).await?.map(|ctx| ctx.user),
     };
     let user = user.ok_or(ApiError::InvalidToken)?;
     // The hottest answer: serialised straight from the record, no intermediate JSON value.

@@ -15,8 +15,7 @@
 //! the application's own).
 
 use axum::Router;
-use axum::extract::{ConnectInfo, State};
-use axum::http::request::Parts;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -94,7 +93,9 @@ fn no_store(mut res: Response) -> Response {
     res
 }
 
-async fn auth_request(State(state): State<AppState>, request: Parts) -> Response {
+async fn auth_request(State(state): State<AppState>, request: Request) -> Response {
+    // The request itself, not `Parts` (that extractor copies every header).
+    let (request, _) = request.into_parts();
     let (headers, peer) = (&request.headers, request.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0));
     let res = match identify(&state, headers).await {
         Ok(Some(id)) => allowed(&id),
@@ -116,7 +117,9 @@ async fn auth_request(State(state): State<AppState>, request: Parts) -> Response
     no_store(res)
 }
 
-async fn forward_auth(State(state): State<AppState>, request: Parts) -> Response {
+async fn forward_auth(State(state): State<AppState>, request: Request) -> Response {
+    // The request itself, not `Parts` (that extractor copies every header).
+    let (request, _) = request.into_parts();
     let (headers, peer) = (&request.headers, request.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0));
     let res = match identify(&state, headers).await {
         Ok(Some(id)) => allowed(&id),
