@@ -11,20 +11,19 @@ release binary first). The server processes share core 1 and this client runs on
 (taskset), as in bench/run.sh. A cookie accepted after its logout fails the run.
 """
 import argparse
-import shutil
 import http.client
 import json
 import os
+import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
+
+from benchlib import check, database_url, free_port, psql
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PG = os.environ.get("SIGNOFF_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 ORIGIN = "http://localhost:8080"
 PASSWORD = "correct horse battery staple"
 _args = argparse.ArgumentParser()
@@ -34,27 +33,6 @@ _args.add_argument("--pause-rounds", type=int, default=3)
 ARGS = _args.parse_args()
 BIN = ARGS.bin or os.path.join(ROOT, "target/release/signoff")
 ROUNDS = ARGS.rounds
-
-
-def check(ok, why):
-    """A failed check fails the run (unlike `assert`, never optimised away)."""
-    if not ok:
-        print(f"bench: {why}", file=sys.stderr)
-        sys.exit(1)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def psql(sql, db="postgres"):
-    u = urllib.parse.urlparse(PG)
-    subprocess.run(["psql", "-q", "-h", u.hostname, "-p", str(u.port or 5432), "-U", u.username or "postgres",
-                    "-d", db, "-c", sql], check=True, capture_output=True)
 
 
 class Conn:
@@ -81,8 +59,7 @@ class Conn:
 def run(n_nodes, redis, pause_rounds=0):
     db = "signoff_bench_" + str(time.time_ns())
     psql(f"CREATE DATABASE {db}")
-    u = urllib.parse.urlparse(PG)
-    db_url = f"postgres://{u.username or 'postgres'}@{u.hostname}:{u.port or 5432}/{db}"
+    db_url = database_url(db)
     procs, ports = [], []
     rport = None
     tmp = tempfile.mkdtemp()

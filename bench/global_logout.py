@@ -15,40 +15,17 @@ import http.client
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 
-PG = os.environ.get("SIGNOFF_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+from benchlib import check, database_url, free_port, psql
+
 ORIGIN = "http://localhost:8080"
 PASSWORD = "correct horse battery staple"
 ROUNDS = 3
-
-
-def check(ok, why):
-    """A failed check fails the run (unlike `assert`, never optimised away)."""
-    if not ok:
-        print(f"bench: {why}", file=sys.stderr)
-        sys.exit(1)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def psql(sql, db="postgres"):
-    u = urllib.parse.urlparse(PG)
-    out = subprocess.run(["psql", "-qtA", "-h", u.hostname, "-p", str(u.port or 5432), "-U", u.username or "postgres",
-                          "-d", db, "-c", sql], check=True, capture_output=True, text=True)
-    return out.stdout.strip()
 
 
 def request(port, method, path, body=None, cookie=None, csrf=None):
@@ -89,8 +66,7 @@ class Store:
         else:
             self.db = "signoff_bench_global_" + str(time.time_ns())
             psql(f"CREATE DATABASE {self.db}")
-            u = urllib.parse.urlparse(PG)
-            self.url = f"postgres://{u.username or 'postgres'}@{u.hostname}:{u.port or 5432}/{self.db}"
+            self.url = database_url(self.db)
 
     def seed(self, user, n):
         if n <= 0:

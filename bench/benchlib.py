@@ -1,0 +1,36 @@
+"""What the Python parts of the benchmark share: checks that fail the run, free loopback
+ports, and psql against $SIGNOFF_TEST_POSTGRES_URL."""
+import os
+import socket
+import subprocess
+import sys
+import urllib.parse
+
+PG = os.environ.get("SIGNOFF_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+
+
+def check(ok, why):
+    """A failed check fails the run (unlike `assert`, never optimised away)."""
+    if not ok:
+        print(f"bench: {why}", file=sys.stderr)
+        sys.exit(1)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def psql(sql, db="postgres"):
+    """Runs `sql` in database `db` of the server $SIGNOFF_TEST_POSTGRES_URL names; its output."""
+    u = urllib.parse.urlparse(PG)
+    out = subprocess.run(["psql", "-qtA", "-h", u.hostname, "-p", str(u.port or 5432), "-U", u.username or "postgres",
+                          "-d", db, "-c", sql], check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def database_url(db):
+    """The URL of database `db` on the same server."""
+    u = urllib.parse.urlparse(PG)
+    return f"postgres://{u.username or 'postgres'}@{u.hostname}:{u.port or 5432}/{db}"
