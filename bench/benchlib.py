@@ -1,11 +1,14 @@
 """What the Python parts of the benchmark share: checks that fail the run, free loopback
 ports, and psql against $SIGNOFF_TEST_POSTGRES_URL."""
+import http.client
+import json
 import os
 import socket
 import subprocess
 import sys
 import urllib.parse
 
+ORIGIN = "http://localhost:8080"
 PG = os.environ.get("SIGNOFF_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 
 
@@ -34,3 +37,25 @@ def database_url(db):
     """The URL of database `db` on the same server."""
     u = urllib.parse.urlparse(PG)
     return f"postgres://{u.username or 'postgres'}@{u.hostname}:{u.port or 5432}/{db}"
+
+
+class Conn:
+    """One keep-alive connection to a signoff server, speaking JSON as a browser page would
+    (with its `Origin`; `csrf` for changes made with a cookie)."""
+
+    def __init__(self, port, timeout=None):
+        self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+
+    def req(self, method, path, body=None, cookie=None, csrf=None):
+        """-> (status, Set-Cookie, body bytes)"""
+        h = {"Accept": "application/json", "Origin": ORIGIN}
+        if body is not None:
+            h["Content-Type"] = "application/json"
+            body = json.dumps(body)
+        if cookie:
+            h["Cookie"] = cookie
+        if csrf:
+            h["X-CSRF-Token"] = csrf
+        self.c.request(method, path, body=body, headers=h)
+        r = self.c.getresponse()
+        return r.status, r.getheader("set-cookie") or "", r.read()

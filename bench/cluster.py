@@ -11,7 +11,6 @@ release binary first). The server processes share core 1 and this client runs on
 (taskset), as in bench/run.sh. A cookie accepted after its logout fails the run.
 """
 import argparse
-import http.client
 import json
 import os
 import shutil
@@ -21,10 +20,9 @@ import sys
 import tempfile
 import time
 
-from benchlib import check, database_url, free_port, psql
+from benchlib import ORIGIN, Conn, check, database_url, free_port, psql
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ORIGIN = "http://localhost:8080"
 PASSWORD = "correct horse battery staple"
 _args = argparse.ArgumentParser()
 _args.add_argument("rounds", nargs="?", type=int, default=200)
@@ -33,27 +31,6 @@ _args.add_argument("--pause-rounds", type=int, default=3)
 ARGS = _args.parse_args()
 BIN = ARGS.bin or os.path.join(ROOT, "target/release/signoff")
 ROUNDS = ARGS.rounds
-
-
-class Conn:
-    """One keep-alive connection to a node (the client's own overhead stays small)."""
-
-    def __init__(self, port):
-        self.c = http.client.HTTPConnection("127.0.0.1", port)
-
-    def req(self, method, path, body=None, cookie=None, csrf=None):
-        h = {"Accept": "application/json", "Origin": ORIGIN}
-        if body is not None:
-            h["Content-Type"] = "application/json"
-            body = json.dumps(body)
-        if cookie:
-            h["Cookie"] = cookie
-        if csrf:
-            h["X-CSRF-Token"] = csrf
-        self.c.request(method, path, body=body, headers=h)
-        r = self.c.getresponse()
-        data = r.read()
-        return r.status, r.getheader("set-cookie") or "", data
 
 
 def run(n_nodes, redis, pause_rounds=0):

@@ -11,7 +11,6 @@ Three rounds per size; prints the median and the worst.
 Usage: bench/global_logout.py BIN [SIZES]   (SIZES comma-separated, default 1,100,10000,100000)
 Needs PostgreSQL at $SIGNOFF_TEST_POSTGRES_URL (a database is created and dropped).
 """
-import http.client
 import json
 import os
 import signal
@@ -21,26 +20,15 @@ import sys
 import tempfile
 import time
 
-from benchlib import check, database_url, free_port, psql
+from benchlib import ORIGIN, Conn, check, database_url, free_port, psql
 
-ORIGIN = "http://localhost:8080"
 PASSWORD = "correct horse battery staple"
 ROUNDS = 3
 
 
 def request(port, method, path, body=None, cookie=None, csrf=None):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-    h = {"Accept": "application/json", "Origin": ORIGIN}
-    if body is not None:
-        h["Content-Type"] = "application/json"
-        body = json.dumps(body)
-    if cookie:
-        h["Cookie"] = cookie
-    if csrf:
-        h["X-CSRF-Token"] = csrf
-    c.request(method, path, body=body, headers=h)
-    r = c.getresponse()
-    return r.status, r.getheader("set-cookie") or "", r.read()
+    """One request on a connection of its own (a global logout may take seconds)."""
+    return Conn(port, timeout=600).req(method, path, body, cookie, csrf)
 
 
 # The extra sessions: ids and secret hashes unique and random, alive for a day.
