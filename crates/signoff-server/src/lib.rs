@@ -25,6 +25,7 @@ pub mod extract;
 pub mod html;
 pub mod listener;
 pub mod logging;
+pub mod mailer;
 pub mod metrics;
 pub mod redirect;
 pub mod remember;

@@ -1,0 +1,214 @@
+//! The mail transports: SMTP through `lettre` when `SIGNOFF_SMTP_URL` is set, otherwise each
+//! message as an `.eml` file in `SIGNOFF_MAIL_DIR` (the development inbox). Both build the same
+//! RFC 5322 message: `Date`, `Message-ID` (on the public host), `From`, `To`, `Subject`, and a
+//! `multipart/alternative` body with the plain text first and the HTML second.
+
+use async_trait::async_trait;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use signoff_core::mail::{Mail, MailError, Mailer};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long one SMTP conversation may take before it is given up (and retried later).
+const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The message for `mail`, from `from`, its id on `host`.
+pub fn message(from: &Mailbox, host: &str, mail: &Mail) -> Result<Message, MailError> {
+    let to: Mailbox = mail.to.parse().map_err(|e| MailError::Permanent(format!("recipient: {e}")))?;
+    let id = format!("<{}@{}>", signoff_core::secret::random_id(), host);
+    Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(mail.subject.as_str())
+        .message_id(Some(id))
+        .multipart(MultiPart::alternative_plain_html(mail.text.clone(), mail.html.clone()))
+        .map_err(|e| MailError::Permanent(format!("message: {e}")))
+}
+
+/// Writes each message to `dir` as `<time>-<random>.eml`, written whole then renamed, so a
+/// reader never sees half a message.
+pub struct FileInbox {
+    dir: PathBuf,
+    from: Mailbox,
+    host: String,
+}
+
+impl FileInbox {
+    pub fn new(dir: PathBuf, from: Mailbox, host: String) -> Self {
+        Self { dir, from, host }
+    }
+}
+
+#[async_trait]
+impl Mailer for FileInbox {
+    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+        let bytes = message(&self.from, &self.host, mail)?.formatted();
+        let temporary = |e: std::io::Error| MailError::Temporary(format!("mail directory: {e}"));
+        tokio::fs::create_dir_all(&self.dir).await.map_err(temporary)?;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default();
+        let name = format!("{stamp}-{}", signoff_core::secret::random_id());
+        let partial = self.dir.join(format!(".{name}.tmp"));
+        tokio::fs::write(&partial, bytes).await.map_err(temporary)?;
+        tokio::fs::rename(&partial, self.dir.join(format!("{name}.eml"))).await.map_err(temporary)
+    }
+}
+
+/// Sends through an SMTP server: `smtp://host:port` (STARTTLS when the server offers it),
+/// `smtps://user:password@host:port` (TLS from the start), credentials from the URL.
+pub struct Smtp {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    host: String,
+}
+
+impl Smtp {
+    /// `host` is the public host: the `Message-ID` domain and the name given in `EHLO`.
+    pub fn new(url: &str, from: Mailbox, host: String) -> Result<Self, MailError> {
+        let invalid = |e: lettre::transport::smtp::Error| MailError::Permanent(format!("SMTP URL: {e}"));
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url).map_err(invalid)?;
+        if url.starts_with("smtp://") && !url.contains("tls=") {
+            // Opportunistic STARTTLS: a plain `smtp://` server on loopback (a relay, a test
+            // server) need not speak TLS; one that offers it gets it.
+            let server = url::Url::parse(url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .ok_or_else(|| MailError::Permanent("SMTP URL: no host".into()))?;
+            let tls = TlsParameters::new(server).map_err(invalid)?;
+            builder = builder.tls(Tls::Opportunistic(tls));
+        }
+        let transport = builder.hello_name(ClientId::Domain(host.clone())).timeout(Some(SMTP_TIMEOUT)).build();
+        Ok(Self { transport, from, host })
+    }
+}
+
+#[async_trait]
+impl Mailer for Smtp {
+    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+        let message = message(&self.from, &self.host, mail)?;
+        match self.transport.send(message).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_permanent() => Err(MailError::Permanent(e.to_string())),
+            Err(e) => Err(MailError::Temporary(e.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mail() -> Mail {
+        Mail {
+            to: "Ada <ada@example.com>".into(),
+            subject: "Reset your password".into(),
+            text: "Open https://auth.example.com/auth/password-reset/confirm?token=abc to choose a new one.".into(),
+            html: "<p><a href=\"https://auth.example.com/auth/password-reset/confirm?token=abc\">Choose a new \
+                   password</a></p>"
+                .into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_file_inbox_writes_one_whole_message_with_every_header() {
+        let dir = std::env::temp_dir().join(format!("signoff-mail-{}", signoff_core::secret::random_id()));
+        let from: Mailbox = "signoff <no-reply@auth.example.com>".parse().expect("from");
+        let inbox = FileInbox::new(dir.clone(), from, "auth.example.com".into());
+        inbox.send(&mail()).await.expect("written");
+        let files: Vec<_> = std::fs::read_dir(&dir).expect("dir").filter_map(Result::ok).collect();
+        assert_eq!(files.len(), 1, "one message, no partial file left");
+        let name = files[0].file_name().into_string().expect("utf-8");
+        assert!(name.ends_with(".eml"), "{name}");
+        let text = std::fs::read_to_string(files[0].path()).expect("read");
+        let (head, body) = text.split_once("\r\n\r\n").expect("headers, then the body");
+        for header in
+            ["Date: ", "Message-ID: <", "From: signoff <no-reply@auth.example.com>", "To: Ada <ada@example.com>"]
+        {
+            assert!(head.lines().any(|l| l.starts_with(header)), "{header} in {head}");
+        }
+        assert!(head.contains("Subject: Reset your password"));
+        assert!(head.contains("@auth.example.com>"), "the id is on the public host: {head}");
+        assert!(head.contains("multipart/alternative"));
+        let plain = body.find("text/plain").expect("plain part");
+        let html = body.find("text/html").expect("html part");
+        assert!(plain < html, "plain text first");
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    /// A real SMTP server on loopback (aiosmtpd from PyPI, storing what it receives in a
+    /// Maildir), killed when dropped.
+    struct SmtpServer {
+        child: std::process::Child,
+        port: u16,
+        maildir: PathBuf,
+    }
+
+    impl SmtpServer {
+        fn start() -> Self {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+            let maildir = std::env::temp_dir().join(format!("signoff-maildir-{}", signoff_core::secret::random_id()));
+            let child = std::process::Command::new("python3")
+                .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(&maildir)
+                .spawn()
+                .expect("python3 -m aiosmtpd runs (pip install aiosmtpd)");
+            let server = Self { child, port, maildir };
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(std::time::Instant::now() < deadline, "aiosmtpd did not start (pip install aiosmtpd)");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            server
+        }
+
+        /// The messages received so far, as text.
+        fn received(&self) -> Vec<String> {
+            let new = self.maildir.join("new");
+            let Ok(entries) = std::fs::read_dir(new) else { return Vec::new() };
+            entries.filter_map(Result::ok).filter_map(|e| std::fs::read_to_string(e.path()).ok()).collect()
+        }
+    }
+
+    impl Drop for SmtpServer {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let _ = std::fs::remove_dir_all(&self.maildir);
+        }
+    }
+
+    #[tokio::test]
+    async fn smtp_delivers_to_a_real_server_and_a_dead_one_is_a_temporary_failure() {
+        let server = SmtpServer::start();
+        let from: Mailbox = "signoff <no-reply@auth.example.com>".parse().expect("from");
+        let url = format!("smtp://127.0.0.1:{}", server.port);
+        let smtp = Smtp::new(&url, from.clone(), "auth.example.com".into()).expect("transport");
+        smtp.send(&mail()).await.expect("sent");
+        let got = server.received();
+        assert_eq!(got.len(), 1, "one message arrived");
+        let text = &got[0];
+        assert!(text.contains("Subject: Reset your password"), "{text}");
+        assert!(text.contains("To: Ada <ada@example.com>"));
+        assert!(text.contains("Message-ID: <") && text.contains("@auth.example.com>"));
+        // The parts are quoted-printable: undo the soft line breaks and the escaped `=`.
+        let decoded = text.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=");
+        assert!(decoded.contains("password-reset/confirm?token=abc"), "{text}");
+        drop(server);
+        let dead = Smtp::new(&url, from, "auth.example.com".into()).expect("transport");
+        assert!(matches!(dead.send(&mail()).await, Err(MailError::Temporary(_))), "retried later, not dropped");
+    }
+
+    #[test]
+    fn a_malformed_recipient_is_a_permanent_failure() {
+        let from: Mailbox = "no-reply@auth.example.com".parse().expect("from");
+        let bad = Mail { to: "not an address".into(), ..mail() };
+        assert!(matches!(message(&from, "auth.example.com", &bad), Err(MailError::Permanent(_))));
+        let injected = Mail { to: "a@example.com\r\nBcc: b@example.com".into(), ..mail() };
+        assert!(matches!(message(&from, "auth.example.com", &injected), Err(MailError::Permanent(_))));
+    }
+}
