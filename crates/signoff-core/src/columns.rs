@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use crate::audit::{Actor, AuditEvent, AuditKind};
 use crate::clients::RegisteredClient;
+use crate::mail::{MailPurpose, MailToken};
 use crate::outbox::{Delivery, DeliveryKind, DeliveryStatus};
 use crate::revocation::{FeedEntry, Revocation};
 use crate::secret::{SecretHash, SessionId, UserId};
@@ -69,6 +70,26 @@ pub fn from_ms(v: i64) -> Result<OffsetDateTime, StoreError> {
 fn hash(row: &impl Columns, col: &str) -> Result<SecretHash, StoreError> {
     let bytes: Vec<u8> = get(row, col)?;
     SecretHash::from_slice(&bytes).ok_or_else(|| backend(format!("corrupt hash in {col}")))
+}
+
+pub fn mail_token_from(row: &impl Columns) -> Result<MailToken, StoreError> {
+    let purpose: String = get(row, "purpose")?;
+    let fingerprint: Option<Vec<u8>> = get(row, "password_fingerprint")?;
+    Ok(MailToken {
+        hash: hash(row, "token_hash")?,
+        purpose: MailPurpose::parse(&purpose).ok_or_else(|| backend(format!("unknown mail purpose {purpose}")))?,
+        user_id: UserId::from_string(get(row, "user_id")?),
+        new_email: get(row, "new_email")?,
+        password_fingerprint: match fingerprint {
+            Some(bytes) => {
+                Some(SecretHash::from_slice(&bytes).ok_or_else(|| backend("corrupt hash in password_fingerprint"))?)
+            }
+            None => None,
+        },
+        created_at: from_ms(get(row, "created_at")?)?,
+        expires_at: from_ms(get(row, "expires_at")?)?,
+        used_at: get::<Option<i64>>(row, "used_at")?.map(from_ms).transpose()?,
+    })
 }
 
 pub fn session_from(row: &impl Columns) -> Result<Session, StoreError> {

@@ -12,6 +12,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::audit::{Actor, AuditEvent, AuditKind, ClientInfo};
 use crate::clients::NewClient;
+use crate::mail::{MailPurpose, MailToken};
 use crate::outbox::{DeliveryPage, DeliveryStatus, Notice, deliveries_for, parse_cursor};
 use crate::revocation::{FeedEntry, Revocation};
 use crate::secret::{SecretHash, SessionId, UserId, random_id};
@@ -35,6 +36,7 @@ where
     the_outbox_is_claimed_once_and_recorded(fresh().await).await;
     an_uncommitted_transaction_leaves_nothing(fresh().await).await;
     audit_events_in_one_statement_keep_order_and_fields(fresh().await).await;
+    mail_tokens_are_used_once_before_they_expire(fresh().await).await;
 }
 
 /// A fixed instant, to the millisecond (what stores keep).
@@ -590,4 +592,51 @@ async fn audit_events_in_one_statement_keep_order_and_fields(store: Arc<dyn Stor
     read.reverse();
     assert_eq!(read.len(), events.len());
     assert!(read == events, "every field of every event, in the order written");
+}
+
+async fn mail_tokens_are_used_once_before_they_expire(store: Arc<dyn Store>) {
+    let a = user(&store, "a@example.com").await;
+    let token = |purpose, expires| MailToken {
+        hash: hash(),
+        purpose,
+        user_id: a.id.clone(),
+        new_email: (purpose == MailPurpose::EmailChange).then(|| "new@example.com".to_owned()),
+        password_fingerprint: (purpose == MailPurpose::PasswordReset).then(hash),
+        created_at: t0(),
+        expires_at: expires,
+        used_at: None,
+    };
+    let reset = token(MailPurpose::PasswordReset, t0() + Duration::hours(1));
+    let change = token(MailPurpose::EmailChange, t0() + Duration::hours(1));
+    let stale = token(MailPurpose::PasswordReset, t0() + Duration::minutes(1));
+    let mut t = tx(&store).await;
+    for m in [&reset, &change, &stale] {
+        t.insert_mail_token(m).await.expect("insert");
+    }
+    t.commit().await.expect("commit");
+    let at = t0() + Duration::minutes(5);
+    let mut t = tx(&store).await;
+    assert_eq!(
+        t.consume_mail_token(&reset.hash, MailPurpose::EmailChange, at).await.expect("read"),
+        None,
+        "another purpose"
+    );
+    let used = t.consume_mail_token(&reset.hash, MailPurpose::PasswordReset, at).await.expect("consume");
+    assert_eq!(used, Some(MailToken { used_at: Some(at), ..reset.clone() }), "every field back, marked used");
+    assert_eq!(
+        t.consume_mail_token(&reset.hash, MailPurpose::PasswordReset, at).await.expect("read"),
+        None,
+        "used once"
+    );
+    assert_eq!(t.consume_mail_token(&stale.hash, MailPurpose::PasswordReset, at).await.expect("read"), None, "expired");
+    assert_eq!(t.consume_mail_token(&hash(), MailPurpose::PasswordReset, at).await.expect("read"), None, "unknown");
+    drop(t);
+    // Rolled back: the reset link is usable again, exactly once.
+    let mut t = tx(&store).await;
+    let got = t.consume_mail_token(&change.hash, MailPurpose::EmailChange, at).await.expect("consume");
+    assert_eq!(got.and_then(|m| m.new_email).as_deref(), Some("new@example.com"));
+    assert!(t.consume_mail_token(&reset.hash, MailPurpose::PasswordReset, at).await.expect("consume").is_some());
+    t.commit().await.expect("commit");
+    assert_eq!(store.prune_mail_tokens(t0() + Duration::minutes(2)).await.expect("prune"), 1, "the expired one");
+    assert_eq!(store.prune_mail_tokens(t0() + Duration::hours(2)).await.expect("prune"), 2);
 }

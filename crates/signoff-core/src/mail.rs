@@ -5,6 +5,9 @@
 //! on a request's path.
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::secret::{SecretHash, UserId};
 
 /// One message to one recipient, in plain text and HTML.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,4 +32,46 @@ pub enum MailError {
 #[async_trait]
 pub trait Mailer: Send + Sync {
     async fn send(&self, mail: &Mail) -> Result<(), MailError>;
+}
+
+/// What a mailed link does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailPurpose {
+    /// Confirms a new e-mail address (the token is mailed to that address).
+    EmailChange,
+    /// Sets a new password, ending every session.
+    PasswordReset,
+}
+
+impl MailPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailPurpose::EmailChange => "email_change",
+            MailPurpose::PasswordReset => "password_reset",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "email_change" => Some(MailPurpose::EmailChange),
+            "password_reset" => Some(MailPurpose::PasswordReset),
+            _ => None,
+        }
+    }
+}
+
+/// A mailed link's token as stored: only its hash. Single use (`used_at`), until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailToken {
+    pub hash: SecretHash,
+    pub purpose: MailPurpose,
+    pub user_id: UserId,
+    /// The address being confirmed (e-mail change).
+    pub new_email: Option<String>,
+    /// A hash of the user's password hash when the link was made (password reset): a password
+    /// changed by any other path makes the link useless without touching this row.
+    pub password_fingerprint: Option<SecretHash>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
 }

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::audit::AuditEvent;
 use crate::clients::RegisteredClient;
+use crate::mail::{MailPurpose, MailToken};
 use crate::outbox::{Delivery, DeliveryPage};
 use crate::revocation::FeedEntry;
 use crate::secret::{SecretHash, SessionId, UserId};
@@ -226,6 +227,8 @@ pub trait Store: Send + Sync + 'static {
     async fn record_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError>;
     /// Deletes delivered and failed deliveries created before `before`.
     async fn prune_deliveries(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+    /// Deletes mail tokens that expired before `before`.
+    async fn prune_mail_tokens(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
     /// A page of a client's deliveries, newest first.
     async fn client_deliveries(&self, client: &str, page: &DeliveryPage) -> Result<Vec<Delivery>, StoreError>;
     /// Makes `secret` the client's webhook secret; the one it replaces is still signed with
@@ -312,6 +315,17 @@ pub trait Tx: Send {
     /// that carry no time of their own.
     /// Returns the position of the last entry written (0 when none was).
     async fn record_revocations(&mut self, entries: &[FeedEntry], at: OffsetDateTime) -> Result<i64, StoreError>;
+
+    async fn insert_mail_token(&mut self, token: &MailToken) -> Result<(), StoreError>;
+    /// Marks the token with `hash` used, only if it is for `purpose`, unused and not expired at
+    /// `at` (compare-and-swap), and returns it; `None` otherwise (unknown, used, expired, or
+    /// meant for something else).
+    async fn consume_mail_token(
+        &mut self,
+        hash: &SecretHash,
+        purpose: MailPurpose,
+        at: OffsetDateTime,
+    ) -> Result<Option<MailToken>, StoreError>;
 
     async fn insert_refresh(&mut self, token: &RefreshToken) -> Result<(), StoreError>;
     /// Marks a current refresh token used and replaced by `successor` (derived with `salt`),

@@ -4,6 +4,7 @@
 use signoff_core::audit::AuditEvent;
 use signoff_core::clients::RegisteredClient;
 use signoff_core::columns::{self, Columns};
+use signoff_core::mail::MailToken;
 use signoff_core::outbox::Delivery;
 use signoff_core::revocation::FeedEntry;
 use signoff_core::store::{RefreshToken, RememberToken, Session, StoreError, UserCredentials};
@@ -71,4 +72,5 @@ read! {
     signing_key_from -> SigningKeyPair,
     client_from -> RegisteredClient,
     delivery_from -> Delivery,
+    mail_token_from -> MailToken,
 }

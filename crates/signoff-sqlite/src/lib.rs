@@ -9,6 +9,7 @@ mod rows;
 use async_trait::async_trait;
 use signoff_core::audit::AuditEvent;
 use signoff_core::clients::RegisteredClient;
+use signoff_core::mail::{MailPurpose, MailToken};
 use signoff_core::outbox::{Delivery, DeliveryPage};
 use signoff_core::revocation::FeedEntry;
 use signoff_core::secret::SecretHash;
@@ -25,8 +26,8 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use rows::{
-    audit_from, backend, client_from, db_err, delivery_from, feed_from, feed_row, ms, refresh_from, remember_from,
-    session_from, signing_key_from, user_from,
+    audit_from, backend, client_from, db_err, delivery_from, feed_from, feed_row, mail_token_from, ms, refresh_from,
+    remember_from, session_from, signing_key_from, user_from,
 };
 
 /// A signoff store in one SQLite file.
@@ -362,6 +363,15 @@ impl Store for SqliteStore {
 
     async fn prune_deliveries(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM deliveries WHERE status IN ('delivered', 'failed') AND created_at < ?")
+            .bind(ms(before))
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn prune_mail_tokens(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM mail_tokens WHERE expires_at < ?")
             .bind(ms(before))
             .execute(&self.pool)
             .await
@@ -931,6 +941,45 @@ impl Tx for SqliteTx {
         .await
         .map_err(db_err)?;
         Ok(done.last_insert_rowid())
+    }
+
+    async fn insert_mail_token(&mut self, t: &MailToken) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO mail_tokens (token_hash, purpose, user_id, new_email, password_fingerprint, created_at, \
+             expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&t.hash.0[..])
+        .bind(t.purpose.as_str())
+        .bind(t.user_id.as_str())
+        .bind(t.new_email.as_deref())
+        .bind(t.password_fingerprint.as_ref().map(|f| f.0.to_vec()))
+        .bind(ms(t.created_at))
+        .bind(ms(t.expires_at))
+        .bind(t.used_at.map(ms))
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn consume_mail_token(
+        &mut self,
+        hash: &SecretHash,
+        purpose: MailPurpose,
+        at: OffsetDateTime,
+    ) -> Result<Option<MailToken>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE mail_tokens SET used_at = ? WHERE token_hash = ? AND purpose = ? \
+             AND used_at IS NULL AND expires_at > ? RETURNING *",
+        )
+        .bind(ms(at))
+        .bind(&hash.0[..])
+        .bind(purpose.as_str())
+        .bind(ms(at))
+        .fetch_optional(self.conn())
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(mail_token_from).transpose()
     }
 
     async fn insert_refresh(&mut self, t: &RefreshToken) -> Result<(), StoreError> {

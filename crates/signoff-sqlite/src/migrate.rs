@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/0006_clients.sql")),
     (7, include_str!("../migrations/0007_outbox.sql")),
     (8, include_str!("../migrations/0008_webhook_secret_rotation.sql")),
+    (9, include_str!("../migrations/0009_mail_tokens.sql")),
 ];
 
 pub async fn run(pool: &SqlitePool) -> Result<(), StoreError> {

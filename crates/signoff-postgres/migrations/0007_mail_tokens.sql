@@ -1,0 +1,13 @@
+-- Tokens of mailed links (e-mail confirmation, password reset): only their hash, single use.
+CREATE TABLE mail_tokens (
+    token_hash           BYTEA PRIMARY KEY,
+    purpose              TEXT NOT NULL,
+    user_id              TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    new_email            TEXT,
+    password_fingerprint BYTEA,
+    created_at           BIGINT NOT NULL,
+    expires_at           BIGINT NOT NULL,
+    used_at              BIGINT
+);
+CREATE INDEX mail_tokens_by_expiry ON mail_tokens (expires_at);
+CREATE INDEX mail_tokens_by_user ON mail_tokens (user_id);
