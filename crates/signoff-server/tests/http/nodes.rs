@@ -239,6 +239,9 @@ impl Store for DeniedWhileLoading {
     async fn prune_deliveries(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         self.inner.prune_deliveries(before).await
     }
+    async fn prune_mail_tokens(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        self.inner.prune_mail_tokens(before).await
+    }
     async fn client_deliveries(&self, client: &str, page: &DeliveryPage) -> Result<Vec<Delivery>, StoreError> {
         self.inner.client_deliveries(client, page).await
     }
