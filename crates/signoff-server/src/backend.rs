@@ -1,6 +1,6 @@
 //! The one place where backends are chosen: the store from the database URL's scheme, and, on
 //! PostgreSQL, the node protocol's leases and fan-out (Redis when configured, else the
-//! database's `LISTEN/NOTIFY`).
+//! database's `LISTEN/NOTIFY`); the mail transport (SMTP when configured, else `.eml` files).
 
 use signoff_core::Store;
 use signoff_core::cluster::{Cluster, ClusterPolicy, Fanout, Leases};
@@ -15,6 +15,20 @@ pub enum BackendError {
     Unsupported(String),
     #[error("cannot open the store: {0}")]
     Open(#[from] signoff_core::StoreError),
+    #[error("cannot set up mail: {0}")]
+    Mail(#[from] signoff_core::mail::MailError),
+}
+
+/// The mail transport `config` names: SMTP at `smtp_url`, else `.eml` files in `mail_dir`.
+pub fn mailer(config: &Config) -> Result<Arc<dyn signoff_core::mail::Mailer>, BackendError> {
+    use signoff_core::mail::MailError;
+    let from: lettre::message::Mailbox =
+        config.mail_from.parse().map_err(|e| MailError::Permanent(format!("mail_from: {e}")))?;
+    let host = config.public_url.host_str().unwrap_or("localhost").to_owned();
+    Ok(match &config.smtp_url {
+        Some(url) => Arc::new(crate::mailer::Smtp::new(url.expose(), from, host)?),
+        None => Arc::new(crate::mailer::FileInbox::new(config.mail_dir.clone(), from, host)),
+    })
 }
 
 /// What a process runs on: a store, and for several nodes the protocol's two halves and the

@@ -126,6 +126,18 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "comma-separated CIDRs whose X-Forwarded-*/X-Original-* headers the forward-auth endpoints believe",
     ),
     (
+        "smtp_url",
+        "",
+        "SMTP server for mail: smtp://host:port (STARTTLS when offered) or smtps://user:password@host:port; empty writes .eml files to mail_dir",
+    ),
+    ("mail_from", "", "the From of mail; empty means signoff <no-reply@HOST of the public URL>"),
+    ("mail_dir", "mail", "where mail is written as .eml files when there is no smtp_url (the development inbox)"),
+    (
+        "mail_token_ttl_seconds",
+        "3600",
+        "how long a mailed link (e-mail confirmation, password reset) works (60 to 604800)",
+    ),
+    (
         "allow_private_callbacks",
         "false",
         "let registered clients' callback URLs name private, loopback or link-local addresses (development and tests only)",
@@ -325,6 +337,13 @@ pub struct Config {
     /// Peers whose forwarding headers the gateway endpoints believe.
     pub trusted_proxies: Vec<Cidr>,
     pub allow_private_callbacks: bool,
+    /// Mail through SMTP when set (the URL may hold a password); `.eml` files in `mail_dir`
+    /// otherwise.
+    pub smtp_url: Option<SecretUrl>,
+    /// The `From` of mail, checked to be one address.
+    pub mail_from: String,
+    pub mail_dir: std::path::PathBuf,
+    pub mail_token_ttl: Duration,
     pub max_feed_waits_per_client: usize,
     pub max_feed_waits: usize,
     /// How long a node's outbox worker holds what it claimed (another node takes over after).
@@ -408,6 +427,7 @@ impl Config {
             return Err(invalid("remember_cookie", "must differ from session_cookie"));
         }
         let token_audience = opt("token_audience").unwrap_or_else(|| public_origin.clone());
+        let public_host = public_url.host_str().unwrap_or("localhost").to_owned();
         Ok(Self {
             token_audience,
             listen: get("listen").parse().map_err(|e| invalid("listen", e))?,
@@ -487,6 +507,23 @@ impl Config {
                 .map(|s| s.parse().map_err(|e| invalid("trusted_proxies", e)))
                 .collect::<Result<_, _>>()?,
             allow_private_callbacks: parse_bool("allow_private_callbacks", get("allow_private_callbacks"))?,
+            smtp_url: match opt("smtp_url") {
+                Some(u) if u.starts_with("smtp://") || u.starts_with("smtps://") => Some(SecretUrl(u)),
+                Some(_) => return Err(invalid("smtp_url", "must be an smtp:// or smtps:// URL")),
+                None => None,
+            },
+            mail_from: match opt("mail_from") {
+                Some(from) => match from.parse::<lettre::message::Mailbox>() {
+                    Ok(_) => from,
+                    Err(e) => return Err(invalid("mail_from", e)),
+                },
+                None => format!("signoff <no-reply@{public_host}>"),
+            },
+            mail_dir: get("mail_dir").into(),
+            mail_token_ttl: match seconds("mail_token_ttl_seconds", get("mail_token_ttl_seconds"), 60)? {
+                d if d > Duration::days(7) => return Err(invalid("mail_token_ttl_seconds", "must be at most 604800")),
+                d => d,
+            },
             max_feed_waits_per_client: positive::<usize>("max_feed_waits_per_client", &get)?,
             max_feed_waits: positive::<usize>("max_feed_waits", &get)?,
             delivery_claim: match seconds("delivery_claim_seconds", get("delivery_claim_seconds"), 20)? {
@@ -568,6 +605,25 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn mail_settings_are_checked() {
+        let c = Config::load(None, env(&[("SIGNOFF_PUBLIC_URL", "https://auth.example.com")])).unwrap();
+        assert_eq!(c.mail_from, "signoff <no-reply@auth.example.com>");
+        assert_eq!((c.smtp_url.is_none(), c.mail_token_ttl), (true, Duration::hours(1)));
+        for (key, bad) in [
+            ("SIGNOFF_SMTP_URL", "http://mail.example.com"),
+            ("SIGNOFF_MAIL_FROM", "not an address"),
+            ("SIGNOFF_MAIL_TOKEN_TTL_SECONDS", "59"),
+            ("SIGNOFF_MAIL_TOKEN_TTL_SECONDS", "604801"),
+        ] {
+            assert!(Config::load(None, env(&[(key, bad)])).is_err(), "{key}={bad}");
+        }
+        let c = Config::load(None, env(&[("SIGNOFF_SMTP_URL", "smtps://u:secret-pw@mail.example.com:465")])).unwrap();
+        assert!(!format!("{c:?}").contains("secret-pw"), "the SMTP password never shows");
+        let mailer = crate::backend::mailer(&c);
+        assert!(mailer.is_ok(), "an smtps URL makes a transport");
     }
 
     #[test]
