@@ -9,13 +9,20 @@ use time::OffsetDateTime;
 
 use crate::secret::{SecretHash, UserId};
 
-/// One message to one recipient, in plain text and HTML.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One message to one recipient, in plain text and HTML. Its `Debug` leaves the bodies out:
+/// they carry a live link.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Mail {
     pub to: String,
     pub subject: String,
     pub text: String,
     pub html: String,
+}
+
+impl std::fmt::Debug for Mail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mail").field("to", &self.to).field("subject", &self.subject).finish_non_exhaustive()
+    }
 }
 
 /// Why a message was not sent.

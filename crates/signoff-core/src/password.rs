@@ -2,7 +2,7 @@
 //!
 //! Hashing takes tens of milliseconds of CPU and 19 MiB on purpose, so it runs on threads of
 //! its own, never on a runtime worker: a bounded number at a time, each in memory it reuses, at
-//! the lowest CPU priority so that a flood of sign-ins cannot slow validation down.
+//! a lower CPU priority (nice 10) so that a flood of sign-ins slows validation down less.
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};

@@ -128,7 +128,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     (
         "smtp_url",
         "",
-        "SMTP server for mail: smtp://host:port (STARTTLS when offered) or smtps://user:password@host:port; empty writes .eml files to mail_dir",
+        "SMTP server for mail: smtp://[user:password@]host:port (STARTTLS required, except on a loopback server without credentials) or smtps://…; empty writes .eml files to mail_dir",
     ),
     ("mail_from", "", "the From of mail; empty means signoff <no-reply@HOST of the public URL>"),
     ("mail_dir", "mail", "where mail is written as .eml files when there is no smtp_url (the development inbox)"),

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use crate::app::AppState;
 use crate::error::{ApiError, InternalDetail};
-use crate::metrics::{Metrics, Operation};
+use crate::metrics::Operation;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Not among `http`'s named headers; parsed once, not per response.
@@ -35,13 +35,7 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
     let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let operation = Operation::of(&method, route);
 
-    let mut res = match AssertUnwindSafe(crate::remember::resume(&state, req, next)).catch_unwind().await {
-        Ok(res) => res,
-        Err(_) => {
-            Metrics::inc(&state.metrics().panics);
-            ApiError::Internal("handler panicked".into()).into_response()
-        }
-    };
+    let mut res = contained(&state, crate::remember::resume(&state, req, next)).await;
 
     let status = res.status();
     let detail = || res.extensions().get::<InternalDetail>().map(|d| d.0.clone()).unwrap_or_default();
@@ -58,7 +52,13 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
                 "message": "internal error",
                 "request_id": request_id,
             });
+            // The cookies stay: a remember-me rotation committed before the handler failed, and
+            // a browser that never got its new token would look like a thief on its next visit.
+            let cookies: Vec<HeaderValue> = res.headers().get_all(header::SET_COOKIE).iter().cloned().collect();
             res = (status, axum::Json(body)).into_response();
+            for c in cookies {
+                res.headers_mut().append(header::SET_COOKIE, c);
+            }
         }
     }
     secure_headers(res.headers_mut(), state.config().public_url.scheme() == "https");
@@ -76,6 +76,17 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
     tracing::info!(target: crate::logging::ACCESS, request_id = request_id, method = method.as_str(),
         route = route, status = status.as_u16(), ms = took.as_secs_f64() * 1000.0, "request");
     res
+}
+
+/// Runs `work`, turning a panic into a generic 500 (counted).
+pub(crate) async fn contained(state: &AppState, work: impl std::future::Future<Output = Response>) -> Response {
+    match AssertUnwindSafe(work).catch_unwind().await {
+        Ok(res) => res,
+        Err(_) => {
+            state.metrics().panics.inc();
+            ApiError::Internal("handler panicked".into()).into_response()
+        }
+    }
 }
 
 /// Headers every response carries. Responses are private and uncacheable unless a handler
@@ -100,9 +111,9 @@ fn secure_headers(h: &mut HeaderMap, https: bool) {
     }
 }
 
-/// A request id: a random per-process prefix and a counter, as 16 hex digits. Unique and cheap
-/// (no system call, no allocation, no formatter per request); it identifies a request in the
-/// logs and need not be unguessable.
+/// A request id: a random 24-bit per-process prefix and a 40-bit counter (a trillion requests
+/// before it repeats), as 16 hex digits. Unique and cheap (no system call, no allocation, no
+/// formatter per request); it identifies a request in the logs and need not be unguessable.
 struct RequestId([u8; 16]);
 
 impl RequestId {
@@ -110,7 +121,7 @@ impl RequestId {
         static PREFIX: OnceLock<u32> = OnceLock::new();
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let prefix = *PREFIX.get_or_init(|| u32::from_le_bytes(signoff_core::secret::random_bytes::<4>()));
-        let n = (u64::from(prefix) << 32) | (COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff);
+        let n = (u64::from(prefix & 0xff_ffff) << 40) | (COUNTER.fetch_add(1, Ordering::Relaxed) & 0xff_ffff_ffff);
         let mut out = [0u8; 16];
         for (i, digit) in out.iter_mut().enumerate() {
             *digit = b"0123456789abcdef"[((n >> (60 - 4 * i)) & 0xf) as usize];
@@ -142,6 +153,6 @@ mod tests {
         assert_eq!(a.as_str().len(), 16);
         assert!(a.as_str().bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_ne!(a.as_str(), b.as_str());
-        assert_eq!(a.as_str()[..8], b.as_str()[..8], "one process, one prefix");
+        assert_eq!(a.as_str()[..6], b.as_str()[..6], "one process, one prefix");
     }
 }

@@ -47,14 +47,19 @@ impl Mailer for FileInbox {
     async fn send(&self, mail: &Mail) -> Result<(), MailError> {
         let bytes = message(&self.from, &self.host, mail)?.formatted();
         let temporary = |e: std::io::Error| MailError::Temporary(format!("mail directory: {e}"));
-        tokio::fs::create_dir_all(&self.dir).await.map_err(temporary)?;
+        // The messages hold live links: only this user may read them.
+        let mut dir = std::fs::DirBuilder::new();
+        std::os::unix::fs::DirBuilderExt::mode(dir.recursive(true), 0o700);
+        dir.create(&self.dir).map_err(temporary)?;
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
             .unwrap_or_default();
         let name = format!("{stamp}-{}", signoff_core::secret::random_id());
         let partial = self.dir.join(format!(".{name}.tmp"));
-        tokio::fs::write(&partial, bytes).await.map_err(temporary)?;
+        let mut file = std::fs::OpenOptions::new();
+        std::os::unix::fs::OpenOptionsExt::mode(file.write(true).create_new(true), 0o600);
+        std::io::Write::write_all(&mut file.open(&partial).map_err(temporary)?, &bytes).map_err(temporary)?;
         tokio::fs::rename(&partial, self.dir.join(format!("{name}.eml"))).await.map_err(temporary)
     }
 }
@@ -69,18 +74,23 @@ pub struct Smtp {
 
 impl Smtp {
     /// `host` is the public host: the `Message-ID` domain and the name given in `EHLO`.
+    ///
+    /// On `smtp://` STARTTLS is required, so nobody in the path can strip it and read the
+    /// password or a link; only a server on loopback without credentials (a local relay, a
+    /// test server) may answer in the clear. `?tls=…` in the URL says otherwise explicitly.
     pub fn new(url: &str, from: Mailbox, host: String) -> Result<Self, MailError> {
         let invalid = |e: lettre::transport::smtp::Error| MailError::Permanent(format!("SMTP URL: {e}"));
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url).map_err(invalid)?;
-        if url.starts_with("smtp://") && !url.contains("tls=") {
-            // Opportunistic STARTTLS: a plain `smtp://` server on loopback (a relay, a test
-            // server) need not speak TLS; one that offers it gets it.
-            let server = url::Url::parse(url)
-                .ok()
-                .and_then(|u| u.host_str().map(str::to_owned))
-                .ok_or_else(|| MailError::Permanent("SMTP URL: no host".into()))?;
-            let tls = TlsParameters::new(server).map_err(invalid)?;
-            builder = builder.tls(Tls::Opportunistic(tls));
+        let parsed = url::Url::parse(url).map_err(|e| MailError::Permanent(format!("SMTP URL: {e}")))?;
+        let explicit = parsed.query_pairs().any(|(k, _)| k == "tls");
+        if parsed.scheme() == "smtp" && !explicit {
+            let server = parsed.host_str().ok_or_else(|| MailError::Permanent("SMTP URL: no host".into()))?;
+            let tls = TlsParameters::new(server.to_owned()).map_err(invalid)?;
+            // `smtp:` is not a special scheme to `url`: its host is text, parsed here.
+            let local = server == "localhost"
+                || server.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback());
+            let credentials = !parsed.username().is_empty() || parsed.password().is_some();
+            builder = builder.tls(if local && !credentials { Tls::Opportunistic(tls) } else { Tls::Required(tls) });
         }
         let transport = builder.hello_name(ClientId::Domain(host.clone())).timeout(Some(SMTP_TIMEOUT)).build();
         Ok(Self { transport, from, host })
@@ -124,6 +134,9 @@ mod tests {
         assert_eq!(files.len(), 1, "one message, no partial file left");
         let name = files[0].file_name().into_string().expect("utf-8");
         assert!(name.ends_with(".eml"), "{name}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!((mode(&dir), mode(&files[0].path())), (0o700, 0o600), "only this user reads live links");
         let text = std::fs::read_to_string(files[0].path()).expect("read");
         let (head, body) = text.split_once("\r\n\r\n").expect("headers, then the body");
         for header in
@@ -201,6 +214,18 @@ mod tests {
         drop(server);
         let dead = Smtp::new(&url, from, "auth.example.com".into()).expect("transport");
         assert!(matches!(dead.send(&mail()).await, Err(MailError::Temporary(_))), "retried later, not dropped");
+    }
+
+    #[tokio::test]
+    async fn a_password_never_goes_to_a_server_that_does_not_speak_tls() {
+        // The loopback test server speaks no TLS: with credentials in the URL, signoff refuses
+        // to go on rather than send them in the clear.
+        let server = SmtpServer::start();
+        let from: Mailbox = "no-reply@auth.example.com".parse().expect("from");
+        let url = format!("smtp://user:pw@127.0.0.1:{}", server.port);
+        let smtp = Smtp::new(&url, from, "auth.example.com".into()).expect("transport");
+        assert!(smtp.send(&mail()).await.is_err(), "STARTTLS is required once there is a password");
+        assert!(server.received().is_empty(), "nothing was sent");
     }
 
     #[test]

@@ -56,9 +56,7 @@ impl Operation {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Snapshot {
     pub event_stream_sessions: usize,
-    pub cached_sessions: usize,
-    pub denied_tokens: usize,
-    pub verified_tokens: usize,
+    pub caches: signoff_core::authority::CacheSizes,
     /// `None` on a single process.
     pub node_vouches: Option<bool>,
     pub jeopardy: Option<Duration>,
@@ -243,8 +241,12 @@ impl Metrics {
             c.inc();
         }
         match status {
-            429 => Self::inc(&self.throttled),
-            503 if retry_after => Self::inc(&self.busy),
+            429 => {
+                self.throttled.inc();
+            }
+            503 if retry_after => {
+                self.busy.inc();
+            }
             _ => {}
         }
     }
@@ -264,14 +266,6 @@ impl Metrics {
         self.deliveries_sent.get_or_create(&[("outcome", outcome)]).observe(took.as_secs_f64());
     }
 
-    pub fn inc(counter: &Counter) {
-        counter.inc();
-    }
-
-    pub fn add(counter: &Counter, n: u64) {
-        counter.inc_by(n);
-    }
-
     /// The exposition (OpenMetrics text, which Prometheus's text parser reads too).
     /// `deliveries` are the outbox's pending and failed counts, when the store answered.
     pub fn render(&self, s: Snapshot, deliveries: Option<(i64, i64)>) -> String {
@@ -279,9 +273,9 @@ impl Metrics {
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         g.open_connections.set(i64::try_from(self.open_connections.load(Relaxed)).unwrap_or(i64::MAX));
         g.event_stream_sessions.set(count(s.event_stream_sessions));
-        g.cached_sessions.set(count(s.cached_sessions));
-        g.denied_tokens.set(count(s.denied_tokens));
-        g.verified_tokens.set(count(s.verified_tokens));
+        g.cached_sessions.set(count(s.caches.sessions));
+        g.denied_tokens.set(count(s.caches.denied_tokens));
+        g.verified_tokens.set(count(s.caches.verified_tokens));
         g.node_vouches.set(i64::from(s.node_vouches.unwrap_or(true)));
         g.jeopardy_seconds.set(s.jeopardy.map_or(0.0, |d| d.as_secs_f64()));
         g.feed_head.set(s.feed_head);

@@ -1,9 +1,9 @@
 //! Signing a browser back in from its remember-me cookie.
 //!
-//! Run by the edge middleware before the route, so every handler sees an ordinary session: when a request carries a
-//! remember-me cookie but no live session, the authority resumes the series, the request is
-//! handed on carrying the new session cookie, and the response sets the new cookies. A reused
-//! (stolen) token clears the browser instead.
+//! Run by the edge middleware before the route, so every handler sees an ordinary session:
+//! when a request carries a remember-me cookie but no live session, the authority resumes the
+//! series, the request is handed on carrying the new session cookie, and the response sets the
+//! new cookies. A reused (stolen) token clears the browser instead.
 
 use axum::extract::Request;
 use axum::http::{Method, header};
@@ -63,7 +63,8 @@ pub async fn resume(state: &AppState, mut req: Request, next: Next) -> Response 
         Ok(Resume::Resumed(signed_in)) => {
             let cookie = cookies::with_session(req.headers(), config, &signed_in.ctx.secret);
             req.headers_mut().insert(header::COOKIE, cookie);
-            let mut res = next.run(req).await;
+            // The rotation has committed: the new cookies go out even if the handler panics.
+            let mut res = crate::edge::contained(state, next.run(req)).await;
             for c in cookies::set_signed_in(config, &signed_in) {
                 res.headers_mut().append(header::SET_COOKIE, c);
             }

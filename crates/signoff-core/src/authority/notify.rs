@@ -117,13 +117,14 @@ impl Authority {
         Ok(())
     }
 
-    /// Deletes finished deliveries older than a week, and webhook secrets whose overlap after a
-    /// rotation has ended (they sign nothing any more).
+    /// Deletes finished deliveries older than a week, webhook secrets whose overlap after a
+    /// rotation has ended (they sign nothing any more) and mailed links that expired.
     pub async fn prune_deliveries(&self) -> Result<u64, CoreError> {
         let forgotten = self.store.forget_replaced_webhook_secrets(self.now()).await?;
         if forgotten > 0 {
             tracing::info!(clients = forgotten, "replaced webhook secrets forgotten after their overlap");
         }
+        self.store.prune_mail_tokens(self.now()).await?;
         Ok(self.store.prune_deliveries(self.now() - Duration::days(7)).await?)
     }
 

@@ -14,7 +14,6 @@ use super::{csrf_guard, demo, require_session};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Client, Input, Wants};
-use crate::metrics::Metrics;
 use crate::{cookies, views};
 
 pub fn routes() -> Router<AppState> {
@@ -101,7 +100,7 @@ fn changed(
             return Err(e);
         }
     };
-    Metrics::inc(&state.metrics().sessions_ended);
+    state.metrics().sessions_ended.inc();
     let mut res = if wants.json {
         axum::Json(views::signed_in(state.authority(), &rotated)).into_response()
     } else {
@@ -123,7 +122,7 @@ async fn security_report(
     let ctx = require_session(&state, &headers).await?;
     csrf_guard(&state, &headers, &ctx, body.csrf_token.as_deref())?;
     let ended = state.authority().report_concern(&ctx, body.details.as_deref().unwrap_or_default(), &client).await?;
-    Metrics::add(&state.metrics().sessions_ended, ended);
+    state.metrics().sessions_ended.inc_by(ended);
     let mut res = if wants.json {
         axum::Json(json!({ "revoked": ended })).into_response()
     } else {

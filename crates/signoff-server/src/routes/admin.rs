@@ -15,7 +15,6 @@ use signoff_core::secret::ct_eq_str;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Client, Input};
-use crate::metrics::Metrics;
 use crate::views;
 
 pub fn routes() -> Router<AppState> {
@@ -71,6 +70,6 @@ async fn revoke(
     require_admin(&state, &headers)?;
     let id = user(&state, id).await?;
     let ended = state.authority().admin_revoke(&id, body.reason.as_deref().unwrap_or_default(), &client).await?;
-    Metrics::add(&state.metrics().sessions_ended, ended);
+    state.metrics().sessions_ended.inc_by(ended);
     Ok(axum::Json(json!({ "revoked": ended })).into_response())
 }

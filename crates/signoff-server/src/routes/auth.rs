@@ -13,7 +13,6 @@ use super::{bearer, current_session, demo, require_session};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Client, Input, Wants, flex_bool};
-use crate::metrics::Metrics;
 use crate::{cookies, csrf, redirect, views};
 
 pub fn routes() -> Router<AppState> {
@@ -81,7 +80,7 @@ async fn login(
     let signed_in = match state.authority().login(email, password, body.remember_me, previous, &client).await {
         Ok(signed_in) => signed_in,
         Err(e) => {
-            Metrics::inc(&state.metrics().login_failures);
+            state.metrics().login_failures.inc();
             let e = ApiError::from(e);
             if wants.html {
                 let mut page =
@@ -94,7 +93,7 @@ async fn login(
             return Err(e);
         }
     };
-    Metrics::inc(&state.metrics().logins);
+    state.metrics().logins.inc();
     let mut res = if wants.json {
         axum::Json(views::signed_in(state.authority(), &signed_in.ctx)).into_response()
     } else {

@@ -11,7 +11,6 @@ use super::{bearer, csrf_guard, current_session};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Client, Input, Wants};
-use crate::metrics::Metrics;
 use crate::{cookies, csrf, html, redirect};
 
 /// Carries secrets: deliberately not `Debug`, so it can never be logged by accident.
@@ -51,9 +50,9 @@ pub async fn logout(
     };
     match &cookie {
         Some(ctx) => csrf_guard(&state, &headers, ctx, body.csrf_token.as_deref())?,
-        None if bearer.is_none() => {
-            csrf::check_origin(&headers, config).inspect_err(|_| Metrics::inc(&state.metrics().csrf_refusals))?
-        }
+        None if bearer.is_none() => csrf::check_origin(&headers, config).inspect_err(|_| {
+            state.metrics().csrf_refusals.inc();
+        })?,
         None => {}
     }
     let mut current: Vec<std::sync::Arc<Session>> = cookie.map(|c| c.session).into_iter().collect();
@@ -67,8 +66,8 @@ pub async fn logout(
         refresh_token: body.refresh_token.as_deref(),
     };
     let ended = authority.logout(&current, scope, &presented, &client).await?;
-    Metrics::inc(&state.metrics().logouts);
-    Metrics::add(&state.metrics().sessions_ended, ended);
+    state.metrics().logouts.inc();
+    state.metrics().sessions_ended.inc_by(ended);
 
     // Cookies go only with what this logout ended: every presented session, or none was live.
     let clears_browser = current.is_empty() || scope.ends_current();

@@ -18,7 +18,6 @@ use signoff_core::SessionContext;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::metrics::Metrics;
 use crate::{cookies, csrf};
 
 /// The live session named by the request's session cookie, if any. `touch` records activity;
@@ -44,7 +43,9 @@ pub fn csrf_guard(
     ctx: &SessionContext,
     body_token: Option<&str>,
 ) -> ApiResult<()> {
-    csrf::check(headers, state.config(), ctx, body_token).inspect_err(|_| Metrics::inc(&state.metrics().csrf_refusals))
+    csrf::check(headers, state.config(), ctx, body_token).inspect_err(|_| {
+        state.metrics().csrf_refusals.inc();
+    })
 }
 
 /// The token of an `Authorization: Bearer` header, if there is one.

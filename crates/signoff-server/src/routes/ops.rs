@@ -55,13 +55,10 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     // The outbox, counted at most once a second however often this is asked.
     let deliveries =
         state.metrics().deliveries.get_or_refresh(|| async { authority.delivery_counts().await.ok() }).await;
-    let caches = authority.cache_sizes();
     let cluster = authority.cluster();
     let snapshot = Snapshot {
         event_stream_sessions: authority.hub().watched_sessions(),
-        cached_sessions: caches.sessions,
-        denied_tokens: caches.denied_tokens,
-        verified_tokens: caches.verified_tokens,
+        caches: authority.cache_sizes(),
         node_vouches: cluster.map(|c| c.vouches()),
         jeopardy: cluster.and_then(|c| c.jeopardy_since()).map(|since| since.elapsed()),
         feed_head: authority.client_feed().head(),

@@ -15,7 +15,6 @@ use super::require_session;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Client, Input, Wants};
-use crate::metrics::Metrics;
 use crate::{cookies, csrf, views};
 
 pub fn routes() -> Router<AppState> {
@@ -89,12 +88,12 @@ async fn end_one(
     let Path(id) = id.map_err(|_| ApiError::NotFound)?;
     let ctx = require_session(state, headers).await?;
     if let Err(e) = csrf::check(headers, state.config(), &ctx, body_token) {
-        Metrics::inc(&state.metrics().csrf_refusals);
+        state.metrics().csrf_refusals.inc();
         return Err(e);
     }
     let id = SessionId::from_string(id);
     state.authority().revoke_session(&ctx, &id, client).await?;
-    Metrics::inc(&state.metrics().sessions_ended);
+    state.metrics().sessions_ended.inc();
     Ok(id == ctx.session.id)
 }
 

@@ -15,7 +15,6 @@ use crate::app::AppState;
 use crate::csrf;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Client, Input};
-use crate::metrics::Metrics;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -53,7 +52,7 @@ async fn token(
             };
             authority.password_grant(email, password, &client).await.map_err(|e| match e {
                 signoff_core::CoreError::InvalidCredentials => {
-                    Metrics::inc(&state.metrics().login_failures);
+                    state.metrics().login_failures.inc();
                     ApiError::from(signoff_core::CoreError::InvalidGrant)
                 }
                 e => ApiError::from(e),
