@@ -43,6 +43,8 @@ export async function startServer(env = {}) {
       SIGNOFF_LISTEN: `127.0.0.1:${port}`,
       SIGNOFF_PUBLIC_URL: base,
       SIGNOFF_DATABASE_URL: `sqlite://${join(dir, 'e2e.db')}`,
+      // The development inbox (/dev/mail) reads the mail from here.
+      SIGNOFF_MAIL_DIR: join(dir, 'mail'),
       SIGNOFF_LOG_LEVEL: 'warn',
       ...env,
     },

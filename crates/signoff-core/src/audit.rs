@@ -27,6 +27,12 @@ pub enum AuditKind {
     SessionRotated,
     PasswordChanged,
     EmailChanged,
+    /// A link confirming a new address was asked for (sent if the address is free).
+    EmailChangeRequested,
+    /// A password reset link was asked for (and sent: the account exists).
+    PasswordResetRequested,
+    /// A new password was set through a reset link.
+    PasswordReset,
     SecurityReport,
     AdminRevoke,
     /// An already-used remember-me validator came back: the series was revoked.
@@ -52,6 +58,9 @@ impl AuditKind {
             AuditKind::SessionRotated => "session_rotated",
             AuditKind::PasswordChanged => "password_changed",
             AuditKind::EmailChanged => "email_changed",
+            AuditKind::EmailChangeRequested => "email_change_requested",
+            AuditKind::PasswordResetRequested => "password_reset_requested",
+            AuditKind::PasswordReset => "password_reset",
             AuditKind::SecurityReport => "security_report",
             AuditKind::AdminRevoke => "admin_revoke",
             AuditKind::RememberTokenReuse => "remember_token_reuse",
@@ -77,6 +86,9 @@ const ALL_KINDS: &[AuditKind] = &[
     AuditKind::SessionRotated,
     AuditKind::PasswordChanged,
     AuditKind::EmailChanged,
+    AuditKind::EmailChangeRequested,
+    AuditKind::PasswordResetRequested,
+    AuditKind::PasswordReset,
     AuditKind::SecurityReport,
     AuditKind::AdminRevoke,
     AuditKind::RememberTokenReuse,

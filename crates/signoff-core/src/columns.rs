@@ -74,18 +74,12 @@ fn hash(row: &impl Columns, col: &str) -> Result<SecretHash, StoreError> {
 
 pub fn mail_token_from(row: &impl Columns) -> Result<MailToken, StoreError> {
     let purpose: String = get(row, "purpose")?;
-    let fingerprint: Option<Vec<u8>> = get(row, "password_fingerprint")?;
     Ok(MailToken {
         hash: hash(row, "token_hash")?,
         purpose: MailPurpose::parse(&purpose).ok_or_else(|| backend(format!("unknown mail purpose {purpose}")))?,
         user_id: UserId::from_string(get(row, "user_id")?),
         new_email: get(row, "new_email")?,
-        password_fingerprint: match fingerprint {
-            Some(bytes) => {
-                Some(SecretHash::from_slice(&bytes).ok_or_else(|| backend("corrupt hash in password_fingerprint"))?)
-            }
-            None => None,
-        },
+        fingerprint: hash(row, "fingerprint")?,
         created_at: from_ms(get(row, "created_at")?)?,
         expires_at: from_ms(get(row, "expires_at")?)?,
         used_at: get::<Option<i64>>(row, "used_at")?.map(from_ms).transpose()?,

@@ -601,19 +601,39 @@ async fn mail_tokens_are_used_once_before_they_expire(store: Arc<dyn Store>) {
         purpose,
         user_id: a.id.clone(),
         new_email: (purpose == MailPurpose::EmailChange).then(|| "new@example.com".to_owned()),
-        password_fingerprint: (purpose == MailPurpose::PasswordReset).then(hash),
+        fingerprint: hash(),
         created_at: t0(),
         expires_at: expires,
         used_at: None,
     };
+    let stale = token(MailPurpose::PasswordReset, t0() + Duration::minutes(1));
+    let superseded = token(MailPurpose::EmailChange, t0() + Duration::hours(1));
+    let mut t = tx(&store).await;
+    t.insert_mail_token(&stale).await.expect("insert");
+    t.insert_mail_token(&superseded).await.expect("insert");
+    t.commit().await.expect("commit");
+    // An expired link is still unused: a newer one of the same purpose replaces it too.
     let reset = token(MailPurpose::PasswordReset, t0() + Duration::hours(1));
     let change = token(MailPurpose::EmailChange, t0() + Duration::hours(1));
-    let stale = token(MailPurpose::PasswordReset, t0() + Duration::minutes(1));
     let mut t = tx(&store).await;
-    for m in [&reset, &change, &stale] {
+    for m in [&reset, &change] {
         t.insert_mail_token(m).await.expect("insert");
     }
     t.commit().await.expect("commit");
+    assert_eq!(store.mail_token(&superseded.hash).await.expect("read"), None, "only the newest link of a purpose");
+    assert_eq!(store.mail_token(&stale.hash).await.expect("read"), None, "only the newest link of a purpose");
+    assert_eq!(store.mail_token(&change.hash).await.expect("read").as_ref(), Some(&change));
+    let pending = store.pending_mail_token(&a.id, MailPurpose::EmailChange, t0()).await.expect("pending");
+    assert_eq!(pending.as_ref(), Some(&change));
+    let later = t0() + Duration::hours(2);
+    assert_eq!(store.pending_mail_token(&a.id, MailPurpose::EmailChange, later).await.expect("pending"), None);
+    // A link of another purpose, or of another user, is left alone.
+    let b = user(&store, "b@example.com").await;
+    let of_b = MailToken { user_id: b.id.clone(), ..token(MailPurpose::PasswordReset, t0() + Duration::minutes(1)) };
+    let mut t = tx(&store).await;
+    t.insert_mail_token(&of_b).await.expect("insert");
+    t.commit().await.expect("commit");
+    assert!(store.mail_token(&reset.hash).await.expect("read").is_some());
     let at = t0() + Duration::minutes(5);
     let mut t = tx(&store).await;
     assert_eq!(
@@ -628,7 +648,7 @@ async fn mail_tokens_are_used_once_before_they_expire(store: Arc<dyn Store>) {
         None,
         "used once"
     );
-    assert_eq!(t.consume_mail_token(&stale.hash, MailPurpose::PasswordReset, at).await.expect("read"), None, "expired");
+    assert_eq!(t.consume_mail_token(&of_b.hash, MailPurpose::PasswordReset, at).await.expect("read"), None, "expired");
     assert_eq!(t.consume_mail_token(&hash(), MailPurpose::PasswordReset, at).await.expect("read"), None, "unknown");
     drop(t);
     // Rolled back: the reset link is usable again, exactly once.
@@ -637,6 +657,7 @@ async fn mail_tokens_are_used_once_before_they_expire(store: Arc<dyn Store>) {
     assert_eq!(got.and_then(|m| m.new_email).as_deref(), Some("new@example.com"));
     assert!(t.consume_mail_token(&reset.hash, MailPurpose::PasswordReset, at).await.expect("consume").is_some());
     t.commit().await.expect("commit");
-    assert_eq!(store.prune_mail_tokens(t0() + Duration::minutes(2)).await.expect("prune"), 1, "the expired one");
+    assert_eq!(store.pending_mail_token(&a.id, MailPurpose::EmailChange, t0()).await.expect("pending"), None, "used");
+    assert_eq!(store.prune_mail_tokens(t0() + Duration::minutes(2)).await.expect("prune"), 1, "b's expired one");
     assert_eq!(store.prune_mail_tokens(t0() + Duration::hours(2)).await.expect("prune"), 2);
 }

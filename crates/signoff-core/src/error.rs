@@ -14,11 +14,12 @@ pub enum CoreError {
     WeakPassword(Weakness),
     #[error("invalid e-mail address")]
     InvalidEmail,
-    #[error("that e-mail address is taken")]
-    EmailTaken,
     /// A token grant failed (RFC 6749 `invalid_grant`).
     #[error("invalid grant")]
     InvalidGrant,
+    /// A mailed link's token is unknown, used, expired, or no longer matches the account.
+    #[error("invalid token")]
+    InvalidToken,
     #[error("not signed in")]
     Unauthenticated,
     #[error("not found")]

@@ -7,7 +7,8 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::secret::{SecretHash, UserId};
+use crate::outbox::{Delivery, DeliveryKind, DeliveryStatus};
+use crate::secret::{Secret, SecretHash, UserId, random_id};
 
 /// One message to one recipient, in plain text and HTML. Its `Debug` leaves the bodies out:
 /// they carry a live link.
@@ -75,10 +76,119 @@ pub struct MailToken {
     pub user_id: UserId,
     /// The address being confirmed (e-mail change).
     pub new_email: Option<String>,
-    /// A hash of the user's password hash when the link was made (password reset): a password
-    /// changed by any other path makes the link useless without touching this row.
-    pub password_fingerprint: Option<SecretHash>,
+    /// The account as it was when the link was made ([`fingerprint`]): a password, address or
+    /// token version changed by any path since makes the link useless without touching this row.
+    pub fingerprint: SecretHash,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub used_at: Option<OffsetDateTime>,
+}
+
+/// What a mailed link is bound to: the account's password hash, address and token version.
+/// A link is honoured only while the account still matches it, so changing the password (by any
+/// path, the command line included), the address, or ending every session ("log out
+/// everywhere", a security report, an admin's revoke) kills every outstanding link at once.
+pub fn fingerprint(password_hash: &str, email: &str, token_version: i64) -> SecretHash {
+    let mut material = Vec::with_capacity(password_hash.len() + email.len() + 10);
+    material.extend_from_slice(password_hash.as_bytes());
+    material.push(0);
+    material.extend_from_slice(email.as_bytes());
+    material.push(0);
+    material.extend_from_slice(&token_version.to_be_bytes());
+    SecretHash::of(b"signoff mail-link account v1", &material)
+}
+
+/// A mailed link's token: 256 random bits, shown once in the link, stored only hashed.
+#[derive(Debug)]
+pub struct MailSecret(Secret);
+
+impl MailSecret {
+    const LABEL: &'static [u8] = b"signoff mail-link v1";
+
+    pub fn generate() -> Self {
+        Self(Secret::generate())
+    }
+
+    /// `None` for anything that is not a well-formed token.
+    pub fn parse(encoded: &str) -> Option<Self> {
+        Secret::parse(encoded).map(Self)
+    }
+
+    pub fn expose(&self) -> String {
+        self.0.expose()
+    }
+
+    pub fn hash(&self) -> SecretHash {
+        self.0.hash(Self::LABEL)
+    }
+}
+
+/// What a mail to a user says. Its outbox row holds who it is for, never a link: the link's
+/// token is made when the mail is sent (see [`Authority::prepare_mail`](crate::Authority::prepare_mail)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Letter {
+    /// To the new address: the link that confirms it.
+    EmailChangeLink,
+    /// To the current address: a change to another was asked for (no link).
+    EmailChangeNotice,
+    /// To the account's address: the link that sets a new password.
+    PasswordResetLink,
+    /// To the account's address: the password was set through a reset link (no link).
+    PasswordResetDone,
+}
+
+impl Letter {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Letter::EmailChangeLink => "mail.email_change",
+            Letter::EmailChangeNotice => "mail.email_change_notice",
+            Letter::PasswordResetLink => "mail.password_reset",
+            Letter::PasswordResetDone => "mail.password_reset_done",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Letter::EmailChangeLink, Letter::EmailChangeNotice, Letter::PasswordResetLink, Letter::PasswordResetDone]
+            .into_iter()
+            .find(|l| l.as_str() == s)
+    }
+
+    /// The link this letter carries, if any.
+    pub fn purpose(self) -> Option<MailPurpose> {
+        match self {
+            Letter::EmailChangeLink => Some(MailPurpose::EmailChange),
+            Letter::PasswordResetLink => Some(MailPurpose::PasswordReset),
+            Letter::EmailChangeNotice | Letter::PasswordResetDone => None,
+        }
+    }
+
+    /// The outbox row that sends this letter to `to` about `user` (and `new_email`).
+    pub fn delivery(self, to: &str, user: &UserId, new_email: Option<&str>, now: OffsetDateTime) -> Delivery {
+        let payload = serde_json::json!({ "user_id": user.as_str(), "new_email": new_email }).to_string();
+        Delivery {
+            id: format!("msg_{}", random_id()),
+            client_id: String::new(),
+            kind: DeliveryKind::Mail,
+            event: self.as_str().to_owned(),
+            url: format!("mailto:{to}"),
+            payload,
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            last_status_code: None,
+            next_attempt_at: now,
+            created_at: now,
+            claim: None,
+        }
+    }
+}
+
+/// A mail ready to be written: what it says, to whom, and its link's token if it has one.
+#[derive(Debug)]
+pub struct Prepared {
+    pub letter: Letter,
+    pub to: String,
+    /// The address being confirmed (an e-mail change's link and notice).
+    pub new_email: Option<String>,
+    /// The link's token and when it stops working.
+    pub link: Option<(MailSecret, OffsetDateTime)>,
 }

@@ -25,6 +25,9 @@ pub enum Notice {
 pub enum DeliveryKind {
     BackchannelLogout,
     Webhook,
+    /// Mail to a user (`url` is `mailto:` the recipient, `event` the [`Letter`](crate::mail::Letter)),
+    /// for no client.
+    Mail,
 }
 
 impl DeliveryKind {
@@ -32,6 +35,7 @@ impl DeliveryKind {
         match self {
             Self::BackchannelLogout => "backchannel_logout",
             Self::Webhook => "webhook",
+            Self::Mail => "mail",
         }
     }
 
@@ -39,6 +43,7 @@ impl DeliveryKind {
         match s {
             "backchannel_logout" => Some(Self::BackchannelLogout),
             "webhook" => Some(Self::Webhook),
+            "mail" => Some(Self::Mail),
             _ => None,
         }
     }

@@ -8,6 +8,9 @@ use crate::audit::Actor;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
     PasswordChanged,
+    /// A new password set through a mailed reset link (whoever holds a session may be the
+    /// attacker the owner is locking out: every session ends, the one that asked included).
+    PasswordReset,
     EmailChanged,
     SecurityReport,
     AdminRevoke,
@@ -46,7 +49,7 @@ impl Trigger {
                 rotate_current: true,
                 notify: true,
             },
-            Trigger::SecurityReport | Trigger::AdminRevoke => Consequences {
+            Trigger::PasswordReset | Trigger::SecurityReport | Trigger::AdminRevoke => Consequences {
                 ends: Ends::All,
                 revoke_all_tokens: true,
                 bump_token_version: true,
@@ -60,6 +63,7 @@ impl Trigger {
     pub const fn reason(self) -> &'static str {
         match self {
             Trigger::PasswordChanged => "password_changed",
+            Trigger::PasswordReset => "password_reset",
             Trigger::EmailChanged => "email_changed",
             Trigger::SecurityReport => "security_report",
             Trigger::AdminRevoke => "admin_revoke",

@@ -229,6 +229,16 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_deliveries(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
     /// Deletes mail tokens that expired before `before`.
     async fn prune_mail_tokens(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+    /// The mail token with `hash`, used or not, expired or not (a look before the transaction
+    /// that consumes it; the decision is [`Tx::consume_mail_token`]'s).
+    async fn mail_token(&self, hash: &SecretHash) -> Result<Option<MailToken>, StoreError>;
+    /// The user's newest unused token for `purpose` that has not expired by `now`.
+    async fn pending_mail_token(
+        &self,
+        user: &UserId,
+        purpose: MailPurpose,
+        now: OffsetDateTime,
+    ) -> Result<Option<MailToken>, StoreError>;
     /// A page of a client's deliveries, newest first.
     async fn client_deliveries(&self, client: &str, page: &DeliveryPage) -> Result<Vec<Delivery>, StoreError>;
     /// Makes `secret` the client's webhook secret; the one it replaces is still signed with
@@ -316,6 +326,8 @@ pub trait Tx: Send {
     /// Returns the position of the last entry written (0 when none was).
     async fn record_revocations(&mut self, entries: &[FeedEntry], at: OffsetDateTime) -> Result<i64, StoreError>;
 
+    /// Stores a mailed link's token, deleting the user's unused tokens of the same purpose: only
+    /// the newest link works, and a user has at most one outstanding per purpose.
     async fn insert_mail_token(&mut self, token: &MailToken) -> Result<(), StoreError>;
     /// Marks the token with `hash` used, only if it is for `purpose`, unused and not expired at
     /// `at` (compare-and-swap), and returns it; `None` otherwise (unknown, used, expired, or

@@ -36,6 +36,8 @@ pub struct ThrottlePolicy {
     pub register_max_per_ip: u32,
     pub register_max_per_email: u32,
     pub email_change_max_per_account: u32,
+    pub password_reset_max_per_ip: u32,
+    pub password_reset_max_per_email: u32,
 }
 
 impl Default for ThrottlePolicy {
@@ -48,6 +50,8 @@ impl Default for ThrottlePolicy {
             register_max_per_ip: 10,
             register_max_per_email: 3,
             email_change_max_per_account: 5,
+            password_reset_max_per_ip: 10,
+            password_reset_max_per_email: 3,
         }
     }
 }
@@ -61,6 +65,9 @@ pub struct Limits {
     pub register_email: Limit,
     /// E-mail changes by account, whatever their outcome.
     pub email_change: Limit,
+    /// Password reset requests by client address and by target e-mail (known or not).
+    pub reset_ip: Limit,
+    pub reset_email: Limit,
     /// At most one stored `register_existing` event per account per hour.
     pub register_existing: Limit,
 }
@@ -73,6 +80,8 @@ impl Limits {
             register_ip: Limit::new(p.register_max_per_ip, hour),
             register_email: Limit::new(p.register_max_per_email, hour),
             email_change: Limit::new(p.email_change_max_per_account, hour),
+            reset_ip: Limit::new(p.password_reset_max_per_ip, hour),
+            reset_email: Limit::new(p.password_reset_max_per_email, hour),
             register_existing: Limit::new(1, hour),
         }
     }

@@ -412,6 +412,34 @@ impl Store for PgStore {
         Ok(done.rows_affected())
     }
 
+    async fn mail_token(&self, hash: &SecretHash) -> Result<Option<MailToken>, StoreError> {
+        let row = sqlx::query("SELECT * FROM mail_tokens WHERE token_hash = $1")
+            .bind(&hash.0[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(mail_token_from).transpose()
+    }
+
+    async fn pending_mail_token(
+        &self,
+        user: &UserId,
+        purpose: MailPurpose,
+        now: OffsetDateTime,
+    ) -> Result<Option<MailToken>, StoreError> {
+        let row = sqlx::query(
+            "SELECT * FROM mail_tokens WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL \
+             AND expires_at > $3 ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(user.as_str())
+        .bind(purpose.as_str())
+        .bind(ms(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(mail_token_from).transpose()
+    }
+
     async fn prune_mail_tokens(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM mail_tokens WHERE expires_at < $1")
             .bind(ms(before))
@@ -1009,15 +1037,21 @@ impl Tx for PgTx {
     }
 
     async fn insert_mail_token(&mut self, t: &MailToken) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM mail_tokens WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL")
+            .bind(t.user_id.as_str())
+            .bind(t.purpose.as_str())
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
         sqlx::query(
-            "INSERT INTO mail_tokens (token_hash, purpose, user_id, new_email, password_fingerprint, created_at, \
+            "INSERT INTO mail_tokens (token_hash, purpose, user_id, new_email, fingerprint, created_at, \
              expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&t.hash.0[..])
         .bind(t.purpose.as_str())
         .bind(t.user_id.as_str())
         .bind(t.new_email.as_deref())
-        .bind(t.password_fingerprint.as_ref().map(|f| f.0.to_vec()))
+        .bind(&t.fingerprint.0[..])
         .bind(ms(t.created_at))
         .bind(ms(t.expires_at))
         .bind(t.used_at.map(ms))

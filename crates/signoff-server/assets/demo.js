@@ -3,6 +3,32 @@
  * every form still works. */
 (function () {
   'use strict';
+  // Times read as people say them ("2 minutes ago", the same rules as views::relative), with
+  // the local time on hover; kept current while the page is open.
+  function relative(at, now) {
+    var seconds = Math.round((at - now) / 1000), n = Math.abs(seconds);
+    var MINUTE = 60, HOUR = 3600, DAY = 86400, count, unit;
+    if (n < 45) return 'just now';
+    if (n < 45 * MINUTE) { count = Math.floor((n + 30) / MINUTE); unit = 'minute'; }
+    else if (n < 22 * HOUR) { count = Math.floor((n + 30 * MINUTE) / HOUR); unit = 'hour'; }
+    else if (n < 26 * DAY) { count = Math.floor((n + 12 * HOUR) / DAY); unit = 'day'; }
+    else if (n < 320 * DAY) { count = Math.floor((n + 15 * DAY) / (30 * DAY)); unit = 'month'; }
+    else { count = Math.floor((n + 182 * DAY) / (365 * DAY)); unit = 'year'; }
+    count = Math.max(count, 1);
+    var amount = count + ' ' + unit + (count === 1 ? '' : 's');
+    return seconds > 0 ? 'in ' + amount : amount + ' ago';
+  }
+  function refreshTimes() {
+    document.querySelectorAll('time[datetime]').forEach(function (el) {
+      var at = new Date(el.getAttribute('datetime'));
+      if (isNaN(at)) return;
+      el.title = at.toLocaleString();
+      el.textContent = relative(at, new Date());
+    });
+  }
+  refreshTimes();
+  setInterval(refreshTimes, 30000);
+
   if (!window.signoff) return;
   signoff.configure({ storageKeys: ['demo:*'], unregisterServiceWorkers: true });
 

@@ -2,19 +2,23 @@
 
 use axum::Router;
 use axum::routing::{get, post};
+use signoff_core::mail::Mailer;
 use signoff_core::password::Passwords;
 use signoff_core::throttle::ThrottlePolicy;
 use signoff_core::{Authority, Clock, SessionPolicy, TokenPolicy};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::backend::Backend;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::{edge, listener, routes};
+
+/// Password reset requests looked up at once after their answer (more wait for a place).
+const RESET_WORK: usize = 32;
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -28,6 +32,10 @@ struct Inner {
     /// streams) end and graceful shutdown can finish.
     shutdown: watch::Sender<bool>,
     feed_waits: Arc<routes::feed::FeedWaits>,
+    mailer: Arc<dyn Mailer>,
+    /// Password reset requests being looked up: they finish after their `202` (so an address
+    /// with an account is answered as fast as one without), at most this many at once.
+    reset_work: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -52,6 +60,8 @@ impl AppState {
             register_max_per_ip: config.register_max_per_ip,
             register_max_per_email: config.register_max_per_email,
             email_change_max_per_account: config.email_change_max_per_account,
+            password_reset_max_per_ip: config.password_reset_max_per_ip,
+            password_reset_max_per_email: config.password_reset_max_per_email,
         };
         let tokens = TokenPolicy {
             issuer: config.public_origin.clone(),
@@ -73,8 +83,26 @@ impl AppState {
         let metrics = Metrics::default();
         let feed_read = metrics.feed_read.clone();
         authority = authority.with_feed_read_timer(Arc::new(move |took| feed_read.observe(took.as_secs_f64())));
+        authority = authority.with_mail_link_ttl(config.mail_token_ttl);
+        let mailer = crate::backend::mailer(&config)?;
+        if config.smtp_url.is_none() && !config.dev_inbox() {
+            tracing::warn!(
+                dir = %config.mail_dir.display(),
+                "no SIGNOFF_SMTP_URL: mail to users (e-mail confirmations, password resets) is only written \
+                 as .eml files; set an SMTP server for a deployment people use"
+            );
+        }
         let (shutdown, _) = watch::channel(false);
-        Ok(Self(Arc::new(Inner { authority, config, metrics, shutdown, feed_waits: Arc::default() })))
+        let reset_work = Arc::new(Semaphore::new(RESET_WORK));
+        Ok(Self(Arc::new(Inner {
+            authority,
+            config,
+            metrics,
+            shutdown,
+            feed_waits: Arc::default(),
+            mailer,
+            reset_work,
+        })))
     }
 
     pub fn authority(&self) -> &Authority {
@@ -87,6 +115,16 @@ impl AppState {
 
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+
+    /// Where mail to users goes (SMTP, or the `.eml` development inbox).
+    pub fn mailer(&self) -> &Arc<dyn Mailer> {
+        &self.0.mailer
+    }
+
+    /// A place among the password reset requests being looked up (waits while all are taken).
+    pub async fn reset_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.0.reset_work.clone().acquire_owned().await.ok()
     }
 
     /// Open revocation-feed streams and waiting long-polls.
@@ -114,6 +152,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/me", get(routes::auth::me))
         .route("/auth/logout", post(routes::logout::logout).get(routes::logout::logout_page))
         .merge(routes::account::routes())
+        .merge(routes::email_flows::routes())
+        .merge(routes::dev_inbox::routes())
         .merge(routes::events::routes())
         .merge(routes::admin::routes())
         .merge(routes::clients::routes())

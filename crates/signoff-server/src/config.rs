@@ -92,6 +92,12 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("register_max_per_ip", "10", "registrations per client address (IPv6: its /64) per hour"),
     ("register_max_per_email", "3", "registration attempts per e-mail address per hour"),
     ("email_change_max_per_account", "5", "e-mail change attempts per account per hour, whatever their outcome"),
+    ("password_reset_max_per_ip", "10", "password reset requests per client address (IPv6: its /64) per hour"),
+    (
+        "password_reset_max_per_email",
+        "3",
+        "password reset requests per e-mail address per hour, with or without an account",
+    ),
     ("max_sessions_per_user", "100", "live sessions per user; signing in beyond it ends the oldest"),
     ("max_event_streams_per_session", "8", "open /auth/events streams per session; more are refused with 429"),
     ("max_event_streams_per_user", "32", "open /auth/events streams per user, all sessions together"),
@@ -320,6 +326,8 @@ pub struct Config {
     pub register_max_per_ip: u32,
     pub register_max_per_email: u32,
     pub email_change_max_per_account: u32,
+    pub password_reset_max_per_ip: u32,
+    pub password_reset_max_per_email: u32,
     pub max_sessions_per_user: u32,
     pub max_event_streams_per_session: usize,
     pub max_event_streams_per_user: usize,
@@ -354,6 +362,12 @@ pub struct Config {
 }
 
 impl Config {
+    /// Whether this is a development setup whose mail goes to the `.eml` inbox: no SMTP server
+    /// and a public URL on this machine. Only then is the inbox shown at `/dev/mail`.
+    pub fn dev_inbox(&self) -> bool {
+        self.smtp_url.is_none() && matches!(self.public_url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
+    }
+
     /// Reads the optional file, then the environment (which wins).
     pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let mut values: BTreeMap<&'static str, String> = KEYS.iter().map(|(k, d, _)| (*k, (*d).to_owned())).collect();
@@ -480,6 +494,8 @@ impl Config {
             register_max_per_ip: positive("register_max_per_ip", &get)?,
             register_max_per_email: positive("register_max_per_email", &get)?,
             email_change_max_per_account: positive("email_change_max_per_account", &get)?,
+            password_reset_max_per_ip: positive("password_reset_max_per_ip", &get)?,
+            password_reset_max_per_email: positive("password_reset_max_per_email", &get)?,
             max_sessions_per_user: positive("max_sessions_per_user", &get)?,
             max_event_streams_per_session: positive::<usize>("max_event_streams_per_session", &get)?,
             max_event_streams_per_user: positive::<usize>("max_event_streams_per_user", &get)?,

@@ -1,5 +1,5 @@
 //! The outbox worker: sends logout notifications (OIDC back-channel logout, Standard Webhooks)
-//! to registered clients, away from every request.
+//! to registered clients, and mail to users (`letters`), away from every request.
 //!
 //! It claims due deliveries (each for `delivery_claim_seconds`, so on several nodes each is sent by one node,
 //! and one a dead node had claimed is taken over) and hands them to one queue per endpoint:
@@ -142,6 +142,9 @@ async fn send(state: &AppState, d: &Delivery, send_by: Instant) -> Option<Attemp
 }
 
 async fn attempt(state: &AppState, d: &Delivery, send_by: Instant) -> Option<Attempt> {
+    if d.kind == DeliveryKind::Mail {
+        return Some(crate::letters::deliver(state, d).await);
+    }
     let authority = state.authority();
     let client = match authority.delivery_client(d).await {
         Ok(Some(client)) => client,
@@ -163,6 +166,7 @@ async fn attempt(state: &AppState, d: &Delivery, send_by: Instant) -> Option<Att
     let current = match d.kind {
         DeliveryKind::Webhook => client.webhook_url.as_deref(),
         DeliveryKind::BackchannelLogout => client.backchannel_logout_uri.as_deref(),
+        DeliveryKind::Mail => None,
     };
     if current != Some(d.url.as_str()) {
         return Some(Attempt::Abandoned);
@@ -194,6 +198,7 @@ async fn attempt(state: &AppState, d: &Delivery, send_by: Instant) -> Option<Att
                 .header("webhook-signature", signature)
                 .body(d.payload.clone())
         }
+        DeliveryKind::Mail => return Some(Attempt::Abandoned),
         DeliveryKind::BackchannelLogout => {
             let ids: serde_json::Value = serde_json::from_str(&d.payload).unwrap_or_default();
             let (Some(sub), Some(sid)) = (ids["sub"].as_str(), ids["sid"].as_str()) else {

@@ -149,7 +149,7 @@ impl From<CoreError> for ApiError {
             }
             CoreError::WeakPassword(w) => Self::Unprocessable("weak_password", w.message().into()),
             CoreError::InvalidEmail => Self::Unprocessable("invalid_email", "not a valid e-mail address".into()),
-            CoreError::EmailTaken => Self::Conflict("email_taken", "that e-mail address is taken".into()),
+            CoreError::InvalidToken => Self::BadRequest("invalid_token", "the link is invalid, used or expired".into()),
             CoreError::InvalidGrant => {
                 Self::BadRequest("invalid_grant", "the grant is invalid, expired or revoked".into())
             }

@@ -8,7 +8,8 @@
 //! - [`extract`], [`cookies`], [`csrf`], [`redirect`]: the request-facing rules.
 //! - [`error`]: the one `ApiError` and its mapping to stable codes.
 //! - [`callback`]: registered clients' callback URLs and the SSRF guard.
-//! - [`delivery`]: the outbox worker (back-channel logout, webhooks).
+//! - [`delivery`]: the outbox worker (back-channel logout, webhooks, mail).
+//! - [`letters`], [`mailer`]: what mail to users says, and the transports that send it.
 //! - [`views`], [`html`]: response shapes.
 //! - [`config`], [`backend`], [`metrics`]: operations.
 
@@ -23,6 +24,7 @@ pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod html;
+pub mod letters;
 pub mod listener;
 pub mod logging;
 pub mod mailer;

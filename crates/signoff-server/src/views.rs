@@ -10,6 +10,35 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
     t.to_offset(time::UtcOffset::UTC).format(&Rfc3339).unwrap_or_default()
 }
 
+/// A time as a person reads it ("2 minutes ago", "in 3 days") in a `<time>` element that
+/// carries the exact instant (the demo's script shows it in local time on hover).
+pub fn when(at: OffsetDateTime, now: OffsetDateTime) -> String {
+    let exact = rfc3339(at);
+    format!("<time datetime=\"{exact}\" title=\"{exact}\">{}</time>", relative(at, now))
+}
+
+/// `at` from `now`, rounded the way people say it. `assets/demo.js` has the same rules.
+pub fn relative(at: OffsetDateTime, now: OffsetDateTime) -> String {
+    const MINUTE: u64 = 60;
+    const HOUR: u64 = 60 * MINUTE;
+    const DAY: u64 = 24 * HOUR;
+    let seconds = (at - now).whole_seconds();
+    let n = seconds.unsigned_abs();
+    if n < 45 {
+        return "just now".to_owned();
+    }
+    let (count, unit) = match n {
+        n if n < 45 * MINUTE => ((n + 30) / MINUTE, "minute"),
+        n if n < 22 * HOUR => ((n + 30 * MINUTE) / HOUR, "hour"),
+        n if n < 26 * DAY => ((n + 12 * HOUR) / DAY, "day"),
+        n if n < 320 * DAY => ((n + 15 * DAY) / (30 * DAY), "month"),
+        n => ((n + 182 * DAY) / (365 * DAY), "year"),
+    };
+    let count = count.max(1);
+    let amount = format!("{count} {unit}{}", if count == 1 { "" } else { "s" });
+    if seconds > 0 { format!("in {amount}") } else { format!("{amount} ago") }
+}
+
 pub fn user(u: &User) -> Value {
     serde_json::to_value(UserView::of(u)).unwrap_or_default()
 }
@@ -100,4 +129,33 @@ pub fn audit_event(e: &AuditEvent) -> Value {
         "ip": e.ip,
         "user_agent": e.user_agent,
     })
+}
+
+#[cfg(test)]
+mod when_tests {
+    use super::*;
+    use time::Duration;
+
+    #[test]
+    fn times_read_as_people_say_them() {
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let cases = [
+            (Duration::seconds(-10), "just now"),
+            (Duration::seconds(-100), "2 minutes ago"),
+            (Duration::minutes(-60), "1 hour ago"),
+            (Duration::hours(-5), "5 hours ago"),
+            (Duration::hours(-30), "1 day ago"),
+            (Duration::days(-3), "3 days ago"),
+            (Duration::days(-60), "2 months ago"),
+            (Duration::days(-800), "2 years ago"),
+            (Duration::minutes(59), "in 1 hour"),
+            (Duration::days(14), "in 14 days"),
+        ];
+        for (offset, said) in cases {
+            assert_eq!(relative(now + offset, now), said, "{offset}");
+        }
+        let html = when(now - Duration::minutes(2), now);
+        assert!(html.starts_with("<time datetime=\"2024-10-03T23:58:00Z\""), "{html}");
+        assert!(html.ends_with(">2 minutes ago</time>"), "{html}");
+    }
 }

@@ -4,7 +4,7 @@ CREATE TABLE mail_tokens (
     purpose              TEXT NOT NULL,
     user_id              TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     new_email            TEXT,
-    password_fingerprint BLOB,
+    fingerprint          BLOB NOT NULL,
     created_at           INTEGER NOT NULL,
     expires_at           INTEGER NOT NULL,
     used_at              INTEGER

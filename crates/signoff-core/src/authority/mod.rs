@@ -8,6 +8,7 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 mod clients;
+mod mail;
 mod notify;
 mod sync;
 mod tokens;
@@ -32,6 +33,7 @@ use crate::store::{
 use crate::throttle::{
     Attempt, Counted, Limits, Outcome, Refusal, SharedCounters, ThrottlePolicy, address_key, take_all,
 };
+pub use mail::{EmailConfirmed, PendingEmail};
 pub use tokens::{AccessContext, Presented, TokenPair, TokenPolicy, TokenState};
 
 /// How long sessions live.
@@ -176,6 +178,8 @@ pub struct Authority {
     outbox_ready: tokio::sync::Notify,
     /// Told how long each read of the revocation feed took (the server's metrics).
     on_feed_read: Option<FeedReadTimer>,
+    /// How long a mailed link works.
+    mail_link_ttl: Duration,
 }
 
 /// Called with the duration of every read of the revocation feed.
@@ -217,6 +221,8 @@ struct Batch<'a> {
     expiry: bool,
     /// What registered clients are told (the outbox), enqueued in the same transaction.
     notices: Vec<Notice>,
+    /// Mail to users (the same outbox), enqueued in the same transaction.
+    letters: Vec<outbox::Delivery>,
 }
 
 impl Batch<'_> {
@@ -304,6 +310,10 @@ impl Batch<'_> {
             let deliveries = outbox::deliveries_for(&self.notices, &clients, self.authority.now());
             self.tx.enqueue_deliveries(&deliveries).await?;
             notified = !deliveries.is_empty();
+        }
+        if !self.letters.is_empty() {
+            self.tx.enqueue_deliveries(&self.letters).await?;
+            notified = true;
         }
         let seq = if feed.is_empty() { 0 } else { self.tx.record_revocations(&feed, self.authority.now()).await? };
         let committed_at = std::time::Instant::now();
@@ -398,6 +408,7 @@ impl Authority {
             feed_health: sync::FeedHealth::new(),
             outbox_ready: tokio::sync::Notify::new(),
             on_feed_read: None,
+            mail_link_ttl: Duration::hours(1),
         };
         authority.load_token_state().await?;
         authority.start_client_feed(feed_start).await?;
@@ -435,6 +446,7 @@ impl Authority {
             revoking: false,
             expiry: false,
             notices: Vec::new(),
+            letters: Vec::new(),
         })
     }
 
@@ -997,34 +1009,6 @@ impl Authority {
         batch.audit(self.event(AuditKind::PasswordChanged, Actor::User, client).about(&ctx.session)).await?;
         batch.commit().await?;
         rotated.ok_or(CoreError::Unauthenticated)
-    }
-
-    /// Changes the e-mail address, with the same consequences as a password change.
-    pub async fn change_email(
-        &self,
-        ctx: &SessionContext,
-        current_password: &str,
-        new_email: &str,
-        client: &ClientInfo,
-    ) -> Result<SessionContext, CoreError> {
-        // Every attempt counts, whatever its outcome, so probing which addresses are taken is slow
-        // and the limit itself tells nothing.
-        self.limits.email_change.take(ctx.user.id.as_str(), self.now()).map_err(CoreError::Throttled)?;
-        self.take_shared(&[self.limits.email_change.counted("email-change", ctx.user.id.as_str())]).await?;
-        let email = email::normalize(new_email).ok_or(CoreError::InvalidEmail)?;
-        let verified = self.check_password(&ctx.user.email, current_password, client).await?;
-        let mut batch = self.batch_for(&[&ctx.user.id]).await?;
-        Self::still_current(&mut batch, ctx, &verified).await?;
-        match batch.tx.set_email(&ctx.user.id, &email).await {
-            Err(StoreError::Conflict) => return Err(CoreError::EmailTaken),
-            other => other?,
-        }
-        let rotated = self.apply(&mut batch, Trigger::EmailChanged, &ctx.user.id, Some(ctx), client).await?;
-        batch.audit(self.event(AuditKind::EmailChanged, Actor::User, client).about(&ctx.session)).await?;
-        batch.commit().await?;
-        let mut rotated = rotated.ok_or(CoreError::Unauthenticated)?;
-        Arc::make_mut(&mut rotated.user).email = email;
-        Ok(rotated)
     }
 
     /// A user reports a security concern: every session and token of theirs ends, this one too.

@@ -1,5 +1,6 @@
-//! Security changes of a signed-in user: `POST /auth/password`, `POST /auth/email`,
-//! `POST /auth/security-report`. Each runs its trigger's policy (`signoff_core::policy`).
+//! Security changes of a signed-in user: `POST /auth/password`, `POST /auth/security-report`.
+//! Each runs its trigger's policy (`signoff_core::policy`); the change of address, which waits
+//! for a mailed link, is in `email_flows`.
 
 use axum::Router;
 use axum::extract::State;
@@ -17,10 +18,7 @@ use crate::extract::{Client, Input, Wants};
 use crate::{cookies, views};
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/auth/password", post(password))
-        .route("/auth/email", post(email))
-        .route("/auth/security-report", post(security_report))
+    Router::new().route("/auth/password", post(password)).route("/auth/security-report", post(security_report))
 }
 
 /// Carries secrets: deliberately not `Debug`, so it can never be logged by accident.
@@ -28,14 +26,6 @@ pub fn routes() -> Router<AppState> {
 struct PasswordBody {
     current_password: Option<String>,
     new_password: Option<String>,
-    csrf_token: Option<String>,
-}
-
-/// Carries secrets: deliberately not `Debug`, so it can never be logged by accident.
-#[derive(Deserialize)]
-struct EmailBody {
-    current_password: Option<String>,
-    new_email: Option<String>,
     csrf_token: Option<String>,
 }
 
@@ -62,27 +52,12 @@ async fn password(
     let current = required(&body.current_password, "current_password")?;
     let new = required(&body.new_password, "new_password")?;
     let result = state.authority().change_password(&ctx, current, new, &client).await;
-    changed(&state, wants, &ctx, result, "password")
+    changed(&state, wants, &ctx, result, "password").await
 }
 
-async fn email(
-    State(state): State<AppState>,
-    wants: Wants,
-    Client(client): Client,
-    headers: HeaderMap,
-    Input(body): Input<EmailBody>,
-) -> ApiResult<Response> {
-    let ctx = require_session(&state, &headers).await?;
-    csrf_guard(&state, &headers, &ctx, body.csrf_token.as_deref())?;
-    let current = required(&body.current_password, "current_password")?;
-    let new = required(&body.new_email, "new_email")?;
-    let result = state.authority().change_email(&ctx, current, new, &client).await;
-    changed(&state, wants, &ctx, result, "email")
-}
-
-/// The answer to a password or e-mail change: the rotated session's cookie (remember-me
-/// tokens were all revoked, so that cookie goes), and JSON or a redirect back to the page.
-fn changed(
+/// The answer to a password change: the rotated session's cookie (remember-me tokens were all
+/// revoked, so that cookie goes), and JSON or a redirect back to the page.
+async fn changed(
     state: &AppState,
     wants: Wants,
     ctx: &SessionContext,
@@ -95,7 +70,7 @@ fn changed(
         Err(e) => {
             let e = ApiError::from(e);
             if wants.html && e.status().is_client_error() {
-                return Ok(demo::security_page(ctx, e.status(), Some(&e.message()), None));
+                return Ok(demo::security_page(state, ctx, e.status(), Some(&e.message()), None).await);
             }
             return Err(e);
         }

@@ -65,12 +65,22 @@ pub fn login_page(
          <label>Password <input type=\"password\" name=\"password\" autocomplete=\"current-password\" required></label>\
          <label class=\"check\"><input type=\"checkbox\" name=\"remember_me\" value=\"true\"> Keep me signed in on this device</label>\
          <button type=\"submit\">Sign in</button></form>\
+         <p><a href=\"/auth/password-reset\">Forgot password?</a></p>\
          <p>No account yet? <a href=\"/register\">Create one</a>.</p>",
         notice("error", error),
         notice("info", info),
         esc(email.unwrap_or_default()),
     );
     page(status, "Sign in", None, &body)
+}
+
+/// In development, a pointer to the inbox mail goes to.
+pub fn dev_inbox_link(state: &AppState) -> &'static str {
+    if state.config().dev_inbox() {
+        "<p class=\"hint dev\">Development: mail is written to <a href=\"/dev/mail\">the inbox</a>.</p>"
+    } else {
+        ""
+    }
 }
 
 /// The registration form, with an optional error.
@@ -98,6 +108,10 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Query(q): Para
         Some("Thank you. Every session of your account has been ended; sign in again to continue.")
     } else if q.contains_key("registered") {
         Some("Account created. You can sign in now.")
+    } else if q.contains_key("reset") {
+        Some("Password changed, and every device signed out. Sign in with your new password.")
+    } else if q.contains_key("email_changed") {
+        Some("E-mail address changed, and every other device signed out. Sign in with the new address.")
     } else {
         None
     };
@@ -140,6 +154,7 @@ async fn app(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Res
         return Ok(to_login("/app"));
     };
     let s = &ctx.session;
+    let now = state.authority().now();
     let body = format!(
         "<h1>Welcome</h1><section class=\"card protected\" data-protected>\
          <p>You are signed in as <strong>{email}</strong>.</p>\
@@ -149,8 +164,8 @@ async fn app(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Res
          </section><p><a href=\"/app/sessions\">See your devices</a></p>{forms}",
         email = esc(&ctx.user.email),
         id = esc(s.id.as_str()),
-        created = views::rfc3339(s.created_at),
-        expires = views::rfc3339(state.authority().effective_expiry(s)),
+        created = views::when(s.created_at, now),
+        expires = views::when(state.authority().effective_expiry(s), now),
         forms = logout_forms(&ctx.csrf_token()),
     );
     Ok(page(StatusCode::OK, "App", Some(&ctx.user.email), &body))
@@ -162,6 +177,7 @@ async fn sessions(State(state): State<AppState>, headers: HeaderMap, Query(q): P
     };
     let authority = state.authority();
     let field = csrf_field(&ctx.csrf_token());
+    let now = authority.now();
     let mut rows = String::new();
     for s in authority.devices_of(&ctx.user.id).await? {
         let d = views::device(s.user_agent.as_deref());
@@ -176,8 +192,8 @@ async fn sessions(State(state): State<AppState>, headers: HeaderMap, Query(q): P
             kind = d.kind,
             this = if current { " <span class=\"badge\">this device</span>" } else { "" },
             ip = esc(s.ip.as_deref().unwrap_or("unknown")),
-            last = views::rfc3339(s.last_active_at),
-            created = views::rfc3339(s.created_at),
+            last = views::when(s.last_active_at, now),
+            created = views::when(s.created_at, now),
             remembered = if s.signed_in { "" } else { " · remembered, signs back in on its next visit" },
             id = esc(s.id.as_str()),
             label = if current { "Sign out" } else { "Revoke" },
@@ -196,19 +212,41 @@ async fn sessions(State(state): State<AppState>, headers: HeaderMap, Query(q): P
     Ok(page(StatusCode::OK, "Devices", Some(&ctx.user.email), &body))
 }
 
-/// The security page: change password, change e-mail, report a concern.
-pub fn security_page(ctx: &SessionContext, status: StatusCode, error: Option<&str>, info: Option<&str>) -> Response {
+/// The security page: change password, change e-mail (with the change waiting for its link,
+/// if any), report a concern.
+pub async fn security_page(
+    state: &AppState,
+    ctx: &SessionContext,
+    status: StatusCode,
+    error: Option<&str>,
+    info: Option<&str>,
+) -> Response {
     let field = csrf_field(&ctx.csrf_token());
+    let now = state.authority().now();
+    let pending = match state.authority().pending_email_change(&ctx.user.id).await {
+        Ok(Some(p)) => format!(
+            "<p class=\"notice info pending\" role=\"status\">Waiting for confirmation: <strong>{}</strong>. \
+             The link mailed there stops working {}.</p>",
+            esc(&p.new_email),
+            views::when(p.expires_at, now)
+        ),
+        Ok(None) => String::new(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read a pending e-mail change");
+            String::new()
+        }
+    };
     let body = format!(
         "<h1>Security</h1>{}{}\
          <form method=\"post\" action=\"/auth/password\" class=\"card\" data-protected>{field}<h2>Change password</h2>\
          <label>Current password <input type=\"password\" name=\"current_password\" autocomplete=\"current-password\" required></label>\
          <label>New password <input type=\"password\" name=\"new_password\" autocomplete=\"new-password\" minlength=\"8\" required></label>\
          <p class=\"hint\">Every other device is signed out.</p><button type=\"submit\">Change password</button></form>\
-         <form method=\"post\" action=\"/auth/email\" class=\"card\">{field}<h2>Change e-mail</h2>\
+         <form method=\"post\" action=\"/auth/email\" class=\"card\">{field}<h2>Change e-mail</h2>{pending}\
          <label>New e-mail <input type=\"email\" name=\"new_email\" autocomplete=\"email\" required value=\"{email}\"></label>\
          <label>Current password <input type=\"password\" name=\"current_password\" autocomplete=\"current-password\" required></label>\
-         <p class=\"hint\">Every other device is signed out.</p><button type=\"submit\">Change e-mail</button></form>\
+         <p class=\"hint\">A link is mailed to the new address; using it changes the address and signs out every \
+         other device.</p><button type=\"submit\">Change e-mail</button></form>{inbox}\
          <form method=\"post\" action=\"/auth/security-report\" class=\"card\">{field}<h2>Report a concern</h2>\
          <label>What happened? (optional) <textarea name=\"details\" rows=\"3\" maxlength=\"1000\"></textarea></label>\
          <p class=\"hint\">Signs out every device, this one included, and revokes every token.</p>\
@@ -216,6 +254,7 @@ pub fn security_page(ctx: &SessionContext, status: StatusCode, error: Option<&st
         notice("error", error),
         notice("info", info),
         email = esc(&ctx.user.email),
+        inbox = dev_inbox_link(state),
     );
     page(status, "Security", Some(&ctx.user.email), &body)
 }
@@ -227,7 +266,10 @@ async fn security(State(state): State<AppState>, headers: HeaderMap, Query(q): P
     let info = match q.get("changed").map(String::as_str) {
         Some("password") => Some("Password changed. Every other device has been signed out."),
         Some("email") => Some("E-mail changed. Every other device has been signed out."),
+        Some("email_pending") => {
+            Some("A confirmation link was mailed to the new address. Your address changes when it is used.")
+        }
         _ => None,
     };
-    Ok(security_page(&ctx, StatusCode::OK, None, info))
+    Ok(security_page(&state, &ctx, StatusCode::OK, None, info).await)
 }

@@ -5,6 +5,8 @@ pub mod admin;
 pub mod auth;
 pub mod clients;
 pub mod demo;
+pub mod dev_inbox;
+pub mod email_flows;
 pub mod events;
 pub mod feed;
 pub mod gateway;

@@ -29,9 +29,9 @@ async fn email_changes_are_throttled_per_account_whatever_their_outcome() {
     let change = |new: &str, password: &str| json!({"current_password": password, "new_email": new});
     // Five attempts of any kind: a taken address, a wrong password, a free address.
     let outcomes = [
-        (change(&taken, PASSWORD), StatusCode::CONFLICT),
+        (change(&taken, PASSWORD), StatusCode::ACCEPTED),
         (change("free1@example.com", "wrong password"), StatusCode::UNAUTHORIZED),
-        (change(&taken, PASSWORD), StatusCode::CONFLICT),
+        (change(&taken, PASSWORD), StatusCode::ACCEPTED),
         (change("not an address", PASSWORD), StatusCode::UNPROCESSABLE_ENTITY),
         (change("free2@example.com", "wrong password"), StatusCode::UNAUTHORIZED),
     ];
@@ -48,7 +48,7 @@ async fn email_changes_are_throttled_per_account_whatever_their_outcome() {
     assert_eq!(b.session_status().await, StatusCode::OK, "the e-mail never changed");
     s.clock.advance(time::Duration::minutes(61));
     b.login("prober@example.com", PASSWORD).await;
-    assert_eq!(b.post_json("/auth/email", &change("free4@example.com", PASSWORD)).await.status, StatusCode::OK);
+    assert_eq!(b.post_json("/auth/email", &change("free4@example.com", PASSWORD)).await.status, StatusCode::ACCEPTED);
 }
 
 #[tokio::test]

@@ -356,6 +356,9 @@ async fn a_refused_cross_site_request_never_resumes_from_the_remember_cookie() {
         ("/auth/security-report", json!({})),
         ("/auth/sessions/abc/revoke", json!({})),
         ("/auth/email", json!({"current_password": PASSWORD, "new_email": "x@example.com"})),
+        ("/auth/email/confirm", json!({"token": "A".repeat(43)})),
+        ("/auth/password-reset", json!({"email": "xsite@example.com"})),
+        ("/auth/password-reset/confirm", json!({"token": "A".repeat(43), "new_password": "a brand new passphrase"})),
     ] {
         let mut evil = s.browser();
         evil.jar.insert(REMEMBER.into(), cookie.clone());

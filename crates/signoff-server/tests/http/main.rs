@@ -8,6 +8,7 @@ mod accounts;
 mod audit;
 mod binary;
 mod demo;
+mod email_flows;
 mod errors;
 mod everywhere;
 mod gateway;

@@ -8,6 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use signoff_core::audit::AuditEvent;
 use signoff_core::clients::RegisteredClient;
+use signoff_core::mail::{MailPurpose, MailToken};
 use signoff_core::outbox::{Delivery, DeliveryPage};
 use signoff_core::secret::SecretHash;
 use signoff_core::store::{RefreshToken, RememberToken, Session, Store, StoreError, Tx, User, UserCredentials};
@@ -241,6 +242,17 @@ impl Store for DeniedWhileLoading {
     }
     async fn prune_mail_tokens(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         self.inner.prune_mail_tokens(before).await
+    }
+    async fn mail_token(&self, hash: &SecretHash) -> Result<Option<MailToken>, StoreError> {
+        self.inner.mail_token(hash).await
+    }
+    async fn pending_mail_token(
+        &self,
+        user: &UserId,
+        purpose: MailPurpose,
+        now: OffsetDateTime,
+    ) -> Result<Option<MailToken>, StoreError> {
+        self.inner.pending_mail_token(user, purpose, now).await
     }
     async fn client_deliveries(&self, client: &str, page: &DeliveryPage) -> Result<Vec<Delivery>, StoreError> {
         self.inner.client_deliveries(client, page).await

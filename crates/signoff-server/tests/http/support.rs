@@ -24,6 +24,8 @@ pub struct TestServer {
     pub origin: String,
     pub clock: ManualClock,
     pub db_url: String,
+    /// The development inbox this server (and its siblings) writes mail to.
+    pub mail_dir: PathBuf,
     dir: PathBuf,
     /// The PostgreSQL database this server (and its siblings) runs on, dropped with the last.
     database: Option<Arc<TestDatabase>>,
@@ -64,7 +66,12 @@ impl TestServer {
         } else {
             (format!("sqlite://{}", dir.join("signoff.db").display()), None)
         };
-        let mut s = Self::start_on(dir, db_url, adjust).await;
+        let mail_dir = dir.join("mail");
+        let mut s = Self::start_on(dir, db_url, move |c| {
+            c.mail_dir = mail_dir;
+            adjust(c);
+        })
+        .await;
         s.database = database;
         s
     }
@@ -91,6 +98,7 @@ impl TestServer {
         config.token_audience = config.public_origin.clone();
         config.database_url = signoff_server::config::SecretUrl(db_url.clone());
         adjust(&mut config);
+        let mail_dir = config.mail_dir.clone();
         let origin = config.public_origin.clone();
         let backend = signoff_server::backend::open(&config).await.expect("store");
         let state = AppState::new(config, backend, Arc::new(clock.clone())).await.expect("state");
@@ -102,8 +110,16 @@ impl TestServer {
             .await
             .expect("serve");
         });
-        let server =
-            Self { base: format!("http://{addr}"), origin, clock, db_url, dir, database: None, shutdown: Some(tx) };
+        let server = Self {
+            base: format!("http://{addr}"),
+            origin,
+            clock,
+            db_url,
+            mail_dir,
+            dir,
+            database: None,
+            shutdown: Some(tx),
+        };
         server.settle().await;
         server
     }
@@ -135,7 +151,12 @@ impl TestServer {
         let db_url = std::mem::take(&mut self.db_url);
         // Give the old server a moment to stop accepting before the new one opens the file.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let mut next = Self::start_on(dir, db_url, same_origin(&self.origin)).await;
+        let (origin, mail_dir) = (same_origin(&self.origin), self.mail_dir.clone());
+        let mut next = Self::start_on(dir, db_url, move |c| {
+            origin(c);
+            c.mail_dir = mail_dir;
+        })
+        .await;
         next.origin = self.origin.clone();
         next.database = self.database.take();
         next
@@ -151,14 +172,21 @@ impl TestServer {
     /// configure every node alike).
     pub async fn sibling_with(&self, adjust: impl FnOnce(&mut Config)) -> Self {
         let (db, origin, clock) = (self.db_url.clone(), same_origin(&self.origin), self.clock.clone());
+        let mail_dir = self.mail_dir.clone();
         let configure = move |c: &mut Config| {
             origin(c);
+            c.mail_dir = mail_dir;
             adjust(c);
         };
         let mut node = Self::start_with_clock(PathBuf::new(), db, configure, clock).await;
         node.origin = self.origin.clone();
         node.database = self.database.clone();
         node
+    }
+
+    /// The development inbox (the `.eml` files this server wrote).
+    pub fn inbox(&self) -> Inbox {
+        Inbox { dir: self.mail_dir.clone() }
     }
 
     pub fn browser(&self) -> Browser {
@@ -354,4 +382,59 @@ impl Browser {
 
 pub fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// The `.eml` files of a server's development inbox, read the way `/dev/mail` reads them.
+pub struct Inbox {
+    dir: PathBuf,
+}
+
+pub use signoff_server::routes::dev_inbox::Shown as Message;
+
+impl Inbox {
+    /// Every message to `to` so far, oldest first.
+    pub fn to(&self, to: &str) -> Vec<Message> {
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(&self.dir) {
+            Ok(dir) => dir
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        files.sort();
+        files
+            .iter()
+            .map(|p| {
+                signoff_server::routes::dev_inbox::parse(&std::fs::read(p).expect("read mail"))
+                    .expect("a whole message")
+            })
+            .filter(|m| m.to == to)
+            .collect()
+    }
+
+    /// Waits (up to 10 s) until `to` has `count` messages, and returns them.
+    pub async fn wait_for(&self, to: &str, count: usize) -> Vec<Message> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let got = self.to(to);
+            if got.len() >= count {
+                return got;
+            }
+            assert!(std::time::Instant::now() < deadline, "{to} has {} messages, not {count}", got.len());
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The one link a mail's text carries (a line of its own).
+pub fn link_in(text: &str) -> String {
+    let links: Vec<&str> = text.lines().map(str::trim).filter(|l| l.starts_with("http")).collect();
+    assert_eq!(links.len(), 1, "one link: {text}");
+    links[0].to_owned()
+}
+
+/// The path and query of a link to this server, and its token.
+pub fn token_of(link: &str) -> String {
+    link.split_once("token=").expect("a token in the link").1.to_owned()
 }

@@ -1,0 +1,249 @@
+//! The authority's half of the e-mail flows: verified e-mail change and password reset.
+//!
+//! A request writes an outbox row (what to send, to whom), never a link. The outbox worker
+//! asks [`Authority::prepare_mail`] when it sends: that makes the link's 256-bit token, stores
+//! its hash bound to the account as it is then ([`mail::fingerprint`]) and hands the token to
+//! the mail, so no store ever holds a live link. Using a link is a compare-and-swap inside the
+//! transaction that acts on it, under the user's lock, with the account checked against the
+//! fingerprint in that same transaction.
+
+use std::sync::Arc;
+use time::Duration;
+
+use super::{Authority, SessionContext};
+use crate::audit::{Actor, AuditKind, ClientInfo};
+use crate::email;
+use crate::error::CoreError;
+use crate::mail::{self, Letter, MailPurpose, MailSecret, MailToken, Prepared};
+use crate::outbox::Delivery;
+use crate::password;
+use crate::policy::Trigger;
+use crate::secret::UserId;
+use crate::store::{StoreError, User};
+use crate::throttle::{address_key, take_all};
+
+/// What confirming a new address did.
+#[derive(Debug)]
+pub struct EmailConfirmed {
+    /// The user, with the new address.
+    pub user: User,
+    /// The confirming browser's session, rotated, when it is the user's own.
+    pub rotated: Option<SessionContext>,
+}
+
+/// A change of address waiting for its link to be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEmail {
+    pub new_email: String,
+    pub expires_at: time::OffsetDateTime,
+}
+
+impl Authority {
+    /// How long a mailed link works (one hour unless configured).
+    pub fn with_mail_link_ttl(mut self, ttl: Duration) -> Self {
+        self.mail_link_ttl = ttl;
+        self
+    }
+
+    /// Asks to change the signed-in user's address: checked like a password change (the
+    /// password, limited per account whatever the outcome), then a link to the new address if
+    /// no account has it, and a notice to the current address either way. The answer is the
+    /// same whether or not the new address is taken.
+    pub async fn request_email_change(
+        &self,
+        ctx: &SessionContext,
+        current_password: &str,
+        new_email: &str,
+        client: &ClientInfo,
+    ) -> Result<(), CoreError> {
+        self.limits.email_change.take(ctx.user.id.as_str(), self.now()).map_err(CoreError::Throttled)?;
+        self.take_shared(&[self.limits.email_change.counted("email-change", ctx.user.id.as_str())]).await?;
+        let email = email::normalize(new_email).ok_or(CoreError::InvalidEmail)?;
+        let verified = self.check_password(&ctx.user.email, current_password, client).await?;
+        let free = email != ctx.user.email && self.store.user_by_email(&email).await?.is_none();
+        let now = self.now();
+        let mut batch = self.batch_for(&[&ctx.user.id]).await?;
+        Self::still_current(&mut batch, ctx, &verified).await?;
+        batch.letters.push(Letter::EmailChangeNotice.delivery(&ctx.user.email, &ctx.user.id, Some(&email), now));
+        if free {
+            batch.letters.push(Letter::EmailChangeLink.delivery(&email, &ctx.user.id, Some(&email), now));
+        }
+        batch.audit(self.event(AuditKind::EmailChangeRequested, Actor::User, client).about(&ctx.session)).await?;
+        batch.commit().await
+    }
+
+    /// The throttle of password reset requests, per client address and per target address
+    /// (known or not, so it tells nothing). Returns the normalised address, `None` when it is
+    /// not an address at all (nothing to send, same answer).
+    pub async fn admit_password_reset(
+        &self,
+        raw_email: &str,
+        client: &ClientInfo,
+    ) -> Result<Option<String>, CoreError> {
+        let target = email::normalize(raw_email);
+        let l = &self.limits;
+        let ip = address_key(&client.ip);
+        let key = target.clone().unwrap_or_else(|| email::account_key(raw_email));
+        take_all(&[(&l.reset_ip, &ip), (&l.reset_email, &key)], self.now()).map_err(CoreError::Throttled)?;
+        self.take_shared(&[l.reset_ip.counted("reset-ip", &ip), l.reset_email.counted("reset-email", &key)]).await?;
+        Ok(target)
+    }
+
+    /// Sends a reset link to `email` if an account has it (after [`admit_password_reset`](Self::admit_password_reset)).
+    pub async fn request_password_reset(&self, email: &str, client: &ClientInfo) -> Result<(), CoreError> {
+        let Some(found) = self.store.user_by_email(email).await? else { return Ok(()) };
+        let user = found.user;
+        let mut batch = self.batch_for(&[&user.id]).await?;
+        batch.letters.push(Letter::PasswordResetLink.delivery(&user.email, &user.id, None, self.now()));
+        batch.audit(self.event(AuditKind::PasswordResetRequested, Actor::User, client).user(&user.id)).await?;
+        batch.commit().await
+    }
+
+    /// What the outbox worker writes for a mail row: for a link, a fresh token stored (hashed,
+    /// bound to the account as it is now, replacing the user's earlier link of that purpose).
+    /// `None` when the mail is no longer worth sending (the account is gone, or a reset link
+    /// would go to an address the account no longer has).
+    pub async fn prepare_mail(&self, d: &Delivery) -> Result<Option<Prepared>, CoreError> {
+        let (Some(letter), Some(to)) = (Letter::parse(&d.event), d.url.strip_prefix("mailto:")) else {
+            return Ok(None);
+        };
+        let payload: serde_json::Value = serde_json::from_str(&d.payload).unwrap_or_default();
+        let Some(user) = payload["user_id"].as_str().map(|u| UserId::from_string(u.to_owned())) else {
+            return Ok(None);
+        };
+        let new_email = payload["new_email"].as_str().map(str::to_owned);
+        let mut prepared = Prepared { letter, to: to.to_owned(), new_email, link: None };
+        let Some(purpose) = letter.purpose() else { return Ok(Some(prepared)) };
+        let mut batch = self.batch_for(&[&user]).await?;
+        let Some(account) = batch.tx.user_by_id(&user).await? else { return Ok(None) };
+        if purpose == MailPurpose::PasswordReset && account.user.email != prepared.to {
+            return Ok(None);
+        }
+        let (secret, now) = (MailSecret::generate(), self.now());
+        let expires_at = now + self.mail_link_ttl;
+        let token = MailToken {
+            hash: secret.hash(),
+            purpose,
+            user_id: user,
+            new_email: prepared.new_email.clone().filter(|_| purpose == MailPurpose::EmailChange),
+            fingerprint: mail::fingerprint(&account.password_hash, &account.user.email, account.user.token_version),
+            created_at: now,
+            expires_at,
+            used_at: None,
+        };
+        batch.tx.insert_mail_token(&token).await?;
+        batch.commit().await?;
+        prepared.link = Some((secret, expires_at));
+        Ok(Some(prepared))
+    }
+
+    /// The stored token a link carries, if it is one of `purpose` that could still be used.
+    async fn mail_token_for(&self, presented: &str, purpose: MailPurpose) -> Result<MailToken, CoreError> {
+        let secret = MailSecret::parse(presented).ok_or(CoreError::InvalidToken)?;
+        match self.store.mail_token(&secret.hash()).await? {
+            Some(t) if t.purpose == purpose && t.used_at.is_none() && t.expires_at > self.now() => Ok(t),
+            _ => Err(CoreError::InvalidToken),
+        }
+    }
+
+    /// Uses a link's token inside `batch` (compare-and-swap: unused, unexpired, this purpose)
+    /// and checks the account still matches what the link was made for. Returns the user.
+    async fn consume_link(
+        &self,
+        batch: &mut super::Batch<'_>,
+        token: &MailToken,
+    ) -> Result<crate::store::UserCredentials, CoreError> {
+        let used = batch.tx.consume_mail_token(&token.hash, token.purpose, self.now()).await?;
+        let used = used.filter(|t| t.user_id == token.user_id).ok_or(CoreError::InvalidToken)?;
+        let account = batch.tx.user_by_id(&used.user_id).await?.ok_or(CoreError::InvalidToken)?;
+        let now = mail::fingerprint(&account.password_hash, &account.user.email, account.user.token_version);
+        if !now.ct_eq(&used.fingerprint) {
+            return Err(CoreError::InvalidToken);
+        }
+        Ok(account)
+    }
+
+    /// Confirms a new address with its link: the address changes and the e-mail-change policy
+    /// runs (every other session and token of the user ends, the token version moves on). The
+    /// confirming browser's session, if it is the user's, is kept and rotated.
+    pub async fn confirm_email_change(
+        &self,
+        presented: &str,
+        current: Option<&SessionContext>,
+        client: &ClientInfo,
+    ) -> Result<EmailConfirmed, CoreError> {
+        let token = self.mail_token_for(presented, MailPurpose::EmailChange).await?;
+        let new_email = token.new_email.clone().ok_or(CoreError::InvalidToken)?;
+        let mut batch = self.batch_for(&[&token.user_id]).await?;
+        let account = self.consume_link(&mut batch, &token).await?;
+        let user = &account.user.id;
+        match batch.tx.set_email(user, &new_email).await {
+            // Taken since the link was sent: nothing changes (the rollback leaves the link unused).
+            Err(StoreError::Conflict) => return Err(CoreError::InvalidToken),
+            other => other?,
+        }
+        // This browser's session is kept only if it is the user's and still lives.
+        let mut keep = None;
+        if let Some(ctx) = current.filter(|c| &c.user.id == user)
+            && batch.tx.session_by_id(&ctx.session.id).await?.is_some_and(|(s, _)| &s.user_id == user)
+        {
+            keep = Some(ctx);
+        }
+        let rotated = self.apply(&mut batch, Trigger::EmailChanged, user, keep, client).await?;
+        let event = self.event(AuditKind::EmailChanged, Actor::User, client);
+        batch
+            .audit(match keep {
+                Some(ctx) => event.about(&ctx.session),
+                None => event.user(user),
+            })
+            .await?;
+        batch.commit().await?;
+        let mut user = account.user;
+        user.email = new_email.clone();
+        user.token_version += 1;
+        let rotated = rotated.map(|mut r| {
+            Arc::make_mut(&mut r.user).email = new_email;
+            r
+        });
+        Ok(EmailConfirmed { user, rotated })
+    }
+
+    /// Sets a new password with a reset link: every session, refresh family, remember-me
+    /// series and access token of the user ends, whoever asks (see [`Trigger::PasswordReset`]),
+    /// and the account's address is told.
+    pub async fn reset_password(
+        &self,
+        presented: &str,
+        new_password: &str,
+        client: &ClientInfo,
+    ) -> Result<(User, u64), CoreError> {
+        let token = self.mail_token_for(presented, MailPurpose::PasswordReset).await?;
+        let owner = self.store.user_by_id(&token.user_id).await?.ok_or(CoreError::InvalidToken)?;
+        password::check_policy(new_password, &owner.user.email).map_err(CoreError::WeakPassword)?;
+        let hash = self.passwords.hash(new_password).await?;
+        let mut batch = self.batch_for(&[&token.user_id]).await?;
+        let account = self.consume_link(&mut batch, &token).await?;
+        let user = &account.user.id;
+        batch.tx.set_password(user, &hash).await?;
+        let before = batch.revoked.len();
+        self.apply(&mut batch, Trigger::PasswordReset, user, None, client).await?;
+        let ended = (batch.revoked.len() - before) as u64;
+        batch.audit(self.event(AuditKind::PasswordReset, Actor::User, client).user(user)).await?;
+        batch.letters.push(Letter::PasswordResetDone.delivery(&account.user.email, user, None, self.now()));
+        batch.commit().await?;
+        Ok((account.user, ended))
+    }
+
+    /// The user's change of address waiting for confirmation, if its link still works.
+    pub async fn pending_email_change(&self, user: &UserId) -> Result<Option<PendingEmail>, CoreError> {
+        let Some(token) = self.store.pending_mail_token(user, MailPurpose::EmailChange, self.now()).await? else {
+            return Ok(None);
+        };
+        let Some(account) = self.store.user_by_id(user).await? else { return Ok(None) };
+        let now = mail::fingerprint(&account.password_hash, &account.user.email, account.user.token_version);
+        Ok(token
+            .new_email
+            .filter(|_| now.ct_eq(&token.fingerprint))
+            .map(|new_email| PendingEmail { new_email, expires_at: token.expires_at }))
+    }
+}

@@ -1,0 +1,283 @@
+//! The e-mail flows: a verified change of address (`/auth/email`, `/auth/email/confirm`) and
+//! "forgot password" (`/auth/password-reset`, `/auth/password-reset/confirm`).
+//!
+//! A mailed link opens a page (`GET`) whose button posts its token, so a mail scanner that
+//! follows links changes nothing. Requests answer the same whether or not an address has an
+//! account; the mail itself goes out from the outbox (`letters`).
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::HashMap;
+
+use super::{csrf_guard, current_session, demo, require_session};
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Client, Input, Wants};
+use crate::html::{esc, notice, page};
+use crate::{cookies, csrf, views};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/auth/email", axum::routing::post(request_email_change))
+        .route("/auth/email/confirm", get(email_link_page).post(confirm_email_change))
+        .route("/auth/password-reset", get(reset_request_page).post(request_password_reset))
+        .route("/auth/password-reset/confirm", get(reset_link_page).post(reset_password))
+}
+
+type Params = Query<HashMap<String, String>>;
+
+/// Carries secrets: deliberately not `Debug`, so it can never be logged by accident.
+#[derive(Deserialize)]
+struct EmailBody {
+    current_password: Option<String>,
+    new_email: Option<String>,
+    csrf_token: Option<String>,
+}
+
+/// Carries a secret: deliberately not `Debug`.
+#[derive(Deserialize)]
+struct ConfirmBody {
+    token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ResetBody {
+    email: Option<String>,
+}
+
+/// Carries secrets: deliberately not `Debug`.
+#[derive(Deserialize)]
+struct NewPasswordBody {
+    token: Option<String>,
+    new_password: Option<String>,
+}
+
+fn required<'a>(value: &'a Option<String>, name: &str) -> ApiResult<&'a str> {
+    value.as_deref().filter(|v| !v.is_empty()).ok_or_else(|| ApiError::bad_request(format!("{name} is required")))
+}
+
+/// The origin half of the cross-site checks, for requests a mailed token authorises.
+fn origin_guard(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
+    csrf::check_origin(headers, state.config()).inspect_err(|_| {
+        state.metrics().csrf_refusals.inc();
+    })
+}
+
+// ---- e-mail change ----------------------------------------------------------------------
+
+async fn request_email_change(
+    State(state): State<AppState>,
+    wants: Wants,
+    Client(client): Client,
+    headers: HeaderMap,
+    Input(body): Input<EmailBody>,
+) -> ApiResult<Response> {
+    let ctx = require_session(&state, &headers).await?;
+    csrf_guard(&state, &headers, &ctx, body.csrf_token.as_deref())?;
+    let current = required(&body.current_password, "current_password")?;
+    let new = required(&body.new_email, "new_email")?;
+    if let Err(e) = state.authority().request_email_change(&ctx, current, new, &client).await {
+        let e = ApiError::from(e);
+        if wants.html && e.status().is_client_error() {
+            return Ok(demo::security_page(&state, &ctx, e.status(), Some(&e.message()), None).await);
+        }
+        return Err(e);
+    }
+    Ok(if wants.json {
+        (StatusCode::ACCEPTED, axum::Json(json!({ "status": "verification_sent" }))).into_response()
+    } else {
+        Redirect::to("/app/security?changed=email_pending").into_response()
+    })
+}
+
+/// A page whose button posts a mailed token (the GET itself changes nothing).
+fn link_page(status: StatusCode, title: &str, error: Option<&str>, form: &str) -> Response {
+    let body = format!("<h1>{}</h1>{}{form}", esc(title), notice("error", error));
+    // The token is in this page's URL: the edge's `Referrer-Policy: same-origin` keeps it from
+    // every other site (`no-referrer` would make the button's post `Origin: null`, refused).
+    page(status, title, None, &body)
+}
+
+fn token_field(token: &str) -> String {
+    format!("<input type=\"hidden\" name=\"token\" value=\"{}\">", esc(token))
+}
+
+fn email_confirm_form(token: &str) -> String {
+    format!(
+        "<form method=\"post\" action=\"/auth/email/confirm\" class=\"card\">{}\
+         <p>Press the button to make this address your account's. Every other device signed in to the \
+         account is signed out.</p><button type=\"submit\">Confirm new address</button></form>",
+        token_field(token)
+    )
+}
+
+async fn email_link_page(Query(q): Params) -> Response {
+    let token = q.get("token").map(String::as_str).unwrap_or_default();
+    link_page(StatusCode::OK, "Confirm your new e-mail address", None, &email_confirm_form(token))
+}
+
+async fn confirm_email_change(
+    State(state): State<AppState>,
+    wants: Wants,
+    Client(client): Client,
+    headers: HeaderMap,
+    Input(body): Input<ConfirmBody>,
+) -> ApiResult<Response> {
+    origin_guard(&state, &headers)?;
+    let token = required(&body.token, "token")?;
+    let current = current_session(&state, &headers, false).await?;
+    let confirmed = match state.authority().confirm_email_change(token, current.as_ref(), &client).await {
+        Ok(confirmed) => confirmed,
+        Err(e) => {
+            let e = ApiError::from(e);
+            if !wants.json && e.status() == StatusCode::BAD_REQUEST {
+                let retry = "<p><a href=\"/app/security\">Ask for a new link</a> from your security page.</p>";
+                return Ok(link_page(e.status(), "Confirm your new e-mail address", Some(&e.message()), retry));
+            }
+            return Err(e);
+        }
+    };
+    state.metrics().sessions_ended.inc();
+    let config = state.config();
+    let mut res = if wants.json {
+        axum::Json(json!({ "status": "email_changed", "user": views::user(&confirmed.user) })).into_response()
+    } else if confirmed.rotated.is_some() {
+        Redirect::to("/app/security?changed=email").into_response()
+    } else {
+        Redirect::to("/login?email_changed=1").into_response()
+    };
+    if let Some(rotated) = &confirmed.rotated {
+        let h = res.headers_mut();
+        h.append(header::SET_COOKIE, cookies::set_session(config, &rotated.secret));
+        h.append(header::SET_COOKIE, cookies::clear(config, &config.remember_cookie));
+    }
+    Ok(res)
+}
+
+// ---- password reset ---------------------------------------------------------------------
+
+/// "Forgot password?": the form that asks for a link.
+fn reset_request_form(status: StatusCode, error: Option<&str>, info: Option<&str>, extra: &str) -> Response {
+    let body = format!(
+        "<h1>Reset your password</h1>{}{}\
+         <form method=\"post\" action=\"/auth/password-reset\" class=\"card\">\
+         <label>E-mail <input type=\"email\" name=\"email\" autocomplete=\"username\" required></label>\
+         <p class=\"hint\">If an account has this address, a link to set a new password is mailed to it.</p>\
+         <button type=\"submit\">Mail me a link</button></form>\
+         {extra}<p><a href=\"/login\">Back to sign in</a></p>",
+        notice("error", error),
+        notice("info", info),
+    );
+    page(status, "Reset your password", None, &body)
+}
+
+async fn reset_request_page(State(state): State<AppState>, Query(q): Params) -> Response {
+    let info = q
+        .contains_key("sent")
+        .then_some("If an account has that address, a link is on its way. It works once, for a limited time.");
+    reset_request_form(StatusCode::OK, None, info, demo::dev_inbox_link(&state))
+}
+
+async fn request_password_reset(
+    State(state): State<AppState>,
+    wants: Wants,
+    Client(client): Client,
+    headers: HeaderMap,
+    Input(body): Input<ResetBody>,
+) -> ApiResult<Response> {
+    origin_guard(&state, &headers)?;
+    let raw = required(&body.email, "email")?;
+    let admitted = match state.authority().admit_password_reset(raw, &client).await {
+        Ok(admitted) => admitted,
+        Err(e) => {
+            let e = ApiError::from(e);
+            if wants.html && e.status() == StatusCode::TOO_MANY_REQUESTS {
+                let mut res = reset_request_form(e.status(), Some(&e.message()), None, "");
+                if let ApiError::Throttled { retry_after_secs } = e {
+                    res.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.into());
+                }
+                return Ok(res);
+            }
+            return Err(e);
+        }
+    };
+    // Whether the address has an account is looked up after the answer, so the answer takes
+    // as long either way.
+    if let Some(email) = admitted
+        && let Some(slot) = state.reset_slot().await
+    {
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = state.authority().request_password_reset(&email, &client).await {
+                tracing::error!(error = %e, "a password reset request was not recorded");
+            }
+            drop(slot);
+        });
+    }
+    Ok(if wants.json {
+        (StatusCode::ACCEPTED, axum::Json(json!({ "status": "reset_requested" }))).into_response()
+    } else {
+        Redirect::to("/auth/password-reset?sent=1").into_response()
+    })
+}
+
+fn new_password_form(token: &str) -> String {
+    format!(
+        "<form method=\"post\" action=\"/auth/password-reset/confirm\" class=\"card\">{}\
+         <label>New password <input type=\"password\" name=\"new_password\" autocomplete=\"new-password\" \
+         minlength=\"8\" required></label>\
+         <p class=\"hint\">At least 8 characters; common passwords are refused. Every device signed in to the \
+         account is signed out, this one included.</p><button type=\"submit\">Set new password</button></form>",
+        token_field(token)
+    )
+}
+
+async fn reset_link_page(Query(q): Params) -> Response {
+    let token = q.get("token").map(String::as_str).unwrap_or_default();
+    link_page(StatusCode::OK, "Choose a new password", None, &new_password_form(token))
+}
+
+async fn reset_password(
+    State(state): State<AppState>,
+    wants: Wants,
+    Client(client): Client,
+    headers: HeaderMap,
+    Input(body): Input<NewPasswordBody>,
+) -> ApiResult<Response> {
+    origin_guard(&state, &headers)?;
+    let token = required(&body.token, "token")?;
+    let new = required(&body.new_password, "new_password")?;
+    let current = current_session(&state, &headers, false).await?;
+    let (user, ended) = match state.authority().reset_password(token, new, &client).await {
+        Ok(done) => done,
+        Err(e) => {
+            let e = ApiError::from(e);
+            if !wants.json && e.status() == StatusCode::UNPROCESSABLE_ENTITY {
+                let form = new_password_form(token);
+                return Ok(link_page(e.status(), "Choose a new password", Some(&e.message()), &form));
+            }
+            if !wants.json && e.status() == StatusCode::BAD_REQUEST {
+                let retry = "<p><a href=\"/auth/password-reset\">Ask for a new link</a>.</p>";
+                return Ok(link_page(e.status(), "Choose a new password", Some(&e.message()), retry));
+            }
+            return Err(e);
+        }
+    };
+    state.metrics().sessions_ended.inc_by(ended);
+    let mut res = if wants.json {
+        axum::Json(json!({ "status": "password_reset", "revoked": ended })).into_response()
+    } else {
+        Redirect::to("/login?reset=1").into_response()
+    };
+    // This browser's session ended with the others if it was the user's; a browser signed in
+    // as someone else keeps that sign-in.
+    if current.as_ref().is_none_or(|ctx| ctx.user.id == user.id) {
+        cookies::clear_browser(res.headers_mut(), state.config());
+    }
+    Ok(res)
+}

@@ -1,0 +1,472 @@
+//! The e-mail flows over HTTP, with the mail read from the development inbox (and once from a
+//! real SMTP server): a verified change of address and a password reset, each ending what the
+//! contract says on the very next request, and their links refused once used, expired,
+//! tampered with, or outdated by another change.
+
+use crate::everywhere::{listen, revoked, token_version};
+use crate::support::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// A sign-in's status (`Browser::login` insists on success).
+async fn login_status(s: &TestServer, email: &str, password: &str) -> StatusCode {
+    s.browser().post_json("/auth/login", &json!({"email": email, "password": password})).await.status
+}
+
+/// A password grant: `(access, refresh)`.
+async fn tokens(s: &TestServer, email: &str) -> (String, String) {
+    let mut b = s.browser();
+    let res =
+        b.post_json("/auth/token", &json!({"grant_type": "password", "email": email, "password": PASSWORD})).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let body = res.json();
+    (body["access_token"].as_str().expect("access").into(), body["refresh_token"].as_str().expect("refresh").into())
+}
+
+/// Whether the access token still reaches `/api/me`, and the refresh token still refreshes.
+async fn tokens_live(s: &TestServer, (access, refresh): &(String, String)) -> (bool, bool) {
+    let mut b = s.browser();
+    let rb = b.bare(Method::GET, "/api/me").header("authorization", format!("Bearer {access}"));
+    let me = b.send(rb).await.status == StatusCode::OK;
+    let res = b.post_json("/auth/token", &json!({"grant_type": "refresh_token", "refresh_token": refresh})).await;
+    (me, res.status == StatusCode::OK)
+}
+
+/// A browser signed in with "keep me signed in", holding only its remember-me cookie.
+async fn remembered(s: &TestServer, email: &str) -> Browser {
+    let mut b = s.browser();
+    let res = b.post_json("/auth/login", &json!({"email": email, "password": PASSWORD, "remember_me": true})).await;
+    assert_eq!(res.status, StatusCode::OK);
+    b.jar.remove("__Host-signoff_session");
+    b
+}
+
+async fn deliveries_to(s: &TestServer, address: &str) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE url = $1")
+        .bind(format!("mailto:{address}"))
+        .fetch_one(&s.db().await)
+        .await
+        .expect("count")
+}
+
+fn change(new: &str) -> Value {
+    json!({"current_password": PASSWORD, "new_email": new})
+}
+
+#[tokio::test]
+async fn an_email_change_answers_alike_for_taken_and_free_addresses() {
+    let s = TestServer::start().await;
+    let taken = s.register("taken@example.com").await;
+    let mut me = s.signed_in("me@example.com").await;
+    let to_taken = me.post_json("/auth/email", &change(&taken)).await;
+    let to_free = me.post_json("/auth/email", &change("free@example.com")).await;
+    for res in [&to_taken, &to_free] {
+        assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.text);
+        assert_eq!(res.json(), json!({"status": "verification_sent"}));
+    }
+    assert_eq!(to_taken.set_cookies(), to_free.set_cookies(), "no cookie says anything either");
+    // The current address hears of both; only the free address gets a link.
+    let notices = s.inbox().wait_for("me@example.com", 2).await;
+    for n in &notices {
+        assert_eq!(n.subject, "A change of your e-mail address was asked for");
+        assert!(!n.text.contains("token="), "a notice carries no link: {}", n.text);
+    }
+    assert!(notices[0].text.contains(&taken) && notices[1].text.contains("free@example.com"));
+    let link = s.inbox().wait_for("free@example.com", 1).await;
+    assert_eq!(link[0].subject, "Confirm your new e-mail address");
+    assert_eq!(deliveries_to(&s, &taken).await, 0, "nothing was ever queued for the taken address");
+    assert!(s.inbox().to(&taken).is_empty());
+    // A wrong password is still a 401, and a malformed address a 422; nothing is mailed.
+    let res = me.post_json("/auth/email", &json!({"current_password": "wrong", "new_email": "x@example.com"})).await;
+    assert_eq!((res.status, res.json()["error"].clone()), (StatusCode::UNAUTHORIZED, json!("invalid_credentials")));
+    let res = me.post_json("/auth/email", &change("not an address")).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(deliveries_to(&s, "x@example.com").await, 0);
+    // Nothing changed yet: the old address still signs in, the new one does not.
+    assert_eq!(me.session_status().await, StatusCode::OK);
+    assert_eq!(login_status(&s, "me@example.com", PASSWORD).await, StatusCode::OK);
+    assert_eq!(login_status(&s, "free@example.com", PASSWORD).await, StatusCode::UNAUTHORIZED);
+    // The security page shows the change waiting for its link.
+    let page = me.get("/app/security").await;
+    assert!(page.text.contains("Waiting for confirmation: <strong>free@example.com</strong>"), "{}", page.text);
+}
+
+#[tokio::test]
+async fn confirming_a_new_address_ends_every_other_session_and_token_on_the_very_next_request() {
+    let s = TestServer::start().await;
+    let mut me = s.signed_in("old@example.com").await;
+    let mut other = s.browser();
+    other.login("old@example.com", PASSWORD).await;
+    let mut kept = remembered(&s, "old@example.com").await;
+    let pair = tokens(&s, "old@example.com").await;
+    let mut stranger = s.signed_in("stranger@example.com").await;
+    let other_events = listen(&other).await;
+    let old_sid = me.get_json("/auth/session").await.json()["session"]["id"].clone();
+
+    assert_eq!(me.post_json("/auth/email", &change(" New@Example.com ")).await.status, StatusCode::ACCEPTED);
+    let mail = s.inbox().wait_for("new@example.com", 1).await;
+    let link = link_in(&mail[0].text);
+    assert!(link.starts_with(&format!("{}/auth/email/confirm?token=", s.base)), "{link}");
+    assert!(mail[0].text.contains("works once, until"), "{}", mail[0].text);
+
+    // Following the link (as a mail scanner does) only shows a page whose button posts it.
+    let page = s.browser().get(&link[s.base.len()..]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.header("referrer-policy"), Some("same-origin"), "the token in the URL goes to no other site");
+    assert!(page.text.contains("action=\"/auth/email/confirm\""), "{}", page.text);
+    assert!(page.text.contains(&format!("name=\"token\" value=\"{}\"", token_of(&link))));
+    assert_eq!(other.session_status().await, StatusCode::OK, "a GET changes nothing");
+
+    let res = me.post_json("/auth/email/confirm", &json!({"token": token_of(&link)})).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["status"], "email_changed");
+    assert_eq!(res.json()["user"]["email"], "new@example.com");
+    // This browser is kept, under a new id; everything else of the user is dead at once.
+    let now = me.get_json("/auth/session").await;
+    assert_eq!(now.status, StatusCode::OK);
+    assert_eq!(now.json()["user"]["email"], "new@example.com");
+    assert_ne!(now.json()["session"]["id"], old_sid, "rotated");
+    assert_eq!(other.session_status().await, StatusCode::UNAUTHORIZED);
+    assert_eq!(kept.session_status().await, StatusCode::UNAUTHORIZED, "the remember-me series died");
+    assert_eq!(tokens_live(&s, &pair).await, (false, false), "access and refresh tokens died");
+    assert_eq!(token_version(&s, "new@example.com").await, 1);
+    assert_eq!(revoked(other_events).await["reason"], "email_changed");
+    assert_eq!(stranger.session_status().await, StatusCode::OK, "nobody else is touched");
+    assert_eq!(login_status(&s, "old@example.com", PASSWORD).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(login_status(&s, "new@example.com", PASSWORD).await, StatusCode::OK);
+    // Used once.
+    let again = me.post_json("/auth/email/confirm", &json!({"token": token_of(&link)})).await;
+    assert_eq!((again.status, again.json()["error"].clone()), (StatusCode::BAD_REQUEST, json!("invalid_token")));
+    let events = me.get_json("/auth/audit").await.json()["events"].clone();
+    let kinds: Vec<&str> = events.as_array().expect("events").iter().filter_map(|e| e["type"].as_str()).collect();
+    assert!(kinds.contains(&"email_change_requested") && kinds.contains(&"email_changed"), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn a_link_confirmed_from_another_browser_ends_every_session_of_the_user() {
+    let s = TestServer::start().await;
+    let mut me = s.signed_in("roam@example.com").await;
+    assert_eq!(me.post_json("/auth/email", &change("roamed@example.com")).await.status, StatusCode::ACCEPTED);
+    let link = link_in(&s.inbox().wait_for("roamed@example.com", 1).await[0].text);
+    // Opened on a phone that is not signed in, as a browser form post: a redirect to sign in.
+    let mut phone = s.browser();
+    let res = phone.post_form("/auth/email/confirm", &[("token", &token_of(&link))]).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    assert_eq!(res.location(), Some("/login?email_changed=1"));
+    assert_eq!(me.session_status().await, StatusCode::UNAUTHORIZED, "no session of the user is kept");
+}
+
+#[tokio::test]
+async fn a_password_reset_ends_every_session_and_token_this_browser_included() {
+    let s = TestServer::start().await;
+    let email = s.register("forgot@example.com").await;
+    let mut here = s.browser();
+    here.login(&email, PASSWORD).await;
+    let mut there = s.browser();
+    there.login(&email, PASSWORD).await;
+    let mut kept = remembered(&s, &email).await;
+    let pair = tokens(&s, &email).await;
+    let there_events = listen(&there).await;
+
+    // Known and unknown addresses get the same answer.
+    let mut anon = s.browser();
+    let known = anon.post_json("/auth/password-reset", &json!({"email": "Forgot@Example.com"})).await;
+    let unknown = anon.post_json("/auth/password-reset", &json!({"email": "nobody@example.com"})).await;
+    let garbage = anon.post_json("/auth/password-reset", &json!({"email": "not an address"})).await;
+    for res in [&known, &unknown, &garbage] {
+        assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.text);
+        assert_eq!(res.json(), json!({"status": "reset_requested"}));
+    }
+    let mail = s.inbox().wait_for(&email, 1).await;
+    assert_eq!(mail[0].subject, "Reset your password");
+    let link = link_in(&mail[0].text);
+    assert!(link.starts_with(&format!("{}/auth/password-reset/confirm?token=", s.base)), "{link}");
+    assert_eq!(deliveries_to(&s, "nobody@example.com").await, 0);
+    let page = s.browser().get(&link[s.base.len()..]).await;
+    assert!(page.text.contains("name=\"new_password\""), "{}", page.text);
+    assert_eq!(here.session_status().await, StatusCode::OK, "asking and opening the page change nothing");
+
+    // A weak password is refused and nothing changes; the link still works after.
+    let weak = here
+        .post_json("/auth/password-reset/confirm", &json!({"token": token_of(&link), "new_password": "password"}))
+        .await;
+    assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", weak.text);
+    assert_eq!(there.session_status().await, StatusCode::OK);
+
+    let res = here
+        .post_json(
+            "/auth/password-reset/confirm",
+            &json!({"token": token_of(&link), "new_password": "a brand new passphrase"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["status"], "password_reset");
+    assert!(res.json()["revoked"].as_u64().is_some_and(|n| n >= 3), "{}", res.text);
+    assert!(res.header("clear-site-data").is_some(), "this browser is told to forget the sign-in");
+    assert!(here.session_cookie().is_none(), "this browser's cookies are cleared");
+    // Every session, this browser's included, is dead on the very next request.
+    for (name, b) in [("there", &mut there), ("remembered", &mut kept)] {
+        assert_eq!(b.session_status().await, StatusCode::UNAUTHORIZED, "{name}");
+    }
+    assert_eq!(tokens_live(&s, &pair).await, (false, false), "access and refresh tokens died");
+    assert_eq!(token_version(&s, &email).await, 1);
+    assert_eq!(revoked(there_events).await["reason"], "password_reset");
+    assert_eq!(login_status(&s, &email, PASSWORD).await, StatusCode::UNAUTHORIZED, "old password");
+    let mut back = s.browser();
+    assert_eq!(back.login(&email, "a brand new passphrase").await.status, StatusCode::OK);
+    // Used once; the account hears the password was reset.
+    let again = back
+        .post_json(
+            "/auth/password-reset/confirm",
+            &json!({"token": token_of(&link), "new_password": "yet another passphrase"}),
+        )
+        .await;
+    assert_eq!((again.status, again.json()["error"].clone()), (StatusCode::BAD_REQUEST, json!("invalid_token")));
+    let mail = s.inbox().wait_for(&email, 2).await;
+    assert_eq!(mail[1].subject, "Your password was reset");
+    assert!(!mail[1].text.contains("token="));
+    let events = back.get_json("/auth/audit").await.json()["events"].clone();
+    let kinds: Vec<&str> = events.as_array().expect("events").iter().filter_map(|e| e["type"].as_str()).collect();
+    assert!(kinds.contains(&"password_reset_requested") && kinds.contains(&"password_reset"), "{kinds:?}");
+}
+
+/// Asks for a reset link for `email` and returns its token.
+async fn reset_token(s: &TestServer, email: &str, nth: usize) -> String {
+    let res = s.browser().post_json("/auth/password-reset", &json!({"email": email})).await;
+    assert_eq!(res.status, StatusCode::ACCEPTED);
+    token_of(&link_in(&s.inbox().wait_for(email, nth).await[nth - 1].text))
+}
+
+async fn reset_with(s: &TestServer, token: &str) -> Res {
+    s.browser()
+        .post_json("/auth/password-reset/confirm", &json!({"token": token, "new_password": "a brand new passphrase"}))
+        .await
+}
+
+#[tokio::test]
+async fn a_reset_link_dies_on_expiry_tampering_a_newer_link_and_any_other_password_change() {
+    let s = TestServer::with(|c| {
+        c.mail_token_ttl = time::Duration::seconds(600);
+        c.password_reset_max_per_email = 100;
+    })
+    .await;
+    let email = s.register("links@example.com").await;
+    let invalid = |res: &Res| res.status == StatusCode::BAD_REQUEST && res.json()["error"] == "invalid_token";
+
+    // Expired.
+    let token = reset_token(&s, &email, 1).await;
+    s.clock.advance(time::Duration::seconds(601));
+    assert!(invalid(&reset_with(&s, &token).await), "expired");
+
+    // Tampered, malformed, missing.
+    let token = reset_token(&s, &email, 2).await;
+    let mut flipped = token.clone().into_bytes();
+    flipped[10] = if flipped[10] == b'A' { b'B' } else { b'A' };
+    for bad in [String::from_utf8(flipped).expect("ascii"), token[..42].to_owned(), format!("{token}x"), "%00".into()] {
+        assert!(invalid(&reset_with(&s, &bad).await), "{bad}");
+    }
+    let res =
+        s.browser().post_json("/auth/password-reset/confirm", &json!({"new_password": "a brand new passphrase"})).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+
+    // Only the newest link works.
+    let newest = reset_token(&s, &email, 3).await;
+    assert!(invalid(&reset_with(&s, &token).await), "superseded");
+
+    // The password changed by another path (signed in): the link dies.
+    let mut b = s.browser();
+    assert_eq!(b.login(&email, PASSWORD).await.status, StatusCode::OK);
+    let res = b
+        .post_json("/auth/password", &json!({"current_password": PASSWORD, "new_password": "changed the usual way"}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert!(invalid(&reset_with(&s, &newest).await), "outdated by a password change");
+
+    // So does a link when every session is ended ("log out everywhere").
+    let token = reset_token(&s, &email, 4).await;
+    let mut b = s.browser();
+    assert_eq!(b.login(&email, "changed the usual way").await.status, StatusCode::OK);
+    assert!(b.post_json("/auth/logout", &json!({"scope": "global"})).await.status.is_success());
+    assert!(invalid(&reset_with(&s, &token).await), "outdated by a global logout");
+    // And an e-mail change link is dead once the password was reset.
+    let mut b = s.browser();
+    assert_eq!(b.login(&email, "changed the usual way").await.status, StatusCode::OK);
+    let res = b
+        .post_json(
+            "/auth/email",
+            &json!({"current_password": "changed the usual way", "new_email": "elsewhere@example.com"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::ACCEPTED);
+    let change = token_of(&link_in(&s.inbox().wait_for("elsewhere@example.com", 1).await[0].text));
+    let reset = reset_token(&s, &email, 6).await;
+    assert_eq!(reset_with(&s, &reset).await.status, StatusCode::OK);
+    let res = s.browser().post_json("/auth/email/confirm", &json!({"token": change})).await;
+    assert!(invalid(&res), "an e-mail change asked for before a reset does not survive it: {}", res.text);
+    assert!(login_status(&s, "elsewhere@example.com", "a brand new passphrase").await == StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn reset_requests_are_throttled_per_address_and_per_client() {
+    let s = TestServer::with(|c| {
+        c.password_reset_max_per_email = 2;
+        c.password_reset_max_per_ip = 4;
+    })
+    .await;
+    s.register("limited@example.com").await;
+    let mut b = s.browser();
+    let ask = |email: &str| json!({ "email": email });
+    for _ in 0..2 {
+        assert_eq!(b.post_json("/auth/password-reset", &ask("limited@example.com")).await.status, StatusCode::ACCEPTED);
+    }
+    let res = b.post_json("/auth/password-reset", &ask("limited@example.com")).await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(res.json()["error"], "too_many_attempts");
+    assert!(res.header("retry-after").is_some());
+    // An address without an account counts alike (the limit tells nothing).
+    for _ in 0..2 {
+        assert_eq!(b.post_json("/auth/password-reset", &ask("ghost@example.com")).await.status, StatusCode::ACCEPTED);
+    }
+    assert_eq!(
+        b.post_json("/auth/password-reset", &ask("ghost@example.com")).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // This client has asked four times: another address is refused too.
+    assert_eq!(
+        b.post_json("/auth/password-reset", &ask("third@example.com")).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(s.inbox().wait_for("limited@example.com", 2).await.len(), 2);
+    s.clock.advance(time::Duration::minutes(61));
+    assert_eq!(b.post_json("/auth/password-reset", &ask("limited@example.com")).await.status, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn the_link_pages_work_as_plain_forms_and_the_dev_inbox_links_them() {
+    let s = TestServer::start().await;
+    let email = s.register("forms@example.com").await;
+    let mut b = s.browser();
+    let login = b.get("/login").await;
+    assert!(login.text.contains("href=\"/auth/password-reset\""), "Forgot password? on the sign-in page");
+    let page = b.get("/auth/password-reset").await;
+    assert!(page.text.contains("action=\"/auth/password-reset\""), "{}", page.text);
+    let res = b.post_form("/auth/password-reset", &[("email", &email)]).await;
+    assert_eq!((res.status, res.location()), (StatusCode::SEE_OTHER, Some("/auth/password-reset?sent=1")));
+    let sent = b.get("/auth/password-reset?sent=1").await;
+    assert!(sent.text.contains("href=\"/dev/mail\""), "in development the inbox is linked");
+    let link = link_in(&s.inbox().wait_for(&email, 1).await[0].text);
+    let inbox = b.get("/dev/mail").await;
+    assert_eq!(inbox.status, StatusCode::OK);
+    assert!(inbox.text.contains(&format!("<a href=\"{}\">", link.replace('&', "&amp;"))), "{}", inbox.text);
+    // A weak password re-shows the form with the error; a good one leads to sign in.
+    let weak =
+        b.post_form("/auth/password-reset/confirm", &[("token", &token_of(&link)), ("new_password", "password")]).await;
+    assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(weak.text.contains("name=\"new_password\""));
+    let done = b
+        .post_form(
+            "/auth/password-reset/confirm",
+            &[("token", &token_of(&link)), ("new_password", "a brand new passphrase")],
+        )
+        .await;
+    assert_eq!((done.status, done.location()), (StatusCode::SEE_OTHER, Some("/login?reset=1")));
+    let used = b
+        .post_form(
+            "/auth/password-reset/confirm",
+            &[("token", &token_of(&link)), ("new_password", "a brand new passphrase")],
+        )
+        .await;
+    assert_eq!(used.status, StatusCode::BAD_REQUEST);
+    assert!(used.text.contains("href=\"/auth/password-reset\""), "a way to ask again");
+    // Outside development (an SMTP server configured) there is no inbox page.
+    let prod =
+        TestServer::with(|c| c.smtp_url = Some(signoff_server::config::SecretUrl("smtp://127.0.0.1:1".into()))).await;
+    assert_eq!(prod.browser().get("/dev/mail").await.status, StatusCode::NOT_FOUND);
+}
+
+/// aiosmtpd (from PyPI) on a free loopback port, keeping what it receives in a Maildir; killed
+/// when dropped.
+struct SmtpServer {
+    child: std::process::Child,
+    port: u16,
+    maildir: std::path::PathBuf,
+}
+
+impl SmtpServer {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let maildir = std::env::temp_dir().join(format!("signoff-http-maildir-{port}"));
+        let child = std::process::Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .spawn()
+            .expect("python3 -m aiosmtpd runs (pip install aiosmtpd)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "aiosmtpd did not start (pip install aiosmtpd)");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self { child, port, maildir }
+    }
+
+    /// What arrived, parsed by Python's own `email` package: headers, and both bodies.
+    fn received(&self) -> Vec<Value> {
+        const PARSE: &str = r#"
+import json, mailbox, sys
+out = []
+for _, msg in sorted(mailbox.Maildir(sys.argv[1], create=False).items(), key=lambda kv: kv[1]["Date"]):
+    parts = {p.get_content_type(): p.get_payload(decode=True).decode(p.get_content_charset() or "utf-8")
+             for p in msg.walk() if not p.is_multipart()}
+    out.append({k.lower(): msg[k] for k in ("From", "To", "Subject", "Date", "Message-ID")}
+               | {"type": msg.get_content_type(), "text": parts.get("text/plain"), "html": parts.get("text/html")})
+print(json.dumps(out))
+"#;
+        if !self.maildir.join("new").exists() {
+            return Vec::new();
+        }
+        let out =
+            std::process::Command::new("python3").args(["-c", PARSE]).arg(&self.maildir).output().expect("python3");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("json")
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.maildir);
+    }
+}
+
+#[tokio::test]
+async fn reset_mail_reaches_a_real_smtp_server_whole() {
+    let smtp = SmtpServer::start();
+    let url = format!("smtp://127.0.0.1:{}", smtp.port);
+    let s = TestServer::with(|c| c.smtp_url = Some(signoff_server::config::SecretUrl(url))).await;
+    let email = s.register("smtp@example.com").await;
+    let res = s.browser().post_json("/auth/password-reset", &json!({"email": email})).await;
+    assert_eq!(res.status, StatusCode::ACCEPTED);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let got = loop {
+        let got = smtp.received();
+        if !got.is_empty() {
+            break got;
+        }
+        assert!(std::time::Instant::now() < deadline, "no mail reached the SMTP server");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(got.len(), 1);
+    let m = &got[0];
+    assert_eq!(m["to"], "smtp@example.com");
+    assert_eq!(m["subject"], "Reset your password");
+    assert_eq!(m["type"], "multipart/alternative");
+    assert!(m["from"].as_str().is_some_and(|f| f.starts_with("signoff <no-reply@")), "{m}");
+    assert!(m["date"].as_str().is_some_and(|d| !d.is_empty()));
+    assert!(m["message-id"].as_str().is_some_and(|id| id.starts_with('<') && id.ends_with("@127.0.0.1>")), "{m}");
+    let link = link_in(m["text"].as_str().expect("text part"));
+    assert!(m["html"].as_str().expect("html part").contains(&format!("href=\"{link}\"")));
+    // The link from the real mail works, once.
+    assert_eq!(reset_with(&s, &token_of(&link)).await.status, StatusCode::OK);
+    assert_eq!(reset_with(&s, &token_of(&link)).await.status, StatusCode::BAD_REQUEST);
+}
