@@ -230,11 +230,20 @@ async fn a_password_reset_ends_every_session_and_token_this_browser_included() {
     assert!(kinds.contains(&"password_reset_requested") && kinds.contains(&"password_reset"), "{kinds:?}");
 }
 
-/// Asks for a reset link for `email` and returns its token.
+/// Asks for a reset link for `email` (the `nth` so far) and returns its token.
 async fn reset_token(s: &TestServer, email: &str, nth: usize) -> String {
     let res = s.browser().post_json("/auth/password-reset", &json!({"email": email})).await;
     assert_eq!(res.status, StatusCode::ACCEPTED);
-    token_of(&link_in(&s.inbox().wait_for(email, nth).await[nth - 1].text))
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let links: Vec<Message> =
+            s.inbox().to(email).into_iter().filter(|m| m.subject == "Reset your password").collect();
+        if links.len() >= nth {
+            return token_of(&link_in(&links[nth - 1].text));
+        }
+        assert!(std::time::Instant::now() < deadline, "reset link {nth} never came");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 async fn reset_with(s: &TestServer, token: &str) -> Res {
@@ -299,7 +308,7 @@ async fn a_reset_link_dies_on_expiry_tampering_a_newer_link_and_any_other_passwo
         .await;
     assert_eq!(res.status, StatusCode::ACCEPTED);
     let change = token_of(&link_in(&s.inbox().wait_for("elsewhere@example.com", 1).await[0].text));
-    let reset = reset_token(&s, &email, 6).await;
+    let reset = reset_token(&s, &email, 5).await;
     assert_eq!(reset_with(&s, &reset).await.status, StatusCode::OK);
     let res = s.browser().post_json("/auth/email/confirm", &json!({"token": change})).await;
     assert!(invalid(&res), "an e-mail change asked for before a reset does not survive it: {}", res.text);
@@ -469,4 +478,47 @@ async fn reset_mail_reaches_a_real_smtp_server_whole() {
     // The link from the real mail works, once.
     assert_eq!(reset_with(&s, &token_of(&link)).await.status, StatusCode::OK);
     assert_eq!(reset_with(&s, &token_of(&link)).await.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_reset_link_used_by_racing_requests_works_exactly_once() {
+    let s = TestServer::with(|c| {
+        c.password_reset_max_per_email = 100;
+        c.password_reset_max_per_ip = 100;
+    })
+    .await;
+    let email = s.register("race@example.com").await;
+    for round in 1..=12 {
+        let token = reset_token(&s, &email, round).await;
+        let racers: Vec<_> = (0..3)
+            .map(|i| {
+                let (base, origin, token) = (s.base.clone(), s.origin.clone(), token.clone());
+                tokio::spawn(async move {
+                    let body = json!({"token": token, "new_password": format!("round {round} racer {i} passphrase")});
+                    let res = reqwest::Client::new()
+                        .post(format!("{base}/auth/password-reset/confirm"))
+                        .header("origin", origin)
+                        .header("accept", "application/json")
+                        .json(&body)
+                        .send()
+                        .await
+                        .expect("send");
+                    (i, res.status())
+                })
+            })
+            .collect();
+        let mut won = Vec::new();
+        for racer in racers {
+            let (i, status) = racer.await.expect("racer");
+            match status {
+                StatusCode::OK => won.push(i),
+                StatusCode::BAD_REQUEST => {}
+                other => panic!("round {round}: racer {i} got {other}"),
+            }
+        }
+        assert_eq!(won.len(), 1, "round {round}: exactly one racer sets the password, not {won:?}");
+        // The password is the winner's.
+        let winner = format!("round {round} racer {} passphrase", won[0]);
+        assert_eq!(login_status(&s, &email, &winner).await, StatusCode::OK, "round {round}");
+    }
 }

@@ -733,6 +733,17 @@ async fn every_way_a_session_ends_sends_one_logout_token_per_ended_session() {
     assert_eq!(res.status, StatusCode::OK);
     assert_eq!(announced(&s, &mut r, 2, "security report").await, sorted(vec![sid_a, sid_b]));
 
+    // A password reset through a mailed link: every session of the user.
+    let mut a = s.signed_in("reset@example.com").await;
+    let mut b = another(&s, "reset@example.com").await;
+    let (sid_a, sid_b) = (sid_of(&mut a).await, sid_of(&mut b).await);
+    let res = s.browser().post_json("/auth/password-reset", &json!({"email": "reset@example.com"})).await;
+    assert_eq!(res.status, StatusCode::ACCEPTED);
+    let link = link_in(&s.inbox().wait_for("reset@example.com", 1).await[0].text);
+    let body = json!({"token": token_of(&link), "new_password": "a brand new passphrase"});
+    assert_eq!(s.browser().post_json("/auth/password-reset/confirm", &body).await.status, StatusCode::OK);
+    assert_eq!(announced(&s, &mut r, 2, "password reset").await, sorted(vec![sid_a, sid_b]));
+
     // An admin's revoke.
     let mut a = s.signed_in("admin@example.com").await;
     let mut b = another(&s, "admin@example.com").await;
