@@ -68,7 +68,10 @@ impl Authority {
         if free {
             batch.letters.push(Letter::EmailChangeLink.delivery(&email, &ctx.user.id, Some(&email), now));
         }
-        batch.audit(self.event(AuditKind::EmailChangeRequested, Actor::User, client).about(&ctx.session)).await?;
+        // The owner's audit log shows which address was asked for (the answer does not say
+        // whether it was free).
+        let event = self.event(AuditKind::EmailChangeRequested, Actor::User, client).about(&ctx.session);
+        batch.audit(event.detail(&email)).await?;
         batch.commit().await
     }
 

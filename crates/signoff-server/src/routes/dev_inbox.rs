@@ -35,7 +35,20 @@ async fn inbox(State(state): State<AppState>) -> Response {
     if !config.dev_inbox() {
         return edge::not_found().await.into_response();
     }
-    let mut files: Vec<std::path::PathBuf> = match std::fs::read_dir(&config.mail_dir) {
+    // Reading files blocks: off the runtime's threads.
+    let dir = config.mail_dir.clone();
+    let items = tokio::task::spawn_blocking(move || listing(&dir)).await.unwrap_or_default();
+    let body = if items.is_empty() {
+        "<h1>Development inbox</h1><p>No mail yet.</p>".to_owned()
+    } else {
+        format!("<h1>Development inbox</h1><ul class=\"inbox\">{items}</ul>")
+    };
+    page(StatusCode::OK, "Development inbox", None, &body)
+}
+
+/// The newest messages in `dir`, as list items.
+fn listing(dir: &std::path::Path) -> String {
+    let mut files: Vec<std::path::PathBuf> = match std::fs::read_dir(dir) {
         Ok(dir) => {
             dir.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "eml")).collect()
         }
@@ -58,12 +71,7 @@ async fn inbox(State(state): State<AppState>) -> Response {
             linked(&m.text),
         ));
     }
-    let body = if items.is_empty() {
-        "<h1>Development inbox</h1><p>No mail yet.</p>".to_owned()
-    } else {
-        format!("<h1>Development inbox</h1><ul class=\"inbox\">{items}</ul>")
-    };
-    page(StatusCode::OK, "Development inbox", None, &body)
+    items
 }
 
 /// Escaped text with its `http(s)://` links made clickable.

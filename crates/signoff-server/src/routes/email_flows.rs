@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
+use signoff_core::mail::MailSecret;
 use std::collections::HashMap;
 
 use super::{csrf_guard, current_session, demo, require_session};
@@ -116,9 +117,19 @@ fn email_confirm_form(token: &str) -> String {
     )
 }
 
+/// The token of a link's URL, if it is one at all (a page never echoes anything else).
+fn link_token(q: &HashMap<String, String>) -> Option<&str> {
+    q.get("token").map(String::as_str).filter(|t| MailSecret::parse(t).is_some())
+}
+
+const INCOMPLETE: &str = "This link is incomplete. Open it from the mail again, or copy all of it.";
+
 async fn email_link_page(Query(q): Params) -> Response {
-    let token = q.get("token").map(String::as_str).unwrap_or_default();
-    link_page(StatusCode::OK, "Confirm your new e-mail address", None, &email_confirm_form(token))
+    let title = "Confirm your new e-mail address";
+    match link_token(&q) {
+        Some(token) => link_page(StatusCode::OK, title, None, &email_confirm_form(token)),
+        None => link_page(StatusCode::BAD_REQUEST, title, Some(INCOMPLETE), ""),
+    }
 }
 
 async fn confirm_email_change(
@@ -238,8 +249,11 @@ fn new_password_form(token: &str) -> String {
 }
 
 async fn reset_link_page(Query(q): Params) -> Response {
-    let token = q.get("token").map(String::as_str).unwrap_or_default();
-    link_page(StatusCode::OK, "Choose a new password", None, &new_password_form(token))
+    let title = "Choose a new password";
+    match link_token(&q) {
+        Some(token) => link_page(StatusCode::OK, title, None, &new_password_form(token)),
+        None => link_page(StatusCode::BAD_REQUEST, title, Some(INCOMPLETE), ""),
+    }
 }
 
 async fn reset_password(
@@ -258,6 +272,7 @@ async fn reset_password(
         Err(e) => {
             let e = ApiError::from(e);
             if !wants.json && e.status() == StatusCode::UNPROCESSABLE_ENTITY {
+                // Only a well-formed token gets here (a weak password is judged after the link).
                 let form = new_password_form(token);
                 return Ok(link_page(e.status(), "Choose a new password", Some(&e.message()), &form));
             }

@@ -387,6 +387,15 @@ async fn the_link_pages_work_as_plain_forms_and_the_dev_inbox_links_them() {
         .await;
     assert_eq!(used.status, StatusCode::BAD_REQUEST);
     assert!(used.text.contains("href=\"/auth/password-reset\""), "a way to ask again");
+    // A link page echoes only a well-formed token.
+    for path in
+        ["/auth/password-reset/confirm?token=%3Cscript%3E", "/auth/email/confirm", "/auth/email/confirm?token=x"]
+    {
+        let res = b.get(path).await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{path}");
+        assert!(res.text.contains("This link is incomplete") && !res.text.contains("<script>"), "{path}");
+        assert!(!res.text.contains("name=\"token\""), "{path}: no form");
+    }
     // Outside development (an SMTP server configured) there is no inbox page.
     let prod =
         TestServer::with(|c| c.smtp_url = Some(signoff_server::config::SecretUrl("smtp://127.0.0.1:1".into()))).await;
@@ -521,4 +530,55 @@ async fn a_reset_link_used_by_racing_requests_works_exactly_once() {
         let winner = format!("round {round} racer {} passphrase", won[0]);
         assert_eq!(login_status(&s, &email, &winner).await, StatusCode::OK, "round {round}");
     }
+}
+
+#[tokio::test]
+async fn a_hanging_mail_server_delays_no_answer_and_its_mail_survives_a_restart() {
+    // A "mail server" that accepts connections and never says a word.
+    let hanging = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("smtp://127.0.0.1:{}", hanging.local_addr().expect("addr").port());
+    let s = TestServer::with(|c| c.smtp_url = Some(signoff_server::config::SecretUrl(url))).await;
+    let email = s.register("patient@example.com").await;
+    let mut b = s.browser();
+    let started = std::time::Instant::now();
+    let res = b.post_json("/auth/password-reset", &json!({"email": email})).await;
+    assert_eq!(res.status, StatusCode::ACCEPTED);
+    let mut me = s.browser();
+    me.login(&email, PASSWORD).await;
+    let res = me.post_json("/auth/email", &change("moved-on@example.com")).await;
+    assert_eq!(res.status, StatusCode::ACCEPTED);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "answered in {:?}", started.elapsed());
+    // The mail is in the outbox, not sent.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while deliveries_to(&s, &email).await < 2 {
+        assert!(std::time::Instant::now() < deadline, "the mail never reached the outbox");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The process goes away mid-send; the next one, with a working mail server, sends it all once
+    // the dead process's claim has run out.
+    let smtp = SmtpServer::start();
+    let url = format!("smtp://127.0.0.1:{}", smtp.port);
+    let s = s.restart_with(|c| c.smtp_url = Some(signoff_server::config::SecretUrl(url))).await;
+    s.clock.advance(time::Duration::minutes(2));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let got = loop {
+        let got = smtp.received();
+        if got.len() >= 3 {
+            break got;
+        }
+        assert!(std::time::Instant::now() < deadline, "only {} of 3 mails arrived", got.len());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(got.len(), 3, "each mail once");
+    let subjects: std::collections::BTreeSet<&str> = got.iter().filter_map(|m| m["subject"].as_str()).collect();
+    assert_eq!(
+        subjects,
+        ["A change of your e-mail address was asked for", "Confirm your new e-mail address", "Reset your password"]
+            .into_iter()
+            .collect()
+    );
+    let reset = got.iter().find(|m| m["subject"] == "Reset your password").expect("reset mail");
+    let link = link_in(reset["text"].as_str().expect("text"));
+    assert_eq!(reset_with(&s, &token_of(&link)).await.status, StatusCode::OK);
+    drop(hanging);
 }

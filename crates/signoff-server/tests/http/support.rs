@@ -143,7 +143,12 @@ impl TestServer {
 
     /// Stops this server and starts another on the same database file (and directory) with
     /// the same public origin, as a restarted deployment would be (the port differs).
-    pub async fn restart(mut self) -> Self {
+    pub async fn restart(self) -> Self {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Like [`restart`](Self::restart), with the configuration `adjust` changes.
+    pub async fn restart_with(mut self, adjust: impl FnOnce(&mut Config)) -> Self {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -155,6 +160,7 @@ impl TestServer {
         let mut next = Self::start_on(dir, db_url, move |c| {
             origin(c);
             c.mail_dir = mail_dir;
+            adjust(c);
         })
         .await;
         next.origin = self.origin.clone();
