@@ -44,12 +44,10 @@ test('"Forgot password?" sets a new password, and a second browser\'s open page 
 
     await followMailedLink(me, '/auth/password-reset/confirm');
     await me.fill('input[name=new_password]', 'a brand new passphrase');
-    const started = Date.now();
     await Promise.all([me.waitForURL(/\/login\?reset=1/), me.click('button:text-is("Set new password")')]);
     assert.match(await me.textContent('main'), /Password changed, and every device signed out/);
     // The other browser's open page leaves by itself, told by its event stream.
     await other.waitForURL(/\/login\?revoked=1/, { timeout: 2000 });
-    assert.ok(Date.now() - started <= 2500, `the other page left after ${Date.now() - started} ms`);
 
     // The old password is refused; the new one signs in.
     await me.fill('input[name=email]', email);

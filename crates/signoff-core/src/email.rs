@@ -3,23 +3,27 @@
 /// Longest address we accept (RFC 5321's path limit).
 const MAX_LEN: usize = 254;
 
-/// Trims and lower-cases an address and checks its shape: one `@`, a non-empty local part,
-/// a dotted domain, no whitespace or control characters. Returns `None` when it is not an
-/// address we accept.
+/// Trims and lower-cases an address and checks its shape: a dot-atom local part of RFC 5322's
+/// `atext` (no quoted strings, comments or display names), one `@`, and a dotted domain of
+/// letters, digits and inner hyphens (an internationalised domain in its `xn--` form). Plain
+/// ASCII only: no two accepted addresses look alike, and what is stored is exactly the address
+/// mail goes to. Returns `None` when it is not an address we accept.
 pub fn normalize(raw: &str) -> Option<String> {
-    let email = raw.trim().to_lowercase();
-    if email.is_empty() || email.len() > MAX_LEN {
-        return None;
-    }
-    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    let email = raw.trim().to_ascii_lowercase();
+    if email.is_empty() || email.len() > MAX_LEN || !email.is_ascii() {
         return None;
     }
     let (local, domain) = email.split_once('@')?;
-    if local.is_empty() || local.len() > 64 || domain.contains('@') {
-        return None;
-    }
-    let labels_ok = domain.split('.').all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-'));
-    if !domain.contains('.') || !labels_ok {
+    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c);
+    let local_ok = local.len() <= 64 && local.split('.').all(|atom| !atom.is_empty() && atom.chars().all(atext));
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if !local_ok || !domain.contains('.') || !domain.split('.').all(label_ok) {
         return None;
     }
     Some(email)
@@ -52,6 +56,9 @@ mod tests {
     #[test]
     fn normalises_and_validates() {
         assert_eq!(normalize("  Alice@Example.COM "), Some("alice@example.com".into()));
+        for good in ["a.b+tag@example.com", "o'brien@example.co.uk", "x@xn--bcher-kva.example", "a_b-c@sub-1.example"] {
+            assert_eq!(normalize(good).as_deref(), Some(good), "{good}");
+        }
         for bad in [
             "",
             "alice",
@@ -64,6 +71,20 @@ mod tests {
             "alice@.example.com",
             "alice@example..com",
             "al\u{0}ice@example.com",
+            // Display names, comments and quoting would make the mail go elsewhere.
+            "foo<bar@evil.com>@example.com",
+            "x@(corp.com)evil.com",
+            "\"a@b\"@example.com",
+            "a,b@example.com",
+            "a;b@example.com",
+            ".alice@example.com",
+            "alice.@example.com",
+            "al..ice@example.com",
+            "alice@exa_mple.com",
+            // Look-alikes: only ASCII.
+            "аlice@example.com",
+            "alice@exаmple.com",
+            "jose\u{301}@example.com",
         ] {
             assert_eq!(normalize(bad), None, "{bad:?}");
         }

@@ -5,6 +5,7 @@
 //! on a request's path.
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::outbox::{Delivery, DeliveryKind, DeliveryStatus};
@@ -162,16 +163,17 @@ impl Letter {
         }
     }
 
-    /// The outbox row that sends this letter to `to` about `user` (and `new_email`).
-    pub fn delivery(self, to: &str, user: &UserId, new_email: Option<&str>, now: OffsetDateTime) -> Delivery {
-        let payload = serde_json::json!({ "user_id": user.as_str(), "new_email": new_email }).to_string();
+    /// The outbox row that sends this letter as `request` says. Mail goes out in a few lanes
+    /// (by recipient), so a slow mail server holds only a few of the outbox's sending slots.
+    pub fn delivery(self, request: &MailRequest, now: OffsetDateTime) -> Delivery {
+        let lane = SecretHash::of(b"signoff mail lane", request.to.as_bytes()).0[0] % MAIL_LANES;
         Delivery {
             id: format!("msg_{}", random_id()),
             client_id: String::new(),
             kind: DeliveryKind::Mail,
             event: self.as_str().to_owned(),
-            url: format!("mailto:{to}"),
-            payload,
+            url: format!("mail:{lane}"),
+            payload: serde_json::to_string(request).unwrap_or_default(),
             status: DeliveryStatus::Pending,
             attempts: 0,
             last_status_code: None,
@@ -180,6 +182,25 @@ impl Letter {
             claim: None,
         }
     }
+}
+
+/// Lanes mail is sent in (each one message at a time).
+pub const MAIL_LANES: u8 = 4;
+
+/// What a mail row of the outbox holds: whom to write to and about what, never a link.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailRequest {
+    pub to: String,
+    /// The account it is about (`None`: a reset asked for an address without one; nothing is
+    /// sent, but the request costs the same as one that has).
+    pub user_id: Option<String>,
+    pub new_email: Option<String>,
+    /// The account's [`fingerprint`] (hex) when it was asked for: a link is made only while the
+    /// account still matches it, so whatever would kill a link kills a request not yet sent.
+    pub fingerprint: Option<String>,
+    /// Who asked (for the audit event recorded when the link is made).
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 /// A mail ready to be written: what it says, to whom, and its link's token if it has one.

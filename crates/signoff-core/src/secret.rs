@@ -159,6 +159,11 @@ impl SessionSecret {
 pub struct SecretHash(pub [u8; 32]);
 
 impl SecretHash {
+    /// Lower-case hex (fingerprints in outbox rows).
+    pub fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     pub fn of(label: &[u8], secret: &[u8]) -> Self {
         let mut h = Sha256::new();
         h.update((label.len() as u64).to_be_bytes());

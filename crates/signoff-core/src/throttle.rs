@@ -36,6 +36,7 @@ pub struct ThrottlePolicy {
     pub register_max_per_ip: u32,
     pub register_max_per_email: u32,
     pub email_change_max_per_account: u32,
+    pub email_change_max_per_target: u32,
     pub password_reset_max_per_ip: u32,
     pub password_reset_max_per_email: u32,
 }
@@ -50,6 +51,7 @@ impl Default for ThrottlePolicy {
             register_max_per_ip: 10,
             register_max_per_email: 3,
             email_change_max_per_account: 5,
+            email_change_max_per_target: 3,
             password_reset_max_per_ip: 10,
             password_reset_max_per_email: 3,
         }
@@ -65,6 +67,8 @@ pub struct Limits {
     pub register_email: Limit,
     /// E-mail changes by account, whatever their outcome.
     pub email_change: Limit,
+    /// E-mail changes to one target address (each mails it a link), from any account.
+    pub email_change_target: Limit,
     /// Password reset requests by client address and by target e-mail (known or not).
     pub reset_ip: Limit,
     pub reset_email: Limit,
@@ -80,6 +84,7 @@ impl Limits {
             register_ip: Limit::new(p.register_max_per_ip, hour),
             register_email: Limit::new(p.register_max_per_email, hour),
             email_change: Limit::new(p.email_change_max_per_account, hour),
+            email_change_target: Limit::new(p.email_change_max_per_target, hour),
             reset_ip: Limit::new(p.password_reset_max_per_ip, hour),
             reset_email: Limit::new(p.password_reset_max_per_email, hour),
             register_existing: Limit::new(1, hour),

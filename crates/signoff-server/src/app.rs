@@ -9,16 +9,13 @@ use signoff_core::{Authority, Clock, SessionPolicy, TokenPolicy};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::backend::Backend;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::{edge, listener, routes};
-
-/// Password reset requests looked up at once after their answer (more wait for a place).
-const RESET_WORK: usize = 32;
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -33,9 +30,6 @@ struct Inner {
     shutdown: watch::Sender<bool>,
     feed_waits: Arc<routes::feed::FeedWaits>,
     mailer: Arc<dyn Mailer>,
-    /// Password reset requests being looked up: they finish after their `202` (so an address
-    /// with an account is answered as fast as one without), at most this many at once.
-    reset_work: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -60,6 +54,7 @@ impl AppState {
             register_max_per_ip: config.register_max_per_ip,
             register_max_per_email: config.register_max_per_email,
             email_change_max_per_account: config.email_change_max_per_account,
+            email_change_max_per_target: config.email_change_max_per_target,
             password_reset_max_per_ip: config.password_reset_max_per_ip,
             password_reset_max_per_email: config.password_reset_max_per_email,
         };
@@ -93,16 +88,7 @@ impl AppState {
             );
         }
         let (shutdown, _) = watch::channel(false);
-        let reset_work = Arc::new(Semaphore::new(RESET_WORK));
-        Ok(Self(Arc::new(Inner {
-            authority,
-            config,
-            metrics,
-            shutdown,
-            feed_waits: Arc::default(),
-            mailer,
-            reset_work,
-        })))
+        Ok(Self(Arc::new(Inner { authority, config, metrics, shutdown, feed_waits: Arc::default(), mailer })))
     }
 
     pub fn authority(&self) -> &Authority {
@@ -120,11 +106,6 @@ impl AppState {
     /// Where mail to users goes (SMTP, or the `.eml` development inbox).
     pub fn mailer(&self) -> &Arc<dyn Mailer> {
         &self.0.mailer
-    }
-
-    /// A place among the password reset requests being looked up (waits while all are taken).
-    pub async fn reset_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        self.0.reset_work.clone().acquire_owned().await.ok()
     }
 
     /// Open revocation-feed streams and waiting long-polls.

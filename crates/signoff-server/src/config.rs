@@ -92,6 +92,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("register_max_per_ip", "10", "registrations per client address (IPv6: its /64) per hour"),
     ("register_max_per_email", "3", "registration attempts per e-mail address per hour"),
     ("email_change_max_per_account", "5", "e-mail change attempts per account per hour, whatever their outcome"),
+    ("email_change_max_per_target", "3", "e-mail change attempts to one new address per hour, from any account"),
     ("password_reset_max_per_ip", "10", "password reset requests per client address (IPv6: its /64) per hour"),
     (
         "password_reset_max_per_email",
@@ -326,6 +327,7 @@ pub struct Config {
     pub register_max_per_ip: u32,
     pub register_max_per_email: u32,
     pub email_change_max_per_account: u32,
+    pub email_change_max_per_target: u32,
     pub password_reset_max_per_ip: u32,
     pub password_reset_max_per_email: u32,
     pub max_sessions_per_user: u32,
@@ -362,10 +364,13 @@ pub struct Config {
 }
 
 impl Config {
-    /// Whether this is a development setup whose mail goes to the `.eml` inbox: no SMTP server
-    /// and a public URL on this machine. Only then is the inbox shown at `/dev/mail`.
+    /// Whether this is a development setup whose mail goes to the `.eml` inbox: no SMTP server,
+    /// a public URL on this machine, and listening on loopback only (nobody else can connect).
+    /// Only then is the inbox shown at `/dev/mail`.
     pub fn dev_inbox(&self) -> bool {
-        self.smtp_url.is_none() && matches!(self.public_url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
+        self.smtp_url.is_none()
+            && self.listen.ip().is_loopback()
+            && matches!(self.public_url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
     }
 
     /// Reads the optional file, then the environment (which wins).
@@ -494,6 +499,7 @@ impl Config {
             register_max_per_ip: positive("register_max_per_ip", &get)?,
             register_max_per_email: positive("register_max_per_email", &get)?,
             email_change_max_per_account: positive("email_change_max_per_account", &get)?,
+            email_change_max_per_target: positive("email_change_max_per_target", &get)?,
             password_reset_max_per_ip: positive("password_reset_max_per_ip", &get)?,
             password_reset_max_per_email: positive("password_reset_max_per_email", &get)?,
             max_sessions_per_user: positive("max_sessions_per_user", &get)?,

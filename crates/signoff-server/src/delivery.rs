@@ -143,7 +143,13 @@ async fn send(state: &AppState, d: &Delivery, send_by: Instant) -> Option<Attemp
 
 async fn attempt(state: &AppState, d: &Delivery, send_by: Instant) -> Option<Attempt> {
     if d.kind == DeliveryKind::Mail {
-        return Some(crate::letters::deliver(state, d).await);
+        // Within the claim, like any delivery: past it another node may send it too.
+        let left = send_by.checked_duration_since(Instant::now())?;
+        return Some(
+            tokio::time::timeout(left, crate::letters::deliver(state, d))
+                .await
+                .unwrap_or(Attempt::Retry { status: None, retry_after: None }),
+        );
     }
     let authority = state.authority();
     let client = match authority.delivery_client(d).await {

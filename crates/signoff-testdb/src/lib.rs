@@ -1,8 +1,12 @@
 //! Tests only: a database of its own on the PostgreSQL server that `SIGNOFF_TEST_POSTGRES_URL`
 //! names (`.ci/run` and `scripts/test` set it), dropped when the value is, however the test
-//! ends. A missing server fails the test: nothing is skipped.
+//! ends. A missing server fails the test: nothing is skipped. And a real SMTP server on
+//! loopback ([`SmtpServer`]).
 
 use sqlx::Connection;
+
+mod smtp;
+pub use smtp::SmtpServer;
 
 /// The server the tests use; panics with a clear message when the variable is missing.
 pub fn server_url() -> String {

@@ -14,12 +14,12 @@ use super::{Authority, SessionContext};
 use crate::audit::{Actor, AuditKind, ClientInfo};
 use crate::email;
 use crate::error::CoreError;
-use crate::mail::{self, Letter, MailPurpose, MailSecret, MailToken, Prepared};
+use crate::mail::{self, Letter, MailPurpose, MailRequest, MailSecret, MailToken, Prepared};
 use crate::outbox::Delivery;
 use crate::password;
 use crate::policy::Trigger;
-use crate::secret::UserId;
-use crate::store::{StoreError, User};
+use crate::secret::{self, UserId};
+use crate::store::{StoreError, User, UserCredentials};
 use crate::throttle::{address_key, take_all};
 
 /// What confirming a new address did.
@@ -46,9 +46,11 @@ impl Authority {
     }
 
     /// Asks to change the signed-in user's address: checked like a password change (the
-    /// password, limited per account whatever the outcome), then a link to the new address if
-    /// no account has it, and a notice to the current address either way. The answer is the
-    /// same whether or not the new address is taken.
+    /// password, limited per account and per target address whatever the outcome), then a link
+    /// to the new address if no account has it, and a notice to the current address either way.
+    /// Everything the user and the answer see is the same whether or not the new address is
+    /// taken: the change shows as waiting for its link either way (a placeholder token nobody
+    /// holds stands for it until the link's own replaces it).
     pub async fn request_email_change(
         &self,
         ctx: &SessionContext,
@@ -56,17 +58,43 @@ impl Authority {
         new_email: &str,
         client: &ClientInfo,
     ) -> Result<(), CoreError> {
-        self.limits.email_change.take(ctx.user.id.as_str(), self.now()).map_err(CoreError::Throttled)?;
-        self.take_shared(&[self.limits.email_change.counted("email-change", ctx.user.id.as_str())]).await?;
+        let l = &self.limits;
+        l.email_change.take(ctx.user.id.as_str(), self.now()).map_err(CoreError::Throttled)?;
+        self.take_shared(&[l.email_change.counted("email-change", ctx.user.id.as_str())]).await?;
         let email = email::normalize(new_email).ok_or(CoreError::InvalidEmail)?;
+        l.email_change_target.take(&email, self.now()).map_err(CoreError::Throttled)?;
+        self.take_shared(&[l.email_change_target.counted("email-change-target", &email)]).await?;
         let verified = self.check_password(&ctx.user.email, current_password, client).await?;
         let free = email != ctx.user.email && self.store.user_by_email(&email).await?.is_none();
         let now = self.now();
         let mut batch = self.batch_for(&[&ctx.user.id]).await?;
         Self::still_current(&mut batch, ctx, &verified).await?;
-        batch.letters.push(Letter::EmailChangeNotice.delivery(&ctx.user.email, &ctx.user.id, Some(&email), now));
+        let account = batch.tx.user_by_id(&ctx.user.id).await?.ok_or(CoreError::Unauthenticated)?;
+        let fingerprint = account_fingerprint(&account);
+        batch
+            .tx
+            .insert_mail_token(&MailToken {
+                hash: MailSecret::generate().hash(),
+                purpose: MailPurpose::EmailChange,
+                user_id: ctx.user.id.clone(),
+                new_email: Some(email.clone()),
+                fingerprint,
+                created_at: now,
+                expires_at: now + self.mail_link_ttl,
+                used_at: None,
+            })
+            .await?;
+        let request = |to: &str| MailRequest {
+            to: to.to_owned(),
+            user_id: Some(ctx.user.id.to_string()),
+            new_email: Some(email.clone()),
+            fingerprint: Some(fingerprint.hex()),
+            ip: Some(client.ip.clone()),
+            user_agent: client.user_agent.clone(),
+        };
+        batch.letters.push(Letter::EmailChangeNotice.delivery(&request(&ctx.user.email), now));
         if free {
-            batch.letters.push(Letter::EmailChangeLink.delivery(&email, &ctx.user.id, Some(&email), now));
+            batch.letters.push(Letter::EmailChangeLink.delivery(&request(&email), now));
         }
         // The owner's audit log shows which address was asked for (the answer does not say
         // whether it was free).
@@ -75,51 +103,54 @@ impl Authority {
         batch.commit().await
     }
 
-    /// The throttle of password reset requests, per client address and per target address
-    /// (known or not, so it tells nothing). Returns the normalised address, `None` when it is
-    /// not an address at all (nothing to send, same answer).
-    pub async fn admit_password_reset(
-        &self,
-        raw_email: &str,
-        client: &ClientInfo,
-    ) -> Result<Option<String>, CoreError> {
+    /// Asks for a password reset link: limited per client address and per target address
+    /// (known or not, so the limit tells nothing), then one outbox row whether or not an
+    /// account has the address (the same work either way; the worker sends nothing for an
+    /// address without one). Input that is not an address at all gets the same answer and
+    /// writes nothing.
+    pub async fn request_password_reset(&self, raw_email: &str, client: &ClientInfo) -> Result<(), CoreError> {
         let target = email::normalize(raw_email);
         let l = &self.limits;
         let ip = address_key(&client.ip);
         let key = target.clone().unwrap_or_else(|| email::account_key(raw_email));
         take_all(&[(&l.reset_ip, &ip), (&l.reset_email, &key)], self.now()).map_err(CoreError::Throttled)?;
         self.take_shared(&[l.reset_ip.counted("reset-ip", &ip), l.reset_email.counted("reset-email", &key)]).await?;
-        Ok(target)
-    }
-
-    /// Sends a reset link to `email` if an account has it (after [`admit_password_reset`](Self::admit_password_reset)).
-    pub async fn request_password_reset(&self, email: &str, client: &ClientInfo) -> Result<(), CoreError> {
-        let Some(found) = self.store.user_by_email(email).await? else { return Ok(()) };
-        let user = found.user;
-        let mut batch = self.batch_for(&[&user.id]).await?;
-        batch.letters.push(Letter::PasswordResetLink.delivery(&user.email, &user.id, None, self.now()));
-        batch.audit(self.event(AuditKind::PasswordResetRequested, Actor::User, client).user(&user.id)).await?;
+        let Some(email) = target else { return Ok(()) };
+        let account = self.store.user_by_email(&email).await?;
+        let request = MailRequest {
+            to: email,
+            user_id: account.as_ref().map(|a| a.user.id.to_string()),
+            new_email: None,
+            fingerprint: account.as_ref().map(|a| account_fingerprint(a).hex()),
+            ip: Some(client.ip.clone()),
+            user_agent: client.user_agent.clone(),
+        };
+        let mut batch = self.batch().await?;
+        batch.letters.push(Letter::PasswordResetLink.delivery(&request, self.now()));
         batch.commit().await
     }
 
     /// What the outbox worker writes for a mail row: for a link, a fresh token stored (hashed,
-    /// bound to the account as it is now, replacing the user's earlier link of that purpose).
-    /// `None` when the mail is no longer worth sending (the account is gone, or a reset link
-    /// would go to an address the account no longer has).
+    /// bound to the account, replacing the user's earlier link of that purpose). `None` when
+    /// the mail is not to be sent: no such account (any more), a reset link for an address
+    /// the account no longer has, or a link for an account that changed since it was asked
+    /// for (a new password, address or token version: what would kill the link kills the
+    /// request).
     pub async fn prepare_mail(&self, d: &Delivery) -> Result<Option<Prepared>, CoreError> {
-        let (Some(letter), Some(to)) = (Letter::parse(&d.event), d.url.strip_prefix("mailto:")) else {
-            return Ok(None);
-        };
-        let payload: serde_json::Value = serde_json::from_str(&d.payload).unwrap_or_default();
-        let Some(user) = payload["user_id"].as_str().map(|u| UserId::from_string(u.to_owned())) else {
-            return Ok(None);
-        };
-        let new_email = payload["new_email"].as_str().map(str::to_owned);
-        let mut prepared = Prepared { letter, to: to.to_owned(), new_email, link: None };
-        let Some(purpose) = letter.purpose() else { return Ok(Some(prepared)) };
+        let Some(letter) = Letter::parse(&d.event) else { return Ok(None) };
+        let Ok(request) = serde_json::from_str::<MailRequest>(&d.payload) else { return Ok(None) };
+        let Some(user) = request.user_id.clone().map(UserId::from_string) else { return Ok(None) };
         let mut batch = self.batch_for(&[&user]).await?;
         let Some(account) = batch.tx.user_by_id(&user).await? else { return Ok(None) };
-        if purpose == MailPurpose::PasswordReset && account.user.email != prepared.to {
+        let mut prepared =
+            Prepared { letter, to: request.to.clone(), new_email: request.new_email.clone(), link: None };
+        let Some(purpose) = letter.purpose() else { return Ok(Some(prepared)) };
+        let fingerprint = account_fingerprint(&account);
+        let asked = request.fingerprint.as_deref().unwrap_or_default();
+        if !secret::ct_eq_str(asked, &fingerprint.hex()) {
+            return Ok(None);
+        }
+        if purpose == MailPurpose::PasswordReset && account.user.email != request.to {
             return Ok(None);
         }
         let (secret, now) = (MailSecret::generate(), self.now());
@@ -127,14 +158,18 @@ impl Authority {
         let token = MailToken {
             hash: secret.hash(),
             purpose,
-            user_id: user,
-            new_email: prepared.new_email.clone().filter(|_| purpose == MailPurpose::EmailChange),
-            fingerprint: mail::fingerprint(&account.password_hash, &account.user.email, account.user.token_version),
+            user_id: user.clone(),
+            new_email: request.new_email.clone().filter(|_| purpose == MailPurpose::EmailChange),
+            fingerprint,
             created_at: now,
             expires_at,
             used_at: None,
         };
         batch.tx.insert_mail_token(&token).await?;
+        if purpose == MailPurpose::PasswordReset && d.attempts == 0 {
+            let client = ClientInfo { ip: request.ip.unwrap_or_default(), user_agent: request.user_agent };
+            batch.audit(self.event(AuditKind::PasswordResetRequested, Actor::User, &client).user(&user)).await?;
+        }
         batch.commit().await?;
         prepared.link = Some((secret, expires_at));
         Ok(Some(prepared))
@@ -155,12 +190,11 @@ impl Authority {
         &self,
         batch: &mut super::Batch<'_>,
         token: &MailToken,
-    ) -> Result<crate::store::UserCredentials, CoreError> {
+    ) -> Result<UserCredentials, CoreError> {
         let used = batch.tx.consume_mail_token(&token.hash, token.purpose, self.now()).await?;
         let used = used.filter(|t| t.user_id == token.user_id).ok_or(CoreError::InvalidToken)?;
         let account = batch.tx.user_by_id(&used.user_id).await?.ok_or(CoreError::InvalidToken)?;
-        let now = mail::fingerprint(&account.password_hash, &account.user.email, account.user.token_version);
-        if !now.ct_eq(&used.fingerprint) {
+        if !account_fingerprint(&account).ct_eq(&used.fingerprint) {
             return Err(CoreError::InvalidToken);
         }
         Ok(account)
@@ -232,7 +266,14 @@ impl Authority {
         self.apply(&mut batch, Trigger::PasswordReset, user, None, client).await?;
         let ended = (batch.revoked.len() - before) as u64;
         batch.audit(self.event(AuditKind::PasswordReset, Actor::User, client).user(user)).await?;
-        batch.letters.push(Letter::PasswordResetDone.delivery(&account.user.email, user, None, self.now()));
+        let notice = MailRequest {
+            to: account.user.email.clone(),
+            user_id: Some(user.to_string()),
+            ip: Some(client.ip.clone()),
+            user_agent: client.user_agent.clone(),
+            ..MailRequest::default()
+        };
+        batch.letters.push(Letter::PasswordResetDone.delivery(&notice, self.now()));
         batch.commit().await?;
         Ok((account.user, ended))
     }
@@ -243,10 +284,14 @@ impl Authority {
             return Ok(None);
         };
         let Some(account) = self.store.user_by_id(user).await? else { return Ok(None) };
-        let now = mail::fingerprint(&account.password_hash, &account.user.email, account.user.token_version);
         Ok(token
             .new_email
-            .filter(|_| now.ct_eq(&token.fingerprint))
+            .filter(|_| account_fingerprint(&account).ct_eq(&token.fingerprint))
             .map(|new_email| PendingEmail { new_email, expires_at: token.expires_at }))
     }
+}
+
+/// The account's [`mail::fingerprint`].
+fn account_fingerprint(account: &UserCredentials) -> crate::secret::SecretHash {
+    mail::fingerprint(&account.password_hash, &account.user.email, account.user.token_version)
 }

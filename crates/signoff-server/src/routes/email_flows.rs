@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
+use signoff_core::SessionContext;
 use signoff_core::mail::MailSecret;
 use std::collections::HashMap;
 
@@ -19,7 +20,7 @@ use super::{csrf_guard, current_session, demo, require_session};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Client, Input, Wants};
-use crate::html::{esc, notice, page};
+use crate::html::{csrf_field, esc, notice, page};
 use crate::{cookies, csrf, views};
 
 pub fn routes() -> Router<AppState> {
@@ -44,6 +45,8 @@ struct EmailBody {
 #[derive(Deserialize)]
 struct ConfirmBody {
     token: Option<String>,
+    /// This browser's session is kept (and rotated) only with its CSRF token.
+    csrf_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -108,12 +111,15 @@ fn token_field(token: &str) -> String {
     format!("<input type=\"hidden\" name=\"token\" value=\"{}\">", esc(token))
 }
 
-fn email_confirm_form(token: &str) -> String {
+/// The confirmation form; signed in, it carries the session's CSRF token, so this browser
+/// stays signed in.
+fn email_confirm_form(token: &str, ctx: Option<&SessionContext>) -> String {
     format!(
-        "<form method=\"post\" action=\"/auth/email/confirm\" class=\"card\">{}\
+        "<form method=\"post\" action=\"/auth/email/confirm\" class=\"card\">{}{}\
          <p>Press the button to make this address your account's. Every other device signed in to the \
          account is signed out.</p><button type=\"submit\">Confirm new address</button></form>",
-        token_field(token)
+        token_field(token),
+        ctx.map(|c| csrf_field(&c.csrf_token())).unwrap_or_default(),
     )
 }
 
@@ -124,12 +130,15 @@ fn link_token(q: &HashMap<String, String>) -> Option<&str> {
 
 const INCOMPLETE: &str = "This link is incomplete. Open it from the mail again, or copy all of it.";
 
-async fn email_link_page(Query(q): Params) -> Response {
+async fn email_link_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Params) -> ApiResult<Response> {
     let title = "Confirm your new e-mail address";
-    match link_token(&q) {
-        Some(token) => link_page(StatusCode::OK, title, None, &email_confirm_form(token)),
+    Ok(match link_token(&q) {
+        Some(token) => {
+            let ctx = current_session(&state, &headers, false).await?;
+            link_page(StatusCode::OK, title, None, &email_confirm_form(token, ctx.as_ref()))
+        }
         None => link_page(StatusCode::BAD_REQUEST, title, Some(INCOMPLETE), ""),
-    }
+    })
 }
 
 async fn confirm_email_change(
@@ -141,7 +150,11 @@ async fn confirm_email_change(
 ) -> ApiResult<Response> {
     origin_guard(&state, &headers)?;
     let token = required(&body.token, "token")?;
-    let current = current_session(&state, &headers, false).await?;
+    // A session cookie alone does not keep this browser signed in: it takes the session's CSRF
+    // token too (a cross-site post without it ends this session with the others).
+    let current = current_session(&state, &headers, false)
+        .await?
+        .filter(|ctx| csrf::check(&headers, state.config(), ctx, body.csrf_token.as_deref()).is_ok());
     let confirmed = match state.authority().confirm_email_change(token, current.as_ref(), &client).await {
         Ok(confirmed) => confirmed,
         Err(e) => {
@@ -156,7 +169,12 @@ async fn confirm_email_change(
     state.metrics().sessions_ended.inc();
     let config = state.config();
     let mut res = if wants.json {
-        axum::Json(json!({ "status": "email_changed", "user": views::user(&confirmed.user) })).into_response()
+        let mut body = json!({ "status": "email_changed", "user": views::user(&confirmed.user) });
+        if let Some(rotated) = &confirmed.rotated {
+            body["session"] = views::session(state.authority(), &rotated.session);
+            body["csrf_token"] = json!(rotated.csrf_token());
+        }
+        axum::Json(body).into_response()
     } else if confirmed.rotated.is_some() {
         Redirect::to("/app/security?changed=email").into_response()
     } else {
@@ -203,32 +221,16 @@ async fn request_password_reset(
 ) -> ApiResult<Response> {
     origin_guard(&state, &headers)?;
     let raw = required(&body.email, "email")?;
-    let admitted = match state.authority().admit_password_reset(raw, &client).await {
-        Ok(admitted) => admitted,
-        Err(e) => {
-            let e = ApiError::from(e);
-            if wants.html && e.status() == StatusCode::TOO_MANY_REQUESTS {
-                let mut res = reset_request_form(e.status(), Some(&e.message()), None, "");
-                if let ApiError::Throttled { retry_after_secs } = e {
-                    res.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.into());
-                }
-                return Ok(res);
+    if let Err(e) = state.authority().request_password_reset(raw, &client).await {
+        let e = ApiError::from(e);
+        if wants.html && e.status() == StatusCode::TOO_MANY_REQUESTS {
+            let mut res = reset_request_form(e.status(), Some(&e.message()), None, "");
+            if let ApiError::Throttled { retry_after_secs } = e {
+                res.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.into());
             }
-            return Err(e);
+            return Ok(res);
         }
-    };
-    // Whether the address has an account is looked up after the answer, so the answer takes
-    // as long either way.
-    if let Some(email) = admitted
-        && let Some(slot) = state.reset_slot().await
-    {
-        let state = state.clone();
-        tokio::spawn(async move {
-            if let Err(e) = state.authority().request_password_reset(&email, &client).await {
-                tracing::error!(error = %e, "a password reset request was not recorded");
-            }
-            drop(slot);
-        });
+        return Err(e);
     }
     Ok(if wants.json {
         (StatusCode::ACCEPTED, axum::Json(json!({ "status": "reset_requested" }))).into_response()

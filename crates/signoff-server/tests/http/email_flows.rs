@@ -7,6 +7,7 @@ use crate::everywhere::{listen, revoked, token_version};
 use crate::support::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use signoff_testdb::SmtpServer;
 
 /// A sign-in's status (`Browser::login` insists on success).
 async fn login_status(s: &TestServer, email: &str, password: &str) -> StatusCode {
@@ -41,12 +42,47 @@ async fn remembered(s: &TestServer, email: &str) -> Browser {
     b
 }
 
-async fn deliveries_to(s: &TestServer, address: &str) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE url = $1")
-        .bind(format!("mailto:{address}"))
-        .fetch_one(&s.db().await)
-        .await
-        .expect("count")
+/// The outbox's mail rows to `address`: `(event, status)`, oldest first.
+async fn mail_rows(s: &TestServer, address: &str) -> Vec<(String, String)> {
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT event, status, payload FROM deliveries WHERE kind = 'mail' ORDER BY created_at, id")
+            .fetch_all(&s.db().await)
+            .await
+            .expect("rows");
+    rows.into_iter()
+        .filter(|(_, _, payload)| serde_json::from_str::<Value>(payload).expect("json")["to"] == address)
+        .map(|(event, status, _)| (event, status))
+        .collect()
+}
+
+async fn deliveries_to(s: &TestServer, address: &str) -> usize {
+    mail_rows(s, address).await.len()
+}
+
+/// Waits (up to 10 s) until no mail row to `address` is pending, and returns the rows.
+async fn settled(s: &TestServer, address: &str) -> Vec<(String, String)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let rows = mail_rows(s, address).await;
+        if rows.iter().all(|(_, status)| status != "pending") {
+            return rows;
+        }
+        assert!(std::time::Instant::now() < deadline, "mail to {address} still pending: {rows:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A page with the exact instants of its `<time>` elements left out (they differ by the
+/// milliseconds between two requests).
+fn without_instants(page: &str) -> String {
+    let mut out = String::new();
+    let mut rest = page;
+    while let Some(i) = rest.find("<time ") {
+        out.push_str(&rest[..i]);
+        let end = rest[i..].find('>').expect("tag end");
+        rest = &rest[i + end + 1..];
+    }
+    out + rest
 }
 
 fn change(new: &str) -> Value {
@@ -59,7 +95,20 @@ async fn an_email_change_answers_alike_for_taken_and_free_addresses() {
     let taken = s.register("taken@example.com").await;
     let mut me = s.signed_in("me@example.com").await;
     let to_taken = me.post_json("/auth/email", &change(&taken)).await;
+    // The security page shows the change waiting for its link, taken address or not.
+    let taken_page = me.get("/app/security").await.text;
     let to_free = me.post_json("/auth/email", &change("free@example.com")).await;
+    let free_page = me.get("/app/security").await.text;
+    for (page, address) in [(&taken_page, taken.as_str()), (&free_page, "free@example.com")] {
+        let shown =
+            format!("Waiting for confirmation: <strong>{address}</strong>. The link mailed there stops working");
+        assert!(page.contains(&shown), "{page}");
+    }
+    assert_eq!(
+        without_instants(&taken_page.replace(&taken, "ADDRESS")),
+        without_instants(&free_page.replace("free@example.com", "ADDRESS")),
+        "the page says the same either way"
+    );
     for res in [&to_taken, &to_free] {
         assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.text);
         assert_eq!(res.json(), json!({"status": "verification_sent"}));
@@ -86,9 +135,6 @@ async fn an_email_change_answers_alike_for_taken_and_free_addresses() {
     assert_eq!(me.session_status().await, StatusCode::OK);
     assert_eq!(login_status(&s, "me@example.com", PASSWORD).await, StatusCode::OK);
     assert_eq!(login_status(&s, "free@example.com", PASSWORD).await, StatusCode::UNAUTHORIZED);
-    // The security page shows the change waiting for its link.
-    let page = me.get("/app/security").await;
-    assert!(page.text.contains("Waiting for confirmation: <strong>free@example.com</strong>"), "{}", page.text);
 }
 
 #[tokio::test]
@@ -148,11 +194,16 @@ async fn a_link_confirmed_from_another_browser_ends_every_session_of_the_user() 
     let mut me = s.signed_in("roam@example.com").await;
     assert_eq!(me.post_json("/auth/email", &change("roamed@example.com")).await.status, StatusCode::ACCEPTED);
     let link = link_in(&s.inbox().wait_for("roamed@example.com", 1).await[0].text);
-    // Opened on a phone that is not signed in, as a browser form post: a redirect to sign in.
+    // Posted with the user's cookie but without its CSRF token (as a cross-site form could):
+    // no session is kept, that one included.
     let mut phone = s.browser();
+    phone.login("roam@example.com", PASSWORD).await;
+    phone.csrf = None;
     let res = phone.post_form("/auth/email/confirm", &[("token", &token_of(&link))]).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
     assert_eq!(res.location(), Some("/login?email_changed=1"));
+    assert!(res.set_cookies().is_empty(), "no rotated cookie without the CSRF token");
+    assert_eq!(phone.session_status().await, StatusCode::UNAUTHORIZED, "the posting browser's session ended too");
     assert_eq!(me.session_status().await, StatusCode::UNAUTHORIZED, "no session of the user is kept");
 }
 
@@ -162,6 +213,7 @@ async fn a_password_reset_ends_every_session_and_token_this_browser_included() {
     let email = s.register("forgot@example.com").await;
     let mut here = s.browser();
     here.login(&email, PASSWORD).await;
+    let here_cookie = here.session_cookie().cloned().expect("cookie");
     let mut there = s.browser();
     there.login(&email, PASSWORD).await;
     let mut kept = remembered(&s, &email).await;
@@ -181,7 +233,10 @@ async fn a_password_reset_ends_every_session_and_token_this_browser_included() {
     assert_eq!(mail[0].subject, "Reset your password");
     let link = link_in(&mail[0].text);
     assert!(link.starts_with(&format!("{}/auth/password-reset/confirm?token=", s.base)), "{link}");
-    assert_eq!(deliveries_to(&s, "nobody@example.com").await, 0);
+    // The unknown address cost the same (an outbox row) and got nothing.
+    assert_eq!(settled(&s, "nobody@example.com").await, vec![("mail.password_reset".into(), "failed".into())]);
+    assert!(s.inbox().to("nobody@example.com").is_empty());
+    assert_eq!(deliveries_to(&s, "not an address").await, 0);
     let page = s.browser().get(&link[s.base.len()..]).await;
     assert!(page.text.contains("name=\"new_password\""), "{}", page.text);
     assert_eq!(here.session_status().await, StatusCode::OK, "asking and opening the page change nothing");
@@ -204,6 +259,8 @@ async fn a_password_reset_ends_every_session_and_token_this_browser_included() {
     assert!(res.json()["revoked"].as_u64().is_some_and(|n| n >= 3), "{}", res.text);
     assert!(res.header("clear-site-data").is_some(), "this browser is told to forget the sign-in");
     assert!(here.session_cookie().is_none(), "this browser's cookies are cleared");
+    here.jar.insert("__Host-signoff_session".into(), here_cookie);
+    assert_eq!(here.session_status().await, StatusCode::UNAUTHORIZED, "and its session is dead on the server");
     // Every session, this browser's included, is dead on the very next request.
     for (name, b) in [("there", &mut there), ("remembered", &mut kept)] {
         assert_eq!(b.session_status().await, StatusCode::UNAUTHORIZED, "{name}");
@@ -396,40 +453,18 @@ async fn the_link_pages_work_as_plain_forms_and_the_dev_inbox_links_them() {
         assert!(res.text.contains("This link is incomplete") && !res.text.contains("<script>"), "{path}");
         assert!(!res.text.contains("name=\"token\""), "{path}: no form");
     }
-    // Outside development (an SMTP server configured) there is no inbox page.
-    let prod =
+    // Outside development (an SMTP server configured, or listening beyond loopback) there is
+    // no inbox page.
+    let smtp =
         TestServer::with(|c| c.smtp_url = Some(signoff_server::config::SecretUrl("smtp://127.0.0.1:1".into()))).await;
-    assert_eq!(prod.browser().get("/dev/mail").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(smtp.browser().get("/dev/mail").await.status, StatusCode::NOT_FOUND);
+    let open = TestServer::with(|c| c.listen.set_ip(std::net::Ipv4Addr::UNSPECIFIED.into())).await;
+    assert_eq!(open.browser().get("/dev/mail").await.status, StatusCode::NOT_FOUND);
 }
 
-/// aiosmtpd (from PyPI) on a free loopback port, keeping what it receives in a Maildir; killed
-/// when dropped.
-struct SmtpServer {
-    child: std::process::Child,
-    port: u16,
-    maildir: std::path::PathBuf,
-}
-
-impl SmtpServer {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        let maildir = std::env::temp_dir().join(format!("signoff-http-maildir-{port}"));
-        let child = std::process::Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
-            .spawn()
-            .expect("python3 -m aiosmtpd runs (pip install aiosmtpd)");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "aiosmtpd did not start (pip install aiosmtpd)");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        Self { child, port, maildir }
-    }
-
-    /// What arrived, parsed by Python's own `email` package: headers, and both bodies.
-    fn received(&self) -> Vec<Value> {
-        const PARSE: &str = r#"
+/// What reached `smtp`, parsed by Python's own `email` package: headers, and both bodies.
+fn received(smtp: &SmtpServer) -> Vec<Value> {
+    const PARSE: &str = r#"
 import json, mailbox, sys
 out = []
 for _, msg in sorted(mailbox.Maildir(sys.argv[1], create=False).items(), key=lambda kv: kv[1]["Date"]):
@@ -439,35 +474,25 @@ for _, msg in sorted(mailbox.Maildir(sys.argv[1], create=False).items(), key=lam
                | {"type": msg.get_content_type(), "text": parts.get("text/plain"), "html": parts.get("text/html")})
 print(json.dumps(out))
 "#;
-        if !self.maildir.join("new").exists() {
-            return Vec::new();
-        }
-        let out =
-            std::process::Command::new("python3").args(["-c", PARSE]).arg(&self.maildir).output().expect("python3");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).expect("json")
+    if !smtp.maildir.join("new").exists() {
+        return Vec::new();
     }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.maildir);
-    }
+    let out = std::process::Command::new("python3").args(["-c", PARSE]).arg(&smtp.maildir).output().expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json")
 }
 
 #[tokio::test]
 async fn reset_mail_reaches_a_real_smtp_server_whole() {
     let smtp = SmtpServer::start();
-    let url = format!("smtp://127.0.0.1:{}", smtp.port);
+    let url = smtp.url();
     let s = TestServer::with(|c| c.smtp_url = Some(signoff_server::config::SecretUrl(url))).await;
     let email = s.register("smtp@example.com").await;
     let res = s.browser().post_json("/auth/password-reset", &json!({"email": email})).await;
     assert_eq!(res.status, StatusCode::ACCEPTED);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     let got = loop {
-        let got = smtp.received();
+        let got = received(&smtp);
         if !got.is_empty() {
             break got;
         }
@@ -538,47 +563,65 @@ async fn a_hanging_mail_server_delays_no_answer_and_its_mail_survives_a_restart(
     let hanging = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("smtp://127.0.0.1:{}", hanging.local_addr().expect("addr").port());
     let s = TestServer::with(|c| c.smtp_url = Some(signoff_server::config::SecretUrl(url))).await;
-    let email = s.register("patient@example.com").await;
-    let mut b = s.browser();
+    let patient = s.register("patient@example.com").await;
+    let mut mover = s.signed_in("mover@example.com").await;
     let started = std::time::Instant::now();
-    let res = b.post_json("/auth/password-reset", &json!({"email": email})).await;
+    let res = s.browser().post_json("/auth/password-reset", &json!({"email": patient})).await;
     assert_eq!(res.status, StatusCode::ACCEPTED);
-    let mut me = s.browser();
-    me.login(&email, PASSWORD).await;
-    let res = me.post_json("/auth/email", &change("moved-on@example.com")).await;
+    let res = mover.post_json("/auth/email", &change("moved-on@example.com")).await;
     assert_eq!(res.status, StatusCode::ACCEPTED);
     assert!(started.elapsed() < std::time::Duration::from_secs(2), "answered in {:?}", started.elapsed());
-    // The mail is in the outbox, not sent.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while deliveries_to(&s, &email).await < 2 {
-        assert!(std::time::Instant::now() < deadline, "the mail never reached the outbox");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    // The process goes away mid-send; the next one, with a working mail server, sends it all once
-    // the dead process's claim has run out.
+    // The mail is in the outbox, not sent. Meanwhile the mover changes the password: the link
+    // asked for before must never be made.
+    assert_eq!(deliveries_to(&s, &patient).await + deliveries_to(&s, "moved-on@example.com").await, 2);
+    let new = json!({"current_password": PASSWORD, "new_password": "changed while the mail waited"});
+    assert_eq!(mover.post_json("/auth/password", &new).await.status, StatusCode::OK);
+    // The process goes away mid-send; the next one, with a working mail server, sends what is
+    // still due once the dead process's claims have run out.
     let smtp = SmtpServer::start();
-    let url = format!("smtp://127.0.0.1:{}", smtp.port);
+    let url = smtp.url();
     let s = s.restart_with(|c| c.smtp_url = Some(signoff_server::config::SecretUrl(url))).await;
     s.clock.advance(time::Duration::minutes(2));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let got = loop {
-        let got = smtp.received();
-        if got.len() >= 3 {
-            break got;
-        }
-        assert!(std::time::Instant::now() < deadline, "only {} of 3 mails arrived", got.len());
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
-    assert_eq!(got.len(), 3, "each mail once");
-    let subjects: std::collections::BTreeSet<&str> = got.iter().filter_map(|m| m["subject"].as_str()).collect();
     assert_eq!(
-        subjects,
-        ["A change of your e-mail address was asked for", "Confirm your new e-mail address", "Reset your password"]
-            .into_iter()
-            .collect()
+        settled(&s, "moved-on@example.com").await,
+        vec![("mail.email_change".into(), "failed".into())],
+        "no link for an account that changed since"
+    );
+    settled(&s, &patient).await;
+    settled(&s, "mover@example.com").await;
+    let got = received(&smtp);
+    let mut sent: Vec<(&str, &str)> =
+        got.iter().map(|m| (m["to"].as_str().unwrap_or_default(), m["subject"].as_str().unwrap_or_default())).collect();
+    sent.sort();
+    assert_eq!(
+        sent,
+        vec![
+            ("mover@example.com", "A change of your e-mail address was asked for"),
+            ("patient@example.com", "Reset your password"),
+        ],
+        "each due mail once"
     );
     let reset = got.iter().find(|m| m["subject"] == "Reset your password").expect("reset mail");
     let link = link_in(reset["text"].as_str().expect("text"));
     assert_eq!(reset_with(&s, &token_of(&link)).await.status, StatusCode::OK);
+    let mut mover = s.browser();
+    mover.login("mover@example.com", "changed while the mail waited").await;
+    assert!(!mover.get("/app/security").await.text.contains("Waiting for confirmation"), "nothing is pending");
     drop(hanging);
+}
+
+#[tokio::test]
+async fn links_to_one_new_address_are_limited_whichever_accounts_ask() {
+    let s = TestServer::start().await;
+    let target = "popular@example.com";
+    for i in 0..3 {
+        let mut b = s.signed_in(&format!("asker{i}@example.com")).await;
+        assert_eq!(b.post_json("/auth/email", &change(target)).await.status, StatusCode::ACCEPTED);
+    }
+    let mut b = s.signed_in("asker3@example.com").await;
+    let res = b.post_json("/auth/email", &change(target)).await;
+    assert_eq!((res.status, res.json()["error"].clone()), (StatusCode::TOO_MANY_REQUESTS, json!("too_many_attempts")));
+    assert!(res.header("retry-after").is_some());
+    assert_eq!(b.post_json("/auth/email", &change("elsewhere@example.com")).await.status, StatusCode::ACCEPTED);
+    assert_eq!(s.inbox().wait_for(target, 3).await.len(), 3);
 }
