@@ -634,6 +634,21 @@ async fn mail_tokens_are_used_once_before_they_expire(store: Arc<dyn Store>) {
     t.insert_mail_token(&of_b).await.expect("insert");
     t.commit().await.expect("commit");
     assert!(store.mail_token(&reset.hash).await.expect("read").is_some());
+    // A placeholder takes the link's hash, keeping its times, once; a replaced one is gone.
+    let placeholder = token(MailPurpose::EmailChange, t0() + Duration::hours(1));
+    let link = hash();
+    let mut t = tx(&store).await;
+    t.insert_mail_token(&placeholder).await.expect("insert");
+    let took = t.replace_mail_token(&placeholder.hash, &link, t0()).await.expect("replace");
+    assert_eq!(took, Some(MailToken { hash: link, ..placeholder.clone() }));
+    assert_eq!(t.replace_mail_token(&placeholder.hash, &hash(), t0()).await.expect("replace"), None, "once");
+    assert_eq!(
+        t.replace_mail_token(&link, &hash(), t0() + Duration::hours(2)).await.expect("replace"),
+        None,
+        "expired"
+    );
+    drop(t);
+    assert_eq!(store.mail_token(&placeholder.hash).await.expect("read"), None, "rolled back with its transaction");
     let at = t0() + Duration::minutes(5);
     let mut t = tx(&store).await;
     assert_eq!(

@@ -29,21 +29,45 @@ pub fn normalize(raw: &str) -> Option<String> {
     Some(email)
 }
 
-/// What a sign-in attempt is looked up and counted under: the normalised address, or for
-/// input that is no address (it matches no account), a fixed-size digest of it, so any input
-/// costs the same and the limiter's keys stay small.
+/// The rule addresses were accepted under before [`normalize`] became strict (trimmed,
+/// lower-cased, one `@`, a dotted domain, no whitespace or control characters): accounts made
+/// then are still found by it, though no new address may take that form.
+fn normalize_legacy(raw: &str) -> Option<String> {
+    let email = raw.trim().to_lowercase();
+    if email.is_empty() || email.len() > MAX_LEN || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return None;
+    }
+    let (local, domain) = email.split_once('@')?;
+    if local.is_empty() || local.len() > 64 || domain.contains('@') {
+        return None;
+    }
+    let labels_ok = domain.split('.').all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-'));
+    (domain.contains('.') && labels_ok).then_some(email)
+}
+
+const NOT_AN_ADDRESS: &str = "not-an-address:";
+
+/// Whether an [`account_key`] is an address (and may name an account).
+pub fn is_address_key(key: &str) -> bool {
+    !key.starts_with(NOT_AN_ADDRESS)
+}
+
+/// What a sign-in attempt (or a reset request) is looked up and counted under: the normalised
+/// address (by the strict rule, or the rule older accounts were made under), or for input that
+/// is no address (it matches no account), a fixed-size digest of it, so any input costs the
+/// same and the limiter's keys stay small.
 pub fn account_key(raw: &str) -> String {
-    normalize(raw).unwrap_or_else(|| {
+    normalize(raw).or_else(|| normalize_legacy(raw)).unwrap_or_else(|| {
         use sha2::{Digest, Sha256};
         let digest = Sha256::digest(raw.trim().to_lowercase().as_bytes());
         let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        format!("not-an-address:{hex}")
+        format!("{NOT_AN_ADDRESS}{hex}")
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{account_key, normalize};
+    use super::{account_key, is_address_key, normalize};
 
     #[test]
     fn account_keys_are_addresses_or_small_digests() {
@@ -51,6 +75,10 @@ mod tests {
         let junk = account_key(&"x".repeat(60_000));
         assert!(junk.starts_with("not-an-address:") && junk.len() < 64, "{junk}");
         assert_eq!(account_key("NOPE"), account_key("nope"));
+        assert!(!is_address_key(&account_key("nope")) && is_address_key(&account_key("a@example.com")));
+        // An account made under the old, looser rule is still found.
+        assert_eq!(account_key(" José@Example.com"), "josé@example.com");
+        assert_eq!(normalize("josé@example.com"), None, "though no new one may be made");
     }
 
     #[test]

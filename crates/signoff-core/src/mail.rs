@@ -198,9 +198,10 @@ pub struct MailRequest {
     /// The account's [`fingerprint`] (hex) when it was asked for: a link is made only while the
     /// account still matches it, so whatever would kill a link kills a request not yet sent.
     pub fingerprint: Option<String>,
-    /// Who asked (for the audit event recorded when the link is made).
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
+    /// The hash (hex) of the token that stands for a change of address until its link is made:
+    /// the link takes its place, and only while it is still there (no newer request replaced
+    /// it), so an older request can never outlive a newer one.
+    pub placeholder: Option<String>,
 }
 
 /// A mail ready to be written: what it says, to whom, and its link's token if it has one.

@@ -54,6 +54,9 @@ pub enum DeliveryStatus {
     Pending,
     Delivered,
     Failed,
+    /// Not sent because it no longer applied (mail for an account that is gone or changed, or
+    /// a reset asked for an address without one): neither a failure nor an alarm.
+    Skipped,
 }
 
 impl DeliveryStatus {
@@ -62,6 +65,7 @@ impl DeliveryStatus {
             Self::Pending => "pending",
             Self::Delivered => "delivered",
             Self::Failed => "failed",
+            Self::Skipped => "skipped",
         }
     }
 
@@ -70,6 +74,7 @@ impl DeliveryStatus {
             "pending" => Some(Self::Pending),
             "delivered" => Some(Self::Delivered),
             "failed" => Some(Self::Failed),
+            "skipped" => Some(Self::Skipped),
             _ => None,
         }
     }
@@ -180,6 +185,8 @@ pub enum Attempt {
     /// Not sent and never will be: the client was deleted, or its URL no longer passes the
     /// address check.
     Abandoned,
+    /// Not sent because it no longer applies (see [`DeliveryStatus::Skipped`]).
+    Skipped,
 }
 
 impl Attempt {

@@ -164,6 +164,18 @@ impl SecretHash {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// Reads [`hex`](Self::hex)'s form back.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        if hex.len() != 64 || !hex.is_ascii() {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(Self(bytes))
+    }
+
     pub fn of(label: &[u8], secret: &[u8]) -> Self {
         let mut h = Sha256::new();
         h.update((label.len() as u64).to_be_bytes());

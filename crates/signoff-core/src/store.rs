@@ -225,7 +225,7 @@ pub trait Store: Send + Sync + 'static {
     /// under the claim it was read with (`false` otherwise: another worker took it over, or an
     /// admin or a `410` changed it meanwhile).
     async fn record_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError>;
-    /// Deletes delivered and failed deliveries created before `before`.
+    /// Deletes finished (delivered, failed, skipped) deliveries created before `before`.
     async fn prune_deliveries(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
     /// Deletes mail tokens that expired before `before`.
     async fn prune_mail_tokens(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
@@ -329,6 +329,14 @@ pub trait Tx: Send {
     /// Stores a mailed link's token, deleting the user's unused tokens of the same purpose: only
     /// the newest link works, and a user has at most one outstanding per purpose.
     async fn insert_mail_token(&mut self, token: &MailToken) -> Result<(), StoreError>;
+    /// Gives the unused, unexpired token `old` the hash `new`, keeping everything else, and
+    /// returns it; `None` when `old` is gone (replaced by a newer request), used or expired.
+    async fn replace_mail_token(
+        &mut self,
+        old: &SecretHash,
+        new: &SecretHash,
+        at: OffsetDateTime,
+    ) -> Result<Option<MailToken>, StoreError>;
     /// Marks the token with `hash` used, only if it is for `purpose`, unused and not expired at
     /// `at` (compare-and-swap), and returns it; `None` otherwise (unknown, used, expired, or
     /// meant for something else).

@@ -404,7 +404,7 @@ impl Store for PgStore {
     }
 
     async fn prune_deliveries(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM deliveries WHERE status IN ('delivered', 'failed') AND created_at < $1")
+        let done = sqlx::query("DELETE FROM deliveries WHERE status <> 'pending' AND created_at < $1")
             .bind(ms(before))
             .execute(&self.pool)
             .await
@@ -1059,6 +1059,25 @@ impl Tx for PgTx {
         .await
         .map_err(db_err)?;
         Ok(())
+    }
+
+    async fn replace_mail_token(
+        &mut self,
+        old: &SecretHash,
+        new: &SecretHash,
+        at: OffsetDateTime,
+    ) -> Result<Option<MailToken>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE mail_tokens SET token_hash = $1 WHERE token_hash = $2 AND used_at IS NULL \
+             AND expires_at > $3 RETURNING *",
+        )
+        .bind(&new.0[..])
+        .bind(&old.0[..])
+        .bind(ms(at))
+        .fetch_optional(self.conn())
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(mail_token_from).transpose()
     }
 
     async fn consume_mail_token(

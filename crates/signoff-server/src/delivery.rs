@@ -143,10 +143,10 @@ async fn send(state: &AppState, d: &Delivery, send_by: Instant) -> Option<Attemp
 
 async fn attempt(state: &AppState, d: &Delivery, send_by: Instant) -> Option<Attempt> {
     if d.kind == DeliveryKind::Mail {
-        // Within the claim, like any delivery: past it another node may send it too.
-        let left = send_by.checked_duration_since(Instant::now())?;
+        // Started before `send_by`, so the whole conversation ends within the claim, like a
+        // webhook's (lettre's own timeout is per command).
         return Some(
-            tokio::time::timeout(left, crate::letters::deliver(state, d))
+            tokio::time::timeout(TIMEOUT, crate::letters::deliver(state, d))
                 .await
                 .unwrap_or(Attempt::Retry { status: None, retry_after: None }),
         );

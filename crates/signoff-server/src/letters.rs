@@ -16,8 +16,8 @@ pub async fn deliver(state: &AppState, d: &Delivery) -> Attempt {
     let prepared = match state.authority().prepare_mail(d).await {
         Ok(Some(prepared)) => prepared,
         Ok(None) => {
-            tracing::info!(delivery = %d.id, event = %d.event, "mail no longer applies (account gone or address changed); not sent");
-            return Attempt::Abandoned;
+            tracing::debug!(delivery = %d.id, event = %d.event, "mail no longer applies; not sent");
+            return Attempt::Skipped;
         }
         Err(e) => {
             tracing::warn!(delivery = %d.id, error = %e, "cannot prepare a mail; retrying later");

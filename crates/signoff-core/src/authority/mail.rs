@@ -18,7 +18,7 @@ use crate::mail::{self, Letter, MailPurpose, MailRequest, MailSecret, MailToken,
 use crate::outbox::Delivery;
 use crate::password;
 use crate::policy::Trigger;
-use crate::secret::{self, UserId};
+use crate::secret::{self, SecretHash, UserId};
 use crate::store::{StoreError, User, UserCredentials};
 use crate::throttle::{address_key, take_all};
 
@@ -46,11 +46,11 @@ impl Authority {
     }
 
     /// Asks to change the signed-in user's address: checked like a password change (the
-    /// password, limited per account and per target address whatever the outcome), then a link
-    /// to the new address if no account has it, and a notice to the current address either way.
-    /// Everything the user and the answer see is the same whether or not the new address is
-    /// taken: the change shows as waiting for its link either way (a placeholder token nobody
-    /// holds stands for it until the link's own replaces it).
+    /// password, limited per account whatever the outcome, and per target address), then a
+    /// link to the new address if no account has it, and a notice to the current address either
+    /// way. Everything the user and the answer see is the same whether or not the new address
+    /// is taken: the change waits for its link either way, as a placeholder token nobody holds
+    /// (the link's token takes its place when the mail is sent, keeping its times).
     pub async fn request_email_change(
         &self,
         ctx: &SessionContext,
@@ -62,19 +62,20 @@ impl Authority {
         l.email_change.take(ctx.user.id.as_str(), self.now()).map_err(CoreError::Throttled)?;
         self.take_shared(&[l.email_change.counted("email-change", ctx.user.id.as_str())]).await?;
         let email = email::normalize(new_email).ok_or(CoreError::InvalidEmail)?;
+        let verified = self.check_password(&ctx.user.email, current_password, client).await?;
         l.email_change_target.take(&email, self.now()).map_err(CoreError::Throttled)?;
         self.take_shared(&[l.email_change_target.counted("email-change-target", &email)]).await?;
-        let verified = self.check_password(&ctx.user.email, current_password, client).await?;
         let free = email != ctx.user.email && self.store.user_by_email(&email).await?.is_none();
         let now = self.now();
         let mut batch = self.batch_for(&[&ctx.user.id]).await?;
         Self::still_current(&mut batch, ctx, &verified).await?;
         let account = batch.tx.user_by_id(&ctx.user.id).await?.ok_or(CoreError::Unauthenticated)?;
         let fingerprint = account_fingerprint(&account);
+        let placeholder = MailSecret::generate().hash();
         batch
             .tx
             .insert_mail_token(&MailToken {
-                hash: MailSecret::generate().hash(),
+                hash: placeholder,
                 purpose: MailPurpose::EmailChange,
                 user_id: ctx.user.id.clone(),
                 new_email: Some(email.clone()),
@@ -89,53 +90,57 @@ impl Authority {
             user_id: Some(ctx.user.id.to_string()),
             new_email: Some(email.clone()),
             fingerprint: Some(fingerprint.hex()),
-            ip: Some(client.ip.clone()),
-            user_agent: client.user_agent.clone(),
+            placeholder: None,
         };
         batch.letters.push(Letter::EmailChangeNotice.delivery(&request(&ctx.user.email), now));
         if free {
-            batch.letters.push(Letter::EmailChangeLink.delivery(&request(&email), now));
+            let link = MailRequest { placeholder: Some(placeholder.hex()), ..request(&email) };
+            batch.letters.push(Letter::EmailChangeLink.delivery(&link, now));
         }
-        // The owner's audit log shows which address was asked for (the answer does not say
-        // whether it was free).
+        // The event records which address was asked for (for operators; the answer does not
+        // say whether it was free).
         let event = self.event(AuditKind::EmailChangeRequested, Actor::User, client).about(&ctx.session);
         batch.audit(event.detail(&email)).await?;
         batch.commit().await
     }
 
     /// Asks for a password reset link: limited per client address and per target address
-    /// (known or not, so the limit tells nothing), then one outbox row whether or not an
-    /// account has the address (the same work either way; the worker sends nothing for an
-    /// address without one). Input that is not an address at all gets the same answer and
-    /// writes nothing.
+    /// (known or not, so the limit tells nothing), then one outbox row and one audit event
+    /// whether or not an account has the address (the same work either way; the event names
+    /// the account when there is one, and the worker sends nothing when there is none). Input
+    /// that is not an address at all gets the same answer and writes nothing.
     pub async fn request_password_reset(&self, raw_email: &str, client: &ClientInfo) -> Result<(), CoreError> {
-        let target = email::normalize(raw_email);
+        let key = email::account_key(raw_email);
         let l = &self.limits;
         let ip = address_key(&client.ip);
-        let key = target.clone().unwrap_or_else(|| email::account_key(raw_email));
         take_all(&[(&l.reset_ip, &ip), (&l.reset_email, &key)], self.now()).map_err(CoreError::Throttled)?;
         self.take_shared(&[l.reset_ip.counted("reset-ip", &ip), l.reset_email.counted("reset-email", &key)]).await?;
-        let Some(email) = target else { return Ok(()) };
-        let account = self.store.user_by_email(&email).await?;
+        if !email::is_address_key(&key) {
+            return Ok(());
+        }
+        let account = self.store.user_by_email(&key).await?;
         let request = MailRequest {
-            to: email,
+            to: key,
             user_id: account.as_ref().map(|a| a.user.id.to_string()),
-            new_email: None,
             fingerprint: account.as_ref().map(|a| account_fingerprint(a).hex()),
-            ip: Some(client.ip.clone()),
-            user_agent: client.user_agent.clone(),
+            ..MailRequest::default()
         };
+        let mut event = self.event(AuditKind::PasswordResetRequested, Actor::User, client);
+        if let Some(account) = &account {
+            event = event.user(&account.user.id);
+        }
         let mut batch = self.batch().await?;
         batch.letters.push(Letter::PasswordResetLink.delivery(&request, self.now()));
+        batch.audit(event).await?;
         batch.commit().await
     }
 
     /// What the outbox worker writes for a mail row: for a link, a fresh token stored (hashed,
-    /// bound to the account, replacing the user's earlier link of that purpose). `None` when
-    /// the mail is not to be sent: no such account (any more), a reset link for an address
-    /// the account no longer has, or a link for an account that changed since it was asked
-    /// for (a new password, address or token version: what would kill the link kills the
-    /// request).
+    /// bound to the account). `None` when the mail is not to be sent: no such account (any
+    /// more), a reset link for an address the account no longer has, a link for an account
+    /// that changed since it was asked for (a new password, address or token version: what
+    /// would kill the link kills the request), or a change of address that a newer request
+    /// replaced.
     pub async fn prepare_mail(&self, d: &Delivery) -> Result<Option<Prepared>, CoreError> {
         let Some(letter) = Letter::parse(&d.event) else { return Ok(None) };
         let Ok(request) = serde_json::from_str::<MailRequest>(&d.payload) else { return Ok(None) };
@@ -150,28 +155,37 @@ impl Authority {
         if !secret::ct_eq_str(asked, &fingerprint.hex()) {
             return Ok(None);
         }
-        if purpose == MailPurpose::PasswordReset && account.user.email != request.to {
-            return Ok(None);
-        }
         let (secret, now) = (MailSecret::generate(), self.now());
-        let expires_at = now + self.mail_link_ttl;
-        let token = MailToken {
-            hash: secret.hash(),
-            purpose,
-            user_id: user.clone(),
-            new_email: request.new_email.clone().filter(|_| purpose == MailPurpose::EmailChange),
-            fingerprint,
-            created_at: now,
-            expires_at,
-            used_at: None,
+        let stored = match purpose {
+            MailPurpose::EmailChange => {
+                let Some(placeholder) = request.placeholder.as_deref().and_then(SecretHash::from_hex) else {
+                    return Ok(None);
+                };
+                match batch.tx.replace_mail_token(&placeholder, &secret.hash(), now).await? {
+                    Some(token) => token,
+                    None => return Ok(None),
+                }
+            }
+            MailPurpose::PasswordReset => {
+                if account.user.email != request.to {
+                    return Ok(None);
+                }
+                let token = MailToken {
+                    hash: secret.hash(),
+                    purpose,
+                    user_id: user.clone(),
+                    new_email: None,
+                    fingerprint,
+                    created_at: now,
+                    expires_at: now + self.mail_link_ttl,
+                    used_at: None,
+                };
+                batch.tx.insert_mail_token(&token).await?;
+                token
+            }
         };
-        batch.tx.insert_mail_token(&token).await?;
-        if purpose == MailPurpose::PasswordReset && d.attempts == 0 {
-            let client = ClientInfo { ip: request.ip.unwrap_or_default(), user_agent: request.user_agent };
-            batch.audit(self.event(AuditKind::PasswordResetRequested, Actor::User, &client).user(&user)).await?;
-        }
         batch.commit().await?;
-        prepared.link = Some((secret, expires_at));
+        prepared.link = Some((secret, stored.expires_at));
         Ok(Some(prepared))
     }
 
@@ -266,13 +280,8 @@ impl Authority {
         self.apply(&mut batch, Trigger::PasswordReset, user, None, client).await?;
         let ended = (batch.revoked.len() - before) as u64;
         batch.audit(self.event(AuditKind::PasswordReset, Actor::User, client).user(user)).await?;
-        let notice = MailRequest {
-            to: account.user.email.clone(),
-            user_id: Some(user.to_string()),
-            ip: Some(client.ip.clone()),
-            user_agent: client.user_agent.clone(),
-            ..MailRequest::default()
-        };
+        let notice =
+            MailRequest { to: account.user.email.clone(), user_id: Some(user.to_string()), ..MailRequest::default() };
         batch.letters.push(Letter::PasswordResetDone.delivery(&notice, self.now()));
         batch.commit().await?;
         Ok((account.user, ended))
@@ -292,6 +301,6 @@ impl Authority {
 }
 
 /// The account's [`mail::fingerprint`].
-fn account_fingerprint(account: &UserCredentials) -> crate::secret::SecretHash {
+fn account_fingerprint(account: &UserCredentials) -> SecretHash {
     mail::fingerprint(&account.password_hash, &account.user.email, account.user.token_version)
 }

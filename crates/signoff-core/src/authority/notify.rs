@@ -96,6 +96,9 @@ impl Authority {
             Attempt::Abandoned => {
                 d.status = DeliveryStatus::Failed;
             }
+            Attempt::Skipped => {
+                d.status = DeliveryStatus::Skipped;
+            }
             Attempt::Retry { status, retry_after } => {
                 d.last_status_code = status.map(i64::from);
                 let wait = retry_delay(d.attempts).max(retry_after.unwrap_or(Duration::ZERO).min(MAX_RETRY_AFTER));
@@ -117,7 +120,7 @@ impl Authority {
         Ok(())
     }
 
-    /// Deletes finished deliveries older than a week, webhook secrets whose overlap after a
+    /// Deletes finished (delivered, failed or skipped) deliveries older than a week, webhook secrets whose overlap after a
     /// rotation has ended (they sign nothing any more) and mailed links that expired.
     pub async fn prune_deliveries(&self) -> Result<u64, CoreError> {
         let forgotten = self.store.forget_replaced_webhook_secrets(self.now()).await?;

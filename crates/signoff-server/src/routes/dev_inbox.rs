@@ -4,7 +4,7 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -30,9 +30,16 @@ pub struct Shown {
     pub text: String,
 }
 
-async fn inbox(State(state): State<AppState>) -> Response {
+async fn inbox(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let config = state.config();
-    if !config.dev_inbox() {
+    // Asked for by name, as the public URL says: a page elsewhere that rebinds its own name to
+    // this machine (DNS rebinding) gets nothing.
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let public = config.public_url.host_str().map(|h| match config.public_url.port() {
+        Some(port) => format!("{h}:{port}"),
+        None => h.to_owned(),
+    });
+    if !config.dev_inbox() || host.is_none() || host != public.as_deref() {
         return edge::not_found().await.into_response();
     }
     // Reading files blocks: off the runtime's threads.

@@ -152,9 +152,9 @@ async fn confirm_email_change(
     let token = required(&body.token, "token")?;
     // A session cookie alone does not keep this browser signed in: it takes the session's CSRF
     // token too (a cross-site post without it ends this session with the others).
-    let current = current_session(&state, &headers, false)
-        .await?
-        .filter(|ctx| csrf::check(&headers, state.config(), ctx, body.csrf_token.as_deref()).is_ok());
+    let presented = current_session(&state, &headers, false).await?;
+    let current =
+        presented.clone().filter(|ctx| csrf::check(&headers, state.config(), ctx, body.csrf_token.as_deref()).is_ok());
     let confirmed = match state.authority().confirm_email_change(token, current.as_ref(), &client).await {
         Ok(confirmed) => confirmed,
         Err(e) => {
@@ -184,6 +184,9 @@ async fn confirm_email_change(
         let h = res.headers_mut();
         h.append(header::SET_COOKIE, cookies::set_session(config, &rotated.secret));
         h.append(header::SET_COOKIE, cookies::clear(config, &config.remember_cookie));
+    } else if presented.is_some_and(|ctx| ctx.user.id == confirmed.user.id) {
+        // The user's session came without its CSRF token: it ended with the others.
+        cookies::clear_browser(res.headers_mut(), config);
     }
     Ok(res)
 }
