@@ -159,7 +159,7 @@ async fn confirm_email_change(
         Ok(confirmed) => confirmed,
         Err(e) => {
             let e = ApiError::from(e);
-            if !wants.json && e.status() == StatusCode::BAD_REQUEST {
+            if wants.html && e.status() == StatusCode::BAD_REQUEST {
                 let retry = "<p><a href=\"/app/security\">Ask for a new link</a> from your security page.</p>";
                 return Ok(link_page(e.status(), "Confirm your new e-mail address", Some(&e.message()), retry));
             }
@@ -276,12 +276,12 @@ async fn reset_password(
         Ok(done) => done,
         Err(e) => {
             let e = ApiError::from(e);
-            if !wants.json && e.status() == StatusCode::UNPROCESSABLE_ENTITY {
+            if wants.html && e.status() == StatusCode::UNPROCESSABLE_ENTITY {
                 // Only a well-formed token gets here (a weak password is judged after the link).
                 let form = new_password_form(token);
                 return Ok(link_page(e.status(), "Choose a new password", Some(&e.message()), &form));
             }
-            if !wants.json && e.status() == StatusCode::BAD_REQUEST {
+            if wants.html && e.status() == StatusCode::BAD_REQUEST {
                 let retry = "<p><a href=\"/auth/password-reset\">Ask for a new link</a>.</p>";
                 return Ok(link_page(e.status(), "Choose a new password", Some(&e.message()), retry));
             }
