@@ -13,6 +13,7 @@ mod errors;
 mod everywhere;
 mod gateway;
 mod holes;
+mod hostile;
 mod logout;
 mod nodes;
 mod notify;

@@ -1,0 +1,125 @@
+//! Hostile requests: absurd headers, look-alike addresses, and the same thing asked for many
+//! times at once. Each ends in a clear `4xx` or a consistent state, never a `5xx`.
+
+use crate::support::*;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+async fn users_like(s: &TestServer, pattern: &str) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE email LIKE $1")
+        .bind(pattern)
+        .fetch_one(&s.db().await)
+        .await
+        .expect("count")
+}
+
+#[tokio::test]
+async fn ten_thousand_cookies_and_oversized_headers_get_a_clear_answer() {
+    let s = TestServer::start().await;
+    let mut b = s.signed_in("crowd@example.com").await;
+    let session = b.session_cookie().cloned().expect("cookie");
+    // 10,000 cookies in one header (about 110 KB), the session's last.
+    let mut crowd: String = (0..10_000).map(|i| format!("c{i}=v{i}; ")).collect();
+    crowd.push_str(&format!("__Host-signoff_session={session}"));
+    let res = b.send(b.bare(Method::GET, "/auth/session").header("cookie", crowd)).await;
+    assert_eq!(res.status, StatusCode::OK, "the session is found among them: {}", res.text);
+    // Far past any sane size, or too many headers: 431, not served.
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let res = reqwest::Client::new().get(format!("{}/auth/session", s.base)).header("x-filler", huge).send().await;
+    assert_eq!(res.expect("an answer").status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let mut rb = reqwest::Client::new().get(format!("{}/healthz", s.base));
+    for i in 0..200 {
+        rb = rb.header(format!("x-h{i}"), "v");
+    }
+    assert_eq!(rb.send().await.expect("an answer").status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    // And the server is as it was.
+    assert_eq!(b.session_status().await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn look_alike_addresses_make_one_account_or_none() {
+    let s = TestServer::start().await;
+    let mut b = s.browser();
+    let register = |email: &str| json!({"email": email, "password": PASSWORD});
+    assert_eq!(b.post_json("/auth/register", &register("Alice@Example.com")).await.status, StatusCode::CREATED);
+    // The same address in another case or with spaces: the same answer, still one account.
+    for same in ["alice@example.com", " ALICE@EXAMPLE.COM "] {
+        assert_eq!(b.post_json("/auth/register", &register(same)).await.status, StatusCode::CREATED, "{same}");
+    }
+    // Addresses that only look alike: refused, never a second account.
+    for lookalike in [
+        "\u{0430}lice@example.com",  // Cyrillic a
+        "alice@ex\u{0430}mple.com",  // Cyrillic a in the domain
+        "\u{ff41}lice@example.com",  // fullwidth a
+        "alice\u{200b}@example.com", // zero-width space
+        "jose\u{301}@example.com",   // NFD e + combining acute
+        "jos\u{e9}@example.com",     // NFC e-acute
+        "alice@example.com\u{0}",    // NUL
+    ] {
+        let res = b.post_json("/auth/register", &register(lookalike)).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{lookalike:?}: {}", res.text);
+        assert_eq!(res.json()["error"], "invalid_email");
+    }
+    assert_eq!(users_like(&s, "%lice@%").await, 1);
+    assert_eq!(users_like(&s, "jos%").await, 0);
+    assert_eq!(b.login("ALICE@example.COM", PASSWORD).await.status, StatusCode::OK, "one account, any case");
+}
+
+#[tokio::test]
+async fn one_address_registered_many_times_at_once_makes_one_account() {
+    let s = TestServer::with(|c| {
+        c.register_max_per_email = 1_000;
+        c.register_max_per_ip = 1_000;
+    })
+    .await;
+    for round in 0..10 {
+        let email = format!("rush{round}@example.com");
+        let racers: Vec<_> = (0..8)
+            .map(|_| {
+                let (base, email) = (s.base.clone(), email.clone());
+                tokio::spawn(async move {
+                    reqwest::Client::new()
+                        .post(format!("{base}/auth/register"))
+                        .header("accept", "application/json")
+                        .json(&json!({"email": email, "password": PASSWORD}))
+                        .send()
+                        .await
+                        .expect("send")
+                        .status()
+                })
+            })
+            .collect();
+        for racer in racers {
+            assert_eq!(racer.await.expect("racer"), StatusCode::CREATED, "round {round}: the same answer to all");
+        }
+        assert_eq!(users_like(&s, &email).await, 1, "round {round}: exactly one account");
+    }
+}
+
+#[tokio::test]
+async fn one_session_logged_out_many_times_at_once_ends_once_and_answers_alike() {
+    let s = TestServer::start().await;
+    s.register("twice@example.com").await;
+    for round in 0..10 {
+        let mut b = s.browser();
+        b.login("twice@example.com", PASSWORD).await;
+        let racers: Vec<_> = (0..6)
+            .map(|_| {
+                let rb = b.request(Method::POST, "/auth/logout").header("accept", "application/json").json(&json!({
+                    "csrf_token": b.csrf.clone()
+                }));
+                tokio::spawn(async move { rb.send().await.expect("send").status() })
+            })
+            .collect();
+        for racer in racers {
+            let status = racer.await.expect("racer");
+            assert!(status.is_success(), "round {round}: {status}");
+        }
+        assert_eq!(b.session_status().await, StatusCode::UNAUTHORIZED, "round {round}");
+        let ended: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE kind = 'logout'")
+            .fetch_one(&s.db().await)
+            .await
+            .expect("count");
+        assert_eq!(ended, round + 1, "round {round}: one logout recorded per session");
+    }
+}
