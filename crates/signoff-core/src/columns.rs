@@ -80,6 +80,10 @@ pub fn mail_token_from(row: &impl Columns) -> Result<MailToken, StoreError> {
         user_id: UserId::from_string(get(row, "user_id")?),
         new_email: get(row, "new_email")?,
         fingerprint: hash(row, "fingerprint")?,
+        request: match get::<Option<Vec<u8>>>(row, "request")? {
+            Some(bytes) => Some(SecretHash::from_slice(&bytes).ok_or_else(|| backend("corrupt request id"))?),
+            None => None,
+        },
         created_at: from_ms(get(row, "created_at")?)?,
         expires_at: from_ms(get(row, "expires_at")?)?,
         used_at: get::<Option<i64>>(row, "used_at")?.map(from_ms).transpose()?,

@@ -602,6 +602,7 @@ async fn mail_tokens_are_used_once_before_they_expire(store: Arc<dyn Store>) {
         user_id: a.id.clone(),
         new_email: (purpose == MailPurpose::EmailChange).then(|| "new@example.com".to_owned()),
         fingerprint: hash(),
+        request: None,
         created_at: t0(),
         expires_at: expires,
         used_at: None,
@@ -634,21 +635,25 @@ async fn mail_tokens_are_used_once_before_they_expire(store: Arc<dyn Store>) {
     t.insert_mail_token(&of_b).await.expect("insert");
     t.commit().await.expect("commit");
     assert!(store.mail_token(&reset.hash).await.expect("read").is_some());
-    // A placeholder takes the link's hash, keeping its times, once; a replaced one is gone.
-    let placeholder = token(MailPurpose::EmailChange, t0() + Duration::hours(1));
-    let link = hash();
+    // A change request's row takes each attempt's link hash, keeping its times; a used row, an
+    // expired one and an unknown request take nothing.
+    let id = hash();
+    let placeholder =
+        MailToken { hash: id, request: Some(id), ..token(MailPurpose::EmailChange, t0() + Duration::hours(1)) };
+    let (first, second) = (hash(), hash());
     let mut t = tx(&store).await;
     t.insert_mail_token(&placeholder).await.expect("insert");
-    let took = t.replace_mail_token(&placeholder.hash, &link, t0()).await.expect("replace");
-    assert_eq!(took, Some(MailToken { hash: link, ..placeholder.clone() }));
-    assert_eq!(t.replace_mail_token(&placeholder.hash, &hash(), t0()).await.expect("replace"), None, "once");
-    assert_eq!(
-        t.replace_mail_token(&link, &hash(), t0() + Duration::hours(2)).await.expect("replace"),
-        None,
-        "expired"
-    );
+    let took = t.replace_mail_token(&id, &first, t0()).await.expect("replace");
+    assert_eq!(took, Some(MailToken { hash: first, ..placeholder.clone() }));
+    let again = t.replace_mail_token(&id, &second, t0()).await.expect("replace");
+    assert_eq!(again.map(|m| m.hash), Some(second), "a retry's link takes the row again");
+    let late = t0() + Duration::hours(2);
+    assert_eq!(t.replace_mail_token(&id, &hash(), late).await.expect("replace"), None, "expired");
+    assert!(t.consume_mail_token(&second, MailPurpose::EmailChange, t0()).await.expect("consume").is_some());
+    assert_eq!(t.replace_mail_token(&id, &hash(), t0()).await.expect("replace"), None, "used");
+    assert_eq!(t.replace_mail_token(&hash(), &hash(), t0()).await.expect("replace"), None, "unknown");
     drop(t);
-    assert_eq!(store.mail_token(&placeholder.hash).await.expect("read"), None, "rolled back with its transaction");
+    assert_eq!(store.mail_token(&id).await.expect("read"), None, "rolled back with its transaction");
     let at = t0() + Duration::minutes(5);
     let mut t = tx(&store).await;
     assert_eq!(

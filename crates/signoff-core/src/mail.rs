@@ -80,6 +80,9 @@ pub struct MailToken {
     /// The account as it was when the link was made ([`fingerprint`]): a password, address or
     /// token version changed by any path since makes the link useless without touching this row.
     pub fingerprint: SecretHash,
+    /// The change of address this row stands for (a random id, kept in its outbox row): each
+    /// attempt to send its link gives the row that link's hash, until it is used or replaced.
+    pub request: Option<SecretHash>,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub used_at: Option<OffsetDateTime>,
@@ -198,9 +201,9 @@ pub struct MailRequest {
     /// The account's [`fingerprint`] (hex) when it was asked for: a link is made only while the
     /// account still matches it, so whatever would kill a link kills a request not yet sent.
     pub fingerprint: Option<String>,
-    /// The hash (hex) of the token that stands for a change of address until its link is made:
-    /// the link takes its place, and only while it is still there (no newer request replaced
-    /// it), so an older request can never outlive a newer one.
+    /// The id (hex) of the change of address's stored row: each attempt gives the row its
+    /// link's hash, and only while the row is still there (no newer request replaced it), so
+    /// an older request can never outlive a newer one, and a retry still sends a link.
     pub placeholder: Option<String>,
 }
 

@@ -329,11 +329,12 @@ pub trait Tx: Send {
     /// Stores a mailed link's token, deleting the user's unused tokens of the same purpose: only
     /// the newest link works, and a user has at most one outstanding per purpose.
     async fn insert_mail_token(&mut self, token: &MailToken) -> Result<(), StoreError>;
-    /// Gives the unused, unexpired token `old` the hash `new`, keeping everything else, and
-    /// returns it; `None` when `old` is gone (replaced by a newer request), used or expired.
+    /// Gives the unused, unexpired token of change request `request` the hash `new`, keeping
+    /// everything else, and returns it; `None` when the request's row is gone (a newer request
+    /// replaced it), used or expired.
     async fn replace_mail_token(
         &mut self,
-        old: &SecretHash,
+        request: &SecretHash,
         new: &SecretHash,
         at: OffsetDateTime,
     ) -> Result<Option<MailToken>, StoreError>;

@@ -5,6 +5,8 @@ CREATE TABLE mail_tokens (
     user_id              TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     new_email            TEXT,
     fingerprint          BYTEA NOT NULL,
+    -- A change of address's request: its link's token takes the row whatever attempt sends it.
+    request              BYTEA UNIQUE,
     created_at           BIGINT NOT NULL,
     expires_at           BIGINT NOT NULL,
     used_at              BIGINT

@@ -1045,7 +1045,7 @@ impl Tx for PgTx {
             .map_err(db_err)?;
         sqlx::query(
             "INSERT INTO mail_tokens (token_hash, purpose, user_id, new_email, fingerprint, created_at, \
-             expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             expires_at, used_at, request) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&t.hash.0[..])
         .bind(t.purpose.as_str())
@@ -1055,6 +1055,7 @@ impl Tx for PgTx {
         .bind(ms(t.created_at))
         .bind(ms(t.expires_at))
         .bind(t.used_at.map(ms))
+        .bind(t.request.as_ref().map(|r| r.0.to_vec()))
         .execute(self.conn())
         .await
         .map_err(db_err)?;
@@ -1063,16 +1064,16 @@ impl Tx for PgTx {
 
     async fn replace_mail_token(
         &mut self,
-        old: &SecretHash,
+        request: &SecretHash,
         new: &SecretHash,
         at: OffsetDateTime,
     ) -> Result<Option<MailToken>, StoreError> {
         let row = sqlx::query(
-            "UPDATE mail_tokens SET token_hash = $1 WHERE token_hash = $2 AND used_at IS NULL \
+            "UPDATE mail_tokens SET token_hash = $1 WHERE request = $2 AND used_at IS NULL \
              AND expires_at > $3 RETURNING *",
         )
         .bind(&new.0[..])
-        .bind(&old.0[..])
+        .bind(&request.0[..])
         .bind(ms(at))
         .fetch_optional(self.conn())
         .await

@@ -5,6 +5,8 @@ CREATE TABLE mail_tokens (
     user_id              TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     new_email            TEXT,
     fingerprint          BLOB NOT NULL,
+    -- A change of address's request: its link's token takes the row whatever attempt sends it.
+    request              BLOB UNIQUE,
     created_at           INTEGER NOT NULL,
     expires_at           INTEGER NOT NULL,
     used_at              INTEGER

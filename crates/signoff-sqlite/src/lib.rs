@@ -980,7 +980,7 @@ impl Tx for SqliteTx {
             .map_err(db_err)?;
         sqlx::query(
             "INSERT INTO mail_tokens (token_hash, purpose, user_id, new_email, fingerprint, created_at, \
-             expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             expires_at, used_at, request) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&t.hash.0[..])
         .bind(t.purpose.as_str())
@@ -990,6 +990,7 @@ impl Tx for SqliteTx {
         .bind(ms(t.created_at))
         .bind(ms(t.expires_at))
         .bind(t.used_at.map(ms))
+        .bind(t.request.as_ref().map(|r| r.0.to_vec()))
         .execute(self.conn())
         .await
         .map_err(db_err)?;
@@ -998,16 +999,16 @@ impl Tx for SqliteTx {
 
     async fn replace_mail_token(
         &mut self,
-        old: &SecretHash,
+        request: &SecretHash,
         new: &SecretHash,
         at: OffsetDateTime,
     ) -> Result<Option<MailToken>, StoreError> {
         let row = sqlx::query(
-            "UPDATE mail_tokens SET token_hash = ? WHERE token_hash = ? AND used_at IS NULL \
+            "UPDATE mail_tokens SET token_hash = ? WHERE request = ? AND used_at IS NULL \
              AND expires_at > ? RETURNING *",
         )
         .bind(&new.0[..])
-        .bind(&old.0[..])
+        .bind(&request.0[..])
         .bind(ms(at))
         .fetch_optional(self.conn())
         .await

@@ -76,6 +76,7 @@ impl Authority {
             .tx
             .insert_mail_token(&MailToken {
                 hash: placeholder,
+                request: Some(placeholder),
                 purpose: MailPurpose::EmailChange,
                 user_id: ctx.user.id.clone(),
                 new_email: Some(email.clone()),
@@ -176,6 +177,7 @@ impl Authority {
                     user_id: user.clone(),
                     new_email: None,
                     fingerprint,
+                    request: None,
                     created_at: now,
                     expires_at: now + self.mail_link_ttl,
                     used_at: None,

@@ -671,3 +671,37 @@ async fn links_to_one_new_address_are_limited_whichever_accounts_ask() {
     assert_eq!(b.post_json("/auth/email", &change("elsewhere@example.com")).await.status, StatusCode::ACCEPTED);
     assert_eq!(s.inbox().wait_for(target, 3).await.len(), 3);
 }
+
+#[tokio::test]
+async fn a_change_link_whose_first_send_failed_is_sent_on_the_retry() {
+    // Nothing listens here: the first attempt makes the link, then cannot send it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let url = format!("smtp://127.0.0.1:{closed}");
+    let s = TestServer::with(|c| c.smtp_url = Some(signoff_server::config::SecretUrl(url))).await;
+    let mut me = s.signed_in("retry@example.com").await;
+    assert_eq!(me.post_json("/auth/email", &change("retried@example.com")).await.status, StatusCode::ACCEPTED);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (attempts, status): (i64, String) =
+            sqlx::query_as("SELECT attempts, status FROM deliveries WHERE event = 'mail.email_change'")
+                .fetch_one(&s.db().await)
+                .await
+                .expect("row");
+        if attempts >= 1 {
+            assert_eq!(status, "pending", "a refused connection is worth a retry");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no attempt was made");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let smtp = SmtpServer::start();
+    let url = smtp.url();
+    let s = s.restart_with(|c| c.smtp_url = Some(signoff_server::config::SecretUrl(url))).await;
+    s.clock.advance(time::Duration::minutes(2));
+    assert_eq!(settled(&s, "retried@example.com").await, vec![("mail.email_change".into(), "delivered".into())]);
+    let got = received(&smtp);
+    let link = got.iter().find(|m| m["to"] == "retried@example.com").expect("the link");
+    let token = token_of(&link_in(link["text"].as_str().expect("text")));
+    let res = s.browser().post_json("/auth/email/confirm", &json!({"token": token})).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+}
