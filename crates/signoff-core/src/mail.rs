@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::outbox::{Delivery, DeliveryKind, DeliveryStatus};
-use crate::secret::{Secret, SecretHash, UserId, random_id};
+use crate::outbox::{Delivery, DeliveryKind};
+use crate::secret::{Secret, SecretHash, UserId};
 
 /// One message to one recipient, in plain text and HTML. Its `Debug` leaves the bodies out:
 /// they carry a live link.
@@ -170,20 +170,8 @@ impl Letter {
     /// (by recipient), so a slow mail server holds only a few of the outbox's sending slots.
     pub fn delivery(self, request: &MailRequest, now: OffsetDateTime) -> Delivery {
         let lane = SecretHash::of(b"signoff mail lane", request.to.as_bytes()).0[0] % MAIL_LANES;
-        Delivery {
-            id: format!("msg_{}", random_id()),
-            client_id: String::new(),
-            kind: DeliveryKind::Mail,
-            event: self.as_str().to_owned(),
-            url: format!("mail:{lane}"),
-            payload: serde_json::to_string(request).unwrap_or_default(),
-            status: DeliveryStatus::Pending,
-            attempts: 0,
-            last_status_code: None,
-            next_attempt_at: now,
-            created_at: now,
-            claim: None,
-        }
+        let payload = serde_json::to_string(request).unwrap_or_default();
+        Delivery::pending("", DeliveryKind::Mail, self.as_str(), &format!("mail:{lane}"), payload, now)
     }
 }
 

@@ -117,6 +117,33 @@ impl Delivery {
     }
 }
 
+impl Delivery {
+    /// A new delivery, due at once.
+    pub fn pending(
+        client_id: &str,
+        kind: DeliveryKind,
+        event: &str,
+        url: &str,
+        payload: String,
+        now: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id: format!("msg_{}", random_id()),
+            client_id: client_id.to_owned(),
+            kind,
+            event: event.to_owned(),
+            url: url.to_owned(),
+            payload,
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            last_status_code: None,
+            next_attempt_at: now,
+            created_at: now,
+            claim: None,
+        }
+    }
+}
+
 /// Reads a cursor made by `Delivery::cursor`.
 pub fn parse_cursor(cursor: &str) -> Option<(OffsetDateTime, String)> {
     let (ms, id) = cursor.split_once('.')?;
@@ -130,19 +157,8 @@ pub fn deliveries_for(notices: &[Notice], clients: &[RegisteredClient], now: Off
     let mut out = Vec::new();
     for client in clients {
         for notice in notices {
-            let new = |kind: DeliveryKind, event: &str, url: &str, payload: String| Delivery {
-                id: format!("msg_{}", random_id()),
-                client_id: client.id.clone(),
-                kind,
-                event: event.to_owned(),
-                url: url.to_owned(),
-                payload,
-                status: DeliveryStatus::Pending,
-                attempts: 0,
-                last_status_code: None,
-                next_attempt_at: now,
-                created_at: now,
-                claim: None,
+            let new = |kind: DeliveryKind, event: &str, url: &str, payload: String| {
+                Delivery::pending(&client.id, kind, event, url, payload, now)
             };
             if let (Some(url), Notice::SessionEnded { user_id, session_id, .. }) =
                 (&client.backchannel_logout_uri, notice)

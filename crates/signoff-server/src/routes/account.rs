@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 use signoff_core::SessionContext;
 
-use super::{csrf_guard, demo, require_session};
+use super::{csrf_guard, demo, require_session, required};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Client, Input, Wants};
@@ -34,10 +34,6 @@ struct PasswordBody {
 struct ReportBody {
     details: Option<String>,
     csrf_token: Option<String>,
-}
-
-fn required<'a>(value: &'a Option<String>, name: &str) -> ApiResult<&'a str> {
-    value.as_deref().ok_or_else(|| ApiError::bad_request(format!("{name} is required")))
 }
 
 async fn password(

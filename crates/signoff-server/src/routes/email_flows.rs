@@ -16,7 +16,7 @@ use signoff_core::SessionContext;
 use signoff_core::mail::MailSecret;
 use std::collections::HashMap;
 
-use super::{csrf_guard, current_session, demo, require_session};
+use super::{csrf_guard, current_session, demo, require_session, required};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Client, Input, Wants};
@@ -59,10 +59,6 @@ struct ResetBody {
 struct NewPasswordBody {
     token: Option<String>,
     new_password: Option<String>,
-}
-
-fn required<'a>(value: &'a Option<String>, name: &str) -> ApiResult<&'a str> {
-    value.as_deref().filter(|v| !v.is_empty()).ok_or_else(|| ApiError::bad_request(format!("{name} is required")))
 }
 
 /// The origin half of the cross-site checks, for requests a mailed token authorises.

@@ -38,6 +38,11 @@ pub async fn require_session(state: &AppState, headers: &HeaderMap) -> ApiResult
     current_session(state, headers, true).await?.ok_or(ApiError::Unauthenticated)
 }
 
+/// A body field that must be there and not empty (`400` naming it otherwise).
+pub fn required<'a>(value: &'a Option<String>, name: &str) -> ApiResult<&'a str> {
+    value.as_deref().ok_or_else(|| ApiError::bad_request(format!("{name} is required")))
+}
+
 /// The cross-site checks of a cookie-authenticated change, counted when they refuse.
 pub fn csrf_guard(
     state: &AppState,
