@@ -166,7 +166,8 @@ impl SecretHash {
 
     /// Reads [`hex`](Self::hex)'s form back.
     pub fn from_hex(hex: &str) -> Option<Self> {
-        if hex.len() != 64 || !hex.is_ascii() {
+        // Exactly what `hex` writes: `from_str_radix` alone would also take a sign (`+f`).
+        if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return None;
         }
         let mut bytes = [0u8; 32];

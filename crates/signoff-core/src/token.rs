@@ -187,14 +187,16 @@ impl Keyring {
         let claims = self.verify_ignoring_time(token, iss, aud, now, ttl)?;
         let t = now.unix_timestamp();
         let leeway = LEEWAY.whole_seconds();
-        if claims.exp + leeway <= t {
+        // Saturating: claims are only read from tokens that verified, but extreme values must
+        // still be refused rather than wrap (or panic) in this arithmetic.
+        if claims.exp.saturating_add(leeway) <= t {
             return Err(TokenError::Expired);
         }
         if claims.nbf.is_some_and(|nbf| nbf > t + leeway) || claims.iat > t + leeway {
             return Err(TokenError::NotYetValid);
         }
         // We never sign a longer lifetime: a longer one was not issued under this policy.
-        if claims.exp - claims.iat > ttl.whole_seconds() + leeway {
+        if claims.exp.saturating_sub(claims.iat) > ttl.whole_seconds() + leeway {
             return Err(TokenError::Lifetime);
         }
         Ok(claims)
@@ -276,6 +278,18 @@ mod tests {
         long.exp = long.iat + Duration::days(365).whole_seconds();
         let token = ring.sign(&long).unwrap();
         assert_eq!(ring.verify(&token, iss, iss, now, Duration::minutes(15)), Err(TokenError::Lifetime));
+    }
+
+    /// Found while writing the `jwt` fuzz target (its corpus keeps such a token): extreme times overflowed the checks' arithmetic (a
+    /// panic in debug builds, a wrap in release ones).
+    #[test]
+    fn extreme_times_are_refused_without_overflow() {
+        let (ring, claims, now) = setup();
+        let (iss, ttl) = ("https://auth.example", Duration::minutes(15));
+        for (iat, exp) in [(i64::MIN, i64::MAX), (claims.iat, i64::MAX), (i64::MIN, claims.exp), (0, i64::MAX - 5)] {
+            let token = ring.sign(&Claims { iat, exp, ..claims.clone() }).unwrap();
+            assert!(ring.verify(&token, iss, iss, now, ttl).is_err(), "iat {iat}, exp {exp}");
+        }
     }
 
     #[test]

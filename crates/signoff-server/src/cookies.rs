@@ -10,12 +10,7 @@ use crate::config::Config;
 /// Values of the cookie `name` in all `Cookie` headers, in order. Headers that are not
 /// visible ASCII and malformed pairs are skipped, never an error.
 pub fn values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).filter_map(
-        move |pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k.trim() == name).then(|| v.trim().trim_matches('"'))
-        },
-    )
+    signoff_wire::cookie::values(headers.get_all(header::COOKIE).iter().map(HeaderValue::as_bytes), name)
 }
 
 /// The first well-formed session secret among the session cookies sent.
@@ -84,14 +79,9 @@ pub fn clear_browser(headers: &mut HeaderMap, config: &Config) {
 /// `headers` kept except signoff's own.
 pub fn with_session(headers: &HeaderMap, config: &Config, secret: &SessionSecret) -> HeaderValue {
     let mut pairs = vec![format!("{}={}", config.session_cookie, secret.expose())];
-    for v in headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()) {
-        for pair in v.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-            let name = pair.split('=').next().unwrap_or_default().trim();
-            if name != config.session_cookie && name != config.remember_cookie {
-                pairs.push(pair.to_owned());
-            }
-        }
-    }
+    let ours = [config.session_cookie.as_str(), config.remember_cookie.as_str()];
+    let sent = headers.get_all(header::COOKIE).iter().map(HeaderValue::as_bytes);
+    pairs.extend(signoff_wire::cookie::others(sent, &ours).map(str::to_owned));
     header_value(pairs.join("; "))
 }
 

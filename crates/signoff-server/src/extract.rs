@@ -5,8 +5,8 @@ use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer};
 use signoff_core::ClientInfo;
+use signoff_wire::body::{self, BodyError};
 use std::net::SocketAddr;
 
 use crate::app::AppState;
@@ -35,85 +35,22 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Input<T> {
             .await
             .map_err(|_| ApiError::RequestTimeout)?
             .map_err(|_| ApiError::PayloadTooLarge)?;
-        let value = match media.as_deref() {
-            Some("application/json") => serde_json::from_slice::<serde_json::Value>(&bytes)
-                .map_err(|_| ApiError::bad_request("malformed JSON body"))?,
-            Some("application/x-www-form-urlencoded") => parse_form(&bytes)?,
-            None if bytes.is_empty() => serde_json::Value::Object(Default::default()),
-            _ => return Err(ApiError::UnsupportedMediaType),
-        };
-        if !value.is_object() {
-            return Err(ApiError::bad_request("the body must be an object"));
-        }
-        serde_json::from_value(value)
+        let object = signoff_wire::body::decode(media.as_deref(), &bytes).map_err(|e| match e {
+            BodyError::UnsupportedMediaType => ApiError::UnsupportedMediaType,
+            BodyError::Malformed(msg) => ApiError::bad_request(msg),
+        })?;
+        serde_json::from_value(serde_json::Value::Object(object))
             .map(Input)
-            .map_err(|e| ApiError::bad_request(format!("invalid body: {}", strip_serde_position(&e.to_string()))))
+            .map_err(|e| ApiError::bad_request(format!("invalid body: {}", body::without_position(&e.to_string()))))
     }
 }
 
 /// The media type of the request body without parameters, lower-cased.
 fn media_type(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    Some(v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+    Some(body::media_type(headers.get(header::CONTENT_TYPE)?.to_str().ok()?))
 }
 
-fn strip_serde_position(msg: &str) -> &str {
-    msg.split(" at line ").next().unwrap_or(msg)
-}
-
-/// Decodes a form body into a JSON object of strings, refusing invalid UTF-8 rather than
-/// replacing it. A key given twice keeps its first value.
-fn parse_form(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
-    let decode = |raw: &[u8]| -> Result<String, ApiError> {
-        let spaced: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
-        percent_encoding::percent_decode(&spaced)
-            .decode_utf8()
-            .map(|s| s.into_owned())
-            .map_err(|_| ApiError::bad_request("form body is not valid UTF-8"))
-    };
-    let mut map = serde_json::Map::new();
-    for pair in bytes.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
-        let mut kv = pair.splitn(2, |b| *b == b'=');
-        let key = decode(kv.next().unwrap_or_default())?;
-        let value = decode(kv.next().unwrap_or_default())?;
-        map.entry(key).or_insert(serde_json::Value::String(value));
-    }
-    Ok(serde_json::Value::Object(map))
-}
-
-/// Accepts `true`/`false` and the strings forms send (`on`, `1`, `true`, `yes`, empty).
-pub fn flex_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum B {
-        Bool(bool),
-        Str(String),
-    }
-    match B::deserialize(d)? {
-        B::Bool(b) => Ok(b),
-        B::Str(s) => match s.to_ascii_lowercase().as_str() {
-            "on" | "1" | "true" | "yes" => Ok(true),
-            "off" | "0" | "false" | "no" | "" => Ok(false),
-            _ => Err(serde::de::Error::custom("expected a boolean")),
-        },
-    }
-}
-
-/// Accepts a whole number, or the string of one that forms send; absent or empty is `None`.
-pub fn flex_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum N {
-        Num(u64),
-        Str(String),
-    }
-    match Option::<N>::deserialize(d)? {
-        None => Ok(None),
-        Some(N::Num(n)) => Ok(Some(n)),
-        Some(N::Str(s)) if s.trim().is_empty() => Ok(None),
-        Some(N::Str(s)) => s.trim().parse().map(Some).map_err(|_| serde::de::Error::custom("expected a whole number")),
-    }
-}
+pub use signoff_wire::body::{flex_bool, flex_u64};
 
 /// The caller's address and user agent.
 pub struct Client(pub ClientInfo);
@@ -137,9 +74,9 @@ pub fn client_info(headers: &HeaderMap, extensions: &axum::http::Extensions, sta
     let forwarded = state
         .config()
         .trust_proxy
-        .then(|| headers.get("x-forwarded-for")?.to_str().ok()?.rsplit(',').next().map(|s| s.trim().to_owned()))
+        .then(|| signoff_wire::forwarded::client_ip(headers.get("x-forwarded-for")?.to_str().ok()?))
         .flatten()
-        .filter(|s| s.parse::<std::net::IpAddr>().is_ok());
+        .map(|ip| ip.to_string());
     let ip = forwarded.or(peer).unwrap_or_else(|| "unknown".to_owned());
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|ua| {
         let mut end = ua.len().min(MAX_USER_AGENT);
@@ -173,19 +110,5 @@ impl Wants {
         let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
         let json = accept.contains("application/json") || media_type(headers).as_deref() == Some("application/json");
         Self { json, html: !json && accept.contains("text/html") }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn form_decoding_is_strict() {
-        let v = parse_form(b"email=a%40b.c&password=x+y&email=ignored&flag").unwrap();
-        assert_eq!(v["email"], "a@b.c");
-        assert_eq!(v["password"], "x y");
-        assert_eq!(v["flag"], "");
-        assert!(parse_form(b"email=%FF%FE").is_err());
     }
 }

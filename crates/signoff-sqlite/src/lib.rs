@@ -43,7 +43,11 @@ impl SqliteStore {
             .map_err(backend)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            // FULL, not NORMAL: in WAL mode NORMAL survives a crash of this process but may
+            // roll back the last commits on a power cut or an OS crash, and a logout that was
+            // answered must never come back. The price is one fsync of the WAL per commit
+            // (sign-ins, logouts, refreshes; validation writes at most once a minute per session).
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
         restrict_permissions(options.get_filename())?;

@@ -48,7 +48,7 @@ impl Tables {
 
     fn prune(&mut self, retain: Duration, leeway: i64) {
         let now = unix_now();
-        self.jti.retain(|_, exp| *exp + leeway > now);
+        self.jti.retain(|_, exp| exp.saturating_add(leeway) > now);
         self.sid.retain(|_, at| at.elapsed() < retain);
         self.tv.retain(|_, (_, at)| at.elapsed() < retain);
     }

@@ -177,7 +177,7 @@ impl Verifier {
         }
         let now = unix_now();
         let leeway = o.leeway.as_secs() as i64;
-        if claims.exp + leeway <= now {
+        if claims.exp.saturating_add(leeway) <= now {
             return Err(VerifyError::InvalidToken("expired"));
         }
         if claims.nbf.is_some_and(|nbf| nbf > now + leeway) || claims.iat > now + leeway {
@@ -185,7 +185,7 @@ impl Verifier {
         }
         // What the feed said about a token is kept for `retain`: a longer-lived token could
         // outlive its revocation here.
-        if claims.exp - claims.iat > o.retain.as_secs() as i64 {
+        if claims.exp.saturating_sub(claims.iat) > o.retain.as_secs() as i64 {
             return Err(VerifyError::InvalidToken("lifetime longer than the verifier retains revocations"));
         }
         // Again: the key fetch above may have waited while a key was withdrawn or the feed

@@ -14,8 +14,6 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use futures_util::stream;
 use serde::Deserialize;
 use serde_json::json;
@@ -44,20 +42,8 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<Regist
     state.authority().authenticate_client(&id, &secret).await?.ok_or(ApiError::InvalidClient)
 }
 
-/// `Authorization: Basic base64(id:secret)`, each part form-urlencoded (RFC 6749 2.3.1).
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") || encoded.len() > 512 {
-        return None;
-    }
-    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
-    let (id, secret) = decoded.split_once(':')?;
-    let unescape = |s: &str| {
-        let spaced = s.replace('+', " ");
-        percent_encoding::percent_decode_str(&spaced).decode_utf8().ok().map(|s| s.into_owned())
-    };
-    Some((unescape(id)?, unescape(secret)?))
+    signoff_wire::authorization::basic(headers.get(header::AUTHORIZATION)?.to_str().ok()?)
 }
 
 /// Open streams and waiting long-polls, per client and in all: each holds a connection.
@@ -107,10 +93,8 @@ struct PollQuery {
 }
 
 fn position(raw: Option<&str>, name: &str) -> ApiResult<Option<i64>> {
-    raw.filter(|s| !s.is_empty())
-        .map(|s| s.parse::<i64>().ok().filter(|n| *n >= 0))
-        .map(|n| n.ok_or_else(|| ApiError::bad_request(format!("{name} must be a whole number, 0 or more"))))
-        .transpose()
+    signoff_wire::position::parse(raw)
+        .map_err(|_| ApiError::bad_request(format!("{name} must be a whole number, 0 or more")))
 }
 
 fn page_json(page: &Page) -> serde_json::Value {

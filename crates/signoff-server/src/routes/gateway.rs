@@ -129,16 +129,11 @@ async fn forward_auth(State(state): State<AppState>, request: Request) -> Respon
             let navigation =
                 matches!(method.to_ascii_uppercase().as_str(), "GET" | "HEAD") && accept.contains("text/html");
             if navigation {
-                let original = match (
+                let original = signoff_wire::forwarded::original_url(
                     forwarded(&state, peer, headers, "x-forwarded-proto"),
                     forwarded(&state, peer, headers, "x-forwarded-host"),
                     forwarded(&state, peer, headers, "x-forwarded-uri"),
-                ) {
-                    (Some(proto), Some(host), Some(uri)) if uri.starts_with('/') => {
-                        Some(format!("{proto}://{host}{uri}"))
-                    }
-                    _ => None,
-                };
+                );
                 let mut location = sign_in_location(&state, original.as_deref());
                 // Traefik (which marks what it forwards with X-Forwarded-Server) resolves a
                 // relative Location against the auth server's own address, sending browsers to

@@ -57,7 +57,5 @@ pub fn csrf_guard(
 
 /// The token of an `Authorization: Bearer` header, if there is one.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    signoff_wire::authorization::bearer(headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?)
 }
