@@ -75,10 +75,19 @@ impl Redis {
 
     /// Kills it and starts an empty one on the same port.
     pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Kills it; [`resume`](Self::resume) starts an empty one on the same port.
+    pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    pub fn resume(&mut self) {
         self.spawn();
     }
 }

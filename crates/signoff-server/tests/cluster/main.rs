@@ -1,10 +1,10 @@
 //! Three `signoff` processes on one PostgreSQL database (with a private Redis, and once
 //! without): every credential is warmed on every node, revoked through one node, and then sent
 //! to every node by requests started after the revoke response. Faults are injected between
-//! the warm-up and the revocation: `CLIENT KILL`, a Redis restart (empty), `CLIENT PAUSE` (no
-//! hint or acknowledgement announced), a node paused with `SIGSTOP` across the revocation for
-//! less than its lease (it must be fenced and waited out) and for longer, and every database
-//! connection terminated. The count of revoked credentials accepted must be 0.
+//! the warm-up and the revocation: `CLIENT KILL`, a Redis restart (empty), Redis down across the
+//! revocation and the probes, `CLIENT PAUSE` (no hint or acknowledgement announced), a node
+//! paused with `SIGSTOP` across the revocation for less than its lease (it must be fenced and
+//! waited out) and for longer, and every database connection terminated. The count of revoked credentials accepted must be 0.
 //!
 //! Figures (logout latency, 503s, time to recover) are printed; run with `--nocapture`.
 
@@ -37,6 +37,9 @@ enum Fault {
     /// A node stopped for longer than its lease.
     Pause,
     DatabaseCut,
+    /// Redis killed before the revocation and started again (empty) only after every node was
+    /// probed: the revocation and the probes run without it.
+    RedisDown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,6 +256,7 @@ async fn scenario(with_redis: bool, rounds: usize) -> Tally {
             Fault::HintsLost,
             Fault::Pause,
             Fault::DatabaseCut,
+            Fault::RedisDown,
         ]
     } else {
         &[Fault::None, Fault::ShortPause, Fault::Pause, Fault::DatabaseCut, Fault::None]
@@ -289,6 +293,7 @@ async fn scenario(with_redis: bool, rounds: usize) -> Tally {
                 r.command("CLIENT KILL TYPE normal");
             }
             Fault::RedisRestart => redis.as_mut().expect("redis").restart(),
+            Fault::RedisDown => redis.as_mut().expect("redis").stop(),
             Fault::HintsLost => {
                 redis.as_ref().expect("redis").command("CLIENT PAUSE 1500 WRITE");
             }
@@ -334,6 +339,9 @@ async fn scenario(with_redis: bool, rounds: usize) -> Tally {
         check(&http, &nodes, kind, &c, round, &mut t).await;
         if let Some(task) = continuing {
             task.await.expect("continue");
+        }
+        if fault == Fault::RedisDown {
+            redis.as_mut().expect("redis").resume();
         }
         for (node, mut stream) in streams.into_iter().enumerate() {
             t.streams += 1;
@@ -402,11 +410,11 @@ fn report(name: &str, t: &mut Tally) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_with_redis_refuse_every_revoked_credential_through_faults() {
-    let mut t = scenario(true, 42).await;
+    let mut t = scenario(true, 48).await;
     report("three nodes, PostgreSQL + Redis", &mut t);
     assert!(t.accepted.is_empty(), "revoked credentials accepted:\n{}", t.accepted.join("\n"));
     assert!(t.control_failures.is_empty(), "live credentials refused:\n{}", t.control_failures.join("\n"));
-    assert!(t.checks >= 42 * 6, "every round probed every node");
+    assert!(t.checks >= 48 * 6, "every round probed every node");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
