@@ -123,3 +123,84 @@ async fn one_session_logged_out_many_times_at_once_ends_once_and_answers_alike()
         assert_eq!(ended, round + 1, "round {round}: one logout recorded per session");
     }
 }
+
+/// A "log out everywhere" racing a refresh of the user's tokens and a remember-me resume of
+/// the browser, over many rounds: whichever commits first, once the logout has answered no
+/// credential is left alive, neither the ones presented nor any the racing requests got.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_racing_a_refresh_and_a_remember_me_resume_leaves_nothing_alive() {
+    const REMEMBER: &str = "__Host-signoff_remember";
+    let s = TestServer::start().await;
+    s.register("race@example.com").await;
+    let (mut refreshed, mut resumed) = (0, 0);
+    const ROUNDS: usize = 40;
+    for round in 0..ROUNDS {
+        let mut browser = s.browser();
+        let login = browser
+            .post_json("/auth/login", &json!({"email": "race@example.com", "password": PASSWORD, "remember_me": true}))
+            .await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+        browser.csrf = login.json()["csrf_token"].as_str().map(str::to_owned);
+        let remember = browser.jar.get(REMEMBER).cloned().expect("a remember-me cookie");
+        let mut apps = s.browser();
+        let tokens = apps
+            .post_json(
+                "/auth/token",
+                &json!({"grant_type": "password", "email": "race@example.com", "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.text);
+        let refresh = tokens.json()["refresh_token"].as_str().expect("refresh").to_owned();
+        let mut returning = s.browser();
+        returning.jar.insert(REMEMBER.into(), remember.clone());
+
+        let body = json!({"grant_type": "refresh_token", "refresh_token": refresh});
+        let everywhere = json!({"scope": "global"});
+        let (logout, refreshing, resuming) = tokio::join!(
+            browser.post_json("/auth/logout", &everywhere),
+            apps.post_json("/auth/token", &body),
+            returning.get_json("/auth/session"),
+        );
+        assert_eq!(logout.status, StatusCode::OK, "round {round}: logout {}", logout.text);
+        for (what, r) in [("refresh", &refreshing), ("resume", &resuming)] {
+            assert!(
+                r.status.is_success() || r.status.is_client_error(),
+                "round {round}: {what}: {} {}",
+                r.status,
+                r.text
+            );
+        }
+
+        // Everything that was or became a credential in this round.
+        let mut check = s.browser();
+        let old_session = login.set_cookies().into_iter().find(|c| c.starts_with("__Host-signoff_session="));
+        let mut cookies: Vec<String> = old_session.into_iter().collect();
+        cookies.push(format!("{REMEMBER}={remember}"));
+        let mut refresh_tokens = vec![refresh];
+        let mut access_tokens = vec![tokens.json()["access_token"].as_str().expect("access").to_owned()];
+        if refreshing.status == StatusCode::OK {
+            refreshed += 1;
+            refresh_tokens.push(refreshing.json()["refresh_token"].as_str().expect("refresh").to_owned());
+            access_tokens.push(refreshing.json()["access_token"].as_str().expect("access").to_owned());
+        }
+        if resuming.status == StatusCode::OK {
+            resumed += 1;
+            cookies.extend(resuming.set_cookies().into_iter().filter(|c| !c.contains("Max-Age=0")));
+        }
+        for cookie in cookies {
+            let pair = cookie.split(';').next().unwrap_or_default().to_owned();
+            let res = check.send(check.bare(Method::GET, "/auth/session").header("cookie", &pair)).await;
+            assert_eq!(res.status, StatusCode::UNAUTHORIZED, "round {round}: {pair} still works");
+        }
+        for token in refresh_tokens {
+            let res =
+                check.post_json("/auth/token", &json!({"grant_type": "refresh_token", "refresh_token": token})).await;
+            assert!(res.status.is_client_error(), "round {round}: a refresh token still works: {}", res.text);
+        }
+        for token in access_tokens {
+            let res = check.send(check.bare(Method::GET, "/api/me").bearer_auth(&token)).await;
+            assert_eq!(res.status, StatusCode::UNAUTHORIZED, "round {round}: an access token still works");
+        }
+    }
+    println!("{ROUNDS} rounds: the refresh won the race {refreshed} times, the resume {resumed} times");
+}

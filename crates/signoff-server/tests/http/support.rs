@@ -19,6 +19,96 @@ use tokio::sync::oneshot;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// Secrets hygiene (issue 14, point 5). With `SIGNOFF_TEST_SECRET_SCAN=DIR` the suite logs at
+/// `trace` level into `DIR`, writes down every secret it handles (passwords sent, cookies and
+/// tokens received, mailed-link tokens, admin keys, database and SMTP passwords, client and
+/// webhook secrets), and leaves beside them what a server must never leak secrets into: error
+/// bodies, each server's metrics and database (the SQLite file, or a `pg_dump` of the
+/// PostgreSQL database, audit and outbox included). `scripts/secret-scan DIR` then looks for
+/// every secret in everything else: there must be no hit.
+pub mod scan {
+    use std::collections::HashSet;
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Mutex, OnceLock};
+
+    pub fn dir() -> Option<&'static Path> {
+        static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+        DIR.get_or_init(|| {
+            let dir = PathBuf::from(std::env::var_os("SIGNOFF_TEST_SECRET_SCAN")?);
+            std::fs::create_dir_all(dir.join("artifacts")).expect("scan dir");
+            Some(dir)
+        })
+        .as_deref()
+    }
+
+    /// Notes a secret the suite handled (each once).
+    pub fn secret(value: &str) {
+        static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+        let Some(dir) = dir() else { return };
+        if value.trim().is_empty() {
+            return;
+        }
+        let mut seen = SEEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.get_or_insert_with(HashSet::new).insert(value.to_owned()) {
+            let path = dir.join(format!("secrets-{}.txt", std::process::id()));
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("secrets file");
+            writeln!(f, "{}", value.replace('\n', " ")).expect("write a secret");
+        }
+    }
+
+    /// Keeps something a server produced, to be searched for secrets.
+    pub fn artifact(name: &str, bytes: &[u8]) {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        artifact_named(&format!("{}-{n}-{name}", std::process::id()), bytes);
+    }
+
+    /// Like [`artifact`], under exactly this name (a database file and its `-wal` beside it).
+    pub fn artifact_named(name: &str, bytes: &[u8]) {
+        let Some(dir) = dir() else { return };
+        std::fs::write(dir.join("artifacts").join(name), bytes).expect("write an artifact");
+    }
+
+    /// Notes the secrets of a configuration.
+    pub fn config(config: &signoff_server::Config) {
+        if let Some(key) = &config.admin_token {
+            secret(key.expose());
+        }
+        for url in std::iter::once(config.database_url.expose()).chain(config.smtp_url.as_ref().map(|u| u.expose())) {
+            if let Some(pw) = url::Url::parse(url).ok().and_then(|u| u.password().map(str::to_owned)) {
+                secret(&pw);
+            }
+        }
+    }
+
+    /// Notes the secrets in a JSON response or request body.
+    pub fn json(body: &serde_json::Value) {
+        const FIELDS: [&str; 10] = [
+            "access_token",
+            "refresh_token",
+            "client_secret",
+            "webhook_secret",
+            "csrf_token",
+            "token",
+            "password",
+            "current_password",
+            "new_password",
+            "logout_token",
+        ];
+        if let Some(map) = body.as_object() {
+            for (k, v) in map {
+                match v {
+                    serde_json::Value::String(s) if FIELDS.contains(&k.as_str()) => secret(s),
+                    serde_json::Value::Object(_) => json(v),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
 pub struct TestServer {
     pub base: String,
     pub origin: String,
@@ -30,6 +120,7 @@ pub struct TestServer {
     /// The PostgreSQL database this server (and its siblings) runs on, dropped with the last.
     database: Option<Arc<TestDatabase>>,
     shutdown: Option<oneshot::Sender<()>>,
+    state: AppState,
 }
 
 /// Whether the suite runs on PostgreSQL (`SIGNOFF_TEST_BACKEND=postgres`) rather than SQLite.
@@ -86,8 +177,21 @@ impl TestServer {
         adjust: impl FnOnce(&mut Config),
         clock: ManualClock,
     ) -> Self {
-        // Server logs go to the test's captured output, shown when a test fails.
-        let _ = tracing_subscriber::fmt().with_test_writer().with_max_level(tracing::Level::INFO).try_init();
+        // Server logs go to the test's captured output, shown when a test fails; when secrets
+        // are scanned for, everything down to `trace` goes to a file that is searched.
+        if let Some(dir) = scan::dir() {
+            // Appended to: only the first server's subscriber takes hold, later opens must not
+            // truncate what it writes.
+            let path = dir.join(format!("trace-{}.log", std::process::id()));
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("log");
+            let _ = tracing_subscriber::fmt()
+                .with_writer(std::sync::Mutex::new(file))
+                .with_ansi(false)
+                .with_max_level(tracing::Level::TRACE)
+                .try_init();
+        } else {
+            let _ = tracing_subscriber::fmt().with_test_writer().with_max_level(tracing::Level::INFO).try_init();
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let mut config = Config::defaults();
@@ -98,10 +202,12 @@ impl TestServer {
         config.token_audience = config.public_origin.clone();
         config.database_url = signoff_server::config::SecretUrl(db_url.clone());
         adjust(&mut config);
+        scan::config(&config);
         let mail_dir = config.mail_dir.clone();
         let origin = config.public_origin.clone();
         let backend = signoff_server::backend::open(&config).await.expect("store");
         let state = AppState::new(config, backend, Arc::new(clock.clone())).await.expect("state");
+        let kept = state.clone();
         let (tx, rx) = oneshot::channel();
         tokio::spawn(async move {
             signoff_server::serve(listener, state, async {
@@ -119,6 +225,7 @@ impl TestServer {
             dir,
             database: None,
             shutdown: Some(tx),
+            state: kept,
         };
         server.settle().await;
         server
@@ -241,6 +348,22 @@ impl Drop for TestServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        if scan::dir().is_some() {
+            let authority = self.state.authority();
+            let snapshot = signoff_server::metrics::Snapshot {
+                event_stream_sessions: authority.hub().watched_sessions(),
+                caches: authority.cache_sizes(),
+                feed_head: authority.client_feed().head(),
+                ..Default::default()
+            };
+            scan::artifact("metrics.txt", self.state.metrics().render(snapshot, None).as_bytes());
+            let copy = signoff_core::secret::random_id();
+            for suffix in [".db", ".db-wal"] {
+                if let Ok(bytes) = std::fs::read(self.dir.join(format!("signoff{suffix}"))) {
+                    scan::artifact_named(&format!("sqlite-{copy}{suffix}"), &bytes);
+                }
+            }
+        }
         if !self.dir.as_os_str().is_empty() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
@@ -326,9 +449,22 @@ impl Browser {
         let status = res.status();
         let headers = res.headers().clone();
         let text = res.text().await.expect("body");
+        if scan::dir().is_some() {
+            if let Ok(body) = serde_json::from_str::<Value>(&text) {
+                scan::json(&body);
+            }
+            // Error reports, not pages: an HTML page answering with an error carries its form
+            // again (a reset page keeps the token its holder sent, a sign-out page its CSRF
+            // token), to the browser that holds them.
+            let html = headers.get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+            if (status.is_client_error() || status.is_server_error()) && !html {
+                scan::artifact("error-body.txt", text.as_bytes());
+            }
+        }
         for sc in headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()) {
             let (pair, attrs) = sc.split_once(';').unwrap_or((sc, ""));
             let (name, value) = pair.split_once('=').expect("cookie pair");
+            scan::secret(value);
             if attrs.contains("Max-Age=0") {
                 self.jar.remove(name);
             } else {
@@ -349,6 +485,7 @@ impl Browser {
     }
 
     pub async fn post_json(&mut self, path: &str, body: &Value) -> Res {
+        scan::json(body);
         let mut rb = self.request(Method::POST, path).header("accept", "application/json").json(body);
         if let Some(t) = &self.csrf {
             rb = rb.header("x-csrf-token", t);
@@ -358,6 +495,11 @@ impl Browser {
 
     /// A browser form post: form-encoded, `Accept: text/html`, CSRF token in the body.
     pub async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Res {
+        for (k, v) in fields {
+            if k.contains("password") || *k == "token" {
+                scan::secret(v);
+            }
+        }
         let mut fields: Vec<(String, String)> = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         if let Some(t) = &self.csrf
             && !fields.iter().any(|(k, _)| k == "csrf_token")
@@ -442,5 +584,7 @@ pub fn link_in(text: &str) -> String {
 
 /// The path and query of a link to this server, and its token.
 pub fn token_of(link: &str) -> String {
-    link.split_once("token=").expect("a token in the link").1.to_owned()
+    let token = link.split_once("token=").expect("a token in the link").1.to_owned();
+    scan::secret(&token);
+    token
 }
