@@ -67,14 +67,19 @@ where
     }
 }
 
-/// The client's address (the peer, or with `trust_proxy` the last `X-Forwarded-For` entry)
+/// The client's address (the peer, or with `trust_proxy` the last `X-Forwarded-For` entry of
+/// the last such header)
 /// and its user agent, cut to a sane length.
 pub fn client_info(headers: &HeaderMap, extensions: &axum::http::Extensions, state: &AppState) -> ClientInfo {
     let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
     let forwarded = state
         .config()
         .trust_proxy
-        .then(|| signoff_wire::forwarded::client_ip(headers.get("x-forwarded-for")?.to_str().ok()?))
+        // The last entry of the last header: a proxy that adds a header line of its own rather
+        // than appending to the client's must still be the one believed.
+        .then(|| {
+            signoff_wire::forwarded::client_ip(headers.get_all("x-forwarded-for").iter().next_back()?.to_str().ok()?)
+        })
         .flatten()
         .map(|ip| ip.to_string());
     let ip = forwarded.or(peer).unwrap_or_else(|| "unknown".to_owned());

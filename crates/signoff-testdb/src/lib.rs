@@ -62,16 +62,18 @@ impl Drop for TestDatabase {
     /// Runs on a thread and runtime of its own: drops happen inside tests' runtimes.
     fn drop(&mut self) {
         // The secrets-hygiene run (SIGNOFF_TEST_SECRET_SCAN, see the HTTP suite's support.rs)
-        // searches every row a test left for the secrets it handled (all but `clients`, which
-        // keeps webhook secrets so it can sign with them, as the contract says).
+        // searches every row a test left for the secrets it handled.
         if let Some(dir) = std::env::var_os("SIGNOFF_TEST_SECRET_SCAN") {
-            let path = std::path::Path::new(&dir).join("artifacts").join(format!("pgdump-{}.sql", self.name));
-            if let Ok(out) = std::process::Command::new("pg_dump")
-                .args(["--data-only", "--exclude-table-data=clients", "--dbname", &self.url])
-                .output()
-            {
-                let _ = std::fs::write(path, out.stdout);
-            }
+            let artifacts = std::path::Path::new(&dir).join("artifacts");
+            let _ = std::fs::create_dir_all(&artifacts);
+            let dump = std::process::Command::new("pg_dump").args(["--data-only", "--dbname", &self.url]).output();
+            let (name, bytes) = match dump {
+                Ok(out) if out.status.success() => (format!("pgdump-{}.sql", self.name), out.stdout),
+                // The scan fails on this file: a dump that was not taken is not a clean one.
+                Ok(out) => (format!("pgdump-FAILED-{}.txt", self.name), out.stderr),
+                Err(e) => (format!("pgdump-FAILED-{}.txt", self.name), e.to_string().into_bytes()),
+            };
+            let _ = std::fs::write(artifacts.join(name), bytes);
         }
         let (server, name) = (self.server.clone(), self.name.clone());
         let done = std::thread::spawn(move || {

@@ -894,10 +894,26 @@ impl Authority {
         let mut batch = self.batch_for(&users).await?;
         batch.revoking = true;
         let mut ended = 0;
+        // "Everywhere" from a browser whose session a resume from the same remember-me series
+        // (another tab) has just superseded: the cookie's session is gone, but the series'
+        // token still proves who is asking, so the logout still reaches every session. Decided
+        // here, on the series as this transaction reads it, before it is dropped below.
+        let remembered = match (current.is_empty() && scope == LogoutScope::Global, credentials.remember) {
+            (true, Some(presented)) => self.live_series_owner(&mut batch, presented).await?,
+            _ => None,
+        };
         if current.is_empty() || scope.ends_current() {
             let event =
                 self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason("logout");
             ended += self.revoke_presented(&mut batch, credentials, &event).await?;
+        }
+        if let Some(user) = &remembered {
+            let event = self
+                .event(AuditKind::SessionRevoked, Actor::OtherSession, client)
+                .scope(scope.as_str())
+                .reason("logout");
+            ended += batch.end(SessionFilter::AllOf { user, keep: &[] }, &event).await?;
+            batch.bump_token_version(user).await?;
         }
         if current.is_empty() {
             batch.commit().await?;
@@ -931,6 +947,23 @@ impl Authority {
         }
         batch.commit().await?;
         Ok(ended)
+    }
+
+    /// Inside a batch: the owner of the remember-me series `presented` belongs to, if the token
+    /// would still sign its browser back in (the series lives and the validator is its current
+    /// one, or the one it replaced within the race grace).
+    async fn live_series_owner(
+        &self,
+        batch: &mut Batch<'_>,
+        presented: &RememberSecret,
+    ) -> Result<Option<UserId>, CoreError> {
+        let now = self.now();
+        let Some(token) = batch.tx.remember_by_selector(presented.selector()).await? else { return Ok(None) };
+        let hash = presented.validator_hash();
+        let current = hash.ct_eq(&token.validator_hash);
+        let racing = token.previous_hash.is_some_and(|p| p.ct_eq(&hash))
+            && token.rotated_at.is_some_and(|at| now - at <= self.policy.race_grace);
+        Ok((now < token.expires_at && (current || racing)).then_some(token.user_id))
     }
 
     /// Ends one of the caller's devices by its id: a live session (with the remember-me series

@@ -17,6 +17,15 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
+/// A free port below the ephemeral range, for a server that is stopped and started again: while
+/// it is down, no outgoing connection (a client reconnecting to it, even) can take the port.
+pub fn restartable_port() -> u16 {
+    (0..1000)
+        .map(|i| 20_000 + (std::process::id() as u16 % 6000) + i * 7 % 6000)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port below the ephemeral range")
+}
+
 pub fn temp_dir(what: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("signoff-{what}-{}", signoff_core::secret::random_id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -33,12 +42,7 @@ pub struct Redis {
 
 impl Redis {
     pub fn start() -> Self {
-        // Below the ephemeral range, so no outgoing connection takes the port while it restarts.
-        let port = (0..1000)
-            .map(|i| 20_000 + (std::process::id() as u16 % 6000) + i * 7 % 6000)
-            .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-            .expect("a free port below the ephemeral range");
-        let mut r = Self { port, child: None };
+        let mut r = Self { port: restartable_port(), child: None };
         r.spawn();
         r
     }

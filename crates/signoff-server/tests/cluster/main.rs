@@ -264,7 +264,15 @@ async fn scenario(with_redis: bool, rounds: usize) -> Tally {
     let mut t = Tally::default();
     for round in 0..rounds {
         let fault = faults[round % faults.len()];
-        let kind = Revocation::ALL[round % Revocation::ALL.len()];
+        // Every fault meets every kind of revocation: when the counts share a factor (8 faults,
+        // 6 kinds) a kind is kept for a whole cycle of faults; when they do not (5 and 6),
+        // stepping both each round already pairs them all.
+        let kinds = Revocation::ALL.len();
+        let kind = if faults.len() % 2 == 0 || faults.len() % 3 == 0 {
+            Revocation::ALL[(round / faults.len()) % kinds]
+        } else {
+            Revocation::ALL[round % kinds]
+        };
         let (home, revoker, paused) = (round % 3, (round + 1) % 3, (round + 2) % 3);
         let mut c =
             sign_up(&http, &nodes[home], &format!("c{round}-{}@example.com", signoff_core::secret::random_id())).await;

@@ -204,3 +204,49 @@ async fn a_logout_racing_a_refresh_and_a_remember_me_resume_leaves_nothing_alive
     }
     println!("{ROUNDS} rounds: the refresh won the race {refreshed} times, the resume {resumed} times");
 }
+
+/// Found by the race above: a tab's remember-me resume supersedes the browser's session, and a
+/// "log out everywhere" sent a moment later from another tab (the old session cookie and the
+/// validator just replaced, still within the race grace) found no session and ended only what
+/// it presented; the user's other sessions and tokens lived on. It must reach them all.
+#[tokio::test]
+async fn a_global_logout_right_after_another_tab_resumed_still_ends_every_session() {
+    const REMEMBER: &str = "__Host-signoff_remember";
+    let s = TestServer::start().await;
+    s.register("tabs@example.com").await;
+    for presented in ["the replaced validator", "the current validator"] {
+        let mut tab = s.browser();
+        let login = tab
+            .post_json("/auth/login", &json!({"email": "tabs@example.com", "password": PASSWORD, "remember_me": true}))
+            .await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+        tab.csrf = login.json()["csrf_token"].as_str().map(str::to_owned);
+        let mut apps = s.browser();
+        let tokens = apps
+            .post_json(
+                "/auth/token",
+                &json!({"grant_type": "password", "email": "tabs@example.com", "password": PASSWORD}),
+            )
+            .await;
+        let (access, refresh) = (tokens.json()["access_token"].clone(), tokens.json()["refresh_token"].clone());
+        let (access, refresh) = (access.as_str().expect("access"), refresh.as_str().expect("refresh"));
+
+        // Another tab, without the session cookie, is signed back in by the remember-me token.
+        let mut other = s.browser();
+        other.jar.insert(REMEMBER.into(), tab.jar[REMEMBER].clone());
+        assert_eq!(other.get_json("/auth/session").await.status, StatusCode::OK, "resumed");
+        if presented == "the current validator" {
+            tab.jar.insert(REMEMBER.into(), other.jar[REMEMBER].clone());
+        }
+        let res = tab.post_json("/auth/logout", &json!({"scope": "global"})).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+
+        let mut check = s.browser();
+        let me = check.send(check.bare(Method::GET, "/api/me").bearer_auth(access)).await;
+        assert_eq!(me.status, StatusCode::UNAUTHORIZED, "with {presented}: the access token still works");
+        let again =
+            check.post_json("/auth/token", &json!({"grant_type": "refresh_token", "refresh_token": refresh})).await;
+        assert!(again.status.is_client_error(), "with {presented}: the refresh token still works: {}", again.text);
+        assert_eq!(other.session_status().await, StatusCode::UNAUTHORIZED, "with {presented}: the resumed tab lives");
+    }
+}

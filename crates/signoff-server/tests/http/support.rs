@@ -45,17 +45,34 @@ pub mod scan {
 
     /// Notes a secret the suite handled (each once).
     pub fn secret(value: &str) {
-        static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
-        let Some(dir) = dir() else { return };
-        if value.trim().is_empty() {
+        note("secrets", value);
+    }
+
+    /// Notes a secret the store keeps by design (a webhook secret, to sign with): searched for
+    /// everywhere but in the database's rows.
+    pub fn stored(value: &str) {
+        note("secrets", value);
+        note("stored", value);
+    }
+
+    fn note(file: &str, value: &str) {
+        static SEEN: Mutex<Option<HashSet<(String, String)>>> = Mutex::new(None);
+        if dir().is_none() || value.trim().is_empty() {
             return;
         }
         let mut seen = SEEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if seen.get_or_insert_with(HashSet::new).insert(value.to_owned()) {
-            let path = dir.join(format!("secrets-{}.txt", std::process::id()));
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("secrets file");
-            writeln!(f, "{}", value.replace('\n', " ")).expect("write a secret");
+        if seen.get_or_insert_with(HashSet::new).insert((file.to_owned(), value.to_owned())) {
+            append(&format!("{file}-{}.txt", std::process::id()), &value.replace('\n', " "));
         }
+    }
+
+    /// Appends a line to a file of the scan folder.
+    pub fn append(name: &str, line: &str) {
+        static LOCK: Mutex<()> = Mutex::new(());
+        let Some(dir) = dir() else { return };
+        let _held = LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(name)).expect("scan file");
+        writeln!(f, "{line}").expect("write to the scan folder");
     }
 
     /// Keeps something a server produced, to be searched for secrets.
@@ -85,11 +102,10 @@ pub mod scan {
 
     /// Notes the secrets in a JSON response or request body.
     pub fn json(body: &serde_json::Value) {
-        const FIELDS: [&str; 10] = [
+        const FIELDS: [&str; 9] = [
             "access_token",
             "refresh_token",
             "client_secret",
-            "webhook_secret",
             "csrf_token",
             "token",
             "password",
@@ -97,14 +113,18 @@ pub mod scan {
             "new_password",
             "logout_token",
         ];
-        if let Some(map) = body.as_object() {
-            for (k, v) in map {
-                match v {
-                    serde_json::Value::String(s) if FIELDS.contains(&k.as_str()) => secret(s),
-                    serde_json::Value::Object(_) => json(v),
-                    _ => {}
+        match body {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    match v {
+                        serde_json::Value::String(s) if k == "webhook_secret" => stored(s),
+                        serde_json::Value::String(s) if FIELDS.contains(&k.as_str()) => secret(s),
+                        _ => json(v),
+                    }
                 }
             }
+            serde_json::Value::Array(items) => items.iter().for_each(json),
+            _ => {}
         }
     }
 }
@@ -460,6 +480,13 @@ impl Browser {
             if (status.is_client_error() || status.is_server_error()) && !html {
                 scan::artifact("error-body.txt", text.as_bytes());
             }
+            // Every response's headers but the cookies it sets (`Location` above all).
+            let shown: Vec<String> = headers
+                .iter()
+                .filter(|(k, _)| *k != "set-cookie")
+                .map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(v.as_bytes())))
+                .collect();
+            scan::append(&format!("headers-{}.log", std::process::id()), &shown.join("\n"));
         }
         for sc in headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()) {
             let (pair, attrs) = sc.split_once(';').unwrap_or((sc, ""));
