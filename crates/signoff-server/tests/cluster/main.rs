@@ -268,7 +268,7 @@ async fn scenario(with_redis: bool, rounds: usize) -> Tally {
         // 6 kinds) a kind is kept for a whole cycle of faults; when they do not (5 and 6),
         // stepping both each round already pairs them all.
         let kinds = Revocation::ALL.len();
-        let kind = if faults.len() % 2 == 0 || faults.len() % 3 == 0 {
+        let kind = if faults.len().is_multiple_of(2) || faults.len().is_multiple_of(3) {
             Revocation::ALL[(round / faults.len()) % kinds]
         } else {
             Revocation::ALL[round % kinds]
