@@ -73,6 +73,11 @@ impl AuditKind {
     pub fn parse(s: &str) -> Option<Self> {
         ALL_KINDS.iter().copied().find(|k| k.as_str() == s)
     }
+
+    /// Every kind there is (the OpenAPI document lists them; a test keeps it in step).
+    pub fn all() -> &'static [AuditKind] {
+        ALL_KINDS
+    }
 }
 
 const ALL_KINDS: &[AuditKind] = &[
