@@ -124,6 +124,77 @@ async fn one_session_logged_out_many_times_at_once_ends_once_and_answers_alike()
     }
 }
 
+/// Sign-ins from a browser that holds a session, racing logouts of that session: every answer
+/// is a success, the old session ends, and each sign-in that answered holds a fresh session of
+/// its own, alive, and nothing else is left in the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_and_logouts_of_one_session_at_once_leave_a_consistent_state() {
+    let s = TestServer::start().await;
+    s.register("busy@example.com").await;
+    let mut fresh = 0;
+    for round in 0..10 {
+        let mut b = s.browser();
+        b.login("busy@example.com", PASSWORD).await;
+        let old = b.session_cookie().cloned().expect("a session");
+        let racers: Vec<_> = (0..6)
+            .map(|i| {
+                let rb = if i % 2 == 0 {
+                    b.request(Method::POST, "/auth/login")
+                        .header("accept", "application/json")
+                        .json(&json!({"email": "busy@example.com", "password": PASSWORD}))
+                } else {
+                    b.request(Method::POST, "/auth/logout")
+                        .header("accept", "application/json")
+                        .json(&json!({"csrf_token": b.csrf.clone()}))
+                };
+                tokio::spawn(async move {
+                    let res = rb.send().await.expect("send");
+                    let status = res.status();
+                    let cookie = res
+                        .headers()
+                        .get_all("set-cookie")
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .find(|v| v.starts_with("__Host-signoff_session=") && !v.contains("Max-Age=0"))
+                        .map(|v| v.split(';').next().unwrap_or_default().to_owned());
+                    (i % 2 == 0, status, cookie)
+                })
+            })
+            .collect();
+        let mut issued = Vec::new();
+        for racer in racers {
+            let (login, status, cookie) = racer.await.expect("racer");
+            // A sign-in may be shed while passwords are being hashed; nothing else but success.
+            assert!(
+                status.is_success() || (login && status == StatusCode::SERVICE_UNAVAILABLE),
+                "round {round}: {} answered {status}",
+                if login { "a sign-in" } else { "a logout" }
+            );
+            if login && status.is_success() {
+                issued.push(cookie.expect("a sign-in sets a session cookie"));
+            }
+        }
+        let mut check = s.browser();
+        let res = check
+            .send(check.bare(Method::GET, "/auth/session").header("cookie", format!("__Host-signoff_session={old}")))
+            .await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED, "round {round}: the old session lives");
+        for cookie in &issued {
+            assert!(!cookie.ends_with(&old), "round {round}: a sign-in reused the session it was sent");
+            let res = check.send(check.bare(Method::GET, "/auth/session").header("cookie", cookie)).await;
+            assert_eq!(res.status, StatusCode::OK, "round {round}: a fresh session from a sign-in is gone");
+        }
+        fresh += issued.len();
+    }
+    let live: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.email = 'busy@example.com'",
+    )
+    .fetch_one(&s.db().await)
+    .await
+    .expect("count");
+    assert_eq!(live, fresh as i64, "only the sessions the sign-ins answered with are left");
+}
+
 /// A "log out everywhere" racing a refresh of the user's tokens and a remember-me resume of
 /// the browser, over many rounds: whichever commits first, once the logout has answered no
 /// credential is left alive, neither the ones presented nor any the racing requests got.
