@@ -773,11 +773,7 @@ impl Authority {
             signed_in.remember = Some(next);
             return Ok(Resume::Resumed(Box::new(signed_in)));
         }
-        let grace = self.policy.race_grace;
-        let racing = grace > Duration::ZERO
-            && token.previous_hash.is_some_and(|p| p.ct_eq(&hash))
-            && token.rotated_at.is_some_and(|at| now - at <= grace);
-        if racing {
+        if self.replaced_within_grace(&token, &hash, now) {
             // Once per rotation: a second racer (or a replayed copy) gets nothing.
             if !batch.tx.use_remember_grace(&token.selector, &hash).await? {
                 return Ok(Resume::LostRace);
@@ -917,7 +913,9 @@ impl Authority {
         }
         if current.is_empty() {
             batch.commit().await?;
-            self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason("no_session").log();
+            // Carried by the remember-me token (see above), or by nothing but what was presented.
+            let reason = if remembered.is_some() { "remember_me" } else { "no_session" };
+            self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason(reason).log();
             return Ok(ended);
         }
         let mut users: Vec<&UserId> = current.iter().map(|s| &s.user_id).collect();
@@ -960,10 +958,23 @@ impl Authority {
         let now = self.now();
         let Some(token) = batch.tx.remember_by_selector(presented.selector()).await? else { return Ok(None) };
         let hash = presented.validator_hash();
-        let current = hash.ct_eq(&token.validator_hash);
-        let racing = token.previous_hash.is_some_and(|p| p.ct_eq(&hash))
-            && token.rotated_at.is_some_and(|at| now - at <= self.policy.race_grace);
-        Ok((now < token.expires_at && (current || racing)).then_some(token.user_id))
+        let live = hash.ct_eq(&token.validator_hash) || self.replaced_within_grace(&token, &hash, now);
+        Ok((now < token.expires_at && live).then_some(token.user_id))
+    }
+
+    /// Whether `hash` is the validator the series replaced last, presented within the race
+    /// grace (a tab that raced the rotation). No grace configured, or a rotation this process's
+    /// clock places in the future, is no grace.
+    fn replaced_within_grace(
+        &self,
+        token: &crate::store::RememberToken,
+        hash: &secret::SecretHash,
+        now: OffsetDateTime,
+    ) -> bool {
+        let grace = self.policy.race_grace;
+        grace > Duration::ZERO
+            && token.previous_hash.is_some_and(|p| p.ct_eq(hash))
+            && token.rotated_at.is_some_and(|at| at <= now && now - at <= grace)
     }
 
     /// Ends one of the caller's devices by its id: a live session (with the remember-me series

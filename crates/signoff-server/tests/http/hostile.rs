@@ -321,3 +321,36 @@ async fn a_global_logout_right_after_another_tab_resumed_still_ends_every_sessio
         assert_eq!(other.session_status().await, StatusCode::UNAUTHORIZED, "with {presented}: the resumed tab lives");
     }
 }
+
+/// The other side of the rule above: a validator the series replaced longer ago than the race
+/// grace carries nothing. Such a logout kills what it presented (the series) and no more: the
+/// user's other sessions and tokens, and the token version, are untouched.
+#[tokio::test]
+async fn a_replaced_remember_me_token_past_the_grace_does_not_log_out_everywhere() {
+    const REMEMBER: &str = "__Host-signoff_remember";
+    let s = TestServer::with(|c| c.remember_reuse_grace = time::Duration::seconds(5)).await;
+    s.register("stale@example.com").await;
+    let mut tab = s.browser();
+    let login = tab
+        .post_json("/auth/login", &json!({"email": "stale@example.com", "password": PASSWORD, "remember_me": true}))
+        .await;
+    tab.csrf = login.json()["csrf_token"].as_str().map(str::to_owned);
+    let mut apps = s.browser();
+    let tokens = apps
+        .post_json(
+            "/auth/token",
+            &json!({"grant_type": "password", "email": "stale@example.com", "password": PASSWORD}),
+        )
+        .await;
+    let access = tokens.json()["access_token"].as_str().expect("access").to_owned();
+    let mut other = s.browser();
+    other.jar.insert(REMEMBER.into(), tab.jar[REMEMBER].clone());
+    assert_eq!(other.get_json("/auth/session").await.status, StatusCode::OK, "resumed");
+    s.clock.advance(time::Duration::seconds(6));
+
+    let res = tab.post_json("/auth/logout", &json!({"scope": "global"})).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let mut check = s.browser();
+    let me = check.send(check.bare(Method::GET, "/api/me").bearer_auth(&access)).await;
+    assert_eq!(me.status, StatusCode::OK, "a stale token must not carry a global logout: {}", me.text);
+}
