@@ -963,8 +963,9 @@ impl Authority {
     }
 
     /// Whether `hash` is the validator the series replaced last, presented within the race
-    /// grace (a tab that raced the rotation). No grace configured, or a rotation this process's
-    /// clock places in the future, is no grace.
+    /// grace (a tab that raced the rotation). No grace configured is no grace; a rotation
+    /// another node's clock placed in this one's future counts within the same bound, so a
+    /// little skew between nodes neither widens the window nor turns a racing tab into a thief.
     fn replaced_within_grace(
         &self,
         token: &crate::store::RememberToken,
@@ -974,7 +975,7 @@ impl Authority {
         let grace = self.policy.race_grace;
         grace > Duration::ZERO
             && token.previous_hash.is_some_and(|p| p.ct_eq(hash))
-            && token.rotated_at.is_some_and(|at| at <= now && now - at <= grace)
+            && token.rotated_at.is_some_and(|at| (now - at).abs() <= grace)
     }
 
     /// Ends one of the caller's devices by its id: a live session (with the remember-me series
