@@ -119,6 +119,16 @@ pub struct Device {
     pub remembered: bool,
 }
 
+/// What a logout did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoggedOut {
+    /// Sessions ended.
+    pub ended: u64,
+    /// Whether it acted for a live session of the browser (the cookie's, the access token's, or
+    /// the one its remember-me series backs); without one it only killed what was presented.
+    pub as_session: bool,
+}
+
 /// Which sessions a logout ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogoutScope {
@@ -879,7 +889,7 @@ impl Authority {
         scope: LogoutScope,
         credentials: &Presented<'_>,
         client: &ClientInfo,
-    ) -> Result<u64, CoreError> {
+    ) -> Result<LoggedOut, CoreError> {
         // The owners of the presented credentials are locked too: they may have no live session.
         let owners = if current.is_empty() || scope.ends_current() {
             self.presented_owners(credentials).await?
@@ -889,36 +899,33 @@ impl Authority {
         let users: Vec<&UserId> = current.iter().map(|s| &s.user_id).chain(&owners).collect();
         let mut batch = self.batch_for(&users).await?;
         batch.revoking = true;
-        let mut ended = 0;
-        // "Everywhere" from a browser whose session a resume from the same remember-me series
-        // (another tab) has just superseded: the cookie's session is gone, but the series'
-        // token still proves who is asking, so the logout still reaches every session. Decided
-        // here, on the series as this transaction reads it, before it is dropped below.
-        let remembered = match (current.is_empty() && scope == LogoutScope::Global, credentials.remember) {
-            (true, Some(presented)) => self.live_series_owner(&mut batch, presented).await?,
+        // A browser whose cookie names no live session may still hold a remember-me token that
+        // would sign it back in (a tab's resume has just superseded the session, say): that
+        // token speaks for the browser, and the series' session is its current one, whatever
+        // the scope. Decided here, on the series as this transaction reads it.
+        let remembered = match (current.is_empty(), credentials.remember) {
+            (true, Some(presented)) => self.live_series(&mut batch, presented).await?,
             _ => None,
         };
-        if current.is_empty() || scope.ends_current() {
+        let (series_owner, series_session) = remembered.map_or((None, None), |(u, s)| (Some(u), s));
+        let current: Vec<Arc<Session>> = match series_session {
+            Some(session) => vec![session],
+            None => current.to_vec(),
+        };
+        let speaks = !current.is_empty() || series_owner.is_some();
+        let mut ended = 0;
+        if !speaks || scope.ends_current() {
             let event =
                 self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason("logout");
             ended += self.revoke_presented(&mut batch, credentials, &event).await?;
         }
-        if let Some(user) = &remembered {
-            let event = self
-                .event(AuditKind::SessionRevoked, Actor::OtherSession, client)
-                .scope(scope.as_str())
-                .reason("logout");
-            ended += batch.end(SessionFilter::AllOf { user, keep: &[] }, &event).await?;
-            batch.bump_token_version(user).await?;
-        }
-        if current.is_empty() {
+        if !speaks {
             batch.commit().await?;
-            // Carried by the remember-me token (see above), or by nothing but what was presented.
-            let reason = if remembered.is_some() { "remember_me" } else { "no_session" };
-            self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason(reason).log();
-            return Ok(ended);
+            self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason("no_session").log();
+            return Ok(LoggedOut { ended, as_session: false });
         }
-        let mut users: Vec<&UserId> = current.iter().map(|s| &s.user_id).collect();
+        let mut users: Vec<&UserId> = current.iter().map(|s| &s.user_id).chain(series_owner.as_ref()).collect();
+        users.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         users.dedup();
         if scope != LogoutScope::Local {
             let event = self
@@ -934,7 +941,7 @@ impl Authority {
         if scope.ends_current() {
             let event =
                 self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason("logout");
-            for session in current {
+            for session in &current {
                 ended += batch.end(SessionFilter::One { user: &session.user_id, id: &session.id }, &event).await?;
             }
         }
@@ -944,22 +951,33 @@ impl Authority {
             }
         }
         batch.commit().await?;
-        Ok(ended)
+        Ok(LoggedOut { ended, as_session: true })
     }
 
-    /// Inside a batch: the owner of the remember-me series `presented` belongs to, if the token
-    /// would still sign its browser back in (the series lives and the validator is its current
-    /// one, or the one it replaced within the race grace).
-    async fn live_series_owner(
+    /// Inside a batch: the owner of the remember-me series `presented` belongs to, and the
+    /// series' session if it lives, when the token would still sign its browser back in (the
+    /// series lives and the validator is its current one, or the one it replaced within the
+    /// race grace).
+    async fn live_series(
         &self,
         batch: &mut Batch<'_>,
         presented: &RememberSecret,
-    ) -> Result<Option<UserId>, CoreError> {
+    ) -> Result<Option<(UserId, Option<Arc<Session>>)>, CoreError> {
         let now = self.now();
         let Some(token) = batch.tx.remember_by_selector(presented.selector()).await? else { return Ok(None) };
         let hash = presented.validator_hash();
         let live = hash.ct_eq(&token.validator_hash) || self.replaced_within_grace(&token, &hash, now);
-        Ok((now < token.expires_at && live).then_some(token.user_id))
+        if now >= token.expires_at || !live {
+            return Ok(None);
+        }
+        let session = batch
+            .tx
+            .session_by_id(&token.session_id)
+            .await?
+            .map(|(session, _)| session)
+            .filter(|session| session.user_id == token.user_id && self.is_live(session, now))
+            .map(Arc::new);
+        Ok(Some((token.user_id, session)))
     }
 
     /// Whether `hash` is the validator the series replaced last, presented within the race

@@ -65,12 +65,13 @@ pub async fn logout(
         access: access.as_ref(),
         refresh_token: body.refresh_token.as_deref(),
     };
-    let ended = authority.logout(&current, scope, &presented, &client).await?;
+    let done = authority.logout(&current, scope, &presented, &client).await?;
+    let ended = done.ended;
     state.metrics().logouts.inc();
     state.metrics().sessions_ended.inc_by(ended);
 
-    // Cookies go only with what this logout ended: every presented session, or none was live.
-    let clears_browser = current.is_empty() || scope.ends_current();
+    // Cookies go only with what this logout ended: the browser's session, or it had none.
+    let clears_browser = !done.as_session || scope.ends_current();
     let mut res = if wants.json {
         axum::Json(json!({ "revoked": ended })).into_response()
     } else {

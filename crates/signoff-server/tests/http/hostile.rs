@@ -354,3 +354,41 @@ async fn a_replaced_remember_me_token_past_the_grace_does_not_log_out_everywhere
     let me = check.send(check.bare(Method::GET, "/api/me").bearer_auth(&access)).await;
     assert_eq!(me.status, StatusCode::OK, "a stale token must not carry a global logout: {}", me.text);
 }
+
+/// The same race with `others`: the remember-me token speaks for the browser, so the session
+/// its series backs (the one the other tab resumed) is kept, every other one ends, and the
+/// browser's cookies stay.
+#[tokio::test]
+async fn logging_out_the_others_right_after_another_tab_resumed_keeps_the_resumed_session() {
+    const REMEMBER: &str = "__Host-signoff_remember";
+    let s = TestServer::start().await;
+    s.register("others@example.com").await;
+    let mut tab = s.browser();
+    let login = tab
+        .post_json("/auth/login", &json!({"email": "others@example.com", "password": PASSWORD, "remember_me": true}))
+        .await;
+    tab.csrf = login.json()["csrf_token"].as_str().map(str::to_owned);
+    let mut apps = s.browser();
+    let tokens = apps
+        .post_json(
+            "/auth/token",
+            &json!({"grant_type": "password", "email": "others@example.com", "password": PASSWORD}),
+        )
+        .await;
+    let refresh = tokens.json()["refresh_token"].as_str().expect("refresh").to_owned();
+    let mut other = s.browser();
+    other.jar.insert(REMEMBER.into(), tab.jar[REMEMBER].clone());
+    assert_eq!(other.get_json("/auth/session").await.status, StatusCode::OK, "resumed");
+
+    let res = tab.post_json("/auth/logout", &json!({"scope": "others"})).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert!(
+        !res.set_cookies().iter().any(|c| c.contains("Max-Age=0")),
+        "the browser keeps its cookies: {:?}",
+        res.set_cookies()
+    );
+    assert_eq!(other.session_status().await, StatusCode::OK, "the resumed session is the browser's own");
+    let mut check = s.browser();
+    let again = check.post_json("/auth/token", &json!({"grant_type": "refresh_token", "refresh_token": refresh})).await;
+    assert!(again.status.is_client_error(), "another session lives on: {}", again.text);
+}
