@@ -908,11 +908,15 @@ impl Authority {
             _ => None,
         };
         let (series_owner, series_session) = remembered.map_or((None, None), |(u, s)| (Some(u), s));
+        let from_series = series_session.is_some();
         let current: Vec<Arc<Session>> = match series_session {
             Some(session) => vec![session],
             None => current.to_vec(),
         };
-        let speaks = !current.is_empty() || series_owner.is_some();
+        // A series whose session is gone still carries "everywhere" (it could sign the browser
+        // in again); for the other scopes the browser has no session, as without the token.
+        let owner_only = series_owner.filter(|_| current.is_empty() && scope == LogoutScope::Global);
+        let speaks = !current.is_empty() || owner_only.is_some();
         let mut ended = 0;
         if !speaks || scope.ends_current() {
             let event =
@@ -924,7 +928,10 @@ impl Authority {
             self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason("no_session").log();
             return Ok(LoggedOut { ended, as_session: false });
         }
-        let mut users: Vec<&UserId> = current.iter().map(|s| &s.user_id).chain(series_owner.as_ref()).collect();
+        if from_series || owner_only.is_some() {
+            self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason("remember_me").log();
+        }
+        let mut users: Vec<&UserId> = current.iter().map(|s| &s.user_id).chain(owner_only.as_ref()).collect();
         users.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         users.dedup();
         if scope != LogoutScope::Local {
@@ -951,7 +958,7 @@ impl Authority {
             }
         }
         batch.commit().await?;
-        Ok(LoggedOut { ended, as_session: true })
+        Ok(LoggedOut { ended, as_session: !current.is_empty() })
     }
 
     /// Inside a batch: the owner of the remember-me series `presented` belongs to, and the
@@ -966,7 +973,10 @@ impl Authority {
         let now = self.now();
         let Some(token) = batch.tx.remember_by_selector(presented.selector()).await? else { return Ok(None) };
         let hash = presented.validator_hash();
-        let live = hash.ct_eq(&token.validator_hash) || self.replaced_within_grace(&token, &hash, now);
+        // The replaced validator only while its once-per-rotation grace is unspent: a copy that
+        // a resume would refuse speaks for nobody here either.
+        let live =
+            hash.ct_eq(&token.validator_hash) || (!token.grace_used && self.replaced_within_grace(&token, &hash, now));
         if now >= token.expires_at || !live {
             return Ok(None);
         }

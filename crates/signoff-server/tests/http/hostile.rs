@@ -392,3 +392,29 @@ async fn logging_out_the_others_right_after_another_tab_resumed_keeps_the_resume
     let again = check.post_json("/auth/token", &json!({"grant_type": "refresh_token", "refresh_token": refresh})).await;
     assert!(again.status.is_client_error(), "another session lives on: {}", again.text);
 }
+
+/// A live remember-me token whose session has lapsed speaks for a browser without a session:
+/// `others` then ends what was presented (the series) and clears the browser, as it would
+/// with no token at all, rather than answering as if the browser were still signed in.
+#[tokio::test]
+async fn logging_out_the_others_with_a_lapsed_remembered_session_clears_the_browser() {
+    let s = TestServer::start().await;
+    s.register("lapsed@example.com").await;
+    let mut tab = s.browser();
+    let login = tab
+        .post_json("/auth/login", &json!({"email": "lapsed@example.com", "password": PASSWORD, "remember_me": true}))
+        .await;
+    tab.csrf = login.json()["csrf_token"].as_str().map(str::to_owned);
+    let remember = tab.jar["__Host-signoff_remember"].clone();
+    s.clock.advance(time::Duration::hours(1));
+    let res = tab.post_json("/auth/logout", &json!({"scope": "others"})).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert!(
+        res.set_cookies().iter().any(|c| c.starts_with("__Host-signoff_remember=;") && c.contains("Max-Age=0")),
+        "the browser is cleared: {:?}",
+        res.set_cookies()
+    );
+    let mut returning = s.browser();
+    returning.jar.insert("__Host-signoff_remember".into(), remember);
+    assert_eq!(returning.session_status().await, StatusCode::UNAUTHORIZED, "the series is gone with the logout");
+}
