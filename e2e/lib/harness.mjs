@@ -65,6 +65,7 @@ export async function startServer(env = {}) {
   return {
     base,
     port,
+    database: join(dir, 'e2e.db'),
     log: () => log,
     async stop() {
       child.kill('SIGTERM');

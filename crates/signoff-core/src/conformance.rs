@@ -159,7 +159,8 @@ async fn session_filters(store: Arc<dyn Store>) {
     let capped = t.end_sessions(SessionFilter::OldestBeyond { user: &a.id, keep: 3, spare: &s[0].id }).await;
     assert_eq!(ids(&capped.expect("cap").sessions), sorted(vec![s[1].id.clone(), s[2].id.clone()]));
     let kept = [s[0].id.clone(), s[3].id.clone()];
-    let all = t.end_sessions(SessionFilter::AllOf { user: &a.id, keep: &kept }).await.expect("all of");
+    let all =
+        t.end_sessions(SessionFilter::AllOf { user: &a.id, keep: &kept, keep_series: None }).await.expect("all of");
     assert_eq!(ids(&all.sessions), vec![s[4].id.clone()], "every session but the kept ones");
     t.commit().await.expect("commit");
     let (now, idle_cutoff) = (t0() + Duration::hours(11), t0());
@@ -225,19 +226,32 @@ async fn series_take_their_sessions_along(store: Arc<dyn Store>) {
     let z_holder = Session { series: Some(z.selector.clone()), ..z_holder };
     let w = series(&a.id, &SessionId::generate(), t0() - Duration::days(40));
     let v = series(&a.id, &SessionId::generate(), t0() + Duration::seconds(1));
-    insert_sessions(&store, &[&z_holder]).await;
+    // U's own session has lapsed (its row is still there): kept as a series, its session goes.
+    let u_lapsed = session(&a.id, t0() - Duration::days(1), None);
+    let u = series(&a.id, &u_lapsed.id, t0());
+    let u_lapsed = Session { series: Some(u.selector.clone()), ..u_lapsed };
+    insert_sessions(&store, &[&z_holder, &u_lapsed]).await;
     let mut t = tx(&store).await;
     for r in [&z, &w, &v] {
         t.insert_remember(r).await.expect("insert");
     }
+    t.insert_remember(&u).await.expect("insert");
     let kept = [z_holder.id.clone()];
-    let all = t.end_sessions(SessionFilter::AllOf { user: &a.id, keep: &kept }).await.expect("all of");
-    assert_eq!((ids(&all.sessions), all.series), (vec![k.id.clone()], 2), "W and V go, Z (kept) stays");
+    let all = t
+        .end_sessions(SessionFilter::AllOf { user: &a.id, keep: &kept, keep_series: Some(&u.selector) })
+        .await
+        .expect("all of");
+    assert_eq!(
+        (ids(&all.sessions), all.series),
+        (sorted(vec![k.id.clone(), u_lapsed.id.clone()]), 2),
+        "W and V go, Z (kept) and U (kept as a series) stay"
+    );
     t.commit().await.expect("commit");
+    assert!(store.remember_by_selector(&u.selector).await.expect("read").is_some(), "U stays");
     let mut t = tx(&store).await;
     t.unbind_series(&z_holder.id).await.expect("unbind");
     let ended = t.delete_remember(RememberFilter::AllOfUser(&a.id)).await.expect("delete");
-    assert_eq!((ended.sessions.len(), ended.series), (0, 1), "an unbound session survives its series");
+    assert_eq!((ended.sessions.len(), ended.series), (0, 2), "an unbound session survives its series");
     t.commit().await.expect("commit");
     assert!(live(&store, &z_holder.id).await);
 

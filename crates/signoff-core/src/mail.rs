@@ -157,6 +157,13 @@ impl Letter {
             .find(|l| l.as_str() == s)
     }
 
+    /// Whether the worker processes this letter alike whoever the address belongs to (sent,
+    /// or skipped for an address without an account), so counting it tells nothing about
+    /// accounts. A change of address's link is queued only for a free address: not counted.
+    pub fn counted_alike(self) -> bool {
+        !matches!(self, Letter::EmailChangeLink)
+    }
+
     /// The link this letter carries, if any.
     pub fn purpose(self) -> Option<MailPurpose> {
         match self {

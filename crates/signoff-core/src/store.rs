@@ -99,8 +99,10 @@ pub struct RefreshToken {
 pub enum SessionFilter<'a> {
     /// One session of one user (a session id of another user matches nothing).
     One { user: &'a UserId, id: &'a SessionId },
-    /// Every session of a user, except those in `keep`.
-    AllOf { user: &'a UserId, keep: &'a [SessionId] },
+    /// Every session of a user, except those in `keep`, with every series but those backing a
+    /// kept session and `keep_series` (a remembered browser whose own session has lapsed, which
+    /// signs its other devices out and stays remembered itself).
+    AllOf { user: &'a UserId, keep: &'a [SessionId], keep_series: Option<&'a str> },
     /// Every session of a user past its absolute end, or idle since before `idle_cutoff`.
     Expired { user: &'a UserId, now: OffsetDateTime, idle_cutoff: OffsetDateTime },
     /// One session that has expired: like [`SessionFilter::One`], but the remember-me series

@@ -12,11 +12,10 @@
 //! "is this address taken?" cannot be read from which attempts were throttled.
 //!
 //! The counters live in process memory, which is all one node needs. Several nodes also count
-//! in [`SharedCounters`] (PostgreSQL): a limit reached on any node is reached on all. Attempts
-//! in flight are counted per node only, and the shared check and count are two steps, so a
-//! burst spread over N nodes can get up to about N times a limit's guesses in one window
-//! (each node admits what its own in-flight count allows); a shared count that cannot be
-//! written is logged and the local one still holds.
+//! in [`SharedCounters`] (PostgreSQL), where an attempt is counted before it is worked on, by
+//! one atomic take that refuses it above the limit: a burst spread over any number of nodes
+//! gets no more than the limit (a failed sign-in stays counted; a correct password, or a check
+//! that could not be made, is given back).
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -38,7 +37,10 @@ pub struct ThrottlePolicy {
     pub email_change_max_per_account: u32,
     pub email_change_max_per_target: u32,
     pub password_reset_max_per_ip: u32,
+    /// Per (e-mail address, client address): one client cannot use up the owner's requests.
     pub password_reset_max_per_email: u32,
+    /// Per e-mail address from every client together: an inbox cannot be flooded.
+    pub password_reset_max_per_mailbox: u32,
 }
 
 impl Default for ThrottlePolicy {
@@ -54,6 +56,7 @@ impl Default for ThrottlePolicy {
             email_change_max_per_target: 3,
             password_reset_max_per_ip: 10,
             password_reset_max_per_email: 3,
+            password_reset_max_per_mailbox: 20,
         }
     }
 }
@@ -69,9 +72,11 @@ pub struct Limits {
     pub email_change: Limit,
     /// E-mail changes to one target address (each mails it a link), from any account.
     pub email_change_target: Limit,
-    /// Password reset requests by client address and by target e-mail (known or not).
+    /// Password reset requests by client address, by (target e-mail, client address) and by
+    /// target e-mail from everywhere (known or not).
     pub reset_ip: Limit,
     pub reset_email: Limit,
+    pub reset_mailbox: Limit,
     /// At most one stored `register_existing` event per account per hour.
     pub register_existing: Limit,
 }
@@ -87,6 +92,7 @@ impl Limits {
             email_change_target: Limit::new(p.email_change_max_per_target, hour),
             reset_ip: Limit::new(p.password_reset_max_per_ip, hour),
             reset_email: Limit::new(p.password_reset_max_per_email, hour),
+            reset_mailbox: Limit::new(p.password_reset_max_per_mailbox, hour),
             register_existing: Limit::new(1, hour),
         }
     }
@@ -111,12 +117,20 @@ impl Counted {
 }
 
 /// Fixed-window counters shared by every node.
+///
+/// An attempt is counted *before* the work it limits (a password hash, a mail), in one atomic
+/// step that also refuses it: otherwise a burst spread over N nodes passes N checks made
+/// before any of them counted, and gets N times the limit.
 #[async_trait]
 pub trait SharedCounters: Send + Sync + 'static {
-    /// The longest wait among the counters that reached their maximum in their current window.
-    async fn over(&self, counted: &[Counted], now: OffsetDateTime) -> Result<Option<Duration>, crate::StoreError>;
-    /// Counts one event in each (a counter whose window ended starts a new one at `now`).
-    async fn hit(&self, counted: &[Counted], now: OffsetDateTime) -> Result<(), crate::StoreError>;
+    /// Counts one event in every counter, unless that would take any of them above its
+    /// maximum: then nothing is counted and the answer is `Err(wait)`, the longest wait among
+    /// the full ones. A counter whose window ended starts a new one at `now`. Atomic across
+    /// nodes: of any number of racing takes, at most `max` per window succeed.
+    async fn take(&self, counted: &[Counted], now: OffsetDateTime) -> Result<Result<(), Duration>, crate::StoreError>;
+    /// Takes back one event from each counter (an attempt that turned out not to count: a
+    /// correct password, a check that could not be made), within its current window.
+    async fn give_back(&self, counted: &[Counted], now: OffsetDateTime) -> Result<(), crate::StoreError>;
     async fn clear(&self, counted: &Counted) -> Result<(), crate::StoreError>;
     /// Forgets counters whose window ended before `now`.
     async fn purge(&self, now: OffsetDateTime) -> Result<u64, crate::StoreError>;

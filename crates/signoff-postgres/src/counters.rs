@@ -1,5 +1,5 @@
 //! Shared rate-limit counters (`signoff_core::throttle::SharedCounters`) in `rate_counters`:
-//! one upsert per attempt counts it on every node's behalf.
+//! one upsert per attempt counts it on every node's behalf, before the work it limits.
 
 use async_trait::async_trait;
 use signoff_core::store::StoreError;
@@ -24,36 +24,55 @@ fn columns(counted: &[Counted]) -> (Vec<String>, Vec<i64>, Vec<i32>) {
 
 #[async_trait]
 impl SharedCounters for PgStore {
-    async fn over(&self, counted: &[Counted], now: OffsetDateTime) -> Result<Option<Duration>, StoreError> {
-        let (keys, _, maxima) = columns(counted);
-        let wait: Option<i64> = sqlx::query_scalar(
-            "SELECT max(c.window_start + c.window_ms - $3) FROM rate_counters c \
-             JOIN unnest($1::TEXT[], $2::INT[]) AS q(key, max) ON c.key = q.key \
-             WHERE c.count >= q.max AND c.window_start + c.window_ms > $3",
-        )
-        .bind(&keys)
-        .bind(&maxima)
-        .bind(ms(now))
-        .fetch_one(self.pool())
-        .await
-        .map_err(db_err)?;
-        Ok(wait.map(Duration::milliseconds))
-    }
-
-    async fn hit(&self, counted: &[Counted], now: OffsetDateTime) -> Result<(), StoreError> {
-        let (keys, windows, _) = columns(counted);
-        sqlx::query(
-            "INSERT INTO rate_counters (key, window_start, window_ms, count) \
-             SELECT key, $3, window_ms, 1 FROM unnest($1::TEXT[], $2::BIGINT[]) AS q(key, window_ms) ORDER BY key \
-             ON CONFLICT (key) DO UPDATE SET \
-               count = CASE WHEN rate_counters.window_start + rate_counters.window_ms <= $3 THEN 1 \
-                            ELSE rate_counters.count + 1 END, \
-               window_start = CASE WHEN rate_counters.window_start + rate_counters.window_ms <= $3 THEN $3 \
-                                   ELSE rate_counters.window_start END, \
-               window_ms = excluded.window_ms",
+    /// One transaction: the upsert counts in every counter (locking their rows in key order, so
+    /// racing takes queue on them) and returns the new counts; any above its maximum rolls the
+    /// whole take back.
+    async fn take(&self, counted: &[Counted], now: OffsetDateTime) -> Result<Result<(), Duration>, StoreError> {
+        let (keys, windows, maxima) = columns(counted);
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let over: Option<i64> = sqlx::query_scalar(
+            "WITH q AS (SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::INT[]) AS q(key, window_ms, max)), \
+             counted AS ( \
+               INSERT INTO rate_counters (key, window_start, window_ms, count) \
+               SELECT key, $4, window_ms, 1 FROM q ORDER BY key \
+               ON CONFLICT (key) DO UPDATE SET \
+                 count = CASE WHEN rate_counters.window_start + rate_counters.window_ms <= $4 THEN 1 \
+                              ELSE rate_counters.count + 1 END, \
+                 window_start = CASE WHEN rate_counters.window_start + rate_counters.window_ms <= $4 THEN $4 \
+                                     ELSE rate_counters.window_start END, \
+                 window_ms = excluded.window_ms \
+               RETURNING key, window_start, window_ms, count) \
+             SELECT max(c.window_start + c.window_ms - $4) FROM counted c JOIN q ON c.key = q.key \
+             WHERE c.count > q.max",
         )
         .bind(&keys)
         .bind(&windows)
+        .bind(&maxima)
+        .bind(ms(now))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        match over {
+            Some(wait) => {
+                tx.rollback().await.map_err(db_err)?;
+                Ok(Err(Duration::milliseconds(wait.max(1))))
+            }
+            None => {
+                tx.commit().await.map_err(db_err)?;
+                Ok(Ok(()))
+            }
+        }
+    }
+
+    /// Rows are locked in key order first, as `take` locks them, so the two never deadlock.
+    async fn give_back(&self, counted: &[Counted], now: OffsetDateTime) -> Result<(), StoreError> {
+        let (keys, _, _) = columns(counted);
+        sqlx::query(
+            "WITH locked AS (SELECT key FROM rate_counters WHERE key = ANY($1::TEXT[]) ORDER BY key FOR UPDATE) \
+             UPDATE rate_counters c SET count = c.count - 1 FROM locked \
+             WHERE c.key = locked.key AND c.count > 0 AND c.window_start + c.window_ms > $2",
+        )
+        .bind(&keys)
         .bind(ms(now))
         .execute(self.pool())
         .await

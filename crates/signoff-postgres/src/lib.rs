@@ -780,7 +780,7 @@ impl Tx for PgTx {
                     .fetch_all(self.conn())
                     .await
                 }
-                SessionFilter::AllOf { user, keep } => {
+                SessionFilter::AllOf { user, keep, .. } => {
                     let keep: Vec<&str> = keep.iter().map(SessionId::as_str).collect();
                     sqlx::query(concat!(
                         "DELETE FROM sessions WHERE user_id = $1 AND id <> ALL($2) RETURNING ",
@@ -826,14 +826,15 @@ impl Tx for PgTx {
                 .fetch_all(self.conn())
                 .await
             }
-            SessionFilter::AllOf { user, keep } => {
+            SessionFilter::AllOf { user, keep, keep_series } => {
                 let keep: Vec<&str> = keep.iter().map(SessionId::as_str).collect();
                 sqlx::query_scalar(
                     "DELETE FROM remember_tokens WHERE user_id = $1 AND selector NOT IN (SELECT series FROM sessions \
-                     WHERE id = ANY($2) AND series IS NOT NULL) RETURNING selector",
+                     WHERE id = ANY($2) AND series IS NOT NULL) AND selector IS DISTINCT FROM $3 RETURNING selector",
                 )
                 .bind(user.as_str())
                 .bind(&keep)
+                .bind(keep_series)
                 .fetch_all(self.conn())
                 .await
             }

@@ -45,7 +45,25 @@
     }
   }
 
-  // Logout buttons go through signoff.logout(), which also cleans the browser up.
+  // Says on the page, next to the form, that signing out did not happen: the user is still
+  // signed in and may try again (the button stays).
+  function stillSignedIn(form, error) {
+    var note = form.parentNode.querySelector('.logout-failed');
+    if (!note) {
+      note = document.createElement('p');
+      note.className = 'notice error logout-failed';
+      note.setAttribute('role', 'alert');
+      form.parentNode.insertBefore(note, form.parentNode.firstChild);
+    }
+    var why = error && error.status === 503 ? 'the server is busy' :
+      error && error.status === 429 ? 'too many requests' :
+      error && error.status === 0 ? 'the server could not be reached' : 'the server could not do it';
+    note.textContent = 'You are still signed in: signing out did not go through (' + why + '). ' +
+      'Try again in a moment.';
+  }
+
+  // Logout buttons go through signoff.logout(), which also cleans the browser up once the
+  // server has confirmed the logout, and only then.
   document.querySelectorAll('form[action="/auth/logout"]').forEach(function (form) {
     form.addEventListener('submit', function (e) {
       e.preventDefault();
@@ -58,10 +76,16 @@
         meta.content = token.value;
         document.head.appendChild(meta);
       }
+      var button = form.querySelector('button');
+      if (button) button.disabled = true;
       var s = scope ? scope.value : 'local';
       signoff.logout({ scope: s }).then(function (result) {
-        if (s === 'others') window.location.replace('/app/sessions?ended=' + (result && result.revoked));
-      }).catch(function () { form.submit(); });
+        if (s === 'others') window.location.replace('/app/sessions?ended=' + result.revoked);
+      }, function (error) {
+        if (button) button.disabled = false;
+        if (error && error.stillSignedIn) stillSignedIn(form, error);
+        else form.submit();
+      });
     });
   });
 })();

@@ -5,10 +5,14 @@
  *   signoff.logout({ scope: 'local', returnTo: '/' }); // 'local' | 'others' | 'global'
  *   signoff.watch();                                   // leave when the session ends anywhere
  *
- * logout() POSTs with the CSRF token, then forgets: the configured localStorage keys,
+ * logout() POSTs with the CSRF token and, only once the server has confirmed it (2xx), or
+ * said the session was already gone (401), forgets: the configured localStorage keys,
  * sessionStorage, your hooks' caches, Cache Storage, optionally service workers, and any
  * in-memory access token. It tells the other tabs (BroadcastChannel, with a storage-event
  * fallback) and leaves with location.replace, so the protected page is not in history.
+ * A busy server (503 with Retry-After) is asked again a few times within a bound; any other
+ * answer, or none, rejects the promise with an error whose `stillSignedIn` is true: nothing
+ * was forgotten, no tab was told, and the page must say that the user is still signed in.
  *
  * watch() listens to /auth/events and to the other tabs; when the session ends it runs the
  * same cleanup and shows the sign-in page with a notice. It also guards the Back button: a
@@ -37,13 +41,21 @@
     channel: 'signoff',
     refreshTokenKey: 'refresh',
     database: 'signoff',
-    refreshEarlySeconds: 60
+    refreshEarlySeconds: 60,
+    // A busy server's logout is asked again this many times, each only when its Retry-After
+    // is at most logoutRetryMaxSeconds.
+    logoutRetries: 2,
+    logoutRetryMaxSeconds: 5,
+    // watch() reopens a refused or dropped stream after 1 s, doubling up to this.
+    watchMaxBackoffSeconds: 60
   };
   var hooks = [];
   var leaving = false;
   var source = null;
   var access = null;
   var refreshTimer = null;
+  var reopenTimer = null;
+  var backoff = 0;
   var channel = typeof BroadcastChannel === 'function' ? new BroadcastChannel(config.channel) : null;
   var SIGNAL_KEY = 'signoff:signed-out';
 
@@ -109,6 +121,7 @@
 
   function leave(url) {
     leaving = true;
+    if (reopenTimer) { clearTimeout(reopenTimer); reopenTimer = null; }
     if (source) source.close();
     global.location.replace(url);
   }
@@ -130,7 +143,30 @@
       .then(function (body) { return body.csrf_token || ''; });
   }
 
-  /** Logs out (scope 'local' by default), forgets, tells the other tabs and leaves. */
+  /** A logout that did not happen: the browser is still signed in. */
+  function notDone(message, status) {
+    var e = new Error('signoff: ' + message);
+    e.status = status;
+    e.stillSignedIn = true;
+    return e;
+  }
+
+  function retryAfterSeconds(res) {
+    var v = res.headers.get('Retry-After');
+    if (v === null || !/^\d+$/.test(v.trim())) return null;
+    return parseInt(v, 10);
+  }
+
+  function pause(ms) { return new Promise(function (resolve) { setTimeout(resolve, ms); }); }
+
+  function bodyOf(res) {
+    return res.json().catch(function () { return null; });
+  }
+
+  /** Logs out (scope 'local' by default). Forgets, tells the other tabs and leaves only once
+   * the server confirmed (2xx) or said there was no session any more (401); otherwise the
+   * promise rejects with `stillSignedIn` set. 'others' resolves with the server's
+   * `{revoked}` and leaves this page be. */
   function logout(options) {
     options = options || {};
     var scope = options.scope || 'local';
@@ -141,24 +177,58 @@
       leaving = true;
       if (source) { source.close(); source = null; }
     }
-    return csrfToken().then(function (token) {
-      var headers = { 'Content-Type': 'application/json', Accept: 'application/json' };
-      if (token) headers['X-CSRF-Token'] = token;
-      if (access) headers.Authorization = 'Bearer ' + access.token;
-      return storedRefreshToken().then(function (refresh) {
-        var body = { scope: scope };
-        if (refresh) body.refresh_token = refresh;
-        return fetch(config.logoutUrl, { method: 'POST', credentials: 'same-origin', headers: headers, body: JSON.stringify(body) });
+    var send = function () {
+      return csrfToken().then(function (token) {
+        var headers = { 'Content-Type': 'application/json', Accept: 'application/json' };
+        if (token) headers['X-CSRF-Token'] = token;
+        if (access) headers.Authorization = 'Bearer ' + access.token;
+        return storedRefreshToken().then(function (refresh) {
+          var body = { scope: scope };
+          if (refresh) body.refresh_token = refresh;
+          return fetch(config.logoutUrl, { method: 'POST', credentials: 'same-origin', headers: headers, body: JSON.stringify(body) });
+        });
+      }, function () { throw notDone('logout not sent (offline?)', 0); });
+    };
+    var attempt = function (left) {
+      return send().then(function (res) {
+        var wait = res.status === 503 ? retryAfterSeconds(res) : null;
+        if (wait !== null && left > 0 && wait <= config.logoutRetryMaxSeconds) {
+          return pause(Math.max(wait, 0.2) * 1000).then(function () { return attempt(left - 1); });
+        }
+        return res;
+      }, function (e) {
+        if (e && e.stillSignedIn) throw e;
+        throw notDone('logout not sent (offline?)', 0);
       });
-    }).then(function (res) {
-      if (res.status === 403) throw new Error('signoff: logout refused (cross-site check)');
-      if (!endsHere) return res.json();
+    };
+    return attempt(config.logoutRetries).then(function (res) {
+      if (res.status === 401) return { gone: true, body: null };
+      if (!res.ok) {
+        var why = res.status === 403 ? 'logout refused (cross-site check)' :
+          res.status === 503 ? 'the server is busy' : 'logout failed (' + res.status + ')';
+        throw notDone(why, res.status);
+      }
+      return bodyOf(res).then(function (body) {
+        if (scope === 'others' && !(body && typeof body.revoked === 'number')) {
+          throw notDone('logout answered without a result', res.status);
+        }
+        return { gone: false, body: body };
+      });
+    }).then(function (done) {
+      // A browser that had no session any more is signed out here, and nothing else ended.
+      var noSession = done.gone || (done.body && done.body.no_session === true);
+      if (scope === 'others' && !noSession) return done.body;
+      if (!endsHere) { leaving = true; if (source) { source.close(); source = null; } }
+      var to = noSession && scope !== 'local' ? config.loginUrl + '?no_session=1' :
+        done.gone ? config.loginUrl + '?revoked=1&reason=expired' :
+          options.returnTo || config.loginUrl + '?logged_out=1';
       return cleanup().then(function () {
-        announce('logout');
-        leave(options.returnTo || config.loginUrl + '?logged_out=1');
+        announce(done.gone ? 'expired' : 'logout');
+        leave(to);
+        return done.body;
       });
     }).catch(function (e) {
-      // Still signed in: keep watching, and let the caller decide.
+      // Still signed in: keep watching, and let the caller say so.
       if (endsHere) { leaving = false; watch(); }
       throw e;
     });
@@ -170,20 +240,31 @@
       .catch(function () { /* offline: nothing to decide */ });
   }
 
-  /** Leaves the page the moment its session ends, here or in another tab. */
+  /** Leaves the page the moment its session ends, here or in another tab. A stream the
+   * server refused (429: too many open, 503: busy) or that dropped is opened again after a
+   * pause that doubles each time (with jitter), unless the session turns out to be gone. */
   function watch() {
-    if (!source && global.EventSource) {
-      source = new EventSource(config.eventsUrl);
-      source.addEventListener('revoked', function (e) {
+    if (!source && !reopenTimer && !leaving && global.EventSource) {
+      var es = new EventSource(config.eventsUrl);
+      source = es;
+      es.onopen = function () { backoff = 0; };
+      es.addEventListener('revoked', function (e) {
         var reason = 'revoked';
         try { reason = JSON.parse(e.data).reason || reason; } catch (_) { /* keep default */ }
-        source.close();
+        es.close();
         announce(reason);
         signedOut(reason);
       });
-      source.onerror = function () {
-        // A stream refused (401) means the session is already gone; anything else reconnects.
-        if (source.readyState === EventSource.CLOSED) checkSession();
+      es.onerror = function () {
+        // The browser reconnects by itself after a dropped stream; an answer other than a
+        // stream (401, 429, 503) closes it for good: check the session, then open it again.
+        if (es.readyState !== EventSource.CLOSED || source !== es) return;
+        source = null;
+        checkSession().then(function () {
+          if (leaving) return;
+          backoff = Math.min(backoff ? backoff * 2 : 1, config.watchMaxBackoffSeconds);
+          reopenTimer = setTimeout(function () { reopenTimer = null; watch(); }, backoff * (750 + Math.random() * 500));
+        });
       };
     }
     return api;

@@ -57,6 +57,7 @@ impl AppState {
             email_change_max_per_target: config.email_change_max_per_target,
             password_reset_max_per_ip: config.password_reset_max_per_ip,
             password_reset_max_per_email: config.password_reset_max_per_email,
+            password_reset_max_per_mailbox: config.password_reset_max_per_mailbox,
         };
         let tokens = TokenPolicy {
             issuer: config.public_origin.clone(),

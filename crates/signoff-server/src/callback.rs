@@ -107,6 +107,10 @@ fn is_public_v6(a: Ipv6Addr) -> bool {
         return is_public_v4(v4);
     }
     let s = a.segments();
+    // IPv4-translated (::ffff:0:0/96, RFC 2765) is an IPv4 address too, judged alike.
+    if s[..5] == [0, 0, 0, 0, 0xffff] && s[5] == 0 {
+        return is_public_v4(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8));
+    }
     // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) reach IPv4 addresses: judge those.
     if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
         return is_public_v4(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8));
@@ -138,7 +142,12 @@ mod tests {
 
     #[tokio::test]
     async fn only_public_http_urls_are_accepted() {
-        for ok in ["https://93.184.216.34/hook", "http://8.8.8.8:8080/x?y=1", "https://[2606:4700::1111]/bc"] {
+        for ok in [
+            "https://93.184.216.34/hook",
+            "http://8.8.8.8:8080/x?y=1",
+            "https://[2606:4700::1111]/bc",
+            "http://[::ffff:0:808:808]/",
+        ] {
             assert!(check(ok, false).await.is_ok(), "{ok}");
         }
         let refused = [
@@ -158,6 +167,9 @@ mod tests {
             ("http://[::1]/", CallbackError::Private),
             ("http://[::ffff:127.0.0.1]/", CallbackError::Private),
             ("http://[::ffff:10.0.0.1]/", CallbackError::Private),
+            ("http://[::ffff:0:7f00:1]/", CallbackError::Private),
+            ("http://[::ffff:0:a9fe:a9fe]/", CallbackError::Private),
+            ("http://[::ffff:0:a00:1]/", CallbackError::Private),
             ("http://[fd00::1]/", CallbackError::Private),
             ("http://[fe80::1]/", CallbackError::Private),
             ("http://[64:ff9b::a9fe:a9fe]/", CallbackError::Private),

@@ -49,6 +49,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ),
     ("admin_token", "", "bearer key of the admin API and introspection; empty turns the admin API off"),
     (
+        "metrics_token",
+        "",
+        "bearer key that GET /metrics requires; empty leaves /metrics open (then expose it only where scrapers alone reach it)",
+    ),
+    (
         "refresh_reuse_grace_seconds",
         "5",
         "how long the immediate predecessor of a rotated refresh token is honoured; 0 turns it off",
@@ -97,7 +102,12 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     (
         "password_reset_max_per_email",
         "3",
-        "password reset requests per e-mail address per hour, with or without an account",
+        "password reset requests for one e-mail address from one client address (IPv6: its /64) per hour, with or without an account",
+    ),
+    (
+        "password_reset_max_per_mailbox",
+        "20",
+        "password reset requests for one e-mail address from all client addresses together per hour (so an inbox cannot be flooded)",
     ),
     ("max_sessions_per_user", "100", "live sessions per user; signing in beyond it ends the oldest"),
     ("max_event_streams_per_session", "8", "open /auth/events streams per session; more are refused with 429"),
@@ -305,6 +315,7 @@ pub struct Config {
     pub node_lease: std::time::Duration,
     pub node_ack_wait: std::time::Duration,
     pub admin_token: Option<AdminKey>,
+    pub metrics_token: Option<AdminKey>,
     pub refresh_reuse_grace: Duration,
     pub remember_reuse_grace: Duration,
     pub access_token_ttl: Duration,
@@ -330,6 +341,7 @@ pub struct Config {
     pub email_change_max_per_target: u32,
     pub password_reset_max_per_ip: u32,
     pub password_reset_max_per_email: u32,
+    pub password_reset_max_per_mailbox: u32,
     pub max_sessions_per_user: u32,
     pub max_event_streams_per_session: usize,
     pub max_event_streams_per_user: usize,
@@ -477,6 +489,15 @@ impl Config {
                 }
                 key => key.map(AdminKey),
             },
+            metrics_token: match opt("metrics_token") {
+                Some(key) if key.chars().count() < MIN_ADMIN_KEY_CHARS => {
+                    return Err(invalid(
+                        "metrics_token",
+                        format!("must be at least {MIN_ADMIN_KEY_CHARS} characters (e.g. `openssl rand -hex 32`)"),
+                    ));
+                }
+                key => key.map(AdminKey),
+            },
             refresh_reuse_grace: seconds("refresh_reuse_grace_seconds", get("refresh_reuse_grace_seconds"), 0)?,
             remember_reuse_grace: seconds("remember_reuse_grace_seconds", get("remember_reuse_grace_seconds"), 0)?,
             access_token_ttl: seconds("access_token_ttl_seconds", get("access_token_ttl_seconds"), 30)?,
@@ -502,6 +523,7 @@ impl Config {
             email_change_max_per_target: positive("email_change_max_per_target", &get)?,
             password_reset_max_per_ip: positive("password_reset_max_per_ip", &get)?,
             password_reset_max_per_email: positive("password_reset_max_per_email", &get)?,
+            password_reset_max_per_mailbox: positive("password_reset_max_per_mailbox", &get)?,
             max_sessions_per_user: positive("max_sessions_per_user", &get)?,
             max_event_streams_per_session: positive::<usize>("max_event_streams_per_session", &get)?,
             max_event_streams_per_user: positive::<usize>("max_event_streams_per_user", &get)?,

@@ -86,6 +86,8 @@ pub struct Metrics {
     pub feed_read: Histogram,
     /// Outbox deliveries to registered clients, by outcome.
     deliveries_sent: Family<[(&'static str, &'static str); 1], Histogram>,
+    /// Mail rows processed (sent or skipped alike), by letter.
+    mail_processed: Family<[(&'static str, &'static str); 1], Counter>,
     /// Client connections open now (kept by the listener).
     pub open_connections: Arc<AtomicU64>,
     /// Deliveries pending and failed, read from the store at most once a second.
@@ -167,6 +169,12 @@ impl Default for Metrics {
             Unit::Seconds,
             deliveries_sent.clone(),
         );
+        let mail_processed = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        registry.register(
+            "signoff_mail_processed",
+            "Mail to users processed by the outbox worker, sent or skipped alike (an address without an account is skipped), by letter",
+            mail_processed.clone(),
+        );
 
         let gauges = Gauges::default();
         for (name, help, g) in [
@@ -227,6 +235,7 @@ impl Default for Metrics {
             logout,
             feed_read,
             deliveries_sent,
+            mail_processed,
             open_connections: Arc::default(),
             deliveries: Cached::default(),
             gauges,
@@ -264,6 +273,11 @@ impl Metrics {
     /// Times one delivery attempt; `outcome` is `delivered`, `refused` or `unreachable`.
     pub fn delivery(&self, outcome: &'static str, took: Duration) {
         self.deliveries_sent.get_or_create(&[("outcome", outcome)]).observe(took.as_secs_f64());
+    }
+
+    /// Counts one mail row processed, whether it was sent or skipped.
+    pub fn mail_processed(&self, letter: &'static str) {
+        self.mail_processed.get_or_create(&[("letter", letter)]).inc();
     }
 
     /// The exposition (OpenMetrics text, which Prometheus's text parser reads too).

@@ -5,7 +5,7 @@
 //! series, the request is handed on carrying the new session cookie, and the response sets the
 //! new cookies. A reused (stolen) token clears the browser instead.
 
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -16,36 +16,42 @@ use crate::cookies;
 use crate::error::ApiError;
 use crate::extract::client_info;
 
-/// Requests that never resume: only safe methods do (a state-changing request must pass its
-/// origin and CSRF checks before anything changes, and it could not pass them with a session
-/// made on the spot anyway); sign-in and logout decide about sessions themselves, and assets
-/// and probes have no use for one. Nor do the forward-auth endpoints: proxies pass none of
-/// their `Set-Cookie` to the browser, so a resume there would rotate the remember-me token
-/// behind the browser's back (and its next use would look like theft).
-fn skips(method: &Method, path: &str) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD)
-        || matches!(
-            path,
-            "/auth/logout"
-                | "/auth/login"
-                | "/demo.css"
-                | "/demo.js"
-                | "/signoff.js"
-                | "/authz/auth-request"
-                | "/authz/forward-auth"
-                | "/revocations"
-                | "/revocations/stream"
-                | "/healthz"
-                | "/readyz"
-                | "/metrics"
-        )
+/// Whether a request may sign its browser back in: only a safe method (a state-changing
+/// request must pass its origin and CSRF checks before anything changes, and it could not pass
+/// them with a session made on the spot anyway) on a route that can use a session. Everything
+/// else never resumes: a path no route serves (a 404, `/authz/auth-request/` with its trailing
+/// slash), sign-in and logout (they decide about sessions themselves), assets and probes, and
+/// the forward-auth endpoints, whose proxies pass none of their `Set-Cookie` to the browser, so
+/// a resume there would rotate the remember-me token behind the browser's back (and its next
+/// use would look like theft).
+fn resumes(req: &Request) -> bool {
+    matches!(*req.method(), Method::GET | Method::HEAD)
+        && req.extensions().get::<MatchedPath>().is_some_and(|route| {
+            matches!(
+                route.as_str(),
+                "/" | "/login"
+                    | "/register"
+                    | "/app"
+                    | "/app/sessions"
+                    | "/app/security"
+                    | "/api/me"
+                    | "/auth/session"
+                    | "/auth/sessions"
+                    | "/auth/audit"
+                    | "/auth/events"
+                    | "/auth/email/confirm"
+                    | "/auth/password-reset"
+                    | "/auth/password-reset/confirm"
+                    | "/dev/mail"
+            )
+        })
 }
 
 /// Runs the rest of the request, first signing the browser back in if it should be (called by
 /// the edge middleware: one layer, not two, around every route).
 pub async fn resume(state: &AppState, mut req: Request, next: Next) -> Response {
     let config = state.config();
-    if skips(req.method(), req.uri().path()) {
+    if !resumes(&req) {
         return next.run(req).await;
     }
     let Some(remember) = cookies::remember_secret(req.headers(), config) else {

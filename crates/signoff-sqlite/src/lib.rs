@@ -733,7 +733,7 @@ impl Tx for SqliteTx {
                         .bind(user.as_str()),
                 ),
             ),
-            SessionFilter::AllOf { user, keep } => {
+            SessionFilter::AllOf { user, keep, keep_series } => {
                 let keep =
                     serde_json::to_string(&keep.iter().map(SessionId::as_str).collect::<Vec<_>>()).map_err(backend)?;
                 (
@@ -749,10 +749,11 @@ impl Tx for SqliteTx {
                         sqlx::query(
                             "DELETE FROM remember_tokens WHERE user_id = ? AND selector NOT IN (SELECT series FROM \
                              sessions WHERE id IN (SELECT value FROM json_each(?)) AND series IS NOT NULL) \
-                             RETURNING selector",
+                             AND selector IS NOT ? RETURNING selector",
                         )
                         .bind(user.as_str())
-                        .bind(keep),
+                        .bind(keep)
+                        .bind(keep_series),
                     ),
                 )
             }

@@ -105,8 +105,10 @@ impl Authority {
         batch.commit().await
     }
 
-    /// Asks for a password reset link: limited per client address and per target address
-    /// (known or not, so the limit tells nothing), then one outbox row and one audit event
+    /// Asks for a password reset link: limited per client address, per target address and
+    /// client address together (so nobody else can use up the owner's requests), and per target
+    /// address from everywhere at a higher cap (so an inbox cannot be flooded); known addresses
+    /// or not alike, so the limits tell nothing. Then one outbox row and one audit event
     /// whether or not an account has the address (the same work either way; the event names
     /// the account when there is one, and the worker sends nothing when there is none). Input
     /// that is not an address at all gets the same answer and writes nothing.
@@ -114,8 +116,15 @@ impl Authority {
         let key = email::account_key(raw_email);
         let l = &self.limits;
         let ip = address_key(&client.ip);
-        take_all(&[(&l.reset_ip, &ip), (&l.reset_email, &key)], self.now()).map_err(CoreError::Throttled)?;
-        self.take_shared(&[l.reset_ip.counted("reset-ip", &ip), l.reset_email.counted("reset-email", &key)]).await?;
+        let pair = format!("{ip}\n{key}");
+        take_all(&[(&l.reset_ip, &ip), (&l.reset_email, &pair), (&l.reset_mailbox, &key)], self.now())
+            .map_err(CoreError::Throttled)?;
+        self.take_shared(&[
+            l.reset_ip.counted("reset-ip", &ip),
+            l.reset_email.counted("reset-email-client", &pair),
+            l.reset_mailbox.counted("reset-mailbox", &key),
+        ])
+        .await?;
         if !email::is_address_key(&key) {
             return Ok(());
         }

@@ -124,8 +124,10 @@ pub struct Device {
 pub struct LoggedOut {
     /// Sessions ended.
     pub ended: u64,
-    /// Whether it acted for a live session of the browser (the cookie's, the access token's, or
-    /// the one its remember-me series backs); without one it only killed what was presented.
+    /// Whether it acted for the browser: a live session (the cookie's, the access token's, or
+    /// the one its remember-me series backs), or a live remember-me series whose session has
+    /// lapsed (for "others" and "everywhere"). Without one it only killed what was presented,
+    /// and "others" or "everywhere" reached no other device.
     pub as_session: bool,
 }
 
@@ -593,12 +595,6 @@ impl Authority {
         client: &ClientInfo,
     ) -> Result<UserCredentials, CoreError> {
         let counted = self.limits.login.counted(key, &client.ip);
-        if let Some(counters) = &self.counters
-            && let Some(wait) = counters.over(&counted, self.now()).await?
-        {
-            tracing::warn!(target: "audit", event = "login_throttled", ip = %client.ip, "sign-in refused: too many failures (all nodes)");
-            return Err(CoreError::Throttled(wait));
-        }
         let attempt = match Attempt::begin(&self.limits, key, &client.ip, self.now()) {
             Ok(attempt) => attempt,
             Err(Refusal::Throttled(wait)) => {
@@ -610,7 +606,17 @@ impl Authority {
         let (store, passwords, counters) = (self.store.clone(), self.passwords.clone(), self.counters.clone());
         let (key, password, now) = (key.to_owned(), password.to_owned(), self.now());
         let failed = self.event(AuditKind::LoginFailed, Actor::User, client).reason("bad_credentials");
+        let ip = client.ip.clone();
         let checked = tokio::spawn(async move {
+            // On several nodes the attempt is counted as a failure on the shared counters
+            // before its password is hashed, in one atomic take that refuses it at the limit:
+            // a burst spread over the nodes gets no more guesses than one node would.
+            if let Some(counters) = &counters
+                && let Err(wait) = counters.take(&counted, now).await?
+            {
+                tracing::warn!(target: "audit", event = "login_throttled", ip = %ip, "sign-in refused: too many failures (all nodes)");
+                return Err(CoreError::Throttled(wait));
+            }
             let checked = async {
                 let account = store.user_by_email(&key).await?;
                 let ok = passwords.verify(&password, account.as_ref().map(|a| a.password_hash.as_str())).await?;
@@ -620,22 +626,21 @@ impl Authority {
             match checked {
                 Ok((Some(account), true)) => {
                     attempt.finish(Outcome::Succeeded);
-                    if let Some(counters) = &counters
-                        && let Err(e) = counters.clear(&counted[0]).await
-                    {
-                        tracing::warn!(error = %e, "could not clear a shared sign-in counter");
+                    // Successes never count: the pair's counter starts over, the others
+                    // take this attempt back.
+                    if let Some(counters) = &counters {
+                        let (pair, rest) = counted.split_first().map_or((None, &[][..]), |(p, r)| (Some(p), r));
+                        let cleared = match pair {
+                            Some(pair) => counters.clear(pair).await,
+                            None => Ok(()),
+                        };
+                        if let Err(e) = cleared.and(counters.give_back(rest, now).await) {
+                            tracing::warn!(error = %e, "could not take a successful sign-in off the shared counters");
+                        }
                     }
                     Ok(account)
                 }
                 Ok((account, _)) => {
-                    // Recorded first, then finished: while the attempt is in flight it counts
-                    // as a failure anyway, so a failure the limiter counts is always on the
-                    // shared counters and in the audit log already.
-                    if let Some(counters) = &counters
-                        && let Err(e) = counters.hit(&counted, now).await
-                    {
-                        tracing::error!(error = %e, "could not count a failed sign-in on the shared counters");
-                    }
                     // Stored either way (bounded by the limiter, which refuses before this
                     // point); an unknown account's event has no user, so only operators see it.
                     let event = match account {
@@ -652,8 +657,16 @@ impl Authority {
                     }
                     Err(CoreError::InvalidCredentials)
                 }
-                // Dropping the attempt ends it unchecked.
-                Err(e) => Err(e),
+                // Not checked: dropping the attempt ends it unchecked here, and the shared
+                // counters take it back.
+                Err(e) => {
+                    if let Some(counters) = &counters
+                        && let Err(back) = counters.give_back(&counted, now).await
+                    {
+                        tracing::warn!(error = %back, "could not take an unchecked sign-in off the shared counters");
+                    }
+                    Err(e)
+                }
             }
         });
         checked.await.map_err(|e| CoreError::Internal(format!("password check: {e}")))?
@@ -913,9 +926,15 @@ impl Authority {
             Some(session) => vec![session],
             None => current.to_vec(),
         };
-        // A series whose session is gone still carries "everywhere" (it could sign the browser
-        // in again); for the other scopes the browser has no session, as without the token.
-        let owner_only = series_owner.filter(|_| current.is_empty() && scope == LogoutScope::Global);
+        // A series whose session is gone still speaks for the browser (it would sign it in again
+        // on its next page): "everywhere" ends every session and series of its owner, "others"
+        // all of them but this series, so the browser stays remembered and nothing the user
+        // asked to end lives on; "this device" ends as without the token.
+        let owner_only = series_owner.filter(|_| current.is_empty() && scope != LogoutScope::Local);
+        let keep_series = match (&owner_only, scope) {
+            (Some(_), LogoutScope::Others) => credentials.remember.map(RememberSecret::selector),
+            _ => None,
+        };
         let speaks = !current.is_empty() || owner_only.is_some();
         let mut ended = 0;
         if !speaks || scope.ends_current() {
@@ -942,7 +961,7 @@ impl Authority {
             for user in &users {
                 let keep: Vec<SessionId> =
                     current.iter().filter(|s| &s.user_id == *user).map(|s| s.id.clone()).collect();
-                ended += batch.end(SessionFilter::AllOf { user, keep: &keep }, &event).await?;
+                ended += batch.end(SessionFilter::AllOf { user, keep: &keep, keep_series }, &event).await?;
             }
         }
         if scope.ends_current() {
@@ -958,7 +977,7 @@ impl Authority {
             }
         }
         batch.commit().await?;
-        Ok(LoggedOut { ended, as_session: !current.is_empty() })
+        Ok(LoggedOut { ended, as_session: true })
     }
 
     /// Inside a batch: the owner of the remember-me series `presented` belongs to, and the
@@ -1131,7 +1150,7 @@ impl Authority {
             Ends::All => None,
         };
         let event = self.event(AuditKind::SessionRevoked, trigger.actor(), client).reason(trigger.reason());
-        batch.end(SessionFilter::AllOf { user, keep: keep.unwrap_or_default() }, &event).await?;
+        batch.end(SessionFilter::AllOf { user, keep: keep.unwrap_or_default(), keep_series: None }, &event).await?;
         batch.quiet |= !c.notify;
         if c.revoke_all_tokens {
             // The kept session outlives every series, its own included: unbind it first.
@@ -1202,14 +1221,11 @@ impl Authority {
         }
     }
 
-    /// Counts an attempt on the shared counters unless one is over its limit already.
+    /// Counts an attempt on the shared counters, in one atomic step that refuses it (counting
+    /// nothing) when any of them is full, so the limit holds across every node.
     async fn take_shared(&self, counted: &[Counted]) -> Result<(), CoreError> {
         let Some(counters) = &self.counters else { return Ok(()) };
-        if let Some(wait) = counters.over(counted, self.now()).await? {
-            return Err(CoreError::Throttled(wait));
-        }
-        counters.hit(counted, self.now()).await?;
-        Ok(())
+        counters.take(counted, self.now()).await?.map_err(CoreError::Throttled)
     }
 
     /// Counts rate limits on counters every node shares, besides this process's memory.

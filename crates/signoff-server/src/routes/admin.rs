@@ -28,6 +28,11 @@ pub fn require_admin(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
     let Some(key) = state.config().admin_token.as_ref().map(|k| k.expose()) else {
         return Err(ApiError::NotFound);
     };
+    require_bearer(key, headers)
+}
+
+/// `Authorization: Bearer KEY`, compared in constant time.
+pub fn require_bearer(key: &str, headers: &HeaderMap) -> ApiResult<()> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -100,7 +100,12 @@ pub fn register_page(status: StatusCode, error: Option<&str>, email: Option<&str
 }
 
 async fn login(State(state): State<AppState>, headers: HeaderMap, Query(q): Params) -> ApiResult<Response> {
-    let info = if q.contains_key("logged_out") {
+    let info = if q.contains_key("no_session") {
+        Some(
+            "Your session had already ended, so no other device was signed out. \
+             Sign in, then sign your other devices out again.",
+        )
+    } else if q.contains_key("logged_out") {
         Some("You have been signed out.")
     } else if q.contains_key("revoked") {
         Some("You were signed out because this session was ended elsewhere.")
@@ -199,7 +204,12 @@ async fn sessions(State(state): State<AppState>, headers: HeaderMap, Query(q): P
             label = if current { "Sign out" } else { "Revoke" },
         ));
     }
-    let info = q.contains_key("revoked").then_some("Session revoked.");
+    let ended = q.get("ended").and_then(|n| n.parse::<u64>().ok()).map(|n| match n {
+        0 => "No other device was signed in.".to_owned(),
+        1 => "Signed out 1 other device.".to_owned(),
+        n => format!("Signed out {n} other devices."),
+    });
+    let info = if q.contains_key("revoked") { Some("Session revoked.") } else { ended.as_deref() };
     let body = format!(
         "<h1>Your devices</h1>{}<ul class=\"devices\" data-protected>{rows}</ul>\
          <div class=\"actions\">\

@@ -72,11 +72,24 @@ pub async fn logout(
 
     // Cookies go only with what this logout ended: the browser's session, or it had none.
     let clears_browser = !done.as_session || scope.ends_current();
+    // Signing other devices out needs a session to speak for the account: without one the
+    // answer is still a success (the browser is signed out), but says that nothing else ended,
+    // so no page can claim that other devices were signed out.
+    let no_session = !done.as_session;
     let mut res = if wants.json {
-        axum::Json(json!({ "revoked": ended })).into_response()
+        let body = if no_session && scope != LogoutScope::Local {
+            json!({ "revoked": ended, "no_session": true })
+        } else {
+            json!({ "revoked": ended })
+        };
+        axum::Json(body).into_response()
     } else {
-        let default = if clears_browser { "/login?logged_out=1" } else { "/app/sessions" };
-        Redirect::to(&redirect::validate(body.return_to.as_deref(), default, config)).into_response()
+        let default = match (clears_browser, no_session && scope != LogoutScope::Local) {
+            (_, true) => "/login?no_session=1".to_owned(),
+            (true, false) => "/login?logged_out=1".to_owned(),
+            (false, false) => format!("/app/sessions?ended={ended}"),
+        };
+        Redirect::to(&redirect::validate(body.return_to.as_deref(), &default, config)).into_response()
     };
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

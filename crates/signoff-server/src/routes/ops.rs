@@ -51,6 +51,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(key) = &state.config().metrics_token
+        && let Err(refused) = super::admin::require_bearer(key.expose(), &headers)
+    {
+        return refused.into_response();
+    }
     let authority = state.authority();
     // The outbox, counted at most once a second however often this is asked.
     let deliveries =

@@ -388,6 +388,35 @@ async fn a_refused_cross_site_request_never_resumes_from_the_remember_cookie() {
     assert_eq!(owner.session_status().await, StatusCode::OK, "the series survived the cross-site replay");
 }
 
+/// A remember-me cookie sent to a path no route serves, or to a route that has no use for a
+/// session, signs nobody in and rotates nothing (the second outside review's finding 11: a
+/// proxy's `GET /authz/auth-request/`, trailing slash and all, rotated the series behind the
+/// browser's back, and the browser's next use of its cookie looked like theft).
+#[tokio::test]
+async fn only_routes_that_use_a_session_resume_from_the_remember_cookie() {
+    let s = TestServer::start().await;
+    let email = s.register("routes@example.com").await;
+    let (_, cookie) = remembered(&s, &email).await;
+    let before = live_sessions(&s, &email).await;
+    for path in
+        ["/authz/auth-request/", "/authz/forward-auth/", "/no/such/page", "/app/", "/signoff.js", "/openapi.json"]
+    {
+        let mut proxy = s.browser();
+        proxy.jar.insert(REMEMBER.into(), cookie.clone());
+        let res = proxy.get(path).await;
+        assert!(res.set_cookies().is_empty(), "{path}: {} set {:?}", res.status, res.set_cookies());
+    }
+    assert_eq!(live_sessions(&s, &email).await, before, "no session was opened");
+    // Past the race grace, so a rotated validator would now read as theft: the browser's own
+    // cookie still signs it in, because nothing rotated it.
+    s.clock.advance(time::Duration::seconds(10));
+    let mut owner = s.browser();
+    owner.jar.insert(REMEMBER.into(), cookie);
+    let app = owner.get("/app").await;
+    assert_eq!(app.status, StatusCode::OK, "{}", app.text);
+    assert!(owner.jar.contains_key(SESSION), "signed back in from the series");
+}
+
 fn cli(s: &TestServer, args: &[&str]) -> Value {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_signoff"))
         .args(args)

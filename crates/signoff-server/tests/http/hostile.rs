@@ -393,11 +393,13 @@ async fn logging_out_the_others_right_after_another_tab_resumed_keeps_the_resume
     assert!(again.status.is_client_error(), "another session lives on: {}", again.text);
 }
 
-/// A live remember-me token whose session has lapsed speaks for a browser without a session:
-/// `others` then ends what was presented (the series) and clears the browser, as it would
-/// with no token at all, rather than answering as if the browser were still signed in.
+/// A live remember-me token whose session has lapsed (the page left open past the idle
+/// timeout) speaks for its browser: "sign out all other devices" ends every other session and
+/// series of the account and keeps this browser remembered, so the answer never claims an end
+/// that did not happen (the second outside review's finding 4: it ended only this browser's own
+/// series, answered `{"revoked":0}` and left every other device signed in).
 #[tokio::test]
-async fn logging_out_the_others_with_a_lapsed_remembered_session_clears_the_browser() {
+async fn logging_out_the_others_with_a_lapsed_remembered_session_ends_the_other_devices() {
     let s = TestServer::start().await;
     s.register("lapsed@example.com").await;
     let mut tab = s.browser();
@@ -407,14 +409,53 @@ async fn logging_out_the_others_with_a_lapsed_remembered_session_clears_the_brow
     tab.csrf = login.json()["csrf_token"].as_str().map(str::to_owned);
     let remember = tab.jar["__Host-signoff_remember"].clone();
     s.clock.advance(time::Duration::hours(1));
+    // Another device, signed in after this page went idle, and one remembered too.
+    let mut phone = s.signed_in("lapsed@example.com").await;
+    let mut laptop = s.browser();
+    laptop
+        .post_json("/auth/login", &json!({"email": "lapsed@example.com", "password": PASSWORD, "remember_me": true}))
+        .await;
+    let laptop_remember = laptop.jar["__Host-signoff_remember"].clone();
     let res = tab.post_json("/auth/logout", &json!({"scope": "others"})).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["revoked"], 2, "both other devices: {}", res.text);
+    assert!(res.json().get("no_session").is_none(), "{}", res.text);
     assert!(
-        res.set_cookies().iter().any(|c| c.starts_with("__Host-signoff_remember=;") && c.contains("Max-Age=0")),
-        "the browser is cleared: {:?}",
+        !res.set_cookies().iter().any(|c| c.starts_with("__Host-signoff_remember=;")),
+        "this browser stays remembered: {:?}",
         res.set_cookies()
     );
+    assert_eq!(phone.session_status().await, StatusCode::UNAUTHORIZED, "the phone is signed out");
     let mut returning = s.browser();
-    returning.jar.insert("__Host-signoff_remember".into(), remember);
-    assert_eq!(returning.session_status().await, StatusCode::UNAUTHORIZED, "the series is gone with the logout");
+    returning.jar.insert("__Host-signoff_remember".into(), laptop_remember);
+    assert_eq!(returning.session_status().await, StatusCode::UNAUTHORIZED, "the laptop's series is gone");
+    let mut back = s.browser();
+    back.jar.insert("__Host-signoff_remember".into(), remember);
+    assert_eq!(back.get("/app").await.status, StatusCode::OK, "this browser signs back in from its series");
+}
+
+/// A browser with no live session and no live series asking to sign every device out is told
+/// so: the answer says no session spoke for it (and the demo page says that signing in is
+/// needed), never "you have been signed out" as if the other devices were.
+#[tokio::test]
+async fn signing_out_everywhere_without_a_session_says_nothing_else_ended() {
+    let s = TestServer::start().await;
+    s.register("stale@example.com").await;
+    let mut phone = s.signed_in("stale@example.com").await;
+    let mut tab = s.signed_in("stale@example.com").await;
+    s.clock.advance(time::Duration::hours(1));
+    phone.login("stale@example.com", PASSWORD).await;
+    for scope in ["global", "others"] {
+        let res = tab.post_json("/auth/logout", &json!({"scope": scope})).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+        assert_eq!(res.json(), json!({"revoked": 0, "no_session": true}), "{scope}");
+        let form = tab.post_form("/auth/logout", &[("scope", scope)]).await;
+        assert_eq!(form.status, StatusCode::SEE_OTHER);
+        assert_eq!(form.location(), Some("/login?no_session=1"), "{scope}");
+    }
+    let page = tab.get("/login?no_session=1").await;
+    assert!(page.text.contains("no other device was signed out"), "{}", page.text);
+    assert_eq!(phone.session_status().await, StatusCode::OK, "nothing spoke for the account");
+    let local = tab.post_json("/auth/logout", &json!({"scope": "local"})).await;
+    assert_eq!(local.json(), json!({"revoked": 0}), "this device alone: the usual answer");
 }
