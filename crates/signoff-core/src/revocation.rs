@@ -43,18 +43,21 @@ pub enum FeedEntry {
     Unknown { kind: String },
 }
 
-/// How many event streams may be open: per session, per user, in all.
+/// How many event streams may be open: per session, per user, per client address (IPv6: its
+/// /64, as `throttle::address_key` counts it), in all.
 #[derive(Debug, Clone, Copy)]
 pub struct StreamLimits {
     pub per_session: usize,
     pub per_user: usize,
+    pub per_address: usize,
     pub total: usize,
 }
 
-/// One open watcher: whose it is, and where to send the news.
+/// One open watcher: whose it is, from where, and where to send the news.
 #[derive(Debug)]
 struct Watcher {
     user: UserId,
+    address: String,
     tx: oneshot::Sender<Revocation>,
 }
 
@@ -64,29 +67,37 @@ pub struct RevocationHub {
 }
 
 impl RevocationHub {
-    /// Resolves when `session` (of `user`) ends (the sender is dropped unanswered only if the
-    /// hub is). `None` when a limit is reached: open streams hold connections, so one user
-    /// must not be able to take them all.
+    /// Resolves when `session` (of `user`, watched from the client address `address`) ends
+    /// (the sender is dropped unanswered only if the hub is). `None` when a limit is reached:
+    /// open streams hold connections, so neither one user nor one client (with as many
+    /// accounts as it likes) may take them all.
     pub fn watch(
         &self,
         session: &SessionId,
         user: &UserId,
+        address: &str,
         limits: StreamLimits,
     ) -> Option<oneshot::Receiver<Revocation>> {
+        let address = crate::throttle::address_key(address);
         let mut watchers = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
-        let (mut total, mut of_user) = (0, 0);
+        let (mut total, mut of_user, mut of_address) = (0, 0, 0);
         watchers.retain(|_, list| {
             list.retain(|w| !w.tx.is_closed());
             total += list.len();
             of_user += list.iter().filter(|w| w.user == *user).count();
+            of_address += list.iter().filter(|w| w.address == address).count();
             !list.is_empty()
         });
         let of_session = watchers.get(session).map_or(0, Vec::len);
-        if of_session >= limits.per_session || of_user >= limits.per_user || total >= limits.total {
+        if of_session >= limits.per_session
+            || of_user >= limits.per_user
+            || of_address >= limits.per_address
+            || total >= limits.total
+        {
             return None;
         }
         let (tx, rx) = oneshot::channel();
-        watchers.entry(session.clone()).or_default().push(Watcher { user: user.clone(), tx });
+        watchers.entry(session.clone()).or_default().push(Watcher { user: user.clone(), address, tx });
         Some(rx)
     }
 
@@ -131,17 +142,23 @@ mod tests {
         let a = SessionId::generate();
         let b = SessionId::generate();
         let u = UserId::generate();
-        let limits = StreamLimits { per_session: 2, per_user: 3, total: 4 };
+        let limits = StreamLimits { per_session: 2, per_user: 3, per_address: 4, total: 5 };
+        let ip = "192.0.2.1";
         let (wa1, wa2, mut wb) = (
-            hub.watch(&a, &u, limits).unwrap(),
-            hub.watch(&a, &u, limits).unwrap(),
-            hub.watch(&b, &u, limits).unwrap(),
+            hub.watch(&a, &u, ip, limits).unwrap(),
+            hub.watch(&a, &u, ip, limits).unwrap(),
+            hub.watch(&b, &u, ip, limits).unwrap(),
         );
-        assert!(hub.watch(&a, &u, limits).is_none(), "at most two watchers per session");
-        assert!(hub.watch(&SessionId::generate(), &u, limits).is_none(), "at most three per user");
+        assert!(hub.watch(&a, &u, ip, limits).is_none(), "at most two watchers per session");
+        assert!(hub.watch(&SessionId::generate(), &u, ip, limits).is_none(), "at most three per user");
         let other = UserId::generate();
-        let _wc = hub.watch(&SessionId::generate(), &other, limits).unwrap();
-        assert!(hub.watch(&SessionId::generate(), &UserId::generate(), limits).is_none(), "at most four in all");
+        let _wc = hub.watch(&SessionId::generate(), &other, ip, limits).unwrap();
+        let fifth = hub.watch(&SessionId::generate(), &UserId::generate(), ip, limits);
+        assert!(fifth.is_none(), "at most four from one address, whatever the accounts");
+        let v6 = "2001:db8:1:2::1";
+        let _wd = hub.watch(&SessionId::generate(), &UserId::generate(), v6, limits).unwrap();
+        let same_64 = hub.watch(&SessionId::generate(), &UserId::generate(), "2001:db8:1:2::ff", limits);
+        assert!(same_64.is_none(), "at most five in all");
         let r = Revocation {
             session_id: a.clone(),
             user_id: UserId::generate(),
@@ -152,6 +169,6 @@ mod tests {
         assert_eq!(wa1.await.unwrap(), r);
         assert_eq!(wa2.await.unwrap(), r);
         assert!(wb.try_recv().is_err());
-        assert_eq!(hub.watched_sessions(), 2, "b and the other user's session");
+        assert_eq!(hub.watched_sessions(), 3, "b, the other user's session and the IPv6 client's");
     }
 }

@@ -113,6 +113,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("max_event_streams_per_session", "8", "open /auth/events streams per session; more are refused with 429"),
     ("max_event_streams_per_user", "32", "open /auth/events streams per user, all sessions together"),
     (
+        "max_event_streams_per_address",
+        "64",
+        "open /auth/events streams per client address (IPv6: its /64), all accounts together",
+    ),
+    (
         "max_event_streams",
         "512",
         "open /auth/events streams in all; keep it well below max_connections so streams cannot take every slot",
@@ -345,6 +350,7 @@ pub struct Config {
     pub max_sessions_per_user: u32,
     pub max_event_streams_per_session: usize,
     pub max_event_streams_per_user: usize,
+    pub max_event_streams_per_address: usize,
     pub max_event_streams: usize,
     /// Concurrent password hashes (resolved: never 0).
     pub password_hash_concurrency: usize,
@@ -527,6 +533,7 @@ impl Config {
             max_sessions_per_user: positive("max_sessions_per_user", &get)?,
             max_event_streams_per_session: positive::<usize>("max_event_streams_per_session", &get)?,
             max_event_streams_per_user: positive::<usize>("max_event_streams_per_user", &get)?,
+            max_event_streams_per_address: positive::<usize>("max_event_streams_per_address", &get)?,
             max_event_streams: positive::<usize>("max_event_streams", &get)?,
             password_hash_concurrency: match number::<usize>(
                 "password_hash_concurrency",

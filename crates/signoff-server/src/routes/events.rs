@@ -19,22 +19,24 @@ use std::convert::Infallible;
 use super::require_session;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Client;
 use crate::views;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/auth/events", get(events))
 }
 
-async fn events(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+async fn events(State(state): State<AppState>, Client(client): Client, headers: HeaderMap) -> ApiResult<Response> {
     let ctx = require_session(&state, &headers).await?;
     let authority = state.authority();
     let c = state.config();
     let limits = StreamLimits {
         per_session: c.max_event_streams_per_session,
         per_user: c.max_event_streams_per_user,
+        per_address: c.max_event_streams_per_address,
         total: c.max_event_streams,
     };
-    let Some(watch) = authority.hub().watch(&ctx.session.id, &ctx.user.id, limits) else {
+    let Some(watch) = authority.hub().watch(&ctx.session.id, &ctx.user.id, &client.ip, limits) else {
         return Err(ApiError::TooManyStreams);
     };
     // The session may have ended between the check above and the registration.

@@ -410,6 +410,44 @@ async fn one_user_cannot_hold_every_event_stream() {
     assert_eq!(res.status(), StatusCode::OK, "another user still gets one");
 }
 
+/// One client with many accounts cannot hold every event stream either (the second outside
+/// review's finding 6: 16 accounts from one address held all 512): streams are capped per client
+/// address (IPv6: its /64) too, and another client still gets one.
+#[tokio::test]
+async fn one_client_with_many_accounts_cannot_hold_every_event_stream() {
+    let s = TestServer::with(|c| {
+        c.trust_proxy = true;
+        c.max_event_streams_per_address = 5;
+        c.max_event_streams = 8;
+    })
+    .await;
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for i in 0..4 {
+        let b = s.signed_in(&format!("hog{i}@example.com")).await;
+        for _ in 0..2 {
+            let rb = b.request(Method::GET, "/auth/events").header("x-forwarded-for", "2001:db8:7:7::1");
+            let res = rb.send().await.expect("events");
+            if res.status() == StatusCode::TOO_MANY_REQUESTS {
+                refused += 1;
+            } else {
+                assert_eq!(res.status(), StatusCode::OK);
+                open.push(res);
+            }
+        }
+    }
+    assert_eq!((open.len(), refused), (5, 3), "five streams from the address, whatever the accounts");
+    // Another address of the same /64 is the same client; another client is not.
+    let same = s.signed_in("same64@example.com").await;
+    let rb = same.request(Method::GET, "/auth/events").header("x-forwarded-for", "2001:db8:7:7:ffff::2");
+    assert_eq!(rb.send().await.expect("events").status(), StatusCode::TOO_MANY_REQUESTS);
+    let other = s.signed_in("someone-else@example.com").await;
+    let rb = other.request(Method::GET, "/auth/events").header("x-forwarded-for", "198.51.100.20");
+    let res = rb.send().await.expect("events");
+    assert_eq!(res.status(), StatusCode::OK, "another client still gets one");
+    drop((open, res));
+}
+
 #[tokio::test]
 async fn parallel_guesses_get_no_more_tries_than_the_limit() {
     let s = TestServer::start().await;
