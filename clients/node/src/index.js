@@ -17,8 +17,8 @@ export class VerifyError extends Error {
   }
 }
 
-// signoff sends a comment at least every 2 s; this long without a byte and the stream is dead.
-const READ_TIMEOUT_MS = 5000;
+// signoff sends a comment every second; this long without a byte and the stream is dead.
+const READ_TIMEOUT_MS = 3000;
 
 class FeedState {
   constructor() {
@@ -135,7 +135,7 @@ export async function createVerifier(options) {
     url: String(options.url).replace(/\/+$/, ''),
     clientId: options.clientId,
     clientSecret: options.clientSecret,
-    staleAfterMs: options.staleAfterMs ?? 10_000,
+    staleAfterMs: options.staleAfterMs ?? 3_000,
     jwksCooldownMs: options.jwksCooldownMs ?? 30_000,
     leewaySec: options.leewaySec ?? 10,
     retainMs: options.retainMs ?? 3_600_000,

@@ -17,6 +17,26 @@ pub enum BackendError {
     Open(#[from] signoff_core::StoreError),
     #[error("cannot set up mail: {0}")]
     Mail(#[from] signoff_core::mail::MailError),
+    #[error("{0}")]
+    Claimed(#[from] signoff_sqlite::serving::ClaimError),
+}
+
+/// What this process holds while it serves: on SQLite, the claim on the file (one serving
+/// process per file; see `signoff_sqlite::serving`).
+#[derive(Debug)]
+pub struct Serving {
+    _claim: Option<signoff_sqlite::serving::ServingLock>,
+}
+
+/// Claims the store `config` names for a server process, before it is opened: a SQLite file
+/// that another process serves is refused, naming the file and pointing to PostgreSQL.
+pub fn claim_for_serving(config: &Config) -> Result<Serving, BackendError> {
+    let url = config.database_url.expose();
+    if url.starts_with("sqlite:") {
+        let path = signoff_sqlite::SqliteStore::path_of(url)?;
+        return Ok(Serving { _claim: Some(signoff_sqlite::serving::claim(&path)?) });
+    }
+    Ok(Serving { _claim: None })
 }
 
 /// The mail transport `config` names: SMTP at `smtp_url`, else `.eml` files in `mail_dir`.

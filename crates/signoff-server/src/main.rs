@@ -95,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let _serving = backend::claim_for_serving(&config)?;
     let backend = backend::open(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

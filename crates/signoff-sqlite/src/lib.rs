@@ -5,6 +5,7 @@
 
 mod migrate;
 mod rows;
+pub mod serving;
 
 use async_trait::async_trait;
 use signoff_core::audit::AuditEvent;
@@ -37,6 +38,11 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// The file a `sqlite://PATH` URL names.
+    pub fn path_of(url: &str) -> Result<std::path::PathBuf, StoreError> {
+        Ok(SqliteConnectOptions::from_str(url).map_err(backend)?.get_filename().to_owned())
+    }
+
     /// Opens (creating if needed) the database at a `sqlite://PATH` URL and applies migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)

@@ -14,8 +14,8 @@ use tokio::sync::watch;
 
 use crate::{Claims, Shared, unix_now};
 
-/// No byte for this long and the stream is taken for dead (signoff sends a comment every 2 s).
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// No byte for this long and the stream is taken for dead (signoff sends a comment every second).
+const READ_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Default)]
 struct Tables {

@@ -53,7 +53,7 @@ pub struct Options {
 
 impl Options {
     /// Options for signoff at `url` (also the expected issuer and audience), with the
-    /// defaults: stale after 10 s of silence, JWKS cooldown 30 s, leeway 10 s, retain 1 h.
+    /// defaults: stale after 3 s of silence (signoff beats every second), JWKS cooldown 30 s, leeway 10 s, retain 1 h.
     pub fn new(url: impl Into<String>, client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
         let url = url.into().trim_end_matches('/').to_owned();
         Self {
@@ -62,7 +62,7 @@ impl Options {
             url,
             client_id: client_id.into(),
             client_secret: client_secret.into(),
-            stale_after: Duration::from_secs(10),
+            stale_after: Duration::from_secs(3),
             jwks_cooldown: Duration::from_secs(30),
             leeway: Duration::from_secs(10),
             retain: Duration::from_secs(3600),

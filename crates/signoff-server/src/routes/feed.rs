@@ -33,8 +33,10 @@ pub fn routes() -> Router<AppState> {
 
 /// The longest a long-poll waits.
 const MAX_WAIT_SECS: u64 = 30;
-/// A comment at least this often on an open stream (the contract says at most 5 s).
-pub const HEARTBEAT: Duration = Duration::from_secs(2);
+/// A comment at least this often on an open stream (the contract says at most 5 s): every
+/// second, so a verifier's staleness budget (3 s by default) spans a few beats, and a paused
+/// node's verifiers fail closed within seconds.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// The Basic credentials of a registered client, checked against the store.
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<RegisteredClient> {

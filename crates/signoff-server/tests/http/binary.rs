@@ -235,3 +235,48 @@ async fn a_notification_survives_a_killed_process_and_is_delivered_after_the_res
     assert_eq!(types, ["session.ended", "token.revoked"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A second `signoff serve` on a SQLite file that another process serves is refused at start,
+/// naming the file and pointing to PostgreSQL (the second outside review's finding 8: a second
+/// process accepted a logged-out cookie for up to one poll of the feed).
+#[tokio::test]
+async fn a_second_server_on_one_sqlite_file_is_refused() {
+    let dir = std::env::temp_dir().join(format!("signoff-bin-{}", signoff_core::secret::random_id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let db = dir.join("one.db");
+    let http = reqwest::Client::new();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let _first = spawn_notifying(port, &db);
+    ready(&http, &format!("http://127.0.0.1:{port}")).await;
+    let second_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let second = Command::new(env!("CARGO_BIN_EXE_signoff"))
+        .arg("serve")
+        .env("SIGNOFF_LISTEN", format!("127.0.0.1:{second_port}"))
+        .env("SIGNOFF_PUBLIC_URL", format!("http://127.0.0.1:{second_port}"))
+        .env("SIGNOFF_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .output()
+        .expect("run");
+    assert!(!second.status.success(), "the second server must not start");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains(&db.display().to_string()), "names the file: {stderr}");
+    assert!(stderr.contains("PostgreSQL"), "points to PostgreSQL: {stderr}");
+    // The CLI still works beside the server (short-lived tools are not servers).
+    let keys = Command::new(env!("CARGO_BIN_EXE_signoff"))
+        .args(["keys", "rotate"])
+        .env("SIGNOFF_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .output()
+        .expect("run");
+    assert!(keys.status.success(), "{}", String::from_utf8_lossy(&keys.stderr));
+    drop(_first);
+    // Once the first has stopped, the file can be served again.
+    let _again = spawn_notifying(second_port, &db);
+    ready(&http, &format!("http://127.0.0.1:{second_port}")).await;
+    drop(_again);
+    let _ = std::fs::remove_dir_all(&dir);
+}

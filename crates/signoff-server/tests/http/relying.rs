@@ -462,10 +462,13 @@ async fn the_stream_sends_the_state_then_each_revocation_resumes_by_last_event_i
         assert!(answered.elapsed() < Duration::from_millis(250), "{:?}", answered.elapsed());
         last = revocations(&frames).last().expect("event")["seq"].as_i64().expect("seq");
     }
-    // Heartbeats: a comment at least every 5 s while nothing happens.
-    let quiet = Instant::now();
-    let beat = stream.until(|f| !f.comment.is_empty()).await;
-    assert!(quiet.elapsed() < Duration::from_secs(5), "{beat:?} after {:?}", quiet.elapsed());
+    // Heartbeats: a comment about every second while nothing happens, so a verifier's
+    // staleness budget can be a few seconds (the second outside review's finding 7).
+    for _ in 0..3 {
+        let quiet = Instant::now();
+        let beat = stream.until(|f| !f.comment.is_empty()).await;
+        assert!(quiet.elapsed() < Duration::from_millis(1_300), "{beat:?} after {:?}", quiet.elapsed());
+    }
     drop(stream);
 
     // Resuming after the second-to-last gives only the last.
