@@ -255,15 +255,29 @@ async fn a_second_server_on_one_sqlite_file_is_refused() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr").port()
     };
-    let second = Command::new(env!("CARGO_BIN_EXE_signoff"))
-        .arg("serve")
-        .env("SIGNOFF_LISTEN", format!("127.0.0.1:{second_port}"))
-        .env("SIGNOFF_PUBLIC_URL", format!("http://127.0.0.1:{second_port}"))
-        .env("SIGNOFF_DATABASE_URL", format!("sqlite://{}", db.display()))
-        .output()
-        .expect("run");
-    assert!(!second.status.success(), "the second server must not start");
-    let stderr = String::from_utf8_lossy(&second.stderr);
+    let mut second = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_signoff"))
+            .arg("serve")
+            .env("SIGNOFF_LISTEN", format!("127.0.0.1:{second_port}"))
+            .env("SIGNOFF_PUBLIC_URL", format!("http://127.0.0.1:{second_port}"))
+            .env("SIGNOFF_DATABASE_URL", format!("sqlite://{}", db.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn signoff"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = second.0.try_wait().expect("wait") {
+            break exit;
+        }
+        let serving = http.get(format!("http://127.0.0.1:{second_port}/readyz")).send().await.is_ok();
+        assert!(!serving && Instant::now() < deadline, "a second server started on the same file");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!exit.success(), "the second server must not start");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.0.stderr.take().expect("stderr"), &mut stderr).expect("read");
     assert!(stderr.contains(&db.display().to_string()), "names the file: {stderr}");
     assert!(stderr.contains("PostgreSQL"), "points to PostgreSQL: {stderr}");
     // The CLI still works beside the server (short-lived tools are not servers).
