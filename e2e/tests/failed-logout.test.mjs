@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { suite, register, signIn, scenario, sessionCookieName } from '../lib/harness.mjs';
+import { suite, register, signIn, scenario, sessionCookieName, PASSWORD } from '../lib/harness.mjs';
 
 const t = suite();
 
@@ -91,5 +91,43 @@ test('an error answer is never taken for a result: 500, 429 and a cut connection
       assert.ok((await signoffCookies(ctx)).includes(sessionCookieName), `${button}: the cookie stays`);
       await page.unroute('**/auth/logout');
     }
+    await ctx.close();
+  }));
+
+test('token mode: a logout the server refused keeps the tokens, and the page where it is', () =>
+  scenario('failed-logout-tokens', () => [t.browser], async () => {
+    await register(t.server, 'spa-fail@example.com');
+    const ctx = await t.browser.newContext();
+    const page = await ctx.newPage();
+    await page.goto(`${t.server.base}/login`);
+    await page.addScriptTag({ url: '/signoff.js' });
+    await page.evaluate(([email, password]) => signoff.tokens.login(email, password), ['spa-fail@example.com', PASSWORD]);
+    await page.route('**/auth/logout', (route) => route.fulfill({ status: 500, contentType: 'application/json', body: '{"error":"internal"}' }));
+    const failed = await page.evaluate(() => signoff.logout({ scope: 'global' }).then(() => 'resolved', (e) => ({ still: e.stillSignedIn, status: e.status })));
+    assert.deepEqual(failed, { still: true, status: 500 });
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(new URL(page.url()).pathname, '/login', 'the page stayed');
+    assert.ok(!new URL(page.url()).search.includes('revoked'), `no "signed out" notice: ${page.url()}`);
+    assert.equal(await page.evaluate(() => signoff.tokens.stored()), true, 'the refresh token is kept');
+    const me = await page.evaluate(async () => (await signoff.tokens.fetch('/api/me')).status);
+    assert.equal(me, 200, 'still signed in, as the rejection says');
+    await ctx.close();
+  }));
+
+test('a stale page\'s "Sign out all other devices" without a session says that nothing else was signed out', () =>
+  scenario('failed-logout-stale', () => [t.browser], async () => {
+    await register(t.server, 'stale@example.com');
+    const ctx = await t.browser.newContext();
+    const page = await ctx.newPage();
+    // This page hears nothing of its session's end (its stream is cut), as a laptop asleep.
+    await page.route('**/auth/events', (route) => route.abort());
+    await signIn(page, t.server, 'stale@example.com');
+    await page.goto(`${t.server.base}/app/sessions`);
+    const other = await (await t.browser.newContext()).newPage();
+    await signIn(other, t.server, 'stale@example.com');
+    await other.goto(`${t.server.base}/app/sessions`);
+    await Promise.all([other.waitForURL(/\/login\?/), other.click('button:text-is("Sign out everywhere")')]);
+    await Promise.all([page.waitForURL(/\/login\?no_session=1/), page.click('button:text-is("Sign out all other devices")')]);
+    assert.match(await page.locator('main').textContent(), /no other device was signed out/);
     await ctx.close();
   }));

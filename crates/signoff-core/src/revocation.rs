@@ -136,6 +136,17 @@ impl RevocationHub {
 mod tests {
     use super::*;
 
+    #[test]
+    fn an_ipv6_client_counts_by_its_slash_64() {
+        let hub = RevocationHub::default();
+        let limits = StreamLimits { per_session: 10, per_user: 10, per_address: 2, total: 100 };
+        let watch = |ip: &str| hub.watch(&SessionId::generate(), &UserId::generate(), ip, limits);
+        let _a = watch("2001:db8:1:2::1").unwrap();
+        let _b = watch("2001:db8:1:2:ffff::2").unwrap();
+        assert!(watch("2001:db8:1:2:abcd::9").is_none(), "a third from the same /64, whatever the accounts");
+        assert!(watch("2001:db8:1:3::1").is_some(), "another /64 is another client");
+    }
+
     #[tokio::test]
     async fn watchers_of_ended_sessions_are_told_and_others_are_not() {
         let hub = RevocationHub::default();
@@ -155,10 +166,9 @@ mod tests {
         let _wc = hub.watch(&SessionId::generate(), &other, ip, limits).unwrap();
         let fifth = hub.watch(&SessionId::generate(), &UserId::generate(), ip, limits);
         assert!(fifth.is_none(), "at most four from one address, whatever the accounts");
-        let v6 = "2001:db8:1:2::1";
-        let _wd = hub.watch(&SessionId::generate(), &UserId::generate(), v6, limits).unwrap();
-        let same_64 = hub.watch(&SessionId::generate(), &UserId::generate(), "2001:db8:1:2::ff", limits);
-        assert!(same_64.is_none(), "at most five in all");
+        let _wd = hub.watch(&SessionId::generate(), &UserId::generate(), "198.51.100.1", limits).unwrap();
+        let sixth = hub.watch(&SessionId::generate(), &UserId::generate(), "198.51.100.2", limits);
+        assert!(sixth.is_none(), "at most five in all");
         let r = Revocation {
             session_id: a.clone(),
             user_id: UserId::generate(),
@@ -169,6 +179,6 @@ mod tests {
         assert_eq!(wa1.await.unwrap(), r);
         assert_eq!(wa2.await.unwrap(), r);
         assert!(wb.try_recv().is_err());
-        assert_eq!(hub.watched_sessions(), 3, "b, the other user's session and the IPv6 client's");
+        assert_eq!(hub.watched_sessions(), 3, "b, the other user's session and the other client's");
     }
 }

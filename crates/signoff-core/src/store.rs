@@ -261,7 +261,8 @@ pub trait Store: Send + Sync + 'static {
     async fn drop_callback(&self, client: &str, url: &str) -> Result<(), StoreError>;
     /// Forgets webhook secrets replaced by a rotation whose overlap ended before `now`.
     async fn forget_replaced_webhook_secrets(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
-    /// Deliveries pending and failed, for metrics.
+    /// Logout notifications (deliveries to registered clients, not mail to users: only mail to
+    /// an address with an account could be pending or failed) pending and failed, for metrics.
     async fn delivery_counts(&self) -> Result<(i64, i64), StoreError>;
 }
 

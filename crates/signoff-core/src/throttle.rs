@@ -116,6 +116,26 @@ impl Counted {
     }
 }
 
+/// What a successful [`SharedCounters::take`] counted: each counter's key and the start of the
+/// window it was counted in, so settling it touches that window only (a window that ended and
+/// started again meanwhile is left alone).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Taken {
+    pub windows: Vec<(String, OffsetDateTime)>,
+}
+
+/// Why a shared take was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SharedRefusal {
+    /// Limits are reached by settled events alone: wait this long (the rest of the longest
+    /// window); `full` are the positions, in the `counted` asked for, of the full counters (so
+    /// a node can refuse the next attempts from memory).
+    Throttled { wait: Duration, full: Vec<usize> },
+    /// A limit is reached only with attempts still in flight, which may yet be given back:
+    /// try again in a moment.
+    Busy,
+}
+
 /// Fixed-window counters shared by every node.
 ///
 /// An attempt is counted *before* the work it limits (a password hash, a mail), in one atomic
@@ -124,13 +144,19 @@ impl Counted {
 #[async_trait]
 pub trait SharedCounters: Send + Sync + 'static {
     /// Counts one event in every counter, unless that would take any of them above its
-    /// maximum: then nothing is counted and the answer is `Err(wait)`, the longest wait among
-    /// the full ones. A counter whose window ended starts a new one at `now`. Atomic across
-    /// nodes: of any number of racing takes, at most `max` per window succeed.
-    async fn take(&self, counted: &[Counted], now: OffsetDateTime) -> Result<Result<(), Duration>, crate::StoreError>;
-    /// Takes back one event from each counter (an attempt that turned out not to count: a
-    /// correct password, a check that could not be made), within its current window.
-    async fn give_back(&self, counted: &[Counted], now: OffsetDateTime) -> Result<(), crate::StoreError>;
+    /// maximum: then nothing is counted. A counter whose window ended starts a new one at
+    /// `now`. Atomic across nodes: of any number of racing takes, at most `max` per window
+    /// succeed. `in_flight` marks the event as not yet settled (see [`settle`](Self::settle)):
+    /// a refusal caused only by such events is `Busy`, not `Throttled`.
+    async fn take(
+        &self,
+        counted: &[Counted],
+        now: OffsetDateTime,
+        in_flight: bool,
+    ) -> Result<Result<Taken, SharedRefusal>, crate::StoreError>;
+    /// Settles an in-flight take: `keep` leaves it counted (a failed sign-in), otherwise it is
+    /// taken back (a correct password, a check that could not be made).
+    async fn settle(&self, taken: &Taken, keep: bool) -> Result<(), crate::StoreError>;
     async fn clear(&self, counted: &Counted) -> Result<(), crate::StoreError>;
     /// Forgets counters whose window ended before `now`.
     async fn purge(&self, now: OffsetDateTime) -> Result<u64, crate::StoreError>;
@@ -195,6 +221,15 @@ impl Limit {
 
     pub fn clear(&self, key: &str) {
         self.lock().remove(key);
+    }
+
+    /// Marks `key` as full for `wait` from `now` (another node's count, learnt from the shared
+    /// counters), so this node refuses it from memory until then.
+    pub fn saturate(&self, key: &str, now: OffsetDateTime, wait: Duration) {
+        let started = now + wait.min(self.window) - self.window;
+        let mut counts = self.lock();
+        let w = counts.entry(key.to_owned()).or_insert((started, 0));
+        *w = (started, w.1.max(self.max));
     }
 
     /// This limit's counter for `key`, as shared between nodes (`tag` names the limit).
@@ -323,6 +358,16 @@ impl LoginThrottle {
             (&self.per_ip, format!("i\n{ip}"), ip),
             (&self.per_account, format!("a\n{account}"), account.to_owned()),
         ]
+    }
+
+    /// Marks the limits at `full` (positions in [`counted`](Self::counted)) as reached for
+    /// `wait`: the shared counters said so.
+    pub fn saturate(&self, account: &str, ip: &str, full: &[usize], now: OffsetDateTime, wait: Duration) {
+        for (i, (limit, _, key)) in self.keyed(account, ip).iter().enumerate() {
+            if full.contains(&i) {
+                limit.saturate(key, now, wait);
+            }
+        }
     }
 
     /// The three counters of an attempt as shared between nodes, the (account, address) pair's

@@ -3,11 +3,12 @@
 
 use async_trait::async_trait;
 use signoff_core::store::StoreError;
-use signoff_core::throttle::{Counted, SharedCounters};
+use signoff_core::throttle::{Counted, SharedCounters, SharedRefusal, Taken};
 use time::{Duration, OffsetDateTime};
 
 use crate::PgStore;
 use crate::rows::{db_err, ms};
+use signoff_core::columns::from_ms;
 
 /// The keys, windows and maxima as parallel arrays, sorted by key (so concurrent upserts of
 /// the same keys lock them in one order).
@@ -26,54 +27,75 @@ fn columns(counted: &[Counted]) -> (Vec<String>, Vec<i64>, Vec<i32>) {
 impl SharedCounters for PgStore {
     /// One transaction: the upsert counts in every counter (locking their rows in key order, so
     /// racing takes queue on them) and returns the new counts; any above its maximum rolls the
-    /// whole take back.
-    async fn take(&self, counted: &[Counted], now: OffsetDateTime) -> Result<Result<(), Duration>, StoreError> {
+    /// whole take back. The refusal is `Throttled` when the settled events alone fill a counter,
+    /// `Busy` when it is full only with attempts still in flight.
+    async fn take(
+        &self,
+        counted: &[Counted],
+        now: OffsetDateTime,
+        in_flight: bool,
+    ) -> Result<Result<Taken, SharedRefusal>, StoreError> {
         let (keys, windows, maxima) = columns(counted);
         let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let over: Option<i64> = sqlx::query_scalar(
+        let rows: Vec<(String, i64, i64, bool, bool)> = sqlx::query_as(
             "WITH q AS (SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::INT[]) AS q(key, window_ms, max)), \
              counted AS ( \
-               INSERT INTO rate_counters (key, window_start, window_ms, count) \
-               SELECT key, $4, window_ms, 1 FROM q ORDER BY key \
+               INSERT INTO rate_counters (key, window_start, window_ms, count, pending) \
+               SELECT key, $4, window_ms, 1, $5 FROM q ORDER BY key \
                ON CONFLICT (key) DO UPDATE SET \
                  count = CASE WHEN rate_counters.window_start + rate_counters.window_ms <= $4 THEN 1 \
                               ELSE rate_counters.count + 1 END, \
+                 pending = CASE WHEN rate_counters.window_start + rate_counters.window_ms <= $4 THEN $5 \
+                                ELSE rate_counters.pending + $5 END, \
                  window_start = CASE WHEN rate_counters.window_start + rate_counters.window_ms <= $4 THEN $4 \
                                      ELSE rate_counters.window_start END, \
                  window_ms = excluded.window_ms \
-               RETURNING key, window_start, window_ms, count) \
-             SELECT max(c.window_start + c.window_ms - $4) FROM counted c JOIN q ON c.key = q.key \
-             WHERE c.count > q.max",
+               RETURNING key, window_start, window_ms, count, pending) \
+             SELECT c.key, c.window_start, c.window_start + c.window_ms - $4, c.count > q.max, \
+                    c.count - c.pending >= q.max \
+             FROM counted c JOIN q ON c.key = q.key",
         )
         .bind(&keys)
         .bind(&windows)
         .bind(&maxima)
         .bind(ms(now))
-        .fetch_one(&mut *tx)
+        .bind(i32::from(in_flight))
+        .fetch_all(&mut *tx)
         .await
         .map_err(db_err)?;
-        match over {
-            Some(wait) => {
-                tx.rollback().await.map_err(db_err)?;
-                Ok(Err(Duration::milliseconds(wait.max(1))))
-            }
-            None => {
-                tx.commit().await.map_err(db_err)?;
-                Ok(Ok(()))
-            }
+        if rows.iter().any(|(_, _, _, over, _)| *over) {
+            tx.rollback().await.map_err(db_err)?;
+            let full: Vec<&(String, i64, i64, bool, bool)> = rows.iter().filter(|r| r.3 && r.4).collect();
+            let Some(wait) = full.iter().map(|r| r.2).max() else { return Ok(Err(SharedRefusal::Busy)) };
+            let full = counted.iter().enumerate().filter(|(_, c)| full.iter().any(|r| r.0 == c.key)).map(|(i, _)| i);
+            return Ok(Err(SharedRefusal::Throttled {
+                wait: Duration::milliseconds(wait.max(1)),
+                full: full.collect(),
+            }));
         }
+        tx.commit().await.map_err(db_err)?;
+        let windows = rows.into_iter().map(|(key, start, ..)| Ok((key, from_ms(start)?))).collect::<Result<_, _>>()?;
+        Ok(Ok(Taken { windows }))
     }
 
-    /// Rows are locked in key order first, as `take` locks them, so the two never deadlock.
-    async fn give_back(&self, counted: &[Counted], now: OffsetDateTime) -> Result<(), StoreError> {
-        let (keys, _, _) = columns(counted);
+    /// Rows are locked in key order first, as `take` locks them, so the two never deadlock;
+    /// only the window the take counted in is touched.
+    async fn settle(&self, taken: &Taken, keep: bool) -> Result<(), StoreError> {
+        let mut windows: Vec<&(String, OffsetDateTime)> = taken.windows.iter().collect();
+        windows.sort_by(|a, b| a.0.cmp(&b.0));
+        let keys: Vec<&str> = windows.iter().map(|(k, _)| k.as_str()).collect();
+        let starts: Vec<i64> = windows.iter().map(|(_, at)| ms(*at)).collect();
         sqlx::query(
-            "WITH locked AS (SELECT key FROM rate_counters WHERE key = ANY($1::TEXT[]) ORDER BY key FOR UPDATE) \
-             UPDATE rate_counters c SET count = c.count - 1 FROM locked \
-             WHERE c.key = locked.key AND c.count > 0 AND c.window_start + c.window_ms > $2",
+            "WITH t AS (SELECT * FROM unnest($1::TEXT[], $2::BIGINT[]) AS t(key, window_start)), \
+             locked AS (SELECT c.key FROM rate_counters c JOIN t ON c.key = t.key AND c.window_start = t.window_start \
+                        ORDER BY c.key FOR UPDATE OF c) \
+             UPDATE rate_counters c SET pending = GREATEST(c.pending - 1, 0), \
+               count = CASE WHEN $3 THEN c.count ELSE GREATEST(c.count - 1, 0) END \
+             FROM locked WHERE c.key = locked.key",
         )
         .bind(&keys)
-        .bind(ms(now))
+        .bind(&starts)
+        .bind(keep)
         .execute(self.pool())
         .await
         .map_err(db_err)?;
@@ -89,12 +111,16 @@ impl SharedCounters for PgStore {
         Ok(())
     }
 
+    /// Rows in key order and only those no take holds, so a purge never deadlocks with one.
     async fn purge(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM rate_counters WHERE window_start + window_ms <= $1")
-            .bind(ms(now))
-            .execute(self.pool())
-            .await
-            .map_err(db_err)?;
+        let done = sqlx::query(
+            "DELETE FROM rate_counters WHERE key IN (SELECT key FROM rate_counters \
+             WHERE window_start + window_ms <= $1 ORDER BY key FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(ms(now))
+        .execute(self.pool())
+        .await
+        .map_err(db_err)?;
         Ok(done.rows_affected())
     }
 }

@@ -76,8 +76,14 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
-            // A statement stuck on a dead connection or a lock ends in an error (503), not a hang.
-            .connect_with(connect.clone().options([("statement_timeout", "30000"), ("lock_timeout", "10000")]))
+            // A statement stuck on a dead connection or a lock ends in an error (503), not a hang;
+            // a transaction left open by a paused process (between a statement and its commit)
+            // is ended by the server after 5 s, so its row locks do not hold others up for long.
+            .connect_with(connect.clone().options([
+                ("statement_timeout", "30000"),
+                ("lock_timeout", "10000"),
+                ("idle_in_transaction_session_timeout", "5000"),
+            ]))
             .await
             .map_err(db_err)?;
         migrate::run(&pool).await?;
@@ -534,7 +540,8 @@ impl Store for PgStore {
     async fn delivery_counts(&self) -> Result<(i64, i64), StoreError> {
         let (pending, failed): (i64, i64) = sqlx::query_as(
             "SELECT COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0), \
-             COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) FROM deliveries",
+             COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) FROM deliveries \
+             WHERE kind <> 'mail'",
         )
         .fetch_one(&self.pool)
         .await

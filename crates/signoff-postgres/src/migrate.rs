@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/0005_outbox.sql")),
     (6, include_str!("../migrations/0006_webhook_secret_rotation.sql")),
     (7, include_str!("../migrations/0007_mail_tokens.sql")),
+    (8, include_str!("../migrations/0008_rate_counters_pending.sql")),
 ];
 
 /// Any fixed number, the same for every node: the key of the migration lock.

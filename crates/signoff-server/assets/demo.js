@@ -80,7 +80,7 @@
       if (button) button.disabled = true;
       var s = scope ? scope.value : 'local';
       signoff.logout({ scope: s }).then(function (result) {
-        if (s === 'others') window.location.replace('/app/sessions?ended=' + result.revoked);
+        if (s === 'others' && !result.left) window.location.replace('/app/sessions?ended=' + result.revoked);
       }, function (error) {
         if (button) button.disabled = false;
         if (error && error.stillSignedIn) stillSignedIn(form, error);

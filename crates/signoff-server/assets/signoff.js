@@ -46,6 +46,8 @@
     // is at most logoutRetryMaxSeconds.
     logoutRetries: 2,
     logoutRetryMaxSeconds: 5,
+    // A logout request with no answer within this long is taken as not done.
+    logoutTimeoutMs: 15000,
     // watch() reopens a refused or dropped stream after 1 s, doubling up to this.
     watchMaxBackoffSeconds: 60
   };
@@ -165,12 +167,16 @@
 
   /** Logs out (scope 'local' by default). Forgets, tells the other tabs and leaves only once
    * the server confirmed (2xx) or said there was no session any more (401); otherwise the
-   * promise rejects with `stillSignedIn` set. 'others' resolves with the server's
-   * `{revoked}` and leaves this page be. */
+   * promise rejects with `stillSignedIn` set. Resolves with the server's answer and `left`
+   * (true once this page is leaving); 'others' stays on the page with `{revoked}` unless the
+   * browser turned out to have no session. `retried` says a busy server was asked again: an
+   * earlier try may have done the work, so a count of 0 then means "none left", not "none". */
   function logout(options) {
     options = options || {};
     var scope = options.scope || 'local';
     var endsHere = scope !== 'others';
+    var wasWatching = !!source || !!reopenTimer;
+    var retried = false;
     // Our own logout ends this session: its event stream will say so, and must not win the
     // race to navigate (this page leaves for returnTo, not for the "signed out" notice).
     if (endsHere) {
@@ -185,14 +191,23 @@
         return storedRefreshToken().then(function (refresh) {
           var body = { scope: scope };
           if (refresh) body.refresh_token = refresh;
-          return fetch(config.logoutUrl, { method: 'POST', credentials: 'same-origin', headers: headers, body: JSON.stringify(body) });
+          var init = { method: 'POST', credentials: 'same-origin', headers: headers, body: JSON.stringify(body) };
+          if (global.AbortSignal && AbortSignal.timeout) init.signal = AbortSignal.timeout(config.logoutTimeoutMs);
+          return fetch(config.logoutUrl, init);
         });
       }, function () { throw notDone('logout not sent (offline?)', 0); });
+    };
+    // Token mode after a reload: no access token in memory, only the stored refresh token.
+    // 'others' and 'global' need the session to speak for, so an access token is fetched first.
+    var prepare = function () {
+      if (scope === 'local' || access) return Promise.resolve();
+      return storedRefreshToken().then(function (t) { return t ? tokens.get() : null; });
     };
     var attempt = function (left) {
       return send().then(function (res) {
         var wait = res.status === 503 ? retryAfterSeconds(res) : null;
         if (wait !== null && left > 0 && wait <= config.logoutRetryMaxSeconds) {
+          retried = true;
           return pause(Math.max(wait, 0.2) * 1000).then(function () { return attempt(left - 1); });
         }
         return res;
@@ -201,7 +216,7 @@
         throw notDone('logout not sent (offline?)', 0);
       });
     };
-    return attempt(config.logoutRetries).then(function (res) {
+    return prepare().then(function () { return attempt(config.logoutRetries); }).then(function (res) {
       if (res.status === 401) return { gone: true, body: null };
       if (!res.ok) {
         var why = res.status === 403 ? 'logout refused (cross-site check)' :
@@ -215,9 +230,11 @@
         return { gone: false, body: body };
       });
     }).then(function (done) {
-      // A browser that had no session any more is signed out here, and nothing else ended.
-      var noSession = done.gone || (done.body && done.body.no_session === true);
-      if (scope === 'others' && !noSession) return done.body;
+      var result = Object.assign({}, done.body || {}, { retried: retried, left: false });
+      // A browser that had no session any more is signed out here, and nothing else ended;
+      // unless a busy server was asked again, when an earlier try may have ended it all.
+      var noSession = !retried && (done.gone || result.no_session === true);
+      if (scope === 'others' && !noSession && !done.gone) return result;
       if (!endsHere) { leaving = true; if (source) { source.close(); source = null; } }
       var to = noSession && scope !== 'local' ? config.loginUrl + '?no_session=1' :
         done.gone ? config.loginUrl + '?revoked=1&reason=expired' :
@@ -225,18 +242,19 @@
       return cleanup().then(function () {
         announce(done.gone ? 'expired' : 'logout');
         leave(to);
-        return done.body;
+        result.left = true;
+        return result;
       });
     }).catch(function (e) {
-      // Still signed in: keep watching, and let the caller say so.
-      if (endsHere) { leaving = false; watch(); }
+      // Still signed in: watch again if this page was watching, and let the caller say so.
+      if (endsHere) { leaving = false; if (wasWatching) watch(); }
       throw e;
     });
   }
 
   function checkSession() {
     return fetch(config.sessionUrl, { credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/json' } })
-      .then(function (r) { if (r.status === 401) signedOut('expired'); })
+      .then(function (r) { if (r.status === 401 && !access) signedOut('expired'); })
       .catch(function () { /* offline: nothing to decide */ });
   }
 

@@ -170,6 +170,8 @@ mod tests {
             ("http://[::ffff:0:7f00:1]/", CallbackError::Private),
             ("http://[::ffff:0:a9fe:a9fe]/", CallbackError::Private),
             ("http://[::ffff:0:a00:1]/", CallbackError::Private),
+            ("http://[::7f00:1]/", CallbackError::Private),
+            ("http://[::a9fe:a9fe]/", CallbackError::Private),
             ("http://[fd00::1]/", CallbackError::Private),
             ("http://[fe80::1]/", CallbackError::Private),
             ("http://[64:ff9b::a9fe:a9fe]/", CallbackError::Private),

@@ -15,12 +15,15 @@ use crate::views;
 ///
 /// What `/metrics` shows of mail must not tell known addresses from unknown ones (a reset
 /// request for an address without an account is skipped here, one with an account is sent):
-/// a row is counted by its letter once it is processed, sent or skipped alike, and only for
-/// letters queued the same way whoever owns the address; the mail server's answers and times
-/// go to the log, not to a metric.
+/// a row is counted by its letter when it is first processed, sent or skipped alike, and only
+/// for letters queued the same way whoever owns the address; the mail server's answers and
+/// times go to the log, not to a metric, and the outbox gauges leave mail out.
 pub async fn deliver(state: &AppState, d: &Delivery) -> Attempt {
     let prepared = state.authority().prepare_mail(d).await;
+    // Once per row: a retry after a mail server's failure (only a sent mail can fail) is not
+    // counted again.
     if prepared.is_ok()
+        && d.attempts == 0
         && let Some(letter) = Letter::parse(&d.event).filter(|l| l.counted_alike())
     {
         state.metrics().mail_processed(letter.as_str());

@@ -503,7 +503,8 @@ impl Store for SqliteStore {
     async fn delivery_counts(&self) -> Result<(i64, i64), StoreError> {
         let (pending, failed): (i64, i64) = sqlx::query_as(
             "SELECT COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0), \
-             COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) FROM deliveries",
+             COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) FROM deliveries \
+             WHERE kind <> 'mail'",
         )
         .fetch_one(&self.pool)
         .await

@@ -41,8 +41,17 @@ impl std::fmt::Display for ClaimError {
 impl std::error::Error for ClaimError {}
 
 /// Claims the database at `path` for this process's server (an exclusive advisory lock on a
-/// `PATH.serving` file beside it, which SQLite's own locks never touch).
+/// `PATH.serving` file beside the file the path resolves to, symbolic links followed, which
+/// SQLite's own locks never touch). A file not created yet is claimed by the path given.
 pub fn claim(path: &Path) -> Result<ServingLock, ClaimError> {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| {
+        // Not created yet: its folder resolved, so a later claim of the created file agrees.
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        match (std::fs::canonicalize(folder), path.file_name()) {
+            (Ok(folder), Some(name)) => folder.join(name),
+            _ => path.to_owned(),
+        }
+    });
     let mut name = path.as_os_str().to_owned();
     name.push(".serving");
     let lock_path = PathBuf::from(name);
@@ -54,7 +63,7 @@ pub fn claim(path: &Path) -> Result<ServingLock, ClaimError> {
         .map_err(|e| ClaimError::Io(lock_path.clone(), e))?;
     match file.try_lock() {
         Ok(()) => Ok(ServingLock { _file: file }),
-        Err(TryLockError::WouldBlock) => Err(ClaimError::Taken(path.to_owned())),
+        Err(TryLockError::WouldBlock) => Err(ClaimError::Taken(path)),
         Err(TryLockError::Error(e)) => Err(ClaimError::Io(lock_path, e)),
     }
 }
@@ -71,6 +80,10 @@ mod tests {
         let first = claim(&db).expect("first");
         let second = claim(&db).expect_err("second");
         assert!(second.to_string().contains("a.db") && second.to_string().contains("PostgreSQL"), "{second}");
+        std::fs::write(&db, b"").expect("file");
+        let link = dir.join("link.db");
+        std::os::unix::fs::symlink(&db, &link).expect("symlink");
+        assert!(claim(&link).is_err(), "the same file under another name is the same file");
         drop(first);
         assert!(claim(&db).is_ok(), "free again");
         let _ = std::fs::remove_dir_all(&dir);

@@ -31,7 +31,7 @@ use crate::store::{
     Ended, RememberFilter, RememberToken, Session, SessionFilter, Store, StoreError, Tx, User, UserCredentials,
 };
 use crate::throttle::{
-    Attempt, Counted, Limits, Outcome, Refusal, SharedCounters, ThrottlePolicy, address_key, take_all,
+    Attempt, Counted, Limits, Outcome, Refusal, SharedCounters, SharedRefusal, ThrottlePolicy, address_key, take_all,
 };
 pub use mail::{EmailConfirmed, PendingEmail};
 pub use tokens::{AccessContext, Presented, TokenPair, TokenPolicy, TokenState};
@@ -606,17 +606,32 @@ impl Authority {
         let (store, passwords, counters) = (self.store.clone(), self.passwords.clone(), self.counters.clone());
         let (key, password, now) = (key.to_owned(), password.to_owned(), self.now());
         let failed = self.event(AuditKind::LoginFailed, Actor::User, client).reason("bad_credentials");
-        let ip = client.ip.clone();
+        let (ip, limits) = (client.ip.clone(), self.limits.clone());
         let checked = tokio::spawn(async move {
-            // On several nodes the attempt is counted as a failure on the shared counters
-            // before its password is hashed, in one atomic take that refuses it at the limit:
-            // a burst spread over the nodes gets no more guesses than one node would.
-            if let Some(counters) = &counters
-                && let Err(wait) = counters.take(&counted, now).await?
-            {
-                tracing::warn!(target: "audit", event = "login_throttled", ip = %ip, "sign-in refused: too many failures (all nodes)");
-                return Err(CoreError::Throttled(wait));
-            }
+            // On several nodes the attempt is counted on the shared counters before its password
+            // is hashed, in flight, in one atomic take that refuses it at the limit: a burst
+            // spread over the nodes gets no more guesses than one node would. Settled below.
+            let taken = match &counters {
+                Some(counters) => match counters.take(&counted, now, true).await? {
+                    Ok(taken) => Some(taken),
+                    Err(SharedRefusal::Throttled { wait, full }) => {
+                        // Refused from memory from now on, without asking the database again.
+                        limits.login.saturate(&key, &ip, &full, now, wait);
+                        tracing::warn!(target: "audit", event = "login_throttled", ip = %ip, "sign-in refused: too many failures (all nodes)");
+                        return Err(CoreError::Throttled(wait));
+                    }
+                    // Full only with attempts still being checked, which may succeed.
+                    Err(SharedRefusal::Busy) => return Err(CoreError::Busy(Duration::seconds(1))),
+                },
+                None => None,
+            };
+            let settle = async |keep: bool| {
+                if let (Some(counters), Some(taken)) = (&counters, &taken)
+                    && let Err(e) = counters.settle(taken, keep).await
+                {
+                    tracing::warn!(error = %e, "could not settle a sign-in on the shared counters");
+                }
+            };
             let checked = async {
                 let account = store.user_by_email(&key).await?;
                 let ok = passwords.verify(&password, account.as_ref().map(|a| a.password_hash.as_str())).await?;
@@ -626,21 +641,17 @@ impl Authority {
             match checked {
                 Ok((Some(account), true)) => {
                     attempt.finish(Outcome::Succeeded);
-                    // Successes never count: the pair's counter starts over, the others
-                    // take this attempt back.
-                    if let Some(counters) = &counters {
-                        let (pair, rest) = counted.split_first().map_or((None, &[][..]), |(p, r)| (Some(p), r));
-                        let cleared = match pair {
-                            Some(pair) => counters.clear(pair).await,
-                            None => Ok(()),
-                        };
-                        if let Err(e) = cleared.and(counters.give_back(rest, now).await) {
-                            tracing::warn!(error = %e, "could not take a successful sign-in off the shared counters");
-                        }
+                    // Successes never count: taken back, and the pair's counter starts over.
+                    settle(false).await;
+                    if let (Some(counters), Some(pair)) = (&counters, counted.first())
+                        && let Err(e) = counters.clear(pair).await
+                    {
+                        tracing::warn!(error = %e, "could not clear a shared sign-in counter");
                     }
                     Ok(account)
                 }
                 Ok((account, _)) => {
+                    settle(true).await;
                     // Stored either way (bounded by the limiter, which refuses before this
                     // point); an unknown account's event has no user, so only operators see it.
                     let event = match account {
@@ -660,11 +671,7 @@ impl Authority {
                 // Not checked: dropping the attempt ends it unchecked here, and the shared
                 // counters take it back.
                 Err(e) => {
-                    if let Some(counters) = &counters
-                        && let Err(back) = counters.give_back(&counted, now).await
-                    {
-                        tracing::warn!(error = %back, "could not take an unchecked sign-in off the shared counters");
-                    }
+                    settle(false).await;
                     Err(e)
                 }
             }
@@ -1225,7 +1232,11 @@ impl Authority {
     /// nothing) when any of them is full, so the limit holds across every node.
     async fn take_shared(&self, counted: &[Counted]) -> Result<(), CoreError> {
         let Some(counters) = &self.counters else { return Ok(()) };
-        counters.take(counted, self.now()).await?.map_err(CoreError::Throttled)
+        match counters.take(counted, self.now(), false).await? {
+            Ok(_) => Ok(()),
+            Err(SharedRefusal::Throttled { wait, .. }) => Err(CoreError::Throttled(wait)),
+            Err(SharedRefusal::Busy) => Err(CoreError::Busy(Duration::seconds(1))),
+        }
     }
 
     /// Counts rate limits on counters every node shares, besides this process's memory.

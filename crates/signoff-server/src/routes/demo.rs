@@ -205,7 +205,7 @@ async fn sessions(State(state): State<AppState>, headers: HeaderMap, Query(q): P
         ));
     }
     let ended = q.get("ended").and_then(|n| n.parse::<u64>().ok()).map(|n| match n {
-        0 => "No other device was signed in.".to_owned(),
+        0 => "No other device is signed in now.".to_owned(),
         1 => "Signed out 1 other device.".to_owned(),
         n => format!("Signed out {n} other devices."),
     });

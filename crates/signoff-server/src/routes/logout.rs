@@ -84,12 +84,15 @@ pub async fn logout(
         };
         axum::Json(body).into_response()
     } else {
-        let default = match (clears_browser, no_session && scope != LogoutScope::Local) {
+        // Without a session, the page that says nothing else ended, whatever return_to asks.
+        let to = match (clears_browser, no_session && scope != LogoutScope::Local) {
             (_, true) => "/login?no_session=1".to_owned(),
-            (true, false) => "/login?logged_out=1".to_owned(),
-            (false, false) => format!("/app/sessions?ended={ended}"),
+            (true, false) => redirect::validate(body.return_to.as_deref(), "/login?logged_out=1", config),
+            (false, false) => {
+                redirect::validate(body.return_to.as_deref(), &format!("/app/sessions?ended={ended}"), config)
+            }
         };
-        Redirect::to(&redirect::validate(body.return_to.as_deref(), &default, config)).into_response()
+        Redirect::to(&to).into_response()
     };
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

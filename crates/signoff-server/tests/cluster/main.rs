@@ -557,6 +557,11 @@ async fn a_parallel_burst_over_three_nodes_gets_no_more_than_the_limit() {
     eprintln!("one address, 30 guesses over 3 nodes: {counts:?}");
     assert_eq!(counts.get(&401).copied().unwrap_or(0), 5, "checked guesses: {counts:?}");
     assert!(counts.keys().all(|s| [401, 429, 503].contains(s)), "{counts:?}");
+    // Once they are settled, the limit is reached for good on every node: 429, not 503.
+    for node in &nodes {
+        let r = send(wrong(node, "203.0.113.9")).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.json);
+    }
 
     // The owner, from their own address, still signs in, and a success gives its
     // attempt back to the account's count.

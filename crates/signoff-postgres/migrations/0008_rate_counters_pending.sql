@@ -1,0 +1,5 @@
+-- Attempts counted on a shared rate counter before their work and not yet settled (a password
+-- still being hashed): a limit full only because of these refuses with 503 ("busy, retry in a
+-- second"), not with 429 for the rest of the window, since they may yet succeed and be given
+-- back.
+ALTER TABLE rate_counters ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
