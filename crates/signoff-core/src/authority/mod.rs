@@ -919,6 +919,22 @@ impl Authority {
         let users: Vec<&UserId> = current.iter().map(|s| &s.user_id).chain(&owners).collect();
         let mut batch = self.batch_for(&users).await?;
         batch.revoking = true;
+        // The sessions presented, as this transaction reads them under their users' locks: one
+        // ended meanwhile (a racing logout elsewhere) speaks for nobody, so it can never end
+        // sessions opened after its own end.
+        let now = self.now();
+        let mut still_live = Vec::with_capacity(current.len());
+        for session in current {
+            if batch
+                .tx
+                .session_by_id(&session.id)
+                .await?
+                .is_some_and(|(row, _)| row.user_id == session.user_id && self.is_live(&row, now))
+            {
+                still_live.push(session.clone());
+            }
+        }
+        let current = still_live.as_slice();
         // A browser whose cookie names no live session may still hold a remember-me token that
         // would sign it back in (a tab's resume has just superseded the session, say): that
         // token speaks for the browser, and the series' session is its current one, whatever
