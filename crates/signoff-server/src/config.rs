@@ -486,24 +486,8 @@ impl Config {
                 _ => return Err(invalid("node_lease_millis", "must be between 400 and 600000")),
             },
             node_ack_wait: std::time::Duration::from_millis(positive("node_ack_wait_millis", &get)?),
-            admin_token: match opt("admin_token") {
-                Some(key) if key.chars().count() < MIN_ADMIN_KEY_CHARS => {
-                    return Err(invalid(
-                        "admin_token",
-                        format!("must be at least {MIN_ADMIN_KEY_CHARS} characters (e.g. `openssl rand -hex 32`)"),
-                    ));
-                }
-                key => key.map(AdminKey),
-            },
-            metrics_token: match opt("metrics_token") {
-                Some(key) if key.chars().count() < MIN_ADMIN_KEY_CHARS => {
-                    return Err(invalid(
-                        "metrics_token",
-                        format!("must be at least {MIN_ADMIN_KEY_CHARS} characters (e.g. `openssl rand -hex 32`)"),
-                    ));
-                }
-                key => key.map(AdminKey),
-            },
+            admin_token: bearer_key("admin_token", opt("admin_token"))?,
+            metrics_token: bearer_key("metrics_token", opt("metrics_token"))?,
             refresh_reuse_grace: seconds("refresh_reuse_grace_seconds", get("refresh_reuse_grace_seconds"), 0)?,
             remember_reuse_grace: seconds("remember_reuse_grace_seconds", get("remember_reuse_grace_seconds"), 0)?,
             access_token_ttl: seconds("access_token_ttl_seconds", get("access_token_ttl_seconds"), 30)?,
@@ -608,6 +592,17 @@ fn scalar(key: &'static str, v: toml::Value) -> Result<String, ConfigError> {
 
 fn known(key: &str) -> Option<&'static str> {
     KEYS.iter().map(|(k, _, _)| *k).find(|k| *k == key)
+}
+
+/// A bearer key setting: none when empty, refused when too short to be a real secret.
+fn bearer_key(key: &'static str, value: Option<String>) -> Result<Option<AdminKey>, ConfigError> {
+    match value {
+        Some(v) if v.chars().count() < MIN_ADMIN_KEY_CHARS => Err(invalid(
+            key,
+            format!("must be at least {MIN_ADMIN_KEY_CHARS} characters (e.g. `openssl rand -hex 32`)"),
+        )),
+        v => Ok(v.map(AdminKey)),
+    }
 }
 
 fn invalid(key: &'static str, problem: impl std::fmt::Display) -> ConfigError {

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
 /// A JSON POST as if from the client address `ip` (the server trusts `X-Forwarded-For`).
-async fn post_from(b: &mut Browser, ip: &str, path: &str, body: serde_json::Value) -> Res {
+pub async fn post_from(b: &mut Browser, ip: &str, path: &str, body: serde_json::Value) -> Res {
     let rb =
         b.request(Method::POST, path).header("x-forwarded-for", ip).header("accept", "application/json").json(&body);
     b.send(rb).await

@@ -404,12 +404,7 @@ async fn a_reset_link_dies_on_expiry_tampering_a_newer_link_and_any_other_passwo
 /// Asks for a password reset as if from the client address `ip` (the server trusts
 /// `X-Forwarded-For`).
 async fn reset_from(b: &mut Browser, ip: &str, email: &str) -> Res {
-    let rb = b
-        .request(Method::POST, "/auth/password-reset")
-        .header("x-forwarded-for", ip)
-        .header("accept", "application/json")
-        .json(&json!({ "email": email }));
-    b.send(rb).await
+    crate::abuse::post_from(b, ip, "/auth/password-reset", json!({ "email": email })).await
 }
 
 #[tokio::test]
