@@ -17,7 +17,7 @@ pub enum BackendError {
     Open(#[from] signoff_core::StoreError),
     #[error("cannot set up mail: {0}")]
     Mail(#[from] signoff_core::mail::MailError),
-    #[error("{0}")]
+    #[error(transparent)]
     Claimed(#[from] signoff_sqlite::serving::ClaimError),
 }
 
