@@ -128,9 +128,10 @@ pub struct Taken {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SharedRefusal {
     /// Limits are reached by settled events alone: wait this long (the rest of the longest
-    /// window); `full` are the positions, in the `counted` asked for, of the full counters (so
-    /// a node can refuse the next attempts from memory).
-    Throttled { wait: Duration, full: Vec<usize> },
+    /// window); `full` are the positions, in the `counted` asked for, of the full counters with
+    /// the rest of each one's window (so a node can refuse the next attempts from memory, each
+    /// limit for as long as it is full).
+    Throttled { wait: Duration, full: Vec<(usize, Duration)> },
     /// A limit is reached only with attempts still in flight, which may yet be given back:
     /// try again in a moment.
     Busy,
@@ -360,12 +361,13 @@ impl LoginThrottle {
         ]
     }
 
-    /// Marks the limits at `full` (positions in [`counted`](Self::counted)) as reached for
-    /// `wait`: the shared counters said so.
-    pub fn saturate(&self, account: &str, ip: &str, full: &[usize], now: OffsetDateTime, wait: Duration) {
-        for (i, (limit, _, key)) in self.keyed(account, ip).iter().enumerate() {
-            if full.contains(&i) {
-                limit.saturate(key, now, wait);
+    /// Marks the limits at `full` (positions in [`counted`](Self::counted), each with how long
+    /// it stays full) as reached: the shared counters said so.
+    pub fn saturate(&self, account: &str, ip: &str, full: &[(usize, Duration)], now: OffsetDateTime) {
+        let keyed = self.keyed(account, ip);
+        for (i, wait) in full {
+            if let Some((limit, _, key)) = keyed.get(*i) {
+                limit.saturate(key, now, *wait);
             }
         }
     }

@@ -10,6 +10,10 @@ use crate::PgStore;
 use crate::rows::{db_err, ms};
 use signoff_core::columns::from_ms;
 
+/// A sign-in is checked within seconds (the hashing queue's wait and a hash): attempts pending
+/// for longer than this were left by a node that died, and count as settled.
+const PENDING_FOR_AT_MOST_MS: i64 = 60_000;
+
 /// The keys, windows and maxima as parallel arrays, sorted by key (so concurrent upserts of
 /// the same keys lock them in one order).
 fn columns(counted: &[Counted]) -> (Vec<String>, Vec<i64>, Vec<i32>) {
@@ -40,19 +44,21 @@ impl SharedCounters for PgStore {
         let rows: Vec<(String, i64, i64, bool, bool)> = sqlx::query_as(
             "WITH q AS (SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::INT[]) AS q(key, window_ms, max)), \
              counted AS ( \
-               INSERT INTO rate_counters (key, window_start, window_ms, count, pending) \
-               SELECT key, $4, window_ms, 1, $5 FROM q ORDER BY key \
+               INSERT INTO rate_counters (key, window_start, window_ms, count, pending, pending_since) \
+               SELECT key, $4, window_ms, 1, $5, $4 FROM q ORDER BY key \
                ON CONFLICT (key) DO UPDATE SET \
                  count = CASE WHEN rate_counters.window_start + rate_counters.window_ms <= $4 THEN 1 \
                               ELSE rate_counters.count + 1 END, \
-                 pending = CASE WHEN rate_counters.window_start + rate_counters.window_ms <= $4 THEN $5 \
+                 pending = CASE WHEN rate_counters.window_start + rate_counters.window_ms <= $4 \
+                                  OR rate_counters.pending_since < $4 - $6 THEN $5 \
                                 ELSE rate_counters.pending + $5 END, \
+                 pending_since = CASE WHEN $5 = 1 THEN $4 ELSE rate_counters.pending_since END, \
                  window_start = CASE WHEN rate_counters.window_start + rate_counters.window_ms <= $4 THEN $4 \
                                      ELSE rate_counters.window_start END, \
                  window_ms = excluded.window_ms \
                RETURNING key, window_start, window_ms, count, pending) \
              SELECT c.key, c.window_start, c.window_start + c.window_ms - $4, c.count > q.max, \
-                    c.count - c.pending >= q.max \
+                    c.count - c.pending - (1 - $5) >= q.max \
              FROM counted c JOIN q ON c.key = q.key",
         )
         .bind(&keys)
@@ -60,18 +66,23 @@ impl SharedCounters for PgStore {
         .bind(&maxima)
         .bind(ms(now))
         .bind(i32::from(in_flight))
+        .bind(PENDING_FOR_AT_MOST_MS)
         .fetch_all(&mut *tx)
         .await
         .map_err(db_err)?;
         if rows.iter().any(|(_, _, _, over, _)| *over) {
             tx.rollback().await.map_err(db_err)?;
-            let full: Vec<&(String, i64, i64, bool, bool)> = rows.iter().filter(|r| r.3 && r.4).collect();
-            let Some(wait) = full.iter().map(|r| r.2).max() else { return Ok(Err(SharedRefusal::Busy)) };
-            let full = counted.iter().enumerate().filter(|(_, c)| full.iter().any(|r| r.0 == c.key)).map(|(i, _)| i);
-            return Ok(Err(SharedRefusal::Throttled {
-                wait: Duration::milliseconds(wait.max(1)),
-                full: full.collect(),
-            }));
+            // Each full counter with its own wait (the rest of its window).
+            let full: Vec<(usize, Duration)> = counted
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| {
+                    let row = rows.iter().find(|r| r.0 == c.key && r.3 && r.4)?;
+                    Some((i, Duration::milliseconds(row.2.max(1))))
+                })
+                .collect();
+            let Some(wait) = full.iter().map(|(_, w)| *w).max() else { return Ok(Err(SharedRefusal::Busy)) };
+            return Ok(Err(SharedRefusal::Throttled { wait, full }));
         }
         tx.commit().await.map_err(db_err)?;
         let windows = rows.into_iter().map(|(key, start, ..)| Ok((key, from_ms(start)?))).collect::<Result<_, _>>()?;

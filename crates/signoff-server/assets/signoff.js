@@ -58,6 +58,8 @@
   var refreshTimer = null;
   var reopenTimer = null;
   var backoff = 0;
+  // Whether this page asked to watch its session (until it leaves).
+  var watching = false;
   var channel = typeof BroadcastChannel === 'function' ? new BroadcastChannel(config.channel) : null;
   var SIGNAL_KEY = 'signoff:signed-out';
 
@@ -123,6 +125,7 @@
 
   function leave(url) {
     leaving = true;
+    watching = false;
     if (reopenTimer) { clearTimeout(reopenTimer); reopenTimer = null; }
     if (source) source.close();
     global.location.replace(url);
@@ -175,7 +178,7 @@
     options = options || {};
     var scope = options.scope || 'local';
     var endsHere = scope !== 'others';
-    var wasWatching = !!source || !!reopenTimer;
+    var wasWatching = watching;
     var retried = false;
     // Our own logout ends this session: its event stream will say so, and must not win the
     // race to navigate (this page leaves for returnTo, not for the "signed out" notice).
@@ -197,11 +200,19 @@
         });
       }, function () { throw notDone('logout not sent (offline?)', 0); });
     };
-    // Token mode after a reload: no access token in memory, only the stored refresh token.
-    // 'others' and 'global' need the session to speak for, so an access token is fetched first.
+    // Token mode after a reload (or a sleep): no fresh access token in memory, only the stored
+    // refresh token. 'others' and 'global' need the session to speak for, so a fresh access
+    // token is fetched first; a refresh token the server refuses (400, 401) is dead already and
+    // the logout goes on without it, any other failure is a logout not done.
     var prepare = function () {
-      if (scope === 'local' || access) return Promise.resolve();
-      return storedRefreshToken().then(function (t) { return t ? tokens.get() : null; });
+      if (scope === 'local' || (access && access.expiresAt - Date.now() > 5000)) return Promise.resolve();
+      return storedRefreshToken().then(function (t) {
+        if (!t) return null;
+        return refresh(true).catch(function (e) {
+          if (e && (e.status === 400 || e.status === 401)) return null;
+          throw notDone('could not get an access token', e && e.status ? e.status : 0);
+        });
+      });
     };
     var attempt = function (left) {
       return send().then(function (res) {
@@ -232,8 +243,9 @@
     }).then(function (done) {
       var result = Object.assign({}, done.body || {}, { retried: retried, left: false });
       // A browser that had no session any more is signed out here, and nothing else ended;
-      // unless a busy server was asked again, when an earlier try may have ended it all.
-      var noSession = !retried && (done.gone || result.no_session === true);
+      // unless a busy server was asked again for 'global', when an earlier try may have ended
+      // it all ('others' never ends this browser's own session, so there it still holds).
+      var noSession = (scope === 'others' || !retried) && (done.gone || result.no_session === true);
       if (scope === 'others' && !noSession && !done.gone) return result;
       if (!endsHere) { leaving = true; if (source) { source.close(); source = null; } }
       var to = noSession && scope !== 'local' ? config.loginUrl + '?no_session=1' :
@@ -262,6 +274,7 @@
    * server refused (429: too many open, 503: busy) or that dropped is opened again after a
    * pause that doubles each time (with jitter), unless the session turns out to be gone. */
   function watch() {
+    if (global.EventSource && !leaving) watching = true;
     if (!source && !reopenTimer && !leaving && global.EventSource) {
       var es = new EventSource(config.eventsUrl);
       source = es;
@@ -346,19 +359,24 @@
       method: 'POST', credentials: 'omit', headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
       body: JSON.stringify(params)
     }).then(function (r) {
-      if (!r.ok) throw new Error('signoff: token grant refused (' + r.status + ')');
+      if (!r.ok) {
+        var e = new Error('signoff: token grant refused (' + r.status + ')');
+        e.status = r.status;
+        throw e;
+      }
       return r.json();
     });
   }
 
   /** One refresh in flight across every tab: the Web Lock serialises them, and each reads the
    * refresh token only once it holds the lock, so no tab presents a rotated token. */
-  function refresh() {
+  function refresh(quiet) {
     var run = function () {
       return storedRefreshToken().then(function (token) {
         if (!token) throw new Error('signoff: no refresh token');
         return grant({ grant_type: 'refresh_token', refresh_token: token }).then(accept, function (e) {
-          signedOut('refresh_failed');
+          // `quiet`: the caller (a logout) decides what a failure means.
+          if (quiet !== true) signedOut('refresh_failed');
           throw e;
         });
       });

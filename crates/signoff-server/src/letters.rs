@@ -19,15 +19,14 @@ use crate::views;
 /// for letters queued the same way whoever owns the address; the mail server's answers and
 /// times go to the log, not to a metric, and the outbox gauges leave mail out.
 pub async fn deliver(state: &AppState, d: &Delivery) -> Attempt {
-    let prepared = state.authority().prepare_mail(d).await;
-    // Once per row: a retry after a mail server's failure (only a sent mail can fail) is not
-    // counted again.
-    if prepared.is_ok()
-        && d.attempts == 0
+    // When a row is first tried, whatever comes of it: a retry (only a mail sent, or one whose
+    // account the store was asked about, can fail) is not counted again.
+    if d.attempts == 0
         && let Some(letter) = Letter::parse(&d.event).filter(|l| l.counted_alike())
     {
         state.metrics().mail_processed(letter.as_str());
     }
+    let prepared = state.authority().prepare_mail(d).await;
     let prepared = match prepared {
         Ok(Some(prepared)) => prepared,
         Ok(None) => {

@@ -616,7 +616,7 @@ impl Authority {
                     Ok(taken) => Some(taken),
                     Err(SharedRefusal::Throttled { wait, full }) => {
                         // Refused from memory from now on, without asking the database again.
-                        limits.login.saturate(&key, &ip, &full, now, wait);
+                        limits.login.saturate(&key, &ip, &full, now);
                         tracing::warn!(target: "audit", event = "login_throttled", ip = %ip, "sign-in refused: too many failures (all nodes)");
                         return Err(CoreError::Throttled(wait));
                     }
