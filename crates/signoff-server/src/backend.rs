@@ -32,15 +32,14 @@ pub struct Serving {
 /// that another process serves is refused, naming the file and pointing to PostgreSQL.
 pub fn claim_for_serving(config: &Config) -> Result<Serving, BackendError> {
     let url = config.database_url.expose();
-    if url.starts_with("sqlite:") {
-        let path = signoff_sqlite::SqliteStore::path_of(url)?;
-        // An in-memory database is this process's alone.
-        if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" || url.contains("mode=memory") {
-            return Ok(Serving { _claim: None });
-        }
-        return Ok(Serving { _claim: Some(signoff_sqlite::serving::claim(&path)?) });
+    if !url.starts_with("sqlite:") {
+        return Ok(Serving { _claim: None });
     }
-    Ok(Serving { _claim: None })
+    let path = signoff_sqlite::SqliteStore::path_of(url)?;
+    // An in-memory database is this process's alone.
+    let in_memory = path.as_os_str().is_empty() || path.as_os_str() == ":memory:" || url.contains("mode=memory");
+    let claim = if in_memory { None } else { Some(signoff_sqlite::serving::claim(&path)?) };
+    Ok(Serving { _claim: claim })
 }
 
 /// The mail transport `config` names: SMTP at `smtp_url`, else `.eml` files in `mail_dir`.

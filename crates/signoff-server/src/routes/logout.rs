@@ -75,17 +75,14 @@ pub async fn logout(
     // Signing other devices out needs a session to speak for the account: without one the
     // answer is still a success (the browser is signed out), but says that nothing else ended,
     // so no page can claim that other devices were signed out.
-    let no_session = !done.as_session;
+    let reached_nobody = !done.as_session && scope != LogoutScope::Local;
     let mut res = if wants.json {
-        let body = if no_session && scope != LogoutScope::Local {
-            json!({ "revoked": ended, "no_session": true })
-        } else {
-            json!({ "revoked": ended })
-        };
+        let body =
+            if reached_nobody { json!({ "revoked": ended, "no_session": true }) } else { json!({ "revoked": ended }) };
         axum::Json(body).into_response()
     } else {
         // Without a session, the page that says nothing else ended, whatever return_to asks.
-        let to = match (clears_browser, no_session && scope != LogoutScope::Local) {
+        let to = match (clears_browser, reached_nobody) {
             (_, true) => "/login?no_session=1".to_owned(),
             (true, false) => redirect::validate(body.return_to.as_deref(), "/login?logged_out=1", config),
             (false, false) => {
