@@ -1,15 +1,15 @@
 import type { JWTPayload } from 'jose';
 
 export interface VerifierOptions {
-  /** signoff's base URL. */
+  /** signoff's URL: its public URL or an internal address of it (keys and the feed come from here). */
   url: string;
-  /** Expected `iss` (default: `url`). */
+  /** Expected `iss` (default: learned from signoff's /.well-known/signoff-configuration). */
   issuer?: string;
-  /** Expected `aud` (default: `url`). */
+  /** Expected `aud` (default: learned from signoff: its token_audience). */
   audience?: string;
   clientId: string;
   clientSecret: string;
-  /** Past this much silence of the revocation feed, every token is refused as stale (default 10000). */
+  /** Past this much silence of the revocation feed, every token is refused as stale (default 3000). */
   staleAfterMs?: number;
   /** The JWKS is refetched for an unknown kid at most this often (default 30000). */
   jwksCooldownMs?: number;
@@ -28,6 +28,10 @@ export interface SignoffClaims extends JWTPayload {
 
 export class VerifyError extends Error {
   code: 'invalid_token' | 'revoked' | 'stale';
+  /** For a token whose iss or aud is not the one expected: which claim, what it says, what was expected. */
+  claim?: 'iss' | 'aud';
+  found?: string;
+  expected?: string;
 }
 
 export interface Verifier {
@@ -60,9 +64,9 @@ export function verifyWebhook(
 ): WebhookEvent;
 
 export interface LogoutTokenOptions {
-  /** signoff's base URL (the JWKS is read from it). */
+  /** signoff's URL, public or internal (the JWKS is read from it). */
   url: string;
-  /** Expected `iss` (default: `url`). */
+  /** Expected `iss` (default: learned from signoff's /.well-known/signoff-configuration). */
   issuer?: string;
   /** Your client id: the logout token's `aud`. */
   clientId: string;

@@ -7,13 +7,18 @@
 // feed is back and caught up.
 
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, errors } from 'jose';
+import { describe, expectations, mismatch } from './metadata.js';
 
-/** Why a token was refused: `code` is "invalid_token", "revoked" or "stale". */
+/**
+ * Why a token was refused: `code` is "invalid_token", "revoked" or "stale". A token whose
+ * `iss` or `aud` is not the one expected also has `claim`, `found` and `expected`.
+ */
 export class VerifyError extends Error {
-  constructor(code, message) {
+  constructor(code, message, detail) {
     super(message);
     this.name = 'VerifyError';
     this.code = code;
+    if (detail) Object.assign(this, detail);
   }
 }
 
@@ -140,8 +145,10 @@ export async function createVerifier(options) {
     leewaySec: options.leewaySec ?? 10,
     retainMs: options.retainMs ?? 3_600_000,
   };
-  o.issuer = options.issuer ?? o.url;
-  o.audience = options.audience ?? o.url;
+  // The issuer and audience: as set, or learned from signoff (its public URL and its
+  // token_audience), so that the URL given may be an internal one.
+  const expect = expectations(o.url, { issuer: options.issuer, audience: options.audience });
+  const warned = new Set();
   if (!o.clientId || !o.clientSecret) throw new TypeError('clientId and clientSecret are required');
   const jwks = createRemoteJWKSet(new URL(`${o.url}/.well-known/jwks.json`), {
     cooldownDuration: o.jwksCooldownMs,
@@ -214,6 +221,8 @@ export async function createVerifier(options) {
   const following = (async () => {
     let backoff = 100;
     while (!state.closed) {
+      await expect.learn();
+      if (state.closed) return;
       const synced = await streamOnce();
       if (state.closed) return;
       if (synced) backoff = 100;
@@ -236,17 +245,28 @@ export async function createVerifier(options) {
       throw new VerifyError('invalid_token', 'malformed');
     }
     if (typeof kid !== 'string' || withdrawn.has(kid)) throw new VerifyError('invalid_token', 'unknown key');
+    const expected = expect.known ?? (await expect.learn());
+    if (!expected) throw new VerifyError('stale', "signoff's configuration cannot be read");
     let payload;
     try {
       ({ payload } = await jwtVerify(token, jwks, {
-        issuer: o.issuer,
-        audience: o.audience,
+        issuer: expected.issuer,
+        audience: expected.audience,
         algorithms: ['EdDSA'],
         clockTolerance: o.leewaySec,
         requiredClaims: ['sub', 'exp', 'iat', 'jti', 'sid', 'tv'],
       }));
     } catch (e) {
       if (jwksErrorIsOutage(e)) throw new VerifyError('stale', 'the signing keys cannot be fetched');
+      const wrong = mismatch(e, expected);
+      if (wrong) {
+        const message = `its ${describe(wrong, 'verifier')}`;
+        if (!warned.has(message) && warned.size < 16) {
+          warned.add(message);
+          console.warn(`signoff-verify: refused a token: ${message} (check the verifier's issuer and audience)`);
+        }
+        throw new VerifyError('invalid_token', `invalid token: ${message}`, wrong);
+      }
       throw new VerifyError('invalid_token', e?.code ?? 'invalid');
     }
     if (typeof payload.iat === 'number' && payload.iat > Date.now() / 1000 + o.leewaySec) {

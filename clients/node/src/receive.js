@@ -9,6 +9,7 @@
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify, errors } from 'jose';
+import { describe, expectations, mismatch } from './metadata.js';
 
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 // Largest notification body read; signoff's are a few hundred bytes.
@@ -106,6 +107,8 @@ export function verifyWebhook(secrets, headers, body, { toleranceSec = 300, now 
 export function createLogoutTokenVerifier({ url, issuer, clientId, leewaySec = 10, jwksCooldownMs = 5_000 }) {
   const base = String(url).replace(/\/+$/, '');
   if (!clientId) throw new TypeError('clientId is required');
+  // The issuer: as set, or learned from signoff (its public URL), so that `url` may be internal.
+  const expect = expectations(base, { issuer, audience: clientId });
   const jwks = createRemoteJWKSet(new URL(`${base}/.well-known/jwks.json`), {
     cooldownDuration: jwksCooldownMs,
     timeoutDuration: 5000,
@@ -115,10 +118,13 @@ export function createLogoutTokenVerifier({ url, issuer, clientId, leewaySec = 1
     if (typeof token !== 'string' || token.length === 0 || token.length > 8192) {
       throw new ReceiveError('invalid', 'no logout token');
     }
+    const expected = expect.known ?? (await expect.learn());
+    // Without knowing the issuer there is no verdict: 503, and signoff tries again.
+    if (!expected) throw new ReceiveError('unavailable', "signoff's configuration cannot be read now");
     let payload;
     try {
       ({ payload } = await jwtVerify(token, jwks, {
-        issuer: issuer ?? base,
+        issuer: expected.issuer,
         audience: clientId,
         algorithms: ['EdDSA'],
         typ: 'logout+jwt',
@@ -138,6 +144,12 @@ export function createLogoutTokenVerifier({ url, issuer, clientId, leewaySec = 1
         e instanceof TypeError
       ) {
         throw new ReceiveError('unavailable', 'the signing key cannot be had now');
+      }
+      const wrong = mismatch(e, expected);
+      if (wrong) {
+        const message = `the logout token's ${describe(wrong, 'receiver')}`;
+        console.warn(`signoff-verify: refused a logout token: ${message} (check the receiver's url, issuer and clientId)`);
+        throw new ReceiveError('invalid', message);
       }
       throw new ReceiveError('invalid', e?.code ?? 'invalid logout token');
     }
@@ -175,7 +187,11 @@ function answer(res, status, body) {
 }
 
 function refuse(res, e) {
-  if (e instanceof ReceiveError && e.code === 'invalid') return answer(res, 400, { error: 'invalid_request' });
+  // OAuth's error form (OIDC Back-Channel Logout 2.8): signoff shows the description in its
+  // deliveries view, so a configuration fault is seen where it is sent from.
+  if (e instanceof ReceiveError && e.code === 'invalid') {
+    return answer(res, 400, { error: 'invalid_request', error_description: e.message });
+  }
   if (!(e instanceof ReceiveError)) console.error('signoff-verify: a logout notification handler failed:', e);
   answer(res, 503, { error: 'temporarily_unavailable' });
 }

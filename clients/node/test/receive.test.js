@@ -159,7 +159,11 @@ test('a repeat is handled once, a token not meant for this app is refused, a fai
   const forUs = createLogoutTokenVerifier({ url: s.base, clientId: client.client_id });
   assert.equal((await forUs(logoutToken)).jti, claimsOf(logoutToken).jti);
   const wrongIssuer = createLogoutTokenVerifier({ url: s.base, issuer: 'https://elsewhere.example', clientId: client.client_id });
-  await assert.rejects(wrongIssuer(logoutToken), ReceiveError);
+  await assert.rejects(wrongIssuer(logoutToken), (e) => {
+    assert.ok(e instanceof ReceiveError && e.code === 'invalid');
+    assert.ok(e.message.includes('https://elsewhere.example') && e.message.includes(s.public), e.message);
+    return true;
+  });
   assert.equal(logouts.length, 1);
 
   // The handler fails once: 503, and signoff tries again (within seconds) until it is handled.
@@ -289,4 +293,31 @@ test('a logout token signed with a key the receiver has not fetched yet gets 503
   const fresh = got.logoutTokens[got.logoutTokens.length - 1];
   assert.equal(kidOf(fresh), newKid, 'signed with the new key');
   assert.equal(await replay(before, fresh), 503, 'an unknown key is no verdict: signoff will retry');
+});
+
+test("a receiver expecting another issuer refuses with 400, and signoff's deliveries view says why", async () => {
+  const { s, handlers, client } = await setup('mismatch@example.com');
+  handlers.bc = logoutReceiver({ url: s.base, issuer: 'https://elsewhere.example', clientId: client.client_id, onLogout: () => {} });
+  handlers.hook = webhookReceiver({ secret: client.webhook_secret, onEvent: () => {} });
+  const token = await signIn(s, 'mismatch@example.com');
+  await bearerLogout(s, token);
+  const failed = await until(
+    async () => (await deliveries(s, client.client_id)).find((d) => d.kind === 'backchannel_logout' && d.status === 'failed'),
+    10_000,
+    'the refused delivery',
+  );
+  assert.equal(failed.last_status_code, 400);
+  assert.equal(failed.attempts, 1);
+  assert.match(failed.last_error, /iss is "http:\/\/localhost:\d+", this receiver expects "https:\/\/elsewhere\.example"/);
+  // A receiver written the README way (only the URL and the client id) accepts the next one.
+  const logouts = [];
+  handlers.bc = logoutReceiver({ url: s.base, clientId: client.client_id, onLogout: (l) => logouts.push(l) });
+  await bearerLogout(s, await signIn(s, 'mismatch@example.com'));
+  await until(() => logouts.length === 1, 10_000, 'the accepted logout');
+  const ok = await until(
+    async () => (await deliveries(s, client.client_id)).find((d) => d.kind === 'backchannel_logout' && d.status === 'delivered'),
+    5_000,
+    'the delivered logout recorded',
+  );
+  assert.equal(ok.last_error, null);
 });

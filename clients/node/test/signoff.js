@@ -36,12 +36,15 @@ after(async () => {
 export async function startSignoff(env = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'signoff-node-'));
   const port = await freePort();
+  // The public URL names localhost, as by default; the libraries are given the internal
+  // address (127.0.0.1), as a service on the same network would be, and learn the issuer.
   const base = `http://127.0.0.1:${port}`;
+  const pub = `http://localhost:${port}`;
   const child = spawn(BIN, ['serve'], {
     env: {
       ...process.env,
       SIGNOFF_LISTEN: `127.0.0.1:${port}`,
-      SIGNOFF_PUBLIC_URL: base,
+      SIGNOFF_PUBLIC_URL: pub,
       SIGNOFF_DATABASE_URL: `sqlite://${join(dir, 'n.db')}`,
       SIGNOFF_ADMIN_TOKEN: ADMIN,
       SIGNOFF_LOG_LEVEL: 'warn',
@@ -51,13 +54,14 @@ export async function startSignoff(env = {}) {
   });
   const s = {
     base,
+    public: pub,
     child,
     // The signoff CLI on the same database (another process: the server reads its changes
     // from the revocation feed).
     cli: (...args) =>
       JSON.parse(
         execFileSync(BIN, args, {
-          env: { ...process.env, SIGNOFF_DATABASE_URL: `sqlite://${join(dir, 'n.db')}`, SIGNOFF_PUBLIC_URL: base, SIGNOFF_LOG_LEVEL: 'warn' },
+          env: { ...process.env, SIGNOFF_DATABASE_URL: `sqlite://${join(dir, 'n.db')}`, SIGNOFF_PUBLIC_URL: pub, SIGNOFF_LOG_LEVEL: 'warn' },
         }).toString(),
       ),
     signal: (sig) => child.kill(sig),

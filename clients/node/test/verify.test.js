@@ -180,3 +180,33 @@ test('a silenced feed (SIGSTOP) makes the verifier refuse every token until the 
   assert.ok(await waitFor(v, other, 'revoked', 1000));
   await v.close();
 });
+
+test('given only an internal URL it learns issuer and audience from signoff; a mismatch names both', async () => {
+  const s = await startSignoff({ SIGNOFF_TOKEN_AUDIENCE: 'orders-api' });
+  const meta = await (await fetch(`${s.base}/.well-known/signoff-configuration`)).json();
+  assert.equal(meta.issuer, s.public);
+  assert.equal(meta.token_audience, 'orders-api');
+  const v = await setup(s, 'learn@example.com');
+  const { access_token } = await grant(s, 'learn@example.com');
+  const claims = await v.verify(access_token);
+  assert.equal(claims.iss, s.public);
+  assert.equal(claims.aud, 'orders-api');
+
+  const r = await s.post('/admin/clients', { name: 'by-hand' }, ADMIN);
+  const creds = { clientId: r.body.client_id, clientSecret: r.body.client_secret };
+  const wrongIss = await createVerifier({ url: s.base, issuer: s.base, ...creds });
+  closers.push(() => wrongIss.close());
+  await assert.rejects(wrongIss.verify(access_token), (e) => {
+    assert.ok(e instanceof VerifyError);
+    assert.equal(e.code, 'invalid_token');
+    assert.deepEqual([e.claim, e.found, e.expected], ['iss', s.public, s.base]);
+    assert.ok(e.message.includes(s.public) && e.message.includes(s.base), e.message);
+    return true;
+  });
+  const wrongAud = await createVerifier({ url: s.base, audience: s.public, ...creds });
+  closers.push(() => wrongAud.close());
+  await assert.rejects(wrongAud.verify(access_token), (e) => {
+    assert.deepEqual([e.code, e.claim, e.found, e.expected], ['invalid_token', 'aud', 'orders-api', s.public]);
+    return true;
+  });
+});

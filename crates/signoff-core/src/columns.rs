@@ -288,6 +288,7 @@ pub fn delivery_from(r: &impl Columns) -> Result<Delivery, StoreError> {
         status: DeliveryStatus::parse(&status).ok_or_else(|| backend(format!("unknown delivery status {status}")))?,
         attempts: get(r, "attempts")?,
         last_status_code: get(r, "last_status_code")?,
+        last_error: get(r, "last_error")?,
         next_attempt_at: from_ms(get(r, "next_attempt_at")?)?,
         created_at: from_ms(get(r, "created_at")?)?,
         claim: get(r, "claim_token")?,

@@ -95,6 +95,9 @@ pub struct Delivery {
     pub status: DeliveryStatus,
     pub attempts: i64,
     pub last_status_code: Option<i64>,
+    /// Why the last attempt did not succeed: the receiver's own words for a refusal (its
+    /// `error_description`, shortened), or what went wrong on the way.
+    pub last_error: Option<String>,
     pub next_attempt_at: OffsetDateTime,
     pub created_at: OffsetDateTime,
     /// The claim this copy was read under (only its holder may record an attempt).
@@ -137,6 +140,7 @@ impl Delivery {
             status: DeliveryStatus::Pending,
             attempts: 0,
             last_status_code: None,
+            last_error: None,
             next_attempt_at: now,
             created_at: now,
             claim: None,
@@ -190,14 +194,15 @@ pub fn deliveries_for(notices: &[Notice], clients: &[RegisteredClient], now: Off
 }
 
 /// How a delivery attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
     /// A `2xx`.
     Delivered(u16),
     /// Network error or timeout (`None`), `429`, `5xx`: try again, not before `retry_after`.
-    Retry { status: Option<u16>, retry_after: Option<Duration> },
-    /// Another `4xx`: the receiver refuses it; `410` also means the URL is gone for good.
-    Refused(u16),
+    Retry { status: Option<u16>, retry_after: Option<Duration>, why: Option<String> },
+    /// Another `4xx`: the receiver refuses it (`why`: in its words, if it gave any); `410` also
+    /// means the URL is gone for good.
+    Refused { status: u16, why: Option<String> },
     /// Not sent and never will be: the client was deleted, or its URL no longer passes the
     /// address check.
     Abandoned,
@@ -206,11 +211,16 @@ pub enum Attempt {
 }
 
 impl Attempt {
+    /// Not made, or not answered, for a reason that may pass: try again later.
+    pub fn later(why: Option<&str>) -> Self {
+        Self::Retry { status: None, retry_after: None, why: why.map(str::to_owned) }
+    }
+
     pub fn of_status(status: u16, retry_after: Option<Duration>) -> Self {
         match status {
             200..=299 => Self::Delivered(status),
-            429 | 500..=599 => Self::Retry { status: Some(status), retry_after },
-            _ => Self::Refused(status),
+            429 | 500..=599 => Self::Retry { status: Some(status), retry_after, why: None },
+            _ => Self::Refused { status, why: None },
         }
     }
 }
@@ -266,10 +276,10 @@ mod tests {
     #[test]
     fn answers_are_classified_and_delays_grow() {
         assert_eq!(Attempt::of_status(204, None), Attempt::Delivered(204));
-        assert_eq!(Attempt::of_status(503, None), Attempt::Retry { status: Some(503), retry_after: None });
+        assert_eq!(Attempt::of_status(503, None), Attempt::Retry { status: Some(503), retry_after: None, why: None });
         assert!(matches!(Attempt::of_status(429, Some(Duration::seconds(7))), Attempt::Retry { .. }));
-        assert_eq!(Attempt::of_status(410, None), Attempt::Refused(410));
-        assert_eq!(Attempt::of_status(400, None), Attempt::Refused(400));
+        assert_eq!(Attempt::of_status(410, None), Attempt::Refused { status: 410, why: None });
+        assert_eq!(Attempt::of_status(400, None), Attempt::Refused { status: 400, why: None });
         assert!(retry_delay(1) <= Duration::seconds(5), "first retry within 5 s");
         assert!(retry_delay(4) > retry_delay(1) * 10);
         assert!(retry_delay(50) >= Duration::hours(4), "hours later on");

@@ -365,7 +365,7 @@ impl Store for PgStore {
                WHERE NOT (urls.url = ANY($6))), \
              pick AS (SELECT id FROM due ORDER BY rn, next_attempt_at LIMIT $4) \
              UPDATE deliveries d SET claimed_until = $1, claim_token = $5 FROM pick WHERE d.id = pick.id \
-             RETURNING d.id, d.client_id, d.kind, d.event, d.url, d.payload, d.status, d.attempts, d.last_status_code, \
+             RETURNING d.id, d.client_id, d.kind, d.event, d.url, d.payload, d.status, d.attempts, d.last_status_code, d.last_error, \
              d.next_attempt_at, d.created_at, d.claim_token",
         )
         .bind(ms(until))
@@ -394,8 +394,9 @@ impl Store for PgStore {
 
     async fn record_delivery(&self, d: &Delivery) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE deliveries SET status = $1, attempts = $2, last_status_code = $3, next_attempt_at = $4, \
-             claimed_until = NULL, claim_token = NULL WHERE id = $5 AND status = 'pending' AND claim_token = $6",
+            "UPDATE deliveries SET status = $1, attempts = $2, last_status_code = $3, last_error = $7, \
+             next_attempt_at = $4, claimed_until = NULL, claim_token = NULL \
+             WHERE id = $5 AND status = 'pending' AND claim_token = $6",
         )
         .bind(d.status.as_str())
         .bind(d.attempts)
@@ -403,6 +404,7 @@ impl Store for PgStore {
         .bind(ms(d.next_attempt_at))
         .bind(&d.id)
         .bind(d.claim.as_deref())
+        .bind(d.last_error.as_deref())
         .execute(&self.pool)
         .await
         .map_err(db_err)?;
@@ -461,7 +463,7 @@ impl Store for PgStore {
             None => (None, None),
         };
         let rows = sqlx::query(
-            "SELECT id, client_id, kind, event, url, payload, status, attempts, last_status_code, next_attempt_at, \
+            "SELECT id, client_id, kind, event, url, payload, status, attempts, last_status_code, last_error, next_attempt_at, \
              created_at, claim_token FROM deliveries WHERE client_id = $1 AND ($2::text IS NULL OR status = $2) \
              AND ($3::bigint IS NULL OR created_at < $3 OR (created_at = $3 AND id < $4)) \
              ORDER BY created_at DESC, id DESC LIMIT $5",

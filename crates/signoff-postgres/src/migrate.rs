@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/0006_webhook_secret_rotation.sql")),
     (7, include_str!("../migrations/0007_mail_tokens.sql")),
     (8, include_str!("../migrations/0008_rate_counters_pending.sql")),
+    (9, include_str!("../migrations/0009_delivery_last_error.sql")),
 ];
 
 /// Any fixed number, the same for every node: the key of the migration lock.
@@ -24,6 +25,8 @@ pub async fn run(pool: &PgPool) -> Result<(), StoreError> {
     for (version, sql) in MIGRATIONS {
         let mut tx = pool.begin().await.map_err(e)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LOCK).execute(&mut *tx).await.map_err(e)?;
+        // No "already exists, skipping" notices in the log on every start.
+        sqlx::raw_sql("SET LOCAL client_min_messages = warning").execute(&mut *tx).await.map_err(e)?;
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS signoff_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
         )

@@ -146,9 +146,7 @@ async fn attempt(state: &AppState, d: &Delivery, send_by: Instant) -> Option<Att
         // Started before `send_by`, so the whole conversation ends within the claim, like a
         // webhook's (lettre's own timeout is per command).
         return Some(
-            tokio::time::timeout(TIMEOUT, crate::letters::deliver(state, d))
-                .await
-                .unwrap_or(Attempt::Retry { status: None, retry_after: None }),
+            tokio::time::timeout(TIMEOUT, crate::letters::deliver(state, d)).await.unwrap_or(Attempt::later(None)),
         );
     }
     let authority = state.authority();
@@ -157,12 +155,14 @@ async fn attempt(state: &AppState, d: &Delivery, send_by: Instant) -> Option<Att
         Ok(None) => return Some(Attempt::Abandoned),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read a delivery's client");
-            return Some(Attempt::Retry { status: None, retry_after: None });
+            return Some(Attempt::later(None));
         }
     };
     let (url, pinned) = match callback::checked(&d.url, state.config().allow_private_callbacks).await {
         Ok(checked) => checked,
-        Err(callback::CallbackError::Unresolvable) => return Some(Attempt::Retry { status: None, retry_after: None }),
+        Err(callback::CallbackError::Unresolvable) => {
+            return Some(Attempt::later(Some("the callback's host name does not resolve")));
+        }
         Err(e) => {
             tracing::warn!(delivery = %d.id, url = %redact(&d.url), error = %e, "callback URL refused at delivery");
             return Some(Attempt::Abandoned);
@@ -183,7 +183,7 @@ async fn attempt(state: &AppState, d: &Delivery, send_by: Instant) -> Option<Att
     {
         http = http.resolve_to_addrs(host, &pinned);
     }
-    let Ok(http) = http.build() else { return Some(Attempt::Retry { status: None, retry_after: None }) };
+    let Ok(http) = http.build() else { return Some(Attempt::later(None)) };
     let request = match d.kind {
         DeliveryKind::Webhook => {
             let now = authority.now();
@@ -211,7 +211,7 @@ async fn attempt(state: &AppState, d: &Delivery, send_by: Instant) -> Option<Att
                 return Some(Attempt::Abandoned);
             };
             let Some(token) = authority.logout_token(&client.id, sub, sid, &d.id) else {
-                return Some(Attempt::Retry { status: None, retry_after: None });
+                return Some(Attempt::later(None));
             };
             let body = format!("logout_token={token}");
             http.post(url)
@@ -239,8 +239,20 @@ async fn attempt(state: &AppState, d: &Delivery, send_by: Instant) -> Option<Att
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| retry_after(v, authority.now()));
-            let attempt = Attempt::of_status(res.status().as_u16(), retry_after);
-            tracing::info!(delivery = %d.id, client_id = %d.client_id, event = %d.event, status = res.status().as_u16(), "delivery attempted");
+            let status = res.status().as_u16();
+            let mut attempt = Attempt::of_status(status, retry_after);
+            if let Attempt::Refused { why, .. } = &mut attempt {
+                *why = refusal_reason(res).await;
+                // Most often a configuration fault (a receiver expecting another issuer or
+                // client id): said plainly, with the receiver's own words.
+                let what = match d.kind {
+                    DeliveryKind::BackchannelLogout => "the back-channel logout receiver refused the logout token",
+                    _ => "the webhook receiver refused the notification",
+                };
+                tracing::warn!(delivery = %d.id, client_id = %d.client_id, event = %d.event, status, why = why.as_deref().unwrap_or("(no reason given)"), "{what}: check the receiver's configuration");
+            } else {
+                tracing::info!(delivery = %d.id, client_id = %d.client_id, event = %d.event, status, "delivery attempted");
+            }
             attempt
         }
         Err(e) => {
@@ -252,9 +264,40 @@ async fn attempt(state: &AppState, d: &Delivery, send_by: Instant) -> Option<Att
                 "failed"
             };
             tracing::info!(delivery = %d.id, client_id = %d.client_id, why, "delivery not answered; retrying later");
-            Attempt::Retry { status: None, retry_after: None }
+            Attempt::later(Some(why))
         }
     })
+}
+
+/// Why a receiver refused a delivery, in its own words: the `error_description` (or `error`) of
+/// an OAuth-style JSON error (OIDC Back-Channel Logout 2.8), else the start of its text; at most
+/// 200 printable characters, read from at most 4 KiB of the body.
+async fn refusal_reason(mut res: reqwest::Response) -> Option<String> {
+    const READ: usize = 4096;
+    let mut body = Vec::new();
+    while body.len() < READ {
+        match res.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(READ - body.len())]),
+            _ => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&body);
+    let said = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| {
+            let field = |name: &str| v.get(name).and_then(|x| x.as_str()).map(str::to_owned);
+            field("error_description").or_else(|| field("message")).or_else(|| field("error"))
+        })
+        .unwrap_or_else(|| text.into_owned());
+    let clean: String = said
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let short: String = clean.chars().take(200).collect();
+    (!short.is_empty()).then_some(short)
 }
 
 /// A `Retry-After` value (RFC 9110: seconds, or an HTTP date) as a wait from `now`.

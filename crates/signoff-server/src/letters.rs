@@ -35,7 +35,7 @@ pub async fn deliver(state: &AppState, d: &Delivery) -> Attempt {
         }
         Err(e) => {
             tracing::warn!(delivery = %d.id, error = %e, "cannot prepare a mail; retrying later");
-            return Attempt::Retry { status: None, retry_after: None };
+            return Attempt::later(None);
         }
     };
     let mail = render(&prepared, state.config());
@@ -49,11 +49,11 @@ pub async fn deliver(state: &AppState, d: &Delivery) -> Attempt {
         }
         Err(MailError::Temporary(why)) => {
             tracing::info!(delivery = %d.id, event = %d.event, why, "mail not sent yet; retrying later");
-            Attempt::Retry { status: None, retry_after: None }
+            Attempt::later(None)
         }
         Err(MailError::Permanent(why)) => {
             tracing::warn!(delivery = %d.id, event = %d.event, why, "mail refused for good");
-            Attempt::Refused(550)
+            Attempt::Refused { status: 550, why: None }
         }
     }
 }

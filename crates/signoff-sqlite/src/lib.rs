@@ -325,7 +325,7 @@ impl Store for SqliteStore {
                    AND (claimed_until IS NULL OR claimed_until < ?3) ORDER BY next_attempt_at LIMIT ?4) \
                  WHERE urls.url NOT IN (SELECT value FROM json_each(?6))) \
                ORDER BY rn, next_attempt_at LIMIT ?5) \
-             RETURNING id, client_id, kind, event, url, payload, status, attempts, last_status_code, next_attempt_at, created_at, claim_token",
+             RETURNING id, client_id, kind, event, url, payload, status, attempts, last_status_code, last_error, next_attempt_at, created_at, claim_token",
         )
         .bind(ms(until))
         .bind(signoff_core::secret::random_id())
@@ -356,12 +356,13 @@ impl Store for SqliteStore {
 
     async fn record_delivery(&self, d: &Delivery) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE deliveries SET status = ?, attempts = ?, last_status_code = ?, next_attempt_at = ?, \
+            "UPDATE deliveries SET status = ?, attempts = ?, last_status_code = ?, last_error = ?, next_attempt_at = ?, \
              claimed_until = NULL, claim_token = NULL WHERE id = ? AND status = 'pending' AND claim_token = ?",
         )
         .bind(d.status.as_str())
         .bind(d.attempts)
         .bind(d.last_status_code)
+        .bind(d.last_error.as_deref())
         .bind(ms(d.next_attempt_at))
         .bind(&d.id)
         .bind(d.claim.as_deref())
@@ -423,7 +424,7 @@ impl Store for SqliteStore {
             None => (None, None),
         };
         let rows = sqlx::query(
-            "SELECT id, client_id, kind, event, url, payload, status, attempts, last_status_code, next_attempt_at, \
+            "SELECT id, client_id, kind, event, url, payload, status, attempts, last_status_code, last_error, next_attempt_at, \
              created_at, claim_token FROM deliveries WHERE client_id = ?1 AND (?2 IS NULL OR status = ?2) \
              AND (?3 IS NULL OR created_at < ?3 OR (created_at = ?3 AND id < ?4)) \
              ORDER BY created_at DESC, id DESC LIMIT ?5",

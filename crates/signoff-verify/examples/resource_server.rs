@@ -6,8 +6,9 @@
 //! curl -H "Authorization: Bearer $ACCESS_TOKEN" http://127.0.0.1:4000/whoami
 //! ```
 //!
-//! Optional: `SIGNOFF_ISSUER` and `SIGNOFF_AUDIENCE` (default: `SIGNOFF_URL`), and
-//! `SIGNOFF_STALE_AFTER_MS` (default 10000).
+//! `SIGNOFF_URL` may be an internal address: the issuer and audience to expect are read from
+//! signoff. Optional: `SIGNOFF_ISSUER` and `SIGNOFF_AUDIENCE` (default: what signoff says), and
+//! `SIGNOFF_STALE_AFTER_MS` (default 3000).
 
 use axum::routing::get;
 use axum::{Extension, Json, Router};
@@ -26,10 +27,10 @@ fn env(name: &str) -> Result<String, String> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut options = Options::new(env("SIGNOFF_URL")?, env("SIGNOFF_CLIENT_ID")?, env("SIGNOFF_CLIENT_SECRET")?);
     if let Ok(issuer) = std::env::var("SIGNOFF_ISSUER") {
-        options.issuer = issuer;
+        options.issuer = Some(issuer);
     }
     if let Ok(audience) = std::env::var("SIGNOFF_AUDIENCE") {
-        options.audience = audience;
+        options.audience = Some(audience);
     }
     if let Ok(ms) = std::env::var("SIGNOFF_STALE_AFTER_MS") {
         options.stale_after = Duration::from_millis(ms.parse()?);

@@ -253,6 +253,9 @@ fn frames(buf: &mut Vec<u8>) -> Vec<Frame> {
 pub(crate) async fn follow(shared: Weak<Shared>) {
     let mut backoff = Duration::from_millis(100);
     loop {
+        if let Some(s) = shared.upgrade() {
+            s.learn_expectations().await;
+        }
         let synced = stream_once(&shared).await;
         let Some(s) = shared.upgrade() else { return };
         s.feed.disconnected();

@@ -32,12 +32,15 @@ pub use layer::{VerifyLayer, VerifyService};
 /// How to reach signoff and how strict to be.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// signoff's base URL (its `SIGNOFF_PUBLIC_URL`, or an internal address of it).
+    /// signoff's base URL (its `SIGNOFF_PUBLIC_URL`, or an internal address of it): keys and
+    /// the feed are fetched from here.
     pub url: String,
-    /// The `iss` tokens must carry (signoff's public origin).
-    pub issuer: String,
-    /// The `aud` tokens must carry (signoff's `token_audience`; by default its public origin).
-    pub audience: String,
+    /// The `iss` tokens must carry. `None` (the default): learned from signoff's
+    /// `/.well-known/signoff-configuration` (its public origin).
+    pub issuer: Option<String>,
+    /// The `aud` tokens must carry. `None` (the default): learned from signoff (its
+    /// `token_audience`, by default its public origin).
+    pub audience: Option<String>,
     pub client_id: String,
     pub client_secret: String,
     /// Past this much silence of the feed, every token is refused as stale.
@@ -52,13 +55,14 @@ pub struct Options {
 }
 
 impl Options {
-    /// Options for signoff at `url` (also the expected issuer and audience), with the
-    /// defaults: stale after 3 s of silence (signoff beats every second), JWKS cooldown 30 s, leeway 10 s, retain 1 h.
+    /// Options for signoff at `url`, with the defaults: the issuer and audience learned from
+    /// signoff, stale after 3 s of silence (signoff beats every second), JWKS cooldown 30 s,
+    /// leeway 10 s, retain 1 h.
     pub fn new(url: impl Into<String>, client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
         let url = url.into().trim_end_matches('/').to_owned();
         Self {
-            issuer: url.clone(),
-            audience: url.clone(),
+            issuer: None,
+            audience: None,
             url,
             client_id: client_id.into(),
             client_secret: client_secret.into(),
@@ -73,9 +77,13 @@ impl Options {
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
-    /// Not a valid signoff access token (form, signature, issuer, audience, time).
+    /// Not a valid signoff access token (form, signature, time).
     #[error("invalid token: {0}")]
     InvalidToken(&'static str),
+    /// A token whose `iss` or `aud` is not what this verifier expects: most often a
+    /// configuration fault (an issuer or audience set by hand that signoff does not use).
+    #[error("invalid token: its {claim} is {found:?}, this verifier expects {expected:?}")]
+    Mismatch { claim: &'static str, expected: String, found: String },
     /// A valid token that signoff has revoked (the token, its session, or its token version).
     #[error("token revoked")]
     Revoked,
@@ -88,7 +96,7 @@ impl VerifyError {
     /// The stable code: `invalid_token`, `revoked` or `stale`.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidToken(_) => "invalid_token",
+            Self::InvalidToken(_) | Self::Mismatch { .. } => "invalid_token",
             Self::Revoked => "revoked",
             Self::Stale => "stale",
         }
@@ -130,6 +138,8 @@ pub struct Verifier(Arc<Shared>);
 
 struct Shared {
     options: Options,
+    /// The issuer and audience tokens must carry: from the options, or learned from signoff.
+    expect: std::sync::OnceLock<Expect>,
     http: reqwest::Client,
     keys: jwks::Keys,
     feed: feed::FeedState,
@@ -142,13 +152,19 @@ impl Verifier {
     /// until it does). Must be called inside a Tokio runtime.
     pub async fn start(options: Options) -> Self {
         let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build().unwrap_or_default();
+        let expect = std::sync::OnceLock::new();
+        if let (Some(issuer), Some(audience)) = (&options.issuer, &options.audience) {
+            let _ = expect.set(Expect { issuer: issuer.clone(), audience: audience.clone() });
+        }
         let shared = Arc::new(Shared {
+            expect,
             keys: jwks::Keys::new(format!("{}/.well-known/jwks.json", options.url), options.jwks_cooldown),
             feed: feed::FeedState::default(),
             follower: std::sync::Mutex::new(None),
             http,
             options,
         });
+        shared.learn_expectations().await;
         let _ = shared.keys.refresh(&shared.http).await;
         let caught_up = shared.feed.caught_up();
         let follower = tokio::spawn(feed::follow(Arc::downgrade(&shared)));
@@ -165,6 +181,8 @@ impl Verifier {
         if !self.0.feed.fresh(o.stale_after) {
             return Err(VerifyError::Stale);
         }
+        // Not yet learned from signoff: nothing can be trusted yet.
+        let Some(expect) = self.0.expect.get() else { return Err(VerifyError::Stale) };
         let kid = signoff_jwt::kid(token).map_err(|_| VerifyError::InvalidToken("malformed"))?;
         let key = match self.0.keys.get(&kid) {
             Some(key) => key,
@@ -172,9 +190,7 @@ impl Verifier {
         };
         let claims: Claims =
             signoff_jwt::verify(token, |_| Some(key)).map_err(|_| VerifyError::InvalidToken("bad signature"))?;
-        if claims.iss != o.issuer || !claims.aud.contains(&o.audience) {
-            return Err(VerifyError::InvalidToken("wrong issuer or audience"));
-        }
+        expect.check(&claims)?;
         let now = unix_now();
         let leeway = o.leeway.as_secs() as i64;
         if claims.exp.saturating_add(leeway) <= now {
@@ -219,6 +235,68 @@ impl Verifier {
             task.abort();
         }
         self.0.feed.close();
+    }
+}
+
+/// The issuer and audience of valid tokens.
+#[derive(Debug, Clone)]
+struct Expect {
+    issuer: String,
+    audience: String,
+}
+
+impl Expect {
+    fn check(&self, claims: &Claims) -> Result<(), VerifyError> {
+        let refuse = |claim, found: String| {
+            let e = VerifyError::Mismatch {
+                claim,
+                expected: if claim == "iss" { self.issuer.clone() } else { self.audience.clone() },
+                found,
+            };
+            tracing::warn!(error = %e, "signoff-verify refused a token: check the verifier's issuer and audience");
+            Err(e)
+        };
+        if claims.iss != self.issuer {
+            return refuse("iss", claims.iss.clone());
+        }
+        if !claims.aud.contains(&self.audience) {
+            return refuse("aud", claims.aud.join(" "));
+        }
+        Ok(())
+    }
+}
+
+/// The part of `/.well-known/signoff-configuration` a verifier needs.
+#[derive(Deserialize)]
+struct Metadata {
+    issuer: String,
+    token_audience: String,
+}
+
+impl Shared {
+    /// Learns the issuer and audience from signoff, unless they are known (set in the options,
+    /// or learned before). What the options set wins over what signoff says.
+    async fn learn_expectations(&self) {
+        if self.expect.get().is_some() {
+            return;
+        }
+        let url = format!("{}/.well-known/signoff-configuration", self.options.url);
+        let fetched = async {
+            let res = self.http.get(&url).timeout(Duration::from_secs(5)).send().await?.error_for_status()?;
+            res.json::<Metadata>().await
+        };
+        match fetched.await {
+            Ok(m) => {
+                let o = &self.options;
+                let _ = self.expect.set(Expect {
+                    issuer: o.issuer.clone().unwrap_or(m.issuer),
+                    audience: o.audience.clone().unwrap_or(m.token_audience),
+                });
+            }
+            Err(e) => {
+                tracing::warn!(%url, error = %e, "cannot read signoff's configuration yet; refusing tokens until it can")
+            }
+        }
     }
 }
 

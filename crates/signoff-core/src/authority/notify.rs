@@ -83,10 +83,12 @@ impl Authority {
             Attempt::Delivered(status) => {
                 d.status = DeliveryStatus::Delivered;
                 d.last_status_code = Some(i64::from(status));
+                d.last_error = None;
             }
-            Attempt::Refused(status) => {
+            Attempt::Refused { status, why } => {
                 d.status = DeliveryStatus::Failed;
                 d.last_status_code = Some(i64::from(status));
+                d.last_error = why;
                 if status == 410 {
                     let url = d.url.split(['?', '#']).next().unwrap_or_default();
                     tracing::warn!(client_id = %d.client_id, url, "a callback URL answered 410 Gone: no more deliveries to it");
@@ -99,8 +101,9 @@ impl Authority {
             Attempt::Skipped => {
                 d.status = DeliveryStatus::Skipped;
             }
-            Attempt::Retry { status, retry_after } => {
+            Attempt::Retry { status, retry_after, why } => {
                 d.last_status_code = status.map(i64::from);
+                d.last_error = why;
                 let wait = retry_delay(d.attempts).max(retry_after.unwrap_or(Duration::ZERO).min(MAX_RETRY_AFTER));
                 let deadline = d.created_at + GIVE_UP_AFTER;
                 if now >= deadline {
@@ -112,7 +115,7 @@ impl Authority {
             }
         }
         if d.status == DeliveryStatus::Failed {
-            tracing::warn!(delivery = %d.id, client_id = %d.client_id, event = %d.event, status = ?d.last_status_code, attempts = d.attempts, "delivery failed");
+            tracing::warn!(delivery = %d.id, client_id = %d.client_id, event = %d.event, status = ?d.last_status_code, why = d.last_error.as_deref().unwrap_or("-"), attempts = d.attempts, "delivery failed");
         }
         if !self.store.record_delivery(&d).await? {
             tracing::info!(delivery = %d.id, "attempt not recorded: the delivery changed meanwhile (taken over, retried or its URL gone)");

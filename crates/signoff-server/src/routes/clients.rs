@@ -166,6 +166,7 @@ async fn deliveries(
                 "status": d.status.as_str(),
                 "attempts": d.attempts,
                 "last_status_code": d.last_status_code,
+                "last_error": d.last_error,
                 "next_attempt_at": views::rfc3339(d.next_attempt_at),
                 "created_at": views::rfc3339(d.created_at),
             })

@@ -1,6 +1,7 @@
 //! The token endpoints: `POST /auth/token` (password and refresh_token grants), `POST
-//! /auth/revoke` (RFC 7009), `POST /auth/introspect` (RFC 7662, admin key) and
-//! `GET /.well-known/jwks.json`.
+//! /auth/revoke` (RFC 7009), `POST /auth/introspect` (RFC 7662, admin key),
+//! `GET /.well-known/jwks.json` and `GET /.well-known/signoff-configuration`, which tells a
+//! verifier the issuer and audience to expect.
 
 use axum::Router;
 use axum::extract::State;
@@ -22,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/revoke", post(revoke))
         .route("/auth/introspect", post(introspect))
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/.well-known/signoff-configuration", get(configuration))
 }
 
 /// Carries secrets: deliberately not `Debug`, so it can never be logged by accident.
@@ -104,6 +106,28 @@ async fn introspect(
     require_admin(&state, &headers)?;
     let token = body.token.as_deref().ok_or_else(|| ApiError::bad_request("token is required"))?;
     Ok(axum::Json(state.authority().introspect(token).await?).into_response())
+}
+
+/// What a verifier or a logout-token receiver must expect of signoff's tokens, so that it needs
+/// only a URL of signoff and its client credentials. The endpoints name the public URL; a
+/// verifier on an internal network keeps using the address it was given.
+async fn configuration(State(state): State<AppState>) -> Response {
+    let c = state.config();
+    let origin = &c.public_origin;
+    let body = json!({
+        "issuer": origin,
+        "token_audience": c.token_audience,
+        "jwks_uri": format!("{origin}/.well-known/jwks.json"),
+        "token_endpoint": format!("{origin}/auth/token"),
+        "revocation_endpoint": format!("{origin}/auth/revoke"),
+        "introspection_endpoint": format!("{origin}/auth/introspect"),
+        "revocation_feed_endpoint": format!("{origin}/revocations"),
+        "revocation_stream_endpoint": format!("{origin}/revocations/stream"),
+        "token_signing_alg_values_supported": ["EdDSA"],
+    });
+    let mut res = axum::Json(body).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    res
 }
 
 async fn jwks(State(state): State<AppState>) -> ApiResult<Response> {

@@ -628,7 +628,7 @@ async fn a_verifier_following_one_node_hears_the_revocations_of_the_others() {
         client.json["client_id"].as_str().expect("id"),
         client.json["client_secret"].as_str().expect("secret"),
     );
-    (options.issuer, options.audience) = (ORIGIN.into(), ORIGIN.into());
+    // Given a node's own address: the issuer and audience (the public origin) come from signoff.
     options.stale_after = Duration::from_secs(3);
     let v = Verifier::start(options).await;
     let refused = |token: String, why: VerifyError| {

@@ -54,7 +54,13 @@ async fn receiver() -> Receiver {
             if let (false, Some(v)) = (status.is_success(), ra.lock().expect("lock").clone()) {
                 answer.insert("retry-after", v.parse().expect("header"));
             }
-            (status, answer)
+            // A refusal in OAuth's error form, with a line break the deliveries view must flatten.
+            let said = if status.is_success() {
+                String::new()
+            } else {
+                json!({"error": "invalid_request", "error_description": format!("scripted\n{}", status.as_u16())}).to_string()
+            };
+            (status, answer, said)
         }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -383,6 +389,7 @@ async fn a_refusal_fails_the_delivery_and_gone_stops_the_url_and_an_admin_can_re
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!((failed["last_status_code"].as_i64(), failed["attempts"].as_i64()), (Some(400), Some(1)), "{failed}");
+    assert_eq!(failed["last_error"], "scripted 400", "the receiver's own words: {failed}");
     let metrics = s.browser().get("/metrics").await.text;
     assert!(metrics.contains("signoff_deliveries_failed 1"), "{metrics}");
     assert!(metrics.contains("signoff_deliveries_pending 0"), "{metrics}");

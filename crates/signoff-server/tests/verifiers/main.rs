@@ -18,9 +18,12 @@ const ADMIN: &str = "verifier-tests-admin-key-0123456789abcdef";
 const PASSWORD: &str = "correct horse battery staple";
 
 /// A `signoff serve` process on a fresh SQLite file; stopped (and continued first, if it was
-/// stopped) on drop.
+/// stopped) on drop. Its public URL is `http://localhost:PORT`, as by default, while the
+/// verifiers are given the address `base` (`http://127.0.0.1:PORT`), as a service on an internal
+/// network would be: they learn the issuer and audience from signoff.
 struct Signoff {
     base: String,
+    public: String,
     child: Child,
     dir: std::path::PathBuf,
     http: reqwest::Client,
@@ -28,14 +31,20 @@ struct Signoff {
 
 impl Signoff {
     async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    async fn start_with(env: &[(&str, &str)]) -> Self {
         let dir = std::env::temp_dir().join(format!("signoff-verify-{}", signoff_core::secret::random_id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
         let base = format!("http://127.0.0.1:{port}");
+        let public = format!("http://localhost:{port}");
         let child = Command::new(env!("CARGO_BIN_EXE_signoff"))
             .arg("serve")
+            .envs(env.iter().copied())
             .env("SIGNOFF_LISTEN", format!("127.0.0.1:{port}"))
-            .env("SIGNOFF_PUBLIC_URL", &base)
+            .env("SIGNOFF_PUBLIC_URL", &public)
             .env("SIGNOFF_DATABASE_URL", format!("sqlite://{}", dir.join("v.db").display()))
             .env("SIGNOFF_ADMIN_TOKEN", ADMIN)
             .env("SIGNOFF_LOG_LEVEL", "warn")
@@ -49,7 +58,7 @@ impl Signoff {
             assert!(Instant::now() < deadline, "signoff did not become ready");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Self { base, child, dir, http }
+        Self { base, public, child, dir, http }
     }
 
     async fn post(&self, path: &str, body: Value, bearer: Option<&str>) -> (StatusCode, Value) {
@@ -327,6 +336,46 @@ async fn the_resource_server_example_serves_whoami_until_the_token_is_revoked_an
         assert!(resumed.elapsed() < Duration::from_secs(10), "the example never trusted the feed again");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn a_verifier_given_only_an_internal_url_learns_issuer_and_audience_and_a_mismatch_names_both() {
+    let s = Signoff::start_with(&[("SIGNOFF_TOKEN_AUDIENCE", "orders-api")]).await;
+    s.user("aud@example.com").await;
+    let meta: Value = s
+        .http
+        .get(format!("{}/.well-known/signoff-configuration", s.base))
+        .send()
+        .await
+        .expect("metadata")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(meta["issuer"], s.public.as_str());
+    assert_eq!(meta["token_audience"], "orders-api");
+    assert_eq!(meta["jwks_uri"], format!("{}/.well-known/jwks.json", s.public));
+
+    // Given only the internal URL and its credentials, it accepts signoff's tokens.
+    let v = s.verifier(Duration::from_secs(10)).await;
+    let (access, _) = s.grant("aud@example.com").await;
+    let claims = v.verify(&access).await.expect("a valid token, verified with nothing but the URL");
+    assert_eq!((claims.iss.as_str(), claims.aud.as_slice()), (s.public.as_str(), &["orders-api".to_owned()][..]));
+
+    // An issuer or audience set by hand that signoff does not use: the error names both values.
+    let (id, secret) = s.client().await;
+    let mut options = Options::new(&s.base, id.clone(), secret.clone());
+    options.issuer = Some(s.base.clone());
+    let wrong_iss = Verifier::start(options).await;
+    let err = wrong_iss.verify(&access).await.expect_err("wrong issuer");
+    assert_eq!(err, VerifyError::Mismatch { claim: "iss", expected: s.base.clone(), found: s.public.clone() }, "{err}");
+    let text = err.to_string();
+    assert!(text.contains(&s.base) && text.contains(&s.public), "{text}");
+    let mut options = Options::new(&s.base, id, secret);
+    options.audience = Some(s.public.clone());
+    let wrong_aud = Verifier::start(options).await;
+    let err = wrong_aud.verify(&access).await.expect_err("wrong audience");
+    assert_eq!(err, VerifyError::Mismatch { claim: "aud", expected: s.public.clone(), found: "orders-api".into() });
+    assert_eq!(err.code(), "invalid_token");
 }
 
 /// A child process killed when the test ends, however it ends.
