@@ -121,6 +121,38 @@ async fn every_response_carries_the_security_headers() {
     assert!(res.header("strict-transport-security").is_some_and(|h| h.contains("max-age=")));
 }
 
+/// `docs/http-api.md` is the contract kept in the repository: every path the OpenAPI document
+/// serves is named there, and every `METHOD /path` row of its tables is in the OpenAPI document
+/// (the demo's HTML pages, which are not API, aside).
+#[test]
+fn the_contract_in_docs_and_the_openapi_document_agree() {
+    let docs = include_str!("../../../../docs/http-api.md");
+    let openapi: serde_json::Value = serde_json::from_str(signoff_server::routes::ops::OPENAPI).expect("json");
+    let paths = openapi["paths"].as_object().expect("paths");
+    let named = |path: &str| {
+        docs.match_indices(path).any(|(at, _)| {
+            let next = docs[at + path.len()..].chars().next();
+            !next.is_some_and(|c| c.is_ascii_alphanumeric() || "-_/.{".contains(c))
+        })
+    };
+    for path in paths.keys() {
+        assert!(named(path), "{path} is served in /openapi.json but not named in docs/http-api.md");
+    }
+    let mut rows = 0;
+    for line in docs.lines().filter(|l| l.starts_with("| ")) {
+        let cell = line.split('|').nth(1).unwrap_or_default().trim();
+        let Some((method, rest)) = cell.split_once(' ') else { continue };
+        if !["GET", "POST", "DELETE", "PUT", "PATCH"].contains(&method) {
+            continue;
+        }
+        let path = rest.trim().trim_start_matches('`').split(['`', '?']).next().unwrap_or_default();
+        rows += 1;
+        let documented = paths.get(path).and_then(|p| p.get(method.to_ascii_lowercase()));
+        assert!(documented.is_some(), "docs/http-api.md has {method} {path}, which /openapi.json lacks");
+    }
+    assert!(rows > 30, "the tables of docs/http-api.md were read ({rows} rows)");
+}
+
 /// Found by schemathesis once its session lived long enough to read `/auth/audit` after a
 /// password reset was asked for: the document's list of event types had fallen behind.
 #[tokio::test]
@@ -173,6 +205,7 @@ async fn openapi_describes_every_route_of_the_contract() {
         ("/auth/revoke", "post"),
         ("/auth/introspect", "post"),
         ("/.well-known/jwks.json", "get"),
+        ("/.well-known/signoff-configuration", "get"),
         ("/api/me", "get"),
         ("/healthz", "get"),
         ("/readyz", "get"),
