@@ -159,6 +159,10 @@ pub enum StoreError {
 pub trait Store: Send + Sync + 'static {
     /// Cheap reachability check for readiness probes.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Called once when the server stops: everything written is left in the database's own
+    /// files (SQLite: the write-ahead log checkpointed into the database file) and connections
+    /// are closed.
+    async fn close(&self) {}
     /// Opens a transaction; dropping it without [`Tx::commit`] rolls back.
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError>;
 

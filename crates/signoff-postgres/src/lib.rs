@@ -53,6 +53,61 @@ pub struct PgStore {
     cluster: PgPool,
 }
 
+/// Why the store could not be opened. Never shows the password.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("the PostgreSQL URL cannot be read (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE)")]
+    Url,
+    #[error("cannot connect to PostgreSQL at {target}: {cause}")]
+    Connect { target: Target, cause: String },
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[from] StoreError),
+}
+
+/// Where a connection goes: host, port, database and user (never the password).
+#[derive(Debug, Clone)]
+pub struct Target {
+    host: String,
+    port: u16,
+    database: String,
+    user: String,
+}
+
+impl Target {
+    fn of(o: &PgConnectOptions) -> Self {
+        Self {
+            host: o.get_host().to_owned(),
+            port: o.get_port(),
+            database: o.get_database().unwrap_or(o.get_username()).to_owned(),
+            user: o.get_username().to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self { host, port, database, user } = self;
+        write!(f, "{host}:{port} (database {database:?}, user {user:?})")
+    }
+}
+
+/// What went wrong with a connection, in the server's or the system's words.
+fn cause(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused (is PostgreSQL running, on this port?)".into(),
+            std::io::ErrorKind::NotFound => "no such socket (is PostgreSQL running?)".into(),
+            _ => io.to_string(),
+        },
+        sqlx::Error::Database(d) => match d.code().as_deref() {
+            Some("3D000") => format!("{} (create it first, e.g. with createdb)", d.message()),
+            _ => d.message().to_owned(),
+        },
+        sqlx::Error::PoolTimedOut => "no connection within the acquire timeout".into(),
+        other => other.to_string(),
+    }
+}
+
 /// Pool settings.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolOptions {
@@ -70,9 +125,19 @@ impl Default for PoolOptions {
 impl PgStore {
     /// Connects to a `postgres://` URL and applies migrations. Errors never repeat the URL (it
     /// may hold a password).
-    pub async fn connect(url: &str, options: PoolOptions) -> Result<Self, StoreError> {
-        let connect =
-            PgConnectOptions::from_str(url).map_err(|_| StoreError::Backend("invalid PostgreSQL URL".into()))?;
+    pub async fn connect(url: &str, options: PoolOptions) -> Result<Self, OpenError> {
+        let connect = PgConnectOptions::from_str(url).map_err(|_| OpenError::Url)?;
+        // One connection first, so that a server out of reach is named with its cause ("connection
+        // refused", "database \"x\" does not exist") rather than as a pool that timed out.
+        let target = Target::of(&connect);
+        let wait = options.acquire_timeout.max(Duration::from_secs(5));
+        match tokio::time::timeout(wait, <PgConnection as sqlx::Connection>::connect_with(&connect)).await {
+            Err(_) => return Err(OpenError::Connect { target, cause: format!("no answer within {wait:?}") }),
+            Ok(Err(e)) => return Err(OpenError::Connect { target, cause: cause(&e) }),
+            Ok(Ok(first)) => {
+                let _ = sqlx::Connection::close(first).await;
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
@@ -85,7 +150,7 @@ impl PgStore {
                 ("idle_in_transaction_session_timeout", "5000"),
             ]))
             .await
-            .map_err(db_err)?;
+            .map_err(|e| OpenError::Connect { target: Target::of(&connect), cause: cause(&e) })?;
         migrate::run(&pool).await?;
         // Leases and acknowledgements must not queue behind requests, nor hang: their own
         // pool, and a statement that takes over a second is cancelled (the lease then lapses,
@@ -143,6 +208,11 @@ impl Store for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_err)?;
         Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+        self.cluster.close().await;
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {

@@ -23,9 +23,16 @@ pub fn db_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
         sqlx::Error::Database(d)
             if d.code().is_some_and(|c| {
-                matches!(c.as_ref(), "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03" | "25006")
-                    || c.starts_with("08")
+                // Conflicts and timeouts, a server shutting down or full (53300: too many
+                // clients), and connections it refuses while it runs (55000: the database does
+                // not allow connections; 3D000: dropped; 28xxx: credentials changed): 503, and
+                // a retry may work.
+                matches!(
+                    c.as_ref(),
+                    "40001" | "40P01" | "55000" | "55P03" | "57014" | "57P01" | "57P02" | "57P03" | "25006" | "3D000"
+                ) || c.starts_with("08")
                     || c.starts_with("53")
+                    || c.starts_with("28")
             }) =>
         {
             StoreError::Busy(e.to_string())

@@ -242,5 +242,6 @@ pub async fn serve(
     // lease again), then give it up.
     background.stop().await;
     leaving.authority().leave_cluster().await;
+    leaving.authority().close_store().await;
     served
 }

@@ -9,16 +9,56 @@ use std::sync::Arc;
 
 use crate::config::Config;
 
+/// Why a backend could not be opened: each says what, and where (never a password).
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
-    #[error("unsupported database URL scheme `{0}` (use sqlite://PATH or postgres://…)")]
+    #[error("unsupported database URL scheme `{0}` in SIGNOFF_DATABASE_URL (use sqlite://PATH or postgres://…)")]
     Unsupported(String),
     #[error("cannot open the store: {0}")]
-    Open(#[from] signoff_core::StoreError),
+    Open(signoff_core::StoreError),
+    #[error(transparent)]
+    Postgres(#[from] signoff_postgres::OpenError),
+    #[error(
+        "the folder {folder} of the SQLite database {file} does not exist (SIGNOFF_DATABASE_URL): create it, or name another path"
+    )]
+    SqliteFolder { folder: String, file: String },
     #[error("cannot set up mail: {0}")]
-    Mail(#[from] signoff_core::mail::MailError),
+    Mail(signoff_core::mail::MailError),
     #[error(transparent)]
     Claimed(#[from] signoff_sqlite::serving::ClaimError),
+}
+
+// By hand, not `#[from]`: the message already carries the cause, and a source would repeat it
+// in the error chain.
+impl From<signoff_core::StoreError> for BackendError {
+    fn from(e: signoff_core::StoreError) -> Self {
+        Self::Open(e)
+    }
+}
+
+impl From<signoff_core::mail::MailError> for BackendError {
+    fn from(e: signoff_core::mail::MailError) -> Self {
+        Self::Mail(e)
+    }
+}
+
+/// The file of a `sqlite:` URL, whose folder must exist (SQLite creates the file, not folders).
+fn sqlite_file(url: &str) -> Result<std::path::PathBuf, BackendError> {
+    let path = signoff_sqlite::SqliteStore::path_of(url)?;
+    let in_memory = path.as_os_str().is_empty() || path.as_os_str() == ":memory:" || url.contains("mode=memory");
+    if !in_memory {
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        if !folder.is_dir() {
+            return Err(BackendError::SqliteFolder {
+                folder: folder.display().to_string(),
+                file: path.display().to_string(),
+            });
+        }
+    }
+    Ok(path)
 }
 
 /// What this process holds while it serves: on SQLite, the claim on the file (one serving
@@ -35,7 +75,7 @@ pub fn claim_for_serving(config: &Config) -> Result<Serving, BackendError> {
     if !url.starts_with("sqlite:") {
         return Ok(Serving { _claim: None });
     }
-    let path = signoff_sqlite::SqliteStore::path_of(url)?;
+    let path = sqlite_file(url)?;
     // An in-memory database is this process's alone.
     let in_memory = path.as_os_str().is_empty() || path.as_os_str() == ":memory:" || url.contains("mode=memory");
     let claim = if in_memory { None } else { Some(signoff_sqlite::serving::claim(&path)?) };
@@ -89,7 +129,11 @@ impl Backend {
 pub async fn open(config: &Config) -> Result<Backend, BackendError> {
     let url = config.database_url.expose();
     if url.starts_with("sqlite:") {
-        let store: Arc<dyn Store> = Arc::new(signoff_sqlite::SqliteStore::connect(url).await?);
+        let file = sqlite_file(url)?;
+        let store = signoff_sqlite::SqliteStore::connect(url).await.map_err(|e| {
+            BackendError::Open(signoff_core::StoreError::Backend(format!("SQLite database {}: {e}", file.display())))
+        })?;
+        let store: Arc<dyn Store> = Arc::new(store);
         return Ok(store.into());
     }
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -113,4 +157,24 @@ pub async fn open_store(database_url: &str) -> Result<Arc<dyn Store>, BackendErr
     let mut config = Config::defaults();
     config.database_url = crate::config::SecretUrl(database_url.to_owned());
     Ok(open(&config).await?.store)
+}
+
+/// Why `signoff backup` made no copy.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(
+        "signoff backup copies a SQLite store; for PostgreSQL use pg_dump (e.g. pg_dump --format=custom --file=FILE DATABASE_URL) and pg_restore"
+    )]
+    NotSqlite,
+    #[error(transparent)]
+    Sqlite(#[from] signoff_sqlite::BackupError),
+}
+
+/// An online, consistent copy of the store `config` names, written to `dest`; its size in bytes.
+pub async fn backup(config: &Config, dest: &std::path::Path) -> Result<u64, BackupError> {
+    let url = config.database_url.expose();
+    if !url.starts_with("sqlite:") {
+        return Err(BackupError::NotSqlite);
+    }
+    Ok(signoff_sqlite::backup(url, dest).await?)
 }

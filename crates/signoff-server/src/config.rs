@@ -191,8 +191,85 @@ pub enum ConfigError {
     Parse(String),
     #[error("unknown configuration key `{0}`")]
     UnknownKey(String),
-    #[error("`{key}`: {problem}")]
+    #[error("{} (file key `{key}`): {problem}", variable(key))]
     Invalid { key: &'static str, problem: String },
+}
+
+/// The environment variable of a key: `SIGNOFF_` + the key in upper case.
+pub fn variable(key: &str) -> String {
+    format!("SIGNOFF_{}", key.to_ascii_uppercase())
+}
+
+/// `SIGNOFF_*` variables that are no setting (a misspelling, most likely), each with the
+/// setting it most resembles. Variables of signoff's tools and tests are not settings and are
+/// left alone.
+pub fn unknown_variables(env: impl IntoIterator<Item = (String, String)>) -> Vec<(String, Option<String>)> {
+    const NOT_SETTINGS: &[&str] = &["CONFIG", "BIN", "URL", "CLIENT_ID", "CLIENT_SECRET", "ISSUER", "AUDIENCE"];
+    env.into_iter()
+        .filter_map(|(name, _)| {
+            let rest = name.strip_prefix("SIGNOFF_")?;
+            let key = rest.to_ascii_lowercase();
+            if known(&key).is_some()
+                || NOT_SETTINGS.contains(&rest)
+                || rest.starts_with("TEST_")
+                || rest.starts_with("SOAK_")
+                || rest.starts_with("STALE_")
+            {
+                return None;
+            }
+            // A few letters off, or the start of a setting's name.
+            let closest = KEYS
+                .iter()
+                .map(|(k, _, _)| {
+                    let d = if key.len() >= 4 && k.starts_with(&key) { 0 } else { edit_distance(&key, k) };
+                    (d, k.len(), *k)
+                })
+                .min()
+                .filter(|(d, _, k)| *d <= 2.max(k.len() / 4))
+                .map(|(_, _, k)| variable(k));
+            Some((name, closest))
+        })
+        .collect()
+}
+
+/// Levenshtein distance (settings' names are short).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The value of `Clear-Site-Data`: a comma-separated list of the directives browsers know, each
+/// quoted (quotes may be left out here: they are added).
+fn clear_site_data(value: &str) -> Result<String, ConfigError> {
+    const KNOWN: &[&str] =
+        &["cache", "cookies", "storage", "executionContexts", "clientHints", "prefetchCache", "prerenderCache", "*"];
+    let mut out = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let bare = item.strip_prefix('"').and_then(|i| i.strip_suffix('"')).unwrap_or(item);
+        if !KNOWN.contains(&bare) {
+            return Err(invalid(
+                "clear_site_data",
+                format!(
+                    "`{item}` is not a Clear-Site-Data directive (use a comma-separated list of \"cache\", \"cookies\", \"storage\", \"executionContexts\" or \"*\")"
+                ),
+            ));
+        }
+        out.push(format!("\"{bare}\""));
+    }
+    if out.is_empty() {
+        return Err(invalid("clear_site_data", "must name at least one directive, e.g. \"cookies\""));
+    }
+    Ok(out.join(", "))
 }
 
 /// The admin bearer key; `Debug` never shows it.
@@ -533,7 +610,7 @@ impl Config {
             keepalive_timeout: seconds("keepalive_timeout_seconds", get("keepalive_timeout_seconds"), 1)?
                 .unsigned_abs(),
             redirect_allowlist,
-            clear_site_data: get("clear_site_data").to_owned(),
+            clear_site_data: clear_site_data(get("clear_site_data"))?,
             trust_proxy: parse_bool("trust_proxy", get("trust_proxy"))?,
             trusted_proxies: get("trusted_proxies")
                 .split(',')
@@ -670,6 +747,37 @@ mod tests {
         assert!(!format!("{c:?}").contains("secret-pw"), "the SMTP password never shows");
         let mailer = crate::backend::mailer(&c);
         assert!(mailer.is_ok(), "an smtps URL makes a transport");
+    }
+
+    #[test]
+    fn a_bad_setting_is_refused_naming_its_variable_and_a_misspelt_one_is_named() {
+        let e = Config::load(None, env(&[("SIGNOFF_CLEAR_SITE_DATA", "bogus")])).expect_err("bogus");
+        let text = e.to_string();
+        assert!(text.starts_with("SIGNOFF_CLEAR_SITE_DATA (file key `clear_site_data`): `bogus`"), "{text}");
+        let c = Config::load(None, env(&[("SIGNOFF_CLEAR_SITE_DATA", "cookies, \"storage\"")])).expect("valid");
+        assert_eq!(c.clear_site_data, "\"cookies\", \"storage\"");
+        assert_eq!(Config::defaults().clear_site_data, "\"cache\", \"cookies\", \"storage\"");
+        assert!(Config::load(None, env(&[("SIGNOFF_CLEAR_SITE_DATA", " , ")])).is_err());
+        let e = Config::load(None, env(&[("SIGNOFF_LOG_LEVEL", "loud")])).expect_err("level");
+        assert!(e.to_string().contains("SIGNOFF_LOG_LEVEL"), "{e}");
+
+        let unknown = unknown_variables(env(&[
+            ("SIGNOFF_LISTN", "x"),
+            ("SIGNOFF_PUBLIC_URL", "x"),
+            ("SIGNOFF_TEST_POSTGRES_URL", "x"),
+            ("SIGNOFF_CONFIG", "x"),
+            ("SIGNOFF_DATABASE", "x"),
+            ("SIGNOFF_ZZZZZZZZZZZZZ", "x"),
+            ("HOME", "x"),
+        ]));
+        assert_eq!(
+            unknown,
+            vec![
+                ("SIGNOFF_LISTN".to_owned(), Some("SIGNOFF_LISTEN".to_owned())),
+                ("SIGNOFF_DATABASE".to_owned(), Some("SIGNOFF_DATABASE_URL".to_owned())),
+                ("SIGNOFF_ZZZZZZZZZZZZZ".to_owned(), None),
+            ]
+        );
     }
 
     #[test]

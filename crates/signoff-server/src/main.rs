@@ -22,6 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP server.
+    #[command(after_help = settings_help())]
     Serve,
     /// Manage users.
     User {
@@ -37,6 +38,12 @@ enum Command {
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+    /// Write a consistent copy of the SQLite store to FILE, also while servers run. To restore,
+    /// stop the server and put the copy in place of the database file (PostgreSQL: pg_dump).
+    Backup {
+        /// Where the copy goes; must not exist yet.
+        file: PathBuf,
     },
 }
 
@@ -78,11 +85,54 @@ enum UserCommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// The settings, for `signoff serve --help`.
+fn settings_help() -> String {
+    let mut out = String::from(
+        "Settings: defaults, then the --config file (keys as below in lower case, without SIGNOFF_), then\n\
+         environment variables, which win. README.md has the whole table.\n\n",
+    );
+    for (key, default, meaning) in signoff_server::config::KEYS {
+        let default = if default.is_empty() { "(none)".to_owned() } else { format!("[default: {default}]") };
+        out.push_str(&format!("  {} {default}\n      {meaning}\n", signoff_server::config::variable(key)));
+    }
+    out
+}
+
+/// Errors go to stderr as one line, each cause after a colon (a cause already said by the
+/// message before it is not said twice); results go to stdout.
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("signoff: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let mut line = String::new();
+            for cause in e.chain().map(ToString::to_string) {
+                if !line.contains(&cause) {
+                    line = if line.is_empty() { cause } else { format!("{line}: {cause}") };
+                }
+            }
+            eprintln!("signoff: {line}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref(), std::env::vars()).context("invalid configuration")?;
     let _logs = signoff_server::logging::init(&config);
+    for (name, closest) in signoff_server::config::unknown_variables(std::env::vars()) {
+        match closest {
+            Some(like) => tracing::warn!("{name} is not a setting and is ignored; did you mean {like}?"),
+            None => tracing::warn!("{name} is not a setting and is ignored (signoff serve --help lists them)"),
+        }
+    }
     match cli.command {
         Command::Serve => serve(config).await,
         Command::User { command: UserCommand::Create { email } } => create_user(config, &email).await,
@@ -91,15 +141,27 @@ async fn main() -> anyhow::Result<()> {
         Command::Admin { command: AdminCommand::Revoke { email, user_id, reason } } => {
             admin_revoke(config, email.as_deref(), user_id, &reason).await
         }
+        Command::Backup { file } => {
+            let bytes = backend::backup(&config, &file).await?;
+            println!("{}", serde_json::json!({ "backup": file.display().to_string(), "bytes": bytes }));
+            Ok(())
+        }
     }
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // The address first: a port in use is found before anything is created or migrated.
+    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::AddrInUse => "the address is in use (by another signoff, or another server); \
+                stop it or set SIGNOFF_LISTEN to another address"
+                .to_owned(),
+            _ => e.to_string(),
+        };
+        anyhow::anyhow!("cannot listen on {} (SIGNOFF_LISTEN): {why}", config.listen)
+    })?;
     let _serving = backend::claim_for_serving(&config)?;
     let backend = backend::open(&config).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(listen = %config.listen, public_url = %config.public_url, "signoff listening");
     tracing::info!(database = %config.database_url, redis = ?config.redis_url.as_ref().map(ToString::to_string), "backends");
     let state = AppState::new(config, backend, Arc::new(SystemClock)).await?;

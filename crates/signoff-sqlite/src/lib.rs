@@ -63,6 +63,57 @@ impl SqliteStore {
     }
 }
 
+/// Writes a consistent copy of the database at `url` to `dest` while servers may be using it
+/// (`VACUUM INTO`: one read transaction, so the copy is the database as of one commit). The
+/// copy is created owner-only; an existing `dest` is refused. Returns its size in bytes.
+pub async fn backup(url: &str, dest: &std::path::Path) -> Result<u64, BackupError> {
+    let source = SqliteStore::path_of(url).map_err(|e| BackupError::Source(e.to_string()))?;
+    if !source.is_file() {
+        return Err(BackupError::Source(format!("{} does not exist", source.display())));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(dest).map_err(|e| {
+            BackupError::Dest(format!(
+                "{}: {}",
+                dest.display(),
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    "already exists (choose a new file)".to_owned()
+                } else {
+                    e.to_string()
+                }
+            ))
+        })?;
+    }
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| BackupError::Source(e.to_string()))?
+        .read_only(true)
+        .busy_timeout(Duration::from_secs(10));
+    let copy = async {
+        let mut conn = <SqliteConnection as sqlx::Connection>::connect_with(&options).await?;
+        let dest = dest.to_str().ok_or_else(|| sqlx::Error::Protocol("the backup path is not UTF-8".into()))?;
+        sqlx::query("VACUUM INTO ?").bind(dest).execute(&mut conn).await?;
+        sqlx::Connection::close(conn).await
+    };
+    if let Err(e) = copy.await {
+        let _ = std::fs::remove_file(dest);
+        return Err(BackupError::Copy(e.to_string()));
+    }
+    std::fs::metadata(dest).map(|m| m.len()).map_err(|e| BackupError::Dest(e.to_string()))
+}
+
+/// Why a backup was not made (a half-written copy is removed).
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("the SQLite database to back up: {0}")]
+    Source(String),
+    #[error("the backup file {0}")]
+    Dest(String),
+    #[error("copying failed: {0}")]
+    Copy(String),
+}
+
 /// The database holds signing keys and secret hashes: owner-only, like a key file. It is
 /// created (or tightened) before SQLite opens it, so the `-wal` and `-shm` files SQLite makes
 /// beside it get the same mode.
@@ -116,6 +167,16 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_err)?;
         Ok(())
+    }
+
+    async fn close(&self) {
+        // The log into the database file, and the log emptied: after a clean stop the file
+        // alone holds everything (a copy of it is a whole copy). Closing the last connection
+        // would checkpoint too, but only if nothing else has the file open.
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await {
+            tracing::warn!(error = %e, "could not checkpoint the SQLite write-ahead log");
+        }
+        self.pool.close().await;
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {

@@ -316,6 +316,11 @@ impl Authority {
     }
 
     /// Gives this node's lease up (at shutdown), so no revoker waits for it.
+    /// Closes the store when the server stops (see [`crate::Store::close`]).
+    pub async fn close_store(&self) {
+        self.store.close().await;
+    }
+
     pub async fn leave_cluster(&self) {
         if let Some(cluster) = &self.cluster {
             cluster.distrust("shutting down");

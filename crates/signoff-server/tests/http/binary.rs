@@ -20,6 +20,8 @@ async fn serve_reads_the_environment_logs_json_and_stops_gracefully_on_sigterm()
         .env("SIGNOFF_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
         .env("SIGNOFF_DATABASE_URL", format!("sqlite://{}", dir.join("bin.db").display()))
         .env("SIGNOFF_LOG_FORMAT", "json")
+        // Misspelt: warned about by name, with the setting it resembles.
+        .env("SIGNOFF_LOG_LEVLE", "debug")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -36,11 +38,58 @@ async fn serve_reads_the_environment_logs_json_and_stops_gracefully_on_sigterm()
     assert_eq!(ready.status(), StatusCode::OK);
     let request_id = ready.headers().get("x-request-id").and_then(|v| v.to_str().ok()).expect("id").to_owned();
     assert!(dir.join("bin.db").exists(), "the SQLite file is created on start");
+    let http = reqwest::Client::new();
+    let registered = http
+        .post(format!("{base}/auth/register"))
+        .json(&serde_json::json!({"email": "kept@example.com", "password": "correct horse battery staple"}))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(registered.status(), StatusCode::CREATED);
+
+    // An online backup while the server runs: data on stdout, as JSON alone.
+    let copy = dir.join("copy.db");
+    let backup = Command::new(env!("CARGO_BIN_EXE_signoff"))
+        .args(["backup", copy.to_str().expect("utf-8")])
+        .env("SIGNOFF_DATABASE_URL", format!("sqlite://{}", dir.join("bin.db").display()))
+        .output()
+        .expect("backup");
+    assert!(backup.status.success(), "{}", String::from_utf8_lossy(&backup.stderr));
+    let said: serde_json::Value = serde_json::from_slice(&backup.stdout).expect("stdout is one JSON document");
+    assert!(said["bytes"].as_u64().is_some_and(|b| b > 0), "{said}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&copy).expect("copy").permissions().mode() & 0o777,
+        0o600,
+        "owner-only, like the database"
+    );
+    let again = Command::new(env!("CARGO_BIN_EXE_signoff"))
+        .args(["backup", copy.to_str().expect("utf-8")])
+        .env("SIGNOFF_DATABASE_URL", format!("sqlite://{}", dir.join("bin.db").display()))
+        .output()
+        .expect("backup");
+    assert!(!again.status.success() && again.stdout.is_empty(), "an existing file is never overwritten");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(status.success());
     let exit = child.wait().expect("wait");
     assert!(exit.success(), "graceful stop exits 0, got {exit:?}");
+    // After a clean stop the database file alone holds the data: the log is checkpointed.
+    let wal = dir.join("bin.db-wal");
+    assert!(!wal.exists() || std::fs::metadata(&wal).expect("wal").len() == 0, "the -wal file is empty after a stop");
+    let alone = dir.join("alone.db");
+    std::fs::copy(dir.join("bin.db"), &alone).expect("copy the file alone");
+    for db in [&alone, &copy] {
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("open");
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE email = 'kept@example.com'")
+            .fetch_one(&mut conn)
+            .await
+            .expect("count");
+        assert_eq!(n, 1, "{} holds the account", db.display());
+    }
 
     let lines: Vec<serde_json::Value> = BufReader::new(child.stderr.take().expect("stderr"))
         .lines()
@@ -48,7 +97,100 @@ async fn serve_reads_the_environment_logs_json_and_stops_gracefully_on_sigterm()
         .collect();
     assert!(lines.iter().any(|l| l["request_id"] == request_id.as_str() && l["route"] == "/readyz"));
     assert!(lines.iter().any(|l| l["message"] == "signoff stopped"));
+    assert!(
+        lines.iter().any(|l| l["level"] == "WARN"
+            && l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("SIGNOFF_LOG_LEVLE") && m.contains("SIGNOFF_LOG_LEVEL"))),
+        "a misspelt variable is named, with the setting it resembles"
+    );
     std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+/// `signoff serve` with a bad setting or a store it cannot reach: a non-zero exit before it
+/// serves, one line on stderr naming what is wrong and where, nothing on stdout, no password.
+fn refused_start(env: &[(&str, &str)]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_signoff"))
+        .arg("serve")
+        .env_remove("RUST_BACKTRACE")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{env:?} must not start: {stderr}");
+    assert!(out.stdout.is_empty(), "nothing on stdout");
+    assert!(!stderr.contains("secret-pw"), "the password never shows: {stderr}");
+    assert!(!stderr.contains("Caused by"), "one line, causes not repeated: {stderr}");
+    stderr
+}
+
+#[tokio::test]
+async fn start_up_errors_name_the_setting_the_host_and_the_cause() {
+    let dir = std::env::temp_dir().join(format!("signoff-bin-{}", signoff_core::secret::random_id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let sqlite = format!("sqlite://{}", dir.join("s.db").display());
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+
+    let e = refused_start(&[("SIGNOFF_CLEAR_SITE_DATA", "bogus"), ("SIGNOFF_DATABASE_URL", &sqlite)]);
+    assert!(e.contains("SIGNOFF_CLEAR_SITE_DATA") && e.contains("`bogus`"), "{e}");
+
+    let closed = free();
+    let e = refused_start(&[("SIGNOFF_DATABASE_URL", &format!("postgres://u:secret-pw@127.0.0.1:{closed}/db"))]);
+    assert!(e.contains(&format!("127.0.0.1:{closed}")) && e.contains("connection refused"), "{e}");
+    assert!(!e.contains("pool timed out"), "{e}");
+
+    let mut missing = url::Url::parse(&signoff_testdb::server_url()).expect("url");
+    missing.set_path("/signoff_no_such_database");
+    let e = refused_start(&[("SIGNOFF_DATABASE_URL", missing.as_str())]);
+    assert!(e.contains("signoff_no_such_database") && e.contains("does not exist"), "{e}");
+
+    let e = refused_start(&[("SIGNOFF_DATABASE_URL", &format!("sqlite://{}/nope/s.db", dir.display()))]);
+    assert!(e.contains(&format!("{}/nope", dir.display())) && e.contains("does not exist"), "{e}");
+
+    // A port in use is found before anything is created or migrated.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let e = refused_start(&[("SIGNOFF_LISTEN", &format!("127.0.0.1:{port}")), ("SIGNOFF_DATABASE_URL", &sqlite)]);
+    assert!(e.contains(&format!("127.0.0.1:{port}")) && e.contains("SIGNOFF_LISTEN") && e.contains("in use"), "{e}");
+    assert!(!dir.join("s.db").exists(), "no database was created");
+
+    // The settings are where a user looks.
+    let help = Command::new(env!("CARGO_BIN_EXE_signoff")).args(["serve", "--help"]).output().expect("help");
+    let text = String::from_utf8_lossy(&help.stdout);
+    for (key, _, _) in signoff_server::config::KEYS {
+        assert!(text.contains(&signoff_server::config::variable(key)), "serve --help lists {key}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn cli_commands_print_their_result_as_json_alone_on_stdout() {
+    let dir = std::env::temp_dir().join(format!("signoff-bin-{}", signoff_core::secret::random_id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_signoff"))
+            .args(args)
+            .env("SIGNOFF_DATABASE_URL", format!("sqlite://{}", dir.join("c.db").display()))
+            .env("SIGNOFF_LOG_LEVEL", "debug")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), stdin.as_bytes()).expect("write");
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).expect("utf-8");
+        assert_eq!(text.lines().count(), 1, "{args:?}: one line on stdout: {text}");
+        serde_json::from_str::<serde_json::Value>(&text).expect("stdout is JSON alone")
+    };
+    let user = run(&["user", "create", "--email", "cli@example.com"], "correct horse battery staple\n");
+    assert_eq!(user["email"], "cli@example.com");
+    let kid = run(&["keys", "rotate"], "");
+    assert!(kid["kid"].is_string());
+    let revoked = run(&["admin", "revoke", "--email", "cli@example.com", "--reason", "test"], "");
+    assert_eq!(revoked["user"]["email"], "cli@example.com");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Peak resident memory of a process, from `/proc/PID/status` (`VmHWM`), in MiB.

@@ -58,7 +58,8 @@ async fn receiver() -> Receiver {
             let said = if status.is_success() {
                 String::new()
             } else {
-                json!({"error": "invalid_request", "error_description": format!("scripted\n{}", status.as_u16())}).to_string()
+                json!({"error": "invalid_request", "error_description": format!("scripted\n{}", status.as_u16())})
+                    .to_string()
             };
             (status, answer, said)
         }

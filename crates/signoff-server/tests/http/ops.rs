@@ -248,3 +248,47 @@ async fn openapi_describes_every_route_of_the_contract() {
         }
     }
 }
+
+/// A PostgreSQL server that refuses this database's connections while signoff runs (SQLSTATE
+/// 55000 after `ALLOW_CONNECTIONS false`, as during maintenance) is an outage: `503` with
+/// `Retry-After`, never `500`; and once it allows them again, requests are answered again.
+#[tokio::test]
+async fn a_database_refusing_connections_is_answered_503_not_500() {
+    let s = TestServer::on_postgres().await;
+    let mut b = s.signed_in("refused@example.com").await;
+    assert_eq!(b.session_status().await, StatusCode::OK);
+    let db = s.database().expect("on PostgreSQL");
+    let mut admin =
+        <sqlx::PgConnection as sqlx::Connection>::connect(&signoff_testdb::server_url()).await.expect("admin");
+    let allow = |on: bool| format!("ALTER DATABASE {} ALLOW_CONNECTIONS {on}", db.name);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(allow(false))).execute(&mut admin).await.expect("disallow");
+    assert!(db.terminate_connections().await > 0, "the server's connections were cut");
+    // Over three seconds (past the node's lease, so the validation cache is given up too):
+    // what needs the database is 503 with Retry-After; a session check may be answered from
+    // the cache while the node still vouches for it, never with 500.
+    let started = std::time::Instant::now();
+    let mut cached_then_refused = (false, false);
+    while started.elapsed() < std::time::Duration::from_secs(3) {
+        let mut other = s.browser();
+        let login =
+            other.post_json("/auth/login", &json!({"email": "refused@example.com", "password": PASSWORD})).await;
+        assert_eq!(login.status, StatusCode::SERVICE_UNAVAILABLE, "{}", login.text);
+        assert!(login.header("retry-after").is_some());
+        let list = b.get("/auth/sessions").await;
+        assert_eq!(list.status, StatusCode::SERVICE_UNAVAILABLE, "{}", list.text);
+        let session = b.get("/auth/session").await;
+        match session.status {
+            StatusCode::OK => cached_then_refused.0 = true,
+            StatusCode::SERVICE_UNAVAILABLE => cached_then_refused.1 = true,
+            other => panic!("a session check answered {other}: {}", session.text),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(cached_then_refused.1, "the session check too is refused once the node cannot vouch");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(allow(true))).execute(&mut admin).await.expect("allow");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while b.session_status().await != StatusCode::OK {
+        assert!(std::time::Instant::now() < deadline, "answered again once connections are allowed");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -168,6 +168,17 @@ impl TestServer {
         Self::on(false, |_| {}).await
     }
 
+    /// A server on a PostgreSQL database of its own whatever the suite's backend (for what
+    /// only PostgreSQL has).
+    pub async fn on_postgres() -> Self {
+        Self::on(true, |_| {}).await
+    }
+
+    /// The PostgreSQL database this server runs on, if it runs on one.
+    pub fn database(&self) -> Option<&TestDatabase> {
+        self.database.as_deref()
+    }
+
     async fn on(postgres: bool, adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = std::env::temp_dir().join(format!("signoff-test-{}", signoff_core::secret::random_id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
