@@ -49,6 +49,15 @@ for tool in wrk valgrind node npm redis-server psql taskset python3; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
 done
 
+# Builds go where cargo puts them: CARGO_TARGET_DIR when set (made absolute, since the baselines
+# are built from bench/), else target/ and bench/target/.
+if [ -n "${CARGO_TARGET_DIR:-}" ]; then
+  CARGO_TARGET_DIR=$(realpath -m "$CARGO_TARGET_DIR")
+  export CARGO_TARGET_DIR
+  TARGET=$CARGO_TARGET_DIR BENCH_TARGET=$CARGO_TARGET_DIR
+else
+  TARGET=target BENCH_TARGET=bench/target
+fi
 if [ "$PROFILE" = release ]; then
   cargo build --release --locked --bin signoff
   cargo build --release --locked -p signoff-core --example denylist_memory
@@ -60,8 +69,8 @@ else
 fi
 (cd bench/node && npm ci --no-audit --no-fund --loglevel=error)
 (cd clients/node && npm ci --no-audit --no-fund --loglevel=error)
-SIGNOFF=target/$PROFILE/signoff
-BENCHBIN=bench/target/$PROFILE
+SIGNOFF=$TARGET/$PROFILE/signoff
+BENCHBIN=$BENCH_TARGET/$PROFILE
 
 dir=$(mktemp -d)
 pids=()
@@ -214,7 +223,7 @@ echo "validation p99: ${calm_p99} ms alone, ${flood_p99} ms under the flood (${s
 [ "$succeeded" -gt 0 ] || { echo "bench: the flood signed nobody in: $(cat "$flood_out")" >&2; exit 1; }
 
 echo "== 5. memory per denied token"
-denylist=$(taskset -c 1 "target/$PROFILE/examples/denylist_memory" "$DENIED")
+denylist=$(taskset -c 1 "$TARGET/$PROFILE/examples/denylist_memory" "$DENIED")
 echo "$denylist"
 
 echo "== 4. logout latency across nodes; global logout by sessions"

@@ -38,6 +38,7 @@ pub mod conformance;
 pub mod denylist;
 pub mod email;
 pub mod error;
+pub mod fanouts;
 pub mod mail;
 pub mod outbox;
 pub mod password;

@@ -143,8 +143,13 @@ pub async fn open(config: &Config) -> Result<Backend, BackendError> {
         };
         let store = Arc::new(signoff_postgres::PgStore::connect(url, options).await?);
         let leases = Arc::new(store.cluster());
+        // With Redis, hints go through Redis and LISTEN/NOTIFY both: a Redis outage costs
+        // nothing but Redis.
         let fanout: Arc<dyn Fanout> = match &config.redis_url {
-            Some(redis) => Arc::new(signoff_redis::RedisFanout::new(redis.expose(), &config.redis_key_prefix)?),
+            Some(redis) => Arc::new(signoff_core::fanouts::BothFanouts::new(
+                (Arc::new(signoff_redis::RedisFanout::new(redis.expose(), &config.redis_key_prefix)?), "redis"),
+                (leases.clone(), "postgres"),
+            )),
             None => leases.clone(),
         };
         return Ok(Backend { store: store.clone(), cluster: Some((leases, fanout)), counters: Some(store) });

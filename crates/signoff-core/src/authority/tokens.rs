@@ -550,21 +550,23 @@ impl Authority {
 
     /// RFC 7009: revokes an access token (its `jti` denied until `exp`) or a refresh token (its
     /// family). Unknown or invalid tokens are quietly ignored. `hint` picks which to try first.
-    pub async fn revoke_token(&self, token: &str, hint: Option<&str>, client: &ClientInfo) -> Result<(), CoreError> {
+    /// Returns how many sessions ended with it (a refresh token's grant ends its session).
+    pub async fn revoke_token(&self, token: &str, hint: Option<&str>, client: &ClientInfo) -> Result<u64, CoreError> {
         let refresh_first = hint == Some("refresh_token");
         for attempt in if refresh_first { [true, false] } else { [false, true] } {
             let done = if attempt {
                 self.revoke_refresh(token, client).await?
             } else {
-                self.revoke_access(token, client).await?
+                self.revoke_access(token, client).await?.then_some(0)
             };
-            if done {
-                return Ok(());
+            if let Some(ended) = done {
+                return Ok(ended);
             }
         }
         // Nothing (left) to revoke, and still a success: perhaps a retry of a revocation that
         // committed and then answered 503. Answer once every node is as far as the feed goes.
-        self.propagate_head().await
+        self.propagate_head().await?;
+        Ok(0)
     }
 
     async fn revoke_access(&self, token: &str, client: &ClientInfo) -> Result<bool, CoreError> {
@@ -597,15 +599,16 @@ impl Authority {
     /// RFC 7009 §2.1: revoking a refresh token also invalidates the access tokens of the same
     /// grant. A refresh family belongs to exactly one session (the grant), so the session ends:
     /// its access tokens (they carry its `sid`) die with it, on every node.
-    async fn revoke_refresh(&self, token: &str, client: &ClientInfo) -> Result<bool, CoreError> {
-        let Some(secret) = Secret::parse(token) else { return Ok(false) };
+    /// The sessions it ended, or `None` when `token` is no refresh token.
+    async fn revoke_refresh(&self, token: &str, client: &ClientInfo) -> Result<Option<u64>, CoreError> {
+        let Some(secret) = Secret::parse(token) else { return Ok(None) };
         let hash = secret.hash(REFRESH_LABEL);
         let Some(seen) = self.store.refresh_by_hash(&hash).await? else {
-            return Ok(false);
+            return Ok(None);
         };
         let mut batch = self.batch_for(&[&seen.user_id]).await?;
         batch.revoking = true;
-        let Some(found) = batch.tx.refresh_by_hash(&hash).await? else { return Ok(false) };
+        let Some(found) = batch.tx.refresh_by_hash(&hash).await? else { return Ok(None) };
         let event = self
             .event(AuditKind::TokenRevoked, Actor::SelfSession, client)
             .user(&found.user_id)
@@ -617,7 +620,7 @@ impl Authority {
             batch.audit(event).await?;
         }
         batch.commit().await?;
-        Ok(true)
+        Ok(Some(ended))
     }
 
     /// Whose the remember-me series and refresh token a logout presents are (a plain read, to

@@ -34,10 +34,14 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if let Err(e) = state.authority().ready().await {
         return not_ready("store", e.to_string());
     }
+    // Redis only speeds hints up; LISTEN/NOTIFY carries them meanwhile, so a node is ready
+    // without it (and says so).
+    let mut redis = None;
     if let Some(url) = &state.config().redis_url
         && let Err(e) = signoff_redis::ping(url.expose()).await
     {
-        return not_ready("redis", e);
+        tracing::warn!(error = %e, "Redis unreachable: hints between nodes go through PostgreSQL LISTEN/NOTIFY");
+        redis = Some("unreachable: hints between nodes go through PostgreSQL LISTEN/NOTIFY");
     }
     if let Some(since) = state.authority().cluster().and_then(|c| c.jeopardy_since()) {
         // Requests are still answered (after reading the feed), but a load balancer should
@@ -47,7 +51,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
         let body = json!({ "error": "not_ready", "message": "catching up with the other nodes" });
         return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
     }
-    axum::Json(json!({ "status": "ready" })).into_response()
+    match redis {
+        Some(redis) => axum::Json(json!({ "status": "ready", "redis": redis })).into_response(),
+        None => axum::Json(json!({ "status": "ready" })).into_response(),
+    }
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {

@@ -52,13 +52,16 @@ async fn token(
             let (Some(email), Some(password)) = (email, body.password.as_deref()) else {
                 return Err(ApiError::bad_request("email and password are required"));
             };
-            authority.password_grant(email, password, &client).await.map_err(|e| match e {
+            let pair = authority.password_grant(email, password, &client).await.map_err(|e| match e {
                 signoff_core::CoreError::InvalidCredentials => {
                     state.metrics().login_failures.inc();
                     ApiError::from(signoff_core::CoreError::InvalidGrant)
                 }
                 e => ApiError::from(e),
-            })?
+            })?;
+            // A password grant is a sign-in (it opens a session), like /auth/login.
+            state.metrics().logins.inc();
+            pair
         }
         Some("refresh_token") => {
             let refresh =
@@ -93,7 +96,8 @@ async fn revoke(
     Input(body): Input<TokenBody>,
 ) -> ApiResult<Response> {
     let token = body.token.as_deref().ok_or_else(|| ApiError::bad_request("token is required"))?;
-    state.authority().revoke_token(token, body.token_type_hint.as_deref(), &client).await?;
+    let ended = state.authority().revoke_token(token, body.token_type_hint.as_deref(), &client).await?;
+    state.metrics().sessions_ended.inc_by(ended);
     Ok(axum::Json(json!({})).into_response())
 }
 
