@@ -34,16 +34,20 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
     let matched = req.extensions().get::<MatchedPath>().cloned();
     let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let operation = Operation::of(&method, route);
+    let browser = crate::error_page::Browser::of(&method, req.uri(), req.headers());
 
-    let mut res = contained(&state, crate::remember::resume(&state, req, next)).await;
+    let mut res = match browser.as_ref().and_then(|b| b.elsewhere(state.config())) {
+        Some(to_public_url) => to_public_url,
+        None => contained(&state, crate::remember::resume(&state, req, next)).await,
+    };
 
     let status = res.status();
-    let detail = || res.extensions().get::<InternalDetail>().map(|d| d.0.clone()).unwrap_or_default();
+    let detail = |res: &Response| res.extensions().get::<InternalDetail>().map(|d| d.0.clone()).unwrap_or_default();
     if status == StatusCode::SERVICE_UNAVAILABLE {
         // Shed load (password hashing saturated) or not ready: worth a look, not an alarm.
-        tracing::warn!(request_id = %request_id, %method, route = %route, detail = %detail(), "request refused: unavailable");
+        tracing::warn!(request_id = %request_id, %method, route = %route, detail = %detail(&res), "request refused: unavailable");
     } else if status.is_server_error() {
-        let detail = detail();
+        let detail = detail(&res);
         tracing::error!(request_id = %request_id, %method, route = %route, status = status.as_u16(), detail = %detail,
             "request failed");
         if status == StatusCode::INTERNAL_SERVER_ERROR {
@@ -56,10 +60,16 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
             // a browser that never got its new token would look like a thief on its next visit.
             let cookies: Vec<HeaderValue> = res.headers().get_all(header::SET_COOKIE).iter().cloned().collect();
             res = (status, axum::Json(body)).into_response();
+            res.extensions_mut().insert(crate::error::ErrorText { code: "internal", message: "internal error".into() });
             for c in cookies {
                 res.headers_mut().append(header::SET_COOKIE, c);
             }
         }
+    }
+    if let Some(browser) = &browser
+        && (status.is_client_error() || status.is_server_error())
+    {
+        res = browser.page(&state, res).await;
     }
     secure_headers(res.headers_mut(), state.config().public_url.scheme() == "https");
     if let Ok(v) = HeaderValue::from_bytes(&id.0) {

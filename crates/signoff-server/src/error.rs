@@ -47,6 +47,13 @@ pub enum ApiError {
 #[derive(Debug, Clone)]
 pub struct InternalDetail(pub String);
 
+/// Attached to every error response, so the edge can show a browser the same error as a page.
+#[derive(Debug, Clone)]
+pub struct ErrorText {
+    pub code: &'static str,
+    pub message: String,
+}
+
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::BadRequest("invalid_request", message.into())
@@ -115,8 +122,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": self.code(), "message": self.message() });
+        let message = self.message();
+        let body = json!({ "error": self.code(), "message": message });
         let mut res = (self.status(), axum::Json(body)).into_response();
+        res.extensions_mut().insert(ErrorText { code: self.code(), message });
         let headers = res.headers_mut();
         match &self {
             Self::Throttled { retry_after_secs } | Self::Busy { retry_after_secs } => {

@@ -22,6 +22,7 @@ pub mod csrf;
 pub mod delivery;
 pub mod edge;
 pub mod error;
+pub mod error_page;
 pub mod extract;
 pub mod html;
 pub mod letters;

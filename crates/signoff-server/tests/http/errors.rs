@@ -155,3 +155,104 @@ async fn a_panicking_handler_becomes_a_generic_500_behind_the_edge() {
     let body: serde_json::Value = res.json().await.expect("json");
     assert_eq!(body, json!({"error": "internal", "message": "internal error", "request_id": id}));
 }
+
+const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+/// A form body on a request.
+trait Form {
+    fn form(self, fields: &[(&str, &str)]) -> Self;
+}
+
+impl Form for reqwest::RequestBuilder {
+    fn form(self, fields: &[(&str, &str)]) -> Self {
+        let body: Vec<String> = fields.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
+        self.header("content-type", "application/x-www-form-urlencoded").body(body.join("&"))
+    }
+}
+
+/// Errors a browser meets are pages, with the same status and headers; API clients keep JSON.
+#[tokio::test]
+async fn browsers_get_error_pages_and_api_clients_json() {
+    let s = TestServer::start().await;
+    let mut b = s.browser();
+    let page = b.send(b.bare(Method::GET, "/no/such/page").header("accept", HTML)).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(page.header("content-type").is_some_and(|c| c.starts_with("text/html")), "{:?}", page.headers);
+    assert!(page.text.contains("<h1>Page not found</h1>") && page.text.contains("href=\"/login\""), "{}", page.text);
+    for accept in ["application/json", "*/*"] {
+        let json = b.send(b.bare(Method::GET, "/no/such/page").header("accept", accept)).await;
+        assert_error_shape(&json, StatusCode::NOT_FOUND, "not_found");
+    }
+    // A form posted without the page's CSRF token: a page saying what to do, nothing changed.
+    let mut signed_in = s.signed_in("pages@example.com").await;
+    let refused = signed_in
+        .send(signed_in.request(Method::POST, "/auth/logout").header("accept", HTML).form(&[("scope", "global")]))
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.text.contains("This form could not be sent"), "{}", refused.text);
+    assert!(refused.text.contains("pages@example.com"), "a signed-in user sees the signed-in header: {}", refused.text);
+    assert_eq!(signed_in.session_status().await, StatusCode::OK, "the refused logout changed nothing");
+    // Throttled: the page keeps Retry-After.
+    for _ in 0..6 {
+        let mut other = s.browser();
+        let _ = other
+            .send(other.request(Method::POST, "/auth/token").header("accept", HTML).form(&[
+                ("grant_type", "password"),
+                ("email", "pages@example.com"),
+                ("password", "wrong password here"),
+            ]))
+            .await;
+    }
+    let mut other = s.browser();
+    let throttled = other
+        .send(other.request(Method::POST, "/auth/token").header("accept", HTML).form(&[
+            ("grant_type", "password"),
+            ("email", "pages@example.com"),
+            ("password", "wrong password here"),
+        ]))
+        .await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS, "{}", throttled.text);
+    assert!(throttled.header("retry-after").is_some() && throttled.text.contains("Too many attempts"));
+}
+
+/// The public URL is one address; a browser that reached the same server under another host
+/// name is sent there (a navigation), or told plainly (a form from a page opened there).
+#[tokio::test]
+async fn another_host_name_of_the_server_leads_to_the_public_url() {
+    let s = TestServer::start().await;
+    let port = s.base.rsplit(':').next().expect("port").to_owned();
+    let mut b = s.browser();
+    let nav = b
+        .send(
+            b.bare(Method::GET, "/login?return_to=/app")
+                .header("accept", HTML)
+                .header("host", format!("localhost:{port}")),
+        )
+        .await;
+    assert_eq!(nav.status, StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(nav.location(), Some(format!("{}/login?return_to=/app", s.origin).as_str()));
+    // The public host itself, an API client, or another port (a proxy in front): served as is.
+    assert_eq!(b.send(b.bare(Method::GET, "/login").header("accept", HTML)).await.status, StatusCode::OK);
+    let api = b.send(b.bare(Method::GET, "/healthz").header("host", format!("localhost:{port}"))).await;
+    assert_eq!(api.status, StatusCode::OK);
+    let proxied = b.send(b.bare(Method::GET, "/login").header("accept", HTML).header("host", "localhost:1")).await;
+    assert_eq!(proxied.status, StatusCode::OK);
+
+    s.register("elsewhere@example.com").await;
+    let form = b
+        .send(
+            b.bare(Method::POST, "/auth/login")
+                .header("accept", HTML)
+                .header("origin", format!("http://localhost:{port}"))
+                .form(&[("email", "elsewhere@example.com"), ("password", PASSWORD)]),
+        )
+        .await;
+    assert_eq!(form.status, StatusCode::FORBIDDEN);
+    assert!(form.set_cookies().is_empty(), "nothing set");
+    assert!(
+        form.text.contains(&format!("http://localhost:{port}")) && form.text.contains(&format!("{}/login", s.origin)),
+        "names both addresses and links to the public one: {}",
+        form.text
+    );
+    assert!(!form.text.contains("{\"error\""), "no raw JSON");
+}
