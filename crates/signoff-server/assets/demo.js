@@ -29,6 +29,11 @@
   refreshTimes();
   setInterval(refreshTimes, 30000);
 
+  // A form answered with itself (an error to correct) sits at the address it was posted to;
+  // the address bar is set to the form's own page, so a reload does not post it again.
+  var url = document.documentElement.getAttribute('data-url');
+  if (url && window.location.pathname !== url) window.history.replaceState(null, '', url);
+
   if (!window.signoff) return;
   signoff.configure({ storageKeys: ['demo:*'], unregisterServiceWorkers: true });
 

@@ -15,6 +15,9 @@ pub enum ApiError {
     BadRequest(&'static str, String),
     Unauthenticated,
     InvalidCredentials,
+    /// 401 `invalid_credentials` for a signed-in user's current password (a change of password
+    /// or address): said as it is, since the account is known.
+    WrongCurrentPassword,
     /// 401 for bearer-protected resources.
     InvalidToken,
     /// 401 for a registered client's Basic credentials (RFC 6749 `invalid_client`).
@@ -62,9 +65,11 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(..) => StatusCode::BAD_REQUEST,
-            Self::Unauthenticated | Self::InvalidCredentials | Self::InvalidToken | Self::InvalidClient => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::Unauthenticated
+            | Self::InvalidCredentials
+            | Self::WrongCurrentPassword
+            | Self::InvalidToken
+            | Self::InvalidClient => StatusCode::UNAUTHORIZED,
             Self::Throttled { .. } | Self::TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
             Self::Csrf => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -83,7 +88,7 @@ impl ApiError {
         match self {
             Self::BadRequest(code, _) | Self::Unprocessable(code, _) | Self::Conflict(code, _) => code,
             Self::Unauthenticated => "unauthenticated",
-            Self::InvalidCredentials => "invalid_credentials",
+            Self::InvalidCredentials | Self::WrongCurrentPassword => "invalid_credentials",
             Self::InvalidToken => "invalid_token",
             Self::InvalidClient => "invalid_client",
             Self::Throttled { .. } => "too_many_attempts",
@@ -104,6 +109,7 @@ impl ApiError {
             Self::BadRequest(_, m) | Self::Unprocessable(_, m) | Self::Conflict(_, m) => m.clone(),
             Self::Unauthenticated => "not signed in".into(),
             Self::InvalidCredentials => "e-mail or password is wrong".into(),
+            Self::WrongCurrentPassword => "the current password is wrong".into(),
             Self::InvalidToken => "the access token is not valid".into(),
             Self::InvalidClient => "client authentication failed".into(),
             Self::Throttled { .. } => "too many attempts; try again later".into(),
@@ -146,6 +152,16 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         res
+    }
+}
+
+impl ApiError {
+    /// The error of a change that a signed-in user confirmed with the current password.
+    pub fn of_change(e: CoreError) -> Self {
+        match e {
+            CoreError::InvalidCredentials => Self::WrongCurrentPassword,
+            e => Self::from(e),
+        }
     }
 }
 

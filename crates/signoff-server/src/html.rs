@@ -23,6 +23,13 @@ pub fn esc(s: &str) -> String {
 /// header, if any; such pages also load `/signoff.js`, which takes the page to `/login` the
 /// moment its session ends anywhere.
 pub fn page(status: StatusCode, title: &str, signed_in: Option<&str>, body: &str) -> Response {
+    page_at(status, title, signed_in, body, None)
+}
+
+/// A page that answers a form post with the form again (an error to correct): `url` is the
+/// address of the form's own page, which the browser's address bar is set to (`demo.js`), so
+/// that a reload asks for the page rather than posting the form again.
+pub fn page_at(status: StatusCode, title: &str, signed_in: Option<&str>, body: &str, url: Option<&str>) -> Response {
     let nav = match signed_in {
         Some(email) => format!(
             "<nav><a href=\"/app\">App</a><a href=\"/app/sessions\">Devices</a><a href=\"/app/security\">Security</a>\
@@ -34,13 +41,15 @@ pub fn page(status: StatusCode, title: &str, signed_in: Option<&str>, body: &str
     let script = if signed_in.is_some() {
         "<script src=\"/signoff.js\" defer></script><script src=\"/demo.js\" defer></script>"
     } else {
-        ""
+        "<script src=\"/demo.js\" defer></script>"
     };
     let watch = if signed_in.is_some() { " data-signoff-watch" } else { "" };
+    let url = url.map(|u| format!(" data-url=\"{}\"", esc(u))).unwrap_or_default();
     let html = format!(
-        "<!doctype html>\n<html lang=\"en\"{watch}><head><meta charset=\"utf-8\">\
+        "<!doctype html>\n<html lang=\"en\"{watch}{url}><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title} · signoff</title><link rel=\"stylesheet\" href=\"/demo.css\">{script}</head>\
+         <title>{title} · signoff</title><link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\">\
+         <link rel=\"stylesheet\" href=\"/demo.css\">{script}</head>\
          <body><header><a class=\"brand\" href=\"/\">signoff</a>{nav}</header><main>{body}</main>\
          <footer>signoff demo · sessions that really end</footer></body></html>\n",
         title = esc(title),
@@ -48,9 +57,12 @@ pub fn page(status: StatusCode, title: &str, signed_in: Option<&str>, body: &str
     (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
 }
 
-/// A notice box, if there is something to say.
+/// A notice box, if there is something to say (as a sentence: a capital first, a full stop
+/// last). An error is an alert, read out at once.
 pub fn notice(kind: &str, text: Option<&str>) -> String {
-    text.map(|t| format!("<p class=\"notice {kind}\" role=\"status\">{}</p>", esc(t))).unwrap_or_default()
+    let role = if kind == "error" { "alert" } else { "status" };
+    text.map(|t| format!("<p class=\"notice {kind}\" role=\"{role}\">{}</p>", esc(&crate::error_page::sentence(t))))
+        .unwrap_or_default()
 }
 
 /// A hidden CSRF field for forms of a signed-in page.

@@ -200,6 +200,19 @@ impl Authority {
         Ok(Some(prepared))
     }
 
+    /// What a link's page may say before its button is pressed: whether the link could still
+    /// be used (unused, unexpired, the account unchanged since it was made), and for a change
+    /// of address, the new address. A plain read: the button's post decides (compare-and-swap).
+    pub async fn peek_link(&self, presented: &str, purpose: MailPurpose) -> Result<Option<MailToken>, CoreError> {
+        let token = match self.mail_token_for(presented, purpose).await {
+            Ok(token) => token,
+            Err(CoreError::InvalidToken) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(account) = self.store.user_by_id(&token.user_id).await? else { return Ok(None) };
+        Ok(bool::from(account_fingerprint(&account).ct_eq(&token.fingerprint)).then_some(token))
+    }
+
     /// The stored token a link carries, if it is one of `purpose` that could still be used.
     async fn mail_token_for(&self, presented: &str, purpose: MailPurpose) -> Result<MailToken, CoreError> {
         let secret = MailSecret::parse(presented).ok_or(CoreError::InvalidToken)?;

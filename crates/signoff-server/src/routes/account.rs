@@ -64,9 +64,11 @@ async fn changed(
     let rotated = match result {
         Ok(rotated) => rotated,
         Err(e) => {
-            let e = ApiError::from(e);
+            let e = ApiError::of_change(e);
             if wants.html && e.status().is_client_error() {
-                return Ok(demo::security_page(state, ctx, e.status(), Some(&e.message()), None).await);
+                let error = Some((demo::SecurityForm::Password, e.message()));
+                let error = error.as_ref().map(|(f, m)| (*f, m.as_str()));
+                return Ok(demo::security_page(state, ctx, e.status(), error, None).await);
             }
             return Err(e);
         }

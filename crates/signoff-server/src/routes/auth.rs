@@ -54,7 +54,28 @@ async fn register(
         Ok(user) if wants.json => {
             Ok((StatusCode::CREATED, axum::Json(json!({ "user": views::user(&user) }))).into_response())
         }
-        Ok(_) => Ok(Redirect::to("/login?registered=1").into_response()),
+        // The demo's form signs the new account in. The API answers alike whether or not the
+        // address was taken; the form cannot sign in to a taken address with another password,
+        // and says so (its requests are throttled per address and per client).
+        Ok(_) => {
+            let previous = cookies::session_secret(&headers, state.config());
+            let previous_remember = cookies::remember_secret(&headers, state.config());
+            let previous = (previous.as_ref(), previous_remember.as_ref());
+            match state.authority().login(email, password, false, previous, &client).await {
+                Ok(signed_in) => {
+                    state.metrics().logins.inc();
+                    Ok(signed_in_answer(&state, &headers, wants, &signed_in, "/app?welcome=1"))
+                }
+                Err(signoff_core::CoreError::InvalidCredentials) => Ok(demo::register_taken(email)),
+                Err(e) => {
+                    let e = ApiError::from(e);
+                    if wants.html && e.status().is_client_error() {
+                        return Ok(demo::register_page(e.status(), Some(&e.message()), Some(email)));
+                    }
+                    Err(e)
+                }
+            }
+        }
         Err(e) => {
             let e = ApiError::from(e);
             if wants.html && e.status() == StatusCode::UNPROCESSABLE_ENTITY {
@@ -94,18 +115,31 @@ async fn login(
         }
     };
     state.metrics().logins.inc();
+    let to = redirect::validate(body.return_to.as_deref(), "/app", state.config());
+    Ok(signed_in_answer(&state, &headers, wants, &signed_in, &to))
+}
+
+/// The answer to a sign-in: JSON, or a redirect to `to`; with the new session's cookies (and
+/// the old remember-me cookie cleared when the sign-in revoked it).
+fn signed_in_answer(
+    state: &AppState,
+    headers: &HeaderMap,
+    wants: Wants,
+    signed_in: &signoff_core::SignedIn,
+    to: &str,
+) -> Response {
     let mut res = if wants.json {
         axum::Json(views::signed_in(state.authority(), &signed_in.ctx)).into_response()
     } else {
-        Redirect::to(&redirect::validate(body.return_to.as_deref(), "/app", state.config())).into_response()
+        Redirect::to(to).into_response()
     };
-    for cookie in cookies::set_signed_in(state.config(), &signed_in) {
+    for cookie in cookies::set_signed_in(state.config(), signed_in) {
         res.headers_mut().append(header::SET_COOKIE, cookie);
     }
-    if signed_in.remember.is_none() && previous_remember_sent(&headers, state.config()) {
+    if signed_in.remember.is_none() && previous_remember_sent(headers, state.config()) {
         res.headers_mut().append(header::SET_COOKIE, cookies::clear(state.config(), &state.config().remember_cookie));
     }
-    Ok(res)
+    res
 }
 
 /// Whether the request carried a remember-me cookie (which the sign-in just revoked).

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use super::current_session;
 use crate::app::AppState;
 use crate::error::ApiResult;
-use crate::html::{csrf_field, esc, notice, page};
+use crate::html::{csrf_field, esc, notice, page, page_at};
 use crate::{redirect, views};
 use signoff_core::SessionContext;
 
@@ -29,6 +29,8 @@ pub fn routes() -> Router<AppState> {
         .route("/app/sessions", get(sessions))
         .route("/app/security", get(security))
         .route("/demo.css", get(css))
+        .route("/favicon.svg", get(favicon))
+        .route("/favicon.ico", get(favicon))
         .route("/signoff.js", get(|| async { script(SCRIPT) }))
         .route("/demo.js", get(|| async { script(DEMO_SCRIPT) }))
 }
@@ -38,6 +40,16 @@ type Params = Query<HashMap<String, String>>;
 fn script(source: &'static str) -> Response {
     let mut res = ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], source).into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    res
+}
+
+/// The site's icon (browsers ask for `/favicon.ico` on a first visit whatever the page says).
+async fn favicon() -> Response {
+    const ICON: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 32 32\">\
+        <rect width=\"32\" height=\"32\" rx=\"7\" fill=\"#2f5bea\"/>\
+        <path d=\"M11 9h7a5 5 0 0 1 0 10h-4v4h-3z M14 12v4h4a2 2 0 0 0 0-4z\" fill=\"#fff\"/></svg>";
+    let mut res = ([(header::CONTENT_TYPE, "image/svg+xml")], ICON).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
     res
 }
 
@@ -71,7 +83,7 @@ pub fn login_page(
         notice("info", info),
         esc(email.unwrap_or_default()),
     );
-    page(status, "Sign in", None, &body)
+    page_at(status, "Sign in", None, &body, Some("/login"))
 }
 
 /// In development, a pointer to the inbox mail goes to.
@@ -96,7 +108,21 @@ pub fn register_page(status: StatusCode, error: Option<&str>, email: Option<&str
         notice("error", error),
         esc(email.unwrap_or_default()),
     );
-    page(status, "Create an account", None, &body)
+    page_at(status, "Create an account", None, &body, Some("/register"))
+}
+
+/// The registration form again, for an address that has an account whose password is not the
+/// one given.
+pub fn register_taken(email: &str) -> Response {
+    let body = format!(
+        "<h1>Create an account</h1>\
+         <section class=\"card\"><p class=\"notice error\" role=\"alert\">An account with <strong>{}</strong> \
+         exists already.</p><p><a href=\"/login\">Sign in</a> to it, or \
+         <a href=\"/auth/password-reset\">choose a new password</a> if you have forgotten it.</p></section>\
+         <p>Another address? <a href=\"/register\">Create an account</a>.</p>",
+        esc(email)
+    );
+    page_at(StatusCode::CONFLICT, "Create an account", None, &body, Some("/register"))
 }
 
 async fn login(State(state): State<AppState>, headers: HeaderMap, Query(q): Params) -> ApiResult<Response> {
@@ -154,23 +180,37 @@ fn logout_forms(csrf: &str) -> String {
     )
 }
 
-async fn app(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+async fn app(State(state): State<AppState>, headers: HeaderMap, Query(q): Params) -> ApiResult<Response> {
     let Some(ctx) = current_session(&state, &headers, true).await? else {
         return Ok(to_login("/app"));
     };
     let s = &ctx.session;
     let now = state.authority().now();
+    // A remembered device signs back in by itself when its session ends: the session's end is
+    // then not the end of being signed in.
+    let ends = if s.series.is_some() {
+        "<dt>Stays signed in</dt><dd>on this device, until you sign out (you chose \u{201c}Keep me signed in\u{201d})</dd>"
+            .to_owned()
+    } else {
+        format!(
+            "<dt>Signed out</dt><dd>{} if unused, or when you sign out</dd>",
+            views::when(state.authority().effective_expiry(s), now)
+        )
+    };
+    let welcome = q.contains_key("welcome").then_some("Your account is ready, and you are signed in.");
     let body = format!(
-        "<h1>Welcome</h1><section class=\"card protected\" data-protected>\
+        "<h1>Welcome</h1>{welcome}<section class=\"card protected\" data-protected>\
          <p>You are signed in as <strong>{email}</strong>.</p>\
-         <dl><dt>Session</dt><dd><code>{id}</code></dd>\
-         <dt>Signed in</dt><dd>{created}</dd><dt>Ends</dt><dd>{expires}</dd></dl>\
+         <dl><dt>Signed in</dt><dd>{created}</dd>{ends}</dl>\
+         </section><p><a href=\"/app/sessions\">See your devices</a> · <a href=\"/app/security\">Security</a></p>{forms}\
+         <details class=\"dev\"><summary>For developers</summary>\
+         <dl><dt>Session id</dt><dd><code>{id}</code></dd></dl>\
          <p>This page is sent with <code>Cache-Control: no-store</code>: after you sign out, Back cannot show it.</p>\
-         </section><p><a href=\"/app/sessions\">See your devices</a></p>{forms}",
+         </details>",
+        welcome = notice("info", welcome),
         email = esc(&ctx.user.email),
         id = esc(s.id.as_str()),
         created = views::when(s.created_at, now),
-        expires = views::when(state.authority().effective_expiry(s), now),
         forms = logout_forms(&ctx.csrf_token()),
     );
     Ok(page(StatusCode::OK, "App", Some(&ctx.user.email), &body))
@@ -222,15 +262,23 @@ async fn sessions(State(state): State<AppState>, headers: HeaderMap, Query(q): P
     Ok(page(StatusCode::OK, "Devices", Some(&ctx.user.email), &body))
 }
 
+/// The forms of the security page, so that an error is shown on the one that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityForm {
+    Password,
+    Email,
+}
+
 /// The security page: change password, change e-mail (with the change waiting for its link,
-/// if any), report a concern.
+/// if any), report a concern. `error` is shown on the form it concerns.
 pub async fn security_page(
     state: &AppState,
     ctx: &SessionContext,
     status: StatusCode,
-    error: Option<&str>,
+    error: Option<(SecurityForm, &str)>,
     info: Option<&str>,
 ) -> Response {
+    let error_on = |form| notice("error", error.filter(|(f, _)| *f == form).map(|(_, e)| e));
     let field = csrf_field(&ctx.csrf_token());
     let now = state.authority().now();
     let pending = match state.authority().pending_email_change(&ctx.user.id).await {
@@ -247,13 +295,14 @@ pub async fn security_page(
         }
     };
     let body = format!(
-        "<h1>Security</h1>{}{}\
-         <form method=\"post\" action=\"/auth/password\" class=\"card\" data-protected>{field}<h2>Change password</h2>\
+        "<h1>Security</h1>{}\
+         <form method=\"post\" action=\"/auth/password\" class=\"card\" data-protected>{field}<h2>Change password</h2>{password_error}\
          <label>Current password <input type=\"password\" name=\"current_password\" autocomplete=\"current-password\" required></label>\
          <label>New password <input type=\"password\" name=\"new_password\" autocomplete=\"new-password\" minlength=\"8\" required></label>\
          <p class=\"hint\">Every other device is signed out.</p><button type=\"submit\">Change password</button></form>\
-         <form method=\"post\" action=\"/auth/email\" class=\"card\">{field}<h2>Change e-mail</h2>{pending}\
-         <label>New e-mail <input type=\"email\" name=\"new_email\" autocomplete=\"email\" required value=\"{email}\"></label>\
+         <form method=\"post\" action=\"/auth/email\" class=\"card\">{field}<h2>Change e-mail</h2>{email_error}{pending}\
+         <p>Your address now: <strong>{email}</strong></p>\
+         <label>New e-mail <input type=\"email\" name=\"new_email\" autocomplete=\"email\" required></label>\
          <label>Current password <input type=\"password\" name=\"current_password\" autocomplete=\"current-password\" required></label>\
          <p class=\"hint\">A link is mailed to the new address; using it changes the address and signs out every \
          other device.</p><button type=\"submit\">Change e-mail</button></form>{inbox}\
@@ -261,12 +310,13 @@ pub async fn security_page(
          <label>What happened? (optional) <textarea name=\"details\" rows=\"3\" maxlength=\"1000\"></textarea></label>\
          <p class=\"hint\">Signs out every device, this one included, and revokes every token.</p>\
          <button type=\"submit\" class=\"danger\">Report and sign out everywhere</button></form>",
-        notice("error", error),
         notice("info", info),
+        password_error = error_on(SecurityForm::Password),
+        email_error = error_on(SecurityForm::Email),
         email = esc(&ctx.user.email),
         inbox = dev_inbox_link(state),
     );
-    page(status, "Security", Some(&ctx.user.email), &body)
+    page_at(status, "Security", Some(&ctx.user.email), &body, Some("/app/security"))
 }
 
 async fn security(State(state): State<AppState>, headers: HeaderMap, Query(q): Params) -> ApiResult<Response> {

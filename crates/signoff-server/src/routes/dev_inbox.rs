@@ -50,7 +50,8 @@ async fn inbox(State(state): State<AppState>, headers: HeaderMap) -> Response {
     } else {
         format!("<h1>Development inbox</h1><ul class=\"inbox\">{items}</ul>")
     };
-    page(StatusCode::OK, "Development inbox", None, &body)
+    let ctx = crate::routes::current_session(&state, &headers, false).await.ok().flatten();
+    page(StatusCode::OK, "Development inbox", ctx.as_ref().map(|c| c.user.email.as_str()), &body)
 }
 
 /// The newest messages in `dir`, as list items.

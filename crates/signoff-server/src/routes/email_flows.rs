@@ -13,7 +13,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
 use signoff_core::SessionContext;
-use signoff_core::mail::MailSecret;
+use signoff_core::mail::{MailPurpose, MailSecret};
 use std::collections::HashMap;
 
 use super::{csrf_guard, current_session, demo, require_session, required};
@@ -82,9 +82,11 @@ async fn request_email_change(
     let current = required(&body.current_password, "current_password")?;
     let new = required(&body.new_email, "new_email")?;
     if let Err(e) = state.authority().request_email_change(&ctx, current, new, &client).await {
-        let e = ApiError::from(e);
+        let e = ApiError::of_change(e);
         if wants.html && e.status().is_client_error() {
-            return Ok(demo::security_page(&state, &ctx, e.status(), Some(&e.message()), None).await);
+            let message = e.message();
+            let error = Some((demo::SecurityForm::Email, message.as_str()));
+            return Ok(demo::security_page(&state, &ctx, e.status(), error, None).await);
         }
         return Err(e);
     }
@@ -95,27 +97,33 @@ async fn request_email_change(
     })
 }
 
-/// A page whose button posts a mailed token (the GET itself changes nothing).
-fn link_page(status: StatusCode, title: &str, error: Option<&str>, form: &str) -> Response {
+/// A page whose button posts a mailed token (the GET itself changes nothing). `signed_in`: the
+/// address of the browser's session, for the header.
+fn link_page(status: StatusCode, title: &str, error: Option<&str>, form: &str, signed_in: Option<&str>) -> Response {
     let body = format!("<h1>{}</h1>{}{form}", esc(title), notice("error", error));
     // The token is in this page's URL: the edge's `Referrer-Policy: same-origin` keeps it from
     // every other site (`no-referrer` would make the button's post `Origin: null`, refused).
-    page(status, title, None, &body)
+    page(status, title, signed_in, &body)
 }
+
+/// Said when a link cannot be used any more (the page offers no button then).
+const SPENT: &str = "This link cannot be used any more: it was used already, it has expired, or the account \
+                     changed since it was sent.";
 
 fn token_field(token: &str) -> String {
     format!("<input type=\"hidden\" name=\"token\" value=\"{}\">", esc(token))
 }
 
-/// The confirmation form; signed in, it carries the session's CSRF token, so this browser
-/// stays signed in.
-fn email_confirm_form(token: &str, ctx: Option<&SessionContext>) -> String {
+/// The confirmation form, naming the address; signed in, it carries the session's CSRF token,
+/// so this browser stays signed in.
+fn email_confirm_form(token: &str, new_email: &str, ctx: Option<&SessionContext>) -> String {
     format!(
         "<form method=\"post\" action=\"/auth/email/confirm\" class=\"card\">{}{}\
-         <p>Press the button to make this address your account's. Every other device signed in to the \
-         account is signed out.</p><button type=\"submit\">Confirm new address</button></form>",
+         <p>Make <strong>{}</strong> your account\u{2019}s e-mail address? Every other device signed in to \
+         the account is signed out.</p><button type=\"submit\">Confirm new address</button></form>",
         token_field(token),
         ctx.map(|c| csrf_field(&c.csrf_token())).unwrap_or_default(),
+        esc(new_email),
     )
 }
 
@@ -128,14 +136,22 @@ const INCOMPLETE: &str = "This link is incomplete. Open it from the mail again, 
 
 async fn email_link_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Params) -> ApiResult<Response> {
     let title = "Confirm your new e-mail address";
-    Ok(match link_token(&q) {
-        Some(token) => {
-            let ctx = current_session(&state, &headers, false).await?;
-            link_page(StatusCode::OK, title, None, &email_confirm_form(token, ctx.as_ref()))
+    let ctx = current_session(&state, &headers, false).await?;
+    let who = ctx.as_ref().map(|c| c.user.email.as_str());
+    let Some(token) = link_token(&q) else {
+        return Ok(link_page(StatusCode::BAD_REQUEST, title, Some(INCOMPLETE), "", who));
+    };
+    Ok(match state.authority().peek_link(token, MailPurpose::EmailChange).await? {
+        Some(link) => {
+            let form = email_confirm_form(token, link.new_email.as_deref().unwrap_or_default(), ctx.as_ref());
+            link_page(StatusCode::OK, title, None, &form, who)
         }
-        None => link_page(StatusCode::BAD_REQUEST, title, Some(INCOMPLETE), ""),
+        None => link_page(StatusCode::BAD_REQUEST, title, Some(SPENT), ASK_AGAIN_EMAIL, who),
     })
 }
+
+const ASK_AGAIN_EMAIL: &str = "<p><a href=\"/app/security\">Ask for a new link</a> from your security page.</p>";
+const ASK_AGAIN_RESET: &str = "<p><a href=\"/auth/password-reset\">Ask for a new link</a>.</p>";
 
 async fn confirm_email_change(
     State(state): State<AppState>,
@@ -156,8 +172,9 @@ async fn confirm_email_change(
         Err(e) => {
             let e = ApiError::from(e);
             if wants.html && e.status() == StatusCode::BAD_REQUEST {
-                let retry = "<p><a href=\"/app/security\">Ask for a new link</a> from your security page.</p>";
-                return Ok(link_page(e.status(), "Confirm your new e-mail address", Some(&e.message()), retry));
+                let who = presented.as_ref().map(|c| c.user.email.as_str());
+                let title = "Confirm your new e-mail address";
+                return Ok(link_page(e.status(), title, Some(&e.message()), ASK_AGAIN_EMAIL, who));
             }
             return Err(e);
         }
@@ -249,12 +266,17 @@ fn new_password_form(token: &str) -> String {
     )
 }
 
-async fn reset_link_page(Query(q): Params) -> Response {
+async fn reset_link_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Params) -> ApiResult<Response> {
     let title = "Choose a new password";
-    match link_token(&q) {
-        Some(token) => link_page(StatusCode::OK, title, None, &new_password_form(token)),
-        None => link_page(StatusCode::BAD_REQUEST, title, Some(INCOMPLETE), ""),
-    }
+    let ctx = current_session(&state, &headers, false).await?;
+    let who = ctx.as_ref().map(|c| c.user.email.as_str());
+    let Some(token) = link_token(&q) else {
+        return Ok(link_page(StatusCode::BAD_REQUEST, title, Some(INCOMPLETE), "", who));
+    };
+    Ok(match state.authority().peek_link(token, MailPurpose::PasswordReset).await? {
+        Some(_) => link_page(StatusCode::OK, title, None, &new_password_form(token), who),
+        None => link_page(StatusCode::BAD_REQUEST, title, Some(SPENT), ASK_AGAIN_RESET, who),
+    })
 }
 
 async fn reset_password(
@@ -272,14 +294,14 @@ async fn reset_password(
         Ok(done) => done,
         Err(e) => {
             let e = ApiError::from(e);
+            let who = current.as_ref().map(|c| c.user.email.as_str());
             if wants.html && e.status() == StatusCode::UNPROCESSABLE_ENTITY {
                 // Only a well-formed token gets here (a weak password is judged after the link).
                 let form = new_password_form(token);
-                return Ok(link_page(e.status(), "Choose a new password", Some(&e.message()), &form));
+                return Ok(link_page(e.status(), "Choose a new password", Some(&e.message()), &form, who));
             }
             if wants.html && e.status() == StatusCode::BAD_REQUEST {
-                let retry = "<p><a href=\"/auth/password-reset\">Ask for a new link</a>.</p>";
-                return Ok(link_page(e.status(), "Choose a new password", Some(&e.message()), retry));
+                return Ok(link_page(e.status(), "Choose a new password", Some(&e.message()), ASK_AGAIN_RESET, who));
             }
             return Err(e);
         }

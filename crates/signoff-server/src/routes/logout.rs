@@ -106,8 +106,9 @@ pub async fn logout_page(State(state): State<AppState>, headers: HeaderMap) -> A
     let ctx = current_session(&state, &headers, false).await?;
     let token = ctx.as_ref().map(|c| html::csrf_field(&c.csrf_token())).unwrap_or_default();
     let body = format!(
-        "<h1>Sign out?</h1><p>Signing out needs a button press, so that no link or image can do it for you.</p>\
-         <form method=\"post\" action=\"/auth/logout\">{token}<button type=\"submit\">Sign out</button></form>"
+        "<h1>Sign out?</h1><form method=\"post\" action=\"/auth/logout\" class=\"card\">{token}\
+         <p>Signing out needs a button press, so that no link or image can do it for you.</p>\
+         <button type=\"submit\">Sign out</button></form>"
     );
     let mut res =
         html::page(StatusCode::METHOD_NOT_ALLOWED, "Sign out", ctx.as_ref().map(|c| c.user.email.as_str()), &body);

@@ -17,12 +17,33 @@ async fn register_sign_in_use_the_app_and_sign_out_with_forms() {
     assert!(page.header("content-type").is_some_and(|c| c.starts_with("text/html")));
     assert!(page.text.contains("action=\"/auth/register\""));
 
+    // Registering signs the new account in.
     let res = b.post_form("/auth/register", &[("email", "demo@example.com"), ("password", PASSWORD)]).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
-    assert_eq!(res.location(), Some("/login?registered=1"));
+    assert_eq!(res.location(), Some("/app?welcome=1"));
+    let welcome = b.get("/app?welcome=1").await;
+    assert!(welcome.text.contains("Your account is ready, and you are signed in."), "{}", welcome.text);
+    let token = csrf_in(&welcome.text);
+    b.post_form("/auth/logout", &[("csrf_token", &token)]).await;
     let res = b.post_form("/auth/register", &[("email", "demo2@example.com"), ("password", "short")]).await;
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(res.text.contains("at least 8"));
+    assert!(res.text.contains("At least 8") || res.text.contains("at least 8"));
+    assert!(res.text.contains("data-url=\"/register\""), "a reload asks for the form, not the post");
+    // A taken address is never "Account created": the page says it exists (the API still
+    // answers alike), and nobody is signed in.
+    let taken =
+        b.post_form("/auth/register", &[("email", "demo@example.com"), ("password", "another long passphrase")]).await;
+    assert_eq!(taken.status, StatusCode::CONFLICT);
+    assert!(taken.text.contains("exists already") && !taken.text.contains("created"), "{}", taken.text);
+    assert!(taken.set_cookies().is_empty());
+    let api = s
+        .browser()
+        .post_json(
+            "/auth/register",
+            &serde_json::json!({"email": "demo@example.com", "password": "another long passphrase"}),
+        )
+        .await;
+    assert_eq!(api.status, StatusCode::CREATED, "the API's answer is the same for a taken address");
 
     // /app without a session leaves for the sign-in page and comes back after it.
     let res = b.get("/app").await;
@@ -80,4 +101,72 @@ async fn pages_escape_what_users_typed() {
     assert_eq!(res.status, StatusCode::UNAUTHORIZED);
     assert!(!res.text.contains("<script>alert(1)"));
     assert!(res.text.contains("&lt;script&gt;"));
+}
+
+/// Messages are true and sit on the form that failed; the link pages say what they are about,
+/// and a spent link offers no button.
+#[tokio::test]
+async fn form_errors_are_true_and_on_their_form_and_links_say_what_they_do() {
+    let s = TestServer::start().await;
+    let mut b = s.signed_in("truth@example.com").await;
+    let page = b.get("/app/security").await;
+    let token = csrf_in(&page.text);
+    assert!(!page.text.contains("value=\"truth@example.com\""), "New e-mail is not pre-filled with the current one");
+    let wrong = b
+        .post_form(
+            "/auth/password",
+            &[
+                ("csrf_token", &token),
+                ("current_password", "not the password"),
+                ("new_password", "a brand new passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.text.contains("The current password is wrong."), "{}", wrong.text);
+    assert!(!wrong.text.contains("e-mail or password"), "{}", wrong.text);
+    let on_password = wrong.text.find("The current password is wrong.").expect("message");
+    let email_form = wrong.text.find("action=\"/auth/email\"").expect("email form");
+    assert!(on_password < email_form, "the message sits on the password form");
+    let json = b
+        .post_json(
+            "/auth/password",
+            &serde_json::json!({"current_password": "nope nope", "new_password": "a brand new passphrase"}),
+        )
+        .await;
+    assert_eq!(json.json()["message"], "the current password is wrong");
+    let email = b
+        .post_form(
+            "/auth/email",
+            &[("csrf_token", &token), ("current_password", "not the password"), ("new_email", "new@example.com")],
+        )
+        .await;
+    let on_email = email.text.find("The current password is wrong.").expect("message");
+    assert!(on_email > email.text.find("action=\"/auth/email\"").expect("email form"), "on the e-mail form");
+
+    // The confirmation page names the address; once used, the link offers nothing.
+    let asked = b
+        .post_form(
+            "/auth/email",
+            &[("csrf_token", &token), ("current_password", PASSWORD), ("new_email", "truth2@example.com")],
+        )
+        .await;
+    assert_eq!(asked.status, StatusCode::SEE_OTHER);
+    let mail = s.inbox().wait_for("truth2@example.com", 1).await;
+    let link = link_in(&mail[0].text);
+    let path = link.trim_start_matches(&s.origin).to_owned();
+    let confirm = b.get(&path).await;
+    assert!(confirm.text.contains("<strong>truth2@example.com</strong>"), "{}", confirm.text);
+    assert!(confirm.text.contains("truth@example.com"), "the signed-in header on the confirm page");
+    let token = csrf_in(&confirm.text);
+    let done = b.post_form("/auth/email/confirm", &[("token", &token_of(&link)), ("csrf_token", &token)]).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    let spent = b.get(&path).await;
+    assert_eq!(spent.status, StatusCode::BAD_REQUEST);
+    assert!(spent.text.contains("cannot be used any more") && !spent.text.contains("<button"), "{}", spent.text);
+
+    // The icon browsers ask for.
+    let icon = b.get("/favicon.ico").await;
+    assert_eq!(icon.status, StatusCode::OK);
+    assert_eq!(icon.header("content-type"), Some("image/svg+xml"));
 }
