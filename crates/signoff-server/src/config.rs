@@ -140,7 +140,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "an idle keep-alive connection is closed after this long (or the header timeout, if shorter)",
     ),
     ("redirect_allowlist", "", "comma-separated origins that return_to may point to besides the public URL"),
-    ("clear_site_data", "\"cache\", \"cookies\", \"storage\"", "value of Clear-Site-Data on logout"),
+    ("clear_site_data", "\"cache\", \"cookies\", \"storage\"", "value of Clear-Site-Data on logout: a comma-separated list of \"cache\", \"cookies\", \"storage\", \"executionContexts\" or \"*\"; empty sends none"),
     ("trust_proxy", "false", "take the client address from the last X-Forwarded-For entry"),
     (
         "trusted_proxies",
@@ -249,7 +249,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// The value of `Clear-Site-Data`: a comma-separated list of the directives browsers know, each
-/// quoted (quotes may be left out here: they are added).
+/// quoted (quotes may be left out here: they are added); empty sends none.
 fn clear_site_data(value: &str) -> Result<String, ConfigError> {
     const KNOWN: &[&str] =
         &["cache", "cookies", "storage", "executionContexts", "clientHints", "prefetchCache", "prerenderCache", "*"];
@@ -266,9 +266,7 @@ fn clear_site_data(value: &str) -> Result<String, ConfigError> {
         }
         out.push(format!("\"{bare}\""));
     }
-    if out.is_empty() {
-        return Err(invalid("clear_site_data", "must name at least one directive, e.g. \"cookies\""));
-    }
+    // Empty: no header (signoff.js then cleans up the browser alone).
     Ok(out.join(", "))
 }
 
@@ -757,7 +755,8 @@ mod tests {
         let c = Config::load(None, env(&[("SIGNOFF_CLEAR_SITE_DATA", "cookies, \"storage\"")])).expect("valid");
         assert_eq!(c.clear_site_data, "\"cookies\", \"storage\"");
         assert_eq!(Config::defaults().clear_site_data, "\"cache\", \"cookies\", \"storage\"");
-        assert!(Config::load(None, env(&[("SIGNOFF_CLEAR_SITE_DATA", " , ")])).is_err());
+        let none = Config::load(None, env(&[("SIGNOFF_CLEAR_SITE_DATA", "")])).expect("empty is allowed");
+        assert_eq!(none.clear_site_data, "", "no header");
         let e = Config::load(None, env(&[("SIGNOFF_LOG_LEVEL", "loud")])).expect_err("level");
         assert!(e.to_string().contains("SIGNOFF_LOG_LEVEL"), "{e}");
 

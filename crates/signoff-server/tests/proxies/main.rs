@@ -233,6 +233,33 @@ async fn exercise(proxy: &str) {
         resumed.json["csrf_token"].as_str().expect("csrf").to_owned(),
     );
     let user = login.json["user"]["id"].as_str().expect("id").to_owned();
+
+    // The demo's own pages are reachable through the proxy, and are signoff's (not the app's).
+    let page = |path: &str, cookie: Option<&str>| {
+        let mut rb = http.get(format!("{base}{path}")).header("accept", "text/html");
+        if let Some(c) = cookie {
+            rb = rb.header("cookie", c.to_owned());
+        }
+        async move {
+            let res = rb.send().await.expect("request");
+            (res.status(), res.text().await.expect("body"))
+        }
+    };
+    for (path, cookie, status, shows) in [
+        ("/register", None, StatusCode::OK, "action=\"/auth/register\""),
+        ("/login", None, StatusCode::OK, "action=\"/auth/login\""),
+        ("/app/sessions", Some(cookie.as_str()), StatusCode::OK, "Your devices"),
+        ("/app/security", Some(cookie.as_str()), StatusCode::OK, "Change password"),
+        ("/auth/logout", Some(cookie.as_str()), StatusCode::METHOD_NOT_ALLOWED, "Sign out?"),
+        ("/auth/password-reset", None, StatusCode::OK, "Reset your password"),
+    ] {
+        let (got, text) = page(path, cookie).await;
+        assert_eq!(got, status, "{proxy}: {path}");
+        assert!(text.contains(shows), "{proxy}: {path} is signoff's page: {text}");
+    }
+    let icon = http.get(format!("{base}/favicon.ico")).send().await.expect("request");
+    assert_eq!(icon.status(), StatusCode::OK, "{proxy}: the icon");
+
     let seen = send(
         http.get(format!("{base}/app/reports"))
             .header("cookie", &cookie)
