@@ -140,7 +140,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "an idle keep-alive connection is closed after this long (or the header timeout, if shorter)",
     ),
     ("redirect_allowlist", "", "comma-separated origins that return_to may point to besides the public URL"),
-    ("clear_site_data", "\"cache\", \"cookies\", \"storage\"", "value of Clear-Site-Data on logout: a comma-separated list of \"cache\", \"cookies\", \"storage\", \"executionContexts\" or \"*\"; empty sends none"),
+    (
+        "clear_site_data",
+        "\"cache\", \"cookies\", \"storage\"",
+        "value of Clear-Site-Data on logout: a comma-separated list of \"cache\", \"cookies\", \"storage\", \"executionContexts\" or \"*\"; empty sends none",
+    ),
     ("trust_proxy", "false", "take the client address from the last X-Forwarded-For entry"),
     (
         "trusted_proxies",

@@ -210,7 +210,7 @@ impl Authority {
             Err(e) => return Err(e),
         };
         let Some(account) = self.store.user_by_id(&token.user_id).await? else { return Ok(None) };
-        Ok(bool::from(account_fingerprint(&account).ct_eq(&token.fingerprint)).then_some(token))
+        Ok(account_fingerprint(&account).ct_eq(&token.fingerprint).then_some(token))
     }
 
     /// The stored token a link carries, if it is one of `purpose` that could still be used.
