@@ -139,6 +139,11 @@ pub enum Letter {
     PasswordResetLink,
     /// To the account's address: the password was set through a reset link (no link).
     PasswordResetDone,
+    /// To an address someone registered: queued for every registration, sent only when the
+    /// address already had an account ("nothing was created; sign in or reset"), skipped for a
+    /// new one. So neither the answer, the work nor `/metrics` tells the two apart, and the
+    /// owner of a taken address learns of the attempt.
+    Registration,
 }
 
 impl Letter {
@@ -148,13 +153,20 @@ impl Letter {
             Letter::EmailChangeNotice => "mail.email_change_notice",
             Letter::PasswordResetLink => "mail.password_reset",
             Letter::PasswordResetDone => "mail.password_reset_done",
+            Letter::Registration => "mail.registration",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Letter::EmailChangeLink, Letter::EmailChangeNotice, Letter::PasswordResetLink, Letter::PasswordResetDone]
-            .into_iter()
-            .find(|l| l.as_str() == s)
+        [
+            Letter::EmailChangeLink,
+            Letter::EmailChangeNotice,
+            Letter::PasswordResetLink,
+            Letter::PasswordResetDone,
+            Letter::Registration,
+        ]
+        .into_iter()
+        .find(|l| l.as_str() == s)
     }
 
     /// Whether the worker processes this letter alike whoever the address belongs to (sent,
@@ -169,7 +181,7 @@ impl Letter {
         match self {
             Letter::EmailChangeLink => Some(MailPurpose::EmailChange),
             Letter::PasswordResetLink => Some(MailPurpose::PasswordReset),
-            Letter::EmailChangeNotice | Letter::PasswordResetDone => None,
+            Letter::EmailChangeNotice | Letter::PasswordResetDone | Letter::Registration => None,
         }
     }
 
@@ -200,6 +212,9 @@ pub struct MailRequest {
     /// link's hash, and only while the row is still there (no newer request replaced it), so
     /// an older request can never outlive a newer one, and a retry still sends a link.
     pub placeholder: Option<String>,
+    /// A registration that created the account (its [`Letter::Registration`] is not sent).
+    #[serde(default)]
+    pub created: bool,
 }
 
 /// A mail ready to be written: what it says, to whom, and its link's token if it has one.

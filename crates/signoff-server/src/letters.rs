@@ -113,6 +113,17 @@ pub fn render(p: &Prepared, config: &Config) -> Mail {
                 ),
             ],
         ),
+        (Letter::Registration, _) => (
+            "Someone tried to create an account with this address",
+            vec![
+                "Someone tried to create a signoff account with this address. It already has one, so nothing was \
+                 created and nothing changed."
+                    .into(),
+                format!("If it was you, sign in: {}", public_link(config, "/login")),
+                format!("If you have forgotten your password, choose a new one: {reset}"),
+                "If it was not you, ignore this mail: your account is as it was.".into(),
+            ],
+        ),
         (Letter::PasswordResetDone, _) | (_, None) => (
             "Your password was reset",
             vec![

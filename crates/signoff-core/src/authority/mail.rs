@@ -91,7 +91,7 @@ impl Authority {
             user_id: Some(ctx.user.id.to_string()),
             new_email: Some(email.clone()),
             fingerprint: Some(fingerprint.hex()),
-            placeholder: None,
+            ..MailRequest::default()
         };
         batch.letters.push(Letter::EmailChangeNotice.delivery(&request(&ctx.user.email), now));
         if free {
@@ -154,6 +154,10 @@ impl Authority {
     pub async fn prepare_mail(&self, d: &Delivery) -> Result<Option<Prepared>, CoreError> {
         let Some(letter) = Letter::parse(&d.event) else { return Ok(None) };
         let Ok(request) = serde_json::from_str::<MailRequest>(&d.payload) else { return Ok(None) };
+        // A registration that created its account has nothing to say (see `Letter::Registration`).
+        if letter == Letter::Registration && request.created {
+            return Ok(None);
+        }
         let Some(user) = request.user_id.clone().map(UserId::from_string) else { return Ok(None) };
         let mut batch = self.batch_for(&[&user]).await?;
         let Some(account) = batch.tx.user_by_id(&user).await? else { return Ok(None) };

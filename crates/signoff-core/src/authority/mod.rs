@@ -20,6 +20,7 @@ use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::email;
 use crate::error::CoreError;
+use crate::mail::{Letter, MailRequest};
 use crate::outbox::{self, Notice};
 use crate::password::{self, Passwords};
 use crate::policy::{Ends, Trigger};
@@ -520,19 +521,39 @@ impl Authority {
             l.register_email.counted("register-email", &target),
         ])
         .await?;
-        match self.create_user(raw_email, password, client).await {
+        let (user, request) = match self.create_user(raw_email, password, client).await {
             Err(CoreError::Store(StoreError::Conflict)) => {
                 let email = target;
-                if let Some(existing) = self.store.user_by_email(&email).await?
+                let existing = self.store.user_by_email(&email).await?;
+                if let Some(existing) = &existing
                     && l.register_existing.take(existing.user.id.as_str(), self.now()).is_ok()
                 {
                     self.record(self.event(AuditKind::RegisterExisting, Actor::User, client).user(&existing.user.id))
                         .await?;
                 }
-                Ok(User { id: UserId::generate(), email, token_version: 0, created_at: self.now() })
+                let request = MailRequest {
+                    to: email.clone(),
+                    user_id: existing.map(|e| e.user.id.to_string()),
+                    ..MailRequest::default()
+                };
+                (User { id: UserId::generate(), email, token_version: 0, created_at: self.now() }, request)
             }
-            other => other,
-        }
+            Ok(user) => {
+                let request = MailRequest {
+                    to: user.email.clone(),
+                    user_id: Some(user.id.to_string()),
+                    created: true,
+                    ..MailRequest::default()
+                };
+                (user, request)
+            }
+            Err(e) => return Err(e),
+        };
+        // Every registration queues the same letter (sent only to a taken address).
+        let mut batch = self.batch().await?;
+        batch.letters.push(Letter::Registration.delivery(&request, self.now()));
+        batch.commit().await?;
+        Ok(user)
     }
 
     // ---- sign-in --------------------------------------------------------------------------

@@ -54,28 +54,9 @@ async fn register(
         Ok(user) if wants.json => {
             Ok((StatusCode::CREATED, axum::Json(json!({ "user": views::user(&user) }))).into_response())
         }
-        // The demo's form signs the new account in. The API answers alike whether or not the
-        // address was taken; the form cannot sign in to a taken address with another password,
-        // and says so (its requests are throttled per address and per client).
-        Ok(_) => {
-            let previous = cookies::session_secret(&headers, state.config());
-            let previous_remember = cookies::remember_secret(&headers, state.config());
-            let previous = (previous.as_ref(), previous_remember.as_ref());
-            match state.authority().login(email, password, false, previous, &client).await {
-                Ok(signed_in) => {
-                    state.metrics().logins.inc();
-                    Ok(signed_in_answer(&state, &headers, wants, &signed_in, "/app?welcome=1"))
-                }
-                Err(signoff_core::CoreError::InvalidCredentials) => Ok(demo::register_taken(email)),
-                Err(e) => {
-                    let e = ApiError::from(e);
-                    if wants.html && e.status().is_client_error() {
-                        return Ok(demo::register_page(e.status(), Some(&e.message()), Some(email)));
-                    }
-                    Err(e)
-                }
-            }
-        }
+        // A form gets the same answer whether or not the address was taken (so does the API):
+        // the sign-in page then says both what happened and what to do.
+        Ok(_) => Ok(Redirect::to("/login?registered=1").into_response()),
         Err(e) => {
             let e = ApiError::from(e);
             if wants.html && e.status() == StatusCode::UNPROCESSABLE_ENTITY {

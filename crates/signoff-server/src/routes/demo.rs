@@ -111,20 +111,6 @@ pub fn register_page(status: StatusCode, error: Option<&str>, email: Option<&str
     page_at(status, "Create an account", None, &body, Some("/register"))
 }
 
-/// The registration form again, for an address that has an account whose password is not the
-/// one given.
-pub fn register_taken(email: &str) -> Response {
-    let body = format!(
-        "<h1>Create an account</h1>\
-         <section class=\"card\"><p class=\"notice error\" role=\"alert\">An account with <strong>{}</strong> \
-         exists already.</p><p><a href=\"/login\">Sign in</a> to it, or \
-         <a href=\"/auth/password-reset\">choose a new password</a> if you have forgotten it.</p></section>\
-         <p>Another address? <a href=\"/register\">Create an account</a>.</p>",
-        esc(email)
-    );
-    page_at(StatusCode::CONFLICT, "Create an account", None, &body, Some("/register"))
-}
-
 async fn login(State(state): State<AppState>, headers: HeaderMap, Query(q): Params) -> ApiResult<Response> {
     let info = if q.contains_key("no_session") {
         Some(
@@ -138,7 +124,10 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Query(q): Para
     } else if q.contains_key("reported") {
         Some("Thank you. Every session of your account has been ended; sign in again to continue.")
     } else if q.contains_key("registered") {
-        Some("Account created. You can sign in now.")
+        Some(
+            "If the address is new, your account is ready: sign in below. If it already had an account, \
+             nothing was created and a message went to it saying so.",
+        )
     } else if q.contains_key("reset") {
         Some("Password changed, and every device signed out. Sign in with your new password.")
     } else if q.contains_key("email_changed") {
@@ -180,7 +169,7 @@ fn logout_forms(csrf: &str) -> String {
     )
 }
 
-async fn app(State(state): State<AppState>, headers: HeaderMap, Query(q): Params) -> ApiResult<Response> {
+async fn app(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let Some(ctx) = current_session(&state, &headers, true).await? else {
         return Ok(to_login("/app"));
     };
@@ -197,9 +186,8 @@ async fn app(State(state): State<AppState>, headers: HeaderMap, Query(q): Params
             views::when(state.authority().effective_expiry(s), now)
         )
     };
-    let welcome = q.contains_key("welcome").then_some("Your account is ready, and you are signed in.");
     let body = format!(
-        "<h1>Welcome</h1>{welcome}<section class=\"card protected\" data-protected>\
+        "<h1>Welcome</h1><section class=\"card protected\" data-protected>\
          <p>You are signed in as <strong>{email}</strong>.</p>\
          <dl><dt>Signed in</dt><dd>{created}</dd>{ends}</dl>\
          </section><p><a href=\"/app/sessions\">See your devices</a> · <a href=\"/app/security\">Security</a></p>{forms}\
@@ -207,7 +195,6 @@ async fn app(State(state): State<AppState>, headers: HeaderMap, Query(q): Params
          <dl><dt>Session id</dt><dd><code>{id}</code></dd></dl>\
          <p>This page is sent with <code>Cache-Control: no-store</code>: after you sign out, Back cannot show it.</p>\
          </details>",
-        welcome = notice("info", welcome),
         email = esc(&ctx.user.email),
         id = esc(s.id.as_str()),
         created = views::when(s.created_at, now),
