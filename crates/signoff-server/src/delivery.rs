@@ -281,7 +281,12 @@ async fn refusal_reason(mut res: reqwest::Response) -> Option<String> {
             _ => break,
         }
     }
-    let text = String::from_utf8_lossy(&body);
+    reason_in(&body)
+}
+
+/// The reason a refusal's body gives (see [`refusal_reason`]).
+fn reason_in(body: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
     let said = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| {
@@ -289,11 +294,18 @@ async fn refusal_reason(mut res: reqwest::Response) -> Option<String> {
             field("error_description").or_else(|| field("message")).or_else(|| field("error"))
         })
         .unwrap_or_else(|| text.into_owned());
+    // Printable text only (no control, direction or zero-width characters), and nothing shaped
+    // like a token a receiver might echo back.
+    let invisible = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
+    };
     let clean: String = said
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| if invisible(c) { ' ' } else { c })
         .collect::<String>()
         .split_whitespace()
+        .map(|word| if word.contains("eyJ") || word.contains("whsec_") { "[redacted]" } else { word })
         .collect::<Vec<_>>()
         .join(" ");
     let short: String = clean.chars().take(200).collect();
@@ -326,6 +338,20 @@ pub fn sign_webhook(secret: &str, id: &str, timestamp: i64, body: &str) -> Optio
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_refusal_reason_is_the_receivers_own_words_printable_and_short() {
+        let said = |body: &str| super::reason_in(body.as_bytes());
+        assert_eq!(
+            said(r#"{"error":"invalid_request","error_description":"wrong iss"}"#).as_deref(),
+            Some("wrong iss")
+        );
+        assert_eq!(said(r#"{"error":"invalid_request"}"#).as_deref(), Some("invalid_request"));
+        assert_eq!(said("Bad\r\nRequest\u{202e}txt.exe\u{200b}").as_deref(), Some("Bad Request txt.exe"));
+        assert_eq!(said("token eyJhbGciOi.x.y refused").as_deref(), Some("token [redacted] refused"));
+        assert_eq!(said(&"x".repeat(500)).map(|s| s.chars().count()), Some(200));
+        assert_eq!(said("   "), None);
+    }
+
     use super::*;
 
     #[test]

@@ -60,7 +60,8 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
             // a browser that never got its new token would look like a thief on its next visit.
             let cookies: Vec<HeaderValue> = res.headers().get_all(header::SET_COOKIE).iter().cloned().collect();
             res = (status, axum::Json(body)).into_response();
-            res.extensions_mut().insert(crate::error::ErrorText { code: "internal", message: "internal error".into() });
+            // For a browser's page: the request id, which the log line above carries too.
+            res.extensions_mut().insert(crate::error::ErrorText { code: "internal", message: request_id.to_owned() });
             for c in cookies {
                 res.headers_mut().append(header::SET_COOKIE, c);
             }

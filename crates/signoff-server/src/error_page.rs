@@ -16,6 +16,8 @@ pub struct Browser {
     cookie: Option<HeaderValue>,
     origin: Option<String>,
     host: Option<String>,
+    /// Whether a proxy forwarded it (`Forwarded`, `X-Forwarded-*`): never redirected then.
+    forwarded: bool,
     /// The path and query, for the way to the public URL.
     target: String,
     navigation: bool,
@@ -32,21 +34,25 @@ impl Browser {
             cookie: headers.get(header::COOKIE).cloned(),
             origin: text(header::ORIGIN),
             host: text(header::HOST),
+            forwarded: headers.contains_key(header::FORWARDED)
+                || headers
+                    .keys()
+                    .any(|k| k.as_str().starts_with("x-forwarded-") || k.as_str().starts_with("x-original-")),
             target: uri.path_and_query().map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned()),
             navigation: matches!(*method, Method::GET | Method::HEAD),
         })
     }
 
-    /// A navigation to another host name of this very server (the same port: `127.0.0.1:8080`
-    /// for a public `localhost:8080`), sent to the public URL. Behind a proxy the port differs
-    /// (or the proxy keeps the public host), so nothing is redirected there.
+    /// A navigation to another loopback name of this very server (`127.0.0.1:8080` for a
+    /// public `localhost:8080`: the development case), sent to the public URL. Only loopback
+    /// names on the public port, never what a proxy forwarded, never the gateway endpoints: a
+    /// proxy that rewrites the Host is never sent round in circles.
     pub fn elsewhere(&self, config: &Config) -> Option<Response> {
-        let host = self.host.as_deref()?;
-        let public = &config.public_url;
-        let public_host = public.host_str()?;
-        let public_port = public.port_or_known_default()?;
-        let (name, port) = split_host(host)?;
-        if !self.navigation || port != public_port || name.eq_ignore_ascii_case(public_host.trim_matches(['[', ']'])) {
+        if !self.navigation || self.forwarded || self.target.starts_with("/authz/") {
+            return None;
+        }
+        let (name, port) = split_host(self.host.as_deref()?)?;
+        if !same_server_elsewhere(config, name, port) {
             return None;
         }
         let to = format!("{}{}", config.public_origin, self.target);
@@ -69,13 +75,18 @@ impl Browser {
         if let Some(cookie) = &self.cookie {
             headers.insert(header::COOKIE, cookie.clone());
         }
-        let signed_in = crate::routes::current_session(state, &headers, false).await.ok().flatten();
+        // Who is signed in, for the header; not for refusals under load (429, 503) or failures,
+        // which must cost nothing more.
+        let cheap = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+        let signed_in =
+            if cheap { None } else { crate::routes::current_session(state, &headers, false).await.ok().flatten() };
         let (title, body) = explain(status, &text, self.origin.as_deref(), config, signed_in.is_some());
         let body = format!("<h1>{}</h1>{body}", esc(title));
         let mut html = page(status, title, signed_in.as_ref().map(|c| c.user.email.as_str()), &body);
         // What the error said in headers still holds (Retry-After, Allow, WWW-Authenticate,
         // cookies cleared or set).
-        for name in [header::RETRY_AFTER, header::ALLOW, header::WWW_AUTHENTICATE] {
+        let clear_site_data = header::HeaderName::from_static("clear-site-data");
+        for name in [header::RETRY_AFTER, header::ALLOW, header::WWW_AUTHENTICATE, clear_site_data] {
             if let Some(v) = res.headers().get(&name) {
                 html.headers_mut().insert(name, v.clone());
             }
@@ -85,6 +96,20 @@ impl Browser {
         }
         html
     }
+}
+
+/// Whether `name:port` is another loopback name of a loopback public URL, on its port.
+fn same_server_elsewhere(config: &Config, name: &str, port: u16) -> bool {
+    let public = &config.public_url;
+    let (Some(public_host), Some(public_port)) = (public.host_str(), public.port_or_known_default()) else {
+        return false;
+    };
+    let public_host = public_host.trim_matches(['[', ']']);
+    port == public_port && loopback(public_host) && loopback(name) && !name.eq_ignore_ascii_case(public_host)
+}
+
+fn loopback(name: &str) -> bool {
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `host[:port]` of a Host header, the port defaulting to 80.
@@ -117,8 +142,8 @@ fn explain(
         (title, format!("<section class=\"card\"><p>{}</p>{home}</section>", esc(text)))
     };
     match (status, e.code) {
-        (StatusCode::FORBIDDEN, "csrf") => match origin {
-            Some(o) if o != config.public_origin => (
+        (StatusCode::FORBIDDEN, "csrf") => match origin.filter(|o| opened_elsewhere(config, o)) {
+            Some(o) => (
                 "Open this site at its own address",
                 format!(
                     "<section class=\"card\"><p>This page was opened at <strong>{}</strong>, but this server\u{2019}s \
@@ -147,21 +172,34 @@ fn explain(
         (StatusCode::TOO_MANY_REQUESTS, _) => {
             said("Too many attempts", "There have been too many attempts. Wait a little, then try again.")
         }
-        (StatusCode::SERVICE_UNAVAILABLE, _) => {
-            said("Try again in a moment", "The server is busy right now. Nothing was changed; try again in a moment.")
-        }
+        (StatusCode::SERVICE_UNAVAILABLE, _) => said(
+            "Try again in a moment",
+            "The server is busy right now. Try again in a moment: doing it again is safe.",
+        ),
         (StatusCode::PAYLOAD_TOO_LARGE, _) => {
             said("Too much to send", "What the form sent is larger than this server accepts.")
         }
         (s, _) if s.is_server_error() => said(
             "Something went wrong",
-            "Something went wrong on the server, and nothing was changed. Try again; if it keeps happening, tell the site\u{2019}s operators.",
+            &format!(
+                "Something went wrong on the server. Try again; if it keeps happening, tell the site\u{2019}s operators \
+                 (request id {}).",
+                e.message
+            ),
         ),
         _ => (
             "This did not work",
             format!("<section class=\"card\"><p>{}</p>{home}</section>", esc(&sentence(&e.message))),
         ),
     }
+}
+
+/// Whether a form's `Origin` is this server under another loopback name (named on the page);
+/// any other origin gets the plain refusal, so no page of signoff's names someone else's site.
+fn opened_elsewhere(config: &Config, origin: &str) -> bool {
+    let Ok(url) = url::Url::parse(origin) else { return false };
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else { return false };
+    origin != config.public_origin && same_server_elsewhere(config, host.trim_matches(['[', ']']), port)
 }
 
 /// A message as a sentence: a capital first, a full stop last.
@@ -185,5 +223,16 @@ mod tests {
         assert_eq!(split_host("example.com"), Some(("example.com", 80)));
         assert_eq!(split_host("example.com:x"), None);
         assert_eq!(sentence("e-mail or password is wrong"), "E-mail or password is wrong.");
+        let mut config = Config::defaults();
+        assert!(same_server_elsewhere(&config, "127.0.0.1", 8080), "localhost's own other name");
+        assert!(same_server_elsewhere(&config, "::1", 8080));
+        assert!(!same_server_elsewhere(&config, "localhost", 8080), "the public host itself");
+        assert!(!same_server_elsewhere(&config, "127.0.0.1", 8081), "another port: a proxy");
+        assert!(!same_server_elsewhere(&config, "signoff", 8080), "a proxy's upstream name");
+        assert!(opened_elsewhere(&config, "http://127.0.0.1:8080"));
+        assert!(!opened_elsewhere(&config, "https://evil.example"), "no page names another site");
+        config.public_url = "https://auth.example.com".parse().expect("url");
+        config.public_origin = "https://auth.example.com".into();
+        assert!(!same_server_elsewhere(&config, "127.0.0.1", 443), "only a loopback public URL");
     }
 }

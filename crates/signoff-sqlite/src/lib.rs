@@ -65,27 +65,26 @@ impl SqliteStore {
 
 /// Writes a consistent copy of the database at `url` to `dest` while servers may be using it
 /// (`VACUUM INTO`: one read transaction, so the copy is the database as of one commit). The
-/// copy is created owner-only; an existing `dest` is refused. Returns its size in bytes.
+/// copy is created owner-only; an existing `dest` is refused, and so is a `dest` that another
+/// process swapped for something else meanwhile (the file written must be the one created,
+/// or the copy is refused). Returns its size in bytes.
 pub async fn backup(url: &str, dest: &std::path::Path) -> Result<u64, BackupError> {
     let source = SqliteStore::path_of(url).map_err(|e| BackupError::Source(e.to_string()))?;
     if !source.is_file() {
         return Err(BackupError::Source(format!("{} does not exist", source.display())));
     }
+    let mut create = std::fs::OpenOptions::new();
+    create.write(true).create_new(true);
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(dest).map_err(|e| {
-            BackupError::Dest(format!(
-                "{}: {}",
-                dest.display(),
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    "already exists (choose a new file)".to_owned()
-                } else {
-                    e.to_string()
-                }
-            ))
-        })?;
-    }
+    std::os::unix::fs::OpenOptionsExt::mode(&mut create, 0o600);
+    let created = create.open(dest).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::AlreadyExists => "already exists (choose a new file)".to_owned(),
+            _ => e.to_string(),
+        };
+        BackupError::Dest(format!("{}: {why}", dest.display()))
+    })?;
+    let made = created.metadata().map_err(|e| BackupError::Dest(e.to_string()))?;
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| BackupError::Source(e.to_string()))?
         .read_only(true)
@@ -96,11 +95,30 @@ pub async fn backup(url: &str, dest: &std::path::Path) -> Result<u64, BackupErro
         sqlx::query("VACUUM INTO ?").bind(dest).execute(&mut conn).await?;
         sqlx::Connection::close(conn).await
     };
-    if let Err(e) = copy.await {
+    let copied = copy.await;
+    // The path must still be the file created above (not a link or another file put there).
+    let now = std::fs::symlink_metadata(dest).map_err(|e| BackupError::Dest(e.to_string()))?;
+    if !same_file(&made, &now) {
+        return Err(BackupError::Dest(format!("{} was replaced while the copy was written", dest.display())));
+    }
+    if let Err(e) = copied {
         let _ = std::fs::remove_file(dest);
         return Err(BackupError::Copy(e.to_string()));
     }
-    std::fs::metadata(dest).map(|m| m.len()).map_err(|e| BackupError::Dest(e.to_string()))
+    Ok(now.len())
+}
+
+/// Whether two metadata are of one regular file.
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        b.is_file() && a.dev() == b.dev() && a.ino() == b.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        a.is_file() && b.is_file()
+    }
 }
 
 /// Why a backup was not made (a half-written copy is removed).

@@ -138,6 +138,8 @@ pub struct Verifier(Arc<Shared>);
 
 struct Shared {
     options: Options,
+    /// When the issuer and audience were last asked for from `verify` (at most once a second).
+    last_asked: std::sync::Mutex<Option<std::time::Instant>>,
     /// The issuer and audience tokens must carry: from the options, or learned from signoff.
     expect: std::sync::OnceLock<Expect>,
     http: reqwest::Client,
@@ -157,6 +159,7 @@ impl Verifier {
             let _ = expect.set(Expect { issuer: issuer.clone(), audience: audience.clone() });
         }
         let shared = Arc::new(Shared {
+            last_asked: std::sync::Mutex::new(None),
             expect,
             keys: jwks::Keys::new(format!("{}/.well-known/jwks.json", options.url), options.jwks_cooldown),
             feed: feed::FeedState::default(),
@@ -181,8 +184,15 @@ impl Verifier {
         if !self.0.feed.fresh(o.stale_after) {
             return Err(VerifyError::Stale);
         }
-        // Not yet learned from signoff: nothing can be trusted yet.
-        let Some(expect) = self.0.expect.get() else { return Err(VerifyError::Stale) };
+        // Not yet learned from signoff: asked again (at most once a second), and until then
+        // nothing can be trusted.
+        let expect = match self.0.expect.get() {
+            Some(expect) => expect,
+            None => {
+                self.0.learn_again().await;
+                self.0.expect.get().ok_or(VerifyError::Stale)?
+            }
+        };
         let kid = signoff_jwt::kid(token).map_err(|_| VerifyError::InvalidToken("malformed"))?;
         let key = match self.0.keys.get(&kid) {
             Some(key) => key,
@@ -274,6 +284,18 @@ struct Metadata {
 }
 
 impl Shared {
+    /// [`Self::learn_expectations`] from `verify`, at most once a second whatever the traffic.
+    async fn learn_again(&self) {
+        {
+            let mut last = self.last_asked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        self.learn_expectations().await;
+    }
+
     /// Learns the issuer and audience from signoff, unless they are known (set in the options,
     /// or learned before). What the options set wins over what signoff says.
     async fn learn_expectations(&self) {

@@ -316,11 +316,6 @@ impl Authority {
     }
 
     /// Gives this node's lease up (at shutdown), so no revoker waits for it.
-    /// Closes the store when the server stops (see [`crate::Store::close`]).
-    pub async fn close_store(&self) {
-        self.store.close().await;
-    }
-
     pub async fn leave_cluster(&self) {
         if let Some(cluster) = &self.cluster {
             cluster.distrust("shutting down");
@@ -328,6 +323,11 @@ impl Authority {
                 tracing::warn!(error = %e, "could not release the node lease");
             }
         }
+    }
+
+    /// Closes the store when the server stops (see [`crate::Store::close`]).
+    pub async fn close_store(&self) {
+        self.store.close().await;
     }
 
     /// Replaces every cache with what the store holds now.

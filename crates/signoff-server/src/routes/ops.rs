@@ -36,11 +36,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
     // Redis only speeds hints up; LISTEN/NOTIFY carries them meanwhile, so a node is ready
     // without it (and says so).
+    // (The fan-out's listener logs the outage itself: a probe every few seconds adds nothing.)
     let mut redis = None;
     if let Some(url) = &state.config().redis_url
+        && state.authority().cluster().is_some()
         && let Err(e) = signoff_redis::ping(url.expose()).await
     {
-        tracing::warn!(error = %e, "Redis unreachable: hints between nodes go through PostgreSQL LISTEN/NOTIFY");
+        tracing::debug!(error = %e, "Redis unreachable: hints between nodes go through PostgreSQL LISTEN/NOTIFY");
         redis = Some("unreachable: hints between nodes go through PostgreSQL LISTEN/NOTIFY");
     }
     if let Some(since) = state.authority().cluster().and_then(|c| c.jeopardy_since()) {

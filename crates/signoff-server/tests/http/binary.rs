@@ -71,6 +71,13 @@ async fn serve_reads_the_environment_logs_json_and_stops_gracefully_on_sigterm()
     assert!(!again.status.success() && again.stdout.is_empty(), "an existing file is never overwritten");
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 
+    // Another process has the file open across the stop (a backup tool, a CLI command): the
+    // server's own last close would then leave the log as it is; its checkpoint must not.
+    let mut other =
+        <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{}", dir.join("bin.db").display()))
+            .await
+            .expect("open beside the server");
+    let _: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&mut other).await.expect("read");
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(status.success());
     let exit = child.wait().expect("wait");
@@ -80,6 +87,7 @@ async fn serve_reads_the_environment_logs_json_and_stops_gracefully_on_sigterm()
     assert!(!wal.exists() || std::fs::metadata(&wal).expect("wal").len() == 0, "the -wal file is empty after a stop");
     let alone = dir.join("alone.db");
     std::fs::copy(dir.join("bin.db"), &alone).expect("copy the file alone");
+    drop(other);
     for db in [&alone, &copy] {
         let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{}", db.display()))
             .await

@@ -237,6 +237,25 @@ async fn another_host_name_of_the_server_leads_to_the_public_url() {
     assert_eq!(api.status, StatusCode::OK);
     let proxied = b.send(b.bare(Method::GET, "/login").header("accept", HTML).header("host", "localhost:1")).await;
     assert_eq!(proxied.status, StatusCode::OK);
+    // A proxy that names its upstream (same port), or forwards the request: never sent round.
+    for (name, value) in [("host", format!("signoff:{port}")), ("x-forwarded-for", "192.0.2.7".to_owned())] {
+        let mut rb = b.bare(Method::GET, "/login").header("accept", HTML);
+        rb = if name == "host" {
+            rb.header("host", value)
+        } else {
+            rb.header("host", format!("localhost:{port}")).header(name, value)
+        };
+        assert_eq!(b.send(rb).await.status, StatusCode::OK, "{name}");
+    }
+    // A path that looks like another origin stays a path on the public URL.
+    let sneaky = b
+        .send(
+            b.bare(Method::GET, "//evil.example/x").header("accept", HTML).header("host", format!("localhost:{port}")),
+        )
+        .await;
+    assert_eq!(sneaky.status, StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(sneaky.location(), Some(format!("{}//evil.example/x", s.origin).as_str()));
+    assert!(sneaky.location().is_some_and(|l| l.starts_with(&format!("{}/", s.origin))));
 
     s.register("elsewhere@example.com").await;
     let form = b
@@ -255,4 +274,14 @@ async fn another_host_name_of_the_server_leads_to_the_public_url() {
         form.text
     );
     assert!(!form.text.contains("{\"error\""), "no raw JSON");
+    let foreign = b
+        .send(
+            b.bare(Method::POST, "/auth/login")
+                .header("accept", HTML)
+                .header("origin", "https://evil.example")
+                .form(&[("email", "elsewhere@example.com"), ("password", PASSWORD)]),
+        )
+        .await;
+    assert_eq!(foreign.status, StatusCode::FORBIDDEN);
+    assert!(!foreign.text.contains("evil.example"), "no page of signoff's names another site: {}", foreign.text);
 }
