@@ -192,25 +192,16 @@ async fn browsers_get_error_pages_and_api_clients_json() {
     assert!(refused.text.contains("This form could not be sent"), "{}", refused.text);
     assert!(refused.text.contains("pages@example.com"), "a signed-in user sees the signed-in header: {}", refused.text);
     assert_eq!(signed_in.session_status().await, StatusCode::OK, "the refused logout changed nothing");
-    // Throttled: the page keeps Retry-After.
-    for _ in 0..6 {
+    // Throttled (the sixth wrong try in a row from one address): the page keeps Retry-After.
+    let wrong_grant = || async {
         let mut other = s.browser();
-        let _ = other
-            .send(other.request(Method::POST, "/auth/token").header("accept", HTML).form(&[
-                ("grant_type", "password"),
-                ("email", "pages@example.com"),
-                ("password", "wrong password here"),
-            ]))
-            .await;
+        let fields = [("grant_type", "password"), ("email", "pages@example.com"), ("password", "wrong password here")];
+        other.send(other.request(Method::POST, "/auth/token").header("accept", HTML).form(&fields)).await
+    };
+    for _ in 0..6 {
+        wrong_grant().await;
     }
-    let mut other = s.browser();
-    let throttled = other
-        .send(other.request(Method::POST, "/auth/token").header("accept", HTML).form(&[
-            ("grant_type", "password"),
-            ("email", "pages@example.com"),
-            ("password", "wrong password here"),
-        ]))
-        .await;
+    let throttled = wrong_grant().await;
     assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS, "{}", throttled.text);
     assert!(throttled.header("retry-after").is_some() && throttled.text.contains("Too many attempts"));
 }
