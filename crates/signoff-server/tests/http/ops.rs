@@ -80,17 +80,24 @@ async fn health_readiness_and_metrics() {
 async fn readiness_reports_a_configured_redis_out_of_reach_without_failing() {
     // Nothing listens on this port: bind it, note it, let it go.
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let s = TestServer::with(|c| {
-        c.redis_url = Some(signoff_server::config::SecretUrl(format!("redis://127.0.0.1:{port}")))
-    })
-    .await;
+    let unreachable = format!("redis://127.0.0.1:{port}");
+    // Several nodes (PostgreSQL): ready, and saying so.
+    let s =
+        TestServer::on_postgres_with(|c| c.redis_url = Some(signoff_server::config::SecretUrl(unreachable.clone())))
+            .await;
     let res = s.browser().get("/readyz").await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(res.json()["status"], "ready");
     assert!(res.json()["redis"].as_str().is_some_and(|r| r.starts_with("unreachable")), "{}", res.text);
     assert!(!res.text.contains("refused"), "no internals in the body: {}", res.text);
+    // One process on SQLite has no use for Redis: nothing to say.
+    let s = TestServer::with(|c| c.redis_url = Some(signoff_server::config::SecretUrl(unreachable))).await;
+    if !on_postgres() {
+        let res = s.browser().get("/readyz").await;
+        assert_eq!((res.status, res.json()["redis"].clone()), (StatusCode::OK, serde_json::Value::Null));
+    }
     if let Ok(url) = std::env::var("SIGNOFF_TEST_REDIS_URL") {
-        let s = TestServer::with(|c| c.redis_url = Some(signoff_server::config::SecretUrl(url))).await;
+        let s = TestServer::on_postgres_with(|c| c.redis_url = Some(signoff_server::config::SecretUrl(url))).await;
         let res = s.browser().get("/readyz").await;
         assert_eq!(res.status, StatusCode::OK);
         assert_eq!(res.json()["redis"], serde_json::Value::Null, "Redis at SIGNOFF_TEST_REDIS_URL must answer");

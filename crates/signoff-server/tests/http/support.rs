@@ -174,6 +174,11 @@ impl TestServer {
         Self::on(true, |_| {}).await
     }
 
+    /// [`Self::on_postgres`] with a configuration `adjust` may change.
+    pub async fn on_postgres_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::on(true, adjust).await
+    }
+
     /// The PostgreSQL database this server runs on, if it runs on one.
     pub fn database(&self) -> Option<&TestDatabase> {
         self.database.as_deref()
@@ -195,6 +200,10 @@ impl TestServer {
         })
         .await;
         s.database = database;
+        if postgres && !on_postgres() {
+            // On PostgreSQL in the SQLite suite's run: as one of several nodes, ready once joined.
+            s.ready_as_a_node().await;
+        }
         s
     }
 
@@ -266,9 +275,12 @@ impl TestServer {
     /// (`/readyz` says when): wait for that, as a load balancer would, for a few seconds at most
     /// (a test of an unready node sees it unready).
     async fn settle(&self) {
-        if !on_postgres() {
-            return;
+        if on_postgres() {
+            self.ready_as_a_node().await;
         }
+    }
+
+    async fn ready_as_a_node(&self) {
         let client = reqwest::Client::new();
         for _ in 0..60 {
             let ready = client.get(format!("{}/readyz", self.base)).send().await;
