@@ -26,7 +26,9 @@ pub struct Browser {
 impl Browser {
     /// `Some` for a browser that wants HTML (not for API clients, `fetch` or event streams).
     pub fn of(method: &Method, uri: &axum::http::Uri, headers: &HeaderMap) -> Option<Self> {
-        if !crate::extract::Wants::of(headers).html {
+        // The gateway answers proxies (which pass a browser's `Accept` along): its answers stay
+        // as they are, and its hot path pays nothing here.
+        if uri.path().starts_with("/authz/") || !crate::extract::Wants::of(headers).html {
             return None;
         }
         let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -45,10 +47,10 @@ impl Browser {
 
     /// A navigation to another loopback name of this very server (`127.0.0.1:8080` for a
     /// public `localhost:8080`: the development case), sent to the public URL. Only loopback
-    /// names on the public port, never what a proxy forwarded, never the gateway endpoints: a
-    /// proxy that rewrites the Host is never sent round in circles.
+    /// names on the public port and never what a proxy forwarded (nor the gateway, see
+    /// [`Self::of`]): a proxy that rewrites the Host is never sent round in circles.
     pub fn elsewhere(&self, config: &Config) -> Option<Response> {
-        if !self.navigation || self.forwarded || self.target.starts_with("/authz/") {
+        if !self.navigation || self.forwarded {
             return None;
         }
         let (name, port) = split_host(self.host.as_deref()?)?;
