@@ -54,8 +54,8 @@ pub mod token;
 pub use audit::ClientInfo;
 pub use audit::{Actor, AuditEvent, AuditKind};
 pub use authority::{
-    AccessContext, Authority, Device, LoggedOut, LogoutScope, Presented, Resume, SessionContext, SessionPolicy,
-    SignedIn, TokenPair, TokenPolicy,
+    AccessContext, Authority, Device, LoggedOut, LogoutRule, LogoutScope, Presented, Resume, SessionContext,
+    SessionPolicy, SignedIn, TokenPair, TokenPolicy,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::CoreError;

@@ -1,7 +1,9 @@
-//! Security triggers as policy, in one place: for each event, which sessions end, which tokens
-//! die, whether the token version is bumped, and whether the current session is rotated.
-//! Every path that reacts to a security event (password change, e-mail change, a user's
-//! report, an admin's revoke, "log out everywhere") reads its consequences from here.
+//! Security triggers and logout scopes as policy, in one place: for each event or scope, which
+//! sessions end, which tokens die, whether the token version is bumped, and whether the current
+//! session is rotated. Every path that reacts to a security event (password change, e-mail
+//! change, a user's report, an admin's revoke) or ends sessions at a user's request (logout in
+//! each scope) reads its consequences from here: a new scope or trigger is one enum arm and
+//! one row.
 
 use crate::audit::Actor;
 
@@ -74,6 +76,65 @@ impl Trigger {
         match self {
             Trigger::AdminRevoke => Actor::Admin,
             _ => Actor::Policy,
+        }
+    }
+}
+
+/// Which sessions a logout ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutScope {
+    /// This session only.
+    Local,
+    /// Every other session of the user; this one is kept.
+    Others,
+    /// Every session of the user, this one included.
+    Global,
+}
+
+/// What a logout scope does, applied by [`Authority::logout`](crate::Authority::logout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogoutRule {
+    /// The browser's own session ends (and the remember-me series it is bound to), and its
+    /// cookies and storage are cleared.
+    pub ends_this: bool,
+    /// Every other session and remember-me series of the user ends.
+    pub ends_others: bool,
+    /// Every access token issued before dies at once (the user's token version is bumped).
+    pub bump_token_version: bool,
+    /// The credentials presented besides the session die: the access token is denied until it
+    /// expires, the refresh token's family ends, the remember-me series ends. A logout that
+    /// finds no session always kills them, whatever the scope.
+    pub kills_presented: bool,
+}
+
+impl LogoutScope {
+    /// Every scope, in the order the contract lists them.
+    pub const ALL: [LogoutScope; 3] = [LogoutScope::Local, LogoutScope::Others, LogoutScope::Global];
+
+    /// What this scope ends: the table behind every logout.
+    pub const fn rule(self) -> LogoutRule {
+        match self {
+            LogoutScope::Local => {
+                LogoutRule { ends_this: true, ends_others: false, bump_token_version: false, kills_presented: true }
+            }
+            LogoutScope::Others => {
+                LogoutRule { ends_this: false, ends_others: true, bump_token_version: false, kills_presented: false }
+            }
+            LogoutScope::Global => {
+                LogoutRule { ends_this: true, ends_others: true, bump_token_version: true, kills_presented: true }
+            }
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|scope| scope.as_str() == s)
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Others => "others",
+            Self::Global => "global",
         }
     }
 }

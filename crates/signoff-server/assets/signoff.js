@@ -171,12 +171,13 @@
   /** Logs out (scope 'local' by default). Forgets, tells the other tabs and leaves only once
    * the server confirmed (2xx) or said there was no session any more (401); otherwise the
    * promise rejects with `stillSignedIn` set. Resolves with the server's answer and `left`
-   * (true once this page is leaving); 'others' stays on the page with `{revoked}` unless the
-   * browser turned out to have no session. `retried` says a busy server was asked again: an
+   * (true once this page is leaving); the page stays (with `{revoked}`) exactly when the
+   * server says it did not clear this browser (`cleared: false`: 'others' with a session). `retried` says a busy server was asked again: an
    * earlier try may have done the work, so a count of 0 then means "none left", not "none". */
   function logout(options) {
     options = options || {};
     var scope = options.scope || 'local';
+    // Expected to end this page's session (the server's `cleared` decides once it answers).
     var endsHere = scope !== 'others';
     var wasWatching = watching;
     var retried = false;
@@ -235,7 +236,7 @@
         throw notDone(why, res.status);
       }
       return bodyOf(res).then(function (body) {
-        if (scope === 'others' && !(body && typeof body.revoked === 'number')) {
+        if (!(body && typeof body.revoked === 'number' && typeof body.cleared === 'boolean')) {
           throw notDone('logout answered without a result', res.status);
         }
         return { gone: false, body: body };
@@ -246,7 +247,7 @@
       // unless a busy server was asked again for 'global', when an earlier try may have ended
       // it all ('others' never ends this browser's own session, so there it still holds).
       var noSession = (scope === 'others' || !retried) && (done.gone || result.no_session === true);
-      if (scope === 'others' && !noSession && !done.gone) return result;
+      if (!done.gone && result.cleared === false) return result;
       if (!endsHere) { leaving = true; if (source) { source.close(); source = null; } }
       var to = noSession && scope !== 'local' ? config.loginUrl + '?no_session=1' :
         done.gone ? config.loginUrl + '?revoked=1&reason=expired' :

@@ -4,6 +4,7 @@
 //! versions from memory ([`TokenState`]). They are kept exact by the same batches that revoke
 //! (in this process) and by the revocation feed (from other processes).
 
+use super::BatchKind;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -607,7 +608,7 @@ impl Authority {
             return Ok(None);
         };
         let mut batch = self.batch_for(&[&seen.user_id]).await?;
-        batch.revoking = true;
+        batch.kind = BatchKind::Revocation;
         let Some(found) = batch.tx.refresh_by_hash(&hash).await? else { return Ok(None) };
         let event = self
             .event(AuditKind::TokenRevoked, Actor::SelfSession, client)

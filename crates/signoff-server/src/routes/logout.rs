@@ -70,15 +70,17 @@ pub async fn logout(
     state.metrics().logouts.inc();
     state.metrics().sessions_ended.inc_by(ended);
 
-    // Cookies go only with what this logout ended: the browser's session, or it had none.
-    let clears_browser = !done.as_session || scope.ends_current();
-    // Signing other devices out needs a session to speak for the account: without one the
-    // answer is still a success (the browser is signed out), but says that nothing else ended,
-    // so no page can claim that other devices were signed out.
-    let reached_nobody = !done.as_session && scope != LogoutScope::Local;
+    // Cookies go only with what this logout ended (the scope's rule, or there was no session),
+    // and the answer says so: `signoff.js` follows `cleared`, it does not re-derive it. Signing
+    // other devices out needs a session to speak for the account: without one the answer is
+    // still a success (the browser is signed out), but says that nothing else ended, so no
+    // page can claim that other devices were signed out.
+    let (clears_browser, reached_nobody) = (done.cleared, done.no_session);
     let mut res = if wants.json {
-        let body =
-            if reached_nobody { json!({ "revoked": ended, "no_session": true }) } else { json!({ "revoked": ended }) };
+        let mut body = json!({ "revoked": ended, "cleared": clears_browser });
+        if reached_nobody {
+            body["no_session"] = json!(true);
+        }
         axum::Json(body).into_response()
     } else {
         // Without a session, the page that says nothing else ended, whatever return_to asks.

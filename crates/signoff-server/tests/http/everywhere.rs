@@ -88,7 +88,7 @@ async fn global_logout_ends_ten_thousand_sessions_and_bumps_the_token_version() 
     let mut other = s.signed_in("bystander@example.com").await;
     assert_eq!(token_version(&s, "many@example.com").await, 0);
     let res = a.post_json("/auth/logout", &json!({"scope": "global"})).await;
-    assert_eq!(res.json(), json!({"revoked": 10_001}));
+    assert_eq!(res.json(), json!({"revoked": 10_001, "cleared": true}));
     assert_eq!(
         count(
             &s,

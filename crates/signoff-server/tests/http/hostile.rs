@@ -448,7 +448,7 @@ async fn signing_out_everywhere_without_a_session_says_nothing_else_ended() {
     for scope in ["global", "others"] {
         let res = tab.post_json("/auth/logout", &json!({"scope": scope})).await;
         assert_eq!(res.status, StatusCode::OK, "{}", res.text);
-        assert_eq!(res.json(), json!({"revoked": 0, "no_session": true}), "{scope}");
+        assert_eq!(res.json(), json!({"revoked": 0, "cleared": true, "no_session": true}), "{scope}");
         let form = tab.post_form("/auth/logout", &[("scope", scope)]).await;
         assert_eq!(form.status, StatusCode::SEE_OTHER);
         assert_eq!(form.location(), Some("/login?no_session=1"), "{scope}");
@@ -457,5 +457,5 @@ async fn signing_out_everywhere_without_a_session_says_nothing_else_ended() {
     assert!(page.text.contains("no other device was signed out"), "{}", page.text);
     assert_eq!(phone.session_status().await, StatusCode::OK, "nothing spoke for the account");
     let local = tab.post_json("/auth/logout", &json!({"scope": "local"})).await;
-    assert_eq!(local.json(), json!({"revoked": 0}), "this device alone: the usual answer");
+    assert_eq!(local.json(), json!({"revoked": 0, "cleared": true}), "this device alone: the usual answer");
 }

@@ -30,7 +30,7 @@ async fn json_logout_deletes_the_session_row_and_clears_everything() {
     assert_eq!(session_rows(&s).await, 1);
     let res = b.post_json("/auth/logout", &json!({})).await;
     assert_eq!(res.status, StatusCode::OK);
-    assert_eq!(res.json(), json!({"revoked": 1}));
+    assert_eq!(res.json(), json!({"revoked": 1, "cleared": true}));
     assert_clears_browser(&res);
     assert_eq!(res.header("vary"), Some("Cookie, Authorization"));
     assert_eq!(session_rows(&s).await, 0, "the row is gone, not just the cookie");
@@ -72,7 +72,7 @@ async fn logout_without_a_live_session_succeeds_quietly() {
     let mut anon = s.browser();
     let res = anon.post_json("/auth/logout", &json!({})).await;
     assert_eq!(res.status, StatusCode::OK);
-    assert_eq!(res.json(), json!({"revoked": 0}));
+    assert_eq!(res.json(), json!({"revoked": 0, "cleared": true}));
     assert_clears_browser(&res);
     let res = anon.post_form("/auth/logout", &[]).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
@@ -202,7 +202,7 @@ async fn scopes_others_and_global() {
     let mut stranger = s.signed_in("yuri@example.com").await;
 
     let res = a.post_json("/auth/logout", &json!({"scope": "others"})).await;
-    assert_eq!(res.json(), json!({"revoked": 2}));
+    assert_eq!(res.json(), json!({"revoked": 2, "cleared": false}));
     assert!(res.set_cookies().is_empty(), "others clears nothing here");
     assert!(res.header("clear-site-data").is_none());
     assert_eq!(a.session_status().await, StatusCode::OK);
@@ -212,7 +212,7 @@ async fn scopes_others_and_global() {
     let mut d = s.browser();
     d.login("xena@example.com", PASSWORD).await;
     let res = a.post_json("/auth/logout", &json!({"scope": "global"})).await;
-    assert_eq!(res.json(), json!({"revoked": 2}));
+    assert_eq!(res.json(), json!({"revoked": 2, "cleared": true}));
     assert_clears_browser(&res);
     assert_eq!(a.session_status().await, StatusCode::UNAUTHORIZED);
     assert_eq!(d.session_status().await, StatusCode::UNAUTHORIZED);
@@ -274,4 +274,42 @@ async fn every_logout_is_an_audit_event() {
     assert_eq!(row.get::<String, _>("actor"), "self");
     assert_eq!(row.get::<String, _>("ip"), "127.0.0.1");
     assert!(row.get::<String, _>("user_agent").contains("Chrome"));
+}
+
+/// Every scope does what its row in the policy table (`LogoutScope::rule`) says, through the
+/// real door: a new scope is one enum arm, one row, and is held to its row here.
+#[tokio::test]
+async fn every_logout_scope_does_what_its_rule_says() {
+    use signoff_core::LogoutScope;
+    let s = TestServer::start().await;
+    for scope in LogoutScope::ALL {
+        let rule = scope.rule();
+        let (mine, theirs) =
+            (format!("rule-{}@example.com", scope.as_str()), format!("else-{}@example.com", scope.as_str()));
+        let mut me = s.signed_in(&mine).await;
+        let mut other = s.browser();
+        other.login(&mine, PASSWORD).await;
+        // A credential presented besides the session, and owned by no session the scope ends
+        // on its own: only `kills_presented` can end it.
+        s.register(&theirs).await;
+        let presented = crate::tokens::grant(&mut s.browser(), &theirs).await;
+        let version = crate::everywhere::token_version(&s, &mine).await;
+
+        let res =
+            me.post_json("/auth/logout", &json!({"scope": scope.as_str(), "refresh_token": presented.refresh})).await;
+        assert_eq!(res.status, StatusCode::OK, "{scope:?}: {}", res.text);
+        let what = scope.as_str();
+        assert_eq!(
+            res.json()["cleared"],
+            json!(rule.ends_this),
+            "{what}: the answer says whether the browser was cleared"
+        );
+        assert_eq!(!res.set_cookies().is_empty(), rule.ends_this, "{what}: cookies cleared");
+        assert_eq!(me.session_status().await == StatusCode::UNAUTHORIZED, rule.ends_this, "{what}: this session");
+        assert_eq!(other.session_status().await == StatusCode::UNAUTHORIZED, rule.ends_others, "{what}: the others");
+        let bumped = crate::everywhere::token_version(&s, &mine).await > version;
+        assert_eq!(bumped, rule.bump_token_version, "{what}: token version");
+        let refreshed = crate::tokens::refresh(&mut s.browser(), &presented.refresh).await;
+        assert_eq!(refreshed.status != StatusCode::OK, rule.kills_presented, "{what}: the presented refresh token");
+    }
 }

@@ -7,12 +7,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-struct Tokens {
-    access: String,
-    refresh: String,
+pub(crate) struct Tokens {
+    pub(crate) access: String,
+    pub(crate) refresh: String,
 }
 
-async fn grant(b: &mut Browser, email: &str) -> Tokens {
+pub(crate) async fn grant(b: &mut Browser, email: &str) -> Tokens {
     let res =
         b.post_json("/auth/token", &json!({"grant_type": "password", "email": email, "password": PASSWORD})).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
@@ -28,7 +28,7 @@ fn tokens_of(res: &Res) -> Tokens {
     }
 }
 
-async fn refresh(b: &mut Browser, token: &str) -> Res {
+pub(crate) async fn refresh(b: &mut Browser, token: &str) -> Res {
     b.post_json("/auth/token", &json!({"grant_type": "refresh_token", "refresh_token": token})).await
 }
 
@@ -191,7 +191,7 @@ async fn logout_with_a_bearer_token_kills_it_and_the_refresh_family_on_the_next_
     let other = grant(&mut b, "blog@example.com").await;
     let res = bearer_post(&mut b, "/auth/logout", &t.access, json!({"refresh_token": t.refresh})).await;
     assert_eq!(res.status, StatusCode::OK);
-    assert_eq!(res.json(), json!({"revoked": 1}));
+    assert_eq!(res.json(), json!({"revoked": 1, "cleared": true}));
     assert_eq!(me(&mut b, &t.access).await, StatusCode::UNAUTHORIZED);
     assert_eq!(refresh(&mut b, &t.refresh).await.status, StatusCode::BAD_REQUEST);
     assert_eq!(me(&mut b, &other.access).await, StatusCode::OK, "another session's token lives on");
@@ -233,7 +233,7 @@ async fn token_version_bumps_kill_every_older_token_at_once() {
     let c = grant(&mut b, "tv@example.com").await;
     // Global logout with a bearer token: every session, every token.
     let res = bearer_post(&mut b, "/auth/logout", &a.access, json!({"scope": "global"})).await;
-    assert_eq!(res.json(), json!({"revoked": 2}));
+    assert_eq!(res.json(), json!({"revoked": 2, "cleared": true}));
     assert_eq!(me(&mut b, &a.access).await, StatusCode::UNAUTHORIZED);
     assert_eq!(me(&mut b, &c.access).await, StatusCode::UNAUTHORIZED);
 

@@ -1,0 +1,234 @@
+//! A batch: one store transaction with everything to announce once it commits.
+
+use super::Authority;
+use crate::audit::AuditEvent;
+use crate::error::CoreError;
+use crate::outbox::{self, Notice};
+use crate::revocation::{FeedEntry, Revocation};
+use crate::secret::{SessionId, UserId};
+use crate::store::{Ended, RememberFilter, SessionFilter, Store, Tx};
+
+/// What a batch is, which decides what its commit proves to the other nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BatchKind {
+    /// Any change: proven once it put anything on the revocation feed.
+    Change,
+    /// A revocation the caller will be told succeeded: even when it finds nothing left to
+    /// revoke (a retry of one that committed and then answered 503), it answers only once
+    /// every node has applied the feed as far as it goes.
+    Revocation,
+    /// Ends only what has expired (a [`BatchKind::Change`] as soon as a live session is among
+    /// what ends): every node already refuses it from memory (an expiry is judged on times no
+    /// node can see later than the store: the absolute end never moves and a cached
+    /// `last_active_at` is never newer than the stored one), so the commit is not proven to the
+    /// other nodes (the feed still tells their event streams).
+    Expiry,
+}
+
+/// Changes in flight: one store transaction plus the audit events and revocations to announce
+/// once it commits. Dropping it uncommitted rolls everything back and announces nothing.
+pub(super) struct Batch<'a> {
+    pub(super) authority: &'a Authority,
+    pub(super) tx: Box<dyn Tx>,
+    pub(super) events: Vec<AuditEvent>,
+    pub(super) revoked: Vec<Revocation>,
+    /// Token denials and token-version bumps, for the feed and the in-memory checks.
+    pub(super) token_feed: Vec<FeedEntry>,
+    /// Ended sessions are not announced to their open pages (the feed and caches still learn).
+    pub(super) quiet: bool,
+    pub(super) rekeyed: Vec<(SessionId, SessionId)>,
+    /// What the commit must prove to the other nodes before the caller is answered.
+    pub(super) kind: BatchKind,
+    /// What registered clients are told (the outbox), enqueued in the same transaction.
+    pub(super) notices: Vec<Notice>,
+    /// Mail to users (the same outbox), enqueued in the same transaction.
+    pub(super) letters: Vec<outbox::Delivery>,
+}
+
+impl Batch<'_> {
+    pub(super) async fn audit(&mut self, event: AuditEvent) -> Result<(), CoreError> {
+        self.tx.append_audit(&event).await?;
+        self.events.push(event);
+        Ok(())
+    }
+
+    /// Ends the sessions matching `filter` (with the remember-me series they back and the
+    /// sessions bound to those), one `event` per ended session.
+    pub(super) async fn end(&mut self, filter: SessionFilter<'_>, event: &AuditEvent) -> Result<u64, CoreError> {
+        let ended = self.tx.end_sessions(filter).await?;
+        self.ended(ended, event).await
+    }
+
+    /// Deletes remember-me series and ends every session opened from them, one `event` each.
+    pub(super) async fn drop_series(
+        &mut self,
+        filter: RememberFilter<'_>,
+        event: &AuditEvent,
+    ) -> Result<u64, CoreError> {
+        let ended = self.tx.delete_remember(filter).await?;
+        self.ended(ended, event).await
+    }
+
+    /// Audits and queues for announcement what a store call ended.
+    pub(super) async fn ended(&mut self, ended: Ended, event: &AuditEvent) -> Result<u64, CoreError> {
+        let ended = ended.sessions;
+        // A session ended with its expired series may itself still be live (the series can be
+        // configured shorter than a session): that is a revocation, and it is proven.
+        let now = self.authority.now();
+        if self.kind == BatchKind::Expiry && ended.iter().any(|s| self.authority.is_live(s, now)) {
+            self.kind = BatchKind::Change;
+        }
+        let events: Vec<AuditEvent> = ended.iter().map(|s| event.about(s)).collect();
+        if !events.is_empty() {
+            self.tx.append_audits(&events).await?;
+            self.events.extend(events);
+        }
+        for s in &ended {
+            self.notices.push(Notice::SessionEnded {
+                user_id: s.user_id.to_string(),
+                session_id: s.id.to_string(),
+                reason: event.reason.clone().unwrap_or_else(|| event.kind.as_str().to_owned()),
+            });
+            self.revoked.push(Revocation {
+                session_id: s.id.clone(),
+                user_id: s.user_id.clone(),
+                reason: event.reason.clone().unwrap_or_else(|| event.kind.as_str().to_owned()),
+                at: event.at,
+            });
+        }
+        Ok(ended.len() as u64)
+    }
+
+    /// Bumps a user's token version: every access token issued before dies.
+    pub(super) async fn bump_token_version(&mut self, user: &UserId) -> Result<i64, CoreError> {
+        let version = self.tx.bump_token_version(user).await?;
+        self.token_feed.push(FeedEntry::TokenVersion { user_id: user.clone(), version });
+        self.notices.push(Notice::TokenVersion { user_id: user.to_string(), tv: version });
+        Ok(version)
+    }
+
+    /// Denies one access token (of `user`) until it expires.
+    pub(super) async fn deny(&mut self, issuer: &str, jti: &str, exp: i64, user: &UserId) -> Result<(), CoreError> {
+        self.tx.deny_token(issuer, jti, exp).await?;
+        self.notices.push(Notice::TokenRevoked { user_id: user.to_string(), jti: jti.to_owned(), exp });
+        self.token_feed.push(FeedEntry::Token { issuer: issuer.to_owned(), jti: jti.to_owned(), exp });
+        Ok(())
+    }
+
+    /// Commits (with the ended sessions on the revocation feed), then logs the events and
+    /// tells this process's watchers of ended sessions; other processes learn from the feed.
+    pub(super) async fn commit(mut self) -> Result<(), CoreError> {
+        let rekeyed = self.rekeyed.iter().map(|(old, new)| FeedEntry::Rekeyed { old: old.clone(), new: new.clone() });
+        let feed: Vec<FeedEntry> = self
+            .revoked
+            .iter()
+            .cloned()
+            .map(FeedEntry::Session)
+            .chain(self.token_feed.iter().cloned())
+            .chain(rekeyed)
+            .collect();
+        // The outbox first: recording revocations takes the feed's sequence, held until commit.
+        let mut notified = false;
+        if !self.notices.is_empty() {
+            let clients = self.tx.callback_clients().await?;
+            let deliveries = outbox::deliveries_for(&self.notices, &clients, self.authority.now());
+            self.tx.enqueue_deliveries(&deliveries).await?;
+            notified = !deliveries.is_empty();
+        }
+        if !self.letters.is_empty() {
+            self.tx.enqueue_deliveries(&self.letters).await?;
+            notified = true;
+        }
+        let seq = if feed.is_empty() { 0 } else { self.tx.record_revocations(&feed, self.authority.now()).await? };
+        let committed_at = std::time::Instant::now();
+        self.tx.commit().await?;
+        if notified {
+            self.authority.outbox_ready.notify_one();
+        }
+        if seq > 0 {
+            // Relying services' feed streams hear of it before the revoker is answered (one read
+            // shared with whatever read began after the commit). Until the window has it, this
+            // process tells relying services nothing (`FeedHealth`); the checks below do not
+            // depend on it.
+            let a = self.authority;
+            a.feed_health.committed(seq);
+            if a.client_feed.head() < seq
+                && let Err(e) = a.catch_up_since(committed_at, std::time::Duration::from_millis(500)).await
+            {
+                tracing::warn!(seq, error = %e, "revocation committed; relaying it to the feed's clients on the next read");
+            }
+        }
+        // In-memory checks first: a request answered after this returns must already see it.
+        self.authority.tokens.apply(&self.token_feed);
+        if self.token_feed.iter().any(|e| matches!(e, FeedEntry::Keys { .. })) {
+            self.authority.reload_keys().await.inspect_err(|_| {
+                // Committed, but this process still holds the old keys: until it has read the
+                // feed again it must not answer from memory.
+                if let Some(cluster) = &self.authority.cluster {
+                    cluster.distrust("signing keys not reloaded");
+                }
+            })?;
+        }
+        for e in &self.events {
+            e.log();
+        }
+        // The cache forgets ended (and re-keyed) sessions before anyone is told they ended.
+        let gone = self.revoked.iter().map(|r| &r.session_id).chain(self.rekeyed.iter().map(|(old, _)| old));
+        self.authority.sessions.remove(gone);
+        for (old, new) in &self.rekeyed {
+            self.authority.hub.rekey(old, new);
+        }
+        if !self.quiet {
+            self.authority.hub.publish(&self.revoked);
+        }
+        // Success is answered only once every other node has applied it too.
+        match self.kind {
+            // Nothing to prove (see `BatchKind::Expiry`).
+            BatchKind::Expiry => {}
+            _ if seq > 0 => self.authority.propagate(seq).await?,
+            BatchKind::Revocation => self.authority.propagate_head().await?,
+            BatchKind::Change => {}
+        }
+        Ok(())
+    }
+}
+
+/// Stores an audit event that goes with no other change, then logs it.
+pub(super) async fn store_event(store: &dyn Store, event: AuditEvent) -> Result<(), CoreError> {
+    let mut tx = store.begin().await?;
+    tx.append_audit(&event).await?;
+    tx.commit().await?;
+    event.log();
+    Ok(())
+}
+
+impl Authority {
+    /// A batch that first takes the locks of `users` (in one global order), as every batch that
+    /// decides about a user's credentials must: concurrent ones then queue instead of
+    /// deadlocking (see [`Tx::lock_user`]).
+    pub(super) async fn batch_for(&self, users: &[&UserId]) -> Result<Batch<'_>, CoreError> {
+        let mut users = users.to_vec();
+        users.sort();
+        users.dedup();
+        let mut batch = self.batch().await?;
+        for user in users {
+            batch.tx.lock_user(user).await?;
+        }
+        Ok(batch)
+    }
+
+    pub(super) async fn batch(&self) -> Result<Batch<'_>, CoreError> {
+        Ok(Batch {
+            authority: self,
+            tx: self.store.begin().await?,
+            events: Vec::new(),
+            revoked: Vec::new(),
+            token_feed: Vec::new(),
+            quiet: false,
+            rekeyed: Vec::new(),
+            kind: BatchKind::Change,
+            notices: Vec::new(),
+            letters: Vec::new(),
+        })
+    }
+}
