@@ -205,7 +205,7 @@ pub(super) async fn store_event(store: &dyn Store, event: AuditEvent) -> Result<
 impl Authority {
     /// A batch that first takes the locks of `users` (in one global order), as every batch that
     /// decides about a user's credentials must: concurrent ones then queue instead of
-    /// deadlocking (see [`Tx::lock_user`]).
+    /// deadlocking (see [`UserTx::lock_user`](crate::store::UserTx::lock_user)).
     pub(super) async fn batch_for(&self, users: &[&UserId]) -> Result<Batch<'_>, CoreError> {
         let mut users = users.to_vec();
         users.sort();

@@ -11,7 +11,10 @@ use signoff_core::clients::RegisteredClient;
 use signoff_core::mail::{MailPurpose, MailToken};
 use signoff_core::outbox::{Delivery, DeliveryPage};
 use signoff_core::secret::SecretHash;
-use signoff_core::store::{RefreshToken, RememberToken, Session, Store, StoreError, Tx, User, UserCredentials};
+use signoff_core::store::{
+    AuditStore, ClientStore, FeedStore, KeyStore, MailStore, OutboxStore, RefreshToken, RememberToken, Session,
+    SessionStore, Store, StoreError, TokenStore, Tx, User, UserCredentials, UserStore,
+};
 use signoff_core::token::SigningKeyPair;
 use signoff_core::{FeedEntry, SessionId, UserId};
 use std::sync::{Arc, Mutex};
@@ -145,31 +148,31 @@ struct DeniedWhileLoading {
 
 #[async_trait]
 impl Store for DeniedWhileLoading {
-    async fn denied_tokens(&self, now: i64) -> Result<Vec<(String, String, i64)>, StoreError> {
-        let loaded = self.inner.denied_tokens(now).await?;
-        let pending = self.pending.lock().expect("lock").take();
-        if let Some((issuer, jti, exp)) = pending {
-            let mut tx = self.inner.begin().await?;
-            tx.deny_token(&issuer, &jti, exp).await?;
-            tx.record_revocations(&[FeedEntry::Token { issuer, jti, exp }], OffsetDateTime::now_utc()).await?;
-            tx.commit().await?;
-        }
-        Ok(loaded)
-    }
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
         self.inner.begin().await
     }
+}
+
+#[async_trait]
+impl UserStore for DeniedWhileLoading {
     async fn user_by_email(&self, email: &str) -> Result<Option<UserCredentials>, StoreError> {
         self.inner.user_by_email(email).await
     }
     async fn user_by_id(&self, id: &UserId) -> Result<Option<UserCredentials>, StoreError> {
         self.inner.user_by_id(id).await
     }
+}
+
+#[async_trait]
+impl SessionStore for DeniedWhileLoading {
     async fn session_by_hash(&self, hash: &SecretHash) -> Result<Option<(Session, User)>, StoreError> {
         self.inner.session_by_hash(hash).await
+    }
+    async fn session_by_id(&self, id: &SessionId) -> Result<Option<(Session, User)>, StoreError> {
+        self.inner.session_by_id(id).await
     }
     async fn user_sessions(&self, user: &UserId) -> Result<Vec<Session>, StoreError> {
         self.inner.user_sessions(user).await
@@ -191,9 +194,42 @@ impl Store for DeniedWhileLoading {
     ) -> Result<Vec<UserId>, StoreError> {
         self.inner.expired_owners(now, idle_cutoff, limit).await
     }
+}
+
+#[async_trait]
+impl TokenStore for DeniedWhileLoading {
+    async fn refresh_by_hash(&self, hash: &SecretHash) -> Result<Option<RefreshToken>, StoreError> {
+        self.inner.refresh_by_hash(hash).await
+    }
+    async fn denied_tokens(&self, now: i64) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let loaded = self.inner.denied_tokens(now).await?;
+        let pending = self.pending.lock().expect("lock").take();
+        if let Some((issuer, jti, exp)) = pending {
+            let mut tx = self.inner.begin().await?;
+            tx.deny_token(&issuer, &jti, exp).await?;
+            tx.record_revocations(&[FeedEntry::Token { issuer, jti, exp }], OffsetDateTime::now_utc()).await?;
+            tx.commit().await?;
+        }
+        Ok(loaded)
+    }
+}
+
+#[async_trait]
+impl KeyStore for DeniedWhileLoading {
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyPair>, StoreError> {
+        self.inner.signing_keys().await
+    }
+}
+
+#[async_trait]
+impl AuditStore for DeniedWhileLoading {
     async fn user_audit(&self, user: &UserId, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
         self.inner.user_audit(user, limit).await
     }
+}
+
+#[async_trait]
+impl FeedStore for DeniedWhileLoading {
     async fn revocations_since(&self, after: i64, limit: u32) -> Result<Vec<(i64, FeedEntry)>, StoreError> {
         self.inner.revocations_since(after, limit).await
     }
@@ -203,21 +239,32 @@ impl Store for DeniedWhileLoading {
     async fn trim_revocations(&self, before: OffsetDateTime, now: OffsetDateTime) -> Result<u64, StoreError> {
         self.inner.trim_revocations(before, now).await
     }
-    async fn session_by_id(&self, id: &SessionId) -> Result<Option<(Session, User)>, StoreError> {
-        self.inner.session_by_id(id).await
-    }
-    async fn refresh_by_hash(&self, hash: &SecretHash) -> Result<Option<RefreshToken>, StoreError> {
-        self.inner.refresh_by_hash(hash).await
-    }
-    async fn signing_keys(&self) -> Result<Vec<SigningKeyPair>, StoreError> {
-        self.inner.signing_keys().await
-    }
+}
+
+#[async_trait]
+impl ClientStore for DeniedWhileLoading {
     async fn client_by_id(&self, id: &str) -> Result<Option<RegisteredClient>, StoreError> {
         self.inner.client_by_id(id).await
     }
     async fn clients(&self) -> Result<Vec<RegisteredClient>, StoreError> {
         self.inner.clients().await
     }
+    async fn rotate_webhook_secret(
+        &self,
+        client: &str,
+        secret: &str,
+        previous_until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.inner.rotate_webhook_secret(client, secret, previous_until, now).await
+    }
+    async fn forget_replaced_webhook_secrets(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.inner.forget_replaced_webhook_secrets(now).await
+    }
+}
+
+#[async_trait]
+impl OutboxStore for DeniedWhileLoading {
     async fn claim_deliveries(
         &self,
         now: OffsetDateTime,
@@ -228,9 +275,6 @@ impl Store for DeniedWhileLoading {
     ) -> Result<Vec<Delivery>, StoreError> {
         self.inner.claim_deliveries(now, until, limit, per_endpoint, skip).await
     }
-    async fn forget_replaced_webhook_secrets(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        self.inner.forget_replaced_webhook_secrets(now).await
-    }
     async fn release_deliveries(&self, claim: &str, ids: &[String]) -> Result<(), StoreError> {
         self.inner.release_deliveries(claim, ids).await
     }
@@ -240,9 +284,22 @@ impl Store for DeniedWhileLoading {
     async fn prune_deliveries(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         self.inner.prune_deliveries(before).await
     }
-    async fn prune_mail_tokens(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        self.inner.prune_mail_tokens(before).await
+    async fn client_deliveries(&self, client: &str, page: &DeliveryPage) -> Result<Vec<Delivery>, StoreError> {
+        self.inner.client_deliveries(client, page).await
     }
+    async fn retry_delivery(&self, client: &str, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
+        self.inner.retry_delivery(client, id, now).await
+    }
+    async fn drop_callback(&self, client: &str, url: &str) -> Result<(), StoreError> {
+        self.inner.drop_callback(client, url).await
+    }
+    async fn delivery_counts(&self) -> Result<(i64, i64), StoreError> {
+        self.inner.delivery_counts().await
+    }
+}
+
+#[async_trait]
+impl MailStore for DeniedWhileLoading {
     async fn mail_token(&self, hash: &SecretHash) -> Result<Option<MailToken>, StoreError> {
         self.inner.mail_token(hash).await
     }
@@ -254,26 +311,8 @@ impl Store for DeniedWhileLoading {
     ) -> Result<Option<MailToken>, StoreError> {
         self.inner.pending_mail_token(user, purpose, now).await
     }
-    async fn client_deliveries(&self, client: &str, page: &DeliveryPage) -> Result<Vec<Delivery>, StoreError> {
-        self.inner.client_deliveries(client, page).await
-    }
-    async fn rotate_webhook_secret(
-        &self,
-        client: &str,
-        secret: &str,
-        previous_until: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        self.inner.rotate_webhook_secret(client, secret, previous_until, now).await
-    }
-    async fn retry_delivery(&self, client: &str, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
-        self.inner.retry_delivery(client, id, now).await
-    }
-    async fn drop_callback(&self, client: &str, url: &str) -> Result<(), StoreError> {
-        self.inner.drop_callback(client, url).await
-    }
-    async fn delivery_counts(&self) -> Result<(i64, i64), StoreError> {
-        self.inner.delivery_counts().await
+    async fn prune_mail_tokens(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        self.inner.prune_mail_tokens(before).await
     }
 }
 

@@ -1,0 +1,28 @@
+//! The revocation feed: entries appended in order with the change that made them.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::StoreError;
+use crate::revocation::FeedEntry;
+
+/// Feed reads, outside any transaction (part of [`Store`](super::Store)).
+#[async_trait]
+pub trait FeedStore: Send + Sync {
+    /// Feed entries recorded after position `after`, oldest first, at most `limit`, each with
+    /// its position.
+    async fn revocations_since(&self, after: i64, limit: u32) -> Result<Vec<(i64, FeedEntry)>, StoreError>;
+    /// The feed's newest position (0 when empty).
+    async fn revocation_head(&self) -> Result<i64, StoreError>;
+    /// Drops feed entries older than `before`, and denylist entries past their expiry.
+    async fn trim_revocations(&self, before: OffsetDateTime, now: OffsetDateTime) -> Result<u64, StoreError>;
+}
+
+/// Feed changes and locked reads, inside one transaction (part of [`Tx`](super::Tx)).
+#[async_trait]
+pub trait FeedTx: Send {
+    /// Appends entries to the revocation feed, in order and in one statement; `at` dates those
+    /// that carry no time of their own.
+    /// Returns the position of the last entry written (0 when none was).
+    async fn record_revocations(&mut self, entries: &[FeedEntry], at: OffsetDateTime) -> Result<i64, StoreError>;
+}

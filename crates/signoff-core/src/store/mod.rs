@@ -1,0 +1,81 @@
+//! What the lifecycle needs from storage, and the records it keeps there.
+//!
+//! Backends (SQLite, PostgreSQL) implement [`Store`] for reads and [`Tx`] for changes.
+//! Every change happens inside a transaction together with its audit events, so a backend never
+//! leaves a half-written change behind: the core opens a [`Tx`], makes its changes, and commits
+//! once. Ending many sessions of one user is one statement on an indexed column, not a loop.
+
+use async_trait::async_trait;
+
+mod audit;
+mod clients;
+mod feed;
+mod keys;
+mod mail;
+mod outbox;
+mod sessions;
+mod tokens;
+mod users;
+
+pub use audit::{AuditStore, AuditTx};
+pub use clients::{ClientStore, ClientTx};
+pub use feed::{FeedStore, FeedTx};
+pub use keys::{KeyStore, KeyTx};
+pub use mail::{MailStore, MailTx};
+pub use outbox::{OutboxStore, OutboxTx};
+pub use sessions::{Ended, RememberFilter, RememberToken, Session, SessionFilter, SessionStore, SessionTx};
+pub use tokens::{RefreshToken, TokenStore, TokenTx};
+pub use users::{User, UserCredentials, UserStore, UserTx};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was hit (an e-mail that is taken).
+    #[error("conflict")]
+    Conflict,
+    /// The backend is saturated (locked, or no connection free in time): retrying may work.
+    #[error("busy: {0}")]
+    Busy(String),
+    /// The backend failed; the message is for operators' logs only.
+    #[error("backend: {0}")]
+    Backend(String),
+}
+
+/// Reads, and the door to changes.
+///
+/// Each concept's reads are a trait of their own in the module named for it; a store implements
+/// them all.
+#[async_trait]
+pub trait Store:
+    UserStore
+    + SessionStore
+    + TokenStore
+    + KeyStore
+    + AuditStore
+    + FeedStore
+    + ClientStore
+    + OutboxStore
+    + MailStore
+    + 'static
+{
+    /// Cheap reachability check for readiness probes.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Called once when the server stops: everything written is left in the database's own
+    /// files (SQLite: the write-ahead log checkpointed into the database file) and connections
+    /// are closed.
+    async fn close(&self) {}
+    /// Opens a transaction; dropping it without [`Tx::commit`] rolls back.
+    async fn begin(&self) -> Result<Box<dyn Tx>, StoreError>;
+}
+
+/// Changes, made together or not at all.
+///
+/// Reads through a `Tx` see the newest committed state and hold it until the transaction ends
+/// (SQLite takes the write lock at `BEGIN IMMEDIATE`; PostgreSQL reads `FOR UPDATE`), so a
+/// decision taken on them cannot be overtaken by a revocation committing meanwhile.
+///
+/// Each concept's changes are a trait of their own in the module named for it; a transaction
+/// implements them all, so every change a batch makes is in the one transaction.
+#[async_trait]
+pub trait Tx: UserTx + SessionTx + TokenTx + KeyTx + AuditTx + FeedTx + ClientTx + OutboxTx + MailTx {
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}

@@ -1,0 +1,85 @@
+//! The revocation feed on PostgreSQL: [`signoff_core::store::FeedStore`] and [`signoff_core::store::FeedTx`].
+
+use crate::rows::{FeedRow, db_err, feed_from, feed_row, ms};
+use crate::{PgStore, PgTx, column};
+use async_trait::async_trait;
+use signoff_core::revocation::FeedEntry;
+use signoff_core::store::StoreError;
+use signoff_core::store::{FeedStore, FeedTx};
+use time::OffsetDateTime;
+
+#[async_trait]
+impl FeedStore for PgStore {
+    async fn revocations_since(&self, after: i64, limit: u32) -> Result<Vec<(i64, FeedEntry)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, kind, subject, user_id, issuer, reason, value, at, next FROM revocations WHERE seq > $1 \
+             ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(feed_from).collect()
+    }
+    async fn revocation_head(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT seq FROM revocation_counter WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+    async fn trim_revocations(&self, before: OffsetDateTime, now: OffsetDateTime) -> Result<u64, StoreError> {
+        // Never past what a node holding a live lease has applied: a node with a fast clock
+        // trimming early must not take entries from under the others.
+        let done = sqlx::query(
+            "DELETE FROM revocations WHERE at < $1 AND seq <= COALESCE( \
+             (SELECT min(applied_seq) FROM node_leases WHERE lease_until > clock_timestamp()), seq)",
+        )
+        .bind(ms(before))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        sqlx::query("DELETE FROM denied_tokens WHERE exp < $1")
+            .bind(now.unix_timestamp() - 60)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait]
+impl FeedTx for PgTx {
+    async fn record_revocations(&mut self, entries: &[FeedEntry], at: OffsetDateTime) -> Result<i64, StoreError> {
+        let rows: Vec<FeedRow<'_>> = entries.iter().filter_map(|e| feed_row(e, at)).collect();
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        // The counter's row lock orders appending transactions: positions follow commit order.
+        let last: i64 = sqlx::query_scalar("UPDATE revocation_counter SET seq = seq + $1 WHERE id = 1 RETURNING seq")
+            .bind(rows.len() as i64)
+            .fetch_one(self.conn())
+            .await
+            .map_err(db_err)?;
+        let first = last - rows.len() as i64 + 1;
+        // One statement for any number of entries.
+        sqlx::query(
+            "INSERT INTO revocations (seq, kind, subject, user_id, issuer, reason, value, at, next) \
+             SELECT $1 + n - 1, k, s, u, i, r, v, t, x FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::text[], $7::bigint[], $8::bigint[], $9::text[]) WITH ORDINALITY AS e(k, s, u, i, r, v, t, x, n)",
+        )
+        .bind(first)
+        .bind(column(&rows, |r| Some(r.kind)))
+        .bind(column(&rows, |r| Some(r.subject)))
+        .bind(column(&rows, |r| r.user_id))
+        .bind(column(&rows, |r| r.issuer))
+        .bind(column(&rows, |r| r.reason))
+        .bind(rows.iter().map(|r| r.value).collect::<Vec<Option<i64>>>())
+        .bind(rows.iter().map(|r| r.at).collect::<Vec<i64>>())
+        .bind(column(&rows, |r| r.next))
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(last)
+    }
+}

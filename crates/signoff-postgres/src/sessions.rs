@@ -1,0 +1,337 @@
+//! Sessions and remember-me series on PostgreSQL: [`signoff_core::store::SessionStore`] and [`signoff_core::store::SessionTx`].
+
+use crate::rows::{db_err, ms, remember_from, session_from, user_from};
+use crate::{PgStore, PgTx, read};
+use async_trait::async_trait;
+use signoff_core::secret::SecretHash;
+use signoff_core::store::{Ended, RememberFilter, RememberToken, Session, SessionFilter, StoreError, User};
+use signoff_core::store::{SessionStore, SessionTx};
+use signoff_core::{SessionId, UserId};
+use time::OffsetDateTime;
+
+#[async_trait]
+impl SessionStore for PgStore {
+    async fn session_by_hash(&self, hash: &SecretHash) -> Result<Option<(Session, User)>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            ", ",
+            user_columns!(),
+            " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.secret_hash = $1"
+        ))
+        .bind(&hash.0[..])
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.map(|r| Ok((session_from(&r)?, user_from(&r)?.user))).transpose()
+    }
+    async fn session_by_id(&self, id: &SessionId) -> Result<Option<(Session, User)>, StoreError> {
+        read::session_by_id(&self.pool, id, false).await
+    }
+    async fn user_sessions(&self, user: &UserId) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions s WHERE s.user_id = $1 ORDER BY s.last_active_at DESC, s.created_at DESC"
+        ))
+        .bind(user.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(session_from).collect()
+    }
+    async fn remember_by_selector(&self, selector: &str) -> Result<Option<RememberToken>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", remember_columns!(), " FROM remember_tokens WHERE selector = $1"))
+            .bind(selector)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(remember_from).transpose()
+    }
+    async fn user_remember(&self, user: &UserId) -> Result<Vec<RememberToken>, StoreError> {
+        let rows = sqlx::query(concat!("SELECT ", remember_columns!(), " FROM remember_tokens WHERE user_id = $1"))
+            .bind(user.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(remember_from).collect()
+    }
+    async fn touch_session(&self, id: &SessionId, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET last_active_at = GREATEST(last_active_at, $1) WHERE id = $2")
+            .bind(ms(at))
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+    async fn expired_owners(
+        &self,
+        now: OffsetDateTime,
+        idle_cutoff: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<UserId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT user_id FROM sessions WHERE expires_at <= $1 OR last_active_at <= $2 \
+             UNION SELECT user_id FROM remember_tokens WHERE expires_at <= $1 LIMIT $3",
+        )
+        .bind(ms(now))
+        .bind(ms(idle_cutoff))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(ids.into_iter().map(UserId::from_string).collect())
+    }
+}
+
+#[async_trait]
+impl SessionTx for PgTx {
+    async fn session_by_id(&mut self, id: &SessionId) -> Result<Option<(Session, User)>, StoreError> {
+        read::session_by_id(self.conn(), id, true).await
+    }
+    async fn remember_by_selector(&mut self, selector: &str) -> Result<Option<RememberToken>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            remember_columns!(),
+            " FROM remember_tokens WHERE selector = $1 FOR UPDATE"
+        ))
+        .bind(selector)
+        .fetch_optional(self.conn())
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(remember_from).transpose()
+    }
+    async fn insert_session(&mut self, s: &Session) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (id, secret_hash, user_id, created_at, last_active_at, expires_at, ip, user_agent, \
+             series) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(s.id.as_str())
+        .bind(&s.secret_hash.0[..])
+        .bind(s.user_id.as_str())
+        .bind(ms(s.created_at))
+        .bind(ms(s.last_active_at))
+        .bind(ms(s.expires_at))
+        .bind(s.ip.as_deref())
+        .bind(s.user_agent.as_deref())
+        .bind(s.series.as_deref())
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+    async fn unbind_series(&mut self, session: &SessionId) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET series = NULL WHERE id = $1")
+            .bind(session.as_str())
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+    async fn rotate_session(
+        &mut self,
+        old: &SessionId,
+        new: &SessionId,
+        hash: &SecretHash,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE sessions SET id = $1, secret_hash = $2 WHERE id = $3")
+            .bind(new.as_str())
+            .bind(&hash.0[..])
+            .bind(old.as_str())
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        sqlx::query("UPDATE remember_tokens SET session_id = $1 WHERE session_id = $2")
+            .bind(new.as_str())
+            .bind(old.as_str())
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+    async fn end_sessions(&mut self, filter: SessionFilter<'_>) -> Result<Ended, StoreError> {
+        let rows =
+            match filter {
+                SessionFilter::One { user, id } | SessionFilter::Lapsed { user, id } => {
+                    sqlx::query(concat!(
+                        "DELETE FROM sessions WHERE id = $1 AND user_id = $2 RETURNING ",
+                        session_returning!()
+                    ))
+                    .bind(id.as_str())
+                    .bind(user.as_str())
+                    .fetch_all(self.conn())
+                    .await
+                }
+                SessionFilter::AllOf { user, keep, .. } => {
+                    let keep: Vec<&str> = keep.iter().map(SessionId::as_str).collect();
+                    sqlx::query(concat!(
+                        "DELETE FROM sessions WHERE user_id = $1 AND id <> ALL($2) RETURNING ",
+                        session_returning!()
+                    ))
+                    .bind(user.as_str())
+                    .bind(&keep)
+                    .fetch_all(self.conn())
+                    .await
+                }
+                SessionFilter::Expired { user, now, idle_cutoff } => sqlx::query(concat!(
+                    "DELETE FROM sessions WHERE user_id = $3 AND (expires_at <= $1 OR last_active_at <= $2) RETURNING ",
+                    session_returning!()
+                ))
+                .bind(ms(now))
+                .bind(ms(idle_cutoff))
+                .bind(user.as_str())
+                .fetch_all(self.conn())
+                .await,
+                SessionFilter::OldestBeyond { user, keep, spare } => {
+                    sqlx::query(concat!(
+                        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE user_id = $1 AND id <> $2 \
+                     ORDER BY created_at DESC, id OFFSET $3) RETURNING ",
+                        session_returning!()
+                    ))
+                    .bind(user.as_str())
+                    .bind(spare.as_str())
+                    .bind(i64::from(keep.saturating_sub(1)))
+                    .fetch_all(self.conn())
+                    .await
+                }
+            }
+            .map_err(db_err)?;
+        let mut ended = Ended { sessions: rows.iter().map(session_from).collect::<Result<Vec<_>, _>>()?, series: 0 };
+        // The series the ended sessions back go with them (see `SessionFilter`).
+        let selectors: Vec<String> = match filter {
+            SessionFilter::One { user, id } => {
+                sqlx::query_scalar(
+                    "DELETE FROM remember_tokens WHERE session_id = $1 AND user_id = $2 RETURNING selector",
+                )
+                .bind(id.as_str())
+                .bind(user.as_str())
+                .fetch_all(self.conn())
+                .await
+            }
+            SessionFilter::AllOf { user, keep, keep_series } => {
+                let keep: Vec<&str> = keep.iter().map(SessionId::as_str).collect();
+                sqlx::query_scalar(
+                    "DELETE FROM remember_tokens WHERE user_id = $1 AND selector NOT IN (SELECT series FROM sessions \
+                     WHERE id = ANY($2) AND series IS NOT NULL) AND selector IS DISTINCT FROM $3 RETURNING selector",
+                )
+                .bind(user.as_str())
+                .bind(&keep)
+                .bind(keep_series)
+                .fetch_all(self.conn())
+                .await
+            }
+            SessionFilter::OldestBeyond { .. } => {
+                let ids: Vec<&str> = ended.sessions.iter().map(|s| s.id.as_str()).collect();
+                sqlx::query_scalar("DELETE FROM remember_tokens WHERE session_id = ANY($1) RETURNING selector")
+                    .bind(&ids)
+                    .fetch_all(self.conn())
+                    .await
+            }
+            SessionFilter::Expired { .. } | SessionFilter::Lapsed { .. } => Ok(Vec::new()),
+        }
+        .map_err(db_err)?;
+        ended.series = selectors.len() as u64;
+        self.cascade(&selectors, &mut ended).await?;
+        Ok(ended)
+    }
+    async fn insert_remember(&mut self, t: &RememberToken) -> Result<(), StoreError> {
+        sqlx::query(concat!(
+            "INSERT INTO remember_tokens (",
+            remember_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(&t.selector)
+        .bind(&t.validator_hash.0[..])
+        .bind(t.previous_hash.as_ref().map(|h| h.0.to_vec()))
+        .bind(t.rotated_at.map(ms))
+        .bind(t.user_id.as_str())
+        .bind(t.session_id.as_str())
+        .bind(ms(t.created_at))
+        .bind(ms(t.expires_at))
+        .bind(t.grace_used)
+        .bind(t.ip.as_deref())
+        .bind(t.user_agent.as_deref())
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+    async fn rotate_remember(
+        &mut self,
+        selector: &str,
+        expected: &SecretHash,
+        validator_hash: &SecretHash,
+        session: &Session,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE remember_tokens SET validator_hash = $1, previous_hash = validator_hash, rotated_at = $2, \
+             grace_used = FALSE, session_id = $3, ip = $4, user_agent = $5 WHERE selector = $6 AND validator_hash = $7",
+        )
+        .bind(&validator_hash.0[..])
+        .bind(ms(at))
+        .bind(session.id.as_str())
+        .bind(session.ip.as_deref())
+        .bind(session.user_agent.as_deref())
+        .bind(selector)
+        .bind(&expected.0[..])
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+    async fn use_remember_grace(&mut self, selector: &str, previous: &SecretHash) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE remember_tokens SET grace_used = TRUE WHERE selector = $1 AND previous_hash = $2 \
+             AND NOT grace_used",
+        )
+        .bind(selector)
+        .bind(&previous.0[..])
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+    async fn delete_remember(&mut self, filter: RememberFilter<'_>) -> Result<Ended, StoreError> {
+        let selectors: Vec<String> = match filter {
+            RememberFilter::Selector(s) => {
+                sqlx::query_scalar("DELETE FROM remember_tokens WHERE selector = $1 RETURNING selector")
+                    .bind(s)
+                    .fetch_all(self.conn())
+                    .await
+            }
+            RememberFilter::AllOfUser(u) => {
+                sqlx::query_scalar("DELETE FROM remember_tokens WHERE user_id = $1 RETURNING selector")
+                    .bind(u.as_str())
+                    .fetch_all(self.conn())
+                    .await
+            }
+            RememberFilter::Expired { user, now } => {
+                sqlx::query_scalar(
+                    "DELETE FROM remember_tokens WHERE user_id = $1 AND expires_at <= $2 RETURNING selector",
+                )
+                .bind(user.as_str())
+                .bind(ms(now))
+                .fetch_all(self.conn())
+                .await
+            }
+            RememberFilter::OldestBeyond { user, keep, spare } => {
+                sqlx::query_scalar(
+                    "DELETE FROM remember_tokens WHERE selector IN (SELECT selector FROM remember_tokens \
+                     WHERE user_id = $1 AND selector IS DISTINCT FROM $2 \
+                     ORDER BY coalesce(rotated_at, created_at) DESC, selector OFFSET $3) RETURNING selector",
+                )
+                .bind(user.as_str())
+                .bind(spare)
+                .bind(i64::from(if spare.is_some() { keep.saturating_sub(1) } else { keep }))
+                .fetch_all(self.conn())
+                .await
+            }
+        }
+        .map_err(db_err)?;
+        let mut ended = Ended { sessions: Vec::new(), series: selectors.len() as u64 };
+        self.cascade(&selectors, &mut ended).await?;
+        Ok(ended)
+    }
+}

@@ -1,0 +1,66 @@
+//! The revocation feed on SQLite: [`signoff_core::store::FeedStore`] and [`signoff_core::store::FeedTx`].
+
+use crate::rows::{db_err, feed_from, feed_row, ms};
+use crate::{SqliteStore, SqliteTx};
+use async_trait::async_trait;
+use signoff_core::revocation::FeedEntry;
+use signoff_core::store::StoreError;
+use signoff_core::store::{FeedStore, FeedTx};
+use time::OffsetDateTime;
+
+#[async_trait]
+impl FeedStore for SqliteStore {
+    async fn revocations_since(&self, after: i64, limit: u32) -> Result<Vec<(i64, FeedEntry)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, kind, subject, user_id, issuer, reason, value, at, next FROM revocations WHERE seq > ? \
+             ORDER BY seq LIMIT ?",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(feed_from).collect()
+    }
+    async fn revocation_head(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM revocations").fetch_one(&self.pool).await.map_err(db_err)
+    }
+    async fn trim_revocations(&self, before: OffsetDateTime, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM revocations WHERE at < ?")
+            .bind(ms(before))
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        sqlx::query("DELETE FROM denied_tokens WHERE exp < ?")
+            .bind(now.unix_timestamp() - 60)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait]
+impl FeedTx for SqliteTx {
+    async fn record_revocations(&mut self, entries: &[FeedEntry], at: OffsetDateTime) -> Result<i64, StoreError> {
+        let rows: Vec<serde_json::Value> = entries
+            .iter()
+            .filter_map(|e| feed_row(e, at))
+            .map(|r| serde_json::json!([r.kind, r.subject, r.user_id, r.issuer, r.reason, r.value, r.at, r.next]))
+            .collect();
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        // One statement for any number, positions in the entries' order (AUTOINCREMENT).
+        let done = sqlx::query(
+            "INSERT INTO revocations (kind, subject, user_id, issuer, reason, value, at, next) \
+             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7 \
+             FROM json_each(?) ORDER BY key",
+        )
+        .bind(serde_json::Value::Array(rows).to_string())
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(done.last_insert_rowid())
+    }
+}
