@@ -1,0 +1,143 @@
+//! What every [`Store`] must do, as one suite each backend runs (the tower-sessions way): a
+//! store's test crate calls [`store_conformance!`](crate::store_conformance), which expands to
+//! one test per rule, grouped here by the same concepts as [`crate::store`]. It drives the traits
+//! directly, so a backend is judged on the contract the lifecycle relies on — the
+//! compare-and-swaps, the cascades from remember-me series to their sessions, the filters,
+//! the feed's order — not on how its SQL looks.
+//!
+//! Compiled only with the `conformance` feature (stores enable it for their tests).
+
+use std::sync::Arc;
+use time::{Duration, OffsetDateTime};
+
+use crate::secret::{SecretHash, SessionId, UserId, random_id};
+use crate::store::{RememberToken, Session, Store, Tx, User};
+
+pub mod audit;
+pub mod clients;
+pub mod feed;
+pub mod keys;
+pub mod mail;
+pub mod outbox;
+pub mod sessions;
+pub mod tokens;
+pub mod transactions;
+pub mod users;
+
+/// Expands, in a store's test crate, to one `#[tokio::test]` per rule of the contract, each on
+/// a fresh, empty store: `fresh` is an async closure returning `(Arc<dyn Store>, guard)`, the
+/// guard kept (and then dropped) for the test's length, so a database or file made for it can
+/// be removed. `cargo test` then names the rule that failed.
+///
+/// ```ignore
+/// signoff_core::store_conformance!(|| async { (Arc::new(MyStore::new()) as Arc<dyn Store>, ()) });
+/// ```
+#[macro_export]
+macro_rules! store_conformance {
+    ($fresh:expr) => {
+        $crate::store_conformance!(@rules $fresh;
+            users::addresses_are_unique_and_writes_are_read_back,
+            sessions::session_filters,
+            sessions::series_take_their_sessions_along,
+            sessions::remember_compare_and_swap,
+            tokens::refresh_compare_and_swap,
+            keys::keys_and_denials,
+            feed::feed_keeps_order_and_kinds,
+            clients::clients_are_kept_and_deleted,
+            outbox::the_outbox_is_claimed_once_and_recorded,
+            audit::audit_events_in_one_statement_keep_order_and_fields,
+            mail::mail_tokens_are_used_once_before_they_expire,
+            transactions::an_uncommitted_transaction_leaves_nothing,
+        );
+    };
+    (@rules $fresh:expr; $($concept:ident :: $rule:ident,)*) => {
+        $(
+            #[tokio::test]
+            async fn $rule() {
+                let fresh = $fresh;
+                let (store, guard) = fresh().await;
+                $crate::conformance::$concept::$rule(store).await;
+                drop(guard);
+            }
+        )*
+    };
+}
+
+/// A fixed instant, to the millisecond (what stores keep).
+pub(crate) fn t0() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+pub(crate) fn hash() -> SecretHash {
+    SecretHash::of(b"conformance", random_id().as_bytes())
+}
+
+pub(crate) async fn tx(store: &Arc<dyn Store>) -> Box<dyn Tx> {
+    store.begin().await.unwrap_or_else(|e| panic!("begin: {e}"))
+}
+
+pub(crate) async fn user(store: &Arc<dyn Store>, email: &str) -> User {
+    let user = User { id: UserId::generate(), email: email.into(), token_version: 0, created_at: t0() };
+    let mut t = tx(store).await;
+    t.create_user(&user, "hash").await.unwrap_or_else(|e| panic!("create_user: {e}"));
+    t.commit().await.unwrap_or_else(|e| panic!("commit: {e}"));
+    user
+}
+
+pub(crate) fn session(user: &UserId, created: OffsetDateTime, series: Option<&str>) -> Session {
+    Session {
+        id: SessionId::generate(),
+        user_id: user.clone(),
+        secret_hash: hash(),
+        created_at: created,
+        last_active_at: created,
+        expires_at: created + Duration::hours(10),
+        ip: Some("192.0.2.1".into()),
+        user_agent: None,
+        series: series.map(str::to_owned),
+    }
+}
+
+pub(crate) fn series(user: &UserId, session: &SessionId, created: OffsetDateTime) -> RememberToken {
+    RememberToken {
+        selector: random_id(),
+        validator_hash: hash(),
+        user_id: user.clone(),
+        session_id: session.clone(),
+        created_at: created,
+        expires_at: created + Duration::days(30),
+        previous_hash: None,
+        rotated_at: None,
+        grace_used: false,
+        ip: None,
+        user_agent: None,
+    }
+}
+
+pub(crate) async fn insert_sessions(store: &Arc<dyn Store>, sessions: &[&Session]) {
+    let mut t = tx(store).await;
+    for s in sessions {
+        t.insert_session(s).await.unwrap_or_else(|e| panic!("insert_session: {e}"));
+    }
+    t.commit().await.unwrap_or_else(|e| panic!("commit: {e}"));
+}
+
+pub(crate) async fn live(store: &Arc<dyn Store>, id: &SessionId) -> bool {
+    store.session_by_id(id).await.unwrap_or_else(|e| panic!("session_by_id: {e}")).is_some()
+}
+
+pub(crate) fn ids(sessions: &[Session]) -> Vec<SessionId> {
+    let mut ids: Vec<SessionId> = sessions.iter().map(|s| s.id.clone()).collect();
+    ids.sort();
+    ids
+}
+
+pub(crate) fn sorted(mut ids: Vec<SessionId>) -> Vec<SessionId> {
+    ids.sort();
+    ids
+}
+
+pub(crate) fn sorted_users(mut ids: Vec<UserId>) -> Vec<UserId> {
+    ids.sort();
+    ids
+}

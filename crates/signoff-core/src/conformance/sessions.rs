@@ -1,0 +1,170 @@
+//! Sessions and remember-me series: the filters, the cascades, the compare-and-swaps.
+
+use std::sync::Arc;
+use time::Duration;
+
+use crate::secret::SessionId;
+use crate::store::{RememberFilter, Session, SessionFilter, Store};
+
+use super::{hash, ids, insert_sessions, live, series, session, sorted, sorted_users, t0, tx, user};
+
+pub async fn session_filters(store: Arc<dyn Store>) {
+    let a = user(&store, "a@example.com").await;
+    let b = user(&store, "b@example.com").await;
+    let s: Vec<Session> = (0..5).map(|i| session(&a.id, t0() + Duration::seconds(i), None)).collect();
+    let other = session(&b.id, t0(), None);
+    insert_sessions(&store, &s.iter().chain([&other]).collect::<Vec<_>>()).await;
+
+    // Activity never moves backwards.
+    store.touch_session(&s[0].id, t0() + Duration::minutes(5)).await.expect("touch");
+    store.touch_session(&s[0].id, t0() + Duration::minutes(1)).await.expect("touch");
+    let (seen, _) = store.session_by_hash(&s[0].secret_hash).await.expect("read").expect("session");
+    assert_eq!(seen.last_active_at, t0() + Duration::minutes(5));
+    assert_eq!(store.user_sessions(&a.id).await.expect("list")[0].id, s[0].id, "most recently active first");
+
+    let mut t = tx(&store).await;
+    let none = t.end_sessions(SessionFilter::One { user: &a.id, id: &other.id }).await.expect("end");
+    assert!(none.sessions.is_empty(), "another user's session id matches nothing");
+    // The cap: the newest `keep` stay, the spared one counting as the newest.
+    let capped = t.end_sessions(SessionFilter::OldestBeyond { user: &a.id, keep: 3, spare: &s[0].id }).await;
+    assert_eq!(ids(&capped.expect("cap").sessions), sorted(vec![s[1].id.clone(), s[2].id.clone()]));
+    let kept = [s[0].id.clone(), s[3].id.clone()];
+    let all =
+        t.end_sessions(SessionFilter::AllOf { user: &a.id, keep: &kept, keep_series: None }).await.expect("all of");
+    assert_eq!(ids(&all.sessions), vec![s[4].id.clone()], "every session but the kept ones");
+    t.commit().await.expect("commit");
+    let (now, idle_cutoff) = (t0() + Duration::hours(11), t0());
+    let mut owners = store.expired_owners(now, idle_cutoff, 10).await.expect("owners");
+    owners.sort();
+    assert_eq!(owners, sorted_users(vec![a.id.clone(), other.user_id.clone()]), "each owner once");
+    assert_eq!(store.expired_owners(now, idle_cutoff, 1).await.expect("owners").len(), 1, "at most the limit");
+    let mut t = tx(&store).await;
+    let expired = t.end_sessions(SessionFilter::Expired { user: &a.id, now, idle_cutoff }).await.expect("expired");
+    assert_eq!(ids(&expired.sessions), sorted(vec![s[0].id.clone(), s[3].id.clone()]), "only this user's");
+    let theirs =
+        t.end_sessions(SessionFilter::Expired { user: &other.user_id, now, idle_cutoff }).await.expect("expired");
+    assert_eq!(ids(&theirs.sessions), vec![other.id.clone()]);
+    t.commit().await.expect("commit");
+    assert!(store.expired_owners(now, idle_cutoff, 10).await.expect("owners").is_empty());
+    assert!(store.user_sessions(&a.id).await.expect("list").is_empty());
+}
+
+pub async fn series_take_their_sessions_along(store: Arc<dyn Store>) {
+    let a = user(&store, "a@example.com").await;
+    // Series X backs session sx and was used by a racing tab (sx2); series Y backs sy; k is a
+    // session with no series.
+    let sx = session(&a.id, t0(), None);
+    let x = series(&a.id, &sx.id, t0());
+    let sx = Session { series: Some(x.selector.clone()), ..sx };
+    let sx2 = session(&a.id, t0(), Some(&x.selector));
+    let sy = session(&a.id, t0(), None);
+    let y = series(&a.id, &sy.id, t0());
+    let sy = Session { series: Some(y.selector.clone()), ..sy };
+    let k = session(&a.id, t0(), None);
+    insert_sessions(&store, &[&sx, &sx2, &sy, &k]).await;
+    let mut t = tx(&store).await;
+    t.insert_remember(&x).await.expect("insert");
+    t.insert_remember(&y).await.expect("insert");
+    t.commit().await.expect("commit");
+
+    // Ending a session that holds a series deletes the series and every session opened from it.
+    let mut t = tx(&store).await;
+    let ended = t.end_sessions(SessionFilter::One { user: &a.id, id: &sx.id }).await.expect("end");
+    assert_eq!(ended.series, 1);
+    assert_eq!(ids(&ended.sessions), sorted(vec![sx.id.clone(), sx2.id.clone()]), "the racer's session went along");
+    // A lapsed session leaves its series alone.
+    let lapsed = t.end_sessions(SessionFilter::Lapsed { user: &a.id, id: &sy.id }).await.expect("lapsed");
+    assert_eq!((lapsed.sessions.len(), lapsed.series), (1, 0));
+    t.commit().await.expect("commit");
+    assert!(store.remember_by_selector(&y.selector).await.expect("read").is_some(), "Y outlives its session");
+    assert!(store.remember_by_selector(&x.selector).await.expect("read").is_none());
+    assert_eq!(store.user_remember(&a.id).await.expect("list").len(), 1);
+
+    // A session resumed from Y, then Y deleted: the session goes with it and is reported.
+    let sy2 = session(&a.id, t0(), Some(&y.selector));
+    insert_sessions(&store, &[&sy2]).await;
+    let mut t = tx(&store).await;
+    let ended = t.delete_remember(RememberFilter::Selector(&y.selector)).await.expect("delete");
+    assert_eq!((ids(&ended.sessions), ended.series), (vec![sy2.id.clone()], 1));
+    t.commit().await.expect("commit");
+    assert!(live(&store, &k.id).await, "a session with no series is untouched");
+
+    // AllOf keeps the kept session's series, an unbound session survives its series, and the
+    // cap and the sweep pick the right series.
+    let z_holder = session(&a.id, t0(), None);
+    let z = series(&a.id, &z_holder.id, t0());
+    let z_holder = Session { series: Some(z.selector.clone()), ..z_holder };
+    let w = series(&a.id, &SessionId::generate(), t0() - Duration::days(40));
+    let v = series(&a.id, &SessionId::generate(), t0() + Duration::seconds(1));
+    // U's own session has lapsed (its row is still there): kept as a series, its session goes.
+    let u_lapsed = session(&a.id, t0() - Duration::days(1), None);
+    let u = series(&a.id, &u_lapsed.id, t0());
+    let u_lapsed = Session { series: Some(u.selector.clone()), ..u_lapsed };
+    insert_sessions(&store, &[&z_holder, &u_lapsed]).await;
+    let mut t = tx(&store).await;
+    for r in [&z, &w, &v] {
+        t.insert_remember(r).await.expect("insert");
+    }
+    t.insert_remember(&u).await.expect("insert");
+    let kept = [z_holder.id.clone()];
+    let all = t
+        .end_sessions(SessionFilter::AllOf { user: &a.id, keep: &kept, keep_series: Some(&u.selector) })
+        .await
+        .expect("all of");
+    assert_eq!(
+        (ids(&all.sessions), all.series),
+        (sorted(vec![k.id.clone(), u_lapsed.id.clone()]), 2),
+        "W and V go, Z (kept) and U (kept as a series) stay"
+    );
+    t.commit().await.expect("commit");
+    assert!(store.remember_by_selector(&u.selector).await.expect("read").is_some(), "U stays");
+    let mut t = tx(&store).await;
+    t.unbind_series(&z_holder.id).await.expect("unbind");
+    let ended = t.delete_remember(RememberFilter::AllOfUser(&a.id)).await.expect("delete");
+    assert_eq!((ended.sessions.len(), ended.series), (0, 2), "an unbound session survives its series");
+    t.commit().await.expect("commit");
+    assert!(live(&store, &z_holder.id).await);
+
+    let mut t = tx(&store).await;
+    let old = series(&a.id, &SessionId::generate(), t0() - Duration::days(40));
+    let newer = series(&a.id, &SessionId::generate(), t0());
+    let spared = series(&a.id, &SessionId::generate(), t0() - Duration::days(1));
+    for r in [&old, &newer, &spared] {
+        t.insert_remember(r).await.expect("insert");
+    }
+    let swept = t.delete_remember(RememberFilter::Expired { user: &a.id, now: t0() }).await.expect("sweep");
+    assert_eq!(swept.series, 1, "only the series past its end");
+    let capped = t
+        .delete_remember(RememberFilter::OldestBeyond { user: &a.id, keep: 1, spare: Some(&spared.selector) })
+        .await
+        .expect("cap");
+    assert_eq!(capped.series, 1, "keep one: the spared series, though not the newest");
+    t.commit().await.expect("commit");
+    assert!(store.remember_by_selector(&spared.selector).await.expect("read").is_some());
+}
+
+pub async fn remember_compare_and_swap(store: Arc<dyn Store>) {
+    let a = user(&store, "a@example.com").await;
+    let s = session(&a.id, t0(), None);
+    let r = series(&a.id, &s.id, t0());
+    insert_sessions(&store, &[&s]).await;
+    let mut t = tx(&store).await;
+    t.insert_remember(&r).await.expect("insert");
+    let next = hash();
+    let s2 = session(&a.id, t0(), Some(&r.selector));
+    assert!(!t.rotate_remember(&r.selector, &hash(), &next, &s2, t0()).await.expect("cas"), "wrong validator");
+    assert!(t.rotate_remember(&r.selector, &r.validator_hash, &next, &s2, t0()).await.expect("cas"));
+    assert!(!t.rotate_remember(&r.selector, &r.validator_hash, &hash(), &s2, t0()).await.expect("cas"), "once");
+    let seen = t.remember_by_selector(&r.selector).await.expect("read").expect("series");
+    assert_eq!(
+        (seen.validator_hash, seen.previous_hash, seen.session_id.clone()),
+        (next, Some(r.validator_hash), s2.id)
+    );
+    assert!(!t.use_remember_grace(&r.selector, &hash()).await.expect("grace"), "not the predecessor");
+    assert!(t.use_remember_grace(&r.selector, &r.validator_hash).await.expect("grace"));
+    assert!(!t.use_remember_grace(&r.selector, &r.validator_hash).await.expect("grace"), "the grace is used once");
+    assert!(t.rotate_remember(&r.selector, &next, &hash(), &s, t0()).await.expect("cas"));
+    let seen = t.remember_by_selector(&r.selector).await.expect("read").expect("series");
+    assert!(!seen.grace_used, "a rotation opens a new grace");
+    t.commit().await.expect("commit");
+}
