@@ -1,0 +1,65 @@
+//! The authority's rules in-process, on the memory store with a manual clock: scope, trigger,
+//! expiry and grace rules checked in milliseconds, without HTTP or a database (the HTTP suite
+//! checks the same contract through the real door, on SQLite and PostgreSQL).
+
+mod expiry;
+mod logout;
+mod triggers;
+
+use signoff_core::password::Passwords;
+use signoff_core::throttle::ThrottlePolicy;
+use signoff_core::{
+    Authority, ClientInfo, ManualClock, SessionContext, SessionPolicy, SessionSecret, SignedIn, TokenPolicy,
+};
+use signoff_memory::MemoryStore;
+use std::sync::Arc;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// An authority on a fresh memory store, its clock, and the store.
+pub struct World {
+    pub authority: Authority,
+    pub clock: ManualClock,
+    pub client: ClientInfo,
+}
+
+impl World {
+    pub async fn new() -> Self {
+        let start = time::OffsetDateTime::from_unix_timestamp(1_796_472_000).expect("a time");
+        let clock = ManualClock::new(start);
+        let tokens = TokenPolicy {
+            issuer: "https://auth.example".into(),
+            audience: "https://auth.example".into(),
+            access_ttl: time::Duration::minutes(15),
+            refresh_ttl: time::Duration::days(30),
+            reuse_grace: time::Duration::seconds(5),
+        };
+        let passwords = Passwords::new(2, std::time::Duration::from_secs(10)).await.expect("passwords");
+        let throttle = ThrottlePolicy { max_failures_per_ip: 10_000, ..ThrottlePolicy::default() };
+        let store = Arc::new(MemoryStore::new());
+        let authority =
+            Authority::new(store, Arc::new(clock.clone()), SessionPolicy::default(), throttle, tokens, passwords)
+                .await
+                .expect("authority");
+        Self { authority, clock, client: ClientInfo { ip: "192.0.2.1".into(), user_agent: None } }
+    }
+
+    /// Registers `email` (idempotent per world: call once per address).
+    pub async fn account(&self, email: &str) {
+        self.authority.create_user(email, PASSWORD, &self.client).await.expect("account");
+    }
+
+    /// A new browser signed in as `email`, remembered or not.
+    pub async fn sign_in(&self, email: &str, remember: bool) -> SignedIn {
+        self.authority.login(email, PASSWORD, remember, (None, None), &self.client).await.expect("sign-in")
+    }
+
+    /// The live session behind `secret`, if any.
+    pub async fn lookup(&self, secret: &SessionSecret) -> Option<SessionContext> {
+        self.authority.peek(secret).await.expect("lookup")
+    }
+
+    pub async fn token_version(&self, email: &str) -> i64 {
+        self.authority.user_by_email(email).await.expect("read").expect("user").token_version
+    }
+}

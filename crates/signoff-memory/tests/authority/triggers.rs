@@ -1,0 +1,48 @@
+//! Security triggers, held to their rows in `policy.rs` (`Trigger::consequences`).
+
+use crate::World;
+use signoff_core::Trigger;
+use signoff_core::policy::Ends;
+
+#[tokio::test]
+async fn every_trigger_does_what_its_consequences_say() {
+    for trigger in [Trigger::PasswordChanged, Trigger::SecurityReport, Trigger::AdminRevoke] {
+        let w = World::new().await;
+        let c = trigger.consequences();
+        w.account("me@example.com").await;
+        let here = w.sign_in("me@example.com", false).await;
+        let there = w.sign_in("me@example.com", true).await;
+        let version = w.token_version("me@example.com").await;
+        let kept = match trigger {
+            Trigger::PasswordChanged => Some(
+                w.authority
+                    .change_password(&here.ctx, crate::PASSWORD, "another long passphrase entirely", &w.client)
+                    .await
+                    .expect("change"),
+            ),
+            Trigger::SecurityReport => {
+                w.authority.report_concern(&here.ctx, "not me", &w.client).await.expect("report");
+                None
+            }
+            _ => {
+                w.authority.admin_revoke(&here.ctx.user.id, "test", &w.client).await.expect("revoke");
+                None
+            }
+        };
+        let what = format!("{trigger:?}");
+        assert!(w.lookup(&there.ctx.secret).await.is_none(), "{what}: the other session ends");
+        assert!(w.lookup(&here.ctx.secret).await.is_none(), "{what}: this secret is dead (ended or rotated)");
+        match (c.ends, kept) {
+            (Ends::Others, Some(rotated)) => {
+                let live = w.lookup(&rotated.secret).await.expect("the current session lives on");
+                assert_eq!(c.rotate_current, live.session.id != here.ctx.session.id, "{what}: rotated");
+            }
+            (Ends::All, None) => {}
+            (ends, kept) => panic!("{what}: ends {ends:?} but kept {}", kept.is_some()),
+        }
+        let resumed = w.authority.resume(there.remember.as_ref().expect("remembered"), &w.client).await;
+        let resumed = matches!(resumed.expect("resume"), signoff_core::Resume::Resumed(_));
+        assert_eq!(resumed, !c.revoke_all_tokens, "{what}: remember-me series");
+        assert_eq!(w.token_version("me@example.com").await > version, c.bump_token_version, "{what}: version");
+    }
+}
