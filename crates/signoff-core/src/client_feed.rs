@@ -264,7 +264,7 @@ mod tests {
     }
 
     fn token(jti: &str, exp: i64) -> FeedEntry {
-        FeedEntry::Token { issuer: "i".into(), jti: jti.into(), exp }
+        FeedEntry::Token { issuer: "i".into(), jti: jti.into(), exp, user_id: None }
     }
 
     #[test]

@@ -21,7 +21,6 @@
 //! - [`token`]: EdDSA access tokens (JWT) and the keyring.
 //! - [`throttle`]: failed sign-in limits per account and per client address.
 //! - [`audit`]: the audit event vocabulary.
-//! - [`columns`]: the records as rows of the SQL stores' shared schema.
 //! - [`cluster`]: several nodes: leases, fan-out, jeopardy (the node protocol).
 //! - [`clock`]: time as a parameter, so expiry is testable without sleeping.
 //! - `conformance` (feature `conformance`): the suite every store runs.
@@ -32,7 +31,6 @@ pub mod client_feed;
 pub mod clients;
 pub mod clock;
 pub mod cluster;
-pub mod columns;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod denylist;

@@ -11,6 +11,7 @@ use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
 use crate::clients::RegisteredClient;
+use crate::revocation::FeedEntry;
 use crate::secret::{random_bytes, random_id};
 
 /// What a relying application is told.
@@ -156,8 +157,52 @@ pub fn parse_cursor(cursor: &str) -> Option<(OffsetDateTime, String)> {
     (!id.is_empty() && id.len() <= 64).then(|| (at, id.to_owned()))
 }
 
-/// The deliveries `notices` make for `clients` (those with callback URLs).
-pub fn deliveries_for(notices: &[Notice], clients: &[RegisteredClient], now: OffsetDateTime) -> Vec<Delivery> {
+impl Notice {
+    /// What registered clients are told of a feed entry, if anything: the one place where "what
+    /// ended" becomes a notification, so the feed and the outbox cannot disagree.
+    pub fn of(entry: &FeedEntry) -> Option<Notice> {
+        match entry {
+            FeedEntry::Session(r) => Some(Notice::SessionEnded {
+                user_id: r.user_id.to_string(),
+                session_id: r.session_id.to_string(),
+                reason: r.reason.clone(),
+            }),
+            FeedEntry::TokenVersion { user_id, version } => {
+                Some(Notice::TokenVersion { user_id: user_id.to_string(), tv: *version })
+            }
+            FeedEntry::Token { jti, exp, user_id: Some(user), .. } => {
+                Some(Notice::TokenRevoked { user_id: user.to_string(), jti: jti.clone(), exp: *exp })
+            }
+            // The old id of a rotated session is dead: an application that keyed its own session
+            // on it must end that.
+            FeedEntry::Rekeyed { old, user_id: Some(user), reason, .. } => Some(Notice::SessionEnded {
+                user_id: user.to_string(),
+                session_id: old.to_string(),
+                reason: reason.clone().unwrap_or_else(|| "rekeyed".to_owned()),
+            }),
+            FeedEntry::Token { user_id: None, .. }
+            | FeedEntry::Rekeyed { user_id: None, .. }
+            | FeedEntry::Keys { .. }
+            | FeedEntry::ClientRemoved { .. }
+            | FeedEntry::Unknown { .. } => None,
+        }
+    }
+}
+
+/// Whether registered clients are told anything of `entry`.
+pub fn tells_clients(entry: &FeedEntry) -> bool {
+    Notice::of(entry).is_some()
+}
+
+/// The deliveries what a batch ended (`ended`, feed entries) makes for `clients` (those with
+/// callback URLs).
+pub fn deliveries_for(ended: &[FeedEntry], clients: &[RegisteredClient], now: OffsetDateTime) -> Vec<Delivery> {
+    let notices: Vec<Notice> = ended.iter().filter_map(Notice::of).collect();
+    notices_for(&notices, clients, now)
+}
+
+/// The deliveries `notices` make for `clients`.
+fn notices_for(notices: &[Notice], clients: &[RegisteredClient], now: OffsetDateTime) -> Vec<Delivery> {
     let mut out = Vec::new();
     for client in clients {
         for notice in notices {
@@ -241,6 +286,8 @@ pub fn retry_delay(attempts: i64) -> Duration {
 mod tests {
     use super::*;
     use crate::clients::NewClient;
+    use crate::revocation::Revocation;
+    use crate::secret::{SessionId, UserId};
 
     #[test]
     fn every_notice_goes_to_every_endpoint_of_every_client() {
@@ -253,16 +300,35 @@ mod tests {
         )
         .client;
         let hooks = NewClient::generate("hooks".into(), None, Some("https://b.example/hook".into()), now).client;
-        let notices = [
-            Notice::SessionEnded { user_id: "u".into(), session_id: "s".into(), reason: "logout".into() },
-            Notice::TokenVersion { user_id: "u".into(), tv: 2 },
-            Notice::TokenRevoked { user_id: "u".into(), jti: "j".into(), exp: 9 },
+        let (u, s) = (UserId::from_string("u".into()), SessionId::from_string("s".into()));
+        let ended = [
+            FeedEntry::Session(Revocation {
+                session_id: s.clone(),
+                user_id: u.clone(),
+                reason: "logout".into(),
+                at: now,
+            }),
+            FeedEntry::TokenVersion { user_id: u.clone(), version: 2 },
+            FeedEntry::Token { issuer: "i".into(), jti: "j".into(), exp: 9, user_id: Some(u.clone()) },
+            // A rotated session's old id is an ended session to the clients.
+            FeedEntry::Rekeyed {
+                old: SessionId::from_string("old".into()),
+                new: s,
+                user_id: Some(u),
+                reason: Some("password_changed".into()),
+            },
+            // What clients are not told of.
+            FeedEntry::Keys { kid: "k".into(), withdrawn: true },
+            FeedEntry::ClientRemoved { client_id: "c".into() },
+            FeedEntry::Token { issuer: "i".into(), jti: "old".into(), exp: 9, user_id: None },
         ];
-        let d = deliveries_for(&notices, &[both.clone(), hooks], now);
+        let d = deliveries_for(&ended, &[both.clone(), hooks], now);
         let of = |client: &str, kind| d.iter().filter(|x| x.client_id == client && x.kind == kind).count();
-        assert_eq!(of(&both.id, DeliveryKind::BackchannelLogout), 1, "one logout token per ended session");
-        assert_eq!(of(&both.id, DeliveryKind::Webhook), 3);
-        assert_eq!(d.len(), 1 + 3 + 3);
+        assert_eq!(of(&both.id, DeliveryKind::BackchannelLogout), 2, "one logout token per ended session id");
+        assert_eq!(of(&both.id, DeliveryKind::Webhook), 4);
+        assert_eq!(d.len(), 2 + 4 + 4);
+        let rekeyed = d.iter().find(|x| x.event == "session.ended" && x.payload.contains("\"old\"")).expect("old id");
+        assert!(rekeyed.payload.contains("password_changed"), "{}", rekeyed.payload);
         let ended = d.iter().find(|x| x.event == "session.ended").expect("webhook");
         let body: serde_json::Value = serde_json::from_str(&ended.payload).expect("json");
         assert_eq!(body["data"], json!({"user_id": "u", "session_id": "s", "reason": "logout"}));
@@ -289,7 +355,7 @@ mod tests {
     fn cursors_round_trip_and_garbage_is_refused() {
         let now = OffsetDateTime::UNIX_EPOCH + Duration::milliseconds(1_700_000_000_123);
         let d = deliveries_for(
-            &[Notice::TokenVersion { user_id: "u".into(), tv: 1 }],
+            &[FeedEntry::TokenVersion { user_id: UserId::from_string("u".into()), version: 1 }],
             &[NewClient::generate("c".into(), None, Some("https://a.example/h".into()), now).client],
             now,
         );

@@ -27,15 +27,17 @@ pub struct Revocation {
 pub enum FeedEntry {
     /// A session ended.
     Session(Revocation),
-    /// An access token was revoked; it stays denied until `exp` (Unix seconds).
-    Token { issuer: String, jti: String, exp: i64 },
+    /// An access token was revoked; it stays denied until `exp` (Unix seconds). `user_id` is
+    /// whose it was (entries recorded before it was kept have none).
+    Token { issuer: String, jti: String, exp: i64, user_id: Option<UserId> },
     /// A user's token version moved on; older access tokens are dead.
     TokenVersion { user_id: UserId, version: i64 },
     /// The signing keys changed (`kid` added by a rotation, or withdrawn): every process
     /// reloads them.
     Keys { kid: String, withdrawn: bool },
-    /// A session kept its place under a new id: the old id (and its secret) is dead.
-    Rekeyed { old: SessionId, new: SessionId },
+    /// A session kept its place under a new id: the old id (and its secret) is dead. `user_id`
+    /// and `reason` say whose and why (entries recorded before they were kept have none).
+    Rekeyed { old: SessionId, new: SessionId, user_id: Option<UserId>, reason: Option<String> },
     /// A registered client was deleted: its credentials are dead and its feed streams end.
     ClientRemoved { client_id: String },
     /// A kind this version does not know (written by a newer process on the same database):

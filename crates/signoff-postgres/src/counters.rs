@@ -8,7 +8,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::PgStore;
 use crate::rows::{db_err, ms};
-use signoff_core::columns::from_ms;
+use signoff_sql::columns::from_ms;
 
 /// A sign-in is checked within seconds (the hashing queue's wait and a hash): attempts pending
 /// for longer than this were left by a node that died, and count as settled.

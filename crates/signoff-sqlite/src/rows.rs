@@ -1,18 +1,18 @@
 //! SQLite rows as core records: how to read one column of a row; the records are read by
-//! `signoff_core::columns`, shared with the other SQL store.
+//! `signoff_sql::columns`, shared with the other SQL store.
 
 use signoff_core::audit::AuditEvent;
 use signoff_core::clients::RegisteredClient;
-use signoff_core::columns::{self, Columns};
 use signoff_core::mail::MailToken;
 use signoff_core::outbox::Delivery;
 use signoff_core::revocation::FeedEntry;
 use signoff_core::store::{RefreshToken, RememberToken, Session, StoreError, UserCredentials};
 use signoff_core::token::SigningKeyPair;
+use signoff_sql::columns::{self, Columns};
 use sqlx::Row as _;
 use sqlx::sqlite::SqliteRow;
 
-pub use signoff_core::columns::{backend, feed_row, ms};
+pub use signoff_sql::columns::{backend, feed_row, ms};
 
 pub fn db_err(e: sqlx::Error) -> StoreError {
     match &e {

@@ -3,9 +3,9 @@
 use super::Authority;
 use crate::audit::AuditEvent;
 use crate::error::CoreError;
-use crate::outbox::{self, Notice};
+use crate::outbox::{self};
 use crate::revocation::{FeedEntry, Revocation};
-use crate::secret::{SessionId, UserId};
+use crate::secret::UserId;
 use crate::store::{Ended, RememberFilter, SessionFilter, Store, Tx};
 
 /// What a batch is, which decides what its commit proves to the other nodes.
@@ -31,16 +31,15 @@ pub(super) struct Batch<'a> {
     pub(super) authority: &'a Authority,
     pub(super) tx: Box<dyn Tx>,
     pub(super) events: Vec<AuditEvent>,
-    pub(super) revoked: Vec<Revocation>,
-    /// Token denials and token-version bumps, for the feed and the in-memory checks.
-    pub(super) token_feed: Vec<FeedEntry>,
+    /// Everything this batch ended, in order, in the feed's one vocabulary: sessions, token
+    /// denials and version bumps, re-keyed sessions, key changes, removed clients. It goes on
+    /// the revocation feed; the in-memory checks, the session cache, the open pages and the
+    /// registered clients' deliveries (`outbox::deliveries_for`) are all derived from it.
+    pub(super) ended: Vec<FeedEntry>,
     /// Ended sessions are not announced to their open pages (the feed and caches still learn).
     pub(super) quiet: bool,
-    pub(super) rekeyed: Vec<(SessionId, SessionId)>,
     /// What the commit must prove to the other nodes before the caller is answered.
     pub(super) kind: BatchKind,
-    /// What registered clients are told (the outbox), enqueued in the same transaction.
-    pub(super) notices: Vec<Notice>,
     /// Mail to users (the same outbox), enqueued in the same transaction.
     pub(super) letters: Vec<outbox::Delivery>,
 }
@@ -83,55 +82,47 @@ impl Batch<'_> {
             self.tx.append_audits(&events).await?;
             self.events.extend(events);
         }
-        for s in &ended {
-            self.notices.push(Notice::SessionEnded {
-                user_id: s.user_id.to_string(),
-                session_id: s.id.to_string(),
-                reason: event.reason.clone().unwrap_or_else(|| event.kind.as_str().to_owned()),
-            });
-            self.revoked.push(Revocation {
+        let reason = event.reason.clone().unwrap_or_else(|| event.kind.as_str().to_owned());
+        self.ended.extend(ended.iter().map(|s| {
+            FeedEntry::Session(Revocation {
                 session_id: s.id.clone(),
                 user_id: s.user_id.clone(),
-                reason: event.reason.clone().unwrap_or_else(|| event.kind.as_str().to_owned()),
+                reason: reason.clone(),
                 at: event.at,
-            });
-        }
+            })
+        }));
         Ok(ended.len() as u64)
+    }
+
+    /// How many sessions this batch has ended so far.
+    pub(super) fn sessions_ended(&self) -> u64 {
+        self.ended.iter().filter(|e| matches!(e, FeedEntry::Session(_))).count() as u64
     }
 
     /// Bumps a user's token version: every access token issued before dies.
     pub(super) async fn bump_token_version(&mut self, user: &UserId) -> Result<i64, CoreError> {
         let version = self.tx.bump_token_version(user).await?;
-        self.token_feed.push(FeedEntry::TokenVersion { user_id: user.clone(), version });
-        self.notices.push(Notice::TokenVersion { user_id: user.to_string(), tv: version });
+        self.ended.push(FeedEntry::TokenVersion { user_id: user.clone(), version });
         Ok(version)
     }
 
     /// Denies one access token (of `user`) until it expires.
     pub(super) async fn deny(&mut self, issuer: &str, jti: &str, exp: i64, user: &UserId) -> Result<(), CoreError> {
         self.tx.deny_token(issuer, jti, exp).await?;
-        self.notices.push(Notice::TokenRevoked { user_id: user.to_string(), jti: jti.to_owned(), exp });
-        self.token_feed.push(FeedEntry::Token { issuer: issuer.to_owned(), jti: jti.to_owned(), exp });
+        let (issuer, jti, user_id) = (issuer.to_owned(), jti.to_owned(), Some(user.clone()));
+        self.ended.push(FeedEntry::Token { issuer, jti, exp, user_id });
         Ok(())
     }
 
     /// Commits (with the ended sessions on the revocation feed), then logs the events and
     /// tells this process's watchers of ended sessions; other processes learn from the feed.
     pub(super) async fn commit(mut self) -> Result<(), CoreError> {
-        let rekeyed = self.rekeyed.iter().map(|(old, new)| FeedEntry::Rekeyed { old: old.clone(), new: new.clone() });
-        let feed: Vec<FeedEntry> = self
-            .revoked
-            .iter()
-            .cloned()
-            .map(FeedEntry::Session)
-            .chain(self.token_feed.iter().cloned())
-            .chain(rekeyed)
-            .collect();
+        let feed = std::mem::take(&mut self.ended);
         // The outbox first: recording revocations takes the feed's sequence, held until commit.
         let mut notified = false;
-        if !self.notices.is_empty() {
+        if feed.iter().any(outbox::tells_clients) {
             let clients = self.tx.callback_clients().await?;
-            let deliveries = outbox::deliveries_for(&self.notices, &clients, self.authority.now());
+            let deliveries = outbox::deliveries_for(&feed, &clients, self.authority.now());
             self.tx.enqueue_deliveries(&deliveries).await?;
             notified = !deliveries.is_empty();
         }
@@ -159,8 +150,8 @@ impl Batch<'_> {
             }
         }
         // In-memory checks first: a request answered after this returns must already see it.
-        self.authority.tokens.apply(&self.token_feed);
-        if self.token_feed.iter().any(|e| matches!(e, FeedEntry::Keys { .. })) {
+        self.authority.tokens.apply(&feed);
+        if feed.iter().any(|e| matches!(e, FeedEntry::Keys { .. })) {
             self.authority.reload_keys().await.inspect_err(|_| {
                 // Committed, but this process still holds the old keys: until it has read the
                 // feed again it must not answer from memory.
@@ -173,13 +164,24 @@ impl Batch<'_> {
             e.log();
         }
         // The cache forgets ended (and re-keyed) sessions before anyone is told they ended.
-        let gone = self.revoked.iter().map(|r| &r.session_id).chain(self.rekeyed.iter().map(|(old, _)| old));
+        let revoked: Vec<Revocation> = feed
+            .iter()
+            .filter_map(|e| match e {
+                FeedEntry::Session(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect();
+        let rekeyed = feed.iter().filter_map(|e| match e {
+            FeedEntry::Rekeyed { old, new, .. } => Some((old, new)),
+            _ => None,
+        });
+        let gone = revoked.iter().map(|r| &r.session_id).chain(rekeyed.clone().map(|(old, _)| old));
         self.authority.sessions.remove(gone);
-        for (old, new) in &self.rekeyed {
+        for (old, new) in rekeyed {
             self.authority.hub.rekey(old, new);
         }
         if !self.quiet {
-            self.authority.hub.publish(&self.revoked);
+            self.authority.hub.publish(&revoked);
         }
         // Success is answered only once every other node has applied it too.
         match self.kind {
@@ -222,12 +224,9 @@ impl Authority {
             authority: self,
             tx: self.store.begin().await?,
             events: Vec::new(),
-            revoked: Vec::new(),
-            token_feed: Vec::new(),
+            ended: Vec::new(),
             quiet: false,
-            rekeyed: Vec::new(),
             kind: BatchKind::Change,
-            notices: Vec::new(),
             letters: Vec::new(),
         })
     }

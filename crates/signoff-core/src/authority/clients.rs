@@ -44,7 +44,7 @@ impl Authority {
         if !batch.tx.delete_client(id).await? {
             return Ok(false);
         }
-        batch.token_feed.push(FeedEntry::ClientRemoved { client_id: id.to_owned() });
+        batch.ended.push(FeedEntry::ClientRemoved { client_id: id.to_owned() });
         batch.commit().await?;
         self.client_feed.remove(id);
         tracing::info!(target: "signoff::audit", client_id = %id, "client deleted");

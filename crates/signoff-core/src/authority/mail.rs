@@ -304,9 +304,9 @@ impl Authority {
         let account = self.consume_link(&mut batch, &token).await?;
         let user = &account.user.id;
         batch.tx.set_password(user, &hash).await?;
-        let before = batch.revoked.len();
+        let before = batch.sessions_ended();
         self.apply(&mut batch, Trigger::PasswordReset, user, None, client).await?;
-        let ended = (batch.revoked.len() - before) as u64;
+        let ended = batch.sessions_ended() - before;
         batch.audit(self.event(AuditKind::PasswordReset, Actor::User, client).user(user)).await?;
         let notice =
             MailRequest { to: account.user.email.clone(), user_id: Some(user.to_string()), ..MailRequest::default() };

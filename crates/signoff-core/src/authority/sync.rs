@@ -187,7 +187,7 @@ impl Authority {
         }
         self.tokens.apply(&tokens);
         for e in &tokens {
-            if let FeedEntry::Rekeyed { old, new } = e {
+            if let FeedEntry::Rekeyed { old, new, .. } = e {
                 // The old id's secret is dead here too; open pages follow the new id.
                 self.sessions.remove([old]);
                 self.hub.rekey(old, new);

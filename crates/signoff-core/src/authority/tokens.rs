@@ -134,7 +134,7 @@ impl TokenState {
     pub(super) fn apply(&self, entries: &[FeedEntry]) {
         for e in entries {
             match e {
-                FeedEntry::Token { issuer, jti, exp } => self.deny(issuer, jti, *exp),
+                FeedEntry::Token { issuer, jti, exp, .. } => self.deny(issuer, jti, *exp),
                 FeedEntry::TokenVersion { user_id, version } => {
                     let mut versions = self.versions.write().unwrap_or_else(PoisonError::into_inner);
                     let v = versions.1.entry(user_id.clone()).or_insert(*version);
@@ -250,7 +250,7 @@ impl Authority {
         batch.tx.lock_signing_keys().await?;
         batch.tx.insert_signing_key(&key).await?;
         batch.tx.retire_signing_keys(&key.kid, self.now()).await?;
-        batch.token_feed.push(FeedEntry::Keys { kid: key.kid.clone(), withdrawn: false });
+        batch.ended.push(FeedEntry::Keys { kid: key.kid.clone(), withdrawn: false });
         batch.commit().await?;
         self.reload_keys().await?;
         tracing::info!(kid = %key.kid, "rotated the access-token signing key");
@@ -275,7 +275,7 @@ impl Authority {
             batch.tx.insert_signing_key(&key).await?;
             replacement = Some(key.kid);
         }
-        batch.token_feed.push(FeedEntry::Keys { kid: kid.to_owned(), withdrawn: true });
+        batch.ended.push(FeedEntry::Keys { kid: kid.to_owned(), withdrawn: true });
         let event = self.event(AuditKind::KeyRevoked, Actor::Admin, &ClientInfo::default()).reason(kid);
         batch.audit(event).await?;
         batch.commit().await?;

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use super::{Authority, Batch, ClientInfo, SessionContext};
 use crate::audit::{Actor, AuditKind};
 use crate::error::CoreError;
-use crate::outbox::Notice;
 use crate::password;
 use crate::policy::Ends;
 use crate::policy::Trigger;
+use crate::revocation::FeedEntry;
 use crate::secret::{self, SessionId, SessionSecret, UserId};
 use crate::store::{RememberFilter, SessionFilter, User, UserCredentials};
 
@@ -73,9 +73,9 @@ impl Authority {
         client: &ClientInfo,
     ) -> Result<u64, CoreError> {
         let mut batch = self.batch_for(&[&ctx.user.id]).await?;
-        let before = batch.revoked.len();
+        let before = batch.sessions_ended();
         self.apply(&mut batch, Trigger::SecurityReport, &ctx.user.id, Some(ctx), client).await?;
-        let ended = (batch.revoked.len() - before) as u64;
+        let ended = batch.sessions_ended() - before;
         batch
             .audit(self.event(AuditKind::SecurityReport, Actor::User, client).about(&ctx.session).detail(details))
             .await?;
@@ -90,7 +90,7 @@ impl Authority {
         }
         let mut batch = self.batch_for(&[user]).await?;
         self.apply(&mut batch, Trigger::AdminRevoke, user, None, client).await?;
-        let ended = batch.revoked.len() as u64;
+        let ended = batch.sessions_ended();
         batch.audit(self.event(AuditKind::AdminRevoke, Actor::Admin, client).user(user).detail(reason)).await?;
         batch.commit().await?;
         Ok(ended)
@@ -139,13 +139,14 @@ impl Authority {
                     .about(&ctx.session),
             )
             .await?;
-        batch.rekeyed.push((ctx.session.id.clone(), id.clone()));
-        // The old id is dead (the feed says so too): an application that keyed its own session
-        // on it must end that, or it outlives every later logout of the new id.
-        batch.notices.push(Notice::SessionEnded {
-            user_id: user.to_string(),
-            session_id: ctx.session.id.to_string(),
-            reason: trigger.reason().to_owned(),
+        // The old id is dead (the feed says so, and so do the clients' deliveries): an
+        // application that keyed its own session on it must end that, or it outlives every
+        // later logout of the new id.
+        batch.ended.push(FeedEntry::Rekeyed {
+            old: ctx.session.id.clone(),
+            new: id.clone(),
+            user_id: Some(user.clone()),
+            reason: Some(trigger.reason().to_owned()),
         });
         let mut rotated = ctx.clone();
         let session = Arc::make_mut(&mut rotated.session);

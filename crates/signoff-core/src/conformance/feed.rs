@@ -19,11 +19,18 @@ pub async fn feed_keeps_order_and_kinds(store: Arc<dyn Store>) {
             reason: "logout".into(),
             at: t0(),
         }),
-        FeedEntry::Token { issuer: "https://a.example".into(), jti: "j".into(), exp: 1_800_000_900 },
-        FeedEntry::TokenVersion { user_id: u, version: 3 },
+        FeedEntry::Token { issuer: "https://a.example".into(), jti: "j".into(), exp: 1_800_000_900, user_id: None },
+        FeedEntry::Token { issuer: "https://a.example".into(), jti: "k".into(), exp: 1, user_id: Some(u.clone()) },
+        FeedEntry::TokenVersion { user_id: u.clone(), version: 3 },
         FeedEntry::Keys { kid: "k".into(), withdrawn: true },
         FeedEntry::Keys { kid: "k2".into(), withdrawn: false },
-        FeedEntry::Rekeyed { old: SessionId::generate(), new: SessionId::generate() },
+        FeedEntry::Rekeyed { old: SessionId::generate(), new: SessionId::generate(), user_id: None, reason: None },
+        FeedEntry::Rekeyed {
+            old: SessionId::generate(),
+            new: SessionId::generate(),
+            user_id: Some(u.clone()),
+            reason: Some("password_changed".into()),
+        },
         FeedEntry::ClientRemoved { client_id: "c".into() },
     ];
     let mut t = tx(&store).await;
@@ -39,9 +46,9 @@ pub async fn feed_keeps_order_and_kinds(store: Arc<dyn Store>) {
         seqs.windows(2).all(|w| w[1] == w[0] + 1),
         "positions rise with no gap (a gap means a lost entry): {seqs:?}"
     );
-    assert_eq!((first, second), (seqs[1], seqs[6]), "each append returns its last position");
+    assert_eq!((first, second), (seqs[1], seqs[8]), "each append returns its last position");
     assert_eq!(read.into_iter().map(|(_, e)| e).collect::<Vec<_>>(), entries, "every kind round-trips, in order");
-    assert_eq!(store.revocation_head().await.expect("head"), seqs[6]);
+    assert_eq!(store.revocation_head().await.expect("head"), seqs[8]);
     assert_eq!(store.revocations_since(seqs[1], 2).await.expect("page").len(), 2, "paged after a position");
-    assert_eq!(store.trim_revocations(t0() + Duration::seconds(1), t0()).await.expect("trim"), 7);
+    assert_eq!(store.trim_revocations(t0() + Duration::seconds(1), t0()).await.expect("trim"), 9);
 }

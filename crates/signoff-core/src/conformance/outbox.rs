@@ -4,7 +4,9 @@ use std::sync::Arc;
 use time::Duration;
 
 use crate::clients::NewClient;
-use crate::outbox::{DeliveryPage, DeliveryStatus, Notice, deliveries_for, parse_cursor};
+use crate::outbox::{DeliveryPage, DeliveryStatus, deliveries_for, parse_cursor};
+use crate::revocation::{FeedEntry, Revocation};
+use crate::secret::{SessionId, UserId};
 use crate::store::Store;
 
 use super::{t0, tx};
@@ -19,8 +21,13 @@ pub async fn the_outbox_is_claimed_once_and_recorded(store: Arc<dyn Store>) {
     t.insert_client(&quiet).await.expect("insert");
     let recipients = t.callback_clients().await.expect("recipients");
     assert_eq!(recipients, vec![c.clone()], "only clients with callback URLs");
-    let notice = Notice::SessionEnded { user_id: "u".into(), session_id: "s".into(), reason: "logout".into() };
-    let deliveries = deliveries_for(&[notice], &recipients, t0());
+    let ended = FeedEntry::Session(Revocation {
+        session_id: SessionId::from_string("s".into()),
+        user_id: UserId::from_string("u".into()),
+        reason: "logout".into(),
+        at: t0(),
+    });
+    let deliveries = deliveries_for(&[ended], &recipients, t0());
     assert_eq!(deliveries.len(), 2);
     t.enqueue_deliveries(&deliveries).await.expect("enqueue");
     t.commit().await.expect("commit");
@@ -96,8 +103,15 @@ pub async fn the_outbox_is_claimed_once_and_recorded(store: Arc<dyn Store>) {
     let after = store.client_by_id(&c.id).await.expect("read").expect("client");
     assert_eq!((after.webhook_url, after.backchannel_logout_uri.as_deref()), (None, Some("https://a.example/bc")));
     // Hundreds of deliveries in one transaction (many statements' worth of rows).
-    let many: Vec<Notice> = (0..700)
-        .map(|i| Notice::SessionEnded { user_id: "u".into(), session_id: format!("s{i}"), reason: "logout".into() })
+    let many: Vec<FeedEntry> = (0..700)
+        .map(|i| {
+            FeedEntry::Session(Revocation {
+                session_id: SessionId::from_string(format!("s{i}")),
+                user_id: UserId::from_string("u".into()),
+                reason: "logout".into(),
+                at: t0(),
+            })
+        })
         .collect();
     let recipients =
         vec![c.clone(), NewClient::generate("d".into(), Some("https://d.example/bc".into()), None, t0()).client];

@@ -207,7 +207,8 @@ impl TokenStore for DeniedWhileLoading {
         if let Some((issuer, jti, exp)) = pending {
             let mut tx = self.inner.begin().await?;
             tx.deny_token(&issuer, &jti, exp).await?;
-            tx.record_revocations(&[FeedEntry::Token { issuer, jti, exp }], OffsetDateTime::now_utc()).await?;
+            tx.record_revocations(&[FeedEntry::Token { issuer, jti, exp, user_id: None }], OffsetDateTime::now_utc())
+                .await?;
             tx.commit().await?;
         }
         Ok(loaded)

@@ -5,14 +5,14 @@
 
 use time::OffsetDateTime;
 
-use crate::audit::{Actor, AuditEvent, AuditKind};
-use crate::clients::RegisteredClient;
-use crate::mail::{MailPurpose, MailToken};
-use crate::outbox::{Delivery, DeliveryKind, DeliveryStatus};
-use crate::revocation::{FeedEntry, Revocation};
-use crate::secret::{SecretHash, SessionId, UserId};
-use crate::store::{RefreshToken, RememberToken, Session, StoreError, User, UserCredentials};
-use crate::token::SigningKeyPair;
+use signoff_core::audit::{Actor, AuditEvent, AuditKind};
+use signoff_core::clients::RegisteredClient;
+use signoff_core::mail::{MailPurpose, MailToken};
+use signoff_core::outbox::{Delivery, DeliveryKind, DeliveryStatus};
+use signoff_core::revocation::{FeedEntry, Revocation};
+use signoff_core::secret::{SecretHash, SessionId, UserId};
+use signoff_core::store::{RefreshToken, RememberToken, Session, StoreError, User, UserCredentials};
+use signoff_core::token::SigningKeyPair;
 
 /// One row of a store's driver: its columns by name, `None` for SQL `NULL`.
 pub trait Columns {
@@ -166,6 +166,7 @@ pub fn feed_from(r: &impl Columns) -> Result<(i64, FeedEntry), StoreError> {
             issuer: get::<Option<String>>(r, "issuer")?.unwrap_or_default(),
             jti: subject,
             exp: value.unwrap_or_default(),
+            user_id: get::<Option<String>>(r, "user_id")?.map(UserId::from_string),
         },
         "token_version" => {
             FeedEntry::TokenVersion { user_id: UserId::from_string(subject), version: value.unwrap_or_default() }
@@ -178,6 +179,8 @@ pub fn feed_from(r: &impl Columns) -> Result<(i64, FeedEntry), StoreError> {
         "rekeyed" => FeedEntry::Rekeyed {
             old: SessionId::from_string(subject),
             new: SessionId::from_string(get::<Option<String>>(r, "next")?.unwrap_or_default()),
+            user_id: get::<Option<String>>(r, "user_id")?.map(UserId::from_string),
+            reason: get(r, "reason")?,
         },
         other => FeedEntry::Unknown { kind: other.to_owned() },
     };
@@ -217,9 +220,12 @@ pub fn feed_row(e: &FeedEntry, at: OffsetDateTime) -> Option<FeedRow<'_>> {
             at: ms(r.at),
             ..row("session", r.session_id.as_str())
         },
-        FeedEntry::Token { issuer, jti, exp } => {
-            FeedRow { issuer: Some(issuer.as_str()), value: Some(*exp), ..row("token", jti.as_str()) }
-        }
+        FeedEntry::Token { issuer, jti, exp, user_id } => FeedRow {
+            issuer: Some(issuer.as_str()),
+            value: Some(*exp),
+            user_id: user_id.as_ref().map(UserId::as_str),
+            ..row("token", jti.as_str())
+        },
         FeedEntry::TokenVersion { user_id, version } => {
             FeedRow { user_id: Some(user_id.as_str()), value: Some(*version), ..row("token_version", user_id.as_str()) }
         }
@@ -227,7 +233,12 @@ pub fn feed_row(e: &FeedEntry, at: OffsetDateTime) -> Option<FeedRow<'_>> {
             FeedRow { reason: withdrawn.then_some("withdrawn"), ..row("keys", kid.as_str()) }
         }
         FeedEntry::ClientRemoved { client_id } => row("client_removed", client_id.as_str()),
-        FeedEntry::Rekeyed { old, new } => FeedRow { next: Some(new.as_str()), ..row("rekeyed", old.as_str()) },
+        FeedEntry::Rekeyed { old, new, user_id, reason } => FeedRow {
+            next: Some(new.as_str()),
+            user_id: user_id.as_ref().map(UserId::as_str),
+            reason: reason.as_deref(),
+            ..row("rekeyed", old.as_str())
+        },
         FeedEntry::Unknown { .. } => return None,
     })
 }
