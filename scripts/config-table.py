@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Rewrites the configuration table in README.md from KEYS in crates/signoff-server/src/config.rs.
+"""Rewrites the configuration table in README.md from KEYS in crates/signoff-server/src/config/keys.rs.
 
 Run after adding or changing a configuration key; a unit test fails while README.md lacks one.
 """
@@ -7,7 +7,7 @@ import pathlib
 import re
 
 root = pathlib.Path(__file__).resolve().parent.parent
-src = (root / "crates/signoff-server/src/config.rs").read_text()
+src = (root / "crates/signoff-server/src/config/keys.rs").read_text()
 keys = re.findall(r'\(\s*"([a-z_]+)",\s*"((?:[^"\\]|\\.)*)",\s*"((?:[^"\\]|\\.)*)",?\s*\)', src)
 
 
