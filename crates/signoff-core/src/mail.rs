@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::outbox::{Delivery, DeliveryKind};
+use crate::outbox::{Delivery, DeliveryKind, Destination};
 use crate::secret::{Secret, SecretHash, UserId};
 
 /// One message to one recipient, in plain text and HTML. Its `Debug` leaves the bodies out:
@@ -190,7 +190,7 @@ impl Letter {
     pub fn delivery(self, request: &MailRequest, now: OffsetDateTime) -> Delivery {
         let lane = SecretHash::of(b"signoff mail lane", request.to.as_bytes()).0[0] % MAIL_LANES;
         let payload = serde_json::to_string(request).unwrap_or_default();
-        Delivery::pending("", DeliveryKind::Mail, self.as_str(), &format!("mail:{lane}"), payload, now)
+        Delivery::pending(Destination::Mail { lane }, DeliveryKind::Mail, self.as_str(), payload, now)
     }
 }
 

@@ -26,8 +26,8 @@ pub enum Notice {
 pub enum DeliveryKind {
     BackchannelLogout,
     Webhook,
-    /// Mail to a user (`url` is `mailto:` the recipient, `event` the [`Letter`](crate::mail::Letter)),
-    /// for no client.
+    /// Mail to a user, for no client: [`Destination::Mail`], `event` the
+    /// [`Letter`](crate::mail::Letter), the recipient inside the payload.
     Mail,
 }
 
@@ -81,7 +81,17 @@ impl DeliveryStatus {
     }
 }
 
-/// One notification to one client's endpoint.
+/// Where a delivery goes: one endpoint of a registered client (its back-channel logout or
+/// webhook URL), or one of the lanes mail to users is sent in. A row keeps it as `client_id`
+/// and `url` (`""` and `mail:{lane}` for mail); only [`Delivery::pending`] and
+/// [`Delivery::destination`] turn one into the other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    Client { client_id: String, url: String },
+    Mail { lane: u8 },
+}
+
+/// One notification to one destination (see [`Destination`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     /// `msg_…`: the webhook's `webhook-id`, the logout token's `jti`.
@@ -115,6 +125,14 @@ pub struct DeliveryPage {
 }
 
 impl Delivery {
+    /// Where this delivery goes, as [`Delivery::pending`] was told.
+    pub fn destination(&self) -> Destination {
+        match (self.kind, self.url.strip_prefix("mail:").and_then(|lane| lane.parse().ok())) {
+            (DeliveryKind::Mail, Some(lane)) => Destination::Mail { lane },
+            _ => Destination::Client { client_id: self.client_id.clone(), url: self.url.clone() },
+        }
+    }
+
     /// The cursor that lists what comes after this delivery (`DeliveryPage::before`).
     pub fn cursor(&self) -> String {
         format!("{}.{}", (self.created_at.unix_timestamp_nanos() / 1_000_000), self.id)
@@ -122,21 +140,18 @@ impl Delivery {
 }
 
 impl Delivery {
-    /// A new delivery, due at once.
-    pub fn pending(
-        client_id: &str,
-        kind: DeliveryKind,
-        event: &str,
-        url: &str,
-        payload: String,
-        now: OffsetDateTime,
-    ) -> Self {
+    /// A new delivery to `to`, due at once.
+    pub fn pending(to: Destination, kind: DeliveryKind, event: &str, payload: String, now: OffsetDateTime) -> Self {
+        let (client_id, url) = match to {
+            Destination::Client { client_id, url } => (client_id, url),
+            Destination::Mail { lane } => (String::new(), format!("mail:{lane}")),
+        };
         Self {
             id: format!("msg_{}", random_id()),
-            client_id: client_id.to_owned(),
+            client_id,
             kind,
             event: event.to_owned(),
-            url: url.to_owned(),
+            url,
             payload,
             status: DeliveryStatus::Pending,
             attempts: 0,
@@ -207,7 +222,8 @@ fn notices_for(notices: &[Notice], clients: &[RegisteredClient], now: OffsetDate
     for client in clients {
         for notice in notices {
             let new = |kind: DeliveryKind, event: &str, url: &str, payload: String| {
-                Delivery::pending(&client.id, kind, event, url, payload, now)
+                let to = Destination::Client { client_id: client.id.clone(), url: url.to_owned() };
+                Delivery::pending(to, kind, event, payload, now)
             };
             if let (Some(url), Notice::SessionEnded { user_id, session_id, .. }) =
                 (&client.backchannel_logout_uri, notice)
@@ -337,6 +353,18 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), d.len(), "every delivery has its own id");
+    }
+
+    #[test]
+    fn a_destination_is_read_back_as_it_was_given() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        for to in [
+            Destination::Client { client_id: "c".into(), url: "https://a.example/h".into() },
+            Destination::Mail { lane: 3 },
+        ] {
+            let kind = if matches!(to, Destination::Mail { .. }) { DeliveryKind::Mail } else { DeliveryKind::Webhook };
+            assert_eq!(Delivery::pending(to.clone(), kind, "e", String::new(), now).destination(), to);
+        }
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! sessions end, which tokens die, whether the token version is bumped, and whether the current
 //! session is rotated. Every path that reacts to a security event (password change, e-mail
 //! change, a user's report, an admin's revoke) or ends sessions at a user's request (logout in
-//! each scope) reads its consequences from here: a new scope or trigger is one enum arm and
-//! one row.
+//! each scope) reads its consequences from here: a new scope or trigger that combines these
+//! consequences is one enum arm and one row (a new kind of consequence also needs
+//! `Authority::logout` or `Authority::apply` to learn it).
 
 use crate::audit::Actor;
 

@@ -65,7 +65,10 @@ impl ClientTx for MemoryTx {
         if self.state.clients.iter().any(|c| c.id == client.id) {
             return Err(StoreError::Conflict);
         }
-        self.state.clients.push(client.clone());
+        // A new client has no replaced webhook secret (as the SQL stores insert it).
+        let new =
+            RegisteredClient { previous_webhook_secret: None, previous_webhook_secret_until: None, ..client.clone() };
+        self.state.clients.push(new);
         Ok(())
     }
     async fn delete_client(&mut self, id: &str) -> Result<bool, StoreError> {

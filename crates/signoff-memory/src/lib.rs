@@ -5,7 +5,9 @@
 //! A transaction works on its own copy of the state and replaces the committed state when it
 //! commits; dropping it discards the copy. Transactions run one at a time (like SQLite's
 //! `BEGIN IMMEDIATE`), and so do the few changes made outside one, so none is lost to another.
-//! Reads outside a transaction see the last commit.
+//! Reads outside a transaction see the last commit. Unlike SQLite, a second transaction begun
+//! while one is open in the same task waits for ever rather than failing as busy, and times are
+//! kept as given (the authority already keeps them to the millisecond).
 //!
 //! One file per concept of the contract, named as in the SQL stores.
 

@@ -47,7 +47,9 @@ impl MailTx for MemoryTx {
         // Only the newest link of a purpose works.
         let replaced = |t: &MailToken| t.user_id == token.user_id && t.purpose == token.purpose && t.used_at.is_none();
         self.state.mail_tokens.retain(|t| !replaced(t));
-        if self.state.mail_tokens.iter().any(|t| t.hash == token.hash) {
+        self.state.owner(&token.user_id)?;
+        let taken = |t: &MailToken| t.hash == token.hash || (token.request.is_some() && t.request == token.request);
+        if self.state.mail_tokens.iter().any(taken) {
             return Err(StoreError::Conflict);
         }
         self.state.mail_tokens.push(token.clone());
@@ -59,6 +61,9 @@ impl MailTx for MemoryTx {
         new: &SecretHash,
         at: OffsetDateTime,
     ) -> Result<Option<MailToken>, StoreError> {
+        if self.state.mail_tokens.iter().any(|t| t.hash == *new) {
+            return Err(StoreError::Conflict);
+        }
         let mine = |t: &&mut MailToken| t.request == Some(*request) && usable(t, at);
         let Some(t) = self.state.mail_tokens.iter_mut().find(mine) else { return Ok(None) };
         t.hash = *new;

@@ -173,7 +173,8 @@ impl OutboxStore for MemoryStore {
 #[async_trait]
 impl OutboxTx for MemoryTx {
     async fn enqueue_deliveries(&mut self, deliveries: &[Delivery]) -> Result<(), StoreError> {
-        if deliveries.iter().any(|d| self.state.deliveries.contains_key(&d.id)) {
+        let ids: std::collections::BTreeSet<&str> = deliveries.iter().map(|d| d.id.as_str()).collect();
+        if ids.len() < deliveries.len() || deliveries.iter().any(|d| self.state.deliveries.contains_key(&d.id)) {
             return Err(StoreError::Conflict);
         }
         for d in deliveries {

@@ -108,7 +108,9 @@ impl SessionTx for MemoryTx {
         Ok(self.state.remember.get(selector).cloned())
     }
     async fn insert_session(&mut self, session: &Session) -> Result<(), StoreError> {
-        if self.state.sessions.contains_key(&session.id) {
+        self.state.owner(&session.user_id)?;
+        let hash_taken = self.state.sessions.values().any(|s| s.secret_hash == session.secret_hash);
+        if self.state.sessions.contains_key(&session.id) || hash_taken {
             return Err(StoreError::Conflict);
         }
         self.state.sessions.insert(session.id.clone(), session.clone());
@@ -126,13 +128,14 @@ impl SessionTx for MemoryTx {
         new: &SessionId,
         hash: &SecretHash,
     ) -> Result<bool, StoreError> {
+        // The series follow the session's new id (whether or not the session is still there).
+        for t in self.state.remember.values_mut().filter(|t| &t.session_id == old) {
+            t.session_id = new.clone();
+        }
         let Some(mut session) = self.state.sessions.remove(old) else { return Ok(false) };
         session.id = new.clone();
         session.secret_hash = *hash;
         self.state.sessions.insert(new.clone(), session);
-        for t in self.state.remember.values_mut().filter(|t| &t.session_id == old) {
-            t.session_id = new.clone();
-        }
         Ok(true)
     }
     async fn end_sessions(&mut self, filter: SessionFilter<'_>) -> Result<Ended, StoreError> {
@@ -177,6 +180,7 @@ impl SessionTx for MemoryTx {
         Ok(state.cascade(selectors, Ended { sessions, series: 0 }))
     }
     async fn insert_remember(&mut self, token: &RememberToken) -> Result<(), StoreError> {
+        self.state.owner(&token.user_id)?;
         if self.state.remember.contains_key(&token.selector) {
             return Err(StoreError::Conflict);
         }

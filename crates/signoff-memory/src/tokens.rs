@@ -15,7 +15,8 @@ impl TokenStore for MemoryStore {
     }
     async fn denied_tokens(&self, now: i64) -> Result<Vec<(String, String, i64)>, StoreError> {
         let state = self.read();
-        let live = state.denied.iter().filter(|(_, exp)| **exp >= now);
+        // A minute's margin, as the SQL stores keep: nodes' clocks differ a little.
+        let live = state.denied.iter().filter(|(_, exp)| **exp >= now - 60);
         Ok(live.map(|((issuer, jti), exp)| (issuer.clone(), jti.clone(), *exp)).collect())
     }
 }
@@ -29,7 +30,9 @@ impl TokenTx for MemoryTx {
         Ok(self.state.refresh.get(id).cloned())
     }
     async fn insert_refresh(&mut self, token: &RefreshToken) -> Result<(), StoreError> {
-        if self.state.refresh.contains_key(&token.id) {
+        self.state.owner(&token.user_id)?;
+        let hash_taken = self.state.refresh.values().any(|t| t.token_hash == token.token_hash);
+        if self.state.refresh.contains_key(&token.id) || hash_taken {
             return Err(StoreError::Conflict);
         }
         self.state.refresh.insert(token.id.clone(), token.clone());

@@ -10,6 +10,14 @@ impl State {
         self.users.get(id).map(|(user, hash)| UserCredentials { user: user.clone(), password_hash: hash.clone() })
     }
 
+    /// A row that names a user needs the user (a foreign key, in the SQL stores).
+    pub(crate) fn owner(&self, id: &UserId) -> Result<(), StoreError> {
+        match self.users.contains_key(id) {
+            true => Ok(()),
+            false => Err(StoreError::Backend(format!("no user {id}"))),
+        }
+    }
+
     fn email_taken(&self, email: &str, by_other_than: Option<&UserId>) -> bool {
         self.users.values().any(|(u, _)| u.email == email && Some(&u.id) != by_other_than)
     }
@@ -50,7 +58,7 @@ impl UserTx for MemoryTx {
         Ok(())
     }
     async fn set_email(&mut self, user: &UserId, email: &str) -> Result<(), StoreError> {
-        if self.state.email_taken(email, Some(user)) {
+        if self.state.users.contains_key(user) && self.state.email_taken(email, Some(user)) {
             return Err(StoreError::Conflict);
         }
         if let Some((u, _)) = self.state.users.get_mut(user) {

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 async fn fresh() -> (Arc<dyn Store>, TestDatabase) {
     let db = TestDatabase::create("signoff_conformance").await;
-    let store = PgStore::connect(&db.url, PoolOptions::default()).await.expect("store");
+    // The rules run side by side, each on its own database: a few connections each.
+    let options = PoolOptions { max_connections: 4, ..PoolOptions::default() };
+    let store = PgStore::connect(&db.url, options).await.expect("store");
     (Arc::new(store) as Arc<dyn Store>, db)
 }
 

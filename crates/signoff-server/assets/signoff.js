@@ -236,7 +236,7 @@
         throw notDone(why, res.status);
       }
       return bodyOf(res).then(function (body) {
-        if (!(body && typeof body.revoked === 'number' && typeof body.cleared === 'boolean')) {
+        if (scope === 'others' && !(body && typeof body.revoked === 'number')) {
           throw notDone('logout answered without a result', res.status);
         }
         return { gone: false, body: body };
@@ -247,7 +247,15 @@
       // unless a busy server was asked again for 'global', when an earlier try may have ended
       // it all ('others' never ends this browser's own session, so there it still holds).
       var noSession = (scope === 'others' || !retried) && (done.gone || result.no_session === true);
-      if (!done.gone && result.cleared === false) return result;
+      // The server says whether it cleared this browser; an answer without the flag (an older
+      // server) is read as the scope implies.
+      var cleared = done.gone || (typeof result.cleared === 'boolean' ? result.cleared :
+        scope !== 'others' || result.no_session === true);
+      if (!cleared) {
+        // Still signed in here: a page that stopped watching in expectation watches again.
+        if (endsHere) { leaving = false; if (wasWatching) watch(); }
+        return result;
+      }
       if (!endsHere) { leaving = true; if (source) { source.close(); source = null; } }
       var to = noSession && scope !== 'local' ? config.loginUrl + '?no_session=1' :
         done.gone ? config.loginUrl + '?revoked=1&reason=expired' :

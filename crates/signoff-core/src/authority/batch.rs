@@ -118,6 +118,14 @@ impl Batch<'_> {
     /// tells this process's watchers of ended sessions; other processes learn from the feed.
     pub(super) async fn commit(mut self) -> Result<(), CoreError> {
         let feed = std::mem::take(&mut self.ended);
+        // Whose a denied token or a re-keyed session was is what its clients are told.
+        debug_assert!(
+            feed.iter().all(|e| !matches!(
+                e,
+                FeedEntry::Token { user_id: None, .. } | FeedEntry::Rekeyed { user_id: None, .. }
+            )),
+            "a batch records whose token or session it ended"
+        );
         // The outbox first: recording revocations takes the feed's sequence, held until commit.
         let mut notified = false;
         if feed.iter().any(outbox::tells_clients) {

@@ -16,16 +16,12 @@ use crate::store::{Session, SessionFilter};
 pub struct LoggedOut {
     /// Sessions ended.
     pub ended: u64,
-    /// Whether it acted for the browser: a live session (the cookie's, the access token's, or
-    /// the one its remember-me series backs), or a live remember-me series whose session has
-    /// lapsed (for "others" and "everywhere"). Without one it only killed what was presented,
-    /// and "others" or "everywhere" reached no other device.
-    pub as_session: bool,
     /// Whether the browser's own credentials ended, so its cookies and storage are cleared:
     /// the scope ends this session ([`LogoutRule::ends_this`](crate::policy::LogoutRule::ends_this)), or there was none to keep.
     pub cleared: bool,
-    /// Whether the scope asked to reach other devices and there was no session to speak for
-    /// the account: nothing but what was presented ended.
+    /// Whether the scope asked to reach other devices and nothing spoke for the account (no
+    /// live session: the cookie's, the access token's, or the one its remember-me series backs;
+    /// nor a live series whose session has lapsed): nothing but what was presented ended.
     pub no_session: bool,
 }
 
@@ -102,7 +98,7 @@ impl Authority {
         if !speaks {
             batch.commit().await?;
             self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason("no_session").log();
-            return Ok(LoggedOut { ended, as_session: false, cleared: true, no_session: rule.ends_others });
+            return Ok(LoggedOut { ended, cleared: true, no_session: rule.ends_others });
         }
         if from_series || owner_only.is_some() {
             self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason("remember_me").log();
@@ -134,7 +130,7 @@ impl Authority {
             }
         }
         batch.commit().await?;
-        Ok(LoggedOut { ended, as_session: true, cleared: rule.ends_this, no_session: false })
+        Ok(LoggedOut { ended, cleared: rule.ends_this, no_session: false })
     }
 
     /// Inside a batch: the owner of the remember-me series `presented` belongs to, and the

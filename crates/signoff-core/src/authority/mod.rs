@@ -2,7 +2,7 @@
 //!
 //! Every entry point (JSON API, HTML forms, CLI, admin) goes through these methods, so "what
 //! happens at logout" has exactly one answer: [`Authority::logout`], which like every other way
-//! of ending sessions ends them in a [`Batch`] (one transaction, announced once it commits).
+//! of ending sessions ends them in a `Batch` (one transaction, announced once it commits).
 //!
 //! One file per job: `signin` (sign-in, resume), `lookup` (the session behind a cookie),
 //! `logout` (logout, revoking a device), `triggers` (security events as [`crate::policy`]

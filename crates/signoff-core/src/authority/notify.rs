@@ -7,7 +7,7 @@ use time::{Duration, OffsetDateTime};
 use super::Authority;
 use crate::clients::{MAX_CLIENT_ID_LEN, RegisteredClient, webhook_secret};
 use crate::error::CoreError;
-use crate::outbox::{Attempt, Delivery, DeliveryPage, DeliveryStatus, GIVE_UP_AFTER, retry_delay};
+use crate::outbox::{Attempt, Delivery, DeliveryPage, DeliveryStatus, Destination, GIVE_UP_AFTER, retry_delay};
 
 /// A `Retry-After` longer than this is taken as this.
 const MAX_RETRY_AFTER: Duration = Duration::hours(6);
@@ -51,7 +51,10 @@ impl Authority {
 
     /// The client a delivery is for, if it is still registered.
     pub async fn delivery_client(&self, delivery: &Delivery) -> Result<Option<RegisteredClient>, CoreError> {
-        Ok(self.store.client_by_id(&delivery.client_id).await?)
+        match delivery.destination() {
+            Destination::Client { client_id, .. } => Ok(self.store.client_by_id(&client_id).await?),
+            Destination::Mail { .. } => Ok(None),
+        }
     }
 
     /// An OIDC Back-Channel Logout token for `client` (signed with the access-token key,

@@ -29,7 +29,8 @@ pub struct RefreshToken {
 #[async_trait]
 pub trait TokenStore: Send + Sync {
     async fn refresh_by_hash(&self, hash: &SecretHash) -> Result<Option<RefreshToken>, StoreError>;
-    /// Denied access tokens that have not expired by `now` (Unix seconds): `(issuer, jti, exp)`.
+    /// Denied access tokens that have not expired a minute before `now` (Unix seconds; the
+    /// minute allows for nodes' clocks that differ): `(issuer, jti, exp)`.
     async fn denied_tokens(&self, now: i64) -> Result<Vec<(String, String, i64)>, StoreError>;
 }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
-/// An authority on a fresh memory store, its clock, and the store.
+/// An authority on a fresh memory store, with its clock and the client it is asked from.
 pub struct World {
     pub authority: Authority,
     pub clock: ManualClock,
@@ -44,7 +44,7 @@ impl World {
         Self { authority, clock, client: ClientInfo { ip: "192.0.2.1".into(), user_agent: None } }
     }
 
-    /// Registers `email` (idempotent per world: call once per address).
+    /// Makes an account for `email` (once per address and world).
     pub async fn account(&self, email: &str) {
         self.authority.create_user(email, PASSWORD, &self.client).await.expect("account");
     }

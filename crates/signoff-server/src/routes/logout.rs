@@ -23,6 +23,16 @@ pub struct LogoutBody {
     refresh_token: Option<String>,
 }
 
+/// The scopes a logout takes, as a sentence: "local, others or global".
+fn scopes() -> String {
+    let names: Vec<&str> = LogoutScope::ALL.iter().map(|s| s.as_str()).collect();
+    match names.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
 /// Ends the caller's session(s). Order matters: input, then the cross-site checks, and only
 /// then any change, so a refused request changes nothing and sets no cookie.
 pub async fn logout(
@@ -35,9 +45,7 @@ pub async fn logout(
     let config = state.config();
     let scope = match body.scope.as_deref() {
         None | Some("") => LogoutScope::Local,
-        Some(s) => {
-            LogoutScope::parse(s).ok_or_else(|| ApiError::bad_request("scope must be local, others or global"))?
-        }
+        Some(s) => LogoutScope::parse(s).ok_or_else(|| ApiError::bad_request(format!("scope must be {}", scopes())))?,
     };
     let authority = state.authority();
     let remember = cookies::remember_secret(&headers, config);
