@@ -97,18 +97,6 @@ pub struct ClusterPolicy {
     pub poll: Duration,
 }
 
-impl Default for ClusterPolicy {
-    fn default() -> Self {
-        Self {
-            lease: Duration::from_secs(2),
-            renew_every: Duration::from_millis(500),
-            margin: Duration::from_millis(200),
-            ack_wait: Duration::from_millis(100),
-            poll: Duration::from_secs(1),
-        }
-    }
-}
-
 /// A node's membership: its lease, the fan-out, and whether it may answer from memory now.
 pub struct Cluster {
     pub(crate) node: String,
@@ -273,7 +261,9 @@ mod tests {
         let policy = ClusterPolicy {
             lease: Duration::from_millis(300),
             margin: Duration::from_millis(100),
-            ..Default::default()
+            renew_every: Duration::from_millis(500),
+            ack_wait: Duration::from_millis(100),
+            poll: Duration::from_secs(1),
         };
         let c = Cluster::new(std::sync::Arc::new(Nothing), std::sync::Arc::new(Nothing), policy);
         assert!(!c.vouches(), "a new node vouches for nothing");

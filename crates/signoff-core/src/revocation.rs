@@ -47,7 +47,7 @@ pub enum FeedEntry {
 
 /// How many event streams may be open: per session, per user, per client address (IPv6: its
 /// /64, as `throttle::address_key` counts it), in all.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamLimits {
     pub per_session: usize,
     pub per_user: usize,

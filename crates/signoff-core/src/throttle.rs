@@ -26,7 +26,7 @@ use time::{Duration, OffsetDateTime};
 
 /// How many failed sign-ins are allowed per window, and how many registrations and e-mail
 /// changes per hour.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottlePolicy {
     pub max_failures_per_account_and_ip: u32,
     pub max_failures_per_ip: u32,
@@ -43,20 +43,22 @@ pub struct ThrottlePolicy {
     pub password_reset_max_per_mailbox: u32,
 }
 
-impl Default for ThrottlePolicy {
-    fn default() -> Self {
+impl ThrottlePolicy {
+    /// Every limit `n`, failures counted over `window`: for tests and tools that are not about
+    /// throttling (the server's defaults are its config registry's).
+    pub fn uniform(n: u32, window: Duration) -> Self {
         Self {
-            max_failures_per_account_and_ip: 5,
-            max_failures_per_ip: 50,
-            max_failures_per_account: 100,
-            window: Duration::minutes(15),
-            register_max_per_ip: 10,
-            register_max_per_email: 3,
-            email_change_max_per_account: 5,
-            email_change_max_per_target: 3,
-            password_reset_max_per_ip: 10,
-            password_reset_max_per_email: 3,
-            password_reset_max_per_mailbox: 20,
+            max_failures_per_account_and_ip: n,
+            max_failures_per_ip: n,
+            max_failures_per_account: n,
+            window,
+            register_max_per_ip: n,
+            register_max_per_email: n,
+            email_change_max_per_account: n,
+            email_change_max_per_target: n,
+            password_reset_max_per_ip: n,
+            password_reset_max_per_email: n,
+            password_reset_max_per_mailbox: n,
         }
     }
 }
@@ -334,12 +336,6 @@ pub enum Outcome {
     Unchecked,
 }
 
-impl Default for LoginThrottle {
-    fn default() -> Self {
-        Self::new(ThrottlePolicy::default())
-    }
-}
-
 impl LoginThrottle {
     pub fn new(p: ThrottlePolicy) -> Self {
         Self {
@@ -456,7 +452,7 @@ mod tests {
             max_failures_per_ip: 3,
             max_failures_per_account: 4,
             window: Duration::minutes(10),
-            ..ThrottlePolicy::default()
+            ..ThrottlePolicy::uniform(100, Duration::minutes(15))
         });
         let now = OffsetDateTime::UNIX_EPOCH;
         t.record_failure("a", "1.1.1.1", now);
@@ -473,7 +469,10 @@ mod tests {
 
     #[test]
     fn attempts_in_flight_count_until_they_finish() {
-        let t = LoginThrottle::new(ThrottlePolicy { max_failures_per_account_and_ip: 2, ..ThrottlePolicy::default() });
+        let t = LoginThrottle::new(ThrottlePolicy {
+            max_failures_per_account_and_ip: 2,
+            ..ThrottlePolicy::uniform(100, Duration::minutes(15))
+        });
         let now = OffsetDateTime::UNIX_EPOCH;
         assert_eq!(t.begin("a", "1.1.1.1", now), Ok(()));
         assert_eq!(t.begin("a", "1.1.1.1", now), Ok(()));

@@ -19,6 +19,15 @@ use std::time::Duration;
 
 const PASSWORD: &str = "correct horse battery staple";
 
+/// The session rules these races run under.
+const SESSIONS: SessionPolicy = SessionPolicy {
+    idle_timeout: time::Duration::minutes(30),
+    absolute_lifetime: time::Duration::hours(10),
+    remember_lifetime: time::Duration::days(30),
+    race_grace: time::Duration::seconds(5),
+    max_sessions_per_user: 100,
+};
+
 async fn authority(store: Arc<dyn Store>) -> Arc<Authority> {
     authority_at(store, Arc::new(SystemClock)).await
 }
@@ -32,8 +41,8 @@ async fn authority_at(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Arc<Autho
         reuse_grace: time::Duration::seconds(5),
     };
     let passwords = Passwords::new(4, Duration::from_secs(10)).await.expect("passwords");
-    let policy = SessionPolicy::default();
-    let throttle = ThrottlePolicy { max_failures_per_ip: 10_000, ..ThrottlePolicy::default() };
+    let policy = SESSIONS;
+    let throttle = ThrottlePolicy::uniform(10_000, time::Duration::minutes(15));
     let authority = Authority::new(store, clock, policy, throttle, tokens, passwords);
     Arc::new(authority.await.expect("authority"))
 }
@@ -61,7 +70,7 @@ async fn the_expiry_sweep_queues_behind_refreshes_and_uses_instead_of_deadlockin
             held.push((signed_in.ctx.secret.clone(), tokens.refresh_token));
         }
         // Every session is now past its idle end: the sweep and their holders go for them at once.
-        clock.advance(SessionPolicy::default().idle_timeout + time::Duration::minutes(1));
+        clock.advance(SESSIONS.idle_timeout + time::Duration::minutes(1));
         let mut racers = tokio::task::JoinSet::new();
         for (secret, refresh) in held {
             let (a, b, client) = (auth.clone(), auth.clone(), client.clone());

@@ -4,8 +4,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use signoff_core::mail::Mailer;
 use signoff_core::password::Passwords;
-use signoff_core::throttle::ThrottlePolicy;
-use signoff_core::{Authority, Clock, SessionPolicy, TokenPolicy};
+use signoff_core::{Authority, Clock};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -36,39 +35,17 @@ impl AppState {
     /// Builds the state over a backend (or a bare store, for one process).
     pub async fn new(config: Config, backend: impl Into<Backend>, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let backend = backend.into();
-        let policy = SessionPolicy {
-            idle_timeout: config.idle_timeout,
-            absolute_lifetime: config.session_lifetime,
-            // Activity is recorded often enough that a session in use never idles out, however
-            // short the idle timeout is configured.
-            touch_interval: SessionPolicy::default().touch_interval.min(config.idle_timeout / 4),
-            remember_lifetime: config.remember_me,
-            race_grace: config.remember_reuse_grace,
-            max_sessions_per_user: config.max_sessions_per_user,
-        };
-        let throttle = ThrottlePolicy {
-            max_failures_per_account_and_ip: config.login_max_failures_per_account_and_ip,
-            max_failures_per_ip: config.login_max_failures_per_ip,
-            max_failures_per_account: config.login_max_failures_per_account,
-            window: config.login_failure_window,
-            register_max_per_ip: config.register_max_per_ip,
-            register_max_per_email: config.register_max_per_email,
-            email_change_max_per_account: config.email_change_max_per_account,
-            email_change_max_per_target: config.email_change_max_per_target,
-            password_reset_max_per_ip: config.password_reset_max_per_ip,
-            password_reset_max_per_email: config.password_reset_max_per_email,
-            password_reset_max_per_mailbox: config.password_reset_max_per_mailbox,
-        };
-        let tokens = TokenPolicy {
-            issuer: config.public_origin.clone(),
-            audience: config.token_audience.clone(),
-            access_ttl: config.access_token_ttl,
-            refresh_ttl: config.refresh_token_ttl,
-            reuse_grace: config.refresh_reuse_grace,
-        };
         let passwords = Passwords::new(config.password_hash_concurrency, config.password_hash_queue).await?;
         let cluster = backend.cluster(&config);
-        let mut authority = Authority::new(backend.store.clone(), clock, policy, throttle, tokens, passwords).await?;
+        let mut authority = Authority::new(
+            backend.store.clone(),
+            clock,
+            config.sessions,
+            config.throttle,
+            config.tokens.clone(),
+            passwords,
+        )
+        .await?;
         if let Some(cluster) = cluster {
             tracing::info!(node = cluster.node(), "joining the other nodes on this database");
             authority = authority.with_cluster(cluster);

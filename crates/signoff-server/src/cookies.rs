@@ -39,7 +39,7 @@ pub fn set_remember(config: &Config, secret: &RememberSecret) -> HeaderValue {
         config.remember_cookie,
         secret.expose(),
         attributes(config),
-        config.remember_me.whole_seconds()
+        config.sessions.remember_lifetime.whole_seconds()
     ))
 }
 

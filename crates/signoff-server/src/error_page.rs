@@ -233,8 +233,7 @@ mod tests {
         assert!(!same_server_elsewhere(&config, "signoff", 8080), "a proxy's upstream name");
         assert!(opened_elsewhere(&config, "http://127.0.0.1:8080"));
         assert!(!opened_elsewhere(&config, "https://evil.example"), "no page names another site");
-        config.public_url = "https://auth.example.com".parse().expect("url");
-        config.public_origin = "https://auth.example.com".into();
+        config.serve_at("https://auth.example.com".parse().expect("url"));
         assert!(!same_server_elsewhere(&config, "127.0.0.1", 443), "only a loopback public URL");
     }
 }

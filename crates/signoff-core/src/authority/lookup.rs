@@ -25,7 +25,7 @@ impl SessionContext {
 
 impl Authority {
     /// The live session behind a cookie secret, recording activity (at most once per
-    /// `touch_interval`). Expired sessions are ended on sight.
+    /// `touch_interval()`). Expired sessions are ended on sight.
     pub async fn authenticate(&self, secret: &SessionSecret) -> Result<Option<SessionContext>, CoreError> {
         self.lookup(secret, true).await
     }
@@ -60,7 +60,7 @@ impl Authority {
             batch.commit().await?;
             return Ok(None);
         }
-        if touch && now - session.last_active_at >= self.policy.touch_interval {
+        if touch && now - session.last_active_at >= self.policy.touch_interval() {
             self.store.touch_session(&session.id, now).await?;
             self.sessions.touch(&session.id, now);
             Arc::make_mut(&mut session).last_active_at = now;

@@ -46,15 +46,14 @@ pub use reading::Device;
 pub use signin::{Resume, SignedIn};
 pub use tokens::{AccessContext, Presented, TokenPair, TokenPolicy, TokenState};
 
-/// How long sessions live.
-#[derive(Debug, Clone, Copy)]
+/// How long sessions live. Its defaults are the server's (`signoff-server`'s config registry,
+/// where every setting has its one default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionPolicy {
     /// A session unused for this long is over.
     pub idle_timeout: Duration,
     /// A session is over this long after sign-in, however busy.
     pub absolute_lifetime: Duration,
-    /// `last_active_at` is written at most this often, so validation stays read-mostly.
-    pub touch_interval: Duration,
     /// How long a remember-me series lasts.
     pub remember_lifetime: Duration,
     /// How long the immediate predecessor of a rotated remember-me validator is still honoured
@@ -64,16 +63,12 @@ pub struct SessionPolicy {
     pub max_sessions_per_user: u32,
 }
 
-impl Default for SessionPolicy {
-    fn default() -> Self {
-        Self {
-            idle_timeout: Duration::minutes(30),
-            absolute_lifetime: Duration::hours(10),
-            touch_interval: Duration::minutes(1),
-            remember_lifetime: Duration::days(30),
-            race_grace: Duration::seconds(5),
-            max_sessions_per_user: 100,
-        }
+impl SessionPolicy {
+    /// How often `last_active_at` is written at most, so validation stays read-mostly: once a
+    /// minute, or a quarter of the idle timeout when that is shorter, so a session in use never
+    /// idles out.
+    pub fn touch_interval(&self) -> Duration {
+        Duration::minutes(1).min(self.idle_timeout / 4)
     }
 }
 

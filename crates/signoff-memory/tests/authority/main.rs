@@ -16,6 +16,15 @@ use std::sync::Arc;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// The session rules these tests are written against.
+pub const SESSIONS: SessionPolicy = SessionPolicy {
+    idle_timeout: time::Duration::minutes(30),
+    absolute_lifetime: time::Duration::hours(10),
+    remember_lifetime: time::Duration::days(30),
+    race_grace: time::Duration::seconds(5),
+    max_sessions_per_user: 100,
+};
+
 /// An authority on a fresh memory store, with its clock and the client it is asked from.
 pub struct World {
     pub authority: Authority,
@@ -35,12 +44,11 @@ impl World {
             reuse_grace: time::Duration::seconds(5),
         };
         let passwords = Passwords::new(2, std::time::Duration::from_secs(10)).await.expect("passwords");
-        let throttle = ThrottlePolicy { max_failures_per_ip: 10_000, ..ThrottlePolicy::default() };
+        let throttle = ThrottlePolicy::uniform(10_000, time::Duration::minutes(15));
         let store = Arc::new(MemoryStore::new());
-        let authority =
-            Authority::new(store, Arc::new(clock.clone()), SessionPolicy::default(), throttle, tokens, passwords)
-                .await
-                .expect("authority");
+        let authority = Authority::new(store, Arc::new(clock.clone()), SESSIONS, throttle, tokens, passwords)
+            .await
+            .expect("authority");
         Self { authority, clock, client: ClientInfo { ip: "192.0.2.1".into(), user_agent: None } }
     }
 

@@ -2,6 +2,9 @@
 //! environment variables. Every key is listed once, in [`KEYS`]; unknown keys in the file are
 //! an error, so a typo never silently falls back to a default.
 
+use signoff_core::revocation::StreamLimits;
+use signoff_core::throttle::ThrottlePolicy;
+use signoff_core::{SessionPolicy, TokenPolicy};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -47,37 +50,25 @@ pub struct Config {
     pub node_ack_wait: std::time::Duration,
     pub admin_token: Option<AdminKey>,
     pub metrics_token: Option<AdminKey>,
-    pub refresh_reuse_grace: Duration,
-    pub remember_reuse_grace: Duration,
-    pub access_token_ttl: Duration,
-    pub refresh_token_ttl: Duration,
-    /// `aud` of access tokens; `iss` is always the public origin.
-    pub token_audience: String,
+    /// The core's policies, as sections of the configuration: what the settings named for them
+    /// say, handed to the authority whole.
+    /// How long sessions and remember-me series live (`session_*`, `remember_*`,
+    /// `max_sessions_per_user`).
+    pub sessions: SessionPolicy,
+    /// Sign-in, registration, e-mail change and reset limits (`login_*`, `register_*`,
+    /// `email_change_*`, `password_reset_*`).
+    pub throttle: ThrottlePolicy,
+    /// Access and refresh tokens: `iss` is always the public origin ([`Config::serve_at`] keeps
+    /// it so), `aud` is `token_audience` (the public origin when empty).
+    pub tokens: TokenPolicy,
+    /// Event streams open at once (`max_event_streams*`).
+    pub streams: StreamLimits,
     /// Whether cookies carry `Secure` (false only with `insecure_dev` on plain http).
     pub cookie_secure: bool,
     pub session_cookie: String,
     pub remember_cookie: String,
-    pub idle_timeout: Duration,
-    pub session_lifetime: Duration,
-    pub remember_me: Duration,
     pub events_keepalive: Duration,
     pub revocation_poll: std::time::Duration,
-    pub login_max_failures_per_account_and_ip: u32,
-    pub login_max_failures_per_ip: u32,
-    pub login_max_failures_per_account: u32,
-    pub login_failure_window: Duration,
-    pub register_max_per_ip: u32,
-    pub register_max_per_email: u32,
-    pub email_change_max_per_account: u32,
-    pub email_change_max_per_target: u32,
-    pub password_reset_max_per_ip: u32,
-    pub password_reset_max_per_email: u32,
-    pub password_reset_max_per_mailbox: u32,
-    pub max_sessions_per_user: u32,
-    pub max_event_streams_per_session: usize,
-    pub max_event_streams_per_user: usize,
-    pub max_event_streams_per_address: usize,
-    pub max_event_streams: usize,
     /// Concurrent password hashes (resolved: never 0).
     pub password_hash_concurrency: usize,
     pub password_hash_queue: std::time::Duration,
@@ -115,6 +106,22 @@ impl Config {
         self.smtp_url.is_none()
             && self.listen.ip().is_loopback()
             && matches!(self.public_url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
+    }
+
+    /// Serves at `url` (an origin: scheme, host and port): the public URL and origin, the
+    /// tokens' issuer, the first allowed redirect origin, and the audience when it was the old
+    /// origin, all follow.
+    pub fn serve_at(&mut self, url: Url) {
+        let origin = url.origin().ascii_serialization();
+        if self.tokens.audience == self.public_origin {
+            self.tokens.audience = origin.clone();
+        }
+        if let Some(first) = self.redirect_allowlist.first_mut().filter(|o| **o == self.public_origin) {
+            *first = origin.clone();
+        }
+        self.tokens.issuer = origin.clone();
+        self.public_origin = origin;
+        self.public_url = url;
     }
 
     /// Reads the optional file, then the environment (which wins).
@@ -191,8 +198,44 @@ impl Config {
         }
         let token_audience = opt("token_audience").unwrap_or_else(|| public_origin.clone());
         let public_host = public_url.host_str().unwrap_or("localhost").to_owned();
+        let sessions = SessionPolicy {
+            idle_timeout: seconds("session_idle_timeout_seconds", get("session_idle_timeout_seconds"), 60)?,
+            absolute_lifetime: seconds("session_lifetime_seconds", get("session_lifetime_seconds"), 60)?,
+            remember_lifetime: seconds("remember_me_seconds", get("remember_me_seconds"), 60)?,
+            race_grace: seconds("remember_reuse_grace_seconds", get("remember_reuse_grace_seconds"), 0)?,
+            max_sessions_per_user: positive("max_sessions_per_user", &get)?,
+        };
+        let throttle = ThrottlePolicy {
+            max_failures_per_account_and_ip: positive("login_max_failures_per_account_and_ip", &get)?,
+            max_failures_per_ip: positive("login_max_failures_per_ip", &get)?,
+            max_failures_per_account: positive("login_max_failures_per_account", &get)?,
+            window: seconds("login_failure_window_seconds", get("login_failure_window_seconds"), 1)?,
+            register_max_per_ip: positive("register_max_per_ip", &get)?,
+            register_max_per_email: positive("register_max_per_email", &get)?,
+            email_change_max_per_account: positive("email_change_max_per_account", &get)?,
+            email_change_max_per_target: positive("email_change_max_per_target", &get)?,
+            password_reset_max_per_ip: positive("password_reset_max_per_ip", &get)?,
+            password_reset_max_per_email: positive("password_reset_max_per_email", &get)?,
+            password_reset_max_per_mailbox: positive("password_reset_max_per_mailbox", &get)?,
+        };
+        let tokens = TokenPolicy {
+            issuer: public_origin.clone(),
+            audience: token_audience,
+            access_ttl: seconds("access_token_ttl_seconds", get("access_token_ttl_seconds"), 30)?,
+            refresh_ttl: seconds("refresh_token_ttl_seconds", get("refresh_token_ttl_seconds"), 60)?,
+            reuse_grace: seconds("refresh_reuse_grace_seconds", get("refresh_reuse_grace_seconds"), 0)?,
+        };
+        let streams = StreamLimits {
+            per_session: positive::<usize>("max_event_streams_per_session", &get)?,
+            per_user: positive::<usize>("max_event_streams_per_user", &get)?,
+            per_address: positive::<usize>("max_event_streams_per_address", &get)?,
+            total: positive::<usize>("max_event_streams", &get)?,
+        };
         Ok(Self {
-            token_audience,
+            sessions,
+            throttle,
+            tokens,
+            streams,
             listen: get("listen").parse().map_err(|e| invalid("listen", e))?,
             public_url,
             public_origin,
@@ -214,37 +257,14 @@ impl Config {
             node_ack_wait: std::time::Duration::from_millis(positive("node_ack_wait_millis", &get)?),
             admin_token: bearer_key("admin_token", opt("admin_token"))?,
             metrics_token: bearer_key("metrics_token", opt("metrics_token"))?,
-            refresh_reuse_grace: seconds("refresh_reuse_grace_seconds", get("refresh_reuse_grace_seconds"), 0)?,
-            remember_reuse_grace: seconds("remember_reuse_grace_seconds", get("remember_reuse_grace_seconds"), 0)?,
-            access_token_ttl: seconds("access_token_ttl_seconds", get("access_token_ttl_seconds"), 30)?,
-            refresh_token_ttl: seconds("refresh_token_ttl_seconds", get("refresh_token_ttl_seconds"), 60)?,
             cookie_secure,
             session_cookie,
             remember_cookie,
-            idle_timeout: seconds("session_idle_timeout_seconds", get("session_idle_timeout_seconds"), 60)?,
-            session_lifetime: seconds("session_lifetime_seconds", get("session_lifetime_seconds"), 60)?,
-            remember_me: seconds("remember_me_seconds", get("remember_me_seconds"), 60)?,
             events_keepalive: seconds("events_keepalive_seconds", get("events_keepalive_seconds"), 1)?,
             revocation_poll: match number::<u64>("revocation_poll_millis", get("revocation_poll_millis"))? {
                 ms @ 10.. => std::time::Duration::from_millis(ms),
                 _ => return Err(invalid("revocation_poll_millis", "must be at least 10")),
             },
-            login_max_failures_per_account_and_ip: positive("login_max_failures_per_account_and_ip", &get)?,
-            login_max_failures_per_ip: positive("login_max_failures_per_ip", &get)?,
-            login_max_failures_per_account: positive("login_max_failures_per_account", &get)?,
-            login_failure_window: seconds("login_failure_window_seconds", get("login_failure_window_seconds"), 1)?,
-            register_max_per_ip: positive("register_max_per_ip", &get)?,
-            register_max_per_email: positive("register_max_per_email", &get)?,
-            email_change_max_per_account: positive("email_change_max_per_account", &get)?,
-            email_change_max_per_target: positive("email_change_max_per_target", &get)?,
-            password_reset_max_per_ip: positive("password_reset_max_per_ip", &get)?,
-            password_reset_max_per_email: positive("password_reset_max_per_email", &get)?,
-            password_reset_max_per_mailbox: positive("password_reset_max_per_mailbox", &get)?,
-            max_sessions_per_user: positive("max_sessions_per_user", &get)?,
-            max_event_streams_per_session: positive::<usize>("max_event_streams_per_session", &get)?,
-            max_event_streams_per_user: positive::<usize>("max_event_streams_per_user", &get)?,
-            max_event_streams_per_address: positive::<usize>("max_event_streams_per_address", &get)?,
-            max_event_streams: positive::<usize>("max_event_streams", &get)?,
             password_hash_concurrency: match number::<usize>(
                 "password_hash_concurrency",
                 get("password_hash_concurrency"),

@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::stream;
 use serde_json::json;
-use signoff_core::revocation::StreamLimits;
 use std::convert::Infallible;
 
 use super::require_session;
@@ -29,13 +28,7 @@ pub fn routes() -> Router<AppState> {
 async fn events(State(state): State<AppState>, Client(client): Client, headers: HeaderMap) -> ApiResult<Response> {
     let ctx = require_session(&state, &headers).await?;
     let authority = state.authority();
-    let c = state.config();
-    let limits = StreamLimits {
-        per_session: c.max_event_streams_per_session,
-        per_user: c.max_event_streams_per_user,
-        per_address: c.max_event_streams_per_address,
-        total: c.max_event_streams,
-    };
+    let limits = state.config().streams;
     let Some(watch) = authority.hub().watch(&ctx.session.id, &ctx.user.id, &client.ip, limits) else {
         return Err(ApiError::TooManyStreams);
     };

@@ -120,7 +120,7 @@ async fn configuration(State(state): State<AppState>) -> Response {
     let origin = &c.public_origin;
     let body = json!({
         "issuer": origin,
-        "token_audience": c.token_audience,
+        "token_audience": c.tokens.audience,
         "jwks_uri": format!("{origin}/.well-known/jwks.json"),
         "token_endpoint": format!("{origin}/auth/token"),
         "revocation_endpoint": format!("{origin}/auth/revoke"),

@@ -55,7 +55,7 @@ async fn email_changes_are_throttled_per_account_whatever_their_outcome() {
 async fn an_attacker_cannot_lock_the_owner_out() {
     let s = TestServer::with(|c| {
         c.trust_proxy = true;
-        c.login_max_failures_per_account = 12;
+        c.throttle.max_failures_per_account = 12;
     })
     .await;
     let email = s.register("owner@example.com").await;
@@ -88,7 +88,7 @@ async fn an_attacker_cannot_lock_the_owner_out() {
 async fn registration_is_throttled_and_repeats_leave_one_audit_event() {
     let s = TestServer::with(|c| {
         c.trust_proxy = true;
-        c.register_max_per_email = 40;
+        c.throttle.register_max_per_email = 40;
     })
     .await;
     let victim = s.register("victim@example.com").await;
@@ -188,7 +188,7 @@ async fn password_hashing_is_bounded_and_never_starves_validation() {
 
 #[tokio::test]
 async fn sessions_per_user_are_capped_and_the_oldest_ends() {
-    let s = TestServer::with(|c| c.max_sessions_per_user = 3).await;
+    let s = TestServer::with(|c| c.sessions.max_sessions_per_user = 3).await;
     let email = s.register("cap@example.com").await;
     let mut browsers = Vec::new();
     for _ in 0..3 {
@@ -339,7 +339,7 @@ async fn a_client_hanging_up_while_its_password_is_hashed_is_counted_all_the_sam
 
 #[tokio::test]
 async fn remembered_devices_are_capped_per_user_too() {
-    let s = TestServer::with(|c| c.max_sessions_per_user = 3).await;
+    let s = TestServer::with(|c| c.sessions.max_sessions_per_user = 3).await;
     let email = s.register("many-devices@example.com").await;
     let mut cookies = Vec::new();
     for _ in 0..6 {
@@ -383,8 +383,8 @@ async fn a_request_body_that_never_arrives_times_out() {
 #[tokio::test]
 async fn one_user_cannot_hold_every_event_stream() {
     let s = TestServer::with(|c| {
-        c.max_event_streams_per_session = 3;
-        c.max_event_streams_per_user = 4;
+        c.streams.per_session = 3;
+        c.streams.per_user = 4;
     })
     .await;
     let email = s.register("hog@example.com").await;
@@ -417,8 +417,8 @@ async fn one_user_cannot_hold_every_event_stream() {
 async fn one_client_with_many_accounts_cannot_hold_every_event_stream() {
     let s = TestServer::with(|c| {
         c.trust_proxy = true;
-        c.max_event_streams_per_address = 5;
-        c.max_event_streams = 8;
+        c.streams.per_address = 5;
+        c.streams.total = 8;
     })
     .await;
     let mut open = Vec::new();

@@ -168,7 +168,7 @@ async fn failed_attempts_are_limited_per_account_with_retry_after() {
 
 #[tokio::test]
 async fn failed_attempts_are_limited_per_client_address_and_successes_are_not() {
-    let s = TestServer::with(|c| c.login_max_failures_per_ip = 3).await;
+    let s = TestServer::with(|c| c.throttle.max_failures_per_ip = 3).await;
     s.register("frank@example.com").await;
     let mut b = s.browser();
     for _ in 0..10 {

@@ -323,7 +323,7 @@ async fn event_streams_send_keep_alives_and_need_a_session() {
 
 #[tokio::test]
 async fn a_session_may_hold_only_so_many_event_streams() {
-    let s = TestServer::with(|c| c.max_event_streams_per_session = 3).await;
+    let s = TestServer::with(|c| c.streams.per_session = 3).await;
     let b = s.signed_in("streams@example.com").await;
     let mut open = Vec::new();
     for _ in 0..3 {
@@ -352,7 +352,7 @@ async fn a_session_may_hold_only_so_many_event_streams() {
 
 #[tokio::test]
 async fn remember_me_resumes_rotates_and_catches_a_copied_token() {
-    let s = TestServer::with(|c| c.remember_reuse_grace = time::Duration::seconds(5)).await;
+    let s = TestServer::with(|c| c.sessions.race_grace = time::Duration::seconds(5)).await;
     s.register("keep@example.com").await;
     let mut b = s.browser();
     let res = b

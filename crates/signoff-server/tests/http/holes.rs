@@ -62,7 +62,7 @@ fn client() -> reqwest::Client {
 
 #[tokio::test]
 async fn the_remember_me_grace_admits_one_racer_per_rotation_and_binds_it_to_the_series() {
-    let s = TestServer::with(|c| c.remember_reuse_grace = time::Duration::seconds(5)).await;
+    let s = TestServer::with(|c| c.sessions.race_grace = time::Duration::seconds(5)).await;
     let email = s.register("grace-rm@example.com").await;
     let (mut b, mut current) = remembered(&s, &email).await;
     let http = client();
@@ -103,7 +103,7 @@ async fn the_remember_me_grace_creates_nothing_after_a_revocation_commits() {
     let admin_key = "a".repeat(40);
     let key = admin_key.clone();
     let s = TestServer::with(move |c| {
-        c.remember_reuse_grace = time::Duration::seconds(5);
+        c.sessions.race_grace = time::Duration::seconds(5);
         c.admin_token = Some(signoff_server::config::AdminKey(key));
     })
     .await;
@@ -198,7 +198,7 @@ async fn me(s: &TestServer, access: &str) -> StatusCode {
 
 #[tokio::test]
 async fn the_refresh_grace_returns_the_same_successor_once_and_never_forks_the_family() {
-    let s = TestServer::with(|c| c.refresh_reuse_grace = time::Duration::seconds(5)).await;
+    let s = TestServer::with(|c| c.tokens.reuse_grace = time::Duration::seconds(5)).await;
     let email = s.register("grace-rt@example.com").await;
     let mut b = s.browser();
     let mut t = grant(&mut b, &email).await;
@@ -231,7 +231,7 @@ async fn the_refresh_grace_returns_the_same_successor_once_and_never_forks_the_f
 
 #[tokio::test]
 async fn revoking_a_refresh_token_racing_grace_replays_leaves_nothing_alive_in_its_family() {
-    let s = TestServer::with(|c| c.refresh_reuse_grace = time::Duration::seconds(5)).await;
+    let s = TestServer::with(|c| c.tokens.reuse_grace = time::Duration::seconds(5)).await;
     let email = s.register("race-rt@example.com").await;
     let http = client();
     for round in 0..3 {
@@ -277,7 +277,7 @@ async fn rfc7009_revoking_a_refresh_token_kills_the_access_tokens_of_its_grant()
 
 #[tokio::test]
 async fn a_logout_carrying_a_bearer_token_also_ends_the_cookie_session_or_refuses() {
-    let s = TestServer::with(|c| c.access_token_ttl = time::Duration::seconds(60)).await;
+    let s = TestServer::with(|c| c.tokens.access_ttl = time::Duration::seconds(60)).await;
     let email = s.register("both@example.com").await;
     // signoff.js in token mode: a cookie session and a token pair in one browser.
     for expired in [false, true] {
@@ -558,7 +558,7 @@ async fn an_idled_out_session_cookie_does_not_destroy_its_remember_me_series() {
 
 #[tokio::test]
 async fn resuming_at_the_session_cap_keeps_the_series() {
-    let s = TestServer::with(|c| c.max_sessions_per_user = 1).await;
+    let s = TestServer::with(|c| c.sessions.max_sessions_per_user = 1).await;
     let email = s.register("cap-rm@example.com").await;
     let (mut b, _) = remembered(&s, &email).await;
     for i in 0..3 {
@@ -569,7 +569,7 @@ async fn resuming_at_the_session_cap_keeps_the_series() {
 
 #[tokio::test]
 async fn a_zero_remember_me_grace_turns_the_grace_off() {
-    let s = TestServer::with(|c| c.remember_reuse_grace = time::Duration::ZERO).await;
+    let s = TestServer::with(|c| c.sessions.race_grace = time::Duration::ZERO).await;
     let email = s.register("no-grace@example.com").await;
     let (mut b, predecessor) = remembered(&s, &email).await;
     assert_eq!(b.session_status().await, StatusCode::OK, "resumed and rotated");
@@ -584,8 +584,8 @@ async fn a_zero_remember_me_grace_turns_the_grace_off() {
 #[tokio::test]
 async fn a_session_resumed_from_a_series_ends_no_later_than_the_series() {
     let s = TestServer::with(|c| {
-        c.remember_me = time::Duration::hours(2);
-        c.idle_timeout = time::Duration::hours(10);
+        c.sessions.remember_lifetime = time::Duration::hours(2);
+        c.sessions.idle_timeout = time::Duration::hours(10);
     })
     .await;
     let email = s.register("series-end@example.com").await;
@@ -604,7 +604,7 @@ async fn a_session_resumed_from_a_series_ends_no_later_than_the_series() {
 #[tokio::test]
 async fn the_caps_never_drop_the_session_or_series_just_opened() {
     // A frozen clock makes every sign-in a tie on time.
-    let s = TestServer::with(|c| c.max_sessions_per_user = 2).await;
+    let s = TestServer::with(|c| c.sessions.max_sessions_per_user = 2).await;
     let email = s.register("tie@example.com").await;
     for i in 0..12 {
         let mut b = s.browser();

@@ -68,8 +68,8 @@ async fn look_alike_addresses_make_one_account_or_none() {
 #[tokio::test]
 async fn one_address_registered_many_times_at_once_makes_one_account() {
     let s = TestServer::with(|c| {
-        c.register_max_per_email = 1_000;
-        c.register_max_per_ip = 1_000;
+        c.throttle.register_max_per_email = 1_000;
+        c.throttle.register_max_per_ip = 1_000;
     })
     .await;
     for round in 0..10 {
@@ -328,7 +328,7 @@ async fn a_global_logout_right_after_another_tab_resumed_still_ends_every_sessio
 #[tokio::test]
 async fn a_replaced_remember_me_token_past_the_grace_does_not_log_out_everywhere() {
     const REMEMBER: &str = "__Host-signoff_remember";
-    let s = TestServer::with(|c| c.remember_reuse_grace = time::Duration::seconds(5)).await;
+    let s = TestServer::with(|c| c.sessions.race_grace = time::Duration::seconds(5)).await;
     s.register("stale@example.com").await;
     let mut tab = s.browser();
     let login = tab

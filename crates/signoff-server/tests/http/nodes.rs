@@ -339,9 +339,7 @@ async fn a_token_denied_while_a_process_starts_is_still_refused_by_it() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let mut config = signoff_server::Config::defaults();
-    config.public_url = a.origin.parse().expect("origin");
-    config.public_origin = a.origin.clone();
-    config.token_audience = a.origin.clone();
+    config.serve_at(a.origin.parse().expect("origin"));
     config.revocation_poll = Duration::from_millis(20);
     let state = signoff_server::AppState::new(
         config,

@@ -121,8 +121,7 @@ async fn every_response_carries_the_security_headers() {
     assert_eq!(login.header("cache-control"), Some("no-store"));
 
     let https = TestServer::with(|c| {
-        c.public_url = "https://auth.example.com".parse().expect("url");
-        c.public_origin = "https://auth.example.com".into();
+        c.serve_at("https://auth.example.com".parse().expect("url"));
     })
     .await;
     let res = https.browser().get("/login").await;

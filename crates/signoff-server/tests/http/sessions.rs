@@ -44,7 +44,7 @@ async fn only_a_hash_of_the_secret_is_stored() {
 
 #[tokio::test]
 async fn idle_sessions_expire() {
-    let s = TestServer::with(|c| c.idle_timeout = Duration::minutes(30)).await;
+    let s = TestServer::with(|c| c.sessions.idle_timeout = Duration::minutes(30)).await;
     let mut b = s.signed_in("ken@example.com").await;
     s.clock.advance(Duration::minutes(29));
     assert_eq!(b.session_status().await, StatusCode::OK, "still inside the idle window");
@@ -60,7 +60,7 @@ async fn idle_sessions_expire() {
 async fn a_short_idle_timeout_never_ends_a_session_in_use() {
     // Activity was recorded at most once a minute: with a one-minute idle timeout, a session
     // used every 50 seconds idled out. The recording interval now scales with the timeout.
-    let s = TestServer::with(|c| c.idle_timeout = Duration::seconds(60)).await;
+    let s = TestServer::with(|c| c.sessions.idle_timeout = Duration::seconds(60)).await;
     let mut b = s.signed_in("brisk@example.com").await;
     for i in 0..6 {
         s.clock.advance(Duration::seconds(50));
@@ -72,7 +72,7 @@ async fn a_short_idle_timeout_never_ends_a_session_in_use() {
 
 #[tokio::test]
 async fn sessions_end_at_their_absolute_lifetime_however_busy() {
-    let s = TestServer::with(|c| c.session_lifetime = Duration::hours(2)).await;
+    let s = TestServer::with(|c| c.sessions.absolute_lifetime = Duration::hours(2)).await;
     let mut b = s.signed_in("liam@example.com").await;
     for _ in 0..7 {
         s.clock.advance(Duration::minutes(17));

@@ -236,10 +236,7 @@ impl TestServer {
         let addr = listener.local_addr().expect("addr");
         let mut config = Config::defaults();
         config.listen = addr;
-        config.public_url = format!("http://127.0.0.1:{}", addr.port()).parse().expect("url");
-        config.public_origin = config.public_url.origin().ascii_serialization();
-        config.redirect_allowlist = vec![config.public_origin.clone()];
-        config.token_audience = config.public_origin.clone();
+        config.serve_at(format!("http://127.0.0.1:{}", addr.port()).parse().expect("url"));
         config.database_url = signoff_server::config::SecretUrl(db_url.clone());
         adjust(&mut config);
         scan::config(&config);
@@ -379,10 +376,7 @@ impl TestServer {
 fn same_origin(origin: &str) -> impl FnOnce(&mut Config) + use<> {
     let origin = origin.to_owned();
     move |c| {
-        c.public_url = origin.parse().expect("origin");
-        c.public_origin = origin.clone();
-        c.redirect_allowlist = vec![origin.clone()];
-        c.token_audience = origin;
+        c.serve_at(origin.parse().expect("origin"));
     }
 }
 

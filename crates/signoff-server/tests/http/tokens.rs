@@ -110,7 +110,7 @@ async fn password_grant_issues_an_eddsa_access_token_with_the_contract_claims() 
 
 #[tokio::test]
 async fn refresh_rotates_and_a_rotated_token_is_a_theft_that_kills_the_family_and_session() {
-    let s = TestServer::with(|c| c.refresh_reuse_grace = time::Duration::ZERO).await;
+    let s = TestServer::with(|c| c.tokens.reuse_grace = time::Duration::ZERO).await;
     s.register("rot@example.com").await;
     let mut b = s.browser();
     let first = grant(&mut b, "rot@example.com").await;
@@ -139,7 +139,7 @@ async fn refresh_rotates_and_a_rotated_token_is_a_theft_that_kills_the_family_an
 
 #[tokio::test]
 async fn two_racing_refreshes_cannot_both_win() {
-    let s = TestServer::with(|c| c.refresh_reuse_grace = time::Duration::ZERO).await;
+    let s = TestServer::with(|c| c.tokens.reuse_grace = time::Duration::ZERO).await;
     s.register("race@example.com").await;
     let mut b = s.browser();
     let t = grant(&mut b, "race@example.com").await;
@@ -160,7 +160,7 @@ async fn two_racing_refreshes_cannot_both_win() {
 
 #[tokio::test]
 async fn the_grace_window_accepts_only_the_immediate_predecessor_briefly() {
-    let s = TestServer::with(|c| c.refresh_reuse_grace = time::Duration::seconds(5)).await;
+    let s = TestServer::with(|c| c.tokens.reuse_grace = time::Duration::seconds(5)).await;
     s.register("grace@example.com").await;
     let mut b = s.browser();
     let t0 = grant(&mut b, "grace@example.com").await;

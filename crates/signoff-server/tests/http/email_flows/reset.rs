@@ -91,7 +91,7 @@ async fn a_password_reset_ends_every_session_and_token_this_browser_included() {
 async fn a_reset_link_dies_on_expiry_tampering_a_newer_link_and_any_other_password_change() {
     let s = TestServer::with(|c| {
         c.mail_token_ttl = time::Duration::seconds(600);
-        c.password_reset_max_per_email = 100;
+        c.throttle.password_reset_max_per_email = 100;
     })
     .await;
     let email = s.register("links@example.com").await;
@@ -154,9 +154,9 @@ async fn a_reset_link_dies_on_expiry_tampering_a_newer_link_and_any_other_passwo
 async fn reset_requests_are_throttled_per_address_and_per_client() {
     let s = TestServer::with(|c| {
         c.trust_proxy = true;
-        c.password_reset_max_per_email = 2;
-        c.password_reset_max_per_ip = 4;
-        c.password_reset_max_per_mailbox = 5;
+        c.throttle.password_reset_max_per_email = 2;
+        c.throttle.password_reset_max_per_ip = 4;
+        c.throttle.password_reset_max_per_mailbox = 5;
     })
     .await;
     s.register("limited@example.com").await;
@@ -194,8 +194,8 @@ async fn reset_requests_are_throttled_per_address_and_per_client() {
 #[tokio::test]
 async fn a_reset_link_used_by_racing_requests_works_exactly_once() {
     let s = TestServer::with(|c| {
-        c.password_reset_max_per_email = 100;
-        c.password_reset_max_per_ip = 100;
+        c.throttle.password_reset_max_per_email = 100;
+        c.throttle.password_reset_max_per_ip = 100;
     })
     .await;
     let email = s.register("race@example.com").await;
