@@ -15,7 +15,8 @@
 //! - [`policy`]: what each security trigger ends and revokes.
 //! - [`remember`]: remember-me tokens (selector:validator).
 //! - [`revocation`]: telling open pages that their session ended.
-//! - [`client_feed`]: the revocation feed relying services follow, held in memory.
+//! - [`feed`]: the revocation feed in one home: its entries, how a process follows it, and the
+//!   window relying services read.
 //! - [`clients`]: registered clients (relying applications) and their secrets.
 //! - [`outbox`]: logout notifications to clients (back-channel logout, webhooks) and retries.
 //! - [`token`]: EdDSA access tokens (JWT) and the keyring.
@@ -27,7 +28,6 @@
 
 pub mod audit;
 pub mod authority;
-pub mod client_feed;
 pub mod clients;
 pub mod clock;
 pub mod cluster;
@@ -37,6 +37,7 @@ pub mod denylist;
 pub mod email;
 pub mod error;
 pub mod fanouts;
+pub mod feed;
 pub mod mail;
 pub mod outbox;
 pub mod password;
@@ -57,7 +58,8 @@ pub use authority::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::CoreError;
+pub use feed::{FeedEntry, Revocation};
 pub use policy::Trigger;
-pub use revocation::{FeedEntry, Revocation, RevocationHub};
+pub use revocation::RevocationHub;
 pub use secret::{SessionId, SessionSecret, UserId};
 pub use store::{RememberToken, Session, SessionFilter, Store, StoreError, Tx, User};

@@ -11,7 +11,7 @@ use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
 use crate::clients::RegisteredClient;
-use crate::revocation::FeedEntry;
+use crate::feed::FeedEntry;
 use crate::secret::{random_bytes, random_id};
 
 /// What a relying application is told.
@@ -302,7 +302,7 @@ pub fn retry_delay(attempts: i64) -> Duration {
 mod tests {
     use super::*;
     use crate::clients::NewClient;
-    use crate::revocation::Revocation;
+    use crate::feed::Revocation;
     use crate::secret::{SessionId, UserId};
 
     #[test]

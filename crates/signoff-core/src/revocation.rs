@@ -7,43 +7,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
-use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
+use crate::feed::Revocation;
 use crate::secret::{SessionId, UserId};
-
-/// One ended session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Revocation {
-    pub session_id: SessionId,
-    pub user_id: UserId,
-    /// Why, in a stable word (`logout`, `revoked`, `password_changed`, `expired`, …).
-    pub reason: String,
-    pub at: OffsetDateTime,
-}
-
-/// One entry of the revocation feed: anything that stops a credential.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FeedEntry {
-    /// A session ended.
-    Session(Revocation),
-    /// An access token was revoked; it stays denied until `exp` (Unix seconds). `user_id` is
-    /// whose it was (entries recorded before it was kept have none).
-    Token { issuer: String, jti: String, exp: i64, user_id: Option<UserId> },
-    /// A user's token version moved on; older access tokens are dead.
-    TokenVersion { user_id: UserId, version: i64 },
-    /// The signing keys changed (`kid` added by a rotation, or withdrawn): every process
-    /// reloads them.
-    Keys { kid: String, withdrawn: bool },
-    /// A session kept its place under a new id: the old id (and its secret) is dead. `user_id`
-    /// and `reason` say whose and why (entries recorded before they were kept have none).
-    Rekeyed { old: SessionId, new: SessionId, user_id: Option<UserId>, reason: Option<String> },
-    /// A registered client was deleted: its credentials are dead and its feed streams end.
-    ClientRemoved { client_id: String },
-    /// A kind this version does not know (written by a newer process on the same database):
-    /// passed over, so the relay moves on past it.
-    Unknown { kind: String },
-}
 
 /// How many event streams may be open: per session, per user, per client address (IPv6: its
 /// /64, as `throttle::address_key` counts it), in all.
@@ -137,6 +104,7 @@ impl RevocationHub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::OffsetDateTime;
 
     #[test]
     fn an_ipv6_client_counts_by_its_slash_64() {

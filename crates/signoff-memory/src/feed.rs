@@ -3,7 +3,7 @@
 
 use crate::{MemoryStore, MemoryTx};
 use async_trait::async_trait;
-use signoff_core::revocation::FeedEntry;
+use signoff_core::feed::FeedEntry;
 use signoff_core::store::{FeedStore, FeedTx, StoreError};
 use time::OffsetDateTime;
 

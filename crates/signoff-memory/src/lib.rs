@@ -14,9 +14,9 @@
 use async_trait::async_trait;
 use signoff_core::audit::AuditEvent;
 use signoff_core::clients::RegisteredClient;
+use signoff_core::feed::FeedEntry;
 use signoff_core::mail::MailToken;
 use signoff_core::outbox::Delivery;
-use signoff_core::revocation::FeedEntry;
 use signoff_core::store::{RefreshToken, RememberToken, Session, Store, StoreError, Tx, User};
 use signoff_core::token::SigningKeyPair;
 use signoff_core::{SessionId, UserId};

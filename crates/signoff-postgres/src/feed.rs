@@ -3,7 +3,7 @@
 use crate::rows::{FeedRow, db_err, feed_from, feed_row, ms};
 use crate::{PgStore, PgTx, column};
 use async_trait::async_trait;
-use signoff_core::revocation::FeedEntry;
+use signoff_core::feed::FeedEntry;
 use signoff_core::store::StoreError;
 use signoff_core::store::{FeedStore, FeedTx};
 use time::OffsetDateTime;

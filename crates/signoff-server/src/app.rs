@@ -35,6 +35,8 @@ impl AppState {
     /// Builds the state over a backend (or a bare store, for one process).
     pub async fn new(config: Config, backend: impl Into<Backend>, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let backend = backend.into();
+        // The issuer is the public origin (`Config::serve_at` moves both together).
+        debug_assert_eq!(config.tokens.issuer, config.public_origin, "the issuer is the public origin");
         let passwords = Passwords::new(config.password_hash_concurrency, config.password_hash_queue).await?;
         let cluster = backend.cluster(&config);
         let mut authority = Authority::new(

@@ -7,9 +7,9 @@ use time::OffsetDateTime;
 
 use signoff_core::audit::{Actor, AuditEvent, AuditKind};
 use signoff_core::clients::RegisteredClient;
+use signoff_core::feed::{FeedEntry, Revocation};
 use signoff_core::mail::{MailPurpose, MailToken};
 use signoff_core::outbox::{Delivery, DeliveryKind, DeliveryStatus};
-use signoff_core::revocation::{FeedEntry, Revocation};
 use signoff_core::secret::{SecretHash, SessionId, UserId};
 use signoff_core::store::{RefreshToken, RememberToken, Session, StoreError, User, UserCredentials};
 use signoff_core::token::SigningKeyPair;

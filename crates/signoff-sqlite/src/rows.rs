@@ -3,9 +3,9 @@
 
 use signoff_core::audit::AuditEvent;
 use signoff_core::clients::RegisteredClient;
+use signoff_core::feed::FeedEntry;
 use signoff_core::mail::MailToken;
 use signoff_core::outbox::Delivery;
-use signoff_core::revocation::FeedEntry;
 use signoff_core::store::{RefreshToken, RememberToken, Session, StoreError, UserCredentials};
 use signoff_core::token::SigningKeyPair;
 use signoff_sql::columns::{self, Columns};

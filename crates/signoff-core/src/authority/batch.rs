@@ -3,8 +3,8 @@
 use super::Authority;
 use crate::audit::AuditEvent;
 use crate::error::CoreError;
+use crate::feed::{FeedEntry, Revocation};
 use crate::outbox::{self};
-use crate::revocation::{FeedEntry, Revocation};
 use crate::secret::UserId;
 use crate::store::{Ended, RememberFilter, SessionFilter, Store, Tx};
 

@@ -3,10 +3,10 @@
 use std::time::{Duration, Instant};
 
 use super::Authority;
-use crate::client_feed::{ClientFeed, Page};
 use crate::clients::{MAX_CLIENT_ID_LEN, NewClient, RegisteredClient};
 use crate::error::CoreError;
-use crate::revocation::FeedEntry;
+use crate::feed::FeedEntry;
+use crate::feed::window::{ClientFeed, Page};
 
 /// Entries read per round trip when the window is filled at start.
 const PAGE: u32 = 1_000;

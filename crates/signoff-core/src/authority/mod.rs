@@ -28,10 +28,11 @@ mod triggers;
 
 pub use crate::audit::ClientInfo;
 use crate::audit::{Actor, AuditEvent, AuditKind};
-use crate::client_feed::ClientFeed;
 use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::error::CoreError;
+use crate::feed::follow::{FeedCursor, FeedHealth};
+use crate::feed::window::ClientFeed;
 use crate::password::Passwords;
 pub use crate::policy::{LogoutRule, LogoutScope};
 use crate::revocation::RevocationHub;
@@ -84,14 +85,14 @@ pub struct Authority {
     /// How far this process has applied the revocation feed. It starts at the feed's head as
     /// read before the denylist and keys were loaded: following from there cannot miss an
     /// entry committed while they loaded.
-    feed: tokio::sync::Mutex<sync::FeedCursor>,
+    feed: tokio::sync::Mutex<FeedCursor>,
     /// Set when this process is one node of several (see [`crate::cluster`]).
     cluster: Option<Cluster>,
     /// Rate-limit counters every node sees (several nodes); the in-memory limits apply too.
     counters: Option<Arc<dyn SharedCounters>>,
     /// The feed relying services follow, as far as this process has applied it.
     client_feed: ClientFeed,
-    feed_health: sync::FeedHealth,
+    feed_health: FeedHealth,
     /// Woken when deliveries were enqueued, so the outbox worker sends them at once.
     outbox_ready: tokio::sync::Notify,
     /// Told how long each read of the revocation feed took (the server's metrics).
@@ -138,11 +139,11 @@ impl Authority {
             hub: RevocationHub::default(),
             tokens,
             sessions: SessionCache::default(),
-            feed: tokio::sync::Mutex::new(sync::FeedCursor::new(feed_start)),
+            feed: tokio::sync::Mutex::new(FeedCursor::new(feed_start)),
             cluster: None,
             counters: None,
             client_feed: ClientFeed::new(token_policy_ttl + FEED_CLOCK_MARGIN),
-            feed_health: sync::FeedHealth::new(),
+            feed_health: FeedHealth::new(),
             outbox_ready: tokio::sync::Notify::new(),
             on_feed_read: None,
             mail_link_ttl: Duration::hours(1),

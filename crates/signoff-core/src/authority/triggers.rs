@@ -6,10 +6,10 @@ use std::sync::Arc;
 use super::{Authority, Batch, ClientInfo, SessionContext};
 use crate::audit::{Actor, AuditKind};
 use crate::error::CoreError;
+use crate::feed::FeedEntry;
 use crate::password;
 use crate::policy::Ends;
 use crate::policy::Trigger;
-use crate::revocation::FeedEntry;
 use crate::secret::{self, SessionId, SessionSecret, UserId};
 use crate::store::{RememberFilter, SessionFilter, User, UserCredentials};
 

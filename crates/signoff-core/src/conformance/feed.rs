@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use time::Duration;
 
-use crate::revocation::{FeedEntry, Revocation};
+use crate::feed::{FeedEntry, Revocation};
 use crate::secret::{SessionId, UserId};
 use crate::store::Store;
 

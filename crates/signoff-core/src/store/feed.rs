@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::StoreError;
-use crate::revocation::FeedEntry;
+use crate::feed::FeedEntry;
 
 /// Feed reads, outside any transaction (part of [`Store`](super::Store)).
 #[async_trait]

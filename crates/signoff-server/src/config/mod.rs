@@ -50,8 +50,8 @@ pub struct Config {
     pub node_ack_wait: std::time::Duration,
     pub admin_token: Option<AdminKey>,
     pub metrics_token: Option<AdminKey>,
-    /// The core's policies, as sections of the configuration: what the settings named for them
-    /// say, handed to the authority whole.
+    // The core's policies, as sections of the configuration: what the settings named for them
+    // say, handed to the authority whole.
     /// How long sessions and remember-me series live (`session_*`, `remember_*`,
     /// `max_sessions_per_user`).
     pub sessions: SessionPolicy,
@@ -110,7 +110,8 @@ impl Config {
 
     /// Serves at `url` (an origin: scheme, host and port): the public URL and origin, the
     /// tokens' issuer, the first allowed redirect origin, and the audience when it was the old
-    /// origin, all follow.
+    /// origin, all follow. What was derived from the URL at load does not: whether cookies are
+    /// `Secure` (and their `__Host-` names), the default `mail_from`, the plain-http check.
     pub fn serve_at(&mut self, url: Url) {
         let origin = url.origin().ascii_serialization();
         if self.tokens.audience == self.public_origin {

@@ -3,7 +3,7 @@
 //! clients (HTTP Basic `client_id:client_secret`).
 //!
 //! Both serve this process's in-memory window of the commit-ordered feed (see
-//! `signoff_core::client_feed`), and only while this node vouches for it: a node that cannot
+//! `signoff_core::feed::window`), and only while this node vouches for it: a node that cannot
 //! read the feed answers 503, and its open streams stop their heartbeats and end, so a verifier
 //! behind it goes stale and fails closed instead of trusting a silent feed.
 
@@ -17,8 +17,8 @@ use axum::routing::get;
 use futures_util::stream;
 use serde::Deserialize;
 use serde_json::json;
-use signoff_core::client_feed::Page;
 use signoff_core::clients::RegisteredClient;
+use signoff_core::feed::window::Page;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -119,7 +119,8 @@ async fn configuration(State(state): State<AppState>) -> Response {
     let c = state.config();
     let origin = &c.public_origin;
     let body = json!({
-        "issuer": origin,
+        // What the tokens are signed with, so the two can never differ.
+        "issuer": c.tokens.issuer,
         "token_audience": c.tokens.audience,
         "jwks_uri": format!("{origin}/.well-known/jwks.json"),
         "token_endpoint": format!("{origin}/auth/token"),

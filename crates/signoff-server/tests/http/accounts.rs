@@ -66,14 +66,26 @@ async fn wrong_credentials_get_the_same_answer_and_similar_time_whether_or_not_t
         (res, t.elapsed())
     }
     let mut b = s.browser();
-    let (known, known_time) = timed(&mut b, "bob@example.com").await;
-    let (unknown, unknown_time) = timed(&mut b, "nobody@example.com").await;
-    for res in [&known, &unknown] {
-        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
-        assert!(res.set_cookies().is_empty());
+    // Interleaved samples, compared by their medians, so one stall of a busy machine (the suite
+    // runs in parallel) decides nothing; four each stays under the per-account limit of five.
+    let (mut known_times, mut unknown_times) = (Vec::new(), Vec::new());
+    for _ in 0..4 {
+        let (known, known_time) = timed(&mut b, "bob@example.com").await;
+        let (unknown, unknown_time) = timed(&mut b, "nobody@example.com").await;
+        for res in [&known, &unknown] {
+            assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+            assert!(res.set_cookies().is_empty());
+        }
+        assert_eq!(known.json(), unknown.json());
+        assert_eq!(known.json()["error"], "invalid_credentials");
+        known_times.push(known_time);
+        unknown_times.push(unknown_time);
     }
-    assert_eq!(known.json(), unknown.json());
-    assert_eq!(known.json()["error"], "invalid_credentials");
+    let median = |mut v: Vec<std::time::Duration>| {
+        v.sort();
+        (v[1] + v[2]) / 2
+    };
+    let (known_time, unknown_time) = (median(known_times), median(unknown_times));
     // Both paths run a full argon2 verification; without the dummy hash the unknown path would
     // be two orders of magnitude faster.
     assert!(unknown_time * 4 > known_time, "unknown {unknown_time:?} vs known {known_time:?}");

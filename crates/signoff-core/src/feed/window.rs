@@ -14,7 +14,7 @@ use std::sync::{Mutex, PoisonError};
 use time::{Duration, OffsetDateTime};
 use tokio::sync::watch;
 
-use crate::revocation::FeedEntry;
+use crate::feed::FeedEntry;
 
 /// How long after its `exp` a revoked token is still part of the whole state (seconds).
 const EXPIRED_MARGIN: i64 = 120;
@@ -256,7 +256,7 @@ impl ClientFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::revocation::Revocation;
+    use crate::feed::Revocation;
     use crate::secret::{SessionId, UserId};
 
     fn t(secs: i64) -> OffsetDateTime {
