@@ -37,8 +37,12 @@ macro_rules! store_conformance {
     ($fresh:expr) => {
         $crate::store_conformance!(@rules $fresh;
             users::addresses_are_unique_and_writes_are_read_back,
-            sessions::session_filters,
-            sessions::series_take_their_sessions_along,
+            sessions::activity_never_moves_backwards_and_the_most_recent_is_listed_first,
+            sessions::one_the_cap_and_all_of_end_exactly_what_they_name,
+            sessions::expired_sessions_are_found_per_owner_and_ended_per_user,
+            sessions::ending_a_session_ends_its_series_and_what_was_opened_from_it,
+            sessions::all_of_keeps_the_kept_and_named_series_and_an_unbound_session_outlives_its_series,
+            sessions::the_sweep_and_the_cap_pick_the_right_series,
             sessions::remember_compare_and_swap,
             tokens::refresh_compare_and_swap,
             keys::keys_and_denials,

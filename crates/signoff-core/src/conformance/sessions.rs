@@ -8,48 +8,65 @@ use crate::store::{RememberFilter, Session, SessionFilter, Store};
 
 use super::{hash, ids, insert_sessions, live, series, session, sorted, sorted_users, t0, tx, user};
 
-pub async fn session_filters(store: Arc<dyn Store>) {
-    let a = user(&store, "a@example.com").await;
-    let b = user(&store, "b@example.com").await;
+/// Five sessions of `a` a second apart, and one of `b`.
+async fn five_and_one(store: &Arc<dyn Store>) -> (Vec<Session>, Session) {
+    let a = user(store, "a@example.com").await;
+    let b = user(store, "b@example.com").await;
     let s: Vec<Session> = (0..5).map(|i| session(&a.id, t0() + Duration::seconds(i), None)).collect();
     let other = session(&b.id, t0(), None);
-    insert_sessions(&store, &s.iter().chain([&other]).collect::<Vec<_>>()).await;
+    insert_sessions(store, &s.iter().chain([&other]).collect::<Vec<_>>()).await;
+    (s, other)
+}
 
-    // Activity never moves backwards.
+pub async fn activity_never_moves_backwards_and_the_most_recent_is_listed_first(store: Arc<dyn Store>) {
+    let (s, _) = five_and_one(&store).await;
     store.touch_session(&s[0].id, t0() + Duration::minutes(5)).await.expect("touch");
     store.touch_session(&s[0].id, t0() + Duration::minutes(1)).await.expect("touch");
     let (seen, _) = store.session_by_hash(&s[0].secret_hash).await.expect("read").expect("session");
-    assert_eq!(seen.last_active_at, t0() + Duration::minutes(5));
-    assert_eq!(store.user_sessions(&a.id).await.expect("list")[0].id, s[0].id, "most recently active first");
+    assert_eq!(seen.last_active_at, t0() + Duration::minutes(5), "activity never moves backwards");
+    let listed = store.user_sessions(&s[0].user_id).await.expect("list");
+    assert_eq!(listed.len(), 5, "only this user's");
+    assert_eq!(listed[0].id, s[0].id, "most recently active first");
+}
 
+pub async fn one_the_cap_and_all_of_end_exactly_what_they_name(store: Arc<dyn Store>) {
+    let (s, other) = five_and_one(&store).await;
+    let a = s[0].user_id.clone();
     let mut t = tx(&store).await;
-    let none = t.end_sessions(SessionFilter::One { user: &a.id, id: &other.id }).await.expect("end");
+    let none = t.end_sessions(SessionFilter::One { user: &a, id: &other.id }).await.expect("end");
     assert!(none.sessions.is_empty(), "another user's session id matches nothing");
     // The cap: the newest `keep` stay, the spared one counting as the newest.
-    let capped = t.end_sessions(SessionFilter::OldestBeyond { user: &a.id, keep: 3, spare: &s[0].id }).await;
+    let capped = t.end_sessions(SessionFilter::OldestBeyond { user: &a, keep: 3, spare: &s[0].id }).await;
     assert_eq!(ids(&capped.expect("cap").sessions), sorted(vec![s[1].id.clone(), s[2].id.clone()]));
     let kept = [s[0].id.clone(), s[3].id.clone()];
-    let all =
-        t.end_sessions(SessionFilter::AllOf { user: &a.id, keep: &kept, keep_series: None }).await.expect("all of");
+    let all = t.end_sessions(SessionFilter::AllOf { user: &a, keep: &kept, keep_series: None }).await.expect("all of");
     assert_eq!(ids(&all.sessions), vec![s[4].id.clone()], "every session but the kept ones");
     t.commit().await.expect("commit");
+    assert!(live(&store, &other.id).await, "another user is never touched");
+    assert_eq!(ids(&store.user_sessions(&a).await.expect("list")), sorted(kept.to_vec()));
+}
+
+pub async fn expired_sessions_are_found_per_owner_and_ended_per_user(store: Arc<dyn Store>) {
+    let (s, other) = five_and_one(&store).await;
+    let a = s[0].user_id.clone();
     let (now, idle_cutoff) = (t0() + Duration::hours(11), t0());
     let mut owners = store.expired_owners(now, idle_cutoff, 10).await.expect("owners");
     owners.sort();
-    assert_eq!(owners, sorted_users(vec![a.id.clone(), other.user_id.clone()]), "each owner once");
+    assert_eq!(owners, sorted_users(vec![a.clone(), other.user_id.clone()]), "each owner once");
     assert_eq!(store.expired_owners(now, idle_cutoff, 1).await.expect("owners").len(), 1, "at most the limit");
+    assert!(store.expired_owners(t0(), t0() - Duration::seconds(1), 10).await.expect("owners").is_empty(), "none yet");
     let mut t = tx(&store).await;
-    let expired = t.end_sessions(SessionFilter::Expired { user: &a.id, now, idle_cutoff }).await.expect("expired");
-    assert_eq!(ids(&expired.sessions), sorted(vec![s[0].id.clone(), s[3].id.clone()]), "only this user's");
+    let expired = t.end_sessions(SessionFilter::Expired { user: &a, now, idle_cutoff }).await.expect("expired");
+    assert_eq!(ids(&expired.sessions), sorted(ids(&s)), "every one of this user's, and only those");
     let theirs =
         t.end_sessions(SessionFilter::Expired { user: &other.user_id, now, idle_cutoff }).await.expect("expired");
     assert_eq!(ids(&theirs.sessions), vec![other.id.clone()]);
     t.commit().await.expect("commit");
     assert!(store.expired_owners(now, idle_cutoff, 10).await.expect("owners").is_empty());
-    assert!(store.user_sessions(&a.id).await.expect("list").is_empty());
+    assert!(store.user_sessions(&a).await.expect("list").is_empty());
 }
 
-pub async fn series_take_their_sessions_along(store: Arc<dyn Store>) {
+pub async fn ending_a_session_ends_its_series_and_what_was_opened_from_it(store: Arc<dyn Store>) {
     let a = user(&store, "a@example.com").await;
     // Series X backs session sx and was used by a racing tab (sx2); series Y backs sy; k is a
     // session with no series.
@@ -88,9 +105,13 @@ pub async fn series_take_their_sessions_along(store: Arc<dyn Store>) {
     assert_eq!((ids(&ended.sessions), ended.series), (vec![sy2.id.clone()], 1));
     t.commit().await.expect("commit");
     assert!(live(&store, &k.id).await, "a session with no series is untouched");
+}
 
-    // AllOf keeps the kept session's series, an unbound session survives its series, and the
-    // cap and the sweep pick the right series.
+pub async fn all_of_keeps_the_kept_and_named_series_and_an_unbound_session_outlives_its_series(store: Arc<dyn Store>) {
+    let a = user(&store, "a@example.com").await;
+    // K is a session with no series.
+    let k = session(&a.id, t0(), None);
+    insert_sessions(&store, &[&k]).await;
     let z_holder = session(&a.id, t0(), None);
     let z = series(&a.id, &z_holder.id, t0());
     let z_holder = Session { series: Some(z.selector.clone()), ..z_holder };
@@ -124,7 +145,10 @@ pub async fn series_take_their_sessions_along(store: Arc<dyn Store>) {
     assert_eq!((ended.sessions.len(), ended.series), (0, 2), "an unbound session survives its series");
     t.commit().await.expect("commit");
     assert!(live(&store, &z_holder.id).await);
+}
 
+pub async fn the_sweep_and_the_cap_pick_the_right_series(store: Arc<dyn Store>) {
+    let a = user(&store, "a@example.com").await;
     let mut t = tx(&store).await;
     let old = series(&a.id, &SessionId::generate(), t0() - Duration::days(40));
     let newer = series(&a.id, &SessionId::generate(), t0());
