@@ -204,9 +204,16 @@ impl Notice {
     }
 }
 
-/// Whether registered clients are told anything of `entry`.
+/// Whether registered clients are told anything of `entry` (what [`Notice::of`] answers,
+/// without building the notice).
 pub fn tells_clients(entry: &FeedEntry) -> bool {
-    Notice::of(entry).is_some()
+    matches!(
+        entry,
+        FeedEntry::Session(_)
+            | FeedEntry::TokenVersion { .. }
+            | FeedEntry::Token { user_id: Some(_), .. }
+            | FeedEntry::Rekeyed { user_id: Some(_), .. }
+    )
 }
 
 /// The deliveries what a batch ended (`ended`, feed entries) makes for `clients` (those with
@@ -338,6 +345,9 @@ mod tests {
             FeedEntry::ClientRemoved { client_id: "c".into() },
             FeedEntry::Token { issuer: "i".into(), jti: "old".into(), exp: 9, user_id: None },
         ];
+        for entry in &ended {
+            assert_eq!(tells_clients(entry), Notice::of(entry).is_some(), "{entry:?}");
+        }
         let d = deliveries_for(&ended, &[both.clone(), hooks], now);
         let of = |client: &str, kind| d.iter().filter(|x| x.client_id == client && x.kind == kind).count();
         assert_eq!(of(&both.id, DeliveryKind::BackchannelLogout), 2, "one logout token per ended session id");

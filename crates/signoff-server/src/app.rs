@@ -36,7 +36,12 @@ impl AppState {
     pub async fn new(config: Config, backend: impl Into<Backend>, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let backend = backend.into();
         // The issuer is the public origin (`Config::serve_at` moves both together).
-        debug_assert_eq!(config.tokens.issuer, config.public_origin, "the issuer is the public origin");
+        anyhow::ensure!(
+            config.tokens.issuer == config.public_origin,
+            "the tokens' issuer ({}) is not the public origin ({}): move both with Config::serve_at",
+            config.tokens.issuer,
+            config.public_origin
+        );
         let passwords = Passwords::new(config.password_hash_concurrency, config.password_hash_queue).await?;
         let cluster = backend.cluster(&config);
         let mut authority = Authority::new(

@@ -172,20 +172,20 @@ impl Batch<'_> {
             e.log();
         }
         // The cache forgets ended (and re-keyed) sessions before anyone is told they ended.
-        let revoked: Vec<Revocation> = feed
-            .iter()
-            .filter_map(|e| match e {
-                FeedEntry::Session(r) => Some(r.clone()),
-                _ => None,
-            })
-            .collect();
-        let rekeyed = feed.iter().filter_map(|e| match e {
-            FeedEntry::Rekeyed { old, new, .. } => Some((old, new)),
-            _ => None,
-        });
-        let gone = revoked.iter().map(|r| &r.session_id).chain(rekeyed.clone().map(|(old, _)| old));
+        // The entries are moved, not copied, out of what the batch ended (a global logout may
+        // end thousands of sessions); re-keys are few.
+        let mut rekeyed = Vec::new();
+        let mut revoked: Vec<Revocation> = Vec::with_capacity(feed.len());
+        for entry in feed {
+            match entry {
+                FeedEntry::Session(r) => revoked.push(r),
+                FeedEntry::Rekeyed { old, new, .. } => rekeyed.push((old, new)),
+                _ => {}
+            }
+        }
+        let gone = revoked.iter().map(|r| &r.session_id).chain(rekeyed.iter().map(|(old, _)| old));
         self.authority.sessions.remove(gone);
-        for (old, new) in rekeyed {
+        for (old, new) in &rekeyed {
             self.authority.hub.rekey(old, new);
         }
         if !self.quiet {

@@ -46,7 +46,7 @@ async fn enqueue(store: &Arc<dyn Store>, deliveries: &[Delivery]) {
     t.commit().await.expect("commit");
 }
 
-/// The two deliveries of one ended session to `c`, claimed at 61 s and recorded: one failed
+/// The two deliveries of one ended session to `c`, claimed at once and recorded: one failed
 /// (`400`), one to retry an hour later. Returns (failed, retried).
 async fn recorded(store: &Arc<dyn Store>, c: &RegisteredClient) -> (Delivery, Delivery) {
     enqueue(store, &deliveries_for(&ended(1), std::slice::from_ref(c), t0())).await;
@@ -69,6 +69,10 @@ pub async fn deliveries_are_claimed_once_and_recorded_only_under_their_claim(sto
     let mut t = tx(&store).await;
     let recipients = t.callback_clients().await.expect("recipients");
     assert_eq!(recipients, vec![c.clone()], "only clients with callback URLs");
+    // A transaction reads the clients it has just inserted.
+    let hooked = NewClient::generate("e".into(), None, Some("https://e.example/h".into()), t0()).client;
+    t.insert_client(&hooked).await.expect("insert");
+    assert_eq!(t.callback_clients().await.expect("recipients").len(), 2, "its own insert is seen");
     drop(t);
     let deliveries = deliveries_for(&ended(1), &recipients, t0());
     assert_eq!(deliveries.len(), 2);
@@ -120,10 +124,14 @@ pub async fn a_clients_deliveries_are_listed_by_page_and_status_retried_and_prun
     let failed_only =
         store.client_deliveries(&c.id, &page(Some(DeliveryStatus::Failed), None, 10)).await.expect("list");
     assert_eq!(failed_only.iter().map(|d| &d.id).collect::<Vec<_>>(), vec![&failed.id], "filtered by status");
+    assert_eq!((failed_only[0].attempts, failed_only[0].last_status_code), (1, Some(400)), "the outcome is kept");
+    assert!(!store.retry_delivery(&quiet.id, &failed.id, t0()).await.expect("retry"), "only the client's own");
+    let still = store.client_deliveries(&c.id, &page(Some(DeliveryStatus::Failed), None, 10)).await.expect("list");
+    assert_eq!(still.len(), 1, "another client's retry changed nothing");
     assert!(store.client_deliveries(&quiet.id, &page(None, None, 10)).await.expect("list").is_empty(), "its own");
     assert!(store.retry_delivery(&c.id, &failed.id, t0() + Duration::seconds(300)).await.expect("retry"));
     assert!(!store.retry_delivery(&c.id, &failed.id, t0()).await.expect("retry"), "only a failed one");
-    assert!(!store.retry_delivery(&quiet.id, &retry.id, t0()).await.expect("retry"), "only the client's own");
+    assert!(!store.retry_delivery(&c.id, &retry.id, t0()).await.expect("retry"), "a pending one is not retried");
     let mut delivered = store
         .claim_deliveries(t0() + Duration::seconds(400), t0() + Duration::seconds(460), 10, 10, &[])
         .await
@@ -174,6 +182,19 @@ pub async fn hundreds_of_deliveries_are_written_in_one_transaction(store: Arc<dy
     let page = DeliveryPage { status: Some(DeliveryStatus::Pending), before: None, limit: 5000 };
     let listed = store.client_deliveries(&c.id, &page).await.expect("list");
     assert_eq!(listed.len(), 1400, "every row written");
+    let mut ours: Vec<&Delivery> = bulk.iter().filter(|d| d.client_id == c.id).collect();
+    let mut read: Vec<&Delivery> = listed.iter().collect();
+    ours.sort_by(|a, b| a.id.cmp(&b.id));
+    read.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(read, ours, "every row as it was written");
+    // All of them claimed in one claim, given back in one release, and claimable again.
+    let at = t0() + Duration::days(31);
+    let claimed = store.claim_deliveries(at, at + Duration::seconds(60), 5000, 5000, &[]).await.expect("claim");
+    assert_eq!(claimed.len(), 2100);
+    let ids: Vec<String> = claimed.iter().map(|d| d.id.clone()).collect();
+    store.release_deliveries(claimed[0].claim.as_deref().expect("claim"), &ids).await.expect("release");
+    let again = store.claim_deliveries(at, at + Duration::seconds(60), 5000, 5000, &[]).await.expect("claim");
+    assert_eq!(again.len(), 2100, "released, every one");
 }
 
 pub async fn claims_are_fair_across_endpoints_and_released_only_under_their_claim(store: Arc<dyn Store>) {
