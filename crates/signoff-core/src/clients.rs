@@ -15,15 +15,69 @@ const SECRET_LABEL: &[u8] = b"signoff/client/v1";
 /// Longest client id looked up (ours are 22 characters); longer ones are refused unread.
 pub const MAX_CLIENT_ID_LEN: usize = 64;
 
+/// What a client's endpoint is for. Stored as one row per endpoint (`client_endpoints`), so a
+/// new kind is a variant here and a string there, not a column in two SQL dialects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EndpointKind {
+    /// OIDC Back-Channel Logout: a logout token is posted here when a session ends.
+    BackchannelLogout,
+    /// Standard Webhooks: every notification, signed with the webhook secret.
+    Webhook,
+}
+
+impl EndpointKind {
+    pub const ALL: [Self; 2] = [Self::BackchannelLogout, Self::Webhook];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BackchannelLogout => "backchannel_logout",
+            Self::Webhook => "webhook",
+        }
+    }
+
+    /// `None` for a kind this release does not know (one a newer node wrote): it is ignored.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Whether signoff calls it when credentials die (the outbox's recipients).
+    pub fn is_callback(self) -> bool {
+        match self {
+            Self::BackchannelLogout | Self::Webhook => true,
+        }
+    }
+}
+
+/// One URL of a client, for one purpose.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Endpoint {
+    pub kind: EndpointKind,
+    pub url: String,
+}
+
+impl Endpoint {
+    pub fn new(kind: EndpointKind, url: impl Into<String>) -> Self {
+        Self { kind, url: url.into() }
+    }
+
+    pub fn backchannel_logout(url: impl Into<String>) -> Self {
+        Self::new(EndpointKind::BackchannelLogout, url)
+    }
+
+    pub fn webhook(url: impl Into<String>) -> Self {
+        Self::new(EndpointKind::Webhook, url)
+    }
+}
+
 /// A registered client as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisteredClient {
     pub id: String,
     pub name: String,
     pub secret_hash: SecretHash,
-    pub backchannel_logout_uri: Option<String>,
-    pub webhook_url: Option<String>,
-    /// `whsec_` + base64 of 32 random bytes (Standard Webhooks); set with `webhook_url`.
+    /// Its endpoints, sorted by kind and URL (as every store reads them back).
+    pub endpoints: Vec<Endpoint>,
+    /// `whsec_` + base64 of 32 random bytes (Standard Webhooks); set with a webhook endpoint.
     pub webhook_secret: Option<String>,
     /// The webhook secret before the last rotation, still signed with until
     /// `previous_webhook_secret_until` (so receivers can switch over without losing one).
@@ -40,21 +94,17 @@ pub struct NewClient {
 }
 
 impl NewClient {
-    pub fn generate(
-        name: String,
-        backchannel_logout_uri: Option<String>,
-        webhook_url: Option<String>,
-        now: OffsetDateTime,
-    ) -> Self {
+    pub fn generate(name: String, mut endpoints: Vec<Endpoint>, now: OffsetDateTime) -> Self {
+        endpoints.sort();
+        endpoints.dedup();
         let client_secret = Secret::generate();
-        let webhook_secret = webhook_url.as_ref().map(|_| webhook_secret());
+        let webhook_secret = endpoints.iter().any(|e| e.kind == EndpointKind::Webhook).then(webhook_secret);
         Self {
             client: RegisteredClient {
                 id: random_id(),
                 name,
                 secret_hash: hash_secret(&client_secret),
-                backchannel_logout_uri,
-                webhook_url,
+                endpoints,
                 webhook_secret,
                 previous_webhook_secret: None,
                 previous_webhook_secret_until: None,
@@ -75,6 +125,16 @@ pub fn hash_secret(secret: &Secret) -> SecretHash {
 }
 
 impl RegisteredClient {
+    /// Its (first) URL of this kind.
+    pub fn endpoint(&self, kind: EndpointKind) -> Option<&str> {
+        self.endpoints.iter().find(|e| e.kind == kind).map(|e| e.url.as_str())
+    }
+
+    /// Whether it has an endpoint signoff calls (so the outbox writes it deliveries).
+    pub fn has_callbacks(&self) -> bool {
+        self.endpoints.iter().any(|e| e.kind.is_callback())
+    }
+
     /// Whether `presented` is this client's secret (constant time; garbage is simply wrong).
     pub fn secret_matches(&self, presented: &str) -> bool {
         let hash = Secret::parse(presented).map(|s| hash_secret(&s)).unwrap_or(SecretHash([0; 32]));
@@ -99,7 +159,11 @@ mod tests {
 
     #[test]
     fn secrets_are_checked_by_hash_and_webhook_secrets_have_the_standard_form() {
-        let n = NewClient::generate("app".into(), None, Some("https://a.example/h".into()), OffsetDateTime::UNIX_EPOCH);
+        let n = NewClient::generate(
+            "app".into(),
+            vec![Endpoint::webhook("https://a.example/h")],
+            OffsetDateTime::UNIX_EPOCH,
+        );
         assert!(n.client.secret_matches(&n.client_secret.expose()));
         assert!(!n.client.secret_matches(&Secret::generate().expose()));
         assert!(!n.client.secret_matches("not base64 at all"));
@@ -107,7 +171,7 @@ mod tests {
         let whsec = n.client.webhook_secret.as_deref().expect("a webhook URL gets a secret");
         let raw = STANDARD.decode(whsec.strip_prefix("whsec_").expect("prefix")).expect("base64");
         assert_eq!(raw.len(), 32);
-        let plain = NewClient::generate("api".into(), None, None, OffsetDateTime::UNIX_EPOCH);
+        let plain = NewClient::generate("api".into(), vec![], OffsetDateTime::UNIX_EPOCH);
         assert!(plain.client.webhook_secret.is_none());
         assert_ne!(plain.client.id, n.client.id);
     }
@@ -115,7 +179,7 @@ mod tests {
     #[test]
     fn a_rotated_webhook_secret_is_signed_with_until_its_overlap_ends() {
         let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(1);
-        let mut c = NewClient::generate("app".into(), None, Some("https://a.example/h".into()), now).client;
+        let mut c = NewClient::generate("app".into(), vec![Endpoint::webhook("https://a.example/h")], now).client;
         let old = c.webhook_secret.clone().expect("secret");
         assert_eq!(c.webhook_secrets(now), vec![old.as_str()]);
         c.previous_webhook_secret = Some(old.clone());

@@ -2,7 +2,7 @@
 //! die, written in the transaction that kills them, delivered later by a worker.
 //!
 //! Every ended session becomes, for each registered client, an OIDC back-channel logout (to its
-//! `backchannel_logout_uri`) and a `session.ended` webhook (to its `webhook_url`); a token
+//! back-channel logout endpoint) and a `session.ended` webhook (to its webhook endpoint); a token
 //! version moving on becomes `user.token_version`, a revoked access token `token.revoked`. A
 //! delivery is a row: its id is the webhook's `webhook-id` and the logout token's `jti`, so a
 //! repeat (a worker that died after sending) is recognisable by the receiver.
@@ -10,7 +10,7 @@
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
-use crate::clients::RegisteredClient;
+use crate::clients::{EndpointKind, RegisteredClient};
 use crate::feed::FeedEntry;
 use crate::secret::{random_bytes, random_id};
 
@@ -233,12 +233,12 @@ fn notices_for(notices: &[Notice], clients: &[RegisteredClient], now: OffsetDate
                 Delivery::pending(to, kind, event, payload, now)
             };
             if let (Some(url), Notice::SessionEnded { user_id, session_id, .. }) =
-                (&client.backchannel_logout_uri, notice)
+                (client.endpoint(EndpointKind::BackchannelLogout), notice)
             {
                 let payload = json!({ "sub": user_id, "sid": session_id }).to_string();
                 out.push(new(DeliveryKind::BackchannelLogout, "backchannel_logout", url, payload));
             }
-            if let Some(url) = &client.webhook_url {
+            if let Some(url) = client.endpoint(EndpointKind::Webhook) {
                 let (event, data) = match notice {
                     Notice::SessionEnded { user_id, session_id, reason } => {
                         ("session.ended", json!({ "user_id": user_id, "session_id": session_id, "reason": reason }))
@@ -308,7 +308,7 @@ pub fn retry_delay(attempts: i64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clients::NewClient;
+    use crate::clients::{Endpoint, NewClient};
     use crate::feed::Revocation;
     use crate::secret::{SessionId, UserId};
 
@@ -317,12 +317,11 @@ mod tests {
         let now = OffsetDateTime::UNIX_EPOCH;
         let both = NewClient::generate(
             "both".into(),
-            Some("https://a.example/bc".into()),
-            Some("https://a.example/hook".into()),
+            vec![Endpoint::backchannel_logout("https://a.example/bc"), Endpoint::webhook("https://a.example/hook")],
             now,
         )
         .client;
-        let hooks = NewClient::generate("hooks".into(), None, Some("https://b.example/hook".into()), now).client;
+        let hooks = NewClient::generate("hooks".into(), vec![Endpoint::webhook("https://b.example/hook")], now).client;
         let (u, s) = (UserId::from_string("u".into()), SessionId::from_string("s".into()));
         let ended = [
             FeedEntry::Session(Revocation {
@@ -394,7 +393,7 @@ mod tests {
         let now = OffsetDateTime::UNIX_EPOCH + Duration::milliseconds(1_700_000_000_123);
         let d = deliveries_for(
             &[FeedEntry::TokenVersion { user_id: UserId::from_string("u".into()), version: 1 }],
-            &[NewClient::generate("c".into(), None, Some("https://a.example/h".into()), now).client],
+            &[NewClient::generate("c".into(), vec![Endpoint::webhook("https://a.example/h")], now).client],
             now,
         );
         assert_eq!(parse_cursor(&d[0].cursor()), Some((now, d[0].id.clone())));

@@ -3,7 +3,7 @@
 
 use crate::{MemoryStore, MemoryTx};
 use async_trait::async_trait;
-use signoff_core::clients::RegisteredClient;
+use signoff_core::clients::{EndpointKind, RegisteredClient};
 use signoff_core::store::{ClientStore, ClientTx, StoreError};
 use time::OffsetDateTime;
 
@@ -30,7 +30,9 @@ impl ClientStore for MemoryStore {
     ) -> Result<bool, StoreError> {
         let rotated = self
             .write(|state| {
-                let Some(c) = state.clients.iter_mut().find(|c| c.id == client && c.webhook_url.is_some()) else {
+                let Some(c) =
+                    state.clients.iter_mut().find(|c| c.id == client && c.endpoint(EndpointKind::Webhook).is_some())
+                else {
                     return false;
                 };
                 let overlap = previous_until > now;
@@ -78,8 +80,7 @@ impl ClientTx for MemoryTx {
         Ok(self.state.clients.len() < before)
     }
     async fn callback_clients(&mut self) -> Result<Vec<RegisteredClient>, StoreError> {
-        let with_callback =
-            self.state.clients.iter().filter(|c| c.backchannel_logout_uri.is_some() || c.webhook_url.is_some());
+        let with_callback = self.state.clients.iter().filter(|c| c.has_callbacks());
         Ok(oldest_first(with_callback.cloned().collect()))
     }
 }

@@ -136,12 +136,7 @@ impl OutboxStore for MemoryStore {
     async fn drop_callback(&self, client: &str, url: &str) -> Result<(), StoreError> {
         self.write(|state| {
             for c in state.clients.iter_mut().filter(|c| c.id == client) {
-                if c.backchannel_logout_uri.as_deref() == Some(url) {
-                    c.backchannel_logout_uri = None;
-                }
-                if c.webhook_url.as_deref() == Some(url) {
-                    c.webhook_url = None;
-                }
+                c.endpoints.retain(|e| !(e.kind.is_callback() && e.url == url));
             }
             let gone = |d: &Delivery| d.client_id == client && d.url == url && d.status == DeliveryStatus::Pending;
             let ids: Vec<String> = state.deliveries.values().filter(|d| gone(d)).map(|d| d.id.clone()).collect();

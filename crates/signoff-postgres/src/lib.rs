@@ -176,12 +176,6 @@ macro_rules! user_columns {
 /// Deliveries inserted per statement (11 parameters each).
 const ENQUEUE_CHUNK: usize = 500;
 
-macro_rules! client_columns {
-    () => {
-        "id, name, secret_hash, backchannel_logout_uri, webhook_url, webhook_secret, previous_webhook_secret, \
-         previous_webhook_secret_until, created_at"
-    };
-}
 macro_rules! remember_columns {
     () => {
         "selector, validator_hash, previous_hash, rotated_at, user_id, session_id, created_at, expires_at, grace_used, \

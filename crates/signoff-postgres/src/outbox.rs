@@ -3,6 +3,7 @@
 use crate::rows::{db_err, delivery_from, ms};
 use crate::{ENQUEUE_CHUNK, PgStore, PgTx};
 use async_trait::async_trait;
+use signoff_core::clients::EndpointKind;
 use signoff_core::outbox::{Delivery, DeliveryPage};
 use signoff_core::store::StoreError;
 use signoff_core::store::{OutboxStore, OutboxTx};
@@ -128,6 +129,15 @@ impl OutboxStore for PgStore {
             "UPDATE deliveries SET status = 'failed', claimed_until = NULL WHERE client_id = $1 AND url = $2 AND status = 'pending'",
         ] {
             sqlx::query(sql).bind(client).bind(url).execute(&mut *tx).await.map_err(db_err)?;
+        }
+        for kind in EndpointKind::ALL.into_iter().filter(|k| k.is_callback()) {
+            sqlx::query("DELETE FROM client_endpoints WHERE client_id = $1 AND url = $2 AND kind = $3")
+                .bind(client)
+                .bind(url)
+                .bind(kind.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)
     }

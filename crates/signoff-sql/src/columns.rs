@@ -6,7 +6,7 @@
 use time::OffsetDateTime;
 
 use signoff_core::audit::{Actor, AuditEvent, AuditKind};
-use signoff_core::clients::RegisteredClient;
+use signoff_core::clients::{Endpoint, EndpointKind, RegisteredClient};
 use signoff_core::feed::{FeedEntry, Revocation};
 use signoff_core::mail::{MailPurpose, MailToken};
 use signoff_core::outbox::{Delivery, DeliveryKind, DeliveryStatus};
@@ -270,13 +270,78 @@ pub fn signing_key_from(r: &impl Columns) -> Result<SigningKeyPair, StoreError> 
     ))
 }
 
-pub fn client_from(r: &impl Columns) -> Result<RegisteredClient, StoreError> {
+/// The start of every read of clients (both dialects): a row per client and endpoint, with
+/// `NULL` endpoint columns for a client with none. Append a `WHERE` on `c.` columns, then
+/// [`CLIENTS_ORDER`], and read the rows with [`clients_from`].
+#[macro_export]
+macro_rules! select_clients {
+    () => {
+        "SELECT c.id, c.name, c.secret_hash, c.backchannel_logout_uri, c.webhook_url, c.webhook_secret, \
+         c.previous_webhook_secret, c.previous_webhook_secret_until, c.created_at, \
+         e.kind AS endpoint_kind, e.url AS endpoint_url \
+         FROM clients c LEFT JOIN client_endpoints e ON e.client_id = c.id"
+    };
+}
+
+/// The order of a read of clients: oldest first, a client's rows together.
+#[macro_export]
+macro_rules! clients_order {
+    () => {
+        " ORDER BY c.created_at, c.id"
+    };
+}
+
+/// The endpoints of one client, each a row of `client_endpoints` (`client_id`, `kind`, `url`).
+pub fn endpoint_rows(client: &RegisteredClient) -> impl Iterator<Item = (&str, &'static str, &str)> {
+    client.endpoints.iter().map(|e| (client.id.as_str(), e.kind.as_str(), e.url.as_str()))
+}
+
+/// The columns the endpoint rows replaced, still written for nodes of the previous release
+/// (`backchannel_logout_uri`, `webhook_url`).
+pub fn legacy_endpoint_columns(client: &RegisteredClient) -> (Option<&str>, Option<&str>) {
+    (client.endpoint(EndpointKind::BackchannelLogout), client.endpoint(EndpointKind::Webhook))
+}
+
+/// Registered clients from the rows of a [`select_clients!`] read in [`clients_order!`]. An
+/// endpoint kind this release does not know (a newer node's) is left out; a kind with no row
+/// falls back to its old column (a client a node of the previous release registered).
+pub fn clients_from<R: Columns>(rows: impl IntoIterator<Item = R>) -> Result<Vec<RegisteredClient>, StoreError> {
+    let mut out: Vec<RegisteredClient> = Vec::new();
+    let mut legacy: Vec<Vec<Endpoint>> = Vec::new();
+    for r in rows {
+        let id: String = get(&r, "id")?;
+        if out.last().is_none_or(|c| c.id != id) {
+            let old = [
+                (EndpointKind::BackchannelLogout, get::<Option<String>>(&r, "backchannel_logout_uri")?),
+                (EndpointKind::Webhook, get::<Option<String>>(&r, "webhook_url")?),
+            ];
+            legacy.push(old.into_iter().filter_map(|(kind, url)| Some(Endpoint { kind, url: url? })).collect());
+            out.push(client_from(&r)?);
+        }
+        let (kind, url): (Option<String>, Option<String>) = (get(&r, "endpoint_kind")?, get(&r, "endpoint_url")?);
+        if let (Some(kind), Some(url), Some(client)) =
+            (kind.as_deref().and_then(EndpointKind::parse), url, out.last_mut())
+        {
+            client.endpoints.push(Endpoint { kind, url });
+        }
+    }
+    for (client, old) in out.iter_mut().zip(legacy) {
+        for e in old {
+            if client.endpoint(e.kind).is_none() {
+                client.endpoints.push(e);
+            }
+        }
+        client.endpoints.sort();
+    }
+    Ok(out)
+}
+
+fn client_from(r: &impl Columns) -> Result<RegisteredClient, StoreError> {
     Ok(RegisteredClient {
         id: get(r, "id")?,
         name: get(r, "name")?,
         secret_hash: hash(r, "secret_hash")?,
-        backchannel_logout_uri: get(r, "backchannel_logout_uri")?,
-        webhook_url: get(r, "webhook_url")?,
+        endpoints: Vec::new(),
         webhook_secret: get(r, "webhook_secret")?,
         previous_webhook_secret: get(r, "previous_webhook_secret")?,
         previous_webhook_secret_until: get::<Option<i64>>(r, "previous_webhook_secret_until")?

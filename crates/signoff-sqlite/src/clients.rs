@@ -1,29 +1,29 @@
 //! Registered clients on SQLite: [`signoff_core::store::ClientStore`] and [`signoff_core::store::ClientTx`].
 
-use crate::rows::{client_from, db_err, ms};
+use crate::rows::{clients_from, db_err, ms};
 use crate::{SqliteStore, SqliteTx};
 use async_trait::async_trait;
 use signoff_core::clients::RegisteredClient;
 use signoff_core::store::StoreError;
 use signoff_core::store::{ClientStore, ClientTx};
+use signoff_sql::columns::{endpoint_rows, legacy_endpoint_columns};
+use signoff_sql::{clients_order, select_clients};
 use time::OffsetDateTime;
 
 #[async_trait]
 impl ClientStore for SqliteStore {
     async fn client_by_id(&self, id: &str) -> Result<Option<RegisteredClient>, StoreError> {
-        let row = sqlx::query(concat!("SELECT ", client_columns!(), " FROM clients WHERE id = ?"))
+        let rows = sqlx::query(concat!(select_clients!(), " WHERE c.id = ?", clients_order!()))
             .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(client_from).transpose()
-    }
-    async fn clients(&self) -> Result<Vec<RegisteredClient>, StoreError> {
-        let rows = sqlx::query(concat!("SELECT ", client_columns!(), " FROM clients ORDER BY created_at, id"))
             .fetch_all(&self.pool)
             .await
             .map_err(db_err)?;
-        rows.iter().map(client_from).collect()
+        Ok(clients_from(&rows)?.pop())
+    }
+    async fn clients(&self) -> Result<Vec<RegisteredClient>, StoreError> {
+        let rows =
+            sqlx::query(concat!(select_clients!(), clients_order!())).fetch_all(&self.pool).await.map_err(db_err)?;
+        clients_from(&rows)
     }
     async fn rotate_webhook_secret(
         &self,
@@ -35,7 +35,8 @@ impl ClientStore for SqliteStore {
         let done = sqlx::query(
             "UPDATE clients SET previous_webhook_secret = CASE WHEN ?1 > ?2 THEN webhook_secret END, \
              previous_webhook_secret_until = CASE WHEN ?1 > ?2 THEN ?1 END, webhook_secret = ?3 \
-             WHERE id = ?4 AND webhook_url IS NOT NULL",
+             WHERE id = ?4 AND (webhook_url IS NOT NULL OR EXISTS \
+             (SELECT 1 FROM client_endpoints WHERE client_id = ?4 AND kind = 'webhook'))",
         )
         .bind(ms(previous_until))
         .bind(ms(now))
@@ -62,6 +63,7 @@ impl ClientStore for SqliteStore {
 #[async_trait]
 impl ClientTx for SqliteTx {
     async fn insert_client(&mut self, client: &RegisteredClient) -> Result<(), StoreError> {
+        let (backchannel, webhook) = legacy_endpoint_columns(client);
         sqlx::query(
             "INSERT INTO clients (id, name, secret_hash, backchannel_logout_uri, webhook_url, webhook_secret, created_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -69,34 +71,35 @@ impl ClientTx for SqliteTx {
         .bind(&client.id)
         .bind(&client.name)
         .bind(&client.secret_hash.0[..])
-        .bind(client.backchannel_logout_uri.as_deref())
-        .bind(client.webhook_url.as_deref())
+        .bind(backchannel)
+        .bind(webhook)
         .bind(client.webhook_secret.as_deref())
         .bind(ms(client.created_at))
         .execute(self.conn())
         .await
         .map_err(db_err)?;
+        for (id, kind, url) in endpoint_rows(client) {
+            sqlx::query("INSERT INTO client_endpoints (client_id, kind, url) VALUES (?, ?, ?)")
+                .bind(id)
+                .bind(kind)
+                .bind(url)
+                .execute(self.conn())
+                .await
+                .map_err(db_err)?;
+        }
         Ok(())
     }
     async fn delete_client(&mut self, id: &str) -> Result<bool, StoreError> {
-        sqlx::query("DELETE FROM deliveries WHERE client_id = ?")
-            .bind(id)
-            .execute(self.conn())
-            .await
-            .map_err(db_err)?;
+        for sql in ["DELETE FROM deliveries WHERE client_id = ?", "DELETE FROM client_endpoints WHERE client_id = ?"] {
+            sqlx::query(sql).bind(id).execute(self.conn()).await.map_err(db_err)?;
+        }
         let done =
             sqlx::query("DELETE FROM clients WHERE id = ?").bind(id).execute(self.conn()).await.map_err(db_err)?;
         Ok(done.rows_affected() == 1)
     }
     async fn callback_clients(&mut self) -> Result<Vec<RegisteredClient>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            client_columns!(),
-            " FROM clients WHERE backchannel_logout_uri IS NOT NULL OR webhook_url IS NOT NULL ORDER BY created_at, id"
-        ))
-        .fetch_all(self.conn())
-        .await
-        .map_err(db_err)?;
-        rows.iter().map(client_from).collect()
+        let rows =
+            sqlx::query(concat!(select_clients!(), clients_order!())).fetch_all(self.conn()).await.map_err(db_err)?;
+        Ok(clients_from(&rows)?.into_iter().filter(RegisteredClient::has_callbacks).collect())
     }
 }

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../migrations/0008_webhook_secret_rotation.sql")),
     (9, include_str!("../migrations/0009_mail_tokens.sql")),
     (10, include_str!("../migrations/0010_delivery_last_error.sql")),
+    (11, include_str!("../migrations/0011_client_endpoints.sql")),
 ];
 
 pub async fn run(pool: &SqlitePool) -> Result<(), StoreError> {

@@ -3,6 +3,7 @@
 use crate::rows::{backend, db_err, delivery_from, ms};
 use crate::{ENQUEUE_CHUNK, SqliteStore, SqliteTx};
 use async_trait::async_trait;
+use signoff_core::clients::EndpointKind;
 use signoff_core::outbox::{Delivery, DeliveryPage};
 use signoff_core::store::StoreError;
 use signoff_core::store::{OutboxStore, OutboxTx};
@@ -130,6 +131,15 @@ impl OutboxStore for SqliteStore {
             "UPDATE deliveries SET status = 'failed', claimed_until = NULL WHERE client_id = ? AND url = ? AND status = 'pending'",
         ] {
             sqlx::query(sql).bind(client).bind(url).execute(&mut *tx).await.map_err(db_err)?;
+        }
+        for kind in EndpointKind::ALL.into_iter().filter(|k| k.is_callback()) {
+            sqlx::query("DELETE FROM client_endpoints WHERE client_id = ? AND url = ? AND kind = ?")
+                .bind(client)
+                .bind(url)
+                .bind(kind.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)
     }

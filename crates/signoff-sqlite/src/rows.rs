@@ -61,7 +61,11 @@ read! {
     feed_from -> (i64, FeedEntry),
     refresh_from -> RefreshToken,
     signing_key_from -> SigningKeyPair,
-    client_from -> RegisteredClient,
     delivery_from -> Delivery,
     mail_token_from -> MailToken,
+}
+
+/// The clients of a [`signoff_sql::select_clients!`] read, a client's endpoint rows together.
+pub fn clients_from(rows: &[SqliteRow]) -> Result<Vec<RegisteredClient>, StoreError> {
+    columns::clients_from(rows.iter().map(Row))
 }

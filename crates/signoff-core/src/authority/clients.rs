@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::Authority;
-use crate::clients::{MAX_CLIENT_ID_LEN, NewClient, RegisteredClient};
+use crate::clients::{Endpoint, MAX_CLIENT_ID_LEN, NewClient, RegisteredClient};
 use crate::error::CoreError;
 use crate::feed::FeedEntry;
 use crate::feed::window::{ClientFeed, Page};
@@ -15,14 +15,9 @@ const PAGE: u32 = 1_000;
 const READ_LIMIT: Duration = Duration::from_secs(2);
 
 impl Authority {
-    /// Registers a client; the caller has checked its callback URLs.
-    pub async fn register_client(
-        &self,
-        name: String,
-        backchannel_logout_uri: Option<String>,
-        webhook_url: Option<String>,
-    ) -> Result<NewClient, CoreError> {
-        let new = NewClient::generate(name, backchannel_logout_uri, webhook_url, self.now());
+    /// Registers a client; the caller has checked its endpoints' URLs.
+    pub async fn register_client(&self, name: String, endpoints: Vec<Endpoint>) -> Result<NewClient, CoreError> {
+        let new = NewClient::generate(name, endpoints, self.now());
         let mut tx = self.store.begin().await?;
         tx.insert_client(&new.client).await?;
         tx.commit().await?;

@@ -48,6 +48,7 @@ macro_rules! store_conformance {
             keys::keys_and_denials,
             feed::feed_keeps_order_and_kinds,
             clients::clients_are_kept_and_deleted,
+            clients::a_clients_endpoints_are_kept_with_it,
             outbox::deliveries_are_claimed_once_and_recorded_only_under_their_claim,
             outbox::a_clients_deliveries_are_listed_by_page_and_status_retried_and_pruned,
             outbox::webhook_secrets_rotate_with_an_overlap_and_a_gone_callback_is_dropped,

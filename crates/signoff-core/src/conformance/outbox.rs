@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use time::Duration;
 
-use crate::clients::{NewClient, RegisteredClient};
+use crate::clients::{Endpoint, EndpointKind, NewClient, RegisteredClient};
 use crate::feed::{FeedEntry, Revocation};
 use crate::outbox::{Delivery, DeliveryPage, DeliveryStatus, deliveries_for, parse_cursor};
 use crate::secret::{SessionId, UserId};
@@ -14,10 +14,13 @@ use super::{t0, tx};
 
 /// A client with both callbacks (and one with none), stored.
 async fn clients(store: &Arc<dyn Store>) -> (RegisteredClient, RegisteredClient) {
-    let c =
-        NewClient::generate("a".into(), Some("https://a.example/bc".into()), Some("https://a.example/h".into()), t0())
-            .client;
-    let quiet = NewClient::generate("b".into(), None, None, t0()).client;
+    let c = NewClient::generate(
+        "a".into(),
+        vec![Endpoint::backchannel_logout("https://a.example/bc"), Endpoint::webhook("https://a.example/h")],
+        t0(),
+    )
+    .client;
+    let quiet = NewClient::generate("b".into(), vec![], t0()).client;
     let mut t = tx(store).await;
     t.insert_client(&c).await.expect("insert");
     t.insert_client(&quiet).await.expect("insert");
@@ -70,7 +73,7 @@ pub async fn deliveries_are_claimed_once_and_recorded_only_under_their_claim(sto
     let recipients = t.callback_clients().await.expect("recipients");
     assert_eq!(recipients, vec![c.clone()], "only clients with callback URLs");
     // A transaction reads the clients it has just inserted.
-    let hooked = NewClient::generate("e".into(), None, Some("https://e.example/h".into()), t0()).client;
+    let hooked = NewClient::generate("e".into(), vec![Endpoint::webhook("https://e.example/h")], t0()).client;
     t.insert_client(&hooked).await.expect("insert");
     assert_eq!(t.callback_clients().await.expect("recipients").len(), 2, "its own insert is seen");
     drop(t);
@@ -167,7 +170,8 @@ pub async fn webhook_secrets_rotate_with_an_overlap_and_a_gone_callback_is_dropp
     enqueue(&store, &deliveries_for(&ended(1), std::slice::from_ref(&c), t0())).await;
     store.drop_callback(&c.id, "https://a.example/h").await.expect("drop");
     let after = store.client_by_id(&c.id).await.expect("read").expect("client");
-    assert_eq!((after.webhook_url, after.backchannel_logout_uri.as_deref()), (None, Some("https://a.example/bc")));
+    assert_eq!(after.endpoints, vec![Endpoint::backchannel_logout("https://a.example/bc")]);
+    assert_eq!(after.endpoint(EndpointKind::Webhook), None);
     let claimable = store.claim_deliveries(t0(), t0() + Duration::seconds(60), 10, 10, &[]).await.expect("claim");
     assert_eq!(claimable.iter().map(|d| d.url.as_str()).collect::<Vec<_>>(), ["https://a.example/bc"]);
     assert_eq!(store.delivery_counts().await.expect("counts"), (1, 1), "the webhook's failed");
@@ -175,7 +179,8 @@ pub async fn webhook_secrets_rotate_with_an_overlap_and_a_gone_callback_is_dropp
 
 pub async fn hundreds_of_deliveries_are_written_in_one_transaction(store: Arc<dyn Store>) {
     let (c, _) = clients(&store).await;
-    let other = NewClient::generate("d".into(), Some("https://d.example/bc".into()), None, t0()).client;
+    let other =
+        NewClient::generate("d".into(), vec![Endpoint::backchannel_logout("https://d.example/bc")], t0()).client;
     let bulk = deliveries_for(&ended(700), &[c.clone(), other], t0() + Duration::days(30));
     assert_eq!(bulk.len(), 700 * 3);
     enqueue(&store, &bulk).await;
@@ -199,7 +204,8 @@ pub async fn hundreds_of_deliveries_are_written_in_one_transaction(store: Arc<dy
 
 pub async fn claims_are_fair_across_endpoints_and_released_only_under_their_claim(store: Arc<dyn Store>) {
     let (c, _) = clients(&store).await;
-    let other = NewClient::generate("d".into(), Some("https://d.example/bc".into()), None, t0()).client;
+    let other =
+        NewClient::generate("d".into(), vec![Endpoint::backchannel_logout("https://d.example/bc")], t0()).client;
     enqueue(&store, &deliveries_for(&ended(10), &[c, other], t0())).await;
     let at = t0() + Duration::days(1);
     // Every URL's first before any URL's second: a claim of 3 with 3 URLs due takes one each.

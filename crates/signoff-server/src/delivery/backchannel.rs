@@ -1,7 +1,7 @@
 //! OIDC Back-Channel Logout 1.0: a logout token (`typ: logout+jwt`) for the ended session,
 //! posted as a form.
 
-use signoff_core::clients::RegisteredClient;
+use signoff_core::clients::{EndpointKind, RegisteredClient};
 use signoff_core::outbox::{Attempt, Delivery};
 
 use super::http::Channel;
@@ -13,7 +13,7 @@ impl Channel for BackchannelLogout {
     const REFUSED: &'static str = "the back-channel logout receiver refused the logout token";
 
     fn url<'a>(&self, client: &'a RegisteredClient) -> Option<&'a str> {
-        client.backchannel_logout_uri.as_deref()
+        client.endpoint(EndpointKind::BackchannelLogout)
     }
 
     fn request(

@@ -4,7 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{KeyInit, Mac};
-use signoff_core::clients::RegisteredClient;
+use signoff_core::clients::{EndpointKind, RegisteredClient};
 use signoff_core::outbox::{Attempt, Delivery};
 
 use super::http::Channel;
@@ -16,7 +16,7 @@ impl Channel for Webhook {
     const REFUSED: &'static str = "the webhook receiver refused the notification";
 
     fn url<'a>(&self, client: &'a RegisteredClient) -> Option<&'a str> {
-        client.webhook_url.as_deref()
+        client.endpoint(EndpointKind::Webhook)
     }
 
     fn request(

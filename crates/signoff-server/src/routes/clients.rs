@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::json;
-use signoff_core::clients::RegisteredClient;
+use signoff_core::clients::{Endpoint, EndpointKind, RegisteredClient};
 use signoff_core::outbox::{DeliveryPage, DeliveryStatus, parse_cursor};
 
 use super::admin::require_admin;
@@ -44,12 +44,18 @@ struct Registration {
     webhook_url: Option<String>,
 }
 
-/// An optional callback URL: empty means none; anything else must pass the SSRF guard.
-async fn callback_url(state: &AppState, field: &'static str, raw: Option<String>) -> ApiResult<Option<String>> {
+/// An optional callback endpoint: an empty URL means none; anything else must pass the SSRF
+/// guard.
+async fn callback_endpoint(
+    state: &AppState,
+    kind: EndpointKind,
+    field: &'static str,
+    raw: Option<String>,
+) -> ApiResult<Option<Endpoint>> {
     let Some(raw) = raw.filter(|s| !s.trim().is_empty()) else { return Ok(None) };
     callback::check(raw.trim(), state.config().allow_private_callbacks)
         .await
-        .map(|url| Some(url.to_string()))
+        .map(|url| Some(Endpoint::new(kind, url.to_string())))
         .map_err(|e| ApiError::Unprocessable("invalid_callback", format!("{field}: {e}")))
 }
 
@@ -63,17 +69,18 @@ async fn register(
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request(format!("name: 1 to {MAX_NAME_CHARS} printable characters")));
     }
-    let backchannel = callback_url(&state, "backchannel_logout_uri", body.backchannel_logout_uri).await?;
-    let webhook = callback_url(&state, "webhook_url", body.webhook_url).await?;
-    let new = state.authority().register_client(name, backchannel, webhook).await?;
-    let mut out = json!({
-        "client_id": new.client.id,
-        "client_secret": new.client_secret.expose(),
-        "name": new.client.name,
-        "backchannel_logout_uri": new.client.backchannel_logout_uri,
-        "webhook_url": new.client.webhook_url,
-        "created_at": views::rfc3339(new.client.created_at),
-    });
+    let backchannel = callback_endpoint(
+        &state,
+        EndpointKind::BackchannelLogout,
+        "backchannel_logout_uri",
+        body.backchannel_logout_uri,
+    )
+    .await?;
+    let webhook = callback_endpoint(&state, EndpointKind::Webhook, "webhook_url", body.webhook_url).await?;
+    let endpoints = backchannel.into_iter().chain(webhook).collect();
+    let new = state.authority().register_client(name, endpoints).await?;
+    let mut out = listed(&new.client);
+    out["client_secret"] = json!(new.client_secret.expose());
     if let Some(secret) = &new.client.webhook_secret {
         out["webhook_secret"] = json!(secret);
     }
@@ -84,8 +91,8 @@ fn listed(c: &RegisteredClient) -> serde_json::Value {
     json!({
         "client_id": c.id,
         "name": c.name,
-        "backchannel_logout_uri": c.backchannel_logout_uri,
-        "webhook_url": c.webhook_url,
+        "backchannel_logout_uri": c.endpoint(EndpointKind::BackchannelLogout),
+        "webhook_url": c.endpoint(EndpointKind::Webhook),
         "created_at": views::rfc3339(c.created_at),
     })
 }

@@ -1,0 +1,126 @@
+//! A database the previous release wrote, read by this one, on both SQL stores: what the
+//! endpoint rows of clients (`client_endpoints`) replaced. The migration moves every client's
+//! callback URLs into rows; a client a node of the previous release registers during a
+//! rolling upgrade (URLs in the old columns only) is still read, called and dropped by its
+//! URLs. Needs the PostgreSQL server `SIGNOFF_TEST_POSTGRES_URL` names (a missing one fails).
+
+use std::sync::Arc;
+
+use signoff_core::clients::{Endpoint, EndpointKind};
+use signoff_core::store::Store;
+use signoff_postgres::{PgStore, PoolOptions};
+use signoff_sqlite::SqliteStore;
+use signoff_testdb::TestDatabase;
+
+/// The migration that made endpoints rows, by dialect.
+const ENDPOINTS_SQLITE: u32 = 11;
+const ENDPOINTS_POSTGRES: u32 = 10;
+
+/// The migration files of a store crate numbered below `before`, in order.
+fn migrations_before(store_crate: &str, before: u32) -> Vec<(i64, String)> {
+    let dir = format!("{}/../{store_crate}/migrations", env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<(i64, String)> = std::fs::read_dir(&dir)
+        .expect("migrations")
+        .map(|e| e.expect("entry").path())
+        .filter_map(|p| {
+            let n: i64 = p.file_name()?.to_str()?.split('_').next()?.parse().ok()?;
+            (n < i64::from(before)).then(|| (n, std::fs::read_to_string(&p).expect("read")))
+        })
+        .collect();
+    files.sort();
+    assert_eq!(files.len() as u32, before - 1, "every earlier migration of {store_crate}");
+    files
+}
+
+/// A client as the previous release inserts it: URLs in the clients row, no endpoint rows
+/// (`$1` its id; both dialects take `$n` parameters).
+const OLD_CLIENT: &str = "INSERT INTO clients (id, name, secret_hash, backchannel_logout_uri, webhook_url, \
+     webhook_secret, created_at) VALUES ($1, 'old', $2, $3, $4, 'whsec_AAAA', 1800000000000)";
+
+fn old_client<'q, DB: sqlx::Database>(id: &'q str) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+where
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Vec<u8>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    sqlx::query(OLD_CLIENT)
+        .bind(id)
+        .bind(vec![7u8; 32])
+        .bind(format!("https://{id}.example/bc"))
+        .bind(format!("https://{id}.example/h"))
+}
+
+/// What a store reads of the client migrated (`before`) and of the one a previous-release node
+/// registered after the migration (`during`), and that a gone URL of the latter is dropped.
+async fn the_previous_releases_clients_are_read(store: Arc<dyn Store>) {
+    for id in ["before", "during"] {
+        let c = store.client_by_id(id).await.expect("read").expect("the client");
+        assert_eq!(
+            c.endpoints,
+            vec![
+                Endpoint::backchannel_logout(format!("https://{id}.example/bc")),
+                Endpoint::webhook(format!("https://{id}.example/h"))
+            ],
+            "{id} the upgrade"
+        );
+    }
+    let mut tx = store.begin().await.expect("begin");
+    assert_eq!(tx.callback_clients().await.expect("recipients").len(), 2, "both are told when sessions end");
+    drop(tx);
+    store.drop_callback("during", "https://during.example/h").await.expect("drop");
+    let c = store.client_by_id("during").await.expect("read").expect("the client");
+    assert_eq!(c.endpoint(EndpointKind::Webhook), None, "a gone webhook stays gone");
+    assert_eq!(c.endpoint(EndpointKind::BackchannelLogout), Some("https://during.example/bc"));
+    let now = time::OffsetDateTime::now_utc();
+    assert!(store.rotate_webhook_secret("before", "whsec_new", now, now).await.expect("rotate"), "a webhook");
+    assert!(!store.rotate_webhook_secret("during", "whsec_new", now, now).await.expect("rotate"), "none left");
+}
+
+#[tokio::test]
+async fn sqlite_reads_the_previous_releases_clients() {
+    let dir = std::env::temp_dir().join(format!("signoff-upgrade-{}", signoff_core::secret::random_id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.join("upgrade.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
+    sqlx::raw_sql("CREATE TABLE signoff_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
+        .execute(&pool)
+        .await
+        .expect("migrations table");
+    for (version, sql) in migrations_before("signoff-sqlite", ENDPOINTS_SQLITE) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.expect("an earlier migration");
+        sqlx::query("INSERT INTO signoff_migrations VALUES ($1, 0)")
+            .bind(version)
+            .execute(&pool)
+            .await
+            .expect("record");
+    }
+    old_client::<sqlx::Sqlite>("before").execute(&pool).await.expect("a client of before");
+    let store = SqliteStore::connect(&url).await.expect("migrated by this release");
+    old_client::<sqlx::Sqlite>("during").execute(&pool).await.expect("a client of a node before");
+    the_previous_releases_clients_are_read(Arc::new(store)).await;
+    pool.close().await;
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[tokio::test]
+async fn postgres_reads_the_previous_releases_clients() {
+    let db = TestDatabase::create("signoff_upgrade").await;
+    let pool = sqlx::PgPool::connect(&db.url).await.expect("open");
+    sqlx::raw_sql("CREATE TABLE signoff_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+        .execute(&pool)
+        .await
+        .expect("migrations table");
+    for (version, sql) in migrations_before("signoff-postgres", ENDPOINTS_POSTGRES) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.expect("an earlier migration");
+        sqlx::query("INSERT INTO signoff_migrations VALUES ($1, 0)")
+            .bind(version)
+            .execute(&pool)
+            .await
+            .expect("record");
+    }
+    old_client::<sqlx::Postgres>("before").execute(&pool).await.expect("a client of before");
+    let store = PgStore::connect(&db.url, PoolOptions::default()).await.expect("migrated by this release");
+    old_client::<sqlx::Postgres>("during").execute(&pool).await.expect("a client of a node before");
+    the_previous_releases_clients_are_read(Arc::new(store)).await;
+    pool.close().await;
+}
