@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Rewrites the configuration table in README.md from KEYS in crates/signoff-server/src/config/keys.rs.
+"""Rewrites the configuration table in README.md from the registry of settings in
+crates/signoff-server/src/config/keys.rs (`key: Parser = "default",  "meaning";`).
 
 Run after adding or changing a configuration key; a unit test fails while README.md lacks one.
 """
@@ -8,7 +9,8 @@ import re
 
 root = pathlib.Path(__file__).resolve().parent.parent
 src = (root / "crates/signoff-server/src/config/keys.rs").read_text()
-keys = re.findall(r'\(\s*"([a-z_]+)",\s*"((?:[^"\\]|\\.)*)",\s*"((?:[^"\\]|\\.)*)",?\s*\)', src)
+registry = src[src.index("settings! {\n") :]
+keys = re.findall(r'^\s*([a-z_]+): [^=\n]+ = "((?:[^"\\]|\\.)*)",\s*"((?:[^"\\]|\\.)*)";', registry, flags=re.M)
 
 
 def show(default):
@@ -16,7 +18,7 @@ def show(default):
     return f"`{default}`" if default else "(none)"
 
 
-rows = [f"| `SIGNOFF_{k.upper()}` | `{k}` | {show(d)} | {m} |" for k, d, m in keys]
+rows = [f"| `SIGNOFF_{k.upper()}` | `{k}` | {show(d)} | {m.replace(chr(92) + chr(34), chr(34))} |" for k, d, m in keys]
 table = "\n".join(
     ["<!-- config-table:start -->", "| variable | file key | default | meaning |", "|---|---|---|---|"]
     + rows

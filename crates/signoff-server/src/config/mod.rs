@@ -14,10 +14,10 @@ use url::Url;
 mod keys;
 mod values;
 
-use keys::known;
 pub use keys::{KEYS, unknown_variables, variable};
+use keys::{Settings, known};
 pub use values::{AdminKey, Cidr, LogFormat, SecretUrl};
-use values::{bearer_key, clear_site_data, invalid, number, parse_bool, positive, scalar, seconds};
+use values::{invalid, scalar};
 
 /// A shorter admin key could be guessed; 32 characters of hex are 128 bits.
 pub const MIN_ADMIN_KEY_CHARS: usize = 32;
@@ -158,170 +158,107 @@ impl Config {
         Self::load(None, std::iter::empty()).unwrap_or_else(|e| unreachable!("defaults are valid: {e}"))
     }
 
+    /// The sections from every setting's checked value, and what depends on several settings.
     fn from_values(v: &BTreeMap<&'static str, String>) -> Result<Self, ConfigError> {
-        let get = |k: &'static str| v.get(k).map(|s| s.trim()).unwrap_or_default();
-        let opt = |k: &'static str| Some(get(k).to_owned()).filter(|s| !s.is_empty());
-        let public_url = Url::parse(get("public_url")).map_err(|e| invalid("public_url", e))?;
+        let s = Settings::parse(v)?;
+        let public_url = s.public_url;
         let public_origin = public_url.origin().ascii_serialization();
-        if !matches!(public_url.scheme(), "http" | "https") || public_origin == "null" {
-            return Err(invalid("public_url", "must be an http or https URL"));
-        }
-        let insecure_dev = parse_bool("insecure_dev", get("insecure_dev"))?;
         let local = matches!(public_url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
         let cookie_secure = public_url.scheme() == "https" || local;
-        if !cookie_secure && !insecure_dev {
+        if !cookie_secure && !s.insecure_dev {
             return Err(invalid(
                 "public_url",
                 "plain http is only allowed for localhost; set SIGNOFF_INSECURE_DEV=true for other development hosts",
             ));
         }
-        let cookie_name = |k: &'static str| -> Result<String, ConfigError> {
-            let name = get(k);
-            let name = if cookie_secure { name.to_owned() } else { name.trim_start_matches("__Host-").to_owned() };
+        let cookie_name = |k: &'static str, name: &str| -> Result<String, ConfigError> {
+            let name = if cookie_secure { name } else { name.trim_start_matches("__Host-") };
             let token_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
             if name.is_empty() || !name.chars().all(token_char) {
                 return Err(invalid(k, "not a valid cookie name"));
             }
-            Ok(name)
+            Ok(name.to_owned())
         };
-        let mut redirect_allowlist = vec![public_origin.clone()];
-        for item in get("redirect_allowlist").split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let origin = Url::parse(item).map_err(|e| invalid("redirect_allowlist", e))?.origin().ascii_serialization();
-            if origin == "null" {
-                return Err(invalid("redirect_allowlist", format!("`{item}` is not an http(s) origin")));
-            }
-            redirect_allowlist.push(origin);
-        }
-        let session_cookie = cookie_name("session_cookie")?;
-        let remember_cookie = cookie_name("remember_cookie")?;
+        let session_cookie = cookie_name("session_cookie", &s.session_cookie)?;
+        let remember_cookie = cookie_name("remember_cookie", &s.remember_cookie)?;
         if session_cookie == remember_cookie {
             return Err(invalid("remember_cookie", "must differ from session_cookie"));
         }
-        let token_audience = opt("token_audience").unwrap_or_else(|| public_origin.clone());
         let public_host = public_url.host_str().unwrap_or("localhost").to_owned();
-        let sessions = SessionPolicy {
-            idle_timeout: seconds("session_idle_timeout_seconds", get("session_idle_timeout_seconds"), 60)?,
-            absolute_lifetime: seconds("session_lifetime_seconds", get("session_lifetime_seconds"), 60)?,
-            remember_lifetime: seconds("remember_me_seconds", get("remember_me_seconds"), 60)?,
-            race_grace: seconds("remember_reuse_grace_seconds", get("remember_reuse_grace_seconds"), 0)?,
-            max_sessions_per_user: positive("max_sessions_per_user", &get)?,
-        };
-        let throttle = ThrottlePolicy {
-            max_failures_per_account_and_ip: positive("login_max_failures_per_account_and_ip", &get)?,
-            max_failures_per_ip: positive("login_max_failures_per_ip", &get)?,
-            max_failures_per_account: positive("login_max_failures_per_account", &get)?,
-            window: seconds("login_failure_window_seconds", get("login_failure_window_seconds"), 1)?,
-            register_max_per_ip: positive("register_max_per_ip", &get)?,
-            register_max_per_email: positive("register_max_per_email", &get)?,
-            email_change_max_per_account: positive("email_change_max_per_account", &get)?,
-            email_change_max_per_target: positive("email_change_max_per_target", &get)?,
-            password_reset_max_per_ip: positive("password_reset_max_per_ip", &get)?,
-            password_reset_max_per_email: positive("password_reset_max_per_email", &get)?,
-            password_reset_max_per_mailbox: positive("password_reset_max_per_mailbox", &get)?,
-        };
-        let tokens = TokenPolicy {
-            issuer: public_origin.clone(),
-            audience: token_audience,
-            access_ttl: seconds("access_token_ttl_seconds", get("access_token_ttl_seconds"), 30)?,
-            refresh_ttl: seconds("refresh_token_ttl_seconds", get("refresh_token_ttl_seconds"), 60)?,
-            reuse_grace: seconds("refresh_reuse_grace_seconds", get("refresh_reuse_grace_seconds"), 0)?,
-        };
-        let streams = StreamLimits {
-            per_session: positive::<usize>("max_event_streams_per_session", &get)?,
-            per_user: positive::<usize>("max_event_streams_per_user", &get)?,
-            per_address: positive::<usize>("max_event_streams_per_address", &get)?,
-            total: positive::<usize>("max_event_streams", &get)?,
-        };
         Ok(Self {
-            sessions,
-            throttle,
-            tokens,
-            streams,
-            listen: get("listen").parse().map_err(|e| invalid("listen", e))?,
+            sessions: SessionPolicy {
+                idle_timeout: s.session_idle_timeout_seconds,
+                absolute_lifetime: s.session_lifetime_seconds,
+                remember_lifetime: s.remember_me_seconds,
+                race_grace: s.remember_reuse_grace_seconds,
+                max_sessions_per_user: s.max_sessions_per_user,
+            },
+            throttle: ThrottlePolicy {
+                max_failures_per_account_and_ip: s.login_max_failures_per_account_and_ip,
+                max_failures_per_ip: s.login_max_failures_per_ip,
+                max_failures_per_account: s.login_max_failures_per_account,
+                window: s.login_failure_window_seconds,
+                register_max_per_ip: s.register_max_per_ip,
+                register_max_per_email: s.register_max_per_email,
+                email_change_max_per_account: s.email_change_max_per_account,
+                email_change_max_per_target: s.email_change_max_per_target,
+                password_reset_max_per_ip: s.password_reset_max_per_ip,
+                password_reset_max_per_email: s.password_reset_max_per_email,
+                password_reset_max_per_mailbox: s.password_reset_max_per_mailbox,
+            },
+            tokens: TokenPolicy {
+                issuer: public_origin.clone(),
+                audience: s.token_audience.unwrap_or_else(|| public_origin.clone()),
+                access_ttl: s.access_token_ttl_seconds,
+                refresh_ttl: s.refresh_token_ttl_seconds,
+                reuse_grace: s.refresh_reuse_grace_seconds,
+            },
+            streams: StreamLimits {
+                per_session: s.max_event_streams_per_session,
+                per_user: s.max_event_streams_per_user,
+                per_address: s.max_event_streams_per_address,
+                total: s.max_event_streams,
+            },
+            listen: s.listen,
+            redirect_allowlist: std::iter::once(public_origin.clone()).chain(s.redirect_allowlist).collect(),
             public_url,
             public_origin,
-            database_url: SecretUrl(get("database_url").to_owned()),
-            redis_url: opt("redis_url").map(SecretUrl),
-            redis_key_prefix: match get("redis_key_prefix") {
-                p if !p.is_empty() && p.chars().all(|c| c.is_ascii_graphic()) => p.to_owned(),
-                _ => return Err(invalid("redis_key_prefix", "must be non-empty printable ASCII without spaces")),
-            },
-            database_max_connections: positive("database_max_connections", &get)?,
-            database_acquire_timeout: std::time::Duration::from_millis(positive(
-                "database_acquire_timeout_millis",
-                &get,
-            )?),
-            node_lease: match number::<u64>("node_lease_millis", get("node_lease_millis"))? {
-                ms @ 400..=600_000 => std::time::Duration::from_millis(ms),
-                _ => return Err(invalid("node_lease_millis", "must be between 400 and 600000")),
-            },
-            node_ack_wait: std::time::Duration::from_millis(positive("node_ack_wait_millis", &get)?),
-            admin_token: bearer_key("admin_token", opt("admin_token"))?,
-            metrics_token: bearer_key("metrics_token", opt("metrics_token"))?,
+            database_url: s.database_url,
+            redis_url: s.redis_url,
+            redis_key_prefix: s.redis_key_prefix,
+            database_max_connections: s.database_max_connections,
+            database_acquire_timeout: s.database_acquire_timeout_millis,
+            node_lease: s.node_lease_millis,
+            node_ack_wait: s.node_ack_wait_millis,
+            admin_token: s.admin_token,
+            metrics_token: s.metrics_token,
             cookie_secure,
             session_cookie,
             remember_cookie,
-            events_keepalive: seconds("events_keepalive_seconds", get("events_keepalive_seconds"), 1)?,
-            revocation_poll: match number::<u64>("revocation_poll_millis", get("revocation_poll_millis"))? {
-                ms @ 10.. => std::time::Duration::from_millis(ms),
-                _ => return Err(invalid("revocation_poll_millis", "must be at least 10")),
-            },
-            password_hash_concurrency: match number::<usize>(
-                "password_hash_concurrency",
-                get("password_hash_concurrency"),
-            )? {
+            events_keepalive: s.events_keepalive_seconds,
+            revocation_poll: s.revocation_poll_millis,
+            password_hash_concurrency: match s.password_hash_concurrency {
                 0 => 2 * std::thread::available_parallelism().map_or(1, usize::from),
                 n => n,
             },
-            password_hash_queue: std::time::Duration::from_millis(positive("password_hash_queue_millis", &get)?),
-            max_connections: positive("max_connections", &get)?,
-            header_read_timeout: seconds("header_read_timeout_seconds", get("header_read_timeout_seconds"), 1)?
-                .unsigned_abs(),
-            keepalive_timeout: seconds("keepalive_timeout_seconds", get("keepalive_timeout_seconds"), 1)?
-                .unsigned_abs(),
-            redirect_allowlist,
-            clear_site_data: clear_site_data(get("clear_site_data"))?,
-            trust_proxy: parse_bool("trust_proxy", get("trust_proxy"))?,
-            trusted_proxies: get("trusted_proxies")
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| s.parse().map_err(|e| invalid("trusted_proxies", e)))
-                .collect::<Result<_, _>>()?,
-            allow_private_callbacks: parse_bool("allow_private_callbacks", get("allow_private_callbacks"))?,
-            smtp_url: match opt("smtp_url") {
-                Some(u) if u.starts_with("smtp://") || u.starts_with("smtps://") => Some(SecretUrl(u)),
-                Some(_) => return Err(invalid("smtp_url", "must be an smtp:// or smtps:// URL")),
-                None => None,
-            },
-            mail_from: match opt("mail_from") {
-                Some(from) => match from.parse::<lettre::message::Mailbox>() {
-                    Ok(_) => from,
-                    Err(e) => return Err(invalid("mail_from", e)),
-                },
-                None => format!("signoff <no-reply@{public_host}>"),
-            },
-            mail_dir: get("mail_dir").into(),
-            mail_token_ttl: match seconds("mail_token_ttl_seconds", get("mail_token_ttl_seconds"), 60)? {
-                d if d > Duration::days(7) => return Err(invalid("mail_token_ttl_seconds", "must be at most 604800")),
-                d => d,
-            },
-            max_feed_waits_per_client: positive::<usize>("max_feed_waits_per_client", &get)?,
-            max_feed_waits: positive::<usize>("max_feed_waits", &get)?,
-            delivery_claim: match seconds("delivery_claim_seconds", get("delivery_claim_seconds"), 20)? {
-                d if d > Duration::hours(1) => return Err(invalid("delivery_claim_seconds", "must be at most 3600")),
-                d => d.try_into().map_err(|_| invalid("delivery_claim_seconds", "out of range"))?,
-            },
-            max_body_bytes: number("max_body_bytes", get("max_body_bytes"))?,
-            log_format: match get("log_format") {
-                "text" => LogFormat::Text,
-                "json" => LogFormat::Json,
-                other => return Err(invalid("log_format", format!("`{other}` is not text or json"))),
-            },
-            log_level: match get("log_level") {
-                l @ ("error" | "warn" | "info" | "debug" | "trace") => l.to_owned(),
-                other => return Err(invalid("log_level", format!("`{other}` is not a level"))),
-            },
+            password_hash_queue: s.password_hash_queue_millis,
+            max_connections: s.max_connections,
+            header_read_timeout: s.header_read_timeout_seconds.unsigned_abs(),
+            keepalive_timeout: s.keepalive_timeout_seconds.unsigned_abs(),
+            clear_site_data: s.clear_site_data,
+            trust_proxy: s.trust_proxy,
+            trusted_proxies: s.trusted_proxies,
+            allow_private_callbacks: s.allow_private_callbacks,
+            smtp_url: s.smtp_url,
+            mail_from: s.mail_from.unwrap_or_else(|| format!("signoff <no-reply@{public_host}>")),
+            mail_dir: s.mail_dir,
+            mail_token_ttl: s.mail_token_ttl_seconds,
+            max_feed_waits_per_client: s.max_feed_waits_per_client,
+            max_feed_waits: s.max_feed_waits,
+            delivery_claim: s.delivery_claim_seconds.unsigned_abs(),
+            max_body_bytes: s.max_body_bytes,
+            log_format: s.log_format,
+            log_level: s.log_level,
         })
     }
 }
@@ -385,13 +322,50 @@ mod tests {
         );
     }
 
+    /// The README's table is the registry's, row for row (`scripts/config-table.py` writes it).
     #[test]
-    fn readme_documents_every_key() {
+    fn readme_documents_every_key_as_the_registry_says() {
         let readme = include_str!("../../../../README.md");
-        for (key, _, _) in KEYS {
-            let var = format!("`SIGNOFF_{}`", key.to_ascii_uppercase());
-            assert!(readme.contains(&var), "README.md does not document {var}");
+        for (key, default, meaning) in KEYS {
+            let default = if default.is_empty() { "(none)".to_owned() } else { format!("`{default}`") };
+            let row = format!("| `{}` | `{key}` | {default} | {meaning} |", variable(key));
+            assert!(readme.contains(&row), "README.md lacks {row}: run scripts/config-table.py");
         }
+    }
+
+    /// Every default in the registry passes its own parser, and every parser refuses what it
+    /// should, naming the variable.
+    #[test]
+    fn every_default_parses_and_bounds_are_enforced() {
+        let c = Config::defaults();
+        assert_eq!(
+            (c.node_lease, c.delivery_claim),
+            (std::time::Duration::from_secs(2), std::time::Duration::from_secs(60))
+        );
+        assert_eq!(c.sessions.idle_timeout, Duration::minutes(30));
+        for (key, bad) in [
+            ("SIGNOFF_NODE_LEASE_MILLIS", "399"),
+            ("SIGNOFF_NODE_LEASE_MILLIS", "600001"),
+            ("SIGNOFF_DELIVERY_CLAIM_SECONDS", "3601"),
+            ("SIGNOFF_MAX_SESSIONS_PER_USER", "0"),
+            ("SIGNOFF_SESSION_IDLE_TIMEOUT_SECONDS", "59"),
+            ("SIGNOFF_REVOCATION_POLL_MILLIS", "-5"),
+            ("SIGNOFF_TRUST_PROXY", "maybe"),
+            ("SIGNOFF_TRUSTED_PROXIES", "10.0.0.0/8, nonsense"),
+            ("SIGNOFF_REDIRECT_ALLOWLIST", "mailto:a@b"),
+            ("SIGNOFF_ADMIN_TOKEN", "short"),
+            ("SIGNOFF_LOG_FORMAT", "xml"),
+            ("SIGNOFF_REDIS_KEY_PREFIX", "has space"),
+        ] {
+            let e = Config::load(None, env(&[(key, bad)])).expect_err(bad);
+            assert!(e.to_string().starts_with(key), "{key}={bad}: {e}");
+        }
+        let edge = Config::load(
+            None,
+            env(&[("SIGNOFF_NODE_LEASE_MILLIS", "600000"), ("SIGNOFF_DELIVERY_CLAIM_SECONDS", "20")]),
+        )
+        .expect("bounds are inclusive");
+        assert_eq!(edge.node_lease, std::time::Duration::from_secs(600));
     }
 
     #[test]

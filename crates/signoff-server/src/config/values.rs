@@ -1,14 +1,255 @@
-//! The kinds of values settings hold, and how each is read and checked: numbers with their
-//! bounds, booleans, durations, address blocks, secrets that never show.
+//! The kinds of values settings hold, each the parser the registry names for a key: numbers
+//! with their bounds, booleans, durations, address blocks, secrets that never show.
+
+use std::marker::PhantomData;
+use std::str::FromStr;
 
 use time::Duration;
 use url::Url;
 
 use super::{ConfigError, MIN_ADMIN_KEY_CHARS};
 
+/// How a setting's text (trimmed; empty when unset and without a default) becomes its value.
+pub(super) trait Kind {
+    type Value;
+    fn parse(key: &'static str, text: &str) -> Result<Self::Value, ConfigError>;
+}
+
+/// Text as it is.
+pub(super) struct Text;
+impl Kind for Text {
+    type Value = String;
+    fn parse(_: &'static str, text: &str) -> Result<String, ConfigError> {
+        Ok(text.to_owned())
+    }
+}
+
+/// Text, or none when empty.
+pub(super) struct Optional;
+impl Kind for Optional {
+    type Value = Option<String>;
+    fn parse(_: &'static str, text: &str) -> Result<Option<String>, ConfigError> {
+        Ok(Some(text.to_owned()).filter(|t| !t.is_empty()))
+    }
+}
+
+/// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`; empty is false).
+pub(super) struct Flag;
+impl Kind for Flag {
+    type Value = bool;
+    fn parse(key: &'static str, text: &str) -> Result<bool, ConfigError> {
+        match text.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" | "" => Ok(false),
+            _ => Err(invalid(key, format!("`{text}` is not a boolean"))),
+        }
+    }
+}
+
+/// Whatever `T` parses from the text.
+pub(super) struct Parsed<T>(PhantomData<T>);
+impl<T: FromStr> Kind for Parsed<T>
+where
+    T::Err: std::fmt::Display,
+{
+    type Value = T;
+    fn parse(key: &'static str, text: &str) -> Result<T, ConfigError> {
+        text.parse().map_err(|e| invalid(key, e))
+    }
+}
+
+/// A whole number, 0 included.
+pub(super) type Number<T> = Parsed<T>;
+
+/// A whole number of at least 1.
+pub(super) struct Count<T>(PhantomData<T>);
+impl<T: FromStr + PartialOrd + From<u8>> Kind for Count<T>
+where
+    T::Err: std::fmt::Display,
+{
+    type Value = T;
+    fn parse(key: &'static str, text: &str) -> Result<T, ConfigError> {
+        let n: T = Parsed::<T>::parse(key, text)?;
+        if n < T::from(1u8) {
+            return Err(invalid(key, "must be at least 1"));
+        }
+        Ok(n)
+    }
+}
+
+/// A whole number between `min` and `max`, or the error that says so.
+fn bounded(key: &'static str, text: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
+    let n: i64 = Parsed::<i64>::parse(key, text)?;
+    if n < min || n > max {
+        return Err(invalid(
+            key,
+            if max == i64::MAX {
+                format!("must be at least {min}")
+            } else {
+                format!("must be between {min} and {max}")
+            },
+        ));
+    }
+    Ok(n)
+}
+
+/// A number of seconds from `MIN` to `MAX`.
+pub(super) struct Seconds<const MIN: i64, const MAX: i64 = { i64::MAX }>;
+impl<const MIN: i64, const MAX: i64> Kind for Seconds<MIN, MAX> {
+    type Value = Duration;
+    fn parse(key: &'static str, text: &str) -> Result<Duration, ConfigError> {
+        Ok(Duration::seconds(bounded(key, text, MIN, MAX)?))
+    }
+}
+
+/// A number of milliseconds from `MIN` to `MAX`.
+pub(super) struct Millis<const MIN: i64, const MAX: i64 = { i64::MAX }>;
+impl<const MIN: i64, const MAX: i64> Kind for Millis<MIN, MAX> {
+    type Value = std::time::Duration;
+    fn parse(key: &'static str, text: &str) -> Result<std::time::Duration, ConfigError> {
+        Ok(std::time::Duration::from_millis(bounded(key, text, MIN.max(0), MAX)?.unsigned_abs()))
+    }
+}
+
+/// A comma-separated list of what `T` parses (empty items skipped).
+pub(super) struct List<T>(PhantomData<T>);
+impl<T: FromStr> Kind for List<T>
+where
+    T::Err: std::fmt::Display,
+{
+    type Value = Vec<T>;
+    fn parse(key: &'static str, text: &str) -> Result<Vec<T>, ConfigError> {
+        text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Parsed::<T>::parse(key, s)).collect()
+    }
+}
+
+/// An `http` or `https` URL.
+pub(super) struct HttpUrl;
+impl Kind for HttpUrl {
+    type Value = Url;
+    fn parse(key: &'static str, text: &str) -> Result<Url, ConfigError> {
+        let url = Url::parse(text).map_err(|e| invalid(key, e))?;
+        if !matches!(url.scheme(), "http" | "https") || url.origin().ascii_serialization() == "null" {
+            return Err(invalid(key, "must be an http or https URL"));
+        }
+        Ok(url)
+    }
+}
+
+/// Comma-separated origins (`scheme://host[:port]` of each URL).
+pub(super) struct Origins;
+impl Kind for Origins {
+    type Value = Vec<String>;
+    fn parse(key: &'static str, text: &str) -> Result<Vec<String>, ConfigError> {
+        let mut out = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let origin = Url::parse(item).map_err(|e| invalid(key, e))?.origin().ascii_serialization();
+            if origin == "null" {
+                return Err(invalid(key, format!("`{item}` is not an http(s) origin")));
+            }
+            out.push(origin);
+        }
+        Ok(out)
+    }
+}
+
+/// A non-empty word of printable ASCII.
+pub(super) struct Printable;
+impl Kind for Printable {
+    type Value = String;
+    fn parse(key: &'static str, text: &str) -> Result<String, ConfigError> {
+        match text {
+            p if !p.is_empty() && p.chars().all(|c| c.is_ascii_graphic()) => Ok(p.to_owned()),
+            _ => Err(invalid(key, "must be non-empty printable ASCII without spaces")),
+        }
+    }
+}
+
+/// A URL that may hold a password (never shown).
+pub(super) struct Secret;
+impl Kind for Secret {
+    type Value = SecretUrl;
+    fn parse(_: &'static str, text: &str) -> Result<SecretUrl, ConfigError> {
+        Ok(SecretUrl(text.to_owned()))
+    }
+}
+
+/// [`Secret`], or none when empty.
+pub(super) struct OptionalSecret;
+impl Kind for OptionalSecret {
+    type Value = Option<SecretUrl>;
+    fn parse(_: &'static str, text: &str) -> Result<Option<SecretUrl>, ConfigError> {
+        Ok(Some(text).filter(|t| !t.is_empty()).map(|t| SecretUrl(t.to_owned())))
+    }
+}
+
+/// An SMTP server's URL (`smtp://` or `smtps://`, which may hold a password), or none.
+pub(super) struct SmtpUrl;
+impl Kind for SmtpUrl {
+    type Value = Option<SecretUrl>;
+    fn parse(key: &'static str, text: &str) -> Result<Option<SecretUrl>, ConfigError> {
+        match text {
+            "" => Ok(None),
+            u if u.starts_with("smtp://") || u.starts_with("smtps://") => Ok(Some(SecretUrl(u.to_owned()))),
+            _ => Err(invalid(key, "must be an smtp:// or smtps:// URL")),
+        }
+    }
+}
+
+/// One mail address (`Name <user@host>` or `user@host`), or none.
+pub(super) struct Mailbox;
+impl Kind for Mailbox {
+    type Value = Option<String>;
+    fn parse(key: &'static str, text: &str) -> Result<Option<String>, ConfigError> {
+        match text {
+            "" => Ok(None),
+            from => match from.parse::<lettre::message::Mailbox>() {
+                Ok(_) => Ok(Some(from.to_owned())),
+                Err(e) => Err(invalid(key, e)),
+            },
+        }
+    }
+}
+
+/// A bearer key: none when empty, refused when too short to be a real secret.
+pub(super) struct BearerKey;
+impl Kind for BearerKey {
+    type Value = Option<AdminKey>;
+    fn parse(key: &'static str, text: &str) -> Result<Option<AdminKey>, ConfigError> {
+        match text {
+            "" => Ok(None),
+            v if v.chars().count() < MIN_ADMIN_KEY_CHARS => Err(invalid(
+                key,
+                format!("must be at least {MIN_ADMIN_KEY_CHARS} characters (e.g. `openssl rand -hex 32`)"),
+            )),
+            v => Ok(Some(AdminKey(v.to_owned()))),
+        }
+    }
+}
+
+/// A log level of `tracing`.
+pub(super) struct LogLevel;
+impl Kind for LogLevel {
+    type Value = String;
+    fn parse(key: &'static str, text: &str) -> Result<String, ConfigError> {
+        match text {
+            l @ ("error" | "warn" | "info" | "debug" | "trace") => Ok(l.to_owned()),
+            other => Err(invalid(key, format!("`{other}` is not a level"))),
+        }
+    }
+}
+
 /// The value of `Clear-Site-Data`: a comma-separated list of the directives browsers know, each
 /// quoted (quotes may be left out here: they are added); empty sends none.
-pub(super) fn clear_site_data(value: &str) -> Result<String, ConfigError> {
+pub(super) struct ClearSiteData;
+impl Kind for ClearSiteData {
+    type Value = String;
+    fn parse(_: &'static str, value: &str) -> Result<String, ConfigError> {
+        clear_site_data(value)
+    }
+}
+
+fn clear_site_data(value: &str) -> Result<String, ConfigError> {
     const KNOWN: &[&str] =
         &["cache", "cookies", "storage", "executionContexts", "clientHints", "prefetchCache", "prerenderCache", "*"];
     let mut out = Vec::new();
@@ -138,6 +379,17 @@ pub enum LogFormat {
     Json,
 }
 
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!("`{other}` is not text or json")),
+        }
+    }
+}
+
 /// A TOML scalar as the string an environment variable would carry.
 pub(super) fn scalar(key: &'static str, v: toml::Value) -> Result<String, ConfigError> {
     match v {
@@ -149,53 +401,6 @@ pub(super) fn scalar(key: &'static str, v: toml::Value) -> Result<String, Config
     }
 }
 
-/// A bearer key setting: none when empty, refused when too short to be a real secret.
-pub(super) fn bearer_key(key: &'static str, value: Option<String>) -> Result<Option<AdminKey>, ConfigError> {
-    match value {
-        Some(v) if v.chars().count() < MIN_ADMIN_KEY_CHARS => Err(invalid(
-            key,
-            format!("must be at least {MIN_ADMIN_KEY_CHARS} characters (e.g. `openssl rand -hex 32`)"),
-        )),
-        v => Ok(v.map(AdminKey)),
-    }
-}
-
 pub(super) fn invalid(key: &'static str, problem: impl std::fmt::Display) -> ConfigError {
     ConfigError::Invalid { key, problem: problem.to_string() }
-}
-
-pub(super) fn parse_bool(key: &'static str, v: &str) -> Result<bool, ConfigError> {
-    match v.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" | "" => Ok(false),
-        _ => Err(invalid(key, format!("`{v}` is not a boolean"))),
-    }
-}
-
-pub(super) fn number<T: std::str::FromStr>(key: &'static str, v: &str) -> Result<T, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    v.parse().map_err(|e| invalid(key, e))
-}
-
-/// A whole number of at least 1.
-pub(super) fn positive<'a, T>(key: &'static str, get: &impl Fn(&'static str) -> &'a str) -> Result<T, ConfigError>
-where
-    T: std::str::FromStr + PartialOrd + From<u8>,
-    T::Err: std::fmt::Display,
-{
-    let n: T = number(key, get(key))?;
-    if n < T::from(1u8) {
-        return Err(invalid(key, "must be at least 1"));
-    }
-    Ok(n)
-}
-
-pub(super) fn seconds(key: &'static str, v: &str, min: i64) -> Result<Duration, ConfigError> {
-    let n: i64 = number(key, v)?;
-    if n < min {
-        return Err(invalid(key, format!("must be at least {min}")));
-    }
-    Ok(Duration::seconds(n))
 }
