@@ -276,3 +276,28 @@ async fn another_host_name_of_the_server_leads_to_the_public_url() {
     assert_eq!(foreign.status, StatusCode::FORBIDDEN);
     assert!(!foreign.text.contains("evil.example"), "no page of signoff's names another site: {}", foreign.text);
 }
+
+// ---- Hostile requests: absurd headers get a clear 4xx, never a 5xx.
+
+#[tokio::test]
+async fn ten_thousand_cookies_and_oversized_headers_get_a_clear_answer() {
+    let s = TestServer::start().await;
+    let mut b = s.signed_in("crowd@example.com").await;
+    let session = b.session_cookie().cloned().expect("cookie");
+    // 10,000 cookies in one header (about 110 KB), the session's last.
+    let mut crowd: String = (0..10_000).map(|i| format!("c{i}=v{i}; ")).collect();
+    crowd.push_str(&format!("__Host-signoff_session={session}"));
+    let res = b.send(b.bare(Method::GET, "/auth/session").header("cookie", crowd)).await;
+    assert_eq!(res.status, StatusCode::OK, "the session is found among them: {}", res.text);
+    // Far past any sane size, or too many headers: 431, not served.
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let res = reqwest::Client::new().get(format!("{}/auth/session", s.base)).header("x-filler", huge).send().await;
+    assert_eq!(res.expect("an answer").status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let mut rb = reqwest::Client::new().get(format!("{}/healthz", s.base));
+    for i in 0..200 {
+        rb = rb.header(format!("x-h{i}"), "v");
+    }
+    assert_eq!(rb.send().await.expect("an answer").status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    // And the server is as it was.
+    assert_eq!(b.session_status().await, StatusCode::OK);
+}

@@ -428,3 +428,261 @@ async fn logout_scopes_revoke_the_remember_me_tokens_of_the_sessions_they_end() 
     assert_eq!(replay.session_status().await, StatusCode::UNAUTHORIZED, "local logout revoked the token");
     assert_eq!(count(&s, "SELECT count(*) FROM remember_tokens").await, 0);
 }
+
+// ---- Log out everywhere under attack: global and "others" logouts racing a tab's
+// remember-me resume still end what their rule says, and only that.
+
+/// Found by the race above: a tab's remember-me resume supersedes the browser's session, and a
+/// "log out everywhere" sent a moment later from another tab (the old session cookie and the
+/// validator just replaced, still within the race grace) found no session and ended only what
+/// it presented; the user's other sessions and tokens lived on. It must reach them all.
+#[tokio::test]
+async fn a_global_logout_right_after_another_tab_resumed_still_ends_every_session() {
+    const REMEMBER: &str = "__Host-signoff_remember";
+    let s = TestServer::start().await;
+    s.register("tabs@example.com").await;
+    for presented in ["the replaced validator", "the current validator"] {
+        let mut tab = s.browser();
+        let login = tab
+            .post_json("/auth/login", &json!({"email": "tabs@example.com", "password": PASSWORD, "remember_me": true}))
+            .await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+        tab.csrf = login.json()["csrf_token"].as_str().map(str::to_owned);
+        let mut apps = s.browser();
+        let tokens = apps
+            .post_json(
+                "/auth/token",
+                &json!({"grant_type": "password", "email": "tabs@example.com", "password": PASSWORD}),
+            )
+            .await;
+        let (access, refresh) = (tokens.json()["access_token"].clone(), tokens.json()["refresh_token"].clone());
+        let (access, refresh) = (access.as_str().expect("access"), refresh.as_str().expect("refresh"));
+
+        // Another tab, without the session cookie, is signed back in by the remember-me token.
+        let mut other = s.browser();
+        other.jar.insert(REMEMBER.into(), tab.jar[REMEMBER].clone());
+        assert_eq!(other.get_json("/auth/session").await.status, StatusCode::OK, "resumed");
+        if presented == "the current validator" {
+            tab.jar.insert(REMEMBER.into(), other.jar[REMEMBER].clone());
+        }
+        let res = tab.post_json("/auth/logout", &json!({"scope": "global"})).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+
+        let mut check = s.browser();
+        let me = check.send(check.bare(Method::GET, "/api/me").bearer_auth(access)).await;
+        assert_eq!(me.status, StatusCode::UNAUTHORIZED, "with {presented}: the access token still works");
+        let again =
+            check.post_json("/auth/token", &json!({"grant_type": "refresh_token", "refresh_token": refresh})).await;
+        assert!(again.status.is_client_error(), "with {presented}: the refresh token still works: {}", again.text);
+        assert_eq!(other.session_status().await, StatusCode::UNAUTHORIZED, "with {presented}: the resumed tab lives");
+    }
+}
+
+/// The other side of the rule above: a validator the series replaced longer ago than the race
+/// grace carries nothing. Such a logout kills what it presented (the series) and no more: the
+/// user's other sessions and tokens, and the token version, are untouched.
+#[tokio::test]
+async fn a_replaced_remember_me_token_past_the_grace_does_not_log_out_everywhere() {
+    const REMEMBER: &str = "__Host-signoff_remember";
+    let s = TestServer::with(|c| c.sessions.race_grace = time::Duration::seconds(5)).await;
+    s.register("stale@example.com").await;
+    let mut tab = s.browser();
+    let login = tab
+        .post_json("/auth/login", &json!({"email": "stale@example.com", "password": PASSWORD, "remember_me": true}))
+        .await;
+    tab.csrf = login.json()["csrf_token"].as_str().map(str::to_owned);
+    let mut apps = s.browser();
+    let tokens = apps
+        .post_json(
+            "/auth/token",
+            &json!({"grant_type": "password", "email": "stale@example.com", "password": PASSWORD}),
+        )
+        .await;
+    let access = tokens.json()["access_token"].as_str().expect("access").to_owned();
+    let mut other = s.browser();
+    other.jar.insert(REMEMBER.into(), tab.jar[REMEMBER].clone());
+    assert_eq!(other.get_json("/auth/session").await.status, StatusCode::OK, "resumed");
+    s.clock.advance(time::Duration::seconds(6));
+
+    let res = tab.post_json("/auth/logout", &json!({"scope": "global"})).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let mut check = s.browser();
+    let me = check.send(check.bare(Method::GET, "/api/me").bearer_auth(&access)).await;
+    assert_eq!(me.status, StatusCode::OK, "a stale token must not carry a global logout: {}", me.text);
+}
+
+/// The same race with `others`: the remember-me token speaks for the browser, so the session
+/// its series backs (the one the other tab resumed) is kept, every other one ends, and the
+/// browser's cookies stay.
+#[tokio::test]
+async fn logging_out_the_others_right_after_another_tab_resumed_keeps_the_resumed_session() {
+    const REMEMBER: &str = "__Host-signoff_remember";
+    let s = TestServer::start().await;
+    s.register("others@example.com").await;
+    let mut tab = s.browser();
+    let login = tab
+        .post_json("/auth/login", &json!({"email": "others@example.com", "password": PASSWORD, "remember_me": true}))
+        .await;
+    tab.csrf = login.json()["csrf_token"].as_str().map(str::to_owned);
+    let mut apps = s.browser();
+    let tokens = apps
+        .post_json(
+            "/auth/token",
+            &json!({"grant_type": "password", "email": "others@example.com", "password": PASSWORD}),
+        )
+        .await;
+    let refresh = tokens.json()["refresh_token"].as_str().expect("refresh").to_owned();
+    let mut other = s.browser();
+    other.jar.insert(REMEMBER.into(), tab.jar[REMEMBER].clone());
+    assert_eq!(other.get_json("/auth/session").await.status, StatusCode::OK, "resumed");
+
+    let res = tab.post_json("/auth/logout", &json!({"scope": "others"})).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert!(
+        !res.set_cookies().iter().any(|c| c.contains("Max-Age=0")),
+        "the browser keeps its cookies: {:?}",
+        res.set_cookies()
+    );
+    assert_eq!(other.session_status().await, StatusCode::OK, "the resumed session is the browser's own");
+    let mut check = s.browser();
+    let again = check.post_json("/auth/token", &json!({"grant_type": "refresh_token", "refresh_token": refresh})).await;
+    assert!(again.status.is_client_error(), "another session lives on: {}", again.text);
+}
+
+/// A live remember-me token whose session has lapsed (the page left open past the idle
+/// timeout) speaks for its browser: "sign out all other devices" ends every other session and
+/// series of the account and keeps this browser remembered, so the answer never claims an end
+/// that did not happen (the second outside review's finding 4: it ended only this browser's own
+/// series, answered `{"revoked":0}` and left every other device signed in).
+#[tokio::test]
+async fn logging_out_the_others_with_a_lapsed_remembered_session_ends_the_other_devices() {
+    let s = TestServer::start().await;
+    s.register("lapsed@example.com").await;
+    let mut tab = s.browser();
+    let login = tab
+        .post_json("/auth/login", &json!({"email": "lapsed@example.com", "password": PASSWORD, "remember_me": true}))
+        .await;
+    tab.csrf = login.json()["csrf_token"].as_str().map(str::to_owned);
+    let remember = tab.jar["__Host-signoff_remember"].clone();
+    s.clock.advance(time::Duration::hours(1));
+    // Another device, signed in after this page went idle, and one remembered too.
+    let mut phone = s.signed_in("lapsed@example.com").await;
+    let mut laptop = s.browser();
+    laptop
+        .post_json("/auth/login", &json!({"email": "lapsed@example.com", "password": PASSWORD, "remember_me": true}))
+        .await;
+    let laptop_remember = laptop.jar["__Host-signoff_remember"].clone();
+    let res = tab.post_json("/auth/logout", &json!({"scope": "others"})).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["revoked"], 2, "both other devices: {}", res.text);
+    assert!(res.json().get("no_session").is_none(), "{}", res.text);
+    assert!(
+        !res.set_cookies().iter().any(|c| c.starts_with("__Host-signoff_remember=;")),
+        "this browser stays remembered: {:?}",
+        res.set_cookies()
+    );
+    assert_eq!(phone.session_status().await, StatusCode::UNAUTHORIZED, "the phone is signed out");
+    let mut returning = s.browser();
+    returning.jar.insert("__Host-signoff_remember".into(), laptop_remember);
+    assert_eq!(returning.session_status().await, StatusCode::UNAUTHORIZED, "the laptop's series is gone");
+    let mut back = s.browser();
+    back.jar.insert("__Host-signoff_remember".into(), remember);
+    assert_eq!(back.get("/app").await.status, StatusCode::OK, "this browser signs back in from its series");
+}
+
+/// A browser with no live session and no live series asking to sign every device out is told
+/// so: the answer says no session spoke for it (and the demo page says that signing in is
+/// needed), never "you have been signed out" as if the other devices were.
+#[tokio::test]
+async fn signing_out_everywhere_without_a_session_says_nothing_else_ended() {
+    let s = TestServer::start().await;
+    s.register("stale@example.com").await;
+    let mut phone = s.signed_in("stale@example.com").await;
+    let mut tab = s.signed_in("stale@example.com").await;
+    s.clock.advance(time::Duration::hours(1));
+    phone.login("stale@example.com", PASSWORD).await;
+    for scope in ["global", "others"] {
+        let res = tab.post_json("/auth/logout", &json!({"scope": scope})).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+        assert_eq!(res.json(), json!({"revoked": 0, "cleared": true, "no_session": true}), "{scope}");
+        let form = tab.post_form("/auth/logout", &[("scope", scope)]).await;
+        assert_eq!(form.status, StatusCode::SEE_OTHER);
+        assert_eq!(form.location(), Some("/login?no_session=1"), "{scope}");
+    }
+    let page = tab.get("/login?no_session=1").await;
+    assert!(page.text.contains("no other device was signed out"), "{}", page.text);
+    assert_eq!(phone.session_status().await, StatusCode::OK, "nothing spoke for the account");
+    let local = tab.post_json("/auth/logout", &json!({"scope": "local"})).await;
+    assert_eq!(local.json(), json!({"revoked": 0, "cleared": true}), "this device alone: the usual answer");
+}
+
+// ---- Live events under attack (the outside review, issue 8, items 8–14): one user or one
+// client cannot hold every event stream.
+
+#[tokio::test]
+async fn one_user_cannot_hold_every_event_stream() {
+    let s = TestServer::with(|c| {
+        c.streams.per_session = 3;
+        c.streams.per_user = 4;
+    })
+    .await;
+    let email = s.register("hog@example.com").await;
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for _ in 0..3 {
+        let mut b = s.browser();
+        b.login(&email, PASSWORD).await;
+        for _ in 0..3 {
+            let res = b.request(Method::GET, "/auth/events").send().await.expect("events");
+            if res.status() == StatusCode::TOO_MANY_REQUESTS {
+                refused += 1;
+            } else {
+                assert_eq!(res.status(), StatusCode::OK);
+                open.push(res);
+            }
+        }
+    }
+    assert_eq!(open.len(), 4, "four streams for the user in all");
+    assert_eq!(refused, 5);
+    let other = s.signed_in("someone-else@example.com").await;
+    let res = other.request(Method::GET, "/auth/events").send().await.expect("events");
+    assert_eq!(res.status(), StatusCode::OK, "another user still gets one");
+}
+
+/// One client with many accounts cannot hold every event stream either (the second outside
+/// review's finding 6: 16 accounts from one address held all 512): streams are capped per client
+/// address (IPv6: its /64) too, and another client still gets one.
+#[tokio::test]
+async fn one_client_with_many_accounts_cannot_hold_every_event_stream() {
+    let s = TestServer::with(|c| {
+        c.trust_proxy = true;
+        c.streams.per_address = 5;
+        c.streams.total = 8;
+    })
+    .await;
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for i in 0..4 {
+        let b = s.signed_in(&format!("hog{i}@example.com")).await;
+        for _ in 0..2 {
+            let rb = b.request(Method::GET, "/auth/events").header("x-forwarded-for", "2001:db8:7:7::1");
+            let res = rb.send().await.expect("events");
+            if res.status() == StatusCode::TOO_MANY_REQUESTS {
+                refused += 1;
+            } else {
+                assert_eq!(res.status(), StatusCode::OK);
+                open.push(res);
+            }
+        }
+    }
+    assert_eq!((open.len(), refused), (5, 3), "five streams from the address, whatever the accounts");
+    // Another address of the same /64 is the same client; another client is not.
+    let same = s.signed_in("same64@example.com").await;
+    let rb = same.request(Method::GET, "/auth/events").header("x-forwarded-for", "2001:db8:7:7:ffff::2");
+    assert_eq!(rb.send().await.expect("events").status(), StatusCode::TOO_MANY_REQUESTS);
+    let other = s.signed_in("someone-else@example.com").await;
+    let rb = other.request(Method::GET, "/auth/events").header("x-forwarded-for", "198.51.100.20");
+    let res = rb.send().await.expect("events");
+    assert_eq!(res.status(), StatusCode::OK, "another client still gets one");
+    drop((open, res));
+}

@@ -1,6 +1,7 @@
 //! `POST /auth/logout`, rule by rule.
 
 use crate::support::*;
+use crate::tokens::grant;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::Row;
@@ -312,4 +313,230 @@ async fn every_logout_scope_does_what_its_rule_says() {
         let refreshed = crate::tokens::refresh(&mut s.browser(), &presented.refresh).await;
         assert_eq!(refreshed.status != StatusCode::OK, rule.kills_presented, "{what}: the presented refresh token");
     }
+}
+
+// ---- Logout under attack (the outside review, issue 8, items 1–7): a bearer token at logout.
+
+#[tokio::test]
+async fn a_logout_carrying_a_bearer_token_also_ends_the_cookie_session_or_refuses() {
+    let s = TestServer::with(|c| c.tokens.access_ttl = time::Duration::seconds(60)).await;
+    let email = s.register("both@example.com").await;
+    // signoff.js in token mode: a cookie session and a token pair in one browser.
+    for expired in [false, true] {
+        let mut b = s.browser();
+        b.login(&email, PASSWORD).await;
+        let t = grant(&mut b, &email).await;
+        if expired {
+            s.clock.advance(time::Duration::seconds(120));
+            assert_eq!(bearer_status(&s, &t.access).await, StatusCode::UNAUTHORIZED, "the access token expired");
+            assert_eq!(b.session_status().await, StatusCode::OK);
+        }
+        let csrf = b.csrf.clone().expect("csrf");
+        // Without the cookie session's CSRF token the whole logout is refused, changing nothing.
+        let rb = b
+            .request(Method::POST, "/auth/logout")
+            .header("authorization", format!("Bearer {}", t.access))
+            .header("accept", "application/json");
+        let res = b.send(rb).await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN, "expired={expired}");
+        assert!(res.set_cookies().is_empty(), "a refused logout clears no cookie");
+        assert_eq!(b.session_status().await, StatusCode::OK);
+        let rb = b
+            .request(Method::POST, "/auth/logout")
+            .header("authorization", format!("Bearer {}", t.access))
+            .header("x-csrf-token", csrf)
+            .header("accept", "application/json");
+        let session = b.session_cookie().cloned().expect("session cookie");
+        let res = b.send(rb).await;
+        assert_eq!(res.status, StatusCode::OK);
+        assert_eq!(res.json()["revoked"], 2, "expired={expired}: both sessions ended");
+        assert!(!lives(&s, &session).await, "expired={expired}: the cookie session ended");
+        assert_eq!(bearer_status(&s, &t.access).await, StatusCode::UNAUTHORIZED);
+        let (status, _) = refresh_once(client(), s.base.clone(), t.refresh.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "expired={expired}: the token session ended");
+    }
+    assert_eq!(live_sessions(&s, &email).await, 0);
+}
+
+// ---- Logout under attack: the same session logged out, signed in and refreshed many times
+// at once ends in one consistent state, never a 5xx.
+
+#[tokio::test]
+async fn one_session_logged_out_many_times_at_once_ends_once_and_answers_alike() {
+    let s = TestServer::start().await;
+    s.register("twice@example.com").await;
+    for round in 0..10 {
+        let mut b = s.browser();
+        b.login("twice@example.com", PASSWORD).await;
+        let racers: Vec<_> = (0..6)
+            .map(|_| {
+                let rb = b.request(Method::POST, "/auth/logout").header("accept", "application/json").json(&json!({
+                    "csrf_token": b.csrf.clone()
+                }));
+                tokio::spawn(async move { rb.send().await.expect("send").status() })
+            })
+            .collect();
+        for racer in racers {
+            let status = racer.await.expect("racer");
+            assert!(status.is_success(), "round {round}: {status}");
+        }
+        assert_eq!(b.session_status().await, StatusCode::UNAUTHORIZED, "round {round}");
+        let ended: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE kind = 'logout'")
+            .fetch_one(&s.db().await)
+            .await
+            .expect("count");
+        assert_eq!(ended, round + 1, "round {round}: one logout recorded per session");
+    }
+}
+
+/// Sign-ins from a browser that holds a session, racing logouts of that session: every answer
+/// is a success, the old session ends, and each sign-in that answered holds a fresh session of
+/// its own, alive, and nothing else is left in the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_and_logouts_of_one_session_at_once_leave_a_consistent_state() {
+    let s = TestServer::start().await;
+    s.register("busy@example.com").await;
+    let mut fresh = 0;
+    for round in 0..10 {
+        let mut b = s.browser();
+        b.login("busy@example.com", PASSWORD).await;
+        let old = b.session_cookie().cloned().expect("a session");
+        let racers: Vec<_> = (0..6)
+            .map(|i| {
+                let rb = if i % 2 == 0 {
+                    b.request(Method::POST, "/auth/login")
+                        .header("accept", "application/json")
+                        .json(&json!({"email": "busy@example.com", "password": PASSWORD}))
+                } else {
+                    b.request(Method::POST, "/auth/logout")
+                        .header("accept", "application/json")
+                        .json(&json!({"csrf_token": b.csrf.clone()}))
+                };
+                tokio::spawn(async move {
+                    let res = rb.send().await.expect("send");
+                    let status = res.status();
+                    let cookie = res
+                        .headers()
+                        .get_all("set-cookie")
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .find(|v| v.starts_with("__Host-signoff_session=") && !v.contains("Max-Age=0"))
+                        .map(|v| v.split(';').next().unwrap_or_default().to_owned());
+                    (i % 2 == 0, status, cookie)
+                })
+            })
+            .collect();
+        let mut issued = Vec::new();
+        for racer in racers {
+            let (login, status, cookie) = racer.await.expect("racer");
+            // A sign-in may be shed while passwords are being hashed; nothing else but success.
+            assert!(
+                status.is_success() || (login && status == StatusCode::SERVICE_UNAVAILABLE),
+                "round {round}: {} answered {status}",
+                if login { "a sign-in" } else { "a logout" }
+            );
+            if login && status.is_success() {
+                issued.push(cookie.expect("a sign-in sets a session cookie"));
+            }
+        }
+        let mut check = s.browser();
+        let res = check
+            .send(check.bare(Method::GET, "/auth/session").header("cookie", format!("__Host-signoff_session={old}")))
+            .await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED, "round {round}: the old session lives");
+        for cookie in &issued {
+            assert!(!cookie.ends_with(&old), "round {round}: a sign-in reused the session it was sent");
+            let res = check.send(check.bare(Method::GET, "/auth/session").header("cookie", cookie)).await;
+            assert_eq!(res.status, StatusCode::OK, "round {round}: a fresh session from a sign-in is gone");
+        }
+        fresh += issued.len();
+    }
+    let live: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.email = 'busy@example.com'",
+    )
+    .fetch_one(&s.db().await)
+    .await
+    .expect("count");
+    assert_eq!(live, fresh as i64, "only the sessions the sign-ins answered with are left");
+}
+
+/// A "log out everywhere" racing a refresh of the user's tokens and a remember-me resume of
+/// the browser, over many rounds: whichever commits first, once the logout has answered no
+/// credential is left alive, neither the ones presented nor any the racing requests got.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_racing_a_refresh_and_a_remember_me_resume_leaves_nothing_alive() {
+    const REMEMBER: &str = "__Host-signoff_remember";
+    let s = TestServer::start().await;
+    s.register("race@example.com").await;
+    let (mut refreshed, mut resumed) = (0, 0);
+    const ROUNDS: usize = 40;
+    for round in 0..ROUNDS {
+        let mut browser = s.browser();
+        let login = browser
+            .post_json("/auth/login", &json!({"email": "race@example.com", "password": PASSWORD, "remember_me": true}))
+            .await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+        browser.csrf = login.json()["csrf_token"].as_str().map(str::to_owned);
+        let remember = browser.jar.get(REMEMBER).cloned().expect("a remember-me cookie");
+        let mut apps = s.browser();
+        let tokens = apps
+            .post_json(
+                "/auth/token",
+                &json!({"grant_type": "password", "email": "race@example.com", "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.text);
+        let refresh = tokens.json()["refresh_token"].as_str().expect("refresh").to_owned();
+        let mut returning = s.browser();
+        returning.jar.insert(REMEMBER.into(), remember.clone());
+
+        let body = json!({"grant_type": "refresh_token", "refresh_token": refresh});
+        let everywhere = json!({"scope": "global"});
+        let (logout, refreshing, resuming) = tokio::join!(
+            browser.post_json("/auth/logout", &everywhere),
+            apps.post_json("/auth/token", &body),
+            returning.get_json("/auth/session"),
+        );
+        assert_eq!(logout.status, StatusCode::OK, "round {round}: logout {}", logout.text);
+        for (what, r) in [("refresh", &refreshing), ("resume", &resuming)] {
+            assert!(
+                r.status.is_success() || r.status.is_client_error(),
+                "round {round}: {what}: {} {}",
+                r.status,
+                r.text
+            );
+        }
+
+        // Everything that was or became a credential in this round.
+        let mut check = s.browser();
+        let old_session = login.set_cookies().into_iter().find(|c| c.starts_with("__Host-signoff_session="));
+        let mut cookies: Vec<String> = old_session.into_iter().collect();
+        cookies.push(format!("{REMEMBER}={remember}"));
+        let mut refresh_tokens = vec![refresh];
+        let mut access_tokens = vec![tokens.json()["access_token"].as_str().expect("access").to_owned()];
+        if refreshing.status == StatusCode::OK {
+            refreshed += 1;
+            refresh_tokens.push(refreshing.json()["refresh_token"].as_str().expect("refresh").to_owned());
+            access_tokens.push(refreshing.json()["access_token"].as_str().expect("access").to_owned());
+        }
+        if resuming.status == StatusCode::OK {
+            resumed += 1;
+            cookies.extend(resuming.set_cookies().into_iter().filter(|c| !c.contains("Max-Age=0")));
+        }
+        for cookie in cookies {
+            let pair = cookie.split(';').next().unwrap_or_default().to_owned();
+            let res = check.send(check.bare(Method::GET, "/auth/session").header("cookie", &pair)).await;
+            assert_eq!(res.status, StatusCode::UNAUTHORIZED, "round {round}: {pair} still works");
+        }
+        for token in refresh_tokens {
+            let res =
+                check.post_json("/auth/token", &json!({"grant_type": "refresh_token", "refresh_token": token})).await;
+            assert!(res.status.is_client_error(), "round {round}: a refresh token still works: {}", res.text);
+        }
+        for token in access_tokens {
+            let res = check.send(check.bare(Method::GET, "/api/me").bearer_auth(&token)).await;
+            assert_eq!(res.status, StatusCode::UNAUTHORIZED, "round {round}: an access token still works");
+        }
+    }
+    println!("{ROUNDS} rounds: the refresh won the race {refreshed} times, the resume {resumed} times");
 }

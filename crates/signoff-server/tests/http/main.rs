@@ -3,7 +3,6 @@
 
 mod support;
 
-mod abuse;
 mod accounts;
 mod audit;
 mod binary;
@@ -12,8 +11,6 @@ mod email_flows;
 mod errors;
 mod everywhere;
 mod gateway;
-mod holes;
-mod hostile;
 mod logout;
 mod nodes;
 mod notify;

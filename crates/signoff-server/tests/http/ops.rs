@@ -1,8 +1,12 @@
-//! Operations endpoints, security headers and the OpenAPI document.
+//! Operations endpoints, security headers, the OpenAPI document, and connection limits.
 
 use crate::support::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
 
 #[tokio::test]
 async fn health_readiness_and_metrics() {
@@ -423,4 +427,122 @@ async fn every_refused_body_is_answered_with_a_documented_status() {
     }
     assert!(undocumented.is_empty(), "statuses /openapi.json does not list:\n{}", undocumented.join("\n"));
     assert!(checked >= 6 * 15, "every operation with a body was sent each body ({checked} requests)");
+}
+
+// ---- Connections under attack (the outside review, issue 8, items 8–14): slow headers, idle
+// connections and bodies that never arrive are cut off, and cannot lock others out.
+
+/// Reads until the server closes the connection; how long that took, or `None` past `limit`.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(limit.saturating_sub(started.elapsed()), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+fn addr(s: &TestServer) -> String {
+    s.base.trim_start_matches("http://").to_owned()
+}
+
+#[tokio::test]
+async fn slow_headers_and_idle_connections_are_closed() {
+    let s = TestServer::with(|c| {
+        c.header_read_timeout = Duration::from_secs(1);
+        c.keepalive_timeout = Duration::from_millis(700);
+        c.max_connections = 256;
+        c.events_keepalive = time::Duration::seconds(1);
+    })
+    .await;
+    // Slowloris: 200 requests whose headers trickle in a byte at a time and never end.
+    let mut set = JoinSet::new();
+    for _ in 0..200 {
+        let addr = addr(&s);
+        set.spawn(async move {
+            let mut stream = TcpStream::connect(addr).await.expect("connect");
+            stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.expect("write");
+            let started = Instant::now();
+            let trickle = async {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if stream.write_all(b"X").await.is_err() {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(6), trickle).await;
+            started.elapsed()
+        });
+    }
+    for took in set.join_all().await {
+        assert!(took < Duration::from_secs(4), "a half-sent request stayed open {took:?}");
+    }
+    // An idle keep-alive connection is closed after its timeout.
+    let mut stream = TcpStream::connect(addr(&s)).await.expect("connect");
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+    let mut buf = [0u8; 1024];
+    let n = stream.read(&mut buf).await.expect("read");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let took = closed_within(&mut stream, Duration::from_secs(3)).await.expect("the idle connection was closed");
+    assert!(took >= Duration::from_millis(500), "not before its keep-alive timeout: {took:?}");
+    // An event stream is a request in flight, never idle: it outlives both timeouts.
+    let b = s.signed_in("stream@example.com").await;
+    let mut res = b.request(Method::GET, "/auth/events").send().await.expect("events");
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        let chunk = tokio::time::timeout(Duration::from_secs(2), res.chunk()).await.expect("a keep-alive comment");
+        assert!(chunk.expect("stream").is_some(), "the event stream was cut after {:?}", started.elapsed());
+    }
+}
+
+#[tokio::test]
+async fn idle_connections_cannot_lock_clients_out_beyond_the_connection_cap() {
+    let s = TestServer::with(|c| {
+        c.header_read_timeout = Duration::from_secs(1);
+        c.keepalive_timeout = Duration::from_secs(1);
+        c.max_connections = 16;
+    })
+    .await;
+    // Fill every slot, and then some, with connections that send nothing.
+    let mut idle = Vec::new();
+    for _ in 0..64 {
+        idle.push(TcpStream::connect(addr(&s)).await.expect("connect"));
+    }
+    // A real client still gets through: the idle ones are closed within their header timeout.
+    let started = Instant::now();
+    let res = reqwest::Client::new()
+        .get(format!("{}/healthz", s.base))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("served");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(started.elapsed() < Duration::from_secs(8), "served after {:?}", started.elapsed());
+    for mut c in idle {
+        assert!(closed_within(&mut c, Duration::from_secs(8)).await.is_some(), "an idle connection stayed open");
+    }
+}
+
+#[tokio::test]
+async fn a_request_body_that_never_arrives_times_out() {
+    let s = TestServer::with(|c| c.header_read_timeout = Duration::from_secs(1)).await;
+    let mut stream = TcpStream::connect(addr(&s)).await.expect("connect");
+    stream
+        .write_all(
+            b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n{",
+        )
+        .await
+        .expect("write");
+    let started = Instant::now();
+    let mut buf = vec![0u8; 4096];
+    let n =
+        tokio::time::timeout(Duration::from_secs(4), stream.read(&mut buf)).await.expect("an answer").expect("read");
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(closed_within(&mut stream, Duration::from_secs(4)).await.is_some(), "the connection is freed");
 }

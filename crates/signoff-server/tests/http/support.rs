@@ -7,7 +7,7 @@
 
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 use signoff_core::ManualClock;
 use signoff_server::{AppState, Config};
 use signoff_testdb::TestDatabase;
@@ -631,4 +631,78 @@ pub fn token_of(link: &str) -> String {
     let token = link.split_once("token=").expect("a token in the link").1.to_owned();
     scan::secret(&token);
     token
+}
+
+// Shared by the races of several parts of the contract (sessions, tokens, logout, accounts):
+// real concurrency over a real server, counting survivors.
+
+/// Requests each race sends at once.
+pub const RACERS: usize = 200;
+pub const REMEMBER: &str = "__Host-signoff_remember";
+pub const SESSION: &str = "__Host-signoff_session";
+
+/// Signs `email` in with "remember me" and returns the browser (its session cookie dropped,
+/// as after a browser restart) and the remember-me cookie value.
+pub async fn remembered(s: &TestServer, email: &str) -> (Browser, String) {
+    let mut b = s.browser();
+    let res = b.post_json("/auth/login", &json!({"email": email, "password": PASSWORD, "remember_me": true})).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    b.jar.remove(SESSION);
+    let cookie = b.jar.get(REMEMBER).cloned().expect("remember cookie");
+    (b, cookie)
+}
+
+/// One `GET /auth/session` carrying only this remember-me cookie: the session cookie it was
+/// given, if it was signed in.
+pub async fn resume_once(http: reqwest::Client, base: String, remember: String) -> Option<String> {
+    let res = http
+        .get(format!("{base}/auth/session"))
+        .header("cookie", format!("{REMEMBER}={remember}"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("request");
+    if res.status() != StatusCode::OK {
+        return None;
+    }
+    res.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|c| {
+        c.strip_prefix(&format!("{SESSION}=")).map(|v| v.split(';').next().unwrap_or_default().to_owned())
+    })
+}
+
+/// Whether a session cookie value still signs in.
+pub async fn lives(s: &TestServer, session: &str) -> bool {
+    let mut b = s.browser();
+    b.jar.insert(SESSION.into(), session.into());
+    b.session_status().await == StatusCode::OK
+}
+
+pub async fn live_sessions(s: &TestServer, email: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.email = $1")
+        .bind(email)
+        .fetch_one(&s.db().await)
+        .await
+        .expect("count")
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
+}
+
+pub async fn refresh_once(http: reqwest::Client, base: String, token: String) -> (StatusCode, Value) {
+    let res = http
+        .post(format!("{base}/auth/token"))
+        .header("accept", "application/json")
+        .json(&json!({"grant_type": "refresh_token", "refresh_token": token}))
+        .send()
+        .await
+        .expect("request");
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+pub async fn bearer_status(s: &TestServer, access: &str) -> StatusCode {
+    let mut b = s.browser();
+    let rb = b.bare(Method::GET, "/api/me").header("authorization", format!("Bearer {access}"));
+    b.send(rb).await.status
 }

@@ -6,6 +6,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::task::JoinSet;
 
 pub(crate) struct Tokens {
     pub(crate) access: String,
@@ -16,11 +18,11 @@ pub(crate) async fn grant(b: &mut Browser, email: &str) -> Tokens {
     let res =
         b.post_json("/auth/token", &json!({"grant_type": "password", "email": email, "password": PASSWORD})).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
-    tokens_of(&res)
+    tokens_of(&res.json())
 }
 
-fn tokens_of(res: &Res) -> Tokens {
-    let body = res.json();
+/// The tokens of a token response's body.
+fn tokens_of(body: &Value) -> Tokens {
     assert_eq!(body["token_type"], "Bearer");
     Tokens {
         access: body["access_token"].as_str().expect("access").to_owned(),
@@ -69,7 +71,7 @@ async fn password_grant_issues_an_eddsa_access_token_with_the_contract_claims() 
     assert_eq!(res.header("cache-control"), Some("no-store"));
     assert_eq!(res.json()["expires_in"], 900);
     assert!(res.set_cookies().is_empty(), "token clients get no cookie");
-    let t = tokens_of(&res);
+    let t = tokens_of(&res.json());
     assert_eq!(t.refresh.len(), 43, "an opaque 256-bit refresh token");
     let header = part(&t.access, 0);
     assert_eq!(header["alg"], "EdDSA");
@@ -116,7 +118,7 @@ async fn refresh_rotates_and_a_rotated_token_is_a_theft_that_kills_the_family_an
     let first = grant(&mut b, "rot@example.com").await;
     let res = refresh(&mut b, &first.refresh).await;
     assert_eq!(res.status, StatusCode::OK);
-    let second = tokens_of(&res);
+    let second = tokens_of(&res.json());
     assert_ne!(second.refresh, first.refresh);
     assert_ne!(second.access, first.access);
     assert_eq!(part(&second.access, 1)["sid"], part(&first.access, 1)["sid"], "same session");
@@ -164,19 +166,19 @@ async fn the_grace_window_accepts_only_the_immediate_predecessor_briefly() {
     s.register("grace@example.com").await;
     let mut b = s.browser();
     let t0 = grant(&mut b, "grace@example.com").await;
-    let t1 = tokens_of(&refresh(&mut b, &t0.refresh).await);
+    let t1 = tokens_of(&refresh(&mut b, &t0.refresh).await.json());
     // A racing tab presents t0 again a moment later: honoured.
     let res = refresh(&mut b, &t0.refresh).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(me(&mut b, &t1.access).await, StatusCode::OK);
     // Two steps back is never a race.
-    let t2 = tokens_of(&refresh(&mut b, &t1.refresh).await);
+    let t2 = tokens_of(&refresh(&mut b, &t1.refresh).await.json());
     let res = refresh(&mut b, &t0.refresh).await;
     assert_eq!(res.status, StatusCode::BAD_REQUEST);
     assert_eq!(me(&mut b, &t2.access).await, StatusCode::UNAUTHORIZED, "theft revoked the session");
 
     let t0 = grant(&mut b, "grace@example.com").await;
-    let t1 = tokens_of(&refresh(&mut b, &t0.refresh).await);
+    let t1 = tokens_of(&refresh(&mut b, &t0.refresh).await.json());
     s.clock.advance(time::Duration::seconds(6));
     assert_eq!(refresh(&mut b, &t0.refresh).await.status, StatusCode::BAD_REQUEST, "after the grace it is theft");
     assert_eq!(me(&mut b, &t1.access).await, StatusCode::UNAUTHORIZED);
@@ -214,7 +216,7 @@ async fn rfc7009_revocation_of_access_and_refresh_tokens() {
     let res = b.post_json("/auth/revoke", &json!({"token": t.access, "token_type_hint": "refresh_token"})).await;
     assert_eq!(res.status, StatusCode::OK);
     assert_eq!(me(&mut b, &t.access).await, StatusCode::UNAUTHORIZED, "the very next request fails");
-    let fresh = tokens_of(&refresh(&mut b, &t.refresh).await);
+    let fresh = tokens_of(&refresh(&mut b, &t.refresh).await.json());
     assert_eq!(me(&mut b, &fresh.access).await, StatusCode::OK, "revoking the access token left the family");
     let rb = b
         .bare(Method::POST, "/auth/revoke")
@@ -254,7 +256,7 @@ async fn token_version_bumps_kill_every_older_token_at_once() {
             &json!({"grant_type": "password", "email": "tv@example.com", "password": "another long passphrase"}),
         )
         .await;
-    let e = tokens_of(&res);
+    let e = tokens_of(&res.json());
     assert_eq!(part(&e.access, 1)["tv"], 2);
     assert_eq!(me(&mut b, &e.access).await, StatusCode::OK);
 }
@@ -389,4 +391,154 @@ async fn an_independent_jwt_library_verifies_our_tokens_and_forgeries_are_refuse
     // An expired token is refused too.
     s.clock.advance(time::Duration::minutes(16));
     assert_eq!(me(&mut b, &t.access).await, StatusCode::UNAUTHORIZED);
+}
+
+// ---- Tokens under attack (the outside review, issue 8, items 1–7): refresh grace races,
+// revocation of a grant, keys withdrawn from a running server; races count survivors.
+
+#[tokio::test]
+async fn the_refresh_grace_returns_the_same_successor_once_and_never_forks_the_family() {
+    let s = TestServer::with(|c| c.tokens.reuse_grace = time::Duration::seconds(5)).await;
+    let email = s.register("grace-rt@example.com").await;
+    let mut b = s.browser();
+    let mut t = grant(&mut b, &email).await;
+    let http = client();
+    for round in 0..3 {
+        let (status, body) = refresh_once(http.clone(), s.base.clone(), t.refresh.clone()).await;
+        assert_eq!(status, StatusCode::OK);
+        let next = tokens_of(&body);
+        let mut set = JoinSet::new();
+        for _ in 0..RACERS {
+            set.spawn(refresh_once(http.clone(), s.base.clone(), t.refresh.clone()));
+        }
+        let answers = set.join_all().await;
+        let ok: Vec<&Value> = answers.iter().filter(|(st, _)| *st == StatusCode::OK).map(|(_, b)| b).collect();
+        assert_eq!(ok.len(), 1, "round {round}: the predecessor was honoured {} times", ok.len());
+        assert_eq!(ok[0]["refresh_token"], next.refresh.as_str(), "round {round}: the racer got the same successor");
+        assert!(answers.iter().all(|(st, b)| *st == StatusCode::OK || b["error"] == "invalid_grant"));
+        let family: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM refresh_tokens WHERE used_at IS NULL AND family_id = \
+             (SELECT family_id FROM refresh_tokens ORDER BY created_at DESC LIMIT 1)",
+        )
+        .fetch_one(&s.db().await)
+        .await
+        .expect("count");
+        assert_eq!(family, 1, "round {round}: one current token in the family");
+        assert_eq!(bearer_status(&s, &next.access).await, StatusCode::OK);
+        t = next;
+    }
+}
+
+#[tokio::test]
+async fn revoking_a_refresh_token_racing_grace_replays_leaves_nothing_alive_in_its_family() {
+    let s = TestServer::with(|c| c.tokens.reuse_grace = time::Duration::seconds(5)).await;
+    let email = s.register("race-rt@example.com").await;
+    let http = client();
+    for round in 0..3 {
+        let mut b = s.browser();
+        let t0 = grant(&mut b, &email).await;
+        let (_, body) = refresh_once(http.clone(), s.base.clone(), t0.refresh.clone()).await;
+        let t1 = tokens_of(&body);
+        let mut set = JoinSet::new();
+        for _ in 0..RACERS {
+            set.spawn(refresh_once(http.clone(), s.base.clone(), t0.refresh.clone()));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let res = b.post_json("/auth/revoke", &json!({"token": t1.refresh})).await;
+        assert_eq!(res.status, StatusCode::OK);
+        let answers = set.join_all().await;
+        let mut handed_out: Vec<Tokens> =
+            answers.iter().filter(|(st, _)| *st == StatusCode::OK).map(|(_, b)| tokens_of(b)).collect();
+        handed_out.push(t1);
+        for (i, t) in handed_out.iter().enumerate() {
+            let (status, _) = refresh_once(http.clone(), s.base.clone(), t.refresh.clone()).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "round {round}: refresh token {i} outlived the revocation");
+            assert_eq!(
+                bearer_status(&s, &t.access).await,
+                StatusCode::UNAUTHORIZED,
+                "round {round}: access token {i} lives"
+            );
+        }
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM refresh_tokens").fetch_one(&s.db().await).await.expect("n");
+        assert_eq!(left, 0, "round {round}: no token was inserted into the revoked family");
+    }
+}
+
+#[tokio::test]
+async fn rfc7009_revoking_a_refresh_token_kills_the_access_tokens_of_its_grant() {
+    let s = TestServer::start().await;
+    let email = s.register("grant@example.com").await;
+    let mut b = s.browser();
+    let t = grant(&mut b, &email).await;
+    let other = grant(&mut b, &email).await;
+    assert_eq!(bearer_status(&s, &t.access).await, StatusCode::OK);
+    let res = b.post_json("/auth/revoke", &json!({"token": t.refresh, "token_type_hint": "refresh_token"})).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(bearer_status(&s, &t.access).await, StatusCode::UNAUTHORIZED, "the grant's access token died with it");
+    assert_eq!(bearer_status(&s, &other.access).await, StatusCode::OK, "another grant lives on");
+}
+
+fn cli(s: &TestServer, args: &[&str]) -> Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_signoff"))
+        .args(args)
+        .env("SIGNOFF_DATABASE_URL", &s.db_url)
+        .env("SIGNOFF_PUBLIC_URL", &s.origin)
+        .env("SIGNOFF_LOG_LEVEL", "warn")
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+fn kid_of(token: &str) -> String {
+    use base64::Engine;
+    let raw = token.split('.').next().expect("header");
+    let header: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw).expect("b64"))
+            .expect("json");
+    header["kid"].as_str().expect("kid").to_owned()
+}
+
+async fn jwks_kids(s: &TestServer) -> Vec<String> {
+    let mut b = s.browser();
+    b.get("/.well-known/jwks.json").await.json()["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["kid"].as_str().expect("kid").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn key_rotation_and_withdrawal_reach_a_running_server_at_once() {
+    let s = TestServer::start().await;
+    let email = s.register("kid@example.com").await;
+    let mut b = s.browser();
+    let old = grant(&mut b, &email).await;
+    let old_kid = kid_of(&old.access);
+    let new_kid = cli(&s, &["keys", "rotate"])["kid"].as_str().expect("kid").to_owned();
+    // The feed carries the rotation: within a poll or two the running server signs with it.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let new = grant(&mut b, &email).await;
+    assert_eq!(kid_of(&new.access), new_kid, "signs with the new key without a restart");
+    assert!(jwks_kids(&s).await.contains(&new_kid));
+    assert_eq!(bearer_status(&s, &old.access).await, StatusCode::OK, "the retired key still verifies its tokens");
+
+    // The old key is compromised: withdraw it. Its tokens die everywhere, at once.
+    let out = cli(&s, &["keys", "revoke", &old_kid]);
+    assert_eq!(out["revoked"], old_kid.as_str());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(bearer_status(&s, &old.access).await, StatusCode::UNAUTHORIZED, "tokens of a withdrawn key are dead");
+    assert_eq!(bearer_status(&s, &new.access).await, StatusCode::OK);
+    assert!(!jwks_kids(&s).await.contains(&old_kid), "the JWKS no longer offers it");
+
+    // Withdrawing the signing key itself puts a new one in its place.
+    let out = cli(&s, &["keys", "revoke", &new_kid]);
+    let replacement = out["new_signing_kid"].as_str().expect("replacement").to_owned();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(bearer_status(&s, &new.access).await, StatusCode::UNAUTHORIZED);
+    let third = grant(&mut b, &email).await;
+    assert_eq!(kid_of(&third.access), replacement);
+    assert_eq!(bearer_status(&s, &third.access).await, StatusCode::OK);
 }

@@ -125,7 +125,7 @@ async fn reset_with(s: &TestServer, token: &str) -> Res {
 /// Asks for a password reset as if from the client address `ip` (the server trusts
 /// `X-Forwarded-For`).
 async fn reset_from(b: &mut Browser, ip: &str, email: &str) -> Res {
-    crate::abuse::post_from(b, ip, "/auth/password-reset", json!({ "email": email })).await
+    crate::accounts::post_from(b, ip, "/auth/password-reset", json!({ "email": email })).await
 }
 
 /// What reached `smtp`, parsed by Python's own `email` package: headers, and both bodies.
