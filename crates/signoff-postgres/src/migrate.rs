@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../migrations/0008_rate_counters_pending.sql")),
     (9, include_str!("../migrations/0009_delivery_last_error.sql")),
     (10, include_str!("../migrations/0010_client_endpoints.sql")),
+    (11, include_str!("../migrations/0011_client_profile.sql")),
 ];
 
 /// Any fixed number, the same for every node: the key of the migration lock.

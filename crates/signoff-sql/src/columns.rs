@@ -6,7 +6,7 @@
 use time::OffsetDateTime;
 
 use signoff_core::audit::{Actor, AuditEvent, AuditKind};
-use signoff_core::clients::{Endpoint, EndpointKind, RegisteredClient};
+use signoff_core::clients::{ClientProfile, Endpoint, EndpointKind, RegisteredClient};
 use signoff_core::feed::{FeedEntry, Revocation};
 use signoff_core::mail::{MailPurpose, MailToken};
 use signoff_core::outbox::{Delivery, DeliveryKind, DeliveryStatus};
@@ -277,7 +277,7 @@ pub fn signing_key_from(r: &impl Columns) -> Result<SigningKeyPair, StoreError> 
 macro_rules! select_clients {
     () => {
         "SELECT c.id, c.name, c.secret_hash, c.backchannel_logout_uri, c.webhook_url, c.webhook_secret, \
-         c.previous_webhook_secret, c.previous_webhook_secret_until, c.created_at, \
+         c.previous_webhook_secret, c.previous_webhook_secret_until, c.created_at, c.profile, \
          e.kind AS endpoint_kind, e.url AS endpoint_url \
          FROM clients c LEFT JOIN client_endpoints e ON e.client_id = c.id"
     };
@@ -302,20 +302,25 @@ pub fn legacy_endpoint_columns(client: &RegisteredClient) -> (Option<&str>, Opti
     (client.endpoint(EndpointKind::BackchannelLogout), client.endpoint(EndpointKind::Webhook))
 }
 
+/// The kinds whose URL the previous release kept in a column of `clients`, with that column.
+/// While the columns are written (for nodes of that release during a rolling upgrade), each is
+/// what says whether its kind is there: an old node registers a client in the column alone, and
+/// drops a URL that answered `410 Gone` from the column alone.
+const LEGACY_COLUMNS: [(EndpointKind, &str); 2] =
+    [(EndpointKind::BackchannelLogout, "backchannel_logout_uri"), (EndpointKind::Webhook, "webhook_url")];
+
 /// Registered clients from the rows of a [`select_clients!`] read in [`clients_order!`]. An
-/// endpoint kind this release does not know (a newer node's) is left out; a kind with no row
-/// falls back to its old column (a client a node of the previous release registered).
+/// endpoint kind this release does not know (a newer node's) is left out. A kind of
+/// [`LEGACY_COLUMNS`] is there only while its column is set: its rows when it has any, else
+/// the column's URL (a client a node of the previous release registered).
 pub fn clients_from<R: Columns>(rows: impl IntoIterator<Item = R>) -> Result<Vec<RegisteredClient>, StoreError> {
     let mut out: Vec<RegisteredClient> = Vec::new();
-    let mut legacy: Vec<Vec<Endpoint>> = Vec::new();
+    let mut legacy: Vec<Vec<(EndpointKind, Option<String>)>> = Vec::new();
     for r in rows {
         let id: String = get(&r, "id")?;
         if out.last().is_none_or(|c| c.id != id) {
-            let old = [
-                (EndpointKind::BackchannelLogout, get::<Option<String>>(&r, "backchannel_logout_uri")?),
-                (EndpointKind::Webhook, get::<Option<String>>(&r, "webhook_url")?),
-            ];
-            legacy.push(old.into_iter().filter_map(|(kind, url)| Some(Endpoint { kind, url: url? })).collect());
+            let columns = LEGACY_COLUMNS.iter().map(|(kind, col)| Ok((*kind, get::<Option<String>>(&r, col)?)));
+            legacy.push(columns.collect::<Result<_, StoreError>>()?);
             out.push(client_from(&r)?);
         }
         let (kind, url): (Option<String>, Option<String>) = (get(&r, "endpoint_kind")?, get(&r, "endpoint_url")?);
@@ -325,10 +330,12 @@ pub fn clients_from<R: Columns>(rows: impl IntoIterator<Item = R>) -> Result<Vec
             client.endpoints.push(Endpoint { kind, url });
         }
     }
-    for (client, old) in out.iter_mut().zip(legacy) {
-        for e in old {
-            if client.endpoint(e.kind).is_none() {
-                client.endpoints.push(e);
+    for (client, columns) in out.iter_mut().zip(legacy) {
+        for (kind, column) in columns {
+            match column {
+                None => client.endpoints.retain(|e| e.kind != kind),
+                Some(url) if client.endpoint(kind).is_none() => client.endpoints.push(Endpoint { kind, url }),
+                Some(_) => {}
             }
         }
         client.endpoints.sort();
@@ -337,8 +344,16 @@ pub fn clients_from<R: Columns>(rows: impl IntoIterator<Item = R>) -> Result<Vec
 }
 
 fn client_from(r: &impl Columns) -> Result<RegisteredClient, StoreError> {
+    let id: String = get(r, "id")?;
+    let profile = match get::<Option<String>>(r, "profile")? {
+        // Registered before profiles were kept: it signs nobody in.
+        None => ClientProfile::service(),
+        Some(text) => ClientProfile::from_json(&text)
+            .ok_or_else(|| backend(format!("client {id}: its stored profile is not one")))?,
+    };
     Ok(RegisteredClient {
-        id: get(r, "id")?,
+        profile,
+        id,
         name: get(r, "name")?,
         secret_hash: hash(r, "secret_hash")?,
         endpoints: Vec::new(),

@@ -1,12 +1,12 @@
 //! A database the previous release wrote, read by this one, on both SQL stores: what the
 //! endpoint rows of clients (`client_endpoints`) replaced. The migration moves every client's
-//! callback URLs into rows; a client a node of the previous release registers during a
-//! rolling upgrade (URLs in the old columns only) is still read, called and dropped by its
-//! URLs. Needs the PostgreSQL server `SIGNOFF_TEST_POSTGRES_URL` names (a missing one fails).
+//! callback URLs into rows; during a rolling upgrade a client a node of the previous release
+//! registers (URLs in the old columns only) is still read, called and dropped by its URLs, and
+//! a URL such a node drops (from the column only) is not called again. Needs the PostgreSQL server `SIGNOFF_TEST_POSTGRES_URL` names (a missing one fails).
 
 use std::sync::Arc;
 
-use signoff_core::clients::{Endpoint, EndpointKind};
+use signoff_core::clients::{ClientProfile, Endpoint, EndpointKind, NewClient};
 use signoff_core::store::Store;
 use signoff_postgres::{PgStore, PoolOptions};
 use signoff_sqlite::SqliteStore;
@@ -50,9 +50,33 @@ where
         .bind(format!("https://{id}.example/h"))
 }
 
-/// What a store reads of the client migrated (`before`) and of the one a previous-release node
-/// registered after the migration (`during`), and that a gone URL of the latter is dropped.
+/// How a node of the previous release drops a URL that answered `410 Gone`: the column only.
+const OLD_DROP: &str = "UPDATE clients SET webhook_url = NULL WHERE id = $1 AND webhook_url = $2";
+
+/// Endpoint rows the migration made for a client (`$1`).
+const ROWS_OF: &str = "SELECT COUNT(*) FROM client_endpoints WHERE client_id = $1";
+
+/// A client this release registers (`fresh`), with both callbacks.
+async fn register_fresh(store: &Arc<dyn Store>) {
+    let eps =
+        vec![Endpoint::backchannel_logout("https://fresh.example/bc"), Endpoint::webhook("https://fresh.example/h")];
+    let mut fresh = NewClient::generate("fresh".into(), eps, time::OffsetDateTime::now_utc()).client;
+    fresh.id = "fresh".into();
+    let mut tx = store.begin().await.expect("begin");
+    tx.insert_client(&fresh).await.expect("insert");
+    tx.commit().await.expect("commit");
+}
+
+/// What a store reads of the client migrated (`before`), of the one a previous-release node
+/// registered after the migration (`during`), and of one this release registered whose webhook a
+/// previous-release node then dropped (`fresh`); and that a gone URL is dropped.
 async fn the_previous_releases_clients_are_read(store: Arc<dyn Store>) {
+    let fresh = store.client_by_id("fresh").await.expect("read").expect("the client");
+    assert_eq!(
+        fresh.endpoints,
+        vec![Endpoint::backchannel_logout("https://fresh.example/bc")],
+        "a webhook an old node dropped stays dropped, though its row is still there"
+    );
     for id in ["before", "during"] {
         let c = store.client_by_id(id).await.expect("read").expect("the client");
         assert_eq!(
@@ -63,9 +87,10 @@ async fn the_previous_releases_clients_are_read(store: Arc<dyn Store>) {
             ],
             "{id} the upgrade"
         );
+        assert_eq!(c.profile, ClientProfile::service(), "{id}: a client of before signs nobody in");
     }
     let mut tx = store.begin().await.expect("begin");
-    assert_eq!(tx.callback_clients().await.expect("recipients").len(), 2, "both are told when sessions end");
+    assert_eq!(tx.callback_clients().await.expect("recipients").len(), 3, "all three are told when sessions end");
     drop(tx);
     store.drop_callback("during", "https://during.example/h").await.expect("drop");
     let c = store.client_by_id("during").await.expect("read").expect("the client");
@@ -74,6 +99,7 @@ async fn the_previous_releases_clients_are_read(store: Arc<dyn Store>) {
     let now = time::OffsetDateTime::now_utc();
     assert!(store.rotate_webhook_secret("before", "whsec_new", now, now).await.expect("rotate"), "a webhook");
     assert!(!store.rotate_webhook_secret("during", "whsec_new", now, now).await.expect("rotate"), "none left");
+    assert!(!store.rotate_webhook_secret("fresh", "whsec_new", now, now).await.expect("rotate"), "none left");
 }
 
 #[tokio::test]
@@ -95,9 +121,13 @@ async fn sqlite_reads_the_previous_releases_clients() {
             .expect("record");
     }
     old_client::<sqlx::Sqlite>("before").execute(&pool).await.expect("a client of before");
-    let store = SqliteStore::connect(&url).await.expect("migrated by this release");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url).await.expect("migrated by this release"));
+    let rows: i64 = sqlx::query_scalar(ROWS_OF).bind("before").fetch_one(&pool).await.expect("rows");
+    assert_eq!(rows, 2, "the migration moved both URLs into rows");
     old_client::<sqlx::Sqlite>("during").execute(&pool).await.expect("a client of a node before");
-    the_previous_releases_clients_are_read(Arc::new(store)).await;
+    register_fresh(&store).await;
+    sqlx::query(OLD_DROP).bind("fresh").bind("https://fresh.example/h").execute(&pool).await.expect("an old drop");
+    the_previous_releases_clients_are_read(store).await;
     pool.close().await;
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
@@ -119,8 +149,13 @@ async fn postgres_reads_the_previous_releases_clients() {
             .expect("record");
     }
     old_client::<sqlx::Postgres>("before").execute(&pool).await.expect("a client of before");
-    let store = PgStore::connect(&db.url, PoolOptions::default()).await.expect("migrated by this release");
+    let store: Arc<dyn Store> =
+        Arc::new(PgStore::connect(&db.url, PoolOptions::default()).await.expect("migrated by this release"));
+    let rows: i64 = sqlx::query_scalar(ROWS_OF).bind("before").fetch_one(&pool).await.expect("rows");
+    assert_eq!(rows, 2, "the migration moved both URLs into rows");
     old_client::<sqlx::Postgres>("during").execute(&pool).await.expect("a client of a node before");
-    the_previous_releases_clients_are_read(Arc::new(store)).await;
+    register_fresh(&store).await;
+    sqlx::query(OLD_DROP).bind("fresh").bind("https://fresh.example/h").execute(&pool).await.expect("an old drop");
+    the_previous_releases_clients_are_read(store).await;
     pool.close().await;
 }

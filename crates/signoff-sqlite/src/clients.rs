@@ -35,8 +35,7 @@ impl ClientStore for SqliteStore {
         let done = sqlx::query(
             "UPDATE clients SET previous_webhook_secret = CASE WHEN ?1 > ?2 THEN webhook_secret END, \
              previous_webhook_secret_until = CASE WHEN ?1 > ?2 THEN ?1 END, webhook_secret = ?3 \
-             WHERE id = ?4 AND (webhook_url IS NOT NULL OR EXISTS \
-             (SELECT 1 FROM client_endpoints WHERE client_id = ?4 AND kind = 'webhook'))",
+             WHERE id = ?4 AND webhook_url IS NOT NULL",
         )
         .bind(ms(previous_until))
         .bind(ms(now))
@@ -65,8 +64,8 @@ impl ClientTx for SqliteTx {
     async fn insert_client(&mut self, client: &RegisteredClient) -> Result<(), StoreError> {
         let (backchannel, webhook) = legacy_endpoint_columns(client);
         sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, backchannel_logout_uri, webhook_url, webhook_secret, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO clients (id, name, secret_hash, backchannel_logout_uri, webhook_url, webhook_secret, created_at, \
+             profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&client.id)
         .bind(&client.name)
@@ -75,6 +74,7 @@ impl ClientTx for SqliteTx {
         .bind(webhook)
         .bind(client.webhook_secret.as_deref())
         .bind(ms(client.created_at))
+        .bind(client.profile.to_json())
         .execute(self.conn())
         .await
         .map_err(db_err)?;
@@ -98,8 +98,17 @@ impl ClientTx for SqliteTx {
         Ok(done.rows_affected() == 1)
     }
     async fn callback_clients(&mut self) -> Result<Vec<RegisteredClient>, StoreError> {
-        let rows =
-            sqlx::query(concat!(select_clients!(), clients_order!())).fetch_all(self.conn()).await.map_err(db_err)?;
+        // Clients with no URL at all (resource servers, feed readers) are left out here; those
+        // with only browser URLs by `has_callbacks`.
+        let rows = sqlx::query(concat!(
+            select_clients!(),
+            " WHERE c.backchannel_logout_uri IS NOT NULL OR c.webhook_url IS NOT NULL \
+             OR EXISTS (SELECT 1 FROM client_endpoints x WHERE x.client_id = c.id)",
+            clients_order!()
+        ))
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_err)?;
         Ok(clients_from(&rows)?.into_iter().filter(RegisteredClient::has_callbacks).collect())
     }
 }

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../migrations/0009_mail_tokens.sql")),
     (10, include_str!("../migrations/0010_delivery_last_error.sql")),
     (11, include_str!("../migrations/0011_client_endpoints.sql")),
+    (12, include_str!("../migrations/0012_client_profile.sql")),
 ];
 
 pub async fn run(pool: &SqlitePool) -> Result<(), StoreError> {

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::Authority;
-use crate::clients::{Endpoint, MAX_CLIENT_ID_LEN, NewClient, RegisteredClient};
+use crate::clients::{ClientProfile, Endpoint, MAX_CLIENT_ID_LEN, NewClient, RegisteredClient};
 use crate::error::CoreError;
 use crate::feed::FeedEntry;
 use crate::feed::window::{ClientFeed, Page};
@@ -15,9 +15,15 @@ const PAGE: u32 = 1_000;
 const READ_LIMIT: Duration = Duration::from_secs(2);
 
 impl Authority {
-    /// Registers a client; the caller has checked its endpoints' URLs.
-    pub async fn register_client(&self, name: String, endpoints: Vec<Endpoint>) -> Result<NewClient, CoreError> {
-        let new = NewClient::generate(name, endpoints, self.now());
+    /// Registers a client; the caller has checked its endpoints' URLs and its profile.
+    pub async fn register_client(
+        &self,
+        name: String,
+        endpoints: Vec<Endpoint>,
+        profile: ClientProfile,
+    ) -> Result<NewClient, CoreError> {
+        let mut new = NewClient::generate(name, endpoints, self.now());
+        new.client.profile = profile;
         let mut tx = self.store.begin().await?;
         tx.insert_client(&new.client).await?;
         tx.commit().await?;

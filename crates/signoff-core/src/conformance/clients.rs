@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use time::Duration;
 
-use crate::clients::{Endpoint, EndpointKind, NewClient};
+use crate::clients::{ClientProfile, Endpoint, EndpointKind, GrantType, NewClient, SigningAlg, TokenAuthMethod};
 use crate::store::Store;
 
 use super::{t0, tx};
@@ -27,18 +27,25 @@ pub async fn clients_are_kept_and_deleted(store: Arc<dyn Store>) {
     assert_eq!(store.clients().await.expect("list"), vec![b]);
 }
 
-/// Endpoints are rows: any number per client (two of one kind too), read back sorted with the
-/// client by every read, the outbox's recipients being the clients with a callback among them,
-/// and gone with the client.
+/// Endpoints are rows: any number per client (several redirect URIs), read back sorted with the
+/// client by every read, the outbox's recipients being the clients with a callback among them
+/// (browser URLs are not callbacks), and gone with the client; its profile is kept whole.
 pub async fn a_clients_endpoints_are_kept_with_it(store: Arc<dyn Store>) {
-    let many = vec![
-        Endpoint::webhook("https://m.example/h"),
-        Endpoint::backchannel_logout("https://m.example/bc2"),
-        Endpoint::backchannel_logout("https://m.example/bc1"),
+    let callbacks =
+        vec![Endpoint::webhook("https://m.example/h"), Endpoint::backchannel_logout("https://m.example/bc")];
+    let mut m = NewClient::generate("m".into(), callbacks, t0()).client;
+    m.profile.token_endpoint_auth_method = TokenAuthMethod::ClientSecretPost;
+    m.profile.grant_types = vec![GrantType::ClientCredentials];
+    // A relying party: its browser URLs are endpoints too, but nothing signoff calls.
+    let rp_urls = vec![
+        Endpoint::new(EndpointKind::Redirect, "https://rp.example/cb"),
+        Endpoint::new(EndpointKind::Redirect, "http://localhost:3000/cb"),
+        Endpoint::new(EndpointKind::PostLogoutRedirect, "https://rp.example/bye"),
+        Endpoint::new(EndpointKind::FrontchannelLogout, "https://rp.example/fc?x=1"),
     ];
-    let m = NewClient::generate("m".into(), many, t0()).client;
-    assert_eq!(m.endpoints.len(), 3);
-    let none = NewClient::generate("n".into(), vec![], t0() + Duration::seconds(1)).client;
+    let mut none = NewClient::generate("n".into(), rp_urls, t0() + Duration::seconds(1)).client;
+    assert_eq!(none.profile, ClientProfile::relying_party(), "a redirect URI makes a relying party");
+    none.profile.id_token_signed_response_alg = SigningAlg::Es256;
     let mut t = tx(&store).await;
     t.insert_client(&m).await.expect("insert");
     t.insert_client(&none).await.expect("insert");
@@ -47,7 +54,9 @@ pub async fn a_clients_endpoints_are_kept_with_it(store: Arc<dyn Store>) {
     assert_eq!(store.client_by_id(&m.id).await.expect("read"), Some(m.clone()));
     assert_eq!(store.client_by_id(&none.id).await.expect("read"), Some(none.clone()));
     assert_eq!(store.clients().await.expect("list"), vec![m.clone(), none.clone()]);
-    assert_eq!(m.endpoint(EndpointKind::BackchannelLogout), Some("https://m.example/bc1"), "sorted by kind and URL");
+    let read = store.client_by_id(&none.id).await.expect("read").expect("client");
+    let redirects: Vec<&str> = read.endpoints_of(EndpointKind::Redirect).collect();
+    assert_eq!(redirects, ["http://localhost:3000/cb", "https://rp.example/cb"], "several of a kind, sorted");
     let mut t = tx(&store).await;
     assert_eq!(t.callback_clients().await.expect("recipients"), vec![m.clone()], "only clients with callbacks");
     assert!(t.delete_client(&m.id).await.expect("delete"));

@@ -9,12 +9,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::json;
-use signoff_core::clients::{Endpoint, EndpointKind, RegisteredClient};
+use signoff_core::clients::{EndpointKind, GrantType, RegisteredClient};
 use signoff_core::outbox::{DeliveryPage, DeliveryStatus, parse_cursor};
 
 use super::admin::require_admin;
+use super::registration::Registration;
 use crate::app::AppState;
-use crate::callback;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Input, flex_u64};
 use crate::views;
@@ -28,8 +28,6 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/clients/{client_id}/webhook-secret", post(rotate_webhook_secret))
 }
 
-/// Longest client name kept.
-const MAX_NAME_CHARS: usize = 200;
 /// Deliveries listed per page unless asked otherwise, and at most.
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
@@ -37,48 +35,14 @@ const MAX_PAGE: u32 = 200;
 const DEFAULT_OVERLAP: u64 = 24 * 3600;
 const MAX_OVERLAP: u64 = 7 * 24 * 3600;
 
-#[derive(Debug, Deserialize)]
-struct Registration {
-    name: Option<String>,
-    backchannel_logout_uri: Option<String>,
-    webhook_url: Option<String>,
-}
-
-/// An optional callback endpoint: an empty URL means none; anything else must pass the SSRF
-/// guard.
-async fn callback_endpoint(
-    state: &AppState,
-    kind: EndpointKind,
-    field: &'static str,
-    raw: Option<String>,
-) -> ApiResult<Option<Endpoint>> {
-    let Some(raw) = raw.filter(|s| !s.trim().is_empty()) else { return Ok(None) };
-    callback::check(raw.trim(), state.config().allow_private_callbacks)
-        .await
-        .map(|url| Some(Endpoint::new(kind, url.to_string())))
-        .map_err(|e| ApiError::Unprocessable("invalid_callback", format!("{field}: {e}")))
-}
-
 async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
     Input(body): Input<Registration>,
 ) -> ApiResult<Response> {
     require_admin(&state, &headers)?;
-    let name = body.name.map(|n| n.trim().to_owned()).unwrap_or_default();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(format!("name: 1 to {MAX_NAME_CHARS} printable characters")));
-    }
-    let backchannel = callback_endpoint(
-        &state,
-        EndpointKind::BackchannelLogout,
-        "backchannel_logout_uri",
-        body.backchannel_logout_uri,
-    )
-    .await?;
-    let webhook = callback_endpoint(&state, EndpointKind::Webhook, "webhook_url", body.webhook_url).await?;
-    let endpoints = backchannel.into_iter().chain(webhook).collect();
-    let new = state.authority().register_client(name, endpoints).await?;
+    let checked = body.check(&state).await?;
+    let new = state.authority().register_client(checked.name, checked.endpoints, checked.profile).await?;
     let mut out = listed(&new.client);
     out["client_secret"] = json!(new.client_secret.expose());
     if let Some(secret) = &new.client.webhook_secret {
@@ -87,12 +51,25 @@ async fn register(
     Ok((StatusCode::CREATED, axum::Json(out)).into_response())
 }
 
+/// A client as the admin API shows it: the registration's names, no secrets.
 fn listed(c: &RegisteredClient) -> serde_json::Value {
+    let p = &c.profile;
+    let uris = |kind| c.endpoints_of(kind).collect::<Vec<_>>();
     json!({
         "client_id": c.id,
         "name": c.name,
+        "client_name": c.name,
+        "redirect_uris": uris(EndpointKind::Redirect),
+        "post_logout_redirect_uris": uris(EndpointKind::PostLogoutRedirect),
+        "frontchannel_logout_uri": c.endpoint(EndpointKind::FrontchannelLogout),
+        "frontchannel_logout_session_required": p.frontchannel_logout_session_required,
         "backchannel_logout_uri": c.endpoint(EndpointKind::BackchannelLogout),
+        "backchannel_logout_session_required": p.backchannel_logout_session_required,
         "webhook_url": c.endpoint(EndpointKind::Webhook),
+        "grant_types": p.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "response_types": if p.allows(GrantType::AuthorizationCode) { vec!["code"] } else { vec![] },
+        "token_endpoint_auth_method": p.token_endpoint_auth_method.as_str(),
+        "id_token_signed_response_alg": p.id_token_signed_response_alg.as_str(),
         "created_at": views::rfc3339(c.created_at),
     })
 }

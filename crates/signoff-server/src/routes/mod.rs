@@ -12,6 +12,7 @@ pub mod feed;
 pub mod gateway;
 pub mod logout;
 pub mod ops;
+mod registration;
 pub mod sessions;
 pub mod tokens;
 

@@ -277,7 +277,7 @@ async fn another_host_name_of_the_server_leads_to_the_public_url() {
     assert!(!foreign.text.contains("evil.example"), "no page of signoff's names another site: {}", foreign.text);
 }
 
-// ---- Hostile requests: absurd headers get a clear 4xx, never a 5xx.
+// ---- Errors under attack: absurd headers get a clear 4xx, never a 5xx.
 
 #[tokio::test]
 async fn ten_thousand_cookies_and_oversized_headers_get_a_clear_answer() {

@@ -6,6 +6,7 @@ mod support;
 mod accounts;
 mod audit;
 mod binary;
+mod clients;
 mod demo;
 mod email_flows;
 mod errors;

@@ -11,6 +11,10 @@ use time::OffsetDateTime;
 
 use crate::secret::{Secret, SecretHash, random_bytes, random_id};
 
+mod profile;
+
+pub use profile::{ClientProfile, GrantType, RedirectUriError, SigningAlg, TokenAuthMethod, check_browser_uri};
+
 const SECRET_LABEL: &[u8] = b"signoff/client/v1";
 /// Longest client id looked up (ours are 22 characters); longer ones are refused unread.
 pub const MAX_CLIENT_ID_LEN: usize = 64;
@@ -23,15 +27,27 @@ pub enum EndpointKind {
     BackchannelLogout,
     /// Standard Webhooks: every notification, signed with the webhook secret.
     Webhook,
+    /// Where the authorization endpoint may send a browser back with a code (`redirect_uris`;
+    /// matched exactly).
+    Redirect,
+    /// Where RP-initiated logout may send a browser afterwards (`post_logout_redirect_uris`).
+    PostLogoutRedirect,
+    /// OpenID Connect Front-Channel Logout: loaded in the logged-out page
+    /// (`frontchannel_logout_uri`).
+    FrontchannelLogout,
 }
 
 impl EndpointKind {
-    pub const ALL: [Self; 2] = [Self::BackchannelLogout, Self::Webhook];
+    pub const ALL: [Self; 5] =
+        [Self::BackchannelLogout, Self::Webhook, Self::Redirect, Self::PostLogoutRedirect, Self::FrontchannelLogout];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::BackchannelLogout => "backchannel_logout",
             Self::Webhook => "webhook",
+            Self::Redirect => "redirect",
+            Self::PostLogoutRedirect => "post_logout_redirect",
+            Self::FrontchannelLogout => "frontchannel_logout",
         }
     }
 
@@ -44,6 +60,7 @@ impl EndpointKind {
     pub fn is_callback(self) -> bool {
         match self {
             Self::BackchannelLogout | Self::Webhook => true,
+            Self::Redirect | Self::PostLogoutRedirect | Self::FrontchannelLogout => false,
         }
     }
 }
@@ -77,6 +94,8 @@ pub struct RegisteredClient {
     pub secret_hash: SecretHash,
     /// Its endpoints, sorted by kind and URL (as every store reads them back).
     pub endpoints: Vec<Endpoint>,
+    /// What it registered beyond its URLs (grants, token authentication, signing algorithm).
+    pub profile: ClientProfile,
     /// `whsec_` + base64 of 32 random bytes (Standard Webhooks); set with a webhook endpoint.
     pub webhook_secret: Option<String>,
     /// The webhook secret before the last rotation, still signed with until
@@ -94,17 +113,22 @@ pub struct NewClient {
 }
 
 impl NewClient {
+    /// A new client with these endpoints. Its profile is a relying party's when it has a
+    /// redirect URI and a service's otherwise; set `client.profile` for anything else.
     pub fn generate(name: String, mut endpoints: Vec<Endpoint>, now: OffsetDateTime) -> Self {
         endpoints.sort();
         endpoints.dedup();
         let client_secret = Secret::generate();
         let webhook_secret = endpoints.iter().any(|e| e.kind == EndpointKind::Webhook).then(webhook_secret);
+        let signs_in = endpoints.iter().any(|e| e.kind == EndpointKind::Redirect);
+        let profile = if signs_in { ClientProfile::relying_party() } else { ClientProfile::service() };
         Self {
             client: RegisteredClient {
                 id: random_id(),
                 name,
                 secret_hash: hash_secret(&client_secret),
                 endpoints,
+                profile,
                 webhook_secret,
                 previous_webhook_secret: None,
                 previous_webhook_secret_until: None,
@@ -125,6 +149,11 @@ pub fn hash_secret(secret: &Secret) -> SecretHash {
 }
 
 impl RegisteredClient {
+    /// Its URLs of this kind, sorted.
+    pub fn endpoints_of(&self, kind: EndpointKind) -> impl Iterator<Item = &str> {
+        self.endpoints.iter().filter(move |e| e.kind == kind).map(|e| e.url.as_str())
+    }
+
     /// Its (first) URL of this kind.
     pub fn endpoint(&self, kind: EndpointKind) -> Option<&str> {
         self.endpoints.iter().find(|e| e.kind == kind).map(|e| e.url.as_str())
