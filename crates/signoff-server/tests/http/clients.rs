@@ -3,28 +3,9 @@
 //! signing algorithm), machine clients and services; and what cannot work is refused, naming
 //! the field, with nothing stored.
 
-use crate::support::*;
+use crate::relying::{admin, server};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-const ADMIN: &str = "0123456789abcdef0123456789abcdef0123456789c";
-
-async fn server(allow_private: bool) -> TestServer {
-    TestServer::with(|c| {
-        c.admin_token = Some(signoff_server::config::AdminKey(ADMIN.into()));
-        c.allow_private_callbacks = allow_private;
-    })
-    .await
-}
-
-async fn admin(s: &TestServer, method: Method, path: &str, body: Option<Value>) -> Res {
-    let mut b = s.browser();
-    let mut rb = b.bare(method, path).bearer_auth(ADMIN);
-    if let Some(body) = body {
-        rb = rb.json(&body);
-    }
-    b.send(rb).await
-}
 
 /// What the admin API shows of a client: the answer to its registration without the secrets.
 fn shown(mut registered: Value) -> Value {

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 const ADMIN: &str = "0123456789abcdef0123456789abcdef0123456789a";
 
-async fn server(allow_private: bool) -> TestServer {
+/// A server with an admin key (and private callback addresses allowed or not).
+pub(crate) async fn server(allow_private: bool) -> TestServer {
     TestServer::with(|c| {
         c.admin_token = Some(signoff_server::config::AdminKey(ADMIN.into()));
         c.allow_private_callbacks = allow_private;
@@ -18,7 +19,8 @@ async fn server(allow_private: bool) -> TestServer {
     .await
 }
 
-async fn admin(s: &TestServer, method: Method, path: &str, body: Option<Value>) -> Res {
+/// A call to the admin API with the key [`server`] set.
+pub(crate) async fn admin(s: &TestServer, method: Method, path: &str, body: Option<Value>) -> Res {
     let mut b = s.browser();
     let mut rb = b.bare(method, path).header("authorization", format!("Bearer {ADMIN}"));
     if let Some(body) = body {
