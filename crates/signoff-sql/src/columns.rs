@@ -348,8 +348,13 @@ fn client_from(r: &impl Columns) -> Result<RegisteredClient, StoreError> {
     let profile = match get::<Option<String>>(r, "profile")? {
         // Registered before profiles were kept: it signs nobody in.
         None => ClientProfile::service(),
-        Some(text) => ClientProfile::from_json(&text)
-            .ok_or_else(|| backend(format!("client {id}: its stored profile is not one")))?,
+        // One this release cannot read (a newer node's, during a rolling upgrade): read as a
+        // service's, so the client signs nobody in here (closed), while every logout, which
+        // reads all clients, goes on.
+        Some(text) => ClientProfile::from_json(&text).unwrap_or_else(|| {
+            tracing::warn!(client_id = %id, "a client's stored profile is not one this release reads; it signs nobody in on this node");
+            ClientProfile::service()
+        }),
     };
     Ok(RegisteredClient {
         profile,

@@ -2,7 +2,9 @@
 //! endpoint rows of clients (`client_endpoints`) replaced. The migration moves every client's
 //! callback URLs into rows; during a rolling upgrade a client a node of the previous release
 //! registers (URLs in the old columns only) is still read, called and dropped by its URLs, and
-//! a URL such a node drops (from the column only) is not called again. Needs the PostgreSQL server `SIGNOFF_TEST_POSTGRES_URL` names (a missing one fails).
+//! a URL such a node drops (from the column only) is not called again; a profile a newer node
+//! wrote that this release cannot read leaves the client signing nobody in, and every read of
+//! clients (the outbox's, in every logout) working. Needs the PostgreSQL server `SIGNOFF_TEST_POSTGRES_URL` names (a missing one fails).
 
 use std::sync::Arc;
 
@@ -53,6 +55,9 @@ where
 /// How a node of the previous release drops a URL that answered `410 Gone`: the column only.
 const OLD_DROP: &str = "UPDATE clients SET webhook_url = NULL WHERE id = $1 AND webhook_url = $2";
 
+/// A profile a newer release might write (a grant this one does not know).
+const NEWER_PROFILE: &str = "UPDATE clients SET profile = '{\"grant_types\":[\"device_code\"]}' WHERE id = $1";
+
 /// Endpoint rows the migration made for a client (`$1`).
 const ROWS_OF: &str = "SELECT COUNT(*) FROM client_endpoints WHERE client_id = $1";
 
@@ -77,6 +82,7 @@ async fn the_previous_releases_clients_are_read(store: Arc<dyn Store>) {
         vec![Endpoint::backchannel_logout("https://fresh.example/bc")],
         "a webhook an old node dropped stays dropped, though its row is still there"
     );
+    assert_eq!(fresh.profile, ClientProfile::service(), "a profile this release cannot read signs nobody in");
     for id in ["before", "during"] {
         let c = store.client_by_id(id).await.expect("read").expect("the client");
         assert_eq!(
@@ -127,6 +133,7 @@ async fn sqlite_reads_the_previous_releases_clients() {
     old_client::<sqlx::Sqlite>("during").execute(&pool).await.expect("a client of a node before");
     register_fresh(&store).await;
     sqlx::query(OLD_DROP).bind("fresh").bind("https://fresh.example/h").execute(&pool).await.expect("an old drop");
+    sqlx::query(NEWER_PROFILE).bind("fresh").execute(&pool).await.expect("a newer profile");
     the_previous_releases_clients_are_read(store).await;
     pool.close().await;
     std::fs::remove_dir_all(&dir).expect("cleanup");
@@ -156,6 +163,7 @@ async fn postgres_reads_the_previous_releases_clients() {
     old_client::<sqlx::Postgres>("during").execute(&pool).await.expect("a client of a node before");
     register_fresh(&store).await;
     sqlx::query(OLD_DROP).bind("fresh").bind("https://fresh.example/h").execute(&pool).await.expect("an old drop");
+    sqlx::query(NEWER_PROFILE).bind("fresh").execute(&pool).await.expect("a newer profile");
     the_previous_releases_clients_are_read(store).await;
     pool.close().await;
 }

@@ -56,7 +56,9 @@ impl EndpointKind {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
-    /// Whether signoff calls it when credentials die (the outbox's recipients).
+    /// Whether signoff calls it when credentials die (the outbox's recipients). A client has at
+    /// most one endpoint of each such kind (registration takes one), kept in the old column of
+    /// `clients` too while nodes of the previous release may read it.
     pub fn is_callback(self) -> bool {
         match self {
             Self::BackchannelLogout | Self::Webhook => true,

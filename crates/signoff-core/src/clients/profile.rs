@@ -1,11 +1,13 @@
 //! What a client registered beyond its secret and URLs, under the names of OpenID Connect
 //! Dynamic Client Registration 1.0 (§2) and its logout extensions: which grants it uses, how it
-//! authenticates at the token endpoint, how its ID tokens (and so its logout tokens) are signed.
-//! Stored whole with the client, as JSON.
+//! authenticates at the token endpoint, how its ID tokens are signed (and, once ID tokens are
+//! served, its logout tokens; until then every logout token is EdDSA, as before). Stored whole
+//! with the client, as JSON.
 
 use serde::{Deserialize, Serialize};
 
-/// How a client's ID tokens and logout tokens are signed (`id_token_signed_response_alg`).
+/// How a client's ID tokens are signed (`id_token_signed_response_alg`), and its logout tokens
+/// once ID tokens are served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SigningAlg {
     /// RSASSA-PKCS1-v1_5 with SHA-256: the one OpenID Connect Core §15.1 requires every relying
@@ -141,9 +143,9 @@ impl ClientProfile {
 /// Why a redirect URI (or a front-channel logout URI) was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RedirectUriError {
-    #[error("not an absolute URL")]
+    #[error("not an absolute URL of printable ASCII with a host (and digits for a port)")]
     Unparsable,
-    #[error("must be https (http only for a loopback host: localhost, 127.0.0.1, [::1])")]
+    #[error("must be https, in lower case (http only for a loopback host: localhost, 127.0.0.1, [::1])")]
     NotHttps,
     #[error("must not carry a fragment")]
     Fragment,
@@ -155,33 +157,50 @@ pub enum RedirectUriError {
 const MAX_URI_LEN: usize = 2048;
 
 /// A URI a browser is sent to: absolute, `https` (plain `http` only on a loopback host, for
-/// development), no fragment, no credentials. Returned as given: redirect URIs are matched
-/// exactly, character for character, against what the client sends later.
+/// development), no fragment, no credentials. Only printable ASCII outside the characters a
+/// browser reads otherwise than it looks (`\`, `"`, `<`, `>`, `{`, `}`, `|`, `^`, `` ` ``): an
+/// international host is given in its `xn--` form, and no URI shows one host and leads to
+/// another. The host is a name of letters, digits, `-` and `.`, or an address in brackets; the
+/// port digits. Returned as given: redirect URIs are matched exactly, character for character,
+/// against what the client sends later.
 pub fn check_browser_uri(raw: &str) -> Result<String, RedirectUriError> {
-    if raw.len() > MAX_URI_LEN || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    const MISREAD: &[char] = &['\\', '"', '<', '>', '{', '}', '|', '^', '`'];
+    if raw.len() > MAX_URI_LEN || !raw.chars().all(|c| c.is_ascii_graphic() && !MISREAD.contains(&c)) {
         return Err(RedirectUriError::Unparsable);
     }
-    // The URL crate is the server's; here a careful look at the text is enough: the scheme,
-    // the authority up to the first `/`, `?` or `#`.
     let (scheme, rest) = raw.split_once("://").ok_or(RedirectUriError::Unparsable)?;
     if raw.contains('#') {
         return Err(RedirectUriError::Fragment);
     }
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    if authority.is_empty() {
-        return Err(RedirectUriError::Unparsable);
-    }
     if authority.contains('@') {
         return Err(RedirectUriError::Credentials);
     }
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().map(|h| format!("[{h}]")).ok_or(RedirectUriError::Unparsable)?,
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h).to_ascii_lowercase(),
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (address, after) = v6.split_once(']').ok_or(RedirectUriError::Unparsable)?;
+            let port = match after {
+                "" => None,
+                p => Some(p.strip_prefix(':').ok_or(RedirectUriError::Unparsable)?),
+            };
+            address.parse::<std::net::Ipv6Addr>().map_err(|_| RedirectUriError::Unparsable)?;
+            (format!("[{address}]"), port)
+        }
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host.to_owned(), Some(port)),
+            None => (authority.to_owned(), None),
+        },
     };
+    let name_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+    if host.is_empty() || (!host.starts_with('[') && !host.chars().all(name_char)) {
+        return Err(RedirectUriError::Unparsable);
+    }
+    if port.is_some_and(|p| p.is_empty() || p.len() > 5 || !p.chars().all(|c| c.is_ascii_digit())) {
+        return Err(RedirectUriError::Unparsable);
+    }
     match scheme {
         "https" => Ok(raw.to_owned()),
         "http" if matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]") => Ok(raw.to_owned()),
-        "http" => Err(RedirectUriError::NotHttps),
         _ => Err(RedirectUriError::NotHttps),
     }
 }
@@ -198,7 +217,8 @@ mod tests {
             "http://localhost:3000/callback",
             "http://127.0.0.1/cb",
             "http://[::1]:8080/cb",
-            "http://LOCALHOST/cb",
+            "https://xn--bcher-kva.example/cb",
+            "https://app.example/cb?next=%2Fhome",
         ] {
             assert_eq!(check_browser_uri(ok).as_deref(), Ok(ok), "{ok}");
         }
@@ -214,6 +234,22 @@ mod tests {
             ("/relative/cb", RedirectUriError::Unparsable),
             ("https:///cb", RedirectUriError::Unparsable),
             ("https://app.example/c b", RedirectUriError::Unparsable),
+            ("http://LOCALHOST/cb", RedirectUriError::NotHttps),
+            ("HTTPS://app.example/cb", RedirectUriError::NotHttps),
+            ("https://:443/cb", RedirectUriError::Unparsable),
+            ("http://[::1/cb", RedirectUriError::Unparsable),
+            ("http://[::1]junk/cb", RedirectUriError::Unparsable),
+            ("http://[::1%25lo]/cb", RedirectUriError::Unparsable),
+            ("https://evil.example\\.app.example/cb", RedirectUriError::Unparsable),
+            ("https://evil%2Eexample/cb", RedirectUriError::Unparsable),
+            ("https://app.example:/cb", RedirectUriError::Unparsable),
+            ("https://app.example:80a/cb", RedirectUriError::Unparsable),
+            ("https://bücher.example/cb", RedirectUriError::Unparsable),
+            ("https://app.example/\u{200b}cb", RedirectUriError::Unparsable),
+            ("https://app.example/<script>", RedirectUriError::Unparsable),
+            ("http://127.0.0.1:80@evil.example/cb", RedirectUriError::Credentials),
+            ("http://localhost./cb", RedirectUriError::NotHttps),
+            ("http://127.1/cb", RedirectUriError::NotHttps),
         ] {
             assert_eq!(check_browser_uri(bad), Err(why), "{bad}");
         }

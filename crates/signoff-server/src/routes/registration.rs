@@ -89,22 +89,18 @@ impl Registration {
         if !signs_in && endpoints.iter().any(|e| e.kind != EndpointKind::Redirect) {
             return Err(metadata("post_logout_redirect_uris and frontchannel_logout_uri need redirect_uris"));
         }
-        for (kind, field, raw) in [
-            (EndpointKind::BackchannelLogout, "backchannel_logout_uri", self.backchannel_logout_uri),
-            (EndpointKind::Webhook, "webhook_url", self.webhook_url),
-        ] {
-            let Some(raw) = raw.filter(|s| !s.trim().is_empty()) else { continue };
-            let url = callback::check(raw.trim(), state.config().allow_private_callbacks)
-                .await
-                .map_err(|e| ApiError::Unprocessable("invalid_callback", format!("{field}: {e}")))?;
-            endpoints.push(Endpoint::new(kind, url.to_string()));
-        }
-
         let mut profile = if signs_in { ClientProfile::relying_party() } else { ClientProfile::service() };
-        if let Some(types) = self.response_types
-            && types.iter().any(|t| t != "code")
-        {
-            return Err(metadata("response_types: only \"code\" (the authorization code flow)"));
+        if let Some(types) = self.response_types {
+            if types.iter().any(|t| t != "code") {
+                return Err(metadata("response_types: only \"code\" (the authorization code flow)"));
+            }
+            if types.is_empty() == signs_in {
+                return Err(metadata(if signs_in {
+                    "response_types: a client with redirect_uris uses \"code\""
+                } else {
+                    "response_types: \"code\" needs redirect_uris"
+                }));
+            }
         }
         if let Some(grants) = self.grant_types {
             let mut parsed = Vec::new();
@@ -143,6 +139,17 @@ impl Registration {
         }
         profile.backchannel_logout_session_required = self.backchannel_logout_session_required.unwrap_or(true);
         profile.frontchannel_logout_session_required = self.frontchannel_logout_session_required.unwrap_or(true);
+        // Last, as it resolves host names: the URLs signoff will call, under the SSRF guard.
+        for (kind, field, raw) in [
+            (EndpointKind::BackchannelLogout, "backchannel_logout_uri", self.backchannel_logout_uri),
+            (EndpointKind::Webhook, "webhook_url", self.webhook_url),
+        ] {
+            let Some(raw) = raw.filter(|s| !s.trim().is_empty()) else { continue };
+            let url = callback::check(raw.trim(), state.config().allow_private_callbacks)
+                .await
+                .map_err(|e| ApiError::Unprocessable("invalid_callback", format!("{field}: {e}")))?;
+            endpoints.push(Endpoint::new(kind, url.to_string()));
+        }
         Ok(Checked { name, endpoints, profile })
     }
 }
