@@ -98,8 +98,9 @@ export function verifyWebhook(secrets, headers, body, { toleranceSec = 300, now 
 }
 
 /**
- * Checks OIDC Back-Channel Logout tokens from signoff: signature (EdDSA, a key of signoff's
- * JWKS), `typ: logout+jwt`, `iss`, `aud` = your client id, `iat`, `exp`, `jti`, the back-channel
+ * Checks OIDC Back-Channel Logout tokens from signoff: signature (RS256, ES256 or EdDSA, as the
+ * client registered its `id_token_signed_response_alg`; each key of signoff's JWKS verifies only
+ * under its own `alg`), `typ: logout+jwt`, `iss`, `aud` = your client id, `iat`, `exp`, `jti`, the back-channel
  * logout event, `sub` and `sid`, and no `nonce`. A token signed with a key not seen yet makes
  * it fetch the key set again, at most every `jwksCooldownMs` (5 s: logout tokens are rare, and
  * until then such a token is answered 503 and retried by signoff).
@@ -126,7 +127,7 @@ export function createLogoutTokenVerifier({ url, issuer, clientId, leewaySec = 1
       ({ payload } = await jwtVerify(token, jwks, {
         issuer: expected.issuer,
         audience: clientId,
-        algorithms: ['EdDSA'],
+        algorithms: ['RS256', 'ES256', 'EdDSA'],
         typ: 'logout+jwt',
         clockTolerance: leewaySec,
         maxTokenAge: 300,

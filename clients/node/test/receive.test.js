@@ -11,6 +11,7 @@ import { ReceiveError, createLogoutTokenVerifier, logoutReceiver, verifyWebhook,
 import { ADMIN, PASSWORD, closers, sleep, startSignoff } from './signoff.js';
 
 const claimsOf = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
+const decodeProtectedHeader = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[0], 'base64url').toString());
 
 // Polls `check` until it returns something truthy, for at most `ms`.
 async function until(check, ms, what) {
@@ -25,7 +26,7 @@ async function until(check, ms, what) {
 
 // signoff, an app receiving at /bc and /hook (handlers set once the client exists), a client
 // registered with both, and a user with a token.
-async function setup(email) {
+async function setup(email, registration = {}) {
   const s = await startSignoff({ SIGNOFF_ALLOW_PRIVATE_CALLBACKS: 'true' });
   const got = { logoutTokens: [], webhooks: [] };
   const handlers = {};
@@ -45,7 +46,7 @@ async function setup(email) {
   const appBase = `http://127.0.0.1:${server.address().port}`;
   const r = await s.post(
     '/admin/clients',
-    { name: 'node app', backchannel_logout_uri: `${appBase}/bc`, webhook_url: `${appBase}/hook` },
+    { name: 'node app', backchannel_logout_uri: `${appBase}/bc`, webhook_url: `${appBase}/hook`, ...registration },
     ADMIN,
   );
   assert.equal(r.status, 201, JSON.stringify(r.body));
@@ -122,6 +123,21 @@ test('a logout reaches the app: the logout token verified, the webhook checked h
   const stale = { ...headers, 'webhook-timestamp': String(Math.floor(old.getTime() / 1000)), 'webhook-signature': reference.sign('msg_ref', old, payload) };
   assert.throws(() => verifyWebhook(client.webhook_secret, stale, payload), /tolerance/);
   assert.throws(() => verifyWebhook(client.webhook_secret, { ...headers, 'webhook-signature': undefined }, payload), /missing/);
+});
+
+test('logout tokens are verified in the algorithm the client registered: RS256, ES256, EdDSA', async () => {
+  for (const alg of ['RS256', 'ES256', 'EdDSA']) {
+    const email = `alg-${alg.toLowerCase()}@example.com`;
+    const { s, got, handlers, client } = await setup(email, { id_token_signed_response_alg: alg });
+    const logouts = [];
+    handlers.bc = logoutReceiver({ url: s.base, clientId: client.client_id, onLogout: (l) => logouts.push(l) });
+    handlers.hook = webhookReceiver({ secret: client.webhook_secret, onEvent: () => {} });
+    const token = await signIn(s, email);
+    await bearerLogout(s, token);
+    await until(() => logouts.length === 1, 10_000, `the ${alg} logout token`);
+    assert.equal(decodeProtectedHeader(got.logoutTokens[0]).alg, alg);
+    assert.equal(logouts[0].sid, claimsOf(token).sid);
+  }
 });
 
 test('a repeat is handled once, a token not meant for this app is refused, a failing handler is retried', async () => {

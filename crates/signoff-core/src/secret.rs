@@ -73,6 +73,13 @@ id_type!(
     /// A session's public id; it grants nothing by itself.
     SessionId
 );
+id_type!(
+    /// A browser's sign-in: made when a password signs it in, kept when its session is rotated
+    /// (a new [`SessionId`]) and by the sessions its remember-me series resumes. OpenID Connect
+    /// calls it `sid`: what the relying parties' sessions are keyed on, so a password change
+    /// that rotates the session logs the browser out of no app.
+    SigninId
+);
 
 /// 256 random bits, shown to their holder once as base64url and stored only as a labelled hash
 /// (refresh tokens use it as is).

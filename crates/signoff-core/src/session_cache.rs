@@ -126,6 +126,8 @@ mod tests {
             ip: None,
             user_agent: None,
             series: None,
+            signin: crate::secret::SigninId::generate(),
+            authenticated_at: now,
         };
         (Arc::new(session), Arc::new(user))
     }

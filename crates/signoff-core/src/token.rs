@@ -5,12 +5,14 @@
 //! issuer and audience. Whether a signed token is still honoured (denylist, live session,
 //! token version) is the authority's business, not this module's.
 
-use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use signoff_jwt::JwsError;
+use signoff_jwt::keys::{KeyError, KeyPair, PublicKey};
 use std::fmt;
+use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
+use crate::clients::SigningAlg;
 use crate::secret::{SessionId, UserId, random_bytes, random_id};
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
@@ -83,47 +85,65 @@ pub enum TokenError {
     Unavailable,
 }
 
-/// One Ed25519 key pair with its `kid`.
+/// One signing key with its `kid`: Ed25519 for access tokens (and the logout tokens of clients
+/// that ask for it), RSA or P-256 for the ID and logout tokens of clients that ask for those.
 #[derive(Clone)]
 pub struct SigningKeyPair {
     pub kid: String,
-    key: SigningKey,
+    key: Arc<KeyPair>,
     pub created_at: OffsetDateTime,
     /// When it stopped signing; it still verifies until its last token expires.
     pub retired_at: Option<OffsetDateTime>,
 }
 
 impl SigningKeyPair {
+    /// A new Ed25519 key (the access-token key).
     pub fn generate(now: OffsetDateTime) -> Self {
-        Self { kid: random_id(), key: SigningKey::from_bytes(&random_bytes()), created_at: now, retired_at: None }
+        Self { kid: random_id(), key: Arc::new(KeyPair::ed25519(&random_bytes())), created_at: now, retired_at: None }
     }
 
+    /// A new key of `alg`.
+    pub fn generate_for(alg: SigningAlg, now: OffsetDateTime) -> Result<Self, KeyError> {
+        let key = match alg {
+            SigningAlg::EdDsa => KeyPair::ed25519(&random_bytes()),
+            _ => KeyPair::generate(alg)?,
+        };
+        Ok(Self { kid: random_id(), key: Arc::new(key), created_at: now, retired_at: None })
+    }
+
+    /// A key read back from the store.
     pub fn from_parts(
         kid: String,
-        private: [u8; 32],
+        alg: SigningAlg,
+        private: &[u8],
         created_at: OffsetDateTime,
         retired_at: Option<OffsetDateTime>,
-    ) -> Self {
-        Self { kid, key: SigningKey::from_bytes(&private), created_at, retired_at }
+    ) -> Result<Self, KeyError> {
+        Ok(Self { kid, key: Arc::new(KeyPair::from_private_bytes(alg, private)?), created_at, retired_at })
     }
 
-    /// The private key, for the store only.
-    pub fn private_bytes(&self) -> [u8; 32] {
-        self.key.to_bytes()
+    pub fn alg(&self) -> SigningAlg {
+        self.key.alg()
     }
 
-    pub fn public_bytes(&self) -> [u8; 32] {
-        self.key.verifying_key().to_bytes()
+    /// The private key, for the store only: the 32-byte seed of an Ed25519 key, PKCS#8 (DER)
+    /// for the others.
+    pub fn private_bytes(&self) -> Result<Vec<u8>, KeyError> {
+        self.key.private_bytes()
     }
 
     /// Signs `claims` with this key as a compact JWS of type `typ` (e.g. `logout+jwt`).
     pub fn sign_as<C: Serialize>(&self, claims: &C, typ: &str) -> Option<String> {
-        signoff_jwt::sign(claims, typ, &self.kid, &self.key)
+        self.key.sign(claims, typ, &self.kid)
     }
 
     /// The public key as a JWK.
     pub fn jwk(&self) -> serde_json::Value {
-        signoff_jwt::jwk(&self.kid, &self.key.verifying_key())
+        self.key.jwk(&self.kid)
+    }
+
+    pub fn public(&self) -> PublicKey {
+        self.key.public()
     }
 }
 
@@ -131,6 +151,7 @@ impl fmt::Debug for SigningKeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningKeyPair")
             .field("kid", &self.kid)
+            .field("alg", &self.alg())
             .field("private", &"<redacted>")
             .field("retired_at", &self.retired_at)
             .finish()
@@ -140,13 +161,15 @@ impl fmt::Debug for SigningKeyPair {
 /// The keys a process signs and verifies with.
 #[derive(Debug, Clone, Default)]
 pub struct Keyring {
-    /// Newest first; the first unretired key signs.
+    /// Ed25519 first, by algorithm, newest first; the first unretired key of an algorithm signs.
     keys: Vec<SigningKeyPair>,
 }
 
 impl Keyring {
     pub fn new(mut keys: Vec<SigningKeyPair>) -> Self {
-        keys.sort_by_key(|k| std::cmp::Reverse(k.created_at));
+        // The access-token keys first (JWKS readers that take the first key find one of them),
+        // then by algorithm, each newest first.
+        keys.sort_by_key(|k| (k.alg() != SigningAlg::EdDsa, k.alg(), std::cmp::Reverse(k.created_at)));
         Self { keys }
     }
 
@@ -159,8 +182,14 @@ impl Keyring {
         self.keys.iter().map(|k| k.retired_at)
     }
 
+    /// The access-token key: the newest unretired Ed25519 key.
     pub fn signer(&self) -> Option<&SigningKeyPair> {
-        self.keys.iter().find(|k| k.retired_at.is_none())
+        self.signer_for(SigningAlg::EdDsa)
+    }
+
+    /// The newest unretired key of `alg`.
+    pub fn signer_for(&self, alg: SigningAlg) -> Option<&SigningKeyPair> {
+        self.keys.iter().find(|k| k.retired_at.is_none() && k.alg() == alg)
     }
 
     /// Keys that may still have valid tokens out: unretired, or retired less than `ttl` (plus
@@ -171,8 +200,7 @@ impl Keyring {
 
     /// Signs `claims` with the current key.
     pub fn sign(&self, claims: &Claims) -> Option<String> {
-        let key = self.signer()?;
-        signoff_jwt::sign(claims, "JWT", &key.kid, &key.key)
+        self.signer()?.sign_as(claims, "JWT")
     }
 
     /// Checks form, algorithm, key, signature, time and audience; returns the claims.
@@ -220,13 +248,16 @@ impl Keyring {
     }
 
     fn verify_signature(&self, token: &str, now: OffsetDateTime, ttl: Duration) -> Result<Claims, TokenError> {
-        signoff_jwt::verify(token, |kid| self.verifiers(now, ttl).find(|k| k.kid == kid).map(|k| k.key.verifying_key()))
-            .map_err(|e| match e {
-                JwsError::Malformed => TokenError::Malformed,
-                JwsError::Algorithm => TokenError::Algorithm,
-                JwsError::UnknownKey => TokenError::UnknownKey,
-                JwsError::Signature => TokenError::Signature,
-            })
+        // Access tokens are Ed25519 only: the JWS layer pins the algorithm, and only Ed25519 keys
+        // are offered to it.
+        let ed25519 =
+            |kid: &str| self.verifiers(now, ttl).find(|k| k.kid == kid)?.key.as_ed25519().map(|k| k.verifying_key());
+        signoff_jwt::verify(token, ed25519).map_err(|e| match e {
+            JwsError::Malformed => TokenError::Malformed,
+            JwsError::Algorithm => TokenError::Algorithm,
+            JwsError::UnknownKey => TokenError::UnknownKey,
+            JwsError::Signature => TokenError::Signature,
+        })
     }
 }
 

@@ -6,6 +6,12 @@
 //! unpadded; signatures are checked with `verify_strict` (non-canonical and small-order
 //! encodings refused). What the claims mean (issuer, audience, times, revocation) is the
 //! caller's business: the signoff server and the `signoff-verify` library both build on this.
+//!
+//! With the `keys` feature, [`keys`] adds the algorithms of ID and logout tokens (`RS256`,
+//! `ES256`, `EdDSA`), each key verifying only under its own algorithm.
+
+#[cfg(feature = "keys")]
+pub mod keys;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -29,14 +35,14 @@ pub enum JwsError {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct Header {
-    alg: String,
+pub(crate) struct Header {
+    pub(crate) alg: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    typ: Option<String>,
+    pub(crate) typ: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    kid: Option<String>,
+    pub(crate) kid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    crit: Option<serde_json::Value>,
+    pub(crate) crit: Option<serde_json::Value>,
 }
 
 /// Signs `claims` as a compact JWS with header `{"alg":"EdDSA","typ":typ,"kid":kid}`.
@@ -59,7 +65,7 @@ pub fn kid(token: &str) -> Result<String, JwsError> {
     header.kid.ok_or(JwsError::UnknownKey)
 }
 
-fn split(token: &str) -> Result<(&str, &str, &str), JwsError> {
+pub(crate) fn split(token: &str) -> Result<(&str, &str, &str), JwsError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(JwsError::Malformed);
     }
@@ -120,11 +126,11 @@ pub fn keys_of_jwks(jwks: &serde_json::Value) -> Vec<(String, VerifyingKey)> {
         .collect()
 }
 
-fn decode(part: &str) -> Result<Vec<u8>, JwsError> {
+pub(crate) fn decode(part: &str) -> Result<Vec<u8>, JwsError> {
     URL_SAFE_NO_PAD.decode(part).map_err(|_| JwsError::Malformed)
 }
 
-fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, JwsError> {
+pub(crate) fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, JwsError> {
     serde_json::from_slice(&decode(part)?).map_err(|_| JwsError::Malformed)
 }
 

@@ -2,6 +2,7 @@
 
 use crate::{MemoryStore, MemoryTx};
 use async_trait::async_trait;
+use signoff_core::clients::SigningAlg;
 use signoff_core::store::{KeyStore, KeyTx, StoreError};
 use signoff_core::token::SigningKeyPair;
 use time::OffsetDateTime;
@@ -26,20 +27,25 @@ impl KeyTx for MemoryTx {
         self.state.keys.push(key.clone());
         Ok(())
     }
-    async fn retire_signing_keys(&mut self, keep: &str, at: OffsetDateTime) -> Result<u64, StoreError> {
+    async fn retire_signing_keys(
+        &mut self,
+        alg: SigningAlg,
+        keep: &str,
+        at: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
         let mut retired = 0;
-        for key in self.state.keys.iter_mut().filter(|k| k.retired_at.is_none() && k.kid != keep) {
+        for key in self.state.keys.iter_mut().filter(|k| k.retired_at.is_none() && k.kid != keep && k.alg() == alg) {
             key.retired_at = Some(at);
             retired += 1;
         }
         Ok(retired)
     }
-    async fn delete_signing_key(&mut self, kid: &str) -> Result<bool, StoreError> {
-        let before = self.state.keys.len();
+    async fn delete_signing_key(&mut self, kid: &str) -> Result<Option<SigningAlg>, StoreError> {
+        let alg = self.state.keys.iter().find(|k| k.kid == kid).map(|k| k.alg());
         self.state.keys.retain(|k| k.kid != kid);
-        Ok(self.state.keys.len() < before)
+        Ok(alg)
     }
-    async fn has_signer(&mut self) -> Result<bool, StoreError> {
-        Ok(self.state.keys.iter().any(|k| k.retired_at.is_none()))
+    async fn has_signer(&mut self, alg: SigningAlg) -> Result<bool, StoreError> {
+        Ok(self.state.keys.iter().any(|k| k.retired_at.is_none() && k.alg() == alg))
     }
 }

@@ -17,6 +17,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../migrations/0009_delivery_last_error.sql")),
     (10, include_str!("../migrations/0010_client_endpoints.sql")),
     (11, include_str!("../migrations/0011_client_profile.sql")),
+    (12, include_str!("../migrations/0012_jws_keys.sql")),
+    (13, include_str!("../migrations/0013_signins.sql")),
 ];
 
 /// Any fixed number, the same for every node: the key of the migration lock.

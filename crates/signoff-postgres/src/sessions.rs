@@ -105,7 +105,7 @@ impl SessionTx for PgTx {
     async fn insert_session(&mut self, s: &Session) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO sessions (id, secret_hash, user_id, created_at, last_active_at, expires_at, ip, user_agent, \
-             series) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             series, signin_id, authenticated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(s.id.as_str())
         .bind(&s.secret_hash.0[..])
@@ -116,6 +116,8 @@ impl SessionTx for PgTx {
         .bind(s.ip.as_deref())
         .bind(s.user_agent.as_deref())
         .bind(s.series.as_deref())
+        .bind(s.signin.as_str())
+        .bind(ms(s.authenticated_at))
         .execute(self.conn())
         .await
         .map_err(db_err)?;
@@ -239,7 +241,7 @@ impl SessionTx for PgTx {
         sqlx::query(concat!(
             "INSERT INTO remember_tokens (",
             remember_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
         .bind(&t.selector)
         .bind(&t.validator_hash.0[..])
@@ -252,6 +254,7 @@ impl SessionTx for PgTx {
         .bind(t.grace_used)
         .bind(t.ip.as_deref())
         .bind(t.user_agent.as_deref())
+        .bind(t.signin.as_str())
         .execute(self.conn())
         .await
         .map_err(db_err)?;

@@ -205,8 +205,11 @@ async fn create_user(config: Config, email: &str) -> anyhow::Result<()> {
 async fn rotate_keys(config: Config) -> anyhow::Result<()> {
     let backend = backend::open(&config).await?;
     let state = AppState::new(config, backend, Arc::new(SystemClock)).await?;
-    let kid = state.authority().rotate_signing_key().await?;
-    println!("{}", serde_json::json!({ "kid": kid }));
+    let keys = state.authority().rotate_signing_key().await?;
+    // `kid` is the access-token key's, as before; `keys` names every new key by algorithm.
+    let kid = keys.first().map(|(_, kid)| kid.clone());
+    let by_alg: serde_json::Map<_, _> = keys.into_iter().map(|(alg, kid)| (alg.to_string(), kid.into())).collect();
+    println!("{}", serde_json::json!({ "kid": kid, "keys": by_alg }));
     Ok(())
 }
 

@@ -6,11 +6,11 @@
 use time::OffsetDateTime;
 
 use signoff_core::audit::{Actor, AuditEvent, AuditKind};
-use signoff_core::clients::{ClientProfile, Endpoint, EndpointKind, RegisteredClient};
+use signoff_core::clients::{ClientProfile, Endpoint, EndpointKind, RegisteredClient, SigningAlg};
 use signoff_core::feed::{FeedEntry, Revocation};
 use signoff_core::mail::{MailPurpose, MailToken};
 use signoff_core::outbox::{Delivery, DeliveryKind, DeliveryStatus};
-use signoff_core::secret::{SecretHash, SessionId, UserId};
+use signoff_core::secret::{SecretHash, SessionId, SigninId, UserId};
 use signoff_core::store::{RefreshToken, RememberToken, Session, StoreError, User, UserCredentials};
 use signoff_core::token::SigningKeyPair;
 
@@ -91,11 +91,17 @@ pub fn mail_token_from(row: &impl Columns) -> Result<MailToken, StoreError> {
 }
 
 pub fn session_from(row: &impl Columns) -> Result<Session, StoreError> {
+    let id: String = get(row, "id")?;
+    // NULL: written by a node of the previous release; a sign-in of its own (see the migration).
+    let signin = get::<Option<String>>(row, "signin_id")?.unwrap_or_else(|| id.clone());
+    let created_at = from_ms(get(row, "created_at")?)?;
     Ok(Session {
-        id: SessionId::from_string(get(row, "id")?),
+        signin: SigninId::from_string(signin),
+        authenticated_at: get::<Option<i64>>(row, "authenticated_at")?.map(from_ms).transpose()?.unwrap_or(created_at),
+        id: SessionId::from_string(id),
         user_id: UserId::from_string(get(row, "user_id")?),
         secret_hash: hash(row, "secret_hash")?,
-        created_at: from_ms(get(row, "created_at")?)?,
+        created_at,
         last_active_at: from_ms(get(row, "last_active_at")?)?,
         expires_at: from_ms(get(row, "expires_at")?)?,
         ip: get(row, "ip")?,
@@ -119,13 +125,16 @@ pub fn user_from(row: &impl Columns) -> Result<UserCredentials, StoreError> {
 pub fn remember_from(row: &impl Columns) -> Result<RememberToken, StoreError> {
     let previous: Option<Vec<u8>> = get(row, "previous_hash")?;
     let rotated_at: Option<i64> = get(row, "rotated_at")?;
+    let session_id: String = get(row, "session_id")?;
+    let signin = get::<Option<String>>(row, "signin_id")?.unwrap_or_else(|| session_id.clone());
     Ok(RememberToken {
+        signin: SigninId::from_string(signin),
         selector: get(row, "selector")?,
         validator_hash: hash(row, "validator_hash")?,
         previous_hash: previous.as_deref().and_then(SecretHash::from_slice),
         rotated_at: rotated_at.map(from_ms).transpose()?,
         user_id: UserId::from_string(get(row, "user_id")?),
-        session_id: SessionId::from_string(get(row, "session_id")?),
+        session_id: SessionId::from_string(session_id),
         created_at: from_ms(get(row, "created_at")?)?,
         expires_at: from_ms(get(row, "expires_at")?)?,
         grace_used: get(row, "grace_used")?,
@@ -259,16 +268,25 @@ pub fn refresh_from(r: &impl Columns) -> Result<RefreshToken, StoreError> {
     })
 }
 
+/// A row of [`SELECT_SIGNING_KEYS`].
 pub fn signing_key_from(r: &impl Columns) -> Result<SigningKeyPair, StoreError> {
+    let alg: String = get(r, "alg")?;
+    let alg = SigningAlg::parse(&alg).ok_or_else(|| backend("a signing key of an unknown algorithm"))?;
     let private: Vec<u8> = get(r, "private_key")?;
-    let private: [u8; 32] = private.try_into().map_err(|_| backend("corrupt signing key"))?;
-    Ok(SigningKeyPair::from_parts(
+    SigningKeyPair::from_parts(
         get(r, "kid")?,
-        private,
+        alg,
+        &private,
         from_ms(get(r, "created_at")?)?,
         get::<Option<i64>>(r, "retired_at")?.map(from_ms).transpose()?,
-    ))
+    )
+    .map_err(|e| backend(format!("corrupt signing key: {e}")))
 }
+
+/// Every signing key (both dialects): the Ed25519 ones of `signing_keys` and the others of
+/// `jws_keys` (see its migration for why there are two tables).
+pub const SELECT_SIGNING_KEYS: &str = "SELECT kid, 'EdDSA' AS alg, private_key, created_at, retired_at FROM signing_keys \
+     UNION ALL SELECT kid, alg, private_key, created_at, retired_at FROM jws_keys";
 
 /// The start of every read of clients (both dialects): a row per client and endpoint, with
 /// `NULL` endpoint columns for a client with none. Append a `WHERE` on `c.` columns, then

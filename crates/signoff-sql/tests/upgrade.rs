@@ -4,7 +4,9 @@
 //! registers (URLs in the old columns only) is still read, called and dropped by its URLs, and
 //! a URL such a node drops (from the column only) is not called again; a profile a newer node
 //! wrote that this release cannot read leaves the client signing nobody in, and every read of
-//! clients (the outbox's, in every logout) working. Needs the PostgreSQL server `SIGNOFF_TEST_POSTGRES_URL` names (a missing one fails).
+//! clients (the outbox's, in every logout) working. A session written before the sign-ins
+//! (`signin_id`, `authenticated_at`), or by a node of the previous release after them, reads
+//! as a sign-in of its own, authenticated when it was created. Needs the PostgreSQL server `SIGNOFF_TEST_POSTGRES_URL` names (a missing one fails).
 
 use std::sync::Arc;
 
@@ -60,6 +62,27 @@ const NEWER_PROFILE: &str = "UPDATE clients SET profile = '{\"grant_types\":[\"d
 
 /// Endpoint rows the migration made for a client (`$1`).
 const ROWS_OF: &str = "SELECT COUNT(*) FROM client_endpoints WHERE client_id = $1";
+
+/// The previous release's way of writing a user (`$1`, its id) and a session (`$2`).
+const OLD_USER: &str =
+    "INSERT INTO users (id, email, password_hash, token_version, created_at) VALUES ($1, $1, 'x', 0, 1000)";
+const OLD_SESSION: &str = "INSERT INTO sessions (id, secret_hash, user_id, created_at, last_active_at, expires_at) \
+     VALUES ($2, $3, $1, 7000, 7000, 99999999999999)";
+
+/// Sessions of the previous release (`before`, migrated; `during`, written by an old node after
+/// the migration) each read as a sign-in of their own, authenticated when they were created.
+async fn the_previous_releases_sessions_are_read(store: &Arc<dyn Store>) {
+    for id in ["s-before", "s-during"] {
+        let (session, _) = store
+            .session_by_id(&signoff_core::SessionId::from_string(id.into()))
+            .await
+            .expect("read")
+            .expect("the session");
+        assert_eq!(session.signin.as_str(), id, "{id}");
+        assert_eq!(session.authenticated_at, session.created_at, "{id}");
+        assert_eq!(session.created_at.unix_timestamp(), 7, "{id}");
+    }
+}
 
 /// A client this release registers (`fresh`), with both callbacks.
 async fn register_fresh(store: &Arc<dyn Store>) {
@@ -127,10 +150,26 @@ async fn sqlite_reads_the_previous_releases_clients() {
             .expect("record");
     }
     old_client::<sqlx::Sqlite>("before").execute(&pool).await.expect("a client of before");
+    sqlx::query(OLD_USER).bind("u-old").execute(&pool).await.expect("a user of before");
+    sqlx::query(OLD_SESSION)
+        .bind("u-old")
+        .bind("s-before")
+        .bind(vec![1u8; 32])
+        .execute(&pool)
+        .await
+        .expect("a session");
     let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url).await.expect("migrated by this release"));
     let rows: i64 = sqlx::query_scalar(ROWS_OF).bind("before").fetch_one(&pool).await.expect("rows");
     assert_eq!(rows, 2, "the migration moved both URLs into rows");
     old_client::<sqlx::Sqlite>("during").execute(&pool).await.expect("a client of a node before");
+    sqlx::query(OLD_SESSION)
+        .bind("u-old")
+        .bind("s-during")
+        .bind(vec![2u8; 32])
+        .execute(&pool)
+        .await
+        .expect("a session");
+    the_previous_releases_sessions_are_read(&store).await;
     register_fresh(&store).await;
     sqlx::query(OLD_DROP).bind("fresh").bind("https://fresh.example/h").execute(&pool).await.expect("an old drop");
     sqlx::query(NEWER_PROFILE).bind("fresh").execute(&pool).await.expect("a newer profile");
@@ -156,11 +195,27 @@ async fn postgres_reads_the_previous_releases_clients() {
             .expect("record");
     }
     old_client::<sqlx::Postgres>("before").execute(&pool).await.expect("a client of before");
+    sqlx::query(OLD_USER).bind("u-old").execute(&pool).await.expect("a user of before");
+    sqlx::query(OLD_SESSION)
+        .bind("u-old")
+        .bind("s-before")
+        .bind(vec![1u8; 32])
+        .execute(&pool)
+        .await
+        .expect("a session");
     let store: Arc<dyn Store> =
         Arc::new(PgStore::connect(&db.url, PoolOptions::default()).await.expect("migrated by this release"));
     let rows: i64 = sqlx::query_scalar(ROWS_OF).bind("before").fetch_one(&pool).await.expect("rows");
     assert_eq!(rows, 2, "the migration moved both URLs into rows");
     old_client::<sqlx::Postgres>("during").execute(&pool).await.expect("a client of a node before");
+    sqlx::query(OLD_SESSION)
+        .bind("u-old")
+        .bind("s-during")
+        .bind(vec![2u8; 32])
+        .execute(&pool)
+        .await
+        .expect("a session");
+    the_previous_releases_sessions_are_read(&store).await;
     register_fresh(&store).await;
     sqlx::query(OLD_DROP).bind("fresh").bind("https://fresh.example/h").execute(&pool).await.expect("an old drop");
     sqlx::query(NEWER_PROFILE).bind("fresh").execute(&pool).await.expect("a newer profile");

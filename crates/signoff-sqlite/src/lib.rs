@@ -138,13 +138,15 @@ fn restrict_permissions(path: &std::path::Path) -> Result<(), StoreError> {
 // Column lists as macros so every query stays a `&'static str` built with `concat!`.
 macro_rules! session_columns {
     () => {
-        "s.id, s.secret_hash, s.user_id, s.created_at, s.last_active_at, s.expires_at, s.ip, s.user_agent, s.series"
+        "s.id, s.secret_hash, s.user_id, s.created_at, s.last_active_at, s.expires_at, s.ip, s.user_agent, s.series, \
+         s.signin_id, s.authenticated_at"
     };
 }
 // RETURNING cannot name a table alias.
 macro_rules! session_returning {
     () => {
-        "id, secret_hash, user_id, created_at, last_active_at, expires_at, ip, user_agent, series"
+        "id, secret_hash, user_id, created_at, last_active_at, expires_at, ip, user_agent, series, signin_id, \
+         authenticated_at"
     };
 }
 macro_rules! user_columns {
@@ -158,7 +160,7 @@ const ENQUEUE_CHUNK: usize = 500;
 macro_rules! remember_columns {
     () => {
         "selector, validator_hash, previous_hash, rotated_at, user_id, session_id, created_at, expires_at, grace_used, \
-         ip, user_agent"
+         ip, user_agent, signin_id"
     };
 }
 

@@ -17,6 +17,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../migrations/0010_delivery_last_error.sql")),
     (11, include_str!("../migrations/0011_client_endpoints.sql")),
     (12, include_str!("../migrations/0012_client_profile.sql")),
+    (13, include_str!("../migrations/0013_jws_keys.sql")),
+    (14, include_str!("../migrations/0014_signins.sql")),
 ];
 
 pub async fn run(pool: &SqlitePool) -> Result<(), StoreError> {

@@ -103,7 +103,7 @@ impl SessionTx for SqliteTx {
     async fn insert_session(&mut self, s: &Session) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO sessions (id, secret_hash, user_id, created_at, last_active_at, expires_at, ip, user_agent, \
-             series) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             series, signin_id, authenticated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(s.id.as_str())
         .bind(&s.secret_hash.0[..])
@@ -114,6 +114,8 @@ impl SessionTx for SqliteTx {
         .bind(s.ip.as_deref())
         .bind(s.user_agent.as_deref())
         .bind(s.series.as_deref())
+        .bind(s.signin.as_str())
+        .bind(ms(s.authenticated_at))
         .execute(self.conn())
         .await
         .map_err(db_err)?;
@@ -243,7 +245,7 @@ impl SessionTx for SqliteTx {
         sqlx::query(concat!(
             "INSERT INTO remember_tokens (",
             remember_columns!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .bind(&t.selector)
         .bind(&t.validator_hash.0[..])
@@ -256,6 +258,7 @@ impl SessionTx for SqliteTx {
         .bind(t.grace_used)
         .bind(t.ip.as_deref())
         .bind(t.user_agent.as_deref())
+        .bind(t.signin.as_str())
         .execute(self.conn())
         .await
         .map_err(db_err)?;

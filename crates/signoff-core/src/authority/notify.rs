@@ -57,16 +57,17 @@ impl Authority {
         }
     }
 
-    /// An OIDC Back-Channel Logout token for `client` (signed with the access-token key,
-    /// `typ: logout+jwt`, valid two minutes, never a `nonce`). `jti` is the delivery's id, so a
-    /// repeated delivery carries the same token id.
-    pub fn logout_token(&self, client: &str, sub: &str, sid: &str, jti: &str) -> Option<String> {
+    /// An OIDC Back-Channel Logout token for `client` (`typ: logout+jwt`, valid two minutes,
+    /// never a `nonce`), signed with the algorithm of the client's ID tokens
+    /// (`id_token_signed_response_alg`: relying parties verify both with one algorithm). `jti`
+    /// is the delivery's id, so a repeated delivery carries the same token id.
+    pub fn logout_token(&self, client: &RegisteredClient, sub: &str, sid: &str, jti: &str) -> Option<String> {
         let keyring = self.tokens.keyring();
-        let key = keyring.signer()?;
+        let key = keyring.signer_for(client.profile.id_token_signed_response_alg)?;
         let iat = self.now().unix_timestamp();
         let claims = LogoutClaims {
             iss: &self.tokens.policy.issuer,
-            aud: client,
+            aud: &client.id,
             iat,
             exp: iat + 120,
             jti,

@@ -2,14 +2,14 @@
 //! series), the per-user cap, and signing a remembered browser back in.
 
 use std::sync::Arc;
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use super::{Authority, Batch, BatchKind, ClientInfo, SessionContext, batch::store_event};
 use crate::audit::{Actor, AuditKind};
 use crate::email;
 use crate::error::CoreError;
 use crate::remember::RememberSecret;
-use crate::secret::{SessionId, SessionSecret, UserId};
+use crate::secret::{SessionId, SessionSecret, SigninId, UserId};
 use crate::store::{RememberFilter, RememberToken, Session, SessionFilter, User, UserCredentials};
 use crate::throttle::{Attempt, Outcome, Refusal, SharedRefusal};
 
@@ -177,13 +177,14 @@ impl Authority {
         checked.await.map_err(|e| CoreError::Internal(format!("password check: {e}")))?
     }
 
-    /// Inserts a new session for `user` in `batch`: opened from the remember-me series `series`,
-    /// or with a new series if `remember_me`. The caller applies the per-user cap last.
+    /// Inserts a new session for `user` in `batch`: opened from the remember-me series `series`
+    /// (carrying on its sign-in), or with a new sign-in and, if `remember_me`, a new series.
+    /// The caller applies the per-user cap last.
     pub(super) async fn open_session(
         &self,
         batch: &mut Batch<'_>,
         user: User,
-        series: Option<(&str, OffsetDateTime)>,
+        series: Option<&RememberToken>,
         remember_me: bool,
         how: &str,
         client: &ClientInfo,
@@ -200,13 +201,15 @@ impl Authority {
             // A session opened from a series ends no later than the series (it lives only while
             // the series does).
             expires_at: series
-                .map_or(now + self.policy.absolute_lifetime, |(_, end)| end.min(now + self.policy.absolute_lifetime)),
+                .map_or(now + self.policy.absolute_lifetime, |s| s.expires_at.min(now + self.policy.absolute_lifetime)),
             ip: Some(client.ip.clone()),
             user_agent: client.user_agent.clone(),
             series: series
-                .map(|(selector, _)| selector)
+                .map(|s| s.selector.as_str())
                 .or(remember.as_ref().map(RememberSecret::selector))
                 .map(str::to_owned),
+            signin: series.map_or_else(SigninId::generate, |s| s.signin.clone()),
+            authenticated_at: series.map_or(now, |s| s.created_at),
         };
         batch.tx.insert_session(&session).await?;
         if let Some(r) = &remember {
@@ -224,6 +227,7 @@ impl Authority {
                     grace_used: false,
                     ip: session.ip.clone(),
                     user_agent: session.user_agent.clone(),
+                    signin: session.signin.clone(),
                 })
                 .await?;
         }
@@ -280,9 +284,7 @@ impl Authority {
         let hash = presented.validator_hash();
         if hash.ct_eq(&token.validator_hash) {
             let user_id = user.id.clone();
-            let mut signed_in = self
-                .open_session(&mut batch, user, Some((&token.selector, token.expires_at)), false, "remember_me", client)
-                .await?;
+            let mut signed_in = self.open_session(&mut batch, user, Some(&token), false, "remember_me", client).await?;
             let next = presented.rotated();
             let swapped = batch
                 .tx
@@ -311,9 +313,7 @@ impl Authority {
             if !batch.tx.use_remember_grace(&token.selector, &hash).await? {
                 return Ok(Resume::LostRace);
             }
-            let signed_in = self
-                .open_session(&mut batch, user, Some((&token.selector, token.expires_at)), false, "remember_me", client)
-                .await?;
+            let signed_in = self.open_session(&mut batch, user, Some(&token), false, "remember_me", client).await?;
             self.cap_sessions(&mut batch, &signed_in, client).await?;
             batch.commit().await?;
             return Ok(Resume::Resumed(Box::new(signed_in)));

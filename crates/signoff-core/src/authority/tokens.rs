@@ -13,6 +13,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::{Authority, Batch, ClientInfo, SignedIn};
 use crate::audit::{Actor, AuditKind};
+use crate::clients::SigningAlg;
 use crate::denylist::Denylist;
 use crate::email;
 use crate::error::CoreError;
@@ -200,18 +201,21 @@ impl TokenState {
 }
 
 impl Authority {
-    /// Loads the keys (creating the first one on first start) and the denylist.
+    /// Loads the keys (creating the first of each algorithm on first start, or on the first
+    /// start of a release that signs with a new algorithm) and the denylist.
     pub(super) async fn load_token_state(&self) -> Result<(), CoreError> {
         let mut keys = self.store.signing_keys().await?;
-        if !keys.iter().any(|k| k.retired_at.is_none()) {
+        if SigningAlg::ALL.iter().any(|alg| !keys.iter().any(|k| k.retired_at.is_none() && k.alg() == *alg)) {
             // Nodes starting together on a new database: the first to take the lock makes the
-            // key, the others find it.
+            // keys, the others find them.
             let mut tx = self.store.begin().await?;
             tx.lock_signing_keys().await?;
-            if !tx.has_signer().await? {
-                let key = SigningKeyPair::generate(self.now());
-                tx.insert_signing_key(&key).await?;
-                tracing::info!(kid = %key.kid, "generated the first access-token signing key");
+            for alg in SigningAlg::ALL {
+                if !tx.has_signer(alg).await? {
+                    let key = SigningKeyPair::generate_for(alg, self.now()).map_err(key_error)?;
+                    tx.insert_signing_key(&key).await?;
+                    tracing::info!(kid = %key.kid, %alg, "generated the first signing key of its algorithm");
+                }
             }
             tx.commit().await?;
             keys = self.store.signing_keys().await?;
@@ -242,36 +246,43 @@ impl Authority {
         Ok(())
     }
 
-    /// Starts signing with a new key; the old ones keep verifying until their tokens expire.
-    /// Every process is told through the revocation feed and reloads at once.
-    pub async fn rotate_signing_key(&self) -> Result<String, CoreError> {
-        let key = SigningKeyPair::generate(self.now());
+    /// Starts signing with a new key of every algorithm; the old ones keep verifying until
+    /// their tokens expire. Every process is told through the revocation feed and reloads at
+    /// once. Returns the new keys' `kid`s, the access-token (EdDSA) key's first.
+    pub async fn rotate_signing_key(&self) -> Result<Vec<(SigningAlg, String)>, CoreError> {
+        let mut keys = Vec::new();
+        for alg in [SigningAlg::EdDsa, SigningAlg::Rs256, SigningAlg::Es256] {
+            keys.push(SigningKeyPair::generate_for(alg, self.now()).map_err(key_error)?);
+        }
         let mut batch = self.batch().await?;
         batch.tx.lock_signing_keys().await?;
-        batch.tx.insert_signing_key(&key).await?;
-        batch.tx.retire_signing_keys(&key.kid, self.now()).await?;
-        batch.ended.push(FeedEntry::Keys { kid: key.kid.clone(), withdrawn: false });
+        for key in &keys {
+            batch.tx.insert_signing_key(key).await?;
+            batch.tx.retire_signing_keys(key.alg(), &key.kid, self.now()).await?;
+            batch.ended.push(FeedEntry::Keys { kid: key.kid.clone(), withdrawn: false });
+        }
         batch.commit().await?;
         self.reload_keys().await?;
-        tracing::info!(kid = %key.kid, "rotated the access-token signing key");
-        Ok(key.kid)
+        let rotated: Vec<_> = keys.into_iter().map(|k| (k.alg(), k.kid)).collect();
+        tracing::info!(keys = ?rotated, "rotated the signing keys");
+        Ok(rotated)
     }
 
     /// Withdraws a compromised key: it is deleted, so every token it signed fails verification
     /// on every process (told through the revocation feed) and it leaves the JWKS. When it was
-    /// the signing key, a new one takes over in the same transaction. `NotFound` for an
-    /// unknown `kid`.
+    /// the signing key of its algorithm, a new one takes over in the same transaction.
+    /// `NotFound` for an unknown `kid`.
     pub async fn revoke_signing_key(&self, kid: &str) -> Result<Option<String>, CoreError> {
         let mut batch = self.batch().await?;
         batch.tx.lock_signing_keys().await?;
-        if !batch.tx.delete_signing_key(kid).await? {
+        let Some(alg) = batch.tx.delete_signing_key(kid).await? else {
             return Err(CoreError::NotFound);
-        }
-        // Decided on the store as it is now, inside the transaction: if no signing key is left
-        // (this was it), a new one takes over.
+        };
+        // Decided on the store as it is now, inside the transaction: if no signing key of this
+        // algorithm is left (this was it), a new one takes over.
         let mut replacement = None;
-        if !batch.tx.has_signer().await? {
-            let key = SigningKeyPair::generate(self.now());
+        if !batch.tx.has_signer(alg).await? {
+            let key = SigningKeyPair::generate_for(alg, self.now()).map_err(key_error)?;
             batch.tx.insert_signing_key(&key).await?;
             replacement = Some(key.kid);
         }
@@ -280,7 +291,7 @@ impl Authority {
         batch.audit(event).await?;
         batch.commit().await?;
         self.reload_keys().await?;
-        tracing::warn!(kid, "withdrew an access-token signing key; its tokens are dead");
+        tracing::warn!(kid, %alg, "withdrew a signing key; its tokens are dead");
         Ok(replacement)
     }
 
@@ -694,4 +705,10 @@ impl Authority {
         }
         Ok(serde_json::json!({ "active": false }))
     }
+}
+
+/// A key that could not be generated is the machine's fault (no randomness, no memory), not
+/// the caller's.
+fn key_error(e: signoff_jwt::keys::KeyError) -> CoreError {
+    CoreError::Store(crate::store::StoreError::Backend(e.to_string()))
 }

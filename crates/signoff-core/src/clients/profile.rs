@@ -6,37 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// How a client's ID tokens are signed (`id_token_signed_response_alg`), and its logout tokens
-/// once ID tokens are served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SigningAlg {
-    /// RSASSA-PKCS1-v1_5 with SHA-256: the one OpenID Connect Core §15.1 requires every relying
-    /// party to accept, and so the default of a client that signs users in.
-    #[serde(rename = "RS256")]
-    Rs256,
-    #[serde(rename = "ES256")]
-    Es256,
-    /// Ed25519, what signoff's own access tokens use: the default of a client without redirect
-    /// URIs (a resource server, a feed reader), as before.
-    #[serde(rename = "EdDSA")]
-    EdDsa,
-}
-
-impl SigningAlg {
-    pub const ALL: [Self; 3] = [Self::Rs256, Self::Es256, Self::EdDsa];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Rs256 => "RS256",
-            Self::Es256 => "ES256",
-            Self::EdDsa => "EdDSA",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.as_str() == s)
-    }
-}
+/// The algorithm a client's ID and logout tokens are signed with (`id_token_signed_response_alg`).
+pub use signoff_jwt::keys::Alg as SigningAlg;
 
 /// How a client proves itself at the token endpoint (`token_endpoint_auth_method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
-use crate::secret::{SecretHash, SessionId, UserId, random_id};
+use crate::secret::{SecretHash, SessionId, SigninId, UserId, random_id};
 use crate::store::{RememberToken, Session, Store, Tx, User};
 
 pub mod audit;
@@ -44,8 +44,10 @@ macro_rules! store_conformance {
             sessions::all_of_keeps_the_kept_and_named_series_and_an_unbound_session_outlives_its_series,
             sessions::the_sweep_and_the_cap_pick_the_right_series,
             sessions::remember_compare_and_swap,
+            sessions::a_sign_in_is_kept_across_rotation_and_by_its_series,
             tokens::refresh_compare_and_swap,
             keys::keys_and_denials,
+            keys::keys_of_every_algorithm,
             feed::feed_keeps_order_and_kinds,
             clients::clients_are_kept_and_deleted,
             clients::a_clients_endpoints_are_kept_with_it,
@@ -104,6 +106,8 @@ pub(crate) fn session(user: &UserId, created: OffsetDateTime, series: Option<&st
         ip: Some("192.0.2.1".into()),
         user_agent: None,
         series: series.map(str::to_owned),
+        signin: SigninId::generate(),
+        authenticated_at: created - Duration::minutes(5),
     }
 }
 
@@ -120,6 +124,7 @@ pub(crate) fn series(user: &UserId, session: &SessionId, created: OffsetDateTime
         grace_used: false,
         ip: None,
         user_agent: None,
+        signin: SigninId::generate(),
     }
 }
 

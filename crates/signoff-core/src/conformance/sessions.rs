@@ -4,7 +4,7 @@ use std::sync::Arc;
 use time::Duration;
 
 use crate::secret::SessionId;
-use crate::store::{RememberFilter, Session, SessionFilter, Store};
+use crate::store::{RememberFilter, RememberToken, Session, SessionFilter, Store};
 
 use super::{hash, ids, insert_sessions, live, series, session, sorted, sorted_users, t0, tx, user};
 
@@ -191,4 +191,31 @@ pub async fn remember_compare_and_swap(store: Arc<dyn Store>) {
     let seen = t.remember_by_selector(&r.selector).await.expect("read").expect("series");
     assert!(!seen.grace_used, "a rotation opens a new grace");
     t.commit().await.expect("commit");
+}
+
+/// A session's sign-in (the OpenID `sid`) is kept whole: by every read, across a rotation of
+/// the session's id and secret, and by its remember-me series and the listing of both.
+pub async fn a_sign_in_is_kept_across_rotation_and_by_its_series(store: Arc<dyn Store>) {
+    let a = user(&store, "signin@example.com").await;
+    let s = session(&a.id, t0(), None);
+    let other = session(&a.id, t0(), None);
+    assert_ne!(s.signin, other.signin);
+    let r = RememberToken { signin: s.signin.clone(), ..series(&a.id, &s.id, t0()) };
+    insert_sessions(&store, &[&s, &other]).await;
+    let mut t = tx(&store).await;
+    t.insert_remember(&r).await.expect("insert");
+    let (rotated, secret) = (SessionId::generate(), hash());
+    assert!(t.rotate_session(&s.id, &rotated, &secret).await.expect("rotate"));
+    let (seen, _) = t.session_by_id(&rotated).await.expect("read").expect("the rotated session");
+    assert_eq!((seen.signin.clone(), seen.secret_hash), (s.signin.clone(), secret), "same sign-in, new secret");
+    assert_eq!(seen.authenticated_at, s.authenticated_at);
+    t.commit().await.expect("commit");
+    let (by_hash, _) = store.session_by_hash(&secret).await.expect("read").expect("by its secret");
+    assert_eq!(by_hash.signin, s.signin);
+    let listed = store.user_sessions(&a.id).await.expect("list");
+    let signin_of = |id: &SessionId| listed.iter().find(|x| &x.id == id).map(|x| x.signin.clone());
+    assert_eq!((signin_of(&rotated), signin_of(&other.id)), (Some(s.signin.clone()), Some(other.signin.clone())));
+    let kept = store.remember_by_selector(&r.selector).await.expect("read").expect("series");
+    assert_eq!((kept.signin, kept.session_id), (s.signin.clone(), rotated.clone()), "the series follows the rotation");
+    assert_eq!(store.user_remember(&a.id).await.expect("list")[0].signin, s.signin);
 }

@@ -4,12 +4,14 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::StoreError;
+use crate::clients::SigningAlg;
 use crate::token::SigningKeyPair;
 
 /// Key reads, outside any transaction (part of [`Store`](super::Store)).
 #[async_trait]
 pub trait KeyStore: Send + Sync {
-    /// Every signing key, retired ones included.
+    /// Every signing key of every algorithm, retired ones included. A key this release cannot
+    /// read is an error (a corrupt store), never skipped.
     async fn signing_keys(&self) -> Result<Vec<SigningKeyPair>, StoreError>;
 }
 
@@ -18,13 +20,15 @@ pub trait KeyStore: Send + Sync {
 pub trait KeyTx: Send {
     /// Takes the signing keys' lock until the transaction ends: key changes (the first key,
     /// a rotation, a withdrawal) from several processes then happen one after the other, so
-    /// exactly one key signs. A no-op where transactions are serial anyway (SQLite).
+    /// exactly one key of each algorithm signs. A no-op where transactions are serial anyway
+    /// (SQLite).
     async fn lock_signing_keys(&mut self) -> Result<(), StoreError>;
     async fn insert_signing_key(&mut self, key: &SigningKeyPair) -> Result<(), StoreError>;
-    /// Retires every unretired key except `keep`.
-    async fn retire_signing_keys(&mut self, keep: &str, at: OffsetDateTime) -> Result<u64, StoreError>;
-    /// Deletes a key (withdrawn after a compromise); `false` when there was none.
-    async fn delete_signing_key(&mut self, kid: &str) -> Result<bool, StoreError>;
-    /// Whether an unretired key (one that signs) is left.
-    async fn has_signer(&mut self) -> Result<bool, StoreError>;
+    /// Retires every unretired key of `alg` except `keep`.
+    async fn retire_signing_keys(&mut self, alg: SigningAlg, keep: &str, at: OffsetDateTime)
+    -> Result<u64, StoreError>;
+    /// Deletes a key (withdrawn after a compromise); its algorithm, or `None` when there was none.
+    async fn delete_signing_key(&mut self, kid: &str) -> Result<Option<SigningAlg>, StoreError>;
+    /// Whether an unretired key of `alg` (one that signs) is left.
+    async fn has_signer(&mut self, alg: SigningAlg) -> Result<bool, StoreError>;
 }

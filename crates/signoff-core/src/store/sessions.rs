@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use super::StoreError;
 use super::User;
-use crate::secret::{SecretHash, SessionId, UserId};
+use crate::secret::{SecretHash, SessionId, SigninId, UserId};
 
 /// A live session. `expires_at` is the absolute end; the idle end follows `last_active_at`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,11 @@ pub struct Session {
     /// The remember-me series (its selector) this session was opened from or with: the session
     /// lives only while the series does.
     pub series: Option<String>,
+    /// The sign-in this session carries on (the same across rotations and resumes).
+    pub signin: SigninId,
+    /// When a password last signed this browser in (OpenID `auth_time`): a resumed session's
+    /// is its series' creation.
+    pub authenticated_at: OffsetDateTime,
 }
 
 /// A remember-me series: a stable public `selector` and a validator that changes on every
@@ -39,6 +44,8 @@ pub struct RememberToken {
     pub rotated_at: Option<OffsetDateTime>,
     /// Whether a racing request already used the grace of the last rotation (once only).
     pub grace_used: bool,
+    /// The sign-in its sessions carry on.
+    pub signin: SigninId,
     /// Where the series was last used, so it can be listed as a device.
     pub ip: Option<String>,
     pub user_agent: Option<String>,

@@ -46,3 +46,38 @@ async fn every_trigger_does_what_its_consequences_say() {
         assert_eq!(w.token_version("me@example.com").await > version, c.bump_token_version, "{what}: version");
     }
 }
+
+/// The browser's sign-in (OpenID `sid`) is what its apps' sessions are keyed on: a password
+/// change rotates the session's id and secret but keeps the sign-in, a remember-me resume
+/// carries it on (with the time the password was entered), and a new password sign-in makes a
+/// new one.
+#[tokio::test]
+async fn a_sign_in_outlives_rotation_and_resume_and_a_new_password_sign_in_starts_another() {
+    let w = World::new().await;
+    w.account("sid@example.com").await;
+    let here = w.sign_in("sid@example.com", true).await;
+    let signin = here.ctx.session.signin.clone();
+    let rotated = w
+        .authority
+        .change_password(&here.ctx, crate::PASSWORD, "another long passphrase entirely", &w.client)
+        .await
+        .expect("change");
+    assert_ne!(rotated.session.id, here.ctx.session.id, "rotated");
+    let live = w.lookup(&rotated.secret).await.expect("lives on");
+    assert_eq!(live.session.signin, signin, "the password change keeps the sign-in");
+    assert_eq!(live.session.authenticated_at, here.ctx.session.authenticated_at);
+
+    // (The password change ended every other series: another account for the resume.)
+    w.account("resume@example.com").await;
+    let other = w.sign_in("resume@example.com", true).await;
+    let again = w.sign_in("resume@example.com", false).await;
+    assert_ne!(other.ctx.session.signin, again.ctx.session.signin, "another password sign-in is another sign-in");
+    let signoff_core::Resume::Resumed(resumed) =
+        w.authority.resume(other.remember.as_ref().expect("remembered"), &w.client).await.expect("resume")
+    else {
+        panic!("the series resumes")
+    };
+    assert_ne!(resumed.ctx.session.id, other.ctx.session.id);
+    assert_eq!(resumed.ctx.session.signin, other.ctx.session.signin, "a resume carries the sign-in on");
+    assert_eq!(resumed.ctx.session.authenticated_at, other.ctx.session.authenticated_at, "no password was entered");
+}

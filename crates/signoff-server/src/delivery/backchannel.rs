@@ -28,7 +28,7 @@ impl Channel for BackchannelLogout {
         let (Some(sub), Some(sid)) = (ids["sub"].as_str(), ids["sid"].as_str()) else {
             return Err(Attempt::Abandoned);
         };
-        let Some(token) = state.authority().logout_token(&client.id, sub, sid, &d.id) else {
+        let Some(token) = state.authority().logout_token(client, sub, sid, &d.id) else {
             return Err(Attempt::later(None));
         };
         Ok(http

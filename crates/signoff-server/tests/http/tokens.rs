@@ -337,7 +337,9 @@ async fn key_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key
         .output()
         .expect("run");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let new_kid = serde_json::from_slice::<Value>(&out.stdout).expect("json")["kid"].as_str().expect("kid").to_owned();
+    let rotated: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let new_kid = rotated["kid"].as_str().expect("kid").to_owned();
+    assert_eq!(rotated["keys"]["EdDSA"], new_kid.as_str(), "kid is the access-token key's");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("private"), "keys are never logged");
     // This server learns of the new key when it meets a token signed with it, or on its next
     // periodic reload; a restart here makes it pick the new key for signing at once.
@@ -348,14 +350,16 @@ async fn key_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key
     assert_ne!(part(&old.access, 0)["kid"], new_kid.as_str());
     assert_eq!(me(&mut b, &old.access).await, StatusCode::OK, "tokens of the previous key verify until they expire");
     assert_eq!(me(&mut b, &new.access).await, StatusCode::OK);
-    let kids: Vec<String> = b.get("/.well-known/jwks.json").await.json()["keys"]
-        .as_array()
-        .expect("keys")
-        .iter()
-        .map(|k| k["kid"].as_str().expect("kid").to_owned())
-        .collect();
-    assert_eq!(kids.len(), 2);
-    assert!(kids.contains(&new_kid));
+    // Every algorithm rotated: the JWKS has the old and the new key of each.
+    let jwks = b.get("/.well-known/jwks.json").await.json();
+    let keys = jwks["keys"].as_array().expect("keys");
+    for alg in ["EdDSA", "RS256", "ES256"] {
+        let of_alg: Vec<&str> =
+            keys.iter().filter(|k| k["alg"] == alg).map(|k| k["kid"].as_str().expect("kid")).collect();
+        assert_eq!(of_alg.len(), 2, "{alg}: {jwks}");
+        assert!(of_alg.contains(&rotated["keys"][alg].as_str().expect("rotated")), "{alg}: {rotated}");
+    }
+    assert_eq!(keys.len(), 6);
 }
 
 #[cfg(unix)]
@@ -541,4 +545,22 @@ async fn key_rotation_and_withdrawal_reach_a_running_server_at_once() {
     let third = grant(&mut b, &email).await;
     assert_eq!(kid_of(&third.access), replacement);
     assert_eq!(bearer_status(&s, &third.access).await, StatusCode::OK);
+
+    // The ID-token keys are withdrawn the same way, each replaced by one of its own algorithm,
+    // and the access-token key is untouched.
+    for alg in ["RS256", "ES256"] {
+        let jwks = s.browser().get("/.well-known/jwks.json").await.json();
+        let signing = |jwks: &Value| -> Vec<String> {
+            let keys = jwks["keys"].as_array().expect("keys").iter();
+            keys.filter(|k| k["alg"] == alg).map(|k| k["kid"].as_str().expect("kid").to_owned()).collect()
+        };
+        let before = signing(&jwks);
+        let withdrawn = before.first().expect("a key of the algorithm").clone();
+        let out = cli(&s, &["keys", "revoke", &withdrawn]);
+        let replacement = out["new_signing_kid"].as_str().expect("replacement").to_owned();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let after = signing(&s.browser().get("/.well-known/jwks.json").await.json());
+        assert!(after.contains(&replacement) && !after.contains(&withdrawn), "{alg}: {before:?} then {after:?}");
+        assert_eq!(bearer_status(&s, &third.access).await, StatusCode::OK, "{alg}");
+    }
 }

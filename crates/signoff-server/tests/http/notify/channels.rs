@@ -90,6 +90,50 @@ async fn a_logout_reaches_the_client_as_a_backchannel_logout_token_and_a_signed_
 }
 
 #[tokio::test]
+async fn each_client_gets_logout_tokens_in_the_algorithm_of_its_id_tokens() {
+    let s = server().await;
+    let mut r = receiver().await;
+    // One receiver, a path per client: the default (EdDSA for a client without redirect URIs)
+    // and the two it can ask for.
+    let mut clients = Vec::new();
+    for (path, alg) in [("/ed", None), ("/rs", Some("RS256")), ("/es", Some("ES256"))] {
+        let mut body = json!({"client_name": path, "backchannel_logout_uri": format!("{}{path}", r.base)});
+        if let Some(alg) = alg {
+            body["id_token_signed_response_alg"] = json!(alg);
+        }
+        let res = admin(&s, Method::POST, "/admin/clients", Some(body)).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+        assert_eq!(res.json()["id_token_signed_response_alg"], alg.unwrap_or("EdDSA"));
+        clients.push((path, alg.unwrap_or("EdDSA"), res.json()["client_id"].as_str().expect("id").to_owned()));
+    }
+    let mut b = s.signed_in("algs@example.com").await;
+    log_out(&mut b).await;
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(r.next(Duration::from_secs(5)).await);
+    }
+    for (path, alg, client_id) in clients {
+        let one: Vec<Received> = got.iter().filter(|g| g.path == path).cloned().collect();
+        assert_eq!(one.len(), 1, "{path}");
+        let (header, claims) = logout_token(&s, &one[0]).await;
+        assert_eq!((header["alg"].as_str(), header["typ"].as_str()), (Some(alg), Some("logout+jwt")), "{path}");
+        assert_eq!(claims["aud"], client_id.as_str());
+        // PyJWT, allowed this algorithm only, verifies it against the JWKS; allowed another, it
+        // refuses.
+        let other = if alg == "RS256" { "ES256" } else { "RS256" };
+        for (allowed, ok) in [(alg, true), (other, false)] {
+            let out = interop_as(&s, &one, client_id.clone(), String::new(), "backchannel", allowed)
+                .await
+                .expect("join")
+                .expect("python3 runs (pip install pyjwt cryptography standardwebhooks)");
+            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            let verdict = if ok { "notify interop ok" } else { "The specified alg value is not allowed" };
+            assert!(out.status.success() == ok && text.contains(verdict), "{path} as {allowed}: {text}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn an_https_callback_is_called_over_tls() {
     let s = server().await;
     // A bare TCP listener: what arrives first is a TLS ClientHello (record type 0x16), not HTTP.

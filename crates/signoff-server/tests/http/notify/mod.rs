@@ -150,6 +150,18 @@ fn interop(
     secret: String,
     kinds: &str,
 ) -> tokio::task::JoinHandle<std::io::Result<std::process::Output>> {
+    interop_as(s, got, client, secret, kinds, "EdDSA")
+}
+
+/// [`interop`] for logout tokens signed with `alg`.
+fn interop_as(
+    s: &TestServer,
+    got: &[Received],
+    client: String,
+    secret: String,
+    kinds: &str,
+    alg: &str,
+) -> tokio::task::JoinHandle<std::io::Result<std::process::Output>> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/notify_interop.py");
     let received: Vec<Value> = got
         .iter()
@@ -166,6 +178,7 @@ fn interop(
         client,
         secret,
         kinds.to_owned(),
+        alg.to_owned(),
     ];
     let input = serde_json::to_vec(&received).expect("json");
     tokio::task::spawn_blocking(move || {
@@ -186,9 +199,10 @@ async fn logout_token(s: &TestServer, got: &Received) -> (Value, Value) {
     let token = got.body.strip_prefix("logout_token=").expect("form body");
     let jwks: Value =
         reqwest::get(format!("{}/.well-known/jwks.json", s.base)).await.expect("jwks").json().await.expect("json");
-    let keys = signoff_jwt::keys_of_jwks(&jwks);
-    let claims: Value = signoff_jwt::verify(token, |kid| keys.iter().find(|(k, _)| k == kid).map(|(_, key)| *key))
-        .expect("signed by a key of the JWKS");
+    let keys = signoff_jwt::keys::public_keys_of_jwks(&jwks);
+    let claims: Value =
+        signoff_jwt::keys::verify_with(token, |kid| keys.iter().find(|(k, _)| k == kid).map(|(_, key)| key.clone()))
+            .expect("signed by a key of the JWKS, under its algorithm");
     let header: Value =
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().expect("header")).expect("b64"))
             .expect("json");
