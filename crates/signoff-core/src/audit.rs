@@ -43,6 +43,10 @@ pub enum AuditKind {
     TokenRevoked,
     /// An operator withdrew an access-token signing key (its `kid` is the reason).
     KeyRevoked,
+    /// A browser's sign-in signed in to a relying party (its `client_id` is the reason).
+    AppSignIn,
+    /// A spent authorization code came back: what its first use issued was revoked.
+    AuthorizationCodeReuse,
 }
 
 impl AuditKind {
@@ -67,6 +71,8 @@ impl AuditKind {
             AuditKind::RefreshTokenReuse => "refresh_token_reuse",
             AuditKind::TokenRevoked => "token_revoked",
             AuditKind::KeyRevoked => "key_revoked",
+            AuditKind::AppSignIn => "app_sign_in",
+            AuditKind::AuthorizationCodeReuse => "authorization_code_reuse",
         }
     }
 
@@ -100,6 +106,8 @@ const ALL_KINDS: &[AuditKind] = &[
     AuditKind::RefreshTokenReuse,
     AuditKind::KeyRevoked,
     AuditKind::TokenRevoked,
+    AuditKind::AppSignIn,
+    AuditKind::AuthorizationCodeReuse,
 ];
 
 /// Longest free text an event keeps.

@@ -75,6 +75,8 @@ impl ClientTx for MemoryTx {
     }
     async fn delete_client(&mut self, id: &str) -> Result<bool, StoreError> {
         self.state.deliveries.retain(|_, d| d.client_id != id);
+        self.state.codes.retain(|_, k| k.client() != id);
+        self.state.links.retain(|(_, client), _| client != id);
         let before = self.state.clients.len();
         self.state.clients.retain(|c| c.id != id);
         Ok(self.state.clients.len() < before)

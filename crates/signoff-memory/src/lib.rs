@@ -32,6 +32,7 @@ mod keys;
 mod mail;
 mod outbox;
 mod sessions;
+mod signins;
 mod tokens;
 mod users;
 
@@ -60,6 +61,9 @@ struct State {
     deliveries: BTreeMap<String, Delivery>,
     claimed_until: BTreeMap<String, OffsetDateTime>,
     mail_tokens: Vec<MailToken>,
+    /// Authorization codes by hash.
+    codes: BTreeMap<[u8; 32], signins::KeptCode>,
+    links: signins::Links,
 }
 
 struct Shared {

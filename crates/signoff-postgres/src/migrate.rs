@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../migrations/0011_client_profile.sql")),
     (12, include_str!("../migrations/0012_jws_keys.sql")),
     (13, include_str!("../migrations/0013_signins.sql")),
+    (14, include_str!("../migrations/0014_authorization.sql")),
 ];
 
 /// Any fixed number, the same for every node: the key of the migration lock.

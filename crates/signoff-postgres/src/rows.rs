@@ -6,7 +6,9 @@ use signoff_core::clients::RegisteredClient;
 use signoff_core::feed::FeedEntry;
 use signoff_core::mail::MailToken;
 use signoff_core::outbox::Delivery;
-use signoff_core::store::{RefreshToken, RememberToken, Session, StoreError, UserCredentials};
+use signoff_core::store::{
+    AuthorizationCode, CodeUse, RefreshToken, RememberToken, Session, StoreError, UserCredentials,
+};
 use signoff_core::token::SigningKeyPair;
 use signoff_sql::columns::{self, Columns};
 use sqlx::Row as _;
@@ -79,6 +81,8 @@ read! {
     signing_key_from -> SigningKeyPair,
     delivery_from -> Delivery,
     mail_token_from -> MailToken,
+    code_from -> AuthorizationCode,
+    spent_code_from -> CodeUse,
 }
 
 /// The clients of a [`signoff_sql::select_clients!`] read, a client's endpoint rows together.

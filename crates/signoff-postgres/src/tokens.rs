@@ -49,7 +49,7 @@ impl TokenTx for PgTx {
     async fn insert_refresh(&mut self, t: &RefreshToken) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO refresh_tokens (id, token_hash, family_id, session_id, user_id, created_at, expires_at, \
-             used_at, replaced_by, successor_salt, grace_used) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             used_at, replaced_by, successor_salt, grace_used, client_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&t.id)
         .bind(&t.token_hash.0[..])
@@ -62,6 +62,7 @@ impl TokenTx for PgTx {
         .bind(t.replaced_by.as_deref())
         .bind(t.successor_salt.as_ref().map(|s| s.to_vec()))
         .bind(t.grace_used)
+        .bind(t.client_id.as_deref())
         .execute(self.conn())
         .await
         .map_err(db_err)?;

@@ -74,7 +74,7 @@ async fn the_expiry_sweep_queues_behind_refreshes_and_uses_instead_of_deadlockin
         let mut racers = tokio::task::JoinSet::new();
         for (secret, refresh) in held {
             let (a, b, client) = (auth.clone(), auth.clone(), client.clone());
-            racers.spawn(async move { a.refresh_grant(&refresh, &client).await.map(|_| ()) });
+            racers.spawn(async move { a.refresh_grant(&refresh, None, &client).await.map(|_| ()) });
             racers.spawn(async move { b.authenticate(&secret).await.map(|_| ()) });
         }
         let sweep = auth.sweep_expired().await;

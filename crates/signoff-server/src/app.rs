@@ -125,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::clients::routes())
         .merge(routes::feed::routes())
         .merge(routes::tokens::routes())
+        .merge(routes::oidc::routes())
         .fallback(edge::not_found)
         .method_not_allowed_fallback(edge::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), edge::edge))

@@ -11,7 +11,9 @@ use signoff_core::feed::{FeedEntry, Revocation};
 use signoff_core::mail::{MailPurpose, MailToken};
 use signoff_core::outbox::{Delivery, DeliveryKind, DeliveryStatus};
 use signoff_core::secret::{SecretHash, SessionId, SigninId, UserId};
-use signoff_core::store::{RefreshToken, RememberToken, Session, StoreError, User, UserCredentials};
+use signoff_core::store::{
+    AuthorizationCode, CodeIssue, CodeUse, RefreshToken, RememberToken, Session, StoreError, User, UserCredentials,
+};
 use signoff_core::token::SigningKeyPair;
 
 /// One row of a store's driver: its columns by name, `None` for SQL `NULL`.
@@ -265,6 +267,7 @@ pub fn refresh_from(r: &impl Columns) -> Result<RefreshToken, StoreError> {
         replaced_by: get(r, "replaced_by")?,
         successor_salt: get::<Option<Vec<u8>>>(r, "successor_salt")?.and_then(|s| s.try_into().ok()),
         grace_used: get(r, "grace_used")?,
+        client_id: get(r, "client_id")?,
     })
 }
 
@@ -407,4 +410,42 @@ pub fn delivery_from(r: &impl Columns) -> Result<Delivery, StoreError> {
         created_at: from_ms(get(r, "created_at")?)?,
         claim: get(r, "claim_token")?,
     })
+}
+
+/// The columns of an authorization code, in the order [`code_from`] and the inserts use.
+#[macro_export]
+macro_rules! code_columns {
+    () => {
+        "code_hash, client_id, redirect_uri, user_id, session_id, signin_id, code_challenge, nonce, auth_time, \
+         created_at, expires_at"
+    };
+}
+
+pub fn code_from(r: &impl Columns) -> Result<AuthorizationCode, StoreError> {
+    Ok(AuthorizationCode {
+        code_hash: hash(r, "code_hash")?,
+        client_id: get(r, "client_id")?,
+        redirect_uri: get(r, "redirect_uri")?,
+        user_id: UserId::from_string(get(r, "user_id")?),
+        session_id: SessionId::from_string(get(r, "session_id")?),
+        signin: SigninId::from_string(get(r, "signin_id")?),
+        code_challenge: get(r, "code_challenge")?,
+        nonce: get(r, "nonce")?,
+        auth_time: from_ms(get(r, "auth_time")?)?,
+        created_at: from_ms(get(r, "created_at")?)?,
+        expires_at: from_ms(get(r, "expires_at")?)?,
+    })
+}
+
+/// A spent code's row (`user_id, issued_family, issued_jti, issued_exp`) as [`CodeUse::Again`].
+pub fn spent_code_from(r: &impl Columns) -> Result<CodeUse, StoreError> {
+    let jti: Option<String> = get(r, "issued_jti")?;
+    let exp: Option<i64> = get(r, "issued_exp")?;
+    let issued = match (jti, exp) {
+        (Some(access_jti), Some(access_exp)) => {
+            Some(CodeIssue { family: get(r, "issued_family")?, access_jti, access_exp })
+        }
+        _ => None,
+    };
+    Ok(CodeUse::Again { user_id: UserId::from_string(get(r, "user_id")?), issued })
 }

@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("../migrations/0012_client_profile.sql")),
     (13, include_str!("../migrations/0013_jws_keys.sql")),
     (14, include_str!("../migrations/0014_signins.sql")),
+    (15, include_str!("../migrations/0015_authorization.sql")),
 ];
 
 pub async fn run(pool: &SqlitePool) -> Result<(), StoreError> {

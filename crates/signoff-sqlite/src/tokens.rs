@@ -42,7 +42,7 @@ impl TokenTx for SqliteTx {
     async fn insert_refresh(&mut self, t: &RefreshToken) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO refresh_tokens (id, token_hash, family_id, session_id, user_id, created_at, expires_at, \
-             used_at, replaced_by, successor_salt, grace_used) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             used_at, replaced_by, successor_salt, grace_used, client_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&t.id)
         .bind(&t.token_hash.0[..])
@@ -55,6 +55,7 @@ impl TokenTx for SqliteTx {
         .bind(t.replaced_by.as_deref())
         .bind(t.successor_salt.as_ref().map(|s| s.to_vec()))
         .bind(t.grace_used)
+        .bind(t.client_id.as_deref())
         .execute(self.conn())
         .await
         .map_err(db_err)?;

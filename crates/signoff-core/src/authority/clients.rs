@@ -52,6 +52,15 @@ impl Authority {
         Ok(true)
     }
 
+    /// A registered client by id (`None` for an unknown or deleted one), read from the store.
+    pub async fn client(&self, id: &str) -> Result<Option<RegisteredClient>, CoreError> {
+        if id.is_empty() || id.len() > MAX_CLIENT_ID_LEN {
+            return Ok(None);
+        }
+        let client = self.store.client_by_id(id).await?;
+        Ok(client.filter(|c| !self.client_feed.removed(&c.id)))
+    }
+
     /// The client these Basic credentials prove, if they do. Read from the store each time, so
     /// a deleted client is refused at once on every node.
     pub async fn authenticate_client(&self, id: &str, secret: &str) -> Result<Option<RegisteredClient>, CoreError> {

@@ -67,13 +67,18 @@ impl Authority {
         // A password changed since it was checked opens nothing.
         let user = Self::password_still(&mut batch, &verified).await?;
         let event = self.event(AuditKind::SessionRevoked, Actor::Policy, client).reason("superseded");
+        // The same account signing in again in this browser (asked for its password again, say)
+        // carries on the browser's sign-in, so its apps stay signed in; another account starts
+        // a sign-in of its own.
+        let continues = old.as_ref().filter(|o| o.user.id == user.id).map(|o| o.session.signin.clone());
         if let Some(old) = old {
             batch.end(SessionFilter::One { user: &old.user.id, id: &old.session.id }, &event).await?;
         }
         if let Some(r) = previous.1 {
             batch.drop_series(RememberFilter::Selector(r.selector()), &event).await?;
         }
-        let signed_in = self.open_session(&mut batch, user, None, remember_me, "password", client).await?;
+        let signed_in =
+            self.open_session(&mut batch, user, None, continues.as_ref(), remember_me, "password", client).await?;
         self.cap_sessions(&mut batch, &signed_in, client).await?;
         batch.commit().await?;
         Ok(signed_in)
@@ -178,13 +183,16 @@ impl Authority {
     }
 
     /// Inserts a new session for `user` in `batch`: opened from the remember-me series `series`
-    /// (carrying on its sign-in), or with a new sign-in and, if `remember_me`, a new series.
-    /// The caller applies the per-user cap last.
+    /// (carrying on its sign-in), or carrying on the sign-in `continues` (a password entered
+    /// again in a browser already signed in), or with a new sign-in; with a new series if
+    /// `remember_me`. The caller applies the per-user cap last.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn open_session(
         &self,
         batch: &mut Batch<'_>,
         user: User,
         series: Option<&RememberToken>,
+        continues: Option<&SigninId>,
         remember_me: bool,
         how: &str,
         client: &ClientInfo,
@@ -208,7 +216,7 @@ impl Authority {
                 .map(|s| s.selector.as_str())
                 .or(remember.as_ref().map(RememberSecret::selector))
                 .map(str::to_owned),
-            signin: series.map_or_else(SigninId::generate, |s| s.signin.clone()),
+            signin: series.map(|s| &s.signin).or(continues).cloned().unwrap_or_else(SigninId::generate),
             authenticated_at: series.map_or(now, |s| s.created_at),
         };
         batch.tx.insert_session(&session).await?;
@@ -284,7 +292,8 @@ impl Authority {
         let hash = presented.validator_hash();
         if hash.ct_eq(&token.validator_hash) {
             let user_id = user.id.clone();
-            let mut signed_in = self.open_session(&mut batch, user, Some(&token), false, "remember_me", client).await?;
+            let mut signed_in =
+                self.open_session(&mut batch, user, Some(&token), None, false, "remember_me", client).await?;
             let next = presented.rotated();
             let swapped = batch
                 .tx
@@ -313,7 +322,8 @@ impl Authority {
             if !batch.tx.use_remember_grace(&token.selector, &hash).await? {
                 return Ok(Resume::LostRace);
             }
-            let signed_in = self.open_session(&mut batch, user, Some(&token), false, "remember_me", client).await?;
+            let signed_in =
+                self.open_session(&mut batch, user, Some(&token), None, false, "remember_me", client).await?;
             self.cap_sessions(&mut batch, &signed_in, client).await?;
             batch.commit().await?;
             return Ok(Resume::Resumed(Box::new(signed_in)));

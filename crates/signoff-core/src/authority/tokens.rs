@@ -322,11 +322,11 @@ impl Authority {
         let verified = self.check_password(&key, password, client).await?;
         let mut batch = self.batch_for(&[&verified.user.id]).await?;
         let user = Self::password_still(&mut batch, &verified).await?;
-        let signed_in = self.open_session(&mut batch, user, None, false, "password_grant", client).await?;
+        let signed_in = self.open_session(&mut batch, user, None, None, false, "password_grant", client).await?;
         self.cap_sessions(&mut batch, &signed_in, client).await?;
         let SignedIn { ctx, .. } = signed_in;
         let refresh = Secret::generate();
-        self.insert_refresh(&mut batch, &ctx.session, &random_id(), random_id(), &refresh).await?;
+        self.insert_refresh(&mut batch, &ctx.session, &random_id(), random_id(), &refresh, None).await?;
         batch.commit().await?;
         self.pair(&ctx.user, &ctx.session, refresh)
     }
@@ -339,7 +339,15 @@ impl Authority {
     /// theft (its family and session end), with one exception: the immediate predecessor,
     /// presented inside the grace, once per rotation, gets the same successor back (derived
     /// from the salt kept at rotation and the presented secret), so the family never forks.
-    pub async fn refresh_grant(&self, presented: &str, client: &ClientInfo) -> Result<TokenPair, CoreError> {
+    ///
+    /// `for_client` is the relying party that authenticated at the OpenID token endpoint
+    /// (`None`: signoff's own endpoint): a token issued to another is refused like an unknown one.
+    pub async fn refresh_grant(
+        &self,
+        presented: &str,
+        for_client: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<TokenPair, CoreError> {
         let now = self.now();
         let secret = Secret::parse(presented).ok_or(CoreError::InvalidGrant)?;
         let hash = secret.hash(REFRESH_LABEL);
@@ -349,7 +357,7 @@ impl Authority {
         };
         let mut batch = self.batch_for(&[&seen.user_id]).await?;
         let token = batch.tx.refresh_by_hash(&hash).await?.ok_or(CoreError::InvalidGrant)?;
-        if now >= token.expires_at {
+        if now >= token.expires_at || token.client_id.as_deref() != for_client {
             return Err(CoreError::InvalidGrant);
         }
         let Some((session, user)) = batch.tx.session_by_id(&token.session_id).await? else {
@@ -365,7 +373,7 @@ impl Authority {
                 return Err(CoreError::InvalidGrant);
             }
             let successor = successor_of(&secret, &salt);
-            self.insert_refresh(&mut batch, &session, &token.family_id, successor_id, &successor).await?;
+            self.insert_refresh(&mut batch, &session, &token.family_id, successor_id, &successor, for_client).await?;
             batch.commit().await?;
             self.store.touch_session(&session.id, now).await?;
             return self.pair(&user, &session, successor);
@@ -399,13 +407,16 @@ impl Authority {
         Err(CoreError::InvalidGrant)
     }
 
-    async fn insert_refresh(
+    /// Inserts a refresh token of `family` for `session`, issued to `client` at the OpenID
+    /// token endpoint (`None`: signoff's own).
+    pub(super) async fn insert_refresh(
         &self,
         batch: &mut Batch<'_>,
         session: &Session,
         family: &str,
         id: String,
         secret: &Secret,
+        client: Option<&str>,
     ) -> Result<(), CoreError> {
         let now = self.now();
         batch
@@ -422,27 +433,28 @@ impl Authority {
                 replaced_by: None,
                 successor_salt: None,
                 grace_used: false,
+                client_id: client.map(str::to_owned),
             })
             .await?;
         Ok(())
     }
 
     fn pair(&self, user: &User, session: &Session, refresh: Secret) -> Result<TokenPair, CoreError> {
+        let (access_token, _, expires_in) = self.access_token(user, session)?;
+        Ok(TokenPair { access_token, expires_in, refresh_token: refresh.expose(), session_id: session.id.clone() })
+    }
+
+    /// A signed access token for `session`: the token, its claims and its lifetime in seconds.
+    pub(super) fn access_token(&self, user: &User, session: &Session) -> Result<(String, Claims, i64), CoreError> {
         let p = &self.tokens.policy;
         let now = self.now();
         // An access token never outlives its session's absolute end: services that verify it
         // themselves would otherwise honour it past that, until the sweep announced the end.
         let ttl = p.access_ttl.min(session.expires_at - now).max(Duration::seconds(1));
-        let session = &session.id;
-        let claims = Claims::new(&p.issuer, &p.audience, &user.id, session, user.token_version, now, ttl);
+        let claims = Claims::new(&p.issuer, &p.audience, &user.id, &session.id, user.token_version, now, ttl);
         let access_token =
             self.tokens.keyring().sign(&claims).ok_or_else(|| CoreError::Internal("no signing key".into()))?;
-        Ok(TokenPair {
-            access_token,
-            expires_in: ttl.whole_seconds(),
-            refresh_token: refresh.expose(),
-            session_id: session.clone(),
-        })
+        Ok((access_token, claims, ttl.whole_seconds()))
     }
 
     // ---- verification ---------------------------------------------------------------------

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod mail;
 pub mod outbox;
 pub mod sessions;
+pub mod signins;
 pub mod tokens;
 pub mod transactions;
 pub mod users;
@@ -58,6 +59,8 @@ macro_rules! store_conformance {
             outbox::claims_are_fair_across_endpoints_and_released_only_under_their_claim,
             audit::audit_events_in_one_statement_keep_order_and_fields,
             mail::mail_tokens_are_used_once_before_they_expire,
+            signins::codes_are_spent_once_and_sign_ins_link_their_apps,
+            signins::expired_codes_are_pruned,
             transactions::an_uncommitted_transaction_leaves_nothing,
         );
     };

@@ -23,6 +23,7 @@ pub async fn refresh_compare_and_swap(store: Arc<dyn Store>) {
         replaced_by: None,
         successor_salt: None,
         grace_used: false,
+        client_id: (family == "g").then(|| "a-client".to_owned()),
     };
     let (first, other) = (token("r1", "f"), token("o1", "g"));
     let mut t = tx(&store).await;
@@ -34,6 +35,8 @@ pub async fn refresh_compare_and_swap(store: Arc<dyn Store>) {
     let used = t.refresh_by_id("r1").await.expect("read").expect("token");
     assert_eq!((used.replaced_by.as_deref(), used.successor_salt), (Some("r2"), Some([7; 32])));
     assert!(t.use_refresh_grace("r1").await.expect("grace"));
+    let of_client = t.refresh_by_id("o1").await.expect("read").expect("token");
+    assert_eq!((used.client_id, of_client.client_id.as_deref()), (None, Some("a-client")), "the client is kept");
     assert!(!t.use_refresh_grace("r1").await.expect("grace"), "the grace is used once");
     assert_eq!(t.revoke_refresh_family("f").await.expect("revoke"), 1);
     assert!(t.refresh_by_hash(&first.token_hash).await.expect("read").is_none());

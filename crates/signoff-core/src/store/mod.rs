@@ -14,6 +14,7 @@ mod keys;
 mod mail;
 mod outbox;
 mod sessions;
+mod signins;
 mod tokens;
 mod users;
 
@@ -24,6 +25,7 @@ pub use keys::{KeyStore, KeyTx};
 pub use mail::{MailStore, MailTx};
 pub use outbox::{OutboxStore, OutboxTx};
 pub use sessions::{Ended, RememberFilter, RememberToken, Session, SessionFilter, SessionStore, SessionTx};
+pub use signins::{AuthorizationCode, CodeIssue, CodeUse, SigninStore, SigninTx};
 pub use tokens::{RefreshToken, TokenStore, TokenTx};
 pub use users::{User, UserCredentials, UserStore, UserTx};
 
@@ -55,6 +57,7 @@ pub trait Store:
     + ClientStore
     + OutboxStore
     + MailStore
+    + SigninStore
     + 'static
 {
     /// Cheap reachability check for readiness probes.
@@ -76,6 +79,8 @@ pub trait Store:
 /// Each concept's changes are a trait of their own in the module named for it; a transaction
 /// implements them all, so every change a batch makes is in the one transaction.
 #[async_trait]
-pub trait Tx: UserTx + SessionTx + TokenTx + KeyTx + AuditTx + FeedTx + ClientTx + OutboxTx + MailTx {
+pub trait Tx:
+    UserTx + SessionTx + TokenTx + KeyTx + AuditTx + FeedTx + ClientTx + OutboxTx + MailTx + SigninTx
+{
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

@@ -23,6 +23,9 @@ pub struct RefreshToken {
     pub successor_salt: Option<[u8; 32]>,
     /// Whether the grace of this token's rotation was used (once only).
     pub grace_used: bool,
+    /// The relying party it was issued to at the OpenID token endpoint, which alone may use it;
+    /// `None` for signoff's own token endpoint.
+    pub client_id: Option<String>,
 }
 
 /// Token reads, outside any transaction (part of [`Store`](super::Store)).

@@ -33,7 +33,7 @@ async fn every_scope_ends_what_its_rule_says_and_no_more() {
         let resumed = matches!(there_remembered.expect("resume"), signoff_core::Resume::Resumed(_));
         assert_eq!(resumed, !rule.ends_others, "{what}: the other device's remember-me series");
         assert_eq!(w.token_version("me@example.com").await > version, rule.bump_token_version, "{what}: version");
-        let refreshed = w.authority.refresh_grant(&presented.refresh_token, &w.client).await;
+        let refreshed = w.authority.refresh_grant(&presented.refresh_token, None, &w.client).await;
         assert_eq!(refreshed.is_err(), rule.kills_presented, "{what}: the presented refresh token");
         // The presented refresh token's session ends with it.
         let expected = [rule.ends_this, rule.ends_others, rule.kills_presented].into_iter().filter(|e| *e).count();
@@ -53,7 +53,10 @@ async fn without_a_session_a_logout_kills_what_was_presented_whatever_the_scope(
         let what = scope.as_str();
         assert!(done.cleared, "{what}: the browser is signed out");
         assert_eq!(done.no_session, scope.rule().ends_others, "{what}: says nothing else ended");
-        assert!(w.authority.refresh_grant(&grant.refresh_token, &w.client).await.is_err(), "{what}: presented dies");
+        assert!(
+            w.authority.refresh_grant(&grant.refresh_token, None, &w.client).await.is_err(),
+            "{what}: presented dies"
+        );
         assert!(w.lookup(&other.ctx.secret).await.is_some(), "{what}: nobody spoke for the other device");
     }
 }

@@ -72,6 +72,20 @@ async fn a_sign_in_outlives_rotation_and_resume_and_a_new_password_sign_in_start
     let other = w.sign_in("resume@example.com", true).await;
     let again = w.sign_in("resume@example.com", false).await;
     assert_ne!(other.ctx.session.signin, again.ctx.session.signin, "another password sign-in is another sign-in");
+    // The password entered again in a browser already signed in (to the same account) carries
+    // its sign-in on, with a fresh authentication time; another account starts its own.
+    let previous = (Some(&again.ctx.secret), None);
+    let reentered =
+        w.authority.login("resume@example.com", crate::PASSWORD, false, previous, &w.client).await.expect("again");
+    assert_ne!(reentered.ctx.session.id, again.ctx.session.id);
+    assert_eq!(reentered.ctx.session.signin, again.ctx.session.signin);
+    assert!(reentered.ctx.session.authenticated_at >= again.ctx.session.authenticated_at);
+    assert!(w.lookup(&again.ctx.secret).await.is_none(), "the session it replaced is over");
+    w.account("third@example.com").await;
+    let previous = (Some(&reentered.ctx.secret), None);
+    let switched =
+        w.authority.login("third@example.com", crate::PASSWORD, false, previous, &w.client).await.expect("switch");
+    assert_ne!(switched.ctx.session.signin, reentered.ctx.session.signin, "another account, another sign-in");
     let signoff_core::Resume::Resumed(resumed) =
         w.authority.resume(other.remember.as_ref().expect("remembered"), &w.client).await.expect("resume")
     else {

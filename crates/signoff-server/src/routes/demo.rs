@@ -135,14 +135,21 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Query(q): Para
     } else {
         None
     };
-    if let Some(ctx) = current_session(&state, &headers, false).await? {
+    let return_to = q.get("return_to").map(|r| redirect::validate(Some(r), "/app", state.config()));
+    let ctx = current_session(&state, &headers, false).await?;
+    // An app asked for the password again (OpenID `prompt=login` or `max_age`): the form, for
+    // the account signed in here; signing in to it carries this browser's sign-in on.
+    if let (Some(ctx), true) = (&ctx, q.contains_key("reauth")) {
+        let info = Some("An application asks you to enter your password again to continue.");
+        return Ok(login_page(StatusCode::OK, None, info, return_to.as_deref(), Some(&ctx.user.email)));
+    }
+    if let Some(ctx) = ctx {
         let body = format!(
             "<h1>Sign in</h1><p>You are signed in as <strong>{}</strong>. <a href=\"/app\">Continue to the app</a>.</p>",
             esc(&ctx.user.email)
         );
         return Ok(page(StatusCode::OK, "Sign in", Some(&ctx.user.email), &body));
     }
-    let return_to = q.get("return_to").map(|r| redirect::validate(Some(r), "/app", state.config()));
     Ok(login_page(StatusCode::OK, None, info, return_to.as_deref(), None))
 }
 

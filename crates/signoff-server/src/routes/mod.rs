@@ -11,6 +11,7 @@ pub mod events;
 pub mod feed;
 pub mod gateway;
 pub mod logout;
+pub mod oidc;
 pub mod ops;
 mod registration;
 pub mod sessions;

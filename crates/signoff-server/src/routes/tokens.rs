@@ -66,7 +66,7 @@ async fn token(
         Some("refresh_token") => {
             let refresh =
                 body.refresh_token.as_deref().ok_or_else(|| ApiError::bad_request("refresh_token is required"))?;
-            authority.refresh_grant(refresh, &client).await?
+            authority.refresh_grant(refresh, None, &client).await?
         }
         Some(_) => return Err(ApiError::BadRequest("unsupported_grant_type", "use password or refresh_token".into())),
         None => return Err(ApiError::bad_request("grant_type is required")),

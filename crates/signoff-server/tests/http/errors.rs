@@ -158,18 +158,6 @@ async fn a_panicking_handler_becomes_a_generic_500_behind_the_edge() {
 
 const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
-/// A form body on a request.
-trait Form {
-    fn form(self, fields: &[(&str, &str)]) -> Self;
-}
-
-impl Form for reqwest::RequestBuilder {
-    fn form(self, fields: &[(&str, &str)]) -> Self {
-        let body: Vec<String> = fields.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
-        self.header("content-type", "application/x-www-form-urlencoded").body(body.join("&"))
-    }
-}
-
 /// Errors a browser meets are pages, with the same status and headers; API clients keep JSON.
 #[tokio::test]
 async fn browsers_get_error_pages_and_api_clients_json() {

@@ -15,6 +15,7 @@ mod gateway;
 mod logout;
 mod nodes;
 mod notify;
+mod oidc;
 mod ops;
 mod redirects;
 mod relying;

@@ -216,6 +216,16 @@ impl TokenStore for DeniedWhileLoading {
 }
 
 #[async_trait]
+impl signoff_core::store::SigninStore for DeniedWhileLoading {
+    async fn code_user(&self, hash: &SecretHash) -> Result<Option<UserId>, StoreError> {
+        self.inner.code_user(hash).await
+    }
+    async fn signin_clients(&self, signin: &signoff_core::secret::SigninId) -> Result<Vec<String>, StoreError> {
+        self.inner.signin_clients(signin).await
+    }
+}
+
+#[async_trait]
 impl KeyStore for DeniedWhileLoading {
     async fn signing_keys(&self) -> Result<Vec<SigningKeyPair>, StoreError> {
         self.inner.signing_keys().await

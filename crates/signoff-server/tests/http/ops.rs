@@ -232,6 +232,12 @@ async fn openapi_describes_every_route_of_the_contract() {
         ("/admin/clients/{client_id}/deliveries", "get"),
         ("/admin/clients/{client_id}/deliveries/{delivery_id}/retry", "post"),
         ("/admin/clients/{client_id}/webhook-secret", "post"),
+        ("/.well-known/openid-configuration", "get"),
+        ("/oidc/authorize", "get"),
+        ("/oidc/authorize", "post"),
+        ("/oidc/token", "post"),
+        ("/oidc/userinfo", "get"),
+        ("/oidc/userinfo", "post"),
     ] {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing from /openapi.json");
     }

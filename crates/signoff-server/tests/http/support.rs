@@ -572,6 +572,19 @@ impl Browser {
     }
 }
 
+/// A form body on a request.
+pub trait Form {
+    fn form<K: AsRef<str>, V: AsRef<str>>(self, fields: &[(K, V)]) -> Self;
+}
+
+impl Form for reqwest::RequestBuilder {
+    fn form<K: AsRef<str>, V: AsRef<str>>(self, fields: &[(K, V)]) -> Self {
+        let body: Vec<String> =
+            fields.iter().map(|(k, v)| format!("{}={}", enc(k.as_ref()), enc(v.as_ref()))).collect();
+        self.header("content-type", "application/x-www-form-urlencoded").body(body.join("&"))
+    }
+}
+
 pub fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

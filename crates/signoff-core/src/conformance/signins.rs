@@ -1,0 +1,125 @@
+//! Authorization codes and the links from a browser's sign-in to the apps it signed in to.
+
+use std::sync::Arc;
+use time::Duration;
+
+use crate::clients::{Endpoint, NewClient};
+use crate::secret::{SecretHash, random_bytes};
+use crate::store::{AuthorizationCode, CodeIssue, CodeUse, Store};
+
+use super::{insert_sessions, session, t0, tx, user};
+
+/// A code is spent once within its life (then every use says what its first issued), an
+/// expired or unknown one is unknown, an uncommitted use spends nothing; links are kept once
+/// per sign-in and client, read and ended per sign-in; codes and links go with their client,
+/// and spent or not, codes go once expired.
+pub async fn codes_are_spent_once_and_sign_ins_link_their_apps(store: Arc<dyn Store>) {
+    let a = user(&store, "code@example.com").await;
+    let s = session(&a.id, t0(), None);
+    insert_sessions(&store, &[&s]).await;
+    let redirect = vec![Endpoint::new(crate::clients::EndpointKind::Redirect, "https://rp.example/cb")];
+    let (rp, other) = (
+        NewClient::generate("rp".into(), redirect.clone(), t0()).client,
+        NewClient::generate("other".into(), redirect, t0() + Duration::seconds(1)).client,
+    );
+    let code = |expires_at| AuthorizationCode {
+        code_hash: SecretHash(random_bytes()),
+        client_id: rp.id.clone(),
+        redirect_uri: "https://rp.example/cb".into(),
+        user_id: a.id.clone(),
+        session_id: s.id.clone(),
+        signin: s.signin.clone(),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        auth_time: t0() - Duration::minutes(3),
+        created_at: t0(),
+        expires_at,
+    };
+    let (live, expired, lone) = (code(t0() + Duration::seconds(60)), code(t0()), code(t0() + Duration::seconds(60)));
+    let lone = AuthorizationCode { nonce: None, ..lone };
+    let mut t = tx(&store).await;
+    t.insert_client(&rp).await.expect("client");
+    t.insert_client(&other).await.expect("client");
+    for c in [&live, &expired, &lone] {
+        t.insert_code(c).await.expect("insert");
+    }
+    t.commit().await.expect("commit");
+    assert_eq!(store.code_user(&live.code_hash).await.expect("read"), Some(a.id.clone()));
+    assert_eq!(store.code_user(&SecretHash(random_bytes())).await.expect("read"), None);
+
+    let mut t = tx(&store).await;
+    assert_eq!(t.use_code(&live.code_hash, t0()).await.expect("use"), CodeUse::First(live.clone()), "kept whole");
+    drop(t);
+    let mut t = tx(&store).await;
+    assert_eq!(
+        t.use_code(&live.code_hash, t0()).await.expect("use"),
+        CodeUse::First(live.clone()),
+        "a use that did not commit spent nothing"
+    );
+    let again = CodeUse::Again { user_id: a.id.clone(), issued: None };
+    assert_eq!(t.use_code(&live.code_hash, t0()).await.expect("use"), again, "spent");
+    let issue = CodeIssue { family: Some("fam".into()), access_jti: "jti-1".into(), access_exp: 1_800_000_900 };
+    t.record_code_issue(&live.code_hash, &issue).await.expect("record");
+    t.commit().await.expect("commit");
+    let mut t = tx(&store).await;
+    let again = CodeUse::Again { user_id: a.id.clone(), issued: Some(issue) };
+    assert_eq!(t.use_code(&live.code_hash, t0() + Duration::hours(1)).await.expect("use"), again, "even expired");
+    assert_eq!(t.use_code(&expired.code_hash, t0()).await.expect("use"), CodeUse::Unknown, "expired unspent");
+    assert_eq!(t.use_code(&SecretHash(random_bytes()), t0()).await.expect("use"), CodeUse::Unknown);
+    assert_eq!(t.use_code(&lone.code_hash, t0()).await.expect("use"), CodeUse::First(lone.clone()), "no nonce");
+
+    t.link_signin(&s.signin, &rp.id, &a.id, t0()).await.expect("link");
+    t.link_signin(&s.signin, &other.id, &a.id, t0() + Duration::seconds(1)).await.expect("link");
+    t.link_signin(&s.signin, &rp.id, &a.id, t0() + Duration::seconds(2)).await.expect("again, kept once");
+    assert_eq!(t.signin_clients(&s.signin).await.expect("read"), vec![rp.id.clone(), other.id.clone()]);
+    t.commit().await.expect("commit");
+    assert_eq!(store.signin_clients(&s.signin).await.expect("read"), vec![rp.id.clone(), other.id.clone()]);
+    let elsewhere = session(&a.id, t0(), None);
+    assert!(store.signin_clients(&elsewhere.signin).await.expect("read").is_empty(), "per sign-in");
+
+    let mut t = tx(&store).await;
+    let mut both = vec![rp.id.clone(), other.id.clone()];
+    both.sort();
+    assert_eq!(t.unlink_signin(&s.signin).await.expect("unlink"), both);
+    assert!(t.signin_clients(&s.signin).await.expect("read").is_empty());
+    // Gone with their client: a link and a code.
+    let pending = code(t0() + Duration::seconds(60));
+    t.insert_code(&pending).await.expect("insert");
+    t.link_signin(&s.signin, &rp.id, &a.id, t0()).await.expect("link");
+    assert!(t.delete_client(&rp.id).await.expect("delete"));
+    assert!(t.signin_clients(&s.signin).await.expect("read").is_empty(), "the link went with the client");
+    assert_eq!(t.use_code(&pending.code_hash, t0()).await.expect("use"), CodeUse::Unknown, "the code too");
+    t.commit().await.expect("commit");
+}
+
+/// Codes expired before the cut are deleted, spent or not; the others stay.
+pub async fn expired_codes_are_pruned(store: Arc<dyn Store>) {
+    let a = user(&store, "prune@example.com").await;
+    let s = session(&a.id, t0(), None);
+    insert_sessions(&store, &[&s]).await;
+    let rp = NewClient::generate("rp".into(), Vec::new(), t0()).client;
+    let code = |expires_at| AuthorizationCode {
+        code_hash: SecretHash(random_bytes()),
+        client_id: rp.id.clone(),
+        redirect_uri: "https://rp.example/cb".into(),
+        user_id: a.id.clone(),
+        session_id: s.id.clone(),
+        signin: s.signin.clone(),
+        code_challenge: "c".into(),
+        nonce: None,
+        auth_time: t0(),
+        created_at: t0(),
+        expires_at,
+    };
+    let (old, spent, fresh) = (code(t0()), code(t0() + Duration::seconds(1)), code(t0() + Duration::minutes(5)));
+    let mut t = tx(&store).await;
+    t.insert_client(&rp).await.expect("client");
+    for c in [&old, &spent, &fresh] {
+        t.insert_code(c).await.expect("insert");
+    }
+    assert!(matches!(t.use_code(&spent.code_hash, t0()).await.expect("use"), CodeUse::First(_)));
+    assert_eq!(t.prune_codes(t0() + Duration::seconds(2)).await.expect("prune"), 2);
+    assert!(matches!(t.use_code(&fresh.code_hash, t0()).await.expect("use"), CodeUse::First(_)));
+    assert_eq!(t.use_code(&spent.code_hash, t0()).await.expect("use"), CodeUse::Unknown, "pruned");
+    t.commit().await.expect("commit");
+}

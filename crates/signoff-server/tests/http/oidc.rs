@@ -1,0 +1,530 @@
+//! The OpenID provider through HTTP: discovery, the code flow with PKCE, single sign-on,
+//! `prompt` and `max_age`, the token endpoint's grants and client authentication, UserInfo, ID
+//! tokens checked by an independent library (PyJWT) in every algorithm, a sign-in's `sid` that
+//! outlives a password change; and every refusal.
+
+use crate::relying::{admin, server};
+use crate::support::*;
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sha2::Digest as _;
+
+const REDIRECT: &str = "https://rp.example/callback";
+
+/// A relying party registered with [`REDIRECT`].
+struct Rp {
+    id: String,
+    secret: String,
+}
+
+impl Rp {
+    async fn register(s: &TestServer, extra: Value) -> Self {
+        let mut body = json!({"client_name": "rp", "redirect_uris": [REDIRECT, "https://rp.example/other"]});
+        body.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
+        let res = admin(s, Method::POST, "/admin/clients", Some(body)).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+        let j = res.json();
+        Rp { id: j["client_id"].as_str().expect("id").into(), secret: j["client_secret"].as_str().expect("s").into() }
+    }
+
+    fn basic(&self) -> String {
+        format!("Basic {}", STANDARD.encode(format!("{}:{}", self.id, self.secret)))
+    }
+}
+
+/// A PKCE verifier and its S256 challenge.
+fn pkce() -> (String, String) {
+    let verifier = URL_SAFE_NO_PAD.encode(signoff_core::secret::random_bytes::<32>());
+    let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+/// The authorization request's query for `rp`, with `extra` pairs replacing or adding to the
+/// usual ones (an empty value leaves a pair out).
+fn query(rp: &Rp, challenge: &str, extra: &[(&str, &str)]) -> String {
+    let mut pairs: Vec<(&str, &str)> = vec![
+        ("response_type", "code"),
+        ("client_id", &rp.id),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid email"),
+        ("state", "st-123"),
+        ("nonce", "n-456"),
+        ("code_challenge", challenge),
+        ("code_challenge_method", "S256"),
+    ];
+    for (k, v) in extra {
+        pairs.retain(|(name, _)| name != k);
+        if !v.is_empty() {
+            pairs.push((k, v));
+        }
+    }
+    pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+}
+
+/// The query pairs of a redirect's `Location`.
+fn location_pairs(res: &Res) -> (String, std::collections::HashMap<String, String>) {
+    let location = res.location().unwrap_or_else(|| panic!("a redirect: {} {}", res.status, res.text));
+    let url =
+        url::Url::parse(location).or_else(|_| url::Url::parse("http://signoff.test").and_then(|b| b.join(location)));
+    let url = url.expect("a URL");
+    let base = format!("{}{}", url.origin().ascii_serialization(), url.path());
+    (base, url.query_pairs().into_owned().collect())
+}
+
+/// Asks for a code as browser `b`; the redirect to the RP with it.
+async fn code(b: &mut Browser, rp: &Rp, challenge: &str, extra: &[(&str, &str)]) -> String {
+    let res = b.get(&format!("/oidc/authorize?{}", query(rp, challenge, extra))).await;
+    assert_eq!(res.status, StatusCode::FOUND, "{}", res.text);
+    let (base, pairs) = location_pairs(&res);
+    let to = extra.iter().find(|(k, _)| *k == "redirect_uri").map_or(REDIRECT, |(_, v)| *v);
+    assert_eq!(base, to, "{pairs:?}");
+    pairs.get("code").unwrap_or_else(|| panic!("a code: {pairs:?}")).clone()
+}
+
+async fn exchange(s: &TestServer, rp: &Rp, code: &str, verifier: &str) -> Res {
+    let mut b = s.browser();
+    let body = format!(
+        "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={}",
+        enc(code),
+        enc(REDIRECT),
+        enc(verifier)
+    );
+    let rb = b
+        .bare(Method::POST, "/oidc/token")
+        .header("authorization", rp.basic())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    b.send(rb).await
+}
+
+/// The claims of a JWT, its signature checked against the server's JWKS under its own alg.
+async fn verified(s: &TestServer, token: &str) -> (Value, Value) {
+    let jwks = s.browser().get("/.well-known/jwks.json").await.json();
+    let keys = signoff_jwt::keys::public_keys_of_jwks(&jwks);
+    let claims: Value =
+        signoff_jwt::keys::verify_with(token, |kid| keys.iter().find(|(k, _)| k == kid).map(|(_, key)| key.clone()))
+            .expect("signed by a key of the JWKS");
+    let header = URL_SAFE_NO_PAD.decode(token.split('.').next().expect("header")).expect("b64");
+    (serde_json::from_slice(&header).expect("json"), claims)
+}
+
+/// PyJWT's verdict on an ID token: `Ok` or its message. (Off the runtime's thread: the
+/// script fetches the JWKS from the server this test runs.)
+async fn pyjwt(s: &TestServer, token: &str, client: &str, alg: &str, nonce: &str) -> Result<(), String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/id_token_interop.py");
+    let args: Vec<String> = [script, &format!("{}/.well-known/jwks.json", s.base), &s.origin, client, alg, nonce]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let token = token.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = std::process::Command::new("python3")
+            .args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs (pip install pyjwt cryptography)");
+        child.stdin.take().expect("stdin").write_all(token.as_bytes()).expect("write");
+        child.wait_with_output().expect("wait")
+    })
+    .await
+    .expect("join");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.success() && text.contains("id token interop ok") { Ok(()) } else { Err(text) }
+}
+
+#[tokio::test]
+async fn the_code_flow_signs_a_browser_in_with_id_tokens_an_independent_library_verifies_in_every_algorithm() {
+    let s = server(false).await;
+    let discovery = s.browser().get("/.well-known/openid-configuration").await.json();
+    assert_eq!(discovery["issuer"], s.origin.as_str());
+    for (field, path) in [
+        ("authorization_endpoint", "/oidc/authorize"),
+        ("token_endpoint", "/oidc/token"),
+        ("userinfo_endpoint", "/oidc/userinfo"),
+        ("jwks_uri", "/.well-known/jwks.json"),
+    ] {
+        assert_eq!(discovery[field], format!("{}{path}", s.origin), "{field}");
+    }
+    assert_eq!(discovery["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(discovery["authorization_response_iss_parameter_supported"], true);
+
+    let mut b = s.signed_in("oidc@example.com").await;
+    let session = b.get_json("/auth/session").await.json();
+    let user = session["user"]["id"].as_str().expect("user").to_owned();
+    let mut sids = Vec::new();
+    for alg in ["RS256", "ES256", "EdDSA"] {
+        let rp = Rp::register(&s, json!({"id_token_signed_response_alg": alg})).await;
+        let (verifier, challenge) = pkce();
+        let res = b.get(&format!("/oidc/authorize?{}", query(&rp, &challenge, &[]))).await;
+        assert_eq!(res.status, StatusCode::FOUND, "{}", res.text);
+        assert_eq!(res.header("cache-control"), Some("no-store"));
+        let (base, pairs) = location_pairs(&res);
+        assert_eq!(base, REDIRECT);
+        assert_eq!((pairs["state"].as_str(), pairs["iss"].as_str()), ("st-123", s.origin.as_str()), "RFC 9207");
+        let res = exchange(&s, &rp, &pairs["code"], &verifier).await;
+        assert_eq!(res.status, StatusCode::OK, "{alg}: {}", res.text);
+        assert_eq!(res.header("cache-control"), Some("no-store"));
+        let t = res.json();
+        assert_eq!(t["token_type"], "Bearer");
+        assert!(t["refresh_token"].as_str().is_some(), "a relying party has the refresh_token grant by default");
+        let id_token = t["id_token"].as_str().expect("id_token");
+        let (header, claims) = verified(&s, id_token).await;
+        assert_eq!(header["alg"], alg);
+        assert_eq!((claims["iss"].as_str(), claims["aud"].as_str()), (Some(s.origin.as_str()), Some(rp.id.as_str())));
+        assert_eq!((claims["sub"].as_str(), claims["nonce"].as_str()), (Some(user.as_str()), Some("n-456")));
+        assert_eq!(claims["email"], "oidc@example.com");
+        assert_eq!(claims["email_verified"], false, "signoff does not confirm addresses at registration");
+        assert!(claims["auth_time"].as_i64().expect("auth_time") <= claims["iat"].as_i64().expect("iat"));
+        sids.push(claims["sid"].as_str().expect("sid").to_owned());
+        pyjwt(&s, id_token, &rp.id, alg, "n-456").await.unwrap_or_else(|e| panic!("{alg}: PyJWT refused: {e}"));
+        // The checks can fail: another nonce, another audience, another algorithm.
+        let other = if alg == "RS256" { "ES256" } else { "RS256" };
+        for (client, alg, nonce) in
+            [(rp.id.as_str(), alg, "n-other"), ("someone", alg, "n-456"), (&rp.id, other, "n-456")]
+        {
+            let verdict = pyjwt(&s, id_token, client, alg, nonce).await;
+            let why = verdict.expect_err("refused");
+            assert!(
+                ["nonce", "InvalidAudienceError", "InvalidAlgorithmError"].iter().any(|w| why.contains(w)),
+                "{client} {alg} {nonce}: {why}"
+            );
+        }
+
+        // The access token is signoff's own: UserInfo (GET and POST) and the API take it.
+        let access = t["access_token"].as_str().expect("access");
+        for method in [Method::GET, Method::POST] {
+            let mut c = s.browser();
+            let rb = c.bare(method, "/oidc/userinfo").header("authorization", format!("Bearer {access}"));
+            let info = c.send(rb).await;
+            assert_eq!(info.status, StatusCode::OK, "{}", info.text);
+            assert_eq!(info.json(), json!({"sub": user, "email": "oidc@example.com", "email_verified": false}));
+        }
+        // Refreshed at the OpenID token endpoint by this client only; signoff's own endpoint
+        // and another client get invalid_grant.
+        let refresh = t["refresh_token"].as_str().expect("refresh").to_owned();
+        let mut c = s.browser();
+        let other_rp = Rp::register(&s, json!({})).await;
+        for (who, basic) in [("another client", other_rp.basic())] {
+            let rb = c
+                .bare(Method::POST, "/oidc/token")
+                .header("authorization", basic)
+                .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())]);
+            let res = c.send(rb).await;
+            assert_eq!(
+                (res.status, res.json()["error"].as_str()),
+                (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+                "{who}"
+            );
+        }
+        let own = c.post_json("/auth/token", &json!({"grant_type": "refresh_token", "refresh_token": refresh})).await;
+        assert_eq!((own.status, own.json()["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+        let rb = c
+            .bare(Method::POST, "/oidc/token")
+            .header("authorization", rp.basic())
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())]);
+        let res = c.send(rb).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+        assert_ne!(res.json()["refresh_token"].as_str(), Some(refresh.as_str()), "rotated");
+    }
+    assert!(sids.windows(2).all(|w| w[0] == w[1]), "one browser, one sign-in: {sids:?}");
+}
+
+#[tokio::test]
+async fn a_second_app_signs_in_without_a_password_and_prompt_none_without_a_session_is_login_required() {
+    let s = server(false).await;
+    let (first, second) = (Rp::register(&s, json!({})).await, Rp::register(&s, json!({})).await);
+    s.register("sso@example.com").await;
+    let mut b = s.browser();
+    let (verifier, challenge) = pkce();
+
+    // Not signed in: prompt=none comes back with login_required (state and iss too); without
+    // it, the sign-in page, which returns to the request.
+    let res = b.get(&format!("/oidc/authorize?{}", query(&first, &challenge, &[("prompt", "none")]))).await;
+    let (base, pairs) = location_pairs(&res);
+    assert_eq!((base.as_str(), pairs["error"].as_str()), (REDIRECT, "login_required"));
+    assert_eq!((pairs["state"].as_str(), pairs["iss"].as_str()), ("st-123", s.origin.as_str()));
+    assert!(!pairs.contains_key("code"));
+    let res = b.get(&format!("/oidc/authorize?{}", query(&first, &challenge, &[]))).await;
+    let (base, pairs) = location_pairs(&res);
+    assert_eq!(base, "http://signoff.test/login", "{pairs:?}");
+    let back = pairs["return_to"].clone();
+    assert!(back.starts_with("/oidc/authorize?"), "{back}");
+    let login =
+        b.post_form("/auth/login", &[("email", "sso@example.com"), ("password", PASSWORD), ("return_to", &back)]).await;
+    assert_eq!(login.status, StatusCode::SEE_OTHER, "{}", login.text);
+    let res = b.get(login.location().expect("back to the request")).await;
+    let (base, pairs) = location_pairs(&res);
+    assert_eq!(base, REDIRECT, "{pairs:?}");
+    let t = exchange(&s, &first, &pairs["code"], &verifier).await.json();
+    let (_, one) = verified(&s, t["id_token"].as_str().expect("id")).await;
+
+    // The second app: straight back with a code, no password asked; the same sign-in.
+    let (verifier, challenge) = pkce();
+    let code = code(&mut b, &second, &challenge, &[("prompt", "none")]).await;
+    let t = exchange(&s, &second, &code, &verifier).await.json();
+    let (_, two) = verified(&s, t["id_token"].as_str().expect("id")).await;
+    assert_eq!(one["sid"], two["sid"]);
+    assert_eq!(one["auth_time"], two["auth_time"], "no new authentication");
+}
+
+#[tokio::test]
+async fn prompt_login_and_max_age_ask_for_the_password_again_and_keep_the_sign_in() {
+    let s = server(false).await;
+    let rp = Rp::register(&s, json!({})).await;
+    let mut b = s.signed_in("again@example.com").await;
+    let (verifier, challenge) = pkce();
+    let code1 = code(&mut b, &rp, &challenge, &[]).await;
+    let (_, before) =
+        verified(&s, exchange(&s, &rp, &code1, &verifier).await.json()["id_token"].as_str().expect("id")).await;
+
+    for extra in [("prompt", "login"), ("max_age", "1")] {
+        s.clock.advance(time::Duration::seconds(2));
+        let (verifier, challenge) = pkce();
+        let res = b.get(&format!("/oidc/authorize?{}", query(&rp, &challenge, &[extra]))).await;
+        let (base, pairs) = location_pairs(&res);
+        assert_eq!(base, "http://signoff.test/login", "{extra:?}: {pairs:?}");
+        assert_eq!(pairs.get("reauth").map(String::as_str), Some("1"));
+        let back = pairs["return_to"].clone();
+        // The page asks this account's password again, though the browser is signed in.
+        let page = b.get(&format!("/login?reauth=1&return_to={}", enc(&back))).await;
+        assert!(
+            page.text.contains("enter your password again") && page.text.contains("again@example.com"),
+            "{}",
+            page.text
+        );
+        // Going back without signing in again asks again: no loop that hands out a code.
+        let res = b.get(&back).await;
+        let (base, _) = location_pairs(&res);
+        assert_eq!(base, "http://signoff.test/login", "{extra:?}: still no code");
+        s.clock.advance(time::Duration::seconds(2));
+        let login = b
+            .post_form("/auth/login", &[("email", "again@example.com"), ("password", PASSWORD), ("return_to", &back)])
+            .await;
+        assert_eq!(login.status, StatusCode::SEE_OTHER, "{}", login.text);
+        let res = b.get(login.location().expect("back")).await;
+        let (base, pairs) = location_pairs(&res);
+        assert_eq!(base, REDIRECT, "{extra:?}: {pairs:?}");
+        let t = exchange(&s, &rp, &pairs["code"], &verifier).await.json();
+        let (_, after) = verified(&s, t["id_token"].as_str().expect("id")).await;
+        assert_eq!(after["sid"], before["sid"], "{extra:?}: the password entered again keeps the sign-in");
+        assert!(after["auth_time"].as_i64() > before["auth_time"].as_i64(), "{extra:?}: a new authentication");
+    }
+}
+
+#[tokio::test]
+async fn the_sign_in_outlives_a_password_change_that_rotates_the_session() {
+    let s = server(false).await;
+    let rp = Rp::register(&s, json!({})).await;
+    let mut b = s.signed_in("rotate@example.com").await;
+    let (verifier, challenge) = pkce();
+    let code1 = code(&mut b, &rp, &challenge, &[]).await;
+    let (_, before) =
+        verified(&s, exchange(&s, &rp, &code1, &verifier).await.json()["id_token"].as_str().expect("id")).await;
+    let old_session = b.get_json("/auth/session").await.json()["session"]["id"].clone();
+    let res = b
+        .post_json(
+            "/auth/password",
+            &json!({"current_password": PASSWORD, "new_password": "a brand new passphrase for this"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_ne!(b.get_json("/auth/session").await.json()["session"]["id"], old_session, "the session was rotated");
+    let (verifier, challenge) = pkce();
+    let code2 = code(&mut b, &rp, &challenge, &[("prompt", "none")]).await;
+    let (_, after) =
+        verified(&s, exchange(&s, &rp, &code2, &verifier).await.json()["id_token"].as_str().expect("id")).await;
+    assert_eq!(before["sid"], after["sid"]);
+}
+
+#[tokio::test]
+async fn an_unknown_client_or_a_redirect_uri_not_registered_exactly_gets_a_page_never_a_redirect() {
+    let s = server(false).await;
+    let rp = Rp::register(&s, json!({})).await;
+    let mut b = s.signed_in("page@example.com").await;
+    let (_, challenge) = pkce();
+    for (case, extra) in [
+        ("unknown client", ("client_id", "nope")),
+        ("no client", ("client_id", "")),
+        ("no redirect_uri", ("redirect_uri", "")),
+        ("another site", ("redirect_uri", "https://evil.example/callback")),
+        ("a trailing slash", ("redirect_uri", "https://rp.example/callback/")),
+        ("another case", ("redirect_uri", "https://RP.example/callback")),
+        ("an added query", ("redirect_uri", "https://rp.example/callback?x=1")),
+        ("a fragment", ("redirect_uri", "https://rp.example/callback#x")),
+        ("http for https", ("redirect_uri", "http://rp.example/callback")),
+    ] {
+        let q = query(&rp, &challenge, &[extra]);
+        for accept in ["application/json", "text/html"] {
+            let rb = b.request(Method::GET, &format!("/oidc/authorize?{q}")).header("accept", accept);
+            let res = b.send(rb).await;
+            assert_eq!(res.status, StatusCode::BAD_REQUEST, "{case} ({accept}): {}", res.text);
+            assert!(res.location().is_none(), "{case}: never a redirect");
+            assert!(!res.text.contains("code="), "{case}");
+        }
+    }
+    // A redirect_uri given twice (the registered one, then another) is refused here too.
+    let twice =
+        format!("/oidc/authorize?{}&redirect_uri={}", query(&rp, &challenge, &[]), enc("https://evil.example/cb"));
+    let res = b.get(&twice).await;
+    assert_eq!((res.status, res.location()), (StatusCode::BAD_REQUEST, None));
+}
+
+#[tokio::test]
+async fn every_other_refusal_goes_back_to_the_registered_uri_with_state_and_iss() {
+    let s = server(false).await;
+    let rp = Rp::register(&s, json!({})).await;
+    let mut b = s.signed_in("refuse@example.com").await;
+    let (_, challenge) = pkce();
+    let plain = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    for (case, extra, error) in [
+        ("no PKCE", vec![("code_challenge", ""), ("code_challenge_method", "")], "invalid_request"),
+        ("plain PKCE", vec![("code_challenge", plain), ("code_challenge_method", "plain")], "invalid_request"),
+        ("no method (plain by default)", vec![("code_challenge_method", "")], "invalid_request"),
+        ("a short challenge", vec![("code_challenge", "abc")], "invalid_request"),
+        ("an implicit flow", vec![("response_type", "id_token")], "unsupported_response_type"),
+        ("a hybrid flow", vec![("response_type", "code id_token")], "unsupported_response_type"),
+        ("no openid scope", vec![("scope", "email")], "invalid_scope"),
+        ("a request object", vec![("request", "eyJ.x.y")], "request_not_supported"),
+        ("none with login", vec![("prompt", "none login")], "invalid_request"),
+        ("a bad max_age", vec![("max_age", "-1")], "invalid_request"),
+    ] {
+        let res = b.get(&format!("/oidc/authorize?{}", query(&rp, &challenge, &extra))).await;
+        assert_eq!(res.status, StatusCode::FOUND, "{case}: {}", res.text);
+        let (base, pairs) = location_pairs(&res);
+        assert_eq!(base, REDIRECT, "{case}");
+        assert_eq!(pairs.get("error").map(String::as_str), Some(error), "{case}: {pairs:?}");
+        assert_eq!((pairs["state"].as_str(), pairs["iss"].as_str()), ("st-123", s.origin.as_str()), "{case}");
+        assert!(!pairs.contains_key("code"), "{case}");
+    }
+    let repeated = format!("/oidc/authorize?{}&state=again", query(&rp, &challenge, &[]));
+    let (_, pairs) = location_pairs(&b.get(&repeated).await);
+    assert_eq!(pairs["error"], "invalid_request");
+}
+
+#[tokio::test]
+async fn the_token_endpoint_refuses_wrong_verifiers_secrets_clients_and_uris_and_a_reused_code_revokes_its_tokens() {
+    let s = server(false).await;
+    let rp = Rp::register(&s, json!({})).await;
+    let other = Rp::register(&s, json!({})).await;
+    let post = Rp::register(&s, json!({"token_endpoint_auth_method": "client_secret_post"})).await;
+    let mut b = s.signed_in("token@example.com").await;
+    let invalid_grant = |res: &Res, case: &str| {
+        assert_eq!(
+            (res.status, res.json()["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+            "{case}: {}",
+            res.text
+        );
+    };
+
+    // A wrong verifier: refused, and the code is spent (the right one then fails too).
+    let (verifier, challenge) = pkce();
+    let c = code(&mut b, &rp, &challenge, &[]).await;
+    invalid_grant(&exchange(&s, &rp, &c, &pkce().0).await, "wrong verifier");
+    invalid_grant(&exchange(&s, &rp, &c, &verifier).await, "spent by the wrong verifier");
+    // The challenge itself as the verifier (plain PKCE): refused.
+    let (_, challenge) = pkce();
+    let c = code(&mut b, &rp, &challenge, &[]).await;
+    invalid_grant(&exchange(&s, &rp, &c, &challenge).await, "the challenge as verifier");
+    // Another client's code, another redirect URI.
+    let (verifier, challenge) = pkce();
+    let c = code(&mut b, &rp, &challenge, &[]).await;
+    invalid_grant(&exchange(&s, &other, &c, &verifier).await, "another client");
+    let (verifier, challenge) = pkce();
+    let c = code(&mut b, &rp, &challenge, &[("redirect_uri", "https://rp.example/other")]).await;
+    invalid_grant(&exchange(&s, &rp, &c, &verifier).await, "another redirect URI");
+    invalid_grant(&exchange(&s, &rp, "not-a-code", &verifier).await, "garbage");
+
+    // Client authentication: a wrong secret, none, two methods at once, the method not
+    // registered; each 401 invalid_client with a Basic challenge.
+    let (verifier, challenge) = pkce();
+    let c = code(&mut b, &rp, &challenge, &[]).await;
+    let form = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut f = vec![
+            ("grant_type".to_owned(), "authorization_code".to_owned()),
+            ("code".to_owned(), c.clone()),
+            ("redirect_uri".to_owned(), REDIRECT.to_owned()),
+            ("code_verifier".to_owned(), verifier.clone()),
+        ];
+        f.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        f
+    };
+    let wrong = Rp { id: rp.id.clone(), secret: "A".repeat(43) };
+    let mut c2 = s.browser();
+    let cases: Vec<(&str, reqwest::RequestBuilder)> = vec![
+        (
+            "a wrong secret",
+            c2.bare(Method::POST, "/oidc/token").header("authorization", wrong.basic()).form(&form(&[])),
+        ),
+        ("no authentication", c2.bare(Method::POST, "/oidc/token").form(&form(&[]))),
+        (
+            "two methods",
+            c2.bare(Method::POST, "/oidc/token")
+                .header("authorization", rp.basic())
+                .form(&form(&[("client_id", &rp.id), ("client_secret", &rp.secret)])),
+        ),
+        (
+            "post for a basic client",
+            c2.bare(Method::POST, "/oidc/token").form(&form(&[("client_id", &rp.id), ("client_secret", &rp.secret)])),
+        ),
+        (
+            "basic for a post client",
+            c2.bare(Method::POST, "/oidc/token").header("authorization", post.basic()).form(&form(&[])),
+        ),
+    ];
+    for (case, rb) in cases {
+        let res = c2.send(rb).await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{case}: {}", res.text);
+        assert_eq!(res.json()["error"], "invalid_client", "{case}");
+        assert!(res.header("www-authenticate").is_some_and(|v| v.starts_with("Basic")), "{case}");
+    }
+    // None of those spent the code: the right client still redeems it, once.
+    let first = exchange(&s, &rp, &c, &verifier).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let first = first.json();
+    let access = first["access_token"].as_str().expect("access").to_owned();
+    let bearer_ok = |access: String| {
+        let s = &s;
+        async move {
+            let mut c = s.browser();
+            let rb = c.bare(Method::GET, "/oidc/userinfo").header("authorization", format!("Bearer {access}"));
+            c.send(rb).await.status
+        }
+    };
+    assert_eq!(bearer_ok(access.clone()).await, StatusCode::OK);
+
+    // The code again: refused, and what its first use issued is revoked.
+    invalid_grant(&exchange(&s, &rp, &c, &verifier).await, "reused");
+    assert_eq!(bearer_ok(access).await, StatusCode::UNAUTHORIZED, "the access token of the first use is dead");
+    let mut c3 = s.browser();
+    let rb = c3
+        .bare(Method::POST, "/oidc/token")
+        .header("authorization", rp.basic())
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", first["refresh_token"].as_str().expect("refresh"))]);
+    invalid_grant(&c3.send(rb).await, "the refresh token of the first use");
+    assert_eq!(b.session_status().await, StatusCode::OK, "the browser's own session lives on");
+
+    // The post method for a client registered so.
+    let (verifier, challenge) = pkce();
+    let c = code(&mut b, &post, &challenge, &[]).await;
+    let rb = c3.bare(Method::POST, "/oidc/token").form(&[
+        ("grant_type", "authorization_code"),
+        ("code", &c),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", &verifier),
+        ("client_id", &post.id),
+        ("client_secret", &post.secret),
+    ]);
+    let res = c3.send(rb).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    // Grants the endpoint does not serve.
+    let rb =
+        c3.bare(Method::POST, "/oidc/token").header("authorization", rp.basic()).form(&[("grant_type", "password")]);
+    let res = c3.send(rb).await;
+    assert_eq!((res.status, res.json()["error"].as_str()), (StatusCode::BAD_REQUEST, Some("unsupported_grant_type")));
+}

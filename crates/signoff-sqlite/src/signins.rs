@@ -1,0 +1,137 @@
+//! Authorization codes and sign-in links on SQLite: [`signoff_core::store::SigninStore`] and
+//! [`signoff_core::store::SigninTx`].
+
+use crate::rows::{code_from, db_err, ms, spent_code_from};
+use crate::{SqliteStore, SqliteTx};
+use async_trait::async_trait;
+use signoff_core::secret::{SecretHash, SigninId, UserId};
+use signoff_core::store::{AuthorizationCode, CodeIssue, CodeUse, SigninStore, SigninTx, StoreError};
+use signoff_sql::code_columns;
+use time::OffsetDateTime;
+
+#[async_trait]
+impl SigninStore for SqliteStore {
+    async fn code_user(&self, hash: &SecretHash) -> Result<Option<UserId>, StoreError> {
+        let user: Option<String> = sqlx::query_scalar("SELECT user_id FROM authorization_codes WHERE code_hash = ?")
+            .bind(&hash.0[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(user.map(UserId::from_string))
+    }
+    async fn signin_clients(&self, signin: &SigninId) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar("SELECT client_id FROM signin_clients WHERE signin_id = ? ORDER BY created_at, client_id")
+            .bind(signin.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+}
+
+#[async_trait]
+impl SigninTx for SqliteTx {
+    async fn insert_code(&mut self, c: &AuthorizationCode) -> Result<(), StoreError> {
+        sqlx::query(concat!(
+            "INSERT INTO authorization_codes (",
+            code_columns!(),
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&c.code_hash.0[..])
+        .bind(&c.client_id)
+        .bind(&c.redirect_uri)
+        .bind(c.user_id.as_str())
+        .bind(c.session_id.as_str())
+        .bind(c.signin.as_str())
+        .bind(&c.code_challenge)
+        .bind(c.nonce.as_deref())
+        .bind(ms(c.auth_time))
+        .bind(ms(c.created_at))
+        .bind(ms(c.expires_at))
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+    async fn use_code(&mut self, hash: &SecretHash, now: OffsetDateTime) -> Result<CodeUse, StoreError> {
+        // The compare-and-swap: of two uses (on any nodes) one finds it unspent.
+        let mut query = sqlx::query(concat!(
+            "UPDATE authorization_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL \
+             AND expires_at > ? RETURNING ",
+            code_columns!()
+        ))
+        .bind(ms(now))
+        .bind(&hash.0[..]);
+        query = query.bind(ms(now));
+        if let Some(row) = query.fetch_optional(self.conn()).await.map_err(db_err)? {
+            return Ok(CodeUse::First(code_from(&row)?));
+        }
+        let spent = sqlx::query(
+            "SELECT user_id, issued_family, issued_jti, issued_exp FROM authorization_codes \
+             WHERE code_hash = ? AND used_at IS NOT NULL",
+        )
+        .bind(&hash.0[..])
+        .fetch_optional(self.conn())
+        .await
+        .map_err(db_err)?;
+        spent.as_ref().map_or(Ok(CodeUse::Unknown), spent_code_from)
+    }
+    async fn record_code_issue(&mut self, hash: &SecretHash, issue: &CodeIssue) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE authorization_codes SET issued_family = ?, issued_jti = ?, issued_exp = ? \
+             WHERE code_hash = ?",
+        )
+        .bind(issue.family.as_deref())
+        .bind(&issue.access_jti)
+        .bind(issue.access_exp)
+        .bind(&hash.0[..])
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+    async fn prune_codes(&mut self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM authorization_codes WHERE expires_at < ?")
+            .bind(ms(before))
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+    async fn link_signin(
+        &mut self,
+        signin: &SigninId,
+        client_id: &str,
+        user: &UserId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO signin_clients (signin_id, client_id, user_id, created_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (signin_id, client_id) DO NOTHING",
+        )
+        .bind(signin.as_str())
+        .bind(client_id)
+        .bind(user.as_str())
+        .bind(ms(at))
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+    async fn signin_clients(&mut self, signin: &SigninId) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar("SELECT client_id FROM signin_clients WHERE signin_id = ? ORDER BY created_at, client_id")
+            .bind(signin.as_str())
+            .fetch_all(self.conn())
+            .await
+            .map_err(db_err)
+    }
+    async fn unlink_signin(&mut self, signin: &SigninId) -> Result<Vec<String>, StoreError> {
+        let mut clients: Vec<String> =
+            sqlx::query_scalar("DELETE FROM signin_clients WHERE signin_id = ? RETURNING client_id")
+                .bind(signin.as_str())
+                .fetch_all(self.conn())
+                .await
+                .map_err(db_err)?;
+        clients.sort();
+        Ok(clients)
+    }
+}
