@@ -12,7 +12,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::clients::{EndpointKind, RegisteredClient};
 use crate::feed::FeedEntry;
-use crate::secret::{random_bytes, random_id};
+use crate::secret::{SigninId, UserId, random_bytes, random_id};
 
 /// What a relying application is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,8 +232,10 @@ fn notices_for(notices: &[Notice], clients: &[RegisteredClient], now: OffsetDate
                 let to = Destination::Client { client_id: client.id.clone(), url: url.to_owned() };
                 Delivery::pending(to, kind, event, payload, now)
             };
-            if let (Some(url), Notice::SessionEnded { user_id, session_id, .. }) =
-                (client.endpoint(EndpointKind::BackchannelLogout), notice)
+            // An app that signs users in hears only of the sign-ins it served
+            // ([`signins_ended`]), by the `sid` its ID tokens carried.
+            if let (Some(url), Notice::SessionEnded { user_id, session_id, .. }, false) =
+                (client.endpoint(EndpointKind::BackchannelLogout), notice, client.signs_in())
             {
                 let payload = json!({ "sub": user_id, "sid": session_id }).to_string();
                 out.push(new(DeliveryKind::BackchannelLogout, "backchannel_logout", url, payload));
@@ -257,6 +259,25 @@ fn notices_for(notices: &[Notice], clients: &[RegisteredClient], now: OffsetDate
                 out.push(new(DeliveryKind::Webhook, event, url, body));
             }
         }
+    }
+    out
+}
+
+/// The back-channel logouts of sign-ins that ended (`(sign-in, user, client)`, from
+/// [`SigninTx::end_signins`](crate::store::SigninTx::end_signins)): one logout token for each
+/// app the sign-in signed in to that has a `backchannel_logout_uri`, with the sign-in as `sid`.
+pub fn signins_ended(
+    ended: &[(SigninId, UserId, String)],
+    clients: &[RegisteredClient],
+    now: OffsetDateTime,
+) -> Vec<Delivery> {
+    let mut out = Vec::new();
+    for (signin, user, client_id) in ended {
+        let Some(client) = clients.iter().find(|c| &c.id == client_id) else { continue };
+        let Some(url) = client.endpoint(EndpointKind::BackchannelLogout) else { continue };
+        let to = Destination::Client { client_id: client.id.clone(), url: url.to_owned() };
+        let payload = json!({ "sub": user, "sid": signin }).to_string();
+        out.push(Delivery::pending(to, DeliveryKind::BackchannelLogout, "backchannel_logout", payload, now));
     }
     out
 }

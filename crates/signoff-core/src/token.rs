@@ -31,6 +31,11 @@ pub struct Claims {
     pub jti: String,
     pub sid: SessionId,
     pub tv: i64,
+    /// The relying party it was issued to at the OpenID token endpoint (RFC 9068 §2.2); absent
+    /// from signoff's own tokens. Such a token is the app's: UserInfo and the app's own APIs
+    /// take it, signoff's gateway and logout do not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
 }
 
 impl Claims {
@@ -54,6 +59,7 @@ impl Claims {
             jti: random_id(),
             sid: session.clone(),
             tv,
+            client_id: None,
         }
     }
 }

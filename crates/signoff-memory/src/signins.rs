@@ -94,10 +94,20 @@ impl SigninTx for MemoryTx {
     async fn signin_clients(&mut self, signin: &SigninId) -> Result<Vec<String>, StoreError> {
         Ok(self.state.clients_of(signin))
     }
-    async fn unlink_signin(&mut self, signin: &SigninId) -> Result<Vec<String>, StoreError> {
-        let mut clients = self.state.clients_of(signin);
-        self.state.links.retain(|(s, _), _| s != signin);
-        clients.sort();
-        Ok(clients)
+    async fn end_signins(&mut self, signins: &[SigninId]) -> Result<Vec<(SigninId, UserId, String)>, StoreError> {
+        let carried = |signin: &SigninId| {
+            self.state.sessions.values().any(|s| &s.signin == signin)
+                || self.state.remember.values().any(|r| &r.signin == signin)
+        };
+        let over: Vec<SigninId> = signins.iter().filter(|s| !carried(s)).cloned().collect();
+        let mut ended = Vec::new();
+        self.state.links.retain(|(signin, client), (user, _)| {
+            let end = over.contains(signin);
+            if end {
+                ended.push((signin.clone(), user.clone(), client.clone()));
+            }
+            !end
+        });
+        Ok(ended)
     }
 }

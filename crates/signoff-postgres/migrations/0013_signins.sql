@@ -10,3 +10,4 @@ ALTER TABLE sessions ADD COLUMN authenticated_at BIGINT;
 UPDATE sessions SET signin_id = id WHERE signin_id IS NULL;
 UPDATE remember_tokens SET signin_id = session_id WHERE signin_id IS NULL;
 CREATE INDEX sessions_signin ON sessions (signin_id);
+CREATE INDEX remember_tokens_signin ON remember_tokens (signin_id);

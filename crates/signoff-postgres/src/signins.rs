@@ -124,14 +124,21 @@ impl SigninTx for PgTx {
             .await
             .map_err(db_err)
     }
-    async fn unlink_signin(&mut self, signin: &SigninId) -> Result<Vec<String>, StoreError> {
-        let mut clients: Vec<String> =
-            sqlx::query_scalar("DELETE FROM signin_clients WHERE signin_id = $1 RETURNING client_id")
-                .bind(signin.as_str())
-                .fetch_all(self.conn())
-                .await
-                .map_err(db_err)?;
-        clients.sort();
-        Ok(clients)
+    async fn end_signins(&mut self, signins: &[SigninId]) -> Result<Vec<(SigninId, UserId, String)>, StoreError> {
+        if signins.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = signins.iter().map(SigninId::as_str).collect();
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "DELETE FROM signin_clients WHERE signin_id = ANY($1) \
+             AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.signin_id = signin_clients.signin_id) \
+             AND NOT EXISTS (SELECT 1 FROM remember_tokens r WHERE r.signin_id = signin_clients.signin_id) \
+             RETURNING signin_id, user_id, client_id",
+        )
+        .bind(&ids)
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(rows.into_iter().map(|(s, u, c)| (SigninId::from_string(s), UserId::from_string(u), c)).collect())
     }
 }

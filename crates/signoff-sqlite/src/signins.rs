@@ -1,7 +1,7 @@
 //! Authorization codes and sign-in links on SQLite: [`signoff_core::store::SigninStore`] and
 //! [`signoff_core::store::SigninTx`].
 
-use crate::rows::{code_from, db_err, ms, spent_code_from};
+use crate::rows::{backend, code_from, db_err, ms, spent_code_from};
 use crate::{SqliteStore, SqliteTx};
 use async_trait::async_trait;
 use signoff_core::secret::{SecretHash, SigninId, UserId};
@@ -124,14 +124,21 @@ impl SigninTx for SqliteTx {
             .await
             .map_err(db_err)
     }
-    async fn unlink_signin(&mut self, signin: &SigninId) -> Result<Vec<String>, StoreError> {
-        let mut clients: Vec<String> =
-            sqlx::query_scalar("DELETE FROM signin_clients WHERE signin_id = ? RETURNING client_id")
-                .bind(signin.as_str())
-                .fetch_all(self.conn())
-                .await
-                .map_err(db_err)?;
-        clients.sort();
-        Ok(clients)
+    async fn end_signins(&mut self, signins: &[SigninId]) -> Result<Vec<(SigninId, UserId, String)>, StoreError> {
+        if signins.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = signins.iter().map(SigninId::as_str).collect();
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "DELETE FROM signin_clients WHERE signin_id IN (SELECT value FROM json_each(?)) \
+             AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.signin_id = signin_clients.signin_id) \
+             AND NOT EXISTS (SELECT 1 FROM remember_tokens r WHERE r.signin_id = signin_clients.signin_id) \
+             RETURNING signin_id, user_id, client_id",
+        )
+        .bind(serde_json::to_string(&ids).map_err(backend)?)
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(rows.into_iter().map(|(s, u, c)| (SigninId::from_string(s), UserId::from_string(u), c)).collect())
     }
 }

@@ -5,7 +5,7 @@ use crate::audit::AuditEvent;
 use crate::error::CoreError;
 use crate::feed::{FeedEntry, Revocation};
 use crate::outbox::{self};
-use crate::secret::UserId;
+use crate::secret::{SigninId, UserId};
 use crate::store::{Ended, RememberFilter, SessionFilter, Store, Tx};
 
 /// What a batch is, which decides what its commit proves to the other nodes.
@@ -42,6 +42,9 @@ pub(super) struct Batch<'a> {
     pub(super) kind: BatchKind,
     /// Mail to users (the same outbox), enqueued in the same transaction.
     pub(super) letters: Vec<outbox::Delivery>,
+    /// The sign-ins of the sessions this batch ended: at commit, those no session or series
+    /// carries any more have ended, and each app they signed in to is told.
+    pub(super) signins: Vec<SigninId>,
 }
 
 impl Batch<'_> {
@@ -83,6 +86,7 @@ impl Batch<'_> {
             self.events.extend(events);
         }
         let reason = event.reason.clone().unwrap_or_else(|| event.kind.as_str().to_owned());
+        self.signins.extend(ended.iter().map(|s| s.signin.clone()));
         self.ended.extend(ended.iter().map(|s| {
             FeedEntry::Session(Revocation {
                 session_id: s.id.clone(),
@@ -126,11 +130,19 @@ impl Batch<'_> {
             )),
             "a batch records whose token or session it ended"
         );
+        // The sign-ins that ended with their last session or series, decided on the store as
+        // this transaction leaves it (a rotation, a resume or a sign-in again carries them on).
+        let mut signins = std::mem::take(&mut self.signins);
+        signins.sort();
+        signins.dedup();
+        let apps_out = self.tx.end_signins(&signins).await?;
         // The outbox first: recording revocations takes the feed's sequence, held until commit.
         let mut notified = false;
-        if feed.iter().any(outbox::tells_clients) {
+        if feed.iter().any(outbox::tells_clients) || !apps_out.is_empty() {
             let clients = self.tx.callback_clients().await?;
-            let deliveries = outbox::deliveries_for(&feed, &clients, self.authority.now());
+            let now = self.authority.now();
+            let mut deliveries = outbox::deliveries_for(&feed, &clients, now);
+            deliveries.extend(outbox::signins_ended(&apps_out, &clients, now));
             self.tx.enqueue_deliveries(&deliveries).await?;
             notified = !deliveries.is_empty();
         }
@@ -236,6 +248,7 @@ impl Authority {
             quiet: false,
             kind: BatchKind::Change,
             letters: Vec::new(),
+            signins: Vec::new(),
         })
     }
 }

@@ -1,4 +1,5 @@
-//! Maintenance the server runs on a timer: the sweep of expired sessions, the feed's trim.
+//! Maintenance the server runs on a timer: the sweep of expired sessions, the feed's trim (and
+//! the prune of expired authorization codes).
 
 use time::Duration;
 
@@ -35,7 +36,8 @@ impl Authority {
 
     /// Drops feed entries older than an hour (or than the access-token lifetime and a margin,
     /// when that is longer): every process has relayed them long since, and relying services
-    /// starting over are given every one that can still matter.
+    /// starting over are given every one that can still matter. Prunes expired authorization
+    /// codes too.
     pub async fn trim_revocation_feed(&self) -> Result<u64, CoreError> {
         let now = self.now();
         let keep = Duration::hours(1).max(self.tokens.policy.access_ttl + FEED_CLOCK_MARGIN + Duration::minutes(3));
@@ -43,6 +45,14 @@ impl Authority {
             counters.purge(now).await?;
         }
         self.tokens.forget_expired(now.unix_timestamp());
+        // Authorization codes, spent or not, ten minutes after they expired: until then a spent
+        // one that comes back still revokes what it issued.
+        let mut tx = self.store.begin().await?;
+        let pruned = tx.prune_codes(now - Duration::minutes(10)).await?;
+        tx.commit().await?;
+        if pruned > 0 {
+            tracing::debug!(pruned, "pruned expired authorization codes");
+        }
         // Denials are kept an hour past their tokens' expiry, so a node whose clock lags another's
         // (which trims) still finds every denial of a token it may consider unexpired.
         Ok(self.store.trim_revocations(now - keep, now - Duration::hours(1)).await?)

@@ -163,7 +163,7 @@ impl Authority {
         if let (Some(secret), Some(family)) = (&refresh, &family) {
             self.insert_refresh(&mut batch, &session, family, random_id(), secret, Some(&client.id)).await?;
         }
-        let (access_token, claims, expires_in) = self.access_token(&user, &session)?;
+        let (access_token, claims, expires_in) = self.access_token(&user, &session, Some(&client.id))?;
         let id_token = self.id_token(client, &user, &session, code.nonce.as_deref())?;
         let issue = CodeIssue { family, access_jti: claims.jti.clone(), access_exp: claims.exp };
         batch.tx.record_code_issue(&hash, &issue).await?;

@@ -328,7 +328,7 @@ impl Authority {
         let refresh = Secret::generate();
         self.insert_refresh(&mut batch, &ctx.session, &random_id(), random_id(), &refresh, None).await?;
         batch.commit().await?;
-        self.pair(&ctx.user, &ctx.session, refresh)
+        self.pair(&ctx.user, &ctx.session, refresh, None)
     }
 
     /// The `refresh_token` grant: rotates the refresh token and issues a new access token.
@@ -376,7 +376,7 @@ impl Authority {
             self.insert_refresh(&mut batch, &session, &token.family_id, successor_id, &successor, for_client).await?;
             batch.commit().await?;
             self.store.touch_session(&session.id, now).await?;
-            return self.pair(&user, &session, successor);
+            return self.pair(&user, &session, successor, for_client);
         }
         // Already used: a racing tab inside the grace, or a thief.
         let successor = match token.replaced_by.as_deref() {
@@ -397,7 +397,7 @@ impl Authority {
                 return Err(CoreError::InvalidGrant);
             }
             batch.commit().await?;
-            return self.pair(&user, &session, again);
+            return self.pair(&user, &session, again, for_client);
         }
         batch.tx.revoke_refresh_family(&token.family_id).await?;
         let event = self.event(AuditKind::SessionRevoked, Actor::Reuse, client).reason("refresh_token_reuse");
@@ -439,19 +439,32 @@ impl Authority {
         Ok(())
     }
 
-    fn pair(&self, user: &User, session: &Session, refresh: Secret) -> Result<TokenPair, CoreError> {
-        let (access_token, _, expires_in) = self.access_token(user, session)?;
+    fn pair(
+        &self,
+        user: &User,
+        session: &Session,
+        refresh: Secret,
+        client: Option<&str>,
+    ) -> Result<TokenPair, CoreError> {
+        let (access_token, _, expires_in) = self.access_token(user, session, client)?;
         Ok(TokenPair { access_token, expires_in, refresh_token: refresh.expose(), session_id: session.id.clone() })
     }
 
-    /// A signed access token for `session`: the token, its claims and its lifetime in seconds.
-    pub(super) fn access_token(&self, user: &User, session: &Session) -> Result<(String, Claims, i64), CoreError> {
+    /// A signed access token for `session` (issued to the relying party `client`, if any): the
+    /// token, its claims and its lifetime in seconds.
+    pub(super) fn access_token(
+        &self,
+        user: &User,
+        session: &Session,
+        client: Option<&str>,
+    ) -> Result<(String, Claims, i64), CoreError> {
         let p = &self.tokens.policy;
         let now = self.now();
         // An access token never outlives its session's absolute end: services that verify it
         // themselves would otherwise honour it past that, until the sweep announced the end.
         let ttl = p.access_ttl.min(session.expires_at - now).max(Duration::seconds(1));
-        let claims = Claims::new(&p.issuer, &p.audience, &user.id, &session.id, user.token_version, now, ttl);
+        let mut claims = Claims::new(&p.issuer, &p.audience, &user.id, &session.id, user.token_version, now, ttl);
+        claims.client_id = client.map(str::to_owned);
         let access_token =
             self.tokens.keyring().sign(&claims).ok_or_else(|| CoreError::Internal("no signing key".into()))?;
         Ok((access_token, claims, ttl.whole_seconds()))
@@ -548,8 +561,12 @@ impl Authority {
     /// (expired or revoked ones too: its `jti` is denied all the same), and its session if that
     /// still lives for the same user and token version. A token that fails the signature
     /// check is ignored.
+    ///
+    /// A relying party's token (`client_id`) is not a credential of signoff's: it ends nothing
+    /// here (`None`), so an app cannot end the browser's sign-in with it.
     pub async fn bearer_for_logout(&self, token: &str) -> Result<Option<(Claims, Option<Arc<Session>>)>, CoreError> {
         match self.verify_access(token).await {
+            Ok(ctx) if ctx.claims.client_id.is_some() => return Ok(None),
             Ok(ctx) => return Ok(Some((ctx.claims, Some(ctx.session)))),
             // A logout that cannot see what it would end refuses rather than half-succeeds.
             Err(TokenError::Unavailable) => return Err(CoreError::Busy(Duration::seconds(1))),
@@ -561,6 +578,9 @@ impl Authority {
         else {
             return Ok(None);
         };
+        if claims.client_id.is_some() {
+            return Ok(None);
+        }
         let session = self
             .session_by_id(&claims.sid)
             .await
@@ -639,6 +659,13 @@ impl Authority {
             .session(&found.session_id)
             .reason("refresh_token");
         batch.tx.revoke_refresh_family(&found.family_id).await?;
+        if found.client_id.is_some() {
+            // An app's grant from the OpenID provider: it ends, the browser's sign-in (and every
+            // other app's) does not. Its access tokens live out their minutes.
+            batch.audit(event).await?;
+            batch.commit().await?;
+            return Ok(Some(0));
+        }
         let ended = batch.end(SessionFilter::One { user: &found.user_id, id: &found.session_id }, &event).await?;
         if ended == 0 {
             batch.audit(event).await?;

@@ -161,6 +161,12 @@ impl RegisteredClient {
         self.endpoints.iter().find(|e| e.kind == kind).map(|e| e.url.as_str())
     }
 
+    /// Whether it signs users in (has redirect URIs): it then hears of the sign-ins it served
+    /// only, not of every ended session.
+    pub fn signs_in(&self) -> bool {
+        self.endpoints.iter().any(|e| e.kind == EndpointKind::Redirect)
+    }
+
     /// Whether it has an endpoint signoff calls (so the outbox writes it deliveries).
     pub fn has_callbacks(&self) -> bool {
         self.endpoints.iter().any(|e| e.kind.is_callback())

@@ -11,7 +11,8 @@ use super::{insert_sessions, session, t0, tx, user};
 
 /// A code is spent once within its life (then every use says what its first issued), an
 /// expired or unknown one is unknown, an uncommitted use spends nothing; links are kept once
-/// per sign-in and client, read and ended per sign-in; codes and links go with their client,
+/// per sign-in and client, read per sign-in, and ended once no session or series carries the
+/// sign-in; codes and links go with their client,
 /// and spent or not, codes go once expired.
 pub async fn codes_are_spent_once_and_sign_ins_link_their_apps(store: Arc<dyn Store>) {
     let a = user(&store, "code@example.com").await;
@@ -77,17 +78,39 @@ pub async fn codes_are_spent_once_and_sign_ins_link_their_apps(store: Arc<dyn St
     let elsewhere = session(&a.id, t0(), None);
     assert!(store.signin_clients(&elsewhere.signin).await.expect("read").is_empty(), "per sign-in");
 
+    // A sign-in a session carries keeps its links; one its series carries too; once neither
+    // does (in this very transaction), its links end and are named.
     let mut t = tx(&store).await;
-    let mut both = vec![rp.id.clone(), other.id.clone()];
-    both.sort();
-    assert_eq!(t.unlink_signin(&s.signin).await.expect("unlink"), both);
+    assert!(t.end_signins(std::slice::from_ref(&s.signin)).await.expect("end").is_empty(), "the session carries it");
+    let r = crate::store::RememberToken { signin: s.signin.clone(), ..super::series(&a.id, &s.id, t0()) };
+    t.insert_remember(&r).await.expect("series");
+    // The session expires; its series (remember me) outlives it and carries the sign-in on.
+    let (now, idle_cutoff) = (t0() + Duration::hours(11), t0());
+    t.end_sessions(crate::store::SessionFilter::Expired { user: &a.id, now, idle_cutoff }).await.expect("end");
+    assert!(t.session_by_id(&s.id).await.expect("read").is_none(), "the session ended");
+    assert!(t.end_signins(std::slice::from_ref(&s.signin)).await.expect("end").is_empty(), "the series carries it");
+    t.delete_remember(crate::store::RememberFilter::Selector(&r.selector)).await.expect("drop");
+    let mut ended = t.end_signins(&[s.signin.clone(), elsewhere.signin.clone()]).await.expect("end");
+    ended.sort_by(|x, y| x.2.cmp(&y.2));
+    let mut expected =
+        vec![(s.signin.clone(), a.id.clone(), rp.id.clone()), (s.signin.clone(), a.id.clone(), other.id.clone())];
+    expected.sort_by(|x, y| x.2.cmp(&y.2));
+    assert_eq!(ended, expected);
     assert!(t.signin_clients(&s.signin).await.expect("read").is_empty());
+    assert!(t.end_signins(std::slice::from_ref(&s.signin)).await.expect("end").is_empty(), "ended once");
+    assert!(t.end_signins(&[]).await.expect("end").is_empty());
     // Gone with their client: a link and a code.
-    let pending = code(t0() + Duration::seconds(60));
+    let s2 = session(&a.id, t0(), None);
+    t.insert_session(&s2).await.expect("session");
+    let pending = AuthorizationCode {
+        session_id: s2.id.clone(),
+        signin: s2.signin.clone(),
+        ..code(t0() + Duration::seconds(60))
+    };
     t.insert_code(&pending).await.expect("insert");
-    t.link_signin(&s.signin, &rp.id, &a.id, t0()).await.expect("link");
+    t.link_signin(&s2.signin, &rp.id, &a.id, t0()).await.expect("link");
     assert!(t.delete_client(&rp.id).await.expect("delete"));
-    assert!(t.signin_clients(&s.signin).await.expect("read").is_empty(), "the link went with the client");
+    assert!(t.signin_clients(&s2.signin).await.expect("read").is_empty(), "the link went with the client");
     assert_eq!(t.use_code(&pending.code_hash, t0()).await.expect("use"), CodeUse::Unknown, "the code too");
     t.commit().await.expect("commit");
 }

@@ -80,6 +80,9 @@ pub trait SigninTx: Send {
     ) -> Result<(), StoreError>;
     /// The clients a sign-in signed in to, read under the transaction.
     async fn signin_clients(&mut self, signin: &SigninId) -> Result<Vec<String>, StoreError>;
-    /// Deletes a sign-in's links (it ended); the clients they named.
-    async fn unlink_signin(&mut self, signin: &SigninId) -> Result<Vec<String>, StoreError>;
+    /// Ends the links of those of `signins` that no session and no remember-me series carries
+    /// any more (read under the transaction, after its own changes): each link deleted, as
+    /// `(sign-in, user, client)`. A sign-in a session or series still carries (rotated, resumed,
+    /// signed in again) keeps its links.
+    async fn end_signins(&mut self, signins: &[SigninId]) -> Result<Vec<(SigninId, UserId, String)>, StoreError>;
 }

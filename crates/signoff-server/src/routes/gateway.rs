@@ -41,6 +41,8 @@ struct Identity {
 async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Option<Identity>, ApiError> {
     if let Some(token) = bearer(headers) {
         return match state.authority().verify_access(token).await {
+            // An app's token from the OpenID provider is that app's, not a pass to the others.
+            Ok(ctx) if ctx.claims.client_id.is_some() => Ok(None),
             Ok(ctx) => Ok(Some(Identity {
                 user: ctx.user.id.as_str().to_owned(),
                 email: ctx.user.email.clone(),

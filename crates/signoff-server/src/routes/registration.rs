@@ -82,6 +82,17 @@ impl Registration {
             for uri in raw.iter().filter(|u| !u.trim().is_empty()) {
                 let uri = check_browser_uri(uri)
                     .map_err(|e| ApiError::BadRequest("invalid_redirect_uri", format!("{field}: {uri}: {e}")))?;
+                // What a browser is sent to is the URL as parsed: it must be the one registered
+                // (a port out of range, an IPv4 address out of range, dot segments or case that
+                // parsing changes are refused here, not found out at sign-in).
+                if !parses_as_written(&uri) {
+                    return Err(ApiError::BadRequest(
+                        "invalid_redirect_uri",
+                        format!(
+                            "{field}: {uri}: not a URL as browsers read it (write it as it is sent: host in lower case, a port up to 65535, no dot segments)"
+                        ),
+                    ));
+                }
                 endpoints.push(Endpoint::new(kind, uri));
             }
         }
@@ -152,4 +163,14 @@ impl Registration {
         }
         Ok(Checked { name, endpoints, profile })
     }
+}
+
+/// Whether a browser URL parses to itself (but for the `/` a URL without a path gets).
+fn parses_as_written(raw: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(raw) else { return false };
+    let after_scheme = raw.find("://").map_or(0, |i| i + 3);
+    let authority_end = raw[after_scheme..].find(['/', '?', '#']).map_or(raw.len(), |i| after_scheme + i);
+    let with_root = format!("{}/{}", &raw[..authority_end], &raw[authority_end..]);
+    let written = if raw[authority_end..].starts_with('/') { raw } else { with_root.as_str() };
+    parsed.as_str() == written
 }

@@ -119,6 +119,11 @@ async fn registrations_that_cannot_work_are_refused_naming_the_field_and_store_n
         (json!({"client_name": "m", "response_types": ["code"]}), "invalid_client_metadata", "response_types"),
         (rp(json!({"redirect_uris": ["https://evil.example\\.app.example/cb"]})), "invalid_redirect_uri", "printable"),
         (rp(json!({"redirect_uris": ["HTTPS://app.example/cb"]})), "invalid_redirect_uri", "lower case"),
+        // What a browser would be sent to differs from what was registered, or cannot be sent.
+        (rp(json!({"redirect_uris": ["https://app.example:70000/cb"]})), "invalid_redirect_uri", "as browsers read it"),
+        (rp(json!({"redirect_uris": ["https://1.2.3.999/cb"]})), "invalid_redirect_uri", "as browsers read it"),
+        (rp(json!({"redirect_uris": ["https://App.example/cb"]})), "invalid_redirect_uri", "as browsers read it"),
+        (rp(json!({"redirect_uris": ["https://app.example/a/../cb"]})), "invalid_redirect_uri", "as browsers read it"),
         (rp(json!({"grant_types": ["implicit"]})), "invalid_client_metadata", "grant_types"),
         (rp(json!({"grant_types": ["password"]})), "invalid_client_metadata", "grant_types"),
         (rp(json!({"grant_types": ["client_credentials"]})), "invalid_client_metadata", "redirect_uris"),

@@ -11,16 +11,16 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
-const REDIRECT: &str = "https://rp.example/callback";
+pub(crate) const REDIRECT: &str = "https://rp.example/callback";
 
 /// A relying party registered with [`REDIRECT`].
-struct Rp {
-    id: String,
+pub(crate) struct Rp {
+    pub(crate) id: String,
     secret: String,
 }
 
 impl Rp {
-    async fn register(s: &TestServer, extra: Value) -> Self {
+    pub(crate) async fn register(s: &TestServer, extra: Value) -> Self {
         let mut body = json!({"client_name": "rp", "redirect_uris": [REDIRECT, "https://rp.example/other"]});
         body.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
         let res = admin(s, Method::POST, "/admin/clients", Some(body)).await;
@@ -35,7 +35,7 @@ impl Rp {
 }
 
 /// A PKCE verifier and its S256 challenge.
-fn pkce() -> (String, String) {
+pub(crate) fn pkce() -> (String, String) {
     let verifier = URL_SAFE_NO_PAD.encode(signoff_core::secret::random_bytes::<32>());
     let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
     (verifier, challenge)
@@ -74,7 +74,7 @@ fn location_pairs(res: &Res) -> (String, std::collections::HashMap<String, Strin
 }
 
 /// Asks for a code as browser `b`; the redirect to the RP with it.
-async fn code(b: &mut Browser, rp: &Rp, challenge: &str, extra: &[(&str, &str)]) -> String {
+pub(crate) async fn code(b: &mut Browser, rp: &Rp, challenge: &str, extra: &[(&str, &str)]) -> String {
     let res = b.get(&format!("/oidc/authorize?{}", query(rp, challenge, extra))).await;
     assert_eq!(res.status, StatusCode::FOUND, "{}", res.text);
     let (base, pairs) = location_pairs(&res);
@@ -83,7 +83,7 @@ async fn code(b: &mut Browser, rp: &Rp, challenge: &str, extra: &[(&str, &str)])
     pairs.get("code").unwrap_or_else(|| panic!("a code: {pairs:?}")).clone()
 }
 
-async fn exchange(s: &TestServer, rp: &Rp, code: &str, verifier: &str) -> Res {
+pub(crate) async fn exchange(s: &TestServer, rp: &Rp, code: &str, verifier: &str) -> Res {
     let mut b = s.browser();
     let body = format!(
         "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={}",
@@ -100,7 +100,7 @@ async fn exchange(s: &TestServer, rp: &Rp, code: &str, verifier: &str) -> Res {
 }
 
 /// The claims of a JWT, its signature checked against the server's JWKS under its own alg.
-async fn verified(s: &TestServer, token: &str) -> (Value, Value) {
+pub(crate) async fn verified(s: &TestServer, token: &str) -> (Value, Value) {
     let jwks = s.browser().get("/.well-known/jwks.json").await.json();
     let keys = signoff_jwt::keys::public_keys_of_jwks(&jwks);
     let claims: Value =
@@ -204,6 +204,19 @@ async fn the_code_flow_signs_a_browser_in_with_id_tokens_an_independent_library_
             assert_eq!(info.status, StatusCode::OK, "{}", info.text);
             assert_eq!(info.json(), json!({"sub": user, "email": "oidc@example.com", "email_verified": false}));
         }
+        // The app's token is the app's: it names the app, and signoff's gateway and logout
+        // take it for nobody (the browser stays signed in).
+        assert_eq!(verified(&s, access).await.1["client_id"], rp.id.as_str());
+        let mut c = s.browser();
+        let rb = c.bare(Method::GET, "/authz/auth-request").header("authorization", format!("Bearer {access}"));
+        assert_eq!(c.send(rb).await.status, StatusCode::UNAUTHORIZED, "not a pass to the other apps");
+        let rb =
+            c.bare(Method::POST, "/auth/logout").header("authorization", format!("Bearer {access}")).json(&json!({}));
+        let _ = c.send(rb).await;
+        assert_eq!(b.session_status().await, StatusCode::OK, "an app's token ends no sign-in");
+        let mut c = s.browser();
+        let rb = c.bare(Method::GET, "/api/me").header("authorization", format!("Bearer {access}"));
+        assert_eq!(c.send(rb).await.status, StatusCode::OK, "signoff's demo API takes it");
         // Refreshed at the OpenID token endpoint by this client only; signoff's own endpoint
         // and another client get invalid_grant.
         let refresh = t["refresh_token"].as_str().expect("refresh").to_owned();
@@ -229,7 +242,17 @@ async fn the_code_flow_signs_a_browser_in_with_id_tokens_an_independent_library_
             .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())]);
         let res = c.send(rb).await;
         assert_eq!(res.status, StatusCode::OK, "{}", res.text);
-        assert_ne!(res.json()["refresh_token"].as_str(), Some(refresh.as_str()), "rotated");
+        let rotated = res.json()["refresh_token"].as_str().expect("refresh").to_owned();
+        assert_ne!(rotated, refresh, "rotated");
+        // Revoking the app's refresh token ends the app's grant, not the browser's sign-in.
+        let res = c.post_json("/auth/revoke", &json!({"token": rotated})).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+        assert_eq!(b.session_status().await, StatusCode::OK, "the browser is still signed in");
+        let rb = c
+            .bare(Method::POST, "/oidc/token")
+            .header("authorization", rp.basic())
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", rotated.as_str())]);
+        assert_eq!(c.send(rb).await.status, StatusCode::BAD_REQUEST, "the grant is over");
     }
     assert!(sids.windows(2).all(|w| w[0] == w[1]), "one browser, one sign-in: {sids:?}");
 }
@@ -282,7 +305,7 @@ async fn prompt_login_and_max_age_ask_for_the_password_again_and_keep_the_sign_i
     let (_, before) =
         verified(&s, exchange(&s, &rp, &code1, &verifier).await.json()["id_token"].as_str().expect("id")).await;
 
-    for extra in [("prompt", "login"), ("max_age", "1")] {
+    for extra in [("prompt", "login"), ("max_age", "1"), ("max_age", "0")] {
         s.clock.advance(time::Duration::seconds(2));
         let (verifier, challenge) = pkce();
         let res = b.get(&format!("/oidc/authorize?{}", query(&rp, &challenge, &[extra]))).await;
@@ -306,6 +329,8 @@ async fn prompt_login_and_max_age_ask_for_the_password_again_and_keep_the_sign_i
             .post_form("/auth/login", &[("email", "again@example.com"), ("password", PASSWORD), ("return_to", &back)])
             .await;
         assert_eq!(login.status, StatusCode::SEE_OTHER, "{}", login.text);
+        // The way back takes longer than max_age: the password was entered all the same.
+        s.clock.advance(time::Duration::seconds(3));
         let res = b.get(login.location().expect("back")).await;
         let (base, pairs) = location_pairs(&res);
         assert_eq!(base, REDIRECT, "{extra:?}: {pairs:?}");

@@ -48,8 +48,9 @@ impl Params {
         self.map.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 
-    /// This request as a `GET` of the authorization endpoint, `prompt=login` answered by
-    /// `login_after` (the sign-in must be newer than now).
+    /// This request as a `GET` of the authorization endpoint once the browser has signed in:
+    /// `prompt=login` taken out and `login_after` (now) put in, so that the password entered
+    /// meanwhile answers both `prompt=login` and `max_age` however long the way back takes.
     fn again_after_login(&self, now: i64) -> String {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in &self.map {
@@ -66,9 +67,7 @@ impl Params {
                 }
             }
         }
-        if self.prompts("login") {
-            query.append_pair("login_after", &now.to_string());
-        }
+        query.append_pair("login_after", &now.to_string());
         format!("/oidc/authorize?{}", query.finish())
     }
 
@@ -191,11 +190,15 @@ async fn respond(state: &AppState, headers: &HeaderMap, params: Params) -> ApiRe
 
     let now = authority.now().unix_timestamp();
     let ctx = current_session(state, headers, true).await?;
+    // Signed in since signoff asked for the password (`login_after`, which signoff set when it
+    // sent the browser to sign in; an app must check `auth_time` itself all the same), or
+    // recently enough for `max_age` and without `prompt=login`.
     let fresh_enough = |ctx: &SessionContext| {
         let auth_time = ctx.session.authenticated_at.unix_timestamp();
-        max_age.is_none_or(|age| now - auth_time <= age)
-            && login_after.is_none_or(|after| auth_time >= after)
-            && !(params.prompts("login") && login_after.is_none())
+        match login_after {
+            Some(after) => auth_time >= after,
+            None => max_age.is_none_or(|age| now - auth_time <= age) && !params.prompts("login"),
+        }
     };
     let Some(ctx) = ctx.filter(fresh_enough) else {
         if params.prompts("none") {

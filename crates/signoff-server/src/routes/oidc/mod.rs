@@ -33,7 +33,6 @@ async fn discovery(State(state): State<AppState>) -> Response {
         "token_endpoint": format!("{origin}/oidc/token"),
         "userinfo_endpoint": format!("{origin}/oidc/userinfo"),
         "jwks_uri": format!("{origin}/.well-known/jwks.json"),
-        "revocation_endpoint": format!("{origin}/auth/revoke"),
         "scopes_supported": ["openid", "email"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

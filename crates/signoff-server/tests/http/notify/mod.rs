@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 mod admin;
+mod apps;
 mod channels;
 mod retries;
 

@@ -1,0 +1,144 @@
+//! Single logout to the apps a browser signed in to through the OpenID provider: when the
+//! browser's sign-in ends, each app it signed in to, and only those, gets one back-channel logout
+//! token with the `sid` its ID token carried; a rotation of the session (a password change) ends
+//! no sign-in; services without redirect URIs keep hearing of every ended session.
+
+use super::*;
+use crate::oidc::{Rp, code, exchange, pkce, verified};
+
+/// Signs browser `b` in to `rp` by the code flow; the ID token's claims.
+async fn sign_in_to(s: &TestServer, b: &mut Browser, rp: &Rp) -> Value {
+    let (verifier, challenge) = pkce();
+    let c = code(b, rp, &challenge, &[]).await;
+    let t = exchange(s, rp, &c, &verifier).await;
+    assert_eq!(t.status, StatusCode::OK, "{}", t.text);
+    verified(s, t.json()["id_token"].as_str().expect("id token")).await.1
+}
+
+/// Everything the receiver gets within `d`, by path.
+async fn gathered(r: &mut Receiver, d: Duration) -> Vec<Received> {
+    let mut got = Vec::new();
+    while let Ok(Some(one)) = tokio::time::timeout(d, r.got.recv()).await {
+        got.push(one);
+    }
+    got
+}
+
+#[tokio::test]
+async fn an_ended_sign_in_reaches_each_app_it_signed_in_to_once_by_its_sid_and_no_other() {
+    let s = crate::relying::server(true).await;
+    let mut r = receiver().await;
+    let app = |path: &str| json!({"backchannel_logout_uri": format!("{}{path}", r.base)});
+    let (a, b_app, unused) =
+        (Rp::register(&s, app("/a")).await, Rp::register(&s, app("/b")).await, Rp::register(&s, app("/c")).await);
+    // A service (no redirect URIs): today's behaviour, a logout token per ended session.
+    let res = crate::relying::admin(
+        &s,
+        Method::POST,
+        "/admin/clients",
+        Some(json!({"name": "svc", "backchannel_logout_uri": format!("{}/s", r.base)})),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+
+    let mut b = s.signed_in("single@example.com").await;
+    let one = sign_in_to(&s, &mut b, &a).await;
+    let two = sign_in_to(&s, &mut b, &b_app).await;
+    assert_eq!(one["sid"], two["sid"], "one sign-in, two apps");
+    let (user, sid) = (one["sub"].as_str().expect("sub").to_owned(), one["sid"].as_str().expect("sid").to_owned());
+
+    // A password change rotates the session: the service hears the old session id end, the apps
+    // nothing (their sign-in goes on).
+    let old_session = sid_of(&mut b).await;
+    let res = b
+        .post_json(
+            "/auth/password",
+            &json!({"current_password": PASSWORD, "new_password": "another passphrase for the apps"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let got = gathered(&mut r, Duration::from_millis(800)).await;
+    let paths: Vec<&str> = got.iter().map(|g| g.path.as_str()).collect();
+    assert_eq!(paths, vec!["/s"], "only the service hears of the rotation");
+    let (_, claims) = logout_token(&s, &got[0]).await;
+    assert_eq!(claims["sid"], old_session.as_str());
+
+    // Signing out ends the sign-in: each app it signed in to gets one logout token with its sid.
+    log_out(&mut b).await;
+    let mut got = gathered(&mut r, Duration::from_millis(1500)).await;
+    got.sort_by(|x, y| x.path.cmp(&y.path));
+    let paths: Vec<&str> = got.iter().map(|g| g.path.as_str()).collect();
+    assert_eq!(paths, vec!["/a", "/b", "/s"], "the two apps and the service; never the unused app");
+    for (g, rp) in got.iter().zip([&a, &b_app]) {
+        let (header, claims) = logout_token(&s, g).await;
+        assert_eq!((header["alg"].as_str(), header["typ"].as_str()), (Some("RS256"), Some("logout+jwt")));
+        assert_eq!(
+            (claims["sid"].as_str(), claims["sub"].as_str()),
+            (Some(sid.as_str()), Some(user.as_str())),
+            "{}",
+            g.path
+        );
+        assert_eq!(claims["aud"], rp.id.as_str());
+    }
+    let (_, svc) = logout_token(&s, &got[2]).await;
+    assert_ne!(svc["sid"], sid.as_str(), "the service hears the session's id");
+    let unused_deliveries =
+        crate::relying::admin(&s, Method::GET, &format!("/admin/clients/{}/deliveries", unused.id), None).await;
+    assert_eq!(unused_deliveries.json()["deliveries"], json!([]));
+}
+
+#[tokio::test]
+async fn signing_out_everywhere_elsewhere_or_one_device_ends_that_devices_app_sign_ins() {
+    let s = crate::relying::server(true).await;
+    let mut r = receiver().await;
+    let rp = Rp::register(&s, json!({"backchannel_logout_uri": format!("{}/a", r.base)})).await;
+    s.register("devices@example.com").await;
+    let (mut laptop, mut phone, mut tablet) = (s.browser(), s.browser(), s.browser());
+    for b in [&mut laptop, &mut phone, &mut tablet] {
+        b.login("devices@example.com", PASSWORD).await;
+    }
+    let on_laptop = sign_in_to(&s, &mut laptop, &rp).await;
+    let on_phone = sign_in_to(&s, &mut phone, &rp).await;
+    assert_ne!(on_laptop["sid"], on_phone["sid"], "a sign-in per browser");
+
+    // The tablet ends the phone's session (revoke one): the phone's app sign-in ends, alone.
+    let phone_session = sid_of(&mut phone).await;
+    let csrf = tablet.get_json("/auth/session").await.json()["csrf_token"].as_str().expect("csrf").to_owned();
+    let rb = tablet
+        .request(Method::DELETE, &format!("/auth/sessions/{phone_session}"))
+        .header("x-csrf-token", csrf)
+        .header("accept", "application/json");
+    let res = tablet.send(rb).await;
+    assert!(res.status.is_success(), "{} {}", res.status, res.text);
+    let got = gathered(&mut r, Duration::from_millis(1500)).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(logout_token(&s, &got[0]).await.1["sid"], on_phone["sid"]);
+
+    // The tablet signs out everywhere else: the laptop's app sign-in ends.
+    let csrf = tablet.get_json("/auth/session").await.json()["csrf_token"].as_str().expect("csrf").to_owned();
+    let rb = tablet
+        .request(Method::POST, "/auth/logout")
+        .header("x-csrf-token", csrf)
+        .header("accept", "application/json")
+        .json(&json!({"scope": "others"}));
+    assert_eq!(tablet.send(rb).await.status, StatusCode::OK);
+    let got = gathered(&mut r, Duration::from_millis(1500)).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(logout_token(&s, &got[0]).await.1["sid"], on_laptop["sid"]);
+    assert_eq!(tablet.session_status().await, StatusCode::OK, "the tablet itself stays signed in");
+
+    // An administrator revokes the account: the tablet's app sign-in ends too.
+    let on_tablet = sign_in_to(&s, &mut tablet, &rp).await;
+    let user = on_tablet["sub"].as_str().expect("sub");
+    let res = crate::relying::admin(
+        &s,
+        Method::POST,
+        &format!("/admin/users/{user}/revoke"),
+        Some(json!({"reason": "test"})),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let got = gathered(&mut r, Duration::from_millis(1500)).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(logout_token(&s, &got[0]).await.1["sid"], on_tablet["sid"]);
+}
