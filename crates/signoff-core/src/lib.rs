@@ -53,8 +53,8 @@ pub mod token;
 pub use audit::ClientInfo;
 pub use audit::{Actor, AuditEvent, AuditKind};
 pub use authority::{
-    AccessContext, Authority, CODE_LIFETIME, CodeRequest, Device, LoggedOut, LogoutRule, LogoutScope, OidcTokens,
-    Presented, Resume, SessionContext, SessionPolicy, SignedIn, TokenPair, TokenPolicy, pkce_matches,
+    AccessContext, Authority, CODE_LIFETIME, CodeRequest, Device, IdTokenHint, LoggedOut, LogoutRule, LogoutScope,
+    OidcTokens, Presented, Resume, SessionContext, SessionPolicy, SignedIn, TokenPair, TokenPolicy, pkce_matches,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::CoreError;

@@ -102,6 +102,13 @@ impl OutboxStore for MemoryStore {
             .await;
         Ok(pruned as u64)
     }
+    async fn pending_among(&self, ids: &[String]) -> Result<u64, StoreError> {
+        let state = self.read();
+        Ok(ids
+            .iter()
+            .filter(|id| state.deliveries.get(*id).is_some_and(|d| d.status == DeliveryStatus::Pending))
+            .count() as u64)
+    }
     async fn client_deliveries(&self, client: &str, page: &DeliveryPage) -> Result<Vec<Delivery>, StoreError> {
         let state = self.read();
         let before = |d: &Delivery| match &page.before {

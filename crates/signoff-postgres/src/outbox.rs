@@ -87,6 +87,18 @@ impl OutboxStore for PgStore {
             .map_err(db_err)?;
         Ok(done.rows_affected())
     }
+    async fn pending_among(&self, ids: &[String]) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let pending: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND id = ANY($1)")
+                .bind(ids)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_err)?;
+        Ok(pending.unsigned_abs())
+    }
     async fn client_deliveries(&self, client: &str, page: &DeliveryPage) -> Result<Vec<Delivery>, StoreError> {
         let (before_ms, before_id) = match &page.before {
             Some((at, id)) => (Some(ms(*at)), Some(id.as_str())),

@@ -120,7 +120,13 @@ impl Batch<'_> {
 
     /// Commits (with the ended sessions on the revocation feed), then logs the events and
     /// tells this process's watchers of ended sessions; other processes learn from the feed.
-    pub(super) async fn commit(mut self) -> Result<(), CoreError> {
+    pub(super) async fn commit(self) -> Result<(), CoreError> {
+        self.commit_noting().await.map(|_| ())
+    }
+
+    /// [`commit`](Self::commit), returning the ids of the back-channel logouts it queued (for
+    /// a logout that waits for them).
+    pub(super) async fn commit_noting(mut self) -> Result<Vec<String>, CoreError> {
         let feed = std::mem::take(&mut self.ended);
         // Whose a denied token or a re-keyed session was is what its clients are told.
         debug_assert!(
@@ -138,11 +144,14 @@ impl Batch<'_> {
         let apps_out = self.tx.end_signins(&signins).await?;
         // The outbox first: recording revocations takes the feed's sequence, held until commit.
         let mut notified = false;
+        let mut logouts = Vec::new();
         if feed.iter().any(outbox::tells_clients) || !apps_out.is_empty() {
             let clients = self.tx.callback_clients().await?;
             let now = self.authority.now();
             let mut deliveries = outbox::deliveries_for(&feed, &clients, now);
-            deliveries.extend(outbox::signins_ended(&apps_out, &clients, now));
+            let apps = outbox::signins_ended(&apps_out, &clients, now);
+            logouts = apps.iter().map(|d| d.id.clone()).collect();
+            deliveries.extend(apps);
             self.tx.enqueue_deliveries(&deliveries).await?;
             notified = !deliveries.is_empty();
         }
@@ -211,7 +220,7 @@ impl Batch<'_> {
             BatchKind::Revocation => self.authority.propagate_head().await?,
             BatchKind::Change => {}
         }
-        Ok(())
+        Ok(logouts)
     }
 }
 

@@ -12,7 +12,7 @@ use crate::secret::{self, SessionId, UserId};
 use crate::store::{Session, SessionFilter};
 
 /// What a logout did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoggedOut {
     /// Sessions ended.
     pub ended: u64,
@@ -23,6 +23,9 @@ pub struct LoggedOut {
     /// live session: the cookie's, the access token's, or the one its remember-me series backs;
     /// nor a live series whose session has lapsed): nothing but what was presented ended.
     pub no_session: bool,
+    /// The back-channel logouts queued for the apps of the sign-ins that ended (see
+    /// [`Authority::await_deliveries`]).
+    pub app_logouts: Vec<String>,
 }
 
 impl Authority {
@@ -96,9 +99,9 @@ impl Authority {
             ended += self.revoke_presented(&mut batch, credentials, &event).await?;
         }
         if !speaks {
-            batch.commit().await?;
+            let app_logouts = batch.commit_noting().await?;
             self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason("no_session").log();
-            return Ok(LoggedOut { ended, cleared: true, no_session: rule.ends_others });
+            return Ok(LoggedOut { ended, cleared: true, no_session: rule.ends_others, app_logouts });
         }
         if from_series || owner_only.is_some() {
             self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason("remember_me").log();
@@ -129,8 +132,8 @@ impl Authority {
                 batch.bump_token_version(user).await?;
             }
         }
-        batch.commit().await?;
-        Ok(LoggedOut { ended, cleared: rule.ends_this, no_session: false })
+        let app_logouts = batch.commit_noting().await?;
+        Ok(LoggedOut { ended, cleared: rule.ends_this, no_session: false, app_logouts })
     }
 
     /// Inside a batch: the owner of the remember-me series `presented` belongs to, and the

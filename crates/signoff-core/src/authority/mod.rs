@@ -44,7 +44,7 @@ use batch::{Batch, BatchKind};
 pub use logout::LoggedOut;
 pub use lookup::SessionContext;
 pub use mail::{EmailConfirmed, PendingEmail};
-pub use provider::{CODE_LIFETIME, CodeRequest, OidcTokens, pkce_matches};
+pub use provider::{CODE_LIFETIME, CodeRequest, IdTokenHint, OidcTokens, pkce_matches};
 pub use reading::Device;
 pub use signin::{Resume, SignedIn};
 pub use tokens::{AccessContext, Presented, TokenPair, TokenPolicy, TokenState};

@@ -44,6 +44,22 @@ impl Authority {
         Ok(self.store.claim_deliveries(now, now + hold, limit, per_endpoint, skip).await?)
     }
 
+    /// Waits until none of the deliveries `ids` is pending any more, for at most `max`; whether
+    /// they all were done by then (delivered or failed for good). Those left keep retrying.
+    pub async fn await_deliveries(&self, ids: &[String], max: std::time::Duration) -> Result<bool, CoreError> {
+        let deadline = tokio::time::Instant::now() + max;
+        loop {
+            if self.store.pending_among(ids).await? == 0 {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + std::time::Duration::from_millis(25)))
+                .await;
+        }
+    }
+
     /// Gives back claimed deliveries this worker will not send (its queue for them is full).
     pub async fn release_deliveries(&self, claim: &str, ids: &[String]) -> Result<(), CoreError> {
         Ok(self.store.release_deliveries(claim, ids).await?)

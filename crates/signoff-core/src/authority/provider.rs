@@ -65,6 +65,28 @@ struct IdClaims<'a> {
     email_verified: bool,
 }
 
+/// What a valid `id_token_hint` names: an ID token signoff issued (expired or not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdTokenHint {
+    /// The client it was issued to.
+    pub client_id: String,
+    pub sub: String,
+    /// The browser's sign-in it was issued for.
+    pub sid: String,
+}
+
+/// An ID token's claims as a hint reads them: `auth_time` sets it apart from signoff's access
+/// and logout tokens, which are signed with the same keys.
+#[derive(serde::Deserialize)]
+struct HintClaims {
+    iss: String,
+    aud: String,
+    sub: String,
+    sid: String,
+    #[serde(rename = "auth_time")]
+    _auth_time: i64,
+}
+
 /// Whether `verifier` is a PKCE code verifier (RFC 7636 §4.1: 43 to 128 unreserved characters)
 /// whose S256 challenge is `challenge`, compared in constant time.
 pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
@@ -172,6 +194,18 @@ impl Authority {
         batch.audit(event).await?;
         batch.commit().await?;
         Ok(OidcTokens { access_token, expires_in, refresh_token: refresh.map(|r| r.expose()), id_token })
+    }
+
+    /// The ID token an app passed as `id_token_hint` (RP-Initiated Logout 1.0 §2), if it is one
+    /// signoff signed with a key it still has, for this issuer; its expiry does not matter.
+    /// Anything else (forged, foreign, malformed) is `None`.
+    pub fn id_token_hint(&self, token: &str) -> Option<IdTokenHint> {
+        let p = &self.tokens.policy;
+        let keyring = self.tokens.keyring();
+        let key_for =
+            |kid: &str| keyring.verifiers(self.now(), p.access_ttl).find(|k| k.kid == kid).map(|k| k.public());
+        let claims: HintClaims = signoff_jwt::keys::verify_with(token, key_for).ok()?;
+        (claims.iss == p.issuer).then_some(IdTokenHint { client_id: claims.aud, sub: claims.sub, sid: claims.sid })
     }
 
     /// An ID token for `client` about `user`'s sign-in, signed with the client's

@@ -32,6 +32,8 @@ pub trait OutboxStore: Send + Sync {
     async fn record_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError>;
     /// Deletes finished (delivered, failed, skipped) deliveries created before `before`.
     async fn prune_deliveries(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+    /// How many of the deliveries `ids` are still pending (not delivered, failed or skipped).
+    async fn pending_among(&self, ids: &[String]) -> Result<u64, StoreError>;
     /// A page of a client's deliveries, newest first.
     async fn client_deliveries(&self, client: &str, page: &DeliveryPage) -> Result<Vec<Delivery>, StoreError>;
     /// Makes a failed delivery of `client` pending again, due at `now`; `false` when there is no

@@ -85,6 +85,8 @@ settings! {
         "interval of keep-alive comments on /auth/events";
     revocation_poll_millis: Millis<10> = "250",
         "how often this process reads the revocation feed without a hint (on SQLite the only way other processes' revocations arrive; on PostgreSQL the backstop)";
+    oidc_logout_wait_millis: Millis<0, 30_000> = "2000",
+        "how long an app's logout (RP-initiated) waits for the other apps' back-channel logouts before it redirects (those left keep retrying)";
     login_max_failures_per_account_and_ip: Count<u32> = "5",
         "failed sign-ins per account from one client address (IPv6: its /64) per window before 429";
     login_max_failures_per_ip: Count<u32> = "50",

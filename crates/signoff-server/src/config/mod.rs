@@ -69,6 +69,8 @@ pub struct Config {
     pub remember_cookie: String,
     pub events_keepalive: Duration,
     pub revocation_poll: std::time::Duration,
+    /// How long RP-initiated logout waits for the apps' back-channel logouts.
+    pub oidc_logout_wait: std::time::Duration,
     /// Concurrent password hashes (resolved: never 0).
     pub password_hash_concurrency: usize,
     pub password_hash_queue: std::time::Duration,
@@ -237,6 +239,7 @@ impl Config {
             remember_cookie,
             events_keepalive: s.events_keepalive_seconds,
             revocation_poll: s.revocation_poll_millis,
+            oidc_logout_wait: s.oidc_logout_wait_millis,
             password_hash_concurrency: match s.password_hash_concurrency {
                 0 => 2 * std::thread::available_parallelism().map_or(1, usize::from),
                 n => n,

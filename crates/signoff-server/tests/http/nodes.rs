@@ -292,6 +292,9 @@ impl OutboxStore for DeniedWhileLoading {
     async fn record_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError> {
         self.inner.record_delivery(delivery).await
     }
+    async fn pending_among(&self, ids: &[String]) -> Result<u64, StoreError> {
+        self.inner.pending_among(ids).await
+    }
     async fn prune_deliveries(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         self.inner.prune_deliveries(before).await
     }

@@ -553,3 +553,98 @@ async fn the_token_endpoint_refuses_wrong_verifiers_secrets_clients_and_uris_and
     let res = c3.send(rb).await;
     assert_eq!((res.status, res.json()["error"].as_str()), (StatusCode::BAD_REQUEST, Some("unsupported_grant_type")));
 }
+
+#[tokio::test]
+async fn a_logout_without_a_valid_hint_asks_first_and_only_a_same_site_post_ends_anything() {
+    let s = server(false).await;
+    let bye = "https://rp.example/bye";
+    let rp = Rp::register(&s, json!({"post_logout_redirect_uris": [bye]})).await;
+    let mut b = s.signed_in("confirm@example.com").await;
+    let (verifier, challenge) = pkce();
+    let c = code(&mut b, &rp, &challenge, &[]).await;
+    let own_hint = exchange(&s, &rp, &c, &verifier).await.json()["id_token"].as_str().expect("id").to_owned();
+    // Another browser's ID token: a real one, for another sign-in.
+    let mut elsewhere = s.browser();
+    elsewhere.login("confirm@example.com", PASSWORD).await;
+    let (verifier, challenge) = pkce();
+    let c = code(&mut elsewhere, &rp, &challenge, &[]).await;
+    let foreign = exchange(&s, &rp, &c, &verifier).await.json()["id_token"].as_str().expect("id").to_owned();
+    let mut forged = own_hint.clone();
+    forged.insert(forged.len() - 3, 'A');
+
+    for (case, hint) in
+        [("no hint", None), ("a forged hint", Some(forged.as_str())), ("another sign-in's", Some(foreign.as_str()))]
+    {
+        let mut q = format!("client_id={}&post_logout_redirect_uri={}&state=s1", enc(&rp.id), enc(bye));
+        if let Some(h) = hint {
+            q = format!("{q}&id_token_hint={}", enc(h));
+        }
+        for method in [Method::GET, Method::POST] {
+            let rb = if method == Method::GET {
+                b.request(Method::GET, &format!("/oidc/logout?{q}"))
+            } else {
+                b.request(Method::POST, "/oidc/logout")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(q.clone())
+            };
+            let res = b.send(rb.header("accept", "text/html")).await;
+            assert_eq!(res.status, StatusCode::OK, "{case} {method}: {}", res.text);
+            assert!(
+                res.text.contains("Sign out?") && res.text.contains("name=\"confirm\""),
+                "{case}: a confirmation page"
+            );
+            assert_eq!(b.session_status().await, StatusCode::OK, "{case} {method}: nothing ended");
+        }
+    }
+
+    // Refused as pages, never redirects: an unregistered or near-miss post-logout URI, one
+    // without a client, a client_id that is not the hint's audience.
+    for (case, q) in [
+        (
+            "unregistered",
+            format!("client_id={}&post_logout_redirect_uri={}", enc(&rp.id), enc("https://evil.example/bye")),
+        ),
+        ("near miss", format!("client_id={}&post_logout_redirect_uri={}", enc(&rp.id), enc("https://rp.example/bye/"))),
+        ("no client", format!("post_logout_redirect_uri={}", enc(bye))),
+        ("another client", format!("client_id=someone&id_token_hint={}", enc(&own_hint))),
+    ] {
+        let res = b.get(&format!("/oidc/logout?{q}")).await;
+        assert_eq!((res.status, res.location()), (StatusCode::BAD_REQUEST, None), "{case}: {}", res.text);
+    }
+    assert_eq!(b.session_status().await, StatusCode::OK);
+
+    // The confirmation posted from another site is refused; from signoff's page it ends the
+    // session and returns to the app with its state.
+    let csrf = b.get_json("/auth/session").await.json()["csrf_token"].as_str().expect("csrf").to_owned();
+    let form = [
+        ("confirm", "1"),
+        ("csrf_token", csrf.as_str()),
+        ("client_id", rp.id.as_str()),
+        ("post_logout_redirect_uri", bye),
+        ("state", "s2"),
+    ];
+    let rb = b.request(Method::POST, "/oidc/logout").header("origin", "https://evil.example").form(&form);
+    let res = b.send(rb).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text);
+    let rb = b.request(Method::POST, "/oidc/logout").form(&form[..2]);
+    let res = b.send(rb.header("origin", "https://evil.example")).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert_eq!(b.session_status().await, StatusCode::OK, "a cross-site post ends nothing");
+    let rb = b.request(Method::POST, "/oidc/logout").form(&[("confirm", "1"), ("client_id", rp.id.as_str())]);
+    assert_eq!(b.send(rb).await.status, StatusCode::FORBIDDEN, "no CSRF token");
+    let rb = b.request(Method::POST, "/oidc/logout").form(&form);
+    let res = b.send(rb).await;
+    assert_eq!(
+        (res.status, res.location()),
+        (StatusCode::FOUND, Some(format!("{bye}?state=s2").as_str())),
+        "{}",
+        res.text
+    );
+    assert_eq!(b.session_status().await, StatusCode::UNAUTHORIZED);
+    assert_eq!(elsewhere.session_status().await, StatusCode::OK, "the other browser's sign-in is its own");
+    // Signed out already: straight back (an expired hint of ours too), nothing else to end.
+    let q = format!("id_token_hint={}&post_logout_redirect_uri={}", enc(&own_hint), enc(bye));
+    s.clock.advance(time::Duration::minutes(20));
+    let res = b.get(&format!("/oidc/logout?{q}")).await;
+    assert_eq!((res.status, res.location()), (StatusCode::FOUND, Some(bye)));
+}

@@ -238,6 +238,8 @@ async fn openapi_describes_every_route_of_the_contract() {
         ("/oidc/token", "post"),
         ("/oidc/userinfo", "get"),
         ("/oidc/userinfo", "post"),
+        ("/oidc/logout", "get"),
+        ("/oidc/logout", "post"),
     ] {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing from /openapi.json");
     }

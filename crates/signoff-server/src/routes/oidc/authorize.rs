@@ -111,10 +111,12 @@ impl Refusal<'_> {
 }
 
 /// `302` to `uri` with `pairs` added to its query; never cached.
-fn found(uri: &str, pairs: &[(&str, &str)]) -> Response {
+pub(super) fn found(uri: &str, pairs: &[(&str, &str)]) -> Response {
     let location = match Url::parse(uri) {
         Ok(mut url) => {
-            url.query_pairs_mut().extend_pairs(pairs);
+            if !pairs.is_empty() {
+                url.query_pairs_mut().extend_pairs(pairs);
+            }
             url.to_string()
         }
         // Registered URIs were parsed when they were registered.

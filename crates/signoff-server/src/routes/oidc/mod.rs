@@ -1,9 +1,11 @@
 //! The OpenID provider: discovery (`GET /.well-known/openid-configuration`), the authorization
-//! endpoint (`/oidc/authorize`), the token endpoint (`POST /oidc/token`) and UserInfo
-//! (`/oidc/userinfo`). The access tokens are signoff's own (they die with the session); the
-//! ID tokens are signed with each client's `id_token_signed_response_alg`.
+//! endpoint (`/oidc/authorize`), the token endpoint (`POST /oidc/token`), UserInfo
+//! (`/oidc/userinfo`) and RP-Initiated Logout (`/oidc/logout`). The access tokens are
+//! signoff's own (they die with the session); the ID tokens are signed with each client's
+//! `id_token_signed_response_alg`.
 
 mod authorize;
+mod logout;
 mod token;
 
 use axum::Router;
@@ -21,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/oidc/authorize", get(authorize::authorize).post(authorize::authorize_form))
         .route("/oidc/token", axum::routing::post(token::token))
         .route("/oidc/userinfo", get(token::userinfo).post(token::userinfo))
+        .route("/oidc/logout", get(logout::end_session).post(logout::end_session_form))
 }
 
 /// OpenID Connect Discovery 1.0 §3: the issuer is the public URL's origin, as in every token.
@@ -33,6 +36,9 @@ async fn discovery(State(state): State<AppState>) -> Response {
         "token_endpoint": format!("{origin}/oidc/token"),
         "userinfo_endpoint": format!("{origin}/oidc/userinfo"),
         "jwks_uri": format!("{origin}/.well-known/jwks.json"),
+        "end_session_endpoint": format!("{origin}/oidc/logout"),
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         "scopes_supported": ["openid", "email"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

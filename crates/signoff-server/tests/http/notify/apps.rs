@@ -142,3 +142,61 @@ async fn signing_out_everywhere_elsewhere_or_one_device_ends_that_devices_app_si
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(logout_token(&s, &got[0]).await.1["sid"], on_tablet["sid"]);
 }
+
+/// Signs browser `b` in to `rp`; the ID token itself.
+async fn id_token_of(s: &TestServer, b: &mut Browser, rp: &Rp) -> String {
+    let (verifier, challenge) = pkce();
+    let c = code(b, rp, &challenge, &[]).await;
+    let t = exchange(s, rp, &c, &verifier).await;
+    assert_eq!(t.status, StatusCode::OK, "{}", t.text);
+    t.json()["id_token"].as_str().expect("id token").to_owned()
+}
+
+#[tokio::test]
+async fn an_apps_logout_ends_the_sign_in_and_redirects_once_the_other_apps_were_told() {
+    let s = crate::relying::server(true).await;
+    let mut r = receiver().await;
+    let bye = "https://rp.example/bye";
+    let a = Rp::register(
+        &s,
+        json!({"backchannel_logout_uri": format!("{}/a", r.base), "post_logout_redirect_uris": [bye]}),
+    )
+    .await;
+    let other = Rp::register(&s, json!({"backchannel_logout_uri": format!("{}/b", r.base)})).await;
+    let mut b = s.signed_in("rp-logout@example.com").await;
+    let hint = id_token_of(&s, &mut b, &a).await;
+    let _ = id_token_of(&s, &mut b, &other).await;
+
+    let q = format!("id_token_hint={}&post_logout_redirect_uri={}&state=bye-1", enc(&hint), enc(bye));
+    let res = b.get(&format!("/oidc/logout?{q}")).await;
+    assert_eq!(res.status, StatusCode::FOUND, "{}", res.text);
+    assert_eq!(res.location(), Some(format!("{bye}?state=bye-1").as_str()));
+    assert!(res.set_cookies().iter().any(|c| c.contains("Max-Age=0")), "the browser's cookies are cleared");
+    assert_eq!(b.session_status().await, StatusCode::UNAUTHORIZED, "the session ended");
+    // Both apps were told before the browser was sent back: their logout tokens are in already.
+    let mut got = Vec::new();
+    while let Ok(one) = r.got.try_recv() {
+        got.push(one);
+    }
+    got.sort_by(|x, y| x.path.cmp(&y.path));
+    let paths: Vec<&str> = got.iter().map(|g| g.path.as_str()).collect();
+    assert_eq!(paths, vec!["/a", "/b"], "delivered before the redirect");
+    let (_, claims) = verified(&s, &hint).await;
+    for g in &got {
+        assert_eq!(logout_token(&s, g).await.1["sid"], claims["sid"]);
+    }
+
+    // An app that does not answer holds the redirect back no longer than the wait (2 s here);
+    // its logout keeps being retried.
+    let mut b = s.browser();
+    b.login("rp-logout@example.com", PASSWORD).await;
+    let hint = id_token_of(&s, &mut b, &a).await;
+    let _ = id_token_of(&s, &mut b, &other).await;
+    *r.hang.lock().expect("lock") = true;
+    let started = std::time::Instant::now();
+    let q = format!("id_token_hint={}&post_logout_redirect_uri={}", enc(&hint), enc(bye));
+    let res = b.get(&format!("/oidc/logout?{q}")).await;
+    let took = started.elapsed();
+    assert_eq!((res.status, res.location()), (StatusCode::FOUND, Some(bye)));
+    assert!(took >= Duration::from_millis(1900) && took < Duration::from_secs(8), "waited {took:?}");
+}
