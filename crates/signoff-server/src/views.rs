@@ -115,6 +115,7 @@ pub fn listed_device(d: &signoff_core::Device, current: bool) -> Value {
         "device": { "browser": parsed.browser, "os": parsed.os, "kind": parsed.kind },
         "signed_in": d.signed_in,
         "remembered": d.remembered,
+        "apps": d.apps.iter().map(|(id, name)| json!({ "client_id": id, "name": name })).collect::<Vec<_>>(),
     })
 }
 

@@ -24,6 +24,9 @@ pub struct Device {
     pub signed_in: bool,
     /// Whether a remember-me series can sign it back in.
     pub remembered: bool,
+    /// The apps (relying parties) this device's sign-in signed in to, as `(client_id, name)`,
+    /// in the order it signed in to them: ending the device logs it out of these.
+    pub apps: Vec<(String, String)>,
 }
 
 impl Authority {
@@ -52,8 +55,10 @@ impl Authority {
                 user_agent: s.user_agent.clone(),
                 signed_in: true,
                 remembered: series.iter().any(|t| t.session_id == s.id && now < t.expires_at),
+                apps: Vec::new(),
             })
             .collect();
+        let mut signins: Vec<_> = sessions.iter().map(|s| s.signin.clone()).collect();
         for t in series.iter().filter(|t| now < t.expires_at && !sessions.iter().any(|s| s.id == t.session_id)) {
             devices.push(Device {
                 id: t.session_id.clone(),
@@ -64,7 +69,25 @@ impl Authority {
                 user_agent: t.user_agent.clone(),
                 signed_in: false,
                 remembered: true,
+                apps: Vec::new(),
             });
+            signins.push(t.signin.clone());
+        }
+        // Each device's apps, named as registered (one read of the clients, one per device).
+        let mut clients = None;
+        for (device, signin) in devices.iter_mut().zip(&signins) {
+            let ids = self.store.signin_clients(signin).await?;
+            if ids.is_empty() {
+                continue;
+            }
+            if clients.is_none() {
+                clients = Some(self.store.clients().await?);
+            }
+            let known = clients.as_deref().unwrap_or_default();
+            device.apps = ids
+                .into_iter()
+                .filter_map(|id| known.iter().find(|c| c.id == id).map(|c| (id.clone(), c.name.clone())))
+                .collect();
         }
         devices.sort_by(|a, b| b.last_active_at.cmp(&a.last_active_at).then(b.created_at.cmp(&a.created_at)));
         Ok(devices)

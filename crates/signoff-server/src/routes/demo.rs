@@ -223,7 +223,7 @@ async fn sessions(State(state): State<AppState>, headers: HeaderMap, Query(q): P
         let current = s.id == ctx.session.id;
         rows.push_str(&format!(
             "<li class=\"device{cls}\"><div><strong>{browser} on {os}</strong> ({kind}){this}<br>\
-             <small>IP {ip} · last active {last} · signed in {created}{remembered}</small></div>\
+             <small>IP {ip} · last active {last} · signed in {created}{remembered}</small>{apps}</div>\
              <form method=\"post\" action=\"/auth/sessions/{id}/revoke\">{field}<button type=\"submit\">{label}</button></form></li>",
             cls = if current { " current" } else { "" },
             browser = esc(&d.browser),
@@ -234,6 +234,12 @@ async fn sessions(State(state): State<AppState>, headers: HeaderMap, Query(q): P
             last = views::when(s.last_active_at, now),
             created = views::when(s.created_at, now),
             remembered = if s.signed_in { "" } else { " · remembered, signs back in on its next visit" },
+            apps = if s.apps.is_empty() {
+                String::new()
+            } else {
+                let names: Vec<String> = s.apps.iter().map(|(_, name)| esc(name)).collect();
+                format!("<br><small class=\"apps\">Signed in to {} (signing this device out signs it out of them too)</small>", names.join(", "))
+            },
             id = esc(s.id.as_str()),
             label = if current { "Sign out" } else { "Revoke" },
         ));

@@ -100,6 +100,17 @@ async fn signing_out_everywhere_elsewhere_or_one_device_ends_that_devices_app_si
     let on_laptop = sign_in_to(&s, &mut laptop, &rp).await;
     let on_phone = sign_in_to(&s, &mut phone, &rp).await;
     assert_ne!(on_laptop["sid"], on_phone["sid"], "a sign-in per browser");
+    // The device list shows, per device, the apps it signed in to (the tablet: none).
+    let listed = tablet.get_json("/auth/sessions").await.json();
+    let apps_of = |session: &str| -> Value {
+        let list = listed["sessions"].as_array().expect("sessions");
+        list.iter().find(|d| d["id"] == session).map(|d| d["apps"].clone()).unwrap_or_default()
+    };
+    let (laptop_id, tablet_id) = (sid_of(&mut laptop).await, sid_of(&mut tablet).await);
+    assert_eq!(apps_of(&laptop_id), json!([{"client_id": rp.id, "name": "rp"}]));
+    assert_eq!(apps_of(&tablet_id), json!([]));
+    let page = tablet.get("/app/sessions").await;
+    assert!(page.text.contains("Signed in to rp"), "the demo's device page names the apps");
 
     // The tablet ends the phone's session (revoke one): the phone's app sign-in ends, alone.
     let phone_session = sid_of(&mut phone).await;
