@@ -94,14 +94,19 @@ impl SigninTx for MemoryTx {
     async fn signin_clients(&mut self, signin: &SigninId) -> Result<Vec<String>, StoreError> {
         Ok(self.state.clients_of(signin))
     }
-    async fn end_signins(&mut self, signins: &[SigninId]) -> Result<Vec<(SigninId, UserId, String)>, StoreError> {
+    async fn end_signins(&mut self, users: &[UserId]) -> Result<Vec<(SigninId, UserId, String)>, StoreError> {
+        let state = &mut self.state;
         let carried = |signin: &SigninId| {
-            self.state.sessions.values().any(|s| &s.signin == signin)
-                || self.state.remember.values().any(|r| &r.signin == signin)
+            state.sessions.values().any(|s| &s.signin == signin) || state.remember.values().any(|r| &r.signin == signin)
         };
-        let over: Vec<SigninId> = signins.iter().filter(|s| !carried(s)).cloned().collect();
+        let over: Vec<SigninId> = state
+            .links
+            .iter()
+            .filter(|((signin, _), (user, _))| users.contains(user) && !carried(signin))
+            .map(|((signin, _), _)| signin.clone())
+            .collect();
         let mut ended = Vec::new();
-        self.state.links.retain(|(signin, client), (user, _)| {
+        state.links.retain(|(signin, client), (user, _)| {
             let end = over.contains(signin);
             if end {
                 ended.push((signin.clone(), user.clone(), client.clone()));

@@ -29,4 +29,5 @@ CREATE TABLE signin_clients (
     created_at BIGINT NOT NULL,
     PRIMARY KEY (signin_id, client_id)
 );
+CREATE INDEX signin_clients_by_user ON signin_clients (user_id);
 ALTER TABLE refresh_tokens ADD COLUMN client_id TEXT;

@@ -124,13 +124,13 @@ impl SigninTx for PgTx {
             .await
             .map_err(db_err)
     }
-    async fn end_signins(&mut self, signins: &[SigninId]) -> Result<Vec<(SigninId, UserId, String)>, StoreError> {
-        if signins.is_empty() {
+    async fn end_signins(&mut self, users: &[UserId]) -> Result<Vec<(SigninId, UserId, String)>, StoreError> {
+        if users.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<&str> = signins.iter().map(SigninId::as_str).collect();
+        let ids: Vec<&str> = users.iter().map(UserId::as_str).collect();
         let rows: Vec<(String, String, String)> = sqlx::query_as(
-            "DELETE FROM signin_clients WHERE signin_id = ANY($1) \
+            "DELETE FROM signin_clients WHERE user_id = ANY($1) \
              AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.signin_id = signin_clients.signin_id) \
              AND NOT EXISTS (SELECT 1 FROM remember_tokens r WHERE r.signin_id = signin_clients.signin_id) \
              RETURNING signin_id, user_id, client_id",

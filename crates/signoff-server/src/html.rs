@@ -69,3 +69,20 @@ pub fn notice(kind: &str, text: Option<&str>) -> String {
 pub fn csrf_field(token: &str) -> String {
     format!("<input type=\"hidden\" name=\"csrf_token\" value=\"{}\">", esc(token))
 }
+
+/// A page whose form leads on, through redirects, to `target` (an app's redirect or
+/// post-logout URI): browsers apply the page's `form-action` to every redirect of the form's
+/// submission, so the policy names that origin beside this server's own.
+pub fn with_form_target(mut res: Response, target: &str) -> Response {
+    let Ok(url) = url::Url::parse(target) else { return res };
+    let origin = url.origin();
+    if !origin.is_tuple() {
+        return res;
+    }
+    let policy = crate::edge::CSP_HTML
+        .replace("form-action 'self'", &format!("form-action 'self' {}", origin.ascii_serialization()));
+    if let Ok(value) = axum::http::HeaderValue::from_str(&policy) {
+        res.headers_mut().insert(axum::http::header::CONTENT_SECURITY_POLICY, value);
+    }
+    res
+}

@@ -5,7 +5,7 @@ use crate::audit::AuditEvent;
 use crate::error::CoreError;
 use crate::feed::{FeedEntry, Revocation};
 use crate::outbox::{self};
-use crate::secret::{SigninId, UserId};
+use crate::secret::UserId;
 use crate::store::{Ended, RememberFilter, SessionFilter, Store, Tx};
 
 /// What a batch is, which decides what its commit proves to the other nodes.
@@ -42,9 +42,11 @@ pub(super) struct Batch<'a> {
     pub(super) kind: BatchKind,
     /// Mail to users (the same outbox), enqueued in the same transaction.
     pub(super) letters: Vec<outbox::Delivery>,
-    /// The sign-ins of the sessions this batch ended: at commit, those no session or series
-    /// carries any more have ended, and each app they signed in to is told.
-    pub(super) signins: Vec<SigninId>,
+    /// The users whose credentials this batch decides about (their locks taken), and whether it
+    /// ended any session or remember-me series: at commit, those users' sign-ins that no
+    /// session or series carries any more have ended, and each app they signed in to is told.
+    pub(super) users: Vec<UserId>,
+    pub(super) ended_any: bool,
 }
 
 impl Batch<'_> {
@@ -73,6 +75,7 @@ impl Batch<'_> {
 
     /// Audits and queues for announcement what a store call ended.
     pub(super) async fn ended(&mut self, ended: Ended, event: &AuditEvent) -> Result<u64, CoreError> {
+        let series = ended.series;
         let ended = ended.sessions;
         // A session ended with its expired series may itself still be live (the series can be
         // configured shorter than a session): that is a revocation, and it is proven.
@@ -86,7 +89,12 @@ impl Batch<'_> {
             self.events.extend(events);
         }
         let reason = event.reason.clone().unwrap_or_else(|| event.kind.as_str().to_owned());
-        self.signins.extend(ended.iter().map(|s| s.signin.clone()));
+        self.ended_any |= !ended.is_empty() || series > 0;
+        for s in &ended {
+            if !self.users.contains(&s.user_id) {
+                self.users.push(s.user_id.clone());
+            }
+        }
         self.ended.extend(ended.iter().map(|s| {
             FeedEntry::Session(Revocation {
                 session_id: s.id.clone(),
@@ -138,10 +146,7 @@ impl Batch<'_> {
         );
         // The sign-ins that ended with their last session or series, decided on the store as
         // this transaction leaves it (a rotation, a resume or a sign-in again carries them on).
-        let mut signins = std::mem::take(&mut self.signins);
-        signins.sort();
-        signins.dedup();
-        let apps_out = self.tx.end_signins(&signins).await?;
+        let apps_out = if self.ended_any { self.tx.end_signins(&self.users).await? } else { Vec::new() };
         // The outbox first: recording revocations takes the feed's sequence, held until commit.
         let mut notified = false;
         let mut logouts = Vec::new();
@@ -244,6 +249,7 @@ impl Authority {
         let mut batch = self.batch().await?;
         for user in users {
             batch.tx.lock_user(user).await?;
+            batch.users.push(user.clone());
         }
         Ok(batch)
     }
@@ -257,7 +263,8 @@ impl Authority {
             quiet: false,
             kind: BatchKind::Change,
             letters: Vec::new(),
-            signins: Vec::new(),
+            users: Vec::new(),
+            ended_any: false,
         })
     }
 }

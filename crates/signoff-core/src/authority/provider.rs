@@ -208,6 +208,16 @@ impl Authority {
         (claims.iss == p.issuer).then_some(IdTokenHint { client_id: claims.aud, sub: claims.sub, sid: claims.sid })
     }
 
+    /// The sign-in and user of the remember-me series a browser presents (a plain read, to match
+    /// an `id_token_hint` against; the logout that follows checks the series itself).
+    pub async fn remembered_signin(
+        &self,
+        presented: &crate::remember::RememberSecret,
+    ) -> Result<Option<(crate::secret::SigninId, crate::secret::UserId)>, CoreError> {
+        let series = self.store.remember_by_selector(presented.selector()).await?;
+        Ok(series.filter(|t| self.now() < t.expires_at).map(|t| (t.signin, t.user_id)))
+    }
+
     /// An ID token for `client` about `user`'s sign-in, signed with the client's
     /// `id_token_signed_response_alg`.
     fn id_token(

@@ -711,7 +711,10 @@ impl Authority {
             && let Some(found) = batch.tx.refresh_by_hash(&secret.hash(REFRESH_LABEL)).await?
         {
             batch.tx.revoke_refresh_family(&found.family_id).await?;
-            ended += batch.end(SessionFilter::One { user: &found.user_id, id: &found.session_id }, event).await?;
+            // An app's grant (OpenID) ends alone: it does not speak for the browser's sign-in.
+            if found.client_id.is_none() {
+                ended += batch.end(SessionFilter::One { user: &found.user_id, id: &found.session_id }, event).await?;
+            }
         }
         Ok(ended)
     }
@@ -724,10 +727,15 @@ impl Authority {
         };
         if let Ok(ctx) = verified {
             let c = &ctx.claims;
-            return Ok(serde_json::json!({
+            let mut answer = serde_json::json!({
                 "active": true, "token_type": "access_token", "sub": c.sub, "sid": c.sid, "jti": c.jti,
                 "exp": c.exp, "iat": c.iat, "iss": c.iss, "aud": c.aud, "tv": c.tv, "username": ctx.user.email,
-            }));
+            });
+            // An app's token names its app (RFC 7662 §2.2), so a resource server can refuse it.
+            if let Some(client) = &c.client_id {
+                answer["client_id"] = serde_json::json!(client);
+            }
+            return Ok(answer);
         }
         let now = self.now();
         if let Some(secret) = Secret::parse(token)
@@ -737,10 +745,14 @@ impl Authority {
             && let Some((session, _)) = self.store.session_by_id(&t.session_id).await?
             && self.is_live(&session, now)
         {
-            return Ok(serde_json::json!({
+            let mut answer = serde_json::json!({
                 "active": true, "token_type": "refresh_token", "sub": t.user_id, "sid": t.session_id,
                 "exp": t.expires_at.unix_timestamp(), "iat": t.created_at.unix_timestamp(),
-            }));
+            });
+            if let Some(client) = &t.client_id {
+                answer["client_id"] = serde_json::json!(client);
+            }
+            return Ok(answer);
         }
         Ok(serde_json::json!({ "active": false }))
     }

@@ -79,26 +79,33 @@ pub async fn codes_are_spent_once_and_sign_ins_link_their_apps(store: Arc<dyn St
     assert!(store.signin_clients(&elsewhere.signin).await.expect("read").is_empty(), "per sign-in");
 
     // A sign-in a session carries keeps its links; one its series carries too; once neither
-    // does (in this very transaction), its links end and are named.
+    // does (in this very transaction), its links end and are named: per user.
+    let b = user(&store, "other@example.com").await;
+    let orphan = session(&b.id, t0(), None).signin;
     let mut t = tx(&store).await;
-    assert!(t.end_signins(std::slice::from_ref(&s.signin)).await.expect("end").is_empty(), "the session carries it");
+    t.link_signin(&orphan, &rp.id, &b.id, t0()).await.expect("link");
+    assert!(t.end_signins(std::slice::from_ref(&a.id)).await.expect("end").is_empty(), "the session carries it");
     let r = crate::store::RememberToken { signin: s.signin.clone(), ..super::series(&a.id, &s.id, t0()) };
     t.insert_remember(&r).await.expect("series");
     // The session expires; its series (remember me) outlives it and carries the sign-in on.
     let (now, idle_cutoff) = (t0() + Duration::hours(11), t0());
     t.end_sessions(crate::store::SessionFilter::Expired { user: &a.id, now, idle_cutoff }).await.expect("end");
     assert!(t.session_by_id(&s.id).await.expect("read").is_none(), "the session ended");
-    assert!(t.end_signins(std::slice::from_ref(&s.signin)).await.expect("end").is_empty(), "the series carries it");
+    assert!(t.end_signins(std::slice::from_ref(&a.id)).await.expect("end").is_empty(), "the series carries it");
     t.delete_remember(crate::store::RememberFilter::Selector(&r.selector)).await.expect("drop");
-    let mut ended = t.end_signins(&[s.signin.clone(), elsewhere.signin.clone()]).await.expect("end");
+    let mut ended = t.end_signins(std::slice::from_ref(&a.id)).await.expect("end");
     ended.sort_by(|x, y| x.2.cmp(&y.2));
     let mut expected =
         vec![(s.signin.clone(), a.id.clone(), rp.id.clone()), (s.signin.clone(), a.id.clone(), other.id.clone())];
     expected.sort_by(|x, y| x.2.cmp(&y.2));
     assert_eq!(ended, expected);
     assert!(t.signin_clients(&s.signin).await.expect("read").is_empty());
-    assert!(t.end_signins(std::slice::from_ref(&s.signin)).await.expect("end").is_empty(), "ended once");
+    assert!(t.end_signins(std::slice::from_ref(&a.id)).await.expect("end").is_empty(), "ended once");
     assert!(t.end_signins(&[]).await.expect("end").is_empty());
+    assert_eq!(
+        t.end_signins(std::slice::from_ref(&b.id)).await.expect("end"),
+        vec![(orphan, b.id.clone(), rp.id.clone())]
+    );
     // Gone with their client: a link and a code.
     let s2 = session(&a.id, t0(), None);
     t.insert_session(&s2).await.expect("session");

@@ -80,9 +80,9 @@ pub trait SigninTx: Send {
     ) -> Result<(), StoreError>;
     /// The clients a sign-in signed in to, read under the transaction.
     async fn signin_clients(&mut self, signin: &SigninId) -> Result<Vec<String>, StoreError>;
-    /// Ends the links of those of `signins` that no session and no remember-me series carries
+    /// Ends the links of `users`' sign-ins that no session and no remember-me series carries
     /// any more (read under the transaction, after its own changes): each link deleted, as
-    /// `(sign-in, user, client)`. A sign-in a session or series still carries (rotated, resumed,
-    /// signed in again) keeps its links.
-    async fn end_signins(&mut self, signins: &[SigninId]) -> Result<Vec<(SigninId, UserId, String)>, StoreError>;
+    /// `(sign-in, user, client)`. A sign-in a session or series still carries (rotated,
+    /// resumed, signed in again) keeps its links.
+    async fn end_signins(&mut self, users: &[UserId]) -> Result<Vec<(SigninId, UserId, String)>, StoreError>;
 }

@@ -83,7 +83,19 @@ pub fn login_page(
         notice("info", info),
         esc(email.unwrap_or_default()),
     );
-    page_at(status, "Sign in", None, &body, Some("/login"))
+    let page = page_at(status, "Sign in", None, &body, Some("/login"));
+    // Signing in on the way to an app ends, through redirects, at the app's redirect URI.
+    match return_to.and_then(app_redirect_uri) {
+        Some(target) => crate::html::with_form_target(page, &target),
+        None => page,
+    }
+}
+
+/// The `redirect_uri` of an authorization request that `return_to` leads back to (checked
+/// there, against the client's registration, before anything is sent to it).
+fn app_redirect_uri(return_to: &str) -> Option<String> {
+    let query = return_to.strip_prefix("/oidc/authorize?")?;
+    url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "redirect_uri").map(|(_, v)| v.into_owned())
 }
 
 /// In development, a pointer to the inbox mail goes to.

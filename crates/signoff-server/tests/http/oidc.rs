@@ -277,6 +277,13 @@ async fn a_second_app_signs_in_without_a_password_and_prompt_none_without_a_sess
     assert_eq!(base, "http://signoff.test/login", "{pairs:?}");
     let back = pairs["return_to"].clone();
     assert!(back.starts_with("/oidc/authorize?"), "{back}");
+    // Browsers apply the sign-in page's form-action to every redirect of its submission: the
+    // page lets its form lead on to the app (Chromium blocks the sign-in otherwise).
+    let page = b.get(res.location().expect("to the sign-in page")).await;
+    let csp = page.header("content-security-policy").expect("csp").to_owned();
+    assert!(csp.contains("form-action 'self' https://rp.example;"), "{csp}");
+    let plain = b.get("/login").await;
+    assert!(plain.header("content-security-policy").is_some_and(|c| c.contains("form-action 'self';")));
     let login =
         b.post_form("/auth/login", &[("email", "sso@example.com"), ("password", PASSWORD), ("return_to", &back)]).await;
     assert_eq!(login.status, StatusCode::SEE_OTHER, "{}", login.text);

@@ -207,9 +207,11 @@ async fn respond(state: &AppState, headers: &HeaderMap, params: Params) -> ApiRe
             return Ok(refuse.with("login_required", "the browser is not signed in (or not recently enough)"));
         }
         let back = params.again_after_login(now);
-        let mut login = url::form_urlencoded::Serializer::new(String::from("/login?"));
-        login.append_pair("reauth", "1").append_pair("return_to", &back);
-        let mut res = (StatusCode::FOUND, [(header::LOCATION, login.finish())]).into_response();
+        let login = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("reauth", "1")
+            .append_pair("return_to", &back)
+            .finish();
+        let mut res = (StatusCode::FOUND, [(header::LOCATION, format!("/login?{login}"))]).into_response();
         res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         return Ok(res);
     };

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use signoff_core::clients::{EndpointKind, RegisteredClient};
 use signoff_core::{LogoutScope, Presented, SessionContext};
 
@@ -85,7 +85,10 @@ async fn respond(
             Some(uri)
         }
     };
-    let state_param = get("state").filter(|s| s.len() <= 512);
+    let state_param = get("state");
+    if state_param.is_some_and(|s| s.len() > 512) {
+        return Err(refused("state is at most 512 characters"));
+    }
     let done = |state: &AppState, cleared: bool| {
         let mut res = match back {
             Some(uri) => {
@@ -108,25 +111,40 @@ async fn respond(
         res
     };
 
-    let Some(ctx) = current_session(state, headers, false).await? else {
+    let remember = cookies::remember_secret(headers, state.config());
+    let ctx = current_session(state, headers, false).await?;
+    // Whose sign-in this browser holds: its session's, or (its session gone) its remember-me
+    // series', which would sign it back in.
+    let held = match (&ctx, &remember) {
+        (Some(ctx), _) => Some((ctx.session.signin.clone(), ctx.user.id.clone())),
+        (None, Some(r)) => authority.remembered_signin(r).await?,
+        (None, None) => None,
+    };
+    let Some((signin, user)) = held else {
         // Nothing to end here (the sign-in is over, or was never in this browser).
         return Ok(done(state, false));
     };
-    let hinted = hint.as_ref().is_some_and(|h| h.sid == ctx.session.signin.as_str() && h.sub == ctx.user.id.as_str());
+    let hinted = hint.as_ref().is_some_and(|h| h.sid == signin.as_str() && h.sub == user.as_str());
     let confirmed = posted && get("confirm") == Some("1");
     if confirmed {
-        csrf_guard(state, headers, &ctx, get("csrf_token"))?;
+        match &ctx {
+            Some(ctx) => csrf_guard(state, headers, ctx, get("csrf_token"))?,
+            // No session, so no CSRF token: the form must come from signoff's own page (and a
+            // cross-site post carries no remember-me cookie).
+            None => crate::csrf::check_origin(headers, state.config())?,
+        }
     }
     if !(hinted || confirmed) {
-        return Ok(confirmation(&ctx, client.as_ref(), params));
+        return Ok(confirmation(ctx.as_ref(), client.as_ref(), params));
     }
-    let remember = cookies::remember_secret(headers, state.config());
     let presented = Presented { remember: remember.as_ref(), access: None, refresh_token: None };
-    let out = authority.logout(std::slice::from_ref(&ctx.session), LogoutScope::Local, &presented, info).await?;
+    let current: Vec<_> = ctx.iter().map(|c| c.session.clone()).collect();
+    let out = authority.logout(&current, LogoutScope::Local, &presented, info).await?;
     state.metrics().logouts.inc();
     state.metrics().sessions_ended.inc_by(out.ended);
     if !out.app_logouts.is_empty() {
-        let all = authority.await_deliveries(&out.app_logouts, state.config().oidc_logout_wait).await?;
+        // The logout has committed: whatever happens while waiting, the browser is sent on.
+        let all = authority.await_deliveries(&out.app_logouts, state.config().oidc_logout_wait).await.unwrap_or(false);
         if !all {
             tracing::info!(
                 pending = out.app_logouts.len(),
@@ -140,11 +158,11 @@ async fn respond(
 /// The page that asks the user to confirm, with a form that posts the request back with the
 /// session's CSRF token.
 fn confirmation(
-    ctx: &SessionContext,
+    ctx: Option<&SessionContext>,
     client: Option<&RegisteredClient>,
     params: &BTreeMap<String, String>,
 ) -> Response {
-    let mut fields = html::csrf_field(&ctx.csrf_token());
+    let mut fields = ctx.map(|c| html::csrf_field(&c.csrf_token())).unwrap_or_default();
     fields.push_str("<input type=\"hidden\" name=\"confirm\" value=\"1\">");
     for name in ["post_logout_redirect_uri", "state", "client_id"] {
         if let Some(v) = params.get(name).filter(|v| !v.is_empty()) {
@@ -160,7 +178,11 @@ fn confirmation(
          <p>{asking} asks to sign you out of signoff, and so of every application you signed in to with it.</p>\
          <button type=\"submit\">Sign out</button></form>"
     );
-    let mut res = html::page(StatusCode::OK, "Sign out", Some(&ctx.user.email), &body);
+    let mut res = html::page(StatusCode::OK, "Sign out", ctx.map(|c| c.user.email.as_str()), &body);
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res.into_response()
+    // The confirmed form ends, through a redirect, at the app's registered post-logout URI.
+    match params.get("post_logout_redirect_uri").filter(|u| !u.is_empty()) {
+        Some(target) => html::with_form_target(res, target),
+        None => res,
+    }
 }

@@ -211,3 +211,68 @@ async fn an_apps_logout_ends_the_sign_in_and_redirects_once_the_other_apps_were_
     assert_eq!((res.status, res.location()), (StatusCode::FOUND, Some(bye)));
     assert!(took >= Duration::from_millis(1900) && took < Duration::from_secs(8), "waited {took:?}");
 }
+
+#[tokio::test]
+async fn a_sign_in_a_remembered_device_carries_on_ends_with_the_series_and_its_apps_are_told() {
+    let s = crate::relying::server(true).await;
+    let mut r = receiver().await;
+    let rp = Rp::register(&s, json!({"backchannel_logout_uri": format!("{}/a", r.base)})).await;
+    s.register("kept@example.com").await;
+    let mut b = s.browser();
+    let res = b
+        .post_json("/auth/login", &json!({"email": "kept@example.com", "password": PASSWORD, "remember_me": true}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let claims = sign_in_to(&s, &mut b, &rp).await;
+
+    // The session lapses (its absolute end passes) and is ended by the next request that meets
+    // it; the remember-me series carries the sign-in on, so the app is told nothing.
+    s.clock.advance(time::Duration::hours(11));
+    let mut session_only = s.browser();
+    session_only.jar = b.jar.clone();
+    session_only.jar.remove(REMEMBER);
+    assert_eq!(session_only.session_status().await, StatusCode::UNAUTHORIZED, "the session lapsed");
+    assert!(r.nothing_for(Duration::from_millis(800)).await, "the sign-in goes on: no logout yet");
+
+    // Signing out with the remember-me cookie alone ends the series, and with it the sign-in.
+    let mut remembered = s.browser();
+    remembered.jar = b.jar.clone();
+    remembered.jar.remove(SESSION);
+    let rb = remembered.request(Method::POST, "/auth/logout").header("accept", "application/json").json(&json!({}));
+    let res = remembered.send(rb).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let got = r.next(Duration::from_secs(5)).await;
+    assert_eq!(got.path, "/a");
+    assert_eq!(logout_token(&s, &got).await.1["sid"], claims["sid"]);
+}
+
+#[tokio::test]
+async fn an_apps_logout_reaches_a_browser_that_holds_only_its_remember_me_cookie() {
+    let s = crate::relying::server(true).await;
+    let mut r = receiver().await;
+    let bye = "https://rp.example/bye";
+    let rp = Rp::register(
+        &s,
+        json!({"backchannel_logout_uri": format!("{}/a", r.base), "post_logout_redirect_uris": [bye]}),
+    )
+    .await;
+    s.register("restart@example.com").await;
+    let mut b = s.browser();
+    let res = b
+        .post_json("/auth/login", &json!({"email": "restart@example.com", "password": PASSWORD, "remember_me": true}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let hint = id_token_of(&s, &mut b, &rp).await;
+    // The browser restarts: the session cookie is gone, the remember-me cookie stays.
+    b.jar.remove(SESSION);
+    let q = format!("id_token_hint={}&post_logout_redirect_uri={}", enc(&hint), enc(bye));
+    let res = b.get(&format!("/oidc/logout?{q}")).await;
+    assert_eq!((res.status, res.location()), (StatusCode::FOUND, Some(bye)), "{}", res.text);
+    assert!(res.set_cookies().iter().any(|c| c.starts_with(REMEMBER) && c.contains("Max-Age=0")), "forgotten");
+    let got = r.next(Duration::from_secs(5)).await;
+    assert_eq!(logout_token(&s, &got).await.1["sid"], verified(&s, &hint).await.1["sid"]);
+    // Nothing signs the browser back in.
+    let mut again = s.browser();
+    again.jar = b.jar.clone();
+    assert_eq!(again.session_status().await, StatusCode::UNAUTHORIZED);
+}
