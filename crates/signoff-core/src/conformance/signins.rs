@@ -1,13 +1,30 @@
 //! Authorization codes and the links from a browser's sign-in to the apps it signed in to.
 
 use std::sync::Arc;
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 use crate::clients::{Endpoint, NewClient};
 use crate::secret::{SecretHash, random_bytes};
-use crate::store::{AuthorizationCode, CodeIssue, CodeUse, Store};
+use crate::store::{AuthorizationCode, CodeIssue, CodeUse, Session, Store};
 
 use super::{insert_sessions, session, t0, tx, user};
+
+/// A code for `client` issued to session `s`, expiring at `expires_at`.
+fn code_for(client: &str, s: &Session, expires_at: OffsetDateTime) -> AuthorizationCode {
+    AuthorizationCode {
+        code_hash: SecretHash(random_bytes()),
+        client_id: client.to_owned(),
+        redirect_uri: "https://rp.example/cb".into(),
+        user_id: s.user_id.clone(),
+        session_id: s.id.clone(),
+        signin: s.signin.clone(),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        auth_time: t0() - Duration::minutes(3),
+        created_at: t0(),
+        expires_at,
+    }
+}
 
 /// A code is spent once within its life (then every use says what its first issued), an
 /// expired or unknown one is unknown, an uncommitted use spends nothing; links are kept once
@@ -23,19 +40,7 @@ pub async fn codes_are_spent_once_and_sign_ins_link_their_apps(store: Arc<dyn St
         NewClient::generate("rp".into(), redirect.clone(), t0()).client,
         NewClient::generate("other".into(), redirect, t0() + Duration::seconds(1)).client,
     );
-    let code = |expires_at| AuthorizationCode {
-        code_hash: SecretHash(random_bytes()),
-        client_id: rp.id.clone(),
-        redirect_uri: "https://rp.example/cb".into(),
-        user_id: a.id.clone(),
-        session_id: s.id.clone(),
-        signin: s.signin.clone(),
-        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
-        nonce: Some("n-0S6_WzA2Mj".into()),
-        auth_time: t0() - Duration::minutes(3),
-        created_at: t0(),
-        expires_at,
-    };
+    let code = |expires_at| code_for(&rp.id, &s, expires_at);
     let (live, expired, lone) = (code(t0() + Duration::seconds(60)), code(t0()), code(t0() + Duration::seconds(60)));
     let lone = AuthorizationCode { nonce: None, ..lone };
     let mut t = tx(&store).await;
@@ -128,19 +133,7 @@ pub async fn expired_codes_are_pruned(store: Arc<dyn Store>) {
     let s = session(&a.id, t0(), None);
     insert_sessions(&store, &[&s]).await;
     let rp = NewClient::generate("rp".into(), Vec::new(), t0()).client;
-    let code = |expires_at| AuthorizationCode {
-        code_hash: SecretHash(random_bytes()),
-        client_id: rp.id.clone(),
-        redirect_uri: "https://rp.example/cb".into(),
-        user_id: a.id.clone(),
-        session_id: s.id.clone(),
-        signin: s.signin.clone(),
-        code_challenge: "c".into(),
-        nonce: None,
-        auth_time: t0(),
-        created_at: t0(),
-        expires_at,
-    };
+    let code = |expires_at| AuthorizationCode { nonce: None, ..code_for(&rp.id, &s, expires_at) };
     let (old, spent, fresh) = (code(t0()), code(t0() + Duration::seconds(1)), code(t0() + Duration::minutes(5)));
     let mut t = tx(&store).await;
     t.insert_client(&rp).await.expect("client");

@@ -276,3 +276,53 @@ async fn an_apps_logout_reaches_a_browser_that_holds_only_its_remember_me_cookie
     again.jar = b.jar.clone();
     assert_eq!(again.session_status().await, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn authorize_token_and_logout_on_different_nodes_serve_and_end_one_sign_in() {
+    let a = crate::relying::server(true).await;
+    let b = a.sibling_with(|c| c.allow_private_callbacks = true).await;
+    let mut r = receiver().await;
+    let bye = "https://rp.example/bye";
+    let rp = Rp::register(
+        &a,
+        json!({"backchannel_logout_uri": format!("{}/a", r.base), "post_logout_redirect_uris": [bye]}),
+    )
+    .await;
+    let mut on_a = a.signed_in("nodes-oidc@example.com").await;
+    // The code from node A, redeemed at node B; a second use at node A revokes what B issued.
+    let (verifier, challenge) = pkce();
+    let c = code(&mut on_a, &rp, &challenge, &[]).await;
+    let first = exchange(&b, &rp, &c, &verifier).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let again = exchange(&a, &rp, &c, &verifier).await;
+    assert_eq!((again.status, again.json()["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    let access = first.json()["access_token"].as_str().expect("access").to_owned();
+    // On node B too, once it has read the revocation feed (at once on PostgreSQL, which waits
+    // for every node; within SQLite's poll, 250 ms, between processes).
+    let mut probe = b.browser();
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let rb = probe.bare(Method::GET, "/oidc/userinfo").header("authorization", format!("Bearer {access}"));
+        if probe.send(rb).await.status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "revoked on the node that issued it too");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+
+    // A fresh sign-in to the app; the app's logout goes to node B with node A's browser.
+    let hint = id_token_of(&a, &mut on_a, &rp).await;
+    let mut on_b = b.browser();
+    on_b.jar = on_a.jar.clone();
+    let q = format!("id_token_hint={}&post_logout_redirect_uri={}", enc(&hint), enc(bye));
+    let res = on_b.get(&format!("/oidc/logout?{q}")).await;
+    assert_eq!((res.status, res.location()), (StatusCode::FOUND, Some(bye)), "{}", res.text);
+    let got = r.next(Duration::from_secs(5)).await;
+    assert_eq!(logout_token(&a, &got).await.1["sid"], verified(&a, &hint).await.1["sid"]);
+    // Node A too (within SQLite's poll between processes; at once on PostgreSQL).
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while on_a.session_status().await != StatusCode::UNAUTHORIZED {
+        assert!(std::time::Instant::now() < deadline, "ended on node A too");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
