@@ -173,12 +173,15 @@ fn confirmation(
         fields.push_str(&format!("<input type=\"hidden\" name=\"client_id\" value=\"{}\">", esc(&c.id)));
     }
     let asking = client.map_or_else(|| "An application".to_owned(), |c| format!("<strong>{}</strong>", esc(&c.name)));
+    let who = ctx.map(|c| format!(" (<strong>{}</strong>)", esc(&c.user.email))).unwrap_or_default();
     let body = format!(
         "<h1>Sign out?</h1><form method=\"post\" action=\"/oidc/logout\" class=\"card\">{fields}\
-         <p>{asking} asks to sign you out of signoff, and so of every application you signed in to with it.</p>\
+         <p>{asking} asks to sign you out of signoff{who}, and so of every application you signed in to with it.</p>\
          <button type=\"submit\">Sign out</button></form>"
     );
-    let mut res = html::page(StatusCode::OK, "Sign out", ctx.map(|c| c.user.email.as_str()), &body);
+    // Rendered as a page of nobody's: a signed-in page watches its session and, when this very
+    // form ends it, would leave for the sign-in page before the app's redirect arrives.
+    let mut res = html::page(StatusCode::OK, "Sign out", None, &body);
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // The confirmed form ends, through a redirect, at the app's registered post-logout URI.
     match params.get("post_logout_redirect_uri").filter(|u| !u.is_empty()) {
