@@ -64,11 +64,7 @@ impl Authority {
     /// The client these Basic credentials prove, if they do. Read from the store each time, so
     /// a deleted client is refused at once on every node.
     pub async fn authenticate_client(&self, id: &str, secret: &str) -> Result<Option<RegisteredClient>, CoreError> {
-        if id.is_empty() || id.len() > MAX_CLIENT_ID_LEN {
-            return Ok(None);
-        }
-        let client = self.store.client_by_id(id).await?;
-        Ok(client.filter(|c| c.secret_matches(secret) && !self.client_feed.removed(&c.id)))
+        Ok(self.client(id).await?.filter(|c| c.secret_matches(secret)))
     }
 
     /// The relying services' feed held by this process.
