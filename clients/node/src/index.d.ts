@@ -75,7 +75,8 @@ export interface LogoutTokenOptions {
 }
 
 export interface LogoutTokenClaims extends JWTPayload {
-  sub: string;
+  /** Present for services that sign nobody in; an app that signs users in gets `sid` only. */
+  sub?: string;
   sid: string;
   jti: string;
   events: Record<string, object>;
@@ -87,7 +88,7 @@ type Handler = (req: any, res: any) => Promise<void>;
 
 export function logoutReceiver(
   options: LogoutTokenOptions & {
-    onLogout: (logout: { sub: string; sid: string; jti: string; claims: LogoutTokenClaims }) => unknown;
+    onLogout: (logout: { sub?: string; sid: string; jti: string; claims: LogoutTokenClaims }) => unknown;
   },
 ): Handler;
 

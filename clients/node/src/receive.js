@@ -101,7 +101,8 @@ export function verifyWebhook(secrets, headers, body, { toleranceSec = 300, now 
  * Checks OIDC Back-Channel Logout tokens from signoff: signature (RS256, ES256 or EdDSA, as the
  * client registered its `id_token_signed_response_alg`; each key of signoff's JWKS verifies only
  * under its own `alg`), `typ: logout+jwt`, `iss`, `aud` = your client id, `iat`, `exp`, `jti`, the back-channel
- * logout event, `sub` and `sid`, and no `nonce`. A token signed with a key not seen yet makes
+ * logout event, `sid`, and no `nonce`; `sub` when present (an app that signs users in is told
+ * only the `sid` of the sign-in its ID token named; a service that signs nobody in is told both). A token signed with a key not seen yet makes
  * it fetch the key set again, at most every `jwksCooldownMs` (5 s: logout tokens are rare, and
  * until then such a token is answered 503 and retried by signoff).
  */
@@ -131,7 +132,7 @@ export function createLogoutTokenVerifier({ url, issuer, clientId, leewaySec = 1
         typ: 'logout+jwt',
         clockTolerance: leewaySec,
         maxTokenAge: 300,
-        requiredClaims: ['iss', 'aud', 'iat', 'exp', 'jti', 'events', 'sub', 'sid'],
+        requiredClaims: ['iss', 'aud', 'iat', 'exp', 'jti', 'events', 'sid'],
       }));
     } catch (e) {
       // No verdict without the key: a key signoff began to sign with since the last fetch (the
@@ -159,8 +160,8 @@ export function createLogoutTokenVerifier({ url, issuer, clientId, leewaySec = 1
       throw new ReceiveError('invalid', 'not a back-channel logout event');
     }
     if ('nonce' in payload) throw new ReceiveError('invalid', 'a logout token carries no nonce');
-    if (typeof payload.sid !== 'string' || typeof payload.sub !== 'string' || typeof payload.jti !== 'string') {
-      throw new ReceiveError('invalid', 'sub, sid and jti must be strings');
+    if (typeof payload.sid !== 'string' || typeof payload.jti !== 'string' || ('sub' in payload && typeof payload.sub !== 'string')) {
+      throw new ReceiveError('invalid', 'sid, jti and sub (when present) must be strings');
     }
     return payload;
   };

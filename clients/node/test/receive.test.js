@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import express from 'express';
 import { createServer } from 'node:http';
+import { createHash, randomBytes } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { ReceiveError, createLogoutTokenVerifier, logoutReceiver, verifyWebhook, webhookReceiver } from '../src/index.js';
 import { ADMIN, PASSWORD, closers, sleep, startSignoff } from './signoff.js';
@@ -138,6 +139,46 @@ test('logout tokens are verified in the algorithm the client registered: RS256, 
     assert.equal(decodeProtectedHeader(got.logoutTokens[0]).alg, alg);
     assert.equal(logouts[0].sid, claimsOf(token).sid);
   }
+});
+
+test('an app that signs users in is told the sign-in it signed in to (sid only), and the receiver takes it', async () => {
+  const email = 'rp-receiver@example.com';
+  const redirect = 'http://127.0.0.1:9/callback';
+  const { s, got, handlers, client } = await setup(email, { redirect_uris: [redirect], webhook_url: undefined });
+  const logouts = [];
+  handlers.bc = logoutReceiver({ url: s.base, clientId: client.client_id, onLogout: (l) => logouts.push(l) });
+  // A browser signs in at signoff, then to the app by the code flow with PKCE.
+  const login = await fetch(`${s.base}/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify({ email, password: PASSWORD }),
+  });
+  assert.equal(login.status, 200);
+  const cookie = login.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+  const verifier = randomBytes(32).toString('base64url');
+  const challenge = createHash('sha256').update(verifier).digest('base64url');
+  const authorize = new URL(`${s.base}/oidc/authorize`);
+  for (const [k, v] of Object.entries({ client_id: client.client_id, redirect_uri: redirect, response_type: 'code', scope: 'openid email', state: 'st', nonce: 'n', code_challenge: challenge, code_challenge_method: 'S256' })) {
+    authorize.searchParams.set(k, v);
+  }
+  const back = await fetch(authorize, { headers: { cookie }, redirect: 'manual' });
+  const code = new URL(back.headers.get('location')).searchParams.get('code');
+  assert.ok(code, `a code: ${back.status} ${back.headers.get('location')}`);
+  const token = await fetch(`${s.base}/oidc/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${client.client_id}:${client.client_secret}`).toString('base64')}` },
+    body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: redirect, code_verifier: verifier }),
+  });
+  assert.equal(token.status, 200);
+  const idToken = (await token.json()).id_token;
+  // RP-initiated logout with the ID token as hint ends the sign-in; the app is told.
+  const out = await fetch(`${s.base}/oidc/logout?id_token_hint=${idToken}`, { headers: { cookie }, redirect: 'manual' });
+  assert.ok(out.status < 400, `logout: ${out.status}`);
+  await until(() => logouts.length === 1, 10_000, 'the logout token');
+  assert.equal(logouts[0].sid, claimsOf(idToken).sid, "the sid of the app's ID token");
+  assert.equal(logouts[0].sub, undefined);
+  assert.equal(claimsOf(got.logoutTokens[0]).sub, undefined, 'no sub in the token');
+  assert.equal(decodeProtectedHeader(got.logoutTokens[0]).alg, 'RS256');
 });
 
 test('a repeat is handled once, a token not meant for this app is refused, a failing handler is retried', async () => {

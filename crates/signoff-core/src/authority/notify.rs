@@ -20,7 +20,8 @@ struct LogoutClaims<'a> {
     iat: i64,
     exp: i64,
     jti: &'a str,
-    sub: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<&'a str>,
     sid: &'a str,
     events: serde_json::Value,
 }
@@ -77,6 +78,12 @@ impl Authority {
     /// never a `nonce`), signed with the algorithm of the client's ID tokens
     /// (`id_token_signed_response_alg`: relying parties verify both with one algorithm). `jti`
     /// is the delivery's id, so a repeated delivery carries the same token id.
+    ///
+    /// An app that signs users in is told only the `sid` its ID token carried (Back-Channel
+    /// Logout 1.0 §2.4 allows either claim): with `sub` too, a relying party that ends every
+    /// session of a `sub` it is told of (express-openid-connect does) would log the user out on
+    /// every device when one device signs out, and a replayed token would do the same. Services
+    /// that sign nobody in key on users and keep both.
     pub fn logout_token(&self, client: &RegisteredClient, sub: &str, sid: &str, jti: &str) -> Option<String> {
         let keyring = self.tokens.keyring();
         let key = keyring.signer_for(client.profile.id_token_signed_response_alg)?;
@@ -87,7 +94,7 @@ impl Authority {
             iat,
             exp: iat + 120,
             jti,
-            sub,
+            sub: (!client.signs_in()).then_some(sub),
             sid,
             events: serde_json::json!({ "http://schemas.openid.net/event/backchannel-logout": {} }),
         };

@@ -116,7 +116,7 @@ impl ClientProfile {
 pub enum RedirectUriError {
     #[error("not an absolute URL of printable ASCII with a host (and digits for a port)")]
     Unparsable,
-    #[error("must be https, in lower case (http only for a loopback host: localhost, 127.0.0.1, [::1])")]
+    #[error("must be https, in lower case (http only for a loopback host: localhost, 127.0.0.0/8, [::1])")]
     NotHttps,
     #[error("must not carry a fragment")]
     Fragment,
@@ -171,9 +171,16 @@ pub fn check_browser_uri(raw: &str) -> Result<String, RedirectUriError> {
     }
     match scheme {
         "https" => Ok(raw.to_owned()),
-        "http" if matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]") => Ok(raw.to_owned()),
+        "http" if is_loopback_host(&host) => Ok(raw.to_owned()),
         _ => Err(RedirectUriError::NotHttps),
     }
+}
+
+/// `localhost`, `[::1]`, or an address of 127.0.0.0/8 in its canonical dotted form (RFC 8252
+/// §8.3: apps on one machine on their own loopback addresses are separate sites to a browser).
+fn is_loopback_host(host: &str) -> bool {
+    matches!(host, "localhost" | "[::1]")
+        || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback() && ip.to_string() == host)
 }
 
 #[cfg(test)]
@@ -187,6 +194,7 @@ mod tests {
             "https://app.example:8443/cb?x=1",
             "http://localhost:3000/callback",
             "http://127.0.0.1/cb",
+            "http://127.0.0.2:8080/cb",
             "http://[::1]:8080/cb",
             "https://xn--bcher-kva.example/cb",
             "https://app.example/cb?next=%2Fhome",
@@ -221,6 +229,9 @@ mod tests {
             ("http://127.0.0.1:80@evil.example/cb", RedirectUriError::Credentials),
             ("http://localhost./cb", RedirectUriError::NotHttps),
             ("http://127.1/cb", RedirectUriError::NotHttps),
+            ("http://127.000.0.1/cb", RedirectUriError::NotHttps),
+            ("http://128.0.0.1/cb", RedirectUriError::NotHttps),
+            ("http://10.0.0.1/cb", RedirectUriError::NotHttps),
         ] {
             assert_eq!(check_browser_uri(bad), Err(why), "{bad}");
         }
