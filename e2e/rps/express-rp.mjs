@@ -4,7 +4,8 @@
 // interface the SDK asks for); everything else is the SDK's.
 //
 // `logoutTokens` keeps what arrived at its back-channel route (the body, untouched) so a test
-// can replay one.
+// can replay one. The SDK has no front-channel logout: `/frontchannel-logout` only records what
+// signoff's signed-out page loaded in a frame (`frontchannel`: iss and sid).
 
 import express from 'express';
 import eoc from 'express-openid-connect';
@@ -31,6 +32,11 @@ export async function startExpressRp({ issuer, clientId, clientSecret, host = '1
   const base = `http://${host}:${port}`;
   const app = express();
   const logoutTokens = [];
+  const frontchannel = [];
+  app.get('/frontchannel-logout', (req, res) => {
+    frontchannel.push({ iss: req.query.iss, sid: req.query.sid });
+    res.set('cache-control', 'no-store').send('<!doctype html><title>signed out</title>');
+  });
   app.use(express.urlencoded({ extended: false }));
   app.post('/backchannel-logout', (req, _res, next) => {
     if (typeof req.body?.logout_token === 'string') logoutTokens.push(req.body.logout_token);
@@ -63,6 +69,7 @@ export async function startExpressRp({ issuer, clientId, clientSecret, host = '1
   return {
     base,
     logoutTokens,
+    frontchannel,
     stop: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
   };
 }

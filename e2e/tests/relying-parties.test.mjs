@@ -108,6 +108,7 @@ before(async () => {
       redirect_uris: [`${expressBase}/callback`],
       post_logout_redirect_uris: [`${expressBase}/bye`],
       backchannel_logout_uri: `${expressBase}/backchannel-logout`,
+      frontchannel_logout_uri: `${expressBase}/frontchannel-logout`,
     }),
     authlib: await registerClient({
       client_name: 'Authlib app',
@@ -216,7 +217,7 @@ test('one password signs the browser in to Apache, Express and Authlib apps; Apa
     await context.close();
   }));
 
-test('RP-initiated logout at the Authlib app returns to its page with its state, and Apache and Express then ask for a password', () =>
+test('RP-initiated logout at the Authlib app loads Express\'s front-channel logout, returns to its page with its state, and Apache and Express then ask for a password', () =>
   scenario('rp-logout-authlib', browsers, async () => {
     const email = 'rp-logout@example.com';
     await register(ctx.server, email);
@@ -224,9 +225,13 @@ test('RP-initiated logout at the Authlib app returns to its page with its state,
     const page = await context.newPage();
     await signInEverywhere(page, email);
     const before = { apache: (await deliveries(ctx.clients.apache, { atLeast: 0 })).length, express: (await deliveries(ctx.clients.express, { atLeast: 0 })).length };
+    await page.goto(`${ctx.express.base}/`);
+    const sid = (await page.textContent('#who')).match(/sid (\S+)\)/)[1];
     await page.goto(`${ctx.authlib.base}/`);
     await Promise.all([page.waitForURL(`${ctx.authlib.base}/logged-out?*`), page.click('#logout')]);
     assert.equal(await page.textContent('#bye'), 'Signed out.', 'the state came back');
+    // On the way, signoff's signed-out page loaded the Express app's front-channel logout.
+    assert.deepEqual(ctx.express.frontchannel.filter((f) => f.sid === sid), [{ iss: ctx.server.base, sid }]);
     // The redirect waited for the back-channel logouts: no polling, the apps already know.
     assert.equal(await reaches(page, `${ctx.apache.base}/private/`), false, 'Apache sends the browser to sign in');
     assert.equal(await reaches(page, `${ctx.express.base}/`), false, 'Express sends the browser to sign in');

@@ -34,6 +34,22 @@
   var url = document.documentElement.getAttribute('data-url');
   if (url && window.location.pathname !== url) window.history.replaceState(null, '', url);
 
+  // The signed-out page that loads the apps' front-channel logouts in frames goes on once they
+  // have loaded (the window's load waits for frames), or after a while whatever they do.
+  var onward = document.querySelector('[data-frontchannel-next]');
+  if (onward) {
+    var next = onward.getAttribute('data-frontchannel-next');
+    var gone = false;
+    var go = function () {
+      if (gone) return;
+      gone = true;
+      window.location.replace(next);
+    };
+    if (document.readyState === 'complete') go();
+    else window.addEventListener('load', go);
+    setTimeout(go, parseInt(onward.getAttribute('data-frontchannel-wait'), 10) || 3000);
+  }
+
   if (!window.signoff) return;
   signoff.configure({ storageKeys: ['demo:*'], unregisterServiceWorkers: true });
 

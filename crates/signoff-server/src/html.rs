@@ -73,15 +73,35 @@ pub fn csrf_field(token: &str) -> String {
 /// A page whose form leads on, through redirects, to `target` (an app's redirect or
 /// post-logout URI): browsers apply the page's `form-action` to every redirect of the form's
 /// submission, so the policy names that origin beside this server's own.
-pub fn with_form_target(mut res: Response, target: &str) -> Response {
+pub fn with_form_target(res: Response, target: &str) -> Response {
     let Ok(url) = url::Url::parse(target) else { return res };
     let origin = url.origin();
     if !origin.is_tuple() {
         return res;
     }
-    let policy = crate::edge::CSP_HTML
-        .replace("form-action 'self'", &format!("form-action 'self' {}", origin.ascii_serialization()));
-    if let Ok(value) = axum::http::HeaderValue::from_str(&policy) {
+    let origin = origin.ascii_serialization();
+    amend_csp(res, |policy| policy.replace("form-action 'self'", &format!("form-action 'self' {origin}")))
+}
+
+/// A page that frames `origins` (front-channel logout): the policy lets frames load from them,
+/// and from nowhere else.
+pub fn with_frames(res: Response, origins: &[&str]) -> Response {
+    if origins.is_empty() {
+        return res;
+    }
+    let list = origins.join(" ");
+    amend_csp(res, |policy| format!("{policy}; frame-src {list}"))
+}
+
+/// Sets the page's policy to `change` of the one it has (the edge's for HTML, unless a handler
+/// set its own): the edge keeps a policy a handler set on HTML.
+fn amend_csp(mut res: Response, change: impl FnOnce(&str) -> String) -> Response {
+    let current = res
+        .headers()
+        .get(axum::http::header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(crate::edge::CSP_HTML);
+    if let Ok(value) = axum::http::HeaderValue::from_str(&change(current)) {
         res.headers_mut().insert(axum::http::header::CONTENT_SECURITY_POLICY, value);
     }
     res

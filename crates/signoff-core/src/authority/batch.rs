@@ -5,7 +5,7 @@ use crate::audit::AuditEvent;
 use crate::error::CoreError;
 use crate::feed::{FeedEntry, Revocation};
 use crate::outbox::{self};
-use crate::secret::UserId;
+use crate::secret::{SigninId, UserId};
 use crate::store::{Ended, RememberFilter, SessionFilter, Store, Tx};
 
 /// What a batch is, which decides what its commit proves to the other nodes.
@@ -132,9 +132,9 @@ impl Batch<'_> {
         self.commit_noting().await.map(|_| ())
     }
 
-    /// [`commit`](Self::commit), returning the ids of the back-channel logouts it queued (for
-    /// a logout that waits for them).
-    pub(super) async fn commit_noting(mut self) -> Result<Vec<String>, CoreError> {
+    /// [`commit`](Self::commit), returning the sign-ins it ended and the back-channel logouts it
+    /// queued for their apps (for a logout that waits for them and renders front-channel frames).
+    pub(super) async fn commit_noting(mut self) -> Result<Noted, CoreError> {
         let feed = std::mem::take(&mut self.ended);
         // Whose a denied token or a re-keyed session was is what its clients are told.
         debug_assert!(
@@ -150,12 +150,14 @@ impl Batch<'_> {
         // The outbox first: recording revocations takes the feed's sequence, held until commit.
         let mut notified = false;
         let mut logouts = Vec::new();
+        let mut signed_out = Vec::new();
         if feed.iter().any(outbox::tells_clients) || !apps_out.is_empty() {
             let clients = self.tx.callback_clients().await?;
             let now = self.authority.now();
             let mut deliveries = outbox::deliveries_for(&feed, &clients, now);
             let apps = outbox::signins_ended(&apps_out, &clients, now);
             logouts = apps.iter().map(|d| d.id.clone()).collect();
+            signed_out = apps_out.iter().map(|(signin, _, client)| (signin.clone(), client.clone())).collect();
             deliveries.extend(apps);
             self.tx.enqueue_deliveries(&deliveries).await?;
             notified = !deliveries.is_empty();
@@ -225,8 +227,18 @@ impl Batch<'_> {
             BatchKind::Revocation => self.authority.propagate_head().await?,
             BatchKind::Change => {}
         }
-        Ok(logouts)
+        Ok(Noted { app_logouts: logouts, signed_out })
     }
+}
+
+/// What a committed batch ended that its caller may still act on.
+#[derive(Debug, Default)]
+pub(super) struct Noted {
+    /// The ids of the back-channel logouts queued for the apps of the sign-ins that ended.
+    pub app_logouts: Vec<String>,
+    /// Each ended sign-in with an app it had signed in to (whether or not the app takes
+    /// back-channel logouts).
+    pub signed_out: Vec<(SigninId, String)>,
 }
 
 /// Stores an audit event that goes with no other change, then logs it.

@@ -8,7 +8,7 @@ use crate::audit::{Actor, AuditKind};
 use crate::error::CoreError;
 use crate::policy::LogoutScope;
 use crate::remember::RememberSecret;
-use crate::secret::{self, SessionId, UserId};
+use crate::secret::{self, SessionId, SigninId, UserId};
 use crate::store::{Session, SessionFilter};
 
 /// What a logout did.
@@ -26,6 +26,8 @@ pub struct LoggedOut {
     /// The back-channel logouts queued for the apps of the sign-ins that ended (see
     /// [`Authority::await_deliveries`]).
     pub app_logouts: Vec<String>,
+    /// Each sign-in that ended with an app it had signed in to (front-channel logout frames).
+    pub signed_out: Vec<(SigninId, String)>,
 }
 
 impl Authority {
@@ -99,9 +101,15 @@ impl Authority {
             ended += self.revoke_presented(&mut batch, credentials, &event).await?;
         }
         if !speaks {
-            let app_logouts = batch.commit_noting().await?;
+            let noted = batch.commit_noting().await?;
             self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason("no_session").log();
-            return Ok(LoggedOut { ended, cleared: true, no_session: rule.ends_others, app_logouts });
+            return Ok(LoggedOut {
+                ended,
+                cleared: true,
+                no_session: rule.ends_others,
+                app_logouts: noted.app_logouts,
+                signed_out: noted.signed_out,
+            });
         }
         if from_series || owner_only.is_some() {
             self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason("remember_me").log();
@@ -132,8 +140,14 @@ impl Authority {
                 batch.bump_token_version(user).await?;
             }
         }
-        let app_logouts = batch.commit_noting().await?;
-        Ok(LoggedOut { ended, cleared: rule.ends_this, no_session: false, app_logouts })
+        let noted = batch.commit_noting().await?;
+        Ok(LoggedOut {
+            ended,
+            cleared: rule.ends_this,
+            no_session: false,
+            app_logouts: noted.app_logouts,
+            signed_out: noted.signed_out,
+        })
     }
 
     /// Inside a batch: the owner of the remember-me series `presented` belongs to, and the

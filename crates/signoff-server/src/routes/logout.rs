@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 use signoff_core::{LogoutScope, Presented, Session};
 
-use super::{bearer, csrf_guard, current_session};
+use super::{bearer, csrf_guard, current_session, oidc};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Client, Input, Wants};
@@ -63,6 +63,8 @@ pub async fn logout(
         })?,
         None => {}
     }
+    // This browser's sign-in: its apps' front-channel logouts load on the page that follows.
+    let signin = cookie.as_ref().map(|c| c.session.signin.clone());
     let mut current: Vec<std::sync::Arc<Session>> = cookie.map(|c| c.session).into_iter().collect();
     let access = bearer.map(|(claims, session)| {
         current.extend(session.filter(|s| !current.iter().any(|c| c.id == s.id)));
@@ -99,7 +101,11 @@ pub async fn logout(
                 redirect::validate(body.return_to.as_deref(), &format!("/app/sessions?ended={ended}"), config)
             }
         };
-        Redirect::to(&to).into_response()
+        let frames = match &signin {
+            Some(signin) if clears_browser => oidc::frontchannel::frames(&state, &done.signed_out, signin).await?,
+            _ => Vec::new(),
+        };
+        if frames.is_empty() { Redirect::to(&to).into_response() } else { oidc::frontchannel::page(&frames, Some(&to)) }
     };
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -658,3 +658,75 @@ async fn a_logout_without_a_valid_hint_asks_first_and_only_a_same_site_post_ends
     let res = b.get(&format!("/oidc/logout?{q}")).await;
     assert_eq!((res.status, res.location()), (StatusCode::FOUND, Some(bye)));
 }
+
+#[tokio::test]
+async fn the_signed_out_page_loads_the_front_channel_logouts_of_this_browsers_apps_with_iss_and_sid() {
+    let s = server(false).await;
+    let discovery = s.browser().get("/.well-known/openid-configuration").await.json();
+    assert_eq!(discovery["frontchannel_logout_supported"], true);
+    assert_eq!(discovery["frontchannel_logout_session_supported"], true);
+    let issuer = discovery["issuer"].as_str().expect("issuer").to_owned();
+    let bye = "https://rp.example/bye";
+    let a = Rp::register(
+        &s,
+        json!({"post_logout_redirect_uris": [bye], "frontchannel_logout_uri": "https://a.example/fc?tenant=1"}),
+    )
+    .await;
+    let b_app = Rp::register(&s, json!({"frontchannel_logout_uri": "https://b.example/fc"})).await;
+    let unused = Rp::register(&s, json!({"frontchannel_logout_uri": "https://unused.example/fc"})).await;
+    let plain = Rp::register(&s, json!({})).await;
+    let _ = unused;
+
+    // One browser signs in to A, B and an app without front-channel logout; another browser of
+    // the same user to A.
+    let mut b = s.signed_in("frames@example.com").await;
+    let mut hint = String::new();
+    for rp in [&a, &b_app, &plain] {
+        let (verifier, challenge) = pkce();
+        let c = code(&mut b, rp, &challenge, &[]).await;
+        let t = exchange(&s, rp, &c, &verifier).await.json();
+        if rp.id == a.id {
+            hint = t["id_token"].as_str().expect("id token").to_owned();
+        }
+    }
+    let sid = verified(&s, &hint).await.1["sid"].as_str().expect("sid").to_owned();
+    let mut other = s.browser();
+    other.login("frames@example.com", PASSWORD).await;
+    let (verifier, challenge) = pkce();
+    let c = code(&mut other, &a, &challenge, &[]).await;
+    let other_hint = exchange(&s, &a, &c, &verifier).await.json()["id_token"].as_str().expect("id").to_owned();
+    let other_sid = verified(&s, &other_hint).await.1["sid"].as_str().expect("sid").to_owned();
+
+    // RP-initiated logout at A: the page frames A's and B's front-channel URLs with iss and this
+    // sign-in's sid, lets frames load from those origins alone, and goes on to A's page.
+    let q = format!("id_token_hint={}&post_logout_redirect_uri={}&state=st", enc(&hint), enc(bye));
+    let res = b.get(&format!("/oidc/logout?{q}")).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    // As a form encoder writes it (every `:` and `/` escaped), in HTML.
+    let iss = issuer.replace(':', "%3A").replace('/', "%2F");
+    let with =
+        |base: &str, s: &str| format!("{base}{}iss={iss}&amp;sid={s}", if base.contains('?') { "&amp;" } else { "?" });
+    assert!(res.text.contains(&format!("src=\"{}\"", with("https://a.example/fc?tenant=1", &sid))), "{}", res.text);
+    assert!(res.text.contains(&format!("src=\"{}\"", with("https://b.example/fc", &sid))), "{}", res.text);
+    assert!(!res.text.contains("unused.example") && !res.text.contains(&other_sid), "only this sign-in's apps");
+    assert_eq!(res.text.matches("<iframe").count(), 2);
+    assert!(res.text.contains("data-frontchannel-next=\"https://rp.example/bye?state=st\""), "{}", res.text);
+    let csp = res.header("content-security-policy").expect("csp");
+    assert!(csp.ends_with("; frame-src https://a.example https://b.example"), "{csp}");
+    assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(res.header("cache-control"), Some("no-store"));
+    assert_eq!(b.session_status().await, StatusCode::UNAUTHORIZED, "the session ended");
+
+    // Signing out at signoff with the form: the same page, going on to the sign-in page.
+    let csrf = other.get_json("/auth/session").await.json()["csrf_token"].as_str().expect("csrf").to_owned();
+    let res = other.post_form("/auth/logout", &[("csrf_token", csrf.as_str())]).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert!(
+        res.text.contains(&format!("src=\"{}\"", with("https://a.example/fc?tenant=1", &other_sid))),
+        "{}",
+        res.text
+    );
+    assert_eq!(res.text.matches("<iframe").count(), 1);
+    assert!(res.text.contains("data-frontchannel-next=\"/login?logged_out=1\""), "{}", res.text);
+    assert_eq!(other.session_status().await, StatusCode::UNAUTHORIZED);
+}

@@ -112,21 +112,24 @@ impl Refusal<'_> {
 
 /// `302` to `uri` with `pairs` added to its query; never cached.
 pub(super) fn found(uri: &str, pairs: &[(&str, &str)]) -> Response {
-    let location = match Url::parse(uri) {
-        Ok(mut url) => {
-            if !pairs.is_empty() {
-                url.query_pairs_mut().extend_pairs(pairs);
-            }
-            url.to_string()
-        }
-        // Registered URIs were parsed when they were registered.
-        Err(_) => {
-            return ApiError::Internal(format!("a registered redirect URI does not parse: {uri}")).into_response();
-        }
+    let location = match with_query(uri, pairs) {
+        Ok(location) => location,
+        Err(e) => return e.into_response(),
     };
     let mut res = (StatusCode::FOUND, [(header::LOCATION, location)]).into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
+}
+
+/// `uri`, a registered URI, with `pairs` added to its query.
+pub(super) fn with_query(uri: &str, pairs: &[(&str, &str)]) -> Result<String, ApiError> {
+    // Registered URIs were parsed when they were registered.
+    let mut url =
+        Url::parse(uri).map_err(|_| ApiError::Internal(format!("a registered redirect URI does not parse: {uri}")))?;
+    if !pairs.is_empty() {
+        url.query_pairs_mut().extend_pairs(pairs);
+    }
+    Ok(url.to_string())
 }
 
 async fn respond(state: &AppState, headers: &HeaderMap, params: Params) -> ApiResult<Response> {

@@ -16,7 +16,8 @@ use axum::response::Response;
 use signoff_core::clients::{EndpointKind, RegisteredClient};
 use signoff_core::{LogoutScope, Presented, SessionContext};
 
-use super::authorize::found;
+use super::authorize::{found, with_query};
+use super::frontchannel;
 use crate::app::AppState;
 use crate::cookies;
 use crate::error::{ApiError, ApiResult};
@@ -89,19 +90,21 @@ async fn respond(
     if state_param.is_some_and(|s| s.len() > 512) {
         return Err(refused("state is at most 512 characters"));
     }
-    let done = |state: &AppState, cleared: bool| {
-        let mut res = match back {
-            Some(uri) => {
-                let pairs: Vec<(&str, &str)> = state_param.map(|s| vec![("state", s)]).unwrap_or_default();
-                found(uri, &pairs)
-            }
-            None => html::page(
+    // Where the browser goes once signed out: the app's page with its state, or signoff's.
+    let pairs: Vec<(&str, &str)> = state_param.map(|s| vec![("state", s)]).unwrap_or_default();
+    let next = back.map(|uri| with_query(uri, &pairs)).transpose()?;
+    let done = |state: &AppState, cleared: bool, frames: &[frontchannel::Frame]| {
+        let mut res = match (&next, frames.is_empty()) {
+            (Some(to), true) => found(to, &[]),
+            (None, true) => html::page(
                 StatusCode::OK,
                 "Signed out",
                 None,
                 "<h1>You are signed out</h1><p>You are signed out of signoff and of the applications you \
                  signed in to with it.</p><p><a href=\"/login\">Sign in again</a></p>",
             ),
+            // The front-channel frames load on the signed-out page, which then goes on.
+            (next, false) => frontchannel::page(frames, next.as_deref()),
         };
         let h = res.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -122,7 +125,7 @@ async fn respond(
     };
     let Some((signin, user)) = held else {
         // Nothing to end here (the sign-in is over, or was never in this browser).
-        return Ok(done(state, false));
+        return Ok(done(state, false, &[]));
     };
     let hinted = hint.as_ref().is_some_and(|h| h.sid == signin.as_str() && h.sub == user.as_str());
     let confirmed = posted && get("confirm") == Some("1");
@@ -152,7 +155,8 @@ async fn respond(
             );
         }
     }
-    Ok(done(state, true))
+    let frames = frontchannel::frames(state, &out.signed_out, &signin).await?;
+    Ok(done(state, true, &frames))
 }
 
 /// The page that asks the user to confirm, with a form that posts the request back with the

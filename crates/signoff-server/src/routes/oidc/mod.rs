@@ -5,6 +5,7 @@
 //! `id_token_signed_response_alg`.
 
 mod authorize;
+pub(crate) mod frontchannel;
 mod logout;
 mod token;
 
@@ -39,6 +40,8 @@ async fn discovery(State(state): State<AppState>) -> Response {
         "end_session_endpoint": format!("{origin}/oidc/logout"),
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
+        "frontchannel_logout_supported": true,
+        "frontchannel_logout_session_supported": true,
         "scopes_supported": ["openid", "email"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

@@ -1,0 +1,91 @@
+//! OpenID Connect Front-Channel Logout 1.0: when a browser's sign-in ends here, the page that
+//! says so loads each of its apps' `frontchannel_logout_uri` in a hidden frame, with `iss` and
+//! `sid` (§2), so an app whose cookies the frame carries ends its own session. In addition to
+//! back-channel logout, never instead: a frame loads only while the page is open, and browsers
+//! that keep third-party cookies from frames (most, by default) make it reach nobody.
+//!
+//! The page goes on by itself to where the browser was headed once every frame has loaded (the
+//! window's `load` waits for frames) or after [`FRAME_WAIT_MS`]; without script, a link.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use signoff_core::clients::EndpointKind;
+use signoff_core::secret::SigninId;
+
+use crate::app::AppState;
+use crate::error::ApiResult;
+use crate::html::{self, esc};
+
+/// How long the page waits for the frames before going on (milliseconds; `demo.js` reads it).
+const FRAME_WAIT_MS: u32 = 3000;
+
+/// One frame: an app's front-channel logout URL for the ended sign-in.
+pub(crate) struct Frame {
+    name: String,
+    url: String,
+    origin: String,
+}
+
+/// The frames for `signin`, this browser's sign-in, among what a logout ended (`signed_out`: a
+/// logout of every device ends other browsers' sign-ins too, whose frames would reach nobody).
+pub(crate) async fn frames(
+    state: &AppState,
+    signed_out: &[(SigninId, String)],
+    signin: &SigninId,
+) -> ApiResult<Vec<Frame>> {
+    let issuer = &state.config().tokens.issuer;
+    let mut out = Vec::new();
+    for (ended, client_id) in signed_out {
+        if ended != signin {
+            continue;
+        }
+        let Some(client) = state.authority().client(client_id).await? else { continue };
+        let Some(uri) = client.endpoint(EndpointKind::FrontchannelLogout) else { continue };
+        let Ok(parsed) = url::Url::parse(uri) else { continue };
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("iss", issuer)
+            .append_pair("sid", ended.as_str())
+            .finish();
+        let sep = if uri.contains('?') { '&' } else { '?' };
+        out.push(Frame {
+            name: client.name.clone(),
+            url: format!("{uri}{sep}{query}"),
+            origin: parsed.origin().ascii_serialization(),
+        });
+    }
+    Ok(out)
+}
+
+/// The signed-out page with `frames`, going on to `next` (or staying, with a link to sign in).
+pub(crate) fn page(frames: &[Frame], next: Option<&str>) -> Response {
+    let iframes: String = frames
+        .iter()
+        .map(|f| {
+            format!(
+                "<iframe src=\"{}\" title=\"Signing out of {}\" width=\"0\" height=\"0\" hidden></iframe>",
+                esc(&f.url),
+                esc(&f.name)
+            )
+        })
+        .collect();
+    let names: Vec<String> = frames.iter().map(|f| format!("<strong>{}</strong>", esc(&f.name))).collect();
+    let onward = match next {
+        Some(to) => format!(
+            "<div data-frontchannel-next=\"{}\" data-frontchannel-wait=\"{FRAME_WAIT_MS}\"></div>\
+             <p><a href=\"{0}\">Continue</a></p>",
+            esc(to)
+        ),
+        None => "<p><a href=\"/login\">Sign in again</a></p>".to_owned(),
+    };
+    let body = format!(
+        "<h1>You are signed out</h1><p>You are signed out of signoff and of the applications you signed in to \
+         with it; telling {}.</p>{onward}{iframes}",
+        names.join(", ")
+    );
+    let mut res = html::page(StatusCode::OK, "Signed out", None, &body);
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let mut origins: Vec<&str> = frames.iter().map(|f| f.origin.as_str()).collect();
+    origins.sort_unstable();
+    origins.dedup();
+    html::with_frames(res, &origins)
+}
