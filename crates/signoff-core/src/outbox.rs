@@ -199,6 +199,7 @@ impl Notice {
             | FeedEntry::Rekeyed { user_id: None, .. }
             | FeedEntry::Keys { .. }
             | FeedEntry::ClientRemoved { .. }
+            | FeedEntry::ClientGrantEnded { .. }
             | FeedEntry::Unknown { .. } => None,
         }
     }

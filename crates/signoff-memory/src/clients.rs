@@ -4,6 +4,7 @@
 use crate::{MemoryStore, MemoryTx};
 use async_trait::async_trait;
 use signoff_core::clients::{EndpointKind, RegisteredClient};
+use signoff_core::secret::SecretHash;
 use signoff_core::store::{ClientStore, ClientTx, StoreError};
 use time::OffsetDateTime;
 
@@ -73,13 +74,21 @@ impl ClientTx for MemoryTx {
         self.state.clients.push(new);
         Ok(())
     }
-    async fn delete_client(&mut self, id: &str) -> Result<bool, StoreError> {
+    async fn delete_client(&mut self, id: &str) -> Result<Option<SecretHash>, StoreError> {
         self.state.deliveries.retain(|_, d| d.client_id != id);
         self.state.codes.retain(|_, k| k.client() != id);
         self.state.links.retain(|(_, client), _| client != id);
-        let before = self.state.clients.len();
-        self.state.clients.retain(|c| c.id != id);
-        Ok(self.state.clients.len() < before)
+        let Some(at) = self.state.clients.iter().position(|c| c.id == id) else { return Ok(None) };
+        Ok(Some(self.state.clients.remove(at).secret_hash))
+    }
+    async fn set_client_secret(&mut self, id: &str, old: &SecretHash, new: &SecretHash) -> Result<bool, StoreError> {
+        match self.state.clients.iter_mut().find(|c| c.id == id && c.secret_hash == *old) {
+            Some(c) => {
+                c.secret_hash = *new;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
     async fn callback_clients(&mut self) -> Result<Vec<RegisteredClient>, StoreError> {
         let with_callback = self.state.clients.iter().filter(|c| c.has_callbacks());

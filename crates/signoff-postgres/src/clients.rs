@@ -1,9 +1,10 @@
 //! Registered clients on PostgreSQL: [`signoff_core::store::ClientStore`] and [`signoff_core::store::ClientTx`].
 
-use crate::rows::{clients_from, db_err, ms};
+use crate::rows::{backend, clients_from, db_err, ms};
 use crate::{PgStore, PgTx};
 use async_trait::async_trait;
 use signoff_core::clients::RegisteredClient;
+use signoff_core::secret::SecretHash;
 use signoff_core::store::StoreError;
 use signoff_core::store::{ClientStore, ClientTx};
 use signoff_sql::columns::{endpoint_rows, legacy_endpoint_columns};
@@ -89,13 +90,27 @@ impl ClientTx for PgTx {
         }
         Ok(())
     }
-    async fn delete_client(&mut self, id: &str) -> Result<bool, StoreError> {
+    async fn delete_client(&mut self, id: &str) -> Result<Option<SecretHash>, StoreError> {
         for sql in ["DELETE FROM deliveries WHERE client_id = $1", "DELETE FROM client_endpoints WHERE client_id = $1"]
         {
             sqlx::query(sql).bind(id).execute(self.conn()).await.map_err(db_err)?;
         }
-        let done =
-            sqlx::query("DELETE FROM clients WHERE id = $1").bind(id).execute(self.conn()).await.map_err(db_err)?;
+        let gone: Option<Vec<u8>> = sqlx::query_scalar("DELETE FROM clients WHERE id = $1 RETURNING secret_hash")
+            .bind(id)
+            .fetch_optional(self.conn())
+            .await
+            .map_err(db_err)?;
+        gone.map(|bytes| SecretHash::from_slice(&bytes).ok_or_else(|| backend("corrupt hash in clients.secret_hash")))
+            .transpose()
+    }
+    async fn set_client_secret(&mut self, id: &str, old: &SecretHash, new: &SecretHash) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE clients SET secret_hash = $3 WHERE id = $1 AND secret_hash = $2")
+            .bind(id)
+            .bind(&old.0[..])
+            .bind(&new.0[..])
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
         Ok(done.rows_affected() == 1)
     }
     async fn callback_clients(&mut self) -> Result<Vec<RegisteredClient>, StoreError> {

@@ -3,10 +3,11 @@
 use std::time::{Duration, Instant};
 
 use super::Authority;
-use crate::clients::{ClientProfile, Endpoint, MAX_CLIENT_ID_LEN, NewClient, RegisteredClient};
+use crate::clients::{ClientProfile, Endpoint, MAX_CLIENT_ID_LEN, NewClient, RegisteredClient, grant_sid, hash_secret};
 use crate::error::CoreError;
 use crate::feed::FeedEntry;
 use crate::feed::window::{ClientFeed, Page};
+use crate::secret::Secret;
 
 /// Entries read per round trip when the window is filled at start.
 const PAGE: u32 = 1_000;
@@ -36,20 +37,43 @@ impl Authority {
     }
 
     /// Deletes a client (`false` when there is none): once this returns, every node refuses its
-    /// credentials and has ended its feed streams.
+    /// credentials and has ended its feed streams, and relying services hear that its machine
+    /// tokens are dead.
     pub async fn delete_client(&self, id: &str) -> Result<bool, CoreError> {
         if id.len() > MAX_CLIENT_ID_LEN {
             return Ok(false);
         }
         let mut batch = self.batch().await?;
-        if !batch.tx.delete_client(id).await? {
+        let Some(secret_hash) = batch.tx.delete_client(id).await? else {
             return Ok(false);
-        }
+        };
         batch.ended.push(FeedEntry::ClientRemoved { client_id: id.to_owned() });
+        batch.ended.push(FeedEntry::ClientGrantEnded { sid: grant_sid(&secret_hash), reason: "client_removed".into() });
         batch.commit().await?;
         self.client_feed.remove(id);
         tracing::info!(target: "signoff::audit", client_id = %id, "client deleted");
         Ok(true)
+    }
+
+    /// Gives a client a new secret (`None` when there is no such client): the old one is refused
+    /// at once on every node, and the access tokens it got by `client_credentials` are dead
+    /// (relying services hear it on the feed). Swapped only if the secret is still the one read,
+    /// so two rotations at once end both grants they replace.
+    pub async fn rotate_client_secret(&self, id: &str) -> Result<Option<Secret>, CoreError> {
+        for _ in 0..3 {
+            let Some(client) = self.client(id).await? else { return Ok(None) };
+            let secret = Secret::generate();
+            let mut batch = self.batch().await?;
+            if !batch.tx.set_client_secret(id, &client.secret_hash, &hash_secret(&secret)).await? {
+                continue;
+            }
+            let sid = grant_sid(&client.secret_hash);
+            batch.ended.push(FeedEntry::ClientGrantEnded { sid, reason: "secret_rotated".into() });
+            batch.commit().await?;
+            tracing::info!(target: "signoff::audit", client_id = %id, "client secret rotated");
+            return Ok(Some(secret));
+        }
+        Err(CoreError::Busy(time::Duration::seconds(1)))
     }
 
     /// A registered client by id (`None` for an unknown or deleted one), read from the store.

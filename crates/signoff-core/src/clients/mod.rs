@@ -6,10 +6,10 @@
 //! every process drops its open feed streams at once.
 
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use time::OffsetDateTime;
 
-use crate::secret::{Secret, SecretHash, random_bytes, random_id};
+use crate::secret::{Secret, SecretHash, SessionId, random_bytes, random_id};
 
 mod profile;
 
@@ -144,6 +144,16 @@ impl NewClient {
 /// A new webhook secret: `whsec_` + base64 of 32 random bytes (Standard Webhooks).
 pub fn webhook_secret() -> String {
     format!("whsec_{}", STANDARD.encode(random_bytes::<32>()))
+}
+
+/// The id of a machine client's grant under the secret whose hash is `secret_hash`: the `sid` of
+/// its `client_credentials` tokens. A new secret (or none, the client deleted) makes a new grant,
+/// and tokens naming the old one are dead. Derived, not stored: one-way, so it tells nothing of
+/// the hash, and every node computes the same.
+pub fn grant_sid(secret_hash: &SecretHash) -> SessionId {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new().chain_update(b"signoff client grant\0").chain_update(secret_hash.0).finalize();
+    SessionId::from_string(URL_SAFE_NO_PAD.encode(&digest[..16]))
 }
 
 pub fn hash_secret(secret: &Secret) -> SecretHash {

@@ -3,7 +3,11 @@
 use std::sync::Arc;
 use time::Duration;
 
-use crate::clients::{ClientProfile, Endpoint, EndpointKind, GrantType, NewClient, SigningAlg, TokenAuthMethod};
+use crate::clients::{
+    ClientProfile, Endpoint, EndpointKind, GrantType, NewClient, RegisteredClient, SigningAlg, TokenAuthMethod,
+    hash_secret,
+};
+use crate::secret::Secret;
 use crate::store::Store;
 
 use super::{t0, tx};
@@ -20,11 +24,31 @@ pub async fn clients_are_kept_and_deleted(store: Arc<dyn Store>) {
     assert_eq!(store.client_by_id(&a.id).await.expect("read"), Some(a.clone()), "every field round-trips");
     assert_eq!(store.clients().await.expect("list"), vec![a.clone(), b.clone()], "oldest first");
     let mut t = tx(&store).await;
-    assert!(t.delete_client(&a.id).await.expect("delete"));
-    assert!(!t.delete_client(&a.id).await.expect("delete"), "gone is gone");
+    assert_eq!(t.delete_client(&a.id).await.expect("delete"), Some(a.secret_hash), "the hash it had");
+    assert_eq!(t.delete_client(&a.id).await.expect("delete"), None, "gone is gone");
     t.commit().await.expect("commit");
     assert_eq!(store.client_by_id(&a.id).await.expect("read"), None);
     assert_eq!(store.clients().await.expect("list"), vec![b]);
+}
+
+/// A client's secret changes by compare-and-swap: only from the hash it has now, never for a
+/// client that is gone; deleting a client answers the hash it had.
+pub async fn a_clients_secret_is_swapped_only_from_the_one_it_has(store: Arc<dyn Store>) {
+    let c = NewClient::generate("c".into(), Vec::new(), t0()).client;
+    let (next, other) = (hash_secret(&Secret::generate()), hash_secret(&Secret::generate()));
+    let mut t = tx(&store).await;
+    t.insert_client(&c).await.expect("insert");
+    assert!(!t.set_client_secret(&c.id, &other, &next).await.expect("swap"), "not from a hash it does not have");
+    assert!(t.set_client_secret(&c.id, &c.secret_hash, &next).await.expect("swap"));
+    assert!(!t.set_client_secret(&c.id, &c.secret_hash, &other).await.expect("swap"), "the old hash is gone");
+    assert!(!t.set_client_secret("nobody", &c.secret_hash, &other).await.expect("swap"));
+    t.commit().await.expect("commit");
+    let read = store.client_by_id(&c.id).await.expect("read").expect("client");
+    assert_eq!(read.secret_hash, next);
+    assert_eq!(read, RegisteredClient { secret_hash: next, ..c.clone() }, "nothing else changed");
+    let mut t = tx(&store).await;
+    assert_eq!(t.delete_client(&c.id).await.expect("delete"), Some(next));
+    t.commit().await.expect("commit");
 }
 
 /// Endpoints are rows: any number per client (several redirect URIs), read back sorted with the
@@ -59,7 +83,7 @@ pub async fn a_clients_endpoints_are_kept_with_it(store: Arc<dyn Store>) {
     assert_eq!(redirects, ["http://localhost:3000/cb", "https://rp.example/cb"], "several of a kind, sorted");
     let mut t = tx(&store).await;
     assert_eq!(t.callback_clients().await.expect("recipients"), vec![m.clone()], "only clients with callbacks");
-    assert!(t.delete_client(&m.id).await.expect("delete"));
+    assert!(t.delete_client(&m.id).await.expect("delete").is_some());
     assert_eq!(t.callback_clients().await.expect("recipients"), vec![]);
     t.commit().await.expect("commit");
     // The same id again (as a restore would) starts with no endpoints of the deleted one.

@@ -32,6 +32,7 @@ pub async fn feed_keeps_order_and_kinds(store: Arc<dyn Store>) {
             reason: Some("password_changed".into()),
         },
         FeedEntry::ClientRemoved { client_id: "c".into() },
+        FeedEntry::ClientGrantEnded { sid: SessionId::generate(), reason: "secret_rotated".into() },
     ];
     let mut t = tx(&store).await;
     let first = t.record_revocations(&entries[..2], t0()).await.expect("record");
@@ -46,9 +47,9 @@ pub async fn feed_keeps_order_and_kinds(store: Arc<dyn Store>) {
         seqs.windows(2).all(|w| w[1] == w[0] + 1),
         "positions rise with no gap (a gap means a lost entry): {seqs:?}"
     );
-    assert_eq!((first, second), (seqs[1], seqs[8]), "each append returns its last position");
+    assert_eq!((first, second), (seqs[1], seqs[9]), "each append returns its last position");
     assert_eq!(read.into_iter().map(|(_, e)| e).collect::<Vec<_>>(), entries, "every kind round-trips, in order");
-    assert_eq!(store.revocation_head().await.expect("head"), seqs[8]);
+    assert_eq!(store.revocation_head().await.expect("head"), seqs[9]);
     assert_eq!(store.revocations_since(seqs[1], 2).await.expect("page").len(), 2, "paged after a position");
-    assert_eq!(store.trim_revocations(t0() + Duration::seconds(1), t0()).await.expect("trim"), 9);
+    assert_eq!(store.trim_revocations(t0() + Duration::seconds(1), t0()).await.expect("trim"), 10);
 }

@@ -51,6 +51,7 @@ macro_rules! store_conformance {
             keys::keys_of_every_algorithm,
             feed::feed_keeps_order_and_kinds,
             clients::clients_are_kept_and_deleted,
+            clients::a_clients_secret_is_swapped_only_from_the_one_it_has,
             clients::a_clients_endpoints_are_kept_with_it,
             outbox::deliveries_are_claimed_once_and_recorded_only_under_their_claim,
             outbox::a_clients_deliveries_are_listed_by_page_and_status_retried_and_pruned,

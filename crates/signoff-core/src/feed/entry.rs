@@ -34,6 +34,9 @@ pub enum FeedEntry {
     Rekeyed { old: SessionId, new: SessionId, user_id: Option<UserId>, reason: Option<String> },
     /// A registered client was deleted: its credentials are dead and its feed streams end.
     ClientRemoved { client_id: String },
+    /// A machine client's grant ended (its secret was rotated, or it was deleted): the access
+    /// tokens it got by `client_credentials`, which carry `sid`, are dead. `reason` says why.
+    ClientGrantEnded { sid: SessionId, reason: String },
     /// A kind this version does not know (written by a newer process on the same database):
     /// passed over, so the relay moves on past it.
     Unknown { kind: String },

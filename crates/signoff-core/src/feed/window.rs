@@ -44,6 +44,8 @@ impl FeedEvent {
             FeedEntry::Keys { kid, withdrawn } => Self::Keys { kid: kid.clone(), withdrawn: *withdrawn },
             // The old id is dead: tokens naming it are refused like those of an ended session.
             FeedEntry::Rekeyed { old, .. } => Self::Session { sid: old.to_string(), at: now.unix_timestamp() },
+            // A machine client's tokens name its grant as their session: they die like one.
+            FeedEntry::ClientGrantEnded { sid, .. } => Self::Session { sid: sid.to_string(), at: now.unix_timestamp() },
             FeedEntry::ClientRemoved { .. } | FeedEntry::Unknown { .. } => return None,
         })
     }

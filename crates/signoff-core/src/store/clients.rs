@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 
 use super::StoreError;
 use crate::clients::RegisteredClient;
+use crate::secret::SecretHash;
 
 /// Client reads, outside any transaction (part of [`Store`](super::Store)).
 #[async_trait]
@@ -31,8 +32,12 @@ pub trait ClientStore: Send + Sync {
 #[async_trait]
 pub trait ClientTx: Send {
     async fn insert_client(&mut self, client: &RegisteredClient) -> Result<(), StoreError>;
-    /// Deletes a client; `false` when there was none with this id.
-    async fn delete_client(&mut self, id: &str) -> Result<bool, StoreError>;
+    /// Deletes a client; the secret hash it had at that moment, or `None` when there was none
+    /// with this id.
+    async fn delete_client(&mut self, id: &str) -> Result<Option<SecretHash>, StoreError>;
+    /// Replaces the client's secret hash if it is still `old` (compare-and-swap); `false` when
+    /// the client is gone or its secret changed meanwhile.
+    async fn set_client_secret(&mut self, id: &str, old: &SecretHash, new: &SecretHash) -> Result<bool, StoreError>;
     /// Clients with a back-channel logout or webhook URL (the outbox's recipients).
     async fn callback_clients(&mut self) -> Result<Vec<RegisteredClient>, StoreError>;
 }

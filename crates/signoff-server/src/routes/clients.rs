@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/clients/{client_id}/deliveries", get(deliveries))
         .route("/admin/clients/{client_id}/deliveries/{delivery_id}/retry", post(retry))
         .route("/admin/clients/{client_id}/webhook-secret", post(rotate_webhook_secret))
+        .route("/admin/clients/{client_id}/secret", post(rotate_secret))
 }
 
 /// Deliveries listed per page unless asked otherwise, and at most.
@@ -189,6 +190,22 @@ async fn rotate_webhook_secret(
         }))
         .into_response()),
     }
+}
+
+/// A new client secret, shown this once. The old one is refused at once on every node, and the
+/// machine tokens it got by `client_credentials` die with it (relying services hear of it on the
+/// feed); the client's other credentials (its webhook secret, its users' tokens) stay.
+async fn rotate_secret(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
+    require_admin(&state, &headers)?;
+    let Path(id) = id.map_err(|_| ApiError::NotFound)?;
+    let secret = state.authority().rotate_client_secret(&id).await?.ok_or(ApiError::NotFound)?;
+    let mut res = axum::Json(json!({ "client_id": id, "client_secret": secret.expose() })).into_response();
+    res.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    Ok(res)
 }
 
 /// Makes a failed delivery pending again (sent at once).

@@ -13,6 +13,7 @@ mod errors;
 mod everywhere;
 mod gateway;
 mod logout;
+mod machine;
 mod nodes;
 mod notify;
 mod oidc;

@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-const ADMIN: &str = "0123456789abcdef0123456789abcdef0123456789a";
+pub(crate) const ADMIN: &str = "0123456789abcdef0123456789abcdef0123456789a";
 
 /// A server with an admin key (and private callback addresses allowed or not).
 pub(crate) async fn server(allow_private: bool) -> TestServer {

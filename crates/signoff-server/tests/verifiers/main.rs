@@ -387,3 +387,47 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[tokio::test]
+async fn a_machine_clients_token_is_refused_by_the_verifier_once_its_secret_is_rotated_or_the_client_deleted() {
+    let s = Signoff::start().await;
+    let v = s.verifier(Duration::from_secs(10)).await;
+    let (status, body) = s
+        .post("/admin/clients", json!({"name": "batch job", "grant_types": ["client_credentials"]}), Some(ADMIN))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["client_id"].as_str().expect("id").to_owned();
+    let machine_token = |secret: String| {
+        let (http, base, id) = (s.http.clone(), s.base.clone(), id.clone());
+        async move {
+            let res = http
+                .post(format!("{base}/oidc/token"))
+                .basic_auth(&id, Some(secret))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("grant_type=client_credentials")
+                .send()
+                .await
+                .expect("token");
+            assert_eq!(res.status(), StatusCode::OK);
+            res.json::<Value>().await.expect("json")["access_token"].as_str().expect("token").to_owned()
+        }
+    };
+    let first = machine_token(body["client_secret"].as_str().expect("secret").to_owned()).await;
+    let claims = v.verify(&first).await.expect("a machine token verifies");
+    assert_eq!(claims.sub, id, "its subject is the client");
+
+    let (status, rotated) = s.post(&format!("/admin/clients/{id}/secret"), json!({}), Some(ADMIN)).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    assert!(
+        wait_for(Duration::from_secs(2), || async { v.verify(&first).await == Err(VerifyError::Revoked) }).await,
+        "refused once the secret is rotated"
+    );
+    let second = machine_token(rotated["client_secret"].as_str().expect("secret").to_owned()).await;
+    assert!(v.verify(&second).await.is_ok(), "the new secret's token verifies");
+    let res = s.http.delete(format!("{}/admin/clients/{id}", s.base)).bearer_auth(ADMIN).send().await.expect("delete");
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert!(
+        wait_for(Duration::from_secs(2), || async { v.verify(&second).await == Err(VerifyError::Revoked) }).await,
+        "refused once the client is deleted"
+    );
+}

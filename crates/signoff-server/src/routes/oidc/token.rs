@@ -1,4 +1,5 @@
-//! The token endpoint (OpenID Connect Core §3.1.3, RFC 6749 §4.1.3 and §6) and UserInfo (§5.3).
+//! The token endpoint (OpenID Connect Core §3.1.3, RFC 6749 §4.1.3, §4.4 and §6) and UserInfo
+//! (§5.3).
 //!
 //! A client authenticates the way it registered (`client_secret_basic`, the default, or
 //! `client_secret_post`) and with nothing else; any failure is `401 invalid_client`. Errors are
@@ -67,13 +68,13 @@ pub(super) async fn token(
     Input(body): Input<TokenRequest>,
 ) -> ApiResult<Response> {
     let grant = body.grant_type.as_deref().ok_or_else(|| ApiError::bad_request("grant_type is required"))?;
-    let unsupported =
-        || ApiError::BadRequest("unsupported_grant_type", "use authorization_code or refresh_token".into());
-    let needed = match grant {
-        "authorization_code" => GrantType::AuthorizationCode,
-        "refresh_token" => GrantType::RefreshToken,
-        _ => return Err(unsupported()),
+    let unsupported = || {
+        ApiError::BadRequest(
+            "unsupported_grant_type",
+            "use authorization_code, refresh_token or client_credentials".into(),
+        )
     };
+    let needed = GrantType::parse(grant).ok_or_else(unsupported)?;
     let client = authenticate(&state, &headers, &body).await.inspect_err(|_| {
         tracing::info!(grant, "token endpoint: client authentication failed");
     })?;
@@ -104,7 +105,12 @@ pub(super) async fn token(
             }
             body
         }
-        _ => {
+        // A machine client's own token: no user, no session, no refresh token (RFC 6749 §4.4.3).
+        GrantType::ClientCredentials => {
+            let t = authority.client_credentials(&client)?;
+            json!({ "access_token": t.access_token, "token_type": "Bearer", "expires_in": t.expires_in })
+        }
+        GrantType::RefreshToken => {
             let refresh =
                 body.refresh_token.as_deref().ok_or_else(|| ApiError::bad_request("refresh_token is required"))?;
             let pair = authority.refresh_grant(refresh, Some(&client.id), &info).await?;
