@@ -2,7 +2,9 @@
 // and Debian's Chromium driven by playwright-core. Every scenario saves a screenshot of each
 // open page when it fails (e2e/artifacts/).
 
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -71,6 +73,60 @@ export async function startServer(env = {}) {
       child.kill('SIGTERM');
       await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Starts `count` signoff nodes on one new PostgreSQL database (SIGNOFF_TEST_POSTGRES_URL's
+ * server; the database is dropped by `stop`) behind a proxy on loopback that sends each request
+ * to the next node in turn, so one browser's requests, and the relying parties' calls, land on
+ * every node. The proxy's URL is the public URL of all of them. */
+export async function startNodes(count, env = {}) {
+  const admin = process.env.SIGNOFF_TEST_POSTGRES_URL;
+  if (!admin) throw new Error('SIGNOFF_TEST_POSTGRES_URL is not set: the several-node scenarios need a PostgreSQL server');
+  const name = `signoff_e2e_${randomBytes(6).toString('hex')}`;
+  execFileSync('psql', [admin, '-qc', `CREATE DATABASE ${name}`], { stdio: 'pipe' });
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const nodes = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      nodes.push(await startServer({ SIGNOFF_DATABASE_URL: url.href, SIGNOFF_PUBLIC_URL: base, ...env }));
+    }
+  } catch (e) {
+    for (const n of nodes) await n.stop();
+    execFileSync('psql', [admin, '-qc', `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`], { stdio: 'pipe' });
+    throw e;
+  }
+  let next = 0;
+  const served = nodes.map(() => 0);
+  const proxy = createHttpServer((req, res) => {
+    const i = next++ % nodes.length;
+    served[i] += 1;
+    const upstream = httpRequest(
+      { host: '127.0.0.1', port: nodes[i].port, method: req.method, path: req.url, headers: req.headers, agent: false },
+      (answer) => {
+        res.writeHead(answer.statusCode, answer.rawHeaders);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => { if (!res.headersSent) res.writeHead(502); res.end(); });
+    req.pipe(upstream);
+  });
+  await new Promise((r) => proxy.listen(port, '127.0.0.1', r));
+  return {
+    base,
+    port,
+    nodes,
+    /** How many requests each node was sent. */
+    served: () => [...served],
+    async stop() {
+      proxy.closeAllConnections();
+      await new Promise((r) => proxy.close(r));
+      for (const n of nodes) await n.stop();
+      execFileSync('psql', [admin, '-qc', `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`], { stdio: 'pipe' });
     },
   };
 }
