@@ -44,6 +44,10 @@ impl SigninStore for MemoryStore {
 
 #[async_trait]
 impl SigninTx for MemoryTx {
+    async fn hold_client(&mut self, client_id: &str) -> Result<bool, StoreError> {
+        // One transaction at a time: nothing can delete it before this one commits.
+        Ok(self.state.clients.iter().any(|c| c.id == client_id))
+    }
     async fn insert_code(&mut self, code: &AuthorizationCode) -> Result<(), StoreError> {
         self.state.owner(&code.user_id)?;
         if !self.state.clients.iter().any(|c| c.id == code.client_id) {

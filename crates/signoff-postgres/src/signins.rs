@@ -30,6 +30,14 @@ impl SigninStore for PgStore {
 
 #[async_trait]
 impl SigninTx for PgTx {
+    async fn hold_client(&mut self, client_id: &str) -> Result<bool, StoreError> {
+        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM clients WHERE id = $1 FOR SHARE")
+            .bind(client_id)
+            .fetch_optional(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(found.is_some())
+    }
     async fn insert_code(&mut self, c: &AuthorizationCode) -> Result<(), StoreError> {
         sqlx::query(concat!(
             "INSERT INTO authorization_codes (",

@@ -30,6 +30,15 @@ impl SigninStore for SqliteStore {
 
 #[async_trait]
 impl SigninTx for SqliteTx {
+    async fn hold_client(&mut self, client_id: &str) -> Result<bool, StoreError> {
+        // The transaction holds the database's write lock from its start (BEGIN IMMEDIATE).
+        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM clients WHERE id = ?")
+            .bind(client_id)
+            .fetch_optional(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(found.is_some())
+    }
     async fn insert_code(&mut self, c: &AuthorizationCode) -> Result<(), StoreError> {
         sqlx::query(concat!(
             "INSERT INTO authorization_codes (",

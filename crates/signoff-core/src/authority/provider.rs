@@ -110,6 +110,10 @@ impl Authority {
         if !self.is_live(&session, now) {
             return Err(CoreError::Unauthenticated);
         }
+        // A client deleted meanwhile gets no code (and cannot be deleted until this commits).
+        if !batch.tx.hold_client(&request.client.id).await? {
+            return Err(CoreError::NotFound);
+        }
         batch
             .tx
             .insert_code(&AuthorizationCode {
@@ -149,6 +153,11 @@ impl Authority {
             return Err(CoreError::InvalidGrant);
         };
         let mut batch = self.batch_for(&[&owner]).await?;
+        // The client, held before the code, in the order a deletion takes them: deleted
+        // meanwhile, it took its codes with it; deleted after, it takes what this issues.
+        if !batch.tx.hold_client(&client.id).await? {
+            return Err(CoreError::InvalidGrant);
+        }
         let code = match batch.tx.use_code(&hash, now).await? {
             CodeUse::First(code) => code,
             CodeUse::Unknown => return Err(CoreError::InvalidGrant),

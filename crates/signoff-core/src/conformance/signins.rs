@@ -44,8 +44,10 @@ pub async fn codes_are_spent_once_and_sign_ins_link_their_apps(store: Arc<dyn St
     let (live, expired, lone) = (code(t0() + Duration::seconds(60)), code(t0()), code(t0() + Duration::seconds(60)));
     let lone = AuthorizationCode { nonce: None, ..lone };
     let mut t = tx(&store).await;
+    assert!(!t.hold_client(&rp.id).await.expect("hold"), "no such client yet");
     t.insert_client(&rp).await.expect("client");
     t.insert_client(&other).await.expect("client");
+    assert!(t.hold_client(&rp.id).await.expect("hold"), "a client held in the transaction");
     for c in [&live, &expired, &lone] {
         t.insert_code(c).await.expect("insert");
     }
@@ -124,6 +126,7 @@ pub async fn codes_are_spent_once_and_sign_ins_link_their_apps(store: Arc<dyn St
     assert!(t.delete_client(&rp.id).await.expect("delete").is_some());
     assert!(t.signin_clients(&s2.signin).await.expect("read").is_empty(), "the link went with the client");
     assert_eq!(t.use_code(&pending.code_hash, t0()).await.expect("use"), CodeUse::Unknown, "the code too");
+    assert!(!t.hold_client(&rp.id).await.expect("hold"), "a deleted client is not held");
     t.commit().await.expect("commit");
 }
 

@@ -63,6 +63,10 @@ pub trait SigninStore: Send + Sync {
 #[async_trait]
 pub trait SigninTx: Send {
     async fn insert_code(&mut self, code: &AuthorizationCode) -> Result<(), StoreError>;
+    /// Whether the client exists, held until commit so that it cannot be deleted meanwhile:
+    /// what this transaction then writes for it (a code, a sign-in's link) has its client. Taken
+    /// before the code itself, in the order a deletion takes them.
+    async fn hold_client(&mut self, client_id: &str) -> Result<bool, StoreError>;
     /// Spends a code (compare-and-swap: only an unspent one within its life is
     /// [`CodeUse::First`], on whichever node asks first).
     async fn use_code(&mut self, hash: &SecretHash, now: OffsetDateTime) -> Result<CodeUse, StoreError>;

@@ -730,3 +730,40 @@ async fn the_signed_out_page_loads_the_front_channel_logouts_of_this_browsers_ap
     assert!(res.text.contains("data-frontchannel-next=\"/login?logged_out=1\""), "{}", res.text);
     assert_eq!(other.session_status().await, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn an_app_deleted_while_it_signs_a_browser_in_never_makes_a_500() {
+    let s = server(false).await;
+    let mut b = s.signed_in("vanishing@example.com").await;
+    let (mut redeemed, mut refused) = (0, 0);
+    for round in 0..25 {
+        // The delete races the code's redemption, or (every other round) its issue.
+        let rp = Rp::register(&s, json!({})).await;
+        let (verifier, challenge) = pkce();
+        let path = format!("/admin/clients/{}", rp.id);
+        if round % 2 == 0 {
+            let c = code(&mut b, &rp, &challenge, &[]).await;
+            let (token, deleted) =
+                tokio::join!(exchange(&s, &rp, &c, &verifier), admin(&s, Method::DELETE, &path, None));
+            assert_eq!(deleted.status, StatusCode::NO_CONTENT, "round {round}: {}", deleted.text);
+            match token.status {
+                StatusCode::OK => redeemed += 1,
+                StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED => refused += 1,
+                other => panic!("round {round}: {other} {}", token.text),
+            }
+        } else {
+            let ask = format!("/oidc/authorize?{}", query(&rp, &challenge, &[]));
+            let (issued, deleted) = tokio::join!(b.get(&ask), admin(&s, Method::DELETE, &path, None));
+            assert_eq!(deleted.status, StatusCode::NO_CONTENT, "round {round}: {}", deleted.text);
+            assert!(
+                matches!(issued.status.as_u16(), 302 | 400 | 404),
+                "round {round}: {} {}",
+                issued.status,
+                issued.text
+            );
+        }
+        // Whatever won, the app is gone: nothing of it signs anyone in.
+        assert_eq!(exchange(&s, &rp, "whatever", &verifier).await.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(redeemed + refused, 13, "every redemption answered");
+}
