@@ -195,6 +195,12 @@ export function relyingPartyScenarios(label, startIssuer) {
     assert.deepEqual(asked, [], 'no sign-in page was shown after the first');
   }
 
+  /** The deliveries to `client` as they stand now (newest first), without waiting. */
+  async function deliveriesNow(client) {
+    const page = await admin(`/admin/clients/${client.client_id}/deliveries`);
+    return page.deliveries ?? page.items ?? page;
+  }
+
   /** The newest back-channel deliveries to `client`, waited for until none is pending. */
   async function deliveries(client, { atLeast = 1, timeout = 10_000 } = {}) {
     const deadline = Date.now() + timeout;
@@ -241,17 +247,18 @@ export function relyingPartyScenarios(label, startIssuer) {
       const sid = (await page.textContent('#who')).match(/sid (\S+)\)/)[1];
       await page.goto(`${ctx.authlib.base}/`);
       await Promise.all([page.waitForURL(`${ctx.authlib.base}/logged-out?*`), page.click('#logout')]);
+      // The redirect waited for the back-channel logouts: delivered before the browser landed.
+      const landed = { apache: await deliveriesNow(ctx.clients.apache), express: await deliveriesNow(ctx.clients.express) };
+      assert.equal(landed.apache.length, before.apache + 1);
+      assert.equal(landed.express.length, before.express + 1);
+      assert.equal(landed.apache[0].status, 'delivered', 'Apache was told (it takes 400 ms) before the redirect');
+      assert.equal(landed.express[0].status, 'delivered');
       assert.equal(await page.textContent('#bye'), 'Signed out.', 'the state came back');
       // On the way, signoff's signed-out page loaded the Express app's front-channel logout.
       assert.deepEqual(ctx.express.frontchannel.filter((f) => f.sid === sid), [{ iss: ctx.server.base, sid }]);
-      // The redirect waited for the back-channel logouts: no polling, the apps already know.
+      // So the apps already know: no polling.
       assert.equal(await reaches(page, `${ctx.apache.base}/private/`), false, 'Apache sends the browser to sign in');
       assert.equal(await reaches(page, `${ctx.express.base}/`), false, 'Express sends the browser to sign in');
-      const after = { apache: await deliveries(ctx.clients.apache), express: await deliveries(ctx.clients.express) };
-      assert.equal(after.apache.length, before.apache + 1);
-      assert.equal(after.express.length, before.express + 1);
-      assert.equal(after.apache[0].status, 'delivered');
-      assert.equal(after.express[0].status, 'delivered');
       await context.close();
     }));
 
@@ -263,8 +270,12 @@ export function relyingPartyScenarios(label, startIssuer) {
       const page = await context.newPage();
       await signInEverywhere(page, email);
       const bye = `${ctx.apache.base}/bye.html`;
+      const expressBefore = (await deliveries(ctx.clients.express, { atLeast: 0 })).length;
       await page.goto(`${ctx.apache.base}/private/redirect_uri?logout=${encodeURIComponent(bye)}`);
       await page.waitForURL(bye);
+      const landed = await deliveriesNow(ctx.clients.express);
+      assert.equal(landed.length, expressBefore + 1);
+      assert.equal(landed[0].status, 'delivered', 'Express was told before the redirect');
       assert.equal(await reaches(page, `${ctx.express.base}/`), false, 'Express sends the browser to sign in');
       assert.equal(await reaches(page, `${ctx.apache.base}/private/`), false, 'Apache too');
       // signoff's own session ended with it.
@@ -281,7 +292,11 @@ export function relyingPartyScenarios(label, startIssuer) {
       const page = await context.newPage();
       await signInEverywhere(page, email);
       await page.goto(`${ctx.express.base}/`);
+      const apacheBefore = (await deliveries(ctx.clients.apache, { atLeast: 0 })).length;
       await Promise.all([page.waitForURL(`${ctx.express.base}/bye`), page.click('#logout')]);
+      const landed = await deliveriesNow(ctx.clients.apache);
+      assert.equal(landed.length, apacheBefore + 1);
+      assert.equal(landed[0].status, 'delivered', 'Apache was told (it takes 400 ms) before the redirect');
       assert.equal(await reaches(page, `${ctx.apache.base}/private/`), false, 'Apache sends the browser to sign in');
       await context.close();
     }));
@@ -360,9 +375,16 @@ export function relyingPartyScenarios(label, startIssuer) {
       const atApache = `${ctx.apache.base}/private/redirect_uri?logout=backchannel`;
       const replayed = await post(atApache, toApache);
       assert.equal(replayed.status, 400, 'mod_auth_openidc refuses a jti it has seen');
+      // A token for this very sign-in, as signoff would write it, with a signature it never made.
+      await page.goto(`${ctx.express.base}/`);
+      const sid = (await page.textContent('#who')).match(/sid (\S+)\)/)[1];
       const [h, p] = toApache.split('.');
-      const forged = await post(atApache, `${h}.${p}.${Buffer.from('not a signature').toString('base64url')}`);
-      assert.equal(forged.status, 400, 'and a forged signature');
+      const old = JSON.parse(Buffer.from(p, 'base64url').toString());
+      const now = Math.floor(Date.now() / 1000);
+      const claimsNow = { ...old, sid, jti: `forged-${now}`, iat: now, exp: now + 120 };
+      const body = Buffer.from(JSON.stringify(claimsNow)).toString('base64url');
+      const forged = await post(atApache, `${h}.${body}.${Buffer.from('not a signature').toString('base64url')}`);
+      assert.equal(forged.status, 400, 'mod_auth_openidc refuses a forged signature');
       // express-openid-connect keeps no jti: it takes the replay, for a sign-in that has ended.
       const again = await post(`${ctx.express.base}/backchannel-logout`, toExpress);
       assert.equal(again.status, 204);

@@ -187,8 +187,10 @@ pub fn feed_from(r: &impl Columns) -> Result<(i64, FeedEntry), StoreError> {
             withdrawn: get::<Option<String>>(r, "reason")?.as_deref() == Some("withdrawn"),
         },
         "client_removed" => FeedEntry::ClientRemoved { client_id: subject },
+        // Whose grant (`subject`, as for a removed client) and the grant's id (`next`).
         "client_grant" => FeedEntry::ClientGrantEnded {
-            sid: SessionId::from_string(subject),
+            sid: SessionId::from_string(get::<Option<String>>(r, "next")?.unwrap_or_default()),
+            client_id: subject,
             reason: get::<Option<String>>(r, "reason")?.unwrap_or_default(),
         },
         "rekeyed" => FeedEntry::Rekeyed {
@@ -248,9 +250,11 @@ pub fn feed_row(e: &FeedEntry, at: OffsetDateTime) -> Option<FeedRow<'_>> {
             FeedRow { reason: withdrawn.then_some("withdrawn"), ..row("keys", kid.as_str()) }
         }
         FeedEntry::ClientRemoved { client_id } => row("client_removed", client_id.as_str()),
-        FeedEntry::ClientGrantEnded { sid, reason } => {
-            FeedRow { reason: Some(reason.as_str()), ..row("client_grant", sid.as_str()) }
-        }
+        FeedEntry::ClientGrantEnded { sid, client_id, reason } => FeedRow {
+            next: Some(sid.as_str()),
+            reason: Some(reason.as_str()),
+            ..row("client_grant", client_id.as_str())
+        },
         FeedEntry::Rekeyed { old, new, user_id, reason } => FeedRow {
             next: Some(new.as_str()),
             user_id: user_id.as_ref().map(UserId::as_str),

@@ -126,6 +126,13 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// Denies a machine client's access token until it expires: no user, so no one is notified.
+    pub(super) async fn deny_machine(&mut self, issuer: &str, jti: &str, exp: i64) -> Result<(), CoreError> {
+        self.tx.deny_token(issuer, jti, exp).await?;
+        self.ended.push(FeedEntry::Token { issuer: issuer.to_owned(), jti: jti.to_owned(), exp, user_id: None });
+        Ok(())
+    }
+
     /// Commits (with the ended sessions on the revocation feed), then logs the events and
     /// tells this process's watchers of ended sessions; other processes learn from the feed.
     pub(super) async fn commit(self) -> Result<(), CoreError> {
@@ -136,13 +143,11 @@ impl Batch<'_> {
     /// queued for their apps (for a logout that waits for them and renders front-channel frames).
     pub(super) async fn commit_noting(mut self) -> Result<Noted, CoreError> {
         let feed = std::mem::take(&mut self.ended);
-        // Whose a denied token or a re-keyed session was is what its clients are told.
+        // Whose a re-keyed session was is what its clients are told (a denied token names its
+        // user too, but for a machine client's, which has none: `deny_machine`).
         debug_assert!(
-            feed.iter().all(|e| !matches!(
-                e,
-                FeedEntry::Token { user_id: None, .. } | FeedEntry::Rekeyed { user_id: None, .. }
-            )),
-            "a batch records whose token or session it ended"
+            feed.iter().all(|e| !matches!(e, FeedEntry::Rekeyed { user_id: None, .. })),
+            "a batch records whose session it re-keyed"
         );
         // The sign-ins that ended with their last session or series, decided on the store as
         // this transaction leaves it (a rotation, a resume or a sign-in again carries them on).

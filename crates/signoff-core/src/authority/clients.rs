@@ -48,7 +48,12 @@ impl Authority {
             return Ok(false);
         };
         batch.ended.push(FeedEntry::ClientRemoved { client_id: id.to_owned() });
-        batch.ended.push(FeedEntry::ClientGrantEnded { sid: grant_sid(&secret_hash), reason: "client_removed".into() });
+        let sid = grant_sid(&secret_hash);
+        batch.ended.push(FeedEntry::ClientGrantEnded {
+            sid,
+            client_id: id.to_owned(),
+            reason: "client_removed".into(),
+        });
         batch.commit().await?;
         self.client_feed.remove(id);
         tracing::info!(target: "signoff::audit", client_id = %id, "client deleted");
@@ -63,13 +68,25 @@ impl Authority {
         for _ in 0..3 {
             let Some(client) = self.client(id).await? else { return Ok(None) };
             let secret = Secret::generate();
+            let hash = hash_secret(&secret);
             let mut batch = self.batch().await?;
-            if !batch.tx.set_client_secret(id, &client.secret_hash, &hash_secret(&secret)).await? {
+            if !batch.tx.set_client_secret(id, &client.secret_hash, &hash).await? {
                 continue;
             }
             let sid = grant_sid(&client.secret_hash);
-            batch.ended.push(FeedEntry::ClientGrantEnded { sid, reason: "secret_rotated".into() });
-            batch.commit().await?;
+            batch.ended.push(FeedEntry::ClientGrantEnded {
+                sid,
+                client_id: id.to_owned(),
+                reason: "secret_rotated".into(),
+            });
+            if let Err(e) = batch.commit().await {
+                // Committed, then not proven to every node in time? The new secret is the only
+                // one that works now: it is answered, never lost (the feed carries the rest).
+                if !self.store.client_by_id(id).await?.is_some_and(|c| c.secret_hash == hash) {
+                    return Err(e);
+                }
+                tracing::warn!(client_id = %id, error = %e, "client secret rotated; other nodes learn it from the feed");
+            }
             tracing::info!(target: "signoff::audit", client_id = %id, "client secret rotated");
             return Ok(Some(secret));
         }

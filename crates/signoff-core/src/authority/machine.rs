@@ -1,8 +1,10 @@
 //! Machine clients: the `client_credentials` grant (RFC 6749 §4.4) and its tokens.
 //!
 //! A machine token is one of signoff's access tokens with no user and no session: `sub` and
-//! `client_id` are the client (RFC 9068 §2.2), and `sid` is the client's grant under its current
-//! secret ([`grant_sid`]). It dies when the client's secret is rotated or the client is deleted:
+//! `client_id` are the client (RFC 9068 §2.2), `aud` is signoff's API for clients
+//! ([`TokenPolicy::machine_audience`](super::TokenPolicy::machine_audience), never the user
+//! tokens' audience, so relying services' verifiers refuse it), and `sid` is the client's grant
+//! under its current secret ([`grant_sid`]). It dies when the client's secret is rotated or the client is deleted:
 //! here by reading the client's row on every check, and for relying services by the feed, which
 //! ends that `sid` like a session ([`FeedEntry::ClientGrantEnded`](crate::feed::FeedEntry)).
 
@@ -38,7 +40,8 @@ impl Authority {
         let p = &self.tokens.policy;
         let subject = UserId::from_string(client.id.clone());
         let grant = grant_sid(&client.secret_hash);
-        let mut claims = Claims::new(&p.issuer, &p.audience, &subject, &grant, 0, self.now(), p.access_ttl);
+        let audience = p.machine_audience();
+        let mut claims = Claims::new(&p.issuer, &audience, &subject, &grant, 0, self.now(), p.access_ttl);
         claims.client_id = Some(client.id.clone());
         let access_token =
             self.tokens.keyring().sign(&claims).ok_or_else(|| CoreError::Internal("no signing key".into()))?;
@@ -50,7 +53,7 @@ impl Authority {
     /// of a client that still exists and still may use the grant.
     pub async fn verify_machine(&self, token: &str) -> Result<MachineContext, TokenError> {
         self.vouch().await.map_err(|_| TokenError::Unavailable)?;
-        let claims = self.check_signature(token).await?;
+        let claims = self.verify_signature_for(token, &self.tokens.policy.machine_audience(), self.now()).await?;
         if !is_machine(&claims) {
             return Err(TokenError::Revoked);
         }

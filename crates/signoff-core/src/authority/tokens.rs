@@ -50,6 +50,15 @@ pub struct TokenPolicy {
     pub reuse_grace: Duration,
 }
 
+impl TokenPolicy {
+    /// The `aud` of machine clients' tokens: signoff's own API for clients, never the audience
+    /// of user tokens, so a relying service's verifier (which expects that one) refuses them
+    /// and no service takes a client for a user.
+    pub fn machine_audience(&self) -> String {
+        format!("{}/clients", self.issuer.trim_end_matches('/'))
+    }
+}
+
 /// What the token grants hand out. Not `Debug`: it holds the tokens themselves.
 #[derive(Clone)]
 pub struct TokenPair {
@@ -507,7 +516,7 @@ impl Authority {
     }
 
     /// Signature, time, issuer and audience only.
-    pub(super) async fn check_signature(&self, token: &str) -> Result<Claims, TokenError> {
+    async fn check_signature(&self, token: &str) -> Result<Claims, TokenError> {
         let now = self.now();
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let (generation, memo) = {
@@ -533,12 +542,22 @@ impl Authority {
     }
 
     async fn verify_signature(&self, token: &str, now: OffsetDateTime) -> Result<Claims, TokenError> {
+        self.verify_signature_for(token, &self.tokens.policy.audience, now).await
+    }
+
+    /// Signature, time, issuer and `audience`, reloading the keys once for a key not seen yet.
+    pub(super) async fn verify_signature_for(
+        &self,
+        token: &str,
+        audience: &str,
+        now: OffsetDateTime,
+    ) -> Result<Claims, TokenError> {
         let p = &self.tokens.policy;
-        match self.tokens.keyring().verify(token, &p.issuer, &p.audience, now, p.access_ttl) {
+        match self.tokens.keyring().verify(token, &p.issuer, audience, now, p.access_ttl) {
             Err(TokenError::UnknownKey) if self.may_reload_keys() => {
                 // A store that cannot answer is no verdict on the token.
                 self.reload_keys().await.map_err(|_| TokenError::Unavailable)?;
-                self.tokens.keyring().verify(token, &p.issuer, &p.audience, now, p.access_ttl)
+                self.tokens.keyring().verify(token, &p.issuer, audience, now, p.access_ttl)
             }
             other => other,
         }
@@ -624,8 +643,10 @@ impl Authority {
             // rather than call a live token unknown and leave it alive.
             None => {
                 self.catch_up().await?;
-                let Some(claims) = self.signed_claims(token).await else { return Ok(false) };
-                claims
+                match self.signed_claims(token).await {
+                    Some(claims) => claims,
+                    None => return self.revoke_machine(token, client).await,
+                }
             }
         };
         let mut batch = self.batch().await?;
@@ -639,6 +660,21 @@ impl Authority {
             )
             .await?;
         batch.commit().await?;
+        Ok(true)
+    }
+
+    /// A machine client's token: denied until it expires, with no user to tell.
+    async fn revoke_machine(&self, token: &str, client: &ClientInfo) -> Result<bool, CoreError> {
+        let now = self.now();
+        let Ok(claims) = self.verify_signature_for(token, &self.tokens.policy.machine_audience(), now).await else {
+            return Ok(false);
+        };
+        let mut batch = self.batch().await?;
+        batch.deny_machine(&self.tokens.policy.issuer, &claims.jti, claims.exp).await?;
+        let event = self.event(AuditKind::TokenRevoked, Actor::SelfSession, client).reason("machine_token");
+        batch.audit(event).await?;
+        batch.commit().await?;
+        tracing::info!(target: "signoff::audit", client_id = %claims.sub, jti = %claims.jti, "machine token revoked");
         Ok(true)
     }
 

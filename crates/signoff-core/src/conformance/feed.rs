@@ -32,7 +32,11 @@ pub async fn feed_keeps_order_and_kinds(store: Arc<dyn Store>) {
             reason: Some("password_changed".into()),
         },
         FeedEntry::ClientRemoved { client_id: "c".into() },
-        FeedEntry::ClientGrantEnded { sid: SessionId::generate(), reason: "secret_rotated".into() },
+        FeedEntry::ClientGrantEnded {
+            sid: SessionId::generate(),
+            client_id: "c".into(),
+            reason: "secret_rotated".into(),
+        },
     ];
     let mut t = tx(&store).await;
     let first = t.record_revocations(&entries[..2], t0()).await.expect("record");

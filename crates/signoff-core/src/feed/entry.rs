@@ -22,7 +22,8 @@ pub enum FeedEntry {
     /// A session ended.
     Session(Revocation),
     /// An access token was revoked; it stays denied until `exp` (Unix seconds). `user_id` is
-    /// whose it was (entries recorded before it was kept have none).
+    /// whose it was (entries recorded before it was kept have none, and so do a machine
+    /// client's tokens, which have no user).
     Token { issuer: String, jti: String, exp: i64, user_id: Option<UserId> },
     /// A user's token version moved on; older access tokens are dead.
     TokenVersion { user_id: UserId, version: i64 },
@@ -34,9 +35,10 @@ pub enum FeedEntry {
     Rekeyed { old: SessionId, new: SessionId, user_id: Option<UserId>, reason: Option<String> },
     /// A registered client was deleted: its credentials are dead and its feed streams end.
     ClientRemoved { client_id: String },
-    /// A machine client's grant ended (its secret was rotated, or it was deleted): the access
-    /// tokens it got by `client_credentials`, which carry `sid`, are dead. `reason` says why.
-    ClientGrantEnded { sid: SessionId, reason: String },
+    /// A client's grant ended (its secret was rotated, or it was deleted): the access tokens it
+    /// got by `client_credentials`, which carry `sid`, are dead, and so is whatever its old
+    /// secret opened (its feed streams end). `reason` says why.
+    ClientGrantEnded { sid: SessionId, client_id: String, reason: String },
     /// A kind this version does not know (written by a newer process on the same database):
     /// passed over, so the relay moves on past it.
     Unknown { kind: String },

@@ -9,7 +9,7 @@
 //! feed reader), so "the events after `n`" is always exact from the window's floor on; a
 //! client behind the floor is given the whole current state instead, marked `reset`.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, PoisonError};
 use time::{Duration, OffsetDateTime};
 use tokio::sync::watch;
@@ -91,6 +91,9 @@ struct Window {
     floor: i64,
     /// Clients deleted while this process ran: their open streams end.
     removed: HashSet<String>,
+    /// Where each client's grant last ended (a secret rotated) while this process ran: streams
+    /// opened before that position end, so an old secret keeps nothing open.
+    grants_ended: HashMap<String, i64>,
     /// An entry of a kind this version does not know was applied: what it revoked cannot be
     /// told, so this process no longer serves the feed (until it is upgraded).
     poisoned: bool,
@@ -167,6 +170,9 @@ impl ClientFeed {
                 FeedEntry::ClientRemoved { client_id } => {
                     w.removed.insert(client_id.clone());
                 }
+                FeedEntry::ClientGrantEnded { client_id, .. } => {
+                    w.grants_ended.insert(client_id.clone(), *seq);
+                }
                 FeedEntry::Unknown { kind } => {
                     tracing::error!(
                         kind,
@@ -232,6 +238,12 @@ impl ClientFeed {
     /// Whether a client was deleted while this process ran.
     pub fn removed(&self, client_id: &str) -> bool {
         self.lock().removed.contains(client_id)
+    }
+
+    /// Whether `client_id`'s grant ended (its secret was rotated) after feed position `since`:
+    /// a stream or long poll it opened at `since` was opened with a secret that is dead now.
+    pub fn grant_ended_after(&self, client_id: &str, since: i64) -> bool {
+        self.lock().grants_ended.get(client_id).is_some_and(|at| *at > since)
     }
 
     /// Marks a client deleted here (this process deleted it; other processes learn from the feed).

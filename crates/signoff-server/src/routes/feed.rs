@@ -109,6 +109,8 @@ async fn poll(
     headers: HeaderMap,
     query: Result<Query<PollQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
+    // Taken before the secret is checked: a rotation that lands after this ends the wait.
+    let opened = state.authority().client_feed().head();
     let client = authenticate(&state, &headers).await?;
     let Query(query) = query.map_err(|_| ApiError::bad_request("malformed query"))?;
     let after = position(query.after.as_deref(), "after")?;
@@ -132,7 +134,7 @@ async fn poll(
                 () = tokio::time::sleep_until(deadline) => break,
                 () = &mut shutdown => break,
             }
-            if feed.removed(&client.id) {
+            if feed.removed(&client.id) || feed.grant_ended_after(&client.id, opened) {
                 return Err(ApiError::InvalidClient);
             }
         }
@@ -143,12 +145,14 @@ async fn poll(
 }
 
 async fn stream_events(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    // Taken before the secret is checked: a rotation that lands after this ends the stream.
+    let opened = state.authority().client_feed().head();
     let client = authenticate(&state, &headers).await?;
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim);
     let last = position(last, "Last-Event-ID")?;
     let slot = take_slot(&state, &client.id)?;
     let first = state.authority().feed_page(last).await?;
-    let feeder = Feeder { state: state.clone(), client: client.id, changed: None, at: first.head, _slot: slot };
+    let feeder = Feeder { state: state.clone(), client: client.id, changed: None, at: first.head, opened, _slot: slot };
     // A comment `reset <head>` when what follows is the whole state (it replaces what the
     // client held), then the backlog, then a comment saying the stream is current, then
     // whatever comes. Comments are invisible to EventSource; verifiers read them.
@@ -181,6 +185,8 @@ struct Feeder {
     changed: Option<tokio::sync::watch::Receiver<u64>>,
     /// The last position sent.
     at: i64,
+    /// The feed's position when the stream's secret was checked.
+    opened: i64,
     /// Held for as long as the stream is open.
     _slot: WaitSlot,
 }
@@ -200,7 +206,8 @@ impl Feeder {
             }
         }
         changed.borrow_and_update();
-        if feed.removed(&self.client) {
+        // Its client deleted, or its secret rotated since it was checked: the stream ends.
+        if feed.removed(&self.client) || feed.grant_ended_after(&self.client, self.opened) {
             return None;
         }
         // Nothing is said (not even a heartbeat) unless this node vouches for its feed now.

@@ -102,7 +102,7 @@ pub async fn logout(
             }
         };
         let frames = match &signin {
-            Some(signin) if clears_browser => oidc::frontchannel::frames(&state, &done.signed_out, signin).await?,
+            Some(signin) if clears_browser => oidc::frontchannel::frames(&state, &done.signed_out, signin).await,
             _ => Vec::new(),
         };
         if frames.is_empty() { Redirect::to(&to).into_response() } else { oidc::frontchannel::page(&frames, Some(&to)) }

@@ -100,6 +100,20 @@ impl Registration {
         if !signs_in && endpoints.iter().any(|e| e.kind != EndpointKind::Redirect) {
             return Err(metadata("post_logout_redirect_uris and frontchannel_logout_uri need redirect_uris"));
         }
+        // Front-Channel Logout 1.0 §2: its scheme, host and port are those of a redirect URI.
+        let origin = |uri: &str| url::Url::parse(uri).map(|u| u.origin().ascii_serialization()).ok();
+        if let Some(fc) = endpoints.iter().find(|e| e.kind == EndpointKind::FrontchannelLogout) {
+            let same = endpoints
+                .iter()
+                .filter(|e| e.kind == EndpointKind::Redirect)
+                .any(|r| origin(&r.url).is_some() && origin(&r.url) == origin(&fc.url));
+            if !same {
+                return Err(metadata(format!(
+                    "frontchannel_logout_uri: {}: must have the scheme, host and port of one of the redirect_uris",
+                    fc.url
+                )));
+            }
+        }
         let mut profile = if signs_in { ClientProfile::relying_party() } else { ClientProfile::service() };
         if let Some(types) = self.response_types {
             if types.iter().any(|t| t != "code") {
@@ -148,8 +162,10 @@ impl Registration {
                 metadata(format!("id_token_signed_response_alg: {alg:?} is not RS256, ES256 or EdDSA"))
             })?;
         }
-        profile.backchannel_logout_session_required = self.backchannel_logout_session_required.unwrap_or(true);
-        profile.frontchannel_logout_session_required = self.frontchannel_logout_session_required.unwrap_or(true);
+        // Both default to false (the registration metadata's defaults); signoff sends `sid` (and
+        // `iss` to front-channel URLs) whatever the client registered.
+        profile.backchannel_logout_session_required = self.backchannel_logout_session_required.unwrap_or(false);
+        profile.frontchannel_logout_session_required = self.frontchannel_logout_session_required.unwrap_or(false);
         // Last, as it resolves host names: the URLs signoff will call, under the SSRF guard.
         for (kind, field, raw) in [
             (EndpointKind::BackchannelLogout, "backchannel_logout_uri", self.backchannel_logout_uri),

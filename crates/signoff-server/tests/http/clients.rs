@@ -47,7 +47,8 @@ async fn relying_parties_machines_and_services_register_and_read_back_what_they_
     assert_eq!(got["response_types"], json!(["code"]));
     assert_eq!(got["token_endpoint_auth_method"], "client_secret_post");
     assert_eq!(got["id_token_signed_response_alg"], "ES256");
-    assert_eq!(got["backchannel_logout_session_required"], true);
+    assert_eq!(got["backchannel_logout_session_required"], false, "the registration metadata's default");
+    assert_eq!(got["frontchannel_logout_session_required"], false);
     assert_eq!(got["webhook_url"], Value::Null);
 
     // The defaults: a relying party signs ID tokens with RS256 and authenticates with Basic; a
@@ -108,6 +109,17 @@ async fn registrations_that_cannot_work_are_refused_naming_the_field_and_store_n
         (rp(json!({"redirect_uris": many})), "invalid_redirect_uri", "at most 20"),
         (rp(json!({"post_logout_redirect_uris": ["http://app.example/bye"]})), "invalid_redirect_uri", "post_logout"),
         (rp(json!({"frontchannel_logout_uri": "javascript:alert(1)"})), "invalid_redirect_uri", "frontchannel"),
+        // Front-Channel Logout 1.0 §2: the scheme, host and port of a redirect URI.
+        (
+            rp(json!({"frontchannel_logout_uri": "https://other.example/fc"})),
+            "invalid_client_metadata",
+            "scheme, host and port",
+        ),
+        (
+            rp(json!({"frontchannel_logout_uri": "https://app.example:8443/fc"})),
+            "invalid_client_metadata",
+            "scheme, host and port",
+        ),
         (
             json!({"client_name": "app", "post_logout_redirect_uris": ["https://app.example/bye"]}),
             "invalid_client_metadata",

@@ -153,6 +153,10 @@ async fn a_revoked_machine_token_is_dead_and_a_rotation_that_lost_a_race_is_not_
 
     // Rotations at once: each is swapped from the secret it read, or (having lost that race a
     // few times) answered 503 with nothing changed; exactly the last secret written works.
+    let reader = admin(&s, Method::POST, "/admin/clients", Some(json!({"name": "reader"}))).await.json();
+    let (rid, rsecret) =
+        (reader["client_id"].as_str().expect("id").to_owned(), reader["client_secret"].as_str().expect("s").to_owned());
+    let ended_before = ended_sids(&s, &rid, &rsecret).await;
     let path = format!("/admin/clients/{id}/secret");
     let answers = futures_util::future::join_all((0..6).map(|_| admin(&s, Method::POST, &path, None))).await;
     let secrets: Vec<String> = answers
@@ -172,4 +176,10 @@ async fn a_revoked_machine_token_is_dead_and_a_rotation_that_lost_a_race_is_not_
         }
     }
     assert_eq!(working, 1, "one secret, the last written, works");
+    // Each rotation that answered ended the grant it replaced, each a different one: none of
+    // the secrets handed out kept a grant the feed did not end.
+    let ended: Vec<String> =
+        ended_sids(&s, &rid, &rsecret).await.into_iter().filter(|g| !ended_before.contains(g)).collect();
+    let distinct: std::collections::HashSet<&String> = ended.iter().collect();
+    assert_eq!((ended.len(), distinct.len()), (secrets.len(), secrets.len()), "{ended:?}");
 }

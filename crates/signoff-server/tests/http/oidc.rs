@@ -667,15 +667,26 @@ async fn the_signed_out_page_loads_the_front_channel_logouts_of_this_browsers_ap
     assert_eq!(discovery["frontchannel_logout_session_supported"], true);
     let issuer = discovery["issuer"].as_str().expect("issuer").to_owned();
     let bye = "https://rp.example/bye";
+    // Each front-channel URL on the origin of one of its app's redirect URIs.
+    let with_origin = |origin: &str| json!([REDIRECT, format!("{origin}/cb")]);
     let a = Rp::register(
         &s,
-        json!({"post_logout_redirect_uris": [bye], "frontchannel_logout_uri": "https://a.example/fc?tenant=1"}),
+        json!({"post_logout_redirect_uris": [bye], "frontchannel_logout_uri": "https://a.example/fc?tenant=1",
+               "redirect_uris": with_origin("https://a.example")}),
     )
     .await;
-    let b_app = Rp::register(&s, json!({"frontchannel_logout_uri": "https://b.example/fc"})).await;
-    let unused = Rp::register(&s, json!({"frontchannel_logout_uri": "https://unused.example/fc"})).await;
+    let b_app = Rp::register(
+        &s,
+        json!({"frontchannel_logout_uri": "https://b.example/fc", "redirect_uris": with_origin("https://b.example")}),
+    )
+    .await;
+    // An app of the same user that this browser never signed in to.
+    Rp::register(
+        &s,
+        json!({"frontchannel_logout_uri": "https://unused.example/fc", "redirect_uris": with_origin("https://unused.example")}),
+    )
+    .await;
     let plain = Rp::register(&s, json!({})).await;
-    let _ = unused;
 
     // One browser signs in to A, B and an app without front-channel logout; another browser of
     // the same user to A.

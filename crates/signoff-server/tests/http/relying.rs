@@ -532,3 +532,41 @@ async fn any_node_serves_any_client_and_a_stream_resumes_on_another_node_by_posi
     assert!(on_b.ended_within(Duration::from_secs(2)).await, "node B ends the deleted client's stream");
     drop(on_a);
 }
+
+#[tokio::test]
+async fn a_rotated_secret_keeps_nothing_open_and_the_new_one_reads_on() {
+    let s = server(false).await;
+    let client = register_client(&s, "rotating reader").await;
+    let mut stream = open_stream(&s, &client, None).await;
+    stream.until(|f| f.comment == "current").await;
+    let head = feed(&s, &client, "").await["head"].as_i64().expect("head");
+    let waiting = {
+        let (base, auth) = (s.base.clone(), client.basic());
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .get(format!("{base}/revocations?after={head}&wait=20"))
+                .header("authorization", auth)
+                .send()
+                .await
+                .expect("poll")
+                .status()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let res = admin(&s, Method::POST, &format!("/admin/clients/{}/secret", client.id), None).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let rotated = Instant::now();
+    let renewed = Client { id: client.id.clone(), secret: res.json()["client_secret"].as_str().expect("s").to_owned() };
+    assert_eq!(waiting.await.expect("join"), StatusCode::UNAUTHORIZED, "the old secret's long poll ends");
+    assert!(stream.ended_within(Duration::from_secs(1)).await, "and its stream");
+    assert!(rotated.elapsed() < Duration::from_secs(1));
+    assert_eq!(poll(&s, &client, "").await.status, StatusCode::UNAUTHORIZED);
+    // The new secret reads the feed, and a later rotation of another client leaves it open.
+    let mut fresh = open_stream(&s, &renewed, None).await;
+    fresh.until(|f| f.comment == "current").await;
+    let other = register_client(&s, "another").await;
+    let res = admin(&s, Method::POST, &format!("/admin/clients/{}/secret", other.id), None).await;
+    assert_eq!(res.status, StatusCode::OK);
+    fresh.until(|f| f.event.as_deref() == Some("revocation")).await;
+    assert!(!fresh.ended_within(Duration::from_millis(300)).await, "another client's rotation ends nothing here");
+}

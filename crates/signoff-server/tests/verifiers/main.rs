@@ -389,9 +389,17 @@ impl Drop for KillOnDrop {
 }
 
 #[tokio::test]
-async fn a_machine_clients_token_is_refused_by_the_verifier_once_its_secret_is_rotated_or_the_client_deleted() {
+async fn a_machine_token_is_not_a_users_and_dies_for_a_verifier_of_its_audience_with_its_secret_or_client() {
     let s = Signoff::start().await;
     let v = s.verifier(Duration::from_secs(10)).await;
+    // A verifier for signoff's API for clients (what a service taking machine tokens sets).
+    let (rid, rsecret) = s.client().await;
+    let mut options = Options::new(&s.base, rid, rsecret);
+    options.audience = Some(format!("{}/clients", s.public));
+    let machines = Verifier::start(options).await;
+    assert!(
+        wait_for(Duration::from_secs(5), || async { machines.verify("x.y.z").await != Err(VerifyError::Stale) }).await
+    );
     let (status, body) = s
         .post("/admin/clients", json!({"name": "batch job", "grant_types": ["client_credentials"]}), Some(ADMIN))
         .await;
@@ -413,21 +421,28 @@ async fn a_machine_clients_token_is_refused_by_the_verifier_once_its_secret_is_r
         }
     };
     let first = machine_token(body["client_secret"].as_str().expect("secret").to_owned()).await;
-    let claims = v.verify(&first).await.expect("a machine token verifies");
+    // A service that verifies users' tokens refuses it: not its audience.
+    assert!(
+        matches!(v.verify(&first).await, Err(VerifyError::Mismatch { claim: "aud", .. })),
+        "{:?}",
+        v.verify(&first).await
+    );
+    let claims = machines.verify(&first).await.expect("a machine token verifies for its audience");
     assert_eq!(claims.sub, id, "its subject is the client");
 
     let (status, rotated) = s.post(&format!("/admin/clients/{id}/secret"), json!({}), Some(ADMIN)).await;
     assert_eq!(status, StatusCode::OK, "{rotated}");
     assert!(
-        wait_for(Duration::from_secs(2), || async { v.verify(&first).await == Err(VerifyError::Revoked) }).await,
+        wait_for(Duration::from_secs(2), || async { machines.verify(&first).await == Err(VerifyError::Revoked) }).await,
         "refused once the secret is rotated"
     );
     let second = machine_token(rotated["client_secret"].as_str().expect("secret").to_owned()).await;
-    assert!(v.verify(&second).await.is_ok(), "the new secret's token verifies");
+    assert!(machines.verify(&second).await.is_ok(), "the new secret's token verifies");
     let res = s.http.delete(format!("{}/admin/clients/{id}", s.base)).bearer_auth(ADMIN).send().await.expect("delete");
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert!(
-        wait_for(Duration::from_secs(2), || async { v.verify(&second).await == Err(VerifyError::Revoked) }).await,
+        wait_for(Duration::from_secs(2), || async { machines.verify(&second).await == Err(VerifyError::Revoked) })
+            .await,
         "refused once the client is deleted"
     );
 }

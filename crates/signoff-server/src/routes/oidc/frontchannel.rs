@@ -13,7 +13,6 @@ use signoff_core::clients::EndpointKind;
 use signoff_core::secret::SigninId;
 
 use crate::app::AppState;
-use crate::error::ApiResult;
 use crate::html::{self, esc};
 
 /// How long the page waits for the frames before going on (milliseconds; `demo.js` reads it).
@@ -28,18 +27,23 @@ pub(crate) struct Frame {
 
 /// The frames for `signin`, this browser's sign-in, among what a logout ended (`signed_out`: a
 /// logout of every device ends other browsers' sign-ins too, whose frames would reach nobody).
-pub(crate) async fn frames(
-    state: &AppState,
-    signed_out: &[(SigninId, String)],
-    signin: &SigninId,
-) -> ApiResult<Vec<Frame>> {
+/// Read after the logout committed: an app that cannot be read now gets no frame (its
+/// back-channel logout is on its way), and the browser is sent on all the same.
+pub(crate) async fn frames(state: &AppState, signed_out: &[(SigninId, String)], signin: &SigninId) -> Vec<Frame> {
     let issuer = &state.config().tokens.issuer;
     let mut out = Vec::new();
     for (ended, client_id) in signed_out {
         if ended != signin {
             continue;
         }
-        let Some(client) = state.authority().client(client_id).await? else { continue };
+        let client = match state.authority().client(client_id).await {
+            Ok(Some(client)) => client,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(client_id = %client_id, error = %e, "front-channel logout: the app cannot be read now; no frame");
+                continue;
+            }
+        };
         let Some(uri) = client.endpoint(EndpointKind::FrontchannelLogout) else { continue };
         let Ok(parsed) = url::Url::parse(uri) else { continue };
         let query: String = url::form_urlencoded::Serializer::new(String::new())
@@ -53,7 +57,7 @@ pub(crate) async fn frames(
             origin: parsed.origin().ascii_serialization(),
         });
     }
-    Ok(out)
+    out
 }
 
 /// The signed-out page with `frames`, going on to `next` (or staying, with a link to sign in).

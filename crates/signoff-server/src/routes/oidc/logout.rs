@@ -155,7 +155,7 @@ async fn respond(
             );
         }
     }
-    let frames = frontchannel::frames(state, &out.signed_out, &signin).await?;
+    let frames = frontchannel::frames(state, &out.signed_out, &signin).await;
     Ok(done(state, true, &frames))
 }
 
