@@ -311,9 +311,27 @@ async fn wrong_or_deleted_client_credentials_are_refused_at_once() {
     }
 
     // An open stream and a waiting long-poll end when the client is deleted.
-    let mut stream = open_stream(&s, &client, None).await;
+    let (mut stream, waiting) = stream_and_long_poll(&s, &client).await;
+    assert_eq!(
+        admin(&s, Method::DELETE, &format!("/admin/clients/{}", client.id), None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let deleted = Instant::now();
+    assert_eq!(waiting.await.expect("join"), StatusCode::UNAUTHORIZED);
+    assert!(stream.ended_within(Duration::from_secs(1)).await, "the stream ends at once");
+    assert!(deleted.elapsed() < Duration::from_secs(1));
+    assert_eq!(poll(&s, &client, "").await.status, StatusCode::UNAUTHORIZED);
+    let mut b = s.browser();
+    let res = b.send(b.bare(Method::GET, "/revocations/stream").header("authorization", client.basic())).await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+}
+
+/// An open stream, current, and a long poll (20 s) waiting at the head, both as `client`; the
+/// poll's status once it ends.
+async fn stream_and_long_poll(s: &TestServer, client: &Client) -> (Stream, tokio::task::JoinHandle<StatusCode>) {
+    let mut stream = open_stream(s, client, None).await;
     stream.until(|f| f.comment == "current").await;
-    let head = feed(&s, &client, "").await["head"].as_i64().expect("head");
+    let head = feed(s, client, "").await["head"].as_i64().expect("head");
     let waiting = {
         let (base, auth) = (s.base.clone(), client.basic());
         tokio::spawn(async move {
@@ -327,18 +345,7 @@ async fn wrong_or_deleted_client_credentials_are_refused_at_once() {
         })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        admin(&s, Method::DELETE, &format!("/admin/clients/{}", client.id), None).await.status,
-        StatusCode::NO_CONTENT
-    );
-    let deleted = Instant::now();
-    assert_eq!(waiting.await.expect("join"), StatusCode::UNAUTHORIZED);
-    assert!(stream.ended_within(Duration::from_secs(1)).await, "the stream ends at once");
-    assert!(deleted.elapsed() < Duration::from_secs(1));
-    assert_eq!(poll(&s, &client, "").await.status, StatusCode::UNAUTHORIZED);
-    let mut b = s.browser();
-    let res = b.send(b.bare(Method::GET, "/revocations/stream").header("authorization", client.basic())).await;
-    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    (stream, waiting)
 }
 
 /// One frame of a server-sent event stream: an event or a comment.
@@ -537,22 +544,7 @@ async fn any_node_serves_any_client_and_a_stream_resumes_on_another_node_by_posi
 async fn a_rotated_secret_keeps_nothing_open_and_the_new_one_reads_on() {
     let s = server(false).await;
     let client = register_client(&s, "rotating reader").await;
-    let mut stream = open_stream(&s, &client, None).await;
-    stream.until(|f| f.comment == "current").await;
-    let head = feed(&s, &client, "").await["head"].as_i64().expect("head");
-    let waiting = {
-        let (base, auth) = (s.base.clone(), client.basic());
-        tokio::spawn(async move {
-            reqwest::Client::new()
-                .get(format!("{base}/revocations?after={head}&wait=20"))
-                .header("authorization", auth)
-                .send()
-                .await
-                .expect("poll")
-                .status()
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (mut stream, waiting) = stream_and_long_poll(&s, &client).await;
     let res = admin(&s, Method::POST, &format!("/admin/clients/{}/secret", client.id), None).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     let rotated = Instant::now();
