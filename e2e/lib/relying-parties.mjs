@@ -195,6 +195,15 @@ export function relyingPartyScenarios(label, startIssuer) {
     assert.deepEqual(asked, [], 'no sign-in page was shown after the first');
   }
 
+  /** A new account, and a browser (its own context) signed in to all three apps with it. */
+  async function newUserSignedInEverywhere(email) {
+    await register(ctx.server, email);
+    const context = await ctx.browser.newContext();
+    const page = await context.newPage();
+    await signInEverywhere(page, email);
+    return { context, page };
+  }
+
   /** The deliveries to `client` as they stand now (newest first), without waiting. */
   async function deliveriesNow(client) {
     const page = await admin(`/admin/clients/${client.client_id}/deliveries`);
@@ -216,10 +225,7 @@ export function relyingPartyScenarios(label, startIssuer) {
   test('one password signs the browser in to Apache, Express and Authlib apps; Apache\'s session names the sign-in', () =>
     scenario('rp-sso', browsers, async () => {
       const email = 'rp-sso@example.com';
-      await register(ctx.server, email);
-      const context = await ctx.browser.newContext();
-      const page = await context.newPage();
-      await signInEverywhere(page, email);
+      const { context, page } = await newUserSignedInEverywhere(email);
       // mod_auth_openidc's session holds the ID token it verified (RS256): its sid is the one
       // every app got for this browser's sign-in.
       const info = await (await context.request.get(`${ctx.apache.base}/private/redirect_uri?info=json`)).json();
@@ -238,10 +244,7 @@ export function relyingPartyScenarios(label, startIssuer) {
   test('RP-initiated logout at the Authlib app loads Express\'s front-channel logout, returns to its page with its state, and Apache and Express then ask for a password', () =>
     scenario('rp-logout-authlib', browsers, async () => {
       const email = 'rp-logout@example.com';
-      await register(ctx.server, email);
-      const context = await ctx.browser.newContext();
-      const page = await context.newPage();
-      await signInEverywhere(page, email);
+      const { context, page } = await newUserSignedInEverywhere(email);
       const before = { apache: (await deliveries(ctx.clients.apache, { atLeast: 0 })).length, express: (await deliveries(ctx.clients.express, { atLeast: 0 })).length };
       await page.goto(`${ctx.express.base}/`);
       const sid = (await page.textContent('#who')).match(/sid (\S+)\)/)[1];
@@ -265,10 +268,7 @@ export function relyingPartyScenarios(label, startIssuer) {
   test('RP-initiated logout at Apache (mod_auth_openidc) lands on its page, and the Express app asks for a password', () =>
     scenario('rp-logout-apache', browsers, async () => {
       const email = 'rp-logout-apache@example.com';
-      await register(ctx.server, email);
-      const context = await ctx.browser.newContext();
-      const page = await context.newPage();
-      await signInEverywhere(page, email);
+      const { context, page } = await newUserSignedInEverywhere(email);
       const bye = `${ctx.apache.base}/bye.html`;
       const expressBefore = (await deliveries(ctx.clients.express, { atLeast: 0 })).length;
       await page.goto(`${ctx.apache.base}/private/redirect_uri?logout=${encodeURIComponent(bye)}`);
@@ -287,10 +287,7 @@ export function relyingPartyScenarios(label, startIssuer) {
   test('RP-initiated logout at the Express app lands on its page, and Apache asks for a password', () =>
     scenario('rp-logout-express', browsers, async () => {
       const email = 'rp-logout-express@example.com';
-      await register(ctx.server, email);
-      const context = await ctx.browser.newContext();
-      const page = await context.newPage();
-      await signInEverywhere(page, email);
+      const { context, page } = await newUserSignedInEverywhere(email);
       await page.goto(`${ctx.express.base}/`);
       const apacheBefore = (await deliveries(ctx.clients.apache, { atLeast: 0 })).length;
       await Promise.all([page.waitForURL(`${ctx.express.base}/bye`), page.click('#logout')]);
@@ -325,7 +322,7 @@ export function relyingPartyScenarios(label, startIssuer) {
       await phone.close();
     }));
 
-  test('ending one device at signoff logs that device out of the apps and leaves the other device signed in to them', () =>
+  test('ending one device at signoff (by signoff.js) logs that device out of the apps, front channel too, and leaves the other device signed in to them', () =>
     scenario('rp-one-device', browsers, async () => {
       const email = 'rp-one-device@example.com';
       await register(ctx.server, email);
@@ -337,9 +334,13 @@ export function relyingPartyScenarios(label, startIssuer) {
       await signInEverywhere(b, email);
       const apacheBefore = (await deliveries(ctx.clients.apache, { atLeast: 0 })).length;
       const expressBefore = (await deliveries(ctx.clients.express, { atLeast: 0 })).length;
-      // The tablet signs out of signoff itself (this device only).
+      await b.goto(`${ctx.express.base}/`);
+      const tabletSid = (await b.textContent('#who')).match(/sid (\S+)\)/)[1];
+      // The tablet signs out of signoff itself (this device only), by signoff.js: it goes
+      // through the signed-out page that loads the Express app's front-channel logout.
       await b.goto(`${ctx.server.base}/app`);
       await Promise.all([b.waitForURL(/\/login\?logged_out=1/), b.click('button:text-is("Sign out")')]);
+      assert.deepEqual(ctx.express.frontchannel.filter((f) => f.sid === tabletSid), [{ iss: ctx.server.base, sid: tabletSid }]);
       // Deliveries leave from the outbox after the commit: wait until they are done, then look.
       await deliveries(ctx.clients.apache, { atLeast: apacheBefore + 1 });
       await deliveries(ctx.clients.express, { atLeast: expressBefore + 1 });
@@ -354,10 +355,7 @@ export function relyingPartyScenarios(label, startIssuer) {
   test('logout tokens replayed to Apache and Express, and a forged one, change nothing', () =>
     scenario('rp-replay', browsers, async () => {
       const email = 'rp-replay@example.com';
-      await register(ctx.server, email);
-      const context = await ctx.browser.newContext();
-      const page = await context.newPage();
-      await signInEverywhere(page, email);
+      const { context, page } = await newUserSignedInEverywhere(email);
       const apacheBefore = ctx.apacheTokens.length;
       const expressBefore = ctx.express.logoutTokens.length;
       await page.goto(`${ctx.server.base}/app`);

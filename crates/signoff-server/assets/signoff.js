@@ -260,6 +260,11 @@
       var to = noSession && scope !== 'local' ? config.loginUrl + '?no_session=1' :
         done.gone ? config.loginUrl + '?revoked=1&reason=expired' :
           options.returnTo || config.loginUrl + '?logged_out=1';
+      // The sign-in's apps take front-channel logouts: signoff's signed-out page loads them,
+      // then goes on to where this page was going.
+      if (typeof result.frontchannel_logout === 'string' && !done.gone) {
+        to = result.frontchannel_logout + '&next=' + encodeURIComponent(to);
+      }
       return cleanup().then(function () {
         announce(done.gone ? 'expired' : 'logout');
         leave(to);

@@ -17,7 +17,7 @@ use super::{Authority, ClientInfo, SessionContext};
 use crate::audit::{Actor, AuditKind};
 use crate::clients::{GrantType, RegisteredClient};
 use crate::error::CoreError;
-use crate::secret::{Secret, random_id};
+use crate::secret::{Secret, SigninId, random_id};
 use crate::store::{AuthorizationCode, CodeIssue, CodeUse, Session, User};
 
 /// How long an authorization code may be redeemed.
@@ -85,6 +85,23 @@ struct HintClaims {
     sid: String,
     #[serde(rename = "auth_time")]
     _auth_time: i64,
+}
+
+/// How long a front-channel ticket is good for: the moment between a logout's answer and the
+/// signed-out page it leads to.
+const FRONTCHANNEL_TICKET_LIFETIME: Duration = Duration::seconds(60);
+const FRONTCHANNEL_PURPOSE: &str = "frontchannel_logout";
+
+/// A signed note that a sign-in ended and which of its apps take front-channel logouts: what
+/// the signed-out page a script leads to (`signoff.js`, after its logout request) renders frames
+/// from, so that page cannot be made to frame anything else.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FrontchannelTicket {
+    iss: String,
+    purpose: String,
+    exp: i64,
+    sid: String,
+    apps: Vec<String>,
 }
 
 /// Whether `verifier` is a PKCE code verifier (RFC 7636 §4.1: 43 to 128 unreserved characters)
@@ -215,6 +232,30 @@ impl Authority {
             |kid: &str| keyring.verifiers(self.now(), p.access_ttl).find(|k| k.kid == kid).map(|k| k.public());
         let claims: HintClaims = signoff_jwt::keys::verify_with(token, key_for).ok()?;
         (claims.iss == p.issuer).then_some(IdTokenHint { client_id: claims.aud, sub: claims.sub, sid: claims.sid })
+    }
+
+    /// A ticket for the signed-out page to load the front-channel logouts of `apps` for the
+    /// ended sign-in `signin` (valid a minute).
+    pub fn frontchannel_ticket(&self, signin: &SigninId, apps: &[String]) -> Option<String> {
+        let ticket = FrontchannelTicket {
+            iss: self.tokens.policy.issuer.clone(),
+            purpose: FRONTCHANNEL_PURPOSE.to_owned(),
+            exp: (self.now() + FRONTCHANNEL_TICKET_LIFETIME).unix_timestamp(),
+            sid: signin.to_string(),
+            apps: apps.to_vec(),
+        };
+        self.tokens.keyring().signer()?.sign_as(&ticket, "JWT")
+    }
+
+    /// The ended sign-in and its apps a ticket of ours names, if it is one and still good.
+    pub fn read_frontchannel_ticket(&self, ticket: &str) -> Option<(SigninId, Vec<String>)> {
+        let p = &self.tokens.policy;
+        let keyring = self.tokens.keyring();
+        let key_for =
+            |kid: &str| keyring.verifiers(self.now(), p.access_ttl).find(|k| k.kid == kid).map(|k| k.public());
+        let t: FrontchannelTicket = signoff_jwt::keys::verify_with(ticket, key_for).ok()?;
+        let good = t.iss == p.issuer && t.purpose == FRONTCHANNEL_PURPOSE && self.now().unix_timestamp() <= t.exp;
+        good.then(|| (SigninId::from_string(t.sid), t.apps))
     }
 
     /// The sign-in and user of the remember-me series a browser presents (a plain read, to match

@@ -63,7 +63,7 @@ pub async fn logout(
         })?,
         None => {}
     }
-    // This browser's sign-in: its apps' front-channel logouts load on the page that follows.
+    // This browser's sign-in (front-channel logout).
     let signin = cookie.as_ref().map(|c| c.session.signin.clone());
     let mut current: Vec<std::sync::Arc<Session>> = cookie.map(|c| c.session).into_iter().collect();
     let access = bearer.map(|(claims, session)| {
@@ -86,10 +86,19 @@ pub async fn logout(
     // still a success (the browser is signed out), but says that nothing else ended, so no
     // page can claim that other devices were signed out.
     let (clears_browser, reached_nobody) = (done.cleared, done.no_session);
+    // This browser's sign-in ended: its apps' front-channel logouts load on the page that follows.
+    let frames = match &signin {
+        Some(signin) if clears_browser => oidc::frontchannel::frames(&state, &done.signed_out, signin).await,
+        _ => Vec::new(),
+    };
     let mut res = if wants.json {
         let mut body = json!({ "revoked": ended, "cleared": clears_browser });
         if reached_nobody {
             body["no_session"] = json!(true);
+        }
+        // A script goes there next (with its own return_to as `next`).
+        if let Some(url) = signin.as_ref().and_then(|s| oidc::frontchannel::page_url(&state, &frames, s)) {
+            body["frontchannel_logout"] = json!(url);
         }
         axum::Json(body).into_response()
     } else {
@@ -100,10 +109,6 @@ pub async fn logout(
             (false, false) => {
                 redirect::validate(body.return_to.as_deref(), &format!("/app/sessions?ended={ended}"), config)
             }
-        };
-        let frames = match &signin {
-            Some(signin) if clears_browser => oidc::frontchannel::frames(&state, &done.signed_out, signin).await,
-            _ => Vec::new(),
         };
         if frames.is_empty() { Redirect::to(&to).into_response() } else { oidc::frontchannel::page(&frames, Some(&to)) }
     };

@@ -29,7 +29,7 @@ impl Rp {
         Rp { id: j["client_id"].as_str().expect("id").into(), secret: j["client_secret"].as_str().expect("s").into() }
     }
 
-    fn basic(&self) -> String {
+    pub(crate) fn basic(&self) -> String {
         format!("Basic {}", STANDARD.encode(format!("{}:{}", self.id, self.secret)))
     }
 }
@@ -777,4 +777,57 @@ async fn an_app_deleted_while_it_signs_a_browser_in_never_makes_a_500() {
         assert_eq!(exchange(&s, &rp, "whatever", &verifier).await.status, StatusCode::UNAUTHORIZED);
     }
     assert_eq!(redeemed + refused, 13, "every redemption answered");
+}
+
+#[tokio::test]
+async fn a_logout_by_script_is_sent_to_a_signed_out_page_that_frames_only_what_its_ticket_names() {
+    let s = server(false).await;
+    let fc = Rp::register(
+        &s,
+        json!({"frontchannel_logout_uri": "https://fc.example/out", "redirect_uris": [REDIRECT, "https://fc.example/cb"]}),
+    )
+    .await;
+    let plain = Rp::register(&s, json!({})).await;
+    let mut b = s.signed_in("script@example.com").await;
+    for rp in [&fc, &plain] {
+        let (verifier, challenge) = pkce();
+        let c = code(&mut b, rp, &challenge, &[]).await;
+        assert_eq!(exchange(&s, rp, &c, &verifier).await.status, StatusCode::OK);
+    }
+    // A device without apps gets no such URL.
+    let mut bare = s.signed_in("script@example.com").await;
+    let csrf = bare.get_json("/auth/session").await.json()["csrf_token"].as_str().expect("csrf").to_owned();
+    let rb = bare.request(Method::POST, "/auth/logout").header("x-csrf-token", csrf).json(&json!({}));
+    let res = bare.send(rb.header("accept", "application/json")).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert!(res.json().get("frontchannel_logout").is_none(), "{}", res.text);
+
+    let csrf = b.get_json("/auth/session").await.json()["csrf_token"].as_str().expect("csrf").to_owned();
+    let rb = b.request(Method::POST, "/auth/logout").header("x-csrf-token", csrf).json(&json!({}));
+    let res = b.send(rb.header("accept", "application/json")).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let url = res.json()["frontchannel_logout"].as_str().expect("a signed-out page to go to").to_owned();
+    let path = url.strip_prefix(&s.base).unwrap_or_else(|| panic!("on signoff's origin: {url}")).to_owned();
+    assert!(path.starts_with("/oidc/frontchannel?t="), "{path}");
+
+    let mut other = s.browser();
+    let res = other.get(&format!("{path}&next={}", enc("/app/sessions"))).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.text.matches("<iframe").count(), 1, "the app with a front-channel URL, only: {}", res.text);
+    assert!(res.text.contains("src=\"https://fc.example/out?iss="), "{}", res.text);
+    assert!(res.text.contains("data-frontchannel-next=\"/app/sessions\""), "{}", res.text);
+    assert!(res.header("content-security-policy").is_some_and(|c| c.ends_with("; frame-src https://fc.example")));
+    // `next` is checked as a return_to: elsewhere, the sign-in page instead.
+    let res = other.get(&format!("{path}&next={}", enc("https://evil.example/"))).await;
+    assert!(res.text.contains("data-frontchannel-next=\"/login?logged_out=1\""), "{}", res.text);
+    // A ticket altered, or over a minute old, frames nothing: straight on.
+    let mut forged = path.clone();
+    forged.insert(forged.len() - 2, 'A');
+    for bad in [forged, "/oidc/frontchannel?t=x.y.z".to_owned(), "/oidc/frontchannel".to_owned()] {
+        let res = other.get(&format!("{bad}{}next=%2Fapp", if bad.contains('?') { '&' } else { '?' })).await;
+        assert_eq!((res.status, res.location()), (StatusCode::SEE_OTHER, Some("/app")), "{bad}: {}", res.text);
+    }
+    s.clock.advance(time::Duration::seconds(61));
+    let res = other.get(&path).await;
+    assert_eq!((res.status, res.location()), (StatusCode::SEE_OTHER, Some("/login?logged_out=1")), "{}", res.text);
 }

@@ -6,20 +6,28 @@
 //!
 //! The page goes on by itself to where the browser was headed once every frame has loaded (the
 //! window's `load` waits for frames) or after [`FRAME_WAIT_MS`]; without script, a link.
+//!
+//! A form logout or RP-initiated logout answers with the page itself. A logout by script
+//! (`signoff.js`) is answered in JSON with `frontchannel_logout`, the URL of
+//! `GET /oidc/frontchannel`: the same page, from a ticket signed for a minute that names the
+//! ended sign-in and its apps, so the page frames nothing else.
 
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use signoff_core::clients::EndpointKind;
 use signoff_core::secret::SigninId;
 
 use crate::app::AppState;
 use crate::html::{self, esc};
+use crate::redirect;
 
 /// How long the page waits for the frames before going on (milliseconds; `demo.js` reads it).
 const FRAME_WAIT_MS: u32 = 3000;
 
 /// One frame: an app's front-channel logout URL for the ended sign-in.
 pub(crate) struct Frame {
+    client_id: String,
     name: String,
     url: String,
     origin: String,
@@ -52,6 +60,7 @@ pub(crate) async fn frames(state: &AppState, signed_out: &[(SigninId, String)], 
             .finish();
         let sep = if uri.contains('?') { '&' } else { '?' };
         out.push(Frame {
+            client_id: client.id.clone(),
             name: client.name.clone(),
             url: format!("{uri}{sep}{query}"),
             origin: parsed.origin().ascii_serialization(),
@@ -93,3 +102,45 @@ pub(crate) fn page(frames: &[Frame], next: Option<&str>) -> Response {
     origins.dedup();
     html::with_frames(res, &origins)
 }
+
+/// Where a script sends the browser after its logout, when the ended sign-in has apps with
+/// front-channel logouts: the signed-out page, from a ticket (`None` without frames).
+pub(crate) fn page_url(state: &AppState, frames: &[Frame], signin: &SigninId) -> Option<String> {
+    if frames.is_empty() {
+        return None;
+    }
+    let apps: Vec<String> = frames.iter().map(|f| f.client_id.clone()).collect();
+    let ticket = state.authority().frontchannel_ticket(signin, &apps)?;
+    Some(format!("{}/oidc/frontchannel?t={ticket}", state.config().public_origin))
+}
+
+/// `GET /oidc/frontchannel?t=…&next=…`: the signed-out page for a ticket, going on to `next`
+/// (checked as a `return_to`). A ticket that is not one (or is over a minute old) frames
+/// nothing: the browser goes straight on.
+pub(super) async fn signed_out(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let mut ticket = None;
+    let mut next = None;
+    for (k, v) in url::form_urlencoded::parse(query.as_deref().unwrap_or_default().as_bytes()) {
+        match k.as_ref() {
+            "t" if ticket.is_none() => ticket = Some(v.into_owned()),
+            "next" if next.is_none() => next = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    let to = redirect::validate(next.as_deref(), "/login?logged_out=1", state.config());
+    let read =
+        ticket.filter(|t| t.len() <= MAX_TICKET_LEN).and_then(|t| state.authority().read_frontchannel_ticket(&t));
+    let frames = match read {
+        Some((signin, apps)) => {
+            let ended: Vec<(SigninId, String)> = apps.into_iter().map(|a| (signin.clone(), a)).collect();
+            frames(&state, &ended, &signin).await
+        }
+        None => Vec::new(),
+    };
+    let mut res = if frames.is_empty() { Redirect::to(&to).into_response() } else { page(&frames, Some(&to)) };
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// Longest ticket read (ours are a few hundred bytes).
+const MAX_TICKET_LEN: usize = 4096;

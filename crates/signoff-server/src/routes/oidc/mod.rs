@@ -25,6 +25,7 @@ pub fn routes() -> Router<AppState> {
         .route("/oidc/token", axum::routing::post(token::token))
         .route("/oidc/userinfo", get(token::userinfo).post(token::userinfo))
         .route("/oidc/logout", get(logout::end_session).post(logout::end_session_form))
+        .route("/oidc/frontchannel", get(frontchannel::signed_out))
 }
 
 /// OpenID Connect Discovery 1.0 §3: the issuer is the public URL's origin, as in every token.

@@ -323,3 +323,110 @@ async fn authorize_token_and_logout_on_different_nodes_serve_and_end_one_sign_in
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// The sids of the next `n` logout tokens the app at `/a` gets, sorted.
+async fn told(s: &TestServer, r: &mut Receiver, n: usize, case: &str) -> Vec<String> {
+    let mut sids = Vec::new();
+    for _ in 0..n {
+        let got = r.next(Duration::from_secs(5)).await;
+        assert_eq!(got.path, "/a", "{case}");
+        sids.push(logout_token(s, &got).await.1["sid"].as_str().expect("sid").to_owned());
+    }
+    assert!(r.nothing_for(Duration::from_millis(300)).await, "{case}: nothing more");
+    sids.sort();
+    sids
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn every_other_way_a_browsers_sign_in_ends_tells_its_app() {
+    let s = crate::relying::server(true).await;
+    let mut r = receiver().await;
+    let rp = Rp::register(&s, json!({"backchannel_logout_uri": format!("{}/a", r.base), "grant_types": ["authorization_code", "refresh_token"]})).await;
+    let sid = |c: &Value| c["sid"].as_str().expect("sid").to_owned();
+
+    // Expiry: the clock moves past the idle timeout; the sweep (or the next request) ends it.
+    let mut b = s.signed_in("lapse@example.com").await;
+    let lapsed = sid(&sign_in_to(&s, &mut b, &rp).await);
+    s.clock.advance(time::Duration::hours(11));
+    assert_eq!(b.session_status().await, StatusCode::UNAUTHORIZED);
+    assert_eq!(told(&s, &mut r, 1, "expiry").await, vec![lapsed]);
+
+    // An e-mail change: the other device's sign-in ends; this one's goes on (rotated).
+    let mut a = s.signed_in("mail@example.com").await;
+    let mut b = another(&s, "mail@example.com").await;
+    let (_, other) = (sign_in_to(&s, &mut a, &rp).await, sid(&sign_in_to(&s, &mut b, &rp).await));
+    let res =
+        a.post_json("/auth/email", &json!({"current_password": PASSWORD, "new_email": "mail2@example.com"})).await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.text);
+    let link = link_in(&s.inbox().wait_for("mail2@example.com", 1).await[0].text);
+    assert_eq!(a.post_json("/auth/email/confirm", &json!({"token": token_of(&link)})).await.status, StatusCode::OK);
+    assert_eq!(told(&s, &mut r, 1, "e-mail change").await, vec![other]);
+
+    // A security report and a password reset: every sign-in of the user.
+    for case in ["security report", "password reset"] {
+        let email = if case == "security report" { "report@example.com" } else { "reset@example.com" };
+        let mut a = s.signed_in(email).await;
+        let mut b = another(&s, email).await;
+        let both = sorted(vec![sid(&sign_in_to(&s, &mut a, &rp).await), sid(&sign_in_to(&s, &mut b, &rp).await)]);
+        if case == "security report" {
+            assert_eq!(
+                a.post_json("/auth/security-report", &json!({"details": "not me"})).await.status,
+                StatusCode::OK
+            );
+        } else {
+            let res = s.browser().post_json("/auth/password-reset", &json!({"email": email})).await;
+            assert_eq!(res.status, StatusCode::ACCEPTED);
+            let link = link_in(&s.inbox().wait_for(email, 1).await[0].text);
+            let body = json!({"token": token_of(&link), "new_password": "a brand new passphrase"});
+            assert_eq!(s.browser().post_json("/auth/password-reset/confirm", &body).await.status, StatusCode::OK);
+        }
+        assert_eq!(told(&s, &mut r, 2, case).await, both, "{case}");
+    }
+
+    // Theft of a remember-me token: the copied validator, presented after the grace, ends the
+    // series and the session it carries, and so the sign-in.
+    s.register("kept@example.com").await;
+    let mut b = s.browser();
+    let res = b
+        .post_json("/auth/login", &json!({"email": "kept@example.com", "password": PASSWORD, "remember_me": true}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let kept = sid(&sign_in_to(&s, &mut b, &rp).await);
+    let copied = b.jar.get(REMEMBER).cloned().expect("remember-me cookie");
+    b.jar.remove(SESSION);
+    assert_eq!(b.session_status().await, StatusCode::OK, "resumed: the validator rotates");
+    s.clock.advance(time::Duration::seconds(30));
+    let mut thief = s.browser();
+    thief.jar.insert(REMEMBER.into(), copied);
+    assert_eq!(thief.session_status().await, StatusCode::UNAUTHORIZED);
+    assert_eq!(told(&s, &mut r, 1, "remember-me theft").await, vec![kept]);
+
+    // The app's own refresh token presented again after it was rotated: theft, the session ends.
+    let mut b = s.signed_in("refresh@example.com").await;
+    let (verifier, challenge) = pkce();
+    let c = code(&mut b, &rp, &challenge, &[]).await;
+    let t = exchange(&s, &rp, &c, &verifier).await.json();
+    let stolen = sid(&verified(&s, t["id_token"].as_str().expect("id")).await.1);
+    let refresh = |token: String| {
+        let (s, rp) = (&s, &rp);
+        async move {
+            let mut x = s.browser();
+            let rb = x
+                .bare(Method::POST, "/oidc/token")
+                .header("authorization", rp.basic())
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("grant_type=refresh_token&refresh_token={}", enc(&token)));
+            x.send(rb).await
+        }
+    };
+    let old = t["refresh_token"].as_str().expect("refresh").to_owned();
+    assert_eq!(refresh(old.clone()).await.status, StatusCode::OK);
+    s.clock.advance(time::Duration::minutes(1));
+    assert_eq!(refresh(old).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(told(&s, &mut r, 1, "refresh reuse").await, vec![stolen]);
+}
