@@ -339,7 +339,11 @@ export function relyingPartyScenarios(label, startIssuer) {
       // The tablet signs out of signoff itself (this device only), by signoff.js: it goes
       // through the signed-out page that loads the Express app's front-channel logout.
       await b.goto(`${ctx.server.base}/app`);
+      const asked = [];
+      b.on('request', (r) => asked.push(`${r.method()} ${new URL(r.url()).pathname} ${r.headers().accept ?? ''}`));
       await Promise.all([b.waitForURL(/\/login\?logged_out=1/), b.click('button:text-is("Sign out")')]);
+      assert.ok(asked.some((a) => a.startsWith('POST /auth/logout application/json')), `signoff.js logged out: ${asked}`);
+      assert.ok(asked.some((a) => a.startsWith('GET /oidc/frontchannel ')), `then went by the signed-out page: ${asked}`);
       assert.deepEqual(ctx.express.frontchannel.filter((f) => f.sid === tabletSid), [{ iss: ctx.server.base, sid: tabletSid }]);
       // Deliveries leave from the outbox after the commit: wait until they are done, then look.
       await deliveries(ctx.clients.apache, { atLeast: apacheBefore + 1 });

@@ -15,7 +15,7 @@ use time::Duration;
 
 use super::{Authority, ClientInfo, SessionContext};
 use crate::audit::{Actor, AuditKind};
-use crate::clients::{GrantType, RegisteredClient};
+use crate::clients::{GrantType, RegisteredClient, SigningAlg};
 use crate::error::CoreError;
 use crate::secret::{Secret, SigninId, random_id};
 use crate::store::{AuthorizationCode, CodeIssue, CodeUse, Session, User};
@@ -91,6 +91,9 @@ struct HintClaims {
 /// signed-out page it leads to.
 const FRONTCHANNEL_TICKET_LIFETIME: Duration = Duration::seconds(60);
 const FRONTCHANNEL_PURPOSE: &str = "frontchannel_logout";
+/// Most apps a ticket names (a sign-in's front-channel apps beyond these get no frame; their
+/// back-channel logout still goes).
+pub const FRONTCHANNEL_TICKET_APPS: usize = 50;
 
 /// A signed note that a sign-in ended and which of its apps take front-channel logouts: what
 /// the signed-out page a script leads to (`signoff.js`, after its logout request) renders frames
@@ -98,6 +101,8 @@ const FRONTCHANNEL_PURPOSE: &str = "frontchannel_logout";
 #[derive(serde::Serialize, serde::Deserialize)]
 struct FrontchannelTicket {
     iss: String,
+    /// `<issuer>/oidc/frontchannel`: for signoff's own page, never an audience of any token.
+    aud: String,
     purpose: String,
     exp: i64,
     sid: String,
@@ -239,23 +244,34 @@ impl Authority {
     pub fn frontchannel_ticket(&self, signin: &SigninId, apps: &[String]) -> Option<String> {
         let ticket = FrontchannelTicket {
             iss: self.tokens.policy.issuer.clone(),
+            aud: self.frontchannel_audience(),
             purpose: FRONTCHANNEL_PURPOSE.to_owned(),
             exp: (self.now() + FRONTCHANNEL_TICKET_LIFETIME).unix_timestamp(),
             sid: signin.to_string(),
-            apps: apps.to_vec(),
+            apps: apps.iter().take(FRONTCHANNEL_TICKET_APPS).cloned().collect(),
         };
-        self.tokens.keyring().signer()?.sign_as(&ticket, "JWT")
+        self.tokens.keyring().signer_for(SigningAlg::EdDsa)?.sign_as(&ticket, "frontchannel+jwt")
+    }
+
+    fn frontchannel_audience(&self) -> String {
+        format!("{}/oidc/frontchannel", self.tokens.policy.issuer.trim_end_matches('/'))
     }
 
     /// The ended sign-in and its apps a ticket of ours names, if it is one and still good.
     pub fn read_frontchannel_ticket(&self, ticket: &str) -> Option<(SigninId, Vec<String>)> {
         let p = &self.tokens.policy;
         let keyring = self.tokens.keyring();
-        let key_for =
-            |kid: &str| keyring.verifiers(self.now(), p.access_ttl).find(|k| k.kid == kid).map(|k| k.public());
+        // Signed with the EdDSA key alone, as it is made.
+        let key_for = |kid: &str| {
+            keyring
+                .verifiers(self.now(), p.access_ttl)
+                .find(|k| k.kid == kid && k.alg() == SigningAlg::EdDsa)
+                .map(|k| k.public())
+        };
         let t: FrontchannelTicket = signoff_jwt::keys::verify_with(ticket, key_for).ok()?;
-        let good = t.iss == p.issuer && t.purpose == FRONTCHANNEL_PURPOSE && self.now().unix_timestamp() <= t.exp;
-        good.then(|| (SigninId::from_string(t.sid), t.apps))
+        let live = self.now().unix_timestamp() <= t.exp + crate::token::LEEWAY.whole_seconds();
+        let good = t.iss == p.issuer && t.aud == self.frontchannel_audience() && t.purpose == FRONTCHANNEL_PURPOSE;
+        (good && live && t.apps.len() <= FRONTCHANNEL_TICKET_APPS).then(|| (SigninId::from_string(t.sid), t.apps))
     }
 
     /// The sign-in and user of the remember-me series a browser presents (a plain read, to match

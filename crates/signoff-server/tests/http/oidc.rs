@@ -789,11 +789,15 @@ async fn a_logout_by_script_is_sent_to_a_signed_out_page_that_frames_only_what_i
     .await;
     let plain = Rp::register(&s, json!({})).await;
     let mut b = s.signed_in("script@example.com").await;
+    let mut hint = String::new();
     for rp in [&fc, &plain] {
         let (verifier, challenge) = pkce();
         let c = code(&mut b, rp, &challenge, &[]).await;
-        assert_eq!(exchange(&s, rp, &c, &verifier).await.status, StatusCode::OK);
+        let res = exchange(&s, rp, &c, &verifier).await;
+        assert_eq!(res.status, StatusCode::OK);
+        hint = res.json()["id_token"].as_str().expect("id token").to_owned();
     }
+    let sid = verified(&s, &hint).await.1["sid"].as_str().expect("sid").to_owned();
     // A device without apps gets no such URL.
     let mut bare = s.signed_in("script@example.com").await;
     let csrf = bare.get_json("/auth/session").await.json()["csrf_token"].as_str().expect("csrf").to_owned();
@@ -810,24 +814,51 @@ async fn a_logout_by_script_is_sent_to_a_signed_out_page_that_frames_only_what_i
     let path = url.strip_prefix(&s.base).unwrap_or_else(|| panic!("on signoff's origin: {url}")).to_owned();
     assert!(path.starts_with("/oidc/frontchannel?t="), "{path}");
 
-    let mut other = s.browser();
-    let res = other.get(&format!("{path}&next={}", enc("/app/sessions"))).await;
-    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
-    assert_eq!(res.text.matches("<iframe").count(), 1, "the app with a front-channel URL, only: {}", res.text);
-    assert!(res.text.contains("src=\"https://fc.example/out?iss="), "{}", res.text);
-    assert!(res.text.contains("data-frontchannel-next=\"/app/sessions\""), "{}", res.text);
-    assert!(res.header("content-security-policy").is_some_and(|c| c.ends_with("; frame-src https://fc.example")));
+    // The page, reached from signoff's own page (as signoff.js goes there).
+    let go = |path: String| {
+        let base = s.base.clone();
+        async move {
+            let client =
+                reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+            let res = client
+                .get(format!("{base}{path}"))
+                .header("sec-fetch-site", "same-origin")
+                .header("accept", "text/html")
+                .send()
+                .await
+                .expect("get");
+            let header = |name: &str| res.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let (location, cache, csp) =
+                (header("location"), header("cache-control"), header("content-security-policy"));
+            (res.status(), location, cache, csp, res.text().await.expect("body"))
+        }
+    };
+    let (status, _, cache, csp, text) = go(format!("{path}&next={}", enc("/app/sessions"))).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(cache.as_deref(), Some("no-store"));
+    assert_eq!(text.matches("<iframe").count(), 1, "the app with a front-channel URL, only: {text}");
+    assert!(text.contains("src=\"https://fc.example/out?iss="), "{text}");
+    assert!(text.contains(&format!("&amp;sid={sid}\"")), "this browser's sign-in: {text}");
+    assert!(text.contains("data-frontchannel-next=\"/app/sessions\""), "{text}");
+    assert!(csp.is_some_and(|c| c.ends_with("; frame-src https://fc.example")));
     // `next` is checked as a return_to: elsewhere, the sign-in page instead.
-    let res = other.get(&format!("{path}&next={}", enc("https://evil.example/"))).await;
-    assert!(res.text.contains("data-frontchannel-next=\"/login?logged_out=1\""), "{}", res.text);
-    // A ticket altered, or over a minute old, frames nothing: straight on.
+    let (_, _, _, _, text) = go(format!("{path}&next={}", enc("https://evil.example/"))).await;
+    assert!(text.contains("data-frontchannel-next=\"/login?logged_out=1\""), "{text}");
+    // From another site (or with no word on where it came from), nothing is framed.
+    let mut other = s.browser();
+    let res = other.get(&format!("{path}&next=%2Fapp")).await;
+    assert_eq!((res.status, res.location()), (StatusCode::SEE_OTHER, Some("/app")), "{}", res.text);
+    // A ticket altered, something else signoff signed (an ID token), or no ticket: straight on.
     let mut forged = path.clone();
     forged.insert(forged.len() - 2, 'A');
-    for bad in [forged, "/oidc/frontchannel?t=x.y.z".to_owned(), "/oidc/frontchannel".to_owned()] {
-        let res = other.get(&format!("{bad}{}next=%2Fapp", if bad.contains('?') { '&' } else { '?' })).await;
-        assert_eq!((res.status, res.location()), (StatusCode::SEE_OTHER, Some("/app")), "{bad}: {}", res.text);
+    let id_token = format!("/oidc/frontchannel?t={}", enc(&hint));
+    for bad in [forged, id_token, "/oidc/frontchannel?t=x.y.z".to_owned(), "/oidc/frontchannel".to_owned()] {
+        let (status, location, _, _, text) =
+            go(format!("{bad}{}next=%2Fapp", if bad.contains('?') { '&' } else { '?' })).await;
+        assert_eq!((status, location.as_deref()), (StatusCode::SEE_OTHER, Some("/app")), "{bad}: {text}");
     }
-    s.clock.advance(time::Duration::seconds(61));
-    let res = other.get(&path).await;
-    assert_eq!((res.status, res.location()), (StatusCode::SEE_OTHER, Some("/login?logged_out=1")), "{}", res.text);
+    // Past its minute (and the clocks' leeway), the ticket frames nothing.
+    s.clock.advance(time::Duration::seconds(60 + 11));
+    let (status, location, _, _, text) = go(path.clone()).await;
+    assert_eq!((status, location.as_deref()), (StatusCode::SEE_OTHER, Some("/login?logged_out=1")), "{text}");
 }

@@ -13,7 +13,7 @@
 //! ended sign-in and its apps, so the page frames nothing else.
 
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use signoff_core::clients::EndpointKind;
 use signoff_core::secret::SigninId;
@@ -116,8 +116,14 @@ pub(crate) fn page_url(state: &AppState, frames: &[Frame], signin: &SigninId) ->
 
 /// `GET /oidc/frontchannel?t=…&next=…`: the signed-out page for a ticket, going on to `next`
 /// (checked as a `return_to`). A ticket that is not one (or is over a minute old) frames
-/// nothing: the browser goes straight on.
-pub(super) async fn signed_out(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+/// nothing: the browser goes straight on; so does a browser that did not come from one of
+/// signoff's own pages (`Sec-Fetch-Site` other than `same-origin`, or none), so that no other
+/// site can make signoff's origin load an app's front-channel logout with a ticket of its own.
+pub(super) async fn signed_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let mut ticket = None;
     let mut next = None;
     for (k, v) in url::form_urlencoded::parse(query.as_deref().unwrap_or_default().as_bytes()) {
@@ -127,9 +133,13 @@ pub(super) async fn signed_out(State(state): State<AppState>, RawQuery(query): R
             _ => {}
         }
     }
+    // Checked as a return_to: no scheme but http(s), no `//`, no control characters, so the
+    // redirect below always has a valid Location.
     let to = redirect::validate(next.as_deref(), "/login?logged_out=1", state.config());
-    let read =
-        ticket.filter(|t| t.len() <= MAX_TICKET_LEN).and_then(|t| state.authority().read_frontchannel_ticket(&t));
+    let ours = headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"same-origin");
+    let read = ticket
+        .filter(|t| ours && t.len() <= MAX_TICKET_LEN)
+        .and_then(|t| state.authority().read_frontchannel_ticket(&t));
     let frames = match read {
         Some((signin, apps)) => {
             let ended: Vec<(SigninId, String)> = apps.into_iter().map(|a| (signin.clone(), a)).collect();
