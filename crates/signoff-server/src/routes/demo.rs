@@ -17,7 +17,8 @@ use crate::{redirect, views};
 use signoff_core::SessionContext;
 
 const CSS: &str = include_str!("../../assets/demo.css");
-const SCRIPT: &str = include_str!("../../assets/signoff.js");
+/// The browser half: the npm package `signoff-browser` ships this very file (one source).
+const SCRIPT: &str = include_str!("../../../../clients/browser/src/signoff.js");
 const DEMO_SCRIPT: &str = include_str!("../../assets/demo.js");
 
 pub fn routes() -> Router<AppState> {

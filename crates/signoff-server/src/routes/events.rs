@@ -1,4 +1,7 @@
 //! `GET /auth/events`: a server-sent event stream that tells a page its session has ended.
+//! The session is the one of the request's session cookie, or, for single-page apps in token
+//! mode (which read the stream with `fetch`, as `EventSource` cannot send the header), the one
+//! an `Authorization: Bearer` access token belongs to.
 //!
 //! The stream registers with the authority's revocation hub for its session. When anything
 //! ends the session it sends one `event: revoked` with `{"reason", "at"}` and closes. Comments
@@ -15,7 +18,7 @@ use futures_util::stream;
 use serde_json::json;
 use std::convert::Infallible;
 
-use super::require_session;
+use super::{bearer, require_session};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Client;
@@ -26,14 +29,26 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn events(State(state): State<AppState>, Client(client): Client, headers: HeaderMap) -> ApiResult<Response> {
-    let ctx = require_session(&state, &headers).await?;
     let authority = state.authority();
+    let (session_id, user_id, proof) = match bearer(&headers) {
+        Some(token) => {
+            let ctx = access(&state, token).await?.ok_or(ApiError::InvalidToken)?;
+            (ctx.session.id.clone(), ctx.user.id.clone(), Proof::Token(token))
+        }
+        None => {
+            let ctx = require_session(&state, &headers).await?;
+            (ctx.session.id.clone(), ctx.user.id.clone(), Proof::Cookie(ctx.secret))
+        }
+    };
     let limits = state.config().streams;
-    let Some(watch) = authority.hub().watch(&ctx.session.id, &ctx.user.id, &client.ip, limits) else {
+    let Some(watch) = authority.hub().watch(&session_id, &user_id, &client.ip, limits) else {
         return Err(ApiError::TooManyStreams);
     };
     // The session may have ended between the check above and the registration.
-    let gone_already = authority.peek(&ctx.secret).await?.is_none();
+    let gone_already = match proof {
+        Proof::Cookie(secret) => authority.peek(&secret).await?.is_none(),
+        Proof::Token(token) => access(&state, token).await?.is_none(),
+    };
     let shutdown = state.shutdown_signal();
     let now = views::rfc3339(authority.now());
     let revoked = async move {
@@ -58,6 +73,22 @@ async fn events(State(state): State<AppState>, Client(client): Client, headers: 
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::VARY, HeaderValue::from_static("Cookie, Authorization"));
     Ok(res)
+}
+
+/// What the request showed for its session.
+enum Proof<'a> {
+    Cookie(signoff_core::SessionSecret),
+    Token(&'a str),
+}
+
+/// The access token's session and user, `None` when the token does not stand (whichever check
+/// failed); a store that cannot answer is `503`, no verdict on the token.
+async fn access(state: &AppState, token: &str) -> ApiResult<Option<signoff_core::AccessContext>> {
+    match state.authority().verify_access(token).await {
+        Ok(ctx) => Ok(Some(ctx)),
+        Err(signoff_core::token::TokenError::Unavailable) => Err(ApiError::Busy { retry_after_secs: 1 }),
+        Err(_) => Ok(None),
+    }
 }
 
 fn revoked_event(reason: &str, at: &str) -> Event {

@@ -20,8 +20,12 @@ async fn count(s: &TestServer, sql: &'static str) -> i64 {
 /// Opens `/auth/events` for `b` and returns a task that reads the stream to its end (or 5 s)
 /// and yields the text and how long after the returned instant the stream closed.
 pub(crate) async fn listen(b: &Browser) -> tokio::task::JoinHandle<(String, Duration)> {
-    let rb = b.request(Method::GET, "/auth/events").header("accept", "text/event-stream");
-    let mut res = rb.send().await.expect("events");
+    listen_to(b.request(Method::GET, "/auth/events")).await
+}
+
+/// [`listen`] for a request built by the caller (with a bearer token, say).
+async fn listen_to(rb: reqwest::RequestBuilder) -> tokio::task::JoinHandle<(String, Duration)> {
+    let mut res = rb.header("accept", "text/event-stream").send().await.expect("events");
     assert_eq!(res.status(), StatusCode::OK);
     assert!(
         res.headers()
@@ -319,6 +323,28 @@ async fn event_streams_send_keep_alives_and_need_a_session() {
         }
     }
     assert!(text.contains(": keep-alive"), "{text:?}");
+}
+
+#[tokio::test]
+async fn a_token_mode_app_watches_its_session_with_its_access_token() {
+    let s = TestServer::start().await;
+    s.register("spa@example.com").await;
+    let mut app = s.browser();
+    let tokens = crate::tokens::grant(&mut app, "spa@example.com").await;
+    // No cookie: the access token names the session. A token that does not stand opens nothing.
+    for token in ["not.a.token", &format!("{}x", tokens.access)] {
+        let res = app.bare(Method::GET, "/auth/events").bearer_auth(token).send().await.expect("events");
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{token}");
+    }
+    let listener = listen_to(app.bare(Method::GET, "/auth/events").bearer_auth(&tokens.access)).await;
+    // "Log out everywhere" on another device ends the app's session: the stream says so.
+    let mut phone = sign_in_again(&s, "spa@example.com").await;
+    let res = phone.post_json("/auth/logout", &json!({"scope": "global"})).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(revoked(listener).await["reason"], "logout");
+    // The token is dead now: the stream does not open again.
+    let res = app.bare(Method::GET, "/auth/events").bearer_auth(&tokens.access).send().await.expect("events");
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

@@ -1,5 +1,8 @@
 /*! signoff.js — the browser half of signoff. No dependencies, no build step.
  *
+ * One source: signoff serves this file at /signoff.js, and the npm package signoff-browser
+ * ships it as it is (its ES module and React binding wrap the `signoff` global it defines).
+ *
  *   signoff.configure({ storageKeys: ['app:*'], unregisterServiceWorkers: true });
  *   signoff.onLogout(() => queryClient.clear());      // your own caches
  *   signoff.logout({ scope: 'local', returnTo: '/' }); // 'local' | 'others' | 'global'
@@ -15,9 +18,15 @@
  * was forgotten, no tab was told, and the page must say that the user is still signed in.
  *
  * watch() listens to /auth/events and to the other tabs; when the session ends it runs the
- * same cleanup and shows the sign-in page with a notice. It also guards the Back button: a
+ * same cleanup and shows the sign-in page with a notice. (In token mode it reads the stream
+ * with fetch, sending the access token.) It also guards the Back button: a
  * page restored from the back/forward cache re-checks the session and leaves if it is gone.
  * Pages whose <html> carries data-signoff-watch start watching by themselves.
+ *
+ * Single-page apps that show their own signed-out state set `leave: false`: a session that
+ * ends (here, in another tab, or anywhere the stream reports) then runs the same cleanup and
+ * the onLogout hooks, and the page stays; logout() leaves only for an explicit returnTo, or
+ * by way of signoff's signed-out page when the sign-in's apps take front-channel logouts.
  *
  * Token mode (SPAs talking to APIs): signoff.tokens.login(email, password) keeps the access
  * token in memory only, refreshes it before it expires with one refresh in flight across all
@@ -27,6 +36,10 @@
  */
 (function (global) {
   'use strict';
+  // Imported where there is no browser (a bundle rendered on a server): nothing to do.
+  if (!global || !global.document) return;
+  // Loaded twice (a script tag and a bundle): the first copy serves both.
+  if (global.signoff && global.signoff.tokens) return;
 
   var config = {
     loginUrl: '/login',
@@ -49,7 +62,12 @@
     // A logout request with no answer within this long is taken as not done.
     logoutTimeoutMs: 15000,
     // watch() reopens a refused or dropped stream after 1 s, doubling up to this.
-    watchMaxBackoffSeconds: 60
+    watchMaxBackoffSeconds: 60,
+    // Whether a page whose session ended leaves (for the sign-in page, or logout's returnTo);
+    // false keeps single-page apps where they are, signed out (see above).
+    leave: true,
+    // GET with the access token in token mode: the signed-in user, as `{user}`.
+    userUrl: '/api/me'
   };
   var hooks = [];
   var leaving = false;
@@ -62,13 +80,21 @@
   var watching = false;
   var channel = typeof BroadcastChannel === 'function' ? new BroadcastChannel(config.channel) : null;
   var SIGNAL_KEY = 'signoff:signed-out';
+  // The last other tab's signal acted on (BroadcastChannel and the storage event both carry it).
+  var lastSignal = null;
 
   function configure(options) {
     for (var k in options) if (Object.prototype.hasOwnProperty.call(options, k)) config[k] = options[k];
     return api;
   }
 
+  /** Runs `fn({ reason })` whenever this browser's session ends, before the page leaves. */
   function onLogout(fn) { hooks.push(fn); return api; }
+
+  function offLogout(fn) {
+    hooks = hooks.filter(function (h) { return h !== fn; });
+    return api;
+  }
 
   function matches(key, patterns) {
     for (var i = 0; i < patterns.length; i++) {
@@ -91,13 +117,14 @@
   }
 
   /** Forgets everything this browser holds for the signed-out user. */
-  function cleanup() {
+  function cleanup(reason) {
     access = null;
     if (refreshTimer) clearTimeout(refreshTimer);
     clearLocalStorage();
     var work0 = forgetRefreshToken();
     if (config.clearSessionStorage) { try { sessionStorage.clear(); } catch (_) { /* disabled */ } }
-    var work = hooks.map(function (fn) { try { return Promise.resolve(fn()); } catch (e) { return Promise.reject(e); } });
+    var event = { reason: reason || 'logout' };
+    var work = hooks.map(function (fn) { try { return Promise.resolve(fn(event)); } catch (e) { return Promise.reject(e); } });
     work.push(work0);
     if (global.caches && caches.keys) {
       work.push(caches.keys().then(function (names) {
@@ -131,12 +158,23 @@
     global.location.replace(url);
   }
 
-  /** Someone else ended this session: clean up and show the sign-in page with a notice. */
+  /** Signed out, staying on the page (`leave: false`): no stream, nothing pending; a later
+   * sign-in on this page may watch again. */
+  function stay() {
+    watching = false;
+    if (reopenTimer) { clearTimeout(reopenTimer); reopenTimer = null; }
+    if (source) { source.close(); source = null; }
+    leaving = false;
+  }
+
+  /** Someone else ended this session: clean up and show the sign-in page with a notice (or,
+   * with `leave: false`, stay signed out). */
   function signedOut(reason) {
     if (leaving) return;
     leaving = true;
-    cleanup().then(function () {
-      leave(config.loginUrl + '?revoked=1&reason=' + encodeURIComponent(reason || 'revoked'));
+    cleanup(reason || 'revoked').then(function () {
+      if (config.leave) leave(config.loginUrl + '?revoked=1&reason=' + encodeURIComponent(reason || 'revoked'));
+      else stay();
     });
   }
 
@@ -257,18 +295,27 @@
         return result;
       }
       if (!endsHere) { leaving = true; if (source) { source.close(); source = null; } }
-      var to = noSession && scope !== 'local' ? config.loginUrl + '?no_session=1' :
-        done.gone ? config.loginUrl + '?revoked=1&reason=expired' :
-          options.returnTo || config.loginUrl + '?logged_out=1';
+      // `leave: false` stays here, unless told where to go.
+      var stays = !config.leave && !options.returnTo;
+      var to = stays ? global.location.href :
+        noSession && scope !== 'local' ? config.loginUrl + '?no_session=1' :
+          done.gone ? config.loginUrl + '?revoked=1&reason=expired' :
+            options.returnTo || config.loginUrl + '?logged_out=1';
       // The sign-in's apps take front-channel logouts: signoff's signed-out page loads them,
-      // then goes on to where this page was going.
+      // then goes on to where this page was going (back here, for a page that stays).
       if (typeof result.frontchannel_logout === 'string' && !done.gone) {
         to = result.frontchannel_logout + '&next=' + encodeURIComponent(to);
+        stays = false;
       }
-      return cleanup().then(function () {
-        announce(done.gone ? 'expired' : 'logout');
-        leave(to);
-        result.left = true;
+      var reason = done.gone ? 'expired' : 'logout';
+      return cleanup(reason).then(function () {
+        announce(reason);
+        if (stays) {
+          stay();
+        } else {
+          leave(to);
+          result.left = true;
+        }
         return result;
       });
     }).catch(function (e) {
@@ -276,6 +323,25 @@
       if (endsHere) { leaving = false; if (wasWatching) watch(); }
       throw e;
     });
+  }
+
+  function readJson(what) {
+    return function (r) {
+      if (r.status === 401) return null;
+      if (!r.ok) {
+        var e = new Error('signoff: ' + what + ' could not be read (' + r.status + ')');
+        e.status = r.status;
+        throw e;
+      }
+      return r.json();
+    };
+  }
+
+  /** This browser's session (GET /auth/session): `{user, session, csrf_token}`, or null when
+   * it has none; rejects when the server cannot tell (offline, busy). */
+  function session() {
+    return fetch(config.sessionUrl, { credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/json' } })
+      .then(readJson('the session'));
   }
 
   function checkSession() {
@@ -288,6 +354,7 @@
    * server refused (429: too many open, 503: busy) or that dropped is opened again after a
    * pause that doubles each time (with jitter), unless the session turns out to be gone. */
   function watch() {
+    if (access) return watchWithToken();
     if (global.EventSource && !leaving) watching = true;
     if (!source && !reopenTimer && !leaving && global.EventSource) {
       var es = new EventSource(config.eventsUrl);
@@ -306,17 +373,92 @@
         if (es.readyState !== EventSource.CLOSED || source !== es) return;
         source = null;
         checkSession().then(function () {
-          if (leaving) return;
-          backoff = Math.min(backoff ? backoff * 2 : 1, config.watchMaxBackoffSeconds);
-          reopenTimer = setTimeout(function () { reopenTimer = null; watch(); }, backoff * (750 + Math.random() * 500));
+          if (!leaving) reopenLater();
         });
       };
     }
     return api;
   }
 
+  /** The stream's next pause before it is opened again: 1 s, doubling, with jitter. */
+  function reopenLater() {
+    backoff = Math.min(backoff ? backoff * 2 : 1, config.watchMaxBackoffSeconds);
+    reopenTimer = setTimeout(function () { reopenTimer = null; watch(); }, backoff * (750 + Math.random() * 500));
+  }
+
+  /** The reason in a `revoked` event's block of lines. */
+  function reasonOf(block) {
+    var data = block.split('\n').filter(function (l) { return l.indexOf('data:') === 0; })
+      .map(function (l) { return l.slice(5).replace(/^ /, ''); }).join('\n');
+    try { return JSON.parse(data).reason || 'revoked'; } catch (_) { return 'revoked'; }
+  }
+
+  /** watch() in token mode: EventSource cannot send the access token, so the stream is read
+   * with fetch. A token the server no longer takes (401) is refreshed, and a refresh refused
+   * signs out; a refused or dropped stream is opened again with growing pauses. */
+  function watchWithToken() {
+    if (!leaving) watching = true;
+    if (source || reopenTimer || leaving || !global.fetch || !global.AbortController) return api;
+    var controller = new AbortController();
+    var stream = { close: function () { controller.abort(); } };
+    source = stream;
+    var ended = false;
+    tokens.get().then(function (token) {
+      return fetch(config.eventsUrl, {
+        credentials: 'omit', cache: 'no-store', signal: controller.signal,
+        headers: { Accept: 'text/event-stream', Authorization: 'Bearer ' + token }
+      });
+    }).then(function (res) {
+      if (res.status === 401) {
+        var e = new Error('signoff: the access token was refused');
+        e.status = 401;
+        throw e;
+      }
+      if (!res.ok || !res.body) throw new Error('signoff: the event stream answered ' + res.status);
+      backoff = 0;
+      var reader = res.body.getReader();
+      var decoder = new TextDecoder();
+      var buf = '';
+      var pump = function () {
+        return reader.read().then(function (chunk) {
+          if (chunk.done) throw new Error('signoff: the event stream closed');
+          buf += decoder.decode(chunk.value, { stream: true }).replace(/\r/g, '');
+          var end;
+          while ((end = buf.indexOf('\n\n')) !== -1) {
+            var block = buf.slice(0, end);
+            buf = buf.slice(end + 2);
+            if (/^event: ?revoked$/m.test(block)) {
+              var reason = reasonOf(block);
+              ended = true;
+              controller.abort();
+              announce(reason);
+              signedOut(reason);
+              return null;
+            }
+          }
+          if (buf.length > 65536) throw new Error('signoff: the event stream sent too much');
+          return pump();
+        });
+      };
+      return pump();
+    }).catch(function (e) {
+      if (ended || source !== stream) return;
+      source = null;
+      if (leaving) return;
+      if (e && e.status === 401) {
+        // A refused refresh signs out by itself (refresh reports it).
+        refresh().then(function () { if (!leaving) reopenLater(); }, function () { /* signed out */ });
+        return;
+      }
+      reopenLater();
+    });
+    return api;
+  }
+
   function onSignal(message) {
-    if (message && message.type === 'signed-out') signedOut(message.reason);
+    if (!message || message.type !== 'signed-out' || message.at === lastSignal) return;
+    lastSignal = message.at;
+    signedOut(message.reason);
   }
   if (channel) channel.onmessage = function (e) { onSignal(e.data); };
   global.addEventListener('storage', function (e) {
@@ -415,11 +557,41 @@
       });
     },
     refresh: refresh,
+    /** The signed-in user in token mode (GET userUrl with the access token): `{user}`, or null
+     * when this browser holds no refresh token or the server refuses it; rejects when the
+     * server cannot tell. */
+    user: function () {
+      var fresh = access && access.expiresAt - Date.now() > config.refreshEarlySeconds * 1000;
+      var token = fresh ? Promise.resolve(access.token) : storedRefreshToken().then(function (t) {
+        if (!t) return null;
+        return refresh(true).catch(function (e) {
+          if (e && (e.status === 400 || e.status === 401)) return forgetRefreshToken().then(function () { return null; });
+          throw e;
+        });
+      });
+      return token.then(function (t) {
+        if (!t) return null;
+        return fetch(config.userUrl, { credentials: 'omit', cache: 'no-store', headers: { Accept: 'application/json', Authorization: 'Bearer ' + t } })
+          .then(readJson('the user'));
+      });
+    },
+    /** The claims of the access token held in memory (not verified here: for display), or null. */
+    claims: function () {
+      if (!access) return null;
+      try {
+        var part = access.token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+        var bytes = Uint8Array.from(atob(part), function (c) { return c.charCodeAt(0); });
+        return JSON.parse(new TextDecoder().decode(bytes));
+      } catch (_) { return null; }
+    },
     /** Whether this browser holds a refresh token. */
     stored: function () { return storedRefreshToken().then(function (t) { return !!t; }); }
   };
 
-  var api = { configure: configure, onLogout: onLogout, logout: logout, watch: watch, cleanup: cleanup, checkSession: checkSession, tokens: tokens, config: config };
+  var api = {
+    configure: configure, onLogout: onLogout, offLogout: offLogout, logout: logout, watch: watch, cleanup: cleanup,
+    session: session, checkSession: checkSession, tokens: tokens, config: config
+  };
   global.signoff = api;
   if (document.documentElement.hasAttribute('data-signoff-watch')) watch();
-})(window);
+})(typeof window !== 'undefined' ? window : undefined);
