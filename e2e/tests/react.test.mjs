@@ -58,7 +58,7 @@ http {
     server {
         listen 127.0.0.1:${port};
         root ${www};
-        location ~ ^/(auth/|api/|login$|register$|signoff\\.js$|demo\\.(css|js)$|favicon\\.(svg|ico)$) {
+        location ~ ^/(auth/|oidc/|api/me$|login$|register$|signoff\\.js$|demo\\.(css|js)$|favicon\\.(svg|ico)$) {
             proxy_pass http://127.0.0.1:${signoff};
             proxy_http_version 1.1;
             proxy_buffering off;
@@ -256,6 +256,9 @@ for (const app of ['query', 'swr']) {
       if (app === 'query') assert.equal(await queriesHeld(page), 0, 'the query cache is empty');
       const forgot = await assertForgotten(page, email, started);
       console.log(`react ${app}: signed out ${took} ms after "sign out everywhere" on another device; the heap probe found the user gone ${forgot} ms after`);
+      // The probe sees what the page's own world holds, a regular expression's last match too.
+      await page.evaluate((e) => { window.example.kept = /@/.exec(`${e}`) && null; }, email);
+      assert.ok((await heapStrings(page, email)).length > 0, 'the probe finds a match the page\'s own RegExp holds');
       await ctx.close();
     }));
 
@@ -270,6 +273,16 @@ for (const app of ['query', 'swr']) {
       await shows(other, `Your data: ${email}`);
       const [cookie] = (await ctx.cookies()).filter((c) => c.name.includes('session'));
       assert.ok(await sessionLives(cookie), 'signed in');
+      if (app === 'query') {
+        // A mutation in flight at the end writes the user's data back when it settles.
+        await page.evaluate((e) => {
+          const qc = window.example.queryClient;
+          qc.getMutationCache().build(qc, {
+            mutationFn: () => new Promise((r) => setTimeout(() => r({ email: `${e}` }), 600)),
+            onSuccess: (data) => qc.setQueryData(['late'], data),
+          }).execute(undefined).catch(() => {});
+        }, email);
+      }
       const started = Date.now();
       await page.getByRole('button', { name: 'Sign out', exact: true }).click();
       await signedOutWithin(page, started, 5000);
@@ -277,6 +290,7 @@ for (const app of ['query', 'swr']) {
       assert.equal(await sessionLives(cookie), false, 'the session is gone on the server');
       const took = await signedOutWithin(other, started, 2000);
       assert.ok(took <= 2000, `the other tab took ${took} ms`);
+      if (app === 'query') await page.waitForTimeout(800);
       for (const p of [page, other]) {
         if (app === 'query') assert.equal(await queriesHeld(p), 0, 'the query cache is empty');
         await assertForgotten(p, email, started);
@@ -324,6 +338,7 @@ test('tokens: signed in with signoff.tokens, logout() from the hook ends the tok
     const ctx = await t.browser.newContext();
     const page = await openTokenApp(ctx, email);
     assert.ok((await queriesHeld(page)) >= 1);
+    assert.ok((await heapStrings(page, email)).length > 0, 'the probe finds the user in the heap while signed in');
     const access = await page.evaluate(() => window.signoff.tokens.get());
     const bearer = { authorization: `Bearer ${access}` };
     assert.equal((await fetch(`${t.base}/api/me`, { headers: bearer })).status, 200);
@@ -332,10 +347,23 @@ test('tokens: signed in with signoff.tokens, logout() from the hook ends the tok
     await page.reload();
     await shows(page, `Your data: ${email}`);
 
+    const refresh = await page.evaluate(() => new Promise((resolve, reject) => {
+      const open = indexedDB.open('signoff');
+      open.onerror = () => reject(open.error);
+      open.onsuccess = () => {
+        const get = open.result.transaction('kv').objectStore('kv').get('refresh');
+        get.onsuccess = () => { open.result.close(); resolve(get.result); };
+      };
+    }));
+    assert.equal(typeof refresh, 'string');
     const started = Date.now();
     await page.getByRole('button', { name: 'Sign out', exact: true }).click();
     await page.locator('form input[name=email]').waitFor();
     assert.equal((await fetch(`${t.base}/api/me`, { headers: bearer })).status, 401, 'the access token is refused');
+    const again = await fetch(`${t.base}/auth/token`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ grant_type: 'refresh_token', refresh_token: refresh }),
+    });
+    assert.equal(again.status, 400, 'the refresh token is refused');
     assert.equal(await page.evaluate(() => window.signoff.tokens.stored()), false, 'no refresh token kept');
     assert.equal(await queriesHeld(page), 0, 'the query cache is empty');
     await assertForgotten(page, email, started);

@@ -19,6 +19,11 @@ export interface SignoffState {
 export interface ClearableQueryClient {
   cancelQueries(): Promise<unknown>;
   clear(): void;
+  getMutationCache(): {
+    getAll(): Array<{ state: { status: string } }>;
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    subscribe(listener: (event: any) => void): () => void;
+  };
 }
 
 export interface SignoffProviderProps {

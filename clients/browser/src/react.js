@@ -10,6 +10,12 @@ import signoff from './index.js';
 
 const SignoffContext = createContext(null);
 
+// A page can hold signoff.js twice (a <script src="/signoff.js"> and this package): the first
+// copy serves both, and it must be one that has what this binding uses.
+if (signoff && typeof signoff.offLogout !== 'function') {
+  throw new Error('signoff-browser/react: the signoff.js already on this page is older than signoff-browser; load one copy');
+}
+
 const LOADING = Object.freeze({ status: 'loading', session: null, user: null });
 const SIGNED_OUT = Object.freeze({ status: 'signed-out', session: null, user: null });
 
@@ -32,6 +38,28 @@ async function read(tokens) {
   return body && { user: body.user, session: body.session };
 }
 
+/** Empties a TanStack Query client. A mutation in flight at the end still runs its onSuccess
+ * and onSettled, which often write the user's data back: the client is emptied again as each
+ * settles (for at most a minute). */
+function emptyQueryClient(queryClient) {
+  const cache = queryClient.getMutationCache();
+  const pending = new Set(cache.getAll().filter((m) => m.state.status === 'pending'));
+  queryClient.cancelQueries().catch(() => {});
+  queryClient.clear();
+  if (pending.size === 0) return;
+  let unsubscribe = () => {};
+  const stop = setTimeout(() => unsubscribe(), 60_000);
+  unsubscribe = cache.subscribe((event) => {
+    if (!pending.has(event.mutation) || event.mutation.state.status === 'pending') return;
+    pending.delete(event.mutation);
+    queryClient.clear();
+    if (pending.size === 0) {
+      clearTimeout(stop);
+      unsubscribe();
+    }
+  });
+}
+
 /** SWR's `provider` option: the cache the ref holds now. Made here, not in a render, so that
  * the closure holds the ref alone (SWR keeps its config, this function with it, in timers that
  * outlive a sign-out, and a closure made in a render would keep that render's user with it). */
@@ -48,6 +76,9 @@ function cacheOf(ref) {
  */
 export function SignoffProvider({ queryClient, swr, tokens = false, options, children }) {
   const [state, setState] = useState(LOADING);
+  const status = useRef(state.status);
+  status.current = state.status;
+  const mounted = useRef(false);
   // Counts session ends: the children's key (mounted afresh at each), and what a read started
   // before an end must not overwrite.
   const [ends, setEnds] = useState(0);
@@ -72,15 +103,18 @@ export function SignoffProvider({ queryClient, swr, tokens = false, options, chi
     try {
       now = await read(tokens);
     } catch {
+      if (!mounted.current) return;
       const r = retry.current;
       r.delay = Math.min(r.delay ? r.delay * 2 : 1000, MAX_RETRY_MS);
       r.timer = setTimeout(reload, r.delay);
       return;
     }
     retry.current.delay = 0;
-    if (epoch !== endsRef.current) return;
+    if (epoch !== endsRef.current || !mounted.current) return;
     if (!now) {
-      setState(SIGNED_OUT);
+      // Found gone before anything said so: the same cleanup as any end (which signs out here).
+      if (status.current === 'signed-in') signoff.cleanup('expired');
+      else setState(SIGNED_OUT);
       return;
     }
     setState({ status: 'signed-in', session: now.session, user: now.user });
@@ -89,14 +123,12 @@ export function SignoffProvider({ queryClient, swr, tokens = false, options, chi
 
   useEffect(() => {
     if (!signoff) return undefined;
+    mounted.current = true;
     signoff.configure({ ...options, leave: false });
     const ended = () => {
       endsRef.current += 1;
       // In the hook itself, before anything renders again: no component sees the old data.
-      if (queryClient) {
-        queryClient.cancelQueries().catch(() => {});
-        queryClient.clear();
-      }
+      if (queryClient) emptyQueryClient(queryClient);
       const old = swrCache.current;
       swrCache.current = new Map();
       old.clear();
@@ -106,6 +138,7 @@ export function SignoffProvider({ queryClient, swr, tokens = false, options, chi
     signoff.onLogout(ended);
     reload();
     return () => {
+      mounted.current = false;
       signoff.offLogout(ended);
       clearTimeout(retry.current.timer);
     };

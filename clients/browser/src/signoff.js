@@ -82,6 +82,13 @@
   var SIGNAL_KEY = 'signoff:signed-out';
   // The last other tab's signal acted on (BroadcastChannel and the storage event both carry it).
   var lastSignal = null;
+  // Counts cleanups: a token grant answered after one belongs to a session that has ended.
+  var epoch = 0;
+  // Signed out and staying (`leave: false`): further signals of that end change nothing, until
+  // a new session is watched or signed in here.
+  var over = false;
+  // watch() is finding out whether this page holds a refresh token (token mode).
+  var deciding = false;
 
   function configure(options) {
     for (var k in options) if (Object.prototype.hasOwnProperty.call(options, k)) config[k] = options[k];
@@ -118,6 +125,7 @@
 
   /** Forgets everything this browser holds for the signed-out user. */
   function cleanup(reason) {
+    epoch += 1;
     access = null;
     if (refreshTimer) clearTimeout(refreshTimer);
     clearLocalStorage();
@@ -162,6 +170,7 @@
    * sign-in on this page may watch again. */
   function stay() {
     watching = false;
+    over = true;
     if (reopenTimer) { clearTimeout(reopenTimer); reopenTimer = null; }
     if (source) { source.close(); source = null; }
     leaving = false;
@@ -170,7 +179,7 @@
   /** Someone else ended this session: clean up and show the sign-in page with a notice (or,
    * with `leave: false`, stay signed out). */
   function signedOut(reason) {
-    if (leaving) return;
+    if (leaving || (over && !config.leave)) return;
     leaving = true;
     cleanup(reason || 'revoked').then(function () {
       if (config.leave) leave(config.loginUrl + '?revoked=1&reason=' + encodeURIComponent(reason || 'revoked'));
@@ -344,9 +353,17 @@
       .then(readJson('the session'));
   }
 
+  /** Signs out if the session turns out to be gone: the cookie's, or in token mode (an access
+   * token in memory, or a refresh token kept) the tokens'. Offline, nothing is decided. */
   function checkSession() {
+    if (access) {
+      return tokens.user().then(function (me) { if (!me) signedOut('expired'); }, function () { /* offline */ });
+    }
     return fetch(config.sessionUrl, { credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/json' } })
-      .then(function (r) { if (r.status === 401 && !access) signedOut('expired'); })
+      .then(function (r) {
+        if (r.status !== 401 || access) return null;
+        return holdsRefreshToken().then(function (held) { if (!held) signedOut('expired'); });
+      })
       .catch(function () { /* offline: nothing to decide */ });
   }
 
@@ -354,7 +371,21 @@
    * server refused (429: too many open, 503: busy) or that dropped is opened again after a
    * pause that doubles each time (with jitter), unless the session turns out to be gone. */
   function watch() {
+    over = false;
     if (access) return watchWithToken();
+    if (source || reopenTimer || leaving || deciding) return api;
+    // Token mode before the first refresh: the refresh token kept says so.
+    deciding = true;
+    holdsRefreshToken().then(function (held) {
+      deciding = false;
+      // Signed out meanwhile: nothing to watch.
+      if (over || leaving) return;
+      if (held) watchWithToken(); else watchWithCookie();
+    });
+    return api;
+  }
+
+  function watchWithCookie() {
     if (global.EventSource && !leaving) watching = true;
     if (!source && !reopenTimer && !leaving && global.EventSource) {
       var es = new EventSource(config.eventsUrl);
@@ -372,9 +403,7 @@
         // stream (401, 429, 503) closes it for good: check the session, then open it again.
         if (es.readyState !== EventSource.CLOSED || source !== es) return;
         source = null;
-        checkSession().then(function () {
-          if (!leaving) reopenLater();
-        });
+        checkSession().then(reopenLater);
       };
     }
     return api;
@@ -382,8 +411,12 @@
 
   /** The stream's next pause before it is opened again: 1 s, doubling, with jitter. */
   function reopenLater() {
+    if (leaving || !watching || reopenTimer) return;
     backoff = Math.min(backoff ? backoff * 2 : 1, config.watchMaxBackoffSeconds);
-    reopenTimer = setTimeout(function () { reopenTimer = null; watch(); }, backoff * (750 + Math.random() * 500));
+    reopenTimer = setTimeout(function () {
+      reopenTimer = null;
+      if (watching && !leaving) watch();
+    }, backoff * (750 + Math.random() * 500));
   }
 
   /** The reason in a `revoked` event's block of lines. */
@@ -414,14 +447,18 @@
         e.status = 401;
         throw e;
       }
-      if (!res.ok || !res.body) throw new Error('signoff: the event stream answered ' + res.status);
-      backoff = 0;
+      var type = res.headers.get('Content-Type') || '';
+      if (!res.ok || !res.body || type.indexOf('text/event-stream') !== 0) {
+        throw new Error('signoff: the event stream answered ' + res.status);
+      }
       var reader = res.body.getReader();
       var decoder = new TextDecoder();
       var buf = '';
       var pump = function () {
         return reader.read().then(function (chunk) {
           if (chunk.done) throw new Error('signoff: the event stream closed');
+          // Heard from: the stream works, so a later drop starts its pauses over.
+          backoff = 0;
           buf += decoder.decode(chunk.value, { stream: true }).replace(/\r/g, '');
           var end;
           while ((end = buf.indexOf('\n\n')) !== -1) {
@@ -442,12 +479,13 @@
       };
       return pump();
     }).catch(function (e) {
+      controller.abort();
       if (ended || source !== stream) return;
       source = null;
       if (leaving) return;
       if (e && e.status === 401) {
         // A refused refresh signs out by itself (refresh reports it).
-        refresh().then(function () { if (!leaving) reopenLater(); }, function () { /* signed out */ });
+        refresh().then(reopenLater, reopenLater);
         return;
       }
       reopenLater();
@@ -466,7 +504,7 @@
   });
   // Back/forward cache: a restored page may belong to a session that has ended since.
   global.addEventListener('pageshow', function (e) {
-    if (e.persisted && document.documentElement.hasAttribute('data-signoff-watch')) checkSession();
+    if (e.persisted && (watching || document.documentElement.hasAttribute('data-signoff-watch'))) checkSession();
   });
 
   // ---- token mode ------------------------------------------------------------------------
@@ -492,6 +530,17 @@
     return store('readonly', function (kv) { return kv.get(config.refreshTokenKey); }).catch(function () { return null; });
   }
 
+  /** Whether this browser keeps a refresh token, without making the database where it has
+   * none (a page that only uses cookies gets no IndexedDB of signoff's). */
+  function holdsRefreshToken() {
+    if (!global.indexedDB) return Promise.resolve(false);
+    var listed = indexedDB.databases ? indexedDB.databases().then(function (dbs) {
+      return dbs.some(function (d) { return d.name === config.database; });
+    }, function () { return true; }) : Promise.resolve(true);
+    return listed.then(function (exists) { return exists ? storedRefreshToken() : null; })
+      .then(function (t) { return !!t; });
+  }
+
   function keepRefreshToken(token) {
     return store('readwrite', function (kv) { return kv.put(token, config.refreshTokenKey); });
   }
@@ -503,6 +552,7 @@
   /** Takes a grant's answer: the access token into memory, the refresh token into IndexedDB
    * (resolved once the write is committed, so the next lock holder reads it). */
   function accept(body) {
+    over = false;
     access = { token: body.access_token, expiresAt: Date.now() + body.expires_in * 1000 };
     if (refreshTimer) clearTimeout(refreshTimer);
     var wait = Math.max(1, body.expires_in - config.refreshEarlySeconds) * 1000;
@@ -528,11 +578,17 @@
    * refresh token only once it holds the lock, so no tab presents a rotated token. */
   function refresh(quiet) {
     var run = function () {
+      var at = epoch;
       return storedRefreshToken().then(function (token) {
         if (!token) throw new Error('signoff: no refresh token');
-        return grant({ grant_type: 'refresh_token', refresh_token: token }).then(accept, function (e) {
-          // `quiet`: the caller (a logout) decides what a failure means.
-          if (quiet !== true) signedOut('refresh_failed');
+        return grant({ grant_type: 'refresh_token', refresh_token: token }).then(function (body) {
+          // Answered after this browser signed out: the tokens are not taken back in.
+          if (at !== epoch) throw new Error('signoff: signed out while refreshing');
+          return accept(body);
+        }, function (e) {
+          // The server refused the refresh token (400, 401): the session is over. Anything
+          // else (offline, busy) decides nothing. `quiet`: the caller (a logout) decides.
+          if (quiet !== true && e && (e.status === 400 || e.status === 401)) signedOut('refresh_failed');
           throw e;
         });
       });

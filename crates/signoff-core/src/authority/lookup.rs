@@ -68,6 +68,13 @@ impl Authority {
         Ok(Some(SessionContext { session, user, secret: secret.clone() }))
     }
 
+    /// Whether the session with this public id is live (for a stream that must say when it
+    /// ends, whatever becomes of the credential that opened it).
+    pub async fn session_lives(&self, id: &SessionId) -> Result<bool, CoreError> {
+        let now = self.now();
+        Ok(self.session_by_id(id).await?.is_some_and(|(s, _)| self.is_live(&s, now)))
+    }
+
     /// A session and its user by the session's public id, from the cache when it can.
     pub(crate) async fn session_by_id(&self, id: &SessionId) -> Result<Option<Entry>, CoreError> {
         self.vouch().await?;

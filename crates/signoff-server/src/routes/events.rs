@@ -33,7 +33,7 @@ async fn events(State(state): State<AppState>, Client(client): Client, headers: 
     let (session_id, user_id, proof) = match bearer(&headers) {
         Some(token) => {
             let ctx = access(&state, token).await?.ok_or(ApiError::InvalidToken)?;
-            (ctx.session.id.clone(), ctx.user.id.clone(), Proof::Token(token))
+            (ctx.session.id.clone(), ctx.user.id.clone(), Proof::Token)
         }
         None => {
             let ctx = require_session(&state, &headers).await?;
@@ -44,10 +44,11 @@ async fn events(State(state): State<AppState>, Client(client): Client, headers: 
     let Some(watch) = authority.hub().watch(&session_id, &user_id, &client.ip, limits) else {
         return Err(ApiError::TooManyStreams);
     };
-    // The session may have ended between the check above and the registration.
+    // The session may have ended between the check above and the registration (the session,
+    // not the token: a token denied meanwhile does not end the session the stream speaks of).
     let gone_already = match proof {
         Proof::Cookie(secret) => authority.peek(&secret).await?.is_none(),
-        Proof::Token(token) => access(&state, token).await?.is_none(),
+        Proof::Token => !authority.session_lives(&session_id).await?,
     };
     let shutdown = state.shutdown_signal();
     let now = views::rfc3339(authority.now());
@@ -76,15 +77,18 @@ async fn events(State(state): State<AppState>, Client(client): Client, headers: 
 }
 
 /// What the request showed for its session.
-enum Proof<'a> {
+enum Proof {
     Cookie(signoff_core::SessionSecret),
-    Token(&'a str),
+    Token,
 }
 
 /// The access token's session and user, `None` when the token does not stand (whichever check
 /// failed); a store that cannot answer is `503`, no verdict on the token.
 async fn access(state: &AppState, token: &str) -> ApiResult<Option<signoff_core::AccessContext>> {
     match state.authority().verify_access(token).await {
+        // An app's token from the OpenID provider is that app's: it does not watch (nor hold
+        // the stream places of) the browser's session.
+        Ok(ctx) if ctx.claims.client_id.is_some() => Ok(None),
         Ok(ctx) => Ok(Some(ctx)),
         Err(signoff_core::token::TokenError::Unavailable) => Err(ApiError::Busy { retry_after_secs: 1 }),
         Err(_) => Ok(None),

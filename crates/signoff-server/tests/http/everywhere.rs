@@ -20,12 +20,8 @@ async fn count(s: &TestServer, sql: &'static str) -> i64 {
 /// Opens `/auth/events` for `b` and returns a task that reads the stream to its end (or 5 s)
 /// and yields the text and how long after the returned instant the stream closed.
 pub(crate) async fn listen(b: &Browser) -> tokio::task::JoinHandle<(String, Duration)> {
-    listen_to(b.request(Method::GET, "/auth/events")).await
-}
-
-/// [`listen`] for a request built by the caller (with a bearer token, say).
-async fn listen_to(rb: reqwest::RequestBuilder) -> tokio::task::JoinHandle<(String, Duration)> {
-    let mut res = rb.header("accept", "text/event-stream").send().await.expect("events");
+    let rb = b.request(Method::GET, "/auth/events").header("accept", "text/event-stream");
+    let mut res = rb.send().await.expect("events");
     assert_eq!(res.status(), StatusCode::OK);
     assert!(
         res.headers()
@@ -336,12 +332,26 @@ async fn a_token_mode_app_watches_its_session_with_its_access_token() {
         let res = app.bare(Method::GET, "/auth/events").bearer_auth(token).send().await.expect("events");
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{token}");
     }
-    let listener = listen_to(app.bare(Method::GET, "/auth/events").bearer_auth(&tokens.access)).await;
-    // "Log out everywhere" on another device ends the app's session: the stream says so.
+    assert!(app.jar.is_empty(), "token mode: no cookie");
+    let mut res = app.bare(Method::GET, "/auth/events").bearer_auth(&tokens.access).send().await.expect("events");
+    assert_eq!(res.status(), StatusCode::OK);
+    // The stream is the token's session's: another session of the user ending says nothing.
     let mut phone = sign_in_again(&s, "spa@example.com").await;
-    let res = phone.post_json("/auth/logout", &json!({"scope": "global"})).await;
-    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
-    assert_eq!(revoked(listener).await["reason"], "logout");
+    let res_phone = phone.post_json("/auth/logout", &json!({"scope": "local"})).await;
+    assert_eq!(res_phone.status, StatusCode::OK, "{}", res_phone.text);
+    let quiet = tokio::time::timeout(Duration::from_millis(800), res.chunk()).await;
+    assert!(quiet.is_err(), "the stream spoke of another session's end: {quiet:?}");
+    // "Log out everywhere" on another device ends the app's session: the stream says so.
+    let started = Instant::now();
+    let mut laptop = sign_in_again(&s, "spa@example.com").await;
+    let out = laptop.post_json("/auth/logout", &json!({"scope": "global"})).await;
+    assert_eq!(out.status, StatusCode::OK, "{}", out.text);
+    let mut text = String::new();
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout(Duration::from_secs(2), res.chunk()).await {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(started.elapsed() < Duration::from_secs(2), "the stream closed only after {:?}", started.elapsed());
+    assert!(text.contains("event: revoked") && text.contains(r#""reason":"logout""#), "{text:?}");
     // The token is dead now: the stream does not open again.
     let res = app.bare(Method::GET, "/auth/events").bearer_auth(&tokens.access).send().await.expect("events");
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);

@@ -210,6 +210,8 @@ async fn the_code_flow_signs_a_browser_in_with_id_tokens_an_independent_library_
         let mut c = s.browser();
         let rb = c.bare(Method::GET, "/authz/auth-request").header("authorization", format!("Bearer {access}"));
         assert_eq!(c.send(rb).await.status, StatusCode::UNAUTHORIZED, "not a pass to the other apps");
+        let rb = c.bare(Method::GET, "/auth/events").header("authorization", format!("Bearer {access}"));
+        assert_eq!(c.send(rb).await.status, StatusCode::UNAUTHORIZED, "nor a watch on the browser's session");
         let rb =
             c.bare(Method::POST, "/auth/logout").header("authorization", format!("Bearer {access}")).json(&json!({}));
         let _ = c.send(rb).await;
