@@ -8,6 +8,8 @@ nothing else is.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import http.client
 import http.server
 import json
@@ -87,6 +89,13 @@ def until(check: Callable[[], Any], timeout: float, what: str, interval: float =
             return got
         assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
         time.sleep(interval)
+
+
+def sign(secret: str, id_: str, ts: int, body: bytes) -> str:
+    """A Standard Webhooks signature (``v1,…``) of ``body`` under a ``whsec_`` secret."""
+    key = base64.b64decode(secret[len("whsec_") :])
+    mac = hmac.new(key, f"{id_}.{ts}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
 
 
 def claims_of(jwt: str) -> dict[str, Any]:

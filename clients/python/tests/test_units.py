@@ -1,27 +1,29 @@
 """The parts that need no signoff: the frame parser and the feed's state machine, the Basic
-credentials, the bearer header, the key cache, the receivers' memory, webhooks, and the claim rules
-of access and logout tokens (on tokens signed here)."""
+credentials, the bearer header, the key cache, the receivers' memory, webhooks, the options, and
+the claim rules of access and logout tokens (on tokens signed here)."""
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
+import math
+import socket
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import jwt
 import pytest
-from conftest import free_port
+from conftest import free_port, sign
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from signoff_verify import LogoutTokenVerifier, ReceiveError, Verifier, parse_frames, verify_webhook
-from signoff_verify._feed import FeedState, Frame, KeyChange, UnreadableEvent, basic_auth
-from signoff_verify._http import Base
-from signoff_verify._jwks import KeySet
+from signoff_verify import LogoutTokenVerifier, ReceiveError, Verifier, WebhookVerifier, parse_frames, verify_webhook
+from signoff_verify._feed import RESET, FeedState, Frame, KeyChange, UnreadableEvent, basic_auth
+from signoff_verify._http import Base, Unreachable
+from signoff_verify._jwks import KeySet, KeysUnavailable
 from signoff_verify._web import Seen, bearer_token, logout_token_of
 from signoff_verify.verifier import VerifyError
 
@@ -59,7 +61,8 @@ def test_a_reset_is_built_aside_and_swapped_in_at_current() -> None:
     frames, rest = parse_frames(text)
     assert len(frames) == 6 and rest == ": heart"
     assert not state.fresh(5)
-    for f in frames[:-1]:
+    assert state.frame(frames[0], 60, 10) == RESET == KeyChange(None), "the keys are in doubt"
+    for f in frames[1:-1]:
         assert state.frame(f, 60, 10) is None
         assert not state.fresh(5), "not fresh before : current"
     assert state.frame(frames[-1], 60, 10) is None
@@ -86,8 +89,16 @@ def test_a_reset_is_built_aside_and_swapped_in_at_current() -> None:
     assert state.revokes(claims(jti="j")) and state.revokes(claims(sid="t"))
     state.frame(Frame(comment="current"), 60, 10)
     assert not state.revokes(claims(jti="j")) and state.revokes(claims(sid="t"))
-    state.close()
-    assert not state.fresh(5)
+
+
+def test_an_event_without_a_type_is_unreadable_and_moves_nothing() -> None:
+    state = FeedState()
+    state.frame(Frame(comment="current"), 60, 10)
+    state.frame(event(1, {"type": "session", "sid": "s"}), 60, 10)
+    for body in ({}, {"type": None}, {"type": 5}):
+        with pytest.raises(UnreadableEvent, match="without a type"):
+            state.frame(event(2, body), 60, 10)
+    assert state.position == 1, "the stream is given up and resumed from 1, the event not passed over"
 
 
 def test_heartbeats_refresh_only_a_synced_stream_and_prune() -> None:
@@ -102,10 +113,16 @@ def test_heartbeats_refresh_only_a_synced_stream_and_prune() -> None:
     time.sleep(0.06)
     state.frame(Frame(comment="heartbeat"), 0.05, 10)
     assert state.held() == 0, "expired jti and sessions older than retain are dropped"
+    assert state.fresh(0.05), "the heartbeat of a synced stream refreshes"
     state.disconnected()
+    time.sleep(0.06)
+    assert not state.fresh(0.05)
     state.frame(Frame(comment="heartbeat"), 60, 10)
-    assert state.fresh(5), "still fresh from the last heartbeat of the synced stream"
-    assert not state.fresh(0.0)
+    assert not state.fresh(0.05), "a heartbeat of a stream not caught up refreshes nothing"
+    state.frame(event(3, {"type": "session", "sid": "t"}), 60, 10)
+    assert not state.fresh(0.05), "nor does an event of it"
+    state.frame(Frame(comment="current"), 60, 10)
+    assert state.fresh(0.05)
 
 
 def test_plain_http_is_warned_about_unless_on_loopback(caplog: pytest.LogCaptureFixture) -> None:
@@ -116,9 +133,64 @@ def test_plain_http_is_warned_about_unless_on_loopback(caplog: pytest.LogCapture
     (record,) = caplog.records
     assert (record.name, record.levelname) == ("signoff_verify", "WARNING")
     assert "http://signoff.internal:8080 is plain http" in record.getMessage()
-    for bad in ("ftp://signoff.example", "signoff.example", "http://user:pw@signoff.example", "http://h/?q=1"):
+    for bad in ("ftp://signoff.example", "signoff.example", "http://h/?q=1"):
         with pytest.raises(ValueError):
             Base.parse(bad)
+
+
+def test_a_url_with_a_user_or_password_is_refused_without_showing_it() -> None:
+    for url in ("http://:hunter2@127.0.0.1:9", "http://u:hunter2@h", "http://hunter2@h", "hunter2:x@h", "http://u:@h"):
+        with pytest.raises(ValueError, match="no user or password") as e:
+            Base.parse(url)
+        assert "hunter2" not in str(e.value)
+    with pytest.raises(ValueError, match="no user or password"):
+        Verifier("http://:hunter2@127.0.0.1:9", "id", "secret")
+    assert Base.parse("http://h/p@x").path == "/p@x", "an @ in the path is no user"
+
+
+def test_the_logout_token_verifier_warns_of_plain_http_too(caplog: pytest.LogCaptureFixture) -> None:
+    LogoutTokenVerifier("http://127.0.0.1:9", "client")
+    assert not caplog.records
+    LogoutTokenVerifier("http://signoff.internal:9", "client")
+    (record,) = caplog.records
+    assert "http://signoff.internal:9 is plain http" in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    "option,value",
+    [
+        ("stale_after", 0),
+        ("stale_after", -1),
+        ("stale_after", math.nan),
+        ("stale_after", math.inf),
+        ("stale_after", 3601),
+        ("stale_after", True),
+        ("stale_after", "3"),
+        ("leeway", -1),
+        ("leeway", math.nan),
+        ("leeway", math.inf),
+        ("retain", 0),
+        ("retain", math.nan),
+        ("retain", math.inf),
+        ("jwks_cooldown", -0.5),
+        ("jwks_cooldown", math.nan),
+    ],
+)
+def test_a_verifier_option_out_of_range_is_refused_naming_it(option: str, value: Any) -> None:
+    # Options are checked before the URL: one let through fails here on the URL at once, rather
+    # than make a verifier that waits for its feed for as long as it says.
+    with pytest.raises(ValueError, match=f"^{option} must be a finite number of seconds"):
+        Verifier("not a URL", "id", "secret", **{option: value})
+
+
+def test_a_receiver_option_out_of_range_is_refused_naming_it() -> None:
+    for option, value in (("leeway", math.nan), ("leeway", -1), ("jwks_cooldown", math.inf)):
+        with pytest.raises(ValueError, match=f"^{option} must be"):
+            LogoutTokenVerifier("http://127.0.0.1:9", "client", **{option: value})
+    secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    for tolerance in (math.nan, math.inf, 0, -300):
+        with pytest.raises(ValueError, match="^tolerance must be"):
+            WebhookVerifier(secret, tolerance=tolerance)
 
 
 def test_client_credentials_are_form_encoded_before_basic() -> None:
@@ -157,12 +229,6 @@ def test_a_logout_token_is_read_from_a_form_only() -> None:
         assert e.value.code == "invalid"
 
 
-def sign(secret: str, id_: str, ts: int, body: bytes) -> str:
-    key = base64.b64decode(secret[len("whsec_") :])
-    mac = hmac.new(key, f"{id_}.{ts}.".encode() + body, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(mac).decode()
-
-
 def test_a_webhook_signed_with_any_of_the_secrets_verifies_within_the_tolerance() -> None:
     old, new = "whsec_" + base64.b64encode(b"o" * 32).decode(), "whsec_" + base64.b64encode(b"n" * 32).decode()
     body = b'{"type":"session.ended","timestamp":"t","data":{}}'
@@ -188,20 +254,48 @@ def test_a_webhook_signed_with_any_of_the_secrets_verifies_within_the_tolerance(
     with pytest.raises(ReceiveError, match="tolerance"):
         verify_webhook(new, earlier, body)
     assert verify_webhook(new, earlier, body, now=now - 400) == json.loads(body), "now is the receiver's clock"
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError):
         verify_webhook("not-a-secret", headers, body)
+
+
+def test_webhook_secrets_are_decoded_strictly_and_read_once_when_the_verifier_is_made() -> None:
+    good = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    short = "whsec_" + base64.b64encode(b"k" * 23).decode()
+    for bad, why in (
+        ("whsec_", "at least 24 bytes of key, this one 0"),
+        (short, "at least 24 bytes of key, this one 23"),
+        (good[:12] + "!" + good[12:], "base64, without other characters"),
+        (good[:12] + " " + good[12:], "base64, without other characters"),
+        (good + "\n", "base64, without other characters"),
+        ("whsec_é" + good[6:], "base64, without other characters"),
+        (good[6:], "starting with whsec_"),
+        ([good, b"whsec_AAAA"], "a string"),
+        ([], "no webhook secret"),
+    ):
+        with pytest.raises(ValueError, match=why) as e:
+            WebhookVerifier(bad)  # type: ignore[arg-type]
+        assert good[6:20] not in str(e.value), "the secret is not shown"
+    other = "whsec_" + base64.b64encode(b"o" * 64).decode()
+    verify = WebhookVerifier(s for s in (other, good))
+    body, now = b'{"type":"x"}', int(time.time())
+    for id_ in ("msg_1", "msg_2"):
+        headers = {"webhook-id": id_, "webhook-timestamp": str(now), "webhook-signature": sign(good, id_, now, body)}
+        assert verify(headers, body) == {"type": "x"}, "a generator of secrets serves every call"
 
 
 @dataclass(frozen=True)
 class StaticBase(Base):
-    """A signoff whose key set is ``doc``, counting the fetches (a lagging node, or a cache)."""
+    """A signoff whose key set is ``doc``, counting the fetches (a lagging node, or a cache),
+    each answered after ``delay`` seconds."""
 
     doc: Any = None
     fetches: list[str] = field(default_factory=list)
+    delay: float = 0.0
 
     def get_json(self, path: str, headers: Mapping[str, str], timeout: float = 5.0) -> Any:
         assert path == "/.well-known/jwks.json" and headers == {"cache-control": "no-cache"}
         self.fetches.append(path)
+        time.sleep(self.delay)
         return self.doc
 
 
@@ -216,9 +310,15 @@ def jwk(kid: str, **overrides: str) -> dict[str, str]:
     }
 
 
-def keyset(doc: Any, cooldown: float, algorithms: frozenset[str] = frozenset({"EdDSA"})) -> tuple[KeySet, list[str]]:
-    base = StaticBase("http://127.0.0.1:9", False, "127.0.0.1", 9, "", doc)
-    return KeySet(base, algorithms, cooldown), base.fetches
+def keyset(
+    doc: Any,
+    cooldown: float,
+    algorithms: frozenset[str] = frozenset({"EdDSA"}),
+    max_age: float = 600,
+    delay: float = 0.0,
+) -> tuple[KeySet, list[str]]:
+    base = StaticBase("http://127.0.0.1:9", False, "127.0.0.1", 9, "", doc, delay=delay)
+    return KeySet(base, algorithms, cooldown, max_age=max_age), base.fetches
 
 
 def test_an_unknown_kid_refetches_the_key_set_at_most_once_per_cooldown() -> None:
@@ -228,7 +328,7 @@ def test_an_unknown_kid_refetches_the_key_set_at_most_once_per_cooldown() -> Non
     for _ in range(5):
         assert keys.key("forged", "EdDSA") is None
     assert len(fetches) == 1, "unknown kids within the cooldown fetch nothing"
-    keys.reload()
+    keys.refresh()
     assert len(fetches) == 2, "the feed's key change fetches at once"
 
 
@@ -238,9 +338,136 @@ def test_a_withdrawn_key_is_never_trusted_again_whatever_the_key_set_lists() -> 
     keys.withdraw("k1")
     assert keys.withdrawn("k1") and keys.key("k1", "EdDSA") is None
     assert len(fetches) == 1, "a withdrawn kid is not looked for"
-    keys.reload()
+    keys.refresh()
     assert keys.key("k1", "EdDSA") is None, "still listed by a lagging key set, still refused"
     assert keys.key("k2", "EdDSA") is not None
+
+
+def test_a_key_dropped_from_the_key_set_stops_verifying_once_the_set_is_max_age_old() -> None:
+    doc: dict[str, Any] = {"keys": [jwk("k1"), jwk("k2")]}
+    keys, fetches = keyset(doc, cooldown=30, max_age=0.3)
+    assert keys.key("k1", "EdDSA") is not None
+    listed = doc["keys"] = [doc["keys"][1]]  # k1 withdrawn, and the feed did not tell
+    assert keys.key("k1", "EdDSA") is not None and len(fetches) == 1, "the set in hand serves until max_age"
+    time.sleep(0.35)
+    assert keys.key("k1", "EdDSA") is None and len(fetches) == 2, "fetched again: k1 is gone"
+    assert keys.key("k2", "EdDSA") is not None
+    doc["keys"] = None  # signoff's key set out of reach
+    time.sleep(0.35)
+    with pytest.raises(KeysUnavailable):
+        keys.key("k2", "EdDSA")  # no verdict, rather than the old set
+    doc["keys"] = listed
+
+
+def test_a_feed_reset_outdates_the_key_set_until_a_fetch_sent_after_it_succeeds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("signoff_verify._jwks.RETRY_AFTER", 0.05)
+    doc: dict[str, Any] = {"keys": [jwk("k1"), jwk("k2")]}
+    keys, fetches = keyset(doc, cooldown=30)
+    assert keys.key("k1", "EdDSA") is not None
+    listed = doc["keys"] = [doc["keys"][1]]  # k1 withdrawn while the verifier was away
+    assert keys.key("k1", "EdDSA") is not None and len(fetches) == 1
+    keys.outdate()
+    assert keys.key("k1", "EdDSA") is None and len(fetches) == 2, "the set was fetched again and replaced"
+    assert keys.key("k2", "EdDSA") is not None and len(fetches) == 2
+    keys.outdate()
+    doc["keys"] = None
+    with pytest.raises(KeysUnavailable):
+        keys.key("k2", "EdDSA")  # a known kid all the same: nothing of the set in hand is trusted
+    doc["keys"] = listed
+    time.sleep(0.06)
+    keys.refresh()
+    assert len(fetches) == 4 and keys.key("k2", "EdDSA") is not None and len(fetches) == 4
+
+
+@dataclass(frozen=True)
+class SlowBase(Base):
+    """A signoff taking ``delay`` seconds to answer each fetch of its key set: ``doc``, or (None)
+    a failure."""
+
+    delay: float = 0.0
+    doc: Any = None
+    fetches: list[float] = field(default_factory=list)
+
+    def get_json(self, path: str, headers: Mapping[str, str], timeout: float = 5.0) -> Any:
+        self.fetches.append(time.monotonic())
+        time.sleep(self.delay)
+        if self.doc is None:
+            raise Unreachable("signoff is down")
+        return self.doc
+
+
+def look_up_at_once(keys: KeySet, kids: list[str]) -> tuple[list[str], float]:
+    """Each kid looked up in a thread of its own, all at once: the outcomes and the time taken."""
+    outcomes: list[str] = []
+
+    def look(kid: str) -> None:
+        try:
+            outcomes.append("a key" if keys.key(kid, "EdDSA") is not None else "no key")
+        except KeysUnavailable as e:
+            outcomes.append(str(e))
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=look, args=(kid,)) for kid in kids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes, time.monotonic() - started
+
+
+def test_lookups_of_unknown_kids_share_one_fetch_and_none_follows_a_failure_within_a_second() -> None:
+    """Forged kids, each of which would fetch: the callers queued behind a fetch take its
+    outcome (each would otherwise wait for a fetch of its own, one after the other), and none
+    fetches again within a second of a failure."""
+    slow = SlowBase("http://127.0.0.1:9", False, "127.0.0.1", 9, "", delay=0.3, doc={"keys": [jwk("k1")]})
+    outcomes, took = look_up_at_once(KeySet(slow, frozenset({"EdDSA"}), cooldown=0), [f"f{n}" for n in range(8)])
+    assert (outcomes, len(slow.fetches)) == (["no key"] * 8, 1)
+    assert took < 0.6, f"the callers waited {took:.2f} s"
+
+    down = SlowBase("http://127.0.0.1:9", False, "127.0.0.1", 9, "", delay=0.3)
+    keys = KeySet(down, frozenset({"EdDSA"}), cooldown=0)
+    outcomes, took = look_up_at_once(keys, [f"f{n}" for n in range(8)])
+    assert (outcomes, len(down.fetches)) == (["signoff is down"] * 8, 1)
+    assert took < 0.6, f"the callers waited {took:.2f} s"
+    for n in range(5):
+        with pytest.raises(KeysUnavailable, match="signoff is down"):
+            keys.key(f"again-{n}", "EdDSA")
+    assert len(down.fetches) == 1, "none within a second of the failure"
+    time.sleep(1.05)
+    with pytest.raises(KeysUnavailable):
+        keys.key("later", "EdDSA")
+    assert len(down.fetches) == 2
+
+
+def test_a_document_must_come_whole_within_the_timeout() -> None:
+    """A server answering a byte at a time: each read is within a socket timeout, the whole
+    is not."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            try:
+                for byte in b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-pad: " + b"a" * 100:
+                    conn.sendall(bytes([byte]))
+                    time.sleep(0.05)
+            except OSError:
+                pass
+
+    server = threading.Thread(target=drip, daemon=True)
+    server.start()
+    try:
+        base = Base.parse(f"http://127.0.0.1:{listener.getsockname()[1]}")
+        started = time.monotonic()
+        with pytest.raises(Unreachable, match="no complete answer within 0.5 s"):
+            base.get_json("/.well-known/jwks.json", {}, timeout=0.5)
+        assert time.monotonic() - started < 1.5
+    finally:
+        listener.close()
+        server.join(10)
 
 
 def test_each_key_is_used_only_under_its_own_algorithm_and_key_type() -> None:
@@ -341,14 +568,15 @@ def test_access_token_checks() -> None:
         assert code(v, "x") == "stale", "nothing heard from the feed yet"
         v._feed.frame(Frame(comment="current"), 900, 10)
         now = int(time.time())
-        good = {"iss": "iss", "aud": "aud", "sub": "u", "iat": now, "exp": now + 900, "jti": "j", "sid": "s", "tv": 2}
+        # The longest lifetime taken: retain (900) less twice the leeway (10).
+        good = {"iss": "iss", "aud": "aud", "sub": "u", "iat": now, "exp": now + 880, "jti": "j", "sid": "s", "tv": 2}
 
         def token(claims: dict[str, Any], **header: Any) -> str:
             return jwt.encode(claims, ed, algorithm="EdDSA", headers={"kid": "ed", **header})
 
         assert v.verify(token(good)) == good
         for claims, header, why in (
-            ({**good, "exp": now + 901}, {}, "lifetime longer"),
+            ({**good, "exp": now + 881}, {}, "lifetime longer"),
             ({**good, "iat": now + 60, "exp": now + 120}, {}, "yet valid"),
             ({**good, "tv": "2"}, {}, "tv"),
             ({**good, "tv": True}, {}, "tv"),
@@ -371,6 +599,82 @@ def test_access_token_checks() -> None:
         assert code(v, token({**good, "tv": 3})) == "ok"
     finally:
         v.close()
+
+
+def ed_jwk(key: Ed25519PrivateKey, kid: str) -> dict[str, Any]:
+    return {**json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(key.public_key())), "kid": kid, "alg": "EdDSA"}
+
+
+@contextmanager
+def offline_verifier(doc: Any, issuer: str = "iss", delay: float = 0.0) -> Iterator[Verifier]:
+    """A verifier whose signoff is nowhere: its key set is ``doc`` (each fetch taking ``delay``
+    seconds) and its feed is set by hand (one ": current", and fresh for a minute)."""
+    v = Verifier(f"http://127.0.0.1:{free_port()}", "id", "secret", stale_after=0.01, issuer=issuer, audience="aud")
+    v._stale_after = 60
+    try:
+        v._keys, _ = keyset(doc, cooldown=30, delay=delay)
+        v._feed.frame(Frame(comment="current"), 900, 10)
+        yield v
+    finally:
+        v.close()
+
+
+def access_token(key: Ed25519PrivateKey, **claims: Any) -> str:
+    now = int(time.time())
+    base = {"iss": "iss", "aud": "aud", "sub": "u", "iat": now, "exp": now + 600, "jti": "j", "sid": "s", "tv": 1}
+    return jwt.encode({**base, **claims}, key, algorithm="EdDSA", headers={"kid": "ed"})
+
+
+def test_after_a_feed_reset_the_verifier_trusts_no_key_until_the_key_set_is_fetched_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("signoff_verify._jwks.RETRY_AFTER", 0.05)
+    ed = Ed25519PrivateKey.generate()
+    doc: dict[str, Any] = {"keys": [ed_jwk(ed, "ed")]}
+    # Each fetch takes a while: the verify right after a reset runs while the reload it started
+    # is still under way (and must not take the set in hand meanwhile).
+    with offline_verifier(doc, delay=0.2) as v:
+        token = access_token(ed)
+        assert code(v, token) == "ok"
+        doc["keys"] = []  # "ed" withdrawn during a long disconnection: the feed no longer tells
+        assert code(v, token) == "ok", "the set in hand serves"
+        v._keys_changed(v._feed.frame(Frame(comment="reset 40"), 900, 10))
+        assert code(v, token) == "invalid_token", "the set fetched after the reset has no ed"
+        doc["keys"] = None  # and, after another reset, signoff's key set out of reach
+        v._keys_changed(v._feed.frame(Frame(comment="reset 41"), 900, 10))
+        assert code(v, token) == "stale"
+        doc["keys"] = [ed_jwk(ed, "ed")]
+        time.sleep(0.06)
+        assert code(v, token) == "ok"
+
+
+def test_an_issuer_that_is_a_prefix_or_a_part_of_the_one_expected_is_refused() -> None:
+    """PyJWT 2.10.0 compared ``iss`` as a substring of the issuer expected (CVE-2024-53861)."""
+    ed = Ed25519PrivateKey.generate()
+    with offline_verifier({"keys": [ed_jwk(ed, "ed")]}, issuer="https://signoff.example.com") as v:
+        assert v.verify(access_token(ed, iss="https://signoff.example.com"))["sub"] == "u"
+        for iss in ("https://signoff.example", "signoff", "https://", ".com", ""):
+            with pytest.raises(VerifyError) as e:
+                v.verify(access_token(ed, iss=iss))
+            assert (e.value.code, e.value.claim, e.value.found) == ("invalid_token", "iss", iss)
+
+
+def test_a_token_that_breaks_the_decoder_is_invalid_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    ed = Ed25519PrivateKey.generate()
+    nested = base64.urlsafe_b64encode(b"[" * 3000).rstrip(b"=").decode() + ".e30.AAAA"
+    with offline_verifier({"keys": [ed_jwk(ed, "ed")]}) as v:
+        assert code(v, nested) == "invalid_token"
+        token = access_token(ed)
+        assert code(v, token) == "ok"
+
+        def breaks(*args: Any, **kwargs: Any) -> Any:
+            # As PyJWT 2.10.1 does for that header: its JSON parser's RecursionError, let out.
+            return json.loads("[" * 100_000)
+
+        for name in ("get_unverified_header", "decode"):
+            with monkeypatch.context() as m:
+                m.setattr(jwt, name, breaks)
+                assert code(v, token) == "invalid_token", name
 
 
 def code(v: Verifier, token: str) -> str:

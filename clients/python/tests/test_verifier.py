@@ -1,8 +1,12 @@
 """The verifier against a real ``signoff serve``: revocations of every kind reach it, it resumes
-the feed where it left off, refuses withdrawn keys, learns what to expect, and fails closed."""
+the feed where it left off, refuses withdrawn keys, learns what to expect, fails closed, and
+follows the feed anew in a forked child."""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 from typing import Any, Callable, Iterator
 
@@ -177,13 +181,24 @@ def test_the_key_set_out_of_reach_is_no_verdict(
     try:
         v = verifiers(relay.base, s.client(), stale_after=10)
         token = s.grant("jwks@example.com")["access_token"]
-        # The stream goes on; new requests (the key set's) find nobody.
-        relay.refuse = True
-        with pytest.raises(VerifyError) as e:
-            v.verify(token)
-        assert (e.value.code, str(e.value)) == ("stale", "the signing keys cannot be fetched")
-        relay.refuse = False
         assert code_of(v, token) == "ok"
+        # The stream goes on; new requests (the key set's) find nobody. signoff signs with a
+        # new key: the feed tells, and the key set cannot be fetched.
+        relay.refuse = True
+        new_kid = s.cli("keys", "rotate")["kid"]
+
+        def signed_with_the_new_key() -> Any:
+            fresh = s.grant("jwks@example.com")["access_token"]
+            return fresh if header_of(fresh)["kid"] == new_kid else None
+
+        fresh = until(signed_with_the_new_key, 5, "the server signing with the new key", interval=0.05)
+        assert wait_for(v, fresh, "stale", 3), "told of a new key: no verdict without the key set"
+        with pytest.raises(VerifyError) as e:
+            v.verify(fresh)
+        assert (e.value.code, str(e.value)) == ("stale", "the signing keys cannot be fetched")
+        assert code_of(v, token) == "ok", "the keys in hand still serve"
+        relay.refuse = False
+        assert wait_for(v, fresh, "ok", 3)
     finally:
         relay.stop()
 
@@ -234,3 +249,95 @@ def test_issuer_and_audience_are_learned_and_a_mismatch_names_both(
         )
     warnings = [r for r in caplog.records if r.name == "signoff_verify" and "refused a token" in r.getMessage()]
     assert len(warnings) == 1, "warned once per distinct mismatch"
+
+
+def test_an_issuer_that_the_expected_one_merely_starts_with_is_refused(
+    start_signoff: Callable[..., Signoff], verifiers: Callable[..., Verifier]
+) -> None:
+    """A token of signoff, signed with its real key, for a verifier expecting a longer issuer:
+    PyJWT 2.10.0 took an ``iss`` found inside the issuer expected (CVE-2024-53861)."""
+    s = start_signoff()
+    s.user("cve@example.com")
+    token = s.grant("cve@example.com")["access_token"]
+    longer = verifiers(s.base, s.client(), issuer=s.public + "/tenant")
+    with pytest.raises(VerifyError) as e:
+        longer.verify(token)
+    assert (e.value.code, e.value.claim, e.value.found, e.value.expected) == (
+        "invalid_token",
+        "iss",
+        s.public,
+        s.public + "/tenant",
+    )
+
+
+# What went wrong in the forked child, by its exit code.
+IN_CHILD = {
+    1: "the token was refused",
+    2: "signoff did not revoke",
+    3: "the revocation made in the child did not reach its verifier",
+    4: "the child's verifier went stale: no feed followed there",
+    5: "an exception",
+}
+
+
+def in_child(v: Verifier, s: Signoff, kept: str, doomed: str) -> int:
+    """What a worker forked from a master that made the verifier (gunicorn --preload) does; an
+    exit code of IN_CHILD."""
+    try:
+        if code_of(v, kept) != "ok":
+            return 1
+        if s.post("/auth/revoke", {"token": doomed}).status != 200:
+            return 2
+        if not wait_for(v, doomed, "revoked", 3):
+            return 3
+        time.sleep(2)  # past stale_after since the fork: only a feed followed here keeps it fresh
+        return 0 if code_of(v, kept) == "ok" else 4
+    except BaseException:
+        return 5
+
+
+def reap(pid: int, timeout: float) -> int:
+    """The exit code of the child ``pid``; killed and failed past ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail(f"the forked child still ran after {timeout} s (a lock inherited held?)")
+
+
+def test_a_verifier_made_before_a_fork_follows_the_feed_in_the_child(
+    start_signoff: Callable[..., Signoff], verifiers: Callable[..., Verifier]
+) -> None:
+    s = start_signoff()
+    s.user("fork@example.com")
+    v = verifiers(s.base, s.client(), stale_after=1.5)
+    kept, doomed = (s.grant("fork@example.com")["access_token"] for _ in range(2))
+    assert code_of(v, kept) == "ok" and code_of(v, doomed) == "ok"
+    # At the fork, a thread the child will not have holds the lock of the feed's state.
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with v._feed._lock:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    pid = os.fork()
+    if pid == 0:
+        status = 5
+        try:
+            status = in_child(v, s, kept, doomed)
+        finally:
+            os._exit(status)
+    release.set()
+    holder.join()
+    status = reap(pid, 20)
+    assert status == 0, IN_CHILD.get(status, status)
+    assert wait_for(v, doomed, "revoked", 2), "the parent hears of it on its own feed"
+    assert code_of(v, kept) == "ok", "and goes on"

@@ -6,7 +6,7 @@ framework glue (install the ``django`` or ``fastapi`` extra).
 """
 
 from ._feed import Frame, parse_frames
-from .receive import Logout, LogoutTokenVerifier, ReceiveError, verify_webhook
+from .receive import Logout, LogoutTokenVerifier, ReceiveError, WebhookVerifier, verify_webhook
 from .verifier import Verifier, VerifyError
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "ReceiveError",
     "Verifier",
     "VerifyError",
+    "WebhookVerifier",
     "parse_frames",
     "verify_webhook",
 ]

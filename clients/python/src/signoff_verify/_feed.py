@@ -84,10 +84,16 @@ class UnreadableEvent(Exception):
 
 
 class KeyChange(NamedTuple):
-    """The feed said the keys changed: ``kid`` added, or withdrawn."""
+    """What the feed said about signoff's keys: ``kid`` added, or withdrawn; or, ``kid`` None
+    (``RESET``), that it restarts from a ``: reset``, which does not repeat the withdrawals made
+    before (the feed keeps events only for the access-token lifetime and 2 minutes): after a
+    long disconnection, every key in hand is in doubt."""
 
-    kid: str
-    withdrawn: bool
+    kid: Optional[str]
+    withdrawn: bool = False
+
+
+RESET = KeyChange(None)
 
 
 def _integer(value: Any) -> bool:
@@ -104,6 +110,9 @@ def read_event(data: str) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise UnreadableEvent("not a JSON object")
     kind = event.get("type")
+    if not isinstance(kind, str):
+        # Every event of the contract has one: this is not an event of a type to pass over.
+        raise UnreadableEvent("an event without a type")
     if kind == "token":
         ok = isinstance(event.get("jti"), str) and _integer(event.get("exp"))
     elif kind == "session":
@@ -166,11 +175,10 @@ class FeedState:
         self._fresh_at: Optional[float] = None
         # Whether the open stream has reached ": current".
         self._synced = False
-        self._closed = False
 
     def fresh(self, stale_after: float) -> bool:
         with self._lock:
-            return not self._closed and self._fresh_at is not None and time.monotonic() - self._fresh_at <= stale_after
+            return self._fresh_at is not None and time.monotonic() - self._fresh_at <= stale_after
 
     def revokes(self, claims: dict[str, Any]) -> bool:
         with self._lock:
@@ -187,16 +195,6 @@ class FeedState:
         with self._lock:
             return self._position
 
-    @property
-    def closed(self) -> bool:
-        with self._lock:
-            return self._closed
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._fresh_at = None
-
     def disconnected(self) -> None:
         with self._lock:
             self._synced = False
@@ -212,7 +210,8 @@ class FeedState:
                 if comment.startswith("reset"):
                     self._building = Tables()
                     self._position = None
-                elif comment == "current":
+                    return RESET
+                if comment == "current":
                     if self._building is not None:
                         self._live = self._building
                     self._building = None

@@ -27,6 +27,11 @@ MAX_SEEN = 100_000
 # How long an id is remembered: signoff retries a delivery for 26 hours after it was written.
 REMEMBER = 27 * 3600.0
 NO_STORE = {"cache-control": "no-store"}
+# Kinds of unexpected failure of verify logged (each once).
+MAX_LOGGED = 16
+
+_logged_lock = threading.Lock()
+_logged: set[str] = set()
 
 
 class Answer(NamedTuple):
@@ -42,6 +47,20 @@ def bearer_token(authorization: Optional[str]) -> str:
     if parts[0].lower() != "bearer" or not token:
         raise VerifyError("invalid_token", "no bearer token")
     return token
+
+
+def unexpected(e: Exception) -> VerifyError:
+    """What ``verify`` raising something other than a ``VerifyError`` means for the request: a
+    token that cannot be judged is refused as invalid (401), not a 500. The first failure of
+    each kind is logged with its traceback; a client repeating one does not flood the log."""
+    kind = f"{type(e).__module__}.{type(e).__qualname__}"
+    with _logged_lock:
+        first = kind not in _logged and len(_logged) < MAX_LOGGED
+        if first:
+            _logged.add(kind)
+    if first:
+        log.error("verifying a bearer token failed unexpectedly; refused as invalid (logged once)", exc_info=e)
+    return VerifyError("invalid_token", "invalid token")
 
 
 def refused(err: VerifyError) -> Answer:

@@ -11,13 +11,18 @@ Settings::
 One ``Verifier`` per process, made when the middleware is loaded (Django loads it once per
 process, before the first request): it follows the feed in a thread, and serves every request
 thread.
+
+Synchronous only: the middleware, ``signoff_required`` and the receivers' handlers run in
+Django's synchronous request path (an ``async def`` view or handler is refused when it is
+wrapped). Under ASGI Django runs the middleware in a thread; async views are not supported.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Optional, Union
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -25,9 +30,20 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from ._web import MAX_BODY, Answer, Seen, bearer_token, handled, logout_token_of, receiver_refused, refused, too_large
-from .receive import Logout, LogoutTokenVerifier, ReceiveError, verify_webhook
-from .verifier import Verifier, VerifyError
+from ._web import (
+    MAX_BODY,
+    Answer,
+    Seen,
+    bearer_token,
+    handled,
+    logout_token_of,
+    receiver_refused,
+    refused,
+    too_large,
+    unexpected,
+)
+from .receive import Logout, LogoutTokenVerifier, ReceiveError, WebhookVerifier
+from .verifier import Verifier, VerifyError, stale_after_seconds
 
 _lock = threading.Lock()
 _verifier: Optional[Verifier] = None
@@ -62,7 +78,10 @@ def _options() -> dict[str, Any]:
         "audience": config.get("AUDIENCE"),
     }
     if "STALE_AFTER" in config:
-        options["stale_after"] = float(config["STALE_AFTER"])
+        try:
+            options["stale_after"] = stale_after_seconds(config["STALE_AFTER"], "settings.SIGNOFF STALE_AFTER")
+        except ValueError as e:
+            raise ImproperlyConfigured(str(e)) from None
     return options
 
 
@@ -93,13 +112,16 @@ class SignoffMiddleware:
             request.signoff = self.verifier.verify(token)
         except VerifyError as e:
             request.signoff_error = e
+        except Exception as e:
+            request.signoff_error = unexpected(e)
         return self.get_response(request)
 
 
 def signoff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Serves the view only to a request with a valid token: otherwise 401 (missing, invalid or
     revoked; ``WWW-Authenticate: Bearer error="invalid_token"``) or 503 while the verifier is
-    stale (``Retry-After: 1``), with ``{"error": code, "message": ...}``."""
+    stale (``Retry-After: 1``), with ``{"error": code, "message": ...}``. Sync views only."""
+    _refuse_async(view, "signoff_required")
 
     @functools.wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -110,6 +132,24 @@ def signoff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+def _refuse_async(handler: Callable[..., Any], taker: str) -> None:
+    """A coroutine function here would never be awaited (Django calls these synchronously):
+    refused when it is wrapped, at start, rather than at each request."""
+    if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(type(handler).__call__):
+        raise TypeError(f"{taker} takes a sync function: async ones are not supported with Django here")
+
+
+def _run(handler: Callable[..., object], *args: Any) -> None:
+    """Runs a handler. An awaitable it returns (a lambda returning a coroutine) would never
+    run: that is the handler failing (503, logged, not marked handled: signoff retries)."""
+    result = handler(*args)
+    if inspect.isawaitable(result):
+        close = getattr(result, "close", None)
+        if callable(close):
+            close()  # no "never awaited" warning besides the error
+        raise TypeError(f"{handler!r} returned an awaitable: Django's receivers take sync handlers")
 
 
 def _body(request: HttpRequest) -> bytes:
@@ -131,7 +171,9 @@ def backchannel_logout_view(
     """A view for the client's ``backchannel_logout_uri``. Calls ``on_logout(logout)`` once per
     logout token (end your own sessions for ``logout.sid`` there); answers 200 when done or for
     a repeat, 400 for a token that does not verify, 503 if ``on_logout`` raised or the key set
-    cannot be had (signoff retries)."""
+    cannot be had (signoff retries). ``on_logout`` is a sync function (``TypeError``
+    otherwise)."""
+    _refuse_async(on_logout, "backchannel_logout_view")
     verify = LogoutTokenVerifier(url, client_id, issuer=issuer)
     seen = Seen()
 
@@ -141,7 +183,7 @@ def backchannel_logout_view(
         try:
             claims = verify(logout_token_of(request.content_type, _body(request)))
             if not seen.has(claims["jti"]):
-                on_logout(Logout(claims["sid"], claims["jti"], claims.get("sub"), claims))
+                _run(on_logout, Logout(claims["sid"], claims["jti"], claims.get("sub"), claims))
                 seen.add(claims["jti"])
             return _response(handled(200))
         except Exception as e:
@@ -153,23 +195,26 @@ def backchannel_logout_view(
 def webhook_view(
     on_event: Callable[[dict[str, Any], str], object],
     *,
-    secrets: Union[str, Sequence[str]],
+    secrets: Union[str, Iterable[str]],
     tolerance: float = 300,
 ) -> Callable[[HttpRequest], HttpResponse]:
     """A view for the client's ``webhook_url``. Calls ``on_event(event, webhook_id)`` once per
     ``webhook-id`` with the verified ``{"type", "timestamp", "data"}``; answers 204 when done or
     for a repeat, 400 for one that does not verify, 503 if ``on_event`` raised (signoff
-    retries). ``secrets``: the client's ``webhook_secret``, or both during a rotation."""
+    retries). ``secrets``: the client's ``webhook_secret``, or both during a rotation, checked
+    here (``ValueError``). ``on_event`` is a sync function (``TypeError`` otherwise)."""
+    _refuse_async(on_event, "webhook_view")
+    verify = WebhookVerifier(secrets, tolerance=tolerance)
     seen = Seen()
 
     @csrf_exempt
     @require_POST
     def view(request: HttpRequest) -> HttpResponse:
         try:
-            event = verify_webhook(secrets, request.headers, _body(request), tolerance=tolerance)
+            event = verify(request.headers, _body(request))
             id_ = request.headers["webhook-id"]
             if not seen.has(id_):
-                on_event(event, id_)
+                _run(on_event, event, id_)
                 seen.add(id_)
             return _response(handled(204))
         except Exception as e:

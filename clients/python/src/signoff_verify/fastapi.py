@@ -6,14 +6,25 @@ dependency and the endpoints at run time.)
 """
 
 import inspect
-from typing import Any, Awaitable, Callable, Optional, Sequence, Union
+from typing import Any, Awaitable, Callable, Iterable, Optional, Union
 
 from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ._web import MAX_BODY, Answer, Seen, bearer_token, handled, logout_token_of, receiver_refused, refused, too_large
-from .receive import Logout, LogoutTokenVerifier, ReceiveError, verify_webhook
+from ._web import (
+    MAX_BODY,
+    Answer,
+    Seen,
+    bearer_token,
+    handled,
+    logout_token_of,
+    receiver_refused,
+    refused,
+    too_large,
+    unexpected,
+)
+from .receive import Logout, LogoutTokenVerifier, ReceiveError, WebhookVerifier
 from .verifier import Verifier, VerifyError
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -36,7 +47,9 @@ class SignoffBearer:
             return self.verifier.verify(bearer_token(request.headers.get("authorization")))
         except VerifyError as e:
             answer = refused(e)
-            raise HTTPException(answer.status, detail=answer.body, headers=answer.headers) from None
+        except Exception as e:
+            answer = refused(unexpected(e))
+        raise HTTPException(answer.status, detail=answer.body, headers=answer.headers)
 
 
 def _response(answer: Answer) -> Response:
@@ -59,11 +72,16 @@ async def _body(request: Request) -> bytes:
 
 
 async def _run(handler: Callable[..., Any], *args: Any) -> None:
-    """An ``async def`` handler is awaited; any other runs in the thread pool."""
+    """Runs a handler: an ``async def`` function here, any other in the thread pool; and awaits
+    what it returns if that is awaitable (an object with an ``async def __call__``, a lambda
+    returning a coroutine): left un-awaited, the handler would not have run, and the
+    notification would be answered as handled all the same."""
     if inspect.iscoroutinefunction(handler):
-        await handler(*args)
+        result = handler(*args)
     else:
-        await run_in_threadpool(handler, *args)
+        result = await run_in_threadpool(handler, *args)
+    if inspect.isawaitable(result):
+        await result
 
 
 def logout_receiver(
@@ -98,19 +116,20 @@ def logout_receiver(
 def webhook_receiver(
     on_event: Callable[[dict[str, Any], str], Any],
     *,
-    secrets: Union[str, Sequence[str]],
+    secrets: Union[str, Iterable[str]],
     tolerance: float = 300,
 ) -> Endpoint:
     """An endpoint for the client's ``webhook_url``. Calls ``on_event(event, webhook_id)`` (sync
     or async) once per ``webhook-id`` with the verified ``{"type", "timestamp", "data"}``;
     answers 204 when done or for a repeat, 400 for one that does not verify, 503 if
     ``on_event`` raised (signoff retries). ``secrets``: the client's ``webhook_secret``, or both
-    during a rotation."""
+    during a rotation, checked here (``ValueError``)."""
+    verify = WebhookVerifier(secrets, tolerance=tolerance)
     seen = Seen()
 
     async def endpoint(request: Request) -> Response:
         try:
-            event = verify_webhook(secrets, request.headers, await _body(request), tolerance=tolerance)
+            event = verify(request.headers, await _body(request))
             id_ = request.headers["webhook-id"]
             if not seen.has(id_):
                 await _run(on_event, event, id_)

@@ -19,13 +19,14 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Optional, Sequence, Union
+from typing import Any, Iterable, Literal, Mapping, Optional, Union
 
 import jwt
 
 from ._http import Base
 from ._jwks import KeySet, KeysUnavailable
 from ._metadata import Expectations, mismatch
+from ._options import seconds
 
 log = logging.getLogger("signoff_verify")
 
@@ -36,6 +37,8 @@ LOGOUT_REQUIRED = ["iss", "aud", "iat", "exp", "jti", "events", "sid"]
 MAX_LOGOUT_AGE = 300
 MAX_LOGOUT_TOKEN = 8192
 TIMESTAMP = re.compile(r"[0-9]{1,12}")
+# The shortest webhook key taken (Standard Webhooks: 24 to 64 bytes; signoff's are 32).
+MIN_WEBHOOK_KEY = 24
 
 ReceiveCode = Literal["invalid", "unavailable"]
 
@@ -71,10 +74,19 @@ def _header(headers: Mapping[str, Any], name: str) -> Optional[str]:
     return value if isinstance(value, str) else None
 
 
-def _secret_key(secret: str) -> bytes:
+def _secret_key(secret: object) -> bytes:
+    """The key of a ``whsec_`` secret, decoded strictly. Leniently, ``whsec_`` alone would be an
+    empty key (anyone can sign with it) and stray characters would be dropped. Raises
+    ``ValueError``, never showing the secret."""
     if not isinstance(secret, str) or not secret.startswith("whsec_"):
-        raise TypeError("a webhook secret starts with whsec_")
-    return base64.b64decode(secret[len("whsec_") :])
+        raise ValueError("a webhook secret is a string starting with whsec_")
+    try:
+        key = base64.b64decode(secret[len("whsec_") :], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("a webhook secret is whsec_ and base64, without other characters") from None
+    if len(key) < MIN_WEBHOOK_KEY:
+        raise ValueError(f"a webhook secret holds at least {MIN_WEBHOOK_KEY} bytes of key, this one {len(key)}")
+    return key
 
 
 def _signatures(header: str) -> list[bytes]:
@@ -88,46 +100,63 @@ def _signatures(header: str) -> list[bytes]:
     return out
 
 
+class WebhookVerifier:
+    """Checks Standard Webhooks signatures with ``secrets``: one ``whsec_…`` secret, or several
+    (a list, a tuple, any iterable, read once: during a rotation, the old and the new, as
+    signoff signs with both for the overlap). The secrets are checked when it is made (a
+    ``ValueError``: at start, not at the first delivery). ``tolerance``: how far the
+    ``webhook-timestamp`` may be from the receiver's clock, in seconds. Call it with the
+    headers (any mapping; names matched without regard to case) and the raw body, exactly as
+    received; it returns the parsed payload or raises ``ReceiveError("invalid", …)``.
+    """
+
+    def __init__(self, secrets: Union[str, Iterable[str]], *, tolerance: float = 300) -> None:
+        listed = [secrets] if isinstance(secrets, str) else list(secrets)
+        if not listed:
+            raise ValueError("no webhook secret")
+        self._keys = [_secret_key(s) for s in listed]
+        self._tolerance = seconds("tolerance", tolerance, positive=True)
+
+    def __call__(
+        self, headers: Mapping[str, Any], body: Union[bytes, str], now: Optional[float] = None
+    ) -> dict[str, Any]:
+        """``now`` is Unix seconds (default: the clock)."""
+        id_ = _header(headers, "webhook-id")
+        timestamp = _header(headers, "webhook-timestamp")
+        signature = _header(headers, "webhook-signature")
+        if not id_ or not timestamp or not signature:
+            raise ReceiveError("invalid", "missing webhook headers")
+        if not TIMESTAMP.fullmatch(timestamp):
+            raise ReceiveError("invalid", "bad webhook-timestamp")
+        if abs((time.time() if now is None else now) - int(timestamp)) > self._tolerance:
+            raise ReceiveError("invalid", "webhook-timestamp outside the tolerance")
+        raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        signed = f"{id_}.{timestamp}.".encode() + raw
+        presented = _signatures(signature)
+        expected = [hmac.new(key, signed, hashlib.sha256).digest() for key in self._keys]
+        if not any(hmac.compare_digest(p, e) for e in expected for p in presented):
+            raise ReceiveError("invalid", "no valid signature")
+        try:
+            payload = json.loads(raw.decode("utf-8"))
+        except ValueError:
+            raise ReceiveError("invalid", "the body is not JSON") from None
+        if not isinstance(payload, dict):
+            raise ReceiveError("invalid", "the body is not a JSON object")
+        return payload
+
+
 def verify_webhook(
-    secrets: Union[str, Sequence[str]],
+    secrets: Union[str, Iterable[str]],
     headers: Mapping[str, Any],
     body: Union[bytes, str],
     *,
     tolerance: float = 300,
     now: Optional[float] = None,
 ) -> dict[str, Any]:
-    """Checks a Standard Webhooks signature and returns the parsed payload.
-
-    ``secrets`` is one ``whsec_…`` secret or several (during a rotation, the old and the new:
-    signoff signs with both for the overlap). ``headers`` is any mapping (names matched without
-    regard to case); ``body`` the raw body, exactly as received. ``now`` is Unix seconds
-    (default: the clock). Raises ``ReceiveError("invalid", …)``.
-    """
-    id_ = _header(headers, "webhook-id")
-    timestamp = _header(headers, "webhook-timestamp")
-    signature = _header(headers, "webhook-signature")
-    if not id_ or not timestamp or not signature:
-        raise ReceiveError("invalid", "missing webhook headers")
-    if not TIMESTAMP.fullmatch(timestamp):
-        raise ReceiveError("invalid", "bad webhook-timestamp")
-    if abs((time.time() if now is None else now) - int(timestamp)) > tolerance:
-        raise ReceiveError("invalid", "webhook-timestamp outside the tolerance")
-    raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
-    keys = [_secret_key(s) for s in ([secrets] if isinstance(secrets, str) else list(secrets))]
-    if not keys:
-        raise TypeError("no webhook secret")
-    signed = f"{id_}.{timestamp}.".encode() + raw
-    presented = _signatures(signature)
-    expected = [hmac.new(key, signed, hashlib.sha256).digest() for key in keys]
-    if not any(hmac.compare_digest(p, e) for e in expected for p in presented):
-        raise ReceiveError("invalid", "no valid signature")
-    try:
-        payload = json.loads(raw.decode("utf-8"))
-    except ValueError:
-        raise ReceiveError("invalid", "the body is not JSON") from None
-    if not isinstance(payload, dict):
-        raise ReceiveError("invalid", "the body is not a JSON object")
-    return payload
+    """Checks a Standard Webhooks signature and returns the parsed payload: a
+    ``WebhookVerifier(secrets, tolerance=tolerance)`` made for one call (``ValueError`` for bad
+    secrets, ``ReceiveError("invalid", …)`` for a webhook that does not verify)."""
+    return WebhookVerifier(secrets, tolerance=tolerance)(headers, body, now)
 
 
 def _normal_typ(typ: object) -> Optional[str]:
@@ -147,8 +176,9 @@ class LogoutTokenVerifier:
 
     A token signed with a key not seen yet makes it fetch the key set again, at most every
     ``jwks_cooldown`` seconds (5 s: logout tokens are rare, and until then such a token is
-    answered 503 and retried by signoff). The issuer is learned from signoff unless given, so
-    ``url`` may be an internal address. Call it with the token; it returns the claims.
+    answered 503 and retried by signoff); the key set is also fetched again before use once it
+    is 10 minutes old (a key may have been withdrawn). The issuer is learned from signoff unless
+    given, so ``url`` may be an internal address. Call it with the token; it returns the claims.
     """
 
     def __init__(
@@ -162,11 +192,13 @@ class LogoutTokenVerifier:
     ) -> None:
         if not client_id:
             raise ValueError("client_id is required")
+        self._leeway = seconds("leeway", leeway)
+        cooldown = seconds("jwks_cooldown", jwks_cooldown)
         base = Base.parse(url)
+        base.warn_if_plain()
         self._client_id = client_id
-        self._leeway = leeway
         self._expect = Expectations(base, issuer, client_id)
-        self._keys = KeySet(base, LOGOUT_ALGORITHMS, jwks_cooldown)
+        self._keys = KeySet(base, LOGOUT_ALGORITHMS, cooldown)
 
     def __call__(self, token: Any) -> dict[str, Any]:
         if not isinstance(token, str) or not 0 < len(token) <= MAX_LOGOUT_TOKEN:
