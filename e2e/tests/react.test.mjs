@@ -33,10 +33,15 @@ function buildApp(dir) {
   const www = join(dir, 'www');
   mkdirSync(www);
   cpSync(join(app, 'index.html'), join(www, 'index.html'));
-  run(join(app, 'node_modules', '.bin', 'esbuild'), [
-    'src/main.jsx', '--bundle', '--format=esm', '--jsx=automatic', '--log-level=warning',
-    '--define:process.env.NODE_ENV="production"', `--outfile=${join(www, 'app.js')}`,
-  ], app);
+  // A production bundle, and a development one at /dev.html, where React's StrictMode runs
+  // every effect twice (the provider registers, unregisters and registers again).
+  for (const [mode, out] of [['production', 'app.js'], ['development', 'app-dev.js']]) {
+    run(join(app, 'node_modules', '.bin', 'esbuild'), [
+      'src/main.jsx', '--bundle', '--format=esm', '--jsx=automatic', '--log-level=warning',
+      `--define:process.env.NODE_ENV="${mode}"`, `--outfile=${join(www, out)}`,
+    ], app);
+  }
+  writeFileSync(join(www, 'dev.html'), readFileSync(join(app, 'index.html'), 'utf8').replace('/app.js', '/app-dev.js'));
   t.app = app;
   return { app, www };
 }
@@ -108,14 +113,15 @@ after(async () => {
   if (t.dir) rmSync(t.dir, { recursive: true, force: true });
 });
 
-/** Signs in on signoff's page, as a person would, then opens the example `app`. */
-async function openSignedIn(ctx, email, app) {
+/** Signs in on signoff's page, as a person would, then opens the example `app` (from `page`:
+ * `/`, the production bundle, or `/dev.html`, the development one). */
+async function openSignedIn(ctx, email, app, at = '/') {
   const page = await ctx.newPage();
   await page.goto(`${t.base}/login`);
   await page.fill('input[name=email]', email);
   await page.fill('input[name=password]', PASSWORD);
   await Promise.all([page.waitForNavigation(), page.click('form[action="/auth/login"] button[type=submit]')]);
-  await page.goto(`${t.base}/?app=${app}`);
+  await page.goto(`${t.base}${at}?app=${app}`);
   await shows(page, `Your data: ${email}`);
   return page;
 }
@@ -298,6 +304,27 @@ for (const app of ['query', 'swr']) {
       await ctx.close();
     }));
 }
+
+test('StrictMode (a development build, effects run twice): one provider still signs out once, within 2 s, its cache emptied', () =>
+  scenario('react-strict', () => [t.browser], async () => {
+    const email = `strict-${Date.now()}@example.com`;
+    await register(t.server, email);
+    const ctx = await t.browser.newContext();
+    const page = await openSignedIn(ctx, email, 'query', '/dev.html');
+    assert.ok((await queriesHeld(page)) >= 1);
+    await page.waitForTimeout(300);
+    const ends = [];
+    await page.exposeFunction('noteEnd', (reason) => ends.push(reason));
+    await page.evaluate(() => window.signoff.onLogout(({ reason }) => window.noteEnd(reason)));
+    const started = Date.now();
+    await logoutEverywhereElsewhere(email);
+    const took = await signedOutWithin(page, started, 2000);
+    assert.ok(took <= 2000, `took ${took} ms`);
+    assert.equal(await queriesHeld(page), 0, 'the query cache is empty');
+    await page.waitForTimeout(500);
+    assert.deepEqual(ends, ['logout'], 'one end, run once, whatever StrictMode did to the effects');
+    await ctx.close();
+  }));
 
 /** Opens the token-mode example and signs in with its own form (signoff.tokens.login). */
 async function openTokenApp(ctx, email) {
