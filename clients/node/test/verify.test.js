@@ -57,11 +57,12 @@ test('frames are split, comments and revocation events only', () => {
   assert.equal(rest, ': cur');
 });
 
-test('a revoked token is refused within milliseconds of the revoke response (1,000 revocations)', async () => {
+test('a revoked token is refused at the first verify after the revoke response, or within milliseconds (1,000 revocations)', async () => {
   const s = await startSignoff();
   const v = await setup(s, 'lat@example.com');
   let { refresh_token: rt } = await grant(s, 'lat@example.com');
   const lags = [];
+  let atOnce = 0;
   for (let round = 0; round < 1000; round++) {
     const pair = await refresh(s, rt);
     rt = pair.refresh_token;
@@ -69,13 +70,17 @@ test('a revoked token is refused within milliseconds of the revoke response (1,0
     const r = await s.post('/auth/revoke', { token: pair.access_token });
     assert.equal(r.status, 200);
     const answered = performance.now();
+    atOnce += (await codeOf(v, pair.access_token)) === 'revoked';
     assert.ok(await waitFor(v, pair.access_token, 'revoked', 2000), `round ${round}: accepted 2 s after the revoke`);
     lags.push(performance.now() - answered);
   }
   lags.sort((a, b) => a - b);
   const [p50, p99, max] = [pct(lags, 0.5), pct(lags, 0.99), lags[lags.length - 1]];
-  console.log(`node verifier: revoke response -> refused, 1000 revocations: p50 ${p50.toFixed(3)} ms, p99 ${p99.toFixed(3)} ms, max ${max.toFixed(3)} ms`);
+  console.log(`node verifier: revoke response -> refused, 1000 revocations: ${atOnce} refused at once; p50 ${p50.toFixed(3)} ms, p99 ${p99.toFixed(3)} ms, max ${max.toFixed(3)} ms`);
   assert.ok(p99 < 100, `p99 ${p99} ms`);
+  // signoff answers once its stream has sent the event, which arrives before the answer, and the
+  // event loop takes the two in that order (1000/1000 in every run seen; a margin for CI).
+  assert.ok(atOnce >= 990, `the first verify after the revoke response refused only ${atOnce}/1000`);
   await v.close();
   assert.equal(await codeOf(v, 'x.y.z'), 'stale', 'a closed verifier trusts nothing');
 });

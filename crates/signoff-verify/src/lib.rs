@@ -7,6 +7,13 @@
 //! [`Options::stale_after`], every token is refused with [`VerifyError::Stale`] until the
 //! feed is back and caught up.
 //!
+//! signoff answers a revocation only once its feed streams have sent it; this verifier's feed
+//! task applies what arrives while requests are verified on other tasks, so a request verified
+//! right after the revocation's answer may, rarely, be judged before the event is applied (about
+//! 2 in 1,000 when a test revokes and verifies at once on two worker threads; the Python
+//! verifier, which reads its socket itself, waits for what arrived). Such a token is refused
+//! within milliseconds.
+//!
 //! ```ignore
 //! let verifier = Verifier::start(Options::new("http://127.0.0.1:8080", client_id, client_secret)).await;
 //! let app = axum::Router::new().route("/whoami", get(whoami)).layer(verifier.layer());

@@ -22,6 +22,7 @@ from typing import Any, Callable, NamedTuple, Optional
 from urllib.parse import quote
 
 from ._http import Base
+from ._stream import BadResponse, Response, Unread
 
 log = logging.getLogger("signoff_verify")
 
@@ -267,10 +268,16 @@ class Follower:
         self._lock = threading.Lock()
         # The open connection's socket, shut down by stop() to interrupt a blocked read.
         self._sock: Optional[socket.socket] = None
+        # Whether the open stream has bytes not yet applied (see settle).
+        self._unread = Unread()
         self._thread = threading.Thread(target=self._follow, name="signoff-verify-feed", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+
+    def settle(self, timeout: float) -> bool:
+        """Waits, at most ``timeout`` seconds, until what the feed has sent is applied."""
+        return self._unread.settle(timeout)
 
     def wait_synced(self, timeout: float) -> bool:
         """Waits for the first ``: current``, for at most ``timeout`` seconds."""
@@ -323,14 +330,20 @@ class Follower:
             if position is not None:
                 headers["last-event-id"] = str(position)
             conn.request("GET", self._base.path + "/revocations/stream", headers=headers)
-            res = conn.getresponse()
-            if res.status != 200:
-                log.warning("the revocation feed answered %s (check the client id and secret)", res.status)
+            # The answer is read off the socket here, not by http.client (see _stream), followed
+            # from its first read: the head's read may bring the first events too.
+            self._unread.watch(conn.sock)
+            res = Response(conn.sock, self._unread, READ_TIMEOUT)
+            status = res.head()
+            if status != 200:
+                log.warning("the revocation feed answered %s (check the client id and secret)", status)
                 return False
+            # Each read follows a poll that saw something to read: never blocked while busy.
+            conn.sock.setblocking(False)
             decoder = codecs.getincrementaldecoder("utf-8")("replace")
             buf = ""
             while True:
-                chunk = res.read1(65536)
+                chunk = res.body()
                 if not chunk:
                     return synced
                 buf += decoder.decode(chunk).replace("\r", "")
@@ -353,10 +366,11 @@ class Follower:
             if not self._stop.is_set():
                 log.warning("signoff's revocation feed went silent; reconnecting")
             return synced
-        except (OSError, http.client.HTTPException) as e:
+        except (OSError, http.client.HTTPException, BadResponse) as e:
             if not self._stop.is_set():
                 log.info("the revocation feed connection ended: %s", e)
             return synced
         finally:
+            self._unread.watch(None)
             self._attach(None)
             conn.close()

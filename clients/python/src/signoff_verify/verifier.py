@@ -35,6 +35,9 @@ REQUIRED = ["sub", "exp", "iat", "jti", "sid", "tv"]
 MAX_WARNINGS = 16
 # The longest stale_after taken: past an hour of silence, "fails closed" would mean little.
 MAX_STALE_AFTER = 3600.0
+# The longest a verify waits for what the feed has already sent to be applied (it takes well
+# under a millisecond unless the process is starved).
+SETTLE_LIMIT = 0.05
 
 # Taken by the first thread of a forked process that finds a verifier made in its parent, to
 # start following the feed here; made anew in each child (it may be inherited held).
@@ -119,6 +122,7 @@ class Verifier:
         self._authorization = basic_auth(client_id, client_secret)
         self._warned: set[str] = set()
         self._closed = False
+        self._settle_warned = False
         self._follow()
 
     def verify(self, token: str) -> dict[str, Any]:
@@ -142,6 +146,14 @@ class Verifier:
         if self._keys.withdrawn(kid):
             raise VerifyError("invalid_token", "unknown key")
         self._check_fresh()
+        # What signoff has sent down the feed is applied before the token is judged: it answers
+        # a revocation once sent, so the revoker's next request finds it here.
+        if not self._follower.settle(SETTLE_LIMIT) and not self._settle_warned:
+            self._settle_warned = True
+            log.warning(
+                "the revocation feed still had bytes to apply after %g s; judged with what was applied (said once)",
+                SETTLE_LIMIT,
+            )
         if self._feed.revokes(claims):
             raise VerifyError("revoked", "token revoked")
         return claims

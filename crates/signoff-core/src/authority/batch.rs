@@ -172,8 +172,9 @@ impl Batch<'_> {
             notified = true;
         }
         let seq = if feed.is_empty() { 0 } else { self.tx.record_revocations(&feed, self.authority.now()).await? };
-        let committed_at = std::time::Instant::now();
         self.tx.commit().await?;
+        // A read of the feed that began before this instant may have missed the commit.
+        let committed_at = std::time::Instant::now();
         if notified {
             self.authority.outbox_ready.notify_one();
         }
@@ -188,6 +189,9 @@ impl Batch<'_> {
                 && let Err(e) = a.catch_up_since(committed_at, std::time::Duration::from_millis(500)).await
             {
                 tracing::warn!(seq, error = %e, "revocation committed; relaying it to the feed's clients on the next read");
+            }
+            if a.client_feed.head() >= seq {
+                a.relayed(seq).await;
             }
         }
         // In-memory checks first: a request answered after this returns must already see it.

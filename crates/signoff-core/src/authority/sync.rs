@@ -17,6 +17,11 @@ const PAGE: u32 = 500;
 /// How long a request waits for a catch-up before it is answered 503.
 const VOUCH_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a revocation waits for the feed streams of a process to send it (they do within a
+/// millisecond unless a client reads too slowly; see `feed::delivery`). A node waits at most a
+/// quarter of the acknowledgement wait, so its revokers never fence it for a slow stream.
+const STREAM_SEND_WAIT: Duration = Duration::from_millis(20);
+
 impl Authority {
     /// Makes this authority one node of several: it vouches for its caches only under its lease
     /// and proves every revocation it commits to the other nodes' leases.
@@ -76,6 +81,29 @@ impl Authority {
         })
         .await
         .unwrap_or(Err(CoreError::Busy(time::Duration::seconds(1))))
+    }
+
+    /// Waits (briefly) until this process's open feed streams have sent everything up to `seq`:
+    /// a verifier that keeps up then holds a revocation before its revoker is answered, or,
+    /// on another node, before that node acknowledges it.
+    pub(super) async fn relayed(&self, seq: i64) {
+        let limit = self.cluster.as_ref().map_or(STREAM_SEND_WAIT, |c| STREAM_SEND_WAIT.min(c.policy.ack_wait / 4));
+        let lagging = self.client_feed.deliveries().sent_everywhere(seq, limit).await;
+        if lagging > 0 {
+            tracing::warn!(
+                seq,
+                lagging,
+                "revocation-feed streams did not send a revocation in time; not waiting for them until they catch up"
+            );
+        }
+    }
+
+    /// Applies the feed (as [`catch_up`](Self::catch_up)), then waits until this process's feed
+    /// streams have sent it: what a node acknowledges, its verifiers hold.
+    async fn catch_up_and_relay(&self) -> Result<i64, CoreError> {
+        let applied = self.catch_up().await?;
+        self.relayed(applied).await;
+        Ok(applied)
     }
 
     /// Reads the feed unless a read that began at or after `since` has already succeeded (so
@@ -373,7 +401,7 @@ impl Follower<'_> {
 
     /// Reads the feed and acknowledges what was applied.
     async fn advance(&mut self) {
-        let applied = match self.authority.catch_up().await {
+        let applied = match self.authority.catch_up_and_relay().await {
             Ok(applied) => applied,
             Err(e) => return tracing::warn!(error = %e, "revocation feed unreadable; retrying"),
         };
@@ -421,7 +449,7 @@ impl Follower<'_> {
     async fn renew_lease(&mut self) -> bool {
         let Some(incarnation) = self.incarnation else { return false };
         let distrusts = self.cluster.distrusts();
-        let applied = match self.authority.catch_up().await {
+        let applied = match self.authority.catch_up_and_relay().await {
             Ok(applied) => applied,
             Err(e) => {
                 tracing::warn!(error = %e, "revocation feed unreadable; lease not renewed");

@@ -15,6 +15,7 @@ use time::{Duration, OffsetDateTime};
 use tokio::sync::watch;
 
 use crate::feed::FeedEntry;
+use crate::feed::delivery::Deliveries;
 
 /// How long after its `exp` a revoked token is still part of the whole state (seconds).
 const EXPIRED_MARGIN: i64 = 120;
@@ -118,13 +119,20 @@ pub struct ClientFeed {
     /// Bumped whenever the head moves or a client is removed; waiting requests wake on it.
     changed: watch::Sender<u64>,
     keep: Duration,
+    /// How far each open stream has sent the window.
+    deliveries: Deliveries,
 }
 
 impl ClientFeed {
     /// A window that keeps each event for `keep` after it arrives: the access-token lifetime
     /// and a margin for clocks.
     pub fn new(keep: Duration) -> Self {
-        Self { window: Mutex::new(Window::default()), changed: watch::Sender::new(0), keep }
+        Self {
+            window: Mutex::new(Window::default()),
+            changed: watch::Sender::new(0),
+            keep,
+            deliveries: Deliveries::default(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Window> {
@@ -255,6 +263,11 @@ impl ClientFeed {
     /// Resolves whenever the head moves or a client is removed.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
+    }
+
+    /// The open streams' marks of what they have sent.
+    pub fn deliveries(&self) -> &Deliveries {
+        &self.deliveries
     }
 
     /// Events held (for metrics and tests).

@@ -18,6 +18,7 @@ use futures_util::stream;
 use serde::Deserialize;
 use serde_json::json;
 use signoff_core::clients::RegisteredClient;
+use signoff_core::feed::delivery::Delivery;
 use signoff_core::feed::window::Page;
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -151,8 +152,20 @@ async fn stream_events(State(state): State<AppState>, headers: HeaderMap) -> Api
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim);
     let last = position(last, "Last-Event-ID")?;
     let slot = take_slot(&state, &client.id)?;
+    // Marked before the first page is read: a revocation that lands meanwhile waits for it.
+    let delivery = state.authority().client_feed().deliveries().open();
     let first = state.authority().feed_page(last).await?;
-    let feeder = Feeder { state: state.clone(), client: client.id, changed: None, at: first.head, opened, _slot: slot };
+    let feeder = Feeder {
+        state: state.clone(),
+        client: client.id,
+        changed: None,
+        at: first.head,
+        // Below any position: the first page is marked sent (even an empty feed's 0).
+        marked: -1,
+        delivery,
+        opened,
+        _slot: slot,
+    };
     // A comment `reset <head>` when what follows is the whole state (it replaces what the
     // client held), then the backlog, then a comment saying the stream is current, then
     // whatever comes. Comments are invisible to EventSource; verifiers read them.
@@ -183,8 +196,12 @@ struct Feeder {
     state: AppState,
     client: String,
     changed: Option<tokio::sync::watch::Receiver<u64>>,
-    /// The last position sent.
+    /// The last position handed to the connection.
     at: i64,
+    /// The last position marked sent (`delivery`).
+    marked: i64,
+    /// This stream's mark of what it has sent, which revocations wait for.
+    delivery: Delivery,
     /// The feed's position when the stream's secret was checked.
     opened: i64,
     /// Held for as long as the stream is open.
@@ -198,6 +215,13 @@ impl Feeder {
         let feed = authority.client_feed();
         let changed = self.changed.get_or_insert_with(|| feed.subscribe());
         if feed.head() == self.at {
+            if self.marked < self.at {
+                // What was handed over is written out by the connection once this stream has
+                // nothing more to give: one turn away, then it is sent.
+                tokio::task::yield_now().await;
+                self.delivery.sent(self.at);
+                self.marked = self.at;
+            }
             let shutdown = self.state.shutdown_signal();
             tokio::select! {
                 r = changed.changed() => r.ok()?,

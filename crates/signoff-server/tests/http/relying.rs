@@ -496,6 +496,87 @@ async fn the_stream_sends_the_state_then_each_revocation_resumes_by_last_event_i
     assert!(frames[0].comment.starts_with("reset "), "{frames:?}");
 }
 
+/// A stream read with plain non-blocking reads of its socket: `arrived` is what the server has
+/// sent so far, and nothing a client library could still be waiting for.
+struct RawStream {
+    sock: std::net::TcpStream,
+    got: String,
+}
+
+impl RawStream {
+    async fn open(s: &TestServer, client: &Client) -> Self {
+        use std::io::Write;
+        let addr = s.base.trim_start_matches("http://");
+        let mut sock = std::net::TcpStream::connect(addr).expect("connect");
+        let request = format!(
+            "GET /revocations/stream HTTP/1.1\r\nhost: {addr}\r\nauthorization: {}\r\naccept: text/event-stream\r\n\r\n",
+            client.basic()
+        );
+        sock.write_all(request.as_bytes()).expect("request");
+        sock.set_nonblocking(true).expect("non-blocking");
+        let mut stream = Self { sock, got: String::new() };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !stream.arrived().contains(": current") {
+            assert!(Instant::now() < deadline, "no `: current` within 5 s: {}", stream.got);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(stream.got.starts_with("HTTP/1.1 200"), "{}", stream.got);
+        stream
+    }
+
+    fn arrived(&mut self) -> &str {
+        use std::io::Read;
+        let mut buf = [0u8; 65536];
+        loop {
+            match self.sock.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => self.got.push_str(&String::from_utf8_lossy(&buf[..n])),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("reading the stream: {e}"),
+            }
+        }
+        &self.got
+    }
+}
+
+// Two workers: the streams' connections and the revoker's run on threads of their own, as in a
+// deployed server, so nothing orders their writes but the server itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_is_answered_once_the_open_streams_have_sent_it() {
+    let s = server(false).await;
+    let client = register_client(&s, "api").await;
+    s.register("sent@example.com").await;
+    // As many streams as a client may open: each is one more write the answer waits for.
+    let mut streams = Vec::new();
+    for _ in 0..16 {
+        streams.push(RawStream::open(&s, &client).await);
+    }
+    // Several nodes (PostgreSQL): a node acknowledges a revocation, which its revoker waits for,
+    // once its own streams have sent it.
+    let sibling = if on_postgres() { Some(s.sibling().await) } else { None };
+    if let Some(b) = &sibling {
+        let other = register_client(&s, "api-b").await;
+        for _ in 0..16 {
+            streams.push(RawStream::open(b, &other).await);
+        }
+    }
+    for round in 0..20 {
+        let t = grant(&s, "sent@example.com").await;
+        if round % 2 == 0 {
+            revoke_access(&s, &t.access).await;
+        } else {
+            bearer_logout(&s, &t.access).await;
+        }
+        for (i, stream) in streams.iter_mut().enumerate() {
+            let id = if round % 2 == 0 { &t.jti } else { &t.sid };
+            assert!(
+                stream.arrived().contains(id.as_str()),
+                "round {round}: stream {i} had not been sent the revocation when it was answered"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn any_node_serves_any_client_and_a_stream_resumes_on_another_node_by_position() {
     let a = server(false).await;
