@@ -35,6 +35,9 @@ pub enum AuditKind {
     PasswordReset,
     SecurityReport,
     AdminRevoke,
+    /// A registered client had every credential of a user ended (Global Token Revocation; its
+    /// `client_id` is the reason).
+    GlobalTokenRevocation,
     /// An already-used remember-me validator came back: the series was revoked.
     RememberTokenReuse,
     /// An already-rotated refresh token came back: its family and session were revoked.
@@ -67,6 +70,7 @@ impl AuditKind {
             AuditKind::PasswordReset => "password_reset",
             AuditKind::SecurityReport => "security_report",
             AuditKind::AdminRevoke => "admin_revoke",
+            AuditKind::GlobalTokenRevocation => "global_token_revocation",
             AuditKind::RememberTokenReuse => "remember_token_reuse",
             AuditKind::RefreshTokenReuse => "refresh_token_reuse",
             AuditKind::TokenRevoked => "token_revoked",
@@ -102,6 +106,7 @@ const ALL_KINDS: &[AuditKind] = &[
     AuditKind::PasswordReset,
     AuditKind::SecurityReport,
     AuditKind::AdminRevoke,
+    AuditKind::GlobalTokenRevocation,
     AuditKind::RememberTokenReuse,
     AuditKind::RefreshTokenReuse,
     AuditKind::KeyRevoked,
@@ -125,6 +130,8 @@ pub enum Actor {
     /// A security policy (password change, expiry, superseded by a new sign-in).
     Policy,
     Admin,
+    /// A registered client (Global Token Revocation).
+    Client,
     /// Detected token reuse.
     Reuse,
     /// Nobody in particular: registration, sign-in.
@@ -138,13 +145,14 @@ impl Actor {
             Actor::OtherSession => "other_session",
             Actor::Policy => "policy",
             Actor::Admin => "admin",
+            Actor::Client => "client",
             Actor::Reuse => "reuse",
             Actor::User => "user",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Actor::SelfSession, Actor::OtherSession, Actor::Policy, Actor::Admin, Actor::Reuse, Actor::User]
+        [Actor::SelfSession, Actor::OtherSession, Actor::Policy, Actor::Admin, Actor::Client, Actor::Reuse, Actor::User]
             .into_iter()
             .find(|a| a.as_str() == s)
     }

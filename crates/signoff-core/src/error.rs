@@ -24,6 +24,9 @@ pub enum CoreError {
     Unauthenticated,
     #[error("not found")]
     NotFound,
+    /// The caller is known but may not do this (a registered client without the permission).
+    #[error("not allowed")]
+    Forbidden,
     /// Too many requests are waiting for scarce work (password hashing); retry after this.
     #[error("busy; retry after {0}")]
     Busy(Duration),

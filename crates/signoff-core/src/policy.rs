@@ -17,6 +17,9 @@ pub enum Trigger {
     EmailChanged,
     SecurityReport,
     AdminRevoke,
+    /// A registered client allowed to ask for every credential of a user to end (Global Token
+    /// Revocation): as an admin's revoke.
+    GlobalTokenRevocation,
 }
 
 /// Which of the user's sessions end.
@@ -52,7 +55,10 @@ impl Trigger {
                 rotate_current: true,
                 notify: true,
             },
-            Trigger::PasswordReset | Trigger::SecurityReport | Trigger::AdminRevoke => Consequences {
+            Trigger::PasswordReset
+            | Trigger::SecurityReport
+            | Trigger::AdminRevoke
+            | Trigger::GlobalTokenRevocation => Consequences {
                 ends: Ends::All,
                 revoke_all_tokens: true,
                 bump_token_version: true,
@@ -70,12 +76,14 @@ impl Trigger {
             Trigger::EmailChanged => "email_changed",
             Trigger::SecurityReport => "security_report",
             Trigger::AdminRevoke => "admin_revoke",
+            Trigger::GlobalTokenRevocation => "global_token_revocation",
         }
     }
 
     pub const fn actor(self) -> Actor {
         match self {
             Trigger::AdminRevoke => Actor::Admin,
+            Trigger::GlobalTokenRevocation => Actor::Client,
             _ => Actor::Policy,
         }
     }

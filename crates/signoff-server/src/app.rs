@@ -124,6 +124,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::admin::routes())
         .merge(routes::clients::routes())
         .merge(routes::feed::routes())
+        .merge(routes::global_revocation::routes())
         .merge(routes::tokens::routes())
         .merge(routes::oidc::routes())
         .fallback(edge::not_found)

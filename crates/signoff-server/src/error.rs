@@ -28,6 +28,8 @@ pub enum ApiError {
     /// 429: the session has as many event streams open as it may.
     TooManyStreams,
     Csrf,
+    /// 403 with a stable code: the caller is known and may not do this.
+    Forbidden(&'static str, String),
     NotFound,
     /// 405; `Some` sets `Allow` (otherwise the router adds the route's own).
     MethodNotAllowed(Option<&'static str>),
@@ -71,7 +73,7 @@ impl ApiError {
             | Self::InvalidToken
             | Self::InvalidClient => StatusCode::UNAUTHORIZED,
             Self::Throttled { .. } | Self::TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
-            Self::Csrf => StatusCode::FORBIDDEN,
+            Self::Csrf | Self::Forbidden(..) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unprocessable(..) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -86,7 +88,10 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            Self::BadRequest(code, _) | Self::Unprocessable(code, _) | Self::Conflict(code, _) => code,
+            Self::BadRequest(code, _)
+            | Self::Unprocessable(code, _)
+            | Self::Conflict(code, _)
+            | Self::Forbidden(code, _) => code,
             Self::Unauthenticated => "unauthenticated",
             Self::InvalidCredentials | Self::WrongCurrentPassword => "invalid_credentials",
             Self::InvalidToken => "invalid_token",
@@ -106,7 +111,9 @@ impl ApiError {
 
     pub fn message(&self) -> String {
         match self {
-            Self::BadRequest(_, m) | Self::Unprocessable(_, m) | Self::Conflict(_, m) => m.clone(),
+            Self::BadRequest(_, m) | Self::Unprocessable(_, m) | Self::Conflict(_, m) | Self::Forbidden(_, m) => {
+                m.clone()
+            }
             Self::Unauthenticated => "not signed in".into(),
             Self::InvalidCredentials => "e-mail or password is wrong".into(),
             Self::WrongCurrentPassword => "the current password is wrong".into(),
@@ -183,6 +190,7 @@ impl From<CoreError> for ApiError {
             }
             CoreError::Unauthenticated => Self::Unauthenticated,
             CoreError::NotFound => Self::NotFound,
+            CoreError::Forbidden => Self::Forbidden("access_denied", "this client may not do this".into()),
             // A saturated store is load to shed, not a fault: 503 with Retry-After (the edge logs it).
             CoreError::Store(signoff_core::StoreError::Busy(_)) => Self::Busy { retry_after_secs: 1 },
             CoreError::Store(e) => Self::Internal(format!("store: {e}")),

@@ -1,10 +1,11 @@
-//! Security triggers (password change, security report, admin revoke) carried out as
-//! [`crate::policy`] says.
+//! Security triggers (password change, security report, admin revoke, Global Token Revocation)
+//! carried out as [`crate::policy`] says.
 
 use std::sync::Arc;
 
 use super::{Authority, Batch, ClientInfo, SessionContext};
 use crate::audit::{Actor, AuditKind};
+use crate::clients::RegisteredClient;
 use crate::error::CoreError;
 use crate::feed::FeedEntry;
 use crate::password;
@@ -12,6 +13,7 @@ use crate::policy::Ends;
 use crate::policy::Trigger;
 use crate::secret::{self, SessionId, SessionSecret, UserId};
 use crate::store::{RememberFilter, SessionFilter, User, UserCredentials};
+use crate::subject::{SubjectId, UserRef};
 
 impl Authority {
     /// The password a request proved before its transaction (argon2 is slow) is still the
@@ -92,6 +94,43 @@ impl Authority {
         self.apply(&mut batch, Trigger::AdminRevoke, user, None, client).await?;
         let ended = batch.sessions_ended();
         batch.audit(self.event(AuditKind::AdminRevoke, Actor::Admin, client).user(user).detail(reason)).await?;
+        batch.commit().await?;
+        Ok(ended)
+    }
+
+    /// Global Token Revocation, asked by a registered client allowed to: every session,
+    /// refresh token, remember-me device and access token of the user `subject` names ends,
+    /// proven on every node before this returns. `NotFound` when it names nobody here;
+    /// `Forbidden` for a client not allowed to.
+    pub async fn global_token_revocation(
+        &self,
+        by: &RegisteredClient,
+        subject: &SubjectId,
+        client: &ClientInfo,
+    ) -> Result<u64, CoreError> {
+        if !by.profile.global_token_revocation {
+            return Err(CoreError::Forbidden);
+        }
+        let mut user = None;
+        for named in subject.users(&self.tokens.policy.issuer) {
+            let found = match named {
+                UserRef::Email(address) => self.store.user_by_email(&address).await?,
+                UserRef::Id(id) => self.store.user_by_id(&UserId::from_string(id)).await?,
+            };
+            if let Some(found) = found {
+                user = Some(found.user.id);
+                break;
+            }
+        }
+        let user = user.ok_or(CoreError::NotFound)?;
+        let mut batch = self.batch_for(&[&user]).await?;
+        self.apply(&mut batch, Trigger::GlobalTokenRevocation, &user, None, client).await?;
+        let ended = batch.sessions_ended();
+        batch
+            .audit(
+                self.event(AuditKind::GlobalTokenRevocation, Actor::Client, client).user(&user).detail(by.id.as_str()),
+            )
+            .await?;
         batch.commit().await?;
         Ok(ended)
     }

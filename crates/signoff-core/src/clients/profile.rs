@@ -71,6 +71,9 @@ pub struct ClientProfile {
     pub backchannel_logout_session_required: bool,
     /// Whether its front-channel logout URL is given `iss` and `sid` (it always is).
     pub frontchannel_logout_session_required: bool,
+    /// Whether it may end every credential of any user (Global Token Revocation).
+    #[serde(default)]
+    pub global_token_revocation: bool,
 }
 
 impl ClientProfile {
@@ -84,6 +87,7 @@ impl ClientProfile {
             id_token_signed_response_alg: SigningAlg::EdDsa,
             backchannel_logout_session_required: true,
             frontchannel_logout_session_required: true,
+            global_token_revocation: false,
         }
     }
 

@@ -39,14 +39,8 @@ const MAX_WAIT_SECS: u64 = 30;
 /// node's verifiers fail closed within seconds.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 
-/// The Basic credentials of a registered client, checked against the store.
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<RegisteredClient> {
-    let (id, secret) = basic_credentials(headers).ok_or(ApiError::InvalidClient)?;
-    state.authority().authenticate_client(&id, &secret).await?.ok_or(ApiError::InvalidClient)
-}
-
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    signoff_wire::authorization::basic(headers.get(header::AUTHORIZATION)?.to_str().ok()?)
+    crate::routes::client_auth::basic(state, headers).await
 }
 
 /// Open streams and waiting long-polls, per client and in all: each holds a connection.

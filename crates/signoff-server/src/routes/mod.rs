@@ -3,6 +3,7 @@
 pub mod account;
 pub mod admin;
 pub mod auth;
+pub mod client_auth;
 pub mod clients;
 pub mod demo;
 pub mod dev_inbox;
@@ -10,6 +11,7 @@ pub mod email_flows;
 pub mod events;
 pub mod feed;
 pub mod gateway;
+pub mod global_revocation;
 pub mod logout;
 pub mod oidc;
 pub mod ops;

@@ -247,6 +247,7 @@ pub const REMEMBER: &str = "__Host-signoff_remember";
 #[derive(Debug, Clone)]
 pub struct Credentials {
     pub user_id: String,
+    pub email: String,
     pub cookie: String,
     pub csrf: String,
     pub remember: String,
@@ -277,6 +278,7 @@ pub async fn sign_up(http: &reqwest::Client, node: &Node, email: &str) -> Creden
     let access = tokens.json["access_token"].as_str().expect("access").to_owned();
     Credentials {
         user_id,
+        email: email.to_owned(),
         cookie: login.cookie(SESSION).expect("session cookie").to_owned(),
         csrf: login.json["csrf_token"].as_str().expect("csrf").to_owned(),
         remember: login.cookie(REMEMBER).expect("remember cookie").to_owned(),

@@ -55,28 +55,31 @@ enum Revocation {
     RevokeTokenSession,
     /// RFC 7009 on the access token alone: only the denylist stops it (its session lives on).
     RevokeAccessToken,
+    /// A registered client's Global Token Revocation of the user, by e-mail address.
+    GlobalTokenRevoke,
 }
 
 impl Revocation {
-    const ALL: [Revocation; 6] = [
+    const ALL: [Revocation; 7] = [
         Self::GlobalLogout,
         Self::AdminRevoke,
         Self::PasswordChange,
         Self::RevokeRefreshToken,
         Self::RevokeTokenSession,
         Self::RevokeAccessToken,
+        Self::GlobalTokenRevoke,
     ];
 
     /// Whether the browser's cookie and remember-me token die too (otherwise only the token
     /// session's access and refresh tokens do, and the cookie must still work).
     fn ends_browser(self) -> bool {
-        matches!(self, Self::GlobalLogout | Self::AdminRevoke | Self::PasswordChange)
+        matches!(self, Self::GlobalLogout | Self::AdminRevoke | Self::PasswordChange | Self::GlobalTokenRevoke)
     }
 
     /// Whether the browser's session itself ends (not rotated, as a password change does), so
     /// its open event streams on every node must hear `revoked`.
     fn ends_session(self) -> bool {
-        matches!(self, Self::GlobalLogout | Self::AdminRevoke)
+        matches!(self, Self::GlobalLogout | Self::AdminRevoke | Self::GlobalTokenRevoke)
     }
 
     /// Whether the refresh token dies too.
@@ -102,6 +105,10 @@ struct Tally {
     streams_told: u64,
     faulted_ms: Vec<(Fault, f64)>,
     recover_ms: Vec<(Fault, f64)>,
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -146,7 +153,7 @@ async fn warm(http: &reqwest::Client, nodes: &[Node], c: &mut Credentials) {
 
 /// Revokes through `node`, retrying on 503 (revocations are idempotent); returns the latency
 /// of the attempt that succeeded and how many answered 503.
-async fn revoke(http: &reqwest::Client, node: &Node, kind: Revocation, c: &Credentials) -> (f64, u64) {
+async fn revoke(http: &reqwest::Client, node: &Node, kind: Revocation, c: &Credentials, gtr: &Basic) -> (f64, u64) {
     let mut unavailable = 0;
     loop {
         let cookie = format!("{SESSION}={}", c.cookie);
@@ -175,6 +182,10 @@ async fn revoke(http: &reqwest::Client, node: &Node, kind: Revocation, c: &Crede
             Revocation::RevokeAccessToken => http
                 .post(format!("{}/auth/revoke", node.base))
                 .json(&json!({"token": c.access, "token_type_hint": "access_token"})),
+            Revocation::GlobalTokenRevoke => http
+                .post(format!("{}/global-token-revocation", node.base))
+                .basic_auth(&gtr.0, Some(&gtr.1))
+                .json(&json!({"sub_id": {"format": "email", "email": c.email}})),
         };
         let started = Instant::now();
         let r = send(req).await;
@@ -200,6 +211,22 @@ async fn revoke(http: &reqwest::Client, node: &Node, kind: Revocation, c: &Crede
             other => panic!("{kind:?} through {} answered {other}: {}", node.base, r.json),
         }
     }
+}
+
+/// A registered client's id and secret.
+type Basic = (String, String);
+
+/// Registers the client allowed to ask for Global Token Revocation.
+async fn register_gtr_client(http: &reqwest::Client, node: &Node) -> Basic {
+    let r = send(
+        http.post(format!("{}/admin/clients", node.base))
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({"name": "upstream idp", "global_token_revocation": true})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "register the GTR client: {}", r.json);
+    let field = |name: &str| r.json[name].as_str().expect(name).to_owned();
+    (field("client_id"), field("client_secret"))
 }
 
 /// Sends every revoked credential to every node at once and records what was accepted.
@@ -251,6 +278,7 @@ async fn scenario(with_redis: bool, rounds: usize) -> Tally {
     let nodes: Vec<Node> = (0..3).map(|i| Node::start(&db.url, redis_url.as_deref(), LEASE_MS, &dir, i)).collect();
     let http = client();
     wait_ready(&http, &nodes).await;
+    let gtr = register_gtr_client(&http, &nodes[0]).await;
     let faults: &[Fault] = if with_redis {
         &[
             Fault::None,
@@ -268,11 +296,11 @@ async fn scenario(with_redis: bool, rounds: usize) -> Tally {
     let mut t = Tally::default();
     for round in 0..rounds {
         let fault = faults[round % faults.len()];
-        // Every fault meets every kind of revocation: when the counts share a factor (8 faults,
-        // 6 kinds) a kind is kept for a whole cycle of faults; when they do not (5 and 6),
-        // stepping both each round already pairs them all.
+        // Every fault meets every kind of revocation in faults x kinds rounds: when the counts
+        // share a factor a kind is kept for a whole cycle of faults; when they do not (8 and 7,
+        // 5 and 7), stepping both each round pairs them all.
         let kinds = Revocation::ALL.len();
-        let kind = if faults.len().is_multiple_of(2) || faults.len().is_multiple_of(3) {
+        let kind = if gcd(faults.len(), kinds) > 1 {
             Revocation::ALL[(round / faults.len()) % kinds]
         } else {
             Revocation::ALL[round % kinds]
@@ -329,7 +357,7 @@ async fn scenario(with_redis: bool, rounds: usize) -> Tally {
                 let _ = std::process::Command::new("kill").args(["-CONT", &pid]).status();
             })
         });
-        let (ms, unavailable) = revoke(&http, &nodes[revoker], kind, &c).await;
+        let (ms, unavailable) = revoke(&http, &nodes[revoker], kind, &c, &gtr).await;
         if let Some(task) = early {
             task.await.expect("continue");
         }
@@ -422,11 +450,12 @@ fn report(name: &str, t: &mut Tally) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_with_redis_refuse_every_revoked_credential_through_faults() {
-    let mut t = scenario(true, 48).await;
+    // 8 faults and 7 kinds of revocation: each kind meets each fault.
+    let mut t = scenario(true, 56).await;
     report("three nodes, PostgreSQL + Redis", &mut t);
     assert!(t.accepted.is_empty(), "revoked credentials accepted:\n{}", t.accepted.join("\n"));
     assert!(t.control_failures.is_empty(), "live credentials refused:\n{}", t.control_failures.join("\n"));
-    assert!(t.checks >= 48 * 6, "every round probed every node");
+    assert!(t.checks >= 56 * 6, "every round probed every node");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

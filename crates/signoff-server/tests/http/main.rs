@@ -12,6 +12,7 @@ mod email_flows;
 mod errors;
 mod everywhere;
 mod gateway;
+mod global_revocation;
 mod logout;
 mod machine;
 mod nodes;
