@@ -27,6 +27,9 @@ pub enum CoreError {
     /// The caller is known but may not do this (a registered client without the permission).
     #[error("not allowed")]
     Forbidden,
+    /// What was asked contradicts itself (a subject's aliases naming different users).
+    #[error("contradictory request")]
+    Conflict,
     /// Too many requests are waiting for scarce work (password hashing); retry after this.
     #[error("busy; retry after {0}")]
     Busy(Duration),

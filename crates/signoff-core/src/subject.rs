@@ -155,12 +155,17 @@ impl SubjectId {
     }
 
     /// The users this identifier can name here, in the order given: an e-mail address (also
-    /// from an `acct:` URI), or a user id (`opaque`, or `iss_sub` with signoff's own issuer).
-    /// Formats signoff keeps nothing of name nobody.
+    /// from an `acct:` URI; as accounts are looked up at sign-in, older addresses included), or
+    /// a user id (`opaque`, or `iss_sub` with signoff's own issuer). Formats signoff keeps
+    /// nothing of name nobody.
     pub fn users(&self, issuer: &str) -> Vec<UserRef> {
+        let address = |raw: &str| {
+            let key = email::account_key(raw);
+            email::is_address_key(&key).then_some(UserRef::Email(key)).into_iter().collect()
+        };
         match self {
-            Self::Email(address) => email::normalize(address).map(UserRef::Email).into_iter().collect(),
-            Self::Account(uri) => email::normalize(&uri["acct:".len()..]).map(UserRef::Email).into_iter().collect(),
+            Self::Email(raw) => address(raw),
+            Self::Account(uri) => address(&uri["acct:".len()..]),
             Self::IssSub { iss, sub } if iss.trim_end_matches('/') == issuer.trim_end_matches('/') => {
                 vec![UserRef::Id(sub.clone())]
             }

@@ -191,6 +191,9 @@ impl From<CoreError> for ApiError {
             CoreError::Unauthenticated => Self::Unauthenticated,
             CoreError::NotFound => Self::NotFound,
             CoreError::Forbidden => Self::Forbidden("access_denied", "this client may not do this".into()),
+            CoreError::Conflict => {
+                Self::BadRequest("invalid_request", "the subject's identifiers name different users".into())
+            }
             // A saturated store is load to shed, not a fault: 503 with Retry-After (the edge logs it).
             CoreError::Store(signoff_core::StoreError::Busy(_)) => Self::Busy { retry_after_secs: 1 },
             CoreError::Store(e) => Self::Internal(format!("store: {e}")),

@@ -100,8 +100,9 @@ impl Authority {
 
     /// Global Token Revocation, asked by a registered client allowed to: every session,
     /// refresh token, remember-me device and access token of the user `subject` names ends,
-    /// proven on every node before this returns. `NotFound` when it names nobody here;
-    /// `Forbidden` for a client not allowed to.
+    /// proven on every node before this returns. `NotFound` when it names nobody here,
+    /// `Conflict` when its aliases name different users, `Forbidden` for a client not allowed
+    /// to. Who is named is decided again inside the transaction that revokes.
     pub async fn global_token_revocation(
         &self,
         by: &RegisteredClient,
@@ -111,28 +112,50 @@ impl Authority {
         if !by.profile.global_token_revocation {
             return Err(CoreError::Forbidden);
         }
-        let mut user = None;
-        for named in subject.users(&self.tokens.policy.issuer) {
-            let found = match named {
-                UserRef::Email(address) => self.store.user_by_email(&address).await?,
-                UserRef::Id(id) => self.store.user_by_id(&UserId::from_string(id)).await?,
-            };
-            if let Some(found) = found {
-                user = Some(found.user.id);
-                break;
-            }
-        }
-        let user = user.ok_or(CoreError::NotFound)?;
+        let named = subject.users(&self.tokens.policy.issuer);
+        let user = self.named_user(&named).await?.ok_or(CoreError::NotFound)?;
         let mut batch = self.batch_for(&[&user]).await?;
+        // The user's lock is held from here: the address still names them (it did not move to
+        // another account meanwhile), else nothing is done.
+        let still = match batch.tx.user_by_id(&user).await? {
+            Some(now) => named.iter().any(|n| match n {
+                UserRef::Email(address) => &now.user.email == address,
+                UserRef::Id(id) => now.user.id.as_str() == id,
+            }),
+            None => false,
+        };
+        if !still {
+            return Err(CoreError::NotFound);
+        }
         self.apply(&mut batch, Trigger::GlobalTokenRevocation, &user, None, client).await?;
         let ended = batch.sessions_ended();
         batch
             .audit(
-                self.event(AuditKind::GlobalTokenRevocation, Actor::Client, client).user(&user).detail(by.id.as_str()),
+                self.event(AuditKind::GlobalTokenRevocation, Actor::Client, client)
+                    .user(&user)
+                    .detail(by.name.as_str()),
             )
             .await?;
         batch.commit().await?;
         Ok(ended)
+    }
+
+    /// The one user `named` names (several names may name them: aliases), `None` when none is
+    /// known here; `Conflict` when they name different users.
+    async fn named_user(&self, named: &[UserRef]) -> Result<Option<UserId>, CoreError> {
+        let mut found: Option<UserId> = None;
+        for n in named {
+            let user = match n {
+                UserRef::Email(address) => self.store.user_by_email(address).await?,
+                UserRef::Id(id) => self.store.user_by_id(&UserId::from_string(id.clone())).await?,
+            };
+            match (user, &found) {
+                (Some(u), Some(f)) if &u.user.id != f => return Err(CoreError::Conflict),
+                (Some(u), None) => found = Some(u.user.id),
+                _ => {}
+            }
+        }
+        Ok(found)
     }
 
     /// Carries out a trigger's [`Consequences`](crate::policy::Consequences) inside `batch`.

@@ -58,7 +58,8 @@ async fn discovery(State(state): State<AppState>) -> Response {
         "request_uri_parameter_supported": false,
         "claims_parameter_supported": false,
         "global_token_revocation_endpoint": format!("{origin}/global-token-revocation"),
-        "global_token_revocation_endpoint_auth_methods_supported": ["client_secret_basic", "bearer"],
+        // Basic; a client's own `client_credentials` token works too (the contract says so).
+        "global_token_revocation_endpoint_auth_methods_supported": ["client_secret_basic"],
     });
     let mut res = axum::Json(body).into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
