@@ -18,6 +18,7 @@
 //! - [`feed`]: the revocation feed in one home: its entries, how a process follows it, and the
 //!   window relying services read.
 //! - [`clients`]: registered clients (relying applications) and their secrets.
+//! - [`signals`]: Shared Signals (SSF) streams to registered clients.
 //! - [`subject`]: subject identifiers (RFC 9493) other systems name users by.
 //! - [`outbox`]: logout notifications to clients (back-channel logout, webhooks) and retries.
 //! - [`token`]: EdDSA access tokens (JWT) and the keyring.
@@ -47,6 +48,7 @@ pub mod remember;
 pub mod revocation;
 pub mod secret;
 pub mod session_cache;
+pub mod signals;
 pub mod store;
 pub mod subject;
 pub mod throttle;

@@ -144,6 +144,21 @@ impl SubjectId {
         }
     }
 
+    /// The keys a subject is remembered by (a stream's removed subjects): `format:value`, an
+    /// address as accounts are looked up (an `acct:` URI as its address), one per alias.
+    pub fn keys(&self) -> Vec<String> {
+        match self {
+            Self::Email(address) => vec![format!("email:{}", email::account_key(address))],
+            Self::Account(uri) => vec![format!("email:{}", email::account_key(&uri["acct:".len()..]))],
+            Self::IssSub { iss, sub } => vec![format!("iss_sub:{}|{sub}", iss.trim_end_matches('/'))],
+            Self::Opaque(id) => vec![format!("opaque:{id}")],
+            Self::PhoneNumber(n) => vec![format!("phone_number:{n}")],
+            Self::Did(url) => vec![format!("did:{url}")],
+            Self::Uri(uri) => vec![format!("uri:{uri}")],
+            Self::Aliases(list) => list.iter().flat_map(Self::keys).collect(),
+        }
+    }
+
     /// Whether its format can name a user here at all (signoff keeps no phone numbers, DIDs or
     /// other URIs of its users).
     pub fn resolvable(&self) -> bool {
@@ -242,6 +257,23 @@ mod tests {
                 json!({"format": "aliases", "identifiers": [{"format": "phone_number", "phone_number": "+1"}, {"format": "opaque", "id": "u2"}]})
             ),
             vec![UserRef::Id("u2".into())]
+        );
+    }
+
+    #[test]
+    fn a_subject_is_remembered_by_keys_an_address_as_accounts_are_looked_up() {
+        let keys = |v: Value| SubjectId::from_json(&v).expect("subject").keys();
+        assert_eq!(keys(json!({"format": "email", "email": " Ada@Example.COM"})), vec!["email:ada@example.com"]);
+        assert_eq!(keys(json!({"format": "account", "uri": "acct:ada@example.com"})), vec!["email:ada@example.com"]);
+        assert_eq!(
+            keys(json!({"format": "iss_sub", "iss": "https://i.example/", "sub": "u"})),
+            vec!["iss_sub:https://i.example|u"]
+        );
+        assert_eq!(
+            keys(
+                json!({"format": "aliases", "identifiers": [{"format": "opaque", "id": "u"}, {"format": "email", "email": "b@x.io"}]})
+            ),
+            vec!["opaque:u", "email:b@x.io"]
         );
     }
 }

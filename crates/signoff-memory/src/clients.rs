@@ -78,6 +78,7 @@ impl ClientTx for MemoryTx {
         self.state.deliveries.retain(|_, d| d.client_id != id);
         self.state.codes.retain(|_, k| k.client() != id);
         self.state.links.retain(|(_, client), _| client != id);
+        self.state.signal_streams.retain(|s| s.client_id != id);
         let Some(at) = self.state.clients.iter().position(|c| c.id == id) else { return Ok(None) };
         Ok(Some(self.state.clients.remove(at).secret_hash))
     }

@@ -32,6 +32,7 @@ mod keys;
 mod mail;
 mod outbox;
 mod sessions;
+mod signals;
 mod signins;
 mod tokens;
 mod users;
@@ -64,6 +65,8 @@ struct State {
     /// Authorization codes by hash.
     codes: BTreeMap<[u8; 32], signins::KeptCode>,
     links: signins::Links,
+    /// Shared Signals streams, as they were made.
+    signal_streams: Vec<signoff_core::signals::SignalStream>,
 }
 
 struct Shared {

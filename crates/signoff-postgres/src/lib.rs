@@ -193,6 +193,7 @@ mod keys;
 mod mail;
 mod outbox;
 mod sessions;
+mod signals;
 mod signins;
 mod tokens;
 mod users;

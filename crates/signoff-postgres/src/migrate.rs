@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("../migrations/0012_jws_keys.sql")),
     (13, include_str!("../migrations/0013_signins.sql")),
     (14, include_str!("../migrations/0014_authorization.sql")),
+    (15, include_str!("../migrations/0015_signal_streams.sql")),
 ];
 
 /// Any fixed number, the same for every node: the key of the migration lock.

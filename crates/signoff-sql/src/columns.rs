@@ -11,6 +11,7 @@ use signoff_core::feed::{FeedEntry, Revocation};
 use signoff_core::mail::{MailPurpose, MailToken};
 use signoff_core::outbox::{Delivery, DeliveryKind, DeliveryStatus};
 use signoff_core::secret::{SecretHash, SessionId, SigninId, UserId};
+use signoff_core::signals::{DeliveryMethod, SignalStream, StreamStatus};
 use signoff_core::store::{
     AuthorizationCode, CodeIssue, CodeUse, RefreshToken, RememberToken, Session, StoreError, User, UserCredentials,
 };
@@ -459,4 +460,63 @@ pub fn spent_code_from(r: &impl Columns) -> Result<CodeUse, StoreError> {
         _ => None,
     };
     Ok(CodeUse::Again { user_id: UserId::from_string(get(r, "user_id")?), issued })
+}
+
+/// The columns of a Shared Signals stream, in the order [`signal_stream_row`] gives its values.
+#[macro_export]
+macro_rules! signal_stream_columns {
+    () => {
+        "id, client_id, description, events_requested, delivery_method, endpoint_url, authorization_header, \
+         status, reason, excluded_subjects, created_at, updated_at"
+    };
+}
+
+/// A list kept as a JSON array of strings.
+fn string_list(r: &impl Columns, col: &str) -> Result<Vec<String>, StoreError> {
+    let text: String = get(r, col)?;
+    serde_json::from_str(&text).map_err(|_| backend(format!("{col} is not a JSON array of strings")))
+}
+
+fn list_json(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| unreachable!("a list of strings always serialises"))
+}
+
+pub fn signal_stream_from(r: &impl Columns) -> Result<SignalStream, StoreError> {
+    let method: String = get(r, "delivery_method")?;
+    let status: String = get(r, "status")?;
+    Ok(SignalStream {
+        id: get(r, "id")?,
+        client_id: get(r, "client_id")?,
+        description: get(r, "description")?,
+        events_requested: string_list(r, "events_requested")?,
+        method: DeliveryMethod::parse(&method).ok_or_else(|| backend(format!("unknown delivery method {method}")))?,
+        endpoint_url: get(r, "endpoint_url")?,
+        authorization_header: get(r, "authorization_header")?,
+        status: StreamStatus::parse(&status).ok_or_else(|| backend(format!("unknown stream status {status}")))?,
+        reason: get(r, "reason")?,
+        excluded_subjects: string_list(r, "excluded_subjects")?,
+        created_at: from_ms(get(r, "created_at")?)?,
+        updated_at: from_ms(get(r, "updated_at")?)?,
+    })
+}
+
+/// A stream's values that are not plain columns of it: its lists as JSON, its kinds as text.
+pub struct SignalStreamRow {
+    pub events_requested: String,
+    pub method: &'static str,
+    pub status: &'static str,
+    pub excluded_subjects: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub fn signal_stream_row(s: &SignalStream) -> SignalStreamRow {
+    SignalStreamRow {
+        events_requested: list_json(&s.events_requested),
+        method: s.method.as_str(),
+        status: s.status.as_str(),
+        excluded_subjects: list_json(&s.excluded_subjects),
+        created_at: ms(s.created_at),
+        updated_at: ms(s.updated_at),
+    }
 }

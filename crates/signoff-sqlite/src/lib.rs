@@ -172,6 +172,7 @@ mod keys;
 mod mail;
 mod outbox;
 mod sessions;
+mod signals;
 mod signins;
 mod tokens;
 mod users;

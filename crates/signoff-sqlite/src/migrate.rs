@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (13, include_str!("../migrations/0013_jws_keys.sql")),
     (14, include_str!("../migrations/0014_signins.sql")),
     (15, include_str!("../migrations/0015_authorization.sql")),
+    (16, include_str!("../migrations/0016_signal_streams.sql")),
 ];
 
 pub async fn run(pool: &SqlitePool) -> Result<(), StoreError> {

@@ -6,6 +6,7 @@ use signoff_core::clients::RegisteredClient;
 use signoff_core::feed::FeedEntry;
 use signoff_core::mail::MailToken;
 use signoff_core::outbox::Delivery;
+use signoff_core::signals::SignalStream;
 use signoff_core::store::{
     AuthorizationCode, CodeUse, RefreshToken, RememberToken, Session, StoreError, UserCredentials,
 };
@@ -67,6 +68,7 @@ read! {
     mail_token_from -> MailToken,
     code_from -> AuthorizationCode,
     spent_code_from -> CodeUse,
+    signal_stream_from -> SignalStream,
 }
 
 /// The clients of a [`signoff_sql::select_clients!`] read, a client's endpoint rows together.

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod mail;
 pub mod outbox;
 pub mod sessions;
+pub mod signals;
 pub mod signins;
 pub mod tokens;
 pub mod transactions;
@@ -62,6 +63,7 @@ macro_rules! store_conformance {
             mail::mail_tokens_are_used_once_before_they_expire,
             signins::codes_are_spent_once_and_sign_ins_link_their_apps,
             signins::expired_codes_are_pruned,
+            signals::a_clients_streams_are_kept_updated_by_compare_and_swap_and_go_with_it,
             transactions::an_uncommitted_transaction_leaves_nothing,
         );
     };

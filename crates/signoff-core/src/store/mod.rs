@@ -14,6 +14,7 @@ mod keys;
 mod mail;
 mod outbox;
 mod sessions;
+mod signals;
 mod signins;
 mod tokens;
 mod users;
@@ -25,6 +26,7 @@ pub use keys::{KeyStore, KeyTx};
 pub use mail::{MailStore, MailTx};
 pub use outbox::{OutboxStore, OutboxTx};
 pub use sessions::{Ended, RememberFilter, RememberToken, Session, SessionFilter, SessionStore, SessionTx};
+pub use signals::{SignalStore, SignalTx};
 pub use signins::{AuthorizationCode, CodeIssue, CodeUse, SigninStore, SigninTx};
 pub use tokens::{RefreshToken, TokenStore, TokenTx};
 pub use users::{User, UserCredentials, UserStore, UserTx};
@@ -58,6 +60,7 @@ pub trait Store:
     + OutboxStore
     + MailStore
     + SigninStore
+    + SignalStore
     + 'static
 {
     /// Cheap reachability check for readiness probes.
@@ -80,7 +83,7 @@ pub trait Store:
 /// implements them all, so every change a batch makes is in the one transaction.
 #[async_trait]
 pub trait Tx:
-    UserTx + SessionTx + TokenTx + KeyTx + AuditTx + FeedTx + ClientTx + OutboxTx + MailTx + SigninTx
+    UserTx + SessionTx + TokenTx + KeyTx + AuditTx + FeedTx + ClientTx + OutboxTx + MailTx + SigninTx + SignalTx
 {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

@@ -330,6 +330,20 @@ impl MailStore for DeniedWhileLoading {
     }
 }
 
+#[async_trait]
+impl signoff_core::store::SignalStore for DeniedWhileLoading {
+    async fn signal_streams(&self, client: &str) -> Result<Vec<signoff_core::signals::SignalStream>, StoreError> {
+        self.inner.signal_streams(client).await
+    }
+    async fn signal_stream(
+        &self,
+        client: &str,
+        id: &str,
+    ) -> Result<Option<signoff_core::signals::SignalStream>, StoreError> {
+        self.inner.signal_stream(client, id).await
+    }
+}
+
 #[tokio::test]
 async fn a_token_denied_while_a_process_starts_is_still_refused_by_it() {
     let a = TestServer::start().await;

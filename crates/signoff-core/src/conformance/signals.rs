@@ -1,0 +1,93 @@
+//! Shared Signals streams.
+
+use std::sync::Arc;
+use time::Duration;
+
+use crate::clients::NewClient;
+use crate::secret::random_id;
+use crate::signals::{DeliveryMethod, SignalStream, StreamStatus};
+use crate::store::Store;
+
+use super::{t0, tx};
+
+fn stream(client: &str, at: time::OffsetDateTime, method: DeliveryMethod) -> SignalStream {
+    SignalStream {
+        id: random_id(),
+        client_id: client.to_owned(),
+        description: Some("a receiver".into()),
+        events_requested: vec![
+            "https://schemas.openid.net/secevent/caep/event-type/session-revoked".into(),
+            "https://example.com/unknown".into(),
+        ],
+        method,
+        endpoint_url: (method == DeliveryMethod::Push).then(|| "https://receiver.example/events".into()),
+        authorization_header: (method == DeliveryMethod::Push).then(|| "Bearer receiver-secret".into()),
+        status: StreamStatus::Enabled,
+        reason: None,
+        excluded_subjects: vec!["email:gone@example.com".into()],
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// A client's streams are kept field for field and listed oldest first, never shown to another
+/// client; an update applies only over the version it was made from (compare-and-swap); a
+/// delete answers whether there was one; disabled streams are not live; and a client's streams
+/// go with it.
+pub async fn a_clients_streams_are_kept_updated_by_compare_and_swap_and_go_with_it(store: Arc<dyn Store>) {
+    let a = NewClient::generate("a".into(), Vec::new(), t0()).client;
+    let b = NewClient::generate("b".into(), Vec::new(), t0()).client;
+    let (push, poll) =
+        (stream(&a.id, t0(), DeliveryMethod::Push), stream(&a.id, t0() + Duration::seconds(1), DeliveryMethod::Poll));
+    let theirs = stream(&b.id, t0(), DeliveryMethod::Poll);
+    let mut t = tx(&store).await;
+    t.insert_client(&a).await.expect("insert");
+    t.insert_client(&b).await.expect("insert");
+    for s in [&poll, &push, &theirs] {
+        t.insert_signal_stream(s).await.expect("insert stream");
+    }
+    t.commit().await.expect("commit");
+    assert_eq!(store.signal_streams(&a.id).await.expect("list"), vec![push.clone(), poll.clone()], "oldest first");
+    assert_eq!(store.signal_stream(&a.id, &push.id).await.expect("read"), Some(push.clone()), "every field");
+    assert_eq!(store.signal_stream(&b.id, &push.id).await.expect("read"), None, "not another client's");
+
+    let paused = SignalStream {
+        status: StreamStatus::Paused,
+        reason: Some("maintenance".into()),
+        events_requested: Vec::new(),
+        excluded_subjects: Vec::new(),
+        description: None,
+        updated_at: t0() + Duration::seconds(5),
+        ..push.clone()
+    };
+    let stale =
+        SignalStream { status: StreamStatus::Disabled, updated_at: t0() + Duration::seconds(6), ..push.clone() };
+    let mut t = tx(&store).await;
+    assert!(t.update_signal_stream(&paused, push.updated_at).await.expect("update"));
+    assert!(!t.update_signal_stream(&stale, push.updated_at).await.expect("update"), "made from what is no more");
+    let foreign = SignalStream { client_id: b.id.clone(), ..paused.clone() };
+    assert!(!t.update_signal_stream(&foreign, paused.updated_at).await.expect("update"), "not another client's");
+    t.commit().await.expect("commit");
+    assert_eq!(store.signal_stream(&a.id, &push.id).await.expect("read"), Some(paused.clone()));
+
+    let disabled =
+        SignalStream { status: StreamStatus::Disabled, updated_at: t0() + Duration::seconds(7), ..poll.clone() };
+    let mut t = tx(&store).await;
+    assert!(t.update_signal_stream(&disabled, poll.updated_at).await.expect("update"));
+    let mut live: Vec<String> = t.live_signal_streams().await.expect("live").into_iter().map(|s| s.id).collect();
+    live.sort();
+    let mut expected = vec![push.id.clone(), theirs.id.clone()];
+    expected.sort();
+    assert_eq!(live, expected, "paused and enabled are live, disabled is not");
+    assert!(!t.delete_signal_stream(&b.id, &push.id).await.expect("delete"), "not another client's");
+    assert!(t.delete_signal_stream(&a.id, &push.id).await.expect("delete"));
+    assert!(!t.delete_signal_stream(&a.id, &push.id).await.expect("delete"), "gone is gone");
+    t.commit().await.expect("commit");
+    assert_eq!(store.signal_streams(&a.id).await.expect("list"), vec![disabled]);
+
+    let mut t = tx(&store).await;
+    t.delete_client(&a.id).await.expect("delete client");
+    t.commit().await.expect("commit");
+    assert!(store.signal_streams(&a.id).await.expect("list").is_empty(), "a client's streams go with it");
+    assert_eq!(store.signal_streams(&b.id).await.expect("list"), vec![theirs]);
+}
