@@ -46,9 +46,11 @@ class Conn:
     def __init__(self, port, timeout=None):
         self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
 
-    def req(self, method, path, body=None, cookie=None, csrf=None):
+    def req(self, method, path, body=None, cookie=None, csrf=None, authorization=None):
         """-> (status, Set-Cookie, body bytes)"""
         h = {"Accept": "application/json", "Origin": ORIGIN}
+        if authorization:
+            h["Authorization"] = authorization
         if body is not None:
             h["Content-Type"] = "application/json"
             body = json.dumps(body)

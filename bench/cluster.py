@@ -3,14 +3,17 @@
 PostgreSQL database, with Redis or without. Each round signs a user in, warms the session
 cookie on every node, then times `POST /auth/logout` (scope global) through one node and checks
 that every node refuses the cookie right after. Prints p50/p99/max per setting, plus the worst
-case with a node paused (SIGSTOP) for longer than its lease.
+case with a node paused (SIGSTOP) for longer than its lease. With `--via gtr` the revocation is
+a registered client's Global Token Revocation of the user (`POST /global-token-revocation`,
+HTTP Basic, the user by e-mail) instead.
 
-Usage: bench/cluster.py [ROUNDS] [--bin PATH] [--pause-rounds N]
+Usage: bench/cluster.py [ROUNDS] [--bin PATH] [--pause-rounds N] [--via logout|gtr]
 (needs PostgreSQL at $SIGNOFF_TEST_POSTGRES_URL, redis-server; without --bin it builds the
 release binary first). The server processes share core 1 and this client runs on core 0
 (taskset), as in bench/run.sh. A cookie accepted after its logout fails the run.
 """
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -28,9 +31,11 @@ _args = argparse.ArgumentParser()
 _args.add_argument("rounds", nargs="?", type=int, default=200)
 _args.add_argument("--bin")
 _args.add_argument("--pause-rounds", type=int, default=3)
+_args.add_argument("--via", choices=["logout", "gtr"], default="logout")
 ARGS = _args.parse_args()
 BIN = ARGS.bin or os.path.join(ROOT, "target/release/signoff")
 ROUNDS = ARGS.rounds
+ADMIN = "bench-admin-key-0123456789abcdef0123456789abcdef"
 
 
 def run(n_nodes, redis, pause_rounds=0):
@@ -49,7 +54,8 @@ def run(n_nodes, redis, pause_rounds=0):
         for i in range(n_nodes):
             port = free_port()
             env = dict(os.environ, SIGNOFF_LISTEN=f"127.0.0.1:{port}", SIGNOFF_PUBLIC_URL=ORIGIN,
-                       SIGNOFF_DATABASE_URL=db_url, SIGNOFF_LOG_LEVEL="warn", SIGNOFF_REGISTER_MAX_PER_IP="100000")
+                       SIGNOFF_DATABASE_URL=db_url, SIGNOFF_LOG_LEVEL="warn", SIGNOFF_REGISTER_MAX_PER_IP="100000",
+                       SIGNOFF_ADMIN_TOKEN=ADMIN)
             if redis:
                 env["SIGNOFF_REDIS_URL"] = f"redis://127.0.0.1:{rport}"
             log = open(os.path.join(tmp, f"node{i}.log"), "w")
@@ -66,6 +72,14 @@ def run(n_nodes, redis, pause_rounds=0):
         conns = [Conn(p) for p in ports]
         email = f"bench{time.time_ns()}@example.com"
         check(conns[0].req("POST", "/auth/register", {"email": email, "password": PASSWORD})[0] == 201, "register")
+        basic = None
+        if ARGS.via == "gtr":
+            st, _, body = conns[0].req("POST", "/admin/clients", {"name": "idp", "global_token_revocation": True},
+                                       authorization=f"Bearer {ADMIN}")
+            check(st == 201, body)
+            client = json.loads(body)
+            pair = f"{client['client_id']}:{client['client_secret']}".encode()
+            basic = "Basic " + base64.b64encode(pair).decode()
         lat, worst_pause, holes = [], [], 0
         for r in range(ROUNDS + pause_rounds):
             st, sc, body = conns[r % n_nodes].req("POST", "/auth/login", {"email": email, "password": PASSWORD})
@@ -80,9 +94,13 @@ def run(n_nodes, redis, pause_rounds=0):
                 paused = procs[len(procs) - n_nodes + (r + 2) % n_nodes]
                 paused.send_signal(signal.SIGSTOP)
             t = time.perf_counter()
-            st, _, body = revoker.req("POST", "/auth/logout", {"scope": "global"}, cookie=cookie, csrf=csrf)
+            if basic:
+                st, _, body = revoker.req("POST", "/global-token-revocation",
+                                          {"sub_id": {"format": "email", "email": email}}, authorization=basic)
+            else:
+                st, _, body = revoker.req("POST", "/auth/logout", {"scope": "global"}, cookie=cookie, csrf=csrf)
             ms = (time.perf_counter() - t) * 1000
-            check(st == 200, body)
+            check(st == (204 if basic else 200), body)
             if paused:
                 paused.send_signal(signal.SIGCONT)
                 worst_pause.append(ms)
@@ -120,7 +138,8 @@ if __name__ == "__main__":
     if not ARGS.bin:
         subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "signoff"], cwd=ROOT, check=True)
     os.sched_setaffinity(0, {0})
-    print(f"Global logout latency (ms), {ROUNDS} rounds each; cookie warmed on every node first.")
+    what = "Global Token Revocation" if ARGS.via == "gtr" else "Global logout"
+    print(f"{what} latency (ms), {ROUNDS} rounds each; cookie warmed on every node first.")
     print("| setting | n | p50 | p99 | max | worst with a node paused |")
     print("|---|---|---|---|---|---|")
     run(1, False)

@@ -19,7 +19,8 @@
 #      verifier library: verifications per second, and revocation propagation (revoke response
 #      to refusal, p50/p99) -- bench/node/verifier.mjs;
 #   4. logout latency (scope global) through one of 1, 2 and 3 nodes on PostgreSQL, with and
-#      without Redis (bench/cluster.py), and a global logout of a user with 1 to 100,000
+#      without Redis (bench/cluster.py), the same for a client's Global Token Revocation of the
+#      user (bench/cluster.py --via gtr), and a global logout of a user with 1 to 100,000
 #      sessions on SQLite and on PostgreSQL (bench/global_logout.py);
 #   5. memory per denied access token after 1,000,000 revocations (the denylist, in process:
 #      crates/signoff-core/examples/denylist_memory.rs);
@@ -226,9 +227,11 @@ echo "== 5. memory per denied token"
 denylist=$(taskset -c 1 "$TARGET/$PROFILE/examples/denylist_memory" "$DENIED")
 echo "$denylist"
 
-echo "== 4. logout latency across nodes; global logout by sessions"
+echo "== 4. logout and Global Token Revocation latency across nodes; global logout by sessions"
 cluster=$(python3 bench/cluster.py "$CLUSTER_ROUNDS" --bin "$SIGNOFF" --pause-rounds "$PAUSE_ROUNDS")
 echo "$cluster"
+gtr=$(python3 bench/cluster.py "$CLUSTER_ROUNDS" --bin "$SIGNOFF" --pause-rounds "$PAUSE_ROUNDS" --via gtr)
+echo "$gtr"
 global=$(python3 bench/global_logout.py "$SIGNOFF" "$SIZES")
 echo "$global"
 
@@ -272,6 +275,8 @@ for n, v in rows:
   echo "Denylist (scenario 5): $denylist"
   echo
   echo "$cluster"
+  echo
+  echo "$gtr"
   echo
   echo "$global"
 } | tee -a bench/RESULTS.md
