@@ -79,9 +79,11 @@ pub async fn serve(
             let _permit = permit;
             let _open = open;
             let in_flight = Arc::new(InFlight::default());
-            let io = TokioIo::new(Idle::new(stream, in_flight.clone(), keepalive_timeout));
+            let written = Arc::new(Written::default());
+            let io = TokioIo::new(Idle::new(stream, in_flight.clone(), written.clone(), keepalive_timeout));
             let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
+                req.extensions_mut().insert(written.clone());
                 let guard = InFlight::enter(&in_flight);
                 let mut app = app.clone();
                 async move {
@@ -188,20 +190,52 @@ impl http_body::Body for Tracked {
     }
 }
 
+/// How often a connection has written out everything it was handed: hyper flushes the socket
+/// only once its own buffer is empty, so each flush means all that came before it is in the
+/// kernel (a client that reads too slowly holds it back). Every request of the connection
+/// carries it, so a stream can tell when what it gave has left (see `routes/feed.rs`).
+#[derive(Debug, Default)]
+pub struct Written {
+    flushes: std::sync::atomic::AtomicU64,
+    flushed: tokio::sync::Notify,
+}
+
+impl Written {
+    fn flushed(&self) {
+        self.flushes.fetch_add(1, std::sync::atomic::Ordering::Release);
+        self.flushed.notify_waiters();
+    }
+
+    /// Waits, at most `limit`, for the connection's next flush; whether it came. Call it before
+    /// the connection gets its next turn (the awaiting task is the connection's own).
+    pub async fn next_flush(&self, limit: Duration) -> bool {
+        let before = self.flushes.load(std::sync::atomic::Ordering::Acquire);
+        let flushed = self.flushed.notified();
+        tokio::pin!(flushed);
+        flushed.as_mut().enable();
+        if self.flushes.load(std::sync::atomic::Ordering::Acquire) > before {
+            return true;
+        }
+        tokio::time::timeout(limit, flushed).await.is_ok()
+    }
+}
+
 /// A socket that fails its reads once the connection has been idle (no request in flight,
 /// nothing received) for `timeout`, which makes hyper close it.
 struct Idle {
     inner: TcpStream,
     in_flight: Arc<InFlight>,
+    written: Arc<Written>,
     timeout: Duration,
     last_read: Instant,
     timer: Pin<Box<Sleep>>,
 }
 
 impl Idle {
-    fn new(inner: TcpStream, in_flight: Arc<InFlight>, timeout: Duration) -> Self {
+    fn new(inner: TcpStream, in_flight: Arc<InFlight>, written: Arc<Written>, timeout: Duration) -> Self {
         let now = Instant::now();
-        Self { inner, in_flight, timeout, last_read: now, timer: Box::pin(tokio::time::sleep_until(now + timeout)) }
+        let timer = Box::pin(tokio::time::sleep_until(now + timeout));
+        Self { inner, in_flight, written, timeout, last_read: now, timer }
     }
 }
 
@@ -241,7 +275,11 @@ impl AsyncWrite for Idle {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let flushed = Pin::new(&mut self.inner).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = flushed {
+            self.written.flushed();
+        }
+        flushed
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

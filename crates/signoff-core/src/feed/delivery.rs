@@ -3,15 +3,12 @@
 //! that keeps up then holds it before the revoker can ask anything of the verifier's app.
 //!
 //! A stream marks a position sent when it has handed everything up to it to its connection and
-//! the connection has had its turn to write it out (it writes whenever the stream has nothing
-//! more to give). A stream is waited for only once it has sent its first page (a client that
-//! opens streams and never reads them holds nothing back). A wait is bounded: a stream that does
-//! not send in time is *lagging*, and no later wait waits for it until it has sent what it
-//! missed, so one slow client costs one bounded wait, not one per revocation.
-//!
-//! What this cannot see: a connection that takes events into its write buffer but cannot write
-//! them out (a client reading far too slowly) marks them sent. Its verifier is behind, whatever
-//! signoff waits for.
+//! the connection has then written all it holds to the socket (the HTTP edge tells it: see
+//! `listener::Written` in the server; a connection whose client reads too slowly does not, and
+//! its stream stays unmarked). A stream is waited for only once it has sent its first page (a
+//! client that opens streams and never reads them holds nothing back). A wait is bounded: a
+//! stream that does not send in time is *lagging*, and no later wait waits for it until it has
+//! sent what it missed, so one slow client costs one bounded wait, not one per revocation.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -9,7 +9,7 @@
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::listener::Written;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/revocations", get(poll)).route("/revocations/stream", get(stream_events))
@@ -139,7 +140,11 @@ async fn poll(
     Ok(axum::Json(page_json(&page)).into_response())
 }
 
-async fn stream_events(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+async fn stream_events(
+    State(state): State<AppState>,
+    written: Option<Extension<Arc<Written>>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     // Taken before the secret is checked: a rotation that lands after this ends the stream.
     let opened = state.authority().client_feed().head();
     let client = authenticate(&state, &headers).await?;
@@ -157,6 +162,7 @@ async fn stream_events(State(state): State<AppState>, headers: HeaderMap) -> Api
         // Below any position: the first page is marked sent (even an empty feed's 0).
         marked: -1,
         delivery,
+        written: written.map(|Extension(w)| w),
         opened,
         _slot: slot,
     };
@@ -196,6 +202,8 @@ struct Feeder {
     marked: i64,
     /// This stream's mark of what it has sent, which revocations wait for.
     delivery: Delivery,
+    /// Its connection's flushes (served by `listener::serve`; otherwise a turn is taken as one).
+    written: Option<Arc<Written>>,
     /// The feed's position when the stream's secret was checked.
     opened: i64,
     /// Held for as long as the stream is open.
@@ -210,11 +218,20 @@ impl Feeder {
         let changed = self.changed.get_or_insert_with(|| feed.subscribe());
         if feed.head() == self.at {
             if self.marked < self.at {
-                // What was handed over is written out by the connection once this stream has
-                // nothing more to give: one turn away, then it is sent.
-                tokio::task::yield_now().await;
-                self.delivery.sent(self.at);
-                self.marked = self.at;
+                // What was handed over is written out once this stream has nothing more to
+                // give, and is sent once the connection has flushed after that: a client that
+                // reads too slowly leaves it unmarked (and lagging, for revocations).
+                let sent = match &self.written {
+                    Some(written) => written.next_flush(HEARTBEAT).await,
+                    None => {
+                        tokio::task::yield_now().await;
+                        true
+                    }
+                };
+                if sent {
+                    self.delivery.sent(self.at);
+                    self.marked = self.at;
+                }
             }
             let shutdown = self.state.shutdown_signal();
             tokio::select! {
