@@ -5,7 +5,6 @@ use crate::{MemoryStore, MemoryTx};
 use async_trait::async_trait;
 use signoff_core::signals::{SignalStream, StreamStatus};
 use signoff_core::store::{SignalStore, SignalTx, StoreError};
-use time::OffsetDateTime;
 
 /// Oldest first (ties by id), as the SQL stores list them.
 fn oldest_first(mut streams: Vec<SignalStream>) -> Vec<SignalStream> {
@@ -36,17 +35,17 @@ impl SignalTx for MemoryTx {
         self.state.signal_streams.push(stream.clone());
         Ok(())
     }
-    async fn update_signal_stream(&mut self, stream: &SignalStream, seen: OffsetDateTime) -> Result<bool, StoreError> {
+    async fn update_signal_stream(&mut self, stream: &SignalStream) -> Result<bool, StoreError> {
         let Some(kept) = self
             .state
             .signal_streams
             .iter_mut()
-            .find(|s| s.id == stream.id && s.client_id == stream.client_id && s.updated_at == seen)
+            .find(|s| s.id == stream.id && s.client_id == stream.client_id && s.version == stream.version)
         else {
             return Ok(false);
         };
-        // Its id, client and creation are its own.
-        *kept = SignalStream { created_at: kept.created_at, ..stream.clone() };
+        // Its id, client and creation are its own; its version moves on.
+        *kept = SignalStream { created_at: kept.created_at, version: kept.version + 1, ..stream.clone() };
         Ok(true)
     }
     async fn delete_signal_stream(&mut self, client: &str, id: &str) -> Result<bool, StoreError> {

@@ -1,14 +1,13 @@
 //! Shared Signals streams on PostgreSQL: [`signoff_core::store::SignalStore`] and
 //! [`signoff_core::store::SignalTx`].
 
-use crate::rows::{db_err, ms, signal_stream_from};
+use crate::rows::{db_err, signal_stream_from};
 use crate::{PgStore, PgTx};
 use async_trait::async_trait;
 use signoff_core::signals::SignalStream;
 use signoff_core::store::{SignalStore, SignalTx, StoreError};
 use signoff_sql::columns::signal_stream_row;
 use signoff_sql::signal_stream_columns;
-use time::OffsetDateTime;
 
 #[async_trait]
 impl SignalStore for PgStore {
@@ -46,7 +45,7 @@ impl SignalTx for PgTx {
         sqlx::query(concat!(
             "INSERT INTO signal_streams (",
             signal_stream_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ))
         .bind(&s.id)
         .bind(&s.client_id)
@@ -60,17 +59,18 @@ impl SignalTx for PgTx {
         .bind(&row.excluded_subjects)
         .bind(row.created_at)
         .bind(row.updated_at)
+        .bind(s.version)
         .execute(self.conn())
         .await
         .map_err(db_err)?;
         Ok(())
     }
-    async fn update_signal_stream(&mut self, s: &SignalStream, seen: OffsetDateTime) -> Result<bool, StoreError> {
+    async fn update_signal_stream(&mut self, s: &SignalStream) -> Result<bool, StoreError> {
         let row = signal_stream_row(s);
         let done = sqlx::query(
             "UPDATE signal_streams SET description = $1, events_requested = $2, delivery_method = $3, \
              endpoint_url = $4, authorization_header = $5, status = $6, reason = $7, excluded_subjects = $8, \
-             updated_at = $9 WHERE id = $10 AND client_id = $11 AND updated_at = $12",
+             updated_at = $9, version = version + 1 WHERE id = $10 AND client_id = $11 AND version = $12",
         )
         .bind(s.description.as_deref())
         .bind(&row.events_requested)
@@ -83,7 +83,7 @@ impl SignalTx for PgTx {
         .bind(row.updated_at)
         .bind(&s.id)
         .bind(&s.client_id)
-        .bind(ms(seen))
+        .bind(s.version)
         .execute(self.conn())
         .await
         .map_err(db_err)?;
@@ -102,7 +102,7 @@ impl SignalTx for PgTx {
         let rows = sqlx::query(concat!(
             "SELECT ",
             signal_stream_columns!(),
-            " FROM signal_streams WHERE status <> 'disabled' ORDER BY created_at, id FOR SHARE"
+            " FROM signal_streams WHERE status <> 'disabled' ORDER BY created_at, id"
         ))
         .fetch_all(self.conn())
         .await

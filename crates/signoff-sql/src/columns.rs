@@ -467,7 +467,7 @@ pub fn spent_code_from(r: &impl Columns) -> Result<CodeUse, StoreError> {
 macro_rules! signal_stream_columns {
     () => {
         "id, client_id, description, events_requested, delivery_method, endpoint_url, authorization_header, \
-         status, reason, excluded_subjects, created_at, updated_at"
+         status, reason, excluded_subjects, created_at, updated_at, version"
     };
 }
 
@@ -497,6 +497,7 @@ pub fn signal_stream_from(r: &impl Columns) -> Result<SignalStream, StoreError> 
         excluded_subjects: string_list(r, "excluded_subjects")?,
         created_at: from_ms(get(r, "created_at")?)?,
         updated_at: from_ms(get(r, "updated_at")?)?,
+        version: get(r, "version")?,
     })
 }
 

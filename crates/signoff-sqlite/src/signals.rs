@@ -1,14 +1,13 @@
 //! Shared Signals streams on SQLite: [`signoff_core::store::SignalStore`] and
 //! [`signoff_core::store::SignalTx`].
 
-use crate::rows::{db_err, ms, signal_stream_from};
+use crate::rows::{db_err, signal_stream_from};
 use crate::{SqliteStore, SqliteTx};
 use async_trait::async_trait;
 use signoff_core::signals::SignalStream;
 use signoff_core::store::{SignalStore, SignalTx, StoreError};
 use signoff_sql::columns::signal_stream_row;
 use signoff_sql::signal_stream_columns;
-use time::OffsetDateTime;
 
 #[async_trait]
 impl SignalStore for SqliteStore {
@@ -46,7 +45,7 @@ impl SignalTx for SqliteTx {
         sqlx::query(concat!(
             "INSERT INTO signal_streams (",
             signal_stream_columns!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .bind(&s.id)
         .bind(&s.client_id)
@@ -60,17 +59,18 @@ impl SignalTx for SqliteTx {
         .bind(&row.excluded_subjects)
         .bind(row.created_at)
         .bind(row.updated_at)
+        .bind(s.version)
         .execute(self.conn())
         .await
         .map_err(db_err)?;
         Ok(())
     }
-    async fn update_signal_stream(&mut self, s: &SignalStream, seen: OffsetDateTime) -> Result<bool, StoreError> {
+    async fn update_signal_stream(&mut self, s: &SignalStream) -> Result<bool, StoreError> {
         let row = signal_stream_row(s);
         let done = sqlx::query(
             "UPDATE signal_streams SET description = ?, events_requested = ?, delivery_method = ?, \
              endpoint_url = ?, authorization_header = ?, status = ?, reason = ?, excluded_subjects = ?, \
-             updated_at = ? WHERE id = ? AND client_id = ? AND updated_at = ?",
+             updated_at = ?, version = version + 1 WHERE id = ? AND client_id = ? AND version = ?",
         )
         .bind(s.description.as_deref())
         .bind(&row.events_requested)
@@ -83,7 +83,7 @@ impl SignalTx for SqliteTx {
         .bind(row.updated_at)
         .bind(&s.id)
         .bind(&s.client_id)
-        .bind(ms(seen))
+        .bind(s.version)
         .execute(self.conn())
         .await
         .map_err(db_err)?;

@@ -27,13 +27,14 @@ fn stream(client: &str, at: time::OffsetDateTime, method: DeliveryMethod) -> Sig
         excluded_subjects: vec!["email:gone@example.com".into()],
         created_at: at,
         updated_at: at,
+        version: 0,
     }
 }
 
 /// A client's streams are kept field for field and listed oldest first, never shown to another
-/// client; an update applies only over the version it was made from (compare-and-swap); a
-/// delete answers whether there was one; disabled streams are not live; and a client's streams
-/// go with it.
+/// client; an update applies only over the version it was read at (compare-and-swap, whatever
+/// the clock says); a delete answers whether there was one; disabled streams are not live; and
+/// a client's streams go with it.
 pub async fn a_clients_streams_are_kept_updated_by_compare_and_swap_and_go_with_it(store: Arc<dyn Store>) {
     let a = NewClient::generate("a".into(), Vec::new(), t0()).client;
     let b = NewClient::generate("b".into(), Vec::new(), t0()).client;
@@ -60,20 +61,22 @@ pub async fn a_clients_streams_are_kept_updated_by_compare_and_swap_and_go_with_
         updated_at: t0() + Duration::seconds(5),
         ..push.clone()
     };
-    let stale =
-        SignalStream { status: StreamStatus::Disabled, updated_at: t0() + Duration::seconds(6), ..push.clone() };
+    // Two updates read at the same version, at the same instant: only the first applies.
+    let stale = SignalStream { status: StreamStatus::Disabled, ..paused.clone() };
     let mut t = tx(&store).await;
-    assert!(t.update_signal_stream(&paused, push.updated_at).await.expect("update"));
-    assert!(!t.update_signal_stream(&stale, push.updated_at).await.expect("update"), "made from what is no more");
-    let foreign = SignalStream { client_id: b.id.clone(), ..paused.clone() };
-    assert!(!t.update_signal_stream(&foreign, paused.updated_at).await.expect("update"), "not another client's");
+    assert!(t.update_signal_stream(&paused).await.expect("update"));
+    assert!(!t.update_signal_stream(&stale).await.expect("update"), "read at a version that is no more");
+    let foreign = SignalStream { client_id: b.id.clone(), version: 1, ..paused.clone() };
+    assert!(!t.update_signal_stream(&foreign).await.expect("update"), "not another client's");
     t.commit().await.expect("commit");
+    let paused = SignalStream { version: 1, ..paused };
     assert_eq!(store.signal_stream(&a.id, &push.id).await.expect("read"), Some(paused.clone()));
 
     let disabled =
         SignalStream { status: StreamStatus::Disabled, updated_at: t0() + Duration::seconds(7), ..poll.clone() };
     let mut t = tx(&store).await;
-    assert!(t.update_signal_stream(&disabled, poll.updated_at).await.expect("update"));
+    assert!(t.update_signal_stream(&disabled).await.expect("update"));
+    let disabled = SignalStream { version: 1, ..disabled };
     let mut live: Vec<String> = t.live_signal_streams().await.expect("live").into_iter().map(|s| s.id).collect();
     live.sort();
     let mut expected = vec![push.id.clone(), theirs.id.clone()];

@@ -4,11 +4,17 @@
 //!
 //! A stream marks a position sent when it has handed everything up to it to its connection and
 //! the connection has then written all it holds to the socket (the HTTP edge tells it: see
-//! `listener::Written` in the server; a connection whose client reads too slowly does not, and
-//! its stream stays unmarked). A stream is waited for only once it has sent its first page (a
-//! client that opens streams and never reads them holds nothing back). A wait is bounded: a
-//! stream that does not send in time is *lagging*, and no later wait waits for it until it has
-//! sent what it missed, so one slow client costs one bounded wait, not one per revocation.
+//! `listener::Written` in the server). A stream is waited for only once it has sent its first
+//! page (a client that opens streams and never reads them holds nothing back). A wait is
+//! bounded: a stream that does not send in time is *lagging*, and no later wait waits for it
+//! until it has sent what it missed, so one slow client costs one bounded wait, not one per
+//! revocation.
+//!
+//! What this cannot see: written to the socket is not read by the client. The kernel's buffers
+//! (its send buffer grows to megabytes) take what a slow client has not read, so only a client
+//! far behind leaves its stream unmarked, and a proxy in between reads everything at once.
+//! A verifier that keeps up reads what is written at once; one that does not is behind,
+//! whatever signoff waits for.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

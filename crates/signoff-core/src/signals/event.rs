@@ -1,9 +1,13 @@
 //! Security events as Security Event Tokens (RFC 8417) under Shared Signals 1.0: CAEP
-//! `session-revoked`, `credential-change` and `token-claims-change`, RISC `sessions-revoked`, and
-//! the framework's `verification` and `stream-updated`. One event per SET, its subject in the
-//! top-level `sub_id` (RFC 9493), as the CAEP interoperability profile asks.
+//! `session-revoked`, `credential-change` and `token-claims-change`, and the framework's
+//! `verification` and `stream-updated`. One event per SET, its subject in the top-level `sub_id`
+//! (RFC 9493), as the CAEP interoperability profile asks. RISC's `sessions-revoked` is not sent:
+//! RISC deprecates it for CAEP `session-revoked` about the user alone (every session).
 
 use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::signals::StreamStatus;
 
 /// CAEP 1.0: a session of the subject ended.
 pub const SESSION_REVOKED: &str = "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
@@ -11,8 +15,6 @@ pub const SESSION_REVOKED: &str = "https://schemas.openid.net/secevent/caep/even
 pub const CREDENTIAL_CHANGE: &str = "https://schemas.openid.net/secevent/caep/event-type/credential-change";
 /// CAEP 1.0: claims in tokens issued for the subject changed (signoff's: its e-mail address).
 pub const TOKEN_CLAIMS_CHANGE: &str = "https://schemas.openid.net/secevent/caep/event-type/token-claims-change";
-/// RISC 1.0: every session of the subject ended (log out everywhere).
-pub const SESSIONS_REVOKED: &str = "https://schemas.openid.net/secevent/risc/event-type/sessions-revoked";
 /// SSF 1.0 §8.1.4: the answer to a verification request.
 pub const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-type/verification";
 /// SSF 1.0 §8.1.5: the transmitter changed the stream's status.
@@ -20,7 +22,7 @@ pub const STREAM_UPDATED: &str = "https://schemas.openid.net/secevent/ssf/event-
 
 /// The events a receiver may ask for (`events_supported`); the framework's two are sent to every
 /// stream whatever it asked.
-pub const SUPPORTED: [&str; 4] = [SESSION_REVOKED, CREDENTIAL_CHANGE, TOKEN_CLAIMS_CHANGE, SESSIONS_REVOKED];
+pub const SUPPORTED: [&str; 3] = [SESSION_REVOKED, CREDENTIAL_CHANGE, TOKEN_CLAIMS_CHANGE];
 
 /// Who made the change happen (CAEP §3 `initiating_entity`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,21 +44,22 @@ impl Initiator {
     }
 }
 
-/// One security event about one subject.
+/// One security event about one subject. `reason` is said to administrators (`reason_admin`,
+/// which the interoperability profile wants non-empty: signoff always has one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecurityEvent {
-    /// A session of the user ended: the subject is the user, by address, with the session.
-    SessionRevoked { email: String, session_id: String, reason: String, by: Initiator, at: i64 },
-    /// Every session of the user ended at once.
-    SessionsRevoked { email: String, reason: String, by: Initiator, at: i64 },
+    /// A browser's sign-in of the user ended (`signin`: its id, the OpenID `sid`, which survives
+    /// the session's rotation): the subject is the user by address with the session; or, with
+    /// no `signin`, every session of the user did (log out everywhere): the user alone.
+    SessionRevoked { email: String, signin: Option<String>, reason: String, by: Initiator, at: OffsetDateTime },
     /// The user's password changed (or was set through a reset link).
-    PasswordChanged { email: String, reason: String, by: Initiator, at: i64 },
+    PasswordChanged { email: String, reason: String, by: Initiator, at: OffsetDateTime },
     /// The user's address changed: tokens now carry `email`; the subject is named by the old one.
-    EmailChanged { old_email: String, new_email: String, by: Initiator, at: i64 },
+    EmailChanged { old_email: String, new_email: String, by: Initiator, at: OffsetDateTime },
     /// The answer to a verification request of stream `stream_id` (`state` echoed).
     Verification { stream_id: String, state: Option<String> },
     /// Stream `stream_id`'s status changed.
-    StreamUpdated { stream_id: String, status: String, reason: Option<String> },
+    StreamUpdated { stream_id: String, status: StreamStatus, reason: Option<String> },
 }
 
 fn email_subject(email: &str) -> Value {
@@ -72,7 +75,6 @@ impl SecurityEvent {
     pub fn type_uri(&self) -> &'static str {
         match self {
             Self::SessionRevoked { .. } => SESSION_REVOKED,
-            Self::SessionsRevoked { .. } => SESSIONS_REVOKED,
             Self::PasswordChanged { .. } => CREDENTIAL_CHANGE,
             Self::EmailChanged { .. } => TOKEN_CLAIMS_CHANGE,
             Self::Verification { .. } => VERIFICATION,
@@ -88,12 +90,14 @@ impl SecurityEvent {
     /// The subject (`sub_id`).
     pub fn subject(&self) -> Value {
         match self {
-            Self::SessionRevoked { email, session_id, .. } => json!({
+            Self::SessionRevoked { email, signin: Some(signin), .. } => json!({
                 "format": "complex",
                 "user": email_subject(email),
-                "session": {"format": "opaque", "id": session_id},
+                "session": {"format": "opaque", "id": signin},
             }),
-            Self::SessionsRevoked { email, .. } | Self::PasswordChanged { email, .. } => email_subject(email),
+            Self::SessionRevoked { email, signin: None, .. } | Self::PasswordChanged { email, .. } => {
+                email_subject(email)
+            }
             Self::EmailChanged { old_email, .. } => email_subject(old_email),
             Self::Verification { stream_id, .. } | Self::StreamUpdated { stream_id, .. } => {
                 json!({"format": "opaque", "id": stream_id})
@@ -105,9 +109,7 @@ impl SecurityEvent {
     /// [`crate::subject::SubjectId::keys`]); `None` for the stream's own events.
     pub fn user_key(&self) -> Option<String> {
         match self {
-            Self::SessionRevoked { email, .. }
-            | Self::SessionsRevoked { email, .. }
-            | Self::PasswordChanged { email, .. } => Some(format!("email:{email}")),
+            Self::SessionRevoked { email, .. } | Self::PasswordChanged { email, .. } => Some(format!("email:{email}")),
             Self::EmailChanged { old_email, .. } => Some(format!("email:{old_email}")),
             Self::Verification { .. } | Self::StreamUpdated { .. } => None,
         }
@@ -116,21 +118,21 @@ impl SecurityEvent {
     /// The event's own members (the value under its type URI in `events`).
     pub fn payload(&self) -> Value {
         match self {
-            Self::SessionRevoked { reason, by, at, .. } | Self::SessionsRevoked { reason, by, at, .. } => json!({
-                "event_timestamp": at,
+            Self::SessionRevoked { reason, by, at, .. } => json!({
+                "event_timestamp": at.unix_timestamp(),
                 "initiating_entity": by.as_str(),
                 "reason_admin": in_english(reason),
             }),
             Self::PasswordChanged { reason, by, at, .. } => json!({
                 "credential_type": "password",
                 "change_type": "update",
-                "event_timestamp": at,
+                "event_timestamp": at.unix_timestamp(),
                 "initiating_entity": by.as_str(),
                 "reason_admin": in_english(reason),
             }),
             Self::EmailChanged { new_email, by, at, .. } => json!({
                 "claims": {"email": new_email},
-                "event_timestamp": at,
+                "event_timestamp": at.unix_timestamp(),
                 "initiating_entity": by.as_str(),
                 "reason_admin": in_english("the user's e-mail address changed"),
             }),
@@ -139,28 +141,25 @@ impl SecurityEvent {
                 None => json!({}),
             },
             Self::StreamUpdated { status, reason, .. } => match reason {
-                Some(reason) => json!({"status": status, "reason": reason}),
-                None => json!({"status": status}),
+                Some(reason) => json!({"status": status.as_str(), "reason": reason}),
+                None => json!({"status": status.as_str()}),
             },
         }
     }
 
-    /// The SET's claims: `iss`, `aud` (the receiver's client id), `iat`, `jti`, `sub_id`,
-    /// `events` with this one event, and `txn` when several SETs tell of one change. No `sub`
-    /// and no `exp` (SSF §4.1.9).
-    pub fn claims(&self, iss: &str, aud: &str, jti: &str, iat: i64, txn: Option<&str>) -> Value {
-        let mut claims = json!({
+    /// The SET's claims: `iss`, `aud` (the receiver's client id), `iat` (seconds), `jti`,
+    /// `sub_id`, `events` with this one event, and `txn`, shared by every SET that tells of the
+    /// same change (SSF §4.1.8). No `sub` and no `exp` (SSF §4.1.9).
+    pub fn claims(&self, iss: &str, aud: &str, jti: &str, iat: OffsetDateTime, txn: &str) -> Value {
+        json!({
             "iss": iss,
             "aud": aud,
-            "iat": iat,
+            "iat": iat.unix_timestamp(),
             "jti": jti,
+            "txn": txn,
             "sub_id": self.subject(),
             "events": {self.type_uri(): self.payload()},
-        });
-        if let (Some(txn), Some(map)) = (txn, claims.as_object_mut()) {
-            map.insert("txn".into(), json!(txn));
-        }
-        claims
+        })
     }
 }
 
@@ -170,14 +169,15 @@ mod tests {
 
     #[test]
     fn a_session_revoked_set_names_the_user_by_address_with_the_session_and_nothing_forbidden() {
+        let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("time");
         let e = SecurityEvent::SessionRevoked {
             email: "ada@example.com".into(),
-            session_id: "s1".into(),
+            signin: Some("s1".into()),
             reason: "logout".into(),
             by: Initiator::User,
-            at: 1_800_000_000,
+            at: at + time::Duration::milliseconds(700),
         };
-        let c = e.claims("https://auth.example", "client-1", "jti-1", 1_800_000_001, Some("txn-1"));
+        let c = e.claims("https://auth.example", "client-1", "jti-1", at + time::Duration::seconds(1), "txn-1");
         assert_eq!(c["iss"], "https://auth.example");
         assert_eq!(c["aud"], "client-1");
         assert_eq!(c["txn"], "txn-1");
@@ -188,14 +188,30 @@ mod tests {
         assert_eq!(events.len(), 1, "one event per SET");
         let payload = &events[SESSION_REVOKED];
         assert_eq!(payload["initiating_entity"], "user");
-        assert_eq!(payload["event_timestamp"], 1_800_000_000);
+        assert_eq!(payload["event_timestamp"], 1_800_000_000, "seconds");
+        assert_eq!(c["iat"], 1_800_000_001);
         assert_eq!(payload["reason_admin"]["en"], "logout", "the interoperability profile wants it non-empty");
         assert!(c.get("sub").is_none() && c.get("exp").is_none(), "SSF forbids sub and exp");
     }
 
     #[test]
+    fn everywhere_names_the_user_alone() {
+        let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("time");
+        let e = SecurityEvent::SessionRevoked {
+            email: "ada@example.com".into(),
+            signin: None,
+            reason: "logout everywhere".into(),
+            by: Initiator::User,
+            at,
+        };
+        assert_eq!(e.type_uri(), SESSION_REVOKED);
+        assert_eq!(e.subject(), json!({"format": "email", "email": "ada@example.com"}));
+        assert!(!SUPPORTED.iter().any(|t| t.contains("/risc/")), "RISC deprecates sessions-revoked");
+    }
+
+    #[test]
     fn each_change_has_its_event_type_and_members() {
-        let at = 1_800_000_000;
+        let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("time");
         let password = SecurityEvent::PasswordChanged {
             email: "a@x.io".into(),
             reason: "password_reset".into(),
@@ -214,6 +230,9 @@ mod tests {
         assert_eq!(email.type_uri(), TOKEN_CLAIMS_CHANGE);
         assert_eq!(email.subject(), json!({"format": "email", "email": "a@x.io"}), "named as the receiver knew them");
         assert_eq!(email.payload()["claims"], json!({"email": "b@x.io"}));
+        let updated =
+            SecurityEvent::StreamUpdated { stream_id: "st".into(), status: StreamStatus::Paused, reason: None };
+        assert_eq!(updated.payload(), json!({"status": "paused"}));
         let verify = SecurityEvent::Verification { stream_id: "st".into(), state: Some("abc".into()) };
         assert!(verify.always_sent());
         assert_eq!(verify.subject(), json!({"format": "opaque", "id": "st"}));

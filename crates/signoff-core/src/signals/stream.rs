@@ -96,6 +96,8 @@ pub struct SignalStream {
     pub excluded_subjects: Vec<String>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// Moved on by each update (which is made only over the version it was read at).
+    pub version: i64,
 }
 
 #[cfg(test)]

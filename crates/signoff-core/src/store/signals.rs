@@ -18,16 +18,13 @@ pub trait SignalStore: Send + Sync {
 #[async_trait]
 pub trait SignalTx: Send {
     async fn insert_signal_stream(&mut self, stream: &SignalStream) -> Result<(), StoreError>;
-    /// Writes a stream's configuration over the stored one of the same id and client, if its
-    /// `updated_at` is still `seen` (compare-and-swap: two receivers' updates never merge into
-    /// one neither sent); `false` otherwise, or when it is gone.
-    async fn update_signal_stream(
-        &mut self,
-        stream: &SignalStream,
-        seen: time::OffsetDateTime,
-    ) -> Result<bool, StoreError>;
+    /// Writes a stream's configuration over the stored one of the same id and client if the
+    /// stored one is still at `stream.version` (compare-and-swap: two updates made from one read
+    /// never both apply), moving its version on; `false` otherwise, or when it is gone.
+    async fn update_signal_stream(&mut self, stream: &SignalStream) -> Result<bool, StoreError>;
     /// Deletes a client's stream; `false` when there was none.
     async fn delete_signal_stream(&mut self, client: &str, id: &str) -> Result<bool, StoreError>;
-    /// Every stream not disabled (the receivers of what a batch ends), locked until commit.
+    /// Every stream not disabled (the receivers of what a batch ends), as the batch's
+    /// transaction sees them.
     async fn live_signal_streams(&mut self) -> Result<Vec<SignalStream>, StoreError>;
 }

@@ -222,7 +222,13 @@ impl Feeder {
                 // give, and is sent once the connection has flushed after that: a client that
                 // reads too slowly leaves it unmarked (and lagging, for revocations).
                 let sent = match &self.written {
-                    Some(written) => written.next_flush(HEARTBEAT).await,
+                    Some(written) => {
+                        let shutdown = self.state.shutdown_signal();
+                        tokio::select! {
+                            sent = written.next_flush(HEARTBEAT) => sent,
+                            () = shutdown => return None,
+                        }
+                    }
                     None => {
                         tokio::task::yield_now().await;
                         true
