@@ -17,7 +17,6 @@ use axum::routing::get;
 use futures_util::stream;
 use serde::Deserialize;
 use serde_json::json;
-use signoff_core::clients::RegisteredClient;
 use signoff_core::feed::delivery::Delivery;
 use signoff_core::feed::window::Page;
 use std::collections::HashMap;
@@ -28,6 +27,7 @@ use std::time::Duration;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::listener::Written;
+use crate::routes::client_auth;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/revocations", get(poll)).route("/revocations/stream", get(stream_events))
@@ -39,10 +39,6 @@ const MAX_WAIT_SECS: u64 = 30;
 /// second, so a verifier's staleness budget (3 s by default) spans a few beats, and a paused
 /// node's verifiers fail closed within seconds.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
-
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<RegisteredClient> {
-    crate::routes::client_auth::basic(state, headers).await
-}
 
 /// Open streams and waiting long-polls, per client and in all: each holds a connection.
 #[derive(Debug, Default)]
@@ -107,7 +103,7 @@ async fn poll(
 ) -> ApiResult<Response> {
     // Taken before the secret is checked: a rotation that lands after this ends the wait.
     let opened = state.authority().client_feed().head();
-    let client = authenticate(&state, &headers).await?;
+    let client = client_auth::basic(&state, &headers).await?;
     let Query(query) = query.map_err(|_| ApiError::bad_request("malformed query"))?;
     let after = position(query.after.as_deref(), "after")?;
     let wait = position(query.wait.as_deref(), "wait")?.unwrap_or(0).unsigned_abs().min(MAX_WAIT_SECS);
@@ -147,7 +143,7 @@ async fn stream_events(
 ) -> ApiResult<Response> {
     // Taken before the secret is checked: a rotation that lands after this ends the stream.
     let opened = state.authority().client_feed().head();
-    let client = authenticate(&state, &headers).await?;
+    let client = client_auth::basic(&state, &headers).await?;
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim);
     let last = position(last, "Last-Event-ID")?;
     let slot = take_slot(&state, &client.id)?;
