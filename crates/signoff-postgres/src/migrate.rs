@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (13, include_str!("../migrations/0013_signins.sql")),
     (14, include_str!("../migrations/0014_authorization.sql")),
     (15, include_str!("../migrations/0015_signal_streams.sql")),
+    (16, include_str!("../migrations/0016_signal_stream_version.sql")),
 ];
 
 /// Any fixed number, the same for every node: the key of the migration lock.

@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (14, include_str!("../migrations/0014_signins.sql")),
     (15, include_str!("../migrations/0015_authorization.sql")),
     (16, include_str!("../migrations/0016_signal_streams.sql")),
+    (17, include_str!("../migrations/0017_signal_stream_version.sql")),
 ];
 
 pub async fn run(pool: &SqlitePool) -> Result<(), StoreError> {

@@ -4,11 +4,11 @@
 //!
 //! A stream marks a position sent when it has handed everything up to it to its connection and
 //! the connection has then written all it holds to the socket (the HTTP edge tells it: see
-//! `listener::Written` in the server). A stream is waited for only once it has sent its first
-//! page (a client that opens streams and never reads them holds nothing back). A wait is
-//! bounded: a stream that does not send in time is *lagging*, and no later wait waits for it
-//! until it has sent what it missed, so one slow client costs one bounded wait, not one per
-//! revocation.
+//! `listener::Written` in the server). A stream is waited for from the moment it opens (one
+//! that reconnects while a revocation commits must hold it before the revoker is answered). A
+//! wait is bounded: a stream that does not send in time is *lagging*, and no later wait waits
+//! for it until it has sent what it missed, so one slow client (or one that opens a stream and
+//! never reads it) costs one bounded wait, not one per revocation.
 //!
 //! What this cannot see: written to the socket is not read by the client. The kernel's buffers
 //! (its send buffer grows to megabytes) take what a slow client has not read, so only a client
@@ -46,13 +46,11 @@ struct Mark {
     sent: i64,
     /// Missed a wait for this position: not waited for again until it has sent it.
     lagging: Option<i64>,
-    /// Has sent its first page: only then is it waited for.
-    started: bool,
 }
 
 impl Mark {
     fn holds_back(&self, seq: i64) -> bool {
-        self.started && self.sent < seq && self.lagging.is_none()
+        self.sent < seq && self.lagging.is_none()
     }
 }
 
@@ -70,12 +68,12 @@ impl Shared {
 }
 
 impl Deliveries {
-    /// A new stream's mark: nothing sent yet, and not waited for until its first page is sent.
+    /// A new stream's mark: nothing sent yet (not even its first page).
     pub fn open(&self) -> Delivery {
         let mut marks = self.shared.lock();
         let id = marks.next_id;
         marks.next_id += 1;
-        marks.streams.insert(id, Mark { sent: 0, lagging: None, started: false });
+        marks.streams.insert(id, Mark { sent: -1, lagging: None });
         Delivery { id, shared: self.shared.clone() }
     }
 
@@ -115,7 +113,6 @@ impl Delivery {
             let mut marks = self.shared.lock();
             let Some(mark) = marks.streams.get_mut(&self.id) else { return };
             mark.sent = mark.sent.max(seq);
-            mark.started = true;
             if mark.lagging.is_some_and(|missed| mark.sent >= missed) {
                 mark.lagging = None;
             }
@@ -181,12 +178,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_stream_that_has_not_sent_its_first_page_holds_nothing_back() {
+    async fn a_stream_never_read_costs_one_bounded_wait() {
         let deliveries = Deliveries::default();
         let _never_read = deliveries.open();
         let started = tokio::time::Instant::now();
-        assert_eq!(deliveries.sent_everywhere(7, LIMIT).await, 0);
-        assert!(started.elapsed() < LIMIT);
+        assert_eq!(deliveries.sent_everywhere(7, LIMIT).await, 1, "waited for from the start");
+        assert!(started.elapsed() >= LIMIT);
+        let started = tokio::time::Instant::now();
+        assert_eq!(deliveries.sent_everywhere(8, LIMIT).await, 0);
+        assert!(started.elapsed() < LIMIT, "lagging from then on");
     }
 
     #[tokio::test]

@@ -147,7 +147,8 @@ async fn stream_events(
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim);
     let last = position(last, "Last-Event-ID")?;
     let slot = take_slot(&state, &client.id)?;
-    // Marked before the first page is read: a revocation that lands meanwhile waits for it.
+    // Marked before the first page is read, and waited for from then on: a revocation that
+    // lands meanwhile is answered once this stream has sent it too.
     let delivery = state.authority().client_feed().deliveries().open();
     let first = state.authority().feed_page(last).await?;
     let feeder = Feeder {
@@ -213,6 +214,8 @@ impl Feeder {
         let feed = authority.client_feed();
         let changed = self.changed.get_or_insert_with(|| feed.subscribe());
         if feed.head() == self.at {
+            // One heartbeat's time in all, whatever part of it the flush takes.
+            let beat = tokio::time::Instant::now() + HEARTBEAT;
             if self.marked < self.at {
                 // What was handed over is written out once this stream has nothing more to
                 // give, and is sent once the connection has flushed after that: a client that
@@ -238,7 +241,7 @@ impl Feeder {
             let shutdown = self.state.shutdown_signal();
             tokio::select! {
                 r = changed.changed() => r.ok()?,
-                () = tokio::time::sleep(HEARTBEAT) => {}
+                () = tokio::time::sleep_until(beat) => {}
                 () = shutdown => return None,
             }
         }
