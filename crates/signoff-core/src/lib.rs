@@ -60,6 +60,7 @@ pub use authority::{
     AccessContext, Authority, CODE_LIFETIME, CodeRequest, Device, IdTokenHint, LoggedOut, LogoutRule, LogoutScope,
     OidcTokens, Presented, Resume, SessionContext, SessionPolicy, SignedIn, TokenPair, TokenPolicy, pkce_matches,
 };
+pub use authority::{LONG_POLL, MAX_POLLED, MAX_REMOVED_SUBJECTS, MAX_STREAMS_PER_CLIENT, Poll, Polled, StreamConfig};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::CoreError;
 pub use feed::{FeedEntry, Revocation};

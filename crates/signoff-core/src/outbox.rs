@@ -29,6 +29,9 @@ pub enum DeliveryKind {
     /// Mail to a user, for no client: [`Destination::Mail`], `event` the
     /// [`Letter`](crate::mail::Letter), the recipient inside the payload.
     Mail,
+    /// A Security Event Token for a Shared Signals stream ([`crate::signals`]): pushed to the
+    /// stream's endpoint (RFC 8935), or [`DeliveryStatus::Waiting`] to be polled (RFC 8936).
+    SecurityEvent,
 }
 
 impl DeliveryKind {
@@ -37,6 +40,7 @@ impl DeliveryKind {
             Self::BackchannelLogout => "backchannel_logout",
             Self::Webhook => "webhook",
             Self::Mail => "mail",
+            Self::SecurityEvent => "security_event",
         }
     }
 
@@ -45,6 +49,7 @@ impl DeliveryKind {
             "backchannel_logout" => Some(Self::BackchannelLogout),
             "webhook" => Some(Self::Webhook),
             "mail" => Some(Self::Mail),
+            "security_event" => Some(Self::SecurityEvent),
             _ => None,
         }
     }
@@ -58,6 +63,10 @@ pub enum DeliveryStatus {
     /// Not sent because it no longer applied (mail for an account that is gone or changed, or
     /// a reset asked for an address without one): neither a failure nor an alarm.
     Skipped,
+    /// A Security Event Token waiting for its receiver to poll for it (RFC 8936): never claimed
+    /// by the worker; delivered once acknowledged, failed when the receiver reports an error.
+    /// Kept a week like finished ones.
+    Waiting,
 }
 
 impl DeliveryStatus {
@@ -67,6 +76,7 @@ impl DeliveryStatus {
             Self::Delivered => "delivered",
             Self::Failed => "failed",
             Self::Skipped => "skipped",
+            Self::Waiting => "waiting",
         }
     }
 
@@ -76,6 +86,7 @@ impl DeliveryStatus {
             "delivered" => Some(Self::Delivered),
             "failed" => Some(Self::Failed),
             "skipped" => Some(Self::Skipped),
+            "waiting" => Some(Self::Waiting),
             _ => None,
         }
     }
@@ -298,7 +309,13 @@ pub enum Attempt {
     Abandoned,
     /// Not sent because it no longer applies (see [`DeliveryStatus::Skipped`]).
     Skipped,
+    /// Not sent now and not counted as an attempt: its stream is paused (events are held until
+    /// it is enabled again). Looked at again after [`HELD_RECHECK`].
+    Held,
 }
+
+/// How often a held delivery (its stream paused) is looked at again.
+pub const HELD_RECHECK: Duration = Duration::seconds(2);
 
 impl Attempt {
     /// Not made, or not answered, for a reason that may pass: try again later.

@@ -125,12 +125,48 @@ impl OutboxStore for MemoryStore {
         theirs.truncate(page.limit as usize);
         Ok(theirs)
     }
+    async fn waiting_deliveries(&self, url: &str, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+        let state = self.read();
+        let mut waiting: Vec<Delivery> = state
+            .deliveries
+            .values()
+            .filter(|d| d.status == DeliveryStatus::Waiting && d.url == url)
+            .cloned()
+            .collect();
+        waiting.sort_by(|a, b| (a.next_attempt_at, &a.id).cmp(&(b.next_attempt_at, &b.id)));
+        waiting.truncate(limit as usize);
+        Ok(waiting)
+    }
+    async fn settle_waiting(
+        &self,
+        url: &str,
+        ids: Option<&[String]>,
+        status: DeliveryStatus,
+        error: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        Ok(self
+            .write(|state| {
+                let mut settled = 0;
+                for d in state.deliveries.values_mut() {
+                    if d.status == DeliveryStatus::Waiting
+                        && d.url == url
+                        && ids.is_none_or(|ids| ids.iter().any(|id| id == &d.id))
+                    {
+                        d.status = status;
+                        d.last_error = error.map(str::to_owned);
+                        settled += 1;
+                    }
+                }
+                settled
+            })
+            .await)
+    }
     async fn retry_delivery(&self, client: &str, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
         let retried = self
             .write(|state| {
                 let failed = |d: &&mut Delivery| d.client_id == client && d.status == DeliveryStatus::Failed;
                 let Some(d) = state.deliveries.get_mut(id).filter(failed) else { return false };
-                d.status = DeliveryStatus::Pending;
+                d.status = if d.url.starts_with("poll:") { DeliveryStatus::Waiting } else { DeliveryStatus::Pending };
                 d.next_attempt_at = now;
                 d.created_at = now;
                 d.attempts = 0;

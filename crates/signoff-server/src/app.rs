@@ -125,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::clients::routes())
         .merge(routes::feed::routes())
         .merge(routes::global_revocation::routes())
+        .merge(routes::ssf::routes())
         .merge(routes::tokens::routes())
         .merge(routes::oidc::routes())
         .fallback(edge::not_found)

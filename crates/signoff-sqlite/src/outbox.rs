@@ -4,7 +4,7 @@ use crate::rows::{backend, db_err, delivery_from, ms};
 use crate::{ENQUEUE_CHUNK, SqliteStore, SqliteTx};
 use async_trait::async_trait;
 use signoff_core::clients::EndpointKind;
-use signoff_core::outbox::{Delivery, DeliveryPage};
+use signoff_core::outbox::{Delivery, DeliveryPage, DeliveryStatus};
 use signoff_core::store::StoreError;
 use signoff_core::store::{OutboxStore, OutboxTx};
 use time::OffsetDateTime;
@@ -122,9 +122,39 @@ impl OutboxStore for SqliteStore {
         .map_err(db_err)?;
         rows.iter().map(delivery_from).collect()
     }
+    async fn waiting_deliveries(&self, url: &str, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, client_id, kind, event, url, payload, status, attempts, last_status_code, last_error, next_attempt_at, \
+             created_at, claim_token FROM deliveries WHERE status = 'waiting' AND url = ?1 ORDER BY next_attempt_at, id LIMIT ?2",
+        )
+        .bind(url)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(delivery_from).collect()
+    }
+    async fn settle_waiting(
+        &self,
+        url: &str,
+        ids: Option<&[String]>,
+        status: DeliveryStatus,
+        error: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE deliveries SET status = ?1, last_error = ?2 WHERE status = 'waiting' AND url = ?3 AND (?4 OR id IN (SELECT value FROM json_each(?5)))")
+        .bind(status.as_str())
+        .bind(error)
+        .bind(url)
+        .bind(ids.is_none())
+        .bind(serde_json::to_string(ids.unwrap_or_default()).unwrap_or_default())
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
     async fn retry_delivery(&self, client: &str, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, created_at = ?, attempts = 0, claimed_until = NULL, claim_token = NULL \
+            "UPDATE deliveries SET status = CASE WHEN url LIKE 'poll:%' THEN 'waiting' ELSE 'pending' END, next_attempt_at = ?, created_at = ?, attempts = 0, claimed_until = NULL, claim_token = NULL \
              WHERE client_id = ? AND id = ? AND status = 'failed'",
         )
         .bind(ms(now))

@@ -1,11 +1,14 @@
 //! A batch: one store transaction with everything to announce once it commits.
 
 use super::Authority;
-use crate::audit::AuditEvent;
+use std::collections::HashMap;
+
+use crate::audit::{AuditEvent, AuditKind};
 use crate::error::CoreError;
 use crate::feed::{FeedEntry, Revocation};
 use crate::outbox::{self};
 use crate::secret::{SigninId, UserId};
+use crate::signals::{Change, Initiator, emit};
 use crate::store::{Ended, RememberFilter, SessionFilter, Store, Tx};
 
 /// What a batch is, which decides what its commit proves to the other nodes.
@@ -47,6 +50,9 @@ pub(super) struct Batch<'a> {
     /// session or series carries any more have ended, and each app they signed in to is told.
     pub(super) users: Vec<UserId>,
     pub(super) ended_any: bool,
+    /// What the Shared Signals streams are told (in the same transaction): every ended session
+    /// but an expired one, and the changes the batch's callers note.
+    pub(super) signals: Vec<Change>,
 }
 
 impl Batch<'_> {
@@ -95,6 +101,22 @@ impl Batch<'_> {
                 self.users.push(s.user_id.clone());
             }
         }
+        if event.kind != AuditKind::SessionExpired {
+            for s in &ended {
+                let seen = self.signals.iter().any(|c| {
+                    matches!(c, Change::SessionEnded { signin, user, .. } if signin == &s.signin && user == &s.user_id)
+                });
+                if !seen {
+                    self.signals.push(Change::SessionEnded {
+                        user: s.user_id.clone(),
+                        signin: s.signin.clone(),
+                        reason: reason.clone(),
+                        by: Initiator::of(event.actor),
+                        at: event.at,
+                    });
+                }
+            }
+        }
         self.ended.extend(ended.iter().map(|s| {
             FeedEntry::Session(Revocation {
                 session_id: s.id.clone(),
@@ -104,6 +126,31 @@ impl Batch<'_> {
             })
         }));
         Ok(ended.len() as u64)
+    }
+
+    /// The Security Event Tokens this batch's [`signals`](Self::signals) make for the live
+    /// streams, as this transaction sees them; each user named by the address receivers knew
+    /// (before an address change the batch made).
+    async fn security_events(&mut self) -> Result<Vec<outbox::Delivery>, CoreError> {
+        let streams = self.tx.live_signal_streams().await?;
+        if streams.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut emails: HashMap<UserId, String> = HashMap::new();
+        for c in &self.signals {
+            if let Change::EmailChanged { user, old_email, .. } = c {
+                emails.insert(user.clone(), old_email.clone());
+            }
+        }
+        for c in &self.signals {
+            if !emails.contains_key(c.user())
+                && let Some(now) = self.tx.user_by_id(c.user()).await?
+            {
+                emails.insert(now.user.id, now.user.email);
+            }
+        }
+        let issuer = &self.authority.tokens.policy.issuer;
+        Ok(emit::deliveries(&self.signals, &emails, &streams, issuer, self.authority.now()))
     }
 
     /// How many sessions this batch has ended so far.
@@ -171,12 +218,24 @@ impl Batch<'_> {
             self.tx.enqueue_deliveries(&self.letters).await?;
             notified = true;
         }
+        let mut polled = false;
+        if !self.signals.is_empty() {
+            let sets = self.security_events().await?;
+            if !sets.is_empty() {
+                self.tx.enqueue_deliveries(&sets).await?;
+                notified |= sets.iter().any(|d| d.status == outbox::DeliveryStatus::Pending);
+                polled = sets.iter().any(|d| d.status == outbox::DeliveryStatus::Waiting);
+            }
+        }
         let seq = if feed.is_empty() { 0 } else { self.tx.record_revocations(&feed, self.authority.now()).await? };
         self.tx.commit().await?;
         // A read of the feed that began before this instant may have missed the commit.
         let committed_at = std::time::Instant::now();
         if notified {
             self.authority.outbox_ready.notify_one();
+        }
+        if polled {
+            self.authority.signals_ready.notify_waiters();
         }
         if seq > 0 {
             // Relying services' feed streams hear of it before the revoker is answered (one read
@@ -286,6 +345,7 @@ impl Authority {
             letters: Vec::new(),
             users: Vec::new(),
             ended_any: false,
+            signals: Vec::new(),
         })
     }
 }

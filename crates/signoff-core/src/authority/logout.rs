@@ -9,6 +9,7 @@ use crate::error::CoreError;
 use crate::policy::LogoutScope;
 use crate::remember::RememberSecret;
 use crate::secret::{self, SessionId, SigninId, UserId};
+use crate::signals::{Change, Initiator};
 use crate::store::{Session, SessionFilter};
 
 /// What a logout did.
@@ -133,6 +134,17 @@ impl Authority {
                 self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason("logout");
             for session in &current {
                 ended += batch.end(SessionFilter::One { user: &session.user_id, id: &session.id }, &event).await?;
+            }
+        }
+        if rule.ends_others && rule.ends_this {
+            // Log out everywhere: streams hear of each session, and of the user as a whole.
+            for user in &users {
+                batch.signals.push(Change::AllSessionsEnded {
+                    user: (*user).clone(),
+                    reason: "logout_everywhere".into(),
+                    by: Initiator::User,
+                    at: self.now(),
+                });
             }
         }
         if rule.bump_token_version {

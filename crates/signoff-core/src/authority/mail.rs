@@ -19,6 +19,7 @@ use crate::outbox::Delivery;
 use crate::password;
 use crate::policy::Trigger;
 use crate::secret::{self, SecretHash, UserId};
+use crate::signals::{Change, Initiator};
 use crate::store::{StoreError, User, UserCredentials};
 use crate::throttle::{address_key, take_all};
 
@@ -268,6 +269,13 @@ impl Authority {
         {
             keep = Some(ctx);
         }
+        batch.signals.push(Change::EmailChanged {
+            user: user.clone(),
+            old_email: account.user.email.clone(),
+            new_email: new_email.clone(),
+            by: Initiator::User,
+            at: self.now(),
+        });
         let rotated = self.apply(&mut batch, Trigger::EmailChanged, user, keep, client).await?;
         let event = self.event(AuditKind::EmailChanged, Actor::User, client);
         batch
@@ -304,6 +312,12 @@ impl Authority {
         let account = self.consume_link(&mut batch, &token).await?;
         let user = &account.user.id;
         batch.tx.set_password(user, &hash).await?;
+        batch.signals.push(Change::PasswordChanged {
+            user: user.clone(),
+            reason: Trigger::PasswordReset.reason().into(),
+            by: Initiator::User,
+            at: self.now(),
+        });
         let before = batch.sessions_ended();
         self.apply(&mut batch, Trigger::PasswordReset, user, None, client).await?;
         let ended = batch.sessions_ended() - before;

@@ -23,6 +23,7 @@ mod maintenance;
 mod notify;
 mod provider;
 mod reading;
+mod signals;
 mod signin;
 mod sync;
 mod tokens;
@@ -48,6 +49,7 @@ pub use machine::{MachineContext, MachineToken, is_machine};
 pub use mail::{EmailConfirmed, PendingEmail};
 pub use provider::{CODE_LIFETIME, CodeRequest, IdTokenHint, OidcTokens, pkce_matches};
 pub use reading::Device;
+pub use signals::{LONG_POLL, MAX_POLLED, MAX_REMOVED_SUBJECTS, MAX_STREAMS_PER_CLIENT, Poll, Polled, StreamConfig};
 pub use signin::{Resume, SignedIn};
 pub use tokens::{AccessContext, Presented, TokenPair, TokenPolicy, TokenState};
 
@@ -99,6 +101,8 @@ pub struct Authority {
     feed_health: FeedHealth,
     /// Woken when deliveries were enqueued, so the outbox worker sends them at once.
     outbox_ready: tokio::sync::Notify,
+    /// Woken when security events were written for poll streams (their long polls look again).
+    signals_ready: tokio::sync::Notify,
     /// Told how long each read of the revocation feed took (the server's metrics).
     on_feed_read: Option<FeedReadTimer>,
     /// How long a mailed link works.
@@ -149,6 +153,7 @@ impl Authority {
             client_feed: ClientFeed::new(token_policy_ttl + FEED_CLOCK_MARGIN),
             feed_health: FeedHealth::new(),
             outbox_ready: tokio::sync::Notify::new(),
+            signals_ready: tokio::sync::Notify::new(),
             on_feed_read: None,
             mail_link_ttl: Duration::hours(1),
         };

@@ -7,7 +7,9 @@ use time::{Duration, OffsetDateTime};
 use super::Authority;
 use crate::clients::{MAX_CLIENT_ID_LEN, RegisteredClient, webhook_secret};
 use crate::error::CoreError;
-use crate::outbox::{Attempt, Delivery, DeliveryPage, DeliveryStatus, Destination, GIVE_UP_AFTER, retry_delay};
+use crate::outbox::{
+    Attempt, Delivery, DeliveryPage, DeliveryStatus, Destination, GIVE_UP_AFTER, HELD_RECHECK, retry_delay,
+};
 
 /// A `Retry-After` longer than this is taken as this.
 const MAX_RETRY_AFTER: Duration = Duration::hours(6);
@@ -105,8 +107,17 @@ impl Authority {
     /// delays, `Retry-After` honoured, given up a day and more after it was created).
     pub async fn finish_delivery(&self, mut d: Delivery, attempt: Attempt) -> Result<(), CoreError> {
         let now = self.now();
-        d.attempts += 1;
+        if attempt != Attempt::Held {
+            d.attempts += 1;
+        }
         match attempt {
+            Attempt::Held => {
+                d.next_attempt_at = (now + HELD_RECHECK).min(d.created_at + GIVE_UP_AFTER);
+                if now >= d.created_at + GIVE_UP_AFTER {
+                    d.status = DeliveryStatus::Failed;
+                    d.last_error = Some("held past the outbox's retry limit: the stream stayed paused".into());
+                }
+            }
             Attempt::Delivered(status) => {
                 d.status = DeliveryStatus::Delivered;
                 d.last_status_code = Some(i64::from(status));

@@ -12,6 +12,7 @@ use crate::password;
 use crate::policy::Ends;
 use crate::policy::Trigger;
 use crate::secret::{self, SessionId, SessionSecret, UserId};
+use crate::signals::{Change, Initiator};
 use crate::store::{RememberFilter, SessionFilter, User, UserCredentials};
 use crate::subject::{SubjectId, UserRef};
 
@@ -61,6 +62,12 @@ impl Authority {
         let mut batch = self.batch_for(&[&ctx.user.id]).await?;
         Self::still_current(&mut batch, ctx, &verified).await?;
         batch.tx.set_password(&ctx.user.id, &hash).await?;
+        batch.signals.push(Change::PasswordChanged {
+            user: ctx.user.id.clone(),
+            reason: Trigger::PasswordChanged.reason().into(),
+            by: Initiator::User,
+            at: self.now(),
+        });
         let rotated = self.apply(&mut batch, Trigger::PasswordChanged, &ctx.user.id, Some(ctx), client).await?;
         batch.audit(self.event(AuditKind::PasswordChanged, Actor::User, client).about(&ctx.session)).await?;
         batch.commit().await?;
@@ -175,6 +182,14 @@ impl Authority {
         };
         let event = self.event(AuditKind::SessionRevoked, trigger.actor(), client).reason(trigger.reason());
         batch.end(SessionFilter::AllOf { user, keep: keep.unwrap_or_default(), keep_series: None }, &event).await?;
+        if keep.is_none() {
+            batch.signals.push(Change::AllSessionsEnded {
+                user: user.clone(),
+                reason: trigger.reason().into(),
+                by: Initiator::of(trigger.actor()),
+                at: event.at,
+            });
+        }
         batch.quiet |= !c.notify;
         if c.revoke_all_tokens {
             // The kept session outlives every series, its own included: unbind it first.

@@ -59,6 +59,7 @@ macro_rules! store_conformance {
             outbox::webhook_secrets_rotate_with_an_overlap_and_a_gone_callback_is_dropped,
             outbox::hundreds_of_deliveries_are_written_in_one_transaction,
             outbox::claims_are_fair_across_endpoints_and_released_only_under_their_claim,
+            outbox::waiting_deliveries_are_never_claimed_and_settle_once,
             audit::audit_events_in_one_statement_keep_order_and_fields,
             mail::mail_tokens_are_used_once_before_they_expire,
             signins::codes_are_spent_once_and_sign_ins_link_their_apps,

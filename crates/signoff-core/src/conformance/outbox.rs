@@ -237,3 +237,51 @@ pub async fn claims_are_fair_across_endpoints_and_released_only_under_their_clai
     assert_eq!(ids, expected, "released ones are claimed again");
     assert!(again.iter().all(|d| !fair[2..].iter().any(|f| f.id == d.id)), "the others stay claimed");
 }
+
+/// A poll stream's SETs wait: never claimed by the worker, read oldest first at their URL only,
+/// settled once (an acknowledged one is not read again), and a failed one retried waits again.
+pub async fn waiting_deliveries_are_never_claimed_and_settle_once(store: Arc<dyn Store>) {
+    let (c, _) = clients(&store).await;
+    let at = |i: i64| t0() + Duration::milliseconds(i);
+    let waiting = |url: &str, i: i64| {
+        let to = crate::outbox::Destination::Client { client_id: c.id.clone(), url: url.to_owned() };
+        let mut d = Delivery::pending(to, crate::outbox::DeliveryKind::SecurityEvent, "e", "{}".into(), at(i));
+        d.status = DeliveryStatus::Waiting;
+        d
+    };
+    let mine: Vec<Delivery> = (0..4).map(|i| waiting("poll:mine", 3 - i)).collect();
+    enqueue(&store, &mine).await;
+    enqueue(&store, &[waiting("poll:other", 0)]).await;
+    let claimed = store.claim_deliveries(at(10), at(70), 100, 100, &[]).await.expect("claim");
+    assert!(claimed.is_empty(), "the worker never claims what waits to be polled: {claimed:?}");
+    let read = store.waiting_deliveries("poll:mine", 3).await.expect("read");
+    let ids: Vec<&str> = read.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, [&mine[3].id, &mine[2].id, &mine[1].id], "oldest first, at most the limit, this URL only");
+    let acked = [mine[3].id.clone(), mine[2].id.clone(), "msg_unknown".into()];
+    let settled = store.settle_waiting("poll:mine", Some(&acked), DeliveryStatus::Delivered, None).await.expect("ack");
+    assert_eq!(settled, 2);
+    assert_eq!(
+        store.settle_waiting("poll:mine", Some(&acked), DeliveryStatus::Delivered, None).await.expect("again"),
+        0
+    );
+    // Another stream's URL settles nothing of this one.
+    let other = [mine[1].id.clone()];
+    assert_eq!(store.settle_waiting("poll:other", Some(&other), DeliveryStatus::Failed, None).await.expect("x"), 0);
+    let failed = store.settle_waiting("poll:mine", Some(&other), DeliveryStatus::Failed, Some("invalid_key: no")).await;
+    assert_eq!(failed.expect("err"), 1);
+    let left: Vec<String> =
+        store.waiting_deliveries("poll:mine", 10).await.expect("read").into_iter().map(|d| d.id).collect();
+    assert_eq!(left, [mine[0].id.clone()]);
+    assert!(store.retry_delivery(&c.id, &mine[1].id, at(20)).await.expect("retry"));
+    let again = store.waiting_deliveries("poll:mine", 10).await.expect("read");
+    assert_eq!(again.len(), 2, "a retried poll SET waits again");
+    assert!(store.claim_deliveries(at(30), at(90), 100, 100, &[]).await.expect("claim").is_empty());
+    // All of a stream's at once (deleted or disabled): dropped.
+    let dropped = store.settle_waiting("poll:mine", None, DeliveryStatus::Skipped, Some("stream deleted")).await;
+    assert_eq!(dropped.expect("drop"), 2);
+    assert_eq!(
+        store.waiting_deliveries("poll:other", 10).await.expect("read").len(),
+        1,
+        "the other stream keeps its own"
+    );
+}

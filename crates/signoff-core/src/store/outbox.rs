@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::StoreError;
-use crate::outbox::{Delivery, DeliveryPage};
+use crate::outbox::{Delivery, DeliveryPage, DeliveryStatus};
 
 /// Outbox reads, outside any transaction (part of [`Store`](super::Store)).
 #[async_trait]
@@ -36,12 +36,25 @@ pub trait OutboxStore: Send + Sync {
     async fn pending_among(&self, ids: &[String]) -> Result<u64, StoreError>;
     /// A page of a client's deliveries, newest first.
     async fn client_deliveries(&self, client: &str, page: &DeliveryPage) -> Result<Vec<Delivery>, StoreError>;
-    /// Makes a failed delivery of `client` pending again, due at `now`; `false` when there is no
-    /// such failed delivery.
+    /// Makes a failed delivery of `client` pending again (waiting again, for a poll stream's),
+    /// due at `now`; `false` when there is no such failed delivery.
     async fn retry_delivery(&self, client: &str, id: &str, now: OffsetDateTime) -> Result<bool, StoreError>;
     /// A URL answered `410 Gone`: the client's callbacks at it are removed and its pending
     /// deliveries to it fail.
     async fn drop_callback(&self, client: &str, url: &str) -> Result<(), StoreError>;
+    /// Up to `limit` deliveries [`Waiting`](crate::outbox::DeliveryStatus::Waiting) at `url` (a
+    /// poll stream's), oldest first.
+    async fn waiting_deliveries(&self, url: &str, limit: u32) -> Result<Vec<Delivery>, StoreError>;
+    /// Settles deliveries waiting at `url`: those of `ids` (all of them with `None`) take
+    /// `status`, with `error` as their last error. Returns how many did (others were settled
+    /// already, or are not there).
+    async fn settle_waiting(
+        &self,
+        url: &str,
+        ids: Option<&[String]>,
+        status: DeliveryStatus,
+        error: Option<&str>,
+    ) -> Result<u64, StoreError>;
     /// Logout notifications (deliveries to registered clients, not mail to users: only mail to
     /// an address with an account could be pending or failed) pending and failed, for metrics.
     async fn delivery_counts(&self) -> Result<(i64, i64), StoreError>;

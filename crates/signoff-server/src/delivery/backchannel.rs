@@ -12,7 +12,7 @@ pub(super) struct BackchannelLogout;
 impl Channel for BackchannelLogout {
     const REFUSED: &'static str = "the back-channel logout receiver refused the logout token";
 
-    fn url<'a>(&self, client: &'a RegisteredClient) -> Option<&'a str> {
+    fn url<'a>(&'a self, client: &'a RegisteredClient) -> Option<&'a str> {
         client.endpoint(EndpointKind::BackchannelLogout)
     }
 

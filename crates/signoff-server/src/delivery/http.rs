@@ -16,7 +16,7 @@ pub(super) trait Channel {
     const REFUSED: &'static str;
     /// The URL the client has now for this channel (a delivery to any other is abandoned: the
     /// URL was dropped after a `410`, or changed, since it was written).
-    fn url<'a>(&self, client: &'a RegisteredClient) -> Option<&'a str>;
+    fn url<'a>(&'a self, client: &'a RegisteredClient) -> Option<&'a str>;
     /// The request to send, or the outcome without sending.
     fn request(
         &self,
@@ -132,7 +132,13 @@ fn reason_in(body: &[u8]) -> Option<String> {
         .ok()
         .and_then(|v| {
             let field = |name: &str| v.get(name).and_then(|x| x.as_str()).map(str::to_owned);
-            field("error_description").or_else(|| field("message")).or_else(|| field("error"))
+            // OAuth's form (OIDC Back-Channel Logout 2.8), then RFC 8935 §2.3's.
+            field("error_description").or_else(|| field("message")).or_else(|| field("error")).or_else(|| {
+                match (field("err"), field("description")) {
+                    (Some(err), Some(description)) => Some(format!("{err}: {description}")),
+                    (err, description) => err.or(description),
+                }
+            })
         })
         .unwrap_or_else(|| text.into_owned());
     // Printable text only (no control, direction or zero-width characters), and nothing shaped
@@ -178,6 +184,11 @@ mod tests {
             Some("wrong iss")
         );
         assert_eq!(said(r#"{"error":"invalid_request"}"#).as_deref(), Some("invalid_request"));
+        assert_eq!(
+            said(r#"{"err":"invalid_audience","description":"not us"}"#).as_deref(),
+            Some("invalid_audience: not us"),
+            "RFC 8935's error body"
+        );
         assert_eq!(said("Bad\r\nRequest\u{202e}txt.exe\u{200b}").as_deref(), Some("Bad Request txt.exe"));
         assert_eq!(said("token eyJhbGciOi.x.y refused").as_deref(), Some("token [redacted] refused"));
         assert_eq!(said(&"x".repeat(500)).map(|s| s.chars().count()), Some(200));

@@ -2,7 +2,8 @@
 //! to registered clients, and mail to users (`letters`), away from every request.
 //!
 //! One module per channel behind one dispatch ([`attempt`]): `webhook.rs` (Standard
-//! Webhooks), `backchannel.rs` (OIDC back-channel logout), `mail.rs` (letters to users);
+//! Webhooks), `backchannel.rs` (OIDC back-channel logout), `security_event.rs` (Shared Signals
+//! pushed, RFC 8935), `mail.rs` (letters to users);
 //! `http.rs` is what the two callback channels share (the client's current URL, the SSRF check,
 //! pinned addresses, the answer classified).
 //!
@@ -25,6 +26,7 @@ use crate::app::AppState;
 mod backchannel;
 mod http;
 mod mail;
+mod security_event;
 mod webhook;
 
 pub use webhook::sign_webhook;
@@ -155,5 +157,6 @@ async fn attempt(state: &AppState, d: &Delivery, send_by: Instant) -> Option<Att
         DeliveryKind::Mail => Some(mail::send(state, d).await),
         DeliveryKind::Webhook => http::send(state, d, send_by, &webhook::Webhook).await,
         DeliveryKind::BackchannelLogout => http::send(state, d, send_by, &backchannel::BackchannelLogout).await,
+        DeliveryKind::SecurityEvent => security_event::send(state, d, send_by).await,
     }
 }

@@ -15,7 +15,7 @@ pub(super) struct Webhook;
 impl Channel for Webhook {
     const REFUSED: &'static str = "the webhook receiver refused the notification";
 
-    fn url<'a>(&self, client: &'a RegisteredClient) -> Option<&'a str> {
+    fn url<'a>(&'a self, client: &'a RegisteredClient) -> Option<&'a str> {
         client.endpoint(EndpointKind::Webhook)
     }
 

@@ -17,6 +17,7 @@ pub mod oidc;
 pub mod ops;
 mod registration;
 pub mod sessions;
+pub mod ssf;
 pub mod tokens;
 
 use axum::http::HeaderMap;

@@ -22,4 +22,5 @@ mod ops;
 mod redirects;
 mod relying;
 mod sessions;
+mod ssf;
 mod tokens;

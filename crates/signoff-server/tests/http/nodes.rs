@@ -9,7 +9,7 @@ use serde_json::json;
 use signoff_core::audit::AuditEvent;
 use signoff_core::clients::RegisteredClient;
 use signoff_core::mail::{MailPurpose, MailToken};
-use signoff_core::outbox::{Delivery, DeliveryPage};
+use signoff_core::outbox::{Delivery, DeliveryPage, DeliveryStatus};
 use signoff_core::secret::SecretHash;
 use signoff_core::store::{
     AuditStore, ClientStore, FeedStore, KeyStore, MailStore, OutboxStore, RefreshToken, RememberToken, Session,
@@ -306,6 +306,18 @@ impl OutboxStore for DeniedWhileLoading {
     }
     async fn drop_callback(&self, client: &str, url: &str) -> Result<(), StoreError> {
         self.inner.drop_callback(client, url).await
+    }
+    async fn waiting_deliveries(&self, url: &str, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+        self.inner.waiting_deliveries(url, limit).await
+    }
+    async fn settle_waiting(
+        &self,
+        url: &str,
+        ids: Option<&[String]>,
+        status: DeliveryStatus,
+        error: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        self.inner.settle_waiting(url, ids, status, error).await
     }
     async fn delivery_counts(&self) -> Result<(i64, i64), StoreError> {
         self.inner.delivery_counts().await
