@@ -260,7 +260,7 @@ async fn sixty_four_parallel_sign_ins_keep_memory_bounded() {
 }
 
 /// A child process killed when the test ends, however it ends.
-struct KillOnDrop(std::process::Child);
+pub(crate) struct KillOnDrop(std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -270,7 +270,7 @@ impl Drop for KillOnDrop {
 }
 
 /// Starts `signoff serve` on `port` over `db`, as a client of the outbox test would.
-fn spawn_notifying(port: u16, db: &std::path::Path) -> KillOnDrop {
+pub(crate) fn spawn_notifying(port: u16, db: &std::path::Path) -> KillOnDrop {
     KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_signoff"))
             .arg("serve")
@@ -287,7 +287,7 @@ fn spawn_notifying(port: u16, db: &std::path::Path) -> KillOnDrop {
     )
 }
 
-async fn ready(http: &reqwest::Client, base: &str) {
+pub(crate) async fn ready(http: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !http.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == StatusCode::OK) {
         assert!(Instant::now() < deadline, "signoff did not become ready");

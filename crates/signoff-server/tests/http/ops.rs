@@ -244,8 +244,9 @@ async fn openapi_describes_every_route_of_the_contract() {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing from /openapi.json");
     }
     // And the other way: everything documented is routed. An unrouted path is 404 whatever the
-    // method; a routed one answers 405 to a method it lacks (PATCH: none has it), and its
-    // documented method is not refused as not allowed.
+    // method; a routed one answers 405 to a method it lacks (PATCH, or for the one path that
+    // has it, the SSF configuration endpoint, OPTIONS), and its documented method is not
+    // refused as not allowed.
     // (With an admin key configured: without one the admin routes answer 404 to everyone.)
     let admin = TestServer::with(|c| {
         c.admin_token = Some(signoff_server::config::AdminKey("0123456789abcdef0123456789abcdef0123456789b".into()));
@@ -255,8 +256,9 @@ async fn openapi_describes_every_route_of_the_contract() {
     for (path, ops) in paths {
         let concrete =
             path.split('/').map(|seg| if seg.starts_with('{') { "x" } else { seg }).collect::<Vec<_>>().join("/");
-        let patch = b.send(b.bare(Method::PATCH, &concrete)).await;
-        assert_eq!(patch.status, StatusCode::METHOD_NOT_ALLOWED, "{path} documented but not routed");
+        let lacking = if ops.get("patch").is_some() { Method::OPTIONS } else { Method::PATCH };
+        let lacked = b.send(b.bare(lacking, &concrete)).await;
+        assert_eq!(lacked.status, StatusCode::METHOD_NOT_ALLOWED, "{path} documented but not routed");
         for (method, op) in ops.as_object().expect("operations") {
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
             let res = b.send(b.bare(m, &concrete)).await;

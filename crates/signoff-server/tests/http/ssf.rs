@@ -544,3 +544,109 @@ async fn pause_holds_disable_drops_removed_subjects_are_left_out_and_a_long_poll
     assert!(sets.is_empty() && !more, "{sets:?}");
     pushed.take(2, header).await;
 }
+
+/// SETs outlive `kill -9`: written with the logout, a poll stream's wait for their poll and a
+/// push stream's (its receiver down) are delivered by the process started again.
+#[tokio::test]
+async fn security_events_survive_a_killed_process() {
+    use crate::binary::{ready, spawn_notifying};
+    let dir = std::env::temp_dir().join(format!("signoff-ssf-{}", signoff_core::secret::random_id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let db = dir.join("ssf.db");
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let (port, hook_port) = (free(), free());
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let child = spawn_notifying(port, &db);
+    ready(&http, &base).await;
+    let admin = "Bearer outbox-test-admin-key-0123456789abcdef";
+    let res = http
+        .post(format!("{base}/admin/clients"))
+        .header("authorization", admin)
+        .json(&json!({"name": "receiver", "grant_types": ["client_credentials"]}))
+        .send()
+        .await
+        .expect("register client");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let client: Value = res.json().await.expect("json");
+    let (id, secret) = (client["client_id"].as_str().expect("id"), client["client_secret"].as_str().expect("secret"));
+    let auth = basic(id, secret);
+    let mut streams = Vec::new();
+    for delivery in [
+        json!({"method": POLL}),
+        json!({"method": PUSH, "endpoint_url": format!("http://127.0.0.1:{hook_port}/ssf"), "authorization_header": "Bearer k"}),
+    ] {
+        let res = http
+            .post(format!("{base}/ssf/streams"))
+            .header("authorization", &auth)
+            .json(&json!({"delivery": delivery, "events_requested": [SESSION_REVOKED]}))
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(res.status(), StatusCode::CREATED);
+        streams.push(res.json::<Value>().await.expect("json")["stream_id"].as_str().expect("id").to_owned());
+    }
+    let creds = json!({"email": "killed@example.com", "password": PASSWORD});
+    assert_eq!(http.post(format!("{base}/auth/register")).json(&creds).send().await.expect("register").status(), StatusCode::CREATED);
+    let res = http.post(format!("{base}/auth/login")).header("accept", "application/json").json(&creds).send().await.expect("login");
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookie = res.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).map(|c| c.split(';').next().unwrap_or_default().to_owned()).collect::<Vec<_>>().join("; ");
+    let csrf = res.json::<Value>().await.expect("json")["csrf_token"].as_str().expect("csrf").to_owned();
+    let res = http
+        .post(format!("{base}/auth/logout"))
+        .header("cookie", cookie)
+        .header("x-csrf-token", csrf)
+        .header("origin", &base)
+        .header("accept", "application/json")
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(res.status(), StatusCode::OK);
+    // The push was tried once (its receiver is down) and released; then the process dies.
+    let deliveries = format!("{base}/admin/clients/{id}/deliveries");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list: Value = http.get(&deliveries).header("authorization", admin).send().await.expect("list").json().await.expect("json");
+        let rows = list["deliveries"].as_array().cloned().unwrap_or_default();
+        let tried = rows.iter().any(|d| d["status"] == "pending" && d["attempts"] == 1);
+        if tried && rows.iter().any(|d| d["status"] == "waiting") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failed first push: {list}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(child); // SIGKILL
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", hook_port)).await.expect("bind the receiver's port");
+    let (got_tx, mut got) = mpsc::unbounded_channel::<String>();
+    let app = axum::Router::new().fallback(move |body: String| {
+        let got_tx = got_tx.clone();
+        async move {
+            let _ = got_tx.send(body);
+            axum::http::StatusCode::ACCEPTED
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let _child = spawn_notifying(port, &db);
+    ready(&http, &base).await;
+    let polled: Value = http
+        .post(format!("{base}/ssf/poll/{}", streams[0]))
+        .header("authorization", &auth)
+        .json(&json!({"returnImmediately": true}))
+        .send()
+        .await
+        .expect("poll")
+        .json()
+        .await
+        .expect("json");
+    let mut sets: Vec<String> = polled["sets"].as_object().expect("sets").values().map(|v| v.as_str().expect("SET").to_owned()).collect();
+    assert_eq!(sets.len(), 1, "the waiting SET survived: {polled}");
+    sets.push(tokio::time::timeout(Duration::from_secs(30), got.recv()).await.expect("pushed after the restart").expect("body"));
+    let (base2, id2) = (base.clone(), id.to_owned());
+    let claims = tokio::task::spawn_blocking(move || verified_by_pyjwt(&base2, &id2, &sets)).await.expect("verify");
+    assert!(claims.iter().all(|c| c["sub_id"]["user"]["email"] == "killed@example.com"), "{claims:#?}");
+    assert_eq!(claims[0]["txn"], claims[1]["txn"], "both told of the one logout");
+    assert_ne!(claims[0]["jti"], claims[1]["jti"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
