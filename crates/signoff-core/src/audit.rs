@@ -38,6 +38,8 @@ pub enum AuditKind {
     /// A registered client had every credential of a user ended (Global Token Revocation; its
     /// `client_id` is the reason).
     GlobalTokenRevocation,
+    /// A verified Security Event Token from an upstream transmitter ended a user's credentials.
+    SignalReceived,
     /// An already-used remember-me validator came back: the series was revoked.
     RememberTokenReuse,
     /// An already-rotated refresh token came back: its family and session were revoked.
@@ -71,6 +73,7 @@ impl AuditKind {
             AuditKind::SecurityReport => "security_report",
             AuditKind::AdminRevoke => "admin_revoke",
             AuditKind::GlobalTokenRevocation => "global_token_revocation",
+            AuditKind::SignalReceived => "signal_received",
             AuditKind::RememberTokenReuse => "remember_token_reuse",
             AuditKind::RefreshTokenReuse => "refresh_token_reuse",
             AuditKind::TokenRevoked => "token_revoked",
@@ -107,6 +110,7 @@ const ALL_KINDS: &[AuditKind] = &[
     AuditKind::SecurityReport,
     AuditKind::AdminRevoke,
     AuditKind::GlobalTokenRevocation,
+    AuditKind::SignalReceived,
     AuditKind::RememberTokenReuse,
     AuditKind::RefreshTokenReuse,
     AuditKind::KeyRevoked,

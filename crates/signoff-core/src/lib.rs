@@ -56,6 +56,7 @@ pub mod token;
 
 pub use audit::ClientInfo;
 pub use audit::{Actor, AuditEvent, AuditKind};
+pub use authority::upstream_secret_hash;
 pub use authority::{
     AccessContext, Authority, CODE_LIFETIME, CodeRequest, Device, IdTokenHint, LoggedOut, LogoutRule, LogoutScope,
     OidcTokens, Presented, Resume, SessionContext, SessionPolicy, SignedIn, TokenPair, TokenPolicy, pkce_matches,

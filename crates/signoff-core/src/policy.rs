@@ -20,6 +20,9 @@ pub enum Trigger {
     /// A registered client allowed to ask for every credential of a user to end (Global Token
     /// Revocation): as an admin's revoke.
     GlobalTokenRevocation,
+    /// A verified security event from an upstream transmitter (a session revoked, a credential
+    /// changed, an account disabled): as an admin's revoke.
+    SharedSignal,
 }
 
 /// Which of the user's sessions end.
@@ -58,7 +61,8 @@ impl Trigger {
             Trigger::PasswordReset
             | Trigger::SecurityReport
             | Trigger::AdminRevoke
-            | Trigger::GlobalTokenRevocation => Consequences {
+            | Trigger::GlobalTokenRevocation
+            | Trigger::SharedSignal => Consequences {
                 ends: Ends::All,
                 revoke_all_tokens: true,
                 bump_token_version: true,
@@ -77,13 +81,14 @@ impl Trigger {
             Trigger::SecurityReport => "security_report",
             Trigger::AdminRevoke => "admin_revoke",
             Trigger::GlobalTokenRevocation => "global_token_revocation",
+            Trigger::SharedSignal => "shared_signal",
         }
     }
 
     pub const fn actor(self) -> Actor {
         match self {
             Trigger::AdminRevoke => Actor::Admin,
-            Trigger::GlobalTokenRevocation => Actor::Client,
+            Trigger::GlobalTokenRevocation | Trigger::SharedSignal => Actor::Client,
             _ => Actor::Policy,
         }
     }

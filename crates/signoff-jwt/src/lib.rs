@@ -65,6 +65,14 @@ pub fn kid(token: &str) -> Result<String, JwsError> {
     header.kid.ok_or(JwsError::UnknownKey)
 }
 
+/// The `typ` of a token's header, before anything is verified (a Security Event Token must be
+/// `secevent+jwt`).
+pub fn typ(token: &str) -> Result<Option<String>, JwsError> {
+    let (header, _, _) = split(token)?;
+    let header: Header = decode_json(header)?;
+    Ok(header.typ)
+}
+
 pub(crate) fn split(token: &str) -> Result<(&str, &str, &str), JwsError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(JwsError::Malformed);

@@ -67,6 +67,9 @@ struct State {
     links: signins::Links,
     /// Shared Signals streams, as they were made.
     signal_streams: Vec<signoff_core::signals::SignalStream>,
+    /// Upstream transmitters, and the SETs received from them: `(upstream, jti, kept until)`.
+    signal_upstreams: Vec<signoff_core::signals::upstream::Upstream>,
+    signal_received: Vec<(String, String, OffsetDateTime)>,
 }
 
 struct Shared {

@@ -3,8 +3,10 @@
 
 use crate::{MemoryStore, MemoryTx};
 use async_trait::async_trait;
+use signoff_core::signals::upstream::Upstream;
 use signoff_core::signals::{SignalStream, StreamStatus};
 use signoff_core::store::{SignalStore, SignalTx, StoreError};
+use time::OffsetDateTime;
 
 /// Oldest first (ties by id), as the SQL stores list them.
 fn oldest_first(mut streams: Vec<SignalStream>) -> Vec<SignalStream> {
@@ -19,6 +21,9 @@ impl SignalStore for MemoryStore {
     }
     async fn signal_stream(&self, client: &str, id: &str) -> Result<Option<SignalStream>, StoreError> {
         Ok(self.read().signal_streams.iter().find(|s| s.client_id == client && s.id == id).cloned())
+    }
+    async fn signal_upstream(&self, id: &str) -> Result<Option<Upstream>, StoreError> {
+        Ok(self.read().signal_upstreams.iter().find(|u| u.id == id).cloned())
     }
 }
 
@@ -57,5 +62,27 @@ impl SignalTx for MemoryTx {
         Ok(oldest_first(
             self.state.signal_streams.iter().filter(|s| s.status != StreamStatus::Disabled).cloned().collect(),
         ))
+    }
+    async fn insert_signal_upstream(&mut self, upstream: &Upstream) -> Result<(), StoreError> {
+        if self.state.signal_upstreams.iter().any(|u| u.id == upstream.id) {
+            return Err(StoreError::Conflict);
+        }
+        self.state.signal_upstreams.push(upstream.clone());
+        Ok(())
+    }
+    async fn note_received_set(
+        &mut self,
+        upstream: &str,
+        jti: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let received = &mut self.state.signal_received;
+        received.retain(|(u, _, kept)| u != upstream || *kept >= now);
+        if received.iter().any(|(u, j, _)| u == upstream && j == jti) {
+            return Ok(false);
+        }
+        received.push((upstream.to_owned(), jti.to_owned(), until));
+        Ok(true)
     }
 }

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (14, include_str!("../migrations/0014_authorization.sql")),
     (15, include_str!("../migrations/0015_signal_streams.sql")),
     (16, include_str!("../migrations/0016_signal_stream_version.sql")),
+    (17, include_str!("../migrations/0017_signal_upstreams.sql")),
 ];
 
 /// Any fixed number, the same for every node: the key of the migration lock.

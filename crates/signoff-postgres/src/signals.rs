@@ -1,13 +1,16 @@
 //! Shared Signals streams on PostgreSQL: [`signoff_core::store::SignalStore`] and
 //! [`signoff_core::store::SignalTx`].
 
-use crate::rows::{db_err, signal_stream_from};
+use crate::rows::{db_err, signal_stream_from, signal_upstream_from};
 use crate::{PgStore, PgTx};
 use async_trait::async_trait;
 use signoff_core::signals::SignalStream;
+use signoff_core::signals::upstream::Upstream;
 use signoff_core::store::{SignalStore, SignalTx, StoreError};
+use signoff_sql::columns::ms;
 use signoff_sql::columns::signal_stream_row;
 use signoff_sql::signal_stream_columns;
+use time::OffsetDateTime;
 
 #[async_trait]
 impl SignalStore for PgStore {
@@ -35,6 +38,16 @@ impl SignalStore for PgStore {
         .await
         .map_err(db_err)?;
         row.as_ref().map(signal_stream_from).transpose()
+    }
+    async fn signal_upstream(&self, id: &str) -> Result<Option<Upstream>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, issuer, jwks_uri, audience, secret_hash, created_at FROM signal_upstreams WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(signal_upstream_from).transpose()
     }
 }
 
@@ -108,5 +121,46 @@ impl SignalTx for PgTx {
         .await
         .map_err(db_err)?;
         rows.iter().map(signal_stream_from).collect()
+    }
+    async fn insert_signal_upstream(&mut self, u: &Upstream) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO signal_upstreams (id, issuer, jwks_uri, audience, secret_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&u.id)
+        .bind(&u.issuer)
+        .bind(&u.jwks_uri)
+        .bind(&u.audience)
+        .bind(u.secret_hash.hex())
+        .bind(ms(u.created_at))
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+    async fn note_received_set(
+        &mut self,
+        upstream: &str,
+        jti: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM signal_received WHERE upstream_id = $1 AND expires_at < $2")
+            .bind(upstream)
+            .bind(ms(now))
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        let done = sqlx::query(
+            "INSERT INTO signal_received (upstream_id, jti, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (upstream_id, jti) DO NOTHING",
+        )
+        .bind(upstream)
+        .bind(jti)
+        .bind(ms(until))
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
     }
 }

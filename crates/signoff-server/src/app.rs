@@ -28,6 +28,8 @@ struct Inner {
     /// streams) end and graceful shutdown can finish.
     shutdown: watch::Sender<bool>,
     feed_waits: Arc<routes::feed::FeedWaits>,
+    /// Upstream Shared Signals transmitters' keys, as last fetched.
+    upstream_keys: routes::ssf_receiver::UpstreamKeys,
     mailer: Arc<dyn Mailer>,
 }
 
@@ -73,7 +75,15 @@ impl AppState {
             );
         }
         let (shutdown, _) = watch::channel(false);
-        Ok(Self(Arc::new(Inner { authority, config, metrics, shutdown, feed_waits: Arc::default(), mailer })))
+        Ok(Self(Arc::new(Inner {
+            authority,
+            config,
+            metrics,
+            shutdown,
+            feed_waits: Arc::default(),
+            upstream_keys: Default::default(),
+            mailer,
+        })))
     }
 
     pub fn authority(&self) -> &Authority {
@@ -91,6 +101,11 @@ impl AppState {
     /// Where mail to users goes (SMTP, or the `.eml` development inbox).
     pub fn mailer(&self) -> &Arc<dyn Mailer> {
         &self.0.mailer
+    }
+
+    /// Upstream Shared Signals transmitters' keys.
+    pub fn upstream_keys(&self) -> &routes::ssf_receiver::UpstreamKeys {
+        &self.0.upstream_keys
     }
 
     /// Open revocation-feed streams and waiting long-polls.
@@ -126,6 +141,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::feed::routes())
         .merge(routes::global_revocation::routes())
         .merge(routes::ssf::routes())
+        .merge(routes::ssf_receiver::routes())
         .merge(routes::tokens::routes())
         .merge(routes::oidc::routes())
         .fallback(edge::not_found)

@@ -521,3 +521,16 @@ pub fn signal_stream_row(s: &SignalStream) -> SignalStreamRow {
         updated_at: ms(s.updated_at),
     }
 }
+
+/// An upstream Shared Signals transmitter (its secret's hash kept as hex text).
+pub fn signal_upstream_from(r: &impl Columns) -> Result<signoff_core::signals::upstream::Upstream, StoreError> {
+    let hex: String = get(r, "secret_hash")?;
+    Ok(signoff_core::signals::upstream::Upstream {
+        id: get(r, "id")?,
+        issuer: get(r, "issuer")?,
+        jwks_uri: get(r, "jwks_uri")?,
+        audience: get(r, "audience")?,
+        secret_hash: SecretHash::from_hex(&hex).ok_or_else(|| backend("corrupt hash in secret_hash"))?,
+        created_at: from_ms(get(r, "created_at")?)?,
+    })
+}

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (15, include_str!("../migrations/0015_authorization.sql")),
     (16, include_str!("../migrations/0016_signal_streams.sql")),
     (17, include_str!("../migrations/0017_signal_stream_version.sql")),
+    (18, include_str!("../migrations/0018_signal_upstreams.sql")),
 ];
 
 pub async fn run(pool: &SqlitePool) -> Result<(), StoreError> {

@@ -69,6 +69,7 @@ read! {
     code_from -> AuthorizationCode,
     spent_code_from -> CodeUse,
     signal_stream_from -> SignalStream,
+    signal_upstream_from -> signoff_core::signals::upstream::Upstream,
 }
 
 /// The clients of a [`signoff_sql::select_clients!`] read, a client's endpoint rows together.

@@ -28,6 +28,7 @@ mod signin;
 mod sync;
 mod tokens;
 mod triggers;
+mod upstream;
 
 pub use crate::audit::ClientInfo;
 use crate::audit::{Actor, AuditEvent, AuditKind};
@@ -52,6 +53,7 @@ pub use reading::Device;
 pub use signals::{LONG_POLL, MAX_POLLED, MAX_REMOVED_SUBJECTS, MAX_STREAMS_PER_CLIENT, Poll, Polled, StreamConfig};
 pub use signin::{Resume, SignedIn};
 pub use tokens::{AccessContext, Presented, TokenPair, TokenPolicy, TokenState};
+pub use upstream::upstream_secret_hash;
 
 /// How long sessions live. Its defaults are the server's (`signoff-server`'s config registry,
 /// where every setting has its one default).

@@ -94,3 +94,44 @@ pub async fn a_clients_streams_are_kept_updated_by_compare_and_swap_and_go_with_
     assert!(store.signal_streams(&a.id).await.expect("list").is_empty(), "a client's streams go with it");
     assert_eq!(store.signal_streams(&b.id).await.expect("list"), vec![theirs]);
 }
+
+/// An upstream transmitter is kept as registered; each SET `jti` it sends is noted once (a
+/// replay is told apart, per upstream), forgotten once past its time, and an uncommitted note
+/// leaves nothing.
+pub async fn received_sets_are_noted_once_per_upstream(store: Arc<dyn Store>) {
+    use crate::signals::upstream::Upstream;
+    let upstream = |id: &str| Upstream {
+        id: id.to_owned(),
+        issuer: "https://idp.example".into(),
+        jwks_uri: "https://idp.example/jwks".into(),
+        audience: "https://signoff.example".into(),
+        secret_hash: crate::secret::SecretHash::of(b"label", id.as_bytes()),
+        created_at: t0(),
+    };
+    let mut t = tx(&store).await;
+    t.insert_signal_upstream(&upstream("up-a")).await.expect("insert");
+    t.insert_signal_upstream(&upstream("up-b")).await.expect("insert");
+    t.commit().await.expect("commit");
+    assert_eq!(store.signal_upstream("up-a").await.expect("read"), Some(upstream("up-a")));
+    assert_eq!(store.signal_upstream("up-none").await.expect("read"), None);
+    let until = t0() + Duration::minutes(6);
+    let note = |up: &'static str, jti: &'static str, now: time::OffsetDateTime| {
+        let store = store.clone();
+        async move {
+            let mut t = tx(&store).await;
+            let fresh = t.note_received_set(up, jti, now, now + Duration::minutes(6)).await.expect("note");
+            t.commit().await.expect("commit");
+            fresh
+        }
+    };
+    assert!(note("up-a", "j1", t0()).await);
+    assert!(!note("up-a", "j1", t0()).await, "a replay");
+    assert!(note("up-b", "j1", t0()).await, "another upstream's jti is its own");
+    // Rolled back: not noted.
+    let mut t = tx(&store).await;
+    assert!(t.note_received_set("up-a", "j2", t0(), until).await.expect("note"));
+    drop(t);
+    assert!(note("up-a", "j2", t0()).await, "a rolled-back note leaves nothing");
+    // Past its time, forgotten (a SET that old is refused as stale before it is noted).
+    assert!(note("up-a", "j1", until + Duration::seconds(1)).await);
+}

@@ -3,7 +3,10 @@
 use async_trait::async_trait;
 
 use super::StoreError;
+use time::OffsetDateTime;
+
 use crate::signals::SignalStream;
+use crate::signals::upstream::Upstream;
 
 /// Stream reads, outside any transaction (part of [`Store`](super::Store)).
 #[async_trait]
@@ -12,6 +15,8 @@ pub trait SignalStore: Send + Sync {
     async fn signal_streams(&self, client: &str) -> Result<Vec<SignalStream>, StoreError>;
     /// One stream of a client (`None` for another client's, or none).
     async fn signal_stream(&self, client: &str, id: &str) -> Result<Option<SignalStream>, StoreError>;
+    /// An upstream transmitter signoff receives from.
+    async fn signal_upstream(&self, id: &str) -> Result<Option<Upstream>, StoreError>;
 }
 
 /// Stream changes and locked reads, inside one transaction (part of [`Tx`](super::Tx)).
@@ -27,4 +32,15 @@ pub trait SignalTx: Send {
     /// Every stream not disabled (the receivers of what a batch ends), as the batch's
     /// transaction sees them.
     async fn live_signal_streams(&mut self) -> Result<Vec<SignalStream>, StoreError>;
+    async fn insert_signal_upstream(&mut self, upstream: &Upstream) -> Result<(), StoreError>;
+    /// Notes that a SET `jti` of `upstream` was received, kept until `until` (past its
+    /// freshness); `false` when it already was (a replay). What was kept until before `now` is
+    /// forgotten first.
+    async fn note_received_set(
+        &mut self,
+        upstream: &str,
+        jti: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 }

@@ -18,6 +18,7 @@ pub mod ops;
 mod registration;
 pub mod sessions;
 pub mod ssf;
+pub mod ssf_receiver;
 pub mod tokens;
 
 use axum::http::HeaderMap;

@@ -23,4 +23,5 @@ mod redirects;
 mod relying;
 mod sessions;
 mod ssf;
+mod ssf_received;
 mod tokens;

@@ -354,6 +354,9 @@ impl signoff_core::store::SignalStore for DeniedWhileLoading {
     ) -> Result<Option<signoff_core::signals::SignalStream>, StoreError> {
         self.inner.signal_stream(client, id).await
     }
+    async fn signal_upstream(&self, id: &str) -> Result<Option<signoff_core::signals::upstream::Upstream>, StoreError> {
+        self.inner.signal_upstream(id).await
+    }
 }
 
 #[tokio::test]

@@ -587,10 +587,26 @@ async fn security_events_survive_a_killed_process() {
         streams.push(res.json::<Value>().await.expect("json")["stream_id"].as_str().expect("id").to_owned());
     }
     let creds = json!({"email": "killed@example.com", "password": PASSWORD});
-    assert_eq!(http.post(format!("{base}/auth/register")).json(&creds).send().await.expect("register").status(), StatusCode::CREATED);
-    let res = http.post(format!("{base}/auth/login")).header("accept", "application/json").json(&creds).send().await.expect("login");
+    assert_eq!(
+        http.post(format!("{base}/auth/register")).json(&creds).send().await.expect("register").status(),
+        StatusCode::CREATED
+    );
+    let res = http
+        .post(format!("{base}/auth/login"))
+        .header("accept", "application/json")
+        .json(&creds)
+        .send()
+        .await
+        .expect("login");
     assert_eq!(res.status(), StatusCode::OK);
-    let cookie = res.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).map(|c| c.split(';').next().unwrap_or_default().to_owned()).collect::<Vec<_>>().join("; ");
+    let cookie = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|c| c.split(';').next().unwrap_or_default().to_owned())
+        .collect::<Vec<_>>()
+        .join("; ");
     let csrf = res.json::<Value>().await.expect("json")["csrf_token"].as_str().expect("csrf").to_owned();
     let res = http
         .post(format!("{base}/auth/logout"))
@@ -607,7 +623,15 @@ async fn security_events_survive_a_killed_process() {
     let deliveries = format!("{base}/admin/clients/{id}/deliveries");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let list: Value = http.get(&deliveries).header("authorization", admin).send().await.expect("list").json().await.expect("json");
+        let list: Value = http
+            .get(&deliveries)
+            .header("authorization", admin)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
         let rows = list["deliveries"].as_array().cloned().unwrap_or_default();
         let tried = rows.iter().any(|d| d["status"] == "pending" && d["attempts"] == 1);
         if tried && rows.iter().any(|d| d["status"] == "waiting") {
@@ -640,9 +664,15 @@ async fn security_events_survive_a_killed_process() {
         .json()
         .await
         .expect("json");
-    let mut sets: Vec<String> = polled["sets"].as_object().expect("sets").values().map(|v| v.as_str().expect("SET").to_owned()).collect();
+    let mut sets: Vec<String> =
+        polled["sets"].as_object().expect("sets").values().map(|v| v.as_str().expect("SET").to_owned()).collect();
     assert_eq!(sets.len(), 1, "the waiting SET survived: {polled}");
-    sets.push(tokio::time::timeout(Duration::from_secs(30), got.recv()).await.expect("pushed after the restart").expect("body"));
+    sets.push(
+        tokio::time::timeout(Duration::from_secs(30), got.recv())
+            .await
+            .expect("pushed after the restart")
+            .expect("body"),
+    );
     let (base2, id2) = (base.clone(), id.to_owned());
     let claims = tokio::task::spawn_blocking(move || verified_by_pyjwt(&base2, &id2, &sets)).await.expect("verify");
     assert!(claims.iter().all(|c| c["sub_id"]["user"]["email"] == "killed@example.com"), "{claims:#?}");
