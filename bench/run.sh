@@ -21,7 +21,8 @@
 #   4. logout latency (scope global) through one of 1, 2 and 3 nodes on PostgreSQL, with and
 #      without Redis (bench/cluster.py), the same for a client's Global Token Revocation of the
 #      user (bench/cluster.py --via gtr), and a global logout of a user with 1 to 100,000
-#      sessions on SQLite and on PostgreSQL (bench/global_logout.py);
+#      sessions on SQLite and on PostgreSQL (bench/global_logout.py), and a logout to its Shared
+#      Signals SET pushed to a receiver and answered to a long poll (bench/ssf.py);
 #   5. memory per denied access token after 1,000,000 revocations (the denylist, in process:
 #      crates/signoff-core/examples/denylist_memory.rs);
 #   6. validation latency (p99, GET /api/me with a cookie, two connections) alone and while a
@@ -40,10 +41,10 @@ SMOKE=false
 [ "${1:-}" = --smoke ] && SMOKE=true
 if $SMOKE; then
   DURATION=1s POOL=100 CALLS=100 PROFILE=debug
-  VERIFY_SECONDS=1 VERIFY_ROUNDS=10 CLUSTER_ROUNDS=3 PAUSE_ROUNDS=1 SIZES=1,100 DENIED=10000
+  VERIFY_SECONDS=1 VERIFY_ROUNDS=10 CLUSTER_ROUNDS=3 PAUSE_ROUNDS=1 SIZES=1,100 DENIED=10000 SSF_ROUNDS=3
 else
   DURATION=${DURATION:-10s} POOL=${POOL:-10000} CALLS=${CALLS:-2000} PROFILE=release
-  VERIFY_SECONDS=5 VERIFY_ROUNDS=1000 CLUSTER_ROUNDS=200 PAUSE_ROUNDS=3 SIZES=1,100,10000,100000 DENIED=1000000
+  VERIFY_SECONDS=5 VERIFY_ROUNDS=1000 CLUSTER_ROUNDS=200 PAUSE_ROUNDS=3 SIZES=1,100,10000,100000 DENIED=1000000 SSF_ROUNDS=200
 fi
 CONNECTIONS=${CONNECTIONS:-32}
 for tool in wrk valgrind node npm redis-server psql taskset python3; do
@@ -234,6 +235,8 @@ gtr=$(python3 bench/cluster.py "$CLUSTER_ROUNDS" --bin "$SIGNOFF" --pause-rounds
 echo "$gtr"
 global=$(python3 bench/global_logout.py "$SIGNOFF" "$SIZES")
 echo "$global"
+ssf=$(taskset -c 0 python3 bench/ssf.py "$SIGNOFF" "$SSF_ROUNDS")
+echo "$ssf"
 
 echo "== 7. instructions per request (callgrind)"
 declare -A ir
@@ -279,4 +282,6 @@ for n, v in rows:
   echo "$gtr"
   echo
   echo "$global"
+  echo
+  echo "$ssf"
 } | tee -a bench/RESULTS.md

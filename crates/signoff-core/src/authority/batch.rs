@@ -101,8 +101,12 @@ impl Batch<'_> {
                 self.users.push(s.user_id.clone());
             }
         }
-        if event.kind != AuditKind::SessionExpired {
-            for s in &ended {
+        {
+            // An expired session ending is no revocation to tell of; a live one ended with its
+            // expired series is.
+            let told =
+                ended.iter().filter(|s| event.kind != AuditKind::SessionExpired || self.authority.is_live(s, now));
+            for s in told {
                 let seen = self.signals.iter().any(|c| {
                     matches!(c, Change::SessionEnded { signin, user, .. } if signin == &s.signin && user == &s.user_id)
                 });

@@ -125,7 +125,8 @@ impl Authority {
                 return Ok(after);
             }
         }
-        Err(CoreError::Internal("a stream kept changing under its update".into()))
+        // Others kept changing it first: the caller may try again.
+        Err(CoreError::Busy(time::Duration::seconds(1)))
     }
 
     /// Deletes a stream; what it had waiting is dropped. `false` when there was none.
@@ -201,7 +202,14 @@ impl Authority {
             if !waiting.is_empty() || poll.return_immediately || tokio::time::Instant::now() >= deadline {
                 let more_available = waiting.len() > max as usize;
                 waiting.truncate(max as usize);
-                let sets = waiting.iter().filter_map(|d| self.signed_set(d).map(|set| (d.id.clone(), set))).collect();
+                let sets: Vec<(String, String)> =
+                    waiting.iter().filter_map(|d| self.signed_set(d).map(|set| (d.id.clone(), set))).collect();
+                if sets.len() < waiting.len() {
+                    // Not an empty answer a receiver would poll again at once.
+                    return Err(CoreError::Internal(
+                        "a waiting security event could not be signed (no RS256 key)".into(),
+                    ));
+                }
                 return Ok(Polled { sets, more_available });
             }
             // Another node's writes wake nobody here: looked at again each second.

@@ -181,15 +181,8 @@ impl Authority {
             Ends::All => None,
         };
         let event = self.event(AuditKind::SessionRevoked, trigger.actor(), client).reason(trigger.reason());
+        let before = batch.sessions_ended();
         batch.end(SessionFilter::AllOf { user, keep: keep.unwrap_or_default(), keep_series: None }, &event).await?;
-        if keep.is_none() {
-            batch.signals.push(Change::AllSessionsEnded {
-                user: user.clone(),
-                reason: trigger.reason().into(),
-                by: Initiator::of(trigger.actor()),
-                at: event.at,
-            });
-        }
         batch.quiet |= !c.notify;
         if c.revoke_all_tokens {
             // The kept session outlives every series, its own included: unbind it first.
@@ -200,6 +193,17 @@ impl Authority {
             batch.tx.revoke_user_refresh(user).await?;
         }
         let token_version = if c.bump_token_version { Some(batch.bump_token_version(user).await?) } else { None };
+        // Every session of the user ended at once: streams hear of the user as a whole too (not
+        // when there was none to end: a signal received about a user signed in nowhere is not
+        // sent on, so two transmitters that listen to each other do not echo).
+        if keep.is_none() && batch.sessions_ended() > before {
+            batch.signals.push(Change::AllSessionsEnded {
+                user: user.clone(),
+                reason: trigger.reason().into(),
+                by: Initiator::of(trigger.actor()),
+                at: event.at,
+            });
+        }
         let (true, Some(ctx)) = (c.rotate_current && keep.is_some(), current) else {
             return Ok(None);
         };

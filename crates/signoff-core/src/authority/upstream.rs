@@ -52,7 +52,7 @@ impl Authority {
     }
 
     /// Carries out a SET whose signature was verified: its claims judged, its `jti` noted (a
-    /// replay refused), and every session and token of each user it names here ended (as an
+    /// repeat changes nothing), and every session and token of each user it names here ended (as an
     /// admin's revoke, proven on every node) — all in one transaction. A user named by an
     /// address nobody has here is passed over: the answer does not tell.
     pub async fn receive_signal(
@@ -75,7 +75,11 @@ impl Authority {
         let ids: Vec<&UserId> = users.iter().map(|(id, _)| id).collect();
         let mut batch = self.batch_for(&ids).await?;
         if !batch.tx.note_received_set(&upstream.id, &received.jti, now, now + FRESH_FOR + CLOCK_SKEW).await? {
-            return Ok(Err(SetRefusal::InvalidRequest("this jti was received already")));
+            // A repeat (a retry after a lost answer or a 503, or a replay): nothing is done
+            // again; it is answered as the first was, once what that did holds on every node.
+            batch.kind = super::batch::BatchKind::Revocation;
+            batch.commit().await?;
+            return Ok(Ok(Received { repeat: true, ends: Vec::new(), ..received }));
         }
         for (user, address) in &users {
             // The user's lock is held: the address still names them, else nothing is done.

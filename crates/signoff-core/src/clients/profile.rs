@@ -74,6 +74,9 @@ pub struct ClientProfile {
     /// Whether it may end every credential of any user (Global Token Revocation).
     #[serde(default)]
     pub global_token_revocation: bool,
+    /// Whether it may receive Shared Signals about every user (configure streams).
+    #[serde(default)]
+    pub shared_signals: bool,
 }
 
 impl ClientProfile {
@@ -88,6 +91,7 @@ impl ClientProfile {
             backchannel_logout_session_required: true,
             frontchannel_logout_session_required: true,
             global_token_revocation: false,
+            shared_signals: false,
         }
     }
 

@@ -32,8 +32,9 @@ pub const ENDS_EVERYTHING: [&str; 4] = [
     "https://schemas.openid.net/secevent/risc/event-type/account-disabled",
 ];
 
-/// How far in the past a received SET's `iat` may be.
-pub const FRESH_FOR: time::Duration = time::Duration::minutes(5);
+/// How far in the past a received SET's `iat` may be: a transmitter retries with the same SET
+/// (the same `iat`) after an outage; an hour of them is taken, and their `jti`s kept as long.
+pub const FRESH_FOR: time::Duration = time::Duration::hours(1);
 /// How far in the future (clocks differ).
 pub const CLOCK_SKEW: time::Duration = time::Duration::minutes(1);
 
@@ -83,6 +84,8 @@ pub struct Received {
     pub ends: Vec<String>,
     /// The event types it carried, for the log.
     pub types: Vec<String>,
+    /// Received before (its `jti` noted): answered as then, nothing done again.
+    pub repeat: bool,
 }
 
 /// Checks a SET's claims (its signature was checked) against `upstream` at `now`.
@@ -101,7 +104,7 @@ pub fn judge(claims: &Value, upstream: &Upstream, now: OffsetDateTime) -> Result
     let iat = claims.get("iat").and_then(Value::as_i64).ok_or(SetRefusal::InvalidRequest("iat is missing"))?;
     let iat = OffsetDateTime::from_unix_timestamp(iat).map_err(|_| SetRefusal::InvalidRequest("iat is not a time"))?;
     if iat < now - FRESH_FOR {
-        return Err(SetRefusal::InvalidRequest("the SET is stale (iat more than five minutes ago)"));
+        return Err(SetRefusal::InvalidRequest("the SET is stale (iat more than an hour ago)"));
     }
     if iat > now + CLOCK_SKEW {
         return Err(SetRefusal::InvalidRequest("iat is in the future"));
@@ -133,7 +136,9 @@ pub fn judge(claims: &Value, upstream: &Upstream, now: OffsetDateTime) -> Result
             }
         }
     }
-    Ok(Received { jti: jti.to_owned(), ends, types: events.keys().cloned().collect() })
+    // Printable, bounded: they reach the log and the audit trail.
+    let types = events.keys().take(8).map(|t| t.chars().filter(|c| c.is_ascii_graphic()).take(200).collect()).collect();
+    Ok(Received { jti: jti.to_owned(), ends, types, repeat: false })
 }
 
 /// The addresses a received subject names: by `email` or `account`, alone, as the `user` of a
@@ -190,7 +195,8 @@ mod tests {
         };
         assert_eq!(with("iss", json!("https://evil.example")), Err(SetRefusal::InvalidIssuer));
         assert_eq!(with("aud", json!("https://other.example")), Err(SetRefusal::InvalidAudience));
-        assert!(matches!(with("iat", json!(1_800_000_000 - 301)), Err(SetRefusal::InvalidRequest(_))), "stale");
+        assert!(with("iat", json!(1_800_000_000 - 3_500)).is_ok(), "a retry within the hour");
+        assert!(matches!(with("iat", json!(1_800_000_000 - 3_601)), Err(SetRefusal::InvalidRequest(_))), "stale");
         assert!(matches!(with("iat", json!(1_800_000_000 + 120)), Err(SetRefusal::InvalidRequest(_))), "future");
         assert!(matches!(with("jti", json!(7)), Err(SetRefusal::InvalidRequest(_))));
         assert!(matches!(with("exp", json!(1)), Err(SetRefusal::InvalidRequest(_))));

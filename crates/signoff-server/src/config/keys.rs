@@ -148,7 +148,7 @@ settings! {
     allow_private_callbacks: Flag = "false",
         "let registered clients' callback URLs name private, loopback or link-local addresses (development and tests only)";
     max_feed_waits_per_client: Count<usize> = "16",
-        "open /revocations/stream streams and waiting /revocations long-polls per registered client; more are refused with 429";
+        "open /revocations/stream streams and waiting /revocations and /ssf/poll long polls per registered client; more are refused with 429";
     max_feed_waits: Count<usize> = "256",
         "open revocation-feed streams and waiting long-polls in all";
     delivery_claim_seconds: Seconds<20, 3_600> = "60",

@@ -17,9 +17,10 @@ struct Push {
 
 /// One attempt at a pushed SET, decided on the stream as it is now.
 pub(super) async fn send(state: &AppState, d: &Delivery, send_by: Instant) -> Option<Attempt> {
-    let Some((stream_id, _)) = state.authority().security_event_token(d) else {
-        tracing::warn!(delivery = %d.id, "a security event cannot be signed (no RS256 key, or a damaged row)");
-        return Some(Attempt::later(Some("the event could not be signed")));
+    // The stream is read from the row (signing waits until the SET is sent).
+    let Some((stream_id, _)) = signoff_core::signals::emit::read_payload(&d.payload) else {
+        tracing::warn!(delivery = %d.id, "a security event's row is damaged");
+        return Some(Attempt::Abandoned);
     };
     let stream = match state.authority().signal_stream(&d.client_id, &stream_id).await {
         Ok(stream) => stream,

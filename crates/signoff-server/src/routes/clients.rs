@@ -72,6 +72,7 @@ fn listed(c: &RegisteredClient) -> serde_json::Value {
         "token_endpoint_auth_method": p.token_endpoint_auth_method.as_str(),
         "id_token_signed_response_alg": p.id_token_signed_response_alg.as_str(),
         "global_token_revocation": p.global_token_revocation,
+        "shared_signals": p.shared_signals,
         "created_at": views::rfc3339(c.created_at),
     })
 }

@@ -75,7 +75,7 @@ impl Drop for WaitSlot {
     }
 }
 
-fn take_slot(state: &AppState, client: &str) -> ApiResult<WaitSlot> {
+pub(crate) fn take_slot(state: &AppState, client: &str) -> ApiResult<WaitSlot> {
     let c = state.config();
     state.feed_waits().take(client, c.max_feed_waits_per_client, c.max_feed_waits).ok_or(ApiError::TooManyStreams)
 }

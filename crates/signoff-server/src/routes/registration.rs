@@ -37,6 +37,8 @@ pub(super) struct Registration {
     id_token_signed_response_alg: Option<String>,
     /// May end every credential of any user (Global Token Revocation).
     global_token_revocation: Option<bool>,
+    /// May configure Shared Signals streams: told of every user's security events.
+    shared_signals: Option<bool>,
 }
 
 /// A registration checked: what the authority stores.
@@ -169,6 +171,7 @@ impl Registration {
         profile.backchannel_logout_session_required = self.backchannel_logout_session_required.unwrap_or(false);
         profile.frontchannel_logout_session_required = self.frontchannel_logout_session_required.unwrap_or(false);
         profile.global_token_revocation = self.global_token_revocation.unwrap_or(false);
+        profile.shared_signals = self.shared_signals.unwrap_or(false);
         // Last, as it resolves host names: the URLs signoff will call, under the SSRF guard.
         for (kind, field, raw) in [
             (EndpointKind::BackchannelLogout, "backchannel_logout_uri", self.backchannel_logout_uri),

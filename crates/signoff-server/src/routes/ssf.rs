@@ -66,13 +66,19 @@ async fn configuration(State(state): State<AppState>) -> Response {
 /// The caller (checked before its body is read), then the body.
 async fn caller_and<T: DeserializeOwned>(state: &AppState, request: Request) -> ApiResult<(RegisteredClient, T)> {
     let (parts, body) = request.into_parts();
-    let caller = client_auth::basic_or_bearer(state, &parts.headers).await?;
+    let caller = caller(state, &parts.headers).await?;
     let Input(body) = Input::<T>::from_request(Request::from_parts(parts, body), state).await?;
     Ok((caller, body))
 }
 
+/// A registered client allowed to receive Shared Signals (registered with
+/// `"shared_signals": true`: it is told of every user's security events); else `401` or `403`.
 async fn caller(state: &AppState, headers: &HeaderMap) -> ApiResult<RegisteredClient> {
-    client_auth::basic_or_bearer(state, headers).await
+    let caller = client_auth::basic_or_bearer(state, headers).await?;
+    if !caller.profile.shared_signals {
+        return Err(ApiError::Forbidden("access_denied", "this client may not receive Shared Signals".into()));
+    }
+    Ok(caller)
 }
 
 /// A stream as receivers see it (SSF §8.1.1). The `Authorization` header it is sent is not
@@ -171,6 +177,11 @@ async fn delivery(state: &AppState, given: DeliveryIn) -> ApiResult<(DeliveryMet
     let url = callback::check(raw.trim(), state.config().allow_private_callbacks)
         .await
         .map_err(|e| ApiError::bad_request(format!("delivery.endpoint_url: {e}")))?;
+    // SETs name users and carry the receiver's header: TLS (RFC 8935 §5), unless private
+    // callbacks are allowed (development).
+    if url.scheme() != "https" && !state.config().allow_private_callbacks {
+        return Err(ApiError::bad_request("delivery.endpoint_url must be https"));
+    }
     let authorization = match given.authorization_header {
         Some(h)
             if h.len() > MAX_AUTHORIZATION
@@ -238,8 +249,19 @@ async fn read(State(state): State<AppState>, headers: HeaderMap, Query(which): Q
 async fn update(State(state): State<AppState>, request: Request) -> ApiResult<Response> {
     let (caller, body) = caller_and::<StreamIn>(&state, request).await?;
     let id = stream_id(body.stream_id.clone())?;
+    // A partial delivery is merged over the stored one (a new header alone keeps the method and
+    // the endpoint; the same method keeps what is not given).
     let delivery = match body.delivery {
-        Some(d) => Some(delivery(&state, d).await?),
+        Some(mut d) => {
+            let stored = state.authority().signal_stream(&caller.id, &id).await?;
+            let same = d.method.as_deref().is_none_or(|m| m == stored.method.urn());
+            d.method = d.method.or_else(|| Some(stored.method.urn().to_owned()));
+            if same {
+                d.endpoint_url = d.endpoint_url.or(stored.endpoint_url);
+                d.authorization_header = d.authorization_header.or(stored.authorization_header);
+            }
+            Some(delivery(&state, d).await?)
+        }
         None => None,
     };
     let description = text("description", body.description, MAX_TEXT)?;
@@ -434,9 +456,20 @@ async fn poll(State(state): State<AppState>, Path(id): Path<String>, request: Re
             Ok((jti, err, description))
         })
         .collect::<ApiResult<Vec<_>>>()?;
-    let request =
-        Poll { max_events: body.max_events, return_immediately: body.return_immediately.unwrap_or(false), ack, errs };
-    let polled = state.authority().poll_signal_stream(&caller.id, &id, request).await?;
+    let return_immediately = body.return_immediately.unwrap_or(false);
+    // A poll that may wait holds a slot of those a client's long polls and feed streams share
+    // (429 past them), and ends at shutdown with what it has.
+    let _slot = if return_immediately || body.max_events == Some(0) {
+        None
+    } else {
+        Some(crate::routes::feed::take_slot(&state, &caller.id)?)
+    };
+    let request = Poll { max_events: body.max_events, return_immediately, ack, errs };
+    let shutdown = state.shutdown_signal();
+    let polled = tokio::select! {
+        polled = state.authority().poll_signal_stream(&caller.id, &id, request) => polled?,
+        () = shutdown => signoff_core::Polled::default(),
+    };
     let sets: Map<String, Value> = polled.sets.into_iter().map(|(jti, set)| (jti, Value::String(set))).collect();
     let body = json!({"sets": sets, "moreAvailable": polled.more_available});
     Ok(([(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], axum::Json(body)).into_response())

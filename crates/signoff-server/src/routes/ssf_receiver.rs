@@ -7,8 +7,7 @@
 //! and changes nothing.
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -72,6 +71,10 @@ async fn register(
     let jwks_uri = callback::check(&jwks_uri, state.config().allow_private_callbacks)
         .await
         .map_err(|e| ApiError::bad_request(format!("jwks_uri: {e}")))?;
+    // Keys fetched in the clear could be anyone's: TLS, unless private callbacks are allowed.
+    if jwks_uri.scheme() != "https" && !state.config().allow_private_callbacks {
+        return Err(ApiError::bad_request("jwks_uri must be https"));
+    }
     let (upstream, secret) = state.authority().register_signal_upstream(issuer, jwks_uri.to_string(), audience).await?;
     let body = json!({
         "id": upstream.id,
@@ -93,17 +96,21 @@ async fn receive(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Client(client): Client,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> ApiResult<Response> {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
     let Some(upstream) = state.authority().signal_upstream(&id).await? else { return Err(ApiError::NotFound) };
+    // The endpoint's credentials before anything is read: an anonymous caller holds nothing.
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(signoff_core::upstream_secret_hash);
     if !presented.is_some_and(|h| h.ct_eq(&upstream.secret_hash)) {
-        return Ok(refused(StatusCode::UNAUTHORIZED, &SetRefusal::AuthenticationFailed));
+        let mut res = refused(StatusCode::UNAUTHORIZED, &SetRefusal::AuthenticationFailed);
+        res.headers_mut().insert(header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+        return Ok(res);
     }
     let media = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(signoff_wire::body::media_type);
     if media.as_deref() != Some("application/secevent+jwt") {
@@ -112,6 +119,13 @@ async fn receive(
             &SetRefusal::InvalidRequest("the body must be application/secevent+jwt"),
         ));
     }
+    // Bounded in size and in time, as every body is.
+    let deadline = state.config().header_read_timeout;
+    let body = match tokio::time::timeout(deadline, axum::body::to_bytes(body, MAX_SET)).await {
+        Err(_) => return Err(ApiError::RequestTimeout),
+        Ok(Err(_)) => return Err(ApiError::PayloadTooLarge),
+        Ok(Ok(body)) => body,
+    };
     let token = match std::str::from_utf8(&body) {
         Ok(t) if t.len() <= MAX_SET => t.trim(),
         _ => return Ok(refused(StatusCode::BAD_REQUEST, &SetRefusal::InvalidRequest("the body is not a compact SET"))),
@@ -131,7 +145,7 @@ async fn receive(
     }
     let kid = signoff_jwt::kid(token).ok();
     let key = match &kid {
-        Some(kid) => key_for(&state, &upstream, kid).await,
+        Some(kid) => key_for(&state, &upstream, kid).await?,
         None => None,
     };
     let claims: Value = match signoff_jwt::keys::verify_with(token, |_| key) {
@@ -140,7 +154,7 @@ async fn receive(
     };
     match state.authority().receive_signal(&upstream, &claims, &client).await? {
         Ok(received) => {
-            tracing::info!(upstream = %upstream.id, issuer = %upstream.issuer, jti = %received.jti, events = %received.types.join(" "), users = received.ends.len(), "security event received");
+            tracing::info!(upstream = %upstream.id, issuer = %upstream.issuer, jti = %received.jti.escape_debug(), events = %received.types.join(" ").escape_debug(), users = received.ends.len(), repeat = received.repeat, "security event received");
             Ok(StatusCode::ACCEPTED.into_response())
         }
         Err(refusal) => {
@@ -152,32 +166,42 @@ async fn receive(
 
 /// The upstream's key `kid`: from the keys fetched last, or fetched again (at most once per
 /// [`REFETCH_AFTER`]) when they are old or lack it.
-async fn key_for(state: &AppState, upstream: &Upstream, kid: &str) -> Option<PublicKey> {
+async fn key_for(state: &AppState, upstream: &Upstream, kid: &str) -> Result<Option<PublicKey>, ApiError> {
     let cache = state.upstream_keys();
     let lookup = |keys: &[(String, PublicKey)]| keys.iter().find(|(k, _)| k == kid).map(|(_, key)| key.clone());
-    {
+    let held = {
         let held = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((fetched, keys)) = held.get(&upstream.id) {
             let found = lookup(keys);
             if (found.is_some() && fetched.elapsed() < KEYS_FOR) || fetched.elapsed() < REFETCH_AFTER {
-                return found;
+                return Ok(found);
+            }
+            found
+        } else {
+            None
+        }
+    };
+    match fetch_keys(state, &upstream.jwks_uri).await {
+        Ok(keys) => {
+            let found = lookup(&keys);
+            cache
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(upstream.id.clone(), (Instant::now(), keys));
+            Ok(found)
+        }
+        // The keys last fetched still verify what they verified; without them, the transmitter
+        // is told to try again (a 400 would tell it to give the event up).
+        Err(why) => {
+            let url = upstream.jwks_uri.split(['?', '#']).next().unwrap_or_default();
+            tracing::warn!(upstream = %upstream.id, jwks_uri = %url, why, "cannot fetch an upstream transmitter's keys");
+            match held {
+                Some(key) => Ok(Some(key)),
+                None => Err(ApiError::Busy { retry_after_secs: REFETCH_AFTER.as_secs() }),
             }
         }
     }
-    let keys = match fetch_keys(state, &upstream.jwks_uri).await {
-        Ok(keys) => keys,
-        Err(why) => {
-            tracing::warn!(upstream = %upstream.id, jwks_uri = %upstream.jwks_uri, why, "cannot fetch an upstream transmitter's keys");
-            Vec::new()
-        }
-    };
-    let found = lookup(&keys);
-    cache
-        .0
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(upstream.id.clone(), (Instant::now(), keys));
-    found
 }
 
 /// An upstream's JWKS, under the callback URL rules (its addresses pinned, no redirects,
