@@ -81,7 +81,12 @@ pub struct Limits {
     pub reset_mailbox: Limit,
     /// At most one stored `register_existing` event per account per hour.
     pub register_existing: Limit,
+    /// Shared Signals verification requests per stream (`min_verification_interval`).
+    pub ssf_verification: Limit,
 }
+
+/// The least time between two verification requests of one Shared Signals stream, in seconds.
+pub const MIN_VERIFICATION_INTERVAL: i64 = 15;
 
 impl Limits {
     pub fn new(p: ThrottlePolicy) -> Self {
@@ -96,6 +101,7 @@ impl Limits {
             reset_email: Limit::new(p.password_reset_max_per_email, hour),
             reset_mailbox: Limit::new(p.password_reset_max_per_mailbox, hour),
             register_existing: Limit::new(1, hour),
+            ssf_verification: Limit::new(1, Duration::seconds(MIN_VERIFICATION_INTERVAL)),
         }
     }
 }

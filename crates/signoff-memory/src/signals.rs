@@ -22,6 +22,11 @@ impl SignalStore for MemoryStore {
     async fn signal_stream(&self, client: &str, id: &str) -> Result<Option<SignalStream>, StoreError> {
         Ok(self.read().signal_streams.iter().find(|s| s.client_id == client && s.id == id).cloned())
     }
+    async fn signal_upstreams(&self) -> Result<Vec<Upstream>, StoreError> {
+        let mut all = self.read().signal_upstreams.clone();
+        all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(all)
+    }
     async fn signal_upstream(&self, id: &str) -> Result<Option<Upstream>, StoreError> {
         Ok(self.read().signal_upstreams.iter().find(|u| u.id == id).cloned())
     }
@@ -62,6 +67,12 @@ impl SignalTx for MemoryTx {
         Ok(oldest_first(
             self.state.signal_streams.iter().filter(|s| s.status != StreamStatus::Disabled).cloned().collect(),
         ))
+    }
+    async fn delete_signal_upstream(&mut self, id: &str) -> Result<bool, StoreError> {
+        self.state.signal_received.retain(|(u, _, _)| u != id);
+        let before = self.state.signal_upstreams.len();
+        self.state.signal_upstreams.retain(|u| u.id != id);
+        Ok(self.state.signal_upstreams.len() < before)
     }
     async fn insert_signal_upstream(&mut self, upstream: &Upstream) -> Result<(), StoreError> {
         if self.state.signal_upstreams.iter().any(|u| u.id == upstream.id) {

@@ -39,6 +39,15 @@ impl SignalStore for PgStore {
         .map_err(db_err)?;
         row.as_ref().map(signal_stream_from).transpose()
     }
+    async fn signal_upstreams(&self) -> Result<Vec<Upstream>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, issuer, jwks_uri, audience, secret_hash, created_at FROM signal_upstreams ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(signal_upstream_from).collect()
+    }
     async fn signal_upstream(&self, id: &str) -> Result<Option<Upstream>, StoreError> {
         let row = sqlx::query(
             "SELECT id, issuer, jwks_uri, audience, secret_hash, created_at FROM signal_upstreams WHERE id = $1",
@@ -121,6 +130,19 @@ impl SignalTx for PgTx {
         .await
         .map_err(db_err)?;
         rows.iter().map(signal_stream_from).collect()
+    }
+    async fn delete_signal_upstream(&mut self, id: &str) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM signal_received WHERE upstream_id = $1")
+            .bind(id)
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        let done = sqlx::query("DELETE FROM signal_upstreams WHERE id = $1")
+            .bind(id)
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
     }
     async fn insert_signal_upstream(&mut self, u: &Upstream) -> Result<(), StoreError> {
         sqlx::query(

@@ -111,6 +111,12 @@ impl Authority {
             if tx.update_signal_stream(&after).await? {
                 tx.commit().await?;
                 after.version += 1;
+                let poll_left = before.method == DeliveryMethod::Poll && after.method != DeliveryMethod::Poll;
+                if poll_left {
+                    self.store
+                        .settle_waiting(&poll_url(id), None, DeliveryStatus::Skipped, Some("delivery changed"))
+                        .await?;
+                }
                 if before.status != StreamStatus::Disabled && after.status == StreamStatus::Disabled {
                     // Disabled: what waited is dropped (SSF §8.1.2), not sent when enabled again.
                     self.store
@@ -142,9 +148,14 @@ impl Authority {
     }
 
     /// Asks for a verification event on a stream, carrying `state` (SSF §8.1.4.2); a disabled
-    /// stream is sent none.
+    /// stream is sent none. `Throttled` within [`crate::throttle::MIN_VERIFICATION_INTERVAL`] of
+    /// the last.
     pub async fn verify_signal_stream(&self, client: &str, id: &str, state: Option<String>) -> Result<(), CoreError> {
         let stream = self.signal_stream(client, id).await?;
+        // At most one per `min_verification_interval`, counted across nodes.
+        let limit = &self.limits.ssf_verification;
+        crate::throttle::take_all(&[(limit, &stream.id)], self.now()).map_err(CoreError::Throttled)?;
+        self.take_shared(&[limit.counted("ssf-verify", &stream.id)]).await?;
         let event = SecurityEvent::Verification { stream_id: stream.id.clone(), state };
         self.enqueue_signal(&stream, &event).await
     }

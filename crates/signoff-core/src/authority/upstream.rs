@@ -44,6 +44,23 @@ impl Authority {
         Ok((upstream, secret))
     }
 
+    /// Every upstream transmitter.
+    pub async fn signal_upstreams(&self) -> Result<Vec<Upstream>, CoreError> {
+        Ok(self.store.signal_upstreams().await?)
+    }
+
+    /// Deletes an upstream transmitter: its endpoint refuses everything from then on (a leaked
+    /// secret is revoked so). `false` when there was none.
+    pub async fn delete_signal_upstream(&self, id: &str) -> Result<bool, CoreError> {
+        let mut tx = self.store.begin().await?;
+        let deleted = tx.delete_signal_upstream(id).await?;
+        tx.commit().await?;
+        if deleted {
+            tracing::info!(target: "signoff::audit", upstream = %id, "Shared Signals upstream deleted");
+        }
+        Ok(deleted)
+    }
+
     pub async fn signal_upstream(&self, id: &str) -> Result<Option<Upstream>, CoreError> {
         if id.len() > 64 {
             return Ok(None);

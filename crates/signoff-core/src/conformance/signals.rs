@@ -134,4 +134,12 @@ pub async fn received_sets_are_noted_once_per_upstream(store: Arc<dyn Store>) {
     assert!(note("up-a", "j2", t0()).await, "a rolled-back note leaves nothing");
     // Past its time, forgotten (a SET that old is refused as stale before it is noted).
     assert!(note("up-a", "j1", until + Duration::seconds(1)).await);
+    let ids: Vec<String> = store.signal_upstreams().await.expect("list").into_iter().map(|u| u.id).collect();
+    assert_eq!(ids, ["up-a", "up-b"]);
+    let mut t = tx(&store).await;
+    assert!(t.delete_signal_upstream("up-a").await.expect("delete"));
+    assert!(!t.delete_signal_upstream("up-a").await.expect("delete"));
+    t.commit().await.expect("commit");
+    assert_eq!(store.signal_upstream("up-a").await.expect("read"), None);
+    assert_eq!(store.signal_upstreams().await.expect("list").len(), 1);
 }

@@ -17,6 +17,8 @@ pub trait SignalStore: Send + Sync {
     async fn signal_stream(&self, client: &str, id: &str) -> Result<Option<SignalStream>, StoreError>;
     /// An upstream transmitter signoff receives from.
     async fn signal_upstream(&self, id: &str) -> Result<Option<Upstream>, StoreError>;
+    /// Every upstream transmitter, oldest first.
+    async fn signal_upstreams(&self) -> Result<Vec<Upstream>, StoreError>;
 }
 
 /// Stream changes and locked reads, inside one transaction (part of [`Tx`](super::Tx)).
@@ -33,6 +35,8 @@ pub trait SignalTx: Send {
     /// transaction sees them.
     async fn live_signal_streams(&mut self) -> Result<Vec<SignalStream>, StoreError>;
     async fn insert_signal_upstream(&mut self, upstream: &Upstream) -> Result<(), StoreError>;
+    /// Deletes an upstream transmitter (and the SETs noted of it); `false` when there was none.
+    async fn delete_signal_upstream(&mut self, id: &str) -> Result<bool, StoreError>;
     /// Notes that a SET `jti` of `upstream` was received, kept until `until` (past its
     /// freshness); `false` when it already was (a replay). What was kept until before `now` is
     /// forgotten first.

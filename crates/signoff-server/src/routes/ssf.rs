@@ -104,6 +104,7 @@ fn shown(state: &AppState, s: &SignalStream) -> Value {
         "events_supported": SUPPORTED,
         "events_requested": s.events_requested,
         "events_delivered": delivered,
+        "min_verification_interval": signoff_core::throttle::MIN_VERIFICATION_INTERVAL,
     });
     if let Some(d) = &s.description {
         body["description"] = d.clone().into();

@@ -35,7 +35,10 @@ const MAX_JWKS: usize = 64 * 1024;
 const MAX_SET: usize = 16 * 1024;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/admin/ssf/receivers", post(register)).route("/ssf/receivers/{id}/events", post(receive))
+    Router::new()
+        .route("/admin/ssf/receivers", post(register).get(list))
+        .route("/admin/ssf/receivers/{id}", axum::routing::delete(remove))
+        .route("/ssf/receivers/{id}/events", post(receive))
 }
 
 /// Keys by `kid`, as fetched at an instant.
@@ -52,8 +55,8 @@ struct Registration {
     audience: Option<String>,
 }
 
-/// `201 {id, endpoint_url, authorization_header, issuer, jwks_uri, audience}`; the header is
-/// shown once.
+/// `201 {id, endpoint_url, authorization_header, issuer, jwks_uri, audience, created_at}`; the
+/// header is shown once.
 async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -76,15 +79,37 @@ async fn register(
         return Err(ApiError::bad_request("jwks_uri must be https"));
     }
     let (upstream, secret) = state.authority().register_signal_upstream(issuer, jwks_uri.to_string(), audience).await?;
-    let body = json!({
-        "id": upstream.id,
-        "endpoint_url": format!("{}/ssf/receivers/{}/events", state.config().public_origin, upstream.id),
-        "authorization_header": format!("Bearer {secret}"),
-        "issuer": upstream.issuer,
-        "jwks_uri": upstream.jwks_uri,
-        "audience": upstream.audience,
-    });
+    let mut body = listed(&state, &upstream);
+    body["authorization_header"] = format!("Bearer {secret}").into();
     Ok((StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response())
+}
+
+fn listed(state: &AppState, u: &Upstream) -> Value {
+    json!({
+        "id": u.id,
+        "endpoint_url": format!("{}/ssf/receivers/{}/events", state.config().public_origin, u.id),
+        "issuer": u.issuer,
+        "jwks_uri": u.jwks_uri,
+        "audience": u.audience,
+        "created_at": crate::views::rfc3339(u.created_at),
+    })
+}
+
+/// `200 {receivers: [...]}`: every upstream, without its secret.
+async fn list(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    require_admin(&state, &headers)?;
+    let all = state.authority().signal_upstreams().await?;
+    Ok(axum::Json(json!({"receivers": all.iter().map(|u| listed(&state, u)).collect::<Vec<_>>()})).into_response())
+}
+
+/// `204`: the upstream's endpoint refuses everything from now on.
+async fn remove(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
+    require_admin(&state, &headers)?;
+    if id.len() > 64 || !state.authority().delete_signal_upstream(&id).await? {
+        return Err(ApiError::NotFound);
+    }
+    state.upstream_keys().0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// RFC 8935 §2.3: a refusal.

@@ -357,6 +357,9 @@ impl signoff_core::store::SignalStore for DeniedWhileLoading {
     async fn signal_upstream(&self, id: &str) -> Result<Option<signoff_core::signals::upstream::Upstream>, StoreError> {
         self.inner.signal_upstream(id).await
     }
+    async fn signal_upstreams(&self) -> Result<Vec<signoff_core::signals::upstream::Upstream>, StoreError> {
+        self.inner.signal_upstreams().await
+    }
 }
 
 #[tokio::test]

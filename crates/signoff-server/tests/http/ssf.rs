@@ -302,6 +302,18 @@ async fn the_metadata_names_every_endpoint_and_streams_are_each_receivers_own() 
     .await;
     assert_eq!(res.status, StatusCode::BAD_REQUEST);
 
+    // Verification at most every min_verification_interval.
+    assert_eq!(stream["min_verification_interval"], 15);
+    let verify = json!({"stream_id": sid, "state": "s"});
+    assert_eq!(call(&s, &auth, Method::POST, "/ssf/verify", Some(verify.clone())).await.status, StatusCode::NO_CONTENT);
+    let res = call(&s, &auth, Method::POST, "/ssf/verify", Some(verify)).await;
+    assert_eq!(
+        (res.status, res.header("retry-after").is_some()),
+        (StatusCode::TOO_MANY_REQUESTS, true),
+        "{}",
+        res.text
+    );
+
     // A receiver's streams are bounded.
     for _ in 1..signoff_core::MAX_STREAMS_PER_CLIENT {
         create(&s, &auth, json!({})).await;

@@ -238,5 +238,23 @@ async fn a_verified_event_ends_the_user_before_the_202_and_a_bad_one_changes_not
         assert_eq!(b.session_status().await, StatusCode::UNAUTHORIZED, "{event}");
     }
     assert!(alive(&mut bystander).await);
+
+    // Listed without its secret; deleted, its endpoint refuses everything (a leaked header revoked).
+    let listed = admin(&s, Method::GET, "/admin/ssf/receivers", None).await;
+    assert_eq!(listed.json()["receivers"][0]["endpoint_url"], url.as_str());
+    assert!(!listed.text.contains(&auth["Bearer ".len()..]), "the secret is not shown again");
+    let id = up["id"].as_str().expect("id");
+    assert_eq!(
+        admin(&s, Method::DELETE, &format!("/admin/ssf/receivers/{id}"), None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let mut b = s.signed_in("after@example.com").await;
+    let after = t.sign(&set_about("after@example.com", SESSION_REVOKED, &s.base));
+    assert_eq!(push(&s, &url, Some(&auth), "application/secevent+jwt", &after).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(b.session_status().await, StatusCode::OK);
+    assert_eq!(
+        admin(&s, Method::DELETE, &format!("/admin/ssf/receivers/{id}"), None).await.status,
+        StatusCode::NOT_FOUND
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
