@@ -213,13 +213,22 @@ impl Authority {
             if !waiting.is_empty() || poll.return_immediately || tokio::time::Instant::now() >= deadline {
                 let more_available = waiting.len() > max as usize;
                 waiting.truncate(max as usize);
-                let sets: Vec<(String, String)> =
-                    waiting.iter().filter_map(|d| self.signed_set(d).map(|set| (d.id.clone(), set))).collect();
-                if sets.len() < waiting.len() {
-                    // Not an empty answer a receiver would poll again at once.
-                    return Err(CoreError::Internal(
-                        "a waiting security event could not be signed (no RS256 key)".into(),
-                    ));
+                // A row that cannot be read is failed (else it would stand first in every poll);
+                // one that cannot be signed is an error, not an empty answer a receiver would
+                // poll again at once.
+                let (readable, damaged): (Vec<&Delivery>, Vec<&Delivery>) =
+                    waiting.iter().partition(|d| read_payload(&d.payload).is_some());
+                if !damaged.is_empty() {
+                    let ids: Vec<String> = damaged.iter().map(|d| d.id.clone()).collect();
+                    tracing::error!(stream_id = %id, deliveries = ?ids, "security events with damaged rows failed");
+                    self.store.settle_waiting(&url, Some(&ids), DeliveryStatus::Failed, Some("damaged row")).await?;
+                }
+                let mut sets = Vec::with_capacity(readable.len());
+                for d in readable {
+                    let set = self.signed_set(d).ok_or_else(|| {
+                        CoreError::Internal("a waiting security event could not be signed (no RS256 key)".into())
+                    })?;
+                    sets.push((d.id.clone(), set));
                 }
                 return Ok(Polled { sets, more_available });
             }

@@ -193,10 +193,11 @@ impl Authority {
             batch.tx.revoke_user_refresh(user).await?;
         }
         let token_version = if c.bump_token_version { Some(batch.bump_token_version(user).await?) } else { None };
-        // Every session of the user ended at once: streams hear of the user as a whole too (not
-        // when there was none to end: a signal received about a user signed in nowhere is not
-        // sent on, so two transmitters that listen to each other do not echo).
-        if keep.is_none() && batch.sessions_ended() > before {
+        // Every session of the user ended at once: streams hear of the user as a whole too (their
+        // own sessions of the user may live on where signoff had none). A signal received is sent
+        // on only when it ended something here, so two transmitters that listen to each other
+        // do not echo.
+        if keep.is_none() && (trigger != Trigger::SharedSignal || batch.sessions_ended() > before) {
             batch.signals.push(Change::AllSessionsEnded {
                 user: user.clone(),
                 reason: trigger.reason().into(),

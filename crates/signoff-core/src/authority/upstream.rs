@@ -1,6 +1,6 @@
 //! Signals received (SSF receiver, RFC 8935 push): upstream transmitters registered by an
-//! administrator, and each verified Security Event Token carried out — the `jti` noted (a replay
-//! is refused) and the users it names ended, in one transaction, before the transmitter is
+//! administrator, and each verified Security Event Token carried out — the `jti` noted (a repeat
+//! changes nothing) and the users it names ended, in one transaction, before the transmitter is
 //! answered.
 
 use serde_json::Value;

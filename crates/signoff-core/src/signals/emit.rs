@@ -36,7 +36,16 @@ impl Change {
         }
     }
 
-    /// The event, the user named by `email` (as receivers know them).
+    /// The events, the user named by `email` (as receivers know them): one, or for every session
+    /// ending, CAEP's and RISC's (each stream gets those it asked for).
+    fn events(&self, email: &str) -> Vec<SecurityEvent> {
+        if let Self::AllSessionsEnded { by, at, .. } = self {
+            let risc = SecurityEvent::SessionsRevoked { email: email.to_owned(), by: *by, at: *at };
+            return vec![self.event(email), risc];
+        }
+        vec![self.event(email)]
+    }
+
     fn event(&self, email: &str) -> SecurityEvent {
         let email = email.to_owned();
         match self.clone() {
@@ -95,14 +104,15 @@ pub fn deliveries(
     let mut out = Vec::new();
     for change in changes {
         let Some(email) = emails.get(change.user()) else { continue };
-        let event = change.event(email);
         let keys = user_keys(change.user(), email, issuer);
-        for stream in streams {
-            if stream.excluded_subjects.iter().any(|x| keys.contains(x)) {
-                continue;
-            }
-            if let Some(d) = set_for(stream, &event, issuer, &txn, now) {
-                out.push(d);
+        for event in change.events(email) {
+            for stream in streams {
+                if stream.excluded_subjects.iter().any(|x| keys.contains(x)) {
+                    continue;
+                }
+                if let Some(d) = set_for(stream, &event, issuer, &txn, now) {
+                    out.push(d);
+                }
             }
         }
     }

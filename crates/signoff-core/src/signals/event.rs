@@ -1,8 +1,9 @@
 //! Security events as Security Event Tokens (RFC 8417) under Shared Signals 1.0: CAEP
 //! `session-revoked`, `credential-change` and `token-claims-change`, and the framework's
 //! `verification` and `stream-updated`. One event per SET, its subject in the top-level `sub_id`
-//! (RFC 9493), as the CAEP interoperability profile asks. RISC's `sessions-revoked` is not sent:
-//! RISC deprecates it for CAEP `session-revoked` about the user alone (every session).
+//! (RFC 9493), as the CAEP interoperability profile asks. Every session of a user ending is CAEP
+//! `session-revoked` about the user alone, which RISC now points to in place of its own
+//! `sessions-revoked`; that is still sent to a stream that asks for it (receivers built on RISC).
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -20,9 +21,12 @@ pub const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-ty
 /// SSF 1.0 §8.1.5: the transmitter changed the stream's status.
 pub const STREAM_UPDATED: &str = "https://schemas.openid.net/secevent/ssf/event-type/stream-updated";
 
+/// RISC 1.0: every session of the subject ended.
+pub const RISC_SESSIONS_REVOKED: &str = "https://schemas.openid.net/secevent/risc/event-type/sessions-revoked";
+
 /// The events a receiver may ask for (`events_supported`); the framework's two are sent to every
 /// stream whatever it asked.
-pub const SUPPORTED: [&str; 3] = [SESSION_REVOKED, CREDENTIAL_CHANGE, TOKEN_CLAIMS_CHANGE];
+pub const SUPPORTED: [&str; 4] = [SESSION_REVOKED, CREDENTIAL_CHANGE, TOKEN_CLAIMS_CHANGE, RISC_SESSIONS_REVOKED];
 
 /// Who made the change happen (CAEP §3 `initiating_entity`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +56,8 @@ pub enum SecurityEvent {
     /// the session's rotation): the subject is the user by address with the session; or, with
     /// no `signin`, every session of the user did (log out everywhere): the user alone.
     SessionRevoked { email: String, signin: Option<String>, reason: String, by: Initiator, at: OffsetDateTime },
+    /// RISC's name for every session of the user ending (sent only to streams that ask for it).
+    SessionsRevoked { email: String, by: Initiator, at: OffsetDateTime },
     /// The user's password changed (or was set through a reset link).
     PasswordChanged { email: String, reason: String, by: Initiator, at: OffsetDateTime },
     /// The user's address changed: tokens now carry `email`; the subject is named by the old one.
@@ -75,6 +81,7 @@ impl SecurityEvent {
     pub fn type_uri(&self) -> &'static str {
         match self {
             Self::SessionRevoked { .. } => SESSION_REVOKED,
+            Self::SessionsRevoked { .. } => RISC_SESSIONS_REVOKED,
             Self::PasswordChanged { .. } => CREDENTIAL_CHANGE,
             Self::EmailChanged { .. } => TOKEN_CLAIMS_CHANGE,
             Self::Verification { .. } => VERIFICATION,
@@ -95,9 +102,9 @@ impl SecurityEvent {
                 "user": email_subject(email),
                 "session": {"format": "opaque", "id": signin},
             }),
-            Self::SessionRevoked { email, signin: None, .. } | Self::PasswordChanged { email, .. } => {
-                email_subject(email)
-            }
+            Self::SessionRevoked { email, signin: None, .. }
+            | Self::SessionsRevoked { email, .. }
+            | Self::PasswordChanged { email, .. } => email_subject(email),
             Self::EmailChanged { old_email, .. } => email_subject(old_email),
             Self::Verification { stream_id, .. } | Self::StreamUpdated { stream_id, .. } => {
                 json!({"format": "opaque", "id": stream_id})
@@ -109,7 +116,9 @@ impl SecurityEvent {
     /// [`crate::subject::SubjectId::keys`]); `None` for the stream's own events.
     pub fn user_key(&self) -> Option<String> {
         match self {
-            Self::SessionRevoked { email, .. } | Self::PasswordChanged { email, .. } => Some(format!("email:{email}")),
+            Self::SessionRevoked { email, .. }
+            | Self::SessionsRevoked { email, .. }
+            | Self::PasswordChanged { email, .. } => Some(format!("email:{email}")),
             Self::EmailChanged { old_email, .. } => Some(format!("email:{old_email}")),
             Self::Verification { .. } | Self::StreamUpdated { .. } => None,
         }
@@ -118,6 +127,12 @@ impl SecurityEvent {
     /// The event's own members (the value under its type URI in `events`).
     pub fn payload(&self) -> Value {
         match self {
+            // RISC receivers read the subject inside the event (RISC 1.0), SSF ones in `sub_id`.
+            Self::SessionsRevoked { email, by, at } => json!({
+                "subject": email_subject(email),
+                "event_timestamp": at.unix_timestamp(),
+                "initiating_entity": by.as_str(),
+            }),
             Self::SessionRevoked { reason, by, at, .. } => json!({
                 "event_timestamp": at.unix_timestamp(),
                 "initiating_entity": by.as_str(),
@@ -206,7 +221,10 @@ mod tests {
         };
         assert_eq!(e.type_uri(), SESSION_REVOKED);
         assert_eq!(e.subject(), json!({"format": "email", "email": "ada@example.com"}));
-        assert!(!SUPPORTED.iter().any(|t| t.contains("/risc/")), "RISC deprecates sessions-revoked");
+        let risc = SecurityEvent::SessionsRevoked { email: "ada@example.com".into(), by: Initiator::User, at };
+        assert_eq!(risc.type_uri(), RISC_SESSIONS_REVOKED);
+        assert_eq!(risc.subject(), e.subject(), "the same subject under RISC's name");
+        assert!(SUPPORTED.contains(&RISC_SESSIONS_REVOKED), "offered to receivers built on RISC");
     }
 
     #[test]

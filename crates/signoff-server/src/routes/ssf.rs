@@ -175,14 +175,14 @@ async fn delivery(state: &AppState, given: DeliveryIn) -> ApiResult<(DeliveryMet
         return Ok((method, None, None));
     }
     let raw = given.endpoint_url.ok_or_else(|| ApiError::bad_request("delivery.endpoint_url is required for push"))?;
+    // SETs name users and carry the receiver's header: TLS (RFC 8935 §5), unless private
+    // callbacks are allowed (development). Checked before the host is looked up.
+    if !state.config().allow_private_callbacks && !raw.trim().to_ascii_lowercase().starts_with("https://") {
+        return Err(ApiError::bad_request("delivery.endpoint_url must be https"));
+    }
     let url = callback::check(raw.trim(), state.config().allow_private_callbacks)
         .await
         .map_err(|e| ApiError::bad_request(format!("delivery.endpoint_url: {e}")))?;
-    // SETs name users and carry the receiver's header: TLS (RFC 8935 §5), unless private
-    // callbacks are allowed (development).
-    if url.scheme() != "https" && !state.config().allow_private_callbacks {
-        return Err(ApiError::bad_request("delivery.endpoint_url must be https"));
-    }
     let authorization = match given.authorization_header {
         Some(h)
             if h.len() > MAX_AUTHORIZATION
@@ -258,8 +258,12 @@ async fn update(State(state): State<AppState>, request: Request) -> ApiResult<Re
             let same = d.method.as_deref().is_none_or(|m| m == stored.method.urn());
             d.method = d.method.or_else(|| Some(stored.method.urn().to_owned()));
             if same {
+                // The stored header goes only to the endpoint it was given for.
+                let endpoint_kept = d.endpoint_url.as_ref().is_none_or(|u| Some(u) == stored.endpoint_url.as_ref());
                 d.endpoint_url = d.endpoint_url.or(stored.endpoint_url);
-                d.authorization_header = d.authorization_header.or(stored.authorization_header);
+                if endpoint_kept {
+                    d.authorization_header = d.authorization_header.or(stored.authorization_header);
+                }
             }
             Some(delivery(&state, d).await?)
         }
@@ -457,17 +461,21 @@ async fn poll(State(state): State<AppState>, Path(id): Path<String>, request: Re
             Ok((jti, err, description))
         })
         .collect::<ApiResult<Vec<_>>>()?;
-    let return_immediately = body.return_immediately.unwrap_or(false);
-    // A poll that may wait holds a slot of those a client's long polls and feed streams share
-    // (429 past them), and ends at shutdown with what it has.
+    // A poll that may wait holds a slot of those a client's long polls and feed streams share;
+    // past them it answers at once (its acknowledgements recorded all the same). It ends at
+    // shutdown with what it has.
+    let mut return_immediately = body.return_immediately.unwrap_or(false);
     let _slot = if return_immediately || body.max_events == Some(0) {
         None
     } else {
-        Some(crate::routes::feed::take_slot(&state, &caller.id)?)
+        let slot = crate::routes::feed::take_slot(&state, &caller.id).ok();
+        return_immediately = slot.is_none();
+        slot
     };
     let request = Poll { max_events: body.max_events, return_immediately, ack, errs };
     let shutdown = state.shutdown_signal();
     let polled = tokio::select! {
+        biased;
         polled = state.authority().poll_signal_stream(&caller.id, &id, request) => polled?,
         () = shutdown => signoff_core::Polled::default(),
     };

@@ -71,13 +71,14 @@ async fn register(
     let issuer = required("issuer", body.issuer)?;
     let audience = required("audience", body.audience)?;
     let jwks_uri = required("jwks_uri", body.jwks_uri)?;
+    // Keys fetched in the clear could be anyone's: TLS, unless private callbacks are allowed.
+    // Checked before the host is looked up.
+    if !state.config().allow_private_callbacks && !jwks_uri.to_ascii_lowercase().starts_with("https://") {
+        return Err(ApiError::bad_request("jwks_uri must be https"));
+    }
     let jwks_uri = callback::check(&jwks_uri, state.config().allow_private_callbacks)
         .await
         .map_err(|e| ApiError::bad_request(format!("jwks_uri: {e}")))?;
-    // Keys fetched in the clear could be anyone's: TLS, unless private callbacks are allowed.
-    if jwks_uri.scheme() != "https" && !state.config().allow_private_callbacks {
-        return Err(ApiError::bad_request("jwks_uri must be https"));
-    }
     let (upstream, secret) = state.authority().register_signal_upstream(issuer, jwks_uri.to_string(), audience).await?;
     let mut body = listed(&state, &upstream);
     body["authorization_header"] = format!("Bearer {secret}").into();
@@ -194,38 +195,43 @@ async fn receive(
 async fn key_for(state: &AppState, upstream: &Upstream, kid: &str) -> Result<Option<PublicKey>, ApiError> {
     let cache = state.upstream_keys();
     let lookup = |keys: &[(String, PublicKey)]| keys.iter().find(|(k, _)| k == kid).map(|(_, key)| key.clone());
-    let held = {
-        let held = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((fetched, keys)) = held.get(&upstream.id) {
-            let found = lookup(keys);
-            if (found.is_some() && fetched.elapsed() < KEYS_FOR) || fetched.elapsed() < REFETCH_AFTER {
-                return Ok(found);
-            }
-            found
-        } else {
-            None
+    let retry = || ApiError::Busy { retry_after_secs: REFETCH_AFTER.as_secs() };
+    let held = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&upstream.id).cloned();
+    if let Some((tried, keys)) = &held {
+        let found = lookup(keys);
+        if found.is_some() && tried.elapsed() < KEYS_FOR {
+            return Ok(found);
         }
-    };
-    match fetch_keys(state, &upstream.jwks_uri).await {
-        Ok(keys) => {
-            let found = lookup(&keys);
-            cache
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(upstream.id.clone(), (Instant::now(), keys));
-            Ok(found)
+        // Looked at too recently to look again: a key not among those held may be a new one
+        // the transmitter just rotated to, so it is asked to retry rather than told "invalid".
+        if tried.elapsed() < REFETCH_AFTER {
+            return found.map(Some).ok_or_else(retry);
         }
-        // The keys last fetched still verify what they verified; without them, the transmitter
-        // is told to try again (a 400 would tell it to give the event up).
+    }
+    let held_keys = held.map(|(_, keys)| keys).unwrap_or_default();
+    let (keys, fetched) = match fetch_keys(state, &upstream.jwks_uri).await {
+        Ok(keys) => (keys, true),
         Err(why) => {
             let url = upstream.jwks_uri.split(['?', '#']).next().unwrap_or_default();
             tracing::warn!(upstream = %upstream.id, jwks_uri = %url, why, "cannot fetch an upstream transmitter's keys");
-            match held {
-                Some(key) => Ok(Some(key)),
-                None => Err(ApiError::Busy { retry_after_secs: REFETCH_AFTER.as_secs() }),
-            }
+            // The keys last fetched still verify what they verified; this attempt is counted.
+            (held_keys, false)
         }
+    };
+    let found = lookup(&keys);
+    if state.authority().signal_upstream(&upstream.id).await.ok().flatten().is_some() {
+        cache
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(upstream.id.clone(), (Instant::now(), keys));
+    }
+    match (found, fetched) {
+        (Some(key), _) => Ok(Some(key)),
+        (None, true) => Ok(None),
+        // Without keys to judge by, the transmitter is told to try again (a 400 would tell it
+        // to give the event up).
+        (None, false) => Err(retry()),
     }
 }
 

@@ -239,9 +239,29 @@ async fn a_verified_event_ends_the_user_before_the_202_and_a_bad_one_changes_not
     }
     assert!(alive(&mut bystander).await);
 
+    // An upstream whose keys cannot be fetched: the transmitter is told to retry (503), not that
+    // its SET is bad, and nothing changes.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let body = json!({"issuer": ISSUER, "jwks_uri": format!("http://127.0.0.1:{closed}/jwks"), "audience": s.base});
+    let down = admin(&s, Method::POST, "/admin/ssf/receivers", Some(body)).await.json();
+    let (down_url, down_auth) =
+        (down["endpoint_url"].as_str().expect("url"), down["authorization_header"].as_str().expect("auth"));
+    let mut c = s.signed_in("unfetched@example.com").await;
+    let set = t.sign(&set_about("unfetched@example.com", SESSION_REVOKED, &s.base));
+    let res = push(&s, down_url, Some(down_auth), "application/secevent+jwt", &set).await;
+    assert_eq!(
+        (res.status, res.header("retry-after").is_some()),
+        (StatusCode::SERVICE_UNAVAILABLE, true),
+        "{}",
+        res.text
+    );
+    assert_eq!(c.session_status().await, StatusCode::OK);
+
     // Listed without its secret; deleted, its endpoint refuses everything (a leaked header revoked).
     let listed = admin(&s, Method::GET, "/admin/ssf/receivers", None).await;
-    assert_eq!(listed.json()["receivers"][0]["endpoint_url"], url.as_str());
+    let receivers = listed.json()["receivers"].as_array().cloned().unwrap_or_default();
+    assert!(receivers.iter().any(|r| r["endpoint_url"] == url.as_str()), "{receivers:?}");
+    assert_eq!(listed.json()["receivers"].as_array().map(Vec::len), Some(2));
     assert!(!listed.text.contains(&auth["Bearer ".len()..]), "the secret is not shown again");
     let id = up["id"].as_str().expect("id");
     assert_eq!(
