@@ -78,6 +78,23 @@ pub async fn checked(raw: &str, allow_private: bool) -> Result<(Url, Vec<std::ne
 
 /// Whether an address is globally routable: not private, loopback, link-local, shared,
 /// reserved, documentation, benchmarking, multicast or unspecified (IPv4 embedded in IPv6
+/// An HTTP client for a URL [`checked`] just now: it connects only to the addresses the check
+/// resolved (none pinned when private addresses are allowed or the host is an IP literal),
+/// follows no redirect, and gives up after `timeout`.
+pub fn pinned_client(
+    url: &Url,
+    pinned: &[std::net::SocketAddr],
+    timeout: std::time::Duration,
+) -> Option<reqwest::Client> {
+    let mut http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(timeout);
+    if let Some(host) = url.host_str()
+        && !pinned.is_empty()
+    {
+        http = http.resolve_to_addrs(host, pinned);
+    }
+    http.build().ok()
+}
+
 /// is judged as IPv4).
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {

@@ -1,7 +1,7 @@
 //! A batch: one store transaction with everything to announce once it commits.
 
 use super::Authority;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::audit::{AuditEvent, AuditKind};
 use crate::error::CoreError;
@@ -101,26 +101,16 @@ impl Batch<'_> {
                 self.users.push(s.user_id.clone());
             }
         }
-        {
-            // An expired session ending is no revocation to tell of; a live one ended with its
-            // expired series is.
-            let told =
-                ended.iter().filter(|s| event.kind != AuditKind::SessionExpired || self.authority.is_live(s, now));
-            for s in told {
-                let seen = self.signals.iter().any(|c| {
-                    matches!(c, Change::SessionEnded { signin, user, .. } if signin == &s.signin && user == &s.user_id)
-                });
-                if !seen {
-                    self.signals.push(Change::SessionEnded {
-                        user: s.user_id.clone(),
-                        signin: s.signin.clone(),
-                        reason: reason.clone(),
-                        by: Initiator::of(event.actor),
-                        at: event.at,
-                    });
-                }
-            }
-        }
+        // An expired session ending is no revocation to tell of; a live one ended with its
+        // expired series is. (Two sessions of one sign-in are told once: see `security_events`.)
+        let told = ended.iter().filter(|s| event.kind != AuditKind::SessionExpired || self.authority.is_live(s, now));
+        self.signals.extend(told.map(|s| Change::SessionEnded {
+            user: s.user_id.clone(),
+            signin: s.signin.clone(),
+            reason: reason.clone(),
+            by: Initiator::of(event.actor),
+            at: event.at,
+        }));
         self.ended.extend(ended.iter().map(|s| {
             FeedEntry::Session(Revocation {
                 session_id: s.id.clone(),
@@ -140,14 +130,24 @@ impl Batch<'_> {
         if streams.is_empty() {
             return Ok(Vec::new());
         }
+        // A sign-in is told of once, however many of its sessions (rotated, resumed) ended: a
+        // set, as a global logout may end a hundred thousand.
+        let mut told = HashSet::new();
+        self.signals.retain(|c| match c {
+            Change::SessionEnded { user, signin, .. } => told.insert((user.clone(), signin.clone())),
+            _ => true,
+        });
         let mut emails: HashMap<UserId, String> = HashMap::new();
         for c in &self.signals {
             if let Change::EmailChanged { user, old_email, .. } = c {
                 emails.insert(user.clone(), old_email.clone());
             }
         }
+        // Each user read once (one who is gone is told of to nobody).
+        let mut read = HashSet::new();
         for c in &self.signals {
             if !emails.contains_key(c.user())
+                && read.insert(c.user().clone())
                 && let Some(now) = self.tx.user_by_id(c.user()).await?
             {
                 emails.insert(now.user.id, now.user.email);

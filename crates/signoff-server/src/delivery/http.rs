@@ -53,13 +53,7 @@ pub(super) async fn send<C: Channel>(state: &AppState, d: &Delivery, send_by: In
     if channel.url(&client) != Some(d.url.as_str()) {
         return Some(Attempt::Abandoned);
     }
-    let mut http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(TIMEOUT);
-    if let Some(host) = url.host_str()
-        && !pinned.is_empty()
-    {
-        http = http.resolve_to_addrs(host, &pinned);
-    }
-    let Ok(http) = http.build() else { return Some(Attempt::later(None)) };
+    let Some(http) = callback::pinned_client(&url, &pinned, TIMEOUT) else { return Some(Attempt::later(None)) };
     let request = match channel.request(state, d, &client, http, url) {
         Ok(request) => request,
         Err(outcome) => return Some(outcome),

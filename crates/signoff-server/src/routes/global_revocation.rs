@@ -4,7 +4,7 @@
 //! of that user ends. `204` is answered once that holds on every node, not when it has begun.
 
 use axum::Router;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -14,7 +14,7 @@ use signoff_core::subject::SubjectId;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Client, Input};
+use crate::extract::Client;
 use crate::routes::client_auth;
 
 pub fn routes() -> Router<AppState> {
@@ -28,13 +28,9 @@ struct Body {
 
 async fn revoke(State(state): State<AppState>, Client(client): Client, request: Request) -> ApiResult<Response> {
     // The caller first: one that is not a client allowed to ask learns nothing of its body.
-    let (parts, body) = request.into_parts();
-    let caller = client_auth::basic_or_bearer(&state, &parts.headers).await?;
-    if !caller.profile.global_token_revocation {
-        return Err(signoff_core::CoreError::Forbidden.into());
-    }
-    // Then the body, bounded in size and in time as every body is.
-    let Input(body) = Input::<Body>::from_request(Request::from_parts(parts, body), &state).await?;
+    let (caller, body) =
+        client_auth::permitted_with_body::<Body>(&state, request, client_auth::Permission::GlobalTokenRevocation)
+            .await?;
     let sub_id = body.sub_id.ok_or_else(|| ApiError::bad_request("sub_id is required"))?;
     let subject = SubjectId::from_json(&sub_id).map_err(|e| ApiError::bad_request(format!("sub_id: {e}")))?;
     if !subject.resolvable() {

@@ -5,7 +5,7 @@
 //! its receiver's alone (another client's stream is `404`).
 
 use axum::Router;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,8 +21,7 @@ use signoff_core::{CoreError, MAX_REMOVED_SUBJECTS, Poll, StreamConfig};
 use crate::app::AppState;
 use crate::callback;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Input;
-use crate::routes::client_auth;
+use crate::routes::client_auth::{self, Permission};
 
 /// The longest description, state, event type or `Authorization` header taken.
 const MAX_TEXT: usize = 256;
@@ -63,22 +62,16 @@ async fn configuration(State(state): State<AppState>) -> Response {
     ([(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"))], axum::Json(body)).into_response()
 }
 
-/// The caller (checked before its body is read), then the body.
+/// The caller, a client registered with `"shared_signals": true` (checked before its body is
+/// read), then the body.
 async fn caller_and<T: DeserializeOwned>(state: &AppState, request: Request) -> ApiResult<(RegisteredClient, T)> {
-    let (parts, body) = request.into_parts();
-    let caller = caller(state, &parts.headers).await?;
-    let Input(body) = Input::<T>::from_request(Request::from_parts(parts, body), state).await?;
-    Ok((caller, body))
+    client_auth::permitted_with_body(state, request, Permission::SharedSignals).await
 }
 
-/// A registered client allowed to receive Shared Signals (registered with
-/// `"shared_signals": true`: it is told of every user's security events); else `401` or `403`.
+/// The caller, a client registered with `"shared_signals": true` (it is told of every user's
+/// security events); else `401` or `403`.
 async fn caller(state: &AppState, headers: &HeaderMap) -> ApiResult<RegisteredClient> {
-    let caller = client_auth::basic_or_bearer(state, headers).await?;
-    if !caller.profile.shared_signals {
-        return Err(ApiError::Forbidden("access_denied", "this client may not receive Shared Signals".into()));
-    }
-    Ok(caller)
+    client_auth::permitted(state, headers, Permission::SharedSignals).await
 }
 
 /// A stream as receivers see it (SSF §8.1.1). The `Authorization` header it is sent is not

@@ -240,14 +240,7 @@ async fn key_for(state: &AppState, upstream: &Upstream, kid: &str) -> Result<Opt
 async fn fetch_keys(state: &AppState, jwks_uri: &str) -> Result<Vec<(String, PublicKey)>, &'static str> {
     let (url, pinned) =
         callback::checked(jwks_uri, state.config().allow_private_callbacks).await.map_err(|_| "the URL is refused")?;
-    let mut http =
-        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(5));
-    if let Some(host) = url.host_str()
-        && !pinned.is_empty()
-    {
-        http = http.resolve_to_addrs(host, &pinned);
-    }
-    let http = http.build().map_err(|_| "no HTTP client")?;
+    let http = callback::pinned_client(&url, &pinned, Duration::from_secs(5)).ok_or("no HTTP client")?;
     let mut res = http.get(url).header("accept", "application/json").send().await.map_err(|_| "unreachable")?;
     if !res.status().is_success() {
         return Err("not a 2xx");

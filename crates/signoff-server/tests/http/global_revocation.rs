@@ -3,14 +3,8 @@
 
 use crate::relying::{admin, server};
 use crate::support::*;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-fn basic(id: &str, secret: &str) -> String {
-    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
-}
 
 /// A registered client: its id and secret.
 async fn register(s: &TestServer, body: Value) -> (String, String) {

@@ -5,13 +5,9 @@
 use crate::relying::{ADMIN, admin, server};
 use crate::support::*;
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-fn basic(id: &str, secret: &str) -> String {
-    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
-}
 
 async fn token_request(s: &TestServer, authorization: Option<&str>, form: &[(&str, &str)]) -> Res {
     let mut b = s.browser();

@@ -6,8 +6,6 @@
 use crate::relying::{admin, server};
 use crate::support::*;
 use axum::http::HeaderMap;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -64,10 +62,6 @@ impl Receiver {
             panic!("pushed while it should not have been: {body}");
         }
     }
-}
-
-fn basic(id: &str, secret: &str) -> String {
-    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
 }
 
 /// A registered receiver: its id and a `client_credentials` access token.

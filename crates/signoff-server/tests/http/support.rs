@@ -719,3 +719,9 @@ pub async fn bearer_status(s: &TestServer, access: &str) -> StatusCode {
     let rb = b.bare(Method::GET, "/api/me").header("authorization", format!("Bearer {access}"));
     b.send(rb).await.status
 }
+
+/// An `Authorization` header for HTTP Basic with a client's id and secret.
+pub fn basic(id: &str, secret: &str) -> String {
+    use base64::Engine as _;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
+}
