@@ -76,8 +76,6 @@ pub async fn checked(raw: &str, allow_private: bool) -> Result<(Url, Vec<std::ne
     Ok((url, pinned))
 }
 
-/// Whether an address is globally routable: not private, loopback, link-local, shared,
-/// reserved, documentation, benchmarking, multicast or unspecified (IPv4 embedded in IPv6
 /// An HTTP client for a URL [`checked`] just now: it connects only to the addresses the check
 /// resolved (none pinned when private addresses are allowed or the host is an IP literal),
 /// follows no redirect, and gives up after `timeout`.
@@ -95,6 +93,8 @@ pub fn pinned_client(
     http.build().ok()
 }
 
+/// Whether an address is globally routable: not private, loopback, link-local, shared,
+/// reserved, documentation, benchmarking, multicast or unspecified (IPv4 embedded in IPv6
 /// is judged as IPv4).
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {

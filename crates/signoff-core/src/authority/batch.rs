@@ -51,7 +51,8 @@ pub(super) struct Batch<'a> {
     pub(super) users: Vec<UserId>,
     pub(super) ended_any: bool,
     /// What the Shared Signals streams are told (in the same transaction): every ended session
-    /// but an expired one, and the changes the batch's callers note.
+    /// but an expired one, and the changes the batch's callers note. A sign-in may stand here
+    /// more than once (several of its sessions ended); `security_events` tells it once.
     pub(super) signals: Vec<Change>,
 }
 

@@ -1,6 +1,7 @@
 //! How a registered client proves itself to the routes that serve clients (the revocation feed,
-//! Global Token Revocation): HTTP Basic with its `client_id` and secret, or, where a route takes
-//! it, a bearer access token it got from the `client_credentials` grant.
+//! Global Token Revocation, Shared Signals): HTTP Basic with its `client_id` and secret, or,
+//! where a route takes it, a bearer access token it got from the `client_credentials` grant; and
+//! what it was registered to be allowed ([`Permission`]), checked before its body is read.
 
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, header};
@@ -61,7 +62,7 @@ impl Permission {
 }
 
 /// A client ([`basic_or_bearer`]) registered with `permission`: else `401`, or `403
-/// access_denied`.
+/// access_denied` (or `503` when its token cannot be checked yet).
 pub async fn permitted(state: &AppState, headers: &HeaderMap, permission: Permission) -> ApiResult<RegisteredClient> {
     let client = basic_or_bearer(state, headers).await?;
     if !permission.granted(&client) {
