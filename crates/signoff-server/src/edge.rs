@@ -1,5 +1,5 @@
 //! The edge middleware every request passes: request id, panic containment, signing back in
-//! from a remember-me cookie (`remember::resume`), security and cache headers, generic 5xx
+//! from a remember-me cookie (`remember::around`), security and cache headers, generic 5xx
 //! bodies, the access log, response counters and latency histograms.
 
 use axum::extract::{MatchedPath, Request, State};
@@ -38,7 +38,7 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
 
     let mut res = match browser.as_ref().and_then(|b| b.elsewhere(state.config())) {
         Some(to_public_url) => to_public_url,
-        None => contained(&state, crate::remember::resume(&state, req, next)).await,
+        None => contained(&state, crate::remember::around(&state, req, next)).await,
     };
 
     let status = res.status();
@@ -70,7 +70,8 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
     if let Some(browser) = &browser
         && (status.is_client_error() || status.is_server_error())
     {
-        res = browser.page(&state, res).await;
+        // Boxed: a page may look its session up, state no other request should carry.
+        res = Box::pin(browser.page(&state, res)).await;
     }
     secure_headers(res.headers_mut(), state.config().public_url.scheme() == "https");
     if let Ok(v) = HeaderValue::from_bytes(&id.0) {
@@ -84,8 +85,13 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
     if let Some(op) = operation {
         metrics.observe(op, took);
     }
-    tracing::info!(target: crate::logging::ACCESS, request_id = request_id, method = method.as_str(),
-        route = route, status = status.as_u16(), ms = took.as_secs_f64() * 1000.0, "request");
+    crate::logging::access(&crate::logging::Access {
+        request_id,
+        method: method.as_str(),
+        route,
+        status: status.as_u16(),
+        took,
+    });
     res
 }
 

@@ -1,27 +1,30 @@
 //! Where log lines go and how the busiest of them is written.
 //!
-//! Every request logs one access line, so the access line is on the hot path: in the text
-//! format written to a file or pipe it is written by [`AccessLine`] straight into the line
-//! buffer (the fields it knows, digits by hand), in the same layout as every other line
-//! (`<time>  INFO access: request request_id=… method=… route=… status=… ms=…`, a value quoted
-//! and escaped as the default formatter does when it holds anything but plain token
-//! characters); every other event, every event on a terminal and every event in the JSON format
-//! is written by `tracing-subscriber`'s own formatter. Lines are handed to a thread of their own
-//! that writes them to stderr in batches ([`init`]).
+//! Every request logs one access line, so the access line is on the hot path. In the text
+//! format written to a file or pipe (the default for a server) it bypasses `tracing`: [`access`]
+//! writes it by hand into a reused per-thread buffer (the time's date and seconds formatted once
+//! a second, digits by hand) and hands it straight to the log writer, in the same layout as every
+//! other line (`<time>  INFO access: request request_id=… method=… route=… status=… ms=…`, a
+//! value quoted and escaped as the default formatter does when it holds anything but plain
+//! token characters). On a terminal and in the JSON format the access line is an ordinary
+//! `tracing` event, as is every other line. Lines are handed to a thread of their own that
+//! writes them to stderr in batches ([`init`]).
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
 use time::OffsetDateTime;
-use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
-use tracing_subscriber::fmt::format::{Format, Full, Writer};
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_appender::non_blocking::NonBlocking;
 
 use crate::config::{Config, LogFormat};
 
 /// The target of the access log's events.
 pub const ACCESS: &str = "access";
+
+/// The log writer the access line is handed to without `tracing`, when it is (see the module).
+static ACCESS_SINK: OnceLock<NonBlocking> = OnceLock::new();
 
 /// Logs go to stderr from a thread of their own: a line is formatted where it is logged and
 /// queued, and the writer thread writes what has queued up in one go (flushing whenever the
@@ -37,39 +40,93 @@ pub fn init(config: &Config) -> tracing_appender::non_blocking::WorkerGuard {
         .lossy(false)
         .thread_name("signoff-log")
         .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+    if config.log_format == LogFormat::Text && !ansi && level >= tracing::Level::INFO {
+        let _ = ACCESS_SINK.set(writer.clone());
+    }
     let builder = tracing_subscriber::fmt().with_max_level(level).with_ansi(ansi).with_writer(writer);
     match config.log_format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
-        LogFormat::Text if ansi => builder.init(),
-        LogFormat::Text => builder.event_format(AccessLine(Format::default())).init(),
+        LogFormat::Text => builder.init(),
     }
     guard
 }
 
-/// The text format, with the access line written by hand (see the module).
-pub struct AccessLine(pub Format<Full>);
+/// One request's access line.
+pub struct Access<'a> {
+    pub request_id: &'a str,
+    pub method: &'a str,
+    pub route: &'a str,
+    pub status: u16,
+    pub took: Duration,
+}
 
-impl<S, N> FormatEvent<S, N> for AccessLine
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> std::fmt::Result {
-        if event.metadata().target() != ACCESS {
-            return self.0.format_event(ctx, w, event);
-        }
-        let mut line = String::with_capacity(160);
-        timestamp(&mut line, OffsetDateTime::now_utc());
-        line.push_str("  INFO access:");
-        let mut fields = Fields(&mut line);
-        event.record(&mut fields);
-        line.push('\n');
-        w.write_str(&line)
+/// Logs a request's access line: by hand to the log writer when [`init`] set that up, as a
+/// `tracing` event otherwise (the same fields).
+pub fn access(line: &Access<'_>) {
+    let Some(sink) = ACCESS_SINK.get() else {
+        tracing::info!(target: ACCESS, request_id = line.request_id, method = line.method, route = line.route,
+            status = line.status, ms = line.took.as_secs_f64() * 1000.0, "request");
+        return;
+    };
+    thread_local! {
+        static LINE: RefCell<(Clock, String, Option<NonBlocking>)> = const { RefCell::new((Clock::new(), String::new(), None)) };
+    }
+    LINE.with(|cell| {
+        let Ok(mut cell) = cell.try_borrow_mut() else { return };
+        let (clock, text, writer) = &mut *cell;
+        text.clear();
+        clock.write(text, SystemTime::now());
+        write_access(text, line);
+        // A failed write has nowhere to be reported but the log it failed to reach.
+        let _ = writer.get_or_insert_with(|| sink.clone()).write_all(text.as_bytes());
+    });
+}
+
+/// The line after its time: `  INFO access: request request_id=… … ms=…` and a newline.
+fn write_access(out: &mut String, line: &Access<'_>) {
+    out.push_str("  INFO access: request");
+    field(out, "request_id", line.request_id);
+    field(out, "method", line.method);
+    field(out, "route", line.route);
+    out.push_str(" status=");
+    decimal(out, u64::from(line.status));
+    // Milliseconds to the microsecond.
+    let micros = line.took.as_micros();
+    out.push_str(" ms=");
+    decimal(out, u64::try_from(micros / 1000).unwrap_or(u64::MAX));
+    out.push('.');
+    let frac = (micros % 1000) as u16;
+    for d in [frac / 100, frac / 10 % 10, frac % 10] {
+        out.push(char::from(b'0' + d as u8));
+    }
+    out.push('\n');
+}
+
+/// ` name=value`, the value quoted and escaped unless it is plain.
+fn field(out: &mut String, name: &str, value: &str) {
+    out.push(' ');
+    out.push_str(name);
+    out.push('=');
+    if plain(value) {
+        out.push_str(value);
+    } else {
+        let _ = write!(out, "{value:?}");
     }
 }
 
-/// Writes an event's fields as ` message` then ` name=value`, as the default format does.
-struct Fields<'a>(&'a mut String);
+fn decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[i..].iter().map(|&d| char::from(d)));
+}
 
 /// Whether a value can be written as it is: nothing that could end the line, open an escape
 /// sequence or be mistaken for the next field.
@@ -77,60 +134,52 @@ fn plain(value: &str) -> bool {
     !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_.-:{}*".contains(&b))
 }
 
-impl Visit for Fields<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.push(' ');
-        if field.name() != "message" {
-            self.0.push_str(field.name());
-            self.0.push('=');
-        }
-        if plain(value) {
-            self.0.push_str(value);
-        } else {
-            let _ = write!(self.0, "{value:?}");
-        }
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        let _ = write!(self.0, " {}={value}", field.name());
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        let _ = write!(self.0, " {}={value}", field.name());
-    }
-
-    /// Milliseconds to the microsecond.
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        let micros = (value * 1000.0).round().max(0.0) as u64;
-        let _ = write!(self.0, " {}={}.{:03}", field.name(), micros / 1000, micros % 1000);
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            let _ = write!(self.0, " {value:?}");
-        } else {
-            let _ = write!(self.0, " {}={value:?}", field.name());
-        }
-    }
+/// The time as the default format writes it (`2026-12-01T22:27:38.123456Z`), its date and
+/// seconds formatted once a second.
+struct Clock {
+    second: u64,
+    prefix: [u8; 19],
 }
 
-/// `2026-12-01T22:27:38.123456Z`, as the default format writes its time.
-fn timestamp(out: &mut String, t: OffsetDateTime) {
-    let two = |out: &mut String, n: u8| {
-        out.push(char::from(b'0' + n / 10));
-        out.push(char::from(b'0' + n % 10));
-    };
-    let _ = write!(out, "{:04}-", t.year());
-    two(out, u8::from(t.month()));
-    out.push('-');
-    two(out, t.day());
-    out.push('T');
-    two(out, t.hour());
-    out.push(':');
-    two(out, t.minute());
-    out.push(':');
-    two(out, t.second());
-    let _ = write!(out, ".{:06}Z", t.microsecond());
+impl Clock {
+    const fn new() -> Self {
+        Self { second: u64::MAX, prefix: [0; 19] }
+    }
+
+    fn write(&mut self, out: &mut String, now: SystemTime) {
+        let since = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        if since.as_secs() != self.second {
+            let mut text = String::with_capacity(19);
+            let t = i64::try_from(since.as_secs())
+                .ok()
+                .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            let _ = write!(
+                text,
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            );
+            if let Ok(prefix) = text.as_bytes().try_into() {
+                self.prefix = prefix;
+                self.second = since.as_secs();
+            }
+        }
+        // ASCII digits and separators only.
+        out.push_str(std::str::from_utf8(&self.prefix).unwrap_or_default());
+        out.push('.');
+        let micros = since.subsec_micros();
+        let mut digits = [0u8; 6];
+        for (i, d) in digits.iter_mut().enumerate() {
+            *d = b'0' + (micros / 10u32.pow(5 - i as u32) % 10) as u8;
+        }
+        out.extend(digits.iter().map(|&d| char::from(d)));
+        out.push('Z');
+    }
 }
 
 #[cfg(test)]
@@ -146,58 +195,74 @@ mod tests {
     }
 
     #[test]
-    fn the_timestamp_has_the_default_layout() {
-        let t = OffsetDateTime::from_unix_timestamp_nanos(1_764_628_058_123_456_789).expect("time");
+    fn the_time_has_the_default_layout_within_a_second_and_across_seconds() {
+        let at = |nanos: u64| SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos);
+        let mut clock = Clock::new();
         let mut s = String::new();
-        timestamp(&mut s, t);
-        assert_eq!(s, "2025-12-01T22:27:38.123456Z");
-    }
-
-    /// A buffer to log into.
-    #[derive(Clone, Default)]
-    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Buffer {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("lock").extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+        clock.write(&mut s, at(1_764_628_058_123_456_789));
+        clock.write(&mut s, at(1_764_628_058_999_999_000));
+        clock.write(&mut s, at(1_764_628_059_000_001_000));
+        clock.write(&mut s, at(1_767_225_599_500_000_000));
+        assert_eq!(
+            s,
+            "2025-12-01T22:27:38.123456Z2025-12-01T22:27:38.999999Z2025-12-01T22:27:39.000001Z2025-12-31T23:59:59.500000Z"
+        );
     }
 
     #[test]
-    fn the_access_line_is_written_by_hand_and_everything_else_as_before() {
+    fn the_access_line_is_written_by_hand_with_values_quoted_unless_plain() {
+        let mut s = String::new();
+        let line = |route, took| Access { request_id: "0a1b2c3d00000001", method: "GET", route, status: 200, took };
+        write_access(&mut s, &line("/api/me", Duration::from_nanos(51_200)));
+        assert_eq!(
+            s,
+            "  INFO access: request request_id=0a1b2c3d00000001 method=GET route=/api/me status=200 ms=0.051\n"
+        );
+        s.clear();
+        // Anything but plain token characters is quoted and escaped: no forged line.
+        write_access(&mut s, &line("/a b\n0000  INFO forged", Duration::from_millis(12_345)));
+        assert!(
+            s.ends_with(
+                r#"route="/a b\n0000  INFO forged" status=200 ms=12345.000
+"#
+            ),
+            "{s}"
+        );
+        assert_eq!(s.lines().count(), 1);
+    }
+
+    #[test]
+    fn without_the_direct_writer_the_access_line_is_a_tracing_event() {
+        #[derive(Clone, Default)]
+        struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("lock").extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
         let buffer = Buffer::default();
         let sink = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(move || sink.clone())
-            .event_format(AccessLine(Format::default()))
-            .finish();
+        let subscriber =
+            tracing_subscriber::fmt().json().flatten_event(true).with_writer(move || sink.clone()).finish();
         tracing::subscriber::with_default(subscriber, || {
-            tracing::info!(target: "access", request_id = "0a1b2c3d00000001", method = "GET", route = "/api/me",
-                status = 200u16, ms = 0.0512, "request");
-            tracing::warn!(request_id = "0a1b2c3d00000002", "something else");
-            // Anything but plain token characters is quoted and escaped: no forged line.
-            tracing::info!(target: "access", request_id = "x", method = "GET", route = "/a b\n0000  INFO forged",
-                status = 200u16, ms = 1.0, "request");
+            access(&Access {
+                request_id: "0a1b2c3d00000002",
+                method: "POST",
+                route: "/auth/login",
+                status: 401,
+                took: Duration::from_micros(1500),
+            });
         });
         let text = String::from_utf8(buffer.0.lock().expect("lock").clone()).expect("utf-8");
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 3, "{text}");
-        assert!(lines[2].ends_with(r#"route="/a b\n0000  INFO forged" status=200 ms=1.000"#), "{}", lines[2]);
-        let (time, rest) = lines[0].split_once("  ").expect("time first");
-        assert!(time.len() == 27 && time.ends_with('Z') && time.as_bytes()[10] == b'T', "{time}");
-        assert_eq!(
-            rest,
-            "INFO access: request request_id=0a1b2c3d00000001 method=GET route=/api/me status=200 ms=0.051"
-        );
-        assert!(
-            lines[1].ends_with(" WARN signoff_server::logging::tests: something else request_id=\"0a1b2c3d00000002\""),
-            "{}",
-            lines[1]
-        );
+        let line: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON line");
+        assert_eq!(line["target"], ACCESS);
+        assert_eq!(line["request_id"], "0a1b2c3d00000002");
+        assert_eq!(line["route"], "/auth/login");
+        assert_eq!(line["status"], 401);
+        assert_eq!(line["ms"], 1.5);
     }
 }

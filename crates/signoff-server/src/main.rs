@@ -9,6 +9,10 @@ use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// See the dependency's note in Cargo.toml; the tests' servers keep the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "signoff", version, about = "A session authority whose logout really logs out")]
 struct Cli {

@@ -48,15 +48,25 @@ fn resumes(req: &Request) -> bool {
 }
 
 /// Runs the rest of the request, first signing the browser back in if it should be (called by
-/// the edge middleware: one layer, not two, around every route).
-pub async fn resume(state: &AppState, mut req: Request, next: Next) -> Response {
-    let config = state.config();
-    if !resumes(&req) {
-        return next.run(req).await;
+/// the edge middleware: one layer, not two, around every route). Most requests carry no
+/// remember-me cookie or cannot resume: they go straight on, and only a resume's larger state
+/// is boxed, so the common request's future stays small.
+pub fn around(state: &AppState, req: Request, next: Next) -> impl Future<Output = Response> + Send + '_ {
+    let remember = resumes(&req).then(|| cookies::remember_secret(req.headers(), state.config())).flatten();
+    match remember {
+        None => futures_util::future::Either::Left(next.run(req)),
+        Some(remember) => futures_util::future::Either::Right(Box::pin(resume(state, remember, req, next))),
     }
-    let Some(remember) = cookies::remember_secret(req.headers(), config) else {
-        return next.run(req).await;
-    };
+}
+
+/// Signs the browser back in from `remember` unless its session cookie is live.
+async fn resume(
+    state: &AppState,
+    remember: signoff_core::remember::RememberSecret,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let config = state.config();
     if let Some(secret) = cookies::session_secret(req.headers(), config) {
         match state.authority().peek(&secret).await {
             Ok(Some(_)) => return next.run(req).await,

@@ -53,11 +53,8 @@ impl Authority {
             return Ok(None);
         };
         if !self.is_live(&session, now) {
-            let event = self.event(AuditKind::SessionExpired, Actor::Policy, &ClientInfo::default()).reason("expired");
-            let mut batch = self.batch_for(&[&user.id]).await?;
-            batch.kind = BatchKind::Expiry;
-            batch.end(SessionFilter::Lapsed { user: &user.id, id: &session.id }, &event).await?;
-            batch.commit().await?;
+            // Boxed: a batch's state is large, and every lookup's future would carry it.
+            Box::pin(self.end_lapsed(&session, &user)).await?;
             return Ok(None);
         }
         if touch && now - session.last_active_at >= self.policy.touch_interval() {
@@ -66,6 +63,15 @@ impl Authority {
             Arc::make_mut(&mut session).last_active_at = now;
         }
         Ok(Some(SessionContext { session, user, secret: secret.clone() }))
+    }
+
+    /// Ends a session found lapsed (as expiry, with its audit event).
+    async fn end_lapsed(&self, session: &Session, user: &User) -> Result<(), CoreError> {
+        let event = self.event(AuditKind::SessionExpired, Actor::Policy, &ClientInfo::default()).reason("expired");
+        let mut batch = self.batch_for(&[&user.id]).await?;
+        batch.kind = BatchKind::Expiry;
+        batch.end(SessionFilter::Lapsed { user: &user.id, id: &session.id }, &event).await?;
+        batch.commit().await
     }
 
     /// Whether the session with this public id is live (for a stream that must say when it

@@ -47,6 +47,13 @@ impl Authority {
         if self.vouches() {
             return Ok(());
         }
+        // Boxed: the catch-up's state would otherwise be carried (and moved) by the future of
+        // every request that vouches, though few ever wait for one.
+        Box::pin(self.vouch_by_reading()).await
+    }
+
+    /// [`vouch`](Self::vouch) when the node cannot vouch as it stands.
+    async fn vouch_by_reading(&self) -> Result<(), CoreError> {
         let arrived = Instant::now();
         let unavailable = || CoreError::Busy(time::Duration::seconds(1));
         // The wait for the lock counts too: behind a hung catch-up, requests get 503 in time.

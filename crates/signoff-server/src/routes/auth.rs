@@ -130,7 +130,7 @@ fn previous_remember_sent(headers: &HeaderMap, config: &crate::config::Config) -
 
 async fn session(State(state): State<AppState>, req: axum::extract::Request) -> ApiResult<Response> {
     let ctx = require_session(&state, req.headers()).await?;
-    Ok(axum::Json(views::signed_in(state.authority(), &ctx)).into_response())
+    Ok(views::json_ok(&views::signed_in(state.authority(), &ctx)))
 }
 
 /// The demo protected resource: a bearer access token, or else a session cookie. Any failure
@@ -153,5 +153,5 @@ pub async fn me(State(state): State<AppState>, req: axum::extract::Request) -> A
     struct Me<'a> {
         user: views::UserView<'a>,
     }
-    Ok(axum::Json(Me { user: views::UserView::of(&user) }).into_response())
+    Ok(views::json_ok(&Me { user: views::UserView::of(&user) }))
 }

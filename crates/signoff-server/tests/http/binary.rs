@@ -115,6 +115,77 @@ async fn serve_reads_the_environment_logs_json_and_stops_gracefully_on_sigterm()
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
 
+/// The default text format written to a pipe: every request's access line, written without
+/// `tracing` (see `logging::access`), in the layout of every other line and in order, flushed
+/// by a graceful stop; and none at all below the `info` level.
+#[tokio::test]
+async fn the_text_access_log_has_a_line_per_request_and_none_at_warn() {
+    for level in ["info", "warn"] {
+        let dir = std::env::temp_dir().join(format!("signoff-access-{}", signoff_core::secret::random_id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_signoff"))
+            .arg("serve")
+            .env("SIGNOFF_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SIGNOFF_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+            .env("SIGNOFF_DATABASE_URL", format!("sqlite://{}", dir.join("a.db").display()))
+            .env("SIGNOFF_LOG_LEVEL", level)
+            .env_remove("SIGNOFF_LOG_FORMAT")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn signoff");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http.get(format!("{base}/readyz")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "server did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut ids = Vec::new();
+        for path in ["/readyz", "/api/me", "/no/such/page", "/readyz"] {
+            let res = http.get(format!("{base}{path}")).send().await.expect("request");
+            ids.push((res.headers()["x-request-id"].to_str().expect("id").to_owned(), path, res.status().as_u16()));
+        }
+        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+        assert!(status.success());
+        assert!(child.wait().expect("wait").success());
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut text).expect("read");
+        let access: Vec<&str> = text.lines().filter(|l| l.contains(" INFO access: ")).collect();
+        if level == "warn" {
+            assert!(access.is_empty(), "no access line at warn: {text}");
+            assert!(!text.contains(" INFO "), "{text}");
+            continue;
+        }
+        fn route(path: &str) -> &str {
+            if path == "/no/such/page" { "unmatched" } else { path }
+        }
+        let mut at = 0;
+        for (id, path, code) in &ids {
+            let i = access.iter().position(|l| l.contains(&format!("request_id={id} "))).unwrap_or_else(|| {
+                panic!("no access line for {id} ({path}): {text}");
+            });
+            assert!(i >= at, "lines are in order: {text}");
+            at = i;
+            let line = access[i];
+            let (time, rest) = line.split_once("  ").expect("time first");
+            assert!(time.len() == 27 && time.ends_with('Z') && time.as_bytes()[10] == b'T', "{line}");
+            let prefix =
+                format!("INFO access: request request_id={id} method=GET route={} status={code} ms=", route(path));
+            let ms = rest.strip_prefix(&prefix).unwrap_or_else(|| panic!("{line}"));
+            let (whole, frac) = ms.split_once('.').expect("ms to the microsecond");
+            assert!(whole.parse::<u64>().is_ok() && frac.len() == 3 && frac.parse::<u16>().is_ok(), "{line}");
+        }
+        // Other lines keep the default format, beside the access lines.
+        assert!(text.lines().any(|l| l.contains(" INFO ") && l.contains("signoff stopped")), "{text}");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}
+
 /// `signoff serve` with a bad setting or a store it cannot reach: a non-zero exit before it
 /// serves, one line on stderr naming what is wrong and where, nothing on stdout, no password.
 fn refused_start(env: &[(&str, &str)]) -> String {
