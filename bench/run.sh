@@ -27,8 +27,9 @@
 #      crates/signoff-core/examples/denylist_memory.rs);
 #   6. validation latency (p99, GET /api/me with a cookie, two connections) alone and while a
 #      flood of sign-ins (argon2id) runs against the same server (bench/flood.lua);
-#   7. instructions per request (valgrind --tool=callgrind) for scenarios 1 and 2: repeatable
-#      where wall-clock figures on a shared machine are not.
+#   7. instructions per request (valgrind --tool=callgrind, bench/callgrind.py) for the cookie,
+#      the reused token, the token pool and forward authentication: repeatable where wall-clock
+#      figures on a shared machine are not.
 #
 # --smoke (what CI runs): debug builds, one second per run, 100 pooled tokens, 100 callgrind
 # requests, a few rounds and small sizes for scenarios 3 to 6; it proves that every scenario
@@ -47,7 +48,7 @@ else
   VERIFY_SECONDS=5 VERIFY_ROUNDS=1000 CLUSTER_ROUNDS=200 PAUSE_ROUNDS=3 SIZES=1,100,10000,100000 DENIED=1000000 SSF_ROUNDS=200
 fi
 CONNECTIONS=${CONNECTIONS:-32}
-for tool in wrk valgrind node npm redis-server psql taskset python3; do
+for tool in wrk valgrind node npm redis-server psql pgbench taskset python3; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
 done
 
@@ -242,8 +243,10 @@ echo "== 7. instructions per request (callgrind)"
 declare -A ir
 ir[cookie]=$(python3 bench/callgrind.py "$SIGNOFF" "$CALLS" cookie)
 ir[bearer]=$(python3 bench/callgrind.py "$SIGNOFF" "$CALLS" bearer)
+ir[pool]=$(python3 bench/callgrind.py "$SIGNOFF" "$CALLS" pool "$POOL")
+ir[authz]=$(python3 bench/callgrind.py "$SIGNOFF" "$CALLS" authz)
 ir[bare]=$(python3 bench/callgrind.py "$BENCHBIN/bare" "$CALLS" bare)
-echo "instructions per request: cookie ${ir[cookie]}, bearer ${ir[bearer]}, bare axum ${ir[bare]}"
+echo "instructions per request: cookie ${ir[cookie]}, bearer ${ir[bearer]}, bearer pool of $POOL ${ir[pool]}, forward auth ${ir[authz]}, bare axum ${ir[bare]}"
 
 if $SMOKE; then
   echo "bench smoke: every scenario ran"
@@ -269,7 +272,7 @@ for n, v in rows:
   echo "|---|---|---|---|---|---|---|"
   echo "$table"
   echo
-  echo "Instructions per request (callgrind, $CALLS requests): cookie ${ir[cookie]}, bearer ${ir[bearer]}, bare axum ${ir[bare]}."
+  echo "Instructions per request (callgrind, $CALLS requests): cookie ${ir[cookie]}, bearer ${ir[bearer]}, bearer pool of $POOL ${ir[pool]}, forward auth ${ir[authz]}, bare axum ${ir[bare]}."
   echo
   echo "Node verifier (scenario 3): $verifier"
   echo

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Prints N distinct valid access tokens of one user of a signoff server: tokens.py BASE N.
+"""Prints N distinct valid access tokens of one user of a signoff server: tokens.py BASE N [EMAIL]
+(the user bench@example.com unless EMAIL is given, with the bench's password).
 One password grant, then refresh grants (each rotates the refresh token and issues a new access
 token, with no password hash to compute)."""
 import http.client
@@ -8,6 +9,7 @@ import sys
 import urllib.parse
 
 base, n = sys.argv[1], int(sys.argv[2])
+email = sys.argv[3] if len(sys.argv) > 3 else "bench@example.com"
 url = urllib.parse.urlparse(base)
 conn = http.client.HTTPConnection(url.hostname, url.port)
 
@@ -22,7 +24,7 @@ def grant(fields):
     return json.loads(data)
 
 
-t = grant({"grant_type": "password", "email": "bench@example.com", "password": "correct horse battery staple"})
+t = grant({"grant_type": "password", "email": email, "password": "correct horse battery staple"})
 out = [t["access_token"]]
 while len(out) < n:
     t = grant({"grant_type": "refresh_token", "refresh_token": t["refresh_token"]})
