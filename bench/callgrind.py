@@ -9,7 +9,10 @@ MODE is one of (signoff in its default configuration: SQLite, access log on)
           says), the next one each request, as the wrk scenario sends them: the warm-up sends
           every token once (each verifies a signature), the counted requests go round the pool
           again; the tokens are minted by a run of the server outside valgrind on the same
-          database, which the measured run then opens
+          database, which the measured run then opens (they live 15 minutes: minting, start-up
+          and the warm-up must fit). Every counted request finds its token in the signature
+          memo, so this differs from `bearer` by a larger map only: instructions do not show
+          the cache misses that cost the pool its time under wrk
   authz   GET /authz/auth-request (forward authentication) with a session cookie
   bare    the bare axum baseline's GET /api/me
 The server runs under callgrind on core 1; after signing in and N/10 warm-up requests the

@@ -1,13 +1,12 @@
 //! Request extractors of the edge: the body (JSON or form, strictly decoded), the client's
 //! address and agent, and what kind of answer the caller wants.
 
-use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
 use signoff_core::ClientInfo;
 use signoff_wire::body::{self, BodyError};
-use std::net::SocketAddr;
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -71,7 +70,7 @@ where
 /// the last such header)
 /// and its user agent, cut to a sane length.
 pub fn client_info(headers: &HeaderMap, extensions: &axum::http::Extensions, state: &AppState) -> ClientInfo {
-    let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    let peer = extensions.get::<crate::listener::Connection>().map(|c| c.peer.ip().to_string());
     let forwarded = state
         .config()
         .trust_proxy

@@ -12,11 +12,11 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -82,8 +82,7 @@ pub async fn serve(
             let written = Arc::new(Written::default());
             let io = TokioIo::new(Idle::new(stream, in_flight.clone(), written.clone(), keepalive_timeout));
             let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req.extensions_mut().insert(written.clone());
+                req.extensions_mut().insert(Connection { peer, written: written.clone() });
                 let guard = InFlight::enter(&in_flight);
                 let mut app = app.clone();
                 async move {
@@ -188,6 +187,14 @@ impl http_body::Body for Tracked {
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// What a request knows of its connection: the peer's address and its flushes. One extension,
+/// not two: each costs every request an insert into its extension map.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub peer: SocketAddr,
+    pub written: Arc<Written>,
 }
 
 /// How often a connection has written out everything it was handed: hyper flushes the socket

@@ -63,23 +63,31 @@ pub struct Access<'a> {
 /// Logs a request's access line: by hand to the log writer when [`init`] set that up, as a
 /// `tracing` event otherwise (the same fields).
 pub fn access(line: &Access<'_>) {
-    let Some(sink) = ACCESS_SINK.get() else {
-        tracing::info!(target: ACCESS, request_id = line.request_id, method = line.method, route = line.route,
-            status = line.status, ms = line.took.as_secs_f64() * 1000.0, "request");
-        return;
-    };
     thread_local! {
         static LINE: RefCell<(Clock, String, Option<NonBlocking>)> = const { RefCell::new((Clock::new(), String::new(), None)) };
     }
-    LINE.with(|cell| {
-        let Ok(mut cell) = cell.try_borrow_mut() else { return };
-        let (clock, text, writer) = &mut *cell;
-        text.clear();
-        clock.write(text, SystemTime::now());
-        write_access(text, line);
-        // A failed write has nowhere to be reported but the log it failed to reach.
-        let _ = writer.get_or_insert_with(|| sink.clone()).write_all(text.as_bytes());
+    let written = ACCESS_SINK.get().is_some_and(|sink| {
+        // Not written here (the thread's buffer torn down or in use): the event below instead.
+        LINE.try_with(|cell| {
+            let Ok(mut cell) = cell.try_borrow_mut() else { return false };
+            let (clock, text, writer) = &mut *cell;
+            text.clear();
+            clock.write(text, SystemTime::now());
+            write_access(text, line);
+            // A failed write has nowhere to be reported but the log it failed to reach.
+            let _ = writer.get_or_insert_with(|| sink.clone()).write_all(text.as_bytes());
+            if text.capacity() > 4096 {
+                // A rare long line (an odd method) does not pin its buffer to the thread.
+                *text = String::new();
+            }
+            true
+        })
+        .unwrap_or(false)
     });
+    if !written {
+        tracing::info!(target: ACCESS, request_id = line.request_id, method = line.method, route = line.route,
+            status = line.status, ms = line.took.as_secs_f64() * 1000.0, "request");
+    }
 }
 
 /// The line after its time: `  INFO access: request request_id=… … ms=…` and a newline.
@@ -90,8 +98,8 @@ fn write_access(out: &mut String, line: &Access<'_>) {
     field(out, "route", line.route);
     out.push_str(" status=");
     decimal(out, u64::from(line.status));
-    // Milliseconds to the microsecond.
-    let micros = line.took.as_micros();
+    // Milliseconds to the nearest microsecond.
+    let micros = (line.took.as_nanos() + 500) / 1000;
     out.push_str(" ms=");
     decimal(out, u64::try_from(micros / 1000).unwrap_or(u64::MAX));
     out.push('.');
@@ -218,6 +226,10 @@ mod tests {
             s,
             "  INFO access: request request_id=0a1b2c3d00000001 method=GET route=/api/me status=200 ms=0.051\n"
         );
+        s.clear();
+        // Rounded to the nearest microsecond, as the event's `ms` was.
+        write_access(&mut s, &line("/api/me", Duration::from_nanos(999_600)));
+        assert!(s.ends_with(" ms=1.000\n"), "{s}");
         s.clear();
         // Anything but plain token characters is quoted and escaped: no forged line.
         write_access(&mut s, &line("/a b\n0000  INFO forged", Duration::from_millis(12_345)));

@@ -9,7 +9,8 @@ use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// See the dependency's note in Cargo.toml; the tests' servers keep the system allocator.
+/// See the dependency's note in Cargo.toml. Servers the tests build in-process keep the system
+/// allocator; tests that start this binary run on mimalloc, as production does.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

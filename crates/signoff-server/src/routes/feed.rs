@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::listener::Written;
+use crate::listener::{Connection, Written};
 use crate::routes::client_auth;
 
 pub fn routes() -> Router<AppState> {
@@ -138,7 +138,7 @@ async fn poll(
 
 async fn stream_events(
     State(state): State<AppState>,
-    written: Option<Extension<Arc<Written>>>,
+    connection: Option<Extension<Connection>>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     // Taken before the secret is checked: a rotation that lands after this ends the stream.
@@ -159,7 +159,7 @@ async fn stream_events(
         // Below any position: the first page is marked sent (even an empty feed's 0).
         marked: -1,
         delivery,
-        written: written.map(|Extension(w)| w),
+        written: connection.map(|Extension(c)| c.written),
         opened,
         _slot: slot,
     };

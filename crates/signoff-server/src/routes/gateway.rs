@@ -15,7 +15,7 @@
 //! the application's own).
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -98,7 +98,7 @@ fn no_store(mut res: Response) -> Response {
 async fn auth_request(State(state): State<AppState>, request: Request) -> Response {
     // The request itself, not `Parts` (that extractor copies every header).
     let (request, _) = request.into_parts();
-    let (headers, peer) = (&request.headers, request.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0));
+    let (headers, peer) = (&request.headers, request.extensions.get::<crate::listener::Connection>().map(|c| c.peer));
     let res = match identify(&state, headers).await {
         Ok(Some(id)) => allowed(&id),
         Ok(None) => {
@@ -122,7 +122,7 @@ async fn auth_request(State(state): State<AppState>, request: Request) -> Respon
 async fn forward_auth(State(state): State<AppState>, request: Request) -> Response {
     // The request itself, not `Parts` (that extractor copies every header).
     let (request, _) = request.into_parts();
-    let (headers, peer) = (&request.headers, request.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0));
+    let (headers, peer) = (&request.headers, request.extensions.get::<crate::listener::Connection>().map(|c| c.peer));
     let res = match identify(&state, headers).await {
         Ok(Some(id)) => allowed(&id),
         Ok(None) => {

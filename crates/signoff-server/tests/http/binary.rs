@@ -156,6 +156,7 @@ async fn the_text_access_log_has_a_line_per_request_and_none_at_warn() {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut text).expect("read");
         let access: Vec<&str> = text.lines().filter(|l| l.contains(" INFO access: ")).collect();
+        std::fs::remove_dir_all(&dir).expect("cleanup");
         if level == "warn" {
             assert!(access.is_empty(), "no access line at warn: {text}");
             assert!(!text.contains(" INFO "), "{text}");
@@ -182,7 +183,6 @@ async fn the_text_access_log_has_a_line_per_request_and_none_at_warn() {
         }
         // Other lines keep the default format, beside the access lines.
         assert!(text.lines().any(|l| l.contains(" INFO ") && l.contains("signoff stopped")), "{text}");
-        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }
 
