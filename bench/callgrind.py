@@ -61,21 +61,26 @@ else:
 log = open(os.path.join(work, "server.log"), "w")
 
 
+def connect(process, wait):
+    """A keep-alive connection to the server `process`, once it answers (within `wait` s)."""
+    deadline = time.time() + wait
+    while True:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            c.request("GET", "/api/me")
+            c.getresponse().read()
+            return c
+        except OSError:
+            if time.time() > deadline or process.poll() is not None:
+                sys.exit(f"callgrind.py: the server did not start:\n{open(log.name).read()[-2000:]}")
+            time.sleep(0.2)
+
+
 def mint_pool(count):
     """Signs in and mints `count` distinct access tokens with a server run outside valgrind."""
     native = subprocess.Popen(args, env=env, stdout=log, stderr=log)
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                c.request("GET", "/readyz")
-                c.getresponse().read()
-                break
-            except OSError:
-                if time.time() > deadline or native.poll() is not None:
-                    sys.exit(f"callgrind.py: the server did not start:\n{open(log.name).read()[-2000:]}")
-                time.sleep(0.2)
+        c = connect(native, 60)
         account = json.dumps({"email": "cg@example.com", "password": PASSWORD})
         call(c, "POST", "/auth/register", account, {"content-type": "application/json"})
         out = subprocess.run(
@@ -106,22 +111,8 @@ server = subprocess.Popen(
 )
 
 
-def connect():
-    deadline = time.time() + 120
-    while True:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            c.request("GET", "/api/me")
-            c.getresponse().read()
-            return c
-        except OSError:
-            if time.time() > deadline or server.poll() is not None:
-                sys.exit(f"callgrind.py: the server did not start:\n{open(log.name).read()[-2000:]}")
-            time.sleep(0.5)
-
-
 try:
-    conn = connect()
+    conn = connect(server, 120)
     headers = {}
     path = "/authz/auth-request" if mode == "authz" else "/api/me"
     if mode == "pool":

@@ -6,24 +6,33 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[tokio::test]
-async fn serve_reads_the_environment_logs_json_and_stops_gracefully_on_sigterm() {
-    let dir = std::env::temp_dir().join(format!("signoff-bin-{}", signoff_core::secret::random_id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+/// A free loopback port, and `signoff serve` on it with a SQLite file at `db` and its stderr
+/// piped; the caller adds its own settings.
+fn serve_command(db: &std::path::Path) -> (u16, Command) {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr").port()
     };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_signoff"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_signoff"));
+    command
         .arg("serve")
         .env("SIGNOFF_LISTEN", format!("127.0.0.1:{port}"))
         .env("SIGNOFF_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
-        .env("SIGNOFF_DATABASE_URL", format!("sqlite://{}", dir.join("bin.db").display()))
+        .env("SIGNOFF_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    (port, command)
+}
+
+#[tokio::test]
+async fn serve_reads_the_environment_logs_json_and_stops_gracefully_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("signoff-bin-{}", signoff_core::secret::random_id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (port, mut command) = serve_command(&dir.join("bin.db"));
+    let mut child = command
         .env("SIGNOFF_LOG_FORMAT", "json")
         // Misspelt: warned about by name, with the setting it resembles.
         .env("SIGNOFF_LOG_LEVLE", "debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn signoff");
     let base = format!("http://127.0.0.1:{port}");
@@ -123,21 +132,9 @@ async fn the_text_access_log_has_a_line_per_request_and_none_at_warn() {
     for level in ["info", "warn"] {
         let dir = std::env::temp_dir().join(format!("signoff-access-{}", signoff_core::secret::random_id()));
         std::fs::create_dir_all(&dir).expect("dir");
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-            l.local_addr().expect("addr").port()
-        };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_signoff"))
-            .arg("serve")
-            .env("SIGNOFF_LISTEN", format!("127.0.0.1:{port}"))
-            .env("SIGNOFF_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
-            .env("SIGNOFF_DATABASE_URL", format!("sqlite://{}", dir.join("a.db").display()))
-            .env("SIGNOFF_LOG_LEVEL", level)
-            .env_remove("SIGNOFF_LOG_FORMAT")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn signoff");
+        let (port, mut command) = serve_command(&dir.join("a.db"));
+        let mut child =
+            command.env("SIGNOFF_LOG_LEVEL", level).env_remove("SIGNOFF_LOG_FORMAT").spawn().expect("spawn signoff");
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);
