@@ -23,9 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 
-from benchlib import ORIGIN, PG, Conn, check, database_url, free_port, psql
+from benchlib import ORIGIN, Conn, check, database_url, free_port, postgres_commit, psql
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PASSWORD = "correct horse battery staple"
@@ -136,35 +135,6 @@ def run(n_nodes, redis, pause_rounds=0):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def store_commit(transactions=2000):
-    """The store's own commit latency, the floor a logout stands on: pgbench sending a one-row
-    UPDATE (each its own transaction, committed) over one connection from this core, the
-    latency of every transaction logged. -> (p50, p99, max) in ms."""
-    db = "signoff_bench_commit_" + str(time.time_ns())
-    psql(f"CREATE DATABASE {db}")
-    tmp = tempfile.mkdtemp()
-    try:
-        psql("CREATE TABLE r (id INT PRIMARY KEY, n BIGINT NOT NULL); INSERT INTO r VALUES (1, 0)", db)
-        script = os.path.join(tmp, "update.sql")
-        with open(script, "w") as f:
-            f.write("UPDATE r SET n = n + 1 WHERE id = 1;\n")
-        u = urllib.parse.urlparse(PG)
-        subprocess.run(["pgbench", "-n", "-h", u.hostname, "-p", str(u.port or 5432), "-U", u.username or "postgres",
-                        "-c", "1", "-t", str(transactions), "-f", script, "-l", "--log-prefix", os.path.join(tmp, "log"), db],
-                       check=True, capture_output=True)
-        lat = []
-        for name in os.listdir(tmp):
-            if name.startswith("log"):
-                with open(os.path.join(tmp, name)) as f:
-                    lat += [int(line.split()[2]) / 1000 for line in f if line.strip()]
-        check(len(lat) == transactions, f"pgbench logged {len(lat)} transactions, not {transactions}")
-        lat.sort()
-        return lat[len(lat) // 2], lat[min(len(lat) - 1, int(round((len(lat) - 1) * 0.99)))], lat[-1]
-    finally:
-        psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 if __name__ == "__main__":
     if not ARGS.bin:
         subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "signoff"], cwd=ROOT, check=True)
@@ -178,5 +148,5 @@ if __name__ == "__main__":
         run(2, redis, pause_rounds=ARGS.pause_rounds)
         run(3, redis, pause_rounds=ARGS.pause_rounds)
     n = max(100, min(2000, ROUNDS * 10))
-    p50, p99, worst = store_commit(n)
+    p50, p99, worst = postgres_commit(n)
     print(f"| the store's own commit (pgbench from this core: a one-row UPDATE a transaction) | {n} | {p50:.2f} | {p99:.2f} | {worst:.2f} | |")

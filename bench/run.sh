@@ -22,7 +22,8 @@
 #      without Redis (bench/cluster.py), the same for a client's Global Token Revocation of the
 #      user (bench/cluster.py --via gtr), and a global logout of a user with 1 to 100,000
 #      sessions on SQLite and on PostgreSQL (bench/global_logout.py), the two cluster tables
-#      ending with the store's own commit latency in the same run (pgbench), and a logout to its Shared
+#      ending with the store's own commit latency in the same run (pgbench; bench/ssf.py ends
+#      with SQLite's and PostgreSQL's), and a logout to its Shared
 #      Signals SET pushed to a receiver and answered to a long poll (bench/ssf.py);
 #   5. memory per denied access token after 1,000,000 revocations (the denylist, in process:
 #      crates/signoff-core/examples/denylist_memory.rs);

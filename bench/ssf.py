@@ -17,13 +17,14 @@ import http.server
 import json
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-from benchlib import ORIGIN, Conn, check, database_url, free_port, psql
+from benchlib import ORIGIN, Conn, check, database_url, free_port, postgres_commit, psql, sqlite_commit
 
 PASSWORD = "correct horse battery staple"
 ADMIN = "bench-admin-key-0123456789abcdef0123456789abcdef"
@@ -152,10 +153,20 @@ def main():
     print(f"Shared Signals: logout to SET, {rounds} rounds; p50 / p99 / max in ms from the logout request")
     print("| store | logout answered | SET pushed (arrived) | SET polled (long poll answered) |")
     print("|---|---|---|---|")
+    fmt = lambda x: " / ".join(f"{v:.2f}" for v in x)  # noqa: E731
     for store in ("sqlite", "postgres"):
         a, p, q = run(bin_, store, rounds)
-        fmt = lambda x: " / ".join(f"{v:.2f}" for v in x)  # noqa: E731
         print(f"| {store} | {fmt(a)} | {fmt(p)} | {fmt(q)} |")
+    # The floor the logouts stand on, in the same run: each store's own commit.
+    n = max(100, min(2000, rounds * 10))
+    tmp = tempfile.mkdtemp()
+    try:
+        lite = sqlite_commit(tmp, n)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"The stores' own commit, a one-row UPDATE a transaction ({n}), p50 / p99 / max in ms: "
+          f"SQLite (WAL, synchronous=FULL, in a temporary folder on the server's file system) {fmt(lite)}; "
+          f"PostgreSQL (pgbench) {fmt(postgres_commit(n))}")
 
 
 if __name__ == "__main__":
