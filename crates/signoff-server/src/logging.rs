@@ -97,11 +97,11 @@ fn write_access(out: &mut String, line: &Access<'_>) {
     field(out, "method", line.method);
     field(out, "route", line.route);
     out.push_str(" status=");
-    decimal(out, u64::from(line.status));
+    out.push_str(itoa::Buffer::new().format(line.status));
     // Milliseconds to the nearest microsecond.
     let micros = (line.took.as_nanos() + 500) / 1000;
     out.push_str(" ms=");
-    decimal(out, u64::try_from(micros / 1000).unwrap_or(u64::MAX));
+    out.push_str(itoa::Buffer::new().format(micros / 1000));
     out.push('.');
     let frac = (micros % 1000) as u16;
     for d in [frac / 100, frac / 10 % 10, frac % 10] {
@@ -120,20 +120,6 @@ fn field(out: &mut String, name: &str, value: &str) {
     } else {
         let _ = write!(out, "{value:?}");
     }
-}
-
-fn decimal(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(digits[i..].iter().map(|&d| char::from(d)));
 }
 
 /// Whether a value can be written as it is: nothing that could end the line, open an escape
