@@ -77,14 +77,27 @@ def postgres_commit(transactions=2000):
     """The store's own commit latency on PostgreSQL, the floor a logout stands on: pgbench
     sending a one-row UPDATE (each its own transaction, committed) over one connection from the
     caller's core, the latency of every transaction logged. -> (p50, p99, max) in ms."""
+    return _pgbench("UPDATE r SET n = n + 1 WHERE id = 1;", transactions)
+
+
+def postgres_round_trip(transactions=2000):
+    """One round trip to PostgreSQL and nothing else: pgbench reading that row by its key
+    (nothing written, nothing flushed), the unit a logout's statements are counted in.
+    -> (p50, p99, max) in ms."""
+    return _pgbench("SELECT n FROM r WHERE id = 1;", transactions)
+
+
+def _pgbench(sql, transactions):
+    """pgbench running `sql` (on a one-row table `r`) `transactions` times over one connection,
+    each its own transaction. -> (p50, p99, max) in ms."""
     db = "signoff_bench_commit_" + str(time.time_ns())
     psql(f"CREATE DATABASE {db}")
     tmp = tempfile.mkdtemp()
     try:
         psql("CREATE TABLE r (id INT PRIMARY KEY, n BIGINT NOT NULL); INSERT INTO r VALUES (1, 0)", db)
-        script = os.path.join(tmp, "update.sql")
+        script = os.path.join(tmp, "script.sql")
         with open(script, "w") as f:
-            f.write("UPDATE r SET n = n + 1 WHERE id = 1;\n")
+            f.write(sql + "\n")
         u = urllib.parse.urlparse(PG)
         subprocess.run(["pgbench", "-n", "-h", u.hostname, "-p", str(u.port or 5432), "-U", u.username or "postgres",
                         "-c", "1", "-t", str(transactions), "-f", script, "-l", "--log-prefix", os.path.join(tmp, "log"), db],

@@ -4,9 +4,10 @@ PostgreSQL database, with Redis or without. Each round signs a user in, warms th
 cookie on every node, then times `POST /auth/logout` (scope global) through one node and checks
 that every node refuses the cookie right after. Prints p50/p99/max per setting, plus the worst
 case with a node paused (SIGSTOP) for longer than its lease, and last the store's own commit
-latency in the same run (pgbench, a one-row UPDATE a transaction), the floor a logout stands on. With `--via gtr` the revocation is
-a registered client's Global Token Revocation of the user (`POST /global-token-revocation`,
-HTTP Basic, the user by e-mail) instead.
+latency in the same run (pgbench, a one-row UPDATE a transaction), the floor a logout stands on,
+and one round trip to it (pgbench, a one-row SELECT), the unit its statements cost. With
+`--via gtr` the revocation is a registered client's Global Token Revocation of the user
+(`POST /global-token-revocation`, HTTP Basic, the user by e-mail) instead.
 
 Usage: bench/cluster.py [ROUNDS] [--bin PATH] [--pause-rounds N] [--via logout|gtr]
 (needs PostgreSQL at $SIGNOFF_TEST_POSTGRES_URL, redis-server; without --bin it builds the
@@ -24,7 +25,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import ORIGIN, Conn, check, database_url, free_port, postgres_commit, psql
+from benchlib import ORIGIN, Conn, check, database_url, free_port, postgres_commit, postgres_round_trip, psql
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PASSWORD = "correct horse battery staple"
@@ -150,3 +151,5 @@ if __name__ == "__main__":
     n = max(100, min(2000, ROUNDS * 10))
     p50, p99, worst = postgres_commit(n)
     print(f"| the store's own commit (pgbench from this core: a one-row UPDATE a transaction) | {n} | {p50:.2f} | {p99:.2f} | {worst:.2f} | |")
+    p50, p99, worst = postgres_round_trip(n)
+    print(f"| one round trip to the store (pgbench from this core: a one-row SELECT by key) | {n} | {p50:.2f} | {p99:.2f} | {worst:.2f} | |")

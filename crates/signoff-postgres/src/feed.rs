@@ -56,19 +56,16 @@ impl FeedTx for PgTx {
             return Ok(0);
         }
         // The counter's row lock orders appending transactions: positions follow commit order.
-        let last: i64 = sqlx::query_scalar("UPDATE revocation_counter SET seq = seq + $1 WHERE id = 1 RETURNING seq")
-            .bind(rows.len() as i64)
-            .fetch_one(self.conn())
-            .await
-            .map_err(db_err)?;
-        let first = last - rows.len() as i64 + 1;
-        // One statement for any number of entries.
-        sqlx::query(
-            "INSERT INTO revocations (seq, kind, subject, user_id, issuer, reason, value, at, next) \
-             SELECT $1 + n - 1, k, s, u, i, r, v, t, x FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], \
-             $6::text[], $7::bigint[], $8::bigint[], $9::text[]) WITH ORDINALITY AS e(k, s, u, i, r, v, t, x, n)",
+        // One statement for any number of entries: the counter moves, the entries take the
+        // positions it gives up.
+        let last: i64 = sqlx::query_scalar(
+            "WITH counter AS (UPDATE revocation_counter SET seq = seq + $1 WHERE id = 1 RETURNING seq), \
+             appended AS (INSERT INTO revocations (seq, kind, subject, user_id, issuer, reason, value, at, next) \
+             SELECT counter.seq - $1 + n, k, s, u, i, r, v, t, x FROM counter, UNNEST($2::text[], $3::text[], \
+             $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[]) WITH ORDINALITY \
+             AS e(k, s, u, i, r, v, t, x, n)) SELECT seq FROM counter",
         )
-        .bind(first)
+        .bind(rows.len() as i64)
         .bind(column(&rows, |r| Some(r.kind)))
         .bind(column(&rows, |r| Some(r.subject)))
         .bind(column(&rows, |r| r.user_id))
@@ -77,7 +74,7 @@ impl FeedTx for PgTx {
         .bind(rows.iter().map(|r| r.value).collect::<Vec<Option<i64>>>())
         .bind(rows.iter().map(|r| r.at).collect::<Vec<i64>>())
         .bind(column(&rows, |r| r.next))
-        .execute(self.conn())
+        .fetch_one(self.conn())
         .await
         .map_err(db_err)?;
         Ok(last)

@@ -185,6 +185,34 @@ macro_rules! remember_columns {
     };
 }
 
+/// One statement that ends sessions: `$sessions` deletes them (the CTE `gone`) and `$series` the
+/// remember-me series they back, yielding each one's `selector` (`series`); the sessions opened
+/// from those series go too (`bound`), and the refresh tokens of all of them. Its rows: each
+/// ended session, then one more whose `series_ended` counts the series. (Every part sees the
+/// rows as they were before the statement, so `bound` leaves out what `gone` took.)
+macro_rules! ending {
+    ($sessions:expr, $series:expr) => {
+        concat!(
+            "WITH gone AS (",
+            $sessions,
+            " RETURNING ",
+            session_returning!(),
+            "), series AS (",
+            $series,
+            "), bound AS (DELETE FROM sessions WHERE series IN (SELECT selector FROM series) \
+             AND id NOT IN (SELECT id FROM gone) RETURNING ",
+            session_returning!(),
+            "), refresh AS (DELETE FROM refresh_tokens WHERE session_id IN \
+             (SELECT id FROM gone UNION ALL SELECT id FROM bound)) SELECT ",
+            session_returning!(),
+            ", NULL::bigint AS series_ended FROM gone UNION ALL SELECT ",
+            session_returning!(),
+            ", NULL FROM bound UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+             count(*) FROM series"
+        )
+    };
+}
+
 // One file per concept of the store contract, laid out alike in both SQL stores.
 mod audit;
 mod clients;

@@ -7,6 +7,7 @@ use signoff_core::secret::SecretHash;
 use signoff_core::store::{Ended, RememberFilter, RememberToken, Session, SessionFilter, StoreError, User};
 use signoff_core::store::{SessionStore, SessionTx};
 use signoff_core::{SessionId, UserId};
+use sqlx::Row as _;
 use time::OffsetDateTime;
 
 #[async_trait]
@@ -153,88 +154,58 @@ impl SessionTx for PgTx {
         Ok(done.rows_affected() == 1)
     }
     async fn end_sessions(&mut self, filter: SessionFilter<'_>) -> Result<Ended, StoreError> {
-        let rows =
-            match filter {
-                SessionFilter::One { user, id } | SessionFilter::Lapsed { user, id } => {
-                    sqlx::query(concat!(
-                        "DELETE FROM sessions WHERE id = $1 AND user_id = $2 RETURNING ",
-                        session_returning!()
-                    ))
-                    .bind(id.as_str())
-                    .bind(user.as_str())
-                    .fetch_all(self.conn())
-                    .await
-                }
-                SessionFilter::AllOf { user, keep, .. } => {
-                    let keep: Vec<&str> = keep.iter().map(SessionId::as_str).collect();
-                    sqlx::query(concat!(
-                        "DELETE FROM sessions WHERE user_id = $1 AND id <> ALL($2) RETURNING ",
-                        session_returning!()
-                    ))
-                    .bind(user.as_str())
-                    .bind(&keep)
-                    .fetch_all(self.conn())
-                    .await
-                }
-                SessionFilter::Expired { user, now, idle_cutoff } => sqlx::query(concat!(
-                    "DELETE FROM sessions WHERE user_id = $3 AND (expires_at <= $1 OR last_active_at <= $2) RETURNING ",
-                    session_returning!()
-                ))
-                .bind(ms(now))
-                .bind(ms(idle_cutoff))
-                .bind(user.as_str())
-                .fetch_all(self.conn())
-                .await,
-                SessionFilter::OldestBeyond { user, keep, spare } => {
-                    sqlx::query(concat!(
-                        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE user_id = $1 AND id <> $2 \
-                     ORDER BY created_at DESC, id OFFSET $3) RETURNING ",
-                        session_returning!()
-                    ))
-                    .bind(user.as_str())
-                    .bind(spare.as_str())
-                    .bind(i64::from(keep.saturating_sub(1)))
-                    .fetch_all(self.conn())
-                    .await
-                }
-            }
-            .map_err(db_err)?;
-        let mut ended = Ended { sessions: rows.iter().map(session_from).collect::<Result<Vec<_>, _>>()?, series: 0 };
-        // The series the ended sessions back go with them (see `SessionFilter`).
-        let selectors: Vec<String> = match filter {
-            SessionFilter::One { user, id } => {
-                sqlx::query_scalar(
-                    "DELETE FROM remember_tokens WHERE session_id = $1 AND user_id = $2 RETURNING selector",
-                )
-                .bind(id.as_str())
-                .bind(user.as_str())
-                .fetch_all(self.conn())
-                .await
-            }
+        // One statement: the sessions, the series they back, the sessions bound to those, and
+        // their refresh tokens (see `ending!`).
+        let rows = match filter {
+            SessionFilter::One { user, id } => sqlx::query(ending!(
+                "DELETE FROM sessions WHERE id = $1 AND user_id = $2",
+                "DELETE FROM remember_tokens WHERE session_id = $1 AND user_id = $2 RETURNING selector"
+            ))
+            .bind(id.as_str())
+            .bind(user.as_str()),
+            SessionFilter::Lapsed { user, id } => sqlx::query(ending!(
+                "DELETE FROM sessions WHERE id = $1 AND user_id = $2",
+                "SELECT NULL::text AS selector WHERE FALSE"
+            ))
+            .bind(id.as_str())
+            .bind(user.as_str()),
             SessionFilter::AllOf { user, keep, keep_series } => {
                 let keep: Vec<&str> = keep.iter().map(SessionId::as_str).collect();
-                sqlx::query_scalar(
+                sqlx::query(ending!(
+                    "DELETE FROM sessions WHERE user_id = $1 AND id <> ALL($2)",
                     "DELETE FROM remember_tokens WHERE user_id = $1 AND selector NOT IN (SELECT series FROM sessions \
-                     WHERE id = ANY($2) AND series IS NOT NULL) AND selector IS DISTINCT FROM $3 RETURNING selector",
-                )
+                     WHERE id = ANY($2) AND series IS NOT NULL) AND selector IS DISTINCT FROM $3 RETURNING selector"
+                ))
                 .bind(user.as_str())
-                .bind(&keep)
+                .bind(keep)
                 .bind(keep_series)
-                .fetch_all(self.conn())
-                .await
             }
-            SessionFilter::OldestBeyond { .. } => {
-                let ids: Vec<&str> = ended.sessions.iter().map(|s| s.id.as_str()).collect();
-                sqlx::query_scalar("DELETE FROM remember_tokens WHERE session_id = ANY($1) RETURNING selector")
-                    .bind(&ids)
-                    .fetch_all(self.conn())
-                    .await
-            }
-            SessionFilter::Expired { .. } | SessionFilter::Lapsed { .. } => Ok(Vec::new()),
+            SessionFilter::Expired { user, now, idle_cutoff } => sqlx::query(ending!(
+                "DELETE FROM sessions WHERE user_id = $3 AND (expires_at <= $1 OR last_active_at <= $2)",
+                "SELECT NULL::text AS selector WHERE FALSE"
+            ))
+            .bind(ms(now))
+            .bind(ms(idle_cutoff))
+            .bind(user.as_str()),
+            SessionFilter::OldestBeyond { user, keep, spare } => sqlx::query(ending!(
+                "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE user_id = $1 AND id <> $2 \
+                 ORDER BY created_at DESC, id OFFSET $3)",
+                "DELETE FROM remember_tokens WHERE session_id IN (SELECT id FROM gone) RETURNING selector"
+            ))
+            .bind(user.as_str())
+            .bind(spare.as_str())
+            .bind(i64::from(keep.saturating_sub(1))),
         }
+        .fetch_all(self.conn())
+        .await
         .map_err(db_err)?;
-        ended.series = selectors.len() as u64;
-        self.cascade(&selectors, &mut ended).await?;
+        let mut ended = Ended { sessions: Vec::with_capacity(rows.len()), series: 0 };
+        for row in &rows {
+            match row.try_get::<Option<i64>, _>("series_ended").map_err(db_err)? {
+                Some(series) => ended.series = series as u64,
+                None => ended.sessions.push(session_from(row)?),
+            }
+        }
         Ok(ended)
     }
     async fn insert_remember(&mut self, t: &RememberToken) -> Result<(), StoreError> {

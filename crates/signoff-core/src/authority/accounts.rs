@@ -22,7 +22,7 @@ impl Authority {
         let user = User { id: UserId::generate(), email, token_version: 0, created_at: self.now() };
         let mut batch = self.batch().await?;
         batch.tx.create_user(&user, &hash).await?;
-        batch.audit(self.event(AuditKind::Register, Actor::User, client).user(&user.id)).await?;
+        batch.audit(self.event(AuditKind::Register, Actor::User, client).user(&user.id));
         batch.commit().await?;
         Ok(user)
     }

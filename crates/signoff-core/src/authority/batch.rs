@@ -33,6 +33,7 @@ pub(super) enum BatchKind {
 pub(super) struct Batch<'a> {
     pub(super) authority: &'a Authority,
     pub(super) tx: Box<dyn Tx>,
+    /// The audit events, in order: written in one statement at commit, logged after it.
     pub(super) events: Vec<AuditEvent>,
     /// Everything this batch ended, in order, in the feed's one vocabulary: sessions, token
     /// denials and version bumps, re-keyed sessions, key changes, removed clients. It goes on
@@ -57,10 +58,9 @@ pub(super) struct Batch<'a> {
 }
 
 impl Batch<'_> {
-    pub(super) async fn audit(&mut self, event: AuditEvent) -> Result<(), CoreError> {
-        self.tx.append_audit(&event).await?;
+    /// Records an audit event, written with the rest at commit (one statement for all).
+    pub(super) fn audit(&mut self, event: AuditEvent) {
         self.events.push(event);
-        Ok(())
     }
 
     /// Ends the sessions matching `filter` (with the remember-me series they back and the
@@ -90,11 +90,7 @@ impl Batch<'_> {
         if self.kind == BatchKind::Expiry && ended.iter().any(|s| self.authority.is_live(s, now)) {
             self.kind = BatchKind::Change;
         }
-        let events: Vec<AuditEvent> = ended.iter().map(|s| event.about(s)).collect();
-        if !events.is_empty() {
-            self.tx.append_audits(&events).await?;
-            self.events.extend(events);
-        }
+        self.events.extend(ended.iter().map(|s| event.about(s)));
         let reason = event.reason.clone().unwrap_or_else(|| event.kind.as_str().to_owned());
         self.ended_any |= !ended.is_empty() || series > 0;
         for s in &ended {
@@ -232,6 +228,9 @@ impl Batch<'_> {
                 polled = sets.iter().any(|d| d.status == outbox::DeliveryStatus::Waiting);
             }
         }
+        if !self.events.is_empty() {
+            self.tx.append_audits(&self.events).await?;
+        }
         let seq = if feed.is_empty() { 0 } else { self.tx.record_revocations(&feed, self.authority.now()).await? };
         self.tx.commit().await?;
         // A read of the feed that began before this instant may have missed the commit.
@@ -242,64 +241,79 @@ impl Batch<'_> {
         if polled {
             self.authority.signals_ready.notify_waiters();
         }
-        if seq > 0 {
-            // Relying services' feed streams hear of it before the revoker is answered (one read
-            // shared with whatever read began after the commit). Until the window has it, this
-            // process tells relying services nothing (`FeedHealth`); the checks below do not
-            // depend on it.
-            let a = self.authority;
-            a.feed_health.committed(seq);
-            if a.client_feed.head() < seq
-                && let Err(e) = a.catch_up_since(committed_at, std::time::Duration::from_millis(500)).await
-            {
-                tracing::warn!(seq, error = %e, "revocation committed; relaying it to the feed's clients on the next read");
+        // Success is answered only once every other node has applied it too. That proof (the
+        // hint to the other nodes, then their acknowledgements) starts at once and runs beside
+        // this process's own work below, which it does not depend on: the answer waits for both.
+        let a = self.authority;
+        let kind = self.kind;
+        let proof = async move {
+            match kind {
+                // Nothing to prove (see `BatchKind::Expiry`).
+                BatchKind::Expiry => Ok(()),
+                _ if seq > 0 => a.propagate(seq).await,
+                BatchKind::Revocation => a.propagate_head().await,
+                BatchKind::Change => Ok(()),
             }
-            if a.client_feed.head() >= seq {
-                a.relayed(seq).await;
-            }
-        }
-        // In-memory checks first: a request answered after this returns must already see it.
-        self.authority.tokens.apply(&feed);
-        if feed.iter().any(|e| matches!(e, FeedEntry::Keys { .. })) {
-            self.authority.reload_keys().await.inspect_err(|_| {
-                // Committed, but this process still holds the old keys: until it has read the
-                // feed again it must not answer from memory.
-                if let Some(cluster) = &self.authority.cluster {
-                    cluster.distrust("signing keys not reloaded");
+        };
+        let here = async move {
+            if seq > 0 {
+                // Relying services' feed streams hear of it before the revoker is answered (one
+                // read shared with whatever read began after the commit). Until the window has
+                // it, this process tells relying services nothing (`FeedHealth`); the checks
+                // below do not depend on it.
+                a.feed_health.committed(seq);
+                if a.client_feed.head() < seq
+                    && let Err(e) = a.catch_up_since(committed_at, std::time::Duration::from_millis(500)).await
+                {
+                    tracing::warn!(
+                        seq,
+                        error = %e,
+                        "revocation committed; relaying it to the feed's clients on the next read"
+                    );
                 }
-            })?;
-        }
-        for e in &self.events {
-            e.log();
-        }
-        // The cache forgets ended (and re-keyed) sessions before anyone is told they ended.
-        // The entries are moved, not copied, out of what the batch ended (a global logout may
-        // end thousands of sessions); re-keys are few.
-        let mut rekeyed = Vec::new();
-        let mut revoked: Vec<Revocation> = Vec::with_capacity(feed.len());
-        for entry in feed {
-            match entry {
-                FeedEntry::Session(r) => revoked.push(r),
-                FeedEntry::Rekeyed { old, new, .. } => rekeyed.push((old, new)),
-                _ => {}
+                if a.client_feed.head() >= seq {
+                    a.relayed(seq).await;
+                }
             }
-        }
-        let gone = revoked.iter().map(|r| &r.session_id).chain(rekeyed.iter().map(|(old, _)| old));
-        self.authority.sessions.remove(gone);
-        for (old, new) in &rekeyed {
-            self.authority.hub.rekey(old, new);
-        }
-        if !self.quiet {
-            self.authority.hub.publish(&revoked);
-        }
-        // Success is answered only once every other node has applied it too.
-        match self.kind {
-            // Nothing to prove (see `BatchKind::Expiry`).
-            BatchKind::Expiry => {}
-            _ if seq > 0 => self.authority.propagate(seq).await?,
-            BatchKind::Revocation => self.authority.propagate_head().await?,
-            BatchKind::Change => {}
-        }
+            // In-memory checks first: a request answered after this returns must already see it.
+            a.tokens.apply(&feed);
+            if feed.iter().any(|e| matches!(e, FeedEntry::Keys { .. })) {
+                self.authority.reload_keys().await.inspect_err(|_| {
+                    // Committed, but this process still holds the old keys: until it has read
+                    // the feed again it must not answer from memory.
+                    if let Some(cluster) = &self.authority.cluster {
+                        cluster.distrust("signing keys not reloaded");
+                    }
+                })?;
+            }
+            for e in &self.events {
+                e.log();
+            }
+            // The cache forgets ended (and re-keyed) sessions before anyone is told they
+            // ended. The entries are moved, not copied, out of what the batch ended (a global
+            // logout may end thousands of sessions); re-keys are few.
+            let mut rekeyed = Vec::new();
+            let mut revoked: Vec<Revocation> = Vec::with_capacity(feed.len());
+            for entry in feed {
+                match entry {
+                    FeedEntry::Session(r) => revoked.push(r),
+                    FeedEntry::Rekeyed { old, new, .. } => rekeyed.push((old, new)),
+                    _ => {}
+                }
+            }
+            let gone = revoked.iter().map(|r| &r.session_id).chain(rekeyed.iter().map(|(old, _)| old));
+            self.authority.sessions.remove(gone);
+            for (old, new) in &rekeyed {
+                self.authority.hub.rekey(old, new);
+            }
+            if !self.quiet {
+                self.authority.hub.publish(&revoked);
+            }
+            Ok::<(), CoreError>(())
+        };
+        let (here, proof) = tokio::join!(here, proof);
+        here?;
+        proof?;
         Ok(Noted { app_logouts: logouts, signed_out })
     }
 }

@@ -10,7 +10,7 @@ use crate::policy::LogoutScope;
 use crate::remember::RememberSecret;
 use crate::secret::{self, SessionId, SigninId, UserId};
 use crate::signals::{Change, Initiator};
-use crate::store::{Session, SessionFilter};
+use crate::store::{Ended, Session, SessionFilter};
 
 /// What a logout did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,20 +118,30 @@ impl Authority {
         let mut users: Vec<&UserId> = current.iter().map(|s| &s.user_id).chain(owner_only.as_ref()).collect();
         users.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         users.dedup();
-        if rule.ends_others {
-            let event = self
-                .event(AuditKind::SessionRevoked, Actor::OtherSession, client)
-                .scope(scope.as_str())
-                .reason("logout");
+        let others = || {
+            self.event(AuditKind::SessionRevoked, Actor::OtherSession, client).scope(scope.as_str()).reason("logout")
+        };
+        let this = || self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason("logout");
+        if rule.ends_others && rule.ends_this {
+            // Everything of each user, in one store call; the presented sessions are told apart
+            // in the audit (this device's logout, the others' revocation).
+            let (others, this) = (others(), this());
+            for user in &users {
+                let all = batch.tx.end_sessions(SessionFilter::AllOf { user, keep: &[], keep_series }).await?;
+                let (mine, theirs): (Vec<_>, Vec<_>) =
+                    all.sessions.into_iter().partition(|s| current.iter().any(|c| c.id == s.id));
+                ended += batch.ended(Ended { sessions: theirs, series: all.series }, &others).await?;
+                ended += batch.ended(Ended { sessions: mine, series: 0 }, &this).await?;
+            }
+        } else if rule.ends_others {
+            let event = others();
             for user in &users {
                 let keep: Vec<SessionId> =
                     current.iter().filter(|s| &s.user_id == *user).map(|s| s.id.clone()).collect();
                 ended += batch.end(SessionFilter::AllOf { user, keep: &keep, keep_series }, &event).await?;
             }
-        }
-        if rule.ends_this {
-            let event =
-                self.event(AuditKind::Logout, Actor::SelfSession, client).scope(scope.as_str()).reason("logout");
+        } else if rule.ends_this {
+            let event = this();
             for session in &current {
                 ended += batch.end(SessionFilter::One { user: &session.user_id, id: &session.id }, &event).await?;
             }
@@ -228,7 +238,7 @@ impl Authority {
         batch.ended(ended, &event).await?;
         if only_series {
             // A remembered device without a live session: record its end all the same.
-            batch.audit(event.user(&ctx.user.id).session(id)).await?;
+            batch.audit(event.user(&ctx.user.id).session(id));
         }
         batch.commit().await?;
         Ok(())

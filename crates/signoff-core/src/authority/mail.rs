@@ -102,7 +102,7 @@ impl Authority {
         // The event records which address was asked for (for operators; the answer does not
         // say whether it was free).
         let event = self.event(AuditKind::EmailChangeRequested, Actor::User, client).about(&ctx.session);
-        batch.audit(event.detail(&email)).await?;
+        batch.audit(event.detail(&email));
         batch.commit().await
     }
 
@@ -142,7 +142,7 @@ impl Authority {
         }
         let mut batch = self.batch().await?;
         batch.letters.push(Letter::PasswordResetLink.delivery(&request, self.now()));
-        batch.audit(event).await?;
+        batch.audit(event);
         batch.commit().await
     }
 
@@ -278,12 +278,10 @@ impl Authority {
         });
         let rotated = self.apply(&mut batch, Trigger::EmailChanged, user, keep, client).await?;
         let event = self.event(AuditKind::EmailChanged, Actor::User, client);
-        batch
-            .audit(match keep {
-                Some(ctx) => event.about(&ctx.session),
-                None => event.user(user),
-            })
-            .await?;
+        batch.audit(match keep {
+            Some(ctx) => event.about(&ctx.session),
+            None => event.user(user),
+        });
         batch.commit().await?;
         let mut user = account.user;
         user.email = new_email.clone();
@@ -321,7 +319,7 @@ impl Authority {
         let before = batch.sessions_ended();
         self.apply(&mut batch, Trigger::PasswordReset, user, None, client).await?;
         let ended = batch.sessions_ended() - before;
-        batch.audit(self.event(AuditKind::PasswordReset, Actor::User, client).user(user)).await?;
+        batch.audit(self.event(AuditKind::PasswordReset, Actor::User, client).user(user));
         let notice =
             MailRequest { to: account.user.email.clone(), user_id: Some(user.to_string()), ..MailRequest::default() };
         batch.letters.push(Letter::PasswordResetDone.delivery(&notice, self.now()));

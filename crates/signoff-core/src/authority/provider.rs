@@ -191,7 +191,7 @@ impl Authority {
                     batch.deny(&self.tokens.policy.issuer, &issued.access_jti, issued.access_exp, &user_id).await?;
                 }
                 let event = self.event(AuditKind::AuthorizationCodeReuse, Actor::Reuse, info).user(&user_id);
-                batch.audit(event.reason(&client.id)).await?;
+                batch.audit(event.reason(&client.id));
                 batch.commit().await?;
                 tracing::warn!(client_id = %client.id, "a spent authorization code came back: what it issued is revoked");
                 return Err(CoreError::InvalidGrant);
@@ -222,7 +222,7 @@ impl Authority {
         batch.tx.record_code_issue(&hash, &issue).await?;
         batch.tx.link_signin(&session.signin, &client.id, &user.id, now).await?;
         let event = self.event(AuditKind::AppSignIn, Actor::User, info).about(&session).reason(&client.id);
-        batch.audit(event).await?;
+        batch.audit(event);
         batch.commit().await?;
         Ok(OidcTokens { access_token, expires_in, refresh_token: refresh.map(|r| r.expose()), id_token })
     }

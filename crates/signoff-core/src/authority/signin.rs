@@ -239,7 +239,7 @@ impl Authority {
                 })
                 .await?;
         }
-        batch.audit(self.event(AuditKind::Login, Actor::User, client).reason(how).about(&session)).await?;
+        batch.audit(self.event(AuditKind::Login, Actor::User, client).reason(how).about(&session));
         Ok(SignedIn { ctx: SessionContext { session: Arc::new(session), user: Arc::new(user), secret }, remember })
     }
 
@@ -332,7 +332,7 @@ impl Authority {
         // from it die.
         let event = self.event(AuditKind::SessionRevoked, Actor::Reuse, client).reason("remember_token_reuse");
         batch.drop_series(RememberFilter::Selector(&token.selector), &event).await?;
-        batch.audit(self.event(AuditKind::RememberTokenReuse, Actor::Reuse, client).user(&user.id)).await?;
+        batch.audit(self.event(AuditKind::RememberTokenReuse, Actor::Reuse, client).user(&user.id));
         batch.commit().await?;
         Ok(Resume::Theft)
     }

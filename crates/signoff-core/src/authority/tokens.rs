@@ -299,7 +299,7 @@ impl Authority {
         }
         batch.ended.push(FeedEntry::Keys { kid: kid.to_owned(), withdrawn: true });
         let event = self.event(AuditKind::KeyRevoked, Actor::Admin, &ClientInfo::default()).reason(kid);
-        batch.audit(event).await?;
+        batch.audit(event);
         batch.commit().await?;
         self.reload_keys().await?;
         tracing::warn!(kid, %alg, "withdrew a signing key; its tokens are dead");
@@ -413,7 +413,7 @@ impl Authority {
         batch.tx.revoke_refresh_family(&token.family_id).await?;
         let event = self.event(AuditKind::SessionRevoked, Actor::Reuse, client).reason("refresh_token_reuse");
         batch.end(SessionFilter::One { user: &user.id, id: &session.id }, &event).await?;
-        batch.audit(self.event(AuditKind::RefreshTokenReuse, Actor::Reuse, client).about(&session)).await?;
+        batch.audit(self.event(AuditKind::RefreshTokenReuse, Actor::Reuse, client).about(&session));
         batch.commit().await?;
         Err(CoreError::InvalidGrant)
     }
@@ -651,14 +651,12 @@ impl Authority {
         };
         let mut batch = self.batch().await?;
         batch.deny(&self.tokens.policy.issuer, &claims.jti, claims.exp, &claims.sub).await?;
-        batch
-            .audit(
-                self.event(AuditKind::TokenRevoked, Actor::SelfSession, client)
-                    .user(&claims.sub)
-                    .session(&claims.sid)
-                    .reason("access_token"),
-            )
-            .await?;
+        batch.audit(
+            self.event(AuditKind::TokenRevoked, Actor::SelfSession, client)
+                .user(&claims.sub)
+                .session(&claims.sid)
+                .reason("access_token"),
+        );
         batch.commit().await?;
         Ok(true)
     }
@@ -672,7 +670,7 @@ impl Authority {
         let mut batch = self.batch().await?;
         batch.deny_machine(&self.tokens.policy.issuer, &claims.jti, claims.exp).await?;
         let event = self.event(AuditKind::TokenRevoked, Actor::SelfSession, client).reason("machine_token");
-        batch.audit(event).await?;
+        batch.audit(event);
         batch.commit().await?;
         tracing::info!(target: "signoff::audit", client_id = %claims.sub, jti = %claims.jti, "machine token revoked");
         Ok(true)
@@ -700,13 +698,13 @@ impl Authority {
         if found.client_id.is_some() {
             // An app's grant from the OpenID provider: it ends, the browser's sign-in (and every
             // other app's) does not. Its access tokens live out their minutes.
-            batch.audit(event).await?;
+            batch.audit(event);
             batch.commit().await?;
             return Ok(Some(0));
         }
         let ended = batch.end(SessionFilter::One { user: &found.user_id, id: &found.session_id }, &event).await?;
         if ended == 0 {
-            batch.audit(event).await?;
+            batch.audit(event);
         }
         batch.commit().await?;
         Ok(Some(ended))

@@ -69,7 +69,7 @@ impl Authority {
             at: self.now(),
         });
         let rotated = self.apply(&mut batch, Trigger::PasswordChanged, &ctx.user.id, Some(ctx), client).await?;
-        batch.audit(self.event(AuditKind::PasswordChanged, Actor::User, client).about(&ctx.session)).await?;
+        batch.audit(self.event(AuditKind::PasswordChanged, Actor::User, client).about(&ctx.session));
         batch.commit().await?;
         rotated.ok_or(CoreError::Unauthenticated)
     }
@@ -85,9 +85,7 @@ impl Authority {
         let before = batch.sessions_ended();
         self.apply(&mut batch, Trigger::SecurityReport, &ctx.user.id, Some(ctx), client).await?;
         let ended = batch.sessions_ended() - before;
-        batch
-            .audit(self.event(AuditKind::SecurityReport, Actor::User, client).about(&ctx.session).detail(details))
-            .await?;
+        batch.audit(self.event(AuditKind::SecurityReport, Actor::User, client).about(&ctx.session).detail(details));
         batch.commit().await?;
         Ok(ended)
     }
@@ -100,7 +98,7 @@ impl Authority {
         let mut batch = self.batch_for(&[user]).await?;
         self.apply(&mut batch, Trigger::AdminRevoke, user, None, client).await?;
         let ended = batch.sessions_ended();
-        batch.audit(self.event(AuditKind::AdminRevoke, Actor::Admin, client).user(user).detail(reason)).await?;
+        batch.audit(self.event(AuditKind::AdminRevoke, Actor::Admin, client).user(user).detail(reason));
         batch.commit().await?;
         Ok(ended)
     }
@@ -136,13 +134,9 @@ impl Authority {
         }
         self.apply(&mut batch, Trigger::GlobalTokenRevocation, &user, None, client).await?;
         let ended = batch.sessions_ended();
-        batch
-            .audit(
-                self.event(AuditKind::GlobalTokenRevocation, Actor::Client, client)
-                    .user(&user)
-                    .detail(by.name.as_str()),
-            )
-            .await?;
+        batch.audit(
+            self.event(AuditKind::GlobalTokenRevocation, Actor::Client, client).user(&user).detail(by.name.as_str()),
+        );
         batch.commit().await?;
         Ok(ended)
     }
@@ -214,13 +208,9 @@ impl Authority {
             // The session ended under us: nothing of this change may commit.
             return Err(CoreError::Unauthenticated);
         }
-        batch
-            .audit(
-                self.event(AuditKind::SessionRotated, Actor::Policy, client)
-                    .reason(trigger.reason())
-                    .about(&ctx.session),
-            )
-            .await?;
+        batch.audit(
+            self.event(AuditKind::SessionRotated, Actor::Policy, client).reason(trigger.reason()).about(&ctx.session),
+        );
         // The old id is dead (the feed says so, and so do the clients' deliveries): an
         // application that keyed its own session on it must end that, or it outlives every
         // later logout of the new id.

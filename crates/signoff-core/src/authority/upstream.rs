@@ -106,7 +106,7 @@ impl Authority {
             }
             self.apply(&mut batch, Trigger::SharedSignal, user, None, client).await?;
             let event = self.event(AuditKind::SignalReceived, Trigger::SharedSignal.actor(), client);
-            batch.audit(event.user(user).detail(&format!("{} {}", upstream.issuer, received.types.join(" ")))).await?;
+            batch.audit(event.user(user).detail(&format!("{} {}", upstream.issuer, received.types.join(" "))));
         }
         batch.commit().await?;
         Ok(Ok(received))
