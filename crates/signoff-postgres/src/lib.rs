@@ -188,8 +188,11 @@ macro_rules! remember_columns {
 /// One statement that ends sessions: `$sessions` deletes them (the CTE `gone`) and `$series` the
 /// remember-me series they back, yielding each one's `selector` (`series`); the sessions opened
 /// from those series go too (`bound`), and the refresh tokens of all of them. Its rows: each
-/// ended session, then one more whose `series_ended` counts the series. (Every part sees the
-/// rows as they were before the statement, so `bound` leaves out what `gone` took.)
+/// ended session, then one more whose `series_ended` counts the series. Every part sees the
+/// rows as they were when the statement began (so `bound` leaves out what `gone` took). That one
+/// snapshot misses no session opened a moment before: every transaction that opens a session
+/// or a series holds its user's lock (`lock_user`) until it commits, and so does every one that
+/// ends them, before this statement.
 macro_rules! ending {
     ($sessions:expr, $series:expr) => {
         concat!(
@@ -200,7 +203,7 @@ macro_rules! ending {
             "), series AS (",
             $series,
             "), bound AS (DELETE FROM sessions WHERE series IN (SELECT selector FROM series) \
-             AND id NOT IN (SELECT id FROM gone) RETURNING ",
+             AND NOT EXISTS (SELECT 1 FROM gone WHERE gone.id = sessions.id) RETURNING ",
             session_returning!(),
             "), refresh AS (DELETE FROM refresh_tokens WHERE session_id IN \
              (SELECT id FROM gone UNION ALL SELECT id FROM bound)) SELECT ",
@@ -280,31 +283,21 @@ impl PgTx {
         &mut self.tx
     }
 
-    /// What follows every deletion of sessions or series: the sessions opened from the deleted
-    /// series end too (a statement of its own, so it sees every session committed before it,
-    /// those resumed from a series a moment ago included), and refresh tokens die with their
-    /// sessions.
-    async fn cascade(&mut self, selectors: &[String], ended: &mut Ended) -> Result<(), StoreError> {
-        if !selectors.is_empty() {
-            let rows =
-                sqlx::query(concat!("DELETE FROM sessions WHERE series = ANY($1) RETURNING ", session_returning!()))
-                    .bind(selectors)
-                    .fetch_all(self.conn())
-                    .await
-                    .map_err(db_err)?;
-            for row in &rows {
-                ended.sessions.push(session_from(row)?);
+    /// Runs one `ending!` statement and reads what it ended: the sessions, and the count of
+    /// series on its last row.
+    async fn ended_by(
+        &mut self,
+        query: sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<Ended, StoreError> {
+        let rows = query.fetch_all(self.conn()).await.map_err(db_err)?;
+        let mut ended = Ended { sessions: Vec::with_capacity(rows.len()), series: 0 };
+        for row in &rows {
+            match sqlx::Row::try_get::<Option<i64>, _>(row, "series_ended").map_err(db_err)? {
+                Some(series) => ended.series = series as u64,
+                None => ended.sessions.push(session_from(row)?),
             }
         }
-        if !ended.sessions.is_empty() {
-            let ids: Vec<&str> = ended.sessions.iter().map(|s| s.id.as_str()).collect();
-            sqlx::query("DELETE FROM refresh_tokens WHERE session_id = ANY($1)")
-                .bind(&ids)
-                .execute(self.conn())
-                .await
-                .map_err(db_err)?;
-        }
-        Ok(())
+        Ok(ended)
     }
 }
 

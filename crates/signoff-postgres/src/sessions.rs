@@ -7,7 +7,6 @@ use signoff_core::secret::SecretHash;
 use signoff_core::store::{Ended, RememberFilter, RememberToken, Session, SessionFilter, StoreError, User};
 use signoff_core::store::{SessionStore, SessionTx};
 use signoff_core::{SessionId, UserId};
-use sqlx::Row as _;
 use time::OffsetDateTime;
 
 #[async_trait]
@@ -156,7 +155,7 @@ impl SessionTx for PgTx {
     async fn end_sessions(&mut self, filter: SessionFilter<'_>) -> Result<Ended, StoreError> {
         // One statement: the sessions, the series they back, the sessions bound to those, and
         // their refresh tokens (see `ending!`).
-        let rows = match filter {
+        let query = match filter {
             SessionFilter::One { user, id } => sqlx::query(ending!(
                 "DELETE FROM sessions WHERE id = $1 AND user_id = $2",
                 "DELETE FROM remember_tokens WHERE session_id = $1 AND user_id = $2 RETURNING selector"
@@ -195,18 +194,8 @@ impl SessionTx for PgTx {
             .bind(user.as_str())
             .bind(spare.as_str())
             .bind(i64::from(keep.saturating_sub(1))),
-        }
-        .fetch_all(self.conn())
-        .await
-        .map_err(db_err)?;
-        let mut ended = Ended { sessions: Vec::with_capacity(rows.len()), series: 0 };
-        for row in &rows {
-            match row.try_get::<Option<i64>, _>("series_ended").map_err(db_err)? {
-                Some(series) => ended.series = series as u64,
-                None => ended.sessions.push(session_from(row)?),
-            }
-        }
-        Ok(ended)
+        };
+        self.ended_by(query).await
     }
     async fn insert_remember(&mut self, t: &RememberToken) -> Result<(), StoreError> {
         sqlx::query(concat!(
@@ -268,44 +257,35 @@ impl SessionTx for PgTx {
         Ok(done.rows_affected() == 1)
     }
     async fn delete_remember(&mut self, filter: RememberFilter<'_>) -> Result<Ended, StoreError> {
-        let selectors: Vec<String> = match filter {
-            RememberFilter::Selector(s) => {
-                sqlx::query_scalar("DELETE FROM remember_tokens WHERE selector = $1 RETURNING selector")
-                    .bind(s)
-                    .fetch_all(self.conn())
-                    .await
-            }
-            RememberFilter::AllOfUser(u) => {
-                sqlx::query_scalar("DELETE FROM remember_tokens WHERE user_id = $1 RETURNING selector")
-                    .bind(u.as_str())
-                    .fetch_all(self.conn())
-                    .await
-            }
-            RememberFilter::Expired { user, now } => {
-                sqlx::query_scalar(
-                    "DELETE FROM remember_tokens WHERE user_id = $1 AND expires_at <= $2 RETURNING selector",
-                )
-                .bind(user.as_str())
-                .bind(ms(now))
-                .fetch_all(self.conn())
-                .await
-            }
-            RememberFilter::OldestBeyond { user, keep, spare } => {
-                sqlx::query_scalar(
-                    "DELETE FROM remember_tokens WHERE selector IN (SELECT selector FROM remember_tokens \
-                     WHERE user_id = $1 AND selector IS DISTINCT FROM $2 \
-                     ORDER BY coalesce(rotated_at, created_at) DESC, selector OFFSET $3) RETURNING selector",
-                )
-                .bind(user.as_str())
-                .bind(spare)
-                .bind(i64::from(if spare.is_some() { keep.saturating_sub(1) } else { keep }))
-                .fetch_all(self.conn())
-                .await
-            }
-        }
-        .map_err(db_err)?;
-        let mut ended = Ended { sessions: Vec::new(), series: selectors.len() as u64 };
-        self.cascade(&selectors, &mut ended).await?;
-        Ok(ended)
+        // The same one statement as `end_sessions`, with no session named directly: the series,
+        // the sessions opened from them, their refresh tokens.
+        let query = match filter {
+            RememberFilter::Selector(s) => sqlx::query(ending!(
+                "DELETE FROM sessions WHERE FALSE",
+                "DELETE FROM remember_tokens WHERE selector = $1 RETURNING selector"
+            ))
+            .bind(s),
+            RememberFilter::AllOfUser(u) => sqlx::query(ending!(
+                "DELETE FROM sessions WHERE FALSE",
+                "DELETE FROM remember_tokens WHERE user_id = $1 RETURNING selector"
+            ))
+            .bind(u.as_str()),
+            RememberFilter::Expired { user, now } => sqlx::query(ending!(
+                "DELETE FROM sessions WHERE FALSE",
+                "DELETE FROM remember_tokens WHERE user_id = $1 AND expires_at <= $2 RETURNING selector"
+            ))
+            .bind(user.as_str())
+            .bind(ms(now)),
+            RememberFilter::OldestBeyond { user, keep, spare } => sqlx::query(ending!(
+                "DELETE FROM sessions WHERE FALSE",
+                "DELETE FROM remember_tokens WHERE selector IN (SELECT selector FROM remember_tokens \
+                 WHERE user_id = $1 AND selector IS DISTINCT FROM $2 \
+                 ORDER BY coalesce(rotated_at, created_at) DESC, selector OFFSET $3) RETURNING selector"
+            ))
+            .bind(user.as_str())
+            .bind(spare)
+            .bind(i64::from(if spare.is_some() { keep.saturating_sub(1) } else { keep })),
+        };
+        self.ended_by(query).await
     }
 }

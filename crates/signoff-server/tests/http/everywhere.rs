@@ -722,3 +722,53 @@ async fn one_client_with_many_accounts_cannot_hold_every_event_stream() {
     assert_eq!(res.status(), StatusCode::OK, "another client still gets one");
     drop((open, res));
 }
+
+/// A tab that raced the browser's resume within the remember-me grace holds a session opened
+/// from the series, while the series itself has moved on to the browser's new session. "Log out
+/// everywhere" from that tab ends the series too: the browser's remember-me cookie must not sign
+/// it back in. (Ending "the others" and then "this one" in two steps kept the series: it stayed
+/// with this session in the first and was not this session's in the second.)
+#[tokio::test]
+async fn logging_out_everywhere_from_a_grace_racers_session_ends_the_series_it_came_from() {
+    const REMEMBER: &str = "__Host-signoff_remember";
+    const SESSION: &str = "__Host-signoff_session";
+    let s = TestServer::with(|c| c.sessions.race_grace = time::Duration::seconds(5)).await;
+    s.register("racer-everywhere@example.com").await;
+    let mut browser = s.browser();
+    let login = browser
+        .post_json(
+            "/auth/login",
+            &json!({"email": "racer-everywhere@example.com", "password": PASSWORD, "remember_me": true}),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+    let first = browser.jar[REMEMBER].clone();
+    // The browser comes back without its session: the series rotates to a new validator and a
+    // new session.
+    browser.jar.remove(SESSION);
+    assert_eq!(browser.session_status().await, StatusCode::OK, "resumed");
+    let rotated = browser.jar[REMEMBER].clone();
+    assert_ne!(rotated, first, "the validator rotated");
+    // A tab still holding the first validator is admitted within the grace.
+    let mut tab = s.browser();
+    tab.jar.insert(REMEMBER.into(), first);
+    let resumed = tab.get_json("/auth/session").await;
+    assert_eq!(resumed.status, StatusCode::OK, "the racer is admitted: {}", resumed.text);
+    tab.csrf = resumed.json()["csrf_token"].as_str().map(str::to_owned);
+    tab.jar.remove(REMEMBER);
+
+    let out = tab.post_json("/auth/logout", &json!({"scope": "global"})).await;
+    assert_eq!(out.status, StatusCode::OK, "{}", out.text);
+    let mut back = s.browser();
+    back.jar.insert(REMEMBER.into(), rotated);
+    assert_eq!(back.session_status().await, StatusCode::UNAUTHORIZED, "the remember-me cookie signed back in");
+    assert_eq!(browser.session_status().await, StatusCode::UNAUTHORIZED);
+    let series: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM remember_tokens r JOIN users u ON u.id = r.user_id WHERE u.email = $1",
+    )
+    .bind("racer-everywhere@example.com")
+    .fetch_one(&s.db().await)
+    .await
+    .expect("count");
+    assert_eq!(series, 0, "every series of the user ended");
+}
