@@ -44,6 +44,18 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Check any web app's logout from the outside, in a headless Chromium: signs in through
+    /// its form, logs out through its control, then replays what an attacker would. The
+    /// --config file (TOML) describes the app (README.md: "Audit any app's logout"). Prints a
+    /// table; exits 1 when a check fails, 2 when the audit cannot run.
+    Audit {
+        /// Also write the report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Also write the report as an HTML page here.
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
     /// Write a consistent copy of the SQLite store to FILE, also while servers run. To restore,
     /// stop the server and put the copy in place of the database file (PostgreSQL: pg_dump).
     Backup {
@@ -114,7 +126,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     match runtime.block_on(run()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             let mut line = String::new();
             for cause in e.chain().map(ToString::to_string) {
@@ -128,8 +140,11 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
+    if let Command::Audit { json, html } = &cli.command {
+        return Ok(audit(cli.config.as_deref(), json.as_deref(), html.as_deref()).await);
+    }
     let config = Config::load(cli.config.as_deref(), std::env::vars()).context("invalid configuration")?;
     let _logs = signoff_server::logging::init(&config);
     for (name, closest) in signoff_server::config::unknown_variables(std::env::vars()) {
@@ -138,7 +153,8 @@ async fn run() -> anyhow::Result<()> {
             None => tracing::warn!("{name} is not a setting and is ignored (signoff serve --help lists them)"),
         }
     }
-    match cli.command {
+    let done = match cli.command {
+        Command::Audit { .. } => Ok(()),
         Command::Serve => serve(config).await,
         Command::User { command: UserCommand::Create { email } } => create_user(config, &email).await,
         Command::Keys { command: KeysCommand::Rotate } => rotate_keys(config).await,
@@ -150,6 +166,32 @@ async fn run() -> anyhow::Result<()> {
             let bytes = backend::backup(&config, &file).await?;
             println!("{}", serde_json::json!({ "backup": file.display().to_string(), "bytes": bytes }));
             Ok(())
+        }
+    };
+    done.map(|()| std::process::ExitCode::SUCCESS)
+}
+
+/// `signoff audit`: the table on stdout; 1 when a check failed, 2 when the audit could not run
+/// (the reason on stderr).
+async fn audit(
+    config: Option<&std::path::Path>,
+    json: Option<&std::path::Path>,
+    html: Option<&std::path::Path>,
+) -> std::process::ExitCode {
+    let Some(config) = config else {
+        eprintln!(
+            "signoff audit: give the app's description with --config FILE (README.md: \"Audit any app's logout\")"
+        );
+        return std::process::ExitCode::from(2);
+    };
+    match signoff_audit::run(config, json, html).await {
+        Ok(report) => {
+            print!("{}", report.table());
+            if report.failed() { std::process::ExitCode::FAILURE } else { std::process::ExitCode::SUCCESS }
+        }
+        Err(e) => {
+            eprintln!("signoff audit: {e}");
+            std::process::ExitCode::from(2)
         }
     }
 }

@@ -1,0 +1,972 @@
+//! The checks. One browser, a fresh browser context (its own cookies) for each scenario that
+//! needs a user signed in anew; verdicts on the server's state come from replaying what the
+//! browser held from a fresh client ([`Replay`]), so no cache or cookie of the browser's can
+//! make a session look ended that is not.
+
+use crate::AuditError;
+use crate::cdp::{ATTACKER, Chromium};
+use crate::config::AuditConfig;
+use crate::replay::{Exchange, Header, Replay, shorten};
+use crate::report::{Check, Report, Severity, Status};
+use crate::tab::{Cookie, Seen, Tab, js_string};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Where a logout control sends the user, as the page describes it.
+#[derive(Debug, Clone)]
+struct Control {
+    /// `form`, `link` or `script` (a button whose script makes the request).
+    kind: String,
+    action: Option<url::Url>,
+    method: String,
+    /// The form's fields as the page filled them (hidden tokens included).
+    fields: Vec<(String, String)>,
+}
+
+/// An off-site address a logout might be asked to redirect to (`.invalid` never resolves;
+/// the browser's request to it is refused and remembered).
+const OFF_SITE: &str = "https://redirect.invalid/";
+/// At most this many bearer calls and refresh calls are replayed.
+const MAX_REPLAYS: usize = 10;
+/// Parameters apps take a post-logout redirect in.
+const REDIRECT_PARAMS: [&str; 7] =
+    ["next", "redirect", "redirect_uri", "redirect_to", "return_to", "returnTo", "post_logout_redirect_uri"];
+
+fn jar(cookies: &[Cookie]) -> BTreeMap<String, String> {
+    cookies.iter().map(|c| (c.name.clone(), c.value.clone())).collect()
+}
+
+fn check(id: &'static str, title: &'static str, severity: Severity) -> Check {
+    Check {
+        id,
+        title,
+        status: Status::Skip,
+        severity,
+        detail: String::new(),
+        browser_note: None,
+        evidence: Vec::new(),
+        fix: None,
+    }
+}
+
+fn seen_as_evidence(s: &Seen) -> Exchange {
+    let interesting = |k: &str| matches!(k, "location" | "set-cookie" | "clear-site-data" | "cache-control");
+    Exchange {
+        method: s.method.clone(),
+        url: s.url.clone(),
+        sent: Vec::new(),
+        status: s.status.unwrap_or(0),
+        received: s
+            .response_headers
+            .iter()
+            .filter(|(k, _)| interesting(k))
+            .map(|(k, v)| {
+                let v = if k == "set-cookie" {
+                    v.split_once('=').map_or(v.clone(), |(n, rest)| {
+                        let (val, attrs) = rest.split_once(';').unwrap_or((rest, ""));
+                        format!("{n}={};{attrs}", if val.is_empty() { String::new() } else { shorten(val) })
+                    })
+                } else {
+                    v.clone()
+                };
+                Header::new(k.clone(), v)
+            })
+            .collect(),
+    }
+}
+
+/// The audit itself.
+pub async fn audit(config: &AuditConfig) -> Result<Report, AuditError> {
+    let started_at = time_now();
+    let base = config.base();
+    let browser = Chromium::start(&config.browser, &base).await?;
+    let result = Audit { config, browser: &browser, replay: Replay::new(base.clone())? }.run().await;
+    browser.close().await;
+    Ok(Report::new(base.origin().ascii_serialization(), started_at, result?))
+}
+
+struct Audit<'a> {
+    config: &'a AuditConfig,
+    browser: &'a Chromium,
+    replay: Replay,
+}
+
+impl Audit<'_> {
+    /// Whether `cookies`, sent from a fresh client, reach the protected page (redirects on the
+    /// origin followed), with the exchanges that show it.
+    async fn signed_in(&self, cookies: &BTreeMap<String, String>) -> Result<(bool, Vec<Exchange>), AuditError> {
+        let url = self.config.at(&self.config.protected.url);
+        let page = self.replay.fetch("GET", &url, cookies, &[], None).await?;
+        Ok((page.status < 400 && page.body.contains(&self.config.protected.expect), page.hops))
+    }
+
+    /// Opens a new browser context and signs in through the app's form; fails when the
+    /// protected page does not then show the expected text.
+    async fn sign_in<'b>(&'b self) -> Result<(Tab<'b>, Vec<Cookie>), AuditError> {
+        let tab = Tab::open(self.browser).await?;
+        let login = self.config.at(&self.config.login.url);
+        tab.goto(&login).await?;
+        let before = tab.cookies(&self.config.base()).await?;
+        let missing = tab.sign_in(&self.config.login.fields, self.config.login.submit.as_deref()).await?;
+        if !missing.is_empty() {
+            return Err(AuditError::App(format!(
+                "the sign-in page {login} has no {} (login.fields and login.submit name them)",
+                missing.iter().map(|m| format!("{m:?}")).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let protected = self.config.at(&self.config.protected.url);
+        tab.goto(&protected).await?;
+        let text = tab.text().await;
+        if !text.contains(&self.config.protected.expect) {
+            let shown: String = text.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(160).collect();
+            return Err(AuditError::App(format!(
+                "after signing in at {login}, {protected} does not show {:?} (did the sign-in fail? it shows: {shown:?})",
+                self.config.protected.expect
+            )));
+        }
+        Ok((tab, before))
+    }
+
+    /// The logout control on `page`: a form (its action, method and fields), a link, or a
+    /// button driven by script.
+    async fn control(&self, tab: &Tab<'_>, page: &str, selector: &str) -> Result<Control, AuditError> {
+        let url = self.config.at(page);
+        tab.goto(&url).await?;
+        let v = tab
+            .eval(&format!(
+                r#"(() => {{
+  const e = document.querySelector({sel}); if (!e) return null;
+  const f = e.form || e.closest('form');
+  if (f) {{
+    const action = e.hasAttribute && e.hasAttribute('formaction') ? e.formAction : f.action;
+    const method = ((e.hasAttribute && e.hasAttribute('formmethod') ? e.getAttribute('formmethod') : f.getAttribute('method')) || 'get').toLowerCase();
+    return {{ kind: 'form', action, method, fields: [...new FormData(f)].filter(([k, v]) => typeof v === 'string') }};
+  }}
+  const a = e.closest('a[href]');
+  if (a) return {{ kind: 'link', action: a.href, method: 'get', fields: [] }};
+  return {{ kind: 'script', action: null, method: null, fields: [] }};
+}})()"#,
+                sel = js_string(selector)
+            ))
+            .await?;
+        if v.is_null() {
+            return Err(AuditError::App(format!("{url} has no element matching {selector:?} (logout.selector)")));
+        }
+        Ok(Control {
+            kind: v["kind"].as_str().unwrap_or("script").to_owned(),
+            action: v["action"].as_str().and_then(|a| url::Url::parse(a).ok()),
+            method: v["method"].as_str().unwrap_or("").to_uppercase(),
+            fields: v["fields"]
+                .as_array()
+                .map(|a| {
+                    a.iter().filter_map(|p| Some((p[0].as_str()?.to_owned(), p[1].as_str()?.to_owned()))).collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+
+    async fn run(&self) -> Result<Vec<Check>, AuditError> {
+        let config = self.config;
+        let base = config.base();
+        let protected = config.at(&config.protected.url);
+
+        // Signed in, in the first browser.
+        let (tab, before_signin) = self.sign_in().await?;
+        let signed_mark = 0;
+        let after_signin = tab.cookies(&base).await?;
+        let storage_signed_in = tab.storage().await;
+        let (replayable, baseline) = self.signed_in(&jar(&after_signin)).await?;
+
+        let mut fixation = check("fixation", "The session cookie changes at sign-in", Severity::High);
+        let kept: Vec<&Cookie> = before_signin
+            .iter()
+            .filter(|b| after_signin.iter().any(|a| a.name == b.name && a.value == b.value))
+            .collect();
+        if kept.is_empty() {
+            fixation.status = Status::Pass;
+            fixation.detail = if before_signin.is_empty() {
+                "no cookie was set before sign-in; the sign-in set new ones".into()
+            } else {
+                format!(
+                    "every cookie set before sign-in ({}) has a new value after it",
+                    before_signin.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                )
+            };
+        } else if !replayable {
+            fixation.detail = "the protected page does not show the expected text to a plain HTTP client holding \
+                               the browser's cookies (is it rendered by script?), so a fixed cookie cannot be tried"
+                .into();
+        } else {
+            // What an attacker who planted the pre-sign-in cookies holds.
+            let planted = jar(&before_signin);
+            let (works, hops) = self.signed_in(&planted).await?;
+            fixation.evidence = hops;
+            if works {
+                fixation.status = Status::Fail;
+                fixation.detail = format!(
+                    "cookies set before sign-in keep their value ({}) and, replayed alone, reach {protected} signed in",
+                    kept.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                );
+                fixation.fix = Some("Issue a new session id at sign-in (and drop the old one server-side).");
+            } else {
+                fixation.status = Status::Pass;
+                fixation.detail = format!(
+                    "{} kept their value through sign-in, but the cookies held before sign-in do not reach {protected}",
+                    kept.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                );
+            }
+        }
+
+        // The auth cookies: of those the sign-in set or changed, the ones the protected page
+        // needs (replayed without one, the page no longer shows the user); all of them when
+        // the page cannot be judged from a plain client.
+        let changed: Vec<String> = after_signin
+            .iter()
+            .filter(|a| !before_signin.iter().any(|b| b.name == a.name && b.value == a.value))
+            .map(|c| c.name.clone())
+            .collect();
+        let changed = if changed.is_empty() { after_signin.iter().map(|c| c.name.clone()).collect() } else { changed };
+        let remember_name = config.login.remember_cookie.clone().or_else(|| {
+            after_signin
+                .iter()
+                .find(|c| changed.contains(&c.name) && c.name.to_ascii_lowercase().contains("remember"))
+                .map(|c| c.name.clone())
+        });
+        let mut auth = Vec::new();
+        if replayable {
+            // Judged without the remember-me cookie, which would sign the replay in again.
+            let mut base_jar = jar(&after_signin);
+            if let Some(name) = &remember_name {
+                base_jar.remove(name);
+            }
+            for name in changed.iter().filter(|n| Some(*n) != remember_name.as_ref()) {
+                let mut without = base_jar.clone();
+                without.remove(name);
+                if !self.signed_in(&without).await?.0 {
+                    auth.push(name.clone());
+                }
+            }
+        }
+        if auth.is_empty() {
+            auth = changed.clone();
+        }
+        if let Some(name) = &remember_name
+            && !auth.contains(name)
+        {
+            auth.push(name.clone());
+        }
+
+        // What went over the wire while signed in: bearer tokens and refresh calls.
+        let signed_in_traffic = tab.exchanges_since(signed_mark);
+        let on_origin = |s: &&Seen| url::Url::parse(&s.url).is_ok_and(|u| u.origin() == base.origin());
+        let bearer_calls: Vec<Seen> = signed_in_traffic
+            .iter()
+            .filter(on_origin)
+            .filter(|s| {
+                s.method == "GET"
+                    && s.request_header("authorization")
+                        .is_some_and(|a| a.len() > 7 && a.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("bearer ")))
+            })
+            .fold(Vec::<Seen>::new(), |mut calls, s| {
+                // Each token at each address once, and a bounded number in all.
+                let same =
+                    |c: &Seen| c.url == s.url && c.request_header("authorization") == s.request_header("authorization");
+                if calls.len() < MAX_REPLAYS && !calls.iter().any(same) {
+                    calls.push(s.clone());
+                }
+                calls
+            });
+        let refresh_calls: Vec<Seen> = signed_in_traffic
+            .iter()
+            .filter(on_origin)
+            .filter(|s| {
+                s.method == "POST"
+                    && url::Url::parse(&s.url).is_ok_and(|u| u.path().to_ascii_lowercase().contains("refresh"))
+            })
+            .take(MAX_REPLAYS)
+            .cloned()
+            .collect();
+        let mut bearer_before = Vec::new();
+        for call in &bearer_calls {
+            if let Ok(url) = url::Url::parse(&call.url) {
+                let auth =
+                    vec![("Authorization".to_owned(), call.request_header("authorization").unwrap_or("").to_owned())];
+                let page = self.replay.fetch("GET", &url, &BTreeMap::new(), &auth, None).await?;
+                bearer_before.push(page.status);
+            }
+        }
+
+        // The logout, through the app's own control.
+        let control = self.control(&tab, &config.logout.page, &config.logout.selector).await?;
+        let pre_logout = tab.cookies(&base).await?;
+        let mark = tab.mark();
+        if !tab.click(&config.logout.selector).await? {
+            return Err(AuditError::App(format!(
+                "{} has no element matching {:?} (logout.selector)",
+                config.at(&config.logout.page),
+                config.logout.selector
+            )));
+        }
+        let logout_traffic: Vec<Seen> = tab.exchanges_since(mark).into_iter().filter(|s| on_origin(&s)).collect();
+        let post_logout = tab.cookies(&base).await?;
+        let landed = tab.url().await;
+        if !landed.starts_with(&base.origin().ascii_serialization()) {
+            tab.goto(&base).await?;
+        }
+        let storage_after = tab.storage().await;
+        let logout_evidence: Vec<Exchange> = logout_traffic.iter().map(seen_as_evidence).collect();
+        // Where the logout request goes (from the page, else from what the click sent).
+        let endpoint = control.action.clone().filter(|_| control.kind != "script").or_else(|| {
+            logout_traffic
+                .iter()
+                .find(|s| s.method != "GET")
+                .or(logout_traffic.first())
+                .and_then(|s| url::Url::parse(&s.url).ok())
+        });
+        let logout_method = if control.kind == "script" {
+            logout_traffic.iter().find(|s| s.method != "GET").map_or("GET".to_owned(), |s| s.method.clone())
+        } else {
+            control.method.clone()
+        };
+
+        let mut checks = Vec::new();
+
+        // server_invalidation
+        let mut server =
+            check("server_invalidation", "The server ends the session: old cookies no longer work", Severity::High);
+        let held = jar(&pre_logout);
+        // The session's own cookies: the remember-me cookie is tried alone below.
+        let mut session_cookies = held.clone();
+        if let Some(name) = &remember_name
+            && session_cookies.len() > 1
+        {
+            session_cookies.remove(name);
+        }
+        if !replayable {
+            server.detail = format!(
+                "{protected} does not show {:?} to a plain HTTP client holding the signed-in browser's cookies \
+                 (is it rendered by script?), so replayed cookies cannot be judged",
+                config.protected.expect
+            );
+            server.evidence = baseline;
+        } else {
+            let (works, hops) = self.signed_in(&session_cookies).await?;
+            server.evidence = hops;
+            if works {
+                server.status = Status::Fail;
+                server.detail = format!(
+                    "the cookies held before logout ({}), replayed from a fresh client after it, still reach {protected} signed in",
+                    session_cookies.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+                server.fix = Some(
+                    "End the session on the server at logout (delete it from the session store, or for signed-cookie \
+                     sessions keep a server-side record to revoke); clearing the cookie is not enough.",
+                );
+            } else {
+                server.status = Status::Pass;
+                server.detail = format!(
+                    "the cookies held before logout, replayed from a fresh client, no longer reach {protected}"
+                );
+            }
+        }
+        checks.push(server);
+
+        // cookie_cleared
+        let mut cleared = check("cookie_cleared", "The logout response deletes the auth cookies", Severity::Medium);
+        cleared.evidence = logout_evidence.clone();
+        let mut kept_cookies = Vec::new();
+        let mut unmatched = Vec::new();
+        for c in pre_logout.iter().filter(|c| auth.contains(&c.name)) {
+            if post_logout.iter().any(|p| p.name == c.name && p.value == c.value && p.path == c.path) {
+                kept_cookies.push(c.name.clone());
+            }
+            let deleted = logout_traffic
+                .iter()
+                .flat_map(|s| s.response_headers.iter())
+                .any(|(k, v)| k == "set-cookie" && deletes(v, c));
+            if !deleted {
+                unmatched.push(c.name.clone());
+            }
+        }
+        if !kept_cookies.is_empty() {
+            cleared.status = Status::Fail;
+            cleared.detail =
+                format!("the browser still holds {} with its signed-in value after logout", kept_cookies.join(", "));
+            cleared.fix = Some(
+                "Delete each auth cookie in the logout response: Set-Cookie with the same name, Path and Domain, an \
+                 empty value and Max-Age=0.",
+            );
+        } else if !unmatched.is_empty() {
+            cleared.status = Status::Warn;
+            cleared.detail = format!(
+                "{} left the browser, but no logout response deleted it with a matching Set-Cookie (replaced or \
+                 cleared by script?)",
+                unmatched.join(", ")
+            );
+            cleared.fix = Some("Delete each auth cookie with Set-Cookie (same name, Path and Domain, Max-Age=0).");
+        } else {
+            cleared.status = Status::Pass;
+            cleared.detail = format!(
+                "the logout response deleted {} with matching name, path and domain",
+                pre_logout
+                    .iter()
+                    .filter(|c| auth.contains(&c.name))
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        checks.push(cleared);
+
+        // post_only and csrf need the logout's address.
+        checks.push(self.post_only(&control, endpoint.as_ref(), &logout_method, &logout_evidence).await?);
+        checks.push(self.csrf(&control, endpoint.as_ref(), &logout_method).await?);
+
+        // back_button
+        let mut back = check("back_button", "Back after logout does not show the protected page", Severity::Medium);
+        let mark = tab.mark();
+        if tab.back().await? {
+            let text = tab.text().await;
+            let shown_url = tab.url().await;
+            let from_cache = tab.bfcache_since(mark);
+            // What Back fetched, else the page's own answer while signed in (its caching headers).
+            back.evidence = tab.exchanges_since(mark).iter().filter(|s| on_origin(s)).map(seen_as_evidence).collect();
+            if back.evidence.is_empty() {
+                back.evidence = tab
+                    .exchanges_since(signed_mark)
+                    .iter()
+                    .rev()
+                    .find(|s| s.url == shown_url && s.method == "GET" && s.status.is_some())
+                    .map(seen_as_evidence)
+                    .into_iter()
+                    .collect();
+            }
+            if text.contains(&config.protected.expect) {
+                back.status = Status::Fail;
+                back.detail = format!("Back showed {shown_url} with {:?} after logout", config.protected.expect);
+                back.fix = Some(
+                    "Send Cache-Control: no-store on signed-in pages (which also keeps them out of the back/forward \
+                     cache), and Clear-Site-Data: \"cache\" at logout.",
+                );
+                if from_cache.is_ok() {
+                    back.browser_note = Some("the page came back from the browser's back/forward cache".into());
+                }
+            } else {
+                back.status = Status::Pass;
+                back.detail = format!("Back went to {shown_url}, which does not show {:?}", config.protected.expect);
+                if let Err(reasons) = from_cache
+                    && !reasons.is_empty()
+                {
+                    back.browser_note = Some(format!(
+                        "the browser did not use its back/forward cache here ({}); the app's pages were fetched again",
+                        reasons.join(", ")
+                    ));
+                }
+            }
+        } else {
+            back.detail = "there was no page to go back to".into();
+        }
+        checks.push(back);
+
+        // clear_site_data
+        let mut csd = check("clear_site_data", "The logout response sends Clear-Site-Data", Severity::Low);
+        let with = logout_traffic.iter().find_map(|s| s.header("clear-site-data").map(|v| (s, v)));
+        csd.evidence = logout_evidence.clone();
+        match with {
+            Some((s, v)) => {
+                csd.status = Status::Pass;
+                csd.detail = format!("{} {} answered Clear-Site-Data: {v}", s.method, s.url);
+            }
+            None if logout_traffic.is_empty() => {
+                csd.detail = "the logout made no request to the app".into();
+            }
+            None => {
+                csd.status = Status::Warn;
+                csd.detail = "no logout response carried Clear-Site-Data".into();
+                csd.fix = Some(
+                    "Answer the logout with Clear-Site-Data: \"cache\", \"cookies\", \"storage\" so the browser drops \
+                     what it kept of the session.",
+                );
+            }
+        }
+        checks.push(csd);
+
+        // storage_cleared
+        let mut storage = check("storage_cleared", "Storage written while signed in is cleared", Severity::Medium);
+        if storage_signed_in.is_empty() {
+            storage.detail =
+                "the app stored nothing in localStorage, sessionStorage, IndexedDB or Cache Storage while signed in"
+                    .into();
+        } else {
+            let left: Vec<&String> = storage_signed_in.iter().filter(|s| storage_after.contains(s)).collect();
+            if left.is_empty() {
+                storage.status = Status::Pass;
+                storage.detail = format!("gone after logout: {}", storage_signed_in.join(", "));
+            } else {
+                storage.status = Status::Fail;
+                storage.evidence = logout_evidence.clone();
+                storage.detail = format!(
+                    "still there after logout: {}",
+                    left.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                );
+                storage.fix = Some(
+                    "Clear what the app stored at logout (localStorage.clear() and the rest), or send \
+                     Clear-Site-Data: \"storage\".",
+                );
+            }
+        }
+        checks.push(storage);
+
+        // bearer_revoked
+        let mut bearer =
+            check("bearer_revoked", "Bearer tokens seen while signed in are refused after logout", Severity::High);
+        if bearer_calls.is_empty() {
+            bearer.detail = "no request with an Authorization: Bearer header was seen while signed in".into();
+        } else {
+            let mut alive = Vec::new();
+            for (call, before) in bearer_calls.iter().zip(&bearer_before) {
+                let Ok(url) = url::Url::parse(&call.url) else { continue };
+                let auth =
+                    vec![("Authorization".to_owned(), call.request_header("authorization").unwrap_or("").to_owned())];
+                let page = self.replay.fetch("GET", &url, &BTreeMap::new(), &auth, None).await?;
+                if (200..300).contains(before) && (200..300).contains(&page.status) && !alive.contains(&call.url) {
+                    alive.push(call.url.clone());
+                }
+                bearer.evidence.extend(page.hops);
+            }
+            if alive.is_empty() {
+                bearer.status = Status::Pass;
+                bearer.detail = format!("{} bearer call(s) replayed after logout were refused", bearer_calls.len());
+            } else {
+                bearer.status = Status::Fail;
+                bearer.detail = format!(
+                    "of {} bearer token(s) seen while signed in, replayed after logout, some are still accepted at {}",
+                    bearer_calls.len(),
+                    alive.join(", ")
+                );
+                bearer.fix = Some(
+                    "Revoke the user's access tokens at logout (a denylist or token version checked on every \
+                     request), or keep them short-lived and revoke the refresh token.",
+                );
+            }
+        }
+        checks.push(bearer);
+
+        // refresh_revoked
+        let mut refresh =
+            check("refresh_revoked", "A refresh call replayed after logout gets no new token", Severity::High);
+        if refresh_calls.is_empty() {
+            refresh.detail =
+                "no refresh call (a POST to a path containing \"refresh\") was seen while signed in".into();
+        } else {
+            let mut renewed = Vec::new();
+            for call in &refresh_calls {
+                let Ok(url) = url::Url::parse(&call.url) else { continue };
+                let headers: Vec<(String, String)> = call
+                    .request_headers
+                    .iter()
+                    .filter(|(k, _)| {
+                        matches!(
+                            k.to_ascii_lowercase().as_str(),
+                            "authorization" | "content-type" | "x-csrf-token" | "x-csrftoken"
+                        )
+                    })
+                    .cloned()
+                    .collect();
+                let page = self.replay.fetch("POST", &url, &held, &headers, call.post_data.as_deref()).await?;
+                if (200..300).contains(&page.status) && page.body.contains("token") && !renewed.contains(&call.url) {
+                    renewed.push(call.url.clone());
+                }
+                refresh.evidence.extend(page.hops);
+            }
+            if renewed.is_empty() {
+                refresh.status = Status::Pass;
+                refresh.detail = format!("{} refresh call(s) replayed after logout were refused", refresh_calls.len());
+            } else {
+                refresh.status = Status::Fail;
+                refresh.detail =
+                    format!("a refresh call replayed after logout got a new token from {}", renewed.join(", "));
+                refresh.fix = Some("Revoke the session's refresh tokens (the whole family) at logout.");
+            }
+        }
+        checks.push(refresh);
+
+        // remember_revoked
+        let mut remember = check(
+            "remember_revoked",
+            "The remember-me cookie alone does not sign in again after logout",
+            Severity::High,
+        );
+        match remember_name.as_ref().and_then(|n| pre_logout.iter().find(|c| &c.name == n)) {
+            None => {
+                remember.detail =
+                    "no remember-me cookie was set at sign-in (login.remember_cookie names one whose name \
+                                   does not contain \"remember\")"
+                        .into();
+            }
+            Some(_) if !replayable => {
+                remember.detail =
+                    "the protected page cannot be judged from a plain HTTP client (see server_invalidation)".into();
+            }
+            Some(c) => {
+                let alone = BTreeMap::from([(c.name.clone(), c.value.clone())]);
+                let (works, hops) = self.signed_in(&alone).await?;
+                remember.evidence = hops;
+                if works {
+                    remember.status = Status::Fail;
+                    remember.detail =
+                        format!("{}, replayed alone after logout, signs in again and reaches {protected}", c.name);
+                    remember.fix = Some(
+                        "Delete the remember-me token's record on the server at logout (not only the cookie), so the \
+                         token cannot sign anyone in again.",
+                    );
+                } else {
+                    remember.status = Status::Pass;
+                    remember.detail = format!("{}, replayed alone after logout, does not sign in", c.name);
+                }
+            }
+        }
+        checks.push(remember);
+
+        tab.close().await;
+        checks.push(self.redirect_safe(&control).await?);
+        checks.push(self.everywhere().await?);
+        checks.push(fixation);
+        // The order of the issue's table.
+        let order = [
+            "server_invalidation",
+            "cookie_cleared",
+            "post_only",
+            "csrf",
+            "back_button",
+            "clear_site_data",
+            "storage_cleared",
+            "bearer_revoked",
+            "refresh_revoked",
+            "remember_revoked",
+            "fixation",
+            "redirect_safe",
+            "everywhere",
+        ];
+        checks.sort_by_key(|c| order.iter().position(|o| *o == c.id));
+        Ok(checks)
+    }
+
+    /// Whether the browser context of `tab` still reaches the protected page.
+    async fn still_signed_in(&self, tab: &Tab<'_>) -> Result<bool, AuditError> {
+        tab.goto(&self.config.at(&self.config.protected.url)).await?;
+        Ok(tab.text().await.contains(&self.config.protected.expect))
+    }
+
+    async fn post_only(
+        &self,
+        control: &Control,
+        endpoint: Option<&url::Url>,
+        method: &str,
+        logout_evidence: &[Exchange],
+    ) -> Result<Check, AuditError> {
+        let mut c = check("post_only", "A GET to the logout URL does not log out", Severity::Medium);
+        let Some(endpoint) = endpoint else {
+            c.detail = "the logout control made no request to the app, so there is no logout URL to try".into();
+            return Ok(c);
+        };
+        c.fix =
+            Some("Log out only on POST (with a CSRF token); answer GET with a page holding the logout form, or 405.");
+        if method == "GET" {
+            c.status = Status::Fail;
+            c.detail = format!(
+                "the app's own logout control is a {} to {endpoint} by GET: any page can log its users out \
+                 (an image tag, a link)",
+                control.kind
+            );
+            c.evidence = logout_evidence.to_vec();
+            return Ok(c);
+        }
+        // A plain GET, as a typed address or a link on the app would make.
+        let (tab, _) = self.sign_in().await?;
+        let mark = tab.mark();
+        tab.goto(endpoint).await?;
+        c.evidence = tab.exchanges_since(mark).iter().map(seen_as_evidence).collect();
+        if !self.still_signed_in(&tab).await? {
+            c.status = Status::Fail;
+            c.detail = format!("a GET to {endpoint} logged the user out");
+            tab.close().await;
+            return Ok(c);
+        }
+        // A top-level navigation from another site (it carries SameSite=Lax cookies).
+        self.browser.set_attacker_page(format!(
+            "<!doctype html><title>elsewhere</title><script>location.href = {};</script>",
+            js_string(endpoint.as_str())
+        ));
+        let mark = tab.mark();
+        tab.goto(&attacker_url()).await?;
+        tab.quiet(mark).await;
+        c.evidence
+            .extend(tab.exchanges_since(mark).iter().filter(|s| !s.url.starts_with(ATTACKER)).map(seen_as_evidence));
+        if !self.still_signed_in(&tab).await? {
+            c.status = Status::Fail;
+            c.detail = format!("a navigation from another site to {endpoint} (GET) logged the user out");
+        } else {
+            c.status = Status::Pass;
+            c.detail = format!(
+                "the logout is a {method}; a GET to {endpoint}, typed or from another site, left the user signed in"
+            );
+        }
+        tab.close().await;
+        Ok(c)
+    }
+
+    async fn csrf(&self, control: &Control, endpoint: Option<&url::Url>, method: &str) -> Result<Check, AuditError> {
+        let mut c = check("csrf", "A cross-site POST to the logout URL does not log out", Severity::Medium);
+        let Some(endpoint) = endpoint else {
+            c.detail = "the logout control made no request to the app, so there is no logout URL to try".into();
+            return Ok(c);
+        };
+        let (tab, _) = self.sign_in().await?;
+        let cookies = tab.cookies(&self.config.base()).await?;
+        // An attacker knows the form's names and visible values, not its hidden tokens.
+        let fields: String = control
+            .fields
+            .iter()
+            .filter(|(k, _)| !looks_like_token(k))
+            .map(|(k, v)| format!("<input type=hidden name=\"{}\" value=\"{}\">", attr(k), attr(v)))
+            .collect();
+        self.browser.set_attacker_page(format!(
+            "<!doctype html><title>elsewhere</title><form method=post action=\"{}\">{fields}</form>\
+             <script>document.forms[0].submit();</script>",
+            attr(endpoint.as_str())
+        ));
+        let mark = tab.mark();
+        tab.goto(&attacker_url()).await?;
+        tab.quiet(mark).await;
+        c.evidence =
+            tab.exchanges_since(mark).iter().filter(|s| !s.url.starts_with(ATTACKER)).map(seen_as_evidence).collect();
+        c.fix = Some(
+            "Require a CSRF token (or check the Origin header) on the logout POST, and set SameSite=Lax or Strict \
+             on the session cookie explicitly.",
+        );
+        if !self.still_signed_in(&tab).await? {
+            c.status = Status::Fail;
+            c.detail = format!("a form on another site POSTing to {endpoint} logged the user out");
+            tab.close().await;
+            return Ok(c);
+        }
+        c.status = Status::Pass;
+        c.detail = format!("a form on another site POSTing to {endpoint} left the user signed in");
+        if method == "GET" {
+            c.detail.push_str(" (the logout itself is a GET: see post_only)");
+        }
+        // Whose pass is it? The same POST again, now from a client that sends the cookie
+        // whatever the browser's SameSite rules say (with Origin the other site, no token).
+        let held = jar(&cookies);
+        let headers = vec![
+            ("Origin".to_owned(), ATTACKER.to_owned()),
+            ("Content-Type".to_owned(), "application/x-www-form-urlencoded".to_owned()),
+        ];
+        let body: String = control
+            .fields
+            .iter()
+            .filter(|(k, _)| !looks_like_token(k))
+            .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let answer = self.replay.fetch("POST", endpoint, &held, &headers, Some(&body)).await?;
+        let (alive, hops) = self.signed_in(&held).await?;
+        c.evidence.extend(answer.hops);
+        c.evidence.extend(hops);
+        if alive {
+            c.browser_note = Some(format!(
+                "the app itself refused the POST also when the cookie came with it (Origin {ATTACKER}, no token): it answered {}",
+                answer.status
+            ));
+        } else {
+            c.status = Status::Warn;
+            c.browser_note = Some(format!(
+                "the pass is the browser's: its SameSite rules kept the session cookie off the cross-site POST. The \
+                 app itself ended the session when the same POST came with the cookie (Origin {ATTACKER}, no \
+                 token), so a browser without those rules, or a page on a sibling subdomain, can log users out"
+            ));
+        }
+        tab.close().await;
+        Ok(c)
+    }
+
+    async fn redirect_safe(&self, control: &Control) -> Result<Check, AuditError> {
+        let mut c = check("redirect_safe", "The logout does not redirect off-site on request", Severity::Medium);
+        if control.kind == "script" {
+            c.detail = "the logout control is driven by script, so no redirect parameter can be added to it".into();
+            return Ok(c);
+        }
+        let (tab, _) = self.sign_in().await?;
+        tab.goto(&self.config.at(&self.config.logout.page)).await?;
+        let params = serde_json::to_string(&REDIRECT_PARAMS).unwrap_or_default();
+        // Each parameter on the address and as a form field.
+        let armed = tab
+            .eval(&format!(
+                r#"(() => {{
+  const e = document.querySelector({sel}); if (!e) return false;
+  const params = {params}; const off = {off};
+  const f = e.form || e.closest('form');
+  const a = e.closest('a[href]');
+  const add = (u) => {{ const url = new URL(u, location.href); for (const p of params) url.searchParams.set(p, off); return url.href; }};
+  if (f) {{
+    f.action = add(f.action);
+    for (const p of params) {{ const i = document.createElement('input'); i.type = 'hidden'; i.name = p; i.value = off; f.appendChild(i); }}
+  }} else if (a) {{ a.href = add(a.href); }}
+  return true;
+}})()"#,
+                sel = js_string(&self.config.logout.selector),
+                off = js_string(OFF_SITE),
+            ))
+            .await?;
+        if armed != Value::Bool(true) {
+            c.detail = "the logout control was not found again".into();
+            tab.close().await;
+            return Ok(c);
+        }
+        let blocked_before = self.browser.blocked().len();
+        let mark = tab.mark();
+        tab.click(&self.config.logout.selector).await?;
+        c.evidence = tab.exchanges_since(mark).iter().map(seen_as_evidence).collect();
+        let tried: Vec<String> =
+            self.browser.blocked()[blocked_before..].iter().filter(|u| u.starts_with(OFF_SITE)).cloned().collect();
+        if tried.is_empty() {
+            c.status = Status::Pass;
+            c.detail =
+                format!("with {} set to {OFF_SITE}, the logout stayed on the app's origin", REDIRECT_PARAMS.join(", "));
+        } else {
+            c.status = Status::Fail;
+            c.detail = format!("the logout redirected the browser to {} (stopped by the auditor)", tried[0]);
+            c.fix = Some("Redirect after logout only to paths on the app's own origin (or a registered list).");
+        }
+        tab.close().await;
+        Ok(c)
+    }
+
+    async fn everywhere(&self) -> Result<Check, AuditError> {
+        let mut c = check("everywhere", "Log out everywhere ends the other browser's session", Severity::High);
+        let Some(everywhere) = &self.config.everywhere else {
+            c.detail = "no [everywhere] control in the config".into();
+            return Ok(c);
+        };
+        let (other, _) = self.sign_in().await?;
+        let other_cookies = jar(&other.cookies(&self.config.base()).await?);
+        let (tab, _) = self.sign_in().await?;
+        tab.goto(&self.config.at(&everywhere.page)).await?;
+        let mark = tab.mark();
+        if !tab.click(&everywhere.selector).await? {
+            return Err(AuditError::App(format!(
+                "{} has no element matching {:?} (everywhere.selector)",
+                self.config.at(&everywhere.page),
+                everywhere.selector
+            )));
+        }
+        c.evidence = tab.exchanges_since(mark).iter().map(seen_as_evidence).collect();
+        let (alive, hops) = self.signed_in(&other_cookies).await?;
+        c.evidence.extend(hops);
+        let browser_alive = self.still_signed_in(&other).await?;
+        if alive || browser_alive {
+            c.status = Status::Fail;
+            c.detail =
+                "after log out everywhere in one browser, the other browser's session still reaches the protected page"
+                    .into();
+            c.fix = Some(
+                "End every session of the user (and their remember-me tokens and refresh tokens) on that control.",
+            );
+        } else {
+            c.status = Status::Pass;
+            c.detail = "the other browser's session ended".into();
+        }
+        other.close().await;
+        tab.close().await;
+        Ok(c)
+    }
+}
+
+fn attacker_url() -> url::Url {
+    url::Url::parse(&format!("{ATTACKER}/")).unwrap_or_else(|_| url::Url::parse("about:blank").expect("a URL"))
+}
+
+/// Whether a form field holds what an attacker could not know (a CSRF token and the like).
+fn looks_like_token(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["csrf", "xsrf", "token", "authenticity", "nonce"].iter().any(|t| n.contains(t))
+}
+
+fn attr(s: &str) -> String {
+    s.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;")
+}
+
+fn form_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Whether a `Set-Cookie` line deletes `cookie`: same name, same path and domain, and an
+/// expiry in the past (or `Max-Age` of zero or less).
+fn deletes(line: &str, cookie: &Cookie) -> bool {
+    let mut parts = line.split(';');
+    let Some((name, _)) = parts.next().and_then(|p| p.split_once('=')) else { return false };
+    if name.trim() != cookie.name {
+        return false;
+    }
+    let (mut path, mut domain, mut gone) = ("/".to_owned(), None::<String>, false);
+    for a in parts {
+        let (k, v) = a.split_once('=').unwrap_or((a, ""));
+        match k.trim().to_ascii_lowercase().as_str() {
+            "path" => path = v.trim().to_owned(),
+            "domain" => domain = Some(v.trim().trim_start_matches('.').to_ascii_lowercase()),
+            "max-age" => gone |= v.trim().parse::<i64>().is_ok_and(|n| n <= 0),
+            "expires" => gone |= crate::replay::expired(v.trim()),
+            _ => {}
+        }
+    }
+    let host_only = !cookie.domain.starts_with('.');
+    let domain_matches = match domain {
+        None => host_only,
+        Some(d) => !host_only && cookie.domain.trim_start_matches('.').eq_ignore_ascii_case(&d),
+    };
+    gone && path == cookie.path && domain_matches
+}
+
+fn time_now() -> String {
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cookie(name: &str, domain: &str, path: &str) -> Cookie {
+        Cookie {
+            name: name.into(),
+            value: "v".into(),
+            domain: domain.into(),
+            path: path.into(),
+            persistent: false,
+            http_only: true,
+            secure: false,
+            same_site: None,
+        }
+    }
+
+    #[test]
+    fn a_deletion_must_match_name_path_and_domain() {
+        let host_only = cookie("sid", "localhost", "/");
+        assert!(deletes("sid=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT", &host_only));
+        assert!(deletes("sid=\"\"; expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/", &host_only));
+        assert!(!deletes("sid=; Path=/app; Max-Age=0", &host_only), "another path is another cookie");
+        assert!(!deletes("sid=; Path=/; Domain=localhost; Max-Age=0", &host_only), "a domain cookie is another cookie");
+        assert!(!deletes("sid=new; Path=/", &host_only), "a new value is no deletion");
+        assert!(!deletes("other=; Path=/; Max-Age=0", &host_only));
+        let domain = cookie("sid", ".example.com", "/");
+        assert!(deletes("sid=; Domain=example.com; Path=/; Max-Age=0", &domain));
+    }
+
+    #[test]
+    fn tokens_are_what_an_attacker_cannot_know() {
+        assert!(looks_like_token("csrfmiddlewaretoken"));
+        assert!(looks_like_token("authenticity_token"));
+        assert!(!looks_like_token("next"));
+    }
+}
