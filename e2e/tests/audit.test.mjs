@@ -9,7 +9,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, rmSync, readdirSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, startServer, register, root, PASSWORD } from '../lib/harness.mjs';
@@ -32,7 +33,7 @@ async function startApp(command, args, cwd) {
 
 /** Runs `signoff audit` with `config`; returns its exit code, stdout and JSON report. */
 function audit(config) {
-  const dir = mkdtempSync(join(tmpdir(), 'signoff-audit-'));
+  const dir = mkdtempSync(join(tmpdir(), 'audit-test-'));
   writeFileSync(join(dir, 'app.toml'), config);
   const args = ['audit', '--config', join(dir, 'app.toml'), '--json', join(dir, 'report.json'), '--html', join(dir, 'report.html')];
   return new Promise((resolve) => {
@@ -71,8 +72,14 @@ test('signoff audit finds what is wrong with real apps\' logouts, and nothing wi
   const ports = [await freePort(), await freePort(), await freePort()];
   const stops = [];
   const server = await startServer();
+  // A third party the express app's page loads from: the audit must let nothing reach it.
+  const reached = [];
+  const tracker = createServer((req, res) => { reached.push(`${req.method} ${req.url}`); res.end(); });
+  await new Promise((r) => tracker.listen(0, '127.0.0.1', r));
+  const trackerUrl = `http://127.0.0.1:${tracker.address().port}`;
+  const profilesBefore = readdirSync(tmpdir()).filter((n) => n.startsWith('signoff-audit-'));
   try {
-    stops.push(await startApp('node', [join(apps, 'express_session_app.mjs'), String(ports[0])], join(root, 'e2e')));
+    stops.push(await startApp('node', [join(apps, 'express_session_app.mjs'), String(ports[0]), trackerUrl], join(root, 'e2e')));
     stops.push(await startApp('python3', [join(apps, 'flask_login_app.py'), String(ports[1])], apps));
     stops.push(await startApp('python3', [join(apps, 'django_app.py'), String(ports[2])], apps));
     await register(server, 'ada@example.com');
@@ -80,6 +87,7 @@ test('signoff audit finds what is wrong with real apps\' logouts, and nothing wi
     const [express, flask, django, signoff] = await Promise.all([
       audit(config(`http://127.0.0.1:${ports[0]}`, {
         login: '/login', fields: plain, protectedUrl: '/account', expect: 'Signed in as ada', page: '/account', selector: '#logout',
+        everywhere: '#everywhere',
       })),
       audit(config(`http://127.0.0.1:${ports[1]}`, {
         login: '/login', fields: { ...plain, remember: '1' }, protectedUrl: '/account', expect: 'Signed in as ada', page: '/account', selector: '#logout',
@@ -104,12 +112,26 @@ test('signoff audit finds what is wrong with real apps\' logouts, and nothing wi
       for (const c of r.report.checks) {
         assert.ok(['pass', 'fail', 'warn', 'skip'].includes(c.status) && c.detail.length > 10, JSON.stringify(c));
         if (c.status === 'fail') assert.ok(c.fix && c.evidence.length > 0, `a failure without a fix or evidence: ${JSON.stringify(c)}`);
+        if (c.status === 'warn') assert.ok(c.fix, `a warning without a fix: ${JSON.stringify(c)}`);
       }
       assert.match(r.html, /<meta name="viewport"/);
+      // The exit code says whether a check failed.
+      assert.equal(r.code, r.report.summary.fail > 0 ? 1 : 0, r.stdout);
+      // No output holds a whole secret: the password, a cookie or a token (each 43 or more
+      // characters of base64url with digits among them; the report shows their first six).
+      for (const out of [r.stdout, r.html, JSON.stringify(r.report)]) {
+        assert.ok(!out.includes(PASSWORD), 'the password in the output');
+        const whole = [...out.matchAll(/[A-Za-z0-9_%+/.-]{40,}/g)].map((m) => m[0]).filter((w) => /\d/.test(w));
+        assert.deepEqual(whole, [], 'a whole secret in the output');
+      }
     }
+    // Nothing reached the third party, and no browser profile was left behind.
+    assert.deepEqual(reached, [], 'the audit let a request through to another origin');
+    assert.deepEqual(readdirSync(tmpdir()).filter((n) => n.startsWith('signoff-audit-')), profilesBefore);
 
     // express-session, tutorial logout: the session lives on, GET logs out, the API tokens
-    // live on (and the refresh token stays in localStorage), `next` leads anywhere.
+    // live on (and the refresh token stays in localStorage), `next` leads anywhere, and "log out
+    // everywhere" ends this browser's session only.
     const e = verdicts(express);
     assert.equal(e.server_invalidation, 'fail', express.stdout);
     assert.equal(e.post_only, 'fail', express.stdout);
@@ -118,10 +140,12 @@ test('signoff audit finds what is wrong with real apps\' logouts, and nothing wi
     assert.equal(e.refresh_revoked, 'fail', express.stdout);
     assert.equal(e.storage_cleared, 'fail', express.stdout);
     assert.equal(e.redirect_safe, 'fail', express.stdout);
-    assert.equal(e.fixation, 'pass', express.stdout);
-    // The evidence never holds a whole token or cookie (each is 43 or more characters of
-    // base64url; the report shows their first six).
-    assert.doesNotMatch(JSON.stringify(express.report), /[A-Za-z0-9_%-]{30,}/, 'a whole secret in the report');
+    assert.equal(e.everywhere, 'fail', express.stdout);
+    // express-session without `regenerate`: the cookie of the sign-in page signs in.
+    assert.equal(e.fixation, 'fail', express.stdout);
+    // The page came back from the back/forward cache, and the report says it was the browser's.
+    assert.equal(e.back_button, 'fail', express.stdout);
+    assert.match(express.report.checks.find((c) => c.id === 'back_button').browser_note, /back\/forward cache/);
     assert.equal(express.code, 1, 'a failed check exits 1');
     assert.match(express.stdout, /server_invalidation\s+fail\s+high/);
 
@@ -129,6 +153,9 @@ test('signoff audit finds what is wrong with real apps\' logouts, and nothing wi
     const f = verdicts(flask);
     assert.equal(f.server_invalidation, 'fail', flask.stdout);
     assert.equal(f.remember_revoked, 'fail', flask.stdout);
+    // Its logout takes any POST: from another site, with the cookie (Chromium sends a cookie
+    // without SameSite on a cross-site POST in its first two minutes), it logs out.
+    assert.equal(f.csrf, 'fail', flask.stdout);
     assert.equal(flask.code, 1);
 
     // Django 5: the session ends and GET does not log out; no Clear-Site-Data is flagged.
@@ -142,6 +169,8 @@ test('signoff audit finds what is wrong with real apps\' logouts, and nothing wi
     // signoff's demo: every check that applies passes (no bearer or refresh calls in a
     // cookie-only page: those are skipped, with the reason).
     const s = verdicts(signoff);
+    // Its own check refused the cross-site POST even with the cookie: the report says so.
+    assert.match(signoff.report.checks.find((c) => c.id === 'csrf').browser_note, /refused/);
     for (const id of IDS) {
       const expected = ['bearer_revoked', 'refresh_revoked'].includes(id) ? 'skip' : 'pass';
       assert.equal(s[id], expected, `${id}: ${signoff.stdout}`);
@@ -149,6 +178,7 @@ test('signoff audit finds what is wrong with real apps\' logouts, and nothing wi
     assert.equal(signoff.code, 0, signoff.stdout);
   } finally {
     for (const stop of stops) stop();
+    tracker.close();
     await server.stop();
   }
 });

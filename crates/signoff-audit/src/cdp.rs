@@ -66,7 +66,16 @@ pub struct Chromium {
     out: mpsc::UnboundedSender<Vec<u8>>,
     shared: Arc<Shared>,
     next: Arc<AtomicU64>,
-    profile: PathBuf,
+    profile: Profile,
+}
+
+/// The browser's profile folder, removed when dropped.
+struct Profile(PathBuf);
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -81,12 +90,17 @@ impl Chromium {
             std::process::id(),
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
         ));
+        if path.contains('/') && !Path::new(path).exists() {
+            return Err(CdpError::Start { path: path.into(), cause: std::io::ErrorKind::NotFound.into() });
+        }
         std::fs::create_dir(&profile).map_err(|cause| CdpError::Start { path: path.into(), cause })?;
+        // Removed on every way out from here, the early errors included.
+        let profile = Profile(profile);
         let host = origin.host_str().unwrap_or("localhost");
         let mut args = vec![
             "--headless=new".to_owned(),
             "--remote-debugging-pipe".into(),
-            format!("--user-data-dir={}", profile.display()),
+            format!("--user-data-dir={}", profile.0.display()),
             "--no-first-run".into(),
             "--no-default-browser-check".into(),
             "--disable-background-networking".into(),
@@ -101,6 +115,12 @@ impl Chromium {
             "--disable-features=Translate,MediaRouter,OptimizationHints,AutofillServerCommunication".into(),
             // Belt and braces beside `Fetch`: no name but the audited host resolves.
             format!("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {host}"),
+            // And a backstop for whatever the gate does not see (a service worker's fetch, an IP
+            // address, a WebSocket): every other host goes through a proxy that is not there
+            // (the discard port on loopback, which refuses), WebRTC included.
+            "--proxy-server=http://127.0.0.1:9".into(),
+            format!("--proxy-bypass-list={host}"),
+            "--force-webrtc-ip-handling-policy=disable_non_proxied_udp".into(),
         ];
         if rustix::process::geteuid().is_root() {
             // Chromium's sandbox refuses to run as root (CI containers).
@@ -109,7 +129,7 @@ impl Chromium {
         args.push("about:blank".into());
         // The browser's descriptors 3 and 4 are this side's pipes, handed over by the shell
         // that starts it (stdin and stdout moved up, then closed), so no unsafe code is needed.
-        let stderr = std::fs::File::create(profile.join("stderr.log"))
+        let stderr = std::fs::File::create(profile.0.join("stderr.log"))
             .map_err(|cause| CdpError::Start { path: path.into(), cause })?;
         let mut child = Command::new("/bin/sh")
             .arg("-c")
@@ -122,9 +142,6 @@ impl Chromium {
             .kill_on_drop(true)
             .spawn()
             .map_err(|cause| CdpError::Start { path: path.into(), cause })?;
-        if !Path::new(path).exists() {
-            return Err(CdpError::Start { path: path.into(), cause: std::io::ErrorKind::NotFound.into() });
-        }
         let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(CdpError::Gone("no pipes".into()));
         };
@@ -168,7 +185,7 @@ impl Chromium {
     }
 
     fn exit_reason(&self) -> String {
-        let said = std::fs::read_to_string(self.profile.join("stderr.log")).unwrap_or_default();
+        let said = std::fs::read_to_string(self.profile.0.join("stderr.log")).unwrap_or_default();
         let last = said.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_owned();
         lock(&self.shared.gone)
             .clone()
@@ -211,18 +228,22 @@ impl Chromium {
         *lock(&self.shared.attacker_page) = html;
     }
 
-    /// Stops the browser and removes its profile.
+    /// Stops the browser (asked to close, killed if it has not within 2 s); its profile is
+    /// removed once it has exited.
     pub async fn close(mut self) {
-        let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
-        let _ = std::fs::remove_dir_all(&self.profile);
+        let asked = self.call(None, "Browser.close", json!({}));
+        let _ = tokio::time::timeout(Duration::from_secs(2), asked).await;
+        if tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await.is_err() {
+            let _ = self.child.start_kill();
+            let _ = self.child.wait().await;
+        }
     }
 }
 
 impl Drop for Chromium {
     fn drop(&mut self) {
+        // The profile goes with `self.profile`, after this.
         let _ = self.child.start_kill();
-        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
 
@@ -263,16 +284,32 @@ async fn read(
             method: message.get("method").and_then(Value::as_str).unwrap_or_default().to_owned(),
             params: message.get("params").cloned().unwrap_or(Value::Null),
         };
-        if event.method == "Fetch.requestPaused" {
-            let answer = gate(&event, &shared, &allowed);
-            let mut command =
-                json!({"id": next.fetch_add(1, Ordering::Relaxed), "method": answer.0, "params": answer.1});
-            if let Some(s) = &event.session {
+        // Answered here, at once: a dialog would hold the page, and a window or worker a page
+        // opens is gated like the page before it runs.
+        let send = |session: Option<&str>, method: &str, params: Value| {
+            let mut command = json!({"id": next.fetch_add(1, Ordering::Relaxed), "method": method, "params": params});
+            if let Some(s) = session {
                 command["sessionId"] = json!(s);
             }
             let mut bytes = serde_json::to_vec(&command).unwrap_or_default();
             bytes.push(0);
             let _ = out.send(bytes);
+        };
+        if event.method == "Page.javascriptDialogOpening" {
+            send(event.session.as_deref(), "Page.handleJavaScriptDialog", json!({"accept": true}));
+        }
+        if event.method == "Target.attachedToTarget"
+            && let Some(child) = event.params["sessionId"].as_str()
+        {
+            let patterns = json!({"patterns": [{"urlPattern": "*", "requestStage": "Request"}]});
+            send(Some(child), "Fetch.enable", patterns);
+            let attach = json!({"autoAttach": true, "waitForDebuggerOnStart": true, "flatten": true});
+            send(Some(child), "Target.setAutoAttach", attach);
+            send(Some(child), "Runtime.runIfWaitingForDebugger", json!({}));
+        }
+        if event.method == "Fetch.requestPaused" {
+            let (method, params) = gate(&event, &shared, &allowed);
+            send(event.session.as_deref(), method, params);
         }
         lock(&shared.events).push(event);
         shared.notify.notify_waiters();

@@ -82,7 +82,12 @@ impl AuditConfig {
 
     /// Parses and checks the config; the error names the key that is wrong.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let config: Self = toml::from_str(text).map_err(|e| e.to_string().trim().to_owned())?;
+        // The message and the line, not the parser's quote of it: that line may hold a password.
+        let config: Self = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let message = e.message().trim().to_owned();
+            line.map_or(message.clone(), |l| format!("line {l}: {message}"))
+        })?;
         let base = url::Url::parse(&config.base_url)
             .map_err(|e| format!("base_url {:?} is not a URL ({e})", config.base_url))?;
         if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
@@ -164,6 +169,9 @@ selector = "#logout"
         assert!(AuditConfig::parse(&off).expect_err("off-site").contains("protected.url"));
         let typo = GOOD.replace("selector", "selektor");
         assert!(AuditConfig::parse(&typo).expect_err("typo").contains("selektor"));
+        let broken = GOOD.replace("password = \"pw\"", "password = \"s3cret-pw");
+        let e = AuditConfig::parse(&broken).expect_err("broken");
+        assert!(e.contains("line 5") && !e.contains("s3cret"), "{e}");
         let no_expect = GOOD.replace("\"Signed in as\"", "\" \"");
         assert!(AuditConfig::parse(&no_expect).expect_err("empty").contains("protected.expect"));
         let bad_base = GOOD.replace("http://localhost:8000", "localhost:8000");

@@ -57,6 +57,36 @@ pub struct ReplayError {
     cause: String,
 }
 
+/// At most this much of an answer's body is read.
+const MAX_BODY: usize = 2 << 20;
+
+/// A URL as evidence shows it: a long query value (a token in a link, an `id_token_hint`)
+/// shortened like a cookie's.
+pub fn shorten_url(url: &str) -> String {
+    let Ok(mut u) = url::Url::parse(url) else { return url.to_owned() };
+    if u.query().is_none() {
+        return url.to_owned();
+    }
+    let pairs: Vec<(String, String)> = u
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), if v.chars().count() > 24 { shorten(&v) } else { v.into_owned() }))
+        .collect();
+    u.query_pairs_mut().clear().extend_pairs(pairs);
+    u.to_string()
+}
+
+/// A header value as evidence shows it: credentials and tokens shortened.
+pub fn shown_header(name: &str, value: &str) -> String {
+    let n = name.to_ascii_lowercase();
+    if n == "authorization" || n.contains("token") || n.contains("csrf") || n.contains("xsrf") {
+        shorten(value)
+    } else if n == "location" {
+        shorten_url(value)
+    } else {
+        value.to_owned()
+    }
+}
+
 /// A cookie value as evidence shows it: enough to tell two apart, not enough to use.
 pub fn shorten(value: &str) -> String {
     if value.chars().count() <= 10 {
@@ -94,6 +124,10 @@ impl Replay {
         let mut body = body.map(str::to_owned);
         for _ in 0..6 {
             let err = |e: reqwest::Error| ReplayError { url: url.to_string(), cause: e.to_string() };
+            // Nothing, least of all a cookie, goes anywhere but the audited origin.
+            if url.origin() != self.origin.origin() {
+                return Err(ReplayError { url: url.to_string(), cause: "not on the audited origin; not sent".into() });
+            }
             let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
             let mut request = self.client.request(m, url.clone());
             let mut sent = Vec::new();
@@ -107,8 +141,7 @@ impl Replay {
             }
             for (k, v) in headers {
                 request = request.header(k.as_str(), v.as_str());
-                let shown = if k.eq_ignore_ascii_case("authorization") { shorten(v) } else { v.clone() };
-                sent.push(Header::new(k.clone(), shown));
+                sent.push(Header::new(k.clone(), shown_header(k, v)));
             }
             if let Some(b) = body.take() {
                 request = request.body(b);
@@ -119,8 +152,8 @@ impl Replay {
             for (name, value) in response.headers() {
                 let name = name.as_str();
                 let Ok(value) = value.to_str() else { continue };
-                if matches!(name, "location" | "clear-site-data" | "www-authenticate") {
-                    received.push(Header::new(name, value));
+                if matches!(name, "location" | "clear-site-data" | "www-authenticate" | "cache-control") {
+                    received.push(Header::new(name, shown_header(name, value)));
                 }
                 if name == "set-cookie" {
                     let shown = value.split_once('=').map_or(value.to_owned(), |(n, rest)| {
@@ -132,15 +165,22 @@ impl Replay {
                 }
             }
             let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
-            hops.push(Exchange { method: method.clone(), url: url.to_string(), sent, status, received });
+            hops.push(Exchange { method: method.clone(), url: shorten_url(url.as_str()), sent, status, received });
             match location.and_then(|l| url.join(&l).ok()) {
                 Some(next) if (300..400).contains(&status) && next.origin() == self.origin.origin() => {
                     url = next;
                     method = "GET".into();
                 }
                 _ => {
-                    let body = response.text().await.map_err(err)?;
-                    return Ok(Fetched { body, status, hops });
+                    let mut response = response;
+                    let mut body = Vec::new();
+                    while let Some(chunk) = response.chunk().await.map_err(err)? {
+                        body.extend_from_slice(&chunk);
+                        if body.len() >= MAX_BODY {
+                            break;
+                        }
+                    }
+                    return Ok(Fetched { body: String::from_utf8_lossy(&body).into_owned(), status, hops });
                 }
             }
         }
@@ -200,6 +240,15 @@ mod tests {
         assert_eq!(jar["c"], "4");
         apply_set_cookie(&mut jar, "c=5; Expires=Thu, 01-Jan-1970 00:00:01 GMT");
         assert!(jar.is_empty(), "the Netscape layout of a date long past");
+    }
+
+    #[test]
+    fn urls_and_headers_in_evidence_hold_no_whole_token() {
+        let token = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhZGEifQ.c2lnbmF0dXJl";
+        let shown = shorten_url(&format!("http://localhost:8000/logout?id_token_hint={token}&next=/"));
+        assert!(!shown.contains(&token[6..]) && shown.contains("next=%2F"), "{shown}");
+        assert!(!shown_header("X-CSRF-Token", token).contains(&token[6..]));
+        assert_eq!(shown_header("Clear-Site-Data", "\"cookies\""), "\"cookies\"");
     }
 
     #[test]

@@ -87,8 +87,13 @@ impl Report {
         self.summary.fail > 0
     }
 
-    /// The table printed on stdout.
+    /// The table printed on stdout (what the app put in it, such as storage keys, without
+    /// control characters, so a page cannot drive the terminal).
     pub fn table(&self) -> String {
+        self.raw_table().chars().filter(|c| *c == '\n' || !c.is_control()).collect()
+    }
+
+    fn raw_table(&self) -> String {
         let width = self.checks.iter().map(|c| c.id.len()).max().unwrap_or(2).max(5);
         let mut out = format!(
             "signoff audit of {}\n\n{:<width$}  {:<6}  {:<8}  detail\n",

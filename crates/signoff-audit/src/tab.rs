@@ -48,6 +48,7 @@ pub struct Tab<'b> {
     browser: &'b Chromium,
     session: String,
     context: String,
+    target: String,
 }
 
 /// How long a step waits for pages to load and the network to go quiet.
@@ -65,11 +66,21 @@ impl<'b> Tab<'b> {
         let target = target["targetId"].as_str().unwrap_or_default().to_owned();
         let session = browser.call(None, "Target.attachToTarget", json!({"targetId": target, "flatten": true})).await?;
         let session = session["sessionId"].as_str().unwrap_or_default().to_owned();
-        let tab = Self { browser, session, context };
+        let tab = Self { browser, session, context, target };
+        tab.enable().await?;
+        Ok(tab)
+    }
+
+    /// What the audit watches and gates in a tab.
+    async fn enable(&self) -> Result<(), CdpError> {
+        let tab = self;
         tab.call("Page.enable", json!({})).await?;
         tab.call("Network.enable", json!({})).await?;
         tab.call("Fetch.enable", json!({"patterns": [{"urlPattern": "*", "requestStage": "Request"}]})).await?;
-        Ok(tab)
+        // Windows and workers the page opens are attached (and gated) before they run.
+        tab.call("Target.setAutoAttach", json!({"autoAttach": true, "waitForDebuggerOnStart": true, "flatten": true}))
+            .await?;
+        Ok(())
     }
 
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, CdpError> {
@@ -88,7 +99,11 @@ impl<'b> Tab<'b> {
     pub async fn goto(&self, url: &url::Url) -> Result<(), CdpError> {
         let mark = self.mark();
         let answer = self.call("Page.navigate", json!({"url": url.as_str()})).await?;
-        if let Some(error) = answer["errorText"].as_str().filter(|e| !e.is_empty() && *e != "net::ERR_ABORTED") {
+        // The app out of reach (an error status, `405` say, is an answer: the page shows it).
+        let unreachable = |e: &&str| {
+            ["CONNECTION", "NAME_NOT_RESOLVED", "ADDRESS", "TIMED_OUT", "SSL", "CERT"].iter().any(|k| e.contains(k))
+        };
+        if let Some(error) = answer["errorText"].as_str().filter(unreachable) {
             return Err(CdpError::Navigation { url: url.to_string(), error: error.to_owned() });
         }
         self.browser.wait_for(&self.session, "Page.loadEventFired", mark, LOAD).await;
@@ -96,17 +111,33 @@ impl<'b> Tab<'b> {
         Ok(())
     }
 
-    /// Waits until no request has started or finished for a moment (at most `LOAD`).
+    /// Waits until nothing has happened for a moment and no request is open, or, with one
+    /// still open (an event stream, a long poll), nothing has happened for a second; at most
+    /// `LOAD` in all.
     pub async fn quiet(&self, mark: usize) {
         let deadline = tokio::time::Instant::now() + LOAD;
-        let mut seen = self.events_since(mark).len();
+        let (mut seen, mut still) = (usize::MAX, 0);
         loop {
             tokio::time::sleep(QUIET).await;
-            let now = self.events_since(mark).len();
-            if now == seen || tokio::time::Instant::now() >= deadline {
+            let events = self.events_since(mark);
+            let mut open = std::collections::HashSet::new();
+            for e in &events {
+                let id = e.params["requestId"].as_str().unwrap_or_default();
+                match e.method.as_str() {
+                    "Network.requestWillBeSent" if e.params["type"].as_str() != Some("EventSource") => {
+                        open.insert(id);
+                    }
+                    "Network.loadingFinished" | "Network.loadingFailed" => {
+                        open.remove(id);
+                    }
+                    _ => {}
+                }
+            }
+            still = if events.len() == seen { still + 1 } else { 0 };
+            if (still >= 1 && open.is_empty()) || still >= 4 || tokio::time::Instant::now() >= deadline {
                 return;
             }
-            seen = now;
+            seen = events.len();
         }
     }
 
@@ -205,10 +236,11 @@ impl<'b> Tab<'b> {
             .unwrap_or_default())
     }
 
-    /// The cookies the browser holds for `url`.
+    /// The cookies this browser context holds for `url`'s host, whatever their path.
     pub async fn cookies(&self, url: &url::Url) -> Result<Vec<Cookie>, CdpError> {
-        let r = self.call("Network.getCookies", json!({"urls": [url.as_str()]})).await?;
-        Ok(r["cookies"]
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let r = self.browser.call(None, "Storage.getCookies", json!({"browserContextId": self.context})).await?;
+        let mut cookies: Vec<Cookie> = r["cookies"]
             .as_array()
             .map(|list| {
                 list.iter()
@@ -222,9 +254,16 @@ impl<'b> Tab<'b> {
                         secure: c["secure"].as_bool().unwrap_or(false),
                         same_site: c["sameSite"].as_str().map(str::to_owned),
                     })
+                    .filter(|c| {
+                        let d = c.domain.trim_start_matches('.').to_ascii_lowercase();
+                        d == host || (c.domain.starts_with('.') && host.ends_with(&format!(".{d}")))
+                    })
                     .collect()
             })
-            .unwrap_or_default())
+            .unwrap_or_default();
+        // As a browser sends them: the longest path first.
+        cookies.sort_by_key(|c| std::cmp::Reverse(c.path.len()));
+        Ok(cookies)
     }
 
     /// What the page stored on the origin: localStorage and sessionStorage keys, IndexedDB
@@ -302,15 +341,51 @@ impl<'b> Tab<'b> {
         seen
     }
 
-    /// Back one step in this tab's history; waits for what it shows.
-    pub async fn back(&self) -> Result<bool, CdpError> {
+    /// Back in this tab's history to the last page before this one at `url`, as the Back
+    /// button would reach it (one step back when the app took that page out of the history);
+    /// waits for what it shows. `false` when there is no page before this one.
+    pub async fn back_to(&self, url: &str) -> Result<bool, CdpError> {
         let history = self.call("Page.getNavigationHistory", json!({})).await?;
         let current = history["currentIndex"].as_u64().unwrap_or(0) as usize;
-        let Some(entry) = current.checked_sub(1).and_then(|i| history["entries"].get(i)) else { return Ok(false) };
+        let entries = history["entries"].as_array().cloned().unwrap_or_default();
+        // Else one step back: the app may have taken the page out of the history (`replace`).
+        let Some(entry) = entries
+            .iter()
+            .take(current)
+            .rev()
+            .find(|e| e["url"].as_str() == Some(url))
+            .or_else(|| current.checked_sub(1).and_then(|i| entries.get(i)))
+        else {
+            return Ok(false);
+        };
         let mark = self.mark();
         self.call("Page.navigateToHistoryEntry", json!({"entryId": entry["id"]})).await?;
         self.settle(mark).await;
         Ok(true)
+    }
+
+    /// Another tab in this tab's browser context (same cookies and storage).
+    pub async fn sibling(&self) -> Result<Tab<'b>, CdpError> {
+        let target = self
+            .browser
+            .call(None, "Target.createTarget", json!({"url": "about:blank", "browserContextId": self.context}))
+            .await?;
+        let target = target["targetId"].as_str().unwrap_or_default().to_owned();
+        let session =
+            self.browser.call(None, "Target.attachToTarget", json!({"targetId": target, "flatten": true})).await?;
+        let tab = Tab {
+            browser: self.browser,
+            session: session["sessionId"].as_str().unwrap_or_default().to_owned(),
+            context: self.context.clone(),
+            target,
+        };
+        tab.enable().await?;
+        Ok(tab)
+    }
+
+    /// Closes this tab alone (its browser context stays).
+    pub async fn close_target(self) {
+        let _ = self.browser.call(None, "Target.closeTarget", json!({"targetId": self.target})).await;
     }
 
     /// Whether the last history navigation was served from the back/forward cache, and if not,
