@@ -3,15 +3,25 @@ LogoutView (POST-only since 5.0, with its CSRF token), database sessions, and on
 signed-in user sees. `signoff audit` is tried against it (e2e/tests/audit.test.mjs): nobody here
 wrote its logout.
 
-Usage: python3 django_app.py PORT (prints "ready" once it listens; its database is in memory).
+Its account page also gets API tokens, as a single-page app would, from a small token API
+that ties each token to the Django session it was issued in: when the logout flushes that
+session, the tokens die with it (what the audit's bearer and refresh checks must see pass).
+
+Usage: python3 django_app.py PORT (prints "ready" once it listens; its database is a file in a
+temporary folder, removed when it stops).
 """
 
+import atexit
+import shutil
 import sys
+import tempfile
 
 import django
 from django.conf import settings
 
 PORT = int(sys.argv[1])
+DATA = tempfile.mkdtemp(prefix="audit-django-")
+atexit.register(shutil.rmtree, DATA, ignore_errors=True)
 settings.configure(
     DEBUG=False,
     SECRET_KEY="audit-test-" + "x" * 40,
@@ -23,7 +33,7 @@ settings.configure(
         "django.middleware.csrf.CsrfViewMiddleware",
         "django.contrib.auth.middleware.AuthenticationMiddleware",
     ],
-    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "file:audit?mode=memory&cache=shared"}},
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": f"{DATA}/db.sqlite3"}},
     TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates", "DIRS": [], "OPTIONS": {
         "loaders": [("django.template.loaders.locmem.Loader", {
             "registration/login.html": (
@@ -33,6 +43,14 @@ settings.configure(
             "account.html": (
                 "<!doctype html><title>Account</title><p>Signed in as {{ user.username }}</p>"
                 "<form method=post action=\"/logout/\">{% csrf_token %}<button id=logout type=submit>Log out</button></form>"
+                "<p id=api></p><script>(async () => {"
+                "const t = await (await fetch('/api/token/', { method: 'POST' })).json();"
+                "await fetch('/api/me/', { headers: { Authorization: 'Bearer ' + t.access_token } });"
+                "const n = await (await fetch('/api/refresh/', { method: 'POST', headers: { 'Content-Type': 'application/json' },"
+                " body: JSON.stringify({ refresh_token: t.refresh_token }) })).json();"
+                "const me = await (await fetch('/api/me/', { headers: { Authorization: 'Bearer ' + n.access_token } })).json();"
+                "document.getElementById('api').textContent = 'API: ' + me.user;"
+                "})();</script>"
             ),
             "registration/logged_out.html": "<!doctype html><title>Signed out</title><p>You are signed out.</p>",
         })],
@@ -44,11 +62,17 @@ settings.configure(
 )
 django.setup()
 
+import json  # noqa: E402
+import secrets  # noqa: E402
+
 from django.contrib.auth import views as auth_views  # noqa: E402
 from django.contrib.auth.decorators import login_required  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
+from django.contrib.sessions.backends.db import SessionStore  # noqa: E402
+from django.http import JsonResponse  # noqa: E402
 from django.shortcuts import render  # noqa: E402
+from django.views.decorators.csrf import csrf_exempt  # noqa: E402
 from django.urls import path  # noqa: E402
 
 
@@ -57,21 +81,59 @@ def account(request):
     return render(request, "account.html")
 
 
+# Token -> (user, the session it was issued in). A token lives while that session does.
+ACCESS, REFRESH = {}, {}
+
+
+def _alive(entry):
+    return entry is not None and SessionStore().exists(entry[1])
+
+
+@csrf_exempt
+def token(request):
+    if request.method != "POST" or not request.user.is_authenticated:
+        return JsonResponse({"error": "not signed in"}, status=401)
+    access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    ACCESS[access] = REFRESH[refresh] = (request.user.username, request.session.session_key)
+    return JsonResponse({"access_token": access, "refresh_token": refresh})
+
+
+@csrf_exempt
+def refresh(request):
+    try:
+        entry = REFRESH.get(json.loads(request.body or b"{}").get("refresh_token"))
+    except ValueError:
+        entry = None
+    if request.method != "POST" or not _alive(entry):
+        return JsonResponse({"error": "invalid refresh token"}, status=401)
+    access = secrets.token_urlsafe(32)
+    ACCESS[access] = entry
+    return JsonResponse({"access_token": access})
+
+
+def me(request):
+    entry = ACCESS.get(request.headers.get("Authorization", "").removeprefix("Bearer "))
+    if not _alive(entry):
+        return JsonResponse({"error": "invalid token"}, status=401)
+    return JsonResponse({"user": entry[0]})
+
+
 urlpatterns = [
+    path("api/token/", token),
+    path("api/refresh/", refresh),
+    path("api/me/", me),
     path("login/", auth_views.LoginView.as_view()),
     path("logout/", auth_views.LogoutView.as_view()),
     path("account/", account),
 ]
 
 if __name__ == "__main__":
-    from wsgiref.simple_server import WSGIRequestHandler, make_server
+    import signal
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
     from django.core.wsgi import get_wsgi_application
 
-    # The in-memory database lives as long as one connection holds it.
-    from django.db import connection
-
-    connection.ensure_connection()
     call_command("migrate", verbosity=0, interactive=False)
     User.objects.create_user("ada", password="correct horse battery staple")
 
@@ -79,6 +141,13 @@ if __name__ == "__main__":
         def log_message(self, *args):
             pass
 
-    server = make_server("127.0.0.1", PORT, get_wsgi_application(), handler_class=Quiet)
+    # A thread per connection, as `runserver` does: a browser's idle preconnection must not hold
+    # up everyone else.
+    class Threaded(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    # SIGTERM ends it through `sys.exit`, so the database folder is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    server = make_server("127.0.0.1", PORT, get_wsgi_application(), server_class=Threaded, handler_class=Quiet)
     print("ready", flush=True)
     server.serve_forever()

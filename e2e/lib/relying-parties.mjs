@@ -78,8 +78,10 @@ export function relyingPartyScenarios(label, startIssuer) {
       for await (const c of req) chunks.push(c);
       const body = Buffer.concat(chunks);
       const token = new URLSearchParams(body.toString()).get('logout_token');
-      if (token) tokens.push(token);
       const answer = await fetch(`${target}${req.url}`, { method: req.method, headers: { 'content-type': req.headers['content-type'] ?? '' }, body });
+      // Recorded once Apache has answered, so a test that waits for the token finds Apache's
+      // session already ended (CI once saw Apache still signed in right after the token came).
+      if (token) tokens.push(token);
       res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'text/plain' }).end(Buffer.from(await answer.arrayBuffer()));
     });
     await new Promise((r) => server.listen(port, host, r));

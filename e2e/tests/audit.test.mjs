@@ -2,9 +2,10 @@
 // their frameworks' documented behaviour: an express-session app with the tutorial logout
 // (clears the cookie, answers GET), Flask-Login with remember-me (a signed-cookie session and a
 // remember token that outlive logout), Django 5's own LoginView/LogoutView (POST-only logout with
-// a CSRF token, no Clear-Site-Data), and signoff's own demo, which must pass every check that
-// applies. Each audit runs the binary as a user would, with a config file, and reads its JSON
-// report; the four run side by side (each its own app and its own browser).
+// a CSRF token, no Clear-Site-Data; and a token API whose tokens end with the session), and
+// signoff's own demo, which must pass every check that applies. Each audit runs the binary as a
+// user would, with a config file, and reads its JSON report; the four run side by side (each its
+// own app and its own browser).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -165,6 +166,10 @@ test('signoff audit finds what is wrong with real apps\' logouts, and nothing wi
     assert.equal(d.csrf, 'pass', django.stdout);
     assert.equal(d.clear_site_data, 'warn', django.stdout);
     assert.equal(d.redirect_safe, 'pass', django.stdout);
+    // Its token API ties each token to the session, which the logout flushes: the bearer
+    // token and the refresh call, both proved to work before logout, are refused after it.
+    assert.equal(d.bearer_revoked, 'pass', django.stdout);
+    assert.equal(d.refresh_revoked, 'pass', django.stdout);
 
     // signoff's demo: every check that applies passes (no bearer or refresh calls in a
     // cookie-only page: those are skipped, with the reason).

@@ -3,6 +3,13 @@
 //! descriptors 3 (to it) and 4 (from it). No debugging port is opened, so no other process on
 //! the machine can drive the browser while it holds a signed-in session.
 //!
+//! Why this module and not a crate: the maintained Rust CDP crate, chromiumoxide, speaks only
+//! over the WebSocket of `--remote-debugging-port` (pipe support is its open issue #294 and
+//! unmerged pull request #325), and a port on loopback would let any process on the machine
+//! drive a browser that holds a signed-in session. Playwright and Puppeteer use the pipe for the
+//! same reason. The audit needs two dozen commands and a handful of events, as plain JSON; this
+//! is the transport for them and nothing more (no generated protocol types).
+//!
 //! Every request a page makes is paused (`Fetch`) and let through only to the audited origin;
 //! the made-up site of a cross-site check is answered from memory, and anything else is refused
 //! and remembered (a logout that redirects off-site is seen, and nothing reaches that site).
@@ -115,11 +122,12 @@ impl Chromium {
             "--disable-features=Translate,MediaRouter,OptimizationHints,AutofillServerCommunication".into(),
             // Belt and braces beside `Fetch`: no name but the audited host resolves.
             format!("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {host}"),
-            // And a backstop for whatever the gate does not see (a service worker's fetch, an IP
-            // address, a WebSocket): every other host goes through a proxy that is not there
-            // (the discard port on loopback, which refuses), WebRTC included.
+            // And a backstop for whatever the gate does not see (a popup, a WebSocket, an IP
+            // address): every other address, other ports of loopback included, goes through a
+            // proxy that is not there (the discard port on loopback), WebRTC included.
             "--proxy-server=http://127.0.0.1:9".into(),
-            format!("--proxy-bypass-list={host}"),
+            // Loopback is not bypassed as by default: only the audited host and port are.
+            format!("--proxy-bypass-list=<-loopback>;{host}:{}", origin.port_or_known_default().unwrap_or(80)),
             "--force-webrtc-ip-handling-policy=disable_non_proxied_udp".into(),
         ];
         if rustix::process::geteuid().is_root() {
@@ -298,7 +306,9 @@ async fn read(
         if event.method == "Page.javascriptDialogOpening" {
             send(event.session.as_deref(), "Page.handleJavaScriptDialog", json!({"accept": true}));
         }
+        // (Only a tab's children: the browser's own attach of a tab is the tab's business.)
         if event.method == "Target.attachedToTarget"
+            && event.session.is_some()
             && let Some(child) = event.params["sessionId"].as_str()
         {
             let patterns = json!({"patterns": [{"urlPattern": "*", "requestStage": "Request"}]});

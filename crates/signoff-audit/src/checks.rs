@@ -23,6 +23,15 @@ struct Control {
     fields: Vec<(String, String)>,
 }
 
+/// What the first sign-in learnt about the app's cookies, for the checks that sign in anew.
+struct Known {
+    /// The cookies the protected page needs, and the remember-me cookie.
+    auth: Vec<String>,
+    remember: Option<String>,
+    /// Whether a plain client can tell a signed-in protected page.
+    replayable: bool,
+}
+
 /// A refresh call replayed.
 struct Refreshed {
     /// 2xx with a token in the JSON answer.
@@ -31,6 +40,8 @@ struct Refreshed {
     hops: Vec<Exchange>,
     /// The body for the next replay (with a rotated refresh token, if one came back).
     next_body: Option<String>,
+    /// The cookies for the next replay (a rotated refresh cookie in place of the spent one).
+    next_jar: BTreeMap<String, String>,
 }
 
 /// An off-site address a logout might be asked to redirect to (`.invalid` never resolves;
@@ -43,12 +54,17 @@ const MAX_REPLAYS: usize = 10;
 const REDIRECT_PARAMS: [&str; 7] =
     ["next", "redirect", "redirect_uri", "redirect_to", "return_to", "returnTo", "post_logout_redirect_uri"];
 
-/// The cookies as a client sends them (of two with one name, the longer path's, as browsers
-/// send it first).
-fn jar(cookies: &[Cookie]) -> BTreeMap<String, String> {
+/// The cookies a client sends to `url`: those whose path matches it (of two with one name, the
+/// longer path's, as browsers send it first; `cookies` come longest path first).
+fn jar(cookies: &[Cookie], url: &url::Url) -> BTreeMap<String, String> {
+    let path = url.path();
     let mut jar = BTreeMap::new();
     for c in cookies {
-        jar.entry(c.name.clone()).or_insert_with(|| c.value.clone());
+        let p = c.path.trim_end_matches('/');
+        let matches = p.is_empty() || path == p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/'));
+        if matches {
+            jar.entry(c.name.clone()).or_insert_with(|| c.value.clone());
+        }
     }
     jar
 }
@@ -192,7 +208,7 @@ impl Audit<'_> {
         let signed_mark = 0;
         let after_signin = tab.cookies(&base).await?;
         let storage_signed_in = tab.storage().await;
-        let (replayable, baseline) = self.signed_in(&jar(&after_signin)).await?;
+        let (replayable, baseline) = self.signed_in(&jar(&after_signin, &protected)).await?;
 
         let mut fixation = check("fixation", "The session cookie changes at sign-in", Severity::High);
         let kept: Vec<&Cookie> = before_signin
@@ -215,7 +231,7 @@ impl Audit<'_> {
                 .into();
         } else {
             // What an attacker who planted the pre-sign-in cookies holds.
-            let planted = jar(&before_signin);
+            let planted = jar(&before_signin, &protected);
             let (works, hops) = self.signed_in(&planted).await?;
             fixation.evidence = hops;
             if works {
@@ -252,7 +268,7 @@ impl Audit<'_> {
         let mut auth = Vec::new();
         if replayable {
             // Judged without the remember-me cookie, which would sign the replay in again.
-            let mut base_jar = jar(&after_signin);
+            let mut base_jar = jar(&after_signin, &protected);
             if let Some(name) = &remember_name {
                 base_jar.remove(name);
             }
@@ -319,7 +335,7 @@ impl Audit<'_> {
         let logout_page_shows = tab.text().await.contains(&config.protected.expect);
         let logout_page_url = tab.url().await;
         let pre_logout = tab.cookies(&base).await?;
-        let held = jar(&pre_logout);
+        let held = jar(&pre_logout, &protected);
         // The session's own cookies: the remember-me cookie is tried alone below.
         let mut session_cookies = held.clone();
         if let Some(name) = &remember_name
@@ -331,8 +347,18 @@ impl Audit<'_> {
         // (The remember-me cookie is not replayed here: a resume rotates its series, which may
         // end this session; its proof comes from a sign-in of its own, below.)
         let remembered = remember_name.as_ref().and_then(|n| pre_logout.iter().find(|c| &c.name == n)).cloned();
+        // The refresh call as the page made it (its cookies, the remember-me cookie aside, which
+        // would resume a session of its own), once now; after logout, again with whatever it
+        // rotated (a new refresh token in its answer or a new cookie).
         let refresh_before = match refresh_calls.last() {
-            Some(call) => Some(self.refresh(call, &held, call.post_data.clone()).await?),
+            Some(call) => {
+                let url = url::Url::parse(&call.url).unwrap_or_else(|_| protected.clone());
+                let mut cookies = jar(&pre_logout, &url);
+                if let Some(name) = &remember_name {
+                    cookies.remove(name);
+                }
+                Some(self.refresh(call, &cookies, call.post_data.clone()).await?)
+            }
             None => None,
         };
         let mark = tab.mark();
@@ -360,7 +386,21 @@ impl Audit<'_> {
         let logout_evidence: Vec<Exchange> = logout_traffic.iter().map(seen_as_evidence).collect();
         // Where the logout request went and how: what the click sent first (a link's
         // `data-method`, a script's fetch), else what the page says.
-        let sent = logout_traffic.iter().find(|s| s.method != "GET").or(logout_traffic.first());
+        // Of the requests up to the first page the click loaded (later ones are that page's own):
+        // the one to the control's address, else the first that is not a GET, else the first.
+        let first_page =
+            logout_traffic.iter().position(|s| s.resource == "Document").map_or(logout_traffic.len(), |i| i + 1);
+        let clicked = &logout_traffic[..first_page];
+        let same_address = |s: &&Seen| {
+            control.action.as_ref().is_some_and(|a| {
+                url::Url::parse(&s.url).is_ok_and(|u| u.origin() == a.origin() && u.path() == a.path())
+            })
+        };
+        let sent = clicked
+            .iter()
+            .find(same_address)
+            .or_else(|| clicked.iter().find(|s| s.method != "GET"))
+            .or(clicked.first());
         let endpoint = sent.and_then(|s| url::Url::parse(&s.url).ok()).or_else(|| control.action.clone());
         let logout_method = sent.map_or(control.method.clone(), |s| s.method.clone());
 
@@ -461,7 +501,8 @@ impl Audit<'_> {
         let shown_before = if logout_page_shows { logout_page_url.clone() } else { protected.to_string() };
         if tab.back_to(&shown_before).await? {
             let text = tab.text().await;
-            let shown_url = tab.url().await;
+            let here = tab.url().await;
+            let shown_url = shorten_url(&here);
             let from_cache = tab.bfcache_since(mark);
             // What Back fetched, else the page's own answer while signed in (its caching headers).
             back.evidence = tab.exchanges_since(mark).iter().filter(|s| on_origin(s)).map(seen_as_evidence).collect();
@@ -470,7 +511,7 @@ impl Audit<'_> {
                     .exchanges_since(signed_mark)
                     .iter()
                     .rev()
-                    .find(|s| s.url == shown_url && s.method == "GET" && s.status.is_some())
+                    .find(|s| s.url == here && s.method == "GET" && s.status.is_some())
                     .map(seen_as_evidence)
                     .into_iter()
                     .collect();
@@ -509,7 +550,7 @@ impl Audit<'_> {
         match with {
             Some((s, v)) => {
                 csd.status = Status::Pass;
-                csd.detail = format!("{} {} answered Clear-Site-Data: {v}", s.method, s.url);
+                csd.detail = format!("{} {} answered Clear-Site-Data: {v}", s.method, shorten_url(&s.url));
             }
             None if logout_traffic.is_empty() => {
                 csd.detail = "the logout made no request to the app".into();
@@ -558,24 +599,36 @@ impl Audit<'_> {
             bearer.detail = "no request with an Authorization: Bearer header was seen while signed in".into();
         } else {
             let mut alive = Vec::new();
+            let mut proven = 0;
             for (call, before) in bearer_calls.iter().zip(&bearer_before) {
+                // Only a token that worked from the fresh client before logout says anything now.
+                if !(200..300).contains(before) {
+                    continue;
+                }
                 let Ok(url) = url::Url::parse(&call.url) else { continue };
+                proven += 1;
                 let auth =
                     vec![("Authorization".to_owned(), call.request_header("authorization").unwrap_or("").to_owned())];
                 let page = self.replay.fetch("GET", &url, &BTreeMap::new(), &auth, None).await?;
-                if (200..300).contains(before) && (200..300).contains(&page.status) && !alive.contains(&call.url) {
-                    alive.push(call.url.clone());
+                let shown = shorten_url(&call.url);
+                if (200..300).contains(&page.status) && !alive.contains(&shown) {
+                    alive.push(shown);
                 }
                 bearer.evidence.extend(page.hops);
             }
-            if alive.is_empty() {
+            if proven == 0 {
+                bearer.detail = format!(
+                    "none of the {} bearer call(s) seen while signed in was answered 2xx when replayed from a fresh \
+                     client before logout (they need more than the token), so a refusal after it would prove nothing",
+                    bearer_calls.len()
+                );
+            } else if alive.is_empty() {
                 bearer.status = Status::Pass;
-                bearer.detail = format!("{} bearer call(s) replayed after logout were refused", bearer_calls.len());
+                bearer.detail = format!("{proven} bearer call(s) that worked before logout were refused after it");
             } else {
                 bearer.status = Status::Fail;
                 bearer.detail = format!(
-                    "of {} bearer token(s) seen while signed in, replayed after logout, some are still accepted at {}",
-                    bearer_calls.len(),
+                    "of {proven} bearer token(s) that worked before logout, some are still accepted after it at {}",
                     alive.join(", ")
                 );
                 bearer.fix = Some(
@@ -604,18 +657,23 @@ impl Audit<'_> {
             }
             (Some(call), Some(before)) => {
                 // With the refresh token the replay before logout was given, if it rotated.
-                let after = self.refresh(call, &held, before.next_body.clone()).await?;
+                let after = self.refresh(call, &before.next_jar, before.next_body.clone()).await?;
                 refresh.evidence = before.hops;
                 refresh.evidence.extend(after.hops);
                 if after.renewed {
                     refresh.status = Status::Fail;
-                    refresh.detail = format!("a refresh call replayed after logout got a new token from {}", call.url);
+                    refresh.detail = format!(
+                        "a refresh token copied while signed in (and used once before logout, as a thief would) \
+                         still got a new token from {} after logout",
+                        shorten_url(&call.url)
+                    );
                     refresh.fix = Some("Revoke the session's refresh tokens (the whole family) at logout.");
                 } else {
                     refresh.status = Status::Pass;
                     refresh.detail = format!(
                         "the refresh call to {} got a new token just before logout and none after it ({})",
-                        call.url, after.status
+                        shorten_url(&call.url),
+                        after.status
                     );
                 }
             }
@@ -635,9 +693,12 @@ impl Audit<'_> {
                     "the protected page cannot be judged from a plain HTTP client (see server_invalidation)".into();
             }
             None => {
-                remember.detail = "no cookie named like a remember-me cookie was set at sign-in; if the app has one, \
-                                   name it in login.remember_cookie"
-                    .into();
+                remember.detail = match &config.login.remember_cookie {
+                    Some(name) => format!("the sign-in set no cookie named {name} (login.remember_cookie)"),
+                    None => "no cookie named like a remember-me cookie was set at sign-in; if the app has one, \
+                             name it in login.remember_cookie"
+                        .into(),
+                };
             }
             Some(c) => {
                 let alone = BTreeMap::from([(c.name.clone(), c.value.clone())]);
@@ -679,7 +740,8 @@ impl Audit<'_> {
             }
         } else {
             checks.push(self.post_only(&control, endpoint.as_ref(), &logout_method, &logout_evidence).await?);
-            checks.push(self.csrf(&control, endpoint.as_ref(), &logout_method).await?);
+            let known = Known { auth: auth.clone(), remember: remember_name.clone(), replayable };
+            checks.push(self.csrf(&control, endpoint.as_ref(), &logout_method, &known).await?);
         }
         if let Some(name) = remember_proof
             && let Some(c) = checks.iter_mut().find(|c| c.id == "remember_revoked")
@@ -734,7 +796,13 @@ impl Audit<'_> {
         body: Option<String>,
     ) -> Result<Refreshed, AuditError> {
         let Ok(url) = url::Url::parse(&call.url) else {
-            return Ok(Refreshed { renewed: false, status: 0, hops: Vec::new(), next_body: body });
+            return Ok(Refreshed {
+                renewed: false,
+                status: 0,
+                hops: Vec::new(),
+                next_body: body,
+                next_jar: held.clone(),
+            });
         };
         let headers: Vec<(String, String)> = call
             .request_headers
@@ -766,6 +834,7 @@ impl Audit<'_> {
             status: page.status,
             hops: page.hops,
             next_body,
+            next_jar: page.jar,
         })
     }
 
@@ -787,12 +856,13 @@ impl Audit<'_> {
             c.detail = "the logout control made no request to the app, so there is no logout URL to try".into();
             return Ok(c);
         };
+        let shown = shorten_url(endpoint.as_str());
         c.fix =
             Some("Log out only on POST (with a CSRF token); answer GET with a page holding the logout form, or 405.");
         if method == "GET" {
             c.status = Status::Fail;
             c.detail = format!(
-                "the app's own logout control is a {} to {endpoint} by GET: any page can log its users out \
+                "the app's own logout control is a {} to {shown} by GET: any page can log its users out \
                  (an image tag, a link)",
                 control.kind
             );
@@ -806,7 +876,7 @@ impl Audit<'_> {
         c.evidence = tab.exchanges_since(mark).iter().map(seen_as_evidence).collect();
         if !self.still_signed_in(&tab).await? {
             c.status = Status::Fail;
-            c.detail = format!("a GET to {endpoint} logged the user out");
+            c.detail = format!("a GET to {shown} logged the user out");
             tab.close().await;
             return Ok(c);
         }
@@ -822,24 +892,32 @@ impl Audit<'_> {
             .extend(tab.exchanges_since(mark).iter().filter(|s| !s.url.starts_with(ATTACKER)).map(seen_as_evidence));
         if !self.still_signed_in(&tab).await? {
             c.status = Status::Fail;
-            c.detail = format!("a navigation from another site to {endpoint} (GET) logged the user out");
+            c.detail = format!("a navigation from another site to {shown} (GET) logged the user out");
         } else {
             c.status = Status::Pass;
             c.detail = format!(
-                "the logout is a {method}; a GET to {endpoint}, typed or from another site, left the user signed in"
+                "the logout is a {method}; a GET to {shown}, typed or from another site, left the user signed in"
             );
         }
         tab.close().await;
         Ok(c)
     }
 
-    async fn csrf(&self, control: &Control, endpoint: Option<&url::Url>, method: &str) -> Result<Check, AuditError> {
+    async fn csrf(
+        &self,
+        control: &Control,
+        endpoint: Option<&url::Url>,
+        method: &str,
+        known: &Known,
+    ) -> Result<Check, AuditError> {
         let mut c = check("csrf", "A cross-site POST to the logout URL does not log out", Severity::Medium);
         let Some(endpoint) = endpoint else {
             c.detail = "the logout control made no request to the app, so there is no logout URL to try".into();
             return Ok(c);
         };
+        let shown = shorten_url(endpoint.as_str());
         let (tab, _) = self.sign_in().await?;
+        let protected = self.config.at(&self.config.protected.url);
         let cookies = tab.cookies(&self.config.base()).await?;
         // An attacker knows the form's names and visible values, not its hidden tokens.
         let fields: String = control
@@ -856,28 +934,59 @@ impl Audit<'_> {
         let mark = tab.mark();
         tab.goto(&attacker_url()).await?;
         tab.quiet(mark).await;
-        c.evidence =
-            tab.exchanges_since(mark).iter().filter(|s| !s.url.starts_with(ATTACKER)).map(seen_as_evidence).collect();
+        let posted: Vec<Seen> =
+            tab.exchanges_since(mark).into_iter().filter(|s| !s.url.starts_with(ATTACKER)).collect();
+        // Whether the browser sent an auth cookie with the cross-site POST.
+        let carried = posted.iter().filter(|s| s.method == "POST").any(|s| {
+            s.request_header("cookie").is_some_and(|line| {
+                known.auth.iter().any(|name| line.split(';').any(|p| p.trim().starts_with(&format!("{name}="))))
+            })
+        });
+        c.evidence = posted.iter().map(seen_as_evidence).collect();
         c.fix = Some(
             "Require a CSRF token (or check the Origin header) on the logout POST, and set SameSite=Lax or Strict \
              on the session cookie explicitly.",
         );
         if !self.still_signed_in(&tab).await? {
             c.status = Status::Fail;
-            c.detail = format!("a form on another site POSTing to {endpoint} logged the user out");
+            c.detail = format!("a form on another site POSTing to {shown} logged the user out");
             tab.close().await;
             return Ok(c);
         }
         c.status = Status::Pass;
-        c.detail = format!("a form on another site POSTing to {endpoint} left the user signed in");
+        c.detail = format!("a form on another site POSTing to {shown} left the user signed in");
         if method == "GET" {
             c.detail.push_str(" (the logout itself is a GET: see post_only)");
         }
-        // Whose pass is it? The same POST again, now from a client that sends the cookie
-        // whatever the browser's SameSite rules say (with Origin the other site, no token).
-        let held = jar(&cookies);
+        if carried {
+            c.browser_note = Some("the browser sent the session cookie with it, and the app refused the POST".into());
+            tab.close().await;
+            return Ok(c);
+        }
+        // The browser kept the cookie off. Whose pass is it? The same POST again from a client
+        // that sends the cookie (and says it comes from another site, as a browser would), the
+        // remember-me cookie aside, which would sign the check back in.
+        let mut held = jar(&cookies, endpoint);
+        let mut session = jar(&cookies, &protected);
+        if let Some(name) = &known.remember {
+            held.remove(name);
+            session.remove(name);
+        }
+        if !known.replayable || !self.signed_in(&session).await?.0 {
+            c.browser_note = Some(
+                "the browser did not send the session cookie with the cross-site POST (SameSite); whether the app \
+                 refuses it too could not be tried from a plain client"
+                    .into(),
+            );
+            tab.close().await;
+            return Ok(c);
+        }
         let headers = vec![
             ("Origin".to_owned(), ATTACKER.to_owned()),
+            ("Referer".to_owned(), format!("{ATTACKER}/")),
+            ("Sec-Fetch-Site".to_owned(), "cross-site".to_owned()),
+            ("Sec-Fetch-Mode".to_owned(), "navigate".to_owned()),
+            ("Sec-Fetch-Dest".to_owned(), "document".to_owned()),
             ("Content-Type".to_owned(), "application/x-www-form-urlencoded".to_owned()),
         ];
         let body: String = control
@@ -888,31 +997,33 @@ impl Audit<'_> {
             .collect::<Vec<_>>()
             .join("&");
         let answer = self.replay.fetch("POST", endpoint, &held, &headers, Some(&body)).await?;
-        let (alive, hops) = self.signed_in(&held).await?;
+        let (alive, hops) = self.signed_in(&session).await?;
         c.evidence.extend(answer.hops);
         c.evidence.extend(hops);
         if alive {
             c.browser_note = Some(format!(
-                "the app itself refused the POST also when the cookie came with it (Origin {ATTACKER}, no token): it answered {}",
+                "the browser kept the cookie off (SameSite), and the app itself also refused the POST when the \
+                 cookie came with it (Origin {ATTACKER}, no token): it answered {}",
                 answer.status
             ));
         } else {
             // The app has no check of its own: only SameSite stood in the way. Set by the app on
-            // every cookie, that is the app's protection (a warning); left to the browser's
+            // its auth cookies, that is the app's protection (a warning); left to the browser's
             // default (Chromium's Lax, which Firefox and Safari do not apply), a failure.
-            let unset: Vec<&str> = cookies.iter().filter(|c| c.same_site.is_none()).map(|c| c.name.as_str()).collect();
+            let auth: Vec<&Cookie> = cookies.iter().filter(|c| known.auth.contains(&c.name)).collect();
+            let unset: Vec<&str> = auth.iter().filter(|c| c.same_site.is_none()).map(|c| c.name.as_str()).collect();
             if unset.is_empty() {
                 c.status = Status::Warn;
                 c.browser_note = Some(format!(
                     "the pass is the cookies' own SameSite attribute ({}): the app itself ended the session when the \
                      same POST came with the cookie (Origin {ATTACKER}, no token), so a page on a sibling subdomain \
                      can still log users out",
-                    cookies.iter().filter_map(|c| c.same_site.as_deref()).collect::<Vec<_>>().join(", ")
+                    auth.iter().filter_map(|c| c.same_site.as_deref()).collect::<Vec<_>>().join(", ")
                 ));
             } else {
                 c.status = Status::Fail;
                 c.detail = format!(
-                    "a cross-site POST to {endpoint} ends the session whenever the browser sends the cookie: the app \
+                    "a cross-site POST to {shown} ends the session whenever the browser sends the cookie: the app \
                      checks no token or Origin"
                 );
                 c.browser_note = Some(format!(
@@ -977,7 +1088,7 @@ impl Audit<'_> {
             if let Some(tried) = tried {
                 c.status = Status::Fail;
                 c.detail = format!(
-                    "asked to with {off} in {}, the logout redirected the browser to {tried} (stopped by the auditor)",
+                    "with {} set to {off}, the logout redirected the browser to {tried} (stopped by the auditor)",
                     REDIRECT_PARAMS.join(", ")
                 );
                 c.fix = Some("Redirect after logout only to paths on the app's own origin (or a registered list).");
@@ -1001,11 +1112,12 @@ impl Audit<'_> {
             return Ok(c);
         };
         let (other, _) = self.sign_in().await?;
-        let other_cookies = jar(&other.cookies(&self.config.base()).await?);
+        let protected = self.config.at(&self.config.protected.url);
+        let other_cookies = jar(&other.cookies(&self.config.base()).await?, &protected);
         let (tab, _) = self.sign_in().await?;
         // Signing in here must have left the other browser signed in, or its end afterwards
         // would prove nothing of the control.
-        if !self.signed_in(&other_cookies).await?.0 {
+        if !self.signed_in(&other_cookies).await?.0 && !self.still_signed_in(&other).await? {
             c.detail = "signing in from a second browser already ended the first one's session (one session a \
                         user?), so the control cannot be told apart from that"
                 .into();

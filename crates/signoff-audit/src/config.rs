@@ -84,7 +84,9 @@ impl AuditConfig {
     pub fn parse(text: &str) -> Result<Self, String> {
         // The message and the line, not the parser's quote of it: that line may hold a password.
         let config: Self = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let line = e
+                .span()
+                .map(|s| text.as_bytes()[..s.start.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1);
             let message = e.message().trim().to_owned();
             line.map_or(message.clone(), |l| format!("line {l}: {message}"))
         })?;

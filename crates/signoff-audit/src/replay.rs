@@ -48,6 +48,8 @@ pub struct Fetched {
     pub status: u16,
     /// Every hop, first to last.
     pub hops: Vec<Exchange>,
+    /// The cookies as the answers left them (a rotated cookie in place of the one sent).
+    pub jar: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -180,11 +182,11 @@ impl Replay {
                             break;
                         }
                     }
-                    return Ok(Fetched { body: String::from_utf8_lossy(&body).into_owned(), status, hops });
+                    return Ok(Fetched { body: String::from_utf8_lossy(&body).into_owned(), status, hops, jar });
                 }
             }
         }
-        Ok(Fetched { body: String::new(), status: 0, hops })
+        Ok(Fetched { body: String::new(), status: 0, hops, jar })
     }
 }
 

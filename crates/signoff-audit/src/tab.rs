@@ -101,7 +101,9 @@ impl<'b> Tab<'b> {
         let answer = self.call("Page.navigate", json!({"url": url.as_str()})).await?;
         // The app out of reach (an error status, `405` say, is an answer: the page shows it).
         let unreachable = |e: &&str| {
-            ["CONNECTION", "NAME_NOT_RESOLVED", "ADDRESS", "TIMED_OUT", "SSL", "CERT"].iter().any(|k| e.contains(k))
+            ["CONNECTION", "NAME_NOT_RESOLVED", "ADDRESS", "TIMED_OUT", "SSL", "CERT", "UNSAFE_PORT"]
+                .iter()
+                .any(|k| e.contains(k))
         };
         if let Some(error) = answer["errorText"].as_str().filter(unreachable) {
             return Err(CdpError::Navigation { url: url.to_string(), error: error.to_owned() });
