@@ -125,10 +125,14 @@ impl Replay {
         let mut url = url.clone();
         let mut body = body.map(str::to_owned);
         for _ in 0..6 {
-            let err = |e: reqwest::Error| ReplayError { url: url.to_string(), cause: e.to_string() };
+            let err =
+                |e: reqwest::Error| ReplayError { url: shorten_url(url.as_str()), cause: e.without_url().to_string() };
             // Nothing, least of all a cookie, goes anywhere but the audited origin.
             if url.origin() != self.origin.origin() {
-                return Err(ReplayError { url: url.to_string(), cause: "not on the audited origin; not sent".into() });
+                return Err(ReplayError {
+                    url: shorten_url(url.as_str()),
+                    cause: "not on the audited origin; not sent".into(),
+                });
             }
             let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
             let mut request = self.client.request(m, url.clone());
