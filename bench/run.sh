@@ -68,8 +68,10 @@ if [ "$PROFILE" = release ]; then
   cargo build --release --locked -p signoff-core --example denylist_memory
   (cd bench && cargo build --release --locked)
 else
-  cargo build --locked --bin signoff
-  cargo build --locked -p signoff-core --example denylist_memory
+  # The debug builds the test suite makes (`cargo test` builds the server and the examples): a
+  # plain `cargo build` resolves features without the dev-dependencies and would compile the
+  # server again.
+  cargo test --workspace --locked --no-run
   (cd bench && cargo build --locked)
 fi
 (cd bench/node && npm ci --no-audit --no-fund --loglevel=error)
