@@ -150,6 +150,64 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A route's handler as [`Surface`] calls it, past the router.
+type Endpoint =
+    fn(axum::extract::Request, AppState) -> futures_util::future::BoxFuture<'static, axum::response::Response>;
+
+/// The routes answered most often, called past the router: a reverse proxy asks
+/// `/authz/auth-request` before every request it lets through, and apps ask `/api/me` as often.
+/// Only the exact method and path; anything else (`HEAD`, a trailing slash, another method)
+/// goes through the router. Each is also a route of [`router`], which answers it the same way:
+/// the same handler, behind the same edge.
+const SHORTCUTS: [(&str, Endpoint); 2] = [
+    ("/api/me", |req, state| axum::handler::Handler::call(routes::auth::me, req, state)),
+    ("/authz/auth-request", |req, state| axum::handler::Handler::call(routes::gateway::auth_request, req, state)),
+];
+
+/// The HTTP surface as the listener calls it: [`router`], and a shortcut past its matching
+/// (a route look-up, the route's boxed service and its futures) for [`SHORTCUTS`].
+#[derive(Clone)]
+pub struct Surface {
+    router: Router,
+    state: AppState,
+    shortcuts: &'static [(&'static str, Endpoint)],
+}
+
+impl Surface {
+    pub fn new(state: AppState) -> Self {
+        Self { router: router(state.clone()), state, shortcuts: &SHORTCUTS }
+    }
+
+    /// Every request through the router, none past it: what the shortcuts are compared with.
+    pub fn routed(state: AppState) -> Self {
+        Self { router: router(state.clone()), state, shortcuts: &[] }
+    }
+
+    /// Answers one request.
+    pub async fn call<B>(&self, req: axum::http::Request<B>) -> axum::response::Response
+    where
+        B: http_body::Body<Data = axum::body::Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        let shortcut = (req.method() == axum::http::Method::GET)
+            .then(|| self.shortcuts.iter().find(|(path, _)| *path == req.uri().path()))
+            .flatten();
+        match shortcut {
+            Some(&(route, endpoint)) => {
+                let state = self.state.clone();
+                edge::around(&self.state, req.map(axum::body::Body::new), route, move |req| endpoint(req, state)).await
+            }
+            None => {
+                let mut router = self.router.clone();
+                match tower_service::Service::call(&mut router, req).await {
+                    Ok(res) => res,
+                    Err(never) => match never {},
+                }
+            }
+        }
+    }
+}
+
 /// Background work owned by a running server; aborted when dropped.
 pub struct Background(Vec<JoinHandle<()>>);
 
@@ -240,7 +298,7 @@ pub async fn serve(
         open: state.metrics().open_connections.clone(),
     };
     let leaving = state.clone();
-    let served = listener::serve(listener, router(state), limits, shutdown).await;
+    let served = listener::serve(listener, Surface::new(state), limits, shutdown).await;
     // No revoker should wait for a node that is gone: stop following (so nothing takes the
     // lease again), then give it up.
     background.stop().await;

@@ -26,19 +26,31 @@ pub(crate) const CSP_HTML: &str = "default-src 'self'; script-src 'self'; style-
 /// Everything else (JSON, scripts, styles) renders nothing: the strictest policy, and short.
 const CSP_OTHER: &str = "default-src 'none'; frame-ancestors 'none'";
 
+/// The edge as axum middleware, around every route the router matched (and its fallbacks).
 pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    around(&state, req, route, |req| next.run(req)).await
+}
+
+/// The edge's work around `inner`, the route's handler, for a request to `route` (the route's
+/// pattern, `unmatched` for none): what [`edge`] does for the router, and what
+/// [`Surface`](crate::app::Surface) does for the routes it calls directly.
+pub(crate) async fn around<F, Fut>(state: &AppState, req: Request, route: &str, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut + Send,
+    Fut: std::future::Future<Output = Response> + Send,
+{
     let started = Instant::now();
     let id = RequestId::next();
     let request_id = id.as_str();
     let method = req.method().clone();
-    let matched = req.extensions().get::<MatchedPath>().cloned();
-    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let operation = Operation::of(&method, route);
     let browser = crate::error_page::Browser::of(&method, req.uri(), req.headers());
 
     let mut res = match browser.as_ref().and_then(|b| b.elsewhere(state.config())) {
         Some(to_public_url) => to_public_url,
-        None => contained(&state, crate::remember::around(&state, req, next)).await,
+        None => contained(state, crate::remember::around(state, req, route, inner)).await,
     };
 
     let status = res.status();
@@ -71,7 +83,7 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
         && (status.is_client_error() || status.is_server_error())
     {
         // Boxed: a page may look its session up, state no other request should carry.
-        res = Box::pin(browser.page(&state, res)).await;
+        res = Box::pin(browser.page(state, res)).await;
     }
     secure_headers(res.headers_mut(), state.config().public_url.scheme() == "https");
     if let Ok(v) = HeaderValue::from_bytes(&id.0) {

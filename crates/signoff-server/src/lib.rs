@@ -35,5 +35,5 @@ pub mod remember;
 pub mod routes;
 pub mod views;
 
-pub use app::{AppState, router, serve};
+pub use app::{AppState, Surface, router, serve};
 pub use config::Config;

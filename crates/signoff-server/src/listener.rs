@@ -10,9 +10,8 @@
 //!   body still streaming, so event streams are never cut), a connection that sends nothing for
 //!   `keepalive_timeout` is closed.
 
-use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, Response};
+use axum::http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
@@ -43,7 +42,7 @@ pub struct Limits {
 /// connections finish their requests and close.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: crate::app::Surface,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -84,10 +83,10 @@ pub async fn serve(
             let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(Connection { peer, written: written.clone() });
                 let guard = InFlight::enter(&in_flight);
-                let mut app = app.clone();
+                let app = app.clone();
                 async move {
-                    let res = tower_service::Service::call(&mut app, req).await;
-                    res.map(|r: Response<Body>| r.map(|b| Body::new(Tracked { inner: b, _guard: guard })))
+                    let res = app.call(req).await;
+                    Ok::<_, std::convert::Infallible>(res.map(|b| Body::new(Tracked { inner: b, _guard: guard })))
                 }
             });
             let conn = hyper::server::conn::http1::Builder::new()

@@ -5,9 +5,8 @@
 //! series, the request is handed on carrying the new session cookie, and the response sets the
 //! new cookies. A reused (stolen) token clears the browser instead.
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::Request;
 use axum::http::{Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use signoff_core::Resume;
 
@@ -24,52 +23,64 @@ use crate::extract::client_info;
 /// the forward-auth endpoints, whose proxies pass none of their `Set-Cookie` to the browser, so
 /// a resume there would rotate the remember-me token behind the browser's back (and its next
 /// use would look like theft).
-fn resumes(req: &Request) -> bool {
+fn resumes(req: &Request, route: &str) -> bool {
     matches!(*req.method(), Method::GET | Method::HEAD)
-        && req.extensions().get::<MatchedPath>().is_some_and(|route| {
-            matches!(
-                route.as_str(),
-                "/" | "/login"
-                    | "/register"
-                    | "/app"
-                    | "/app/sessions"
-                    | "/app/security"
-                    | "/api/me"
-                    | "/auth/session"
-                    | "/auth/sessions"
-                    | "/auth/audit"
-                    | "/auth/events"
-                    | "/auth/email/confirm"
-                    | "/auth/password-reset"
-                    | "/auth/password-reset/confirm"
-                    | "/dev/mail"
-            )
-        })
+        && matches!(
+            route,
+            "/" | "/login"
+                | "/register"
+                | "/app"
+                | "/app/sessions"
+                | "/app/security"
+                | "/api/me"
+                | "/auth/session"
+                | "/auth/sessions"
+                | "/auth/audit"
+                | "/auth/events"
+                | "/auth/email/confirm"
+                | "/auth/password-reset"
+                | "/auth/password-reset/confirm"
+                | "/dev/mail"
+        )
 }
 
 /// Runs the rest of the request, first signing the browser back in if it should be (called by
 /// the edge middleware: one layer, not two, around every route). Most requests carry no
 /// remember-me cookie or cannot resume: they go straight on, and only a resume's larger state
 /// is boxed, so the common request's future stays small.
-pub fn around(state: &AppState, req: Request, next: Next) -> impl Future<Output = Response> + Send + '_ {
-    let remember = resumes(&req).then(|| cookies::remember_secret(req.headers(), state.config())).flatten();
+/// `route` is the pattern the request matched, `next` the route's handler.
+pub fn around<'a, F, Fut>(
+    state: &'a AppState,
+    req: Request,
+    route: &str,
+    next: F,
+) -> impl Future<Output = Response> + Send + 'a
+where
+    F: FnOnce(Request) -> Fut + Send + 'a,
+    Fut: Future<Output = Response> + Send + 'a,
+{
+    let remember = resumes(&req, route).then(|| cookies::remember_secret(req.headers(), state.config())).flatten();
     match remember {
-        None => futures_util::future::Either::Left(next.run(req)),
+        None => futures_util::future::Either::Left(next(req)),
         Some(remember) => futures_util::future::Either::Right(Box::pin(resume(state, remember, req, next))),
     }
 }
 
 /// Signs the browser back in from `remember` unless its session cookie is live.
-async fn resume(
+async fn resume<F, Fut>(
     state: &AppState,
     remember: signoff_core::remember::RememberSecret,
     mut req: Request,
-    next: Next,
-) -> Response {
+    next: F,
+) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let config = state.config();
     if let Some(secret) = cookies::session_secret(req.headers(), config) {
         match state.authority().peek(&secret).await {
-            Ok(Some(_)) => return next.run(req).await,
+            Ok(Some(_)) => return next(req).await,
             Ok(None) => {}
             Err(e) => return ApiError::from(e).into_response(),
         }
@@ -80,21 +91,21 @@ async fn resume(
             let cookie = cookies::with_session(req.headers(), config, &signed_in.ctx.secret);
             req.headers_mut().insert(header::COOKIE, cookie);
             // The rotation has committed: the new cookies go out even if the handler panics.
-            let mut res = crate::edge::contained(state, next.run(req)).await;
+            let mut res = crate::edge::contained(state, next(req)).await;
             for c in cookies::set_signed_in(config, &signed_in) {
                 res.headers_mut().append(header::SET_COOKIE, c);
             }
             res
         }
-        Ok(Resume::LostRace) => next.run(req).await,
+        Ok(Resume::LostRace) => next(req).await,
         Ok(Resume::Invalid) => {
-            let mut res = next.run(req).await;
+            let mut res = next(req).await;
             res.headers_mut().append(header::SET_COOKIE, cookies::clear(config, &config.remember_cookie));
             res
         }
         Ok(Resume::Theft) => {
             req.headers_mut().remove(header::COOKIE);
-            let mut res = next.run(req).await;
+            let mut res = next(req).await;
             cookies::clear_browser(res.headers_mut(), config);
             res
         }

@@ -95,7 +95,7 @@ fn no_store(mut res: Response) -> Response {
     res
 }
 
-async fn auth_request(State(state): State<AppState>, request: Request) -> Response {
+pub(crate) async fn auth_request(State(state): State<AppState>, request: Request) -> Response {
     // The request itself, not `Parts` (that extractor copies every header).
     let (request, _) = request.into_parts();
     let (headers, peer) = (&request.headers, request.extensions.get::<crate::listener::Connection>().map(|c| c.peer));

@@ -22,6 +22,7 @@ mod ops;
 mod redirects;
 mod relying;
 mod sessions;
+mod shortcuts;
 mod ssf;
 mod ssf_received;
 mod tokens;

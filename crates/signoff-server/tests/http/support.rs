@@ -179,6 +179,11 @@ impl TestServer {
         Self::on(true, adjust).await
     }
 
+    /// The state this server answers with.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
     /// The PostgreSQL database this server runs on, if it runs on one.
     pub fn database(&self) -> Option<&TestDatabase> {
         self.database.as_deref()
