@@ -146,6 +146,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::oidc::routes())
         .fallback(edge::not_found)
         .method_not_allowed_fallback(edge::method_not_allowed)
+        // The only layer, and it must stay so: `Surface` calls the shortcut routes past the
+        // router with the edge alone (`edge::around`), and would skip any layer added here.
         .layer(axum::middleware::from_fn_with_state(state.clone(), edge::edge))
         .with_state(state)
 }
@@ -195,7 +197,10 @@ impl Surface {
         match shortcut {
             Some(&(route, endpoint)) => {
                 let state = self.state.clone();
-                edge::around(&self.state, req.map(axum::body::Body::new), route, move |req| endpoint(req, state)).await
+                // Called inside the future the edge contains, so even the call is inside its
+                // panic containment.
+                let inner = move |req| async move { endpoint(req, state).await };
+                edge::around(&self.state, req.map(axum::body::Body::new), route, inner).await
             }
             None => {
                 let mut router = self.router.clone();

@@ -31,8 +31,10 @@ async fn ask(base: &str, host: &str, path: &str, headers: &[(&str, String)]) -> 
             "x-request-id" | "date" => continue,
             "set-cookie" => {
                 let (pair, attrs) = value.split_once(';').unwrap_or((&value, ""));
-                let name = pair.split_once('=').map_or(pair, |(n, _)| n);
-                format!("{name}=…;{attrs}")
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                // A value set or cleared, not which.
+                let value = if value.is_empty() { "" } else { "…" };
+                format!("{name}={value};{attrs}")
             }
             _ => value,
         };
@@ -79,6 +81,15 @@ async fn the_shortcut_routes_answer_as_the_router_does() {
         ("a bad bearer token", vec![("authorization", "Bearer not.a.token".to_owned())]),
         ("an original URL", vec![("cookie", cookie.clone()), ("x-original-url", "http://app.test/x".to_owned())]),
     ];
+    // A browser at another name for the server is sent to the public URL, by both (not by the
+    // gate, which answers proxies).
+    let elsewhere = host.replace("127.0.0.1", "localhost");
+    for (path, status) in [("/api/me", 307), ("/authz/auth-request", 401)] {
+        let shortcut = ask(&s.base, &elsewhere, path, &[("accept", html.clone())]).await;
+        let router = ask(&routed, &elsewhere, path, &[("accept", html.clone())]).await;
+        assert_eq!(shortcut, router, "GET {path} from a browser at {elsewhere}");
+        assert_eq!(shortcut.status, status, "{shortcut:?}");
+    }
     for path in ["/api/me", "/authz/auth-request"] {
         for (what, headers) in &cases {
             let shortcut = ask(&s.base, &host, path, headers).await;
