@@ -2,8 +2,12 @@
 //! browser profile), and what the audit does in it: open pages, fill and submit forms, click,
 //! read cookies, storage and the network exchanges a step caused.
 
-use crate::cdp::{CdpError, Chromium, Event};
-use serde_json::{Value, json};
+use crate::cdp::{CdpError, Chromium, Event, attach_children, gate_everything};
+use base64::Engine as _;
+use chromiumoxide_cdp::cdp::browser_protocol::{browser, network, page, storage, target};
+use chromiumoxide_cdp::cdp::js_protocol::runtime;
+use chromiumoxide_types::{Command, MethodType};
+use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -47,8 +51,8 @@ impl Seen {
 pub struct Tab<'b> {
     browser: &'b Chromium,
     session: String,
-    context: String,
-    target: String,
+    context: browser::BrowserContextId,
+    target: target::TargetId,
 }
 
 /// How long a step waits for pages to load and the network to go quiet.
@@ -58,33 +62,29 @@ const QUIET: Duration = Duration::from_millis(250);
 impl<'b> Tab<'b> {
     /// A new tab in a new browser context.
     pub async fn open(browser: &'b Chromium) -> Result<Self, CdpError> {
-        let context = browser.call(None, "Target.createBrowserContext", json!({})).await?;
-        let context = context["browserContextId"].as_str().unwrap_or_default().to_owned();
-        let target = browser
-            .call(None, "Target.createTarget", json!({"url": "about:blank", "browserContextId": context}))
-            .await?;
-        let target = target["targetId"].as_str().unwrap_or_default().to_owned();
-        let session = browser.call(None, "Target.attachToTarget", json!({"targetId": target, "flatten": true})).await?;
-        let session = session["sessionId"].as_str().unwrap_or_default().to_owned();
+        let context = browser.call(None, target::CreateBrowserContextParams::default()).await?;
+        Self::in_context(browser, context.browser_context_id).await
+    }
+
+    /// A new tab in `context`.
+    async fn in_context(browser: &'b Chromium, context: browser::BrowserContextId) -> Result<Self, CdpError> {
+        let mut create = target::CreateTargetParams::new("about:blank");
+        create.browser_context_id = Some(context.clone());
+        let target = browser.call(None, create).await?.target_id;
+        let mut attach = target::AttachToTargetParams::new(target.clone());
+        attach.flatten = Some(true);
+        let session = browser.call(None, attach).await?.session_id.into();
         let tab = Self { browser, session, context, target };
-        tab.enable().await?;
+        tab.call(page::EnableParams::default()).await?;
+        tab.call(network::EnableParams::default()).await?;
+        tab.call(gate_everything()).await?;
+        // Windows and workers the page opens are attached (and gated) before they run.
+        tab.call(attach_children()).await?;
         Ok(tab)
     }
 
-    /// What the audit watches and gates in a tab.
-    async fn enable(&self) -> Result<(), CdpError> {
-        let tab = self;
-        tab.call("Page.enable", json!({})).await?;
-        tab.call("Network.enable", json!({})).await?;
-        tab.call("Fetch.enable", json!({"patterns": [{"urlPattern": "*", "requestStage": "Request"}]})).await?;
-        // Windows and workers the page opens are attached (and gated) before they run.
-        tab.call("Target.setAutoAttach", json!({"autoAttach": true, "waitForDebuggerOnStart": true, "flatten": true}))
-            .await?;
-        Ok(())
-    }
-
-    pub async fn call(&self, method: &str, params: Value) -> Result<Value, CdpError> {
-        self.browser.call(Some(&self.session), method, params).await
+    pub async fn call<C: Command>(&self, command: C) -> Result<C::Response, CdpError> {
+        self.browser.call(Some(&self.session), command).await
     }
 
     pub fn mark(&self) -> usize {
@@ -98,17 +98,17 @@ impl<'b> Tab<'b> {
     /// Opens `url` and waits for it to load and the network to go quiet.
     pub async fn goto(&self, url: &url::Url) -> Result<(), CdpError> {
         let mark = self.mark();
-        let answer = self.call("Page.navigate", json!({"url": url.as_str()})).await?;
+        let answer = self.call(page::NavigateParams::new(url.as_str())).await?;
         // The app out of reach (an error status, `405` say, is an answer: the page shows it).
         let unreachable = |e: &&str| {
             ["CONNECTION", "NAME_NOT_RESOLVED", "ADDRESS", "TIMED_OUT", "SSL", "CERT", "UNSAFE_PORT"]
                 .iter()
                 .any(|k| e.contains(k))
         };
-        if let Some(error) = answer["errorText"].as_str().filter(unreachable) {
+        if let Some(error) = answer.error_text.as_deref().filter(unreachable) {
             return Err(CdpError::Navigation { url: url.to_string(), error: error.to_owned() });
         }
-        self.browser.wait_for(&self.session, "Page.loadEventFired", mark, LOAD).await;
+        self.browser.wait_for::<page::EventLoadEventFired>(&self.session, mark, LOAD).await;
         self.quiet(mark).await;
         Ok(())
     }
@@ -124,15 +124,14 @@ impl<'b> Tab<'b> {
             let events = self.events_since(mark);
             let mut open = std::collections::HashSet::new();
             for e in &events {
-                let id = e.params["requestId"].as_str().unwrap_or_default();
-                match e.method.as_str() {
-                    "Network.requestWillBeSent" if e.params["type"].as_str() != Some("EventSource") => {
-                        open.insert(id);
+                if let Some(sent) = e.read::<network::EventRequestWillBeSent>() {
+                    if sent.r#type != Some(network::ResourceType::EventSource) {
+                        open.insert(sent.request_id);
                     }
-                    "Network.loadingFinished" | "Network.loadingFailed" => {
-                        open.remove(id);
-                    }
-                    _ => {}
+                } else if let Some(done) = e.read::<network::EventLoadingFinished>() {
+                    open.remove(&done.request_id);
+                } else if let Some(failed) = e.read::<network::EventLoadingFailed>() {
+                    open.remove(&failed.request_id);
                 }
             }
             still = if events.len() == seen { still + 1 } else { 0 };
@@ -145,14 +144,15 @@ impl<'b> Tab<'b> {
 
     /// Runs `expression` in the page (promises awaited) and returns its value.
     pub async fn eval(&self, expression: &str) -> Result<Value, CdpError> {
-        let r = self
-            .call("Runtime.evaluate", json!({"expression": expression, "returnByValue": true, "awaitPromise": true}))
-            .await?;
-        if let Some(e) = r.get("exceptionDetails") {
-            let text = e.pointer("/exception/description").or_else(|| e.get("text")).and_then(Value::as_str);
-            return Err(CdpError::Refused { method: "Runtime.evaluate".into(), message: text.unwrap_or("").into() });
+        let mut evaluate = runtime::EvaluateParams::new(expression);
+        evaluate.return_by_value = Some(true);
+        evaluate.await_promise = Some(true);
+        let r = self.call(evaluate).await?;
+        if let Some(e) = r.exception_details {
+            let text = e.exception.and_then(|x| x.description).unwrap_or(e.text);
+            return Err(CdpError::Refused { method: runtime::EvaluateParams::IDENTIFIER.into(), message: text });
         }
-        Ok(r.pointer("/result/value").cloned().unwrap_or(Value::Null))
+        Ok(r.result.value.unwrap_or(Value::Null))
     }
 
     /// The page's visible text.
@@ -188,9 +188,9 @@ impl<'b> Tab<'b> {
 
     /// After an action: waits for a navigation it started to load (if one starts), then quiet.
     pub async fn settle(&self, mark: usize) {
-        let started = self.browser.wait_for(&self.session, "Page.frameStartedLoading", mark, QUIET * 2).await;
+        let started = self.browser.wait_for::<page::EventFrameStartedLoading>(&self.session, mark, QUIET * 2).await;
         if started.is_some() {
-            self.browser.wait_for(&self.session, "Page.loadEventFired", mark, LOAD).await;
+            self.browser.wait_for::<page::EventLoadEventFired>(&self.session, mark, LOAD).await;
         }
         self.quiet(mark).await;
     }
@@ -241,28 +241,25 @@ impl<'b> Tab<'b> {
     /// The cookies this browser context holds for `url`'s host, whatever their path.
     pub async fn cookies(&self, url: &url::Url) -> Result<Vec<Cookie>, CdpError> {
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-        let r = self.browser.call(None, "Storage.getCookies", json!({"browserContextId": self.context})).await?;
-        let mut cookies: Vec<Cookie> = r["cookies"]
-            .as_array()
-            .map(|list| {
-                list.iter()
-                    .map(|c| Cookie {
-                        name: c["name"].as_str().unwrap_or_default().to_owned(),
-                        value: c["value"].as_str().unwrap_or_default().to_owned(),
-                        domain: c["domain"].as_str().unwrap_or_default().to_owned(),
-                        path: c["path"].as_str().unwrap_or("/").to_owned(),
-                        persistent: !c["session"].as_bool().unwrap_or(true),
-                        http_only: c["httpOnly"].as_bool().unwrap_or(false),
-                        secure: c["secure"].as_bool().unwrap_or(false),
-                        same_site: c["sameSite"].as_str().map(str::to_owned),
-                    })
-                    .filter(|c| {
-                        let d = c.domain.trim_start_matches('.').to_ascii_lowercase();
-                        d == host || (c.domain.starts_with('.') && host.ends_with(&format!(".{d}")))
-                    })
-                    .collect()
+        let held = storage::GetCookiesParams { browser_context_id: Some(self.context.clone()) };
+        let held = self.browser.call(None, held).await?.cookies;
+        let mut cookies: Vec<Cookie> = held
+            .into_iter()
+            .map(|c| Cookie {
+                persistent: !c.session,
+                http_only: c.http_only,
+                secure: c.secure,
+                same_site: c.same_site.map(|s| s.as_ref().to_owned()),
+                name: c.name,
+                value: c.value,
+                domain: c.domain,
+                path: c.path,
             })
-            .unwrap_or_default();
+            .filter(|c| {
+                let d = c.domain.trim_start_matches('.').to_ascii_lowercase();
+                d == host || (c.domain.starts_with('.') && host.ends_with(&format!(".{d}")))
+            })
+            .collect();
         // As a browser sends them: the longest path first.
         cookies.sort_by_key(|c| std::cmp::Reverse(c.path.len()));
         Ok(cookies)
@@ -295,49 +292,44 @@ impl<'b> Tab<'b> {
         let mut answered: HashMap<String, usize> = HashMap::new();
         let mut extra_sent: HashMap<String, usize> = HashMap::new();
         for e in self.events_since(mark) {
-            let id = e.params["requestId"].as_str().unwrap_or_default().to_owned();
-            match e.method.as_str() {
-                "Network.requestWillBeSent" => {
-                    let r = &e.params["request"];
-                    // Only what went over HTTP (not `data:` images of an error page).
-                    let url = r["url"].as_str().unwrap_or_default();
-                    if !(url.starts_with("http://") || url.starts_with("https://")) {
-                        continue;
-                    }
-                    hops.entry(id).or_default().push(seen.len());
-                    seen.push(Seen {
-                        method: r["method"].as_str().unwrap_or("GET").to_owned(),
-                        url: r["url"].as_str().unwrap_or_default().to_owned(),
-                        request_headers: pairs(&r["headers"]),
-                        post_data: r["postData"].as_str().map(str::to_owned),
-                        status: None,
-                        response_headers: Vec::new(),
-                        resource: e.params["type"].as_str().unwrap_or_default().to_owned(),
-                    });
+            if let Some(sent) = e.read::<network::EventRequestWillBeSent>() {
+                let r = sent.request;
+                // Only what went over HTTP (not `data:` images of an error page).
+                if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
+                    continue;
                 }
-                "Network.requestWillBeSentExtraInfo" => {
-                    let n = extra_sent.entry(id.clone()).or_default();
-                    if let Some(&i) = hops.get(&id).and_then(|h| h.get(*n)) {
-                        // The headers as sent, cookies included.
-                        seen[i].request_headers = pairs(&e.params["headers"]);
-                    }
-                    *n += 1;
+                hops.entry(sent.request_id.into()).or_default().push(seen.len());
+                seen.push(Seen {
+                    request_headers: pairs(r.headers.inner()),
+                    post_data: body(r.post_data_entries.as_deref()),
+                    method: r.method,
+                    url: r.url,
+                    status: None,
+                    response_headers: Vec::new(),
+                    resource: sent.r#type.map(|t| t.as_ref().to_owned()).unwrap_or_default(),
+                });
+            } else if let Some(extra) = e.read_extra::<network::EventRequestWillBeSentExtraInfo>() {
+                let id: String = extra.request_id.into();
+                let n = extra_sent.entry(id.clone()).or_default();
+                if let Some(&i) = hops.get(&id).and_then(|h| h.get(*n)) {
+                    // The headers as sent, cookies included.
+                    seen[i].request_headers = pairs(extra.headers.inner());
                 }
-                "Network.responseReceivedExtraInfo" => {
-                    let n = answered.entry(id.clone()).or_default();
-                    if let Some(&i) = hops.get(&id).and_then(|h| h.get(*n)) {
-                        seen[i].status = e.params["statusCode"].as_u64().map(|s| s as u16);
-                        seen[i].response_headers = pairs(&e.params["headers"])
-                            .into_iter()
-                            .flat_map(|(k, v)| {
-                                let k = k.to_ascii_lowercase();
-                                v.split('\n').map(|v| (k.clone(), v.to_owned())).collect::<Vec<_>>()
-                            })
-                            .collect();
-                    }
-                    *n += 1;
+                *n += 1;
+            } else if let Some(extra) = e.read_extra::<network::EventResponseReceivedExtraInfo>() {
+                let id: String = extra.request_id.into();
+                let n = answered.entry(id.clone()).or_default();
+                if let Some(&i) = hops.get(&id).and_then(|h| h.get(*n)) {
+                    seen[i].status = extra.status_code.and_then(|s| u16::try_from(s).ok());
+                    seen[i].response_headers = pairs(extra.headers.inner())
+                        .into_iter()
+                        .flat_map(|(k, v)| {
+                            let k = k.to_ascii_lowercase();
+                            v.split('\n').map(|v| (k.clone(), v.to_owned())).collect::<Vec<_>>()
+                        })
+                        .collect();
                 }
-                _ => {}
+                *n += 1;
             }
         }
         seen
@@ -347,66 +339,89 @@ impl<'b> Tab<'b> {
     /// button would reach it (one step back when the app took that page out of the history);
     /// waits for what it shows. `false` when there is no page before this one.
     pub async fn back_to(&self, url: &str) -> Result<bool, CdpError> {
-        let history = self.call("Page.getNavigationHistory", json!({})).await?;
-        let current = history["currentIndex"].as_u64().unwrap_or(0) as usize;
-        let entries = history["entries"].as_array().cloned().unwrap_or_default();
+        let history = self.call(page::GetNavigationHistoryParams {}).await?;
+        let current = usize::try_from(history.current_index).unwrap_or(0);
+        let entries = history.entries;
         // Else one step back: the app may have taken the page out of the history (`replace`).
         let Some(entry) = entries
             .iter()
             .take(current)
             .rev()
-            .find(|e| e["url"].as_str() == Some(url))
+            .find(|e| e.url == url)
             .or_else(|| current.checked_sub(1).and_then(|i| entries.get(i)))
         else {
             return Ok(false);
         };
         let mark = self.mark();
-        self.call("Page.navigateToHistoryEntry", json!({"entryId": entry["id"]})).await?;
+        self.call(page::NavigateToHistoryEntryParams::new(entry.id)).await?;
         self.settle(mark).await;
         Ok(true)
     }
 
     /// Another tab in this tab's browser context (same cookies and storage).
     pub async fn sibling(&self) -> Result<Tab<'b>, CdpError> {
-        let target = self
-            .browser
-            .call(None, "Target.createTarget", json!({"url": "about:blank", "browserContextId": self.context}))
-            .await?;
-        let target = target["targetId"].as_str().unwrap_or_default().to_owned();
-        let session =
-            self.browser.call(None, "Target.attachToTarget", json!({"targetId": target, "flatten": true})).await?;
-        let tab = Tab {
-            browser: self.browser,
-            session: session["sessionId"].as_str().unwrap_or_default().to_owned(),
-            context: self.context.clone(),
-            target,
-        };
-        tab.enable().await?;
-        Ok(tab)
+        Self::in_context(self.browser, self.context.clone()).await
     }
 
     /// Closes this tab alone (its browser context stays).
     pub async fn close_target(self) {
-        let _ = self.browser.call(None, "Target.closeTarget", json!({"targetId": self.target})).await;
+        let _ = self.browser.call(None, target::CloseTargetParams::new(self.target)).await;
     }
 
     /// Whether the last history navigation was served from the back/forward cache, and if not,
     /// the browser's reasons.
     pub fn bfcache_since(&self, mark: usize) -> Result<(), Vec<String>> {
-        match self.events_since(mark).into_iter().find(|e| e.method == "Page.backForwardCacheNotUsed") {
-            None => Ok(()),
-            Some(e) => Err(e.params["notRestoredExplanations"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|r| r["reason"].as_str().map(str::to_owned)).collect())
-                .unwrap_or_default()),
-        }
+        let Some(e) = self.events_since(mark).into_iter().find(Event::is::<page::EventBackForwardCacheNotUsed>) else {
+            return Ok(());
+        };
+        // Not used, whatever the reasons say; each Chromium adds reasons, so ones this build
+        // does not know are said as such.
+        Err(match e.read::<page::EventBackForwardCacheNotUsed>() {
+            Some(e) => e.not_restored_explanations.iter().map(|r| r.reason.as_ref().to_owned()).collect(),
+            None => vec!["(reasons newer than the protocol this build reads)".to_owned()],
+        })
     }
 
     /// Closes the tab's browser context (its cookies and storage go with it).
     pub async fn close(self) {
-        let _ =
-            self.browser.call(None, "Target.disposeBrowserContext", json!({"browserContextId": self.context})).await;
+        let _ = self.browser.call(None, target::DisposeBrowserContextParams::new(self.context)).await;
     }
+}
+
+/// What the audit reads of `Network.requestWillBeSentExtraInfo` and
+/// `Network.responseReceivedExtraInfo` (the headers as they went over the wire, and the status):
+/// the crate's own types for them ask for fields Chromium no longer sends
+/// (`ClientSecurityState.privateNetworkRequestPolicy`, a cookie's `expires` as a number), the
+/// breakage chromiumoxide's open pull request #305 is about.
+#[derive(serde::Deserialize)]
+struct ExtraInfo {
+    #[serde(rename = "requestId")]
+    request_id: network::RequestId,
+    headers: network::Headers,
+    #[serde(rename = "statusCode")]
+    status_code: Option<i64>,
+}
+
+trait ReadExtra {
+    fn read_extra<E: MethodType>(&self) -> Option<ExtraInfo>;
+}
+
+impl ReadExtra for Event {
+    /// This event, if it is an `E`, read as an [`ExtraInfo`].
+    fn read_extra<E: MethodType>(&self) -> Option<ExtraInfo> {
+        if self.is::<E>() { self.read_as() } else { None }
+    }
+}
+
+/// A request's body as sent (its parts, each base64 in the protocol), when it has one.
+fn body(parts: Option<&[network::PostDataEntry]>) -> Option<String> {
+    let parts = parts?;
+    let mut bytes = Vec::new();
+    for part in parts.iter().filter_map(|p| p.bytes.as_ref()) {
+        let encoded: &str = part.as_ref();
+        bytes.extend(base64::engine::general_purpose::STANDARD.decode(encoded).ok()?);
+    }
+    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 fn pairs(headers: &Value) -> Vec<(String, String)> {
@@ -419,4 +434,35 @@ fn pairs(headers: &Value) -> Vec<(String, String)> {
 /// `s` as a JavaScript string literal.
 pub fn js_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_sent_in_parts_is_read_whole() {
+        let part = |s: &str| network::PostDataEntry {
+            bytes: Some(base64::engine::general_purpose::STANDARD.encode(s).into()),
+        };
+        assert_eq!(body(Some(&[part("refresh=abc"), part("&x=1")])).as_deref(), Some("refresh=abc&x=1"));
+        assert_eq!(body(None), None);
+    }
+
+    #[test]
+    fn extra_info_reads_without_the_fields_chromium_dropped() {
+        // As Chromium 156 sends it: no `privateNetworkRequestPolicy` in the security state.
+        let sent = Event {
+            session: Some("S".into()),
+            method: "Network.requestWillBeSentExtraInfo".into(),
+            params: serde_json::json!({"requestId": "R1", "associatedCookies": [], "headers": {"Cookie": "a=b"},
+                "connectTiming": {"requestTime": 1.0}, "clientSecurityState": {"initiatorIsSecureContext": true,
+                "initiatorIPAddressSpace": "Loopback"}}),
+        };
+        assert!(sent.read::<network::EventRequestWillBeSentExtraInfo>().is_none());
+        let extra = sent.read_extra::<network::EventRequestWillBeSentExtraInfo>().unwrap();
+        assert_eq!(extra.request_id.as_ref(), "R1");
+        assert_eq!(pairs(extra.headers.inner()), vec![("Cookie".to_owned(), "a=b".to_owned())]);
+        assert!(sent.read_extra::<network::EventResponseReceivedExtraInfo>().is_none());
+    }
 }

@@ -184,6 +184,12 @@ async fn audit(
         );
         return std::process::ExitCode::from(2);
     };
+    // What goes wrong along the way (a browser event this build cannot read) is said on stderr.
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
     match signoff_audit::run(config, json, html).await {
         Ok(report) => {
             print!("{}", report.table());
