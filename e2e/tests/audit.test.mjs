@@ -116,9 +116,9 @@ test('signoff audit finds what is wrong with real apps\' logouts, and nothing wi
         if (c.status === 'warn') assert.ok(c.fix, `a warning without a fix: ${JSON.stringify(c)}`);
       }
       assert.match(r.html, /<meta name="viewport"/);
-      // Every browser event the audit used read as the DevTools protocol types say: a
-      // Chromium that has moved away from them shows here, not as a quiet wrong verdict.
-      assert.doesNotMatch(r.stderr, /does not read/, r.stderr);
+      // Nothing went wrong along the way: every browser event the audit reads read (an event
+      // that does not would also have ended the audit without a report).
+      assert.doesNotMatch(r.stderr, /WARN|ERROR/, r.stderr);
       // The exit code says whether a check failed.
       assert.equal(r.code, r.report.summary.fail > 0 ? 1 : 0, r.stdout);
       // No output holds a whole secret: the password, a cookie or a token (each 43 or more

@@ -3,29 +3,29 @@
 //! descriptors 3 (to it) and 4 (from it). No debugging port is opened, so no other process on
 //! the machine can drive the browser while it holds a signed-in session.
 //!
-//! The protocol is chromiumoxide's: every command, answer and event is one of the types
+//! The protocol is chromiumoxide's: every command and its answer is one of the types
 //! `chromiumoxide_cdp` generates from Chromium's protocol definition, in the envelopes of
-//! `chromiumoxide_types` (`MethodCall`, `Message`). What this module adds is the transport: the
-//! crate's own client (`chromiumoxide`) speaks only over the WebSocket of
-//! `--remote-debugging-port` (pipe support is its open issue #294 and unmerged pull request
-//! #325), and a port on loopback would let any process on the machine drive a browser that holds
-//! a signed-in session. Playwright and Puppeteer use the pipe for the same reason.
+//! `chromiumoxide_types` (`MethodCall`, `Response`), and events are named by the crate's event
+//! types. What this module adds is the transport: the crate's own client (`chromiumoxide`)
+//! speaks only over the WebSocket of `--remote-debugging-port` (pipe support is its open issue
+//! #294 and unmerged pull request #325), and a port on loopback would let any process on the
+//! machine drive a browser that holds a signed-in session. Playwright and Puppeteer use the pipe
+//! for the same reason.
 //!
-//! Events are kept as they came (method, session, parameters) and read as the crate's typed
-//! event where they are used ([`Event::read`]): a Chromium newer than the crate's protocol
-//! revision may change an event, and one event that does not read must not cost the others. One
-//! that does not read is said on stderr (the end-to-end test fails on it); two events whose crate
-//! types ask for fields today's Chromium no longer sends are read for the fields used
-//! (`tab.rs`, `ExtraInfo`). A paused request that does not read is refused.
+//! Events are kept as they came (method, session, parameters) and read where they are used, for
+//! the fields used (`events.rs` says why not as the crate's whole types). One that does not read
+//! is said on stderr and counted ([`Chromium::unreadable`]): the audit then gives no verdicts.
 //!
 //! Every request a page makes is paused (`Fetch`) and let through only to the audited origin;
 //! the made-up site of a cross-site check is answered from memory, and anything else is refused
 //! and remembered (a logout that redirects off-site is seen, and nothing reaches that site).
 
+use crate::events;
 use base64::Engine as _;
 use chromiumoxide_cdp::cdp::browser_protocol::{browser, fetch, network, page, target};
 use chromiumoxide_cdp::cdp::js_protocol::runtime;
-use chromiumoxide_types::{CallId, Command, Message, MethodCall, MethodId, MethodType};
+use chromiumoxide_types::{CallId, Command, MethodCall, MethodId, MethodType, Response};
+use serde::Deserialize as _;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -52,15 +52,28 @@ pub enum CdpError {
     #[error("the browser refused {method}: {message}")]
     Refused { method: String, message: String },
     #[error(
-        "the browser's answer to {method} is not what the DevTools protocol of chromiumoxide_cdp says ({cause}); \
-         is this Chromium far from the revision it was made for ({revision})?",
-        revision = chromiumoxide_cdp::CURRENT_REVISION
+        "the browser's answer to {method} is not what the DevTools protocol says ({cause}); is this Chromium far \
+         from the protocol's revision, Chromium r{revision}?",
+        revision = revision()
     )]
     Unreadable { method: String, cause: String },
+    #[error("cannot write the command {method}: {cause}")]
+    Command { method: String, cause: String },
+    #[error(
+        "the browser sent events this build cannot read ({0}), so the verdicts would rest on missing data and \
+         there are none; is this Chromium far from the DevTools protocol's revision, Chromium r{revision}?",
+        revision = revision()
+    )]
+    Events(String),
     #[error("no answer from the browser to {0} within 30 s")]
     Timeout(String),
     #[error("the browser cannot open {url}: {error} (is the app running there?)")]
     Navigation { url: String, error: String },
+}
+
+/// The Chromium revision (a commit position) the crate's protocol was made from.
+fn revision() -> String {
+    chromiumoxide_cdp::CURRENT_REVISION.to_string().trim_start_matches("v0.0.").to_owned()
 }
 
 /// One message from the browser that answers no command, as it came.
@@ -79,37 +92,10 @@ impl Event {
         self.method == E::method_id()
     }
 
-    /// This event as the crate's `E`, if it is one and reads as one. One that does not read is
-    /// logged (once per kind of event) and taken as absent.
-    pub fn read<E: MethodType + DeserializeOwned>(&self) -> Option<E> {
-        if !self.is::<E>() {
-            return None;
-        }
-        self.read_as()
-    }
-
-    /// This event's parameters as `T`: for an event whose crate type asks for more than a
-    /// current Chromium sends, `T` names only what is used. Logged and absent as in [`read`].
-    ///
-    /// [`read`]: Event::read
-    pub fn read_as<T: DeserializeOwned>(&self) -> Option<T> {
-        match T::deserialize(&self.params) {
-            Ok(e) => Some(e),
-            Err(cause) => {
-                static SAID: Mutex<Vec<String>> = Mutex::new(Vec::new());
-                let mut said = lock(&SAID);
-                if !said.iter().any(|m| *m == self.method) {
-                    said.push(self.method.to_string());
-                    tracing::warn!(
-                        method = %self.method,
-                        %cause,
-                        revision = %chromiumoxide_cdp::CURRENT_REVISION,
-                        "a browser event does not read as the DevTools protocol says; the audit goes on without it"
-                    );
-                }
-                None
-            }
-        }
+    /// This event's parameters as `T` (the fields the audit reads of it: `events.rs`), if it is
+    /// an `E`. One that does not read was counted when it came ([`Chromium::unreadable`]).
+    pub fn read<E: MethodType, T: DeserializeOwned>(&self) -> Option<T> {
+        if self.is::<E>() { T::deserialize(&self.params).ok() } else { None }
     }
 }
 
@@ -126,6 +112,36 @@ struct Shared {
     /// The page the made-up cross-site origin answers with.
     attacker_page: Mutex<String>,
     gone: Mutex<Option<String>>,
+    /// Events that did not read, each kind once (with why).
+    unreadable: Mutex<Vec<(String, String)>>,
+}
+
+impl Shared {
+    fn unreadable(&self, method: &str, cause: String) {
+        let mut said = lock(&self.unreadable);
+        if !said.iter().any(|(m, _)| m == method) {
+            tracing::warn!(
+                method,
+                %cause,
+                revision = %revision(),
+                "a browser event does not read as the DevTools protocol says; the audit will give no verdicts"
+            );
+            said.push((method.to_owned(), cause));
+        }
+    }
+}
+
+/// A command's place among those waiting for an answer, given up when its caller stops waiting
+/// (answered, timed out, or dropped).
+struct Waiting<'a> {
+    shared: &'a Shared,
+    id: CallId,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        lock(&self.shared.pending).remove(&self.id);
+    }
 }
 
 /// Where commands go: the writer's queue, and the next call id.
@@ -139,8 +155,7 @@ impl Outbox {
     /// `command` as a message (to a page's session, or the browser), with its id.
     fn frame<C: Command>(&self, session: Option<&str>, command: &C) -> Result<(CallId, MethodId, Vec<u8>), CdpError> {
         let method = command.identifier();
-        let unwritable =
-            |e: serde_json::Error| CdpError::Unreadable { method: method.to_string(), cause: e.to_string() };
+        let unwritable = |e: serde_json::Error| CdpError::Command { method: method.to_string(), cause: e.to_string() };
         let params = serde_json::to_value(command).map_err(unwritable)?;
         let id = CallId::new(self.next.fetch_add(1, Ordering::Relaxed));
         let call = MethodCall { id, method: method.clone(), session_id: session.map(str::to_owned), params };
@@ -156,8 +171,11 @@ impl Outbox {
 
     /// Sends `command` without waiting for its answer (answers to no caller are dropped).
     fn tell<C: Command>(&self, session: Option<&str>, command: &C) {
-        if let Ok((_, _, bytes)) = self.frame(session, command) {
-            self.post(bytes);
+        match self.frame(session, command) {
+            Ok((_, _, bytes)) => {
+                self.post(bytes);
+            }
+            Err(e) => tracing::error!(error = %e, "a command to the browser was not sent"),
         }
     }
 }
@@ -271,17 +289,15 @@ impl Chromium {
         let (reply, answer) = oneshot::channel();
         // Waited for before it is sent: the answer may come back at once.
         lock(&self.shared.pending).insert(id, (method.clone(), reply));
-        if !self.out.post(bytes) {
-            lock(&self.shared.pending).remove(&id);
+        let _waiting = Waiting { shared: &self.shared, id };
+        // (After the insert: the reader empties `pending` when the pipe closes, then says so.)
+        if lock(&self.shared.gone).is_some() || !self.out.post(bytes) {
             return Err(CdpError::Gone(self.exit_reason()));
         }
         let result = match tokio::time::timeout(Duration::from_secs(30), answer).await {
             Ok(Ok(result)) => result?,
             Ok(Err(_)) => return Err(CdpError::Gone(self.exit_reason())),
-            Err(_) => {
-                lock(&self.shared.pending).remove(&id);
-                return Err(CdpError::Timeout(method.to_string()));
-            }
+            Err(_) => return Err(CdpError::Timeout(method.to_string())),
         };
         C::response_from_value(result)
             .map_err(|e| CdpError::Unreadable { method: method.to_string(), cause: e.to_string() })
@@ -319,6 +335,16 @@ impl Chromium {
                 return None;
             }
         }
+    }
+
+    /// The kinds of event that did not read (with why), if any: verdicts resting on them would
+    /// rest on missing data.
+    pub fn unreadable(&self) -> Result<(), CdpError> {
+        let said = lock(&self.shared.unreadable);
+        if said.is_empty() {
+            return Ok(());
+        }
+        Err(CdpError::Events(said.iter().map(|(m, cause)| format!("{m}: {cause}")).collect::<Vec<_>>().join("; ")))
     }
 
     /// The off-origin URLs pages tried to reach (refused).
@@ -363,23 +389,25 @@ async fn read(mut from: BufReader<tokio::process::ChildStdout>, shared: Arc<Shar
         if buf.last() == Some(&0) {
             buf.pop();
         }
-        let event = match serde_json::from_slice::<Message<Event>>(&buf) {
-            Ok(Message::Response(answer)) => {
-                let Some((method, reply)) = lock(&shared.pending).remove(&answer.id) else { continue };
-                let result = match answer.error {
-                    Some(e) => Err(CdpError::Refused { method: method.to_string(), message: e.message }),
-                    // (A command that returns nothing answers `{}`.)
-                    None => Ok(answer.result.unwrap_or_else(|| Value::Object(Default::default()))),
-                };
-                let _ = reply.send(result);
-                continue;
-            }
-            Ok(Message::Event(event)) => event,
+        let Ok(message) = serde_json::from_slice::<Value>(&buf) else {
+            shared.unreadable("(a message that is not JSON)", String::from_utf8_lossy(&buf).chars().take(80).collect());
+            continue;
+        };
+        // An answer carries the id of its command; an event has none.
+        if message.get("id").is_some() {
+            answer(message, &shared);
+            continue;
+        }
+        let event = match Event::deserialize(&message) {
+            Ok(event) => event,
             Err(e) => {
-                tracing::warn!(cause = %e, "a message from the browser is not a DevTools protocol message; skipped");
+                shared.unreadable("(an event without a method)", e.to_string());
                 continue;
             }
         };
+        if let Err(cause) = events::check(&event) {
+            shared.unreadable(&event.method, cause.to_string());
+        }
         let session = event.session.as_deref();
         // Answered here, at once: a dialog would hold the page, and a window or worker a page
         // opens is gated like the page before it runs.
@@ -388,7 +416,7 @@ async fn read(mut from: BufReader<tokio::process::ChildStdout>, shared: Arc<Shar
         }
         // (Only a tab's children: the browser's own attach of a tab is the tab's business.)
         if session.is_some()
-            && let Some(attached) = event.read::<target::EventAttachedToTarget>()
+            && let Some(attached) = event.read::<target::EventAttachedToTarget, events::Attached>()
         {
             let child = Some(attached.session_id.as_ref());
             out.tell(child, &gate_everything());
@@ -405,6 +433,22 @@ async fn read(mut from: BufReader<tokio::process::ChildStdout>, shared: Arc<Shar
     // Whoever waits for an answer learns the browser is gone.
     lock(&shared.pending).clear();
     shared.notify.notify_waiters();
+}
+
+/// Hands an answer to the command that waits for it.
+fn answer(message: Value, shared: &Shared) {
+    let answer = Response::deserialize(&message);
+    let id = answer.as_ref().map(|a| a.id).or_else(|_| CallId::deserialize(&message["id"]));
+    let Some((method, reply)) = id.ok().and_then(|id| lock(&shared.pending).remove(&id)) else { return };
+    let result = match answer {
+        Ok(Response { error: Some(e), .. }) => {
+            Err(CdpError::Refused { method: method.to_string(), message: e.message })
+        }
+        // (A command that returns nothing answers `{}`.)
+        Ok(Response { result, .. }) => Ok(result.unwrap_or_else(|| Value::Object(Default::default()))),
+        Err(e) => Err(CdpError::Unreadable { method: method.to_string(), cause: e.to_string() }),
+    };
+    let _ = reply.send(result);
 }
 
 /// `Fetch.enable` for every request, paused before it is sent.
@@ -429,14 +473,9 @@ pub fn attach_children() -> target::SetAutoAttachParams {
 /// refused (and remembered) anywhere else. A pause that does not read is refused too.
 fn gate(event: &Event, shared: &Shared, allowed: &str, out: &Outbox) {
     let session = event.session.as_deref();
-    let Some(paused) = event.read::<fetch::EventRequestPaused>() else {
-        if let Some(id) = event.params.get("requestId").and_then(Value::as_str) {
-            let url = event.params.pointer("/request/url").and_then(Value::as_str).unwrap_or_default();
-            lock(&shared.blocked).push(url.to_owned());
-            out.tell(session, &fetch::FailRequestParams::new(id.to_owned(), network::ErrorReason::BlockedByClient));
-        }
-        return;
-    };
+    // (Counted as unreadable when it came; without its id it cannot even be refused, and the
+    // page waits until the audit ends.)
+    let Some(paused) = event.read::<fetch::EventRequestPaused, events::Paused>() else { return };
     let url = paused.request.url;
     let origin = url::Url::parse(&url).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
     if origin == allowed {
@@ -457,27 +496,28 @@ fn gate(event: &Event, shared: &Shared, allowed: &str, out: &Outbox) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn answers_and_events_are_told_apart_and_events_read_as_their_type() {
-        let answer: Message<Event> = serde_json::from_str(r#"{"id":7,"result":{"frameId":"F"}}"#).unwrap();
-        assert!(matches!(answer, Message::Response(r) if r.id == CallId::new(7) && r.error.is_none()));
-        let refused: Message<Event> =
-            serde_json::from_str(r#"{"id":8,"error":{"code":-32000,"message":"No target"}}"#).unwrap();
-        assert!(matches!(refused, Message::Response(r) if r.error.as_ref().is_some_and(|e| e.message == "No target")));
+    fn waiting(shared: &Shared, id: usize) -> oneshot::Receiver<Result<Value, CdpError>> {
+        let (reply, answer) = oneshot::channel();
+        lock(&shared.pending).insert(CallId::new(id), ("Page.navigate".into(), reply));
+        answer
+    }
 
-        let Message::Event(loaded) = serde_json::from_str::<Message<Event>>(
-            r#"{"method":"Page.loadEventFired","params":{"timestamp":12.5},"sessionId":"S1"}"#,
-        )
-        .unwrap() else {
-            panic!("an event read as an answer")
-        };
-        assert_eq!(loaded.session.as_deref(), Some("S1"));
-        assert!(loaded.is::<page::EventLoadEventFired>());
-        assert!(loaded.read::<page::EventLoadEventFired>().is_some());
-        // Another kind of event is not this one, and a shape the type does not take is absent.
-        assert!(loaded.read::<page::EventFrameStartedLoading>().is_none());
-        let odd = Event { session: None, method: "Page.frameStartedLoading".into(), params: serde_json::json!({}) };
-        assert!(odd.is::<page::EventFrameStartedLoading>() && odd.read::<page::EventFrameStartedLoading>().is_none());
+    #[test]
+    fn answers_reach_their_command_whatever_their_shape() {
+        let shared = Shared::default();
+        let mut ok = waiting(&shared, 7);
+        answer(serde_json::json!({"id": 7, "result": {"frameId": "F"}}), &shared);
+        assert_eq!(ok.try_recv().unwrap().unwrap(), serde_json::json!({"frameId": "F"}));
+        let mut refused = waiting(&shared, 8);
+        answer(serde_json::json!({"id": 8, "error": {"code": -32000, "message": "No target"}}), &shared);
+        assert!(
+            matches!(refused.try_recv().unwrap(), Err(CdpError::Refused { message, .. }) if message == "No target")
+        );
+        // An error without its code is still an answer to its command, not a silence.
+        let mut odd = waiting(&shared, 9);
+        answer(serde_json::json!({"id": 9, "error": {"message": "odd"}}), &shared);
+        assert!(matches!(odd.try_recv().unwrap(), Err(CdpError::Unreadable { .. })));
+        assert!(lock(&shared.pending).is_empty());
     }
 
     #[test]
@@ -492,5 +532,46 @@ mod tests {
             message,
             serde_json::json!({"id": 41, "method": "Page.navigateToHistoryEntry", "sessionId": "S1", "params": {"entryId": 3}})
         );
+    }
+
+    #[test]
+    fn the_gate_lets_through_the_audited_origin_only() {
+        let (queue, mut sent) = mpsc::unbounded_channel();
+        let out = Outbox { queue, next: Arc::new(AtomicUsize::new(1)) };
+        let shared = Shared::default();
+        *lock(&shared.attacker_page) = "<p>elsewhere</p>".into();
+        // Whatever else a pause carries (fields and values no protocol revision has yet).
+        let paused = |url: &str| Event {
+            session: Some("S".into()),
+            method: "Fetch.requestPaused".into(),
+            params: serde_json::json!({"requestId": "I", "resourceType": "SomethingNew", "frameId": "F",
+                "request": {"url": url, "method": "GET", "headers": {}, "initialPriority": "Newest"}}),
+        };
+        let mut answer_to = |url: &str| {
+            let event = paused(url);
+            assert!(events::check(&event).is_ok());
+            gate(&event, &shared, "http://127.0.0.1:8000", &out);
+            let bytes = sent.try_recv().unwrap();
+            serde_json::from_slice::<Value>(&bytes[..bytes.len() - 1]).unwrap()
+        };
+        assert_eq!(answer_to("http://127.0.0.1:8000/logout")["method"], "Fetch.continueRequest");
+        let made_up = answer_to("http://attacker.invalid/");
+        assert_eq!(made_up["method"], "Fetch.fulfillRequest");
+        assert_eq!(made_up["params"]["body"], base64::engine::general_purpose::STANDARD.encode("<p>elsewhere</p>"));
+        for elsewhere in ["http://127.0.0.1:8001/", "http://localhost:8000/", "https://127.0.0.1:8000/", "data:,x"] {
+            let refused = answer_to(elsewhere);
+            assert_eq!(refused["method"], "Fetch.failRequest", "{elsewhere}");
+            assert_eq!(refused["params"]["errorReason"], "BlockedByClient");
+        }
+        assert_eq!(lock(&shared.blocked).len(), 4);
+        // A pause without its URL is not let through: nothing is sent, and it is counted.
+        let broken = Event {
+            session: Some("S".into()),
+            method: "Fetch.requestPaused".into(),
+            params: serde_json::json!({"requestId": "I"}),
+        };
+        assert!(events::check(&broken).is_err());
+        gate(&broken, &shared, "http://127.0.0.1:8000", &out);
+        assert!(sent.try_recv().is_err());
     }
 }

@@ -114,8 +114,12 @@ pub async fn audit(config: &AuditConfig) -> Result<Report, AuditError> {
     let base = config.base();
     let browser = Chromium::start(&config.browser, &base).await?;
     let result = Audit { config, browser: &browser, replay: Replay::new(base.clone())? }.run().await;
+    // No verdicts that may rest on events the browser sent in a shape this build cannot read.
+    let unreadable = browser.unreadable();
     browser.close().await;
-    Ok(Report::new(base.origin().ascii_serialization(), started_at, result?))
+    let checks = result?;
+    unreadable?;
+    Ok(Report::new(base.origin().ascii_serialization(), started_at, checks))
 }
 
 struct Audit<'a> {
@@ -123,6 +127,9 @@ struct Audit<'a> {
     browser: &'a Chromium,
     replay: Replay,
 }
+
+/// Why `post_only` and `csrf` skip when the logout control sent nothing to the app.
+const NO_LOGOUT_URL: &str = "the logout control made no request to the app, so there is no logout URL to try";
 
 impl Audit<'_> {
     /// Whether `cookies`, sent from a fresh client, reach the protected page (redirects on the
@@ -853,7 +860,7 @@ impl Audit<'_> {
     ) -> Result<Check, AuditError> {
         let mut c = check("post_only", "A GET to the logout URL does not log out", Severity::Medium);
         let Some(endpoint) = endpoint else {
-            c.detail = "the logout control made no request to the app, so there is no logout URL to try".into();
+            c.detail = NO_LOGOUT_URL.into();
             return Ok(c);
         };
         let shown = shorten_url(endpoint.as_str());
@@ -912,7 +919,7 @@ impl Audit<'_> {
     ) -> Result<Check, AuditError> {
         let mut c = check("csrf", "A cross-site POST to the logout URL does not log out", Severity::Medium);
         let Some(endpoint) = endpoint else {
-            c.detail = "the logout control made no request to the app, so there is no logout URL to try".into();
+            c.detail = NO_LOGOUT_URL.into();
             return Ok(c);
         };
         let shown = shorten_url(endpoint.as_str());

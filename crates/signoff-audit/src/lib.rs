@@ -11,6 +11,7 @@
 pub mod cdp;
 pub mod checks;
 pub mod config;
+pub mod events;
 pub mod replay;
 pub mod report;
 pub mod tab;

@@ -3,10 +3,11 @@
 //! read cookies, storage and the network exchanges a step caused.
 
 use crate::cdp::{CdpError, Chromium, Event, attach_children, gate_everything};
+use crate::events::{Ended, ExtraInfo, NotCached, Sent};
 use base64::Engine as _;
 use chromiumoxide_cdp::cdp::browser_protocol::{browser, network, page, storage, target};
 use chromiumoxide_cdp::cdp::js_protocol::runtime;
-use chromiumoxide_types::{Command, MethodType};
+use chromiumoxide_types::Command;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -124,14 +125,15 @@ impl<'b> Tab<'b> {
             let events = self.events_since(mark);
             let mut open = std::collections::HashSet::new();
             for e in &events {
-                if let Some(sent) = e.read::<network::EventRequestWillBeSent>() {
-                    if sent.r#type != Some(network::ResourceType::EventSource) {
+                if let Some(sent) = e.read::<network::EventRequestWillBeSent, Sent>() {
+                    if sent.resource.as_deref() != Some(network::ResourceType::EventSource.as_ref()) {
                         open.insert(sent.request_id);
                     }
-                } else if let Some(done) = e.read::<network::EventLoadingFinished>() {
-                    open.remove(&done.request_id);
-                } else if let Some(failed) = e.read::<network::EventLoadingFailed>() {
-                    open.remove(&failed.request_id);
+                } else if let Some(ended) = e
+                    .read::<network::EventLoadingFinished, Ended>()
+                    .or_else(|| e.read::<network::EventLoadingFailed, Ended>())
+                {
+                    open.remove(&ended.request_id);
                 }
             }
             still = if events.len() == seen { still + 1 } else { 0 };
@@ -292,7 +294,7 @@ impl<'b> Tab<'b> {
         let mut answered: HashMap<String, usize> = HashMap::new();
         let mut extra_sent: HashMap<String, usize> = HashMap::new();
         for e in self.events_since(mark) {
-            if let Some(sent) = e.read::<network::EventRequestWillBeSent>() {
+            if let Some(sent) = e.read::<network::EventRequestWillBeSent, Sent>() {
                 let r = sent.request;
                 // Only what went over HTTP (not `data:` images of an error page).
                 if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
@@ -306,9 +308,9 @@ impl<'b> Tab<'b> {
                     url: r.url,
                     status: None,
                     response_headers: Vec::new(),
-                    resource: sent.r#type.map(|t| t.as_ref().to_owned()).unwrap_or_default(),
+                    resource: sent.resource.unwrap_or_default(),
                 });
-            } else if let Some(extra) = e.read_extra::<network::EventRequestWillBeSentExtraInfo>() {
+            } else if let Some(extra) = e.read::<network::EventRequestWillBeSentExtraInfo, ExtraInfo>() {
                 let id: String = extra.request_id.into();
                 let n = extra_sent.entry(id.clone()).or_default();
                 if let Some(&i) = hops.get(&id).and_then(|h| h.get(*n)) {
@@ -316,7 +318,7 @@ impl<'b> Tab<'b> {
                     seen[i].request_headers = pairs(extra.headers.inner());
                 }
                 *n += 1;
-            } else if let Some(extra) = e.read_extra::<network::EventResponseReceivedExtraInfo>() {
+            } else if let Some(extra) = e.read::<network::EventResponseReceivedExtraInfo, ExtraInfo>() {
                 let id: String = extra.request_id.into();
                 let n = answered.entry(id.clone()).or_default();
                 if let Some(&i) = hops.get(&id).and_then(|h| h.get(*n)) {
@@ -374,12 +376,11 @@ impl<'b> Tab<'b> {
         let Some(e) = self.events_since(mark).into_iter().find(Event::is::<page::EventBackForwardCacheNotUsed>) else {
             return Ok(());
         };
-        // Not used, whatever the reasons say; each Chromium adds reasons, so ones this build
-        // does not know are said as such.
-        Err(match e.read::<page::EventBackForwardCacheNotUsed>() {
-            Some(e) => e.not_restored_explanations.iter().map(|r| r.reason.as_ref().to_owned()).collect(),
-            None => vec!["(reasons newer than the protocol this build reads)".to_owned()],
-        })
+        // Not used, whatever the reasons say (one that does not read was counted when it came).
+        Err(e
+            .read::<page::EventBackForwardCacheNotUsed, NotCached>()
+            .map(|n| n.not_restored_explanations.into_iter().map(|r| r.reason).collect())
+            .unwrap_or_default())
     }
 
     /// Closes the tab's browser context (its cookies and storage go with it).
@@ -388,40 +389,14 @@ impl<'b> Tab<'b> {
     }
 }
 
-/// What the audit reads of `Network.requestWillBeSentExtraInfo` and
-/// `Network.responseReceivedExtraInfo` (the headers as they went over the wire, and the status):
-/// the crate's own types for them ask for fields Chromium no longer sends
-/// (`ClientSecurityState.privateNetworkRequestPolicy`, a cookie's `expires` as a number), the
-/// breakage chromiumoxide's open pull request #305 is about.
-#[derive(serde::Deserialize)]
-struct ExtraInfo {
-    #[serde(rename = "requestId")]
-    request_id: network::RequestId,
-    headers: network::Headers,
-    #[serde(rename = "statusCode")]
-    status_code: Option<i64>,
-}
-
-trait ReadExtra {
-    fn read_extra<E: MethodType>(&self) -> Option<ExtraInfo>;
-}
-
-impl ReadExtra for Event {
-    /// This event, if it is an `E`, read as an [`ExtraInfo`].
-    fn read_extra<E: MethodType>(&self) -> Option<ExtraInfo> {
-        if self.is::<E>() { self.read_as() } else { None }
-    }
-}
-
 /// A request's body as sent (its parts, each base64 in the protocol), when it has one.
 fn body(parts: Option<&[network::PostDataEntry]>) -> Option<String> {
-    let parts = parts?;
-    let mut bytes = Vec::new();
-    for part in parts.iter().filter_map(|p| p.bytes.as_ref()) {
+    let mut bytes: Option<Vec<u8>> = None;
+    for part in parts?.iter().filter_map(|p| p.bytes.as_ref()) {
         let encoded: &str = part.as_ref();
-        bytes.extend(base64::engine::general_purpose::STANDARD.decode(encoded).ok()?);
+        bytes.get_or_insert_default().extend(base64::engine::general_purpose::STANDARD.decode(encoded).ok()?);
     }
-    Some(String::from_utf8_lossy(&bytes).into_owned())
+    bytes.map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
 fn pairs(headers: &Value) -> Vec<(String, String)> {
@@ -439,6 +414,7 @@ pub fn js_string(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize as _;
 
     #[test]
     fn a_body_sent_in_parts_is_read_whole() {
@@ -450,8 +426,9 @@ mod tests {
     }
 
     #[test]
-    fn extra_info_reads_without_the_fields_chromium_dropped() {
-        // As Chromium 156 sends it: no `privateNetworkRequestPolicy` in the security state.
+    fn events_read_for_the_fields_used_whatever_else_chromium_sends() {
+        // As Chromium 156 sends it: no `privateNetworkRequestPolicy` in the security state,
+        // which the crate's whole type asks for.
         let sent = Event {
             session: Some("S".into()),
             method: "Network.requestWillBeSentExtraInfo".into(),
@@ -459,10 +436,39 @@ mod tests {
                 "connectTiming": {"requestTime": 1.0}, "clientSecurityState": {"initiatorIsSecureContext": true,
                 "initiatorIPAddressSpace": "Loopback"}}),
         };
-        assert!(sent.read::<network::EventRequestWillBeSentExtraInfo>().is_none());
-        let extra = sent.read_extra::<network::EventRequestWillBeSentExtraInfo>().unwrap();
+        assert!(network::EventRequestWillBeSentExtraInfo::deserialize(&sent.params).is_err());
+        assert!(crate::events::check(&sent).is_ok());
+        let extra = sent.read::<network::EventRequestWillBeSentExtraInfo, ExtraInfo>().unwrap();
         assert_eq!(extra.request_id.as_ref(), "R1");
         assert_eq!(pairs(extra.headers.inner()), vec![("Cookie".to_owned(), "a=b".to_owned())]);
-        assert!(sent.read_extra::<network::EventResponseReceivedExtraInfo>().is_none());
+        // Not another event's.
+        assert!(sent.read::<network::EventResponseReceivedExtraInfo, ExtraInfo>().is_none());
+
+        // A resource type and a cache reason no protocol revision has yet are read as they come.
+        let request = Event {
+            session: Some("S".into()),
+            method: "Network.requestWillBeSent".into(),
+            params: serde_json::json!({"requestId": "R2", "type": "SomethingNew", "initiator": {"type": "new"},
+                "request": {"url": "http://a.test/x", "method": "POST", "headers": {},
+                "postDataEntries": [{"bytes": "eD0x"}]}}),
+        };
+        assert!(crate::events::check(&request).is_ok());
+        let read = request.read::<network::EventRequestWillBeSent, Sent>().unwrap();
+        assert_eq!((read.resource.as_deref(), read.request.method.as_str()), (Some("SomethingNew"), "POST"));
+        assert_eq!(body(read.request.post_data_entries.as_deref()).as_deref(), Some("x=1"));
+        let not_cached = Event {
+            session: None,
+            method: "Page.backForwardCacheNotUsed".into(),
+            params: serde_json::json!({"loaderId": "L", "frameId": "F",
+                "notRestoredExplanations": [{"type": "Circumstantial", "reason": "ReasonFromTheFuture"}]}),
+        };
+        assert!(crate::events::check(&not_cached).is_ok());
+        let reasons = not_cached.read::<page::EventBackForwardCacheNotUsed, NotCached>().unwrap();
+        assert_eq!(reasons.not_restored_explanations[0].reason, "ReasonFromTheFuture");
+
+        // One without a field the audit uses does not read, and says so.
+        let broken = Event { session: None, method: "Network.loadingFinished".into(), params: serde_json::json!({}) };
+        assert!(crate::events::check(&broken).is_err());
+        assert!(broken.read::<network::EventLoadingFinished, Ended>().is_none());
     }
 }
