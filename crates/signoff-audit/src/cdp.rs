@@ -26,7 +26,6 @@ use chromiumoxide_cdp::cdp::browser_protocol::{browser, fetch, network, page, ta
 use chromiumoxide_cdp::cdp::js_protocol::runtime;
 use chromiumoxide_types::{CallId, Command, MethodCall, MethodId, MethodType, Response};
 use serde::Deserialize as _;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -92,10 +91,11 @@ impl Event {
         self.method == E::method_id()
     }
 
-    /// This event's parameters as `T` (the fields the audit reads of it: `events.rs`), if it is
-    /// an `E`. One that does not read was counted when it came ([`Chromium::unreadable`]).
-    pub fn read<E: MethodType, T: DeserializeOwned>(&self) -> Option<T> {
-        if self.is::<E>() { T::deserialize(&self.params).ok() } else { None }
+    /// This event as `T` (what the audit reads of an event: `events.rs`), if it is one of the
+    /// events `T` reads. One that does not read was counted when it came
+    /// ([`Chromium::unreadable`]).
+    pub fn read<T: events::Shape>(&self) -> Option<T> {
+        if T::OF.contains(&&*self.method) { T::deserialize(&self.params).ok() } else { None }
     }
 }
 
@@ -117,6 +117,15 @@ struct Shared {
 }
 
 impl Shared {
+    /// The kinds of event that did not read, if any, as the error that ends the audit.
+    fn unread(&self) -> Result<(), CdpError> {
+        let said = lock(&self.unreadable);
+        if said.is_empty() {
+            return Ok(());
+        }
+        Err(CdpError::Events(said.iter().map(|(m, cause)| format!("{m}: {cause}")).collect::<Vec<_>>().join("; ")))
+    }
+
     fn unreadable(&self, method: &str, cause: String) {
         let mut said = lock(&self.unreadable);
         if !said.iter().any(|(m, _)| m == method) {
@@ -180,11 +189,39 @@ impl Outbox {
     }
 }
 
+/// The way to the browser and back: commands out, answers and events in.
+#[derive(Clone)]
+struct Link {
+    shared: Arc<Shared>,
+    out: Outbox,
+}
+
+impl Link {
+    /// Sends `command` (to a page's session, or the browser) and waits for its answer.
+    async fn request<C: Command>(&self, session: Option<&str>, command: C) -> Result<C::Response, CdpError> {
+        let (id, method, bytes) = self.out.frame(session, &command)?;
+        let (reply, answer) = oneshot::channel();
+        // Waited for before it is sent: the answer may come back at once.
+        lock(&self.shared.pending).insert(id, (method.clone(), reply));
+        let _waiting = Waiting { shared: &self.shared, id };
+        // (After the insert: the reader empties `pending` when the pipe closes, then says so.)
+        if lock(&self.shared.gone).is_some() || !self.out.post(bytes) {
+            return Err(CdpError::Gone(String::new()));
+        }
+        let result = match tokio::time::timeout(Duration::from_secs(30), answer).await {
+            Ok(Ok(result)) => result?,
+            Ok(Err(_)) => return Err(CdpError::Gone(String::new())),
+            Err(_) => return Err(CdpError::Timeout(method.to_string())),
+        };
+        C::response_from_value(result)
+            .map_err(|e| CdpError::Unreadable { method: method.to_string(), cause: e.to_string() })
+    }
+}
+
 /// A running headless Chromium with a profile of its own, removed when it is dropped.
 pub struct Chromium {
     child: Child,
-    out: Outbox,
-    shared: Arc<Shared>,
+    link: Link,
     profile: Profile,
 }
 
@@ -273,59 +310,54 @@ impl Chromium {
                 }
             }
         });
-        let shared = Arc::new(Shared::default());
-        let out = Outbox { queue, next: Arc::new(AtomicUsize::new(1)) };
+        let link =
+            Link { shared: Arc::new(Shared::default()), out: Outbox { queue, next: Arc::new(AtomicUsize::new(1)) } };
         let allowed = origin.origin().ascii_serialization();
-        tokio::spawn(read(BufReader::new(stdout), shared.clone(), out.clone(), allowed));
-        let chromium = Self { child, out, shared, profile };
+        tokio::spawn(read(BufReader::new(stdout), link.clone(), allowed));
+        let chromium = Self { child, link, profile };
         // The first answer proves the pipe works.
         chromium.call(None, browser::GetVersionParams {}).await?;
         Ok(chromium)
     }
 
-    /// Sends `command` (to a page's session, or the browser) and waits for its answer.
+    /// Sends `command` (to a page's session, or the browser) and waits for its answer. Once
+    /// an event has not read, every command fails with that ([`CdpError::Events`]): the audit
+    /// stops there.
     pub async fn call<C: Command>(&self, session: Option<&str>, command: C) -> Result<C::Response, CdpError> {
-        let (id, method, bytes) = self.out.frame(session, &command)?;
-        let (reply, answer) = oneshot::channel();
-        // Waited for before it is sent: the answer may come back at once.
-        lock(&self.shared.pending).insert(id, (method.clone(), reply));
-        let _waiting = Waiting { shared: &self.shared, id };
-        // (After the insert: the reader empties `pending` when the pipe closes, then says so.)
-        if lock(&self.shared.gone).is_some() || !self.out.post(bytes) {
-            return Err(CdpError::Gone(self.exit_reason()));
+        self.link.shared.unread()?;
+        match self.link.request(session, command).await {
+            Err(CdpError::Gone(_)) => Err(CdpError::Gone(self.exit_reason())),
+            answered => answered,
         }
-        let result = match tokio::time::timeout(Duration::from_secs(30), answer).await {
-            Ok(Ok(result)) => result?,
-            Ok(Err(_)) => return Err(CdpError::Gone(self.exit_reason())),
-            Err(_) => return Err(CdpError::Timeout(method.to_string())),
-        };
-        C::response_from_value(result)
-            .map_err(|e| CdpError::Unreadable { method: method.to_string(), cause: e.to_string() })
     }
 
     fn exit_reason(&self) -> String {
         let said = std::fs::read_to_string(self.profile.0.join("stderr.log")).unwrap_or_default();
         let last = said.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_owned();
-        lock(&self.shared.gone)
+        lock(&self.link.shared.gone)
             .clone()
             .map_or(last.clone(), |g| if last.is_empty() { g } else { format!("{g}: {last}") })
     }
 
     /// How many events have arrived so far: a mark to look for events after.
     pub fn mark(&self) -> usize {
-        lock(&self.shared.events).len()
+        lock(&self.link.shared.events).len()
     }
 
     /// The events of `session` since `mark`.
     pub fn events_since(&self, session: &str, mark: usize) -> Vec<Event> {
-        lock(&self.shared.events)[mark..].iter().filter(|e| e.session.as_deref() == Some(session)).cloned().collect()
+        lock(&self.link.shared.events)[mark..]
+            .iter()
+            .filter(|e| e.session.as_deref() == Some(session))
+            .cloned()
+            .collect()
     }
 
     /// Waits (up to `within`) for an `E` of `session` after `mark`.
     pub async fn wait_for<E: MethodType>(&self, session: &str, mark: usize, within: Duration) -> Option<Event> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let notified = self.shared.notify.notified();
+            let notified = self.link.shared.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             if let Some(e) = self.events_since(session, mark).into_iter().find(Event::is::<E>) {
@@ -340,27 +372,23 @@ impl Chromium {
     /// The kinds of event that did not read (with why), if any: verdicts resting on them would
     /// rest on missing data.
     pub fn unreadable(&self) -> Result<(), CdpError> {
-        let said = lock(&self.shared.unreadable);
-        if said.is_empty() {
-            return Ok(());
-        }
-        Err(CdpError::Events(said.iter().map(|(m, cause)| format!("{m}: {cause}")).collect::<Vec<_>>().join("; ")))
+        self.link.shared.unread()
     }
 
     /// The off-origin URLs pages tried to reach (refused).
     pub fn blocked(&self) -> Vec<String> {
-        lock(&self.shared.blocked).clone()
+        lock(&self.link.shared.blocked).clone()
     }
 
     /// What the made-up cross-site origin answers with from now on.
     pub fn set_attacker_page(&self, html: String) {
-        *lock(&self.shared.attacker_page) = html;
+        *lock(&self.link.shared.attacker_page) = html;
     }
 
     /// Stops the browser (asked to close, killed if it has not within 2 s); its profile is
     /// removed once it has exited.
     pub async fn close(mut self) {
-        let asked = self.call(None, browser::CloseParams {});
+        let asked = self.link.request(None, browser::CloseParams {});
         let _ = tokio::time::timeout(Duration::from_secs(2), asked).await;
         if tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await.is_err() {
             let _ = self.child.start_kill();
@@ -378,7 +406,8 @@ impl Drop for Chromium {
 
 /// Reads the browser's messages: answers go to their callers, paused requests are let through
 /// or refused here, everything else is kept as an event.
-async fn read(mut from: BufReader<tokio::process::ChildStdout>, shared: Arc<Shared>, out: Outbox, allowed: String) {
+async fn read(mut from: BufReader<tokio::process::ChildStdout>, link: Link, allowed: String) {
+    let (shared, out) = (&*link.shared, &link.out);
     let mut buf = Vec::new();
     loop {
         buf.clear();
@@ -395,7 +424,7 @@ async fn read(mut from: BufReader<tokio::process::ChildStdout>, shared: Arc<Shar
         };
         // An answer carries the id of its command; an event has none.
         if message.get("id").is_some() {
-            answer(message, &shared);
+            answer(message, shared);
             continue;
         }
         let event = match Event::deserialize(&message) {
@@ -416,15 +445,25 @@ async fn read(mut from: BufReader<tokio::process::ChildStdout>, shared: Arc<Shar
         }
         // (Only a tab's children: the browser's own attach of a tab is the tab's business.)
         if session.is_some()
-            && let Some(attached) = event.read::<target::EventAttachedToTarget, events::Attached>()
+            && let Some(attached) = event.read::<events::Attached>()
         {
-            let child = Some(attached.session_id.as_ref());
-            out.tell(child, &gate_everything());
-            out.tell(child, &attach_children());
-            out.tell(child, &runtime::RunIfWaitingForDebuggerParams {});
+            // Resumed only once it is gated: a child whose gate was refused stays paused.
+            let (link, child) = (link.clone(), String::from(attached.session_id));
+            tokio::spawn(async move {
+                let child = Some(child.as_str());
+                let gated = async {
+                    link.request(child, gate_everything()).await?;
+                    link.request(child, attach_children()).await?;
+                    link.request(child, runtime::RunIfWaitingForDebuggerParams {}).await
+                };
+                if let Err(e) = gated.await {
+                    // (Most often the child has gone already.)
+                    tracing::debug!(error = %e, "a window or worker a page opened stays paused: it could not be gated");
+                }
+            });
         }
         if event.is::<fetch::EventRequestPaused>() {
-            gate(&event, &shared, &allowed, &out);
+            gate(&event, shared, &allowed, out);
         }
         lock(&shared.events).push(event);
         shared.notify.notify_waiters();
@@ -438,14 +477,19 @@ async fn read(mut from: BufReader<tokio::process::ChildStdout>, shared: Arc<Shar
 /// Hands an answer to the command that waits for it.
 fn answer(message: Value, shared: &Shared) {
     let answer = Response::deserialize(&message);
-    let id = answer.as_ref().map(|a| a.id).or_else(|_| CallId::deserialize(&message["id"]));
-    let Some((method, reply)) = id.ok().and_then(|id| lock(&shared.pending).remove(&id)) else { return };
+    let id = match answer.as_ref().map(|a| a.id).or_else(|_| CallId::deserialize(&message["id"])) {
+        Ok(id) => id,
+        Err(e) => return shared.unreadable("(an answer)", format!("its id: {e}")),
+    };
+    let Some((method, reply)) = lock(&shared.pending).remove(&id) else { return };
+    let refused = |message: String| Err(CdpError::Refused { method: method.to_string(), message });
     let result = match answer {
-        Ok(Response { error: Some(e), .. }) => {
-            Err(CdpError::Refused { method: method.to_string(), message: e.message })
-        }
+        Ok(Response { error: Some(e), .. }) => refused(e.message),
         // (A command that returns nothing answers `{}`.)
         Ok(Response { result, .. }) => Ok(result.unwrap_or_else(|| Value::Object(Default::default()))),
+        Err(_) if let Some(said) = message.pointer("/error/message").and_then(Value::as_str) => {
+            refused(said.to_owned())
+        }
         Err(e) => Err(CdpError::Unreadable { method: method.to_string(), cause: e.to_string() }),
     };
     let _ = reply.send(result);
@@ -473,9 +517,14 @@ pub fn attach_children() -> target::SetAutoAttachParams {
 /// refused (and remembered) anywhere else. A pause that does not read is refused too.
 fn gate(event: &Event, shared: &Shared, allowed: &str, out: &Outbox) {
     let session = event.session.as_deref();
-    // (Counted as unreadable when it came; without its id it cannot even be refused, and the
-    // page waits until the audit ends.)
-    let Some(paused) = event.read::<fetch::EventRequestPaused, events::Paused>() else { return };
+    let Some(paused) = event.read::<events::Paused>() else {
+        // (Counted as unreadable when it came.) Refused by its id alone, if it has one.
+        if let Some(id) = event.params.get("requestId").and_then(Value::as_str) {
+            let refused = fetch::FailRequestParams::new(id.to_owned(), network::ErrorReason::BlockedByClient);
+            out.tell(session, &refused);
+        }
+        return;
+    };
     let url = paused.request.url;
     let origin = url::Url::parse(&url).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
     if origin == allowed {
@@ -513,11 +562,19 @@ mod tests {
         assert!(
             matches!(refused.try_recv().unwrap(), Err(CdpError::Refused { message, .. }) if message == "No target")
         );
-        // An error without its code is still an answer to its command, not a silence.
+        // An error without its code is still the browser's refusal, and an answer that is
+        // neither is still an answer to its command: not a silence until the timeout.
         let mut odd = waiting(&shared, 9);
         answer(serde_json::json!({"id": 9, "error": {"message": "odd"}}), &shared);
-        assert!(matches!(odd.try_recv().unwrap(), Err(CdpError::Unreadable { .. })));
+        assert!(matches!(odd.try_recv().unwrap(), Err(CdpError::Refused { message, .. }) if message == "odd"));
+        let mut odder = waiting(&shared, 10);
+        answer(serde_json::json!({"id": 10, "error": "odder"}), &shared);
+        assert!(matches!(odder.try_recv().unwrap(), Err(CdpError::Unreadable { .. })));
         assert!(lock(&shared.pending).is_empty());
+        // An answer whose id does not read is counted: the audit will end without verdicts.
+        assert!(shared.unread().is_ok());
+        answer(serde_json::json!({"id": "x", "result": {}}), &shared);
+        assert!(matches!(shared.unread(), Err(CdpError::Events(_))));
     }
 
     #[test]
@@ -564,7 +621,7 @@ mod tests {
             assert_eq!(refused["params"]["errorReason"], "BlockedByClient");
         }
         assert_eq!(lock(&shared.blocked).len(), 4);
-        // A pause without its URL is not let through: nothing is sent, and it is counted.
+        // A pause without its URL is refused by its id, and counted.
         let broken = Event {
             session: Some("S".into()),
             method: "Fetch.requestPaused".into(),
@@ -572,6 +629,11 @@ mod tests {
         };
         assert!(events::check(&broken).is_err());
         gate(&broken, &shared, "http://127.0.0.1:8000", &out);
-        assert!(sent.try_recv().is_err());
+        let bytes = sent.try_recv().unwrap();
+        let refused: Value = serde_json::from_slice(&bytes[..bytes.len() - 1]).unwrap();
+        assert_eq!(
+            (refused["method"].as_str(), refused["params"]["requestId"].as_str()),
+            (Some("Fetch.failRequest"), Some("I"))
+        );
     }
 }

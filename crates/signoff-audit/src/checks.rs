@@ -117,8 +117,9 @@ pub async fn audit(config: &AuditConfig) -> Result<Report, AuditError> {
     // No verdicts that may rest on events the browser sent in a shape this build cannot read.
     let unreadable = browser.unreadable();
     browser.close().await;
-    let checks = result?;
+    // (First: once an event has not read, whatever else went wrong follows from it.)
     unreadable?;
+    let checks = result?;
     Ok(Report::new(base.origin().ascii_serialization(), started_at, checks))
 }
 

@@ -1,6 +1,6 @@
-//! What the audit reads of the browser's events: each event is named by its type in
-//! `chromiumoxide_cdp` (`E::IDENTIFIER`), and read for the fields the audit uses only, with the
-//! crate's types for them (ids, headers, post data).
+//! What the audit reads of the browser's events: each shape here names the events it reads by
+//! their types in `chromiumoxide_cdp` ([`Shape::OF`]), and reads the fields the audit uses only,
+//! with the crate's types for them (ids, headers, post data).
 //!
 //! Why not the crate's whole event types: they ask for every field the protocol revision they
 //! were made from marks required, and closed enums for values Chromium adds to every release
@@ -10,13 +10,20 @@
 //! breakage chromiumoxide's issues #229, #243 and #266 and its open pull request #305 are about.
 //! A whole-type read that failed would drop the event, and a dropped event is a wrong verdict
 //! (a pause refused on the audited origin, a request missing from the evidence). What is read
-//! here is what every Chromium since the pipe came (72) sends; an event that still does not read
-//! is counted, and the audit then ends without verdicts ([`crate::cdp::Chromium::unreadable`]).
+//! here is the core of each event, unchanged since it came into the protocol; an event that
+//! still does not read is counted, and the audit then stops without verdicts
+//! ([`crate::cdp::Chromium::unreadable`]).
 
 use crate::cdp::Event;
 use chromiumoxide_cdp::cdp::browser_protocol::{fetch, network, page, target};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+
+/// What the audit reads of some events.
+pub trait Shape: DeserializeOwned {
+    /// The events (their `method`) read as this.
+    const OF: &'static [&'static str];
+}
 
 /// `Fetch.requestPaused`: which request, and where it goes.
 #[derive(Debug, Deserialize)]
@@ -65,14 +72,23 @@ pub struct Ended {
     pub request_id: network::RequestId,
 }
 
-/// `Network.requestWillBeSentExtraInfo` and `Network.responseReceivedExtraInfo`: the headers as
-/// they went over the wire (cookies included), and the answer's status.
+/// `Network.requestWillBeSentExtraInfo`: a request's headers as they went over the wire
+/// (cookies included).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ExtraInfo {
+pub struct SentExtra {
     pub request_id: network::RequestId,
     pub headers: network::Headers,
-    pub status_code: Option<i64>,
+}
+
+/// `Network.responseReceivedExtraInfo`: an answer's status and headers as they came over the
+/// wire (every `Set-Cookie`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Answered {
+    pub request_id: network::RequestId,
+    pub status_code: i64,
+    pub headers: network::Headers,
 }
 
 /// `Page.backForwardCacheNotUsed`: why a history navigation was not served from the cache.
@@ -87,22 +103,41 @@ pub struct Reason {
     pub reason: String,
 }
 
+impl Shape for Paused {
+    const OF: &'static [&'static str] = &[fetch::EventRequestPaused::IDENTIFIER];
+}
+impl Shape for Attached {
+    const OF: &'static [&'static str] = &[target::EventAttachedToTarget::IDENTIFIER];
+}
+impl Shape for Sent {
+    const OF: &'static [&'static str] = &[network::EventRequestWillBeSent::IDENTIFIER];
+}
+impl Shape for Ended {
+    const OF: &'static [&'static str] =
+        &[network::EventLoadingFinished::IDENTIFIER, network::EventLoadingFailed::IDENTIFIER];
+}
+impl Shape for SentExtra {
+    const OF: &'static [&'static str] = &[network::EventRequestWillBeSentExtraInfo::IDENTIFIER];
+}
+impl Shape for Answered {
+    const OF: &'static [&'static str] = &[network::EventResponseReceivedExtraInfo::IDENTIFIER];
+}
+impl Shape for NotCached {
+    const OF: &'static [&'static str] = &[page::EventBackForwardCacheNotUsed::IDENTIFIER];
+}
+
 /// Whether `event`, if it is one the audit reads, reads as the audit reads it. Checked as each
 /// event comes, so that one that does not is counted even if no check asks for it.
 pub fn check(event: &Event) -> Result<(), serde_json::Error> {
-    fn reads<T: DeserializeOwned>(event: &Event) -> Result<(), serde_json::Error> {
-        T::deserialize(&event.params).map(drop)
+    fn reads<T: Shape>(event: &Event) -> Option<Result<(), serde_json::Error>> {
+        T::OF.contains(&&*event.method).then(|| T::deserialize(&event.params).map(drop))
     }
-    let method: &str = &event.method;
-    match method {
-        fetch::EventRequestPaused::IDENTIFIER => reads::<Paused>(event),
-        target::EventAttachedToTarget::IDENTIFIER => reads::<Attached>(event),
-        network::EventRequestWillBeSent::IDENTIFIER => reads::<Sent>(event),
-        network::EventLoadingFinished::IDENTIFIER | network::EventLoadingFailed::IDENTIFIER => reads::<Ended>(event),
-        network::EventRequestWillBeSentExtraInfo::IDENTIFIER | network::EventResponseReceivedExtraInfo::IDENTIFIER => {
-            reads::<ExtraInfo>(event)
-        }
-        page::EventBackForwardCacheNotUsed::IDENTIFIER => reads::<NotCached>(event),
-        _ => Ok(()),
-    }
+    reads::<Paused>(event)
+        .or_else(|| reads::<Attached>(event))
+        .or_else(|| reads::<Sent>(event))
+        .or_else(|| reads::<Ended>(event))
+        .or_else(|| reads::<SentExtra>(event))
+        .or_else(|| reads::<Answered>(event))
+        .or_else(|| reads::<NotCached>(event))
+        .unwrap_or(Ok(()))
 }

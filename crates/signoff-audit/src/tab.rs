@@ -3,7 +3,7 @@
 //! read cookies, storage and the network exchanges a step caused.
 
 use crate::cdp::{CdpError, Chromium, Event, attach_children, gate_everything};
-use crate::events::{Ended, ExtraInfo, NotCached, Sent};
+use crate::events::{Answered, Ended, NotCached, Sent, SentExtra};
 use base64::Engine as _;
 use chromiumoxide_cdp::cdp::browser_protocol::{browser, network, page, storage, target};
 use chromiumoxide_cdp::cdp::js_protocol::runtime;
@@ -125,14 +125,11 @@ impl<'b> Tab<'b> {
             let events = self.events_since(mark);
             let mut open = std::collections::HashSet::new();
             for e in &events {
-                if let Some(sent) = e.read::<network::EventRequestWillBeSent, Sent>() {
+                if let Some(sent) = e.read::<Sent>() {
                     if sent.resource.as_deref() != Some(network::ResourceType::EventSource.as_ref()) {
                         open.insert(sent.request_id);
                     }
-                } else if let Some(ended) = e
-                    .read::<network::EventLoadingFinished, Ended>()
-                    .or_else(|| e.read::<network::EventLoadingFailed, Ended>())
-                {
+                } else if let Some(ended) = e.read::<Ended>() {
                     open.remove(&ended.request_id);
                 }
             }
@@ -294,7 +291,7 @@ impl<'b> Tab<'b> {
         let mut answered: HashMap<String, usize> = HashMap::new();
         let mut extra_sent: HashMap<String, usize> = HashMap::new();
         for e in self.events_since(mark) {
-            if let Some(sent) = e.read::<network::EventRequestWillBeSent, Sent>() {
+            if let Some(sent) = e.read::<Sent>() {
                 let r = sent.request;
                 // Only what went over HTTP (not `data:` images of an error page).
                 if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
@@ -310,7 +307,7 @@ impl<'b> Tab<'b> {
                     response_headers: Vec::new(),
                     resource: sent.resource.unwrap_or_default(),
                 });
-            } else if let Some(extra) = e.read::<network::EventRequestWillBeSentExtraInfo, ExtraInfo>() {
+            } else if let Some(extra) = e.read::<SentExtra>() {
                 let id: String = extra.request_id.into();
                 let n = extra_sent.entry(id.clone()).or_default();
                 if let Some(&i) = hops.get(&id).and_then(|h| h.get(*n)) {
@@ -318,11 +315,11 @@ impl<'b> Tab<'b> {
                     seen[i].request_headers = pairs(extra.headers.inner());
                 }
                 *n += 1;
-            } else if let Some(extra) = e.read::<network::EventResponseReceivedExtraInfo, ExtraInfo>() {
+            } else if let Some(extra) = e.read::<Answered>() {
                 let id: String = extra.request_id.into();
                 let n = answered.entry(id.clone()).or_default();
                 if let Some(&i) = hops.get(&id).and_then(|h| h.get(*n)) {
-                    seen[i].status = extra.status_code.and_then(|s| u16::try_from(s).ok());
+                    seen[i].status = u16::try_from(extra.status_code).ok();
                     seen[i].response_headers = pairs(extra.headers.inner())
                         .into_iter()
                         .flat_map(|(k, v)| {
@@ -378,7 +375,7 @@ impl<'b> Tab<'b> {
         };
         // Not used, whatever the reasons say (one that does not read was counted when it came).
         Err(e
-            .read::<page::EventBackForwardCacheNotUsed, NotCached>()
+            .read::<NotCached>()
             .map(|n| n.not_restored_explanations.into_iter().map(|r| r.reason).collect())
             .unwrap_or_default())
     }
@@ -438,11 +435,11 @@ mod tests {
         };
         assert!(network::EventRequestWillBeSentExtraInfo::deserialize(&sent.params).is_err());
         assert!(crate::events::check(&sent).is_ok());
-        let extra = sent.read::<network::EventRequestWillBeSentExtraInfo, ExtraInfo>().unwrap();
+        let extra = sent.read::<SentExtra>().unwrap();
         assert_eq!(extra.request_id.as_ref(), "R1");
         assert_eq!(pairs(extra.headers.inner()), vec![("Cookie".to_owned(), "a=b".to_owned())]);
         // Not another event's.
-        assert!(sent.read::<network::EventResponseReceivedExtraInfo, ExtraInfo>().is_none());
+        assert!(sent.read::<Answered>().is_none());
 
         // A resource type and a cache reason no protocol revision has yet are read as they come.
         let request = Event {
@@ -453,7 +450,7 @@ mod tests {
                 "postDataEntries": [{"bytes": "eD0x"}]}}),
         };
         assert!(crate::events::check(&request).is_ok());
-        let read = request.read::<network::EventRequestWillBeSent, Sent>().unwrap();
+        let read = request.read::<Sent>().unwrap();
         assert_eq!((read.resource.as_deref(), read.request.method.as_str()), (Some("SomethingNew"), "POST"));
         assert_eq!(body(read.request.post_data_entries.as_deref()).as_deref(), Some("x=1"));
         let not_cached = Event {
@@ -463,12 +460,12 @@ mod tests {
                 "notRestoredExplanations": [{"type": "Circumstantial", "reason": "ReasonFromTheFuture"}]}),
         };
         assert!(crate::events::check(&not_cached).is_ok());
-        let reasons = not_cached.read::<page::EventBackForwardCacheNotUsed, NotCached>().unwrap();
+        let reasons = not_cached.read::<NotCached>().unwrap();
         assert_eq!(reasons.not_restored_explanations[0].reason, "ReasonFromTheFuture");
 
         // One without a field the audit uses does not read, and says so.
         let broken = Event { session: None, method: "Network.loadingFinished".into(), params: serde_json::json!({}) };
         assert!(crate::events::check(&broken).is_err());
-        assert!(broken.read::<network::EventLoadingFinished, Ended>().is_none());
+        assert!(broken.read::<Ended>().is_none());
     }
 }
