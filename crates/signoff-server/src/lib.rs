@@ -27,6 +27,7 @@ pub mod extract;
 pub mod html;
 pub mod letters;
 pub mod listener;
+pub mod log_writer;
 pub mod logging;
 pub mod mailer;
 pub mod metrics;

@@ -7,39 +7,35 @@
 //! other line (`<time>  INFO access: request request_id=… method=… route=… status=… ms=…`, a
 //! value quoted and escaped as the default formatter does when it holds anything but plain
 //! token characters). On a terminal and in the JSON format the access line is an ordinary
-//! `tracing` event, as is every other line. Lines are handed to a thread of their own that
-//! writes them to stderr in batches ([`init`]).
+//! `tracing` event, as is every other line. Lines are appended to one buffer that a thread of
+//! its own writes to stderr in batches (`log_writer.rs`).
 
+use crate::config::{Config, LogFormat};
+use crate::log_writer::{self, LogWriter};
 use std::cell::RefCell;
 use std::fmt::Write as _;
-use std::io::{IsTerminal, Write as _};
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 use time::OffsetDateTime;
-use tracing_appender::non_blocking::NonBlocking;
-
-use crate::config::{Config, LogFormat};
 
 /// The target of the access log's events.
 pub const ACCESS: &str = "access";
 
 /// The log writer the access line is handed to without `tracing`, when it is (see the module).
-static ACCESS_SINK: OnceLock<NonBlocking> = OnceLock::new();
+static ACCESS_SINK: OnceLock<LogWriter> = OnceLock::new();
 
-/// Logs go to stderr from a thread of their own: a line is formatted where it is logged and
-/// queued, and the writer thread writes what has queued up in one go (flushing whenever the
-/// queue runs dry), so a request does not wait on stderr and a busy server makes one write per
-/// batch, not per line. No line is dropped for being logged fast: with the queue full (128,000
-/// lines) loggers wait, as they waited on stderr before. When `main` returns, the guard gives
-/// the writer up to a second to write what is queued; lines still queued when the process is
-/// killed are lost (audit events are also kept in the store, in the transaction they record).
-pub fn init(config: &Config) -> tracing_appender::non_blocking::WorkerGuard {
+/// Logs go to stderr from a thread of their own (`log_writer.rs`): a line is formatted where it
+/// is logged and appended to a buffer, and the writer thread writes what has gathered in one go,
+/// so a request does not wait on stderr and a busy server makes one write per batch, not per
+/// line. No line is dropped for being logged fast: with 8 MiB waiting, loggers wait, as they
+/// would on stderr. When `main` returns, the guard gives the writer up to a second to write what
+/// waits; lines still waiting when the process is killed are lost (audit events are also kept
+/// in the store, in the transaction they record).
+pub fn init(config: &Config) -> std::io::Result<log_writer::Guard> {
     let level: tracing::Level = config.log_level.parse().unwrap_or(tracing::Level::INFO);
     let ansi = std::io::stderr().is_terminal();
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("signoff-log")
-        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+    let (writer, guard) = log_writer::init(std::io::stderr())?;
     if config.log_format == LogFormat::Text && !ansi && level >= tracing::Level::INFO {
         let _ = ACCESS_SINK.set(writer.clone());
     }
@@ -48,7 +44,7 @@ pub fn init(config: &Config) -> tracing_appender::non_blocking::WorkerGuard {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
         LogFormat::Text => builder.init(),
     }
-    guard
+    Ok(guard)
 }
 
 /// One request's access line.
@@ -64,18 +60,17 @@ pub struct Access<'a> {
 /// `tracing` event otherwise (the same fields).
 pub fn access(line: &Access<'_>) {
     thread_local! {
-        static LINE: RefCell<(Clock, String, Option<NonBlocking>)> = const { RefCell::new((Clock::new(), String::new(), None)) };
+        static LINE: RefCell<(Clock, String)> = const { RefCell::new((Clock::new(), String::new())) };
     }
     let written = ACCESS_SINK.get().is_some_and(|sink| {
         // Not written here (the thread's buffer torn down or in use): the event below instead.
         LINE.try_with(|cell| {
             let Ok(mut cell) = cell.try_borrow_mut() else { return false };
-            let (clock, text, writer) = &mut *cell;
+            let (clock, text) = &mut *cell;
             text.clear();
             clock.write(text, SystemTime::now());
             write_access(text, line);
-            // A failed write has nowhere to be reported but the log it failed to reach.
-            let _ = writer.get_or_insert_with(|| sink.clone()).write_all(text.as_bytes());
+            sink.append(text.as_bytes());
             if text.capacity() > 4096 {
                 // A rare long line (an odd method) does not pin its buffer to the thread.
                 *text = String::new();

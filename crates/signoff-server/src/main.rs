@@ -146,7 +146,7 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
         return Ok(audit(cli.config.as_deref(), json.as_deref(), html.as_deref()).await);
     }
     let config = Config::load(cli.config.as_deref(), std::env::vars()).context("invalid configuration")?;
-    let _logs = signoff_server::logging::init(&config);
+    let _logs = signoff_server::logging::init(&config).context("cannot start the log writer thread")?;
     for (name, closest) in signoff_server::config::unknown_variables(std::env::vars()) {
         match closest {
             Some(like) => tracing::warn!("{name} is not a setting and is ignored; did you mean {like}?"),
