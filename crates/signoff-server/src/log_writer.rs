@@ -2,18 +2,21 @@
 //! writes what has gathered to stderr in one go.
 //!
 //! Why not `tracing_appender::non_blocking` (what this replaced): it hands each line over a
-//! channel as a vector of its own, which costs an allocation, a channel send and receive and, on
-//! a quiet writer, a wake-up for every line; every request logs an access line, and that was
-//! about 1,600 instructions of each (`bench/callgrind.py`). Here a line costs a lock and a copy,
-//! and the writer is woken only when the buffer goes from empty to not (it then waits
-//! [`GATHER`] for more, so a busy server makes a few hundred writes a second, not one per line).
+//! channel as a vector of its own, which costs an allocation and a channel send and receive for
+//! every line; every request logs an access line, and that was about 1,600 instructions of each
+//! (`bench/callgrind.py`). Here, on a busy server, a line costs a lock and a copy: the writer is
+//! woken only when the buffer goes from empty to not, and then waits [`GATHER`] for more, so it
+//! makes a few hundred writes a second, not one per line. (On a quiet server each line still
+//! wakes it, and reaches stderr [`GATHER`] later.)
 //!
 //! Nothing is dropped for being logged fast: with [`LIMIT`] bytes waiting, loggers wait for the
-//! writer, as they would wait on stderr. Lines are whole and in the order they were appended.
-//! The guard [`init`] returns gives the writer up to a second to write out what is waiting when
-//! it is dropped (when `main` returns); what is waiting when the process is killed is lost.
+//! writer, as they would wait on stderr. Lines are whole and in the order they were appended; a
+//! write that fails part-way ends its line, so the next batch starts on a line of its own. The
+//! guard [`init`] returns gives the writer up to a second to write out what waits when it is
+//! dropped (when `main` returns); from then on nobody waits for room, and lines beyond the limit
+//! or after the writer has ended are dropped. What waits when the process is killed is lost.
 
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -21,6 +24,8 @@ use std::time::Duration;
 pub const GATHER: Duration = Duration::from_millis(2);
 /// How much may wait for the writer before loggers wait too.
 pub const LIMIT: usize = 8 << 20;
+/// A batch buffer larger than this after a burst is given back.
+const KEEP: usize = 1 << 20;
 
 #[derive(Default)]
 struct Waiting {
@@ -29,7 +34,12 @@ struct Waiting {
     idle: bool,
     /// Loggers wait for room.
     full: bool,
+    /// How many times a logger has waited for room (for the tests).
+    waited: u64,
+    /// The guard was dropped: nobody waits for room any more.
     closed: bool,
+    /// The writer has ended: nothing appended now would be written.
+    finished: bool,
 }
 
 #[derive(Default)]
@@ -37,7 +47,8 @@ struct Shared {
     waiting: Mutex<Waiting>,
     /// Lines came (for the writer), or the guard closed the log.
     came: Condvar,
-    /// The writer took what was waiting (for loggers held at the limit).
+    /// The writer took what was waiting, or the guard closed the log (for loggers held at the
+    /// limit).
     taken: Condvar,
 }
 
@@ -56,18 +67,29 @@ pub struct Guard {
     shared: Arc<Shared>,
     /// Closed when the writer has written everything and ended.
     ended: std::sync::mpsc::Receiver<()>,
+    #[cfg(test)]
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Starts the writer thread, writing to `out`.
 pub fn init<W: Write + Send + 'static>(out: W) -> std::io::Result<(LogWriter, Guard)> {
     let shared = Arc::new(Shared::default());
     let theirs = shared.clone();
-    let (end, ended) = std::sync::mpsc::channel();
-    std::thread::Builder::new().name("signoff-log".into()).spawn(move || {
+    let (end, ended) = std::sync::mpsc::channel::<()>();
+    let _thread = std::thread::Builder::new().name("signoff-log".into()).spawn(move || {
         write_out(&theirs, out);
+        theirs.lock().finished = true;
         drop(end);
     })?;
-    Ok((LogWriter(shared.clone()), Guard { shared, ended }))
+    Ok((
+        LogWriter(shared.clone()),
+        Guard {
+            shared,
+            ended,
+            #[cfg(test)]
+            thread: Some(_thread),
+        },
+    ))
 }
 
 impl LogWriter {
@@ -77,7 +99,12 @@ impl LogWriter {
         let mut waiting = shared.lock();
         while waiting.lines.len() >= LIMIT && !waiting.closed {
             waiting.full = true;
+            waiting.waited += 1;
             waiting = shared.taken.wait(waiting).unwrap_or_else(PoisonError::into_inner);
+        }
+        // After the guard: bounded still, and nothing kept that nobody will write.
+        if waiting.finished || waiting.lines.len() >= LIMIT {
+            return;
         }
         waiting.lines.extend_from_slice(lines);
         if waiting.idle {
@@ -88,7 +115,7 @@ impl LogWriter {
 }
 
 /// As the writer of `tracing`'s formatter, which writes each event whole, in one call.
-impl Write for LogWriter {
+impl Write for &LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.append(buf);
         Ok(buf.len())
@@ -100,10 +127,10 @@ impl Write for LogWriter {
 }
 
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
-    type Writer = LogWriter;
+    type Writer = &'a LogWriter;
 
     fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
+        self
     }
 }
 
@@ -121,7 +148,8 @@ fn write_out<W: Write>(shared: &Shared, mut out: W) {
             if waiting.lines.is_empty() {
                 return;
             }
-            if !waiting.closed {
+            // Gathering is for a busy server, not for one whose loggers wait for room.
+            if !waiting.closed && !waiting.full && waiting.lines.len() < LIMIT / 2 {
                 drop(waiting);
                 std::thread::sleep(GATHER);
                 waiting = shared.lock();
@@ -131,14 +159,32 @@ fn write_out<W: Write>(shared: &Shared, mut out: W) {
                 shared.taken.notify_all();
             }
         }
-        // Nowhere to say that stderr failed but stderr itself.
-        let _ = out.write_all(&batch).and_then(|()| out.flush());
+        write_batch(&mut out, &batch);
         batch.clear();
         // A burst's buffer is not kept for good.
-        if batch.capacity() > LIMIT {
-            batch = Vec::new();
+        if batch.capacity() > KEEP {
+            batch = Vec::with_capacity(64 << 10);
         }
     }
+}
+
+/// Writes `batch` whole, waiting out a full pipe; on any other error the rest is dropped (there
+/// is nowhere to say so but stderr itself), after ending a line left half-written.
+fn write_batch<W: Write>(out: &mut W, batch: &[u8]) {
+    let mut at = 0;
+    while at < batch.len() {
+        match out.write(&batch[at..]) {
+            Ok(0) => break,
+            Ok(n) => at += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(1)),
+            Err(_) => break,
+        }
+    }
+    if at > 0 && at < batch.len() && batch[at - 1] != b'\n' {
+        let _ = out.write_all(b"\n");
+    }
+    let _ = out.flush();
 }
 
 impl Drop for Guard {
@@ -171,6 +217,15 @@ mod tests {
         }
     }
 
+    impl Guard {
+        /// Closes the log and waits for the writer to end, however long it takes.
+        fn finish(mut self) {
+            let thread = self.thread.take();
+            drop(self);
+            thread.unwrap().join().unwrap();
+        }
+    }
+
     #[test]
     fn lines_from_many_threads_come_out_whole_in_each_threads_order_and_all_of_them() {
         let out = Out::default();
@@ -188,7 +243,7 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        drop(guard);
+        guard.finish();
         let (bytes, writes) = std::mem::take(&mut *out.0.lock().unwrap());
         let text = String::from_utf8(bytes).unwrap();
         let mut next = [0usize; 8];
@@ -206,18 +261,21 @@ mod tests {
     }
 
     #[test]
-    fn a_line_is_written_soon_without_the_guard_being_dropped() {
+    fn a_line_is_written_soon_and_the_next_wakes_the_writer_again() {
         let out = Out::default();
         let (writer, _guard) = init(out.clone()).unwrap();
         for line in ["first\n", "second\n"] {
-            writer.append(line.as_bytes());
-            let deadline = std::time::Instant::now() + Duration::from_secs(2);
-            while !String::from_utf8_lossy(&out.0.lock().unwrap().0).contains(line) {
-                assert!(std::time::Instant::now() < deadline, "{line:?} not written within 2 s");
+            // The writer waits for lines: this one must wake it.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !writer.0.lock().idle {
+                assert!(std::time::Instant::now() < deadline, "the writer never went back to waiting");
                 std::thread::sleep(Duration::from_millis(1));
             }
-            // The writer went back to waiting, and is woken again by the next line.
-            std::thread::sleep(GATHER * 5);
+            writer.append(line.as_bytes());
+            while !String::from_utf8_lossy(&out.0.lock().unwrap().0).contains(line) {
+                assert!(std::time::Instant::now() < deadline, "{line:?} not written within 10 s");
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
     }
 
@@ -245,7 +303,69 @@ mod tests {
         }
         // (One line over the limit at most: a logger waits before it appends, not after.)
         assert!(most <= LIMIT + line.len(), "{most} bytes waited");
-        drop(guard);
+        assert!(writer.0.lock().waited > 0, "no logger ever waited: the limit was not reached");
+        guard.finish();
         assert_eq!(out.0.0.lock().unwrap().0.len(), 400 << 16);
+    }
+
+    #[test]
+    fn the_guard_lets_loggers_go_when_stderr_never_takes_anything() {
+        /// A pipe nobody reads: every write blocks for good.
+        struct Stuck(std::sync::mpsc::Receiver<()>);
+        impl Write for Stuck {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                let _ = self.0.recv();
+                Err(ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let (_never, blocked) = std::sync::mpsc::channel();
+        let (writer, guard) = init(Stuck(blocked)).unwrap();
+        let logger = {
+            let writer = writer.clone();
+            std::thread::spawn(move || {
+                let line = vec![b'z'; 1 << 16];
+                // Twice the limit: it must come to wait for room.
+                for _ in 0..(2 * LIMIT / line.len()) {
+                    writer.append(&line);
+                }
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while writer.0.lock().waited == 0 {
+            assert!(std::time::Instant::now() < deadline, "the logger never came to wait");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The guard gives up on the writer after its second; the logger goes on, and what it
+        // appends stays bounded.
+        drop(guard);
+        logger.join().unwrap();
+        let kept = writer.0.lock().lines.len();
+        assert!(kept <= LIMIT + (1 << 16), "{kept} bytes kept");
+    }
+
+    #[test]
+    fn a_write_that_fails_part_way_ends_its_line() {
+        /// Takes the first 10 bytes, then fails.
+        #[derive(Default)]
+        struct Breaks(Vec<u8>);
+        impl Write for Breaks {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                if self.0.len() >= 10 && buf != b"\n" {
+                    return Err(ErrorKind::Other.into());
+                }
+                let n = buf.len().min(10);
+                self.0.extend_from_slice(&buf[..n]);
+                Ok(n)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut out = Breaks::default();
+        write_batch(&mut out, b"one line\nanother line\n");
+        assert_eq!(out.0, b"one line\na\n");
     }
 }
