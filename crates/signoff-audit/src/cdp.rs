@@ -118,7 +118,7 @@ struct Shared {
 
 impl Shared {
     /// The kinds of event that did not read, if any, as the error that ends the audit.
-    fn unread(&self) -> Result<(), CdpError> {
+    fn unreadable(&self) -> Result<(), CdpError> {
         let said = lock(&self.unreadable);
         if said.is_empty() {
             return Ok(());
@@ -126,7 +126,8 @@ impl Shared {
         Err(CdpError::Events(said.iter().map(|(m, cause)| format!("{m}: {cause}")).collect::<Vec<_>>().join("; ")))
     }
 
-    fn unreadable(&self, method: &str, cause: String) {
+    /// Counts an event that did not read (each kind once) and says so on stderr.
+    fn count_unreadable(&self, method: &str, cause: String) {
         let mut said = lock(&self.unreadable);
         if !said.iter().any(|(m, _)| m == method) {
             tracing::warn!(
@@ -324,7 +325,7 @@ impl Chromium {
     /// an event has not read, every command fails with that ([`CdpError::Events`]): the audit
     /// stops there.
     pub async fn call<C: Command>(&self, session: Option<&str>, command: C) -> Result<C::Response, CdpError> {
-        self.link.shared.unread()?;
+        self.link.shared.unreadable()?;
         match self.link.request(session, command).await {
             Err(CdpError::Gone(_)) => Err(CdpError::Gone(self.exit_reason())),
             answered => answered,
@@ -372,7 +373,7 @@ impl Chromium {
     /// The kinds of event that did not read (with why), if any: verdicts resting on them would
     /// rest on missing data.
     pub fn unreadable(&self) -> Result<(), CdpError> {
-        self.link.shared.unread()
+        self.link.shared.unreadable()
     }
 
     /// The off-origin URLs pages tried to reach (refused).
@@ -419,7 +420,10 @@ async fn read(mut from: BufReader<tokio::process::ChildStdout>, link: Link, allo
             buf.pop();
         }
         let Ok(message) = serde_json::from_slice::<Value>(&buf) else {
-            shared.unreadable("(a message that is not JSON)", String::from_utf8_lossy(&buf).chars().take(80).collect());
+            shared.count_unreadable(
+                "(a message that is not JSON)",
+                String::from_utf8_lossy(&buf).chars().take(80).collect(),
+            );
             continue;
         };
         // An answer carries the id of its command; an event has none.
@@ -430,12 +434,12 @@ async fn read(mut from: BufReader<tokio::process::ChildStdout>, link: Link, allo
         let event = match Event::deserialize(&message) {
             Ok(event) => event,
             Err(e) => {
-                shared.unreadable("(an event without a method)", e.to_string());
+                shared.count_unreadable("(an event without a method)", e.to_string());
                 continue;
             }
         };
         if let Err(cause) = events::check(&event) {
-            shared.unreadable(&event.method, cause.to_string());
+            shared.count_unreadable(&event.method, cause.to_string());
         }
         let session = event.session.as_deref();
         // Answered here, at once: a dialog would hold the page, and a window or worker a page
@@ -479,7 +483,7 @@ fn answer(message: Value, shared: &Shared) {
     let answer = Response::deserialize(&message);
     let id = match answer.as_ref().map(|a| a.id).or_else(|_| CallId::deserialize(&message["id"])) {
         Ok(id) => id,
-        Err(e) => return shared.unreadable("(an answer)", format!("its id: {e}")),
+        Err(e) => return shared.count_unreadable("(an answer)", format!("its id: {e}")),
     };
     let Some((method, reply)) = lock(&shared.pending).remove(&id) else { return };
     let refused = |message: String| Err(CdpError::Refused { method: method.to_string(), message });
@@ -572,9 +576,9 @@ mod tests {
         assert!(matches!(odder.try_recv().unwrap(), Err(CdpError::Unreadable { .. })));
         assert!(lock(&shared.pending).is_empty());
         // An answer whose id does not read is counted: the audit will end without verdicts.
-        assert!(shared.unread().is_ok());
+        assert!(shared.unreadable().is_ok());
         answer(serde_json::json!({"id": "x", "result": {}}), &shared);
-        assert!(matches!(shared.unread(), Err(CdpError::Events(_))));
+        assert!(matches!(shared.unreadable(), Err(CdpError::Events(_))));
     }
 
     #[test]

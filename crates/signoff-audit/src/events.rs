@@ -103,41 +103,32 @@ pub struct Reason {
     pub reason: String,
 }
 
-impl Shape for Paused {
-    const OF: &'static [&'static str] = &[fetch::EventRequestPaused::IDENTIFIER];
-}
-impl Shape for Attached {
-    const OF: &'static [&'static str] = &[target::EventAttachedToTarget::IDENTIFIER];
-}
-impl Shape for Sent {
-    const OF: &'static [&'static str] = &[network::EventRequestWillBeSent::IDENTIFIER];
-}
-impl Shape for Ended {
-    const OF: &'static [&'static str] =
-        &[network::EventLoadingFinished::IDENTIFIER, network::EventLoadingFailed::IDENTIFIER];
-}
-impl Shape for SentExtra {
-    const OF: &'static [&'static str] = &[network::EventRequestWillBeSentExtraInfo::IDENTIFIER];
-}
-impl Shape for Answered {
-    const OF: &'static [&'static str] = &[network::EventResponseReceivedExtraInfo::IDENTIFIER];
-}
-impl Shape for NotCached {
-    const OF: &'static [&'static str] = &[page::EventBackForwardCacheNotUsed::IDENTIFIER];
+/// The one table of what is read as what: each shape's [`Shape::OF`], and the arrival check
+/// ([`check`]) over every shape, so a shape cannot be read without being checked.
+macro_rules! shapes {
+    ($($shape:ty => [$($event:ty),+]),+ $(,)?) => {
+        $(impl Shape for $shape {
+            const OF: &'static [&'static str] = &[$(<$event>::IDENTIFIER),+];
+        })+
+
+        /// Whether `event`, if it is one the audit reads, reads as the audit reads it. Checked
+        /// as each event comes, so that one that does not is counted even if no check asks for
+        /// it.
+        pub fn check(event: &Event) -> Result<(), serde_json::Error> {
+            $(if <$shape>::OF.contains(&&*event.method) {
+                return <$shape>::deserialize(&event.params).map(drop);
+            })+
+            Ok(())
+        }
+    };
 }
 
-/// Whether `event`, if it is one the audit reads, reads as the audit reads it. Checked as each
-/// event comes, so that one that does not is counted even if no check asks for it.
-pub fn check(event: &Event) -> Result<(), serde_json::Error> {
-    fn reads<T: Shape>(event: &Event) -> Option<Result<(), serde_json::Error>> {
-        T::OF.contains(&&*event.method).then(|| T::deserialize(&event.params).map(drop))
-    }
-    reads::<Paused>(event)
-        .or_else(|| reads::<Attached>(event))
-        .or_else(|| reads::<Sent>(event))
-        .or_else(|| reads::<Ended>(event))
-        .or_else(|| reads::<SentExtra>(event))
-        .or_else(|| reads::<Answered>(event))
-        .or_else(|| reads::<NotCached>(event))
-        .unwrap_or(Ok(()))
+shapes! {
+    Paused => [fetch::EventRequestPaused],
+    Attached => [target::EventAttachedToTarget],
+    Sent => [network::EventRequestWillBeSent],
+    Ended => [network::EventLoadingFinished, network::EventLoadingFailed],
+    SentExtra => [network::EventRequestWillBeSentExtraInfo],
+    Answered => [network::EventResponseReceivedExtraInfo],
+    NotCached => [page::EventBackForwardCacheNotUsed],
 }
