@@ -49,10 +49,10 @@ SMOKE=false
 [ "${1:-}" = --smoke ] && SMOKE=true
 if $SMOKE; then
   DURATION=1s POOL=100 CALLS=100 PROFILE=debug ROUNDS=1
-  VERIFY_SECONDS=1 VERIFY_ROUNDS=10 CLUSTER_ROUNDS=3 PAUSE_ROUNDS=1 SIZES=1,100 DENIED=10000 SSF_ROUNDS=3
+  VERIFY_SECONDS=1 VERIFY_ROUNDS=10 CLUSTER_ROUNDS=3 PAUSE_ROUNDS=1 WARMUP_ROUNDS=1 SIZES=1,100 DENIED=10000 SSF_ROUNDS=3
 else
   DURATION=${DURATION:-10s} POOL=${POOL:-10000} CALLS=${CALLS:-2000} PROFILE=release ROUNDS=${ROUNDS:-3}
-  VERIFY_SECONDS=5 VERIFY_ROUNDS=1000 CLUSTER_ROUNDS=200 PAUSE_ROUNDS=3 SIZES=1,100,10000,100000 DENIED=1000000 SSF_ROUNDS=200
+  VERIFY_SECONDS=5 VERIFY_ROUNDS=1000 CLUSTER_ROUNDS=200 PAUSE_ROUNDS=3 WARMUP_ROUNDS=20 SIZES=1,100,10000,100000 DENIED=1000000 SSF_ROUNDS=200
 fi
 CONNECTIONS=${CONNECTIONS:-32}
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "bench: ROUNDS must be a whole number of rounds, not $ROUNDS" >&2; exit 1; }
@@ -246,9 +246,9 @@ denylist=$(taskset -c 1 "$TARGET/$PROFILE/examples/denylist_memory" "$DENIED")
 echo "$denylist"
 
 echo "== 4. logout and Global Token Revocation latency across nodes; global logout by sessions"
-cluster=$(python3 bench/cluster.py "$CLUSTER_ROUNDS" --bin "$SIGNOFF" --pause-rounds "$PAUSE_ROUNDS")
+cluster=$(python3 bench/cluster.py "$CLUSTER_ROUNDS" --bin "$SIGNOFF" --pause-rounds "$PAUSE_ROUNDS" --warmup "$WARMUP_ROUNDS")
 echo "$cluster"
-gtr=$(python3 bench/cluster.py "$CLUSTER_ROUNDS" --bin "$SIGNOFF" --pause-rounds "$PAUSE_ROUNDS" --via gtr)
+gtr=$(python3 bench/cluster.py "$CLUSTER_ROUNDS" --bin "$SIGNOFF" --pause-rounds "$PAUSE_ROUNDS" --warmup "$WARMUP_ROUNDS" --via gtr)
 echo "$gtr"
 global=$(python3 bench/global_logout.py "$SIGNOFF" "$SIZES")
 echo "$global"

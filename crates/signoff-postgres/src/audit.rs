@@ -24,40 +24,12 @@ impl AuditStore for PgStore {
     }
 }
 
-#[async_trait]
-impl AuditTx for PgTx {
-    async fn append_audit(&mut self, e: &AuditEvent) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit_events (user_id, session_id, kind, scope, reason, detail, actor, ip, user_agent, at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(e.user_id.as_ref().map(UserId::as_str))
-        .bind(e.session_id.as_ref().map(SessionId::as_str))
-        .bind(e.kind.as_str())
-        .bind(e.scope.as_deref())
-        .bind(e.reason.as_deref())
-        .bind(e.detail.as_deref())
-        .bind(e.actor.as_str())
-        .bind(e.ip.as_deref())
-        .bind(e.user_agent.as_deref())
-        .bind(ms(e.at))
-        .execute(self.conn())
-        .await
-        .map_err(db_err)?;
-        Ok(())
-    }
-    async fn append_audits(&mut self, events: &[AuditEvent]) -> Result<(), StoreError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        // One statement for any number: a column per array, rows in order (WITH ORDINALITY).
-        sqlx::query(
-            "INSERT INTO audit_events (user_id, session_id, kind, scope, reason, detail, actor, ip, user_agent, at) \
-             SELECT u, s, k, sc, r, d, a, i, ua, t FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
-             $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[]) WITH ORDINALITY \
-             AS x(u, s, k, sc, r, d, a, i, ua, t, n) ORDER BY n",
-        )
-        .bind(column(events, |e| e.user_id.as_ref().map(UserId::as_str)))
+/// The events' columns, bound in the order [`RECORD`](crate::feed) names them (`$10` to `$19`).
+pub(crate) fn bind_audits<'q>(
+    q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    events: &'q [AuditEvent],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    q.bind(column(events, |e| e.user_id.as_ref().map(UserId::as_str)))
         .bind(column(events, |e| e.session_id.as_ref().map(SessionId::as_str)))
         .bind(column(events, |e| Some(e.kind.as_str())))
         .bind(column(events, |e| e.scope.as_deref()))
@@ -67,9 +39,21 @@ impl AuditTx for PgTx {
         .bind(column(events, |e| e.ip.as_deref()))
         .bind(column(events, |e| e.user_agent.as_deref()))
         .bind(events.iter().map(|e| ms(e.at)).collect::<Vec<i64>>())
-        .execute(self.conn())
-        .await
-        .map_err(db_err)?;
+}
+
+/// Audit events are written behind: they wait in the transaction and go to the store in the
+/// statement that appends to the revocation feed, or just before the commit (`PgTx::commit`),
+/// a round trip fewer for every batch that does both. Nothing in a transaction reads the audit
+/// log, and a failed write fails the commit, so the events are still written with their change
+/// or not at all.
+#[async_trait]
+impl AuditTx for PgTx {
+    async fn append_audit(&mut self, e: &AuditEvent) -> Result<(), StoreError> {
+        self.audits.push(e.clone());
+        Ok(())
+    }
+    async fn append_audits(&mut self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        self.audits.extend_from_slice(events);
         Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! The revocation feed on PostgreSQL: [`signoff_core::store::FeedStore`] and [`signoff_core::store::FeedTx`].
 
+use crate::audit::bind_audits;
 use crate::rows::{FeedRow, db_err, feed_from, feed_row, ms};
 use crate::{PgStore, PgTx, column};
 use async_trait::async_trait;
@@ -48,35 +49,48 @@ impl FeedStore for PgStore {
     }
 }
 
+/// One statement writes what a transaction leaves behind: its pending audit events (`$10` to
+/// `$19`, see `PgTx::audits`) and its feed entries (`$1` to `$9`). The counter's row lock orders
+/// appending transactions, so positions follow commit order; with no entries (`$1` = 0) the
+/// counter is left alone (its lock not taken) and no row comes back. Every part of the statement
+/// runs to the end whether the last `SELECT` reads it or not.
+const RECORD: &str = "WITH audited AS (INSERT INTO audit_events (user_id, session_id, kind, scope, reason, detail, \
+     actor, ip, user_agent, at) SELECT u, s, k, sc, r, d, a, i, ua, t FROM UNNEST($10::text[], $11::text[], \
+     $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::bigint[]) \
+     WITH ORDINALITY AS x(u, s, k, sc, r, d, a, i, ua, t, n) ORDER BY n), \
+     counter AS (UPDATE revocation_counter SET seq = seq + $1 WHERE id = 1 AND $1 > 0 RETURNING seq), \
+     appended AS (INSERT INTO revocations (seq, kind, subject, user_id, issuer, reason, value, at, next) \
+     SELECT counter.seq - $1 + n, k, s, u, i, r, v, t, x FROM counter, UNNEST($2::text[], $3::text[], \
+     $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[]) WITH ORDINALITY \
+     AS e(k, s, u, i, r, v, t, x, n)) SELECT seq FROM counter";
+
+impl PgTx {
+    /// Writes the pending audit events and `rows` on the feed, in one statement. Returns the
+    /// position of the last entry written (0 when none was).
+    pub(crate) async fn write_out(&mut self, rows: &[FeedRow<'_>]) -> Result<i64, StoreError> {
+        if rows.is_empty() && self.audits.is_empty() {
+            return Ok(0);
+        }
+        let audits = std::mem::take(&mut self.audits);
+        let query = sqlx::query(RECORD)
+            .bind(rows.len() as i64)
+            .bind(column(rows, |r| Some(r.kind)))
+            .bind(column(rows, |r| Some(r.subject)))
+            .bind(column(rows, |r| r.user_id))
+            .bind(column(rows, |r| r.issuer))
+            .bind(column(rows, |r| r.reason))
+            .bind(rows.iter().map(|r| r.value).collect::<Vec<Option<i64>>>())
+            .bind(rows.iter().map(|r| r.at).collect::<Vec<i64>>())
+            .bind(column(rows, |r| r.next));
+        let last = bind_audits(query, &audits).fetch_optional(&mut *self.tx).await.map_err(db_err)?;
+        last.map_or(Ok(0), |row| sqlx::Row::try_get::<i64, _>(&row, 0).map_err(db_err))
+    }
+}
+
 #[async_trait]
 impl FeedTx for PgTx {
     async fn record_revocations(&mut self, entries: &[FeedEntry], at: OffsetDateTime) -> Result<i64, StoreError> {
         let rows: Vec<FeedRow<'_>> = entries.iter().filter_map(|e| feed_row(e, at)).collect();
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        // The counter's row lock orders appending transactions: positions follow commit order.
-        // One statement for any number of entries: the counter moves, the entries take the
-        // positions it gives up.
-        let last: i64 = sqlx::query_scalar(
-            "WITH counter AS (UPDATE revocation_counter SET seq = seq + $1 WHERE id = 1 RETURNING seq), \
-             appended AS (INSERT INTO revocations (seq, kind, subject, user_id, issuer, reason, value, at, next) \
-             SELECT counter.seq - $1 + n, k, s, u, i, r, v, t, x FROM counter, UNNEST($2::text[], $3::text[], \
-             $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[]) WITH ORDINALITY \
-             AS e(k, s, u, i, r, v, t, x, n)) SELECT seq FROM counter",
-        )
-        .bind(rows.len() as i64)
-        .bind(column(&rows, |r| Some(r.kind)))
-        .bind(column(&rows, |r| Some(r.subject)))
-        .bind(column(&rows, |r| r.user_id))
-        .bind(column(&rows, |r| r.issuer))
-        .bind(column(&rows, |r| r.reason))
-        .bind(rows.iter().map(|r| r.value).collect::<Vec<Option<i64>>>())
-        .bind(rows.iter().map(|r| r.at).collect::<Vec<i64>>())
-        .bind(column(&rows, |r| r.next))
-        .fetch_one(self.conn())
-        .await
-        .map_err(db_err)?;
-        Ok(last)
+        self.write_out(&rows).await
     }
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use time::Duration;
 
 use crate::audit::{Actor, AuditEvent, AuditKind, ClientInfo};
+use crate::feed::{FeedEntry, Revocation};
 use crate::secret::SessionId;
 use crate::store::Store;
 
@@ -32,4 +33,43 @@ pub async fn audit_events_in_one_statement_keep_order_and_fields(store: Arc<dyn 
     read.reverse();
     assert_eq!(read.len(), events.len());
     assert!(read == events, "every field of every event, in the order written");
+
+    // With revocations in the same transaction (a store may write both in one statement): both
+    // land, in order, the feed gap-free; one at a time and many at once keep their order too.
+    let b = user(&store, "b@example.com").await;
+    let head = store.revocation_head().await.expect("head");
+    let ended: Vec<FeedEntry> = (0..3)
+        .map(|i| {
+            FeedEntry::Session(Revocation {
+                session_id: SessionId::generate(),
+                user_id: b.id.clone(),
+                reason: format!("logout{i}"),
+                at: t0(),
+            })
+        })
+        .collect();
+    let first = bare.clone().user(&b.id).reason("first");
+    let rest: Vec<AuditEvent> = (0..3).map(|i| full.clone().user(&b.id).reason(&format!("then{i}"))).collect();
+    let mut t = tx(&store).await;
+    t.append_audit(&first).await.expect("append one");
+    t.append_audits(&rest).await.expect("append");
+    let last = t.record_revocations(&ended, t0()).await.expect("record");
+    assert_eq!(last, head + 3, "the feed's positions follow on");
+    let late = bare.clone().user(&b.id).reason("after the feed");
+    t.append_audit(&late).await.expect("append after the feed");
+    t.commit().await.expect("commit");
+    let mut read = store.user_audit(&b.id, 10).await.expect("audit");
+    read.reverse();
+    let written: Vec<AuditEvent> = std::iter::once(first).chain(rest).chain(std::iter::once(late)).collect();
+    assert!(read == written, "every event of the transaction, in order");
+    let feed = store.revocations_since(head, 10).await.expect("feed");
+    assert_eq!(feed.into_iter().map(|(_, e)| e).collect::<Vec<_>>(), ended, "and its revocations");
+
+    // Rolled back: neither.
+    let mut t = tx(&store).await;
+    t.append_audits(&[bare.clone().user(&b.id)]).await.expect("append");
+    t.record_revocations(&ended[..1], t0()).await.expect("record");
+    drop(t);
+    assert_eq!(store.user_audit(&b.id, 10).await.expect("audit").len(), 5, "nothing of a rollback");
+    assert_eq!(store.revocation_head().await.expect("head"), head + 3);
 }
