@@ -42,6 +42,8 @@ ROUNDS = ARGS.rounds
 # a statement the first time it runs it (a round trip more), so a fresh node's first logouts
 # take twice as long (7-8 ms against 3 here). Measured are the logouts of a node in service.
 WARMUP = ARGS.warmup
+if WARMUP < 0 or ROUNDS < 1:
+    _args.error("ROUNDS must be at least 1 and --warmup at least 0")
 ADMIN = "bench-admin-key-0123456789abcdef0123456789abcdef"
 
 

@@ -73,9 +73,11 @@ pub enum Signal {
 /// The fast path between nodes: hints that the feed moved on. Losing one is allowed.
 #[async_trait]
 pub trait Fanout: Send + Sync + 'static {
-    /// Tells every node that the feed has reached `seq`.
+    /// Tells every node that the feed has reached `seq` (a fan-out whose store announces each
+    /// position as it commits it has nothing left to send).
     async fn publish(&self, seq: i64) -> Result<(), StoreError>;
-    /// Tells every node that this one acknowledged a position.
+    /// Tells every node that this one acknowledged a position (likewise, one whose leases
+    /// announce each acknowledgement as they record it).
     async fn publish_ack(&self) -> Result<(), StoreError>;
     /// Listens until `signals` is closed, reconnecting as needed; starts with
     /// [`Signal::Connected`] once listening and sends [`Signal::Lost`] whenever it stops.

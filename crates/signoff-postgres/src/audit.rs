@@ -24,7 +24,8 @@ impl AuditStore for PgStore {
     }
 }
 
-/// The events' columns, bound in the order [`RECORD`](crate::feed) names them (`$10` to `$19`).
+/// The events' columns as the feed statement (`RECORD` in `feed.rs`) takes them: bound after its
+/// nine feed parameters, they are its `$10` to `$19`.
 pub(crate) fn bind_audits<'q>(
     q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     events: &'q [AuditEvent],

@@ -60,21 +60,6 @@ impl ClientStore for PgStore {
     }
 }
 
-/// The clients with callbacks: those with no URL at all (resource servers, feed readers) are
-/// left out here, those with only browser URLs by [`callback_clients_from`]. No parameters, so
-/// it can share a round trip (`PgTx::recipients`).
-pub(crate) const CALLBACK_CLIENTS: &str = concat!(
-    select_clients!(),
-    " WHERE c.backchannel_logout_uri IS NOT NULL OR c.webhook_url IS NOT NULL \
-     OR EXISTS (SELECT 1 FROM client_endpoints x WHERE x.client_id = c.id)",
-    clients_order!()
-);
-
-/// The clients [`CALLBACK_CLIENTS`] read that have a callback.
-pub(crate) fn callback_clients_from(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<RegisteredClient>, StoreError> {
-    Ok(clients_from(rows)?.into_iter().filter(RegisteredClient::has_callbacks).collect())
-}
-
 #[async_trait]
 impl ClientTx for PgTx {
     async fn insert_client(&mut self, client: &RegisteredClient) -> Result<(), StoreError> {
@@ -129,7 +114,17 @@ impl ClientTx for PgTx {
         Ok(done.rows_affected() == 1)
     }
     async fn callback_clients(&mut self) -> Result<Vec<RegisteredClient>, StoreError> {
-        let rows = sqlx::query(CALLBACK_CLIENTS).fetch_all(self.conn()).await.map_err(db_err)?;
-        callback_clients_from(&rows)
+        // Clients with no URL at all (resource servers, feed readers) are left out here; those
+        // with only browser URLs by `has_callbacks`.
+        let rows = sqlx::query(concat!(
+            select_clients!(),
+            " WHERE c.backchannel_logout_uri IS NOT NULL OR c.webhook_url IS NOT NULL \
+             OR EXISTS (SELECT 1 FROM client_endpoints x WHERE x.client_id = c.id)",
+            clients_order!()
+        ))
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(clients_from(&rows)?.into_iter().filter(RegisteredClient::has_callbacks).collect())
     }
 }

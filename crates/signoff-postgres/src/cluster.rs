@@ -1,7 +1,8 @@
 //! The node protocol's PostgreSQL half (see `signoff_core::cluster`): leases in `node_leases`,
-//! timed by the server's `clock_timestamp()`, and fan-out by `LISTEN/NOTIFY` when no Redis is
-//! configured. Both use a small pool of their own, so a saturated request pool never delays a
-//! renewal or an acknowledgement.
+//! timed by the server's `clock_timestamp()`, and fan-out by `LISTEN/NOTIFY` (beside Redis when
+//! it is configured), each hint sent by the statement that makes its change, so it is delivered
+//! as that change commits. Both use a small pool of their own, so a saturated request pool never
+//! delays a renewal or an acknowledgement.
 
 use async_trait::async_trait;
 use signoff_core::cluster::{Fanout, Leases, Signal};
@@ -13,8 +14,11 @@ use tokio::sync::mpsc;
 
 use crate::rows::db_err;
 
-/// The channel revocation hints are sent on.
-const CHANNEL: &str = "signoff_feed";
+/// The channel revocation hints are sent on. A hint goes out with the commit that writes the feed
+/// (the store's feed statement, `feed.rs`) and an acknowledgement's with the statement that
+/// records it (`acknowledge`), so PostgreSQL delivers each as its change commits: `publish` and
+/// `publish_ack` have nothing left to send.
+pub(crate) const CHANNEL: &str = "signoff_feed";
 
 /// Leases (and, without Redis, fan-out) on one PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -75,18 +79,21 @@ impl Leases for PgCluster {
 
     async fn acknowledge(&self, node: &str, incarnation: i64, applied: i64) -> Result<bool, StoreError> {
         // No wait for the disk: a lost acknowledgement only makes a revoker wait (or fence).
-        let done = sqlx::query(
-            "UPDATE node_leases SET applied_seq = GREATEST(applied_seq, $3) \
+        // Announced in the same statement, only when recorded: revokers hear of it at its commit.
+        let acked: i64 = sqlx::query_scalar(
+            "WITH acked AS (UPDATE node_leases SET applied_seq = GREATEST(applied_seq, $3) \
              WHERE node = $1 AND incarnation = $2 AND NOT fenced AND lease_until > clock_timestamp() \
-             AND set_config('synchronous_commit', 'off', true) IS NOT NULL",
+             AND set_config('synchronous_commit', 'off', true) IS NOT NULL RETURNING node) \
+             SELECT count(*) FROM acked CROSS JOIN LATERAL (SELECT pg_notify($4, 'ack')) AS hint",
         )
         .bind(node)
         .bind(incarnation)
         .bind(applied)
-        .execute(&self.pool)
+        .bind(CHANNEL)
+        .fetch_one(&self.pool)
         .await
         .map_err(db_err)?;
-        Ok(done.rows_affected() == 1)
+        Ok(acked == 1)
     }
 
     async fn behind(&self, node: &str, seq: i64) -> Result<u64, StoreError> {
@@ -129,18 +136,13 @@ impl Leases for PgCluster {
 
 #[async_trait]
 impl Fanout for PgCluster {
-    async fn publish(&self, seq: i64) -> Result<(), StoreError> {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(seq.to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+    /// Sent already: every position on the feed was announced by the commit that wrote it.
+    async fn publish(&self, _seq: i64) -> Result<(), StoreError> {
         Ok(())
     }
 
+    /// Sent already, by the statement that recorded the acknowledgement.
     async fn publish_ack(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT pg_notify($1, 'ack')").bind(CHANNEL).execute(&self.pool).await.map_err(db_err)?;
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! The revocation feed on PostgreSQL: [`signoff_core::store::FeedStore`] and [`signoff_core::store::FeedTx`].
 
 use crate::audit::bind_audits;
-use crate::rows::{FeedRow, db_err, feed_from, feed_row, ms};
+use crate::rows::{FeedRow, backend, db_err, feed_from, feed_row, ms};
 use crate::{PgStore, PgTx, column};
 use async_trait::async_trait;
 use signoff_core::feed::FeedEntry;
@@ -52,17 +52,24 @@ impl FeedStore for PgStore {
 /// One statement writes what a transaction leaves behind: its pending audit events (`$10` to
 /// `$19`, see `PgTx::audits`) and its feed entries (`$1` to `$9`). The counter's row lock orders
 /// appending transactions, so positions follow commit order; with no entries (`$1` = 0) the
-/// counter is left alone (its lock not taken) and no row comes back. Every part of the statement
-/// runs to the end whether the last `SELECT` reads it or not.
+/// counter is left alone (its lock not taken) and no row comes back. The counter waits for the
+/// audit events (its condition counts them), so they are not written while its lock is held.
+///
+/// With entries it also sends the nodes' hint (`NOTIFY` on `$20`, the new position as its
+/// payload, see `cluster.rs`): PostgreSQL delivers it when the transaction commits and never if
+/// it rolls back, so the other nodes hear of the commit as it happens, with no round trip after
+/// it.
 const RECORD: &str = "WITH audited AS (INSERT INTO audit_events (user_id, session_id, kind, scope, reason, detail, \
      actor, ip, user_agent, at) SELECT u, s, k, sc, r, d, a, i, ua, t FROM UNNEST($10::text[], $11::text[], \
      $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::bigint[]) \
-     WITH ORDINALITY AS x(u, s, k, sc, r, d, a, i, ua, t, n) ORDER BY n), \
-     counter AS (UPDATE revocation_counter SET seq = seq + $1 WHERE id = 1 AND $1 > 0 RETURNING seq), \
+     WITH ORDINALITY AS x(u, s, k, sc, r, d, a, i, ua, t, n) ORDER BY n RETURNING 1), \
+     counter AS (UPDATE revocation_counter SET seq = seq + $1 \
+     WHERE id = 1 AND $1 > 0 AND (SELECT count(*) FROM audited) >= 0 RETURNING seq), \
      appended AS (INSERT INTO revocations (seq, kind, subject, user_id, issuer, reason, value, at, next) \
      SELECT counter.seq - $1 + n, k, s, u, i, r, v, t, x FROM counter, UNNEST($2::text[], $3::text[], \
      $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[]) WITH ORDINALITY \
-     AS e(k, s, u, i, r, v, t, x, n)) SELECT seq FROM counter";
+     AS e(k, s, u, i, r, v, t, x, n)) \
+     SELECT seq FROM counter CROSS JOIN LATERAL (SELECT pg_notify($20, counter.seq::text)) AS hint";
 
 impl PgTx {
     /// Writes the pending audit events and `rows` on the feed, in one statement. Returns the
@@ -82,8 +89,13 @@ impl PgTx {
             .bind(rows.iter().map(|r| r.value).collect::<Vec<Option<i64>>>())
             .bind(rows.iter().map(|r| r.at).collect::<Vec<i64>>())
             .bind(column(rows, |r| r.next));
-        let last = bind_audits(query, &audits).fetch_optional(&mut *self.tx).await.map_err(db_err)?;
-        last.map_or(Ok(0), |row| sqlx::Row::try_get::<i64, _>(&row, 0).map_err(db_err))
+        let query = bind_audits(query, &audits).bind(crate::cluster::CHANNEL);
+        match query.fetch_optional(&mut *self.tx).await.map_err(db_err)? {
+            Some(row) => sqlx::Row::try_get::<i64, _>(&row, 0).map_err(db_err),
+            None if rows.is_empty() => Ok(0),
+            // Entries must never be dropped quietly: the revocation would reach no other node.
+            None => Err(backend("the revocation feed's counter row is missing")),
+        }
     }
 }
 

@@ -17,8 +17,6 @@ pub use cluster::PgCluster;
 
 use async_trait::async_trait;
 use signoff_core::SessionId;
-use signoff_core::clients::RegisteredClient;
-use signoff_core::signals::SignalStream;
 use signoff_core::store::{Ended, Session, Store, StoreError, Tx, User};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
@@ -311,43 +309,5 @@ impl Tx for PgTx {
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.write_out(&[]).await?;
         self.tx.commit().await.map_err(db_err)
-    }
-    async fn recipients(
-        &mut self,
-        clients: bool,
-        streams: bool,
-    ) -> Result<(Vec<RegisteredClient>, Vec<SignalStream>), StoreError> {
-        use futures_util::TryStreamExt;
-        use signoff_core::store::{ClientTx, SignalTx};
-        if !(clients && streams) {
-            let clients = if clients { self.callback_clients().await? } else { Vec::new() };
-            let streams = if streams { self.live_signal_streams().await? } else { Vec::new() };
-            return Ok((clients, streams));
-        }
-        // Both reads in one round trip: two statements without parameters in one simple query.
-        // Their rows come in order, each statement's ended by its result.
-        static BOTH: std::sync::LazyLock<String> =
-            std::sync::LazyLock::new(|| format!("{};\n{}", clients::CALLBACK_CLIENTS, signals::LIVE_STREAMS));
-        let mut parts: [Vec<sqlx::postgres::PgRow>; 2] = Default::default();
-        let mut done = 0;
-        let mut answers = sqlx::raw_sql(BOTH.as_str()).fetch_many(&mut *self.tx);
-        while let Some(answer) = answers.try_next().await.map_err(db_err)? {
-            match answer {
-                sqlx::Either::Left(_) => done += 1,
-                sqlx::Either::Right(row) => match parts.get_mut(done) {
-                    Some(part) => part.push(row),
-                    None => return Err(rows::backend("rows after the recipients' two reads")),
-                },
-            }
-        }
-        drop(answers);
-        if done != 2 {
-            return Err(rows::backend("the recipients' reads did not both end"));
-        }
-        let [clients, streams] = parts;
-        Ok((
-            clients::callback_clients_from(&clients)?,
-            streams.iter().map(rows::signal_stream_from).collect::<Result<_, _>>()?,
-        ))
     }
 }

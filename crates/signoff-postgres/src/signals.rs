@@ -60,13 +60,6 @@ impl SignalStore for PgStore {
     }
 }
 
-/// Every stream not disabled. No parameters, so it can share a round trip (`PgTx::recipients`).
-pub(crate) const LIVE_STREAMS: &str = concat!(
-    "SELECT ",
-    signal_stream_columns!(),
-    " FROM signal_streams WHERE status <> 'disabled' ORDER BY created_at, id"
-);
-
 #[async_trait]
 impl SignalTx for PgTx {
     async fn insert_signal_stream(&mut self, s: &SignalStream) -> Result<(), StoreError> {
@@ -128,7 +121,14 @@ impl SignalTx for PgTx {
         Ok(done.rows_affected() == 1)
     }
     async fn live_signal_streams(&mut self) -> Result<Vec<SignalStream>, StoreError> {
-        let rows = sqlx::query(LIVE_STREAMS).fetch_all(self.conn()).await.map_err(db_err)?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            signal_stream_columns!(),
+            " FROM signal_streams WHERE status <> 'disabled' ORDER BY created_at, id"
+        ))
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_err)?;
         rows.iter().map(signal_stream_from).collect()
     }
     async fn delete_signal_upstream(&mut self, id: &str) -> Result<bool, StoreError> {

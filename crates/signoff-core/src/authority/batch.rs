@@ -8,7 +8,7 @@ use crate::error::CoreError;
 use crate::feed::{FeedEntry, Revocation};
 use crate::outbox::{self};
 use crate::secret::{SigninId, UserId};
-use crate::signals::{Change, Initiator, SignalStream, emit};
+use crate::signals::{Change, Initiator, emit};
 use crate::store::{Ended, RememberFilter, SessionFilter, Store, Tx};
 
 /// What a batch is, which decides what its commit proves to the other nodes.
@@ -120,9 +120,10 @@ impl Batch<'_> {
     }
 
     /// The Security Event Tokens this batch's [`signals`](Self::signals) make for the live
-    /// `streams` (as this transaction read them); each user named by the address receivers knew
+    /// streams, as this transaction sees them; each user named by the address receivers knew
     /// (before an address change the batch made).
-    async fn security_events(&mut self, streams: &[SignalStream]) -> Result<Vec<outbox::Delivery>, CoreError> {
+    async fn security_events(&mut self) -> Result<Vec<outbox::Delivery>, CoreError> {
+        let streams = self.tx.live_signal_streams().await?;
         if streams.is_empty() {
             return Ok(Vec::new());
         }
@@ -150,7 +151,7 @@ impl Batch<'_> {
             }
         }
         let issuer = &self.authority.tokens.policy.issuer;
-        Ok(emit::deliveries(&self.signals, &emails, streams, issuer, self.authority.now()))
+        Ok(emit::deliveries(&self.signals, &emails, &streams, issuer, self.authority.now()))
     }
 
     /// How many sessions this batch has ended so far.
@@ -203,10 +204,8 @@ impl Batch<'_> {
         let mut notified = false;
         let mut logouts = Vec::new();
         let mut signed_out = Vec::new();
-        // Who hears of it, read together (one round trip on PostgreSQL).
-        let tell_clients = feed.iter().any(outbox::tells_clients) || !apps_out.is_empty();
-        let (clients, streams) = self.tx.recipients(tell_clients, !self.signals.is_empty()).await?;
-        if tell_clients {
+        if feed.iter().any(outbox::tells_clients) || !apps_out.is_empty() {
+            let clients = self.tx.callback_clients().await?;
             let now = self.authority.now();
             let mut deliveries = outbox::deliveries_for(&feed, &clients, now);
             let apps = outbox::signins_ended(&apps_out, &clients, now);
@@ -222,7 +221,7 @@ impl Batch<'_> {
         }
         let mut polled = false;
         if !self.signals.is_empty() {
-            let sets = self.security_events(&streams).await?;
+            let sets = self.security_events().await?;
             if !sets.is_empty() {
                 self.tx.enqueue_deliveries(&sets).await?;
                 notified |= sets.iter().any(|d| d.status == outbox::DeliveryStatus::Pending);

@@ -25,10 +25,12 @@ pub async fn audit_events_in_one_statement_keep_order_and_fields(store: Arc<dyn 
     let mut events: Vec<AuditEvent> =
         (0..1500).map(|i| if i % 2 == 0 { full.clone().reason(&format!("r{i}")) } else { bare.clone() }).collect();
     events[0] = full.clone();
+    let head = store.revocation_head().await.expect("head");
     let mut t = tx(&store).await;
     t.append_audits(&[]).await.expect("nothing to append");
     t.append_audits(&events).await.expect("append");
     t.commit().await.expect("commit");
+    assert_eq!(store.revocation_head().await.expect("head"), head, "events alone take no feed position");
     let mut read = store.user_audit(&a.id, 2000).await.expect("audit");
     read.reverse();
     assert_eq!(read.len(), events.len());
@@ -37,7 +39,6 @@ pub async fn audit_events_in_one_statement_keep_order_and_fields(store: Arc<dyn 
     // With revocations in the same transaction (a store may write both in one statement): both
     // land, in order, the feed gap-free; one at a time and many at once keep their order too.
     let b = user(&store, "b@example.com").await;
-    let head = store.revocation_head().await.expect("head");
     let ended: Vec<FeedEntry> = (0..3)
         .map(|i| {
             FeedEntry::Session(Revocation {

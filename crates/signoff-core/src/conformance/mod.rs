@@ -66,7 +66,6 @@ macro_rules! store_conformance {
             signins::expired_codes_are_pruned,
             signals::a_clients_streams_are_kept_updated_by_compare_and_swap_and_go_with_it,
             signals::received_sets_are_noted_once_per_upstream,
-            signals::recipients_read_together_are_those_read_apart,
             transactions::an_uncommitted_transaction_leaves_nothing,
         );
     };

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use time::Duration;
 
-use crate::clients::{Endpoint, NewClient};
+use crate::clients::NewClient;
 use crate::secret::random_id;
 use crate::signals::{DeliveryMethod, SignalStream, StreamStatus};
 use crate::store::Store;
@@ -142,46 +142,4 @@ pub async fn received_sets_are_noted_once_per_upstream(store: Arc<dyn Store>) {
     t.commit().await.expect("commit");
     assert_eq!(store.signal_upstream("up-a").await.expect("read"), None);
     assert_eq!(store.signal_upstreams().await.expect("list").len(), 1);
-}
-
-/// The recipients of a batch read together are exactly those read apart, field for field and
-/// in the same order, and nothing is read that is not asked for.
-pub async fn recipients_read_together_are_those_read_apart(store: Arc<dyn Store>) {
-    let hooked = NewClient::generate(
-        "hooked".into(),
-        vec![Endpoint::backchannel_logout("https://a.example/bc"), Endpoint::webhook("https://a.example/hook")],
-        t0(),
-    )
-    .client;
-    let quiet = NewClient::generate("quiet".into(), Vec::new(), t0() + Duration::seconds(1)).client;
-    let later = NewClient::generate(
-        "later".into(),
-        vec![Endpoint::backchannel_logout("https://c.example/bc")],
-        t0() + Duration::seconds(2),
-    )
-    .client;
-    let (push, poll) = (
-        stream(&hooked.id, t0(), DeliveryMethod::Push),
-        stream(&quiet.id, t0() + Duration::seconds(1), DeliveryMethod::Poll),
-    );
-    let off = SignalStream { status: StreamStatus::Disabled, ..stream(&later.id, t0(), DeliveryMethod::Poll) };
-    let mut t = tx(&store).await;
-    assert_eq!(t.recipients(true, true).await.expect("none yet"), (Vec::new(), Vec::new()));
-    for c in [&hooked, &quiet, &later] {
-        t.insert_client(c).await.expect("insert");
-    }
-    for s in [&push, &poll, &off] {
-        t.insert_signal_stream(s).await.expect("insert stream");
-    }
-    let clients = t.callback_clients().await.expect("clients");
-    let streams = t.live_signal_streams().await.expect("streams");
-    assert_eq!(clients.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["hooked", "later"]);
-    assert_eq!(streams.len(), 2, "the disabled stream is not live");
-    assert_eq!(t.recipients(true, true).await.expect("both"), (clients.clone(), streams.clone()));
-    assert_eq!(t.recipients(true, false).await.expect("clients"), (clients.clone(), Vec::new()));
-    assert_eq!(t.recipients(false, true).await.expect("streams"), (Vec::new(), streams.clone()));
-    assert_eq!(t.recipients(false, false).await.expect("neither"), (Vec::new(), Vec::new()));
-    t.commit().await.expect("commit");
-    let mut t = tx(&store).await;
-    assert_eq!(t.recipients(true, true).await.expect("committed"), (clients, streams), "after the commit too");
 }

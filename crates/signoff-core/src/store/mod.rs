@@ -86,18 +86,4 @@ pub trait Tx:
     UserTx + SessionTx + TokenTx + KeyTx + AuditTx + FeedTx + ClientTx + OutboxTx + MailTx + SigninTx + SignalTx
 {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
-    /// Who hears of what a batch ended, as this transaction sees them: the clients with
-    /// callbacks ([`callback_clients`](ClientTx::callback_clients)) when `clients`, the live
-    /// Shared Signals streams ([`live_signal_streams`](SignalTx::live_signal_streams)) when
-    /// `streams`; nothing read for what is not asked. A store on a network reads both in one
-    /// round trip.
-    async fn recipients(
-        &mut self,
-        clients: bool,
-        streams: bool,
-    ) -> Result<(Vec<crate::clients::RegisteredClient>, Vec<crate::signals::SignalStream>), StoreError> {
-        let clients = if clients { self.callback_clients().await? } else { Vec::new() };
-        let streams = if streams { self.live_signal_streams().await? } else { Vec::new() };
-        Ok((clients, streams))
-    }
 }
