@@ -43,6 +43,18 @@ def database_url(db):
     return f"postgres://{u.username or 'postgres'}@{u.hostname}:{u.port or 5432}/{db}"
 
 
+def wait_ready(*ports):
+    """Waits (up to 10 s each) until the signoff servers on `ports` answer `/readyz` with 200."""
+    for port in ports:
+        for _ in range(200):
+            try:
+                if Conn(port).req("GET", "/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+
+
 class Conn:
     """One keep-alive connection to a signoff server, speaking JSON as a browser page would
     (with its `Origin`; `csrf` for changes made with a cookie)."""

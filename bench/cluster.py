@@ -25,7 +25,8 @@ import sys
 import tempfile
 import time
 
-from benchlib import ORIGIN, Conn, check, database_url, free_port, postgres_commit, postgres_round_trip, psql
+from benchlib import (ORIGIN, Conn, check, database_url, free_port, postgres_commit, postgres_round_trip, psql,
+                      wait_ready)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PASSWORD = "correct horse battery staple"
@@ -70,14 +71,7 @@ def run(n_nodes, redis, pause_rounds=0):
             log = open(os.path.join(tmp, f"node{i}.log"), "w")
             procs.append(subprocess.Popen(["taskset", "-c", "1", BIN, "serve"], env=env, stderr=log))
             ports.append(port)
-        for p in ports:
-            for _ in range(200):
-                try:
-                    if Conn(p).req("GET", "/readyz")[0] == 200:
-                        break
-                except OSError:
-                    pass
-                time.sleep(0.05)
+        wait_ready(*ports)
         conns = [Conn(p) for p in ports]
         email = f"bench{time.time_ns()}@example.com"
         check(conns[0].req("POST", "/auth/register", {"email": email, "password": PASSWORD})[0] == 201, "register")

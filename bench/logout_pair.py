@@ -16,7 +16,7 @@ import os
 import subprocess
 import time
 
-from benchlib import ORIGIN, Conn, check, database_url, free_port, psql
+from benchlib import ORIGIN, Conn, check, database_url, free_port, psql, wait_ready
 
 PASSWORD = "correct horse battery staple"
 _args = argparse.ArgumentParser()
@@ -50,14 +50,7 @@ def start(binary):
         procs.append(subprocess.Popen(["taskset", "-c", "1", binary, "serve"],
                                       env=dict(env, SIGNOFF_LISTEN=f"127.0.0.1:{port}"), stderr=subprocess.DEVNULL))
         ports.append(port)
-    for p in ports:
-        for _ in range(200):
-            try:
-                if Conn(p).req("GET", "/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.05)
+    wait_ready(*ports)
     conns = [Conn(p) for p in ports]
     email = f"pair{time.time_ns()}@example.com"
     check(conns[0].req("POST", "/auth/register", {"email": email, "password": PASSWORD})[0] == 201, "register")

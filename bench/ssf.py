@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 
-from benchlib import ORIGIN, Conn, check, database_url, free_port, postgres_commit, psql, sqlite_commit
+from benchlib import ORIGIN, Conn, check, database_url, free_port, postgres_commit, psql, sqlite_commit, wait_ready
 
 PASSWORD = "correct horse battery staple"
 ADMIN = "bench-admin-key-0123456789abcdef0123456789abcdef"
@@ -77,13 +77,7 @@ def run(bin_, store, rounds):
     recv = receiver(pushed)
     stop = threading.Event()
     try:
-        for _ in range(200):
-            try:
-                if Conn(port).req("GET", "/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.05)
+        wait_ready(port)
         c = Conn(port)
         st, _, body = c.req("POST", "/admin/clients", {"name": "receiver", "shared_signals": True}, authorization=f"Bearer {ADMIN}")
         check(st == 201, body)
