@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use crate::store::StoreError;
 
 /// Revokers looking at the lease table at once, per node (the protocol pool has 8 connections;
-/// the listener holds one, renewals, acknowledgements and hints need the rest).
+/// the listener holds one, renewals and acknowledgements need the rest).
 const LOOKERS: usize = 3;
 
 fn wall_nanos(t: SystemTime) -> u64 {

@@ -4,7 +4,7 @@
 use crate::{MemoryStore, MemoryTx};
 use async_trait::async_trait;
 use signoff_core::feed::FeedEntry;
-use signoff_core::store::{FeedStore, FeedTx, StoreError};
+use signoff_core::store::{Announce, FeedStore, FeedTx, StoreError};
 use time::OffsetDateTime;
 
 /// The time an entry is kept by: its own, or when it was recorded.
@@ -42,7 +42,13 @@ impl FeedStore for MemoryStore {
 
 #[async_trait]
 impl FeedTx for MemoryTx {
-    async fn record_revocations(&mut self, entries: &[FeedEntry], at: OffsetDateTime) -> Result<i64, StoreError> {
+    // One process: no other node to tell (`_announce`).
+    async fn record_revocations(
+        &mut self,
+        entries: &[FeedEntry],
+        at: OffsetDateTime,
+        _announce: Announce,
+    ) -> Result<i64, StoreError> {
         let mut last = 0;
         // An entry of a kind this version does not know is not written (as in the SQL stores).
         for entry in entries.iter().filter(|e| !matches!(e, FeedEntry::Unknown { .. })) {

@@ -84,7 +84,7 @@ impl Leases for PgCluster {
             "WITH acked AS (UPDATE node_leases SET applied_seq = GREATEST(applied_seq, $3) \
              WHERE node = $1 AND incarnation = $2 AND NOT fenced AND lease_until > clock_timestamp() \
              AND set_config('synchronous_commit', 'off', true) IS NOT NULL RETURNING node) \
-             SELECT count(*) FROM acked CROSS JOIN LATERAL (SELECT pg_notify($4, 'ack')) AS hint",
+             SELECT count(*) FROM acked CROSS JOIN LATERAL (SELECT pg_notify($4, 'ack') WHERE acked.node IS NOT NULL) AS hint",
         )
         .bind(node)
         .bind(incarnation)
@@ -136,7 +136,9 @@ impl Leases for PgCluster {
 
 #[async_trait]
 impl Fanout for PgCluster {
-    /// Sent already: every position on the feed was announced by the commit that wrote it.
+    /// Sent already: every position on the feed that a caller waits for was announced by the
+    /// commit that wrote it (`Announce::Now`). A node that missed it (its read failed) reads the
+    /// feed on its next poll; a revoker that cannot wait for it fences it.
     async fn publish(&self, _seq: i64) -> Result<(), StoreError> {
         Ok(())
     }

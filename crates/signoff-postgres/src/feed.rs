@@ -6,7 +6,7 @@ use crate::{PgStore, PgTx, column};
 use async_trait::async_trait;
 use signoff_core::feed::FeedEntry;
 use signoff_core::store::StoreError;
-use signoff_core::store::{FeedStore, FeedTx};
+use signoff_core::store::{Announce, FeedStore, FeedTx};
 use time::OffsetDateTime;
 
 #[async_trait]
@@ -55,10 +55,11 @@ impl FeedStore for PgStore {
 /// counter is left alone (its lock not taken) and no row comes back. The counter waits for the
 /// audit events (its condition counts them), so they are not written while its lock is held.
 ///
-/// With entries it also sends the nodes' hint (`NOTIFY` on `$20`, the new position as its
-/// payload, see `cluster.rs`): PostgreSQL delivers it when the transaction commits and never if
-/// it rolls back, so the other nodes hear of the commit as it happens, with no round trip after
-/// it.
+/// With entries and a channel in `$20` it also sends the nodes' hint (`NOTIFY`, the new position
+/// as its payload, see `cluster.rs`): PostgreSQL delivers it when the transaction commits and
+/// never if it rolls back, so the other nodes hear of the commit as it happens, with no round
+/// trip after it. (A full notification queue, 8 GB held by a listener stuck in a transaction,
+/// would then fail the commit: RELIABILITY.md.)
 const RECORD: &str = "WITH audited AS (INSERT INTO audit_events (user_id, session_id, kind, scope, reason, detail, \
      actor, ip, user_agent, at) SELECT u, s, k, sc, r, d, a, i, ua, t FROM UNNEST($10::text[], $11::text[], \
      $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::bigint[]) \
@@ -69,12 +70,14 @@ const RECORD: &str = "WITH audited AS (INSERT INTO audit_events (user_id, sessio
      SELECT counter.seq - $1 + n, k, s, u, i, r, v, t, x FROM counter, UNNEST($2::text[], $3::text[], \
      $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[]) WITH ORDINALITY \
      AS e(k, s, u, i, r, v, t, x, n)) \
-     SELECT seq FROM counter CROSS JOIN LATERAL (SELECT pg_notify($20, counter.seq::text)) AS hint";
+     SELECT seq FROM counter \
+     LEFT JOIN LATERAL (SELECT pg_notify($20, counter.seq::text) WHERE $20::text IS NOT NULL) AS hint ON true";
 
 impl PgTx {
-    /// Writes the pending audit events and `rows` on the feed, in one statement. Returns the
-    /// position of the last entry written (0 when none was).
-    pub(crate) async fn write_out(&mut self, rows: &[FeedRow<'_>]) -> Result<i64, StoreError> {
+    /// Writes the pending audit events and `rows` on the feed, in one statement, telling the
+    /// other nodes as `announce` says. Returns the position of the last entry written (0 when
+    /// none was).
+    pub(crate) async fn write_out(&mut self, rows: &[FeedRow<'_>], announce: Announce) -> Result<i64, StoreError> {
         if rows.is_empty() && self.audits.is_empty() {
             return Ok(0);
         }
@@ -89,7 +92,8 @@ impl PgTx {
             .bind(rows.iter().map(|r| r.value).collect::<Vec<Option<i64>>>())
             .bind(rows.iter().map(|r| r.at).collect::<Vec<i64>>())
             .bind(column(rows, |r| r.next));
-        let query = bind_audits(query, &audits).bind(crate::cluster::CHANNEL);
+        let channel = (announce == Announce::Now).then_some(crate::cluster::CHANNEL);
+        let query = bind_audits(query, &audits).bind(channel);
         match query.fetch_optional(&mut *self.tx).await.map_err(db_err)? {
             Some(row) => sqlx::Row::try_get::<i64, _>(&row, 0).map_err(db_err),
             None if rows.is_empty() => Ok(0),
@@ -101,8 +105,13 @@ impl PgTx {
 
 #[async_trait]
 impl FeedTx for PgTx {
-    async fn record_revocations(&mut self, entries: &[FeedEntry], at: OffsetDateTime) -> Result<i64, StoreError> {
+    async fn record_revocations(
+        &mut self,
+        entries: &[FeedEntry],
+        at: OffsetDateTime,
+        announce: Announce,
+    ) -> Result<i64, StoreError> {
         let rows: Vec<FeedRow<'_>> = entries.iter().filter_map(|e| feed_row(e, at)).collect();
-        self.write_out(&rows).await
+        self.write_out(&rows, announce).await
     }
 }

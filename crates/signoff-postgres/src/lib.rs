@@ -17,7 +17,7 @@ pub use cluster::PgCluster;
 
 use async_trait::async_trait;
 use signoff_core::SessionId;
-use signoff_core::store::{Ended, Session, Store, StoreError, Tx, User};
+use signoff_core::store::{Announce, Ended, Session, Store, StoreError, Tx, User};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use std::str::FromStr;
@@ -307,7 +307,7 @@ impl PgTx {
 #[async_trait]
 impl Tx for PgTx {
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
-        self.write_out(&[]).await?;
+        self.write_out(&[], Announce::OnPoll).await?;
         self.tx.commit().await.map_err(db_err)
     }
 }

@@ -5,7 +5,7 @@ use crate::{SqliteStore, SqliteTx};
 use async_trait::async_trait;
 use signoff_core::feed::FeedEntry;
 use signoff_core::store::StoreError;
-use signoff_core::store::{FeedStore, FeedTx};
+use signoff_core::store::{Announce, FeedStore, FeedTx};
 use time::OffsetDateTime;
 
 #[async_trait]
@@ -42,7 +42,13 @@ impl FeedStore for SqliteStore {
 
 #[async_trait]
 impl FeedTx for SqliteTx {
-    async fn record_revocations(&mut self, entries: &[FeedEntry], at: OffsetDateTime) -> Result<i64, StoreError> {
+    // One process: no other node to tell (`_announce`).
+    async fn record_revocations(
+        &mut self,
+        entries: &[FeedEntry],
+        at: OffsetDateTime,
+        _announce: Announce,
+    ) -> Result<i64, StoreError> {
         let rows: Vec<serde_json::Value> = entries
             .iter()
             .filter_map(|e| feed_row(e, at))

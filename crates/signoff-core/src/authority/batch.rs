@@ -9,7 +9,7 @@ use crate::feed::{FeedEntry, Revocation};
 use crate::outbox::{self};
 use crate::secret::{SigninId, UserId};
 use crate::signals::{Change, Initiator, emit};
-use crate::store::{Ended, RememberFilter, SessionFilter, Store, Tx};
+use crate::store::{Announce, Ended, RememberFilter, SessionFilter, Store, Tx};
 
 /// What a batch is, which decides what its commit proves to the other nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,7 +231,11 @@ impl Batch<'_> {
         if !self.events.is_empty() {
             self.tx.append_audits(&self.events).await?;
         }
-        let seq = if feed.is_empty() { 0 } else { self.tx.record_revocations(&feed, self.authority.now()).await? };
+        // Expired sessions are refused from memory everywhere already: the nodes read them on
+        // their poll, unhinted (see `BatchKind::Expiry`).
+        let announce = if self.kind == BatchKind::Expiry { Announce::OnPoll } else { Announce::Now };
+        let seq =
+            if feed.is_empty() { 0 } else { self.tx.record_revocations(&feed, self.authority.now(), announce).await? };
         self.tx.commit().await?;
         // A read of the feed that began before this instant may have missed the commit.
         let committed_at = std::time::Instant::now();

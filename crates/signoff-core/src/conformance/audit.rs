@@ -6,7 +6,7 @@ use time::Duration;
 use crate::audit::{Actor, AuditEvent, AuditKind, ClientInfo};
 use crate::feed::{FeedEntry, Revocation};
 use crate::secret::SessionId;
-use crate::store::Store;
+use crate::store::{Announce, Store};
 
 use super::{t0, tx, user};
 
@@ -54,7 +54,7 @@ pub async fn audit_events_in_one_statement_keep_order_and_fields(store: Arc<dyn 
     let mut t = tx(&store).await;
     t.append_audit(&first).await.expect("append one");
     t.append_audits(&rest).await.expect("append");
-    let last = t.record_revocations(&ended, t0()).await.expect("record");
+    let last = t.record_revocations(&ended, t0(), Announce::Now).await.expect("record");
     assert_eq!(last, head + 3, "the feed's positions follow on");
     let late = bare.clone().user(&b.id).reason("after the feed");
     t.append_audit(&late).await.expect("append after the feed");
@@ -69,7 +69,7 @@ pub async fn audit_events_in_one_statement_keep_order_and_fields(store: Arc<dyn 
     // Rolled back: neither.
     let mut t = tx(&store).await;
     t.append_audits(&[bare.clone().user(&b.id)]).await.expect("append");
-    t.record_revocations(&ended[..1], t0()).await.expect("record");
+    t.record_revocations(&ended[..1], t0(), Announce::Now).await.expect("record");
     drop(t);
     assert_eq!(store.user_audit(&b.id, 10).await.expect("audit").len(), 5, "nothing of a rollback");
     assert_eq!(store.revocation_head().await.expect("head"), head + 3);

@@ -5,7 +5,7 @@ use time::Duration;
 
 use crate::feed::{FeedEntry, Revocation};
 use crate::secret::{SessionId, UserId};
-use crate::store::Store;
+use crate::store::{Announce, Store};
 
 use super::{t0, tx};
 
@@ -39,11 +39,15 @@ pub async fn feed_keeps_order_and_kinds(store: Arc<dyn Store>) {
         },
     ];
     let mut t = tx(&store).await;
-    let first = t.record_revocations(&entries[..2], t0()).await.expect("record");
+    let first = t.record_revocations(&entries[..2], t0(), Announce::Now).await.expect("record");
     t.commit().await.expect("commit");
     let mut t = tx(&store).await;
-    assert_eq!(t.record_revocations(&[], t0()).await.expect("record nothing"), 0, "nothing written, no position");
-    let second = t.record_revocations(&entries[2..], t0()).await.expect("record");
+    assert_eq!(
+        t.record_revocations(&[], t0(), Announce::Now).await.expect("record nothing"),
+        0,
+        "nothing written, no position"
+    );
+    let second = t.record_revocations(&entries[2..], t0(), Announce::OnPoll).await.expect("record");
     t.commit().await.expect("commit");
     let read = store.revocations_since(head, 100).await.expect("read");
     let seqs: Vec<i64> = read.iter().map(|(seq, _)| *seq).collect();

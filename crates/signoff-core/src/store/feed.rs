@@ -18,11 +18,26 @@ pub trait FeedStore: Send + Sync {
     async fn trim_revocations(&self, before: OffsetDateTime, now: OffsetDateTime) -> Result<u64, StoreError>;
 }
 
+/// Whether the other nodes are told of a feed write as it commits (a store that can sends their
+/// hint with the commit), or left to find it on their next read of the feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Announce {
+    /// A change whose caller waits for every node to apply it.
+    Now,
+    /// What every node already refuses from memory (expired sessions): found on the next poll.
+    OnPoll,
+}
+
 /// Feed changes and locked reads, inside one transaction (part of [`Tx`](super::Tx)).
 #[async_trait]
 pub trait FeedTx: Send {
     /// Appends entries to the revocation feed, in order and in one statement; `at` dates those
     /// that carry no time of their own.
     /// Returns the position of the last entry written (0 when none was).
-    async fn record_revocations(&mut self, entries: &[FeedEntry], at: OffsetDateTime) -> Result<i64, StoreError>;
+    async fn record_revocations(
+        &mut self,
+        entries: &[FeedEntry],
+        at: OffsetDateTime,
+        announce: Announce,
+    ) -> Result<i64, StoreError>;
 }

@@ -12,8 +12,8 @@ use signoff_core::mail::{MailPurpose, MailToken};
 use signoff_core::outbox::{Delivery, DeliveryPage, DeliveryStatus};
 use signoff_core::secret::SecretHash;
 use signoff_core::store::{
-    AuditStore, ClientStore, FeedStore, KeyStore, MailStore, OutboxStore, RefreshToken, RememberToken, Session,
-    SessionStore, Store, StoreError, TokenStore, Tx, User, UserCredentials, UserStore,
+    Announce, AuditStore, ClientStore, FeedStore, KeyStore, MailStore, OutboxStore, RefreshToken, RememberToken,
+    Session, SessionStore, Store, StoreError, TokenStore, Tx, User, UserCredentials, UserStore,
 };
 use signoff_core::token::SigningKeyPair;
 use signoff_core::{FeedEntry, SessionId, UserId};
@@ -207,8 +207,12 @@ impl TokenStore for DeniedWhileLoading {
         if let Some((issuer, jti, exp)) = pending {
             let mut tx = self.inner.begin().await?;
             tx.deny_token(&issuer, &jti, exp).await?;
-            tx.record_revocations(&[FeedEntry::Token { issuer, jti, exp, user_id: None }], OffsetDateTime::now_utc())
-                .await?;
+            tx.record_revocations(
+                &[FeedEntry::Token { issuer, jti, exp, user_id: None }],
+                OffsetDateTime::now_utc(),
+                Announce::Now,
+            )
+            .await?;
             tx.commit().await?;
         }
         Ok(loaded)
