@@ -15,6 +15,7 @@ MODE is one of (signoff in its default configuration: SQLite, access log on)
           the cache misses that cost the pool its time under wrk
   authz   GET /authz/auth-request (forward authentication) with a session cookie
   bare    the bare axum baseline's GET /api/me
+  tower   the tower-sessions baseline's GET /api/me (its MemoryStore) with the cookie its /login set
 The server runs under callgrind on core 1; after signing in and N/10 warm-up requests the
 counters are zeroed, N requests are sent on one keep-alive connection, the counters dumped, and
 the total divided by N is printed. Background work in that time (the feed follower, timers) is counted
@@ -49,7 +50,7 @@ port = free_port()
 work = tempfile.mkdtemp(prefix="signoff-callgrind-")
 env = dict(os.environ)
 args = [binary, "serve"]
-if mode == "bare":
+if mode in ("bare", "tower"):
     args = [binary, f"127.0.0.1:{port}"]
 else:
     env.update(
@@ -117,6 +118,9 @@ try:
     path = "/authz/auth-request" if mode == "authz" else "/api/me"
     if mode == "pool":
         tokens = itertools.cycle(pool)
+    elif mode == "tower":
+        res, _ = call(conn, "GET", "/login", None, {})
+        headers = {"cookie": res.getheader("set-cookie").split(";")[0]}
     elif mode != "bare":
         account = json.dumps({"email": "cg@example.com", "password": PASSWORD})
         js = {"content-type": "application/json", "accept": "application/json"}

@@ -10,16 +10,24 @@ use crate::config::Config;
 /// Values of the cookie `name` in all `Cookie` headers, in order. Headers that are not
 /// visible ASCII and malformed pairs are skipped, never an error.
 pub fn values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    signoff_wire::cookie::values(headers.get_all(header::COOKIE).iter().map(HeaderValue::as_bytes), name)
+    signoff_wire::cookie::values(sent(headers), name)
+}
+
+fn sent(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+    headers.get_all(header::COOKIE).iter().map(HeaderValue::as_bytes)
 }
 
 /// The first well-formed session secret among the session cookies sent.
 pub fn session_secret(headers: &HeaderMap, config: &Config) -> Option<SessionSecret> {
-    values(headers, &config.session_cookie).find_map(SessionSecret::parse)
+    signoff_wire::cookie::value_bytes(sent(headers), &config.session_cookie).find_map(SessionSecret::parse)
 }
 
-/// The first well-formed remember-me token among the remember-me cookies sent.
+/// The first well-formed remember-me token among the remember-me cookies sent. Most requests
+/// have none, and are told so by a search for the cookie's name.
 pub fn remember_secret(headers: &HeaderMap, config: &Config) -> Option<RememberSecret> {
+    if !signoff_wire::cookie::mentions(sent(headers), &config.remember_cookie) {
+        return None;
+    }
     values(headers, &config.remember_cookie).find_map(RememberSecret::parse)
 }
 

@@ -267,7 +267,12 @@ impl AsyncRead for Idle {
             if Instant::now() >= deadline {
                 return Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "keep-alive idle")));
             }
-            this.timer.as_mut().reset(deadline);
+            // A deadline only moved later (each request moves it) keeps the timer as it is: it
+            // wakes this early, at most once a timeout, and is set again then. Moving a timer
+            // costs more than the rest of this read.
+            if this.timer.is_elapsed() || deadline < this.timer.deadline() {
+                this.timer.as_mut().reset(deadline);
+            }
             if this.timer.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
