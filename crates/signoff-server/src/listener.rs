@@ -4,16 +4,17 @@
 //! - The cap is a semaphore: at `max_connections` the loop stops accepting and new clients wait
 //!   in the kernel's listen backlog until a connection closes (the timeouts below make sure
 //!   one does). The same permits tell graceful shutdown when every connection has finished.
-//! - hyper's header-read timer runs from the moment a connection is ready for a request (just
-//!   accepted, or its previous response sent) until the request's headers are complete.
-//! - [`Idle`] wraps the socket: while no request is in flight (none being handled, no response
-//!   body still streaming, so event streams are never cut), a connection that sends nothing for
-//!   `keepalive_timeout` is closed.
+//! - [`Idle`] wraps the socket and keeps both deadlines, while no request is in flight (none
+//!   being handled, no response body still streaming, so event streams are never cut): a
+//!   request's headers must be complete within `header_read_timeout` of the moment the
+//!   connection was ready for it (just accepted, or its previous response done), however they
+//!   trickle in, and a connection that sends nothing for `keepalive_timeout` is closed. (Not
+//!   hyper's own header timer: it makes and registers a timer for every request.)
 
 use axum::body::Body;
 use axum::http::Request;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -79,7 +80,12 @@ pub async fn serve(
             let _open = open;
             let in_flight = Arc::new(InFlight::default());
             let written = Arc::new(Written::default());
-            let io = TokioIo::new(Idle::new(stream, in_flight.clone(), written.clone(), keepalive_timeout));
+            let io = TokioIo::new(Idle::new(
+                stream,
+                in_flight.clone(),
+                written.clone(),
+                Timeouts { keepalive: keepalive_timeout, header_read: header_read_timeout },
+            ));
             let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(Connection { peer, written: written.clone() });
                 let guard = InFlight::enter(&in_flight);
@@ -90,8 +96,9 @@ pub async fn serve(
                 }
             });
             let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_read_timeout)
+                // The header read timeout is the socket's (`Idle`): hyper's would make and
+                // register a timer for every request, as it starts reading the next head.
+                .header_read_timeout(None)
                 .serve_connection(io, service);
             tokio::pin!(conn);
             tokio::select! {
@@ -226,22 +233,33 @@ impl Written {
     }
 }
 
-/// A socket that fails its reads once the connection has been idle (no request in flight,
-/// nothing received) for `timeout`, which makes hyper close it.
+/// How long a connection may wait with no request in flight.
+#[derive(Clone, Copy, Debug)]
+struct Timeouts {
+    /// Since it was last ready for a request or last received anything.
+    keepalive: Duration,
+    /// Since it was last ready for a request, however it trickles in (slowloris).
+    header_read: Duration,
+}
+
+/// A socket that fails its reads, which makes hyper close it, when no request is in flight and
+/// either nothing has been received for the keep-alive timeout or no whole request head within
+/// the header read timeout since the connection was last ready for one (accepted, or its last
+/// response done). One timer a connection, moved only when a deadline comes sooner.
 struct Idle {
     inner: TcpStream,
     in_flight: Arc<InFlight>,
     written: Arc<Written>,
-    timeout: Duration,
+    timeouts: Timeouts,
     last_read: Instant,
     timer: Pin<Box<Sleep>>,
 }
 
 impl Idle {
-    fn new(inner: TcpStream, in_flight: Arc<InFlight>, written: Arc<Written>, timeout: Duration) -> Self {
+    fn new(inner: TcpStream, in_flight: Arc<InFlight>, written: Arc<Written>, timeouts: Timeouts) -> Self {
         let now = Instant::now();
-        let timer = Box::pin(tokio::time::sleep_until(now + timeout));
-        Self { inner, in_flight, written, timeout, last_read: now, timer }
+        let timer = Box::pin(tokio::time::sleep_until(now + timeouts.keepalive.min(timeouts.header_read)));
+        Self { inner, in_flight, written, timeouts, last_read: now, timer }
     }
 }
 
@@ -259,10 +277,12 @@ impl AsyncRead for Idle {
             Poll::Pending => {}
         }
         loop {
+            let Timeouts { keepalive, header_read } = this.timeouts;
             let deadline = match this.in_flight.idle_since() {
-                Some(done) => done.max(this.last_read) + this.timeout,
+                // Ready for a request since `done`: hyper is reading the next head, if any.
+                Some(done) => (done.max(this.last_read) + keepalive).min(done + header_read),
                 // A request is being answered: check again a timeout from now.
-                None => Instant::now() + this.timeout,
+                None => Instant::now() + keepalive,
             };
             if Instant::now() >= deadline {
                 return Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "keep-alive idle")));
