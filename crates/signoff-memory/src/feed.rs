@@ -4,7 +4,7 @@
 use crate::{MemoryStore, MemoryTx};
 use async_trait::async_trait;
 use signoff_core::feed::FeedEntry;
-use signoff_core::store::{Announce, FeedStore, FeedTx, StoreError};
+use signoff_core::store::{Announce, FeedPage, FeedStore, FeedTx, StoreError};
 use time::OffsetDateTime;
 
 /// The time an entry is kept by: its own, or when it was recorded.
@@ -24,6 +24,12 @@ impl FeedStore for MemoryStore {
     }
     async fn revocation_head(&self) -> Result<i64, StoreError> {
         Ok(self.read().feed.last().map_or(0, |(seq, _, _)| *seq))
+    }
+    async fn feed_page(&self, after: i64, limit: u32) -> Result<FeedPage, StoreError> {
+        let state = self.read();
+        let head = state.feed.last().map_or(0, |(seq, _, _)| *seq);
+        let later = state.feed.iter().filter(|(seq, _, _)| *seq > after).take(limit as usize);
+        Ok(FeedPage { head, entries: later.map(|(seq, _, entry)| (*seq, entry.clone())).collect() })
     }
     async fn trim_revocations(&self, before: OffsetDateTime, now: OffsetDateTime) -> Result<u64, StoreError> {
         let trimmed = self

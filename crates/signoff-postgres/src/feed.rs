@@ -6,8 +6,25 @@ use crate::{PgStore, PgTx, column};
 use async_trait::async_trait;
 use signoff_core::feed::FeedEntry;
 use signoff_core::store::StoreError;
-use signoff_core::store::{Announce, FeedStore, FeedTx};
+use signoff_core::store::{Announce, FeedPage, FeedStore, FeedTx};
 use time::OffsetDateTime;
+
+/// A [`FeedPage`] from rows of `head` and a feed entry's columns, the entry's `seq` NULL on a
+/// row that carries only the head.
+fn page_from(rows: &[sqlx::postgres::PgRow]) -> Result<FeedPage, StoreError> {
+    use sqlx::Row;
+    let head = match rows.first() {
+        Some(row) => row.try_get("head").map_err(db_err)?,
+        None => return Err(backend("the revocation counter has no row")),
+    };
+    let mut entries = Vec::with_capacity(rows.len());
+    for row in rows {
+        if row.try_get::<Option<i64>, _>("seq").map_err(db_err)?.is_some() {
+            entries.push(feed_from(row)?);
+        }
+    }
+    Ok(FeedPage { head, entries })
+}
 
 #[async_trait]
 impl FeedStore for PgStore {
@@ -28,6 +45,21 @@ impl FeedStore for PgStore {
             .fetch_one(&self.pool)
             .await
             .map_err(db_err)
+    }
+    async fn feed_page(&self, after: i64, limit: u32) -> Result<FeedPage, StoreError> {
+        // One statement, one snapshot: the counter and the entries it counted commit together.
+        // A row with no entry (`seq` NULL) carries the head when there is nothing after `after`.
+        let rows = sqlx::query(
+            "SELECT c.seq AS head, r.seq, r.kind, r.subject, r.user_id, r.issuer, r.reason, r.value, r.at, r.next \
+             FROM revocation_counter c LEFT JOIN LATERAL (SELECT * FROM revocations WHERE seq > $1 \
+             ORDER BY seq LIMIT $2) r ON true WHERE c.id = 1 ORDER BY r.seq",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        page_from(&rows)
     }
     async fn trim_revocations(&self, before: OffsetDateTime, now: OffsetDateTime) -> Result<u64, StoreError> {
         // Never past what a node holding a live lease has applied: a node with a fast clock

@@ -8,7 +8,7 @@
 
 use signoff_core::cluster::{Fanout, Leases, Signal};
 use signoff_core::feed::{FeedEntry, Revocation};
-use signoff_core::store::{Announce, Store};
+use signoff_core::store::{Announce, FeedStore, Store};
 use signoff_core::{SessionId, UserId};
 use signoff_postgres::{PgStore, PoolOptions};
 use signoff_testdb::TestDatabase;
@@ -147,4 +147,26 @@ async fn audit_events_go_before_the_counter_is_locked_and_alone_never_wait_for_i
     assert_eq!(second.await.expect("second"), seq + 1);
     store.close().await;
     drop(db);
+}
+
+/// A page of the feed carries the head as the same statement saw it, so a node whose position
+/// was trimmed away finds no entries and a head past its position (and reloads its caches),
+/// where the entries alone could not tell it from being up to date.
+#[tokio::test]
+async fn a_page_of_the_feed_tells_a_trim_from_being_up_to_date() {
+    let db = TestDatabase::create("signoff_feed_page").await;
+    let store =
+        PgStore::connect(&db.url, PoolOptions { max_connections: 4, ..PoolOptions::default() }).await.expect("store");
+    let start = store.revocation_head().await.expect("head");
+    let last = write(&store, &[ended("a"), ended("b"), ended("c")], true, Announce::OnPoll).await;
+    let page = store.feed_page(start, 2).await.expect("page");
+    assert_eq!(page.entries.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), [last - 2, last - 1]);
+    assert_eq!(page.head, last, "the head, not the page's end");
+    let page = store.feed_page(last, 100).await.expect("up to date");
+    assert_eq!((page.head, page.entries.len()), (last, 0));
+    // Every entry trimmed (no node holds a lease): behind them, nothing to read, the head past.
+    let now = time::OffsetDateTime::now_utc();
+    assert_eq!(store.trim_revocations(now + time::Duration::minutes(1), now).await.expect("trim"), 3);
+    let page = store.feed_page(start, 100).await.expect("trimmed");
+    assert_eq!((page.head, page.entries.len()), (last, 0), "no entries, the head past this position");
 }

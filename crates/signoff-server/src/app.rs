@@ -300,6 +300,7 @@ pub async fn serve(
         max_connections: c.max_connections,
         header_read_timeout: c.header_read_timeout,
         keepalive_timeout: c.keepalive_timeout,
+        write_timeout: c.write_timeout,
         open: state.metrics().open_connections.clone(),
     };
     let leaving = state.clone();

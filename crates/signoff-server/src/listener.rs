@@ -1,5 +1,6 @@
 //! Accepting connections with bounds an anonymous client cannot stretch: a cap on open
-//! connections, a deadline for a request's headers (slowloris), and a keep-alive idle timeout.
+//! connections, a deadline for a request's headers (slowloris), a keep-alive idle timeout, and
+//! a deadline for a client that stops taking what it is sent.
 //!
 //! - The cap is a semaphore: at `max_connections` the loop stops accepting and new clients wait
 //!   in the kernel's listen backlog until a connection closes (the timeouts below make sure
@@ -9,7 +10,9 @@
 //!   request's headers must be complete within `header_read_timeout` of the moment the
 //!   connection was ready for it (just accepted, or its previous response done), however they
 //!   trickle in, and a connection that sends nothing for `keepalive_timeout` is closed. (Not
-//!   hyper's own header timer: it makes and registers a timer for every request.)
+//!   hyper's own header timer: it makes and registers a timer for every request.) In flight
+//!   or not, a connection whose writes have waited `write_timeout` with nothing taken is closed
+//!   (a client that stops reading, with requests pipelined behind the answers it leaves).
 
 use axum::body::Body;
 use axum::http::Request;
@@ -36,6 +39,7 @@ pub struct Limits {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub keepalive_timeout: Duration,
+    pub write_timeout: Duration,
     pub open: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -73,19 +77,18 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let mut closed = closed.clone();
-        let (header_read_timeout, keepalive_timeout) = (limits.header_read_timeout, limits.keepalive_timeout);
+        let timeouts = Timeouts {
+            keepalive: limits.keepalive_timeout,
+            header_read: limits.header_read_timeout,
+            write: limits.write_timeout,
+        };
         let open = OpenGuard::new(limits.open.clone());
         tokio::spawn(async move {
             let _permit = permit;
             let _open = open;
             let in_flight = Arc::new(InFlight::default());
             let written = Arc::new(Written::default());
-            let io = TokioIo::new(Idle::new(
-                stream,
-                in_flight.clone(),
-                written.clone(),
-                Timeouts { keepalive: keepalive_timeout, header_read: header_read_timeout },
-            ));
+            let io = TokioIo::new(Idle::new(stream, in_flight.clone(), written.clone(), timeouts));
             let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(Connection { peer, written: written.clone() });
                 let guard = InFlight::enter(&in_flight);
@@ -240,6 +243,8 @@ struct Timeouts {
     keepalive: Duration,
     /// Since it was last ready for a request, however it trickles in (slowloris).
     header_read: Duration,
+    /// Of a write the client takes nothing of (a client that stops reading, its socket full).
+    write: Duration,
 }
 
 /// A socket that fails its reads, which makes hyper close it, when no request is in flight and
@@ -253,13 +258,44 @@ struct Idle {
     timeouts: Timeouts,
     last_read: Instant,
     timer: Pin<Box<Sleep>>,
+    /// The deadline of a write waiting for the client to take something (made on the first
+    /// such wait), and whether it runs (set when a write waits, cleared when one goes through).
+    stalled: Option<Pin<Box<Sleep>>>,
+    stall_running: bool,
 }
 
 impl Idle {
     fn new(inner: TcpStream, in_flight: Arc<InFlight>, written: Arc<Written>, timeouts: Timeouts) -> Self {
         let now = Instant::now();
         let timer = Box::pin(tokio::time::sleep_until(now + timeouts.keepalive.min(timeouts.header_read)));
-        Self { inner, in_flight, written, timeouts, last_read: now, timer }
+        Self { inner, in_flight, written, timeouts, last_read: now, timer, stalled: None, stall_running: false }
+    }
+
+    /// A write's outcome, failed once writes have waited `timeouts.write` with no progress:
+    /// whether or not a request is in flight, a client that stops reading (a full socket, a
+    /// pipelined request waiting behind the answers it does not take) holds a connection only
+    /// so long. Any progress starts the wait over.
+    fn progress<T>(&mut self, cx: &mut Context<'_>, done: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        if done.is_ready() {
+            // The timer is kept for the next wait (a client that reads slowly waits often).
+            self.stall_running = false;
+            return done;
+        }
+        let deadline = Instant::now() + self.timeouts.write;
+        let timer = match &mut self.stalled {
+            Some(timer) => {
+                if !self.stall_running {
+                    timer.as_mut().reset(deadline);
+                }
+                timer
+            }
+            None => self.stalled.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        self.stall_running = true;
+        if timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "client not reading")));
+        }
+        Poll::Pending
     }
 }
 
@@ -277,12 +313,14 @@ impl AsyncRead for Idle {
             Poll::Pending => {}
         }
         loop {
-            let Timeouts { keepalive, header_read } = this.timeouts;
+            let Timeouts { keepalive, header_read, .. } = this.timeouts;
             let deadline = match this.in_flight.idle_since() {
                 // Ready for a request since `done`: hyper is reading the next head, if any.
                 Some(done) => (done.max(this.last_read) + keepalive).min(done + header_read),
-                // A request is being answered: check again a timeout from now.
-                None => Instant::now() + keepalive,
+                // A request is being answered: check again a timeout from now. The shorter one:
+                // hyper does not read when the answer is done (it waits for the socket), so the
+                // deadlines from then on are only looked at when this one passes.
+                None => Instant::now() + keepalive.min(header_read),
             };
             if Instant::now() >= deadline {
                 return Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "keep-alive idle")));
@@ -302,7 +340,8 @@ impl AsyncRead for Idle {
 
 impl AsyncWrite for Idle {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let done = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.progress(cx, done)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -310,6 +349,7 @@ impl AsyncWrite for Idle {
         if let Poll::Ready(Ok(())) = flushed {
             self.written.flushed();
         }
+        // A TCP socket's flush never waits (nor counts as progress): writes do.
         flushed
     }
 
@@ -322,7 +362,8 @@ impl AsyncWrite for Idle {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let done = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.progress(cx, done)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -5,7 +5,8 @@ use crate::{SqliteStore, SqliteTx};
 use async_trait::async_trait;
 use signoff_core::feed::FeedEntry;
 use signoff_core::store::StoreError;
-use signoff_core::store::{Announce, FeedStore, FeedTx};
+use signoff_core::store::{Announce, FeedPage, FeedStore, FeedTx};
+use sqlx::Row;
 use time::OffsetDateTime;
 
 #[async_trait]
@@ -24,6 +25,31 @@ impl FeedStore for SqliteStore {
     }
     async fn revocation_head(&self) -> Result<i64, StoreError> {
         sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM revocations").fetch_one(&self.pool).await.map_err(db_err)
+    }
+    async fn feed_page(&self, after: i64, limit: u32) -> Result<FeedPage, StoreError> {
+        // One statement, one snapshot. A row with no entry (`seq` NULL) carries the head when
+        // there is nothing after `after`.
+        let rows = sqlx::query(
+            "SELECT h.head, r.seq, r.kind, r.subject, r.user_id, r.issuer, r.reason, r.value, r.at, r.next \
+             FROM (SELECT coalesce(max(seq), 0) AS head FROM revocations) h LEFT JOIN \
+             (SELECT * FROM revocations WHERE seq > ? ORDER BY seq LIMIT ?) r ON 1 ORDER BY r.seq",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let head = match rows.first() {
+            Some(row) => row.try_get("head").map_err(db_err)?,
+            None => 0,
+        };
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if row.try_get::<Option<i64>, _>("seq").map_err(db_err)?.is_some() {
+                entries.push(feed_from(row)?);
+            }
+        }
+        Ok(FeedPage { head, entries })
     }
     async fn trim_revocations(&self, before: OffsetDateTime, now: OffsetDateTime) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM revocations WHERE at < ?")

@@ -10,6 +10,7 @@ use crate::cluster::{Cluster, Signal};
 use crate::error::CoreError;
 use crate::feed::follow::FeedCursor;
 use crate::feed::{FeedEntry, Revocation};
+use crate::store::FeedPage;
 
 /// Entries read from the feed per round trip.
 const PAGE: u32 = 500;
@@ -142,17 +143,14 @@ impl Authority {
 
     async fn read_feed(&self, cursor: &mut FeedCursor, started: Instant) -> Result<i64, CoreError> {
         loop {
-            let entries = self.store.revocations_since(cursor.applied, PAGE).await?;
+            // The entries and the head in one read: a poll that finds nothing new is one
+            // statement.
+            let FeedPage { head, entries } = self.store.feed_page(cursor.applied, PAGE).await?;
             let Some(&(last, _)) = entries.last() else {
                 // Nothing after this node's position: unless it was all trimmed away (a node
                 // suspended for longer than the feed keeps, or one another node's clock ran
-                // ahead of), the head is where this node is. An entry committed between the
-                // two reads is no trim: the head is committed with its entries, so a second
-                // look finds them (and they are applied, and told to event streams, as usual).
-                let head = self.store.revocation_head().await?;
-                if head > cursor.applied && !self.store.revocations_since(cursor.applied, 1).await?.is_empty() {
-                    continue;
-                }
+                // ahead of), the head is where this node is (the head is committed with its
+                // entries, and `feed_page` reads them together).
                 if head > cursor.applied {
                     tracing::warn!(
                         applied = cursor.applied,

@@ -9,6 +9,10 @@ use crate::store::{Announce, Store};
 
 use super::{t0, tx};
 
+async fn read_again(store: &Arc<dyn Store>, after: i64) -> Vec<(i64, FeedEntry)> {
+    store.revocations_since(after, 100).await.expect("read")
+}
+
 pub async fn feed_keeps_order_and_kinds(store: Arc<dyn Store>) {
     let head = store.revocation_head().await.expect("head");
     let u = UserId::generate();
@@ -58,6 +62,12 @@ pub async fn feed_keeps_order_and_kinds(store: Arc<dyn Store>) {
     assert_eq!((first, second), (seqs[1], seqs[9]), "each append returns its last position");
     assert_eq!(read.into_iter().map(|(_, e)| e).collect::<Vec<_>>(), entries, "every kind round-trips, in order");
     assert_eq!(store.revocation_head().await.expect("head"), seqs[9]);
+    let page = store.feed_page(head, 100).await.expect("page with its head");
+    assert_eq!((page.head, page.entries), (seqs[9], read_again(&store, head).await), "the same entries, and the head");
+    let page = store.feed_page(seqs[9], 100).await.expect("nothing after the head");
+    assert_eq!((page.head, page.entries.len()), (seqs[9], 0), "nothing new: the head alone");
+    let page = store.feed_page(seqs[1], 2).await.expect("a page after a position");
+    assert_eq!(page.entries.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), seqs[2..4], "paged after a position");
     assert_eq!(store.revocations_since(seqs[1], 2).await.expect("page").len(), 2, "paged after a position");
     assert_eq!(store.trim_revocations(t0() + Duration::seconds(1), t0()).await.expect("trim"), 10);
 }

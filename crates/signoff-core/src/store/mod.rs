@@ -21,7 +21,7 @@ mod users;
 
 pub use audit::{AuditStore, AuditTx};
 pub use clients::{ClientStore, ClientTx};
-pub use feed::{Announce, FeedStore, FeedTx};
+pub use feed::{Announce, FeedPage, FeedStore, FeedTx};
 pub use keys::{KeyStore, KeyTx};
 pub use mail::{MailStore, MailTx};
 pub use outbox::{OutboxStore, OutboxTx};

@@ -125,10 +125,12 @@ settings! {
         "how long a sign-in waits for a hashing slot before 503 with Retry-After";
     max_connections: Count<usize> = "1024",
         "open client connections; further ones wait in the listen backlog";
-    header_read_timeout_seconds: Seconds<1> = "10",
+    header_read_timeout_seconds: Seconds<1, 86400> = "10",
         "a client must send a request's headers within this time (counted from when the connection is ready)";
-    keepalive_timeout_seconds: Seconds<1> = "5",
+    keepalive_timeout_seconds: Seconds<1, 86400> = "5",
         "an idle keep-alive connection is closed after this long (or the header timeout, if shorter)";
+    write_timeout_seconds: Seconds<1, 86400> = "30",
+        "a connection whose client takes none of what the server sends for this long is closed";
     redirect_allowlist: Origins = "",
         "comma-separated origins that return_to may point to besides the public URL";
     clear_site_data: ClearSiteData = "\"cache\", \"cookies\", \"storage\"",

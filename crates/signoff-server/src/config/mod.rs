@@ -77,6 +77,7 @@ pub struct Config {
     pub max_connections: usize,
     pub header_read_timeout: std::time::Duration,
     pub keepalive_timeout: std::time::Duration,
+    pub write_timeout: std::time::Duration,
     /// Origins `return_to` may name, the public origin included.
     pub redirect_allowlist: Vec<String>,
     pub clear_site_data: String,
@@ -248,6 +249,7 @@ impl Config {
             max_connections: s.max_connections,
             header_read_timeout: s.header_read_timeout_seconds.unsigned_abs(),
             keepalive_timeout: s.keepalive_timeout_seconds.unsigned_abs(),
+            write_timeout: s.write_timeout_seconds.unsigned_abs(),
             clear_site_data: s.clear_site_data,
             trust_proxy: s.trust_proxy,
             trusted_proxies: s.trusted_proxies,

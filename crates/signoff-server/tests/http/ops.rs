@@ -514,6 +514,39 @@ async fn slow_headers_and_idle_connections_are_closed() {
 }
 
 #[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off() {
+    let s = TestServer::with(|c| c.write_timeout = Duration::from_secs(1)).await;
+    // Answers large enough that those asked for fill every buffer between the server and a
+    // client that takes none of them.
+    const REQUESTS: usize = 400;
+    let size = reqwest::get(format!("{}/openapi.json", s.base)).await.expect("get").bytes().await.expect("body").len();
+    assert!(size * REQUESTS > 16 << 20, "{size} bytes an answer fill no buffer");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("a small receive buffer");
+    let stream = socket.connect(addr(&s).parse().expect("address")).await.expect("connect");
+    let (mut read, mut write) = stream.into_split();
+    // Every request at once (pipelined), then nothing read for a while.
+    let writer = tokio::spawn(async move {
+        for _ in 0..REQUESTS {
+            if write.write_all(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n").await.is_err() {
+                break;
+            }
+        }
+        write
+    });
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The server gave up on this client a second after its writes stopped going through: what
+    // is read now ends before the answers do. (Not cut off, it would send them all, then keep
+    // the connection open for its keep-alive time.)
+    let mut answers = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(20), read.read_to_end(&mut answers)).await;
+    assert!(ended.is_ok(), "the connection was still open after 24 s");
+    let sent = answers.windows(12).filter(|w| w == b"HTTP/1.1 200").count();
+    assert!(sent < REQUESTS, "all {sent} answers were sent to a client that did not read");
+    drop(writer.await);
+}
+
+#[tokio::test]
 async fn idle_connections_cannot_lock_clients_out_beyond_the_connection_cap() {
     let s = TestServer::with(|c| {
         c.header_read_timeout = Duration::from_secs(1);

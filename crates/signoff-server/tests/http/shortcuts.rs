@@ -57,6 +57,7 @@ async fn the_shortcut_routes_answer_as_the_router_does() {
         max_connections: 64,
         header_read_timeout: std::time::Duration::from_secs(5),
         keepalive_timeout: std::time::Duration::from_secs(5),
+        write_timeout: std::time::Duration::from_secs(30),
         open: std::sync::Arc::default(),
     };
     let surface = signoff_server::Surface::routed(s.state().clone());
