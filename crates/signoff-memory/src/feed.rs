@@ -15,21 +15,23 @@ fn dated(entry: &FeedEntry, recorded: OffsetDateTime) -> OffsetDateTime {
     }
 }
 
+/// Up to `limit` entries after `after`, with their positions.
+fn later(feed: &[(i64, OffsetDateTime, FeedEntry)], after: i64, limit: u32) -> Vec<(i64, FeedEntry)> {
+    let later = feed.iter().filter(|(seq, _, _)| *seq > after).take(limit as usize);
+    later.map(|(seq, _, entry)| (*seq, entry.clone())).collect()
+}
+
 #[async_trait]
 impl FeedStore for MemoryStore {
     async fn revocations_since(&self, after: i64, limit: u32) -> Result<Vec<(i64, FeedEntry)>, StoreError> {
-        let state = self.read();
-        let later = state.feed.iter().filter(|(seq, _, _)| *seq > after).take(limit as usize);
-        Ok(later.map(|(seq, _, entry)| (*seq, entry.clone())).collect())
+        Ok(later(&self.read().feed, after, limit))
     }
     async fn revocation_head(&self) -> Result<i64, StoreError> {
         Ok(self.read().feed.last().map_or(0, |(seq, _, _)| *seq))
     }
     async fn feed_page(&self, after: i64, limit: u32) -> Result<FeedPage, StoreError> {
-        let state = self.read();
-        let head = state.feed.last().map_or(0, |(seq, _, _)| *seq);
-        let later = state.feed.iter().filter(|(seq, _, _)| *seq > after).take(limit as usize);
-        Ok(FeedPage { head, entries: later.map(|(seq, _, entry)| (*seq, entry.clone())).collect() })
+        let feed = &self.read().feed;
+        Ok(FeedPage { head: feed.last().map_or(0, |(seq, _, _)| *seq), entries: later(feed, after, limit) })
     }
     async fn trim_revocations(&self, before: OffsetDateTime, now: OffsetDateTime) -> Result<u64, StoreError> {
         let trimmed = self

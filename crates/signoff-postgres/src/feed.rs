@@ -1,30 +1,13 @@
 //! The revocation feed on PostgreSQL: [`signoff_core::store::FeedStore`] and [`signoff_core::store::FeedTx`].
 
 use crate::audit::bind_audits;
-use crate::rows::{FeedRow, backend, db_err, feed_from, feed_row, ms};
+use crate::rows::{FeedRow, backend, db_err, feed_from, feed_page_from, feed_row, ms};
 use crate::{PgStore, PgTx, column};
 use async_trait::async_trait;
 use signoff_core::feed::FeedEntry;
 use signoff_core::store::StoreError;
 use signoff_core::store::{Announce, FeedPage, FeedStore, FeedTx};
 use time::OffsetDateTime;
-
-/// A [`FeedPage`] from rows of `head` and a feed entry's columns, the entry's `seq` NULL on a
-/// row that carries only the head.
-fn page_from(rows: &[sqlx::postgres::PgRow]) -> Result<FeedPage, StoreError> {
-    use sqlx::Row;
-    let head = match rows.first() {
-        Some(row) => row.try_get("head").map_err(db_err)?,
-        None => return Err(backend("the revocation counter has no row")),
-    };
-    let mut entries = Vec::with_capacity(rows.len());
-    for row in rows {
-        if row.try_get::<Option<i64>, _>("seq").map_err(db_err)?.is_some() {
-            entries.push(feed_from(row)?);
-        }
-    }
-    Ok(FeedPage { head, entries })
-}
 
 #[async_trait]
 impl FeedStore for PgStore {
@@ -59,7 +42,7 @@ impl FeedStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
-        page_from(&rows)
+        feed_page_from(&rows)
     }
     async fn trim_revocations(&self, before: OffsetDateTime, now: OffsetDateTime) -> Result<u64, StoreError> {
         // Never past what a node holding a live lease has applied: a node with a fast clock

@@ -8,7 +8,7 @@ use signoff_core::mail::MailToken;
 use signoff_core::outbox::Delivery;
 use signoff_core::signals::SignalStream;
 use signoff_core::store::{
-    AuthorizationCode, CodeUse, RefreshToken, RememberToken, Session, StoreError, UserCredentials,
+    AuthorizationCode, CodeUse, FeedPage, RefreshToken, RememberToken, Session, StoreError, UserCredentials,
 };
 use signoff_core::token::SigningKeyPair;
 use signoff_sql::columns::{self, Columns};
@@ -86,6 +86,11 @@ read! {
     spent_code_from -> CodeUse,
     signal_stream_from -> SignalStream,
     signal_upstream_from -> signoff_core::signals::upstream::Upstream,
+}
+
+/// The [`FeedPage`] of a read of the head beside a page of entries.
+pub fn feed_page_from(rows: &[PgRow]) -> Result<FeedPage, StoreError> {
+    columns::feed_page_from(rows.iter().map(Row))
 }
 
 /// The clients of a [`signoff_sql::select_clients!`] read, a client's endpoint rows together.

@@ -13,7 +13,8 @@ use signoff_core::outbox::{Delivery, DeliveryKind, DeliveryStatus};
 use signoff_core::secret::{SecretHash, SessionId, SigninId, UserId};
 use signoff_core::signals::{DeliveryMethod, SignalStream, StreamStatus};
 use signoff_core::store::{
-    AuthorizationCode, CodeIssue, CodeUse, RefreshToken, RememberToken, Session, StoreError, User, UserCredentials,
+    AuthorizationCode, CodeIssue, CodeUse, FeedPage, RefreshToken, RememberToken, Session, StoreError, User,
+    UserCredentials,
 };
 use signoff_core::token::SigningKeyPair;
 
@@ -161,6 +162,22 @@ pub fn audit_from(r: &impl Columns) -> Result<AuditEvent, StoreError> {
         ip: get(r, "ip")?,
         user_agent: get(r, "user_agent")?,
     })
+}
+
+/// A [`FeedPage`] from the rows of a read of the head (`head`) beside a page of entries: the
+/// entry's `seq` is NULL on the one row a read with no entries returns.
+pub fn feed_page_from<R: Columns>(rows: impl IntoIterator<Item = R>) -> Result<FeedPage, StoreError> {
+    let mut head = None;
+    let mut entries = Vec::new();
+    for r in rows {
+        if head.is_none() {
+            head = Some(get::<i64>(&r, "head")?);
+        }
+        if get::<Option<i64>>(&r, "seq")?.is_some() {
+            entries.push(feed_from(&r)?);
+        }
+    }
+    Ok(FeedPage { head: head.ok_or_else(|| backend("a read of the feed returned no head"))?, entries })
 }
 
 pub fn feed_from(r: &impl Columns) -> Result<(i64, FeedEntry), StoreError> {

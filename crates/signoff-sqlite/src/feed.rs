@@ -1,12 +1,11 @@
 //! The revocation feed on SQLite: [`signoff_core::store::FeedStore`] and [`signoff_core::store::FeedTx`].
 
-use crate::rows::{db_err, feed_from, feed_row, ms};
+use crate::rows::{db_err, feed_from, feed_page_from, feed_row, ms};
 use crate::{SqliteStore, SqliteTx};
 use async_trait::async_trait;
 use signoff_core::feed::FeedEntry;
 use signoff_core::store::StoreError;
 use signoff_core::store::{Announce, FeedPage, FeedStore, FeedTx};
-use sqlx::Row;
 use time::OffsetDateTime;
 
 #[async_trait]
@@ -39,17 +38,7 @@ impl FeedStore for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
-        let head = match rows.first() {
-            Some(row) => row.try_get("head").map_err(db_err)?,
-            None => 0,
-        };
-        let mut entries = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if row.try_get::<Option<i64>, _>("seq").map_err(db_err)?.is_some() {
-                entries.push(feed_from(row)?);
-            }
-        }
-        Ok(FeedPage { head, entries })
+        feed_page_from(&rows)
     }
     async fn trim_revocations(&self, before: OffsetDateTime, now: OffsetDateTime) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM revocations WHERE at < ?")

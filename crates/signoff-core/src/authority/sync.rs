@@ -150,7 +150,9 @@ impl Authority {
                 // Nothing after this node's position: unless it was all trimmed away (a node
                 // suspended for longer than the feed keeps, or one another node's clock ran
                 // ahead of), the head is where this node is (the head is committed with its
-                // entries, and `feed_page` reads them together).
+                // entries, and `feed_page` reads them together). Only a store whose head is a
+                // counter (PostgreSQL) can show a trim so; elsewhere the next entry shows it as
+                // a gap (below), and one process serves a SQLite file.
                 if head > cursor.applied {
                     tracing::warn!(
                         applied = cursor.applied,

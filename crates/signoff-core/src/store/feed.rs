@@ -15,21 +15,9 @@ pub trait FeedStore: Send + Sync {
     /// The feed's newest position (0 when empty).
     async fn revocation_head(&self) -> Result<i64, StoreError>;
     /// [`revocations_since`](Self::revocations_since) with the feed's head, as one read sees
-    /// them (a store's is one statement: a poll that finds nothing new costs one): no entries
-    /// with a head past `after` means what lay between was trimmed away. This one reads three
-    /// times: an entry committed between the two first reads is found by the third.
-    async fn feed_page(&self, after: i64, limit: u32) -> Result<FeedPage, StoreError> {
-        loop {
-            let entries = self.revocations_since(after, limit).await?;
-            if !entries.is_empty() {
-                return Ok(FeedPage { head: entries.last().map_or(after, |(seq, _)| *seq), entries });
-            }
-            let head = self.revocation_head().await?;
-            if head <= after || self.revocations_since(after, 1).await?.is_empty() {
-                return Ok(FeedPage { head, entries });
-            }
-        }
-    }
+    /// them (one statement: a poll that finds nothing new costs one): no entries with a head
+    /// past `after` means what lay between was trimmed away.
+    async fn feed_page(&self, after: i64, limit: u32) -> Result<FeedPage, StoreError>;
     /// Drops feed entries older than `before`, and denylist entries past their expiry.
     async fn trim_revocations(&self, before: OffsetDateTime, now: OffsetDateTime) -> Result<u64, StoreError>;
 }
@@ -37,7 +25,7 @@ pub trait FeedStore: Send + Sync {
 /// A page of the feed after a position, and its head as the same read saw it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedPage {
-    /// The newest position (with entries, at least the last of them).
+    /// The newest position.
     pub head: i64,
     /// Positions and entries, oldest first.
     pub entries: Vec<(i64, FeedEntry)>,
