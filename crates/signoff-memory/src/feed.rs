@@ -27,11 +27,19 @@ impl FeedStore for MemoryStore {
         Ok(later(&self.read().feed, after, limit))
     }
     async fn revocation_head(&self) -> Result<i64, StoreError> {
-        Ok(self.read().feed.last().map_or(0, |(seq, _, _)| *seq))
+        Ok(self.read().feed_seq)
     }
     async fn feed_page(&self, after: i64, limit: u32) -> Result<FeedPage, StoreError> {
-        let feed = &self.read().feed;
-        Ok(FeedPage { head: feed.last().map_or(0, |(seq, _, _)| *seq), entries: later(feed, after, limit) })
+        let state = self.read();
+        Ok(FeedPage { head: state.feed_seq, entries: later(&state.feed, after, limit) })
+    }
+    async fn skip_positions(&self, past: i64) -> Result<i64, StoreError> {
+        Ok(self
+            .write(|state| {
+                state.feed_seq = state.feed_seq.max(past);
+                state.feed_seq
+            })
+            .await)
     }
     async fn trim_revocations(&self, before: OffsetDateTime, now: OffsetDateTime) -> Result<u64, StoreError> {
         let trimmed = self

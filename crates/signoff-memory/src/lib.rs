@@ -78,6 +78,9 @@ struct Shared {
     writer: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// The committed state of a [`MemoryStore`] at one moment ([`MemoryStore::copy`]).
+pub struct MemoryCopy(Arc<State>);
+
 /// A signoff store in this process's memory.
 #[derive(Clone)]
 pub struct MemoryStore {
@@ -96,6 +99,17 @@ impl MemoryStore {
         let shared =
             Shared { committed: Mutex::new(Arc::new(State::default())), writer: Arc::new(tokio::sync::Mutex::new(())) };
         Self { shared: Arc::new(shared) }
+    }
+
+    /// A copy of the committed state, as a backup holds it.
+    pub fn copy(&self) -> MemoryCopy {
+        MemoryCopy(self.read())
+    }
+
+    /// Puts a copy back in place of the committed state (a restore): whatever was committed
+    /// since is gone, the revocation feed's positions included.
+    pub async fn restore(&self, copy: &MemoryCopy) {
+        self.write(|state| *state = State::clone(&copy.0)).await;
     }
 
     /// The last committed state.

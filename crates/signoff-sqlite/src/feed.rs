@@ -8,6 +8,14 @@ use signoff_core::store::StoreError;
 use signoff_core::store::{Announce, FeedPage, FeedStore, FeedTx};
 use time::OffsetDateTime;
 
+/// The feed's head: the last position ever written (`AUTOINCREMENT` keeps it in
+/// `sqlite_sequence`, in the same transaction), which trimming every entry does not move back.
+macro_rules! head {
+    () => {
+        "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'revocations'), 0)"
+    };
+}
+
 #[async_trait]
 impl FeedStore for SqliteStore {
     async fn revocations_since(&self, after: i64, limit: u32) -> Result<Vec<(i64, FeedEntry)>, StoreError> {
@@ -23,22 +31,42 @@ impl FeedStore for SqliteStore {
         rows.iter().map(feed_from).collect()
     }
     async fn revocation_head(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM revocations").fetch_one(&self.pool).await.map_err(db_err)
+        sqlx::query_scalar(concat!("SELECT ", head!())).fetch_one(&self.pool).await.map_err(db_err)
     }
     async fn feed_page(&self, after: i64, limit: u32) -> Result<FeedPage, StoreError> {
         // One statement, one snapshot. A row with no entry (`seq` NULL) carries the head when
         // there is nothing after `after`.
-        let rows = sqlx::query(
+        let rows = sqlx::query(concat!(
             "SELECT h.head, r.seq, r.kind, r.subject, r.user_id, r.issuer, r.reason, r.value, r.at, r.next \
-             FROM (SELECT coalesce(max(seq), 0) AS head FROM revocations) h LEFT JOIN \
-             (SELECT * FROM revocations WHERE seq > ? ORDER BY seq LIMIT ?) r ON 1 ORDER BY r.seq",
-        )
+             FROM (SELECT ",
+            head!(),
+            " AS head) h LEFT JOIN (SELECT * FROM revocations WHERE seq > ? ORDER BY seq LIMIT ?) r ON 1 ORDER BY r.seq",
+        ))
         .bind(after)
         .bind(limit)
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
         feed_page_from(&rows)
+    }
+    async fn skip_positions(&self, past: i64) -> Result<i64, StoreError> {
+        // `sqlite_sequence` has a row for the table once anything was written to it.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        let moved = sqlx::query("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'revocations'")
+            .bind(past)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if moved.rows_affected() == 0 {
+            sqlx::query("INSERT INTO sqlite_sequence (name, seq) VALUES ('revocations', ?)")
+                .bind(past)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        let head = sqlx::query_scalar(concat!("SELECT ", head!())).fetch_one(&mut *tx).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(head)
     }
     async fn trim_revocations(&self, before: OffsetDateTime, now: OffsetDateTime) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM revocations WHERE at < ?")

@@ -236,6 +236,9 @@ impl Batch<'_> {
         let announce = if self.kind == BatchKind::Expiry { Announce::OnPoll } else { Announce::Now };
         let seq =
             if feed.is_empty() { 0 } else { self.tx.record_revocations(&feed, self.authority.now(), announce).await? };
+        // Every position before this commit's is committed already and none after it can be,
+        // so one this process has applied means the feed went back (see `propagate_reused`).
+        let (applied, rewinds) = (self.authority.client_feed.head(), self.authority.feed_health.rewinds());
         self.tx.commit().await?;
         // A read of the feed that began before this instant may have missed the commit.
         let committed_at = std::time::Instant::now();
@@ -253,6 +256,7 @@ impl Batch<'_> {
         let proof = async move {
             match kind {
                 // Nothing to prove (see `BatchKind::Expiry`).
+                _ if seq > 0 && seq <= applied => a.propagate_reused(seq, rewinds).await,
                 BatchKind::Expiry => Ok(()),
                 _ if seq > 0 => a.propagate(seq).await,
                 BatchKind::Revocation => a.propagate_head().await,

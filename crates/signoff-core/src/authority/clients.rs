@@ -156,6 +156,13 @@ impl Authority {
 
     /// Fills the window with what the store still holds up to `head` (at start).
     pub(super) async fn start_client_feed(&self, head: i64) -> Result<(), CoreError> {
+        let history = self.feed_history(head).await?;
+        self.client_feed.start(&history, head, self.now());
+        Ok(())
+    }
+
+    /// What the store still holds of the feed up to `head`.
+    pub(super) async fn feed_history(&self, head: i64) -> Result<Vec<(i64, FeedEntry)>, CoreError> {
         let mut history = Vec::new();
         let mut after = 0;
         loop {
@@ -168,7 +175,6 @@ impl Authority {
             }
             after = last;
         }
-        self.client_feed.start(&history, head, self.now());
-        Ok(())
+        Ok(history)
     }
 }

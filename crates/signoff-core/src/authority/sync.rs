@@ -15,6 +15,13 @@ use crate::store::FeedPage;
 /// Entries read from the feed per round trip.
 const PAGE: u32 = 500;
 
+/// How far past a node's position the feed's head is moved when the feed went back (see
+/// `Authority::feed_went_back`): more than any node's feed can run ahead of another's.
+const REWOUND_JUMP: i64 = 1 << 32;
+
+/// How often at most a hint behind the acknowledged position makes a node read the feed.
+const STALE_HINT_READS: Duration = Duration::from_millis(100);
+
 /// How long a request waits for a catch-up before it is answered 503.
 const VOUCH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -162,6 +169,8 @@ impl Authority {
                     self.reload_everything().await?;
                     cursor.applied = head;
                     self.client_feed.skip_to(head);
+                } else if head < cursor.applied {
+                    self.feed_went_back(cursor, head).await?;
                 }
                 break;
             };
@@ -189,6 +198,73 @@ impl Authority {
         }
         cursor.caught_up_from = Some(started);
         Ok(cursor.applied)
+    }
+
+    /// The feed's head is behind this node's position: the store was restored from a copy (or
+    /// replaced), so the positions after `head` would be written again, naming other entries
+    /// than those this node (and others, and relying services) applied there. Left alone, this
+    /// node would pass them over as read, and go on acknowledging them.
+    ///
+    /// So no position is ever written twice: the store's head is moved far past every position
+    /// the old feed can have reached ([`REWOUND_JUMP`]), before anything else. A node still
+    /// behind that head then reads it as a trim and reloads; one ahead of it (impossible unless
+    /// its feed ran more than the jump) finds it went back and moves it again. This node
+    /// distrusts its caches meanwhile, reloads them from the store as it is after the move, and
+    /// starts the relying services' window again at the new head (every client starts over: a
+    /// client of the old feed holds what the restored store has and more revocations, never
+    /// fewer).
+    async fn feed_went_back(&self, cursor: &mut FeedCursor, head: i64) -> Result<(), CoreError> {
+        tracing::error!(
+            applied = cursor.applied,
+            head,
+            "the revocation feed is behind this node: the database was restored or replaced; \
+             moving the feed's positions past the old ones and reloading every cache (restart every verifier)"
+        );
+        if let Some(cluster) = &self.cluster {
+            cluster.distrust("the revocation feed went back");
+        }
+        let head = self.store.skip_positions(cursor.applied.saturating_add(REWOUND_JUMP)).await?;
+        self.reload_everything().await?;
+        let history = self.feed_history(head).await?;
+        self.client_feed.start_over(&history, head, self.now());
+        cursor.applied = head;
+        self.feed_health.rewound();
+        Ok(())
+    }
+
+    /// After a commit written at a position this process had applied already (`seq`; `rewinds`
+    /// as they stood before the commit): the feed went back, and no lease's acknowledged
+    /// position says anything about it. Unless a read has found that out since, this process
+    /// moves the feed on past the old positions and reloads ([`feed_went_back`]); then every
+    /// other node is fenced and its lease waited out, as if none had acknowledged. A fenced node
+    /// answers from memory only after reading the feed again, and that read finds the head
+    /// moved past it (as after a trim) and reloads.
+    ///
+    /// [`feed_went_back`]: Self::feed_went_back
+    pub(super) async fn propagate_reused(&self, seq: i64, rewinds: u64) -> Result<(), CoreError> {
+        tracing::error!(
+            seq,
+            "a revocation was written at a position this node had applied: the revocation feed went back"
+        );
+        {
+            let mut cursor = self.feed.lock().await;
+            if self.feed_health.rewinds() == rewinds {
+                let head = self.store.revocation_head().await?;
+                self.feed_went_back(&mut cursor, head).await?;
+            }
+        }
+        let Some(cluster) = &self.cluster else { return Ok(()) };
+        let remaining = cluster.leases.fence_behind(&cluster.node, i64::MAX).await.map_err(|e| {
+            tracing::error!(seq, error = %e, "revocation committed but its propagation is unproven; answering 503");
+            CoreError::Busy(time::Duration::seconds(1))
+        })?;
+        tracing::warn!(
+            seq,
+            wait_ms = remaining.as_millis() as u64,
+            "every other node fenced: waiting out their leases"
+        );
+        tokio::time::sleep(remaining).await;
+        Ok(())
     }
 
     /// Applies feed entries to this process's caches and event streams (re-applying one is
@@ -320,6 +396,8 @@ impl Authority {
                     Some(Signal::Head(seq)) => {
                         if seq > follower.applied {
                             follower.advance().await;
+                        } else {
+                            follower.recheck().await;
                         }
                     }
                     Some(Signal::Acked) => cluster.acks.notify_waiters(),
@@ -434,6 +512,18 @@ impl Follower<'_> {
                 self.join().await;
             }
             Err(e) => tracing::warn!(error = %e, "acknowledgement failed; the next renewal carries it"),
+        }
+    }
+
+    /// A hint at or behind the acknowledged position: one this node read ahead of (a burst of
+    /// revocations), or one the feed wrote again because it went back (a restored database,
+    /// see `Authority::feed_went_back`). A read tells, unless one began lately.
+    async fn recheck(&mut self) {
+        let lately = Instant::now().checked_sub(STALE_HINT_READS).unwrap_or_else(Instant::now);
+        match self.authority.catch_up_since(lately, VOUCH_TIMEOUT).await {
+            Ok(applied) if applied > self.applied => self.advance().await,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "revocation feed unreadable; retrying"),
         }
     }
 

@@ -71,3 +71,30 @@ pub async fn feed_keeps_order_and_kinds(store: Arc<dyn Store>) {
     assert_eq!(store.revocations_since(seqs[1], 2).await.expect("page").len(), 2, "paged after a position");
     assert_eq!(store.trim_revocations(t0() + Duration::seconds(1), t0()).await.expect("trim"), 10);
 }
+
+/// The head is the last position ever written: trimming every entry does not move it back, and
+/// moving it on (a feed that went back under nodes that read past it) is never undone and
+/// leaves no entry written at or below it.
+pub async fn the_head_never_moves_back(store: Arc<dyn Store>) {
+    let token =
+        |jti: &str| FeedEntry::Token { issuer: "https://a.example".into(), jti: jti.into(), exp: 1, user_id: None };
+    let mut t = tx(&store).await;
+    let written = t.record_revocations(&[token("a"), token("b")], t0(), Announce::Now).await.expect("record");
+    t.commit().await.expect("commit");
+    assert!(store.trim_revocations(t0() + Duration::seconds(1), t0()).await.expect("trim") >= 2);
+    assert_eq!(store.revocation_head().await.expect("head"), written, "a trim leaves the head where it was");
+    let page = store.feed_page(0, 100).await.expect("page");
+    assert_eq!((page.head, page.entries.len()), (written, 0), "all trimmed: the head alone, as written");
+
+    let past = written + (1 << 32);
+    assert_eq!(store.skip_positions(past).await.expect("skip"), past, "the head moved on");
+    assert_eq!(store.skip_positions(written).await.expect("skip back"), past, "never back");
+    assert_eq!(store.feed_page(written, 100).await.expect("page").head, past);
+    let mut t = tx(&store).await;
+    let next = t.record_revocations(&[token("c")], t0(), Announce::Now).await.expect("record after the move");
+    t.commit().await.expect("commit");
+    assert_eq!(next, past + 1, "the next entry follows the head");
+    let page = store.feed_page(written, 100).await.expect("page");
+    assert_eq!(page.head, past + 1);
+    assert_eq!(page.entries, vec![(past + 1, token("c"))], "nothing at or below the head it moved to");
+}

@@ -51,6 +51,7 @@ macro_rules! store_conformance {
             keys::keys_and_denials,
             keys::keys_of_every_algorithm,
             feed::feed_keeps_order_and_kinds,
+            feed::the_head_never_moves_back,
             clients::clients_are_kept_and_deleted,
             clients::a_clients_secret_is_swapped_only_from_the_one_it_has,
             clients::a_clients_endpoints_are_kept_with_it,

@@ -32,6 +32,8 @@ pub(crate) struct FeedHealth {
     committed: std::sync::atomic::AtomicI64,
     /// How old the last successful read may be.
     max_quiet_ms: std::sync::atomic::AtomicU64,
+    /// How many times the feed was found to have gone back (`Authority::feed_went_back`).
+    rewinds: std::sync::atomic::AtomicU64,
 }
 
 impl FeedHealth {
@@ -42,6 +44,7 @@ impl FeedHealth {
             caught_up_ms: AtomicU64::new(0),
             committed: AtomicI64::new(0),
             max_quiet_ms: AtomicU64::new(2_000),
+            rewinds: AtomicU64::new(0),
         }
     }
 
@@ -57,6 +60,15 @@ impl FeedHealth {
 
     pub(crate) fn committed(&self, seq: i64) {
         self.committed.fetch_max(seq, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The feed was found to have gone back, and this process moved past it.
+    pub(crate) fn rewound(&self) {
+        self.rewinds.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    pub(crate) fn rewinds(&self) -> u64 {
+        self.rewinds.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub(crate) fn current(&self, window_head: i64) -> bool {

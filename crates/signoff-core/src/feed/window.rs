@@ -146,9 +146,20 @@ impl ClientFeed {
     /// Starts the window at `head`: `history` is what the store still holds up to it (which
     /// may begin after 1, if older entries were trimmed).
     pub fn start(&self, history: &[(i64, FeedEntry)], head: i64, now: OffsetDateTime) {
+        self.fill(history, head, history.first().map_or(head, |(seq, _)| seq - 1), now);
+    }
+
+    /// Starts the window again at `head` (as [`start`](Self::start)), with every client behind
+    /// it starting over: the feed went back and its positions moved past the old ones (see
+    /// `Authority::feed_went_back`), so no position a client holds names an entry of this feed.
+    pub fn start_over(&self, history: &[(i64, FeedEntry)], head: i64, now: OffsetDateTime) {
+        self.fill(history, head, head, now);
+    }
+
+    fn fill(&self, history: &[(i64, FeedEntry)], head: i64, floor: i64, now: OffsetDateTime) {
         let mut w = self.lock();
         w.events.clear();
-        w.floor = history.first().map_or(head, |(seq, _)| seq - 1);
+        w.floor = floor;
         w.head = head;
         // A kind this version does not know: what it revoked cannot be told (as in `apply`).
         w.poisoned |= history.iter().any(|(_, e)| matches!(e, FeedEntry::Unknown { .. }));

@@ -12,12 +12,17 @@ pub trait FeedStore: Send + Sync {
     /// Feed entries recorded after position `after`, oldest first, at most `limit`, each with
     /// its position.
     async fn revocations_since(&self, after: i64, limit: u32) -> Result<Vec<(i64, FeedEntry)>, StoreError>;
-    /// The feed's newest position (0 when empty).
+    /// The feed's newest position: the last one ever written (0 when none), which trimming the
+    /// entries does not move back.
     async fn revocation_head(&self) -> Result<i64, StoreError>;
     /// [`revocations_since`](Self::revocations_since) with the feed's head, as one read sees
     /// them (one statement: a poll that finds nothing new costs one): no entries with a head
     /// past `after` means what lay between was trimmed away.
     async fn feed_page(&self, after: i64, limit: u32) -> Result<FeedPage, StoreError>;
+    /// Moves the head to `past` unless it is there already, so that no entry is ever written at
+    /// a position at or below it; returns the head. For a feed that went back (a restored
+    /// database) under nodes and clients that hold positions of the old one.
+    async fn skip_positions(&self, past: i64) -> Result<i64, StoreError>;
     /// Drops feed entries older than `before`, and denylist entries past their expiry.
     async fn trim_revocations(&self, before: OffsetDateTime, now: OffsetDateTime) -> Result<u64, StoreError>;
 }

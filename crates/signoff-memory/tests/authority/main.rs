@@ -4,6 +4,7 @@
 
 mod expiry;
 mod logout;
+mod restore;
 mod triggers;
 
 use signoff_core::password::Passwords;
@@ -28,6 +29,7 @@ pub const SESSIONS: SessionPolicy = SessionPolicy {
 /// An authority on a fresh memory store, with its clock and the client it is asked from.
 pub struct World {
     pub authority: Authority,
+    pub store: Arc<MemoryStore>,
     pub clock: ManualClock,
     pub client: ClientInfo,
 }
@@ -46,10 +48,10 @@ impl World {
         let passwords = Passwords::new(2, std::time::Duration::from_secs(10)).await.expect("passwords");
         let throttle = ThrottlePolicy::uniform(10_000, time::Duration::minutes(15));
         let store = Arc::new(MemoryStore::new());
-        let authority = Authority::new(store, Arc::new(clock.clone()), SESSIONS, throttle, tokens, passwords)
+        let authority = Authority::new(store.clone(), Arc::new(clock.clone()), SESSIONS, throttle, tokens, passwords)
             .await
             .expect("authority");
-        Self { authority, clock, client: ClientInfo { ip: "192.0.2.1".into(), user_agent: None } }
+        Self { authority, store, clock, client: ClientInfo { ip: "192.0.2.1".into(), user_agent: None } }
     }
 
     /// Makes an account for `email` (once per address and world).

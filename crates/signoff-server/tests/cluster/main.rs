@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 mod readiness;
 mod relying;
+mod restore;
 mod shared;
 
 /// The nodes' lease in these tests (the default is 2 s; shorter keeps pauses short).

@@ -254,6 +254,9 @@ impl FeedStore for DeniedWhileLoading {
     async fn feed_page(&self, after: i64, limit: u32) -> Result<signoff_core::store::FeedPage, StoreError> {
         self.inner.feed_page(after, limit).await
     }
+    async fn skip_positions(&self, past: i64) -> Result<i64, StoreError> {
+        self.inner.skip_positions(past).await
+    }
     async fn trim_revocations(&self, before: OffsetDateTime, now: OffsetDateTime) -> Result<u64, StoreError> {
         self.inner.trim_revocations(before, now).await
     }
