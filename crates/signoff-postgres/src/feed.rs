@@ -45,18 +45,12 @@ impl FeedStore for PgStore {
         feed_page_from(&rows)
     }
     async fn skip_positions(&self, past: i64) -> Result<i64, StoreError> {
-        // The nodes are told at once: those behind the new head read it, find nothing between,
-        // and reload (as after a trim).
-        sqlx::query_scalar(
-            "WITH moved AS (UPDATE revocation_counter SET seq = GREATEST(seq, $1) WHERE id = 1 RETURNING seq) \
-             SELECT moved.seq FROM moved LEFT JOIN LATERAL (SELECT pg_notify($2, moved.seq::text)) AS hint ON true",
-        )
-        .bind(past)
-        .bind(crate::cluster::CHANNEL)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?
-        .ok_or_else(|| backend("the revocation feed's counter row is missing"))
+        sqlx::query_scalar("UPDATE revocation_counter SET seq = GREATEST(seq, $1) WHERE id = 1 RETURNING seq")
+            .bind(past)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| backend("the revocation feed's counter row is missing"))
     }
     async fn trim_revocations(&self, before: OffsetDateTime, now: OffsetDateTime) -> Result<u64, StoreError> {
         // Never past what a node holding a live lease has applied: a node with a fast clock

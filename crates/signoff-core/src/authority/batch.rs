@@ -236,8 +236,8 @@ impl Batch<'_> {
         let announce = if self.kind == BatchKind::Expiry { Announce::OnPoll } else { Announce::Now };
         let seq =
             if feed.is_empty() { 0 } else { self.tx.record_revocations(&feed, self.authority.now(), announce).await? };
-        // Every position before this commit's is committed already and none after it can be,
-        // so one this process has applied means the feed went back (see `propagate_reused`).
+        // Every position before this commit's first is committed already and none after it can
+        // be, so one this process has applied means the feed went back (see `propagate_reused`).
         let (applied, rewinds) = (self.authority.client_feed.head(), self.authority.feed_health.rewinds());
         self.tx.commit().await?;
         // A read of the feed that began before this instant may have missed the commit.
@@ -253,10 +253,12 @@ impl Batch<'_> {
         // this process's own work below, which it does not depend on: the answer waits for both.
         let a = self.authority;
         let kind = self.kind;
+        // One position per entry, the last `seq`.
+        let first = seq - feed.len() as i64 + 1;
         let proof = async move {
             match kind {
+                _ if seq > 0 && first <= applied => a.propagate_reused(seq, applied, rewinds).await,
                 // Nothing to prove (see `BatchKind::Expiry`).
-                _ if seq > 0 && seq <= applied => a.propagate_reused(seq, rewinds).await,
                 BatchKind::Expiry => Ok(()),
                 _ if seq > 0 => a.propagate(seq).await,
                 BatchKind::Revocation => a.propagate_head().await,

@@ -150,25 +150,40 @@ impl Authority {
 
     async fn read_feed(&self, cursor: &mut FeedCursor, started: Instant) -> Result<i64, CoreError> {
         loop {
-            // The entries and the head in one read: a poll that finds nothing new is one
-            // statement.
-            let FeedPage { head, entries } = self.store.feed_page(cursor.applied, PAGE).await?;
-            let Some(&(last, _)) = entries.last() else {
+            // The entries and the head in one read (a poll that finds nothing new is one
+            // statement), from the entry at this node's position on: the one applied there must
+            // still be there, unless trimmed. A feed that went back (a restored database) and
+            // was written again past this position has another one there.
+            let checks = cursor.applied > 0;
+            let FeedPage { head, mut entries } = self.store.feed_page(cursor.applied - i64::from(checks), PAGE).await?;
+            let full = entries.len() == PAGE as usize;
+            if checks && entries.first().is_some_and(|(seq, _)| *seq == cursor.applied) {
+                let (_, there) = entries.remove(0);
+                match &cursor.at_applied {
+                    Some(applied) if *applied != there => {
+                        self.feed_went_back(cursor, head).await?;
+                        continue;
+                    }
+                    Some(_) => {}
+                    None => cursor.at_applied = Some(there),
+                }
+            }
+            let Some((last, at_last)) = entries.last().cloned() else {
                 // Nothing after this node's position: unless it was all trimmed away (a node
                 // suspended for longer than the feed keeps, or one another node's clock ran
-                // ahead of), the head is where this node is (the head is committed with its
-                // entries, and `feed_page` reads them together). Only a store whose head is a
-                // counter (PostgreSQL) can show a trim so; elsewhere the next entry shows it as
-                // a gap (below), and one process serves a SQLite file.
+                // ahead of), or the feed moved on past positions written again after it went
+                // back, the head is where this node is (the head is committed with its entries,
+                // and `feed_page` reads them together).
                 if head > cursor.applied {
                     tracing::warn!(
                         applied = cursor.applied,
                         head,
-                        "revocation feed trimmed past this node; reloading every cache"
+                        "revocation feed trimmed or moved past this node; reloading every cache"
                     );
                     self.reload_everything().await?;
+                    self.refill_client_feed(head).await?;
                     cursor.applied = head;
-                    self.client_feed.skip_to(head);
+                    cursor.at_applied = None;
                 } else if head < cursor.applied {
                     self.feed_went_back(cursor, head).await?;
                 }
@@ -184,20 +199,29 @@ impl Authority {
                 // what they revoked is unknown here.
                 tracing::warn!(applied = cursor.applied, "revocation feed read past a gap; reloading every cache");
                 self.reload_everything().await?;
+                self.refill_client_feed(last).await?;
             }
-            let full = entries.len() == PAGE as usize;
             self.apply_feed(entries.iter().map(|(_, e)| e.clone()).collect()).await?;
             // Relying services are told only what this process has applied (its keys reloaded
-            // before a verifier told of new keys asks for them; a gap moves the window's floor:
-            // clients behind it start over).
+            // before a verifier told of new keys asks for them).
             self.client_feed.apply(&entries, self.now());
             cursor.applied = last;
+            cursor.at_applied = Some(at_last);
             if !full {
                 break;
             }
         }
         cursor.caught_up_from = Some(started);
         Ok(cursor.applied)
+    }
+
+    /// After a read past entries this process never read (trimmed, or written at positions the
+    /// feed had reached before it went back): the relying services' window adds what the store
+    /// holds up to `head`, and its clients behind `head` start over.
+    async fn refill_client_feed(&self, head: i64) -> Result<(), CoreError> {
+        let history = self.feed_history(head).await?;
+        self.client_feed.refill(&history, head, self.now());
+        Ok(())
     }
 
     /// The feed's head is behind this node's position: the store was restored from a copy (or
@@ -224,46 +248,61 @@ impl Authority {
             cluster.distrust("the revocation feed went back");
         }
         let head = self.store.skip_positions(cursor.applied.saturating_add(REWOUND_JUMP)).await?;
+        if let Some(cluster) = &self.cluster {
+            // The other nodes read at once: the head is past them (see above).
+            let fanout = cluster.fanout.clone();
+            tokio::spawn(async move {
+                if let Err(e) = fanout.publish(head).await {
+                    tracing::warn!(head, error = %e, "the moved feed's hint not published");
+                }
+            });
+        }
         self.reload_everything().await?;
         let history = self.feed_history(head).await?;
         self.client_feed.start_over(&history, head, self.now());
         cursor.applied = head;
+        cursor.at_applied = None;
         self.feed_health.rewound();
         Ok(())
     }
 
-    /// After a commit written at a position this process had applied already (`seq`; `rewinds`
-    /// as they stood before the commit): the feed went back, and no lease's acknowledged
-    /// position says anything about it. Unless a read has found that out since, this process
-    /// moves the feed on past the old positions and reloads ([`feed_went_back`]); then every
-    /// other node is fenced and its lease waited out, as if none had acknowledged. A fenced node
-    /// answers from memory only after reading the feed again, and that read finds the head
-    /// moved past it (as after a trim) and reloads.
+    /// After a commit written (from its first entry on) at a position this process had applied
+    /// already (`applied` and `rewinds` as they stood before the commit; `seq` its last
+    /// position): the feed went back, and no lease's acknowledged position says anything
+    /// about it. Unless a read has found that out since, this process moves the feed on past
+    /// the old positions and reloads ([`feed_went_back`]), also when a read has passed over the
+    /// entries meanwhile (the one at its position trimmed, so it could not tell), or read past
+    /// a head another node moved on (one more jump is harmless). Then every other node is fenced, and the revoker waits at least a
+    /// lease: a node's lease of the copy's has run out and one registered since the copy has
+    /// none, so neither is found to fence, but each trusts its caches for at most a lease after
+    /// its last renewal, and renews only after reading the feed, which finds it behind or the
+    /// head moved past it.
     ///
     /// [`feed_went_back`]: Self::feed_went_back
-    pub(super) async fn propagate_reused(&self, seq: i64, rewinds: u64) -> Result<(), CoreError> {
-        tracing::error!(
-            seq,
-            "a revocation was written at a position this node had applied: the revocation feed went back"
-        );
-        {
-            let mut cursor = self.feed.lock().await;
-            if self.feed_health.rewinds() == rewinds {
-                let head = self.store.revocation_head().await?;
-                self.feed_went_back(&mut cursor, head).await?;
-            }
-        }
-        let Some(cluster) = &self.cluster else { return Ok(()) };
-        let remaining = cluster.leases.fence_behind(&cluster.node, i64::MAX).await.map_err(|e| {
+    pub(super) async fn propagate_reused(&self, seq: i64, applied: i64, rewinds: u64) -> Result<(), CoreError> {
+        let unproven = |e: &dyn std::fmt::Display| {
             tracing::error!(seq, error = %e, "revocation committed but its propagation is unproven; answering 503");
             CoreError::Busy(time::Duration::seconds(1))
-        })?;
-        tracing::warn!(
+        };
+        tracing::error!(
             seq,
-            wait_ms = remaining.as_millis() as u64,
-            "every other node fenced: waiting out their leases"
+            applied,
+            "a revocation was written at a position this node had applied: the revocation feed went back"
         );
-        tokio::time::sleep(remaining).await;
+        let head = {
+            let mut cursor = self.feed.lock().await;
+            if self.feed_health.rewinds() == rewinds {
+                let head = self.store.revocation_head().await.map_err(|e| unproven(&e))?;
+                self.feed_went_back(&mut cursor, head).await.map_err(|e| unproven(&e))?;
+            }
+            cursor.applied
+        };
+        self.relayed(head).await;
+        let Some(cluster) = &self.cluster else { return Ok(()) };
+        let remaining = cluster.leases.fence_behind(&cluster.node, i64::MAX).await.map_err(|e| unproven(&e))?;
+        let wait = remaining.max(cluster.policy.lease);
+        tracing::warn!(seq, wait_ms = wait.as_millis() as u64, "every other node fenced: waiting out their leases");
+        tokio::time::sleep(wait).await;
         Ok(())
     }
 
@@ -380,7 +419,15 @@ impl Authority {
                 }
             }
         };
-        let mut follower = Follower { authority: self, cluster, listening: false, incarnation: None, applied: 0 };
+        let mut follower = Follower {
+            authority: self,
+            cluster,
+            listening: false,
+            incarnation: None,
+            applied: 0,
+            recheck_at: None,
+            rechecked: None,
+        };
         let mut renew = tokio::time::interval(cluster.policy.renew_every);
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut poll = tokio::time::interval(cluster.policy.poll);
@@ -397,7 +444,7 @@ impl Authority {
                         if seq > follower.applied {
                             follower.advance().await;
                         } else {
-                            follower.recheck().await;
+                            follower.recheck_soon();
                         }
                     }
                     Some(Signal::Acked) => cluster.acks.notify_waiters(),
@@ -410,6 +457,7 @@ impl Authority {
                 },
                 _ = renew.tick() => follower.renew().await,
                 _ = poll.tick() => follower.advance().await,
+                () = sleep_until_some(follower.recheck_at), if follower.recheck_at.is_some() => follower.recheck().await,
             }
         }
     }
@@ -451,6 +499,18 @@ struct Follower<'a> {
     incarnation: Option<i64>,
     /// The position last acknowledged.
     applied: i64,
+    /// When a hint at or behind `applied` is to be read after (see `recheck_soon`).
+    recheck_at: Option<tokio::time::Instant>,
+    /// When the last such read began.
+    rechecked: Option<tokio::time::Instant>,
+}
+
+/// Sleeps until `at` (never, for `None`: the `select!` arm is disabled then).
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Follower<'_> {
@@ -517,14 +577,20 @@ impl Follower<'_> {
 
     /// A hint at or behind the acknowledged position: one this node read ahead of (a burst of
     /// revocations), or one the feed wrote again because it went back (a restored database,
-    /// see `Authority::feed_went_back`). A read tells, unless one began lately.
-    async fn recheck(&mut self) {
-        let lately = Instant::now().checked_sub(STALE_HINT_READS).unwrap_or_else(Instant::now);
-        match self.authority.catch_up_since(lately, VOUCH_TIMEOUT).await {
-            Ok(applied) if applied > self.applied => self.advance().await,
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "revocation feed unreadable; retrying"),
+    /// see `Authority::feed_went_back`). A read that begins after it tells which: at once, or
+    /// (in a burst) [`STALE_HINT_READS`] after the last such read, so every hint is followed
+    /// by a read and a burst costs ten reads a second at most.
+    fn recheck_soon(&mut self) {
+        if self.recheck_at.is_none() {
+            let now = tokio::time::Instant::now();
+            self.recheck_at = Some(self.rechecked.map_or(now, |last| (last + STALE_HINT_READS).max(now)));
         }
+    }
+
+    async fn recheck(&mut self) {
+        self.recheck_at = None;
+        self.rechecked = Some(tokio::time::Instant::now());
+        self.advance().await;
     }
 
     /// Renews the lease (taking a new one when it has none).

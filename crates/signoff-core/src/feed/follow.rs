@@ -9,13 +9,16 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub(crate) struct FeedCursor {
     pub(crate) applied: i64,
+    /// The entry read at `applied`, when one was: the next read finds it there unless it was
+    /// trimmed, or the feed went back and was written again (`Authority::feed_went_back`).
+    pub(crate) at_applied: Option<crate::feed::FeedEntry>,
     pub(crate) caught_up_from: Option<Instant>,
     pub(crate) failed_from: Option<Instant>,
 }
 
 impl FeedCursor {
     pub(crate) fn new(applied: i64) -> Self {
-        Self { applied, caught_up_from: None, failed_from: None }
+        Self { applied, at_applied: None, caught_up_from: None, failed_from: None }
     }
 }
 

@@ -21,7 +21,7 @@ use crate::feed::delivery::Deliveries;
 const EXPIRED_MARGIN: i64 = 120;
 
 /// One event of the relying services' feed (the `type` of the contract).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum FeedEvent {
     /// An access token revoked; dead until `exp` (Unix seconds).
     Token { jti: String, exp: i64 },
@@ -101,6 +101,28 @@ struct Window {
 }
 
 impl Window {
+    /// What an entry at `seq` changes besides the events: clients deleted, grants ended, a
+    /// kind this version does not know.
+    fn note(&mut self, seq: i64, entry: &FeedEntry) {
+        match entry {
+            FeedEntry::ClientRemoved { client_id } => {
+                self.removed.insert(client_id.clone());
+            }
+            FeedEntry::ClientGrantEnded { client_id, .. } => {
+                let at = self.grants_ended.entry(client_id.clone()).or_insert(seq);
+                *at = (*at).max(seq);
+            }
+            FeedEntry::Unknown { kind } => {
+                tracing::error!(
+                    kind,
+                    "a revocation-feed entry of a kind this version does not know: no longer serving the feed to relying services"
+                );
+                self.poisoned = true;
+            }
+            _ => {}
+        }
+    }
+
     fn prune(&mut self, now: OffsetDateTime, keep: Duration) {
         while let Some(front) = self.events.front() {
             if front.arrived + keep > now {
@@ -185,22 +207,7 @@ impl ClientFeed {
                 w.floor = w.floor.max(seq - 1);
             }
             w.head = *seq;
-            match entry {
-                FeedEntry::ClientRemoved { client_id } => {
-                    w.removed.insert(client_id.clone());
-                }
-                FeedEntry::ClientGrantEnded { client_id, .. } => {
-                    w.grants_ended.insert(client_id.clone(), *seq);
-                }
-                FeedEntry::Unknown { kind } => {
-                    tracing::error!(
-                        kind,
-                        "a revocation-feed entry of a kind this version does not know: no longer serving the feed to relying services"
-                    );
-                    w.poisoned = true;
-                }
-                _ => {}
-            }
+            w.note(*seq, entry);
             if let Some(event) = FeedEvent::of(entry, now) {
                 w.events.push_back(Held { seq: *seq, event, arrived: now });
             }
@@ -213,16 +220,29 @@ impl ClientFeed {
         }
     }
 
-    /// The feed moved on past entries this process never saw (trimmed from the store): the
-    /// window holds what it held, and clients behind `head` start over.
-    pub fn skip_to(&self, head: i64) {
+    /// The feed moved on to `head` past entries this process never read (trimmed from the
+    /// store, or written at positions the feed had reached before it went back, see
+    /// `Authority::feed_went_back`): the window keeps what it holds and adds what the store
+    /// holds up to `head` (`history`), and clients behind `head` start over, given the whole
+    /// state that both make.
+    pub fn refill(&self, history: &[(i64, FeedEntry)], head: i64, now: OffsetDateTime) {
         let mut w = self.lock();
-        if head > w.head {
-            w.head = head;
-            w.floor = w.floor.max(head);
-            drop(w);
-            self.bump();
+        if head <= w.head {
+            return;
         }
+        let held: HashSet<(i64, FeedEvent)> = w.events.iter().map(|h| (h.seq, h.event.clone())).collect();
+        for (seq, entry) in history.iter().filter(|(seq, _)| *seq <= head) {
+            w.note(*seq, entry);
+            if let Some(event) = FeedEvent::of(entry, now)
+                && !held.contains(&(*seq, event.clone()))
+            {
+                w.events.push_back(Held { seq: *seq, event, arrived: now });
+            }
+        }
+        w.head = head;
+        w.floor = w.floor.max(head);
+        drop(w);
+        self.bump();
     }
 
     pub fn head(&self) -> i64 {
@@ -364,8 +384,35 @@ mod tests {
         feed.apply(&[(5, token("c", t(2000).unix_timestamp()))], t(1100));
         assert!(feed.since(Some(2), t(1100)).reset, "3 and 4 were never seen here");
         assert!(!feed.since(Some(4), t(1100)).reset);
-        feed.skip_to(9);
+        feed.refill(&[], 9, t(1100));
         assert!(feed.since(Some(5), t(1100)).reset);
         assert_eq!(feed.since(Some(9), t(1100)).head, 9);
+    }
+
+    #[test]
+    fn a_refill_adds_what_the_store_holds_and_keeps_what_the_window_held() {
+        let feed = ClientFeed::new(Duration::minutes(17));
+        feed.start(&[], 0, t(0));
+        let exp = t(900).unix_timestamp();
+        feed.apply(&[(1, token("a", exp)), (2, token("b", exp))], t(0));
+        // The store went back to 1 and was written again at 2 (another token), then moved on
+        // to 100 by another node: this window never read the new 2.
+        feed.refill(&[(1, token("a", exp)), (2, token("c", exp)), (3, token("d", exp))], 100, t(1));
+        let page = feed.since(Some(2), t(1));
+        assert!(page.reset, "a client at an old position starts over");
+        assert_eq!(page.head, 100);
+        let mut jtis: Vec<String> = page
+            .events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                FeedEvent::Token { jti, .. } => Some(jti.clone()),
+                _ => None,
+            })
+            .collect();
+        jtis.sort();
+        assert_eq!(jtis, ["a", "b", "c", "d"], "what it held, and what the store holds, each once");
+        assert!(!feed.since(Some(100), t(1)).reset);
+        feed.refill(&[], 50, t(1));
+        assert_eq!(feed.head(), 100, "never back");
     }
 }
