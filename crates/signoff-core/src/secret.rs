@@ -153,6 +153,12 @@ impl SessionSecret {
         self.0.hash(b"signoff/session/v1")
     }
 
+    /// The secret as a key of the session cache's memo of hashes (`session_cache`), which
+    /// compares in constant time.
+    pub(crate) fn memo_key(&self) -> MemoKey {
+        MemoKey((self.0).0)
+    }
+
     /// The session's CSRF token: derived from the secret under another label, so it can be put
     /// in pages without revealing the secret and needs no storage of its own.
     pub fn csrf_token(&self) -> String {
@@ -165,9 +171,60 @@ impl SessionSecret {
     }
 }
 
+/// A secret's bytes as a map key: equality in constant time (a look-up compares a presented
+/// secret with those it finds in the same bucket), never printed.
+#[derive(Clone)]
+pub(crate) struct MemoKey([u8; SECRET_LEN]);
+
+impl std::hash::Hash for MemoKey {
+    /// Eight random bytes place a key as well as all of them (the map's hasher is keyed).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(first_word(&self.0));
+    }
+}
+
+impl PartialEq for MemoKey {
+    fn eq(&self, other: &Self) -> bool {
+        bool::from(words(&self.0).ct_eq(&words(&other.0)))
+    }
+}
+
+/// The first eight bytes as a word.
+fn first_word(bytes: &[u8; 32]) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[..8]);
+    u64::from_le_bytes(word)
+}
+
+/// 32 bytes as four words: compared in constant time a word at a time rather than a byte.
+fn words(bytes: &[u8; 32]) -> [u64; 4] {
+    let mut words = [0u64; 4];
+    for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(chunk);
+        *word = u64::from_le_bytes(b);
+    }
+    words
+}
+
+impl Eq for MemoKey {}
+
+impl fmt::Debug for MemoKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MemoKey(<redacted>)")
+    }
+}
+
 /// SHA-256 of a secret under a domain-separation label.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct SecretHash(pub [u8; 32]);
+
+impl std::hash::Hash for SecretHash {
+    /// Eight bytes of a SHA-256 output place it in a map as well as all 32.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(first_word(&self.0));
+    }
+}
 
 impl SecretHash {
     /// Lower-case hex (fingerprints in outbox rows).
@@ -202,7 +259,7 @@ impl SecretHash {
 
     /// Constant-time equality, for comparing a presented secret's hash with a stored one.
     pub fn ct_eq(&self, other: &Self) -> bool {
-        bool::from(self.0.ct_eq(&other.0))
+        bool::from(words(&self.0).ct_eq(&words(&other.0)))
     }
 }
 
@@ -221,6 +278,21 @@ pub fn ct_eq_str(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn equality_a_word_at_a_time_sees_every_byte() {
+        let a = random_bytes::<32>();
+        assert!(SecretHash(a).ct_eq(&SecretHash(a)));
+        assert!(MemoKey(a) == MemoKey(a));
+        for i in 0..32 {
+            for bit in [0x01, 0x80] {
+                let mut b = a;
+                b[i] ^= bit;
+                assert!(!SecretHash(a).ct_eq(&SecretHash(b)), "byte {i}, bit {bit:#x}");
+                assert!(MemoKey(a) != MemoKey(b), "byte {i}, bit {bit:#x}");
+            }
+        }
+    }
 
     #[test]
     fn secrets_round_trip_and_reject_garbage() {

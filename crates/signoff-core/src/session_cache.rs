@@ -6,12 +6,21 @@
 //! A look-up that misses reads the store and inserts what it read, but only if no removal
 //! happened in between (a generation counter): otherwise a logout racing the read could be
 //! undone by inserting the session it just ended.
+//!
+//! Beside the sessions, a memo of hashes by secret: a request that presents a cookie which
+//! found a cached session before is looked up without hashing its secret again (SHA-256 was
+//! a fifth of a cookie request's instructions). It is the memo of a pure function, so an entry
+//! never says more than hashing would, whatever became of the session; the session itself is
+//! found by the hash as always. Only secrets that found a cached session are kept (an anonymous
+//! client cannot fill it), they leave with their session, keys compare in constant time, and
+//! the memo is bounded with the cache. It holds live sessions' secrets in this process's memory,
+//! as the requests that carry them do.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use time::OffsetDateTime;
 
-use crate::secret::{SecretHash, SessionId};
+use crate::secret::{MemoKey, SecretHash, SessionId};
 use crate::store::{Session, User};
 
 /// Above this many entries the cache starts over (a crude bound; entries reload on demand).
@@ -25,8 +34,27 @@ pub type Entry = (Arc<Session>, Arc<User>);
 struct Inner {
     by_hash: HashMap<SecretHash, Entry>,
     by_id: HashMap<SessionId, SecretHash>,
+    /// The hash of each secret that found a cached session, and the way back.
+    memo: HashMap<MemoKey, SecretHash>,
+    memo_keys: HashMap<SecretHash, MemoKey>,
     /// Bumped by every removal.
     generation: u64,
+}
+
+impl Inner {
+    fn forget(&mut self, hash: &SecretHash) {
+        self.by_hash.remove(hash);
+        if let Some(key) = self.memo_keys.remove(hash) {
+            self.memo.remove(&key);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.by_hash.clear();
+        self.by_id.clear();
+        self.memo.clear();
+        self.memo_keys.clear();
+    }
 }
 
 #[derive(Debug, Default)]
@@ -48,6 +76,25 @@ impl SessionCache {
         self.lock().by_hash.get(hash).cloned()
     }
 
+    /// The cached session of a presented secret, by its hash: the memo's, or `hash_of`'s (called
+    /// outside the lock). Returns the hash too, for a look-up in the store on a miss.
+    pub(crate) fn find(&self, key: MemoKey, hash_of: impl FnOnce() -> SecretHash) -> (SecretHash, Option<Entry>) {
+        {
+            let inner = self.lock();
+            if let Some(hash) = inner.memo.get(&key).copied() {
+                return (hash, inner.by_hash.get(&hash).cloned());
+            }
+        }
+        let hash = hash_of();
+        let mut inner = self.lock();
+        let hit = inner.by_hash.get(&hash).cloned();
+        if hit.is_some() {
+            inner.memo.insert(key.clone(), hash);
+            inner.memo_keys.insert(hash, key);
+        }
+        (hash, hit)
+    }
+
     pub fn get_by_id(&self, id: &SessionId) -> Option<Entry> {
         let inner = self.lock();
         let hash = inner.by_id.get(id)?;
@@ -61,8 +108,7 @@ impl SessionCache {
             return;
         }
         if inner.by_hash.len() >= CAPACITY {
-            inner.by_hash.clear();
-            inner.by_id.clear();
+            inner.clear();
         }
         inner.by_id.insert(session.id.clone(), session.secret_hash);
         inner.by_hash.insert(session.secret_hash, (Arc::clone(session), Arc::clone(user)));
@@ -92,8 +138,7 @@ impl SessionCache {
     pub fn clear(&self) {
         let mut inner = self.lock();
         inner.generation += 1;
-        inner.by_hash.clear();
-        inner.by_id.clear();
+        inner.clear();
     }
 
     /// Forgets sessions that ended (or changed id).
@@ -102,7 +147,7 @@ impl SessionCache {
         inner.generation += 1;
         for id in ids {
             if let Some(hash) = inner.by_id.remove(id) {
-                inner.by_hash.remove(&hash);
+                inner.forget(&hash);
             }
         }
     }
@@ -144,5 +189,52 @@ mod tests {
         assert!(cache.get_by_id(&s.id).is_some());
         cache.remove([&s.id]);
         assert!(cache.get(&s.secret_hash).is_none());
+    }
+
+    #[test]
+    fn the_memo_hashes_a_secret_once_while_its_session_is_cached() {
+        use crate::secret::SessionSecret;
+        use std::cell::Cell;
+        let cache = SessionCache::default();
+        let (s, u) = session();
+        let secret = SessionSecret::generate();
+        let s = Arc::new(Session { secret_hash: secret.hash(), ..Session::clone(&s) });
+        let hashed = Cell::new(0);
+        let find = |secret: &SessionSecret| {
+            cache.find(secret.memo_key(), || {
+                hashed.set(hashed.get() + 1);
+                secret.hash()
+            })
+        };
+
+        let (hash, hit) = find(&secret);
+        assert_eq!((hash, hit.is_none(), hashed.get()), (secret.hash(), true, 1), "not cached: hashed");
+        let (_, hit) = find(&secret);
+        assert!(hit.is_none());
+        assert_eq!(hashed.get(), 2, "a secret that found nothing is not kept");
+
+        cache.insert(cache.generation(), &s, &u);
+        let (hash, hit) = find(&secret);
+        assert_eq!(
+            (hash, hit.map(|(found, _)| found.id.clone()), hashed.get()),
+            (secret.hash(), Some(s.id.clone()), 3)
+        );
+        let (hash, hit) = find(&secret);
+        assert_eq!((hash, hit.is_some(), hashed.get()), (secret.hash(), true, 3), "found again without hashing");
+        let other = SessionSecret::generate();
+        let (_, hit) = find(&other);
+        assert!(hit.is_none(), "another secret finds nothing");
+        assert_eq!(hashed.get(), 4);
+
+        cache.remove([&s.id]);
+        let (_, hit) = find(&secret);
+        assert!(hit.is_none(), "the session ended");
+        assert_eq!(hashed.get(), 5, "its secret left the memo with it");
+        cache.insert(cache.generation(), &s, &u);
+        find(&secret);
+        cache.clear();
+        let (_, hit) = find(&secret);
+        assert!(hit.is_none());
+        assert_eq!(hashed.get(), 7, "cleared with the cache");
     }
 }

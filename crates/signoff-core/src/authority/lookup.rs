@@ -41,9 +41,9 @@ impl Authority {
         touch: bool,
     ) -> Result<Option<SessionContext>, CoreError> {
         self.vouch().await?;
-        let hash = secret.hash();
+        let (hash, cached) = self.sessions.find(secret.memo_key(), || secret.hash());
         let now = self.now();
-        let found = match self.sessions.get(&hash) {
+        let found = match cached {
             // A cached entry may be stale about activity seen by another node: before calling a
             // cached session expired, ask the store.
             Some(hit) if self.is_live(&hit.0, now) => Some(hit),
