@@ -185,7 +185,7 @@ impl std::hash::Hash for MemoKey {
 
 impl PartialEq for MemoKey {
     fn eq(&self, other: &Self) -> bool {
-        bool::from(words(&self.0).ct_eq(&words(&other.0)))
+        ct_eq_bytes(&self.0, &other.0)
     }
 }
 
@@ -194,17 +194,6 @@ fn first_word(bytes: &[u8; 32]) -> u64 {
     let mut word = [0u8; 8];
     word.copy_from_slice(&bytes[..8]);
     u64::from_le_bytes(word)
-}
-
-/// 32 bytes as four words: compared in constant time a word at a time rather than a byte.
-fn words(bytes: &[u8; 32]) -> [u64; 4] {
-    let mut words = [0u64; 4];
-    for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(chunk);
-        *word = u64::from_le_bytes(b);
-    }
-    words
 }
 
 impl Eq for MemoKey {}
@@ -259,7 +248,7 @@ impl SecretHash {
 
     /// Constant-time equality, for comparing a presented secret's hash with a stored one.
     pub fn ct_eq(&self, other: &Self) -> bool {
-        bool::from(words(&self.0).ct_eq(&words(&other.0)))
+        ct_eq_bytes(&self.0, &other.0)
     }
 }
 
@@ -272,7 +261,27 @@ impl fmt::Debug for SecretHash {
 /// Constant-time string equality (length is not hidden; every token we compare has a fixed
 /// public length).
 pub fn ct_eq_str(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+    ct_eq_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// Constant-time equality of byte strings (length is not hidden), a word at a time: every
+/// byte is looked at whatever the others hold, and only the result decides.
+pub fn ct_eq_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (words_a, words_b) = (a.chunks_exact(8), b.chunks_exact(8));
+    let mut diff = 0u64;
+    for (x, y) in words_a.remainder().iter().zip(words_b.remainder()) {
+        diff |= u64::from(x ^ y);
+    }
+    for (x, y) in words_a.zip(words_b) {
+        let (mut wx, mut wy) = ([0u8; 8], [0u8; 8]);
+        wx.copy_from_slice(x);
+        wy.copy_from_slice(y);
+        diff |= u64::from_le_bytes(wx) ^ u64::from_le_bytes(wy);
+    }
+    bool::from(std::hint::black_box(diff).ct_eq(&0))
 }
 
 #[cfg(test)]

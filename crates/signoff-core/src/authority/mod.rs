@@ -24,6 +24,7 @@ mod notify;
 mod provider;
 mod reading;
 mod signals;
+mod signature_memo;
 mod signin;
 mod sync;
 mod tokens;

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 use time::{Duration, OffsetDateTime};
 
+use super::signature_memo::SignatureMemo;
 use super::{Authority, Batch, ClientInfo, SignedIn};
 use crate::audit::{Actor, AuditKind};
 use crate::clients::SigningAlg;
@@ -98,22 +99,9 @@ pub struct TokenState {
     /// Token versions of users seen so far, and how many times they were forgotten (a
     /// read-through that began before a forgetting must not insert what it read after it).
     versions: RwLock<(u64, HashMap<UserId, i64>)>,
-    /// SHA-256 of token bytes whose signature already verified → their claims, so a token
-    /// used again skips the Ed25519 check (everything else is still checked every time).
-    verified: Mutex<Memo>,
+    /// Tokens whose signature already verified (see `signature_memo`).
+    verified: Mutex<SignatureMemo>,
 }
-
-/// The signature memo, emptied whenever the keyring is replaced (a withdrawn key's tokens
-/// must not live on in it); `generation` stops a check that began before the replacement from
-/// inserting after it.
-#[derive(Debug, Default)]
-struct Memo {
-    generation: u64,
-    claims: HashMap<[u8; 32], Claims>,
-}
-
-/// Above this many remembered signatures the memo starts over.
-const VERIFIED_CAPACITY: usize = 50_000;
 
 impl TokenState {
     pub fn new(policy: TokenPolicy) -> Self {
@@ -136,8 +124,7 @@ impl TokenState {
     fn set_keyring(&self, keys: Vec<SigningKeyPair>) {
         let mut memo = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
         *self.keyring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(Keyring::new(keys));
-        memo.generation += 1;
-        memo.claims.clear();
+        memo.clear();
     }
 
     /// Applies denials and version bumps (from this process's batches or from the feed).
@@ -167,14 +154,12 @@ impl TokenState {
         versions.0 += 1;
         versions.1.clear();
         drop(versions);
-        let mut memo = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
-        memo.generation += 1;
-        memo.claims.clear();
+        self.verified.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 
     pub(super) fn forget_expired(&self, now: i64) {
         self.denied.forget_expired(now);
-        self.verified.lock().unwrap_or_else(PoisonError::into_inner).claims.retain(|_, c| c.exp + 60 > now);
+        self.verified.lock().unwrap_or_else(PoisonError::into_inner).forget_expired(now);
     }
 
     pub(super) fn deny(&self, issuer: &str, jti: &str, exp: i64) {
@@ -187,7 +172,7 @@ impl TokenState {
 
     /// How many tokens are denied in memory, and how many signatures are remembered.
     pub(super) fn sizes(&self) -> (usize, usize) {
-        (self.denied.len(), self.verified.lock().unwrap_or_else(PoisonError::into_inner).claims.len())
+        (self.denied.len(), self.verified.lock().unwrap_or_else(PoisonError::into_inner).len())
     }
 
     fn version(&self, user: &UserId) -> Option<i64> {
@@ -518,10 +503,9 @@ impl Authority {
     /// Signature, time, issuer and audience only.
     async fn check_signature(&self, token: &str) -> Result<Claims, TokenError> {
         let now = self.now();
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let (generation, memo) = {
             let memo = self.tokens.verified.lock().unwrap_or_else(PoisonError::into_inner);
-            (memo.generation, memo.claims.get(&digest).cloned())
+            (memo.generation, memo.get(token))
         };
         if let Some(claims) = memo {
             // Same bytes, same signature: only time needs checking again.
@@ -531,13 +515,7 @@ impl Authority {
             return Err(TokenError::Expired);
         }
         let claims = self.verify_signature(token, now).await?;
-        let mut memo = self.tokens.verified.lock().unwrap_or_else(PoisonError::into_inner);
-        if memo.generation == generation {
-            if memo.claims.len() >= VERIFIED_CAPACITY {
-                memo.claims.clear();
-            }
-            memo.claims.insert(digest, claims.clone());
-        }
+        self.tokens.verified.lock().unwrap_or_else(PoisonError::into_inner).insert(generation, token, claims.clone());
         Ok(claims)
     }
 
