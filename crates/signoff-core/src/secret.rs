@@ -153,10 +153,9 @@ impl SessionSecret {
         self.0.hash(b"signoff/session/v1")
     }
 
-    /// The secret as a key of the session cache's memo of hashes (`session_cache`), which
-    /// compares in constant time.
-    pub(crate) fn memo_key(&self) -> MemoKey {
-        MemoKey((self.0).0)
+    /// The secret's tag under `key`, for the session cache's memo of hashes (`session_cache`).
+    pub(crate) fn tag(&self, key: &TagKey) -> MemoTag {
+        MemoTag::of(key, &(self.0).0)
     }
 
     /// The session's CSRF token: derived from the secret under another label, so it can be put
@@ -171,21 +170,53 @@ impl SessionSecret {
     }
 }
 
-/// A secret's bytes as a map key: equality in constant time (a look-up compares a presented
-/// secret with those it finds in the same bucket), never printed.
-#[derive(Clone)]
-pub(crate) struct MemoKey([u8; SECRET_LEN]);
+/// A keyed one-way tag of a credential: BLAKE3's keyed hash under a key of this process
+/// ([`TagKey`]). The in-memory memos (`session_cache`, `authority::signature_memo`) are keyed by
+/// tags, not by the credentials, so what they hold cannot be presented by anyone who reads the
+/// process's memory, and a tag costs one BLAKE3 compression per 64 bytes where SHA-256 (what the
+/// store keeps) costs two for a secret and seven for an access token. Equality in constant time.
+#[derive(Clone, Copy)]
+pub(crate) struct MemoTag([u8; 32]);
 
-impl std::hash::Hash for MemoKey {
-    /// Eight random bytes place a key as well as all of them (the map's hasher is keyed).
+impl MemoTag {
+    pub(crate) fn of(key: &TagKey, credential: &[u8]) -> Self {
+        Self(*blake3::keyed_hash(&key.0, credential).as_bytes())
+    }
+}
+
+impl std::hash::Hash for MemoTag {
+    /// Eight bytes of a keyed hash place it in a map as well as all 32.
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         state.write_u64(first_word(&self.0));
     }
 }
 
-impl PartialEq for MemoKey {
+impl PartialEq for MemoTag {
     fn eq(&self, other: &Self) -> bool {
         ct_eq_bytes(&self.0, &other.0)
+    }
+}
+
+impl Eq for MemoTag {}
+
+impl fmt::Debug for MemoTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MemoTag(<redacted>)")
+    }
+}
+
+/// The random key of one memo's tags ([`MemoTag`]); it never leaves the process.
+pub(crate) struct TagKey([u8; 32]);
+
+impl Default for TagKey {
+    fn default() -> Self {
+        Self(random_bytes::<32>())
+    }
+}
+
+impl fmt::Debug for TagKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TagKey(<redacted>)")
     }
 }
 
@@ -196,24 +227,9 @@ fn first_word(bytes: &[u8; 32]) -> u64 {
     u64::from_le_bytes(word)
 }
 
-impl Eq for MemoKey {}
-
-impl fmt::Debug for MemoKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("MemoKey(<redacted>)")
-    }
-}
-
 /// SHA-256 of a secret under a domain-separation label.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SecretHash(pub [u8; 32]);
-
-impl std::hash::Hash for SecretHash {
-    /// Eight bytes of a SHA-256 output place it in a map as well as all 32.
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(first_word(&self.0));
-    }
-}
 
 impl SecretHash {
     /// Lower-case hex (fingerprints in outbox rows).
@@ -273,13 +289,13 @@ pub fn ct_eq_bytes(a: &[u8], b: &[u8]) -> bool {
     let (words_a, words_b) = (a.chunks_exact(8), b.chunks_exact(8));
     let mut diff = 0u64;
     for (x, y) in words_a.remainder().iter().zip(words_b.remainder()) {
-        diff |= u64::from(x ^ y);
+        diff |= std::hint::black_box(u64::from(x ^ y));
     }
     for (x, y) in words_a.zip(words_b) {
         let (mut wx, mut wy) = ([0u8; 8], [0u8; 8]);
         wx.copy_from_slice(x);
         wy.copy_from_slice(y);
-        diff |= u64::from_le_bytes(wx) ^ u64::from_le_bytes(wy);
+        diff |= std::hint::black_box(u64::from_le_bytes(wx) ^ u64::from_le_bytes(wy));
     }
     bool::from(std::hint::black_box(diff).ct_eq(&0))
 }
@@ -292,13 +308,13 @@ mod tests {
     fn equality_a_word_at_a_time_sees_every_byte() {
         let a = random_bytes::<32>();
         assert!(SecretHash(a).ct_eq(&SecretHash(a)));
-        assert!(MemoKey(a) == MemoKey(a));
+        assert!(MemoTag(a) == MemoTag(a));
         for i in 0..32 {
             for bit in [0x01, 0x80] {
                 let mut b = a;
                 b[i] ^= bit;
                 assert!(!SecretHash(a).ct_eq(&SecretHash(b)), "byte {i}, bit {bit:#x}");
-                assert!(MemoKey(a) != MemoKey(b), "byte {i}, bit {bit:#x}");
+                assert!(MemoTag(a) != MemoTag(b), "byte {i}, bit {bit:#x}");
             }
         }
     }

@@ -7,20 +7,20 @@
 //! happened in between (a generation counter): otherwise a logout racing the read could be
 //! undone by inserting the session it just ended.
 //!
-//! Beside the sessions, a memo of hashes by secret: a request that presents a cookie which
-//! found a cached session before is looked up without hashing its secret again (SHA-256 was
-//! a fifth of a cookie request's instructions). It is the memo of a pure function, so an entry
-//! never says more than hashing would, whatever became of the session; the session itself is
-//! found by the hash as always. Only secrets that found a cached session are kept (an anonymous
-//! client cannot fill it), they leave with their session, keys compare in constant time, and
-//! the memo is bounded with the cache. It holds live sessions' secrets in this process's memory,
-//! as the requests that carry them do.
+//! Beside the sessions, a memo of hashes by the secret's tag (BLAKE3 keyed by a random key of
+//! this cache, `MemoTag`): a request that presents a cookie which found a cached session before
+//! is looked up without the SHA-256 the store's hash takes (two compressions, a fifth of a
+//! cookie request's instructions, against one for the tag). It is the memo of a pure function,
+//! so an entry never says more than hashing would, whatever became of the session; the session
+//! itself is found by the hash as always. Only secrets that found a cached session are kept (an
+//! anonymous client cannot fill it), they leave with their session, and the memo is bounded with
+//! the cache. It holds tags, not secrets: nothing in it can be presented as a cookie.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use time::OffsetDateTime;
 
-use crate::secret::{MemoKey, SecretHash, SessionId};
+use crate::secret::{MemoTag, SecretHash, SessionId, SessionSecret, TagKey};
 use crate::store::{Session, User};
 
 /// Above this many entries the cache starts over (a crude bound; entries reload on demand).
@@ -34,9 +34,10 @@ pub type Entry = (Arc<Session>, Arc<User>);
 struct Inner {
     by_hash: HashMap<SecretHash, Entry>,
     by_id: HashMap<SessionId, SecretHash>,
-    /// The hash of each secret that found a cached session, and the way back.
-    memo: HashMap<MemoKey, SecretHash>,
-    memo_keys: HashMap<SecretHash, MemoKey>,
+    /// The hash of each secret that found a cached session, by the secret's tag, and the way
+    /// back.
+    memo: HashMap<MemoTag, SecretHash>,
+    memo_tags: HashMap<SecretHash, MemoTag>,
     /// Bumped by every removal.
     generation: u64,
 }
@@ -44,8 +45,8 @@ struct Inner {
 impl Inner {
     fn forget(&mut self, hash: &SecretHash) {
         self.by_hash.remove(hash);
-        if let Some(key) = self.memo_keys.remove(hash) {
-            self.memo.remove(&key);
+        if let Some(tag) = self.memo_tags.remove(hash) {
+            self.memo.remove(&tag);
         }
     }
 
@@ -53,13 +54,15 @@ impl Inner {
         self.by_hash.clear();
         self.by_id.clear();
         self.memo.clear();
-        self.memo_keys.clear();
+        self.memo_tags.clear();
     }
 }
 
 #[derive(Debug, Default)]
 pub struct SessionCache {
     inner: Mutex<Inner>,
+    /// The key of the memo's tags.
+    tags: TagKey,
 }
 
 impl SessionCache {
@@ -76,12 +79,18 @@ impl SessionCache {
         self.lock().by_hash.get(hash).cloned()
     }
 
-    /// The cached session of a presented secret, by its hash: the memo's, or `hash_of`'s (called
-    /// outside the lock). Returns the hash too, for a look-up in the store on a miss.
-    pub(crate) fn find(&self, key: MemoKey, hash_of: impl FnOnce() -> SecretHash) -> (SecretHash, Option<Entry>) {
+    /// The cached session of a presented secret, by its hash: the memo's, or `hash_of`'s (the
+    /// secret's hash, called outside the lock). Returns the hash too, for a look-up in the store
+    /// on a miss.
+    pub(crate) fn find(
+        &self,
+        secret: &SessionSecret,
+        hash_of: impl FnOnce() -> SecretHash,
+    ) -> (SecretHash, Option<Entry>) {
+        let tag = secret.tag(&self.tags);
         {
             let inner = self.lock();
-            if let Some(hash) = inner.memo.get(&key).copied() {
+            if let Some(hash) = inner.memo.get(&tag).copied() {
                 return (hash, inner.by_hash.get(&hash).cloned());
             }
         }
@@ -89,8 +98,8 @@ impl SessionCache {
         let mut inner = self.lock();
         let hit = inner.by_hash.get(&hash).cloned();
         if hit.is_some() {
-            inner.memo.insert(key.clone(), hash);
-            inner.memo_keys.insert(hash, key);
+            inner.memo.insert(tag, hash);
+            inner.memo_tags.insert(hash, tag);
         }
         (hash, hit)
     }
@@ -201,7 +210,7 @@ mod tests {
         let s = Arc::new(Session { secret_hash: secret.hash(), ..Session::clone(&s) });
         let hashed = Cell::new(0);
         let find = |secret: &SessionSecret| {
-            cache.find(secret.memo_key(), || {
+            cache.find(secret, || {
                 hashed.set(hashed.get() + 1);
                 secret.hash()
             })

@@ -41,7 +41,7 @@ impl Authority {
         touch: bool,
     ) -> Result<Option<SessionContext>, CoreError> {
         self.vouch().await?;
-        let (hash, cached) = self.sessions.find(secret.memo_key(), || secret.hash());
+        let (hash, cached) = self.sessions.find(secret, || secret.hash());
         let now = self.now();
         let found = match cached {
             // A cached entry may be stale about activity seen by another node: before calling a
@@ -84,12 +84,16 @@ impl Authority {
     /// A session and its user by the session's public id, from the cache when it can.
     pub(crate) async fn session_by_id(&self, id: &SessionId) -> Result<Option<Entry>, CoreError> {
         self.vouch().await?;
-        self.vouched_session_by_id(id).await
+        self.vouched_session_by_id(id, self.now()).await
     }
 
-    /// [`session_by_id`](Self::session_by_id) for a caller that has just vouched.
-    pub(crate) async fn vouched_session_by_id(&self, id: &SessionId) -> Result<Option<Entry>, CoreError> {
-        if let Some(hit) = self.sessions.get_by_id(id).filter(|(s, _)| self.is_live(s, self.now())) {
+    /// [`session_by_id`](Self::session_by_id) for a caller that has just vouched, live at `now`.
+    pub(crate) async fn vouched_session_by_id(
+        &self,
+        id: &SessionId,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<Entry>, CoreError> {
+        if let Some(hit) = self.sessions.get_by_id(id).filter(|(s, _)| self.is_live(s, now)) {
             return Ok(Some(hit));
         }
         self.read_through(self.store.session_by_id(id)).await

@@ -100,7 +100,7 @@ pub struct TokenState {
     /// read-through that began before a forgetting must not insert what it read after it).
     versions: RwLock<(u64, HashMap<UserId, i64>)>,
     /// Tokens whose signature already verified (see `signature_memo`).
-    verified: Mutex<SignatureMemo>,
+    verified: SignatureMemo,
 }
 
 impl TokenState {
@@ -112,7 +112,7 @@ impl TokenState {
             reloading: tokio::sync::Mutex::new(()),
             denied: Denylist::default(),
             versions: RwLock::default(),
-            verified: Mutex::default(),
+            verified: SignatureMemo::default(),
         }
     }
 
@@ -122,9 +122,9 @@ impl TokenState {
 
     /// Replaces the keyring and forgets every remembered signature.
     fn set_keyring(&self, keys: Vec<SigningKeyPair>) {
-        let mut memo = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
-        *self.keyring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(Keyring::new(keys));
-        memo.clear();
+        self.verified.clear_after(|| {
+            *self.keyring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(Keyring::new(keys));
+        });
     }
 
     /// Applies denials and version bumps (from this process's batches or from the feed).
@@ -154,12 +154,12 @@ impl TokenState {
         versions.0 += 1;
         versions.1.clear();
         drop(versions);
-        self.verified.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.verified.clear();
     }
 
     pub(super) fn forget_expired(&self, now: i64) {
         self.denied.forget_expired(now);
-        self.verified.lock().unwrap_or_else(PoisonError::into_inner).forget_expired(now);
+        self.verified.forget_expired(now);
     }
 
     pub(super) fn deny(&self, issuer: &str, jti: &str, exp: i64) {
@@ -172,7 +172,7 @@ impl TokenState {
 
     /// How many tokens are denied in memory, and how many signatures are remembered.
     pub(super) fn sizes(&self) -> (usize, usize) {
-        (self.denied.len(), self.verified.lock().unwrap_or_else(PoisonError::into_inner).len())
+        (self.denied.len(), self.verified.len())
     }
 
     fn version(&self, user: &UserId) -> Option<i64> {
@@ -473,7 +473,9 @@ impl Authority {
     pub async fn verify_access(&self, token: &str) -> Result<AccessContext, TokenError> {
         // Keys, denylist and versions answer from memory only while this node vouches for them.
         self.vouch().await.map_err(|_| TokenError::Unavailable)?;
-        let claims = self.check_signature(token).await?;
+        // One reading of the clock for every check of the request.
+        let now = self.now();
+        let claims = self.check_signature(token, now).await?;
         let p = &self.tokens.policy;
         if self.tokens.is_denied(&p.issuer, &claims.jti) {
             return Err(TokenError::Revoked);
@@ -492,21 +494,17 @@ impl Authority {
             return Err(TokenError::Revoked);
         }
         let (session, user) = self
-            .vouched_session_by_id(&claims.sid)
+            .vouched_session_by_id(&claims.sid, now)
             .await
             .map_err(|_| TokenError::Unavailable)?
-            .filter(|(s, _)| s.user_id == claims.sub && self.is_live(s, self.now()))
+            .filter(|(s, _)| s.user_id == claims.sub && self.is_live(s, now))
             .ok_or(TokenError::Revoked)?;
         Ok(AccessContext { claims, user, session })
     }
 
     /// Signature, time, issuer and audience only.
-    async fn check_signature(&self, token: &str) -> Result<Claims, TokenError> {
-        let now = self.now();
-        let (generation, memo) = {
-            let memo = self.tokens.verified.lock().unwrap_or_else(PoisonError::into_inner);
-            (memo.generation, memo.get(token))
-        };
+    async fn check_signature(&self, token: &str, now: OffsetDateTime) -> Result<Claims, TokenError> {
+        let (looked, memo) = self.tokens.verified.get(token);
         if let Some(claims) = memo {
             // Same bytes, same signature: only time needs checking again.
             if claims.exp + crate::token::LEEWAY.whole_seconds() > now.unix_timestamp() {
@@ -515,7 +513,7 @@ impl Authority {
             return Err(TokenError::Expired);
         }
         let claims = self.verify_signature(token, now).await?;
-        self.tokens.verified.lock().unwrap_or_else(PoisonError::into_inner).insert(generation, token, claims.clone());
+        self.tokens.verified.insert(looked, claims.clone());
         Ok(claims)
     }
 
@@ -553,7 +551,7 @@ impl Authority {
     /// The claims of a correctly signed, unexpired access token of ours, whether or not it
     /// was revoked (logout and revocation need no more).
     pub async fn signed_claims(&self, token: &str) -> Option<Claims> {
-        self.check_signature(token).await.ok()
+        self.check_signature(token, self.now()).await.ok()
     }
 
     /// What a logout presenting `token` as its bearer ends: the claims of a token we signed
