@@ -253,7 +253,9 @@ impl Batch<'_> {
         // this process's own work below, which it does not depend on: the answer waits for both.
         let a = self.authority;
         let kind = self.kind;
-        // One position per entry, the last `seq`.
+        // One position per entry, the last `seq` (a batch never holds an entry of a kind this
+        // version does not know, the one kind the stores do not write).
+        debug_assert!(!feed.iter().any(|e| matches!(e, FeedEntry::Unknown { .. })));
         let first = seq - feed.len() as i64 + 1;
         let proof = async move {
             match kind {

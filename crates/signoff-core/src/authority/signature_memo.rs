@@ -18,17 +18,28 @@ use crate::token::Claims;
 /// Above this many remembered signatures the memo starts over.
 const CAPACITY: usize = 50_000;
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(super) struct SignatureMemo {
     /// The key of the tags (outside the lock: a tag is computed before it is taken).
     tags: TagKey,
     inner: Mutex<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Inner {
     generation: u64,
     claims: HashMap<MemoTag, Claims>,
+}
+
+impl std::fmt::Debug for SignatureMemo {
+    /// The claims name users and sessions: a count is enough.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = self.lock();
+        f.debug_struct("SignatureMemo")
+            .field("generation", &inner.generation)
+            .field("tokens", &inner.claims.len())
+            .finish()
+    }
 }
 
 /// A look-up: the token's tag and the memo's generation when it was made, to

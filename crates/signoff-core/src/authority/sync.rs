@@ -181,7 +181,7 @@ impl Authority {
                         "revocation feed trimmed or moved past this node; reloading every cache"
                     );
                     self.reload_everything().await?;
-                    self.refill_client_feed(head).await?;
+                    self.pass_over_to(head, cursor.applied, &[]).await?;
                     cursor.applied = head;
                     cursor.at_applied = None;
                 } else if head < cursor.applied {
@@ -199,12 +199,16 @@ impl Authority {
                 // what they revoked is unknown here.
                 tracing::warn!(applied = cursor.applied, "revocation feed read past a gap; reloading every cache");
                 self.reload_everything().await?;
-                self.refill_client_feed(last).await?;
             }
             self.apply_feed(entries.iter().map(|(_, e)| e.clone()).collect()).await?;
             // Relying services are told only what this process has applied (its keys reloaded
-            // before a verifier told of new keys asks for them).
-            self.client_feed.apply(&entries, self.now());
+            // before a verifier told of new keys asks for them; a gap moves the window's floor:
+            // clients behind it start over).
+            if contiguous {
+                self.client_feed.apply(&entries, self.now());
+            } else {
+                self.pass_over_to(last, cursor.applied, &entries).await?;
+            }
             cursor.applied = last;
             cursor.at_applied = Some(at_last);
             if !full {
@@ -215,12 +219,25 @@ impl Authority {
         Ok(cursor.applied)
     }
 
-    /// After a read past entries this process never read (trimmed, or written at positions the
-    /// feed had reached before it went back): the relying services' window adds what the store
-    /// holds up to `head`, and its clients behind `head` start over.
-    async fn refill_client_feed(&self, head: i64) -> Result<(), CoreError> {
-        let history = self.feed_history(head).await?;
-        self.client_feed.refill(&history, head, self.now());
+    /// After a read past entries this process never read, up to `head` from `applied`, with
+    /// `page` (what the read found after them): the relying services' clients behind `head` start
+    /// over. Entries trimmed are gone; but when another node moved the feed on past a restore
+    /// ([`feed_went_back`](Self::feed_went_back): by more than half its jump), entries were
+    /// written at positions this process had read before, and the window adds what the store
+    /// holds up to `head` (read once an incident: the feed's whole retention).
+    async fn pass_over_to(&self, head: i64, applied: i64, page: &[(i64, FeedEntry)]) -> Result<(), CoreError> {
+        let now = self.now();
+        if head.saturating_sub(applied) <= REWOUND_JUMP / 2 {
+            self.client_feed.skip_to(head.min(page.first().map_or(head, |(seq, _)| seq - 1)));
+            self.client_feed.apply(page, now);
+            return Ok(());
+        }
+        let mut history = self.feed_history(head).await?;
+        // What this read found, whatever was trimmed since.
+        let read: std::collections::HashSet<i64> = history.iter().map(|(seq, _)| *seq).collect();
+        history.extend(page.iter().filter(|(seq, _)| !read.contains(seq)).cloned());
+        history.sort_by_key(|(seq, _)| *seq);
+        self.client_feed.refill(&history, head, now);
         Ok(())
     }
 

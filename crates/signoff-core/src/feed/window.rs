@@ -51,6 +51,15 @@ impl FeedEvent {
         })
     }
 
+    /// The event as far as telling two apart goes: an ended session is the same whenever it
+    /// is said to have ended (a rekeyed session's end is dated when it is applied).
+    fn same(&self) -> Self {
+        match self {
+            Self::Session { sid, .. } => Self::Session { sid: sid.clone(), at: 0 },
+            other => other.clone(),
+        }
+    }
+
     /// The contract's JSON form.
     pub fn to_json(&self, seq: i64) -> serde_json::Value {
         use serde_json::json;
@@ -220,8 +229,20 @@ impl ClientFeed {
         }
     }
 
-    /// The feed moved on to `head` past entries this process never read (trimmed from the
-    /// store, or written at positions the feed had reached before it went back, see
+    /// The feed moved on past entries this process never saw (trimmed from the store): the
+    /// window holds what it held, and clients behind `head` start over.
+    pub fn skip_to(&self, head: i64) {
+        let mut w = self.lock();
+        if head > w.head {
+            w.head = head;
+            w.floor = w.floor.max(head);
+            drop(w);
+            self.bump();
+        }
+    }
+
+    /// The feed moved on to `head` past entries written at positions this window had reached
+    /// before the feed went back (another process moved it on, see
     /// `Authority::feed_went_back`): the window keeps what it holds and adds what the store
     /// holds up to `head` (`history`), and clients behind `head` start over, given the whole
     /// state that both make.
@@ -230,11 +251,11 @@ impl ClientFeed {
         if head <= w.head {
             return;
         }
-        let held: HashSet<(i64, FeedEvent)> = w.events.iter().map(|h| (h.seq, h.event.clone())).collect();
+        let held: HashSet<(i64, FeedEvent)> = w.events.iter().map(|h| (h.seq, h.event.same())).collect();
         for (seq, entry) in history.iter().filter(|(seq, _)| *seq <= head) {
             w.note(*seq, entry);
             if let Some(event) = FeedEvent::of(entry, now)
-                && !held.contains(&(*seq, event.clone()))
+                && !held.contains(&(*seq, event.same()))
             {
                 w.events.push_back(Held { seq: *seq, event, arrived: now });
             }
@@ -262,7 +283,7 @@ impl ClientFeed {
         let now_secs = now.unix_timestamp();
         let reset = after.is_none_or(|a| a < w.floor || a > w.head);
         let from = if reset { i64::MIN } else { after.unwrap_or_default() };
-        let events = w
+        let mut events: Vec<(i64, FeedEvent)> = w
             .events
             .iter()
             .filter(|h| h.seq > from)
@@ -271,6 +292,10 @@ impl ClientFeed {
             .filter(|h| !(reset && matches!(h.event, FeedEvent::Token { exp, .. } if exp + EXPIRED_MARGIN < now_secs)))
             .map(|h| (h.seq, h.event.clone()))
             .collect();
+        if reset {
+            // Oldest first: a refill adds events out of order.
+            events.sort_by_key(|(seq, _)| *seq);
+        }
         Page { events, head: w.head, reset }
     }
 
@@ -384,7 +409,7 @@ mod tests {
         feed.apply(&[(5, token("c", t(2000).unix_timestamp()))], t(1100));
         assert!(feed.since(Some(2), t(1100)).reset, "3 and 4 were never seen here");
         assert!(!feed.since(Some(4), t(1100)).reset);
-        feed.refill(&[], 9, t(1100));
+        feed.skip_to(9);
         assert!(feed.since(Some(5), t(1100)).reset);
         assert_eq!(feed.since(Some(9), t(1100)).head, 9);
     }
@@ -411,6 +436,8 @@ mod tests {
             .collect();
         jtis.sort();
         assert_eq!(jtis, ["a", "b", "c", "d"], "what it held, and what the store holds, each once");
+        let seqs: Vec<i64> = page.events.iter().map(|(seq, _)| *seq).collect();
+        assert!(seqs.windows(2).all(|w| w[0] <= w[1]), "oldest first: {seqs:?}");
         assert!(!feed.since(Some(100), t(1)).reset);
         feed.refill(&[], 50, t(1));
         assert_eq!(feed.head(), 100, "never back");

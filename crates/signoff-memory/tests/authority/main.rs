@@ -38,6 +38,17 @@ impl World {
     pub async fn new() -> Self {
         let start = time::OffsetDateTime::from_unix_timestamp(1_796_472_000).expect("a time");
         let clock = ManualClock::new(start);
+        let store = Arc::new(MemoryStore::new());
+        let authority = Self::authority_on(&store, &clock).await;
+        Self { authority, store, clock, client: ClientInfo { ip: "192.0.2.1".into(), user_agent: None } }
+    }
+
+    /// Another process on the same store and clock.
+    pub async fn beside(&self) -> Authority {
+        Self::authority_on(&self.store, &self.clock).await
+    }
+
+    async fn authority_on(store: &Arc<MemoryStore>, clock: &ManualClock) -> Authority {
         let tokens = TokenPolicy {
             issuer: "https://auth.example".into(),
             audience: "https://auth.example".into(),
@@ -47,11 +58,9 @@ impl World {
         };
         let passwords = Passwords::new(2, std::time::Duration::from_secs(10)).await.expect("passwords");
         let throttle = ThrottlePolicy::uniform(10_000, time::Duration::minutes(15));
-        let store = Arc::new(MemoryStore::new());
-        let authority = Authority::new(store.clone(), Arc::new(clock.clone()), SESSIONS, throttle, tokens, passwords)
+        Authority::new(store.clone(), Arc::new(clock.clone()), SESSIONS, throttle, tokens, passwords)
             .await
-            .expect("authority");
-        Self { authority, store, clock, client: ClientInfo { ip: "192.0.2.1".into(), user_agent: None } }
+            .expect("authority")
     }
 
     /// Makes an account for `email` (once per address and world).

@@ -137,3 +137,34 @@ async fn entries_written_again_past_this_process_are_found_by_the_one_at_its_pos
         );
     }
 }
+
+#[tokio::test]
+async fn another_process_reading_the_moved_feed_tells_its_clients_what_was_written_again() {
+    let w = World::new().await;
+    let other = w.beside().await;
+    w.account("me@example.com").await;
+    let kept = w.sign_in("me@example.com", false).await;
+    let copy = w.store.copy();
+    let old = run_past_the_copy(&w).await;
+    assert_eq!(other.catch_up().await.expect("read"), old, "the other process read the old feed");
+    w.store.restore(&copy).await;
+    // Written at position 1, which both processes had read; this one moves the feed on.
+    w.authority
+        .logout(std::slice::from_ref(&kept.ctx.session), LogoutScope::Local, &Presented::default(), &w.client)
+        .await
+        .expect("logout after the restore");
+    let head = w.store.revocation_head().await.expect("head");
+    assert!(head > old + (1 << 31));
+
+    // The other process finds the head moved past it, and its clients' whole state has the
+    // logout written at a position it had read before.
+    assert_eq!(other.catch_up().await.expect("read"), head);
+    let page = other.feed_page(Some(old)).await.expect("the feed");
+    assert!(page.reset, "a client of the old positions starts over");
+    let sid = kept.ctx.session.id.to_string();
+    assert!(
+        page.events.iter().any(|(_, e)| e.to_json(0)["sid"] == sid.as_str()),
+        "the logout written again at position 1 is in the whole state: {:?}",
+        page.events
+    );
+}
