@@ -267,12 +267,7 @@ impl Authority {
         let head = self.store.skip_positions(cursor.applied.saturating_add(REWOUND_JUMP)).await?;
         if let Some(cluster) = &self.cluster {
             // The other nodes read at once: the head is past them (see above).
-            let fanout = cluster.fanout.clone();
-            tokio::spawn(async move {
-                if let Err(e) = fanout.publish(head).await {
-                    tracing::warn!(head, error = %e, "the moved feed's hint not published");
-                }
-            });
+            hint(cluster, head);
         }
         self.reload_everything().await?;
         let history = self.feed_history(head).await?;
@@ -289,18 +284,15 @@ impl Authority {
     /// about it. Unless a read has found that out since, this process moves the feed on past
     /// the old positions and reloads ([`feed_went_back`]), also when a read has passed over the
     /// entries meanwhile (the one at its position trimmed, so it could not tell), or read past
-    /// a head another node moved on (one more jump is harmless). Then every other node is fenced, and the revoker waits at least a
-    /// lease: a node's lease of the copy's has run out and one registered since the copy has
-    /// none, so neither is found to fence, but each trusts its caches for at most a lease after
-    /// its last renewal, and renews only after reading the feed, which finds it behind or the
-    /// head moved past it.
+    /// a head another node moved on (one more jump is harmless). Then every other node is
+    /// fenced, and the revoker waits at least a lease: a node's lease of the copy's has run out
+    /// and one registered since the copy has none, so neither is found to fence, but each
+    /// trusts its caches for at most a lease after its last renewal, and renews only after
+    /// reading the feed, which finds it behind or the head moved past it.
     ///
     /// [`feed_went_back`]: Self::feed_went_back
     pub(super) async fn propagate_reused(&self, seq: i64, applied: i64, rewinds: u64) -> Result<(), CoreError> {
-        let unproven = |e: &dyn std::fmt::Display| {
-            tracing::error!(seq, error = %e, "revocation committed but its propagation is unproven; answering 503");
-            CoreError::Busy(time::Duration::seconds(1))
-        };
+        let unproven = |e: &dyn std::fmt::Display| unproven(seq, e);
         tracing::error!(
             seq,
             applied,
@@ -363,18 +355,10 @@ impl Authority {
     /// cannot be proven (the revocation is committed; repeating it is safe).
     pub(super) async fn propagate(&self, seq: i64) -> Result<(), CoreError> {
         let Some(cluster) = &self.cluster else { return Ok(()) };
-        let unproven = |e: crate::StoreError| {
-            tracing::error!(seq, error = %e, "revocation committed but its propagation is unproven; answering 503");
-            CoreError::Busy(time::Duration::seconds(1))
-        };
+        let unproven = |e: crate::StoreError| unproven(seq, &e);
         // The hint is sent on the side: a slow fan-out must not hold the revoker (nodes that
         // miss it read the feed on their poll, or are fenced below).
-        let fanout = cluster.fanout.clone();
-        tokio::spawn(async move {
-            if let Err(e) = fanout.publish(seq).await {
-                tracing::warn!(seq, error = %e, "revocation hint not published");
-            }
-        });
+        hint(cluster, seq);
         // Look at the leases whenever a node acknowledges (and every few milliseconds in case
         // an acknowledgement's announcement was lost), until all caught up or time is up.
         let deadline = tokio::time::Instant::now() + cluster.policy.ack_wait;
@@ -504,6 +488,24 @@ impl Authority {
         }
         Ok(())
     }
+}
+
+/// Tells the other nodes the feed's head is `seq`, on the side: a slow fan-out holds nobody
+/// (a node that misses it reads the feed on its poll).
+fn hint(cluster: &Cluster, seq: i64) {
+    let fanout = cluster.fanout.clone();
+    tokio::spawn(async move {
+        if let Err(e) = fanout.publish(seq).await {
+            tracing::warn!(seq, error = %e, "revocation hint not published");
+        }
+    });
+}
+
+/// A revocation committed whose reach to the other nodes cannot be proven: said, and answered
+/// 503 (repeating it is safe).
+fn unproven(seq: i64, e: &dyn std::fmt::Display) -> CoreError {
+    tracing::error!(seq, error = %e, "revocation committed but its propagation is unproven; answering 503");
+    CoreError::Busy(time::Duration::seconds(1))
 }
 
 /// The follow loop's state.
