@@ -98,12 +98,17 @@ impl Leases for PgCluster {
 
     async fn behind(&self, node: &str, seq: i64) -> Result<u64, StoreError> {
         // Fenced leases count too: until they run out, their nodes may still trust their caches.
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM node_leases WHERE node <> $1 AND applied_seq < $2 AND lease_until > clock_timestamp()",
-        )
-        .bind(node)
-        .bind(seq)
-        .fetch_one(&self.pool)
+        // A read, on the path of every revocation (its proof): the connection's check is the
+        // statement itself.
+        let n: i64 = crate::liveness::first_is_check(|| {
+            sqlx::query_scalar(
+                "SELECT count(*) FROM node_leases WHERE node <> $1 AND applied_seq < $2 \
+                 AND lease_until > clock_timestamp()",
+            )
+            .bind(node)
+            .bind(seq)
+            .fetch_one(&self.pool)
+        })
         .await
         .map_err(db_err)?;
         Ok(u64::try_from(n).unwrap_or(0))

@@ -32,14 +32,18 @@ impl FeedStore for PgStore {
     async fn feed_page(&self, after: i64, limit: u32) -> Result<FeedPage, StoreError> {
         // One statement, one snapshot: the counter and the entries it counted commit together.
         // A row with no entry (`seq` NULL) carries the head when there is nothing after `after`.
-        let rows = sqlx::query(
-            "SELECT c.seq AS head, r.seq, r.kind, r.subject, r.user_id, r.issuer, r.reason, r.value, r.at, r.next \
-             FROM revocation_counter c LEFT JOIN LATERAL (SELECT * FROM revocations WHERE seq > $1 \
-             ORDER BY seq LIMIT $2) r ON true WHERE c.id = 1 ORDER BY r.seq",
-        )
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        // A read, on the path of every revocation (its relay): the connection's check is the
+        // statement itself.
+        let rows = crate::liveness::first_is_check(|| {
+            sqlx::query(
+                "SELECT c.seq AS head, r.seq, r.kind, r.subject, r.user_id, r.issuer, r.reason, r.value, r.at, r.next \
+                 FROM revocation_counter c LEFT JOIN LATERAL (SELECT * FROM revocations WHERE seq > $1 \
+                 ORDER BY seq LIMIT $2) r ON true WHERE c.id = 1 ORDER BY r.seq",
+            )
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+        })
         .await
         .map_err(db_err)?;
         feed_page_from(&rows)

@@ -10,6 +10,7 @@
 
 mod cluster;
 mod counters;
+mod liveness;
 mod migrate;
 mod rows;
 
@@ -127,6 +128,10 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
+            // An idle connection is pinged before use but where its first statement is the check
+            // (`liveness`).
+            .test_before_acquire(false)
+            .before_acquire(liveness::before_acquire)
             // A statement stuck on a dead connection or a lock ends in an error (503), not a hang;
             // a transaction left open by a paused process (between a statement and its commit)
             // is ended by the server after 5 s, so its row locks do not hold others up for long.
@@ -144,6 +149,8 @@ impl PgStore {
         let cluster = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(1))
+            .test_before_acquire(false)
+            .before_acquire(liveness::before_acquire)
             .connect_lazy_with(connect.options([("statement_timeout", "1000")]));
         Ok(Self { pool, cluster })
     }
@@ -242,7 +249,9 @@ impl Store for PgStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
-        Ok(Box::new(PgTx { tx: self.pool.begin().await.map_err(db_err)?, audits: Vec::new() }))
+        // `BEGIN` is the connection's check: no round trip before it on a live one.
+        let tx = liveness::first_is_check(|| self.pool.begin()).await.map_err(db_err)?;
+        Ok(Box::new(PgTx { tx, audits: Vec::new() }))
     }
 }
 

@@ -1,0 +1,67 @@
+//! Whether a pooled connection still lives before it is used: checked with a round trip of its
+//! own (a ping), or, on the paths that wait for every round trip, by its first statement.
+//!
+//! A connection idle in the pool can be dead: the server ended it (`pg_terminate_backend`, a
+//! restart, `idle_session_timeout`) and its last words wait unread in the socket. The pool pings
+//! every idle connection it hands out, which costs every transaction and every read one more
+//! round trip before its first statement. [`first_is_check`] hands an idle connection out
+//! unchecked, and when the first statement finds it lost, runs the whole operation once more on a
+//! checked one. That is only right for what may run twice after a lost connection: beginning a
+//! transaction (`BEGIN` changes nothing; a connection lost later fails the transaction as
+//! before), and reads.
+
+use sqlx::PgConnection;
+use sqlx::pool::PoolConnectionMetadata;
+use std::future::Future;
+use std::pin::Pin;
+
+tokio::task_local! {
+    /// Set while [`first_is_check`] runs its first attempt: the pool's check is left out.
+    static UNCHECKED: ();
+}
+
+/// The pool's check of an idle connection before it is handed out (`before_acquire`): a ping,
+/// unless it is handed to [`first_is_check`]'s first attempt. A connection that fails it is
+/// closed and the pool takes another (or opens one).
+pub(crate) fn before_acquire(
+    conn: &mut PgConnection,
+    _meta: PoolConnectionMetadata,
+) -> Pin<Box<dyn Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
+    Box::pin(async move {
+        if UNCHECKED.try_with(|_| ()).is_err() {
+            sqlx::Connection::ping(conn).await?;
+        }
+        Ok(true)
+    })
+}
+
+/// Runs `op` on a pooled connection handed out unchecked; when its first statement finds the
+/// connection lost, runs it again on a checked one. `op` must be safe to run twice after a lost
+/// connection (see the module's note). The lost connection is closed, not returned: the pool's
+/// check when a connection comes back (a ping, always made) fails on it.
+pub(crate) async fn first_is_check<T, F, Fut>(op: F) -> Result<T, sqlx::Error>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    match UNCHECKED.scope((), op()).await {
+        Err(e) if lost(&e) => {
+            tracing::debug!(error = %e, "a pooled connection was lost while idle; trying a checked one");
+            op().await
+        }
+        done => done,
+    }
+}
+
+/// Whether an error says the connection is gone: the socket failed, or the server ended the
+/// session (57P01 terminated by an administrator, 57P02 crash, 57P03 cannot connect now, 57P05
+/// idle session timeout; class 08, connection exceptions).
+fn lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(d) => {
+            d.code().is_some_and(|c| matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "57P05") || c.starts_with("08"))
+        }
+        _ => false,
+    }
+}
