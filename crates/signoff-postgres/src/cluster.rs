@@ -100,7 +100,7 @@ impl Leases for PgCluster {
         // Fenced leases count too: until they run out, their nodes may still trust their caches.
         // A read, on the path of every revocation (its proof): the connection's check is the
         // statement itself.
-        let n: i64 = crate::liveness::first_is_check(|| {
+        let n: i64 = crate::liveness::first_is_check(&self.pool, || {
             sqlx::query_scalar(
                 "SELECT count(*) FROM node_leases WHERE node <> $1 AND applied_seq < $2 \
                  AND lease_until > clock_timestamp()",

@@ -34,7 +34,7 @@ impl FeedStore for PgStore {
         // A row with no entry (`seq` NULL) carries the head when there is nothing after `after`.
         // A read, on the path of every revocation (its relay): the connection's check is the
         // statement itself.
-        let rows = crate::liveness::first_is_check(|| {
+        let rows = crate::liveness::first_is_check(&self.pool, || {
             sqlx::query(
                 "SELECT c.seq AS head, r.seq, r.kind, r.subject, r.user_id, r.issuer, r.reason, r.value, r.at, r.next \
                  FROM revocation_counter c LEFT JOIN LATERAL (SELECT * FROM revocations WHERE seq > $1 \

@@ -15,6 +15,8 @@ mod migrate;
 mod rows;
 
 pub use cluster::PgCluster;
+#[doc(hidden)]
+pub use liveness::lost_and_retried;
 
 use async_trait::async_trait;
 use signoff_core::SessionId;
@@ -250,7 +252,7 @@ impl Store for PgStore {
 
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
         // `BEGIN` is the connection's check: no round trip before it on a live one.
-        let tx = liveness::first_is_check(|| self.pool.begin()).await.map_err(db_err)?;
+        let tx = liveness::first_is_check(&self.pool, || self.pool.begin()).await.map_err(db_err)?;
         Ok(Box::new(PgTx { tx, audits: Vec::new() }))
     }
 }
