@@ -321,4 +321,13 @@ impl Tx for PgTx {
         self.write_out(&[], Announce::OnPoll).await?;
         self.tx.commit().await.map_err(db_err)
     }
+    async fn end_signins_and_read_recipients(
+        &mut self,
+        users: &[signoff_core::UserId],
+        clients: bool,
+        streams: bool,
+    ) -> Result<signoff_core::store::Recipients, StoreError> {
+        // One round trip for three (signins.rs).
+        PgTx::end_signins_and_read_recipients(self, users, clients, streams).await
+    }
 }

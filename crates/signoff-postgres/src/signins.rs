@@ -1,12 +1,14 @@
 //! Authorization codes and sign-in links on PostgreSQL: [`signoff_core::store::SigninStore`] and
 //! [`signoff_core::store::SigninTx`].
 
-use crate::rows::{code_from, db_err, ms, spent_code_from};
+use crate::rows::{backend, clients_from, code_from, db_err, ms, signal_stream_from, spent_code_from};
 use crate::{PgStore, PgTx};
 use async_trait::async_trait;
+use signoff_core::clients::RegisteredClient;
 use signoff_core::secret::{SecretHash, SigninId, UserId};
-use signoff_core::store::{AuthorizationCode, CodeIssue, CodeUse, SigninStore, SigninTx, StoreError};
+use signoff_core::store::{AuthorizationCode, CodeIssue, CodeUse, Recipients, SigninStore, SigninTx, StoreError};
 use signoff_sql::code_columns;
+use sqlx::Row as _;
 use time::OffsetDateTime;
 
 #[async_trait]
@@ -148,5 +150,74 @@ impl SigninTx for PgTx {
         .await
         .map_err(db_err)?;
         Ok(rows.into_iter().map(|(s, u, c)| (SigninId::from_string(s), UserId::from_string(u), c)).collect())
+    }
+}
+
+/// [`Tx::end_signins_and_read_recipients`](signoff_core::store::Tx::end_signins_and_read_recipients)
+/// as one statement: the sign-ins' links deleted (as `end_signins`), then three kinds of rows
+/// in one result, told apart by `part` (1 an ended link, 2 a client and endpoint as
+/// `select_clients!` reads them, 3 a live stream as `signal_stream_columns!` reads them). Each
+/// part's columns are where the first branch (the clients') names them; the others fill the
+/// rest with `NULL`, and the columns both name share a place (`id`, `created_at`,
+/// `endpoint_url`; `client_id` of a link and of a stream). The store conformance rule
+/// `a_batch_reads_its_recipients_as_the_three_calls_would` compares it with the three reads.
+const RECIPIENTS: &str = concat!(
+    "WITH ended AS (DELETE FROM signin_clients WHERE user_id = ANY($1) \
+     AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.signin_id = signin_clients.signin_id) \
+     AND NOT EXISTS (SELECT 1 FROM remember_tokens r WHERE r.signin_id = signin_clients.signin_id) \
+     RETURNING signin_id, user_id, client_id) \
+     SELECT 2 AS part, NULL::text AS signin_id, NULL::text AS user_id, ",
+    signoff_sql::client_columns!(),
+    ", NULL::text AS client_id, NULL::text AS description, NULL::text AS events_requested, \
+     NULL::text AS delivery_method, NULL::text AS authorization_header, NULL::text AS status, NULL::text AS reason, \
+     NULL::text AS excluded_subjects, NULL::bigint AS updated_at, NULL::bigint AS version \
+     FROM clients c LEFT JOIN client_endpoints e ON e.client_id = c.id \
+     WHERE ($2 OR EXISTS (SELECT 1 FROM ended)) AND (c.backchannel_logout_uri IS NOT NULL \
+     OR c.webhook_url IS NOT NULL OR EXISTS (SELECT 1 FROM client_endpoints x WHERE x.client_id = c.id)) \
+     UNION ALL SELECT 1, signin_id, user_id, NULL::text, NULL::text, NULL::bytea, NULL::text, NULL::text, \
+     NULL::text, NULL::text, NULL::bigint, NULL::bigint, NULL::text, NULL::text, NULL::text, client_id, NULL::text, \
+     NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::bigint, NULL::bigint FROM ended \
+     UNION ALL SELECT 3, NULL::text, NULL::text, id, NULL::text, NULL::bytea, NULL::text, NULL::text, NULL::text, \
+     NULL::text, NULL::bigint, created_at, NULL::text, NULL::text, endpoint_url, client_id, description, \
+     events_requested, delivery_method, authorization_header, status, reason, excluded_subjects, updated_at, version \
+     FROM signal_streams WHERE $3 AND status <> 'disabled' \
+     ORDER BY part, created_at, id"
+);
+
+impl PgTx {
+    /// See [`RECIPIENTS`].
+    pub(crate) async fn end_signins_and_read_recipients(
+        &mut self,
+        users: &[UserId],
+        clients: bool,
+        streams: bool,
+    ) -> Result<Recipients, StoreError> {
+        let ids: Vec<&str> = users.iter().map(UserId::as_str).collect();
+        let rows = sqlx::query(RECIPIENTS)
+            .bind(&ids)
+            .bind(clients)
+            .bind(streams)
+            .fetch_all(self.conn())
+            .await
+            .map_err(db_err)?;
+        let mut out = Recipients::default();
+        let (mut client_rows, mut stream_rows) = (Vec::new(), Vec::new());
+        for row in rows {
+            match row.try_get::<i32, _>("part").map_err(backend)? {
+                1 => {
+                    let text = |col: &str| row.try_get::<String, _>(col).map_err(backend);
+                    out.signins_ended.push((
+                        SigninId::from_string(text("signin_id")?),
+                        UserId::from_string(text("user_id")?),
+                        text("client_id")?,
+                    ));
+                }
+                2 => client_rows.push(row),
+                _ => stream_rows.push(row),
+            }
+        }
+        out.clients = clients_from(&client_rows)?.into_iter().filter(RegisteredClient::has_callbacks).collect();
+        out.streams = stream_rows.iter().map(signal_stream_from).collect::<Result<_, _>>()?;
+        Ok(out)
     }
 }

@@ -326,10 +326,21 @@ pub const SELECT_SIGNING_KEYS: &str = "SELECT kid, 'EdDSA' AS alg, private_key, 
 #[macro_export]
 macro_rules! select_clients {
     () => {
-        "SELECT c.id, c.name, c.secret_hash, c.backchannel_logout_uri, c.webhook_url, c.webhook_secret, \
+        concat!(
+            "SELECT ",
+            $crate::client_columns!(),
+            " FROM clients c LEFT JOIN client_endpoints e ON e.client_id = c.id"
+        )
+    };
+}
+
+/// The columns of [`select_clients!`], in its order (`c` the client, `e` the endpoint).
+#[macro_export]
+macro_rules! client_columns {
+    () => {
+        "c.id, c.name, c.secret_hash, c.backchannel_logout_uri, c.webhook_url, c.webhook_secret, \
          c.previous_webhook_secret, c.previous_webhook_secret_until, c.created_at, c.profile, \
-         e.kind AS endpoint_kind, e.url AS endpoint_url \
-         FROM clients c LEFT JOIN client_endpoints e ON e.client_id = c.id"
+         e.kind AS endpoint_kind, e.url AS endpoint_url"
     };
 }
 

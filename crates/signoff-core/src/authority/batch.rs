@@ -8,8 +8,8 @@ use crate::error::CoreError;
 use crate::feed::{FeedEntry, Revocation};
 use crate::outbox::{self};
 use crate::secret::{SigninId, UserId};
-use crate::signals::{Change, Initiator, emit};
-use crate::store::{Announce, Ended, RememberFilter, SessionFilter, Store, Tx};
+use crate::signals::{Change, Initiator, SignalStream, emit};
+use crate::store::{Announce, Ended, Recipients, RememberFilter, SessionFilter, Store, Tx};
 
 /// What a batch is, which decides what its commit proves to the other nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,8 +122,7 @@ impl Batch<'_> {
     /// The Security Event Tokens this batch's [`signals`](Self::signals) make for the live
     /// streams, as this transaction sees them; each user named by the address receivers knew
     /// (before an address change the batch made).
-    async fn security_events(&mut self) -> Result<Vec<outbox::Delivery>, CoreError> {
-        let streams = self.tx.live_signal_streams().await?;
+    async fn security_events(&mut self, streams: &[SignalStream]) -> Result<Vec<outbox::Delivery>, CoreError> {
         if streams.is_empty() {
             return Ok(Vec::new());
         }
@@ -151,7 +150,7 @@ impl Batch<'_> {
             }
         }
         let issuer = &self.authority.tokens.policy.issuer;
-        Ok(emit::deliveries(&self.signals, &emails, &streams, issuer, self.authority.now()))
+        Ok(emit::deliveries(&self.signals, &emails, streams, issuer, self.authority.now()))
     }
 
     /// How many sessions this batch has ended so far.
@@ -198,14 +197,21 @@ impl Batch<'_> {
             "a batch records whose session it re-keyed"
         );
         // The sign-ins that ended with their last session or series, decided on the store as
-        // this transaction leaves it (a rotation, a resume or a sign-in again carries them on).
-        let apps_out = if self.ended_any { self.tx.end_signins(&self.users).await? } else { Vec::new() };
+        // this transaction leaves it (a rotation, a resume or a sign-in again carries them on),
+        // and who must be told: read together (one round trip on PostgreSQL).
+        let tells_clients = feed.iter().any(outbox::tells_clients);
+        let users: &[UserId] = if self.ended_any { &self.users } else { &[] };
+        let Recipients { signins_ended: apps_out, clients, streams } =
+            if !users.is_empty() || tells_clients || !self.signals.is_empty() {
+                self.tx.end_signins_and_read_recipients(users, tells_clients, !self.signals.is_empty()).await?
+            } else {
+                Recipients::default()
+            };
         // The outbox first: recording revocations takes the feed's sequence, held until commit.
         let mut notified = false;
         let mut logouts = Vec::new();
         let mut signed_out = Vec::new();
-        if feed.iter().any(outbox::tells_clients) || !apps_out.is_empty() {
-            let clients = self.tx.callback_clients().await?;
+        if tells_clients || !apps_out.is_empty() {
             let now = self.authority.now();
             let mut deliveries = outbox::deliveries_for(&feed, &clients, now);
             let apps = outbox::signins_ended(&apps_out, &clients, now);
@@ -221,7 +227,7 @@ impl Batch<'_> {
         }
         let mut polled = false;
         if !self.signals.is_empty() {
-            let sets = self.security_events().await?;
+            let sets = self.security_events(&streams).await?;
             if !sets.is_empty() {
                 self.tx.enqueue_deliveries(&sets).await?;
                 notified |= sets.iter().any(|d| d.status == outbox::DeliveryStatus::Pending);

@@ -65,6 +65,7 @@ macro_rules! store_conformance {
             mail::mail_tokens_are_used_once_before_they_expire,
             signins::codes_are_spent_once_and_sign_ins_link_their_apps,
             signins::expired_codes_are_pruned,
+            signins::a_batch_reads_its_recipients_as_the_three_calls_would,
             signals::a_clients_streams_are_kept_updated_by_compare_and_swap_and_go_with_it,
             signals::received_sets_are_noted_once_per_upstream,
             transactions::an_uncommitted_transaction_leaves_nothing,

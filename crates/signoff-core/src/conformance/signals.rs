@@ -10,7 +10,7 @@ use crate::store::Store;
 
 use super::{t0, tx};
 
-fn stream(client: &str, at: time::OffsetDateTime, method: DeliveryMethod) -> SignalStream {
+pub(super) fn stream(client: &str, at: time::OffsetDateTime, method: DeliveryMethod) -> SignalStream {
     SignalStream {
         id: random_id(),
         client_id: client.to_owned(),

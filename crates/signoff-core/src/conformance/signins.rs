@@ -5,6 +5,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::clients::{Endpoint, NewClient};
 use crate::secret::{SecretHash, random_bytes};
+use crate::signals::SignalStream;
 use crate::store::{AuthorizationCode, CodeIssue, CodeUse, Session, Store};
 
 use super::{insert_sessions, session, t0, tx, user};
@@ -148,4 +149,105 @@ pub async fn expired_codes_are_pruned(store: Arc<dyn Store>) {
     assert!(matches!(t.use_code(&fresh.code_hash, t0()).await.expect("use"), CodeUse::First(_)));
     assert_eq!(t.use_code(&spent.code_hash, t0()).await.expect("use"), CodeUse::Unknown, "pruned");
     t.commit().await.expect("commit");
+}
+
+/// What a batch's commit reads in one call ([`Tx::end_signins_and_read_recipients`]) is what
+/// the three reads it stands for give, one after the other in a transaction of their own: the
+/// ended links of the users named, the callback clients when asked for or when a link ended,
+/// the live streams when asked for; nothing else.
+///
+/// [`Tx::end_signins_and_read_recipients`]: crate::store::Tx::end_signins_and_read_recipients
+pub async fn a_batch_reads_its_recipients_as_the_three_calls_would(store: Arc<dyn Store>) {
+    use crate::clients::EndpointKind;
+    use crate::signals::{DeliveryMethod, StreamStatus};
+    use crate::store::Recipients;
+    let a = user(&store, "carried@example.com").await;
+    let b = user(&store, "orphan@example.com").await;
+    let s = session(&a.id, t0(), None);
+    insert_sessions(&store, &[&s]).await;
+    let client = |name: &str, kind, url: &str, at| {
+        NewClient::generate(name.into(), vec![Endpoint::new(kind, url)], t0() + Duration::seconds(at)).client
+    };
+    let rp = client("rp", EndpointKind::Redirect, "https://rp.example/cb", 0);
+    let logout = client("logout", EndpointKind::BackchannelLogout, "https://logout.example/bc", 1);
+    let hook = client("hook", EndpointKind::Webhook, "https://hook.example/in", 2);
+    let live = super::signals::stream(&logout.id, t0(), DeliveryMethod::Push);
+    let off = SignalStream {
+        status: StreamStatus::Disabled,
+        ..super::signals::stream(&logout.id, t0() + Duration::seconds(1), DeliveryMethod::Poll)
+    };
+    let polled = super::signals::stream(&hook.id, t0() + Duration::seconds(2), DeliveryMethod::Poll);
+    let orphan = session(&b.id, t0(), None).signin;
+    let mut t = tx(&store).await;
+    for c in [&rp, &logout, &hook] {
+        t.insert_client(c).await.expect("client");
+    }
+    for st in [&live, &off, &polled] {
+        t.insert_signal_stream(st).await.expect("stream");
+    }
+    t.link_signin(&s.signin, &rp.id, &a.id, t0()).await.expect("link");
+    t.link_signin(&s.signin, &logout.id, &a.id, t0()).await.expect("link");
+    t.link_signin(&orphan, &rp.id, &b.id, t0()).await.expect("link");
+    t.link_signin(&orphan, &logout.id, &b.id, t0()).await.expect("link");
+    t.commit().await.expect("commit");
+
+    let sorted = |mut r: Recipients| {
+        r.signins_ended.sort_by(|x, y| x.2.cmp(&y.2));
+        r
+    };
+    let ids = |r: &Recipients| {
+        let clients: Vec<String> = r.clients.iter().map(|c| c.id.clone()).collect();
+        let streams: Vec<String> = r.streams.iter().map(|s| s.id.clone()).collect();
+        (r.signins_ended.len(), clients, streams)
+    };
+    let (a_id, b_id, both) = (vec![a.id.clone()], vec![b.id.clone()], vec![a.id.clone(), b.id.clone()]);
+    let callbacks = vec![logout.id.clone(), hook.id.clone()];
+    let streams = vec![live.id.clone(), polled.id.clone()];
+    /// Which users, whether clients and streams are asked for; what is read (links ended, the
+    /// clients' ids, the streams' ids).
+    type Case<'a> = (&'a [crate::UserId], bool, bool, (usize, Vec<String>, Vec<String>));
+    let cases: [Case; 6] = [
+        (&[], false, false, (0, vec![], vec![])),
+        (&[], true, false, (0, callbacks.clone(), vec![])),
+        (&[], false, true, (0, vec![], streams.clone())),
+        (&a_id, false, false, (0, vec![], vec![])),
+        (&b_id, false, false, (2, callbacks.clone(), vec![])),
+        (&both, true, true, (2, callbacks.clone(), streams.clone())),
+    ];
+    for (users, clients, live_streams, expected) in cases {
+        let case = format!("users {}, clients {clients}, streams {live_streams}", users.len());
+        let mut t = tx(&store).await;
+        let one = sorted(t.end_signins_and_read_recipients(users, clients, live_streams).await.expect("one read"));
+        drop(t);
+        let mut t = tx(&store).await;
+        let signins_ended = if users.is_empty() { Vec::new() } else { t.end_signins(users).await.expect("end") };
+        let three = sorted(Recipients {
+            clients: if clients || !signins_ended.is_empty() {
+                t.callback_clients().await.expect("clients")
+            } else {
+                Vec::new()
+            },
+            streams: if live_streams { t.live_signal_streams().await.expect("streams") } else { Vec::new() },
+            signins_ended,
+        });
+        drop(t);
+        assert_eq!(one, three, "{case}: as the three reads");
+        assert_eq!(ids(&one), expected, "{case}");
+    }
+    // The links of `b`'s sign-in, ended in full: the client with callbacks among them.
+    let mut t = tx(&store).await;
+    let one = sorted(t.end_signins_and_read_recipients(&b_id, false, false).await.expect("read"));
+    assert_eq!(
+        one.signins_ended,
+        sorted(Recipients {
+            signins_ended: vec![
+                (orphan.clone(), b.id.clone(), rp.id.clone()),
+                (orphan.clone(), b.id.clone(), logout.id.clone())
+            ],
+            ..Recipients::default()
+        })
+        .signins_ended
+    );
+    assert_eq!(one.clients, vec![logout.clone(), hook.clone()], "every field, endpoints included");
+    assert!(t.end_signins(&b_id).await.expect("end").is_empty(), "ended in the transaction");
 }

@@ -5,6 +5,9 @@
 //! leaves a half-written change behind: the core opens a [`Tx`], makes its changes, and commits
 //! once. Ending many sessions of one user is one statement on an indexed column, not a loop.
 
+use crate::clients::RegisteredClient;
+use crate::secret::{SigninId, UserId};
+use crate::signals::SignalStream;
 use async_trait::async_trait;
 
 mod audit;
@@ -86,4 +89,33 @@ pub trait Tx:
     UserTx + SessionTx + TokenTx + KeyTx + AuditTx + FeedTx + ClientTx + OutboxTx + MailTx + SigninTx + SignalTx
 {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+
+    /// What a batch's commit reads before it writes who must be told: ends `users`' sign-ins
+    /// that no session or series carries any more ([`SigninTx::end_signins`]; nothing when
+    /// `users` is empty), and reads the callback clients ([`ClientTx::callback_clients`]) when
+    /// `clients` or when a sign-in ended, and the live Shared Signals streams
+    /// ([`SignalTx::live_signal_streams`]) when `streams`; what is not read is empty. The
+    /// default makes the three calls; a store with round trips to save makes them one.
+    async fn end_signins_and_read_recipients(
+        &mut self,
+        users: &[UserId],
+        clients: bool,
+        streams: bool,
+    ) -> Result<Recipients, StoreError> {
+        let signins_ended = if users.is_empty() { Vec::new() } else { self.end_signins(users).await? };
+        let clients = if clients || !signins_ended.is_empty() { self.callback_clients().await? } else { Vec::new() };
+        let streams = if streams { self.live_signal_streams().await? } else { Vec::new() };
+        Ok(Recipients { signins_ended, clients, streams })
+    }
+}
+
+/// What [`Tx::end_signins_and_read_recipients`] ended and read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recipients {
+    /// Each link of an ended sign-in, as `(sign-in, user, client)`.
+    pub signins_ended: Vec<(SigninId, UserId, String)>,
+    /// The clients with a back-channel logout or webhook URL, oldest first.
+    pub clients: Vec<RegisteredClient>,
+    /// The streams not disabled, oldest first.
+    pub streams: Vec<SignalStream>,
 }
