@@ -213,7 +213,8 @@ impl PgTx {
                     ));
                 }
                 2 => client_rows.push(row),
-                _ => stream_rows.push(row),
+                3 => stream_rows.push(row),
+                other => return Err(backend(format!("a row of part {other} among a batch's recipients"))),
             }
         }
         out.clients = clients_from(&client_rows)?.into_iter().filter(RegisteredClient::has_callbacks).collect();

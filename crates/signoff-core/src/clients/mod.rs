@@ -88,8 +88,9 @@ impl Endpoint {
     }
 }
 
-/// A registered client as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A registered client as stored. Its `Debug` leaves out the webhook secrets (kept as they are,
+/// to sign with).
+#[derive(Clone, PartialEq, Eq)]
 pub struct RegisteredClient {
     pub id: String,
     pub name: String,
@@ -105,6 +106,23 @@ pub struct RegisteredClient {
     pub previous_webhook_secret: Option<String>,
     pub previous_webhook_secret_until: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for RegisteredClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
+        f.debug_struct("RegisteredClient")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("secret_hash", &self.secret_hash)
+            .field("endpoints", &self.endpoints)
+            .field("profile", &self.profile)
+            .field("webhook_secret", &hidden(&self.webhook_secret))
+            .field("previous_webhook_secret", &hidden(&self.previous_webhook_secret))
+            .field("previous_webhook_secret_until", &self.previous_webhook_secret_until)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
 }
 
 /// A client just registered, with the secrets to show its owner this once.
@@ -220,6 +238,12 @@ mod tests {
         assert_eq!(raw.len(), 32);
         let plain = NewClient::generate("api".into(), vec![], OffsetDateTime::UNIX_EPOCH);
         assert!(plain.client.webhook_secret.is_none());
+        // Neither webhook secret shows in a `Debug` (a log line, a test's failure).
+        let rotated = RegisteredClient { previous_webhook_secret: Some(whsec.replace('A', "B")), ..n.client.clone() };
+        let shown = format!("{rotated:?}");
+        let secret = rotated.previous_webhook_secret.as_deref().unwrap_or_default();
+        assert!(!shown.contains(whsec) && !shown.contains(secret), "{shown}");
+        assert!(shown.contains(&n.client.id) && shown.contains("<redacted>"), "{shown}");
         assert_ne!(plain.client.id, n.client.id);
     }
 

@@ -169,17 +169,29 @@ pub async fn a_batch_reads_its_recipients_as_the_three_calls_would(store: Arc<dy
         NewClient::generate(name.into(), vec![Endpoint::new(kind, url)], t0() + Duration::seconds(at)).client
     };
     let rp = client("rp", EndpointKind::Redirect, "https://rp.example/cb", 0);
-    let logout = client("logout", EndpointKind::BackchannelLogout, "https://logout.example/bc", 1);
+    // A client with endpoints of three kinds (its rows must come out together), and two made at
+    // the same instant (told apart by id).
+    let endpoints = vec![
+        Endpoint::new(EndpointKind::Webhook, "https://logout.example/hook"),
+        Endpoint::new(EndpointKind::BackchannelLogout, "https://logout.example/bc"),
+        Endpoint::new(EndpointKind::Redirect, "https://logout.example/cb"),
+    ];
+    let logout = NewClient::generate("logout".into(), endpoints, t0() + Duration::seconds(1)).client;
     let hook = client("hook", EndpointKind::Webhook, "https://hook.example/in", 2);
+    let twin = client("twin", EndpointKind::BackchannelLogout, "https://twin.example/bc", 2);
     let live = super::signals::stream(&logout.id, t0(), DeliveryMethod::Push);
     let off = SignalStream {
         status: StreamStatus::Disabled,
         ..super::signals::stream(&logout.id, t0() + Duration::seconds(1), DeliveryMethod::Poll)
     };
-    let polled = super::signals::stream(&hook.id, t0() + Duration::seconds(2), DeliveryMethod::Poll);
+    let polled = SignalStream {
+        status: StreamStatus::Paused,
+        reason: Some("maintenance".into()),
+        ..super::signals::stream(&hook.id, t0() + Duration::seconds(2), DeliveryMethod::Poll)
+    };
     let orphan = session(&b.id, t0(), None).signin;
     let mut t = tx(&store).await;
-    for c in [&rp, &logout, &hook] {
+    for c in [&rp, &logout, &hook, &twin] {
         t.insert_client(c).await.expect("client");
     }
     for st in [&live, &off, &polled] {
@@ -201,7 +213,14 @@ pub async fn a_batch_reads_its_recipients_as_the_three_calls_would(store: Arc<dy
         (r.signins_ended.len(), clients, streams)
     };
     let (a_id, b_id, both) = (vec![a.id.clone()], vec![b.id.clone()], vec![a.id.clone(), b.id.clone()]);
-    let callbacks = vec![logout.id.clone(), hook.id.clone()];
+    let mut same_instant = vec![hook.clone(), twin.clone()];
+    same_instant.sort_by(|x, y| x.id.cmp(&y.id));
+    let mut read_back = vec![logout.clone()];
+    read_back.extend(same_instant);
+    for c in &mut read_back {
+        c.endpoints.sort();
+    }
+    let callbacks: Vec<String> = read_back.iter().map(|c| c.id.clone()).collect();
     let streams = vec![live.id.clone(), polled.id.clone()];
     /// Which users, whether clients and streams are asked for; what is read (links ended, the
     /// clients' ids, the streams' ids).
@@ -236,7 +255,7 @@ pub async fn a_batch_reads_its_recipients_as_the_three_calls_would(store: Arc<dy
     }
     // The links of `b`'s sign-in, ended in full: the client with callbacks among them.
     let mut t = tx(&store).await;
-    let one = sorted(t.end_signins_and_read_recipients(&b_id, false, false).await.expect("read"));
+    let one = sorted(t.end_signins_and_read_recipients(&b_id, false, true).await.expect("read"));
     assert_eq!(
         one.signins_ended,
         sorted(Recipients {
@@ -248,6 +267,7 @@ pub async fn a_batch_reads_its_recipients_as_the_three_calls_would(store: Arc<dy
         })
         .signins_ended
     );
-    assert_eq!(one.clients, vec![logout.clone(), hook.clone()], "every field, endpoints included");
+    assert_eq!(one.clients, read_back, "every field, endpoints included, oldest first");
+    assert_eq!(one.streams, vec![live.clone(), polled.clone()], "every field, oldest first");
     assert!(t.end_signins(&b_id).await.expect("end").is_empty(), "ended in the transaction");
 }
