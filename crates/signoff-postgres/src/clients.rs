@@ -116,15 +116,10 @@ impl ClientTx for PgTx {
     async fn callback_clients(&mut self) -> Result<Vec<RegisteredClient>, StoreError> {
         // Clients with no URL at all (resource servers, feed readers) are left out here; those
         // with only browser URLs by `has_callbacks`.
-        let rows = sqlx::query(concat!(
-            select_clients!(),
-            " WHERE c.backchannel_logout_uri IS NOT NULL OR c.webhook_url IS NOT NULL \
-             OR EXISTS (SELECT 1 FROM client_endpoints x WHERE x.client_id = c.id)",
-            clients_order!()
-        ))
-        .fetch_all(self.conn())
-        .await
-        .map_err(db_err)?;
+        let rows = sqlx::query(concat!(select_clients!(), " WHERE ", has_callback!(), clients_order!()))
+            .fetch_all(self.conn())
+            .await
+            .map_err(db_err)?;
         Ok(clients_from(&rows)?.into_iter().filter(RegisteredClient::has_callbacks).collect())
     }
 }

@@ -225,6 +225,31 @@ macro_rules! ending {
     };
 }
 
+/// The links of the sign-ins of the users in `$1` that no session and no remember-me series
+/// carries any more, deleted and returned (`end_signins`, and the recipients' statement).
+macro_rules! end_signins_delete {
+    () => {
+        "DELETE FROM signin_clients WHERE user_id = ANY($1) \
+         AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.signin_id = signin_clients.signin_id) \
+         AND NOT EXISTS (SELECT 1 FROM remember_tokens r WHERE r.signin_id = signin_clients.signin_id) \
+         RETURNING signin_id, user_id, client_id"
+    };
+}
+/// Which clients (`c`) signoff calls back: a back-channel logout or webhook URL, as an endpoint
+/// row or in the columns of the previous release (`callback_clients`, and the recipients').
+macro_rules! has_callback {
+    () => {
+        "(c.backchannel_logout_uri IS NOT NULL OR c.webhook_url IS NOT NULL \
+         OR EXISTS (SELECT 1 FROM client_endpoints x WHERE x.client_id = c.id))"
+    };
+}
+/// Which Shared Signals streams are live (`live_signal_streams`, and the recipients').
+macro_rules! live_stream {
+    () => {
+        "status <> 'disabled'"
+    };
+}
+
 // One file per concept of the store contract, laid out alike in both SQL stores.
 mod audit;
 mod clients;

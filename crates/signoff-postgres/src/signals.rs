@@ -124,7 +124,9 @@ impl SignalTx for PgTx {
         let rows = sqlx::query(concat!(
             "SELECT ",
             signal_stream_columns!(),
-            " FROM signal_streams WHERE status <> 'disabled' ORDER BY created_at, id"
+            " FROM signal_streams WHERE ",
+            live_stream!(),
+            " ORDER BY created_at, id"
         ))
         .fetch_all(self.conn())
         .await

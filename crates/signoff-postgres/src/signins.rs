@@ -139,16 +139,8 @@ impl SigninTx for PgTx {
             return Ok(Vec::new());
         }
         let ids: Vec<&str> = users.iter().map(UserId::as_str).collect();
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
-            "DELETE FROM signin_clients WHERE user_id = ANY($1) \
-             AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.signin_id = signin_clients.signin_id) \
-             AND NOT EXISTS (SELECT 1 FROM remember_tokens r WHERE r.signin_id = signin_clients.signin_id) \
-             RETURNING signin_id, user_id, client_id",
-        )
-        .bind(&ids)
-        .fetch_all(self.conn())
-        .await
-        .map_err(db_err)?;
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as(end_signins_delete!()).bind(&ids).fetch_all(self.conn()).await.map_err(db_err)?;
         Ok(rows.into_iter().map(|(s, u, c)| (SigninId::from_string(s), UserId::from_string(u), c)).collect())
     }
 }
@@ -162,26 +154,25 @@ impl SigninTx for PgTx {
 /// `endpoint_url`; `client_id` of a link and of a stream). The store conformance rule
 /// `a_batch_reads_its_recipients_as_the_three_calls_would` compares it with the three reads.
 const RECIPIENTS: &str = concat!(
-    "WITH ended AS (DELETE FROM signin_clients WHERE user_id = ANY($1) \
-     AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.signin_id = signin_clients.signin_id) \
-     AND NOT EXISTS (SELECT 1 FROM remember_tokens r WHERE r.signin_id = signin_clients.signin_id) \
-     RETURNING signin_id, user_id, client_id) \
-     SELECT 2 AS part, NULL::text AS signin_id, NULL::text AS user_id, ",
+    "WITH ended AS (",
+    end_signins_delete!(),
+    ") SELECT 2 AS part, NULL::text AS signin_id, NULL::text AS user_id, ",
     signoff_sql::client_columns!(),
     ", NULL::text AS client_id, NULL::text AS description, NULL::text AS events_requested, \
      NULL::text AS delivery_method, NULL::text AS authorization_header, NULL::text AS status, NULL::text AS reason, \
      NULL::text AS excluded_subjects, NULL::bigint AS updated_at, NULL::bigint AS version \
      FROM clients c LEFT JOIN client_endpoints e ON e.client_id = c.id \
-     WHERE ($2 OR EXISTS (SELECT 1 FROM ended)) AND (c.backchannel_logout_uri IS NOT NULL \
-     OR c.webhook_url IS NOT NULL OR EXISTS (SELECT 1 FROM client_endpoints x WHERE x.client_id = c.id)) \
-     UNION ALL SELECT 1, signin_id, user_id, NULL::text, NULL::text, NULL::bytea, NULL::text, NULL::text, \
+     WHERE ($2 OR EXISTS (SELECT 1 FROM ended)) AND ",
+    has_callback!(),
+    " UNION ALL SELECT 1, signin_id, user_id, NULL::text, NULL::text, NULL::bytea, NULL::text, NULL::text, \
      NULL::text, NULL::text, NULL::bigint, NULL::bigint, NULL::text, NULL::text, NULL::text, client_id, NULL::text, \
      NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::bigint, NULL::bigint FROM ended \
      UNION ALL SELECT 3, NULL::text, NULL::text, id, NULL::text, NULL::bytea, NULL::text, NULL::text, NULL::text, \
      NULL::text, NULL::bigint, created_at, NULL::text, NULL::text, endpoint_url, client_id, description, \
      events_requested, delivery_method, authorization_header, status, reason, excluded_subjects, updated_at, version \
-     FROM signal_streams WHERE $3 AND status <> 'disabled' \
-     ORDER BY part, created_at, id"
+     FROM signal_streams WHERE $3 AND ",
+    live_stream!(),
+    " ORDER BY part, created_at, id"
 );
 
 impl PgTx {
