@@ -189,10 +189,23 @@ async function heapStrings(page, needle) {
   }
   const foreignMatch = (h) => name(h) === 'system / RegExpMatchInfo' &&
     (holders.get(h) ?? []).every((c) => name(c) === 'system / NativeContext');
+  // Each string found with a chain of its holders (first holder each step, up to six), so a
+  // failure says what kept it.
+  const chain = (n) => {
+    const names = [];
+    for (let at = n, seen = new Set([n]); names.length < 6;) {
+      const next = (holders.get(at) ?? []).find((h) => !seen.has(h));
+      if (next === undefined) break;
+      seen.add(next);
+      names.push(`${types[nodes[next + nType]]} ${name(next).slice(0, 60)}`);
+      at = next;
+    }
+    return `${JSON.stringify(name(n).slice(0, 80))} held by ${names.join(' <- ') || 'nothing'}`;
+  };
   return [...held].filter((n) => {
     const by = holders.get(n) ?? [];
     return by.length === 0 || !by.every(foreignMatch);
-  }).map(name);
+  }).map(chain);
 }
 
 /** Asserts that the page's heap holds no string with `needle` within `ms` of `since` (SWR's own
@@ -202,7 +215,7 @@ async function assertForgotten(page, needle, since, ms = 6000) {
   for (;;) {
     const found = await heapStrings(page, needle);
     if (found.length === 0) return Date.now() - since;
-    assert.ok(Date.now() - since < ms, `the user's data is still in the page's memory ${ms} ms after the end: ${found}`);
+    assert.ok(Date.now() - since < ms, `the user's data is still in the page's memory ${ms} ms after the end: ${found.join('; ')}`);
     await page.waitForTimeout(250);
   }
 }

@@ -20,7 +20,7 @@ pub use liveness::lost_and_retried;
 
 use async_trait::async_trait;
 use signoff_core::SessionId;
-use signoff_core::store::{Announce, Ended, Session, Store, StoreError, Tx, User};
+use signoff_core::store::{Announce, Ended, Session, SessionFilter, Store, StoreError, Tx, User};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use std::str::FromStr;
@@ -202,8 +202,21 @@ macro_rules! remember_columns {
 /// snapshot misses no session opened a moment before: every transaction that opens a session
 /// or a series holds its user's lock (`lock_user`) until it commits, and so does every one that
 /// ends them, before this statement.
+///
+/// With a third argument, the placeholder of the sessions' user, the statement also bumps that
+/// user's token version and gives the new one as the last row's `token_version`
+/// (`end_sessions_and_bump`); otherwise that column is null.
 macro_rules! ending {
     ($sessions:expr, $series:expr) => {
+        ending!(@ $sessions, $series, "", "NULL::bigint")
+    };
+    ($sessions:expr, $series:expr, $user:literal) => {
+        ending!(@ $sessions, $series,
+            concat!(", bumped AS (UPDATE users SET token_version = token_version + 1 WHERE id = ", $user,
+                " RETURNING token_version)"),
+            "(SELECT token_version FROM bumped)")
+    };
+    (@ $sessions:expr, $series:expr, $bump:expr, $version:expr) => {
         concat!(
             "WITH gone AS (",
             $sessions,
@@ -215,12 +228,16 @@ macro_rules! ending {
              AND NOT EXISTS (SELECT 1 FROM gone WHERE gone.id = sessions.id) RETURNING ",
             session_returning!(),
             "), refresh AS (DELETE FROM refresh_tokens WHERE session_id IN \
-             (SELECT id FROM gone UNION ALL SELECT id FROM bound)) SELECT ",
+             (SELECT id FROM gone UNION ALL SELECT id FROM bound))",
+            $bump,
+            " SELECT ",
             session_returning!(),
-            ", NULL::bigint AS series_ended FROM gone UNION ALL SELECT ",
+            ", NULL::bigint AS series_ended, NULL::bigint AS token_version FROM gone UNION ALL SELECT ",
             session_returning!(),
-            ", NULL FROM bound UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
-             count(*) FROM series"
+            ", NULL, NULL FROM bound UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+             count(*), ",
+            $version,
+            " FROM series"
         )
     };
 }
@@ -327,16 +344,20 @@ impl PgTx {
     async fn ended_by(
         &mut self,
         query: sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
-    ) -> Result<Ended, StoreError> {
+    ) -> Result<(Ended, Option<i64>), StoreError> {
         let rows = query.fetch_all(self.conn()).await.map_err(db_err)?;
         let mut ended = Ended { sessions: Vec::with_capacity(rows.len()), series: 0 };
+        let mut version = None;
         for row in &rows {
             match sqlx::Row::try_get::<Option<i64>, _>(row, "series_ended").map_err(db_err)? {
-                Some(series) => ended.series = series as u64,
+                Some(series) => {
+                    ended.series = series as u64;
+                    version = sqlx::Row::try_get::<Option<i64>, _>(row, "token_version").map_err(db_err)?;
+                }
                 None => ended.sessions.push(session_from(row)?),
             }
         }
-        Ok(ended)
+        Ok((ended, version))
     }
 }
 
@@ -345,6 +366,14 @@ impl Tx for PgTx {
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.write_out(&[], Announce::OnPoll).await?;
         self.tx.commit().await.map_err(db_err)
+    }
+    async fn end_sessions_and_bump(&mut self, filter: SessionFilter<'_>) -> Result<(Ended, i64), StoreError> {
+        // One round trip for two (sessions.rs).
+        match self.end(filter, true).await? {
+            (ended, Some(version)) => Ok((ended, version)),
+            // As `bump_token_version` fails when no row comes back.
+            (_, None) => Err(StoreError::Backend(format!("no user {} to bump the token version of", filter.user()))),
+        }
     }
     async fn end_signins_and_read_recipients(
         &mut self,

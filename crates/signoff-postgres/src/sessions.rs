@@ -153,49 +153,7 @@ impl SessionTx for PgTx {
         Ok(done.rows_affected() == 1)
     }
     async fn end_sessions(&mut self, filter: SessionFilter<'_>) -> Result<Ended, StoreError> {
-        // One statement: the sessions, the series they back, the sessions bound to those, and
-        // their refresh tokens (see `ending!`).
-        let query = match filter {
-            SessionFilter::One { user, id } => sqlx::query(ending!(
-                "DELETE FROM sessions WHERE id = $1 AND user_id = $2",
-                "DELETE FROM remember_tokens WHERE session_id = $1 AND user_id = $2 RETURNING selector"
-            ))
-            .bind(id.as_str())
-            .bind(user.as_str()),
-            SessionFilter::Lapsed { user, id } => sqlx::query(ending!(
-                "DELETE FROM sessions WHERE id = $1 AND user_id = $2",
-                "SELECT NULL::text AS selector WHERE FALSE"
-            ))
-            .bind(id.as_str())
-            .bind(user.as_str()),
-            SessionFilter::AllOf { user, keep, keep_series } => {
-                let keep: Vec<&str> = keep.iter().map(SessionId::as_str).collect();
-                sqlx::query(ending!(
-                    "DELETE FROM sessions WHERE user_id = $1 AND id <> ALL($2)",
-                    "DELETE FROM remember_tokens WHERE user_id = $1 AND selector NOT IN (SELECT series FROM sessions \
-                     WHERE id = ANY($2) AND series IS NOT NULL) AND selector IS DISTINCT FROM $3 RETURNING selector"
-                ))
-                .bind(user.as_str())
-                .bind(keep)
-                .bind(keep_series)
-            }
-            SessionFilter::Expired { user, now, idle_cutoff } => sqlx::query(ending!(
-                "DELETE FROM sessions WHERE user_id = $3 AND (expires_at <= $1 OR last_active_at <= $2)",
-                "SELECT NULL::text AS selector WHERE FALSE"
-            ))
-            .bind(ms(now))
-            .bind(ms(idle_cutoff))
-            .bind(user.as_str()),
-            SessionFilter::OldestBeyond { user, keep, spare } => sqlx::query(ending!(
-                "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE user_id = $1 AND id <> $2 \
-                 ORDER BY created_at DESC, id OFFSET $3)",
-                "DELETE FROM remember_tokens WHERE session_id IN (SELECT id FROM gone) RETURNING selector"
-            ))
-            .bind(user.as_str())
-            .bind(spare.as_str())
-            .bind(i64::from(keep.saturating_sub(1))),
-        };
-        self.ended_by(query).await
+        Ok(self.end(filter, false).await?.0)
     }
     async fn insert_remember(&mut self, t: &RememberToken) -> Result<(), StoreError> {
         sqlx::query(concat!(
@@ -285,6 +243,72 @@ impl SessionTx for PgTx {
             .bind(user.as_str())
             .bind(spare)
             .bind(i64::from(if spare.is_some() { keep.saturating_sub(1) } else { keep })),
+        };
+        Ok(self.ended_by(query).await?.0)
+    }
+}
+
+impl PgTx {
+    /// Ends the sessions `filter` picks (`end_sessions`) and, with `bump`, bumps their user's
+    /// token version in the same statement, returning the new one (`end_sessions_and_bump`).
+    pub(crate) async fn end(
+        &mut self,
+        filter: SessionFilter<'_>,
+        bump: bool,
+    ) -> Result<(Ended, Option<i64>), StoreError> {
+        // The statement for the sessions and series given, bumping the token version of the
+        // user in placeholder `$user` when `bump`.
+        macro_rules! ending_or_bumping {
+            ($sessions:expr, $series:expr, $user:literal) => {
+                sqlx::query(if bump { ending!($sessions, $series, $user) } else { ending!($sessions, $series) })
+            };
+        }
+        // One statement: the sessions, the series they back, the sessions bound to those, and
+        // their refresh tokens (see `ending!`), and the bump.
+        let query = match filter {
+            SessionFilter::One { user, id } => ending_or_bumping!(
+                "DELETE FROM sessions WHERE id = $1 AND user_id = $2",
+                "DELETE FROM remember_tokens WHERE session_id = $1 AND user_id = $2 RETURNING selector",
+                "$2"
+            )
+            .bind(id.as_str())
+            .bind(user.as_str()),
+            SessionFilter::Lapsed { user, id } => ending_or_bumping!(
+                "DELETE FROM sessions WHERE id = $1 AND user_id = $2",
+                "SELECT NULL::text AS selector WHERE FALSE",
+                "$2"
+            )
+            .bind(id.as_str())
+            .bind(user.as_str()),
+            SessionFilter::AllOf { user, keep, keep_series } => {
+                let keep: Vec<&str> = keep.iter().map(SessionId::as_str).collect();
+                ending_or_bumping!(
+                    "DELETE FROM sessions WHERE user_id = $1 AND id <> ALL($2)",
+                    "DELETE FROM remember_tokens WHERE user_id = $1 AND selector NOT IN (SELECT series FROM sessions \
+                     WHERE id = ANY($2) AND series IS NOT NULL) AND selector IS DISTINCT FROM $3 RETURNING selector",
+                    "$1"
+                )
+                .bind(user.as_str())
+                .bind(keep)
+                .bind(keep_series)
+            }
+            SessionFilter::Expired { user, now, idle_cutoff } => ending_or_bumping!(
+                "DELETE FROM sessions WHERE user_id = $3 AND (expires_at <= $1 OR last_active_at <= $2)",
+                "SELECT NULL::text AS selector WHERE FALSE",
+                "$3"
+            )
+            .bind(ms(now))
+            .bind(ms(idle_cutoff))
+            .bind(user.as_str()),
+            SessionFilter::OldestBeyond { user, keep, spare } => ending_or_bumping!(
+                "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE user_id = $1 AND id <> $2 \
+                 ORDER BY created_at DESC, id OFFSET $3)",
+                "DELETE FROM remember_tokens WHERE session_id IN (SELECT id FROM gone) RETURNING selector",
+                "$1"
+            )
+            .bind(user.as_str())
+            .bind(spare.as_str())
+            .bind(i64::from(keep.saturating_sub(1))),
         };
         self.ended_by(query).await
     }

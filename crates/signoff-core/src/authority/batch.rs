@@ -70,6 +70,22 @@ impl Batch<'_> {
         self.ended(ended, event).await
     }
 
+    /// [`end`](Self::end), bumping the user's token version in the same store call when `bump`
+    /// (see [`end_sessions`](Self::end_sessions)): how many sessions ended, and the new version.
+    pub(super) async fn end_bumping(
+        &mut self,
+        filter: SessionFilter<'_>,
+        bump: bool,
+        event: &AuditEvent,
+    ) -> Result<(u64, Option<i64>), CoreError> {
+        let (ended, version) = self.end_sessions(filter, bump).await?;
+        let n = self.ended(ended, event).await?;
+        if let Some(version) = version {
+            self.bumped(filter.user(), version);
+        }
+        Ok((n, version))
+    }
+
     /// Deletes remember-me series and ends every session opened from them, one `event` each.
     pub(super) async fn drop_series(
         &mut self,
@@ -161,8 +177,31 @@ impl Batch<'_> {
     /// Bumps a user's token version: every access token issued before dies.
     pub(super) async fn bump_token_version(&mut self, user: &UserId) -> Result<i64, CoreError> {
         let version = self.tx.bump_token_version(user).await?;
-        self.ended.push(FeedEntry::TokenVersion { user_id: user.clone(), version });
+        self.bumped(user, version);
         Ok(version)
+    }
+
+    /// Ends the sessions `filter` picks and, with `bump`, bumps their user's token version in
+    /// the same store call ([`Tx::end_sessions_and_bump`](crate::store::Tx::end_sessions_and_bump)).
+    /// The caller audits what ended (`ended`) and then queues the new version (`bumped`), so
+    /// the feed lists the sessions before the token version, as when the two were separate
+    /// calls; [`end_bumping`](Self::end_bumping) does both.
+    pub(super) async fn end_sessions(
+        &mut self,
+        filter: SessionFilter<'_>,
+        bump: bool,
+    ) -> Result<(Ended, Option<i64>), CoreError> {
+        if bump {
+            let (ended, version) = self.tx.end_sessions_and_bump(filter).await?;
+            Ok((ended, Some(version)))
+        } else {
+            Ok((self.tx.end_sessions(filter).await?, None))
+        }
+    }
+
+    /// Queues a user's token version, bumped in this batch, for announcement.
+    pub(super) fn bumped(&mut self, user: &UserId, version: i64) {
+        self.ended.push(FeedEntry::TokenVersion { user_id: user.clone(), version });
     }
 
     /// Denies one access token (of `user`) until it expires.

@@ -125,20 +125,26 @@ impl Authority {
         if rule.ends_others && rule.ends_this {
             // Everything of each user, in one store call; the presented sessions are told apart
             // in the audit (this device's logout, the others' revocation).
+            // The token version's bump goes with them (one round trip where the store can).
             let (others, this) = (others(), this());
             for user in &users {
-                let all = batch.tx.end_sessions(SessionFilter::AllOf { user, keep: &[], keep_series }).await?;
+                let filter = SessionFilter::AllOf { user, keep: &[], keep_series };
+                let (all, version) = batch.end_sessions(filter, rule.bump_token_version).await?;
                 let (mine, theirs): (Vec<_>, Vec<_>) =
                     all.sessions.into_iter().partition(|s| current.iter().any(|c| c.id == s.id));
                 ended += batch.ended(Ended { sessions: theirs, series: all.series }, &others).await?;
                 ended += batch.ended(Ended { sessions: mine, series: 0 }, &this).await?;
+                if let Some(version) = version {
+                    batch.bumped(user, version);
+                }
             }
         } else if rule.ends_others {
             let event = others();
             for user in &users {
                 let keep: Vec<SessionId> =
                     current.iter().filter(|s| &s.user_id == *user).map(|s| s.id.clone()).collect();
-                ended += batch.end(SessionFilter::AllOf { user, keep: &keep, keep_series }, &event).await?;
+                let filter = SessionFilter::AllOf { user, keep: &keep, keep_series };
+                ended += batch.end_bumping(filter, rule.bump_token_version, &event).await?.0;
             }
         } else if rule.ends_this {
             let event = this();
@@ -157,7 +163,8 @@ impl Authority {
                 });
             }
         }
-        if rule.bump_token_version {
+        if rule.bump_token_version && !rule.ends_others {
+            // (Ending every session of a user bumped it above.)
             for user in users {
                 batch.bump_token_version(user).await?;
             }

@@ -176,7 +176,8 @@ impl Authority {
         };
         let event = self.event(AuditKind::SessionRevoked, trigger.actor(), client).reason(trigger.reason());
         let before = batch.sessions_ended();
-        batch.end(SessionFilter::AllOf { user, keep: keep.unwrap_or_default(), keep_series: None }, &event).await?;
+        let filter = SessionFilter::AllOf { user, keep: keep.unwrap_or_default(), keep_series: None };
+        let (_, token_version) = batch.end_bumping(filter, c.bump_token_version, &event).await?;
         batch.quiet |= !c.notify;
         if c.revoke_all_tokens {
             // The kept session outlives every series, its own included: unbind it first.
@@ -186,7 +187,6 @@ impl Authority {
             batch.drop_series(RememberFilter::AllOfUser(user), &event).await?;
             batch.tx.revoke_user_refresh(user).await?;
         }
-        let token_version = if c.bump_token_version { Some(batch.bump_token_version(user).await?) } else { None };
         // Every session of the user ended at once: streams hear of the user as a whole too (their
         // own sessions of the user may live on where signoff had none). A signal received is sent
         // on only when it ended something here, so two transmitters that listen to each other

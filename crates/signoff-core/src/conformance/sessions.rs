@@ -219,3 +219,78 @@ pub async fn a_sign_in_is_kept_across_rotation_and_by_its_series(store: Arc<dyn 
     assert_eq!((kept.signin, kept.session_id), (s.signin.clone(), rotated.clone()), "the series follows the rotation");
     assert_eq!(store.user_remember(&a.id).await.expect("list")[0].signin, s.signin);
 }
+
+/// `Tx::end_sessions_and_bump` (one statement on PostgreSQL) ends what `end_sessions` would and
+/// bumps the user's token version as `bump_token_version` would, for every filter.
+pub async fn ending_and_bumping_at_once_is_the_two_calls(store: Arc<dyn Store>) {
+    let a = user(&store, "a@example.com").await;
+    let b = user(&store, "b@example.com").await;
+    // Series X backs sx, and a racing tab opened sx2 from it; s1 and s2 are younger sessions
+    // with no series; `other` is b's.
+    let sx = session(&a.id, t0(), None);
+    let x = series(&a.id, &sx.id, t0());
+    let sx = Session { series: Some(x.selector.clone()), ..sx };
+    let sx2 = session(&a.id, t0(), Some(&x.selector));
+    let s1 = session(&a.id, t0() + Duration::seconds(1), None);
+    let s2 = session(&a.id, t0() + Duration::seconds(2), None);
+    let other = session(&b.id, t0(), None);
+    insert_sessions(&store, &[&sx, &sx2, &s1, &s2, &other]).await;
+    let mut t = tx(&store).await;
+    t.insert_remember(&x).await.expect("insert");
+    t.commit().await.expect("commit");
+
+    let keep = [s1.id.clone()];
+    let (sx_both, all) = (
+        sorted(vec![sx.id.clone(), sx2.id.clone()]),
+        sorted(vec![sx.id.clone(), sx2.id.clone(), s1.id.clone(), s2.id.clone()]),
+    );
+    // sx and sx2 are past their end (ten hours), s1 and s2 not yet.
+    let (now, idle_cutoff) = (t0() + Duration::hours(10) + Duration::milliseconds(500), t0() - Duration::seconds(1));
+    let cases: [(SessionFilter, Vec<SessionId>, u64); 7] = [
+        (SessionFilter::One { user: &a.id, id: &sx.id }, sx_both.clone(), 1),
+        (SessionFilter::One { user: &a.id, id: &other.id }, vec![], 0),
+        (SessionFilter::Lapsed { user: &a.id, id: &s1.id }, vec![s1.id.clone()], 0),
+        (
+            SessionFilter::AllOf { user: &a.id, keep: &keep, keep_series: None },
+            sorted(vec![sx.id.clone(), sx2.id.clone(), s2.id.clone()]),
+            1,
+        ),
+        (SessionFilter::AllOf { user: &a.id, keep: &[], keep_series: Some(&x.selector) }, all.clone(), 0),
+        (SessionFilter::Expired { user: &a.id, now, idle_cutoff }, sx_both.clone(), 0),
+        (SessionFilter::OldestBeyond { user: &a.id, keep: 2, spare: &s2.id }, sx_both.clone(), 1),
+    ];
+    for (filter, sessions, series) in cases {
+        // Each way in a transaction rolled back, from the same state.
+        let mut t = tx(&store).await;
+        let (one, version) = t.end_sessions_and_bump(filter).await.expect("end and bump");
+        drop(t);
+        let mut t = tx(&store).await;
+        let two = t.end_sessions(filter).await.expect("end");
+        let bumped = t.bump_token_version(&a.id).await.expect("bump");
+        drop(t);
+        assert_eq!((ids(&one.sessions), one.series, version), (sessions, series, 1), "{filter:?}");
+        assert_eq!((ids(&two.sessions), two.series, bumped), (ids(&one.sessions), one.series, version), "{filter:?}");
+    }
+
+    // Committed: the new version stays, and b is untouched.
+    let mut t = tx(&store).await;
+    let (ended, version) =
+        t.end_sessions_and_bump(SessionFilter::AllOf { user: &a.id, keep: &[], keep_series: None }).await.expect("end");
+    t.commit().await.expect("commit");
+    assert_eq!((ids(&ended.sessions), ended.series, version), (all, 1, 1));
+    let version_of = async |id| store.user_by_id(id).await.expect("read").expect("user").user.token_version;
+    assert_eq!((version_of(&a.id).await, version_of(&b.id).await), (1, 0));
+    assert!(live(&store, &other.id).await, "another user is never touched");
+    // Again: nothing left to end, and the version still moves on.
+    let mut t = tx(&store).await;
+    let (ended, version) =
+        t.end_sessions_and_bump(SessionFilter::AllOf { user: &a.id, keep: &[], keep_series: None }).await.expect("end");
+    t.commit().await.expect("commit");
+    assert_eq!((ended.sessions.len(), ended.series, version), (0, 0, 2));
+
+    // A user who is not there: an error, as the bump alone gives.
+    let ghost = crate::UserId::generate();
+    let mut t = tx(&store).await;
+    let gone = t.end_sessions_and_bump(SessionFilter::AllOf { user: &ghost, keep: &[], keep_series: None }).await;
+    assert!(gone.is_err(), "no user to bump: {gone:?}");
+}

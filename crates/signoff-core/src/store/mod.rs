@@ -90,6 +90,16 @@ pub trait Tx:
 {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 
+    /// Ends the sessions `filter` picks ([`SessionTx::end_sessions`]) and bumps the token
+    /// version of their user ([`UserTx::bump_token_version`]), returning both: what logging out
+    /// everywhere and a trigger do. The default makes the two calls; a store with round trips
+    /// to save makes them one.
+    async fn end_sessions_and_bump(&mut self, filter: SessionFilter<'_>) -> Result<(Ended, i64), StoreError> {
+        let ended = self.end_sessions(filter).await?;
+        let version = self.bump_token_version(filter.user()).await?;
+        Ok((ended, version))
+    }
+
     /// What a batch's commit reads before it writes who must be told: ends `users`' sign-ins
     /// that no session or series carries any more ([`SigninTx::end_signins`]; nothing when
     /// `users` is empty), and reads the callback clients ([`ClientTx::callback_clients`]) when

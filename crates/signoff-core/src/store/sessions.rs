@@ -75,6 +75,19 @@ pub enum SessionFilter<'a> {
     OldestBeyond { user: &'a UserId, keep: u32, spare: &'a SessionId },
 }
 
+impl SessionFilter<'_> {
+    /// The user whose sessions this picks.
+    pub fn user(&self) -> &UserId {
+        match *self {
+            SessionFilter::One { user, .. }
+            | SessionFilter::AllOf { user, .. }
+            | SessionFilter::Expired { user, .. }
+            | SessionFilter::Lapsed { user, .. }
+            | SessionFilter::OldestBeyond { user, .. } => user,
+        }
+    }
+}
+
 /// Which remember-me series [`SessionTx::delete_remember`] deletes.
 #[derive(Debug, Clone, Copy)]
 pub enum RememberFilter<'a> {
