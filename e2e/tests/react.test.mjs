@@ -189,12 +189,13 @@ async function heapStrings(page, needle) {
   }
   const foreignMatch = (h) => name(h) === 'system / RegExpMatchInfo' &&
     (holders.get(h) ?? []).every((c) => name(c) === 'system / NativeContext');
-  // Each string found with a chain of its holders (first holder each step, up to six), so a
-  // failure says what kept it.
+  // Each string found with a chain of its holders (up to six, each step a holder not seen yet,
+  // not a foreign match where there is another), so a failure says what kept it.
   const chain = (n) => {
     const names = [];
     for (let at = n, seen = new Set([n]); names.length < 6;) {
-      const next = (holders.get(at) ?? []).find((h) => !seen.has(h));
+      const by = (holders.get(at) ?? []).filter((h) => !seen.has(h));
+      const next = by.find((h) => !foreignMatch(h)) ?? by[0];
       if (next === undefined) break;
       seen.add(next);
       names.push(`${types[nodes[next + nType]]} ${name(next).slice(0, 60)}`);

@@ -241,6 +241,27 @@ async fn the_feed_gives_the_state_then_what_came_after_in_commit_order() {
     assert!(user["tv"].as_i64().is_some_and(|tv| tv >= 1));
     assert!(events.iter().any(|e| e["type"] == "session" && e["sid"] == third.sid.as_str()));
 
+    // So does "log out everywhere" (the bump made with the end of the sessions), after them.
+    let head = page["head"].as_i64().expect("head");
+    let fourth = grant(&s, "feed@example.com").await;
+    let mut b = s.browser();
+    let rb = b
+        .bare(Method::POST, "/auth/logout")
+        .header("authorization", format!("Bearer {}", fourth.access))
+        .header("accept", "application/json")
+        .json(&json!({"scope": "global"}));
+    let res = b.send(rb).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let page = feed(&s, &client, &format!("?after={head}")).await;
+    let events = page["events"].as_array().expect("events");
+    let at = |kind: &str, key: &str, value: &str| events.iter().position(|e| e["type"] == kind && e[key] == value);
+    let user = at("user", "sub", &fourth.sub).expect("a user event for the global logout");
+    let session = at("session", "sid", &fourth.sid).expect("the session's event");
+    assert!(session < user, "the sessions come first: {events:?}");
+    let stored = crate::everywhere::token_version(&s, "feed@example.com").await;
+    assert_eq!(events[user]["tv"].as_i64(), Some(stored), "the version the logout stored");
+    assert!(stored >= 2, "bumped by the revocation and by the logout: {stored}");
+
     // Bad input is a clear 400.
     for query in ["?after=-1", "?after=x", "?wait=abc", "?after=99999999999999999999"] {
         assert_eq!(poll(&s, &client, query).await.status, StatusCode::BAD_REQUEST, "{query}");
