@@ -19,8 +19,8 @@ pub use cluster::PgCluster;
 pub use liveness::lost_and_retried;
 
 use async_trait::async_trait;
-use signoff_core::SessionId;
 use signoff_core::store::{Announce, Ended, Session, SessionFilter, Store, StoreError, Tx, User};
+use signoff_core::{SessionId, UserId};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use std::str::FromStr;
@@ -177,6 +177,16 @@ macro_rules! session_returning {
     () => {
         "id, secret_hash, user_id, created_at, last_active_at, expires_at, ip, user_agent, series, signin_id, \
          authenticated_at"
+    };
+}
+/// `lock_user`'s statement, up to the user's id and after it (`end`).
+macro_rules! lock_user {
+    () => {
+        "SELECT 1 FROM users WHERE id = "
+    };
+    (end) => {
+        // NO KEY UPDATE: inserting a session or token (a foreign key to the user) still works.
+        " FOR NO KEY UPDATE"
     };
 }
 macro_rules! user_columns {
@@ -366,6 +376,14 @@ impl Tx for PgTx {
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.write_out(&[], Announce::OnPoll).await?;
         self.tx.commit().await.map_err(db_err)
+    }
+    async fn lock_user_and_read_session(
+        &mut self,
+        user: &UserId,
+        id: &SessionId,
+    ) -> Result<Option<(Session, User)>, StoreError> {
+        // One round trip for two (sessions.rs).
+        PgTx::lock_user_and_read_session(self, user, id).await
     }
     async fn end_sessions_and_bump(&mut self, filter: SessionFilter<'_>) -> Result<(Ended, i64), StoreError> {
         // One round trip for two (sessions.rs).

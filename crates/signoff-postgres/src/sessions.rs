@@ -249,6 +249,43 @@ impl SessionTx for PgTx {
 }
 
 impl PgTx {
+    /// `lock_user` and then `session_by_id` in one statement. The user's row is locked by the
+    /// outer query (`lk`, its count always one row, so the lock is taken whether or not the
+    /// session exists), and the session is read by a `LATERAL` subquery that refers to it, so
+    /// it runs after the lock: the same order as the two statements, and as every other
+    /// transaction takes them (the user, then the session). The session's row is locked too
+    /// (`FOR UPDATE OF s`), which after a wait on either lock gives its newest version, not the
+    /// one of the statement's snapshot: a session ended or rotated meanwhile is not found, as
+    /// with the two statements. Its user's row is locked alike, for the same reason.
+    pub(crate) async fn lock_user_and_read_session(
+        &mut self,
+        user: &UserId,
+        id: &SessionId,
+    ) -> Result<Option<(Session, User)>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT x.* FROM (SELECT count(*) AS locked FROM (",
+            lock_user!(),
+            "$1",
+            lock_user!(end),
+            ") l) lk LEFT JOIN LATERAL (SELECT ",
+            session_columns!(),
+            ", ",
+            user_columns!(),
+            " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $2 AND lk.locked >= 0 \
+             FOR UPDATE OF s FOR NO KEY UPDATE OF u) x ON TRUE"
+        ))
+        .bind(user.as_str())
+        .bind(id.as_str())
+        .fetch_one(self.conn())
+        .await
+        .map_err(db_err)?;
+        // The outer row is always there; the session's columns are null when it is not.
+        if sqlx::Row::try_get::<Option<String>, _>(&row, "id").map_err(db_err)?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some((session_from(&row)?, user_from(&row)?.user)))
+    }
+
     /// Ends the sessions `filter` picks (`end_sessions`) and, with `bump`, bumps their user's
     /// token version in the same statement, returning the new one (`end_sessions_and_bump`).
     pub(crate) async fn end(

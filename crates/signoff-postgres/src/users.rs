@@ -30,8 +30,7 @@ impl UserStore for PgStore {
 #[async_trait]
 impl UserTx for PgTx {
     async fn lock_user(&mut self, user: &UserId) -> Result<(), StoreError> {
-        // NO KEY UPDATE: inserting a session or token (a foreign key to the user) still works.
-        sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
+        sqlx::query(concat!(lock_user!(), "$1", lock_user!(end)))
             .bind(user.as_str())
             .fetch_optional(self.conn())
             .await

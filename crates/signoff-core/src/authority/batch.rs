@@ -7,9 +7,9 @@ use crate::audit::{AuditEvent, AuditKind};
 use crate::error::CoreError;
 use crate::feed::{FeedEntry, Revocation};
 use crate::outbox::{self};
-use crate::secret::{SigninId, UserId};
+use crate::secret::{SessionId, SigninId, UserId};
 use crate::signals::{Change, Initiator, SignalStream, emit};
-use crate::store::{Announce, Ended, Recipients, RememberFilter, SessionFilter, Store, Tx};
+use crate::store::{Announce, Ended, Recipients, RememberFilter, Session, SessionFilter, Store, Tx, User};
 
 /// What a batch is, which decides what its commit proves to the other nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -408,6 +408,28 @@ impl Authority {
             batch.users.push(user.clone());
         }
         Ok(batch)
+    }
+
+    /// [`batch_for`](Self::batch_for), and then session `id` read under the locks as
+    /// `Tx::session_by_id` reads it; for one user in the same store call as the lock
+    /// (`Tx::lock_user_and_read_session`).
+    pub(super) async fn batch_for_reading(
+        &self,
+        users: &[&UserId],
+        id: &SessionId,
+    ) -> Result<(Batch<'_>, Option<(Session, User)>), CoreError> {
+        let mut users = users.to_vec();
+        users.sort();
+        users.dedup();
+        if let [user] = users[..] {
+            let mut batch = self.batch().await?;
+            let read = batch.tx.lock_user_and_read_session(user, id).await?;
+            batch.users.push(user.clone());
+            return Ok((batch, read));
+        }
+        let mut batch = self.batch_for(&users).await?;
+        let read = batch.tx.session_by_id(id).await?;
+        Ok((batch, read))
     }
 
     pub(super) async fn batch(&self) -> Result<Batch<'_>, CoreError> {

@@ -53,20 +53,25 @@ impl Authority {
             Vec::new()
         };
         let users: Vec<&UserId> = current.iter().map(|s| &s.user_id).chain(&owners).collect();
-        let mut batch = self.batch_for(&users).await?;
-        batch.kind = BatchKind::Revocation;
         // The sessions presented, as this transaction reads them under their users' locks: one
         // ended meanwhile (a racing logout elsewhere) speaks for nobody, so it can never end
-        // sessions opened after its own end.
+        // sessions opened after its own end. The first is read with the locks taken.
+        let (mut batch, mut first) = match current.first() {
+            Some(first) => {
+                let (batch, read) = self.batch_for_reading(&users, &first.id).await?;
+                (batch, Some(read))
+            }
+            None => (self.batch_for(&users).await?, None),
+        };
+        batch.kind = BatchKind::Revocation;
         let now = self.now();
         let mut still_live = Vec::with_capacity(current.len());
         for session in current {
-            if batch
-                .tx
-                .session_by_id(&session.id)
-                .await?
-                .is_some_and(|(row, _)| row.user_id == session.user_id && self.is_live(&row, now))
-            {
+            let read = match first.take() {
+                Some(read) => read,
+                None => batch.tx.session_by_id(&session.id).await?,
+            };
+            if read.is_some_and(|(row, _)| row.user_id == session.user_id && self.is_live(&row, now)) {
                 still_live.push(session.clone());
             }
         }

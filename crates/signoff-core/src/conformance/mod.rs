@@ -48,6 +48,7 @@ macro_rules! store_conformance {
             sessions::remember_compare_and_swap,
             sessions::a_sign_in_is_kept_across_rotation_and_by_its_series,
             sessions::ending_and_bumping_at_once_is_the_two_calls,
+            sessions::locking_and_reading_at_once_is_the_two_calls,
             tokens::refresh_compare_and_swap,
             keys::keys_and_denials,
             keys::keys_of_every_algorithm,

@@ -6,7 +6,7 @@
 //! once. Ending many sessions of one user is one statement on an indexed column, not a loop.
 
 use crate::clients::RegisteredClient;
-use crate::secret::{SigninId, UserId};
+use crate::secret::{SessionId, SigninId, UserId};
 use crate::signals::SignalStream;
 use async_trait::async_trait;
 
@@ -89,6 +89,19 @@ pub trait Tx:
     UserTx + SessionTx + TokenTx + KeyTx + AuditTx + FeedTx + ClientTx + OutboxTx + MailTx + SigninTx + SignalTx
 {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+
+    /// Takes `user`'s lock ([`UserTx::lock_user`]) and then reads session `id` as
+    /// [`SessionTx::session_by_id`] does (whoever it belongs to): how a batch for one user's
+    /// session begins. The default makes the two calls; a store with round trips to save makes
+    /// them one, the lock still taken first.
+    async fn lock_user_and_read_session(
+        &mut self,
+        user: &UserId,
+        id: &SessionId,
+    ) -> Result<Option<(Session, User)>, StoreError> {
+        self.lock_user(user).await?;
+        self.session_by_id(id).await
+    }
 
     /// Ends the sessions `filter` picks ([`SessionTx::end_sessions`]) and bumps the token
     /// version of their user ([`UserTx::bump_token_version`]), returning both: what logging out
