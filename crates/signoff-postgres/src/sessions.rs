@@ -249,14 +249,15 @@ impl SessionTx for PgTx {
 }
 
 impl PgTx {
-    /// `lock_user` and then `session_by_id` in one statement. The user's row is locked by the
-    /// outer query (`lk`, its count always one row, so the lock is taken whether or not the
-    /// session exists), and the session is read by a `LATERAL` subquery that refers to it, so
-    /// it runs after the lock: the same order as the two statements, and as every other
-    /// transaction takes them (the user, then the session). The session's row is locked too
-    /// (`FOR UPDATE OF s`), which after a wait on either lock gives its newest version, not the
-    /// one of the statement's snapshot: a session ended or rotated meanwhile is not found, as
-    /// with the two statements. Its user's row is locked alike, for the same reason.
+    /// `lock_user` and then `session_by_id`, for a session of that user, in one statement. The
+    /// user's row is locked by the outer query (`lk`, its count always one row, so the lock is
+    /// taken whether or not the session exists), and the session is read by a `LATERAL`
+    /// subquery that refers to it, so it runs after the lock: the same order as the two
+    /// statements, and as every other transaction takes them (the user, then the session). The
+    /// session's row is locked too (`FOR UPDATE OF s`), which after a wait on either lock gives
+    /// its newest version, not the one of the statement's snapshot: a session ended or rotated
+    /// meanwhile is not found, as with the two statements. Its user's row (the same user, so no
+    /// other lock) is locked alike, for the same reason.
     pub(crate) async fn lock_user_and_read_session(
         &mut self,
         user: &UserId,
@@ -271,7 +272,7 @@ impl PgTx {
             session_columns!(),
             ", ",
             user_columns!(),
-            " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $2 AND lk.locked >= 0 \
+            " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $2 AND s.user_id = $1 AND lk.locked >= 0 \
              FOR UPDATE OF s FOR NO KEY UPDATE OF u) x ON TRUE"
         ))
         .bind(user.as_str())

@@ -91,16 +91,16 @@ pub trait Tx:
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 
     /// Takes `user`'s lock ([`UserTx::lock_user`]) and then reads session `id` as
-    /// [`SessionTx::session_by_id`] does (whoever it belongs to): how a batch for one user's
-    /// session begins. The default makes the two calls; a store with round trips to save makes
-    /// them one, the lock still taken first.
+    /// [`SessionTx::session_by_id`] does, if it is `user`'s (another user's is `None`: no other
+    /// user's row is locked): how a batch for one user's session begins. The default makes the
+    /// two calls; a store with round trips to save makes them one, the lock still taken first.
     async fn lock_user_and_read_session(
         &mut self,
         user: &UserId,
         id: &SessionId,
     ) -> Result<Option<(Session, User)>, StoreError> {
         self.lock_user(user).await?;
-        self.session_by_id(id).await
+        Ok(self.session_by_id(id).await?.filter(|(session, _)| &session.user_id == user))
     }
 
     /// Ends the sessions `filter` picks ([`SessionTx::end_sessions`]) and bumps the token
