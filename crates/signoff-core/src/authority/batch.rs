@@ -410,25 +410,22 @@ impl Authority {
         Ok(batch)
     }
 
-    /// [`batch_for`](Self::batch_for), and then session `id` read under the locks as
-    /// `Tx::session_by_id` reads it; for one user in the same store call as the lock
+    /// [`batch_for`](Self::batch_for), and then session `id` read under the locks, if it is one
+    /// of `users`' (`Tx::session_by_id`); with one user, in the same store call as the lock
     /// (`Tx::lock_user_and_read_session`).
     pub(super) async fn batch_for_reading(
         &self,
         users: &[&UserId],
         id: &SessionId,
     ) -> Result<(Batch<'_>, Option<(Session, User)>), CoreError> {
-        let mut users = users.to_vec();
-        users.sort();
-        users.dedup();
-        if let [user] = users[..] {
+        if let Some(user) = users.first().filter(|first| users.iter().all(|u| u == *first)) {
             let mut batch = self.batch().await?;
             let read = batch.tx.lock_user_and_read_session(user, id).await?;
-            batch.users.push(user.clone());
+            batch.users.push((*user).clone());
             return Ok((batch, read));
         }
-        let mut batch = self.batch_for(&users).await?;
-        let read = batch.tx.session_by_id(id).await?;
+        let mut batch = self.batch_for(users).await?;
+        let read = batch.tx.session_by_id(id).await?.filter(|(session, _)| users.contains(&&session.user_id));
         Ok((batch, read))
     }
 
